@@ -1,0 +1,22 @@
+/* arena.h — bump allocator reset per batch, so the hot path never mallocs
+ * per record. Memory from an arena lives until the next reset or destroy. */
+#ifndef SLUICE_ARENA_H
+#define SLUICE_ARENA_H
+#include <stddef.h>
+
+typedef struct sl_arena sl_arena_t;
+
+/* New arena whose chunks are at least chunk_size bytes; NULL on OOM. */
+sl_arena_t *sl_arena_new(size_t chunk_size);
+/* Frees everything and sets *pp to NULL; accepts NULL and *pp == NULL. */
+void sl_arena_destroy(sl_arena_t **pp);
+/* size bytes aligned to 8; NULL on OOM. Never freed individually. */
+void *sl_arena_alloc(sl_arena_t *a, size_t size);
+/* Copy of n bytes of s plus a NUL terminator, in the arena. */
+char *sl_arena_strndup(sl_arena_t *a, const char *s, size_t n);
+/* Forgets all allocations; keeps the first chunk for reuse. */
+void sl_arena_reset(sl_arena_t *a);
+/* Bytes currently reserved from the system (for memory bounds tests). */
+size_t sl_arena_footprint(const sl_arena_t *a);
+
+#endif

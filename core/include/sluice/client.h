@@ -1,0 +1,35 @@
+/* client.h — the client side of the control protocol: request/reply with
+ * the master over a DEALER socket. Used by the CLI and by tests. */
+#ifndef SLUICE_CLIENT_H
+#define SLUICE_CLIENT_H
+#include <stddef.h>
+
+#include "sluice/msg.h"
+#include "sluice/spec.h"
+
+typedef struct sl_client sl_client_t;
+
+/* A DEALER connected to the master's control endpoint; NULL on failure. */
+sl_client_t *sl_client_new(void *zctx, const char *endpoint);
+void sl_client_destroy(sl_client_t **pp);
+/* Sends env (its request id is assigned here) and waits up to timeout_ms
+ * for the reply with the same request id. Returns 0 and *reply (free it
+ * with sl_msg_free), SL_TIMEOUT, or the code of an Error reply with its
+ * text in err. */
+int sl_client_call(sl_client_t *c, Sluice__Envelope *env, int timeout_ms, Sluice__Envelope **reply,
+                   char *err, size_t cap);
+/* Asks for the status of job_id; same results as sl_client_call. */
+int sl_client_status(sl_client_t *c, const char *job_id, int timeout_ms, Sluice__Envelope **reply,
+                     char *err, size_t cap);
+
+/* Submits a job (spec text with the name used in diagnostics, parameters,
+ * parallelism override or 0). Returns 0 with the job id in job_id (cap
+ * bytes), or an error with the master's message (for a bad spec: every
+ * diagnostic, one per line) in err. */
+int sl_client_submit(sl_client_t *c, const char *spec_file, const char *text, size_t len,
+                     const sl_params_t *params, int parallelism, char *job_id, size_t id_cap,
+                     char *err, size_t cap);
+/* Asks the master to cancel job_id; 0 or an error. */
+int sl_client_cancel(sl_client_t *c, const char *job_id, char *err, size_t cap);
+
+#endif

@@ -1,0 +1,72 @@
+/* fileio.h — file readers and writers of the file connectors, and the one
+ * crash-safe publish helper everything that publishes a file uses.
+ *
+ * Readers turn CSV (RFC 4180, with a header naming the columns), JSON Lines
+ * (one object per line, fields looked up by name) or plain text (one record
+ * per line, one string field) into rows of a declared schema. A reader can
+ * cover a byte range [start, end) of a file so that several source subtasks
+ * split one file: a range that does not begin at 0 skips to the first line
+ * start after `start`, and a line that begins before `end` is read to its
+ * end (the Hadoop line-split rule), so every line is read exactly once. */
+#ifndef SLUICE_FILEIO_H
+#define SLUICE_FILEIO_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/arena.h"
+#include "sluice/row.h"
+
+typedef enum { SL_FMT_CSV, SL_FMT_JSONL, SL_FMT_TEXT } sl_format_t;
+
+/* "csv", "jsonl" (also "json"), "text"; 0 or SL_NOTFOUND. */
+int sl_format_parse(const char *name, sl_format_t *out);
+
+typedef struct sl_reader sl_reader_t;
+
+typedef struct {
+    sl_format_t format;
+    char delimiter; /* CSV only; ',' by default */
+    bool header;    /* CSV only: first line names columns (default true) */
+    uint64_t start; /* byte range start */
+    uint64_t end;   /* byte range end; UINT64_MAX for the whole file */
+} sl_reader_opts_t;
+
+/* Opens path for reading rows of schema (a text schema has exactly one
+ * string field). For CSV with header, every schema field must name a
+ * column of the header (else SL_DATA "column 'x' not in header of F").
+ * Returns 0 and *out, or an error with a message in err. */
+int sl_reader_open(const char *path, const sl_schema_t *schema, const sl_reader_opts_t *opts,
+                   sl_reader_t **out, char *err, size_t cap);
+/* Reads the next record into vals[nfields]; strings live in arena (the
+ * caller resets it per batch). Returns 1 for a record, 0 at end of range,
+ * SL_DATA for a malformed record (err says "F:LINE: why"; the reader has
+ * moved past it, so the caller may skip and go on), SL_IO on I/O error. */
+int sl_reader_next(sl_reader_t *r, sl_value_t *vals, sl_arena_t *arena, char *err, size_t cap);
+/* 1-based line number of the record last returned, and the byte offset
+ * just after it (the position to resume from). */
+uint64_t sl_reader_line(const sl_reader_t *r);
+uint64_t sl_reader_offset(const sl_reader_t *r);
+void sl_reader_close(sl_reader_t **pp);
+
+typedef struct sl_writer sl_writer_t;
+
+/* Opens a writer whose output becomes visible at final_path only on
+ * commit: rows go to a temporary file in the same directory. CSV writes a
+ * header row; strings are quoted when they need it. */
+int sl_writer_open(const char *final_path, sl_format_t fmt, const sl_schema_t *schema,
+                   sl_writer_t **out, char *err, size_t cap);
+int sl_writer_write(sl_writer_t *w, const sl_value_t *vals);
+/* Flushes, fsyncs and publishes the file with sl_fs_publish. */
+int sl_writer_commit(sl_writer_t *w, char *err, size_t cap);
+/* Closes; an uncommitted temporary file is removed. Accepts NULL. */
+void sl_writer_destroy(sl_writer_t **pp);
+
+/* Crash-safe publish: fsync tmp_path, rename it to final_path, fsync the
+ * directory. On error tmp_path is unlinked. Returns 0 or SL_IO. */
+int sl_fs_publish(const char *tmp_path, const char *final_path);
+/* Writes len bytes to path crash-safely (temp file, fsync, rename, fsync
+ * dir). Returns 0 or SL_IO. */
+int sl_fs_write_atomic(const char *path, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,132 @@
+/* plan.h — the logical and execution plan of a job.
+ *
+ * sl_plan_build() checks every type-specific field of every node of a
+ * loaded spec, derives the record schema of every edge, compiles every
+ * expression against the schema of its input, picks the partitioning of
+ * every edge and chains nodes into tasks. The result is immutable and
+ * shared read-only by every subtask of the job (each subtask keeps its own
+ * mutable state in the worker).
+ *
+ * Partitioning of the edge into a node:
+ *   - hash: into `aggregate` (by its key) and out of `key_by` (by its key);
+ *     the key hashes into one of max_parallelism key groups, and key group
+ *     g belongs to subtask g * parallelism / max_parallelism;
+ *   - forward: same parallelism, and the consumer's only input;
+ *   - rebalance: otherwise (round robin over batches).
+ * Chaining: a node joins its upstream's chain when the edge is forward and
+ * the upstream feeds nothing else; chain heads are everything else. */
+#ifndef SLUICE_PLAN_H
+#define SLUICE_PLAN_H
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "sluice/diag.h"
+#include "sluice/expr.h"
+#include "sluice/fileio.h"
+#include "sluice/row.h"
+#include "sluice/spec.h"
+
+typedef enum {
+    SL_OP_FILE_SOURCE,
+    SL_OP_FILTER,
+    SL_OP_MAP,
+    SL_OP_FLAT_MAP,
+    SL_OP_KEY_BY,
+    SL_OP_AGGREGATE,
+    SL_OP_UNION,
+    SL_OP_FILE_SINK,
+    SL_OP_STDOUT_SINK,
+} sl_opkind_t;
+
+typedef enum { SL_PART_FORWARD, SL_PART_HASH, SL_PART_REBALANCE } sl_part_t;
+
+typedef enum { SL_AGG_COUNT, SL_AGG_SUM, SL_AGG_MIN, SL_AGG_MAX, SL_AGG_AVG } sl_aggfn_t;
+
+typedef struct {
+    sl_aggfn_t fn;
+    int field;     /* input field index; -1 for count(*) */
+    sl_type_t out; /* result type */
+} sl_agg_t;
+
+typedef struct {
+    sl_format_t format;
+    char *path;          /* file or glob pattern */
+    sl_schema_t *schema; /* declared record schema */
+    bool skip_errors;    /* on_error: skip (else fail) */
+    char delimiter;
+    bool header;
+} sl_file_source_cfg_t;
+
+typedef struct sl_plan_node {
+    int id;           /* index in plan->nodes (== spec node index) */
+    const char *name; /* borrowed from the spec */
+    const char *type; /* the spec's type string */
+    sl_opkind_t kind;
+    sl_role_t role;
+    int parallelism;
+    sl_schema_t *out; /* output schema; NULL for sinks */
+    int ninputs;
+    int *inputs;     /* upstream node ids */
+    sl_part_t *part; /* partitioning of each input edge */
+    int **edge_keys; /* for hash edges: key field indexes in the upstream's schema */
+    int *edge_nkeys;
+    int chain; /* chain (task) this node belongs to */
+    int nconsumers;
+    int *consumers; /* downstream node ids */
+
+    /* per-kind configuration (only the one of `kind` is set) */
+    sl_file_source_cfg_t src;
+    sl_expr_t *where; /* filter */
+    int nexprs;       /* map */
+    sl_expr_t **exprs;
+    int split_field; /* flat_map: index of the string field split */
+    char *separator; /* flat_map: NULL = any whitespace */
+    int nkeys;       /* key_by / aggregate: key fields in the input schema */
+    int *keys;
+    int naggs; /* aggregate */
+    sl_agg_t *aggs;
+    char *sink_path;         /* file sink */
+    sl_format_t sink_format; /* file / stdout sink */
+} sl_plan_node_t;
+
+typedef struct {
+    int id;
+    int parallelism;
+    int nnodes;
+    int *nodes; /* node ids in chain order, head first */
+} sl_plan_chain_t;
+
+typedef struct sl_plan {
+    const sl_spec_t *spec; /* borrowed: must outlive the plan */
+    const char *name;
+    int max_parallelism;
+    int nnodes;
+    sl_plan_node_t *nodes;
+    int nchains;
+    sl_plan_chain_t *chains; /* in topological order of their heads */
+} sl_plan_t;
+
+/* Builds the plan of spec. parallelism > 0 overrides the job default (not
+ * a node's own). All errors go to d with positions. Returns 0 and *out, or
+ * SL_SPEC / SL_NOMEM. */
+int sl_plan_build(const sl_spec_t *spec, int parallelism, sl_diag_t *d, sl_plan_t **out);
+void sl_plan_destroy(sl_plan_t **pp);
+/* Slots the job needs with slot sharing: the largest chain parallelism. */
+int sl_plan_slots(const sl_plan_t *p);
+/* Human-readable plan: chains, parallelism, schemas and edge partitioning. */
+void sl_plan_print(const sl_plan_t *p, FILE *out);
+/* Graphviz dot of the chained plan. */
+void sl_plan_print_dot(const sl_plan_t *p, FILE *out);
+const char *sl_part_name(sl_part_t p);
+
+/* Key group of a key hash, and the subtask owning a key group. */
+int sl_key_group(uint64_t hash, int max_parallelism);
+int sl_key_group_owner(int key_group, int max_parallelism, int parallelism);
+
+/* Loads path with params and builds its plan: the one call behind
+ * `validate`, `plan`, `run` and the workers. On failure *spec and *plan are
+ * NULL and d holds the errors. */
+int sl_plan_load(const char *file, const char *text, size_t len, const sl_params_t *params,
+                 int parallelism, sl_diag_t *d, sl_spec_t **spec, sl_plan_t **plan);
+
+#endif

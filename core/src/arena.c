@@ -1,0 +1,94 @@
+/* arena.c — chunked bump allocator (see sluice/arena.h). */
+#include "sluice/arena.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct s_chunk {
+    struct s_chunk *next; /* older chunk */
+    size_t size;          /* usable bytes in data */
+    size_t used;          /* bytes handed out */
+    max_align_t data[];   /* payload */
+} s_chunk_t;
+
+struct sl_arena {
+    s_chunk_t *head;   /* newest chunk; allocation happens here */
+    size_t chunk_size; /* default payload size of a new chunk */
+    size_t footprint;  /* bytes malloc'd for all chunks */
+};
+
+sl_arena_t *sl_arena_new(size_t chunk_size)
+{
+    sl_arena_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->chunk_size = chunk_size ? chunk_size : 16384;
+    return a;
+}
+
+void sl_arena_destroy(sl_arena_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    s_chunk_t *c = (*pp)->head;
+    while (c) {
+        s_chunk_t *next = c->next;
+        free(c);
+        c = next;
+    }
+    free(*pp);
+    *pp = NULL;
+}
+
+void *sl_arena_alloc(sl_arena_t *a, size_t size)
+{
+    size = (size + 7u) & ~(size_t)7u;
+    s_chunk_t *c = a->head;
+    if (!c || c->size - c->used < size) {
+        size_t want = size > a->chunk_size ? size : a->chunk_size;
+        c = malloc(sizeof *c + want);
+        if (!c)
+            return NULL;
+        c->size = want;
+        c->used = 0;
+        c->next = a->head;
+        a->head = c;
+        a->footprint += sizeof *c + want;
+    }
+    void *p = (char *)c->data + c->used;
+    c->used += size;
+    return p;
+}
+
+char *sl_arena_strndup(sl_arena_t *a, const char *s, size_t n)
+{
+    char *p = sl_arena_alloc(a, n + 1);
+    if (!p)
+        return NULL;
+    if (n)
+        memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+void sl_arena_reset(sl_arena_t *a)
+{
+    s_chunk_t *c = a->head;
+    if (!c)
+        return;
+    /* Keep the oldest chunk (the usual steady-state size); free the rest. */
+    while (c->next) {
+        s_chunk_t *next = c->next;
+        a->footprint -= sizeof *c + c->size;
+        free(c);
+        c = next;
+    }
+    c->used = 0;
+    a->head = c;
+}
+
+size_t sl_arena_footprint(const sl_arena_t *a)
+{
+    return a->footprint;
+}

@@ -1,0 +1,1021 @@
+/* plan.c — from a loaded spec to the immutable, typed, chained plan.
+ *
+ * Called by `sluice validate|plan|run` and by every worker on deploy (all
+ * build the same plan from the same text, so the master never ships plan
+ * structures). Each node type has one s_build_<type> function that checks
+ * its fields, records errors with positions, derives its output schema and
+ * compiles its expressions against its input's schema. */
+#define _POSIX_C_SOURCE 200809L
+#include "sluice/plan.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/err.h"
+
+/* ---- node types --------------------------------------------------------- */
+
+typedef struct {
+    const char *type; /* the spec's `type:` */
+    sl_role_t role;
+    sl_opkind_t kind;
+    const char *const *keys; /* type-specific keys besides the common ones */
+    int nkeys;
+    int min_inputs, max_inputs; /* operators and sinks */
+} s_type_t;
+
+#define S_KEYS(...)                                                                                \
+    (const char *const[]){__VA_ARGS__},                                                            \
+        (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+
+static const s_type_t s_types[] = {
+    {"file", SL_ROLE_SOURCE, SL_OP_FILE_SOURCE,
+     S_KEYS("format", "path", "schema", "on_error", "delimiter", "header"), 0, 0},
+    {"filter", SL_ROLE_OPERATOR, SL_OP_FILTER, S_KEYS("where"), 1, 1},
+    {"map", SL_ROLE_OPERATOR, SL_OP_MAP, S_KEYS("select"), 1, 1},
+    {"flat_map", SL_ROLE_OPERATOR, SL_OP_FLAT_MAP, S_KEYS("field", "separator", "as"), 1, 1},
+    {"key_by", SL_ROLE_OPERATOR, SL_OP_KEY_BY, S_KEYS("key"), 1, 1},
+    {"aggregate", SL_ROLE_OPERATOR, SL_OP_AGGREGATE, S_KEYS("key", "aggregates"), 1, 1},
+    {"union", SL_ROLE_OPERATOR, SL_OP_UNION, S_KEYS("description"), 2, 64},
+    {"file", SL_ROLE_SINK, SL_OP_FILE_SINK, S_KEYS("format", "path"), 1, 1},
+    {"stdout", SL_ROLE_SINK, SL_OP_STDOUT_SINK, S_KEYS("format"), 1, 1},
+};
+#define S_NTYPES ((int)(sizeof s_types / sizeof *s_types))
+
+static const char *const s_common_keys[] = {"name",   "type",        "input",
+                                            "inputs", "parallelism", "description"};
+#define S_NCOMMON ((int)(sizeof s_common_keys / sizeof *s_common_keys))
+
+static const char *const s_role_names[] = {"source", "operator", "sink"};
+
+static const s_type_t *s_find_type(sl_role_t role, const char *type)
+{
+    for (int i = 0; i < S_NTYPES; i++)
+        if (s_types[i].role == role && strcmp(s_types[i].type, type) == 0)
+            return &s_types[i];
+    return NULL;
+}
+
+/* Build context of one node. */
+typedef struct {
+    sl_plan_t *plan;
+    sl_plan_node_t *node;
+    const sl_spec_node_t *sn;
+    sl_diag_t *d;
+    const sl_schema_t *in; /* schema of the first input, NULL for sources */
+} s_ctx_t;
+
+/* Required field of the node body; records "missing" at the node. */
+static const sl_ynode_t *s_req(s_ctx_t *c, const char *key)
+{
+    const sl_ynode_t *v = sl_ynode_get(c->sn->body, key);
+    if (!v)
+        sl_diag_error(c->d, c->sn->body->line, c->sn->body->col,
+                      "%s '%s' (type %s) needs a '%s' field", s_role_names[c->sn->role],
+                      c->sn->name, c->sn->type, key);
+    return v;
+}
+
+/* Position of byte offset off within the scalar node n holding src. */
+static void s_scalar_pos(const sl_ynode_t *n, const char *src, int off, int *line, int *col)
+{
+    int l = n->line, cl = n->col + (n->quoted ? 1 : 0);
+    int last_nl = -1;
+    for (int i = 0; i < off && src[i]; i++)
+        if (src[i] == '\n') {
+            l++;
+            last_nl = i;
+        }
+    *line = l;
+    *col = last_nl >= 0 ? n->col + (off - last_nl - 1) : cl + off;
+}
+
+/* Compiles the expression in scalar node n against schema; NULL + error. */
+static sl_expr_t *s_expr(s_ctx_t *c, const sl_ynode_t *n, const sl_schema_t *schema,
+                         const char *what)
+{
+    const char *src = sl_ynode_str(n, c->d, what);
+    if (!src)
+        return NULL;
+    sl_expr_t *e = NULL;
+    char err[256];
+    int off = 0;
+    if (sl_expr_compile(src, schema, &e, err, sizeof err, &off) != SL_OK) {
+        int line, col;
+        s_scalar_pos(n, src, off, &line, &col);
+        sl_diag_error(c->d, line, col, "in %s of '%s': %s", what, c->sn->name, err);
+        return NULL;
+    }
+    return e;
+}
+
+/* A list of field names (a scalar or a sequence of scalars) resolved in
+ * schema; returns the count, or -1 after recording errors. */
+static int s_field_list(s_ctx_t *c, const sl_ynode_t *n, const sl_schema_t *schema,
+                        const char *what, int **out)
+{
+    int count = n->kind == SL_Y_SCALAR ? 1 : n->kind == SL_Y_SEQ ? n->n : 0;
+    if (n->kind == SL_Y_MAP || (n->kind == SL_Y_SEQ && n->n == 0)) {
+        sl_diag_error(c->d, n->line, n->col, "%s of '%s' must be a field name or a list of them",
+                      what, c->sn->name);
+        return -1;
+    }
+    int *idx = calloc((size_t)count, sizeof *idx);
+    if (!idx)
+        return -1;
+    int bad = 0;
+    for (int i = 0; i < count; i++) {
+        const sl_ynode_t *f = n->kind == SL_Y_SCALAR ? n : n->items[i];
+        const char *name = sl_ynode_str(f, c->d, what);
+        if (!name) {
+            bad = 1;
+            continue;
+        }
+        idx[i] = sl_schema_find(schema, name);
+        if (idx[i] < 0) {
+            const char *names[256];
+            int nn = schema->nfields < 256 ? schema->nfields : 256;
+            for (int k = 0; k < nn; k++)
+                names[k] = schema->fields[k].name;
+            sl_diag_error(c->d, f->line, f->col, "%s of '%s': unknown field '%s'", what,
+                          c->sn->name, name);
+            const char *near = sl_closest(name, names, nn);
+            if (near)
+                sl_diag_hint(c->d, "did you mean '%s'?", near);
+            bad = 1;
+        }
+    }
+    if (bad) {
+        free(idx);
+        return -1;
+    }
+    *out = idx;
+    return count;
+}
+
+/* Parses `schema:` — a sequence of {name, type} or a mapping name: type. */
+static sl_schema_t *s_parse_schema(s_ctx_t *c, const sl_ynode_t *n)
+{
+    sl_schema_t *s = sl_schema_new();
+    if (!s)
+        return NULL;
+    int bad = 0;
+    if (n->kind == SL_Y_SCALAR || n->n == 0) {
+        sl_diag_error(c->d, n->line, n->col,
+                      "schema of '%s' must list fields, e.g. [{name: id, type: int64}]",
+                      c->sn->name);
+        sl_schema_destroy(&s);
+        return NULL;
+    }
+    for (int i = 0; i < n->n; i++) {
+        const sl_ynode_t *name_n, *type_n;
+        if (n->kind == SL_Y_MAP) {
+            name_n = n->keys[i];
+            type_n = n->items[i];
+        } else {
+            const sl_ynode_t *f = n->items[i];
+            if (f->kind != SL_Y_MAP) {
+                sl_diag_error(c->d, f->line, f->col,
+                              "schema field must be a mapping {name: ..., type: ...}");
+                bad = 1;
+                continue;
+            }
+            static const char *const fkeys[] = {"name", "type"};
+            if (sl_ynode_check_keys(f, fkeys, 2, c->d, "schema field")) {
+                bad = 1;
+                continue;
+            }
+            name_n = sl_ynode_get(f, "name");
+            type_n = sl_ynode_get(f, "type");
+            if (!name_n || !type_n) {
+                sl_diag_error(c->d, f->line, f->col, "schema field needs 'name' and 'type'");
+                bad = 1;
+                continue;
+            }
+        }
+        const char *fname = sl_ynode_str(name_n, c->d, "field name");
+        const char *tname = sl_ynode_str(type_n, c->d, "field type");
+        if (!fname || !tname) {
+            bad = 1;
+            continue;
+        }
+        sl_type_t t;
+        if (sl_type_parse(tname, &t) != SL_OK) {
+            static const char *const tn[] = {"int64", "double", "bool", "string", "timestamp"};
+            sl_diag_error(c->d, type_n->line, type_n->col, "unknown type '%s'", tname);
+            const char *near = sl_closest(tname, tn, 5);
+            sl_diag_hint(c->d, near ? "did you mean '%s'?" : "types are %s",
+                         near ? near : "int64, double, bool, string, timestamp");
+            bad = 1;
+            continue;
+        }
+        if (sl_schema_add(s, fname, t) == SL_EXISTS) {
+            sl_diag_error(c->d, name_n->line, name_n->col, "duplicate field '%s' in schema", fname);
+            bad = 1;
+        }
+    }
+    if (bad)
+        sl_schema_destroy(&s);
+    return s;
+}
+
+static int s_format(s_ctx_t *c, const sl_ynode_t *n, bool allow_text, sl_format_t *out)
+{
+    const char *f = sl_ynode_str(n, c->d, "format");
+    if (!f)
+        return -1;
+    if (sl_format_parse(f, out) != SL_OK || (!allow_text && *out == SL_FMT_TEXT)) {
+        sl_diag_error(c->d, n->line, n->col, "unknown format '%s' for '%s'", f, c->sn->name);
+        sl_diag_hint(c->d, "formats are csv, jsonl%s", allow_text ? ", text" : "");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- per-type builders ---------------------------------------------------- */
+
+static int s_build_file_source(s_ctx_t *c)
+{
+    sl_plan_node_t *nd = c->node;
+    const sl_ynode_t *fmt = s_req(c, "format"), *path = s_req(c, "path");
+    int bad = !fmt || !path;
+    nd->src.delimiter = ',';
+    nd->src.header = true;
+    if (fmt && s_format(c, fmt, true, &nd->src.format))
+        bad = 1;
+    if (path) {
+        const char *p = sl_ynode_str(path, c->d, "path");
+        if (!p || !*p) {
+            if (p)
+                sl_diag_error(c->d, path->line, path->col, "path of '%s' is empty", c->sn->name);
+            bad = 1;
+        } else
+            nd->src.path = strdup(p);
+    }
+    const sl_ynode_t *on_error = sl_ynode_get(c->sn->body, "on_error");
+    if (on_error) {
+        const char *v = sl_ynode_str(on_error, c->d, "on_error");
+        if (v && strcmp(v, "skip") == 0)
+            nd->src.skip_errors = true;
+        else if (v && strcmp(v, "fail") != 0) {
+            sl_diag_error(c->d, on_error->line, on_error->col,
+                          "on_error must be 'fail' or 'skip', not '%s'", v);
+            bad = 1;
+        }
+    }
+    const sl_ynode_t *delim = sl_ynode_get(c->sn->body, "delimiter");
+    if (delim) {
+        const char *v = sl_ynode_str(delim, c->d, "delimiter");
+        if (v && strcmp(v, "\\t") == 0)
+            nd->src.delimiter = '\t';
+        else if (v && strlen(v) == 1 && v[0] != '"' && v[0] != '\n' && v[0] != '\r')
+            nd->src.delimiter = v[0];
+        else {
+            sl_diag_error(c->d, delim->line, delim->col,
+                          "delimiter must be one character (or \\t)");
+            bad = 1;
+        }
+    }
+    const sl_ynode_t *header = sl_ynode_get(c->sn->body, "header");
+    if (header && sl_ynode_bool(header, c->d, "header", &nd->src.header))
+        bad = 1;
+    const sl_ynode_t *schema = sl_ynode_get(c->sn->body, "schema");
+    if (schema) {
+        nd->src.schema = s_parse_schema(c, schema);
+        if (!nd->src.schema)
+            bad = 1;
+        else if (fmt && !bad && nd->src.format == SL_FMT_TEXT &&
+                 (nd->src.schema->nfields != 1 ||
+                  nd->src.schema->fields[0].type != SL_TYPE_STRING)) {
+            sl_diag_error(c->d, schema->line, schema->col,
+                          "a text source has exactly one string field");
+            bad = 1;
+        }
+    } else if (fmt && !bad && nd->src.format == SL_FMT_TEXT) {
+        nd->src.schema = sl_schema_new();
+        if (!nd->src.schema || sl_schema_add(nd->src.schema, "line", SL_TYPE_STRING))
+            return SL_NOMEM;
+    } else if (!bad) {
+        sl_diag_error(c->d, c->sn->body->line, c->sn->body->col,
+                      "source '%s' needs a 'schema' (csv and jsonl records are typed)",
+                      c->sn->name);
+        bad = 1;
+    }
+    if (bad)
+        return SL_SPEC;
+    nd->out = sl_schema_copy(nd->src.schema);
+    return nd->out ? SL_OK : SL_NOMEM;
+}
+
+static int s_build_filter(s_ctx_t *c)
+{
+    const sl_ynode_t *w = s_req(c, "where");
+    if (!w)
+        return SL_SPEC;
+    c->node->where = s_expr(c, w, c->in, "where");
+    if (!c->node->where)
+        return SL_SPEC;
+    sl_type_t t = sl_expr_type(c->node->where);
+    if (t != SL_TYPE_BOOL && t != SL_TYPE_NULL) {
+        sl_diag_error(c->d, w->line, w->col, "where of '%s' must be a bool expression, not %s",
+                      c->sn->name, sl_type_name(t));
+        return SL_SPEC;
+    }
+    c->node->out = sl_schema_copy(c->in);
+    return c->node->out ? SL_OK : SL_NOMEM;
+}
+
+static int s_build_map(s_ctx_t *c)
+{
+    const sl_ynode_t *sel = s_req(c, "select");
+    if (!sel)
+        return SL_SPEC;
+    if (sel->kind != SL_Y_MAP || sel->n == 0) {
+        sl_diag_error(c->d, sel->line, sel->col,
+                      "select of '%s' must map output names to expressions, e.g. "
+                      "{total: price * qty}",
+                      c->sn->name);
+        return SL_SPEC;
+    }
+    sl_plan_node_t *nd = c->node;
+    nd->exprs = calloc((size_t)sel->n, sizeof *nd->exprs);
+    nd->out = sl_schema_new();
+    if (!nd->exprs || !nd->out)
+        return SL_NOMEM;
+    nd->nexprs = sel->n;
+    int bad = 0;
+    for (int i = 0; i < sel->n; i++) {
+        const char *name = sl_ynode_str(sel->keys[i], c->d, "select name");
+        nd->exprs[i] = s_expr(c, sel->items[i], c->in, "select");
+        if (!name || !nd->exprs[i]) {
+            bad = 1;
+            continue;
+        }
+        sl_type_t t = sl_expr_type(nd->exprs[i]);
+        if (t == SL_TYPE_NULL) {
+            sl_diag_error(c->d, sel->items[i]->line, sel->items[i]->col,
+                          "the type of '%s' is unknown (a bare null); write cast(null as TYPE)",
+                          name);
+            bad = 1;
+            continue;
+        }
+        if (sl_schema_add(nd->out, name, t) == SL_EXISTS) {
+            sl_diag_error(c->d, sel->keys[i]->line, sel->keys[i]->col,
+                          "duplicate output field '%s'", name);
+            bad = 1;
+        }
+    }
+    return bad ? SL_SPEC : SL_OK;
+}
+
+static int s_build_flat_map(s_ctx_t *c)
+{
+    sl_plan_node_t *nd = c->node;
+    const sl_ynode_t *f = s_req(c, "field");
+    if (!f)
+        return SL_SPEC;
+    int *idx = NULL;
+    if (s_field_list(c, f, c->in, "field", &idx) != 1) {
+        free(idx);
+        if (f->kind == SL_Y_SEQ)
+            sl_diag_error(c->d, f->line, f->col, "flat_map splits exactly one field");
+        return SL_SPEC;
+    }
+    nd->split_field = idx[0];
+    free(idx);
+    if (c->in->fields[nd->split_field].type != SL_TYPE_STRING) {
+        sl_diag_error(c->d, f->line, f->col, "flat_map field '%s' must be a string, not %s",
+                      c->in->fields[nd->split_field].name,
+                      sl_type_name(c->in->fields[nd->split_field].type));
+        return SL_SPEC;
+    }
+    const sl_ynode_t *sep = sl_ynode_get(c->sn->body, "separator");
+    if (sep) {
+        const char *s = sl_ynode_str(sep, c->d, "separator");
+        if (!s)
+            return SL_SPEC;
+        if (!*s) {
+            sl_diag_error(c->d, sep->line, sep->col, "separator must not be empty");
+            return SL_SPEC;
+        }
+        nd->separator = strdup(s);
+    }
+    const char *as = c->in->fields[nd->split_field].name;
+    const sl_ynode_t *asn = sl_ynode_get(c->sn->body, "as");
+    if (asn && !(as = sl_ynode_str(asn, c->d, "as")))
+        return SL_SPEC;
+    nd->out = sl_schema_new();
+    if (!nd->out)
+        return SL_NOMEM;
+    for (int i = 0; i < c->in->nfields; i++) {
+        const char *name = i == nd->split_field ? as : c->in->fields[i].name;
+        if (sl_schema_add(nd->out, name, c->in->fields[i].type) == SL_EXISTS) {
+            sl_diag_error(c->d, asn->line, asn->col, "field '%s' already exists", name);
+            return SL_SPEC;
+        }
+    }
+    return SL_OK;
+}
+
+static int s_build_key_by(s_ctx_t *c)
+{
+    const sl_ynode_t *k = s_req(c, "key");
+    if (!k)
+        return SL_SPEC;
+    c->node->nkeys = s_field_list(c, k, c->in, "key", &c->node->keys);
+    if (c->node->nkeys < 0)
+        return SL_SPEC;
+    c->node->out = sl_schema_copy(c->in);
+    return c->node->out ? SL_OK : SL_NOMEM;
+}
+
+static int s_build_aggregate(s_ctx_t *c)
+{
+    sl_plan_node_t *nd = c->node;
+    const sl_ynode_t *k = sl_ynode_get(c->sn->body, "key");
+    int bad = 0;
+    if (k) {
+        nd->nkeys = s_field_list(c, k, c->in, "key", &nd->keys);
+        if (nd->nkeys < 0) {
+            nd->nkeys = 0;
+            bad = 1;
+        }
+    } else {
+        /* Keyed by an upstream key_by, or global (one group). */
+        const sl_plan_node_t *up = &c->plan->nodes[nd->inputs[0]];
+        if (up->kind == SL_OP_KEY_BY && up->nkeys) {
+            nd->keys = malloc((size_t)up->nkeys * sizeof(int));
+            if (!nd->keys)
+                return SL_NOMEM;
+            memcpy(nd->keys, up->keys, (size_t)up->nkeys * sizeof(int));
+            nd->nkeys = up->nkeys;
+        }
+    }
+    const sl_ynode_t *aggs = s_req(c, "aggregates");
+    if (!aggs)
+        return SL_SPEC;
+    if (aggs->kind != SL_Y_SEQ || aggs->n == 0) {
+        sl_diag_error(c->d, aggs->line, aggs->col,
+                      "aggregates of '%s' must be a list like [{name: total, fn: sum, field: x}]",
+                      c->sn->name);
+        return SL_SPEC;
+    }
+    nd->out = sl_schema_new();
+    nd->aggs = calloc((size_t)aggs->n, sizeof *nd->aggs);
+    if (!nd->out || !nd->aggs)
+        return SL_NOMEM;
+    nd->naggs = aggs->n;
+    for (int i = 0; i < nd->nkeys; i++)
+        if (sl_schema_add(nd->out, c->in->fields[nd->keys[i]].name,
+                          c->in->fields[nd->keys[i]].type) != SL_OK) {
+            sl_diag_error(c->d, k ? k->line : c->sn->body->line, k ? k->col : c->sn->body->col,
+                          "key field '%s' is listed twice", c->in->fields[nd->keys[i]].name);
+            bad = 1;
+        }
+    static const char *const fns[] = {"count", "sum", "min", "max", "avg"};
+    static const char *const akeys[] = {"name", "fn", "field"};
+    for (int i = 0; i < aggs->n; i++) {
+        const sl_ynode_t *a = aggs->items[i];
+        sl_agg_t *ag = &nd->aggs[i];
+        ag->field = -1;
+        if (a->kind != SL_Y_MAP) {
+            sl_diag_error(c->d, a->line, a->col,
+                          "an aggregate is a mapping {name: ..., fn: ..., field: ...}");
+            bad = 1;
+            continue;
+        }
+        if (sl_ynode_check_keys(a, akeys, 3, c->d, "aggregate field")) {
+            bad = 1;
+            continue;
+        }
+        const sl_ynode_t *nn = sl_ynode_get(a, "name"), *fn = sl_ynode_get(a, "fn"),
+                         *fld = sl_ynode_get(a, "field");
+        if (!nn || !fn) {
+            sl_diag_error(c->d, a->line, a->col, "an aggregate needs 'name' and 'fn'");
+            bad = 1;
+            continue;
+        }
+        const char *name = sl_ynode_str(nn, c->d, "aggregate name");
+        const char *fname = sl_ynode_str(fn, c->d, "fn");
+        if (!name || !fname) {
+            bad = 1;
+            continue;
+        }
+        int f = -1;
+        for (int j = 0; j < 5; j++)
+            if (strcmp(fname, fns[j]) == 0)
+                f = j;
+        if (f < 0) {
+            sl_diag_error(c->d, fn->line, fn->col, "unknown aggregate function '%s'", fname);
+            const char *near = sl_closest(fname, fns, 5);
+            sl_diag_hint(c->d, near ? "did you mean '%s'?" : "functions are %s",
+                         near ? near : "count, sum, min, max, avg");
+            bad = 1;
+            continue;
+        }
+        ag->fn = (sl_aggfn_t)f;
+        if (fld) {
+            int *idx = NULL;
+            if (s_field_list(c, fld, c->in, "field", &idx) != 1) {
+                free(idx);
+                bad = 1;
+                continue;
+            }
+            ag->field = idx[0];
+            free(idx);
+        } else if (ag->fn != SL_AGG_COUNT) {
+            sl_diag_error(c->d, a->line, a->col, "%s needs a 'field'", fname);
+            bad = 1;
+            continue;
+        }
+        sl_type_t ft = ag->field >= 0 ? c->in->fields[ag->field].type : SL_TYPE_INT64;
+        switch (ag->fn) {
+        case SL_AGG_COUNT:
+            ag->out = SL_TYPE_INT64;
+            break;
+        case SL_AGG_SUM:
+        case SL_AGG_AVG:
+            if (ft != SL_TYPE_INT64 && ft != SL_TYPE_DOUBLE) {
+                sl_diag_error(c->d, fld->line, fld->col, "%s needs a number field, '%s' is %s",
+                              fname, c->in->fields[ag->field].name, sl_type_name(ft));
+                bad = 1;
+                continue;
+            }
+            ag->out = ag->fn == SL_AGG_AVG ? SL_TYPE_DOUBLE : ft;
+            break;
+        case SL_AGG_MIN:
+        case SL_AGG_MAX:
+            ag->out = ft;
+            break;
+        }
+        if (sl_schema_add(nd->out, name, ag->out) == SL_EXISTS) {
+            sl_diag_error(c->d, nn->line, nn->col, "duplicate output field '%s'", name);
+            bad = 1;
+        }
+    }
+    return bad ? SL_SPEC : SL_OK;
+}
+
+static int s_build_union(s_ctx_t *c)
+{
+    for (int i = 1; i < c->node->ninputs; i++) {
+        const sl_schema_t *o = c->plan->nodes[c->node->inputs[i]].out;
+        int same = o && o->nfields == c->in->nfields;
+        for (int k = 0; same && k < o->nfields; k++)
+            same = strcmp(o->fields[k].name, c->in->fields[k].name) == 0 &&
+                   o->fields[k].type == c->in->fields[k].type;
+        if (!same) {
+            char a[256], b[256];
+            sl_schema_format(c->in, a, sizeof a);
+            if (o)
+                sl_schema_format(o, b, sizeof b);
+            const sl_ynode_t *at = c->sn->input_nodes[i];
+            sl_diag_error(c->d, at->line, at->col,
+                          "union '%s': input '%s' has schema (%s), but '%s' has (%s)", c->sn->name,
+                          c->plan->nodes[c->node->inputs[i]].name, o ? b : "?",
+                          c->plan->nodes[c->node->inputs[0]].name, a);
+            return SL_SPEC;
+        }
+    }
+    c->node->out = sl_schema_copy(c->in);
+    return c->node->out ? SL_OK : SL_NOMEM;
+}
+
+static int s_build_file_sink(s_ctx_t *c)
+{
+    const sl_ynode_t *fmt = s_req(c, "format"), *path = s_req(c, "path");
+    int bad = !fmt || !path;
+    if (fmt && s_format(c, fmt, false, &c->node->sink_format))
+        bad = 1;
+    if (path) {
+        const char *p = sl_ynode_str(path, c->d, "path");
+        if (p && *p)
+            c->node->sink_path = strdup(p);
+        else {
+            if (p)
+                sl_diag_error(c->d, path->line, path->col, "path of '%s' is empty", c->sn->name);
+            bad = 1;
+        }
+    }
+    return bad ? SL_SPEC : SL_OK;
+}
+
+static int s_build_stdout_sink(s_ctx_t *c)
+{
+    c->node->sink_format = SL_FMT_CSV;
+    const sl_ynode_t *fmt = sl_ynode_get(c->sn->body, "format");
+    if (fmt && s_format(c, fmt, false, &c->node->sink_format))
+        return SL_SPEC;
+    return SL_OK;
+}
+
+static int s_build_node(s_ctx_t *c)
+{
+    switch (c->node->kind) {
+    case SL_OP_FILE_SOURCE:
+        return s_build_file_source(c);
+    case SL_OP_FILTER:
+        return s_build_filter(c);
+    case SL_OP_MAP:
+        return s_build_map(c);
+    case SL_OP_FLAT_MAP:
+        return s_build_flat_map(c);
+    case SL_OP_KEY_BY:
+        return s_build_key_by(c);
+    case SL_OP_AGGREGATE:
+        return s_build_aggregate(c);
+    case SL_OP_UNION:
+        return s_build_union(c);
+    case SL_OP_FILE_SINK:
+        return s_build_file_sink(c);
+    case SL_OP_STDOUT_SINK:
+        return s_build_stdout_sink(c);
+    }
+    return SL_INVAL;
+}
+
+/* ---- the whole plan --------------------------------------------------------- */
+
+static int s_check_type(const sl_spec_node_t *sn, sl_diag_t *d, const s_type_t **out)
+{
+    const s_type_t *t = s_find_type(sn->role, sn->type);
+    const sl_ynode_t *at = sn->type_node ? sn->type_node : sn->body;
+    if (!t) {
+        const char *names[S_NTYPES];
+        int n = 0;
+        for (int i = 0; i < S_NTYPES; i++)
+            if (s_types[i].role == sn->role)
+                names[n++] = s_types[i].type;
+        sl_diag_error(d, at->line, at->col, "unknown %s type '%s'", s_role_names[sn->role],
+                      sn->type);
+        const char *near = sl_closest(sn->type, names, n);
+        if (near)
+            sl_diag_hint(d, "did you mean '%s'?", near);
+        else {
+            char list[256] = "";
+            for (int i = 0; i < n; i++) {
+                strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+                strncat(list, names[i], sizeof list - strlen(list) - 1);
+            }
+            sl_diag_hint(d, "%s types are %s", s_role_names[sn->role], list);
+        }
+        return SL_SPEC;
+    }
+    *out = t;
+    /* Unknown keys: common ones plus the type's own. */
+    const char *allowed[32];
+    int n = 0;
+    for (int i = 0; i < S_NCOMMON; i++)
+        allowed[n++] = s_common_keys[i];
+    for (int i = 0; i < t->nkeys && n < 32; i++)
+        allowed[n++] = t->keys[i];
+    char what[64];
+    snprintf(what, sizeof what, "%s field", sn->type);
+    int bad = sl_ynode_check_keys(sn->body, allowed, n, d, what) ? 1 : 0;
+    if (sn->role != SL_ROLE_SOURCE &&
+        (sn->ninputs < t->min_inputs || sn->ninputs > t->max_inputs)) {
+        if (t->min_inputs == t->max_inputs)
+            sl_diag_error(d, sn->body->line, sn->body->col, "'%s' (%s) takes %d input, not %d",
+                          sn->name, sn->type, t->min_inputs, sn->ninputs);
+        else
+            sl_diag_error(d, sn->body->line, sn->body->col,
+                          "'%s' (%s) takes at least %d inputs, not %d", sn->name, sn->type,
+                          t->min_inputs, sn->ninputs);
+        bad = 1;
+    }
+    return bad ? SL_SPEC : SL_OK;
+}
+
+static void s_assign_partitioning(sl_plan_t *p)
+{
+    for (int i = 0; i < p->nnodes; i++) {
+        sl_plan_node_t *nd = &p->nodes[i];
+        for (int k = 0; k < nd->ninputs; k++) {
+            const sl_plan_node_t *up = &p->nodes[nd->inputs[k]];
+            const int *keys = NULL;
+            int nkeys = 0;
+            if (nd->kind == SL_OP_AGGREGATE) {
+                keys = nd->keys;
+                nkeys = nd->nkeys;
+            } else if (up->kind == SL_OP_KEY_BY) {
+                keys = up->keys;
+                nkeys = up->nkeys;
+            }
+            if (nd->kind == SL_OP_AGGREGATE || up->kind == SL_OP_KEY_BY) {
+                nd->part[k] = SL_PART_HASH;
+                nd->edge_nkeys[k] = nkeys;
+                if (nkeys) {
+                    nd->edge_keys[k] = malloc((size_t)nkeys * sizeof(int));
+                    if (nd->edge_keys[k])
+                        memcpy(nd->edge_keys[k], keys, (size_t)nkeys * sizeof(int));
+                    else
+                        nd->edge_nkeys[k] = 0;
+                }
+            } else if (up->parallelism == nd->parallelism) {
+                nd->part[k] = SL_PART_FORWARD;
+            } else {
+                nd->part[k] = SL_PART_REBALANCE;
+            }
+        }
+    }
+}
+
+static int s_build_chains(sl_plan_t *p, const sl_spec_t *spec)
+{
+    p->chains = calloc((size_t)p->nnodes, sizeof *p->chains);
+    if (!p->chains)
+        return SL_NOMEM;
+    for (int t = 0; t < spec->nnodes; t++) {
+        sl_plan_node_t *nd = &p->nodes[spec->topo[t]];
+        const sl_plan_node_t *up = nd->ninputs == 1 ? &p->nodes[nd->inputs[0]] : NULL;
+        if (up && nd->part[0] == SL_PART_FORWARD && up->nconsumers == 1) {
+            sl_plan_chain_t *ch = &p->chains[up->chain];
+            int *nodes = realloc(ch->nodes, (size_t)(ch->nnodes + 1) * sizeof(int));
+            if (!nodes)
+                return SL_NOMEM;
+            ch->nodes = nodes;
+            ch->nodes[ch->nnodes++] = nd->id;
+            nd->chain = up->chain;
+        } else {
+            sl_plan_chain_t *ch = &p->chains[p->nchains];
+            ch->id = p->nchains;
+            ch->parallelism = nd->parallelism;
+            ch->nodes = malloc(sizeof(int));
+            if (!ch->nodes)
+                return SL_NOMEM;
+            ch->nodes[0] = nd->id;
+            ch->nnodes = 1;
+            nd->chain = p->nchains++;
+        }
+    }
+    return SL_OK;
+}
+
+int sl_plan_build(const sl_spec_t *spec, int parallelism, sl_diag_t *d, sl_plan_t **out)
+{
+    *out = NULL;
+    sl_plan_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return SL_NOMEM;
+    p->spec = spec;
+    p->name = spec->name;
+    p->max_parallelism = spec->max_parallelism;
+    p->nnodes = spec->nnodes;
+    p->nodes = calloc((size_t)spec->nnodes, sizeof *p->nodes);
+    if (!p->nodes) {
+        free(p);
+        return SL_NOMEM;
+    }
+    int job_par = parallelism > 0 ? parallelism : spec->parallelism;
+    if (job_par > p->max_parallelism)
+        job_par = p->max_parallelism;
+    int rc = SL_OK;
+    /* Static part first: identity, type, inputs, parallelism, consumers. */
+    for (int i = 0; i < spec->nnodes; i++) {
+        const sl_spec_node_t *sn = &spec->nodes[i];
+        sl_plan_node_t *nd = &p->nodes[i];
+        nd->id = i;
+        nd->name = sn->name;
+        nd->type = sn->type;
+        nd->role = sn->role;
+        nd->ninputs = sn->ninputs;
+        nd->inputs = calloc((size_t)(sn->ninputs ? sn->ninputs : 1), sizeof(int));
+        nd->part = calloc((size_t)(sn->ninputs ? sn->ninputs : 1), sizeof(sl_part_t));
+        nd->edge_keys = calloc((size_t)(sn->ninputs ? sn->ninputs : 1), sizeof(int *));
+        nd->edge_nkeys = calloc((size_t)(sn->ninputs ? sn->ninputs : 1), sizeof(int));
+        if (!nd->inputs || !nd->part || !nd->edge_keys || !nd->edge_nkeys) {
+            rc = SL_NOMEM;
+            goto done;
+        }
+        if (sn->ninputs)
+            memcpy(nd->inputs, sn->inputs, (size_t)sn->ninputs * sizeof(int));
+        const s_type_t *t = NULL;
+        if (s_check_type(sn, d, &t) != SL_OK) {
+            rc = SL_SPEC;
+            nd->kind = (sl_opkind_t)-1;
+            continue;
+        }
+        nd->kind = t->kind;
+        bool sink1 = nd->kind == SL_OP_FILE_SINK || nd->kind == SL_OP_STDOUT_SINK;
+        nd->parallelism = sn->parallelism ? sn->parallelism : sink1 ? 1 : job_par;
+        if (sink1 && nd->parallelism != 1) {
+            sl_diag_error(d, sn->body->line, sn->body->col,
+                          "sink '%s' writes one %s; its parallelism must be 1", sn->name,
+                          nd->kind == SL_OP_FILE_SINK ? "file" : "stream");
+            rc = SL_SPEC;
+        }
+        if (nd->parallelism > p->max_parallelism) {
+            sl_diag_error(d, sn->body->line, sn->body->col,
+                          "parallelism %d of '%s' exceeds max_parallelism %d", nd->parallelism,
+                          sn->name, p->max_parallelism);
+            rc = SL_SPEC;
+        }
+    }
+    for (int i = 0; i < spec->nnodes; i++)
+        for (int k = 0; k < p->nodes[i].ninputs; k++)
+            p->nodes[p->nodes[i].inputs[k]].nconsumers++;
+    for (int i = 0; i < spec->nnodes; i++) {
+        sl_plan_node_t *nd = &p->nodes[i];
+        nd->consumers = calloc((size_t)(nd->nconsumers ? nd->nconsumers : 1), sizeof(int));
+        if (!nd->consumers) {
+            rc = SL_NOMEM;
+            goto done;
+        }
+        nd->nconsumers = 0;
+    }
+    for (int i = 0; i < spec->nnodes; i++)
+        for (int k = 0; k < p->nodes[i].ninputs; k++) {
+            sl_plan_node_t *up = &p->nodes[p->nodes[i].inputs[k]];
+            up->consumers[up->nconsumers++] = i;
+        }
+    /* Typed part, in topological order so inputs have schemas. */
+    for (int t = 0; t < spec->nnodes; t++) {
+        int i = spec->topo[t];
+        sl_plan_node_t *nd = &p->nodes[i];
+        if ((int)nd->kind < 0)
+            continue;
+        s_ctx_t c = {.plan = p, .node = nd, .sn = &spec->nodes[i], .d = d, .in = NULL};
+        bool inputs_ok = true;
+        for (int k = 0; k < nd->ninputs; k++)
+            if (!p->nodes[nd->inputs[k]].out)
+                inputs_ok = false;
+        if (!inputs_ok) {
+            rc = SL_SPEC; /* an input failed; its error is already recorded */
+            continue;
+        }
+        if (nd->ninputs)
+            c.in = p->nodes[nd->inputs[0]].out;
+        int r = s_build_node(&c);
+        if (r == SL_NOMEM) {
+            rc = r;
+            goto done;
+        }
+        if (r != SL_OK) {
+            rc = SL_SPEC;
+            sl_schema_destroy(&nd->out);
+        }
+    }
+    if (rc == SL_OK) {
+        s_assign_partitioning(p);
+        rc = s_build_chains(p, spec);
+    }
+done:
+    if (rc != SL_OK) {
+        sl_plan_destroy(&p);
+        return rc;
+    }
+    *out = p;
+    return SL_OK;
+}
+
+void sl_plan_destroy(sl_plan_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    sl_plan_t *p = *pp;
+    for (int i = 0; i < p->nnodes; i++) {
+        sl_plan_node_t *nd = &p->nodes[i];
+        sl_schema_destroy(&nd->out);
+        free(nd->inputs);
+        free(nd->part);
+        if (nd->edge_keys)
+            for (int k = 0; k < nd->ninputs; k++)
+                free(nd->edge_keys[k]);
+        free(nd->edge_keys);
+        free(nd->edge_nkeys);
+        free(nd->consumers);
+        free(nd->src.path);
+        sl_schema_destroy(&nd->src.schema);
+        sl_expr_destroy(&nd->where);
+        for (int k = 0; k < nd->nexprs; k++)
+            sl_expr_destroy(&nd->exprs[k]);
+        free(nd->exprs);
+        free(nd->separator);
+        free(nd->keys);
+        free(nd->aggs);
+        free(nd->sink_path);
+    }
+    free(p->nodes);
+    if (p->chains)
+        for (int i = 0; i < p->nchains; i++)
+            free(p->chains[i].nodes);
+    free(p->chains);
+    free(p);
+    *pp = NULL;
+}
+
+int sl_plan_slots(const sl_plan_t *p)
+{
+    int m = 0;
+    for (int i = 0; i < p->nchains; i++)
+        if (p->chains[i].parallelism > m)
+            m = p->chains[i].parallelism;
+    return m;
+}
+
+const char *sl_part_name(sl_part_t part)
+{
+    switch (part) {
+    case SL_PART_FORWARD:
+        return "forward";
+    case SL_PART_HASH:
+        return "hash";
+    case SL_PART_REBALANCE:
+        return "rebalance";
+    }
+    return "?";
+}
+
+int sl_key_group(uint64_t hash, int max_parallelism)
+{
+    return (int)(hash % (uint64_t)max_parallelism);
+}
+
+int sl_key_group_owner(int key_group, int max_parallelism, int parallelism)
+{
+    return (int)((int64_t)key_group * parallelism / max_parallelism);
+}
+
+static void s_edge_label(const sl_plan_t *p, const sl_plan_node_t *nd, int k, char *buf, size_t cap)
+{
+    const sl_plan_node_t *up = &p->nodes[nd->inputs[k]];
+    int off = snprintf(buf, cap, "%s", sl_part_name(nd->part[k]));
+    if (nd->part[k] == SL_PART_HASH && off > 0 && (size_t)off < cap) {
+        off += snprintf(buf + off, cap - (size_t)off, "(");
+        for (int j = 0; j < nd->edge_nkeys[k] && (size_t)off < cap; j++)
+            off += snprintf(buf + off, cap - (size_t)off, "%s%s", j ? ", " : "",
+                            up->out->fields[nd->edge_keys[k][j]].name);
+        if ((size_t)off < cap)
+            snprintf(buf + off, cap - (size_t)off, ")");
+    }
+}
+
+void sl_plan_print(const sl_plan_t *p, FILE *out)
+{
+    fprintf(out, "job %s: %d task%s, max_parallelism %d, slots needed %d\n", p->name, p->nchains,
+            p->nchains == 1 ? "" : "s", p->max_parallelism, sl_plan_slots(p));
+    for (int c = 0; c < p->nchains; c++) {
+        const sl_plan_chain_t *ch = &p->chains[c];
+        fprintf(out, "\ntask %d  parallelism %d\n", c, ch->parallelism);
+        for (int k = 0; k < ch->nnodes; k++) {
+            const sl_plan_node_t *nd = &p->nodes[ch->nodes[k]];
+            char schema[512] = "";
+            if (nd->out)
+                sl_schema_format(nd->out, schema, sizeof schema);
+            fprintf(out, "  %s %-16s %-10s", k ? "->" : "  ", nd->name, nd->type);
+            if (nd->out)
+                fprintf(out, " (%s)", schema);
+            fputc('\n', out);
+            if (k == 0)
+                for (int e = 0; e < nd->ninputs; e++) {
+                    char label[256];
+                    s_edge_label(p, nd, e, label, sizeof label);
+                    fprintf(out, "       <- %s from %s (task %d)\n", label,
+                            p->nodes[nd->inputs[e]].name, p->nodes[nd->inputs[e]].chain);
+                }
+        }
+    }
+}
+
+void sl_plan_print_dot(const sl_plan_t *p, FILE *out)
+{
+    fprintf(out, "digraph \"%s\" {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n",
+            p->name);
+    for (int c = 0; c < p->nchains; c++) {
+        const sl_plan_chain_t *ch = &p->chains[c];
+        fprintf(out, "  subgraph cluster_%d {\n    label=\"task %d (x%d)\";\n", c, c,
+                ch->parallelism);
+        for (int k = 0; k < ch->nnodes; k++) {
+            const sl_plan_node_t *nd = &p->nodes[ch->nodes[k]];
+            fprintf(out, "    n%d [label=\"%s\\n%s\"];\n", nd->id, nd->name, nd->type);
+        }
+        fprintf(out, "  }\n");
+    }
+    for (int i = 0; i < p->nnodes; i++) {
+        const sl_plan_node_t *nd = &p->nodes[i];
+        for (int k = 0; k < nd->ninputs; k++) {
+            char label[256];
+            s_edge_label(p, nd, k, label, sizeof label);
+            bool chained = nd->chain == p->nodes[nd->inputs[k]].chain;
+            fprintf(out, "  n%d -> n%d [label=\"%s\"%s];\n", nd->inputs[k], i,
+                    chained ? "chained" : label, chained ? ", style=dashed" : "");
+        }
+    }
+    fprintf(out, "}\n");
+}
+
+int sl_plan_load(const char *file, const char *text, size_t len, const sl_params_t *params,
+                 int parallelism, sl_diag_t *d, sl_spec_t **spec, sl_plan_t **plan)
+{
+    *spec = NULL;
+    *plan = NULL;
+    int rc = text ? sl_spec_load(file, text, len, params, d, spec)
+                  : sl_spec_load_file(file, params, d, spec);
+    if (rc != SL_OK)
+        return rc;
+    rc = sl_plan_build(*spec, parallelism, d, plan);
+    if (rc != SL_OK)
+        sl_spec_destroy(spec);
+    return rc;
+}

@@ -1,0 +1,218 @@
+/* check_plan.c — from spec to the typed, chained plan: schemas on every
+ * edge, partitioning, chaining, parallelism and the printed forms. */
+#define _POSIX_C_SOURCE 200809L
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/err.h"
+#include "sluice/plan.h"
+#include "testutil.h"
+
+typedef struct {
+    sl_diag_t *d;
+    sl_spec_t *spec;
+    sl_plan_t *plan;
+} s_loaded_t;
+
+static int s_load(s_loaded_t *l, const char *text, int parallelism)
+{
+    l->d = sl_diag_new("job.yaml");
+    return sl_plan_load("job.yaml", text, strlen(text), NULL, parallelism, l->d, &l->spec,
+                        &l->plan);
+}
+
+static void s_unload(s_loaded_t *l)
+{
+    sl_plan_destroy(&l->plan);
+    sl_spec_destroy(&l->spec);
+    sl_diag_destroy(&l->d);
+}
+
+static const char *s_wordcount = "name: wc\n"
+                                 "parallelism: 3\n"
+                                 "sources:\n"
+                                 "  - { name: lines, type: file, format: text, path: in.txt }\n"
+                                 "operators:\n"
+                                 "  - { name: words, type: flat_map, input: lines, field: line, "
+                                 "as: word }\n"
+                                 "  - name: counts\n"
+                                 "    type: aggregate\n"
+                                 "    input: words\n"
+                                 "    key: [word]\n"
+                                 "    aggregates: [{ name: n, fn: count }]\n"
+                                 "sinks:\n"
+                                 "  - { name: out, type: file, format: csv, input: counts, path: "
+                                 "o.csv }\n";
+
+START_TEST(test_wordcount_plan)
+{
+    s_loaded_t l;
+    ck_assert_int_eq(s_load(&l, s_wordcount, 0), SL_OK);
+    const sl_plan_t *p = l.plan;
+    ck_assert_int_eq(p->nnodes, 4);
+    /* lines -> words chain (forward, same parallelism); counts (hash); out (p=1). */
+    ck_assert_int_eq(p->nchains, 3);
+    ck_assert_int_eq(p->chains[0].nnodes, 2);
+    ck_assert_int_eq(p->chains[0].parallelism, 3);
+    int words = sl_spec_find(l.spec, "words"), counts = sl_spec_find(l.spec, "counts"),
+        out = sl_spec_find(l.spec, "out");
+    ck_assert_int_eq(p->nodes[words].chain, 0);
+    ck_assert_int_eq(p->nodes[words].part[0], SL_PART_FORWARD);
+    ck_assert_int_eq(p->nodes[counts].part[0], SL_PART_HASH);
+    ck_assert_int_eq(p->nodes[counts].edge_nkeys[0], 1);
+    ck_assert_int_eq(p->nodes[out].part[0], SL_PART_REBALANCE);
+    ck_assert_int_eq(p->nodes[out].parallelism, 1);
+    ck_assert_int_eq(sl_plan_slots(p), 3);
+    char buf[256];
+    sl_schema_format(p->nodes[words].out, buf, sizeof buf);
+    ck_assert_str_eq(buf, "word:string");
+    sl_schema_format(p->nodes[counts].out, buf, sizeof buf);
+    ck_assert_str_eq(buf, "word:string, n:int64");
+    s_unload(&l);
+    /* The --parallelism override changes the job default, not sinks. */
+    ck_assert_int_eq(s_load(&l, s_wordcount, 5), SL_OK);
+    ck_assert_int_eq(l.plan->chains[0].parallelism, 5);
+    ck_assert_int_eq(l.plan->nodes[sl_spec_find(l.spec, "out")].parallelism, 1);
+    s_unload(&l);
+}
+END_TEST
+
+START_TEST(test_plan_print)
+{
+    s_loaded_t l;
+    ck_assert_int_eq(s_load(&l, s_wordcount, 0), SL_OK);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    sl_plan_print(l.plan, f);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(text, "task 0  parallelism 3"));
+    ck_assert_ptr_nonnull(strstr(text, "<- hash(word) from words (task 0)"));
+    ck_assert_ptr_nonnull(strstr(text, "-> words"));
+    free(text);
+    f = open_memstream(&text, &len);
+    sl_plan_print_dot(l.plan, f);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(text, "digraph \"wc\""));
+    ck_assert_ptr_nonnull(strstr(text, "label=\"hash(word)\""));
+    ck_assert_ptr_nonnull(strstr(text, "style=dashed")); /* the chained edge */
+    free(text);
+    s_unload(&l);
+}
+END_TEST
+
+START_TEST(test_map_types_and_key_by)
+{
+    const char *text = "name: m\n"
+                       "sources:\n"
+                       "  - name: s\n"
+                       "    type: file\n"
+                       "    format: csv\n"
+                       "    path: s.csv\n"
+                       "    schema: { id: int64, price: double, name: string, at: timestamp }\n"
+                       "operators:\n"
+                       "  - name: m\n"
+                       "    type: map\n"
+                       "    input: s\n"
+                       "    select:\n"
+                       "      total: price * 2\n"
+                       "      up: upper(name)\n"
+                       "      big: id > 10\n"
+                       "      day: substr(cast(at as string), 1, 10)\n"
+                       "  - { name: k, type: key_by, input: m, key: up }\n"
+                       "  - name: a\n"
+                       "    type: aggregate\n"
+                       "    input: k\n"
+                       "    aggregates:\n"
+                       "      - { name: avg, fn: avg, field: total }\n"
+                       "      - { name: lo, fn: min, field: day }\n"
+                       "      - { name: hi, fn: max, field: total }\n"
+                       "sinks:\n"
+                       "  - { name: o, type: stdout, input: a }\n";
+    s_loaded_t l;
+    ck_assert_int_eq(s_load(&l, text, 2), SL_OK);
+    char buf[256];
+    sl_schema_format(l.plan->nodes[sl_spec_find(l.spec, "m")].out, buf, sizeof buf);
+    ck_assert_str_eq(buf, "total:double, up:string, big:bool, day:string");
+    const sl_plan_node_t *a = &l.plan->nodes[sl_spec_find(l.spec, "a")];
+    sl_schema_format(a->out, buf, sizeof buf);
+    /* The aggregate is keyed by its upstream key_by. */
+    ck_assert_str_eq(buf, "up:string, avg:double, lo:string, hi:double");
+    ck_assert_int_eq(a->part[0], SL_PART_HASH);
+    s_unload(&l);
+}
+END_TEST
+
+START_TEST(test_all_errors_reported)
+{
+    /* Three independent mistakes in three operators: all three reported. */
+    const char *text = "name: e\n"
+                       "sources:\n"
+                       "  - { name: s, type: file, format: csv, path: s.csv, schema: {n: int64} }\n"
+                       "operators:\n"
+                       "  - { name: a, type: filter, input: s, where: n + 1 }\n"
+                       "  - { name: b, type: map, input: s, select: { x: nn } }\n"
+                       "  - { name: c, type: aggregat, input: s }\n"
+                       "sinks:\n"
+                       "  - { name: o, type: stdout, input: a }\n"
+                       "  - { name: o2, type: stdout, input: b }\n"
+                       "  - { name: o3, type: stdout, input: c }\n";
+    s_loaded_t l;
+    ck_assert_int_eq(s_load(&l, text, 0), SL_SPEC);
+    ck_assert_ptr_null(l.plan);
+    ck_assert_int_ge(sl_diag_count(l.d), 3);
+    int lines[3] = {5, 6, 7}, found = 0;
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < sl_diag_count(l.d); i++)
+            if (sl_diag_line(l.d, i) == lines[k]) {
+                found++;
+                break;
+            }
+    ck_assert_int_eq(found, 3);
+    s_unload(&l);
+}
+END_TEST
+
+START_TEST(test_union_and_fan_out)
+{
+    const char *text = "name: u\n"
+                       "parallelism: 2\n"
+                       "sources:\n"
+                       "  - { name: a, type: file, format: text, path: a.txt }\n"
+                       "  - { name: b, type: file, format: text, path: b.txt, parallelism: 3 }\n"
+                       "operators:\n"
+                       "  - { name: both, type: union, inputs: [a, b] }\n"
+                       "sinks:\n"
+                       "  - { name: o1, type: stdout, input: both }\n"
+                       "  - { name: o2, type: stdout, input: a }\n";
+    s_loaded_t l;
+    ck_assert_int_eq(s_load(&l, text, 0), SL_OK);
+    const sl_plan_node_t *u = &l.plan->nodes[sl_spec_find(l.spec, "both")];
+    ck_assert_int_eq(u->part[0], SL_PART_FORWARD);   /* a: same parallelism */
+    ck_assert_int_eq(u->part[1], SL_PART_REBALANCE); /* b: 3 -> 2 */
+    /* a feeds two consumers: it cannot chain with either. */
+    ck_assert_int_ne(u->chain, l.plan->nodes[sl_spec_find(l.spec, "a")].chain);
+    ck_assert_int_eq(sl_plan_slots(l.plan), 3);
+    s_unload(&l);
+}
+END_TEST
+
+static Suite *s_suite(void)
+{
+    Suite *s = suite_create("plan");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_wordcount_plan);
+    tcase_add_test(tc, test_plan_print);
+    tcase_add_test(tc, test_map_types_and_key_by);
+    tcase_add_test(tc, test_all_errors_reported);
+    tcase_add_test(tc, test_union_and_fan_out);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return sl_test_run(s_suite());
+}

@@ -1,0 +1,263 @@
+/* channel.c — credit-based data channels over ZeroMQ (see channel.h for the
+ * invariants). Called by task.c only. */
+#define _POSIX_C_SOURCE 200809L
+#include "channel.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sluice/err.h"
+
+#define S_POLL_MS 50 /* how often a waiting task looks at its cancel flag */
+
+static uint64_t s_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct sl_outgate {
+    int n;                     /* channels */
+    void **socks;              /* one DEALER per channel */
+    int *credits;              /* credits left per channel */
+    uint16_t input;            /* input index at the receivers */
+    uint32_t sender;           /* our subtask index */
+    const atomic_bool *cancel; /* set by the worker to stop the task */
+    uint64_t blocked_ns;       /* time spent waiting for credit */
+};
+
+sl_outgate_t *sl_outgate_new(void *zctx, int n, const char *const *endpoints, uint16_t input,
+                             uint32_t sender, int initial_credits, const atomic_bool *cancel,
+                             char *err, size_t cap)
+{
+    sl_outgate_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->n = n;
+    g->input = input;
+    g->sender = sender;
+    g->cancel = cancel;
+    g->socks = calloc((size_t)n, sizeof *g->socks);
+    g->credits = calloc((size_t)n, sizeof *g->credits);
+    if (!g->socks || !g->credits)
+        goto fail;
+    char rid[32];
+    int rlen = snprintf(rid, sizeof rid, "i%u:s%u", (unsigned)input, (unsigned)sender);
+    for (int i = 0; i < n; i++) {
+        g->credits[i] = initial_credits > 0 ? initial_credits : SL_DEFAULT_CREDITS;
+        g->socks[i] = zmq_socket(zctx, ZMQ_DEALER);
+        if (!g->socks[i])
+            goto zfail;
+        int linger = 0, hwm = 0; /* credits bound the queue, not the HWM */
+        zmq_setsockopt(g->socks[i], ZMQ_LINGER, &linger, sizeof linger);
+        zmq_setsockopt(g->socks[i], ZMQ_SNDHWM, &hwm, sizeof hwm);
+        zmq_setsockopt(g->socks[i], ZMQ_RCVHWM, &hwm, sizeof hwm);
+        zmq_setsockopt(g->socks[i], ZMQ_ROUTING_ID, rid, (size_t)rlen);
+        if (zmq_connect(g->socks[i], endpoints[i]) != 0)
+            goto zfail;
+    }
+    return g;
+zfail:
+    snprintf(err, cap, "data channel to %s: %s", endpoints[0], zmq_strerror(zmq_errno()));
+fail:
+    sl_outgate_destroy(&g);
+    return NULL;
+}
+
+void sl_outgate_destroy(sl_outgate_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    sl_outgate_t *g = *pp;
+    for (int i = 0; g->socks && i < g->n; i++)
+        if (g->socks[i])
+            zmq_close(g->socks[i]);
+    free(g->socks);
+    free(g->credits);
+    free(g);
+    *pp = NULL;
+}
+
+int sl_outgate_channels(const sl_outgate_t *g)
+{
+    return g->n;
+}
+
+uint64_t sl_outgate_blocked_ns(const sl_outgate_t *g)
+{
+    return g->blocked_ns;
+}
+
+/* Reads credit frames waiting on channel ch; with wait, blocks (in
+ * S_POLL_MS steps, watching cancel) until at least one credit arrived. */
+static int s_take_credits(sl_outgate_t *g, int ch, bool wait)
+{
+    uint64_t start = wait ? s_now_ns() : 0;
+    for (;;) {
+        sl_frame_hdr_t h;
+        int rc = zmq_recv(g->socks[ch], &h, sizeof h, ZMQ_DONTWAIT);
+        if (rc == (int)sizeof h && h.kind == SL_FRAME_CREDIT) {
+            g->credits[ch] += (int)h.count;
+            continue;
+        }
+        if (rc >= 0)
+            continue; /* not a credit frame: ignore */
+        if (zmq_errno() != EAGAIN)
+            return SL_ZMQ;
+        if (!wait || g->credits[ch] > 0)
+            break;
+        if (g->cancel && atomic_load(g->cancel))
+            return SL_CANCELED;
+        zmq_pollitem_t item = {.socket = g->socks[ch], .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, S_POLL_MS) < 0 && zmq_errno() != EINTR)
+            return SL_ZMQ;
+    }
+    if (wait)
+        g->blocked_ns += s_now_ns() - start;
+    return SL_OK;
+}
+
+static int s_send_frame(void *sock, const sl_frame_hdr_t *h, const uint8_t *data, uint32_t len)
+{
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, sizeof *h + len) != 0)
+        return SL_NOMEM;
+    memcpy(zmq_msg_data(&m), h, sizeof *h);
+    if (len)
+        memcpy((uint8_t *)zmq_msg_data(&m) + sizeof *h, data, len);
+    if (zmq_msg_send(&m, sock, 0) < 0) {
+        zmq_msg_close(&m);
+        return SL_ZMQ;
+    }
+    return SL_OK;
+}
+
+int sl_outgate_send(sl_outgate_t *g, int ch, const uint8_t *data, uint32_t len, uint32_t count)
+{
+    int rc = s_take_credits(g, ch, g->credits[ch] <= 0);
+    if (rc)
+        return rc;
+    g->credits[ch]--;
+    sl_frame_hdr_t h = {
+        .kind = SL_FRAME_BATCH, .input = g->input, .sender = g->sender, .count = count};
+    return s_send_frame(g->socks[ch], &h, data, len);
+}
+
+int sl_outgate_finish(sl_outgate_t *g)
+{
+    sl_frame_hdr_t h = {.kind = SL_FRAME_EOI, .input = g->input, .sender = g->sender};
+    for (int i = 0; i < g->n; i++) {
+        int rc = s_send_frame(g->socks[i], &h, NULL, 0);
+        if (rc)
+            return rc;
+    }
+    return SL_OK;
+}
+
+/* ---- receiving side ------------------------------------------------------ */
+
+struct sl_ingate {
+    void *sock;                /* ROUTER bound at the task's endpoint */
+    int expected;              /* senders that must end */
+    int ended;                 /* senders that have ended */
+    const atomic_bool *cancel; /* set by the worker to stop the task */
+};
+
+sl_ingate_t *sl_ingate_new(void *zctx, const char *endpoint, int expected_senders,
+                           const atomic_bool *cancel, char *err, size_t cap)
+{
+    sl_ingate_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->expected = expected_senders;
+    g->cancel = cancel;
+    g->sock = zmq_socket(zctx, ZMQ_ROUTER);
+    int linger = 0, hwm = 0;
+    if (!g->sock || zmq_setsockopt(g->sock, ZMQ_LINGER, &linger, sizeof linger) ||
+        zmq_setsockopt(g->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) ||
+        zmq_setsockopt(g->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) || zmq_bind(g->sock, endpoint)) {
+        snprintf(err, cap, "cannot bind data endpoint %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        sl_ingate_destroy(&g);
+        return NULL;
+    }
+    return g;
+}
+
+void sl_ingate_destroy(sl_ingate_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    if ((*pp)->sock)
+        zmq_close((*pp)->sock);
+    free(*pp);
+    *pp = NULL;
+}
+
+int sl_ingate_next(sl_ingate_t *g, sl_inbatch_t *b, char *err, size_t cap)
+{
+    for (;;) {
+        if (g->ended >= g->expected)
+            return 0;
+        if (g->cancel && atomic_load(g->cancel))
+            return SL_CANCELED;
+        zmq_pollitem_t item = {.socket = g->sock, .events = ZMQ_POLLIN};
+        int prc = zmq_poll(&item, 1, S_POLL_MS);
+        if (prc < 0 && zmq_errno() != EINTR)
+            return SL_ZMQ;
+        if (prc <= 0)
+            continue;
+        int n = zmq_recv(g->sock, b->rid, sizeof b->rid, 0);
+        if (n < 0)
+            return SL_ZMQ;
+        b->rid_len = (size_t)n < sizeof b->rid ? (size_t)n : sizeof b->rid;
+        int more = 0;
+        size_t ml = sizeof more;
+        zmq_getsockopt(g->sock, ZMQ_RCVMORE, &more, &ml);
+        if (!more) {
+            snprintf(err, cap, "data frame without payload");
+            return SL_PROTO;
+        }
+        zmq_msg_init(&b->msg);
+        if (zmq_msg_recv(&b->msg, g->sock, 0) < 0) {
+            zmq_msg_close(&b->msg);
+            return SL_ZMQ;
+        }
+        zmq_getsockopt(g->sock, ZMQ_RCVMORE, &more, &ml);
+        size_t size = zmq_msg_size(&b->msg);
+        sl_frame_hdr_t h;
+        if (more || size < sizeof h) {
+            zmq_msg_close(&b->msg);
+            snprintf(err, cap, "malformed data frame (%zu bytes)", size);
+            return SL_PROTO;
+        }
+        memcpy(&h, zmq_msg_data(&b->msg), sizeof h);
+        if (h.kind == SL_FRAME_EOI) {
+            zmq_msg_close(&b->msg);
+            g->ended++;
+            continue;
+        }
+        if (h.kind != SL_FRAME_BATCH || size - sizeof h > UINT32_MAX) {
+            zmq_msg_close(&b->msg);
+            snprintf(err, cap, "unexpected data frame kind %u", (unsigned)h.kind);
+            return SL_PROTO;
+        }
+        b->input = h.input;
+        b->sender = h.sender;
+        b->count = h.count;
+        b->data = (const uint8_t *)zmq_msg_data(&b->msg) + sizeof h;
+        b->len = (uint32_t)(size - sizeof h);
+        return 1;
+    }
+}
+
+void sl_ingate_release(sl_ingate_t *g, sl_inbatch_t *b)
+{
+    zmq_msg_close(&b->msg);
+    sl_frame_hdr_t h = {.kind = SL_FRAME_CREDIT, .count = 1};
+    zmq_send(g->sock, b->rid, b->rid_len, ZMQ_SNDMORE);
+    zmq_send(g->sock, &h, sizeof h, 0);
+}

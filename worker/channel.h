@@ -1,0 +1,85 @@
+/* channel.h — data channels between subtasks, with credit-based flow control.
+ *
+ * Invariants:
+ *  1. A receiving subtask binds one ZeroMQ ROUTER (its in-gate); every
+ *     upstream subtask that may send to it connects one DEALER (an
+ *     out-gate channel) with a routing id naming (input index, sender).
+ *  2. A sender starts with `initial_credits` credits per channel; sending a
+ *     batch costs one; the receiver returns one credit per batch after it
+ *     has processed it. A sender without credit waits (and so stops reading
+ *     its own input): backpressure reaches the sources and at most
+ *     initial_credits batches per sender are ever queued at a receiver.
+ *  3. Each sender ends each channel with one end-of-input frame, ordered
+ *     after its batches; the in-gate reports the end when every expected
+ *     sender has ended.
+ *  4. Frames are validated on receipt; a malformed frame fails the task with
+ *     an error and never crashes the process.
+ *
+ * Frame: a 16-byte header (sl_frame_hdr_t) followed, for batches, by the
+ * batch bytes. */
+#ifndef SLUICE_CHANNEL_H
+#define SLUICE_CHANNEL_H
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <zmq.h>
+
+enum { SL_FRAME_BATCH = 1, SL_FRAME_EOI = 2, SL_FRAME_CREDIT = 3 };
+
+typedef struct {
+    uint8_t kind;    /* SL_FRAME_* */
+    uint8_t pad;     /* zero */
+    uint16_t input;  /* input index at the receiver's head operator */
+    uint32_t sender; /* sender subtask index */
+    uint32_t count;  /* BATCH: rows; CREDIT: credits granted */
+    uint32_t pad2;   /* zero */
+} sl_frame_hdr_t;
+
+#define SL_DEFAULT_CREDITS 8
+
+/* ---- sending side ---------------------------------------------------------- */
+
+typedef struct sl_outgate sl_outgate_t;
+
+/* Connects one DEALER per endpoint (n channels). cancel is polled while
+ * waiting for credit. Returns NULL with err filled on failure. */
+sl_outgate_t *sl_outgate_new(void *zctx, int n, const char *const *endpoints, uint16_t input,
+                             uint32_t sender, int initial_credits, const atomic_bool *cancel,
+                             char *err, size_t cap);
+/* Sends len bytes holding count rows to channel ch, waiting for a credit
+ * first. Returns 0, SL_CANCELED or SL_ZMQ. */
+int sl_outgate_send(sl_outgate_t *g, int ch, const uint8_t *data, uint32_t len, uint32_t count);
+/* Sends end-of-input on every channel. */
+int sl_outgate_finish(sl_outgate_t *g);
+int sl_outgate_channels(const sl_outgate_t *g);
+/* Nanoseconds spent waiting for credit (backpressure). */
+uint64_t sl_outgate_blocked_ns(const sl_outgate_t *g);
+void sl_outgate_destroy(sl_outgate_t **pp);
+
+/* ---- receiving side ---------------------------------------------------- */
+
+typedef struct sl_ingate sl_ingate_t;
+
+/* A received batch; valid until sl_ingate_release. */
+typedef struct {
+    uint16_t input;      /* input index */
+    uint32_t sender;     /* sender subtask */
+    const uint8_t *data; /* rows */
+    uint32_t len, count;
+    zmq_msg_t msg;   /* private */
+    uint8_t rid[64]; /* private: routing id of the sender */
+    size_t rid_len;  /* private */
+} sl_inbatch_t;
+
+/* Binds a ROUTER at endpoint; the gate ends after expected_senders EOIs. */
+sl_ingate_t *sl_ingate_new(void *zctx, const char *endpoint, int expected_senders,
+                           const atomic_bool *cancel, char *err, size_t cap);
+/* Waits for the next batch: 1 and *b filled; 0 when every sender has ended;
+ * SL_CANCELED; SL_PROTO for a malformed frame (err says why). */
+int sl_ingate_next(sl_ingate_t *g, sl_inbatch_t *b, char *err, size_t cap);
+/* Frees the batch and returns its credit to the sender. */
+void sl_ingate_release(sl_ingate_t *g, sl_inbatch_t *b);
+void sl_ingate_destroy(sl_ingate_t **pp);
+
+#endif

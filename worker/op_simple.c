@@ -1,0 +1,182 @@
+/* op_simple.c — the stateless operators: filter, map, flat_map and the
+ * pass-through of key_by and union (their work is in the partitioning of
+ * the edge after them). Each decodes rows into a scratch value array owned
+ * by the instance; strings stay in the input batch or the task's arena. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+
+#include "operator.h"
+#include "sluice/err.h"
+#include "sluice/expr.h"
+
+typedef struct {
+    sl_value_t *in;  /* decoded input row */
+    sl_value_t *out; /* output row under construction */
+} s_scratch_t;
+
+static int s_open_scratch(sl_opctx_t *c)
+{
+    s_scratch_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return SL_NOMEM;
+    int nin = c->in ? c->in->nfields : 0;
+    int nout = c->node->out ? c->node->out->nfields : 0;
+    s->in = calloc((size_t)(nin ? nin : 1), sizeof(sl_value_t));
+    s->out = calloc((size_t)(nout ? nout : 1), sizeof(sl_value_t));
+    c->state = s;
+    return s->in && s->out ? SL_OK : SL_NOMEM;
+}
+
+static void s_close_scratch(sl_opctx_t *c)
+{
+    s_scratch_t *s = c->state;
+    if (s) {
+        free(s->in);
+        free(s->out);
+        free(s);
+    }
+    c->state = NULL;
+}
+
+static int s_finish_nothing(sl_opctx_t *c)
+{
+    (void)c;
+    return SL_OK;
+}
+
+/* ---- filter ---------------------------------------------------------- */
+
+static int s_filter_process(sl_opctx_t *c, const sl_batch_t *in, int input)
+{
+    (void)input;
+    s_scratch_t *s = c->state;
+    for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
+        sl_row_decode(c->in, r, s->in);
+        sl_value_t v;
+        if (sl_expr_eval(c->node->where, s->in, c->arena, &v) != SL_OK)
+            return sl_op_fail(c, SL_NOMEM, "filter '%s': out of memory", c->node->name);
+        if (sl_expr_is_true(&v)) {
+            int rc = sl_emit_raw(&c->out, r, sl_row_len(r));
+            if (rc)
+                return rc;
+        }
+    }
+    return SL_OK;
+}
+
+const sl_op_vtable_t sl_op_filter = {.open = s_open_scratch,
+                                     .process = s_filter_process,
+                                     .finish = s_finish_nothing,
+                                     .close = s_close_scratch};
+
+/* ---- map ------------------------------------------------------------------ */
+
+static int s_map_process(sl_opctx_t *c, const sl_batch_t *in, int input)
+{
+    (void)input;
+    s_scratch_t *s = c->state;
+    const sl_plan_node_t *nd = c->node;
+    for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
+        sl_row_decode(c->in, r, s->in);
+        for (int i = 0; i < nd->nexprs; i++) {
+            if (sl_expr_eval(nd->exprs[i], s->in, c->arena, &s->out[i]) != SL_OK)
+                return sl_op_fail(c, SL_NOMEM, "map '%s': out of memory", nd->name);
+            if (!s->out[i].is_null)
+                s->out[i].type = nd->out->fields[i].type;
+        }
+        int rc = sl_emit(&c->out, s->out);
+        if (rc == SL_RANGE)
+            return sl_op_fail(c, rc, "map '%s': a result row exceeds %u bytes", nd->name,
+                              SL_ROW_MAX);
+        if (rc)
+            return rc;
+    }
+    return SL_OK;
+}
+
+const sl_op_vtable_t sl_op_map = {.open = s_open_scratch,
+                                  .process = s_map_process,
+                                  .finish = s_finish_nothing,
+                                  .close = s_close_scratch};
+
+/* ---- flat_map --------------------------------------------------------------- */
+
+/* C-locale whitespace, the same set as `tr '[:space:]'`. */
+static inline int s_is_space(unsigned char ch)
+{
+    return ch == ' ' || (ch >= '\t' && ch <= '\r');
+}
+
+static int s_flat_map_process(sl_opctx_t *c, const sl_batch_t *in, int input)
+{
+    (void)input;
+    s_scratch_t *s = c->state;
+    const sl_plan_node_t *nd = c->node;
+    int f = nd->split_field;
+    const char *sep = nd->separator;
+    size_t seplen = sep ? strlen(sep) : 0;
+    for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
+        sl_row_decode(c->in, r, s->in);
+        if (s->in[f].is_null)
+            continue;
+        const char *p = s->in[f].u.s, *end = p + s->in[f].len;
+        while (p < end) {
+            const char *q;
+            if (!sep) {
+                while (p < end && s_is_space((unsigned char)*p))
+                    p++;
+                if (p == end)
+                    break;
+                q = p;
+                while (q < end && !s_is_space((unsigned char)*q))
+                    q++;
+            } else {
+                q = p;
+                while (q < end && !((size_t)(end - q) >= seplen && memcmp(q, sep, seplen) == 0))
+                    q++;
+            }
+            s->in[f].u.s = p;
+            s->in[f].len = (uint32_t)(q - p);
+            int rc = sl_emit(&c->out, s->in);
+            if (rc)
+                return rc;
+            p = sep && q < end ? q + seplen : q;
+        }
+    }
+    return SL_OK;
+}
+
+const sl_op_vtable_t sl_op_flat_map = {.open = s_open_scratch,
+                                       .process = s_flat_map_process,
+                                       .finish = s_finish_nothing,
+                                       .close = s_close_scratch};
+
+/* ---- key_by / union ------------------------------------------------------------ */
+
+static int s_pass_process(sl_opctx_t *c, const sl_batch_t *in, int input)
+{
+    (void)input;
+    for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
+        int rc = sl_emit_raw(&c->out, r, sl_row_len(r));
+        if (rc)
+            return rc;
+    }
+    return SL_OK;
+}
+
+static int s_pass_open(sl_opctx_t *c)
+{
+    (void)c;
+    return SL_OK;
+}
+
+static void s_pass_close(sl_opctx_t *c)
+{
+    (void)c;
+}
+
+const sl_op_vtable_t sl_op_passthrough = {.open = s_pass_open,
+                                          .process = s_pass_process,
+                                          .finish = s_finish_nothing,
+                                          .close = s_pass_close};

@@ -1,0 +1,76 @@
+/* operator.c — the emitter and the table of operator kinds. */
+#define _POSIX_C_SOURCE 200809L
+#include "operator.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "sluice/err.h"
+
+int sl_emit_flush(sl_emitter_t *e)
+{
+    if (!e->batch || e->batch->count == 0)
+        return SL_OK;
+    int rc = e->flush(e->target, e->batch);
+    sl_batch_clear(e->batch);
+    return rc;
+}
+
+int sl_emit(sl_emitter_t *e, const sl_value_t *vals)
+{
+    int rc = sl_batch_append(e->batch, e->schema, vals);
+    if (rc == SL_LIMIT) {
+        if ((rc = sl_emit_flush(e)) != SL_OK)
+            return rc;
+        rc = sl_batch_append(e->batch, e->schema, vals);
+    }
+    if (rc == SL_OK)
+        e->records++;
+    return rc;
+}
+
+int sl_emit_raw(sl_emitter_t *e, const uint8_t *row, uint32_t len)
+{
+    int rc = sl_batch_append_raw(e->batch, row, len);
+    if (rc == SL_LIMIT) {
+        if ((rc = sl_emit_flush(e)) != SL_OK)
+            return rc;
+        rc = sl_batch_append_raw(e->batch, row, len);
+    }
+    if (rc == SL_OK)
+        e->records++;
+    return rc;
+}
+
+const sl_op_vtable_t *sl_op_vtable(sl_opkind_t kind)
+{
+    switch (kind) {
+    case SL_OP_FILE_SOURCE:
+        return &sl_op_file_source;
+    case SL_OP_FILTER:
+        return &sl_op_filter;
+    case SL_OP_MAP:
+        return &sl_op_map;
+    case SL_OP_FLAT_MAP:
+        return &sl_op_flat_map;
+    case SL_OP_KEY_BY:
+    case SL_OP_UNION:
+        return &sl_op_passthrough;
+    case SL_OP_AGGREGATE:
+        return &sl_op_aggregate;
+    case SL_OP_FILE_SINK:
+        return &sl_op_file_sink;
+    case SL_OP_STDOUT_SINK:
+        return &sl_op_stdout_sink;
+    }
+    return NULL;
+}
+
+int sl_op_fail(sl_opctx_t *c, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+    return rc;
+}

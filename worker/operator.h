@@ -1,0 +1,81 @@
+/* operator.h — the node interface every operator implements.
+ *
+ * A task runs a chain of operators; each operator instance gets an
+ * sl_opctx_t with the immutable plan node, its own mutable state and an
+ * emitter that hands full batches to the next operator in the chain (or to
+ * the task's out-gates). Records cross operator boundaries in batches; no
+ * operator mallocs per record: scratch memory comes from ctx->arena, which
+ * the task resets after each input batch.
+ *
+ * Lifecycle: open -> (run_source | process*) -> finish -> close. finish is
+ * called once at end of input and must emit everything still held (final
+ * aggregates) or publish output (sinks); close frees, and for a sink that
+ * did not finish, discards its output. */
+#ifndef SLUICE_OPERATOR_H
+#define SLUICE_OPERATOR_H
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "sluice/arena.h"
+#include "sluice/plan.h"
+#include "sluice/row.h"
+
+typedef struct sl_emitter sl_emitter_t;
+/* Downstream of an emitter: consumes a full batch (and may clear it). */
+typedef int (*sl_flush_fn)(void *target, sl_batch_t *b);
+
+struct sl_emitter {
+    sl_batch_t *batch;         /* private: rows waiting to be flushed */
+    const sl_schema_t *schema; /* schema of emitted rows */
+    sl_flush_fn flush;         /* private */
+    void *target;              /* private */
+    uint64_t records;          /* public read-only: rows emitted */
+};
+
+/* Appends a row (encoded from vals); flushes downstream when full. */
+int sl_emit(sl_emitter_t *e, const sl_value_t *vals);
+/* Appends an already-encoded row of the emitter's schema. */
+int sl_emit_raw(sl_emitter_t *e, const uint8_t *row, uint32_t len);
+/* Hands any buffered rows downstream. */
+int sl_emit_flush(sl_emitter_t *e);
+
+typedef struct sl_opctx {
+    const sl_plan_t *plan;
+    const sl_plan_node_t *node;
+    int subtask, parallelism;
+    const sl_schema_t *in;     /* input schema (NULL for sources) */
+    sl_emitter_t out;          /* where results go (unused by sinks) */
+    sl_arena_t *arena;         /* per-batch scratch, reset by the task */
+    const atomic_bool *cancel; /* set when the task must stop */
+    void *state;               /* the operator's own */
+    _Atomic uint64_t records_in, records_out, errors, busy_ns; /* metrics */
+    char err[512];                                             /* message when a call fails */
+} sl_opctx_t;
+
+typedef struct {
+    int (*open)(sl_opctx_t *c);
+    /* Sources: produce every record of this subtask's share, then return 0. */
+    int (*run_source)(sl_opctx_t *c);
+    /* Others: one input batch from input index `input`. */
+    int (*process)(sl_opctx_t *c, const sl_batch_t *in, int input);
+    int (*finish)(sl_opctx_t *c);
+    void (*close)(sl_opctx_t *c);
+} sl_op_vtable_t;
+
+/* The implementation of an operator kind. */
+const sl_op_vtable_t *sl_op_vtable(sl_opkind_t kind);
+
+/* Implementations, one file each (op_<kind>.c). */
+extern const sl_op_vtable_t sl_op_file_source;
+extern const sl_op_vtable_t sl_op_filter;
+extern const sl_op_vtable_t sl_op_map;
+extern const sl_op_vtable_t sl_op_flat_map;
+extern const sl_op_vtable_t sl_op_passthrough; /* key_by, union */
+extern const sl_op_vtable_t sl_op_aggregate;
+extern const sl_op_vtable_t sl_op_file_sink;
+extern const sl_op_vtable_t sl_op_stdout_sink;
+
+/* Sets c->err printf-style and returns rc (for `return sl_op_fail(...)`). */
+int sl_op_fail(sl_opctx_t *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,56 @@
+/* task.h — one subtask: a chain of operators between an in-gate and the
+ * out-gates to the next tasks.
+ *
+ * Lifecycle (one thread runs it from start to end):
+ *   CREATED --sl_task_run--> RUNNING --end of input / cancel / error--> ENDED
+ * sl_task_run opens the operators, binds the in-gate, connects the
+ * out-gates, moves every input batch through the chain (a full batch of
+ * one operator is processed by the next at once: chaining, no
+ * serialization), and at end of input calls each operator's finish in
+ * chain order, flushes, and sends end-of-input downstream.
+ *
+ * Metrics are atomics: other threads (the worker's reporter) may read them
+ * while the task runs. */
+#ifndef SLUICE_TASK_H
+#define SLUICE_TASK_H
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/plan.h"
+
+/* Resolves the data endpoint of (chain, subtask) into buf. */
+typedef void (*sl_endpoint_fn)(void *arg, int chain, int subtask, char *buf, size_t cap);
+
+typedef struct {
+    void *zctx;              /* ZeroMQ context shared by the process */
+    const sl_plan_t *plan;   /* immutable, outlives the task */
+    int chain, subtask;      /* which subtask this is */
+    sl_endpoint_fn endpoint; /* where every subtask's in-gate is */
+    void *endpoint_arg;
+    const atomic_bool *cancel; /* set to stop the task */
+    int credits;               /* initial credits per channel (0 = default) */
+    uint32_t batch_bytes;      /* batch capacity (0 = default) */
+} sl_task_env_t;
+
+typedef struct sl_task sl_task_t;
+
+typedef struct {
+    const char *op; /* operator name (borrowed from the plan) */
+    uint64_t records_in, records_out, busy_ns, errors;
+} sl_op_metrics_t;
+
+sl_task_t *sl_task_new(const sl_task_env_t *env);
+/* Runs the task to its end in the calling thread. Returns 0 when it
+ * finished, SL_CANCELED, or an error (message from sl_task_error). */
+int sl_task_run(sl_task_t *t);
+/* Borrowed message of the error that ended the task ("" if none). */
+const char *sl_task_error(const sl_task_t *t);
+int sl_task_nops(const sl_task_t *t);
+/* Snapshot of operator i's metrics (safe while the task runs). */
+void sl_task_metrics(const sl_task_t *t, int i, sl_op_metrics_t *out);
+/* Nanoseconds the task waited for credit (backpressure). */
+uint64_t sl_task_blocked_ns(const sl_task_t *t);
+void sl_task_destroy(sl_task_t **pp);
+
+#endif

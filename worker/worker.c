@@ -1,0 +1,450 @@
+/* worker.c — the worker's control loop (see worker.h).
+ *
+ * Invariants:
+ *  1. Every deployed subtask gets exactly one final TaskState (FINISHED,
+ *     FAILED or CANCELED) sent to the master, after its thread has ended.
+ *  2. A job's plan lives until the last of its subtasks on this worker has
+ *     ended; its tasks only borrow it.
+ *  3. Cancel is a flag per job that tasks poll; stopping the worker cancels
+ *     every job and joins every task thread before the loop exits. */
+#define _POSIX_C_SOURCE 200809L
+#include "worker.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "sluice/err.h"
+#include "sluice/msg.h"
+#include "sluice/plan.h"
+#include "task.h"
+
+typedef struct s_job s_job_t;
+
+typedef struct {
+    s_job_t *job; /* owner */
+    int chain, subtask;
+    sl_task_t *task;
+    pthread_t thread;
+    bool started;     /* thread was created */
+    atomic_bool done; /* set by the task thread as its last act */
+    int rc;           /* result of sl_task_run */
+    bool reported;    /* final state sent */
+} s_slot_t;
+
+struct s_job {
+    char *id;
+    sl_spec_t *spec;
+    sl_plan_t *plan;
+    char **endpoints; /* data endpoint of every (chain, subtask), by index */
+    int *ep_base;     /* chain -> first index in endpoints */
+    s_slot_t *tasks;
+    int ntasks;
+    atomic_bool cancel;
+    s_job_t *next;
+};
+
+struct sl_worker {
+    sl_worker_opts_t o; /* strings below are our copies */
+    char *master, *id, *data_endpoint;
+    pthread_t thread;
+    atomic_bool stop;
+    void *sock; /* DEALER to the master */
+    s_job_t *jobs;
+    uint64_t next_req;
+};
+
+static uint64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000ull;
+}
+
+static void s_endpoint(void *arg, int chain, int subtask, char *buf, size_t cap)
+{
+    s_job_t *j = arg;
+    const char *base = j->endpoints[j->ep_base[chain] + subtask];
+    snprintf(buf, cap, "%s/%s/%d/%d", base, j->id, chain, subtask);
+}
+
+static void s_job_destroy(s_job_t *j)
+{
+    for (int i = 0; i < j->ntasks; i++)
+        sl_task_destroy(&j->tasks[i].task);
+    free(j->tasks);
+    if (j->endpoints && j->plan) {
+        int total = j->ep_base[j->plan->nchains];
+        for (int i = 0; i < total; i++)
+            free(j->endpoints[i]);
+    }
+    free(j->endpoints);
+    free(j->ep_base);
+    sl_plan_destroy(&j->plan);
+    sl_spec_destroy(&j->spec);
+    free(j->id);
+    free(j);
+}
+
+/* ---- reporting ------------------------------------------------------------ */
+
+/* Sends to the master without ever blocking: a master that is gone (or not
+ * there yet) must not hang the worker; what it missed it learns again from
+ * the next report or registration. */
+static void s_send(sl_worker_t *w, const Sluice__Envelope *env)
+{
+    int rc = sl_msg_send_flags(w->sock, ZMQ_DONTWAIT, NULL, 0, env);
+    if (rc != SL_OK && rc != SL_TIMEOUT)
+        fprintf(stderr, "sluice-worker %s: cannot send %s to the master: %s\n", w->id,
+                sl_msg_kind_name(env), sl_strerror(rc));
+}
+
+static void s_send_state(sl_worker_t *w, s_slot_t *t, Sluice__TaskStateKind state,
+                         const char *error)
+{
+    Sluice__Envelope env;
+    sl_msg_init(&env, ++w->next_req);
+    Sluice__TaskState ts = SLUICE__TASK_STATE__INIT;
+    Sluice__SubtaskRef ref = SLUICE__SUBTASK_REF__INIT;
+    ref.chain = (uint32_t)t->chain;
+    ref.subtask = (uint32_t)t->subtask;
+    ts.job_id = t->job->id;
+    ts.ref = &ref;
+    ts.state = state;
+    char errbuf[1024] = "";
+    if (error) {
+        snprintf(errbuf, sizeof errbuf, "%s", error);
+        sl_msg_sanitize_utf8(errbuf);
+        ts.error = errbuf;
+    }
+    int nops = t->task ? sl_task_nops(t->task) : 0;
+    Sluice__OperatorMetrics m[64], *mp[64];
+    sl_op_metrics_t om;
+    if (nops > 64)
+        nops = 64;
+    for (int i = 0; i < nops; i++) {
+        sl_task_metrics(t->task, i, &om);
+        m[i] = (Sluice__OperatorMetrics)SLUICE__OPERATOR_METRICS__INIT;
+        m[i].op = (char *)om.op;
+        m[i].records_in = om.records_in;
+        m[i].records_out = om.records_out;
+        m[i].busy_ns = om.busy_ns;
+        m[i].errors = om.errors;
+        if (i == nops - 1) /* the chain's tail sends, so it is the one held back */
+            m[i].backpressure_ns = sl_task_blocked_ns(t->task);
+        mp[i] = &m[i];
+    }
+    ts.n_metrics = (size_t)nops;
+    ts.metrics = mp;
+    env.body_case = SLUICE__ENVELOPE__BODY_TASK_STATE;
+    env.task_state = &ts;
+    s_send(w, &env);
+}
+
+static void s_report_running(sl_worker_t *w)
+{
+    for (s_job_t *j = w->jobs; j; j = j->next)
+        for (int i = 0; i < j->ntasks; i++)
+            if (j->tasks[i].started && !atomic_load(&j->tasks[i].done))
+                s_send_state(w, &j->tasks[i], SLUICE__TASK_STATE_KIND__TASK_RUNNING, NULL);
+}
+
+/* Joins ended task threads, reports them, frees jobs with nothing left. */
+static void s_reap(sl_worker_t *w)
+{
+    s_job_t **pp = &w->jobs;
+    while (*pp) {
+        s_job_t *j = *pp;
+        int live = 0;
+        for (int i = 0; i < j->ntasks; i++) {
+            s_slot_t *t = &j->tasks[i];
+            if (t->reported)
+                continue;
+            if (t->started && !atomic_load(&t->done)) {
+                live++;
+                continue;
+            }
+            if (t->started)
+                pthread_join(t->thread, NULL);
+            Sluice__TaskStateKind st = t->rc == SL_OK ? SLUICE__TASK_STATE_KIND__TASK_FINISHED
+                                       : t->rc == SL_CANCELED
+                                           ? SLUICE__TASK_STATE_KIND__TASK_CANCELED
+                                           : SLUICE__TASK_STATE_KIND__TASK_FAILED;
+            const char *err = NULL;
+            if (st == SLUICE__TASK_STATE_KIND__TASK_FAILED)
+                err = t->task && sl_task_error(t->task)[0] ? sl_task_error(t->task)
+                                                           : sl_strerror(t->rc);
+            if (st == SLUICE__TASK_STATE_KIND__TASK_FAILED)
+                atomic_store(&j->cancel, true); /* the master cancels the rest too */
+            s_send_state(w, t, st, err);
+            t->reported = true;
+        }
+        if (live == 0) {
+            *pp = j->next;
+            s_job_destroy(j);
+        } else {
+            pp = &j->next;
+        }
+    }
+}
+
+/* ---- deploy ------------------------------------------------------------------ */
+
+static void *s_task_main(void *arg)
+{
+    s_slot_t *t = arg;
+    t->rc = sl_task_run(t->task);
+    atomic_store(&t->done, true);
+    return NULL;
+}
+
+static void s_fail_deploy(sl_worker_t *w, s_job_t *j, const Sluice__Deploy *d, const char *why)
+{
+    /* Report every subtask of the deploy as failed so the master can act. */
+    for (size_t i = 0; i < d->n_subtasks; i++) {
+        s_slot_t t = {
+            .job = j, .chain = (int)d->subtasks[i]->chain, .subtask = (int)d->subtasks[i]->subtask};
+        s_send_state(w, &t, SLUICE__TASK_STATE_KIND__TASK_FAILED, why);
+    }
+}
+
+static void s_deploy(sl_worker_t *w, const Sluice__Deploy *d)
+{
+    s_job_t *j = calloc(1, sizeof *j);
+    if (!j)
+        return;
+    j->id = strdup(d->job_id);
+    sl_params_t *params = sl_params_new();
+    sl_diag_t *diag = sl_diag_new(d->spec_file);
+    char why[1024] = "";
+    if (!j->id || !params || !diag) {
+        snprintf(why, sizeof why, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < d->n_params; i++)
+        sl_params_set(params, d->params[i]->name, d->params[i]->value);
+    if (sl_plan_load(d->spec_file, (const char *)d->spec_text.data, d->spec_text.len, params,
+                     (int)d->parallelism, diag, &j->spec, &j->plan) != SL_OK) {
+        snprintf(why, sizeof why, "worker %s cannot plan the job: %s", w->id,
+                 sl_diag_count(diag) ? sl_diag_message(diag, 0) : "error");
+        goto fail;
+    }
+    /* Endpoints of every subtask, from the locations. */
+    const sl_plan_t *p = j->plan;
+    j->ep_base = calloc((size_t)p->nchains + 1, sizeof *j->ep_base);
+    if (!j->ep_base)
+        goto fail;
+    for (int c = 0; c < p->nchains; c++)
+        j->ep_base[c + 1] = j->ep_base[c] + p->chains[c].parallelism;
+    j->endpoints = calloc((size_t)j->ep_base[p->nchains], sizeof *j->endpoints);
+    if (!j->endpoints)
+        goto fail;
+    for (size_t i = 0; i < d->n_locations; i++) {
+        const Sluice__SubtaskLocation *l = d->locations[i];
+        if ((int)l->ref->chain >= p->nchains ||
+            (int)l->ref->subtask >= p->chains[l->ref->chain].parallelism) {
+            snprintf(why, sizeof why, "deploy names subtask %u/%u outside the plan", l->ref->chain,
+                     l->ref->subtask);
+            goto fail;
+        }
+        int idx = j->ep_base[l->ref->chain] + (int)l->ref->subtask;
+        free(j->endpoints[idx]);
+        j->endpoints[idx] = strdup(l->data_endpoint);
+    }
+    for (int i = 0; i < j->ep_base[p->nchains]; i++)
+        if (!j->endpoints[i]) {
+            snprintf(why, sizeof why, "deploy lacks the location of a subtask");
+            goto fail;
+        }
+    j->tasks = calloc(d->n_subtasks ? d->n_subtasks : 1, sizeof *j->tasks);
+    if (!j->tasks)
+        goto fail;
+    for (size_t i = 0; i < d->n_subtasks; i++) {
+        s_slot_t *t = &j->tasks[j->ntasks];
+        t->job = j;
+        t->chain = (int)d->subtasks[i]->chain;
+        t->subtask = (int)d->subtasks[i]->subtask;
+        if (t->chain >= p->nchains || t->subtask >= p->chains[t->chain].parallelism) {
+            snprintf(why, sizeof why, "deploy names subtask %d/%d outside the plan", t->chain,
+                     t->subtask);
+            goto fail;
+        }
+        sl_task_env_t env = {.zctx = w->o.zctx,
+                             .plan = p,
+                             .chain = t->chain,
+                             .subtask = t->subtask,
+                             .endpoint = s_endpoint,
+                             .endpoint_arg = j,
+                             .cancel = &j->cancel};
+        t->task = sl_task_new(&env);
+        if (!t->task)
+            goto fail;
+        j->ntasks++;
+    }
+    sl_params_destroy(&params);
+    sl_diag_destroy(&diag);
+    j->next = w->jobs;
+    w->jobs = j;
+    for (int i = 0; i < j->ntasks; i++) {
+        s_slot_t *t = &j->tasks[i];
+        if (pthread_create(&t->thread, NULL, s_task_main, t) == 0)
+            t->started = true;
+        else
+            t->rc = SL_NOMEM;
+    }
+    return;
+fail:
+    s_fail_deploy(w, j, d, why[0] ? why : "out of memory");
+    sl_params_destroy(&params);
+    sl_diag_destroy(&diag);
+    s_job_destroy(j);
+}
+
+/* ---- control loop ------------------------------------------------------------ */
+
+static void s_register(sl_worker_t *w)
+{
+    Sluice__Envelope env;
+    sl_msg_init(&env, ++w->next_req);
+    Sluice__Register r = SLUICE__REGISTER__INIT;
+    r.worker_id = w->id;
+    r.slots = (uint32_t)w->o.slots;
+    r.data_endpoint = w->data_endpoint;
+    r.host = "localhost";
+    env.body_case = SLUICE__ENVELOPE__BODY_REGISTER;
+    env.register_ = &r;
+    s_send(w, &env);
+}
+
+static void s_heartbeat(sl_worker_t *w)
+{
+    Sluice__Envelope env;
+    sl_msg_init(&env, ++w->next_req);
+    Sluice__Heartbeat h = SLUICE__HEARTBEAT__INIT;
+    h.worker_id = w->id;
+    h.time_ms = s_now_ms();
+    env.body_case = SLUICE__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &h;
+    s_send(w, &env);
+}
+
+static void s_cancel_job(sl_worker_t *w, const char *job_id)
+{
+    for (s_job_t *j = w->jobs; j; j = j->next)
+        if (!job_id || strcmp(j->id, job_id) == 0)
+            atomic_store(&j->cancel, true);
+}
+
+static void *s_main(void *arg)
+{
+    sl_worker_t *w = arg;
+    uint64_t last_hb = 0, last_report = s_now_ms();
+    s_register(w);
+    while (!atomic_load(&w->stop)) {
+        zmq_pollitem_t item = {.socket = w->sock, .events = ZMQ_POLLIN};
+        zmq_poll(&item, 1, 20);
+        Sluice__Envelope *env = NULL;
+        char err[256];
+        while (sl_msg_recv(w->sock, ZMQ_DONTWAIT, NULL, NULL, &env, err, sizeof err) !=
+               SL_TIMEOUT) {
+            if (!env) {
+                fprintf(stderr, "sluice-worker %s: bad message from master: %s\n", w->id, err);
+                continue;
+            }
+            switch (env->body_case) {
+            case SLUICE__ENVELOPE__BODY_DEPLOY:
+                s_deploy(w, env->deploy);
+                break;
+            case SLUICE__ENVELOPE__BODY_CANCEL_TASKS:
+                s_cancel_job(w, env->cancel_tasks->job_id);
+                break;
+            case SLUICE__ENVELOPE__BODY_SHUTDOWN:
+                atomic_store(&w->stop, true);
+                break;
+            case SLUICE__ENVELOPE__BODY_REGISTER_ACK:
+                if (!env->register_ack->accepted)
+                    fprintf(stderr, "sluice-worker %s: master refused registration: %s\n", w->id,
+                            env->register_ack->reason);
+                break;
+            default:
+                break;
+            }
+            sl_msg_free(&env);
+        }
+        s_reap(w);
+        uint64_t now = s_now_ms();
+        if (now - last_hb >= (uint64_t)w->o.heartbeat_ms) {
+            s_heartbeat(w);
+            last_hb = now;
+        }
+        if (now - last_report >= (uint64_t)w->o.report_ms) {
+            s_report_running(w);
+            last_report = now;
+        }
+    }
+    s_cancel_job(w, NULL);
+    while (w->jobs) {
+        s_reap(w);
+        if (w->jobs) {
+            struct timespec ts = {0, 5 * 1000 * 1000};
+            nanosleep(&ts, NULL); /* task threads poll their cancel flag every 50 ms */
+        }
+    }
+    return NULL;
+}
+
+sl_worker_t *sl_worker_start(const sl_worker_opts_t *o)
+{
+    sl_worker_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->o = *o;
+    w->master = strdup(o->master);
+    w->id = strdup(o->id);
+    w->data_endpoint = strdup(o->data_endpoint);
+    if (w->o.heartbeat_ms <= 0)
+        w->o.heartbeat_ms = 200;
+    if (w->o.report_ms <= 0)
+        w->o.report_ms = 250;
+    w->sock = zmq_socket(o->zctx, ZMQ_DEALER);
+    int linger = 1000;
+    if (!w->master || !w->id || !w->data_endpoint || !w->sock ||
+        zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger) ||
+        zmq_setsockopt(w->sock, ZMQ_ROUTING_ID, w->id, strlen(w->id)) ||
+        sl_msg_limit_socket(w->sock) || zmq_connect(w->sock, w->master) ||
+        pthread_create(&w->thread, NULL, s_main, w) != 0) {
+        fprintf(stderr, "sluice-worker: cannot start worker %s: %s\n", o->id,
+                zmq_strerror(zmq_errno()));
+        if (w->sock)
+            zmq_close(w->sock);
+        free(w->master);
+        free(w->id);
+        free(w->data_endpoint);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void sl_worker_stop(sl_worker_t *w)
+{
+    atomic_store(&w->stop, true);
+}
+
+void sl_worker_join(sl_worker_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    sl_worker_t *w = *pp;
+    pthread_join(w->thread, NULL);
+    zmq_close(w->sock);
+    free(w->master);
+    free(w->id);
+    free(w->data_endpoint);
+    free(w);
+    *pp = NULL;
+}

@@ -1,0 +1,31 @@
+/* worker.h — a worker: registers with the master, runs the subtasks it is
+ * deployed, reports their states and metrics, and sends heartbeats.
+ *
+ * One thread runs the control loop (a DEALER to the master's ROUTER); each
+ * subtask runs on a thread of its own. The same code serves the embedded
+ * mini-cluster (inproc:// endpoints, a thread of `sluice run`) and a
+ * worker process. */
+#ifndef SLUICE_WORKER_H
+#define SLUICE_WORKER_H
+
+typedef struct {
+    void *zctx;                /* ZeroMQ context (shared with the master in-process) */
+    const char *master;        /* master's control endpoint */
+    const char *id;            /* unique worker id */
+    int slots;                 /* task slots offered */
+    const char *data_endpoint; /* prefix of this worker's in-gate endpoints */
+    int heartbeat_ms;          /* heartbeat interval */
+    int report_ms;             /* interval of running-task metric reports */
+} sl_worker_opts_t;
+
+typedef struct sl_worker sl_worker_t;
+
+/* Starts the worker's thread. NULL on failure (message on stderr). */
+sl_worker_t *sl_worker_start(const sl_worker_opts_t *o);
+/* Asks the worker to cancel its tasks and stop (it also stops on the
+ * master's Shutdown). */
+void sl_worker_stop(sl_worker_t *w);
+/* Waits for the worker's thread, frees it, sets *pp to NULL. */
+void sl_worker_join(sl_worker_t **pp);
+
+#endif

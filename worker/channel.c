@@ -21,13 +21,15 @@ static uint64_t s_now_ns(void)
 }
 
 struct sl_outgate {
-    int n;                     /* channels */
-    void **socks;              /* one DEALER per channel */
-    int *credits;              /* credits left per channel */
-    uint16_t input;            /* input index at the receivers */
-    uint32_t sender;           /* our subtask index */
-    const atomic_bool *cancel; /* set by the worker to stop the task */
-    uint64_t blocked_ns;       /* time spent waiting for credit */
+    int n;                       /* channels */
+    void **socks;                /* one DEALER per channel */
+    int *credits;                /* credits left per channel */
+    uint16_t input;              /* input index at the receivers */
+    uint32_t sender;             /* our subtask index */
+    const atomic_bool *cancel;   /* set by the worker to stop the task */
+    _Atomic uint64_t blocked_ns; /* time spent waiting for credit */
+    atomic_bool waiting;         /* blocked in s_take_credits right now */
+    _Atomic uint64_t wait_start; /* s_now_ns() when the current wait began */
 };
 
 sl_outgate_t *sl_outgate_new(void *zctx, int n, const char *const *endpoints, uint16_t input,
@@ -52,7 +54,8 @@ sl_outgate_t *sl_outgate_new(void *zctx, int n, const char *const *endpoints, ui
         g->socks[i] = zmq_socket(zctx, ZMQ_DEALER);
         if (!g->socks[i])
             goto zfail;
-        int linger = 0, hwm = 0; /* credits bound the queue, not the HWM */
+        int linger = 2000, hwm = 0; /* credits bound the queue, not the HWM; linger lets
+                                     * the end-of-input frame reach the receiver */
         zmq_setsockopt(g->socks[i], ZMQ_LINGER, &linger, sizeof linger);
         zmq_setsockopt(g->socks[i], ZMQ_SNDHWM, &hwm, sizeof hwm);
         zmq_setsockopt(g->socks[i], ZMQ_RCVHWM, &hwm, sizeof hwm);
@@ -89,7 +92,15 @@ int sl_outgate_channels(const sl_outgate_t *g)
 
 uint64_t sl_outgate_blocked_ns(const sl_outgate_t *g)
 {
-    return g->blocked_ns;
+    uint64_t ns = atomic_load_explicit(&g->blocked_ns, memory_order_relaxed);
+    if (atomic_load(&g->waiting)) /* a wait in progress counts too */
+        ns += s_now_ns() - atomic_load_explicit(&g->wait_start, memory_order_relaxed);
+    return ns;
+}
+
+bool sl_outgate_waiting(const sl_outgate_t *g)
+{
+    return atomic_load(&g->waiting);
 }
 
 /* Reads credit frames waiting on channel ch; with wait, blocks (in
@@ -110,14 +121,24 @@ static int s_take_credits(sl_outgate_t *g, int ch, bool wait)
             return SL_ZMQ;
         if (!wait || g->credits[ch] > 0)
             break;
-        if (g->cancel && atomic_load(g->cancel))
+        if (g->cancel && atomic_load(g->cancel)) {
+            atomic_store(&g->waiting, false);
             return SL_CANCELED;
+        }
+        if (!atomic_load(&g->waiting)) {
+            atomic_store_explicit(&g->wait_start, start, memory_order_relaxed);
+            atomic_store(&g->waiting, true);
+        }
         zmq_pollitem_t item = {.socket = g->socks[ch], .events = ZMQ_POLLIN};
-        if (zmq_poll(&item, 1, S_POLL_MS) < 0 && zmq_errno() != EINTR)
+        if (zmq_poll(&item, 1, S_POLL_MS) < 0 && zmq_errno() != EINTR) {
+            atomic_store(&g->waiting, false);
             return SL_ZMQ;
+        }
     }
-    if (wait)
-        g->blocked_ns += s_now_ns() - start;
+    if (wait) {
+        atomic_store(&g->waiting, false);
+        atomic_fetch_add_explicit(&g->blocked_ns, s_now_ns() - start, memory_order_relaxed);
+    }
     return SL_OK;
 }
 

@@ -55,6 +55,9 @@ int sl_outgate_finish(sl_outgate_t *g);
 int sl_outgate_channels(const sl_outgate_t *g);
 /* Nanoseconds spent waiting for credit (backpressure). */
 uint64_t sl_outgate_blocked_ns(const sl_outgate_t *g);
+/* True while the sender is blocked waiting for credit (readable from any
+ * thread; for metrics and tests). */
+bool sl_outgate_waiting(const sl_outgate_t *g);
 void sl_outgate_destroy(sl_outgate_t **pp);
 
 /* ---- receiving side ---------------------------------------------------- */

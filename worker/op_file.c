@@ -8,12 +8,16 @@
  * parallel. Malformed records fail the task, or with `on_error: skip` are
  * counted and logged (first few, with file and line) and skipped. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <glob.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "operator.h"
 #include "sluice/err.h"
@@ -234,6 +238,36 @@ static int s_put(s_stdout_t *s, size_t *len, const char *p, size_t n)
     return SL_OK;
 }
 
+/* Writes len bytes to fd 1 without ever blocking for long: it waits for the
+ * descriptor with poll() and writes at most PIPE_BUF bytes at a time (which
+ * a writable pipe always takes), so a reader that stops reading stalls the
+ * sink (backpressure) but never keeps a canceled task from ending. */
+static int s_write_stdout(sl_opctx_t *c, const char *p, size_t len)
+{
+    while (len > 0) {
+        if (atomic_load(c->cancel))
+            return SL_CANCELED;
+        struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
+        int prc = poll(&pfd, 1, 50);
+        if (prc < 0 && errno != EINTR)
+            return sl_op_fail(c, SL_IO, "sink '%s': cannot wait for stdout: %s", c->node->name,
+                              strerror(errno));
+        if (prc <= 0)
+            continue;
+        if (pfd.revents & (POLLERR | POLLNVAL))
+            return sl_op_fail(c, SL_IO, "sink '%s': stdout is closed", c->node->name);
+        ssize_t n = write(STDOUT_FILENO, p, len < PIPE_BUF ? len : PIPE_BUF);
+        if (n < 0 && errno != EINTR && errno != EAGAIN)
+            return sl_op_fail(c, SL_IO, "sink '%s': cannot write stdout: %s", c->node->name,
+                              strerror(errno));
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+        }
+    }
+    return SL_OK;
+}
+
 static int s_stdout_open(sl_opctx_t *c)
 {
     s_stdout_t *s = calloc(1, sizeof *s);
@@ -244,11 +278,19 @@ static int s_stdout_open(sl_opctx_t *c)
     if (!s->vals)
         return SL_NOMEM;
     if (c->node->sink_format == SL_FMT_CSV) {
-        pthread_mutex_lock(&s_stdout_lock);
-        for (int i = 0; i < c->in->nfields; i++)
-            printf("%s%s", i ? "," : "", c->in->fields[i].name);
-        printf("\n");
-        pthread_mutex_unlock(&s_stdout_lock);
+        size_t len = 0;
+        int rc = SL_OK;
+        for (int i = 0; rc == SL_OK && i < c->in->nfields; i++) {
+            if (i)
+                rc = s_put(s, &len, ",", 1);
+            if (rc == SL_OK)
+                rc = s_put(s, &len, c->in->fields[i].name, strlen(c->in->fields[i].name));
+        }
+        if (rc == SL_OK)
+            rc = s_put(s, &len, "\n", 1);
+        if (rc == SL_OK)
+            rc = s_write_stdout(c, s->line, len);
+        return rc;
     }
     return SL_OK;
 }
@@ -294,11 +336,10 @@ static int s_stdout_process(sl_opctx_t *c, const sl_batch_t *in, int input)
     (void)input;
     s_stdout_t *s = c->state;
     bool json = c->node->sink_format == SL_FMT_JSONL;
-    pthread_mutex_lock(&s_stdout_lock);
+    size_t len = 0;
     int rc = SL_OK;
     for (const uint8_t *r = sl_batch_first(in); r && rc == SL_OK; r = sl_batch_next(in, r)) {
         sl_row_decode(c->in, r, s->vals);
-        size_t len = 0;
         if (json)
             rc = s_put(s, &len, "{", 1);
         for (int i = 0; rc == SL_OK && i < c->in->nfields; i++) {
@@ -316,23 +357,24 @@ static int s_stdout_process(sl_opctx_t *c, const sl_batch_t *in, int input)
         }
         if (json && rc == SL_OK)
             rc = s_put(s, &len, "}", 1);
-        if (rc == SL_OK) {
-            s->line[len++] = '\n';
-            fwrite(s->line, 1, len, stdout);
-        }
+        if (rc == SL_OK)
+            rc = s_put(s, &len, "\n", 1);
     }
-    pthread_mutex_unlock(&s_stdout_lock);
-    atomic_fetch_add_explicit(&c->records_out, in->count, memory_order_relaxed);
+    if (rc == SL_OK) {
+        /* One batch at a time, so the lines of concurrent sinks never mix. */
+        pthread_mutex_lock(&s_stdout_lock);
+        rc = s_write_stdout(c, s->line, len);
+        pthread_mutex_unlock(&s_stdout_lock);
+    }
+    if (rc == SL_OK)
+        atomic_fetch_add_explicit(&c->records_out, in->count, memory_order_relaxed);
     return rc;
 }
 
 static int s_stdout_finish(sl_opctx_t *c)
 {
     (void)c;
-    pthread_mutex_lock(&s_stdout_lock);
-    int rc = fflush(stdout) == 0 ? SL_OK : SL_IO;
-    pthread_mutex_unlock(&s_stdout_lock);
-    return rc;
+    return SL_OK;
 }
 
 static void s_stdout_close(sl_opctx_t *c)

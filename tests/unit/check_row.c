@@ -50,9 +50,8 @@ END_TEST
 START_TEST(test_row_round_trip)
 {
     sl_schema_t *s = s_all_types();
-    sl_value_t in[6] = {sl_value_int(-42),        sl_value_double(3.25),
-                        sl_value_bool(true),      sl_value_str("héllo", 6),
-                        sl_value_ts(1700000000123), sl_value_null()};
+    sl_value_t in[6] = {sl_value_int(-42),        sl_value_double(3.25),      sl_value_bool(true),
+                        sl_value_str("héllo", 6), sl_value_ts(1700000000123), sl_value_null()};
     size_t n = sl_row_size(s, in);
     ck_assert_uint_eq(n, 4 + 1 + 6 * 8 + 6);
     uint8_t *buf = malloc(n);
@@ -82,8 +81,8 @@ END_TEST
 START_TEST(test_row_check_rejects_garbage)
 {
     sl_schema_t *s = s_all_types();
-    sl_value_t in[6] = {sl_value_int(1), sl_value_double(1), sl_value_bool(false),
-                        sl_value_str("abc", 3), sl_value_ts(0), sl_value_str("", 0)};
+    sl_value_t in[6] = {sl_value_int(1),        sl_value_double(1), sl_value_bool(false),
+                        sl_value_str("abc", 3), sl_value_ts(0),     sl_value_str("", 0)};
     size_t n = sl_row_size(s, in);
     uint8_t *buf = malloc(n);
     sl_row_encode(s, in, buf);

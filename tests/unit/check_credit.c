@@ -1,0 +1,202 @@
+/* check_credit.c — credit-based flow control on the data channels: a
+ * sender never has more batches in flight than its credits, waits when it
+ * has none, resumes on each returned credit, and ends with end-of-input;
+ * batches arrive in order; garbage frames are rejected, not trusted. */
+#define _POSIX_C_SOURCE 200809L
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "channel.h"
+#include "sluice/err.h"
+#include "testutil.h"
+
+#define N_BATCHES 200
+#define CREDITS 4
+
+typedef struct {
+    sl_outgate_t *g;
+    atomic_int sent; /* batches sl_outgate_send accepted */
+    int rc;
+} s_sender_t;
+
+static void *s_send_all(void *arg)
+{
+    s_sender_t *s = arg;
+    for (uint32_t i = 0; i < N_BATCHES; i++) {
+        uint8_t payload[64];
+        memset(payload, (int)(i & 0xff), sizeof payload);
+        memcpy(payload, &i, sizeof i);
+        s->rc = sl_outgate_send(s->g, 0, payload, sizeof payload, i);
+        if (s->rc)
+            return NULL;
+        atomic_fetch_add(&s->sent, 1);
+    }
+    s->rc = sl_outgate_finish(s->g);
+    return NULL;
+}
+
+static bool s_blocked_at(void *arg)
+{
+    s_sender_t *s = arg;
+    return sl_outgate_waiting(s->g);
+}
+
+START_TEST(test_credits_bound_in_flight_batches)
+{
+    void *ctx = zmq_ctx_new();
+    atomic_bool cancel = false;
+    char err[256];
+    sl_ingate_t *in = sl_ingate_new(ctx, "inproc://credit-test", 1, &cancel, err, sizeof err);
+    ck_assert_ptr_nonnull(in);
+    const char *ep = "inproc://credit-test";
+    s_sender_t s = {0};
+    s.g = sl_outgate_new(ctx, 1, &ep, 0, 3, CREDITS, &cancel, err, sizeof err);
+    ck_assert_ptr_nonnull(s.g);
+    pthread_t t;
+    pthread_create(&t, NULL, s_send_all, &s);
+
+    /* The receiver does not read: the sender spends its credits and waits. */
+    ck_assert(sl_wait_until(s_blocked_at, &s, 10000));
+    ck_assert_int_eq(atomic_load(&s.sent), CREDITS);
+
+    /* Each batch consumed returns one credit: exactly one more batch goes. */
+    uint32_t expect = 0;
+    for (int round = 0; round < 3; round++) {
+        sl_inbatch_t b;
+        ck_assert_int_eq(sl_ingate_next(in, &b, err, sizeof err), 1);
+        ck_assert_uint_eq(b.count, expect); /* in order */
+        ck_assert_uint_eq(b.sender, 3);
+        ck_assert_uint_eq(b.len, 64);
+        expect++;
+        int before = atomic_load(&s.sent);
+        sl_ingate_release(in, &b);
+        /* Wait for the sender to take the credit, send, and block again. */
+        while (atomic_load(&s.sent) == before)
+            ck_assert(sl_wait_until(s_blocked_at, &s, 10000));
+        ck_assert(sl_wait_until(s_blocked_at, &s, 10000));
+        ck_assert_int_eq(atomic_load(&s.sent), CREDITS + round + 1);
+        ck_assert_int_le(atomic_load(&s.sent) - (int)expect, CREDITS);
+    }
+    /* Drain the rest: every batch arrives once, in order, then the end. */
+    for (;;) {
+        sl_inbatch_t b;
+        int rc = sl_ingate_next(in, &b, err, sizeof err);
+        if (rc == 0)
+            break;
+        ck_assert_int_eq(rc, 1);
+        ck_assert_uint_eq(b.count, expect);
+        uint32_t first;
+        memcpy(&first, b.data, sizeof first);
+        ck_assert_uint_eq(first, expect);
+        ck_assert_int_le(atomic_load(&s.sent) - (int)expect, CREDITS);
+        expect++;
+        sl_ingate_release(in, &b);
+    }
+    ck_assert_uint_eq(expect, N_BATCHES);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(s.rc, SL_OK);
+    ck_assert_uint_gt(sl_outgate_blocked_ns(s.g), 0);
+    sl_outgate_destroy(&s.g);
+    sl_ingate_destroy(&in);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
+START_TEST(test_cancel_unblocks_a_waiting_sender)
+{
+    void *ctx = zmq_ctx_new();
+    atomic_bool cancel = false;
+    char err[256];
+    sl_ingate_t *in = sl_ingate_new(ctx, "inproc://cancel-test", 1, &cancel, err, sizeof err);
+    const char *ep = "inproc://cancel-test";
+    s_sender_t s = {0};
+    s.g = sl_outgate_new(ctx, 1, &ep, 0, 0, 2, &cancel, err, sizeof err);
+    pthread_t t;
+    pthread_create(&t, NULL, s_send_all, &s);
+    ck_assert(sl_wait_until(s_blocked_at, &s, 10000));
+    atomic_store(&cancel, true);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(s.rc, SL_CANCELED);
+    sl_inbatch_t b;
+    ck_assert_int_eq(sl_ingate_next(in, &b, err, sizeof err), SL_CANCELED);
+    sl_outgate_destroy(&s.g);
+    sl_ingate_destroy(&in);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
+START_TEST(test_end_needs_every_sender)
+{
+    void *ctx = zmq_ctx_new();
+    atomic_bool cancel = false;
+    char err[256];
+    sl_ingate_t *in = sl_ingate_new(ctx, "inproc://eoi-test", 3, &cancel, err, sizeof err);
+    const char *ep = "inproc://eoi-test";
+    sl_outgate_t *g[3];
+    for (uint32_t i = 0; i < 3; i++) {
+        g[i] = sl_outgate_new(ctx, 1, &ep, 0, i, 2, &cancel, err, sizeof err);
+        uint8_t p[8] = {0};
+        ck_assert_int_eq(sl_outgate_send(g[i], 0, p, sizeof p, 1), SL_OK);
+    }
+    ck_assert_int_eq(sl_outgate_finish(g[0]), SL_OK);
+    ck_assert_int_eq(sl_outgate_finish(g[2]), SL_OK);
+    bool seen[3] = {false};
+    for (int k = 0; k < 3; k++) {
+        sl_inbatch_t b;
+        ck_assert_int_eq(sl_ingate_next(in, &b, err, sizeof err), 1);
+        ck_assert_uint_lt(b.sender, 3);
+        seen[b.sender] = true;
+        sl_ingate_release(in, &b);
+    }
+    ck_assert(seen[0] && seen[1] && seen[2]);
+    ck_assert_int_eq(sl_outgate_finish(g[1]), SL_OK);
+    sl_inbatch_t b;
+    ck_assert_int_eq(sl_ingate_next(in, &b, err, sizeof err), 0); /* all three ended */
+    for (int i = 0; i < 3; i++)
+        sl_outgate_destroy(&g[i]);
+    sl_ingate_destroy(&in);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
+START_TEST(test_garbage_frames_are_rejected)
+{
+    void *ctx = zmq_ctx_new();
+    atomic_bool cancel = false;
+    char err[256];
+    sl_ingate_t *in = sl_ingate_new(ctx, "inproc://garbage-test", 1, &cancel, err, sizeof err);
+    void *raw = zmq_socket(ctx, ZMQ_DEALER);
+    zmq_connect(raw, "inproc://garbage-test");
+    zmq_send(raw, "abc", 3, 0); /* shorter than a header */
+    sl_inbatch_t b;
+    ck_assert_int_eq(sl_ingate_next(in, &b, err, sizeof err), SL_PROTO);
+    ck_assert_ptr_nonnull(strstr(err, "malformed"));
+    sl_frame_hdr_t h = {.kind = 99};
+    zmq_send(raw, &h, sizeof h, 0); /* unknown kind */
+    ck_assert_int_eq(sl_ingate_next(in, &b, err, sizeof err), SL_PROTO);
+    zmq_close(raw);
+    sl_ingate_destroy(&in);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
+static Suite *s_suite(void)
+{
+    Suite *s = suite_create("credit");
+    TCase *tc = tcase_create("channel");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_credits_bound_in_flight_batches);
+    tcase_add_test(tc, test_cancel_unblocks_a_waiting_sender);
+    tcase_add_test(tc, test_end_needs_every_sender);
+    tcase_add_test(tc, test_garbage_frames_are_rejected);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return sl_test_run(s_suite());
+}

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <glob.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -299,8 +300,8 @@ static int s_stdout_open(sl_opctx_t *c)
 static int s_put_value(s_stdout_t *s, size_t *len, const sl_value_t *v, bool json)
 {
     char num[64];
-    if (v->is_null)
-        return json ? s_put(s, len, "null", 4) : SL_OK;
+    if (v->is_null || (json && v->type == SL_TYPE_DOUBLE && !isfinite(v->u.d)))
+        return json ? s_put(s, len, "null", 4) : SL_OK; /* JSON has no inf or nan */
     if (v->type != SL_TYPE_STRING && v->type != SL_TYPE_TIMESTAMP) {
         size_t n = sl_value_to_text(v, num, sizeof num);
         return s_put(s, len, num, n < sizeof num ? n : sizeof num - 1);

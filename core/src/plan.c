@@ -768,9 +768,14 @@ int sl_plan_build(const sl_spec_t *spec, int parallelism, sl_diag_t *d, sl_plan_
         return SL_NOMEM;
     }
     int job_par = parallelism > 0 ? parallelism : spec->parallelism;
-    if (job_par > p->max_parallelism)
-        job_par = p->max_parallelism;
     int rc = SL_OK;
+    if (job_par > p->max_parallelism) {
+        /* Key groups cannot be split further: say so rather than cap. */
+        sl_diag_error(d, spec->root ? spec->root->line : 1, spec->root ? spec->root->col : 1,
+                      "parallelism %d exceeds max_parallelism %d", job_par, p->max_parallelism);
+        sl_diag_hint(d, "raise max_parallelism in the spec");
+        rc = SL_SPEC;
+    }
     /* Static part first: identity, type, inputs, parallelism, consumers. */
     for (int i = 0; i < spec->nnodes; i++) {
         const sl_spec_node_t *sn = &spec->nodes[i];
@@ -805,7 +810,7 @@ int sl_plan_build(const sl_spec_t *spec, int parallelism, sl_diag_t *d, sl_plan_
                           nd->kind == SL_OP_FILE_SINK ? "file" : "stream");
             rc = SL_SPEC;
         }
-        if (nd->parallelism > p->max_parallelism) {
+        if (sn->parallelism && nd->parallelism > p->max_parallelism) {
             sl_diag_error(d, sn->body->line, sn->body->col,
                           "parallelism %d of '%s' exceeds max_parallelism %d", nd->parallelism,
                           sn->name, p->max_parallelism);

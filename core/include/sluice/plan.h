@@ -11,7 +11,8 @@
  *   - hash: into `aggregate` (by its key) and out of `key_by` (by its key);
  *     the key hashes into one of max_parallelism key groups, and key group
  *     g belongs to subtask g * parallelism / max_parallelism;
- *   - forward: same parallelism, and the consumer's only input;
+ *   - forward: same parallelism (subtask i feeds subtask i; also for each
+ *     input of a union);
  *   - rebalance: otherwise (round robin over batches).
  * Chaining: a node joins its upstream's chain when the edge is forward and
  * the upstream feeds nothing else; chain heads are everything else. */

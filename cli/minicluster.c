@@ -47,7 +47,7 @@ sl_minicluster_t *sl_minicluster_start(int workers, int slots, char *err, size_t
                                .master = S_MASTER_ENDPOINT,
                                .id = id,
                                .slots = slots,
-                               .data_endpoint = ep};
+                               .data_bind = ep};
         mc->workers[i] = sl_worker_start(&wo);
         if (!mc->workers[i]) {
             snprintf(err, cap, "cannot start worker %d", i);

@@ -49,6 +49,7 @@ typedef struct {
     int nmetrics; /* per chained operator */
     Sluice__OperatorMetrics *metrics;
     char **metric_ops; /* owned copies of operator names */
+    char *endpoint;    /* in-gate endpoint once DEPLOYED ("" for sources) */
 } s_task_t;
 
 typedef struct {
@@ -68,6 +69,8 @@ typedef struct {
     int ntasks;
     int *slot_worker; /* slot i -> worker index */
     int nslots;
+    int deployed; /* tasks that reported their endpoint */
+    bool started; /* StartTasks sent */
 } s_job_t;
 
 struct sl_master {
@@ -116,6 +119,7 @@ static void s_job_free(s_job_t *j)
 {
     for (int i = 0; i < j->ntasks; i++) {
         free(j->tasks[i].error);
+        free(j->tasks[i].endpoint);
         for (int k = 0; k < j->tasks[i].nmetrics; k++)
             free(j->tasks[i].metric_ops[k]);
         free(j->tasks[i].metric_ops);
@@ -438,6 +442,53 @@ out:
     sl_diag_destroy(&d);
 }
 
+/* Every task is bound: tell each worker of the job where all of them are. */
+static void s_start_job(sl_master_t *m, s_job_t *j)
+{
+    Sluice__SubtaskLocation *locs = calloc((size_t)j->ntasks, sizeof *locs);
+    Sluice__SubtaskLocation **locp = calloc((size_t)j->ntasks, sizeof *locp);
+    Sluice__SubtaskRef *refs = calloc((size_t)j->ntasks, sizeof *refs);
+    bool *sent = calloc((size_t)m->nworkers + 1, sizeof *sent);
+    if (!locs || !locp || !refs || !sent) {
+        s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_FAILED, "out of memory");
+        goto out;
+    }
+    for (int t = 0; t < j->ntasks; t++) {
+        refs[t] = (Sluice__SubtaskRef)SLUICE__SUBTASK_REF__INIT;
+        refs[t].chain = (uint32_t)j->tasks[t].chain;
+        refs[t].subtask = (uint32_t)j->tasks[t].subtask;
+        locs[t] = (Sluice__SubtaskLocation)SLUICE__SUBTASK_LOCATION__INIT;
+        locs[t].ref = &refs[t];
+        locs[t].worker_id = m->workers[j->tasks[t].worker].id;
+        /* sources have no in-gate; name their worker's data address instead */
+        locs[t].data_endpoint = j->tasks[t].endpoint && j->tasks[t].endpoint[0]
+                                    ? j->tasks[t].endpoint
+                                    : m->workers[j->tasks[t].worker].data_endpoint;
+        locp[t] = &locs[t];
+    }
+    j->started = true;
+    for (int t = 0; t < j->ntasks; t++) {
+        int wi = j->tasks[t].worker;
+        if (sent[wi])
+            continue;
+        sent[wi] = true;
+        Sluice__Envelope env;
+        sl_msg_init(&env, ++m->next_req);
+        Sluice__StartTasks st = SLUICE__START_TASKS__INIT;
+        st.job_id = j->id;
+        st.n_locations = (size_t)j->ntasks;
+        st.locations = locp;
+        env.body_case = SLUICE__ENVELOPE__BODY_START_TASKS;
+        env.start_tasks = &st;
+        sl_msg_send(m->sock, m->workers[wi].id, strlen(m->workers[wi].id), &env);
+    }
+out:
+    free(locs);
+    free(locp);
+    free(refs);
+    free(sent);
+}
+
 static void s_on_task_state(sl_master_t *m, const Sluice__TaskState *ts)
 {
     s_job_t *j = s_find_job(m, ts->job_id);
@@ -469,6 +520,16 @@ static void s_on_task_state(sl_master_t *m, const Sluice__TaskState *ts)
             t->metrics[k] = *ts->metrics[k];
             t->metrics[k].op = t->metric_ops[k];
         }
+    }
+    if (ts->state == SLUICE__TASK_STATE_KIND__TASK_DEPLOYED) {
+        if (t->endpoint || s_terminal(j->state))
+            return; /* a duplicate, or too late */
+        t->endpoint = strdup(ts->data_endpoint);
+        if (t->state == SLUICE__TASK_STATE_KIND__TASK_DEPLOYING)
+            t->state = SLUICE__TASK_STATE_KIND__TASK_DEPLOYED;
+        if (++j->deployed == j->ntasks && !j->started)
+            s_start_job(m, j);
+        return;
     }
     bool t_terminal = t->state == SLUICE__TASK_STATE_KIND__TASK_FINISHED ||
                       t->state == SLUICE__TASK_STATE_KIND__TASK_FAILED ||
@@ -634,6 +695,39 @@ static void s_on_cancel(sl_master_t *m, const void *rid, size_t rlen, uint64_t r
     s_schedule_waiting(m);
 }
 
+static void s_on_workers(sl_master_t *m, const void *rid, size_t rlen, uint64_t req)
+{
+    Sluice__WorkerInfo *wi = calloc((size_t)m->nworkers + 1, sizeof *wi);
+    Sluice__WorkerInfo **wp = calloc((size_t)m->nworkers + 1, sizeof *wp);
+    if (!wi || !wp) {
+        sl_msg_send_error(m->sock, rid, rlen, req, SL_NOMEM, "out of memory");
+    } else {
+        uint64_t now = s_mono_ms();
+        for (int i = 0; i < m->nworkers; i++) {
+            const s_worker_t *w = &m->workers[i];
+            wi[i] = (Sluice__WorkerInfo)SLUICE__WORKER_INFO__INIT;
+            wi[i].worker_id = w->id;
+            wi[i].host = w->host;
+            wi[i].slots = (uint32_t)w->slots;
+            wi[i].slots_used = (uint32_t)w->used;
+            wi[i].heartbeat_age_ms = now - w->last_seen;
+            wi[i].alive = w->alive;
+            wi[i].data_endpoint = w->data_endpoint;
+            wp[i] = &wi[i];
+        }
+        Sluice__Envelope env;
+        sl_msg_init(&env, req);
+        Sluice__WorkerList wl = SLUICE__WORKER_LIST__INIT;
+        wl.n_workers = (size_t)m->nworkers;
+        wl.workers = wp;
+        env.body_case = SLUICE__ENVELOPE__BODY_WORKER_LIST;
+        env.worker_list = &wl;
+        sl_msg_send(m->sock, rid, rlen, &env);
+    }
+    free(wi);
+    free(wp);
+}
+
 static void s_broadcast_shutdown(sl_master_t *m)
 {
     for (int i = 0; i < m->nworkers; i++) {
@@ -661,8 +755,14 @@ static void s_dispatch(sl_master_t *m, const uint8_t *rid, size_t rlen, Sluice__
         int wi = s_find_worker(m, env->heartbeat->worker_id);
         if (wi >= 0 && m->workers[wi].alive)
             m->workers[wi].last_seen = s_mono_ms();
+        else /* restarted master, or a worker declared dead: it must register again */
+            sl_msg_send_error(m->sock, rid, rlen, req, SL_NOTFOUND, "unknown worker '%s'",
+                              env->heartbeat->worker_id);
         break;
     }
+    case SLUICE__ENVELOPE__BODY_WORKERS_REQUEST:
+        s_on_workers(m, rid, rlen, req);
+        break;
     case SLUICE__ENVELOPE__BODY_TASK_STATE: {
         int wi = s_find_worker(m, (const char *)rid);
         (void)wi;

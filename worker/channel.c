@@ -208,6 +208,14 @@ sl_ingate_t *sl_ingate_new(void *zctx, const char *endpoint, int expected_sender
     return g;
 }
 
+int sl_ingate_endpoint(const sl_ingate_t *g, char *buf, size_t cap)
+{
+    size_t len = cap;
+    if (zmq_getsockopt(g->sock, ZMQ_LAST_ENDPOINT, buf, &len) != 0)
+        return SL_ZMQ;
+    return SL_OK;
+}
+
 void sl_ingate_destroy(sl_ingate_t **pp)
 {
     if (!pp || !*pp)

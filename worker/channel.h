@@ -78,6 +78,9 @@ typedef struct {
 /* Binds a ROUTER at endpoint; the gate ends after expected_senders EOIs. */
 sl_ingate_t *sl_ingate_new(void *zctx, const char *endpoint, int expected_senders,
                            const atomic_bool *cancel, char *err, size_t cap);
+/* The endpoint the gate is bound to (ZMQ_LAST_ENDPOINT: for a tcp wildcard
+ * bind, the port chosen) into buf. Returns 0 or SL_ZMQ. */
+int sl_ingate_endpoint(const sl_ingate_t *g, char *buf, size_t cap);
 /* Waits for the next batch: 1 and *b filled; 0 when every sender has ended;
  * SL_CANCELED; SL_PROTO for a malformed frame (err says why). */
 int sl_ingate_next(sl_ingate_t *g, sl_inbatch_t *b, char *err, size_t cap);

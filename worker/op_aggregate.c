@@ -226,7 +226,7 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
         if (s_grow((void **)&a->scratch, &a->scratch_cap, klen, 1))
             return SL_NOMEM;
         sl_row_encode(a->key_schema, a->key, a->scratch);
-        size_t e;
+        size_t e = 0;
         int rc = s_lookup(c, a, sl_value_hash(a->key, nd->nkeys), (uint32_t)klen, &e);
         if (rc)
             return rc;

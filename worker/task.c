@@ -206,7 +206,6 @@ static int s_open_outputs(sl_task_t *t, s_link_t *links)
 static int s_open(sl_task_t *t, s_link_t *links)
 {
     const sl_plan_t *p = t->env.plan;
-    const sl_plan_node_t *head = &p->nodes[t->chain->nodes[0]];
     for (int i = 0; i < t->nops; i++) {
         const sl_plan_node_t *nd = &p->nodes[t->chain->nodes[i]];
         sl_opctx_t *c = &t->ops[i];
@@ -236,19 +235,27 @@ static int s_open(sl_task_t *t, s_link_t *links)
             return rc;
         }
     }
-    int rc = s_open_outputs(t, links);
-    if (rc)
-        return rc;
-    if (head->ninputs) {
-        int expected = 0;
-        for (int k = 0; k < head->ninputs; k++)
-            expected +=
-                head->part[k] == SL_PART_FORWARD ? 1 : p->nodes[head->inputs[k]].parallelism;
-        char ep[256];
-        t->env.endpoint(t->env.endpoint_arg, t->env.chain, t->env.subtask, ep, sizeof ep);
-        t->in = sl_ingate_new(t->env.zctx, ep, expected, t->env.cancel, t->err, sizeof t->err);
-        if (!t->in)
-            return SL_ZMQ;
+    return s_open_outputs(t, links);
+}
+
+int sl_task_bind(sl_task_t *t, const char *bind_endpoint, char *out, size_t cap)
+{
+    const sl_plan_t *p = t->env.plan;
+    const sl_plan_node_t *head = &p->nodes[t->chain->nodes[0]];
+    if (cap)
+        out[0] = '\0';
+    if (!head->ninputs)
+        return SL_OK;
+    int expected = 0;
+    for (int k = 0; k < head->ninputs; k++)
+        expected += head->part[k] == SL_PART_FORWARD ? 1 : p->nodes[head->inputs[k]].parallelism;
+    t->in =
+        sl_ingate_new(t->env.zctx, bind_endpoint, expected, t->env.cancel, t->err, sizeof t->err);
+    if (!t->in)
+        return SL_ZMQ;
+    if (sl_ingate_endpoint(t->in, out, cap) != SL_OK) {
+        snprintf(t->err, sizeof t->err, "cannot read the endpoint bound at %s", bind_endpoint);
+        return SL_ZMQ;
     }
     return SL_OK;
 }

@@ -41,7 +41,14 @@ typedef struct {
 } sl_op_metrics_t;
 
 sl_task_t *sl_task_new(const sl_task_env_t *env);
-/* Runs the task to its end in the calling thread. Returns 0 when it
+/* First phase of a deploy: when the chain has inputs, binds its in-gate at
+ * bind_endpoint and writes the endpoint actually bound (a tcp wildcard port
+ * resolved) into out; a source chain binds nothing and writes "". Called by
+ * the worker's thread before the task's thread starts. Returns 0 or an
+ * error (message from sl_task_error). */
+int sl_task_bind(sl_task_t *t, const char *bind_endpoint, char *out, size_t cap);
+/* Runs the task to its end in the calling thread (after sl_task_bind, once
+ * env.endpoint can resolve every subtask). Returns 0 when it
  * finished, SL_CANCELED, or an error (message from sl_task_error). */
 int sl_task_run(sl_task_t *t);
 /* Borrowed message of the error that ended the task ("" if none). */

@@ -45,12 +45,13 @@ struct s_job {
     s_slot_t *tasks;
     int ntasks;
     atomic_bool cancel;
+    bool started; /* StartTasks received, threads created */
     s_job_t *next;
 };
 
 struct sl_worker {
     sl_worker_opts_t o; /* strings below are our copies */
-    char *master, *id, *data_endpoint;
+    char *master, *id, *data_bind, *advertise_host;
     pthread_t thread;
     atomic_bool stop;
     void *sock; /* DEALER to the master */
@@ -68,8 +69,33 @@ static uint64_t s_now_ms(void)
 static void s_endpoint(void *arg, int chain, int subtask, char *buf, size_t cap)
 {
     s_job_t *j = arg;
-    const char *base = j->endpoints[j->ep_base[chain] + subtask];
-    snprintf(buf, cap, "%s/%s/%d/%d", base, j->id, chain, subtask);
+    snprintf(buf, cap, "%s", j->endpoints[j->ep_base[chain] + subtask]);
+}
+
+static bool s_is_tcp(const sl_worker_t *w)
+{
+    return strncmp(w->data_bind, "tcp://", 6) == 0;
+}
+
+/* Where the in-gate of (chain, subtask) binds. */
+static void s_bind_endpoint(const sl_worker_t *w, const s_job_t *j, int chain, int subtask,
+                            char *buf, size_t cap)
+{
+    if (s_is_tcp(w))
+        snprintf(buf, cap, "%s:*", w->data_bind);
+    else
+        snprintf(buf, cap, "%s/%s/%d/%d", w->data_bind, j->id, chain, subtask);
+}
+
+/* The endpoint other workers use for a bound one: a tcp wildcard address
+ * is replaced by the advertised host, keeping the port. */
+static void s_advertised(const sl_worker_t *w, const char *bound, char *buf, size_t cap)
+{
+    const char *port = s_is_tcp(w) ? strrchr(bound, ':') : NULL;
+    if (port && port > bound + 6)
+        snprintf(buf, cap, "tcp://%s%s", w->advertise_host, port);
+    else
+        snprintf(buf, cap, "%s", bound);
 }
 
 static void s_job_destroy(s_job_t *j)
@@ -103,8 +129,8 @@ static void s_send(sl_worker_t *w, const Sluice__Envelope *env)
                 sl_msg_kind_name(env), sl_strerror(rc));
 }
 
-static void s_send_state(sl_worker_t *w, s_slot_t *t, Sluice__TaskStateKind state,
-                         const char *error)
+static void s_send_state_ep(sl_worker_t *w, s_slot_t *t, Sluice__TaskStateKind state,
+                            const char *error, const char *endpoint)
 {
     Sluice__Envelope env;
     sl_msg_init(&env, ++w->next_req);
@@ -115,6 +141,8 @@ static void s_send_state(sl_worker_t *w, s_slot_t *t, Sluice__TaskStateKind stat
     ts.job_id = t->job->id;
     ts.ref = &ref;
     ts.state = state;
+    if (endpoint)
+        ts.data_endpoint = (char *)endpoint;
     char errbuf[1024] = "";
     if (error) {
         snprintf(errbuf, sizeof errbuf, "%s", error);
@@ -145,6 +173,12 @@ static void s_send_state(sl_worker_t *w, s_slot_t *t, Sluice__TaskStateKind stat
     s_send(w, &env);
 }
 
+static void s_send_state(sl_worker_t *w, s_slot_t *t, Sluice__TaskStateKind state,
+                         const char *error)
+{
+    s_send_state_ep(w, t, state, error, NULL);
+}
+
 static void s_report_running(sl_worker_t *w)
 {
     for (s_job_t *j = w->jobs; j; j = j->next)
@@ -159,6 +193,10 @@ static void s_reap(sl_worker_t *w)
     s_job_t **pp = &w->jobs;
     while (*pp) {
         s_job_t *j = *pp;
+        if (!j->started && !atomic_load(&j->cancel)) {
+            pp = &j->next; /* deployed, waiting for StartTasks */
+            continue;
+        }
         int live = 0;
         for (int i = 0; i < j->ntasks; i++) {
             s_slot_t *t = &j->tasks[i];
@@ -170,6 +208,8 @@ static void s_reap(sl_worker_t *w)
             }
             if (t->started)
                 pthread_join(t->thread, NULL);
+            if (!t->started && t->rc == SL_OK)
+                t->rc = SL_CANCELED; /* canceled before it was started */
             Sluice__TaskStateKind st = t->rc == SL_OK ? SLUICE__TASK_STATE_KIND__TASK_FINISHED
                                        : t->rc == SL_CANCELED
                                            ? SLUICE__TASK_STATE_KIND__TASK_CANCELED
@@ -233,7 +273,7 @@ static void s_deploy(sl_worker_t *w, const Sluice__Deploy *d)
                  sl_diag_count(diag) ? sl_diag_message(diag, 0) : "error");
         goto fail;
     }
-    /* Endpoints of every subtask, from the locations. */
+    /* Endpoints of every subtask: ours now, the others' with StartTasks. */
     const sl_plan_t *p = j->plan;
     j->ep_base = calloc((size_t)p->nchains + 1, sizeof *j->ep_base);
     if (!j->ep_base)
@@ -241,28 +281,12 @@ static void s_deploy(sl_worker_t *w, const Sluice__Deploy *d)
     for (int c = 0; c < p->nchains; c++)
         j->ep_base[c + 1] = j->ep_base[c] + p->chains[c].parallelism;
     j->endpoints = calloc((size_t)j->ep_base[p->nchains], sizeof *j->endpoints);
-    if (!j->endpoints)
-        goto fail;
-    for (size_t i = 0; i < d->n_locations; i++) {
-        const Sluice__SubtaskLocation *l = d->locations[i];
-        if ((int)l->ref->chain >= p->nchains ||
-            (int)l->ref->subtask >= p->chains[l->ref->chain].parallelism) {
-            snprintf(why, sizeof why, "deploy names subtask %u/%u outside the plan", l->ref->chain,
-                     l->ref->subtask);
-            goto fail;
-        }
-        int idx = j->ep_base[l->ref->chain] + (int)l->ref->subtask;
-        free(j->endpoints[idx]);
-        j->endpoints[idx] = strdup(l->data_endpoint);
-    }
-    for (int i = 0; i < j->ep_base[p->nchains]; i++)
-        if (!j->endpoints[i]) {
-            snprintf(why, sizeof why, "deploy lacks the location of a subtask");
-            goto fail;
-        }
     j->tasks = calloc(d->n_subtasks ? d->n_subtasks : 1, sizeof *j->tasks);
-    if (!j->tasks)
+    char **bound = calloc(d->n_subtasks ? d->n_subtasks : 1, sizeof *bound);
+    if (!j->endpoints || !j->tasks || !bound) {
+        free(bound);
         goto fail;
+    }
     for (size_t i = 0; i < d->n_subtasks; i++) {
         s_slot_t *t = &j->tasks[j->ntasks];
         t->job = j;
@@ -271,7 +295,7 @@ static void s_deploy(sl_worker_t *w, const Sluice__Deploy *d)
         if (t->chain >= p->nchains || t->subtask >= p->chains[t->chain].parallelism) {
             snprintf(why, sizeof why, "deploy names subtask %d/%d outside the plan", t->chain,
                      t->subtask);
-            goto fail;
+            break;
         }
         sl_task_env_t env = {.zctx = w->o.zctx,
                              .plan = p,
@@ -282,26 +306,83 @@ static void s_deploy(sl_worker_t *w, const Sluice__Deploy *d)
                              .cancel = &j->cancel};
         t->task = sl_task_new(&env);
         if (!t->task)
-            goto fail;
+            break;
         j->ntasks++;
+        /* Phase one: bind the in-gate now, so the endpoint can be announced. */
+        char at[512], got[512], adv[512];
+        s_bind_endpoint(w, j, t->chain, t->subtask, at, sizeof at);
+        if (sl_task_bind(t->task, at, got, sizeof got) != SL_OK) {
+            snprintf(why, sizeof why, "worker %s: %s", w->id, sl_task_error(t->task));
+            break;
+        }
+        s_advertised(w, got, adv, sizeof adv);
+        bound[i] = strdup(got[0] ? adv : "");
+        if (!bound[i])
+            break;
+        free(j->endpoints[j->ep_base[t->chain] + t->subtask]);
+        j->endpoints[j->ep_base[t->chain] + t->subtask] = strdup(adv);
+    }
+    if (j->ntasks != (int)d->n_subtasks || why[0]) {
+        for (size_t i = 0; i < d->n_subtasks; i++)
+            free(bound[i]);
+        free(bound);
+        goto fail;
     }
     sl_params_destroy(&params);
     sl_diag_destroy(&diag);
     j->next = w->jobs;
     w->jobs = j;
     for (int i = 0; i < j->ntasks; i++) {
-        s_slot_t *t = &j->tasks[i];
-        if (pthread_create(&t->thread, NULL, s_task_main, t) == 0)
-            t->started = true;
-        else
-            t->rc = SL_NOMEM;
+        s_send_state_ep(w, &j->tasks[i], SLUICE__TASK_STATE_KIND__TASK_DEPLOYED, NULL, bound[i]);
+        free(bound[i]);
     }
+    free(bound);
     return;
 fail:
     s_fail_deploy(w, j, d, why[0] ? why : "out of memory");
     sl_params_destroy(&params);
     sl_diag_destroy(&diag);
     s_job_destroy(j);
+}
+
+/* Phase two: every subtask of the job is bound somewhere; learn where,
+ * then start the task threads. */
+static void s_start(sl_worker_t *w, const Sluice__StartTasks *st)
+{
+    s_job_t *j = w->jobs;
+    while (j && strcmp(j->id, st->job_id) != 0)
+        j = j->next;
+    if (!j || j->started)
+        return;
+    const sl_plan_t *p = j->plan;
+    const char *why = NULL;
+    for (size_t i = 0; i < st->n_locations && !why; i++) {
+        const Sluice__SubtaskLocation *l = st->locations[i];
+        if ((int)l->ref->chain >= p->nchains ||
+            (int)l->ref->subtask >= p->chains[l->ref->chain].parallelism) {
+            why = "start names a subtask outside the plan";
+            break;
+        }
+        int idx = j->ep_base[l->ref->chain] + (int)l->ref->subtask;
+        free(j->endpoints[idx]);
+        j->endpoints[idx] = strdup(l->data_endpoint);
+    }
+    for (int i = 0; !why && i < j->ep_base[p->nchains]; i++)
+        if (!j->endpoints[i])
+            why = "start lacks the endpoint of a subtask";
+    j->started = true;
+    for (int i = 0; i < j->ntasks; i++) {
+        s_slot_t *t = &j->tasks[i];
+        if (why) {
+            t->rc = SL_PROTO;
+            s_send_state(w, t, SLUICE__TASK_STATE_KIND__TASK_FAILED, why);
+            t->reported = true;
+        } else if (pthread_create(&t->thread, NULL, s_task_main, t) == 0) {
+            t->started = true;
+        } else {
+            t->rc = SL_NOMEM;
+        }
+    }
 }
 
 /* ---- control loop ------------------------------------------------------------ */
@@ -313,8 +394,13 @@ static void s_register(sl_worker_t *w)
     Sluice__Register r = SLUICE__REGISTER__INIT;
     r.worker_id = w->id;
     r.slots = (uint32_t)w->o.slots;
-    r.data_endpoint = w->data_endpoint;
-    r.host = "localhost";
+    char ep[512];
+    if (s_is_tcp(w))
+        snprintf(ep, sizeof ep, "tcp://%s", w->advertise_host);
+    else
+        snprintf(ep, sizeof ep, "%s", w->data_bind);
+    r.data_endpoint = ep;
+    r.host = w->advertise_host;
     env.body_case = SLUICE__ENVELOPE__BODY_REGISTER;
     env.register_ = &r;
     s_send(w, &env);
@@ -358,6 +444,21 @@ static void *s_main(void *arg)
             switch (env->body_case) {
             case SLUICE__ENVELOPE__BODY_DEPLOY:
                 s_deploy(w, env->deploy);
+                break;
+            case SLUICE__ENVELOPE__BODY_START_TASKS:
+                s_start(w, env->start_tasks);
+                break;
+            case SLUICE__ENVELOPE__BODY_ERROR:
+                if (env->error->code == SL_NOTFOUND) {
+                    /* The master does not know us (it restarted, or declared us dead):
+                     * whatever we run is orphaned. Stop it and register again. */
+                    fprintf(stderr,
+                            "sluice-worker %s: master forgot this worker (%s); "
+                            "registering again\n",
+                            w->id, env->error->message);
+                    s_cancel_job(w, NULL);
+                    s_register(w);
+                }
                 break;
             case SLUICE__ENVELOPE__BODY_CANCEL_TASKS:
                 s_cancel_job(w, env->cancel_tasks->job_id);
@@ -405,14 +506,23 @@ sl_worker_t *sl_worker_start(const sl_worker_opts_t *o)
     w->o = *o;
     w->master = strdup(o->master);
     w->id = strdup(o->id);
-    w->data_endpoint = strdup(o->data_endpoint);
+    w->data_bind = strdup(o->data_bind);
+    if (o->advertise_host && *o->advertise_host) {
+        w->advertise_host = strdup(o->advertise_host);
+    } else if (strncmp(o->data_bind, "tcp://", 6) == 0) {
+        const char *h = o->data_bind + 6;
+        w->advertise_host =
+            strdup(strcmp(h, "*") == 0 || strcmp(h, "0.0.0.0") == 0 ? "127.0.0.1" : h);
+    } else {
+        w->advertise_host = strdup("localhost");
+    }
     if (w->o.heartbeat_ms <= 0)
         w->o.heartbeat_ms = 200;
     if (w->o.report_ms <= 0)
         w->o.report_ms = 250;
     w->sock = zmq_socket(o->zctx, ZMQ_DEALER);
     int linger = 1000;
-    if (!w->master || !w->id || !w->data_endpoint || !w->sock ||
+    if (!w->master || !w->id || !w->data_bind || !w->advertise_host || !w->sock ||
         zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger) ||
         zmq_setsockopt(w->sock, ZMQ_ROUTING_ID, w->id, strlen(w->id)) ||
         sl_msg_limit_socket(w->sock) || zmq_connect(w->sock, w->master) ||
@@ -423,7 +533,8 @@ sl_worker_t *sl_worker_start(const sl_worker_opts_t *o)
             zmq_close(w->sock);
         free(w->master);
         free(w->id);
-        free(w->data_endpoint);
+        free(w->data_bind);
+        free(w->advertise_host);
         free(w);
         return NULL;
     }
@@ -444,7 +555,8 @@ void sl_worker_join(sl_worker_t **pp)
     zmq_close(w->sock);
     free(w->master);
     free(w->id);
-    free(w->data_endpoint);
+    free(w->data_bind);
+    free(w->advertise_host);
     free(w);
     *pp = NULL;
 }

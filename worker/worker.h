@@ -9,13 +9,17 @@
 #define SLUICE_WORKER_H
 
 typedef struct {
-    void *zctx;                /* ZeroMQ context (shared with the master in-process) */
-    const char *master;        /* master's control endpoint */
-    const char *id;            /* unique worker id */
-    int slots;                 /* task slots offered */
-    const char *data_endpoint; /* prefix of this worker's in-gate endpoints */
-    int heartbeat_ms;          /* heartbeat interval */
-    int report_ms;             /* interval of running-task metric reports */
+    void *zctx;                 /* ZeroMQ context (shared with the master in-process) */
+    const char *master;         /* master's control endpoint */
+    const char *id;             /* unique worker id */
+    int slots;                  /* task slots offered */
+    const char *data_bind;      /* where in-gates bind: "inproc://NAME" (each task
+                                 * binds NAME/job/chain/subtask) or "tcp://ADDR"
+                                 * (each task binds an ephemeral port on ADDR) */
+    const char *advertise_host; /* tcp: the host other workers connect to
+                                 * (default: ADDR of data_bind) */
+    int heartbeat_ms;           /* heartbeat interval */
+    int report_ms;              /* interval of running-task metric reports */
 } sl_worker_opts_t;
 
 typedef struct sl_worker sl_worker_t;

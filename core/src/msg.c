@@ -378,10 +378,25 @@ static int s_job_status(const char *path, const Sluice__JobStatus *j, char *err,
         S_TRY(s_ref(sub, "ref", t->ref, err, cap));
         S_TRY(s_str(sub, "worker_id", t->worker_id, SL_MSG_ID_MAX, false, err, cap));
         S_TRY(s_range(sub, "state", (uint64_t)(int64_t)t->state, 0,
-                      SLUICE__TASK_STATE_KIND__TASK_CANCELED, err, cap));
+                      SLUICE__TASK_STATE_KIND__TASK_DEPLOYED, err, cap));
         S_TRY(s_str(sub, "error", t->error, SL_MSG_TEXT_MAX, false, err, cap));
     }
     return s_metrics(path, j->n_metrics, j->metrics, err, cap);
+}
+
+static int s_locations(const char *p, size_t n, Sluice__SubtaskLocation *const *ls, char *err,
+                       size_t cap)
+{
+    S_TRY(s_count(p, "locations", n, ls, SL_MSG_REPEATED_MAX, err, cap));
+    for (size_t i = 0; i < n; i++) {
+        char sub[S_PATH_CAP];
+        const Sluice__SubtaskLocation *l = ls[i];
+        S_TRY(s_elem(p, "locations", i, l, sub, err, cap));
+        S_TRY(s_ref(sub, "ref", l->ref, err, cap));
+        S_TRY(s_str(sub, "worker_id", l->worker_id, SL_MSG_ID_MAX, true, err, cap));
+        S_TRY(s_str(sub, "data_endpoint", l->data_endpoint, SL_MSG_ENDPOINT_MAX, true, err, cap));
+    }
+    return 0;
 }
 
 static int s_deploy(const char *p, const Sluice__Deploy *d, char *err, size_t cap)
@@ -397,16 +412,7 @@ static int s_deploy(const char *p, const Sluice__Deploy *d, char *err, size_t ca
         snprintf(sub, sizeof sub, "subtasks[%zu]", i);
         S_TRY(s_ref(p, sub, d->subtasks[i], err, cap));
     }
-    S_TRY(s_count(p, "locations", d->n_locations, d->locations, SL_MSG_REPEATED_MAX, err, cap));
-    for (size_t i = 0; i < d->n_locations; i++) {
-        char sub[S_PATH_CAP];
-        const Sluice__SubtaskLocation *l = d->locations[i];
-        S_TRY(s_elem(p, "locations", i, l, sub, err, cap));
-        S_TRY(s_ref(sub, "ref", l->ref, err, cap));
-        S_TRY(s_str(sub, "worker_id", l->worker_id, SL_MSG_ID_MAX, true, err, cap));
-        S_TRY(s_str(sub, "data_endpoint", l->data_endpoint, SL_MSG_ENDPOINT_MAX, true, err, cap));
-    }
-    return 0;
+    return s_locations(p, d->n_locations, d->locations, err, cap);
 }
 
 static int s_body(const Sluice__Envelope *env, const char *p, char *err, size_t cap)
@@ -432,8 +438,9 @@ static int s_body(const Sluice__Envelope *env, const char *p, char *err, size_t 
         S_TRY(s_ref(p, "ref", t->ref, err, cap));
         S_TRY(s_range(p, "state", (uint64_t)(int64_t)t->state,
                       SLUICE__TASK_STATE_KIND__TASK_DEPLOYING,
-                      SLUICE__TASK_STATE_KIND__TASK_CANCELED, err, cap));
+                      SLUICE__TASK_STATE_KIND__TASK_DEPLOYED, err, cap));
         S_TRY(s_str(p, "error", t->error, SL_MSG_TEXT_MAX, false, err, cap));
+        S_TRY(s_str(p, "data_endpoint", t->data_endpoint, SL_MSG_ENDPOINT_MAX, false, err, cap));
         return s_metrics(p, t->n_metrics, t->metrics, err, cap);
     }
     case SLUICE__ENVELOPE__BODY_CANCEL_TASKS:
@@ -486,9 +493,29 @@ static int s_body(const Sluice__Envelope *env, const char *p, char *err, size_t 
         S_TRY(s_str(p, "job_id", env->checkpoint_complete->job_id, SL_MSG_ID_MAX, true, err, cap));
         return s_range(p, "checkpoint_id", env->checkpoint_complete->checkpoint_id, 1, UINT64_MAX,
                        err, cap);
+    case SLUICE__ENVELOPE__BODY_START_TASKS: {
+        const Sluice__StartTasks *st = env->start_tasks;
+        S_TRY(s_str(p, "job_id", st->job_id, SL_MSG_ID_MAX, true, err, cap));
+        return s_locations(p, st->n_locations, st->locations, err, cap);
+    }
+    case SLUICE__ENVELOPE__BODY_WORKER_LIST: {
+        const Sluice__WorkerList *l = env->worker_list;
+        S_TRY(s_count(p, "workers", l->n_workers, l->workers, SL_MSG_REPEATED_MAX, err, cap));
+        for (size_t i = 0; i < l->n_workers; i++) {
+            char sub[S_PATH_CAP];
+            const Sluice__WorkerInfo *w = l->workers[i];
+            S_TRY(s_elem(p, "workers", i, w, sub, err, cap));
+            S_TRY(s_str(sub, "worker_id", w->worker_id, SL_MSG_ID_MAX, true, err, cap));
+            S_TRY(s_str(sub, "host", w->host, SL_MSG_ID_MAX, false, err, cap));
+            S_TRY(s_str(sub, "data_endpoint", w->data_endpoint, SL_MSG_ENDPOINT_MAX, false, err,
+                        cap));
+        }
+        return 0;
+    }
     case SLUICE__ENVELOPE__BODY_LIST_JOBS:
     case SLUICE__ENVELOPE__BODY_OK:
     case SLUICE__ENVELOPE__BODY_SHUTDOWN:
+    case SLUICE__ENVELOPE__BODY_WORKERS_REQUEST:
         return 0;
     default:
         break;
@@ -558,6 +585,12 @@ const char *sl_msg_kind_name(const Sluice__Envelope *env)
         return "checkpoint_ack";
     case SLUICE__ENVELOPE__BODY_CHECKPOINT_COMPLETE:
         return "checkpoint_complete";
+    case SLUICE__ENVELOPE__BODY_START_TASKS:
+        return "start_tasks";
+    case SLUICE__ENVELOPE__BODY_WORKERS_REQUEST:
+        return "workers_request";
+    case SLUICE__ENVELOPE__BODY_WORKER_LIST:
+        return "worker_list";
     default:
         return "none";
     }

@@ -15,7 +15,7 @@ static const char s_plan_usage[] =
 static int s_load(int argc, char **argv, const char *usage, bool print_plan)
 {
     sl_cli_opts_t o;
-    int rc = sl_cli_parse(argc, argv, usage, &o);
+    int rc = sl_cli_parse(argc, argv, usage, 1, &o);
     if (rc) {
         sl_cli_opts_free(&o);
         return rc;

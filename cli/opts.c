@@ -22,10 +22,13 @@ static int s_int_arg(const char *opt, const char *v, int min, int max, int *out)
     return 0;
 }
 
-int sl_cli_parse(int argc, char **argv, const char *usage, sl_cli_opts_t *o)
+int sl_cli_parse(int argc, char **argv, const char *usage, int npos, sl_cli_opts_t *o)
 {
     memset(o, 0, sizeof *o);
     o->workers = 2;
+    o->timeout_ms = 5000;
+    o->master = getenv("SLUICE_MASTER") && *getenv("SLUICE_MASTER") ? getenv("SLUICE_MASTER")
+                                                                    : "tcp://127.0.0.1:6123";
     o->params = sl_params_new();
     if (!o->params)
         return 2;
@@ -59,21 +62,36 @@ int sl_cli_parse(int argc, char **argv, const char *usage, sl_cli_opts_t *o)
             o->quiet = true;
         } else if (strcmp(a, "--dot") == 0) {
             o->dot = true;
+        } else if (strcmp(a, "--json") == 0) {
+            o->json = true;
+        } else if (strcmp(a, "--detach") == 0 || strcmp(a, "-d") == 0) {
+            o->detach = true;
+        } else if (strcmp(a, "--master") == 0 || strcmp(a, "-m") == 0) {
+            if (!v) {
+                fprintf(stderr, "sluice: --master needs an endpoint (tcp://HOST:PORT)\n");
+                return 2;
+            }
+            o->master = v;
+            i++;
+        } else if (strcmp(a, "--timeout") == 0) {
+            if (s_int_arg(a, v, 100, 600000, &o->timeout_ms))
+                return 2;
+            i++;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage, stdout);
             exit(0);
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "sluice: unknown option '%s'\n%s", a, usage);
             return 2;
-        } else if (!o->spec_path) {
+        } else if (!o->spec_path && npos > 0) {
             o->spec_path = a;
         } else {
             fprintf(stderr, "sluice: unexpected argument '%s'\n%s", a, usage);
             return 2;
         }
     }
-    if (!o->spec_path) {
-        fprintf(stderr, "sluice: missing job spec file\n%s", usage);
+    if (!o->spec_path && npos > 0) {
+        fprintf(stderr, "sluice: missing argument\n%s", usage);
         return 2;
     }
     return 0;

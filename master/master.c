@@ -77,6 +77,8 @@ struct sl_master {
     sl_master_opts_t o;
     pthread_t thread;
     atomic_bool stop;
+    atomic_bool ended;  /* the loop has returned */
+    char endpoint[256]; /* bound endpoint */
     void *sock;
     s_worker_t *workers;
     int nworkers;
@@ -832,6 +834,7 @@ static void *s_main(void *arg)
         s_check_heartbeats(m);
     }
     s_broadcast_shutdown(m);
+    atomic_store(&m->ended, true);
     return NULL;
 }
 
@@ -855,6 +858,9 @@ sl_master_t *sl_master_start(const sl_master_opts_t *o, char *err, size_t cap)
         free(m);
         return NULL;
     }
+    size_t elen = sizeof m->endpoint;
+    if (zmq_getsockopt(m->sock, ZMQ_LAST_ENDPOINT, m->endpoint, &elen) != 0)
+        snprintf(m->endpoint, sizeof m->endpoint, "%s", o->endpoint);
     if (pthread_create(&m->thread, NULL, s_main, m) != 0) {
         snprintf(err, cap, "cannot start the master thread");
         zmq_close(m->sock);
@@ -867,6 +873,16 @@ sl_master_t *sl_master_start(const sl_master_opts_t *o, char *err, size_t cap)
 void sl_master_stop(sl_master_t *m)
 {
     atomic_store(&m->stop, true);
+}
+
+bool sl_master_running(const sl_master_t *m)
+{
+    return !atomic_load(&m->ended);
+}
+
+void sl_master_endpoint(const sl_master_t *m, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", m->endpoint);
 }
 
 void sl_master_join(sl_master_t **pp)

@@ -7,6 +7,7 @@
  * (`sluice run`, inproc://) and the master process. */
 #ifndef SLUICE_MASTER_H
 #define SLUICE_MASTER_H
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct {
@@ -25,5 +26,9 @@ sl_master_t *sl_master_start(const sl_master_opts_t *o, char *err, size_t cap);
 void sl_master_join(sl_master_t **pp);
 /* Asks the master to shut down (workers get a Shutdown too). */
 void sl_master_stop(sl_master_t *m);
+/* False once the master's loop has ended (after a Shutdown request). */
+bool sl_master_running(const sl_master_t *m);
+/* The endpoint actually bound (a tcp wildcard port resolved) into buf. */
+void sl_master_endpoint(const sl_master_t *m, char *buf, size_t cap);
 
 #endif

@@ -54,7 +54,8 @@ struct sl_worker {
     char *master, *id, *data_bind, *advertise_host;
     pthread_t thread;
     atomic_bool stop;
-    void *sock; /* DEALER to the master */
+    atomic_bool ended; /* the loop has returned */
+    void *sock;        /* DEALER to the master */
     s_job_t *jobs;
     uint64_t next_req;
 };
@@ -464,7 +465,10 @@ static void *s_main(void *arg)
                 s_cancel_job(w, env->cancel_tasks->job_id);
                 break;
             case SLUICE__ENVELOPE__BODY_SHUTDOWN:
-                atomic_store(&w->stop, true);
+                if (w->o.keep_running)
+                    s_cancel_job(w, NULL); /* the master is going: its jobs are over */
+                else
+                    atomic_store(&w->stop, true);
                 break;
             case SLUICE__ENVELOPE__BODY_REGISTER_ACK:
                 if (!env->register_ack->accepted)
@@ -495,7 +499,13 @@ static void *s_main(void *arg)
             nanosleep(&ts, NULL); /* task threads poll their cancel flag every 50 ms */
         }
     }
+    atomic_store(&w->ended, true);
     return NULL;
+}
+
+bool sl_worker_running(const sl_worker_t *w)
+{
+    return !atomic_load(&w->ended);
 }
 
 sl_worker_t *sl_worker_start(const sl_worker_opts_t *o)

@@ -7,6 +7,7 @@
  * worker process. */
 #ifndef SLUICE_WORKER_H
 #define SLUICE_WORKER_H
+#include <stdbool.h>
 
 typedef struct {
     void *zctx;                 /* ZeroMQ context (shared with the master in-process) */
@@ -20,6 +21,9 @@ typedef struct {
                                  * (default: ADDR of data_bind) */
     int heartbeat_ms;           /* heartbeat interval */
     int report_ms;              /* interval of running-task metric reports */
+    bool keep_running;          /* a worker process: the master's Shutdown does not end it
+                                 * (it waits for the next master); the embedded
+                                 * cluster's workers end with their master */
 } sl_worker_opts_t;
 
 typedef struct sl_worker sl_worker_t;
@@ -29,6 +33,8 @@ sl_worker_t *sl_worker_start(const sl_worker_opts_t *o);
 /* Asks the worker to cancel its tasks and stop (it also stops on the
  * master's Shutdown). */
 void sl_worker_stop(sl_worker_t *w);
+/* False once the worker's loop has ended. */
+bool sl_worker_running(const sl_worker_t *w);
 /* Waits for the worker's thread, frees it, sets *pp to NULL. */
 void sl_worker_join(sl_worker_t **pp);
 

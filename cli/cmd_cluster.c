@@ -1,0 +1,341 @@
+/* cmd_cluster.c — the commands that talk to a running sluice-master:
+ * submit, list, status, cancel, workers. Tables for people by default,
+ * --json for scripts. Exit status: 0 ok, 1 failure (the job failed, the
+ * master is unreachable, the job does not exist), 2 bad usage. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "cli.h"
+#include "sluice/err.h"
+
+static const char s_submit_usage[] =
+    "usage: sluice submit JOB.yaml [--param NAME=VALUE]... [--parallelism N] [--detach]\n"
+    "                     [--master tcp://HOST:PORT] [--quiet]\n"
+    "  without --detach, follows the job to its end; the exit status says how it ended\n";
+static const char s_list_usage[] = "usage: sluice list [--master tcp://HOST:PORT] [--json]\n";
+static const char s_status_usage[] =
+    "usage: sluice status JOB [--master tcp://HOST:PORT] [--json]\n";
+static const char s_cancel_usage[] = "usage: sluice cancel JOB [--master tcp://HOST:PORT]\n";
+static const char s_workers_usage[] = "usage: sluice workers [--master tcp://HOST:PORT] [--json]\n";
+
+/* Connects and checks the master answers; prints the error and returns
+ * NULL when it does not. */
+static sl_client_t *s_connect(void *zctx, const sl_cli_opts_t *o)
+{
+    sl_client_t *c = sl_client_new(zctx, o->master);
+    if (!c)
+        fprintf(stderr, "sluice: cannot use master endpoint '%s' (expected tcp://HOST:PORT)\n",
+                o->master);
+    return c;
+}
+
+static void s_unreachable(const sl_cli_opts_t *o, int rc, const char *err)
+{
+    if (rc == SL_TIMEOUT)
+        fprintf(stderr,
+                "sluice: the master at %s did not answer within %d ms; is sluice-master "
+                "running there? (set --master or SLUICE_MASTER)\n",
+                o->master, o->timeout_ms);
+    else
+        fprintf(stderr, "sluice: %s\n", err);
+}
+
+static void s_json_str(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
+static const char *s_task_state(Sluice__TaskStateKind s)
+{
+    switch (s) {
+    case SLUICE__TASK_STATE_KIND__TASK_DEPLOYING:
+        return "DEPLOYING";
+    case SLUICE__TASK_STATE_KIND__TASK_DEPLOYED:
+        return "DEPLOYED";
+    case SLUICE__TASK_STATE_KIND__TASK_RUNNING:
+        return "RUNNING";
+    case SLUICE__TASK_STATE_KIND__TASK_FINISHED:
+        return "FINISHED";
+    case SLUICE__TASK_STATE_KIND__TASK_FAILED:
+        return "FAILED";
+    case SLUICE__TASK_STATE_KIND__TASK_CANCELED:
+        return "CANCELED";
+    default:
+        return "UNKNOWN";
+    }
+}
+
+typedef int (*s_cmd_fn)(sl_client_t *c, const sl_cli_opts_t *o);
+
+/* Parses, connects, runs fn, cleans up. */
+static int s_with_client(int argc, char **argv, const char *usage, int npos, s_cmd_fn fn)
+{
+    sl_cli_opts_t o;
+    int rc = sl_cli_parse(argc, argv, usage, npos, &o);
+    if (rc) {
+        sl_cli_opts_free(&o);
+        return rc;
+    }
+    void *zctx = zmq_ctx_new();
+    sl_client_t *c = s_connect(zctx, &o);
+    int status = c ? fn(c, &o) : 1;
+    sl_client_destroy(&c);
+    zmq_ctx_term(zctx);
+    sl_cli_opts_free(&o);
+    return status;
+}
+
+/* ---- submit ----------------------------------------------------------------- */
+
+static int s_submit(sl_client_t *c, const sl_cli_opts_t *o)
+{
+    size_t len = 0;
+    char *text = NULL;
+    sl_spec_t *spec = NULL;
+    sl_plan_t *plan = NULL;
+    if (sl_cli_load(o, &text, &len, &spec, &plan))
+        return 1;
+    int status;
+    if (o->detach) {
+        char err[4096], job[128];
+        int rc = sl_client_submit(c, o->spec_path, text, len, o->params, o->parallelism, job,
+                                  sizeof job, err, sizeof err);
+        if (rc) {
+            s_unreachable(o, rc, err);
+            status = 1;
+        } else {
+            printf("%s\n", job);
+            status = 0;
+        }
+    } else {
+        sl_cli_catch_sigint();
+        status = sl_cli_submit_follow(c, o, plan, text, len);
+    }
+    sl_plan_destroy(&plan);
+    sl_spec_destroy(&spec);
+    free(text);
+    return status;
+}
+
+int sl_cmd_submit(int argc, char **argv)
+{
+    return s_with_client(argc, argv, s_submit_usage, 1, s_submit);
+}
+
+/* ---- list ----------------------------------------------------------------------- */
+
+static int s_list(sl_client_t *c, const sl_cli_opts_t *o)
+{
+    Sluice__Envelope env, *rep = NULL;
+    char err[1024];
+    sl_msg_init(&env, 0);
+    Sluice__ListJobs lj = SLUICE__LIST_JOBS__INIT;
+    env.body_case = SLUICE__ENVELOPE__BODY_LIST_JOBS;
+    env.list_jobs = &lj;
+    int rc = sl_client_call(c, &env, o->timeout_ms, &rep, err, sizeof err);
+    if (rc) {
+        s_unreachable(o, rc, err);
+        return 1;
+    }
+    const Sluice__JobList *l = rep->job_list;
+    if (o->json) {
+        printf("[");
+        for (size_t i = 0; i < l->n_jobs; i++) {
+            const Sluice__JobStatus *j = l->jobs[i];
+            printf("%s{\"id\":", i ? "," : "");
+            s_json_str(j->job_id);
+            printf(",\"name\":");
+            s_json_str(j->name);
+            printf(",\"state\":\"%s\",\"start_ms\":%llu,\"end_ms\":%llu,\"error\":",
+                   sl_cli_state_name(j->state), (unsigned long long)j->start_ms,
+                   (unsigned long long)j->end_ms);
+            s_json_str(j->error);
+            printf("}");
+        }
+        printf("]\n");
+    } else {
+        printf("%-12s %-24s %-10s %10s  %s\n", "JOB", "NAME", "STATE", "SECONDS", "DETAIL");
+        for (size_t i = 0; i < l->n_jobs; i++) {
+            const Sluice__JobStatus *j = l->jobs[i];
+            double secs = j->end_ms ? (double)(j->end_ms - j->start_ms) / 1000.0 : -1;
+            char s[32] = "-";
+            if (secs >= 0)
+                snprintf(s, sizeof s, "%.2f", secs);
+            printf("%-12s %-24s %-10s %10s  %s\n", j->job_id, j->name, sl_cli_state_name(j->state),
+                   s, j->error[0] ? j->error : j->reason);
+        }
+    }
+    sl_msg_free(&rep);
+    return 0;
+}
+
+int sl_cmd_list(int argc, char **argv)
+{
+    return s_with_client(argc, argv, s_list_usage, 0, s_list);
+}
+
+/* ---- status ---------------------------------------------------------------------- */
+
+static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
+{
+    Sluice__Envelope *rep = NULL;
+    char err[1024];
+    int rc = sl_client_status(c, o->spec_path, o->timeout_ms, &rep, err, sizeof err);
+    if (rc == SL_NOTFOUND) {
+        fprintf(stderr, "sluice: %s (see `sluice list`)\n", err);
+        return 1;
+    }
+    if (rc) {
+        s_unreachable(o, rc, err);
+        return 1;
+    }
+    const Sluice__JobStatus *j = rep->job_status;
+    if (o->json) {
+        printf("{\"id\":");
+        s_json_str(j->job_id);
+        printf(",\"name\":");
+        s_json_str(j->name);
+        printf(",\"state\":\"%s\",\"error\":", sl_cli_state_name(j->state));
+        s_json_str(j->error);
+        printf(",\"reason\":");
+        s_json_str(j->reason);
+        printf(",\"tasks\":[");
+        for (size_t i = 0; i < j->n_tasks; i++) {
+            const Sluice__TaskStatus *t = j->tasks[i];
+            printf("%s{\"task\":\"%u.%u\",\"worker\":", i ? "," : "", t->ref->chain,
+                   t->ref->subtask);
+            s_json_str(t->worker_id);
+            printf(",\"state\":\"%s\",\"error\":", s_task_state(t->state));
+            s_json_str(t->error);
+            printf("}");
+        }
+        printf("],\"operators\":[");
+        for (size_t i = 0; i < j->n_metrics; i++) {
+            const Sluice__OperatorMetrics *m = j->metrics[i];
+            printf("%s{\"name\":", i ? "," : "");
+            s_json_str(m->op);
+            printf(",\"records_in\":%llu,\"records_out\":%llu,\"busy_ns\":%llu,\"errors\":%llu,"
+                   "\"backpressure_ns\":%llu}",
+                   (unsigned long long)m->records_in, (unsigned long long)m->records_out,
+                   (unsigned long long)m->busy_ns, (unsigned long long)m->errors,
+                   (unsigned long long)m->backpressure_ns);
+        }
+        printf("]}\n");
+    } else {
+        double secs = (double)((j->end_ms ? j->end_ms : j->start_ms) - j->start_ms) / 1000.0;
+        printf("job %s (%s): %s", j->job_id, j->name, sl_cli_state_name(j->state));
+        if (j->end_ms)
+            printf(" after %.2f s", secs);
+        printf("\n");
+        if (j->reason[0])
+            printf("  waiting: %s\n", j->reason);
+        if (j->error[0])
+            printf("  error: %s\n", j->error);
+        printf("\n%-8s %-22s %-10s %s\n", "TASK", "WORKER", "STATE", "ERROR");
+        for (size_t i = 0; i < j->n_tasks; i++) {
+            const Sluice__TaskStatus *t = j->tasks[i];
+            char id[32];
+            snprintf(id, sizeof id, "%u.%u", t->ref->chain, t->ref->subtask);
+            printf("%-8s %-22s %-10s %s\n", id, t->worker_id, s_task_state(t->state), t->error);
+        }
+        printf("\n%-20s %14s %14s %10s %12s\n", "OPERATOR", "RECORDS IN", "RECORDS OUT", "BUSY S",
+               "BACKPRESS S");
+        for (size_t i = 0; i < j->n_metrics; i++) {
+            const Sluice__OperatorMetrics *m = j->metrics[i];
+            printf("%-20s %14llu %14llu %10.2f %12.2f\n", m->op, (unsigned long long)m->records_in,
+                   (unsigned long long)m->records_out, (double)m->busy_ns / 1e9,
+                   (double)m->backpressure_ns / 1e9);
+        }
+    }
+    sl_msg_free(&rep);
+    return 0;
+}
+
+int sl_cmd_status(int argc, char **argv)
+{
+    return s_with_client(argc, argv, s_status_usage, 1, s_status);
+}
+
+/* ---- cancel ---------------------------------------------------------------------- */
+
+static int s_cancel(sl_client_t *c, const sl_cli_opts_t *o)
+{
+    char err[1024];
+    int rc = sl_client_cancel(c, o->spec_path, err, sizeof err);
+    if (rc == SL_NOTFOUND) {
+        fprintf(stderr, "sluice: %s (see `sluice list`)\n", err);
+        return 1;
+    }
+    if (rc) {
+        s_unreachable(o, rc, err);
+        return 1;
+    }
+    printf("canceled %s\n", o->spec_path);
+    return 0;
+}
+
+int sl_cmd_cancel(int argc, char **argv)
+{
+    return s_with_client(argc, argv, s_cancel_usage, 1, s_cancel);
+}
+
+/* ---- workers ------------------------------------------------------------------------- */
+
+static int s_workers(sl_client_t *c, const sl_cli_opts_t *o)
+{
+    Sluice__Envelope env, *rep = NULL;
+    char err[1024];
+    sl_msg_init(&env, 0);
+    Sluice__WorkersRequest wr = SLUICE__WORKERS_REQUEST__INIT;
+    env.body_case = SLUICE__ENVELOPE__BODY_WORKERS_REQUEST;
+    env.workers_request = &wr;
+    int rc = sl_client_call(c, &env, o->timeout_ms, &rep, err, sizeof err);
+    if (rc) {
+        s_unreachable(o, rc, err);
+        return 1;
+    }
+    const Sluice__WorkerList *l = rep->worker_list;
+    if (o->json) {
+        printf("[");
+        for (size_t i = 0; i < l->n_workers; i++) {
+            const Sluice__WorkerInfo *w = l->workers[i];
+            printf("%s{\"id\":", i ? "," : "");
+            s_json_str(w->worker_id);
+            printf(",\"host\":");
+            s_json_str(w->host);
+            printf(",\"slots\":%u,\"slots_used\":%u,\"heartbeat_age_ms\":%llu,\"alive\":%s}",
+                   w->slots, w->slots_used, (unsigned long long)w->heartbeat_age_ms,
+                   w->alive ? "true" : "false");
+        }
+        printf("]\n");
+    } else {
+        printf("%-24s %-20s %6s %6s %14s  %s\n", "WORKER", "HOST", "USED", "SLOTS", "HEARTBEAT",
+               "STATE");
+        for (size_t i = 0; i < l->n_workers; i++) {
+            const Sluice__WorkerInfo *w = l->workers[i];
+            char age[32];
+            snprintf(age, sizeof age, "%.1f s ago", (double)w->heartbeat_age_ms / 1000.0);
+            printf("%-24s %-20s %6u %6u %14s  %s\n", w->worker_id, w->host, w->slots_used, w->slots,
+                   age, w->alive ? "alive" : "dead");
+        }
+    }
+    sl_msg_free(&rep);
+    return 0;
+}
+
+int sl_cmd_workers(int argc, char **argv)
+{
+    return s_with_client(argc, argv, s_workers_usage, 0, s_workers);
+}

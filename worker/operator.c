@@ -47,6 +47,8 @@ const sl_op_vtable_t *sl_op_vtable(sl_opkind_t kind)
     switch (kind) {
     case SL_OP_FILE_SOURCE:
         return &sl_op_file_source;
+    case SL_OP_GENERATOR_SOURCE:
+        return &sl_op_generator;
     case SL_OP_FILTER:
         return &sl_op_filter;
     case SL_OP_MAP:

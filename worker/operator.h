@@ -67,6 +67,7 @@ const sl_op_vtable_t *sl_op_vtable(sl_opkind_t kind);
 
 /* Implementations, one file each (op_<kind>.c). */
 extern const sl_op_vtable_t sl_op_file_source;
+extern const sl_op_vtable_t sl_op_generator;
 extern const sl_op_vtable_t sl_op_filter;
 extern const sl_op_vtable_t sl_op_map;
 extern const sl_op_vtable_t sl_op_flat_map;

@@ -9,10 +9,12 @@
 #include "sluice/plan.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sluice/err.h"
+#include "sluice/textfmt.h"
 
 /* ---- node types --------------------------------------------------------- */
 
@@ -32,6 +34,7 @@ typedef struct {
 static const s_type_t s_types[] = {
     {"file", SL_ROLE_SOURCE, SL_OP_FILE_SOURCE,
      S_KEYS("format", "path", "schema", "on_error", "delimiter", "header"), 0, 0},
+    {"generator", SL_ROLE_SOURCE, SL_OP_GENERATOR_SOURCE, S_KEYS("count", "rate", "start"), 0, 0},
     {"filter", SL_ROLE_OPERATOR, SL_OP_FILTER, S_KEYS("where"), 1, 1},
     {"map", SL_ROLE_OPERATOR, SL_OP_MAP, S_KEYS("select"), 1, 1},
     {"flat_map", SL_ROLE_OPERATOR, SL_OP_FLAT_MAP, S_KEYS("field", "separator", "as"), 1, 1},
@@ -306,6 +309,55 @@ static int s_build_file_source(s_ctx_t *c)
         return SL_SPEC;
     nd->out = sl_schema_copy(nd->src.schema);
     return nd->out ? SL_OK : SL_NOMEM;
+}
+
+/* A deterministic sequence: record n is (seq: n, ts: start + n * 1000 / rate
+ * ms, or start + n without a rate); subtask i of P emits n = i, i+P, ... */
+static int s_build_generator(s_ctx_t *c)
+{
+    sl_plan_node_t *nd = c->node;
+    nd->gen_count = -1;
+    int bad = 0;
+    long long v;
+    const sl_ynode_t *n = sl_ynode_get(c->sn->body, "count");
+    if (n) {
+        if (sl_ynode_int(n, 0, INT64_MAX / 2, c->d, "count", &v))
+            bad = 1;
+        else
+            nd->gen_count = v;
+    }
+    n = sl_ynode_get(c->sn->body, "rate");
+    if (n) {
+        if (sl_ynode_int(n, 1, 1000000000, c->d, "rate (records/s)", &v))
+            bad = 1;
+        else
+            nd->gen_rate = (double)v;
+    }
+    n = sl_ynode_get(c->sn->body, "start");
+    if (n) {
+        const char *t = sl_ynode_str(n, c->d, "start");
+        sl_arena_t *a = sl_arena_new(256);
+        sl_value_t ts;
+        char err[128];
+        if (!t || !a ||
+            sl_value_from_text(SL_TYPE_TIMESTAMP, t, strlen(t), a, &ts, err, sizeof err) ||
+            ts.is_null) {
+            if (t)
+                sl_diag_error(c->d, n->line, n->col,
+                              "start must be a timestamp (2026-01-01T00:00:00Z or epoch ms)");
+            bad = 1;
+        } else {
+            nd->gen_start = ts.u.i;
+        }
+        sl_arena_destroy(&a);
+    }
+    if (bad)
+        return SL_SPEC;
+    nd->out = sl_schema_new();
+    if (!nd->out || sl_schema_add(nd->out, "seq", SL_TYPE_INT64) ||
+        sl_schema_add(nd->out, "ts", SL_TYPE_TIMESTAMP))
+        return SL_NOMEM;
+    return SL_OK;
 }
 
 static int s_build_filter(s_ctx_t *c)
@@ -615,6 +667,8 @@ static int s_build_node(s_ctx_t *c)
     switch (c->node->kind) {
     case SL_OP_FILE_SOURCE:
         return s_build_file_source(c);
+    case SL_OP_GENERATOR_SOURCE:
+        return s_build_generator(c);
     case SL_OP_FILTER:
         return s_build_filter(c);
     case SL_OP_MAP:

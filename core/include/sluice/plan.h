@@ -29,6 +29,7 @@
 
 typedef enum {
     SL_OP_FILE_SOURCE,
+    SL_OP_GENERATOR_SOURCE,
     SL_OP_FILTER,
     SL_OP_MAP,
     SL_OP_FLAT_MAP,
@@ -77,8 +78,11 @@ typedef struct sl_plan_node {
 
     /* per-kind configuration (only the one of `kind` is set) */
     sl_file_source_cfg_t src;
-    sl_expr_t *where; /* filter */
-    int nexprs;       /* map */
+    int64_t gen_count; /* generator: records in all, -1 = unbounded */
+    double gen_rate;   /* generator: records/s in all, 0 = as fast as possible */
+    int64_t gen_start; /* generator: timestamp of record 0 (ms) */
+    sl_expr_t *where;  /* filter */
+    int nexprs;        /* map */
     sl_expr_t **exprs;
     int split_field; /* flat_map: index of the string field split */
     char *separator; /* flat_map: NULL = any whitespace */

@@ -34,16 +34,28 @@ void sl_cli_opts_free(sl_cli_opts_t *o);
 
 /* ---- follow.c ---------------------------------------------------------------- */
 
-/* Reads o->spec_path and plans it with o's params and parallelism; on
- * failure prints every error (file:line:col) and returns 1. */
-int sl_cli_load(const sl_cli_opts_t *o, char **text, size_t *len, sl_spec_t **spec,
-                sl_plan_t **plan);
+/* A job as the CLI reads it: the spec text, its plan, and the plugin it
+ * names (loaded here to check it; its bytes are uploaded with a submit). */
+typedef struct {
+    char *text;
+    size_t len;
+    sl_spec_t *spec;
+    sl_plan_t *plan;
+    sl_plugin_t *plugin;
+    uint8_t *plugin_bytes;
+    size_t plugin_len;
+} sl_cli_job_t;
+
+/* Reads o->spec_path, loads the plugin it names (a path relative to the
+ * working directory, like data paths), and plans it with o's params and
+ * parallelism; on failure prints every error (file:line:col) and returns 1. */
+int sl_cli_load(const sl_cli_opts_t *o, sl_cli_job_t *job);
+void sl_cli_job_free(sl_cli_job_t *job);
 /* Whole file up to SL_SPEC_MAX_BYTES, or NULL; caller frees. */
 char *sl_cli_read_spec(const char *path, size_t *len);
 /* Submits the job and follows it to its end; returns the exit status
  * (0 finished, 1 failed or canceled). Ctrl-C cancels the job. */
-int sl_cli_submit_follow(sl_client_t *cl, const sl_cli_opts_t *o, const sl_plan_t *plan,
-                         const char *text, size_t len);
+int sl_cli_submit_follow(sl_client_t *cl, const sl_cli_opts_t *o, const sl_cli_job_t *job);
 /* Ctrl-C sets sl_cli_interrupted instead of killing the process. */
 void sl_cli_catch_sigint(void);
 const char *sl_cli_state_name(Sluice__JobStateKind s);

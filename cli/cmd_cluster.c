@@ -101,17 +101,15 @@ static int s_with_client(int argc, char **argv, const char *usage, int npos, s_c
 
 static int s_submit(sl_client_t *c, const sl_cli_opts_t *o)
 {
-    size_t len = 0;
-    char *text = NULL;
-    sl_spec_t *spec = NULL;
-    sl_plan_t *plan = NULL;
-    if (sl_cli_load(o, &text, &len, &spec, &plan))
+    sl_cli_job_t jb;
+    if (sl_cli_load(o, &jb))
         return 1;
     int status;
     if (o->detach) {
         char err[4096], job[128];
-        int rc = sl_client_submit(c, o->spec_path, text, len, o->params, o->parallelism, job,
-                                  sizeof job, err, sizeof err);
+        int rc = sl_client_submit_plugin(c, o->spec_path, jb.text, jb.len, jb.plugin_bytes,
+                                         jb.plugin_len, o->params, o->parallelism, job, sizeof job,
+                                         err, sizeof err);
         if (rc) {
             s_unreachable(o, rc, err);
             status = 1;
@@ -121,11 +119,9 @@ static int s_submit(sl_client_t *c, const sl_cli_opts_t *o)
         }
     } else {
         sl_cli_catch_sigint();
-        status = sl_cli_submit_follow(c, o, plan, text, len);
+        status = sl_cli_submit_follow(c, o, &jb);
     }
-    sl_plan_destroy(&plan);
-    sl_spec_destroy(&spec);
-    free(text);
+    sl_cli_job_free(&jb);
     return status;
 }
 

@@ -28,15 +28,12 @@ int sl_cmd_run(int argc, char **argv)
         sl_cli_opts_free(&o);
         return rc;
     }
-    size_t len = 0;
-    char *text = NULL;
-    sl_spec_t *spec = NULL;
-    sl_plan_t *plan = NULL;
-    if (sl_cli_load(&o, &text, &len, &spec, &plan)) {
+    sl_cli_job_t job;
+    if (sl_cli_load(&o, &job)) {
         sl_cli_opts_free(&o);
         return 1;
     }
-    int need = sl_plan_slots(plan);
+    int need = sl_plan_slots(job.plan);
     int slots = o.slots ? o.slots : (need + o.workers - 1) / o.workers;
     if (slots < 1)
         slots = 1;
@@ -48,12 +45,10 @@ int sl_cmd_run(int argc, char **argv)
         fprintf(stderr, "sluice: cannot start the embedded cluster: %s\n", err);
     } else {
         sl_cli_catch_sigint();
-        status = sl_cli_submit_follow(sl_minicluster_client(mc), &o, plan, text, len);
+        status = sl_cli_submit_follow(sl_minicluster_client(mc), &o, &job);
         sl_minicluster_stop(&mc);
     }
-    sl_plan_destroy(&plan);
-    sl_spec_destroy(&spec);
-    free(text);
+    sl_cli_job_free(&job);
     sl_cli_opts_free(&o);
     return status;
 }

@@ -20,30 +20,20 @@ static int s_load(int argc, char **argv, const char *usage, bool print_plan)
         sl_cli_opts_free(&o);
         return rc;
     }
-    sl_diag_t *d = sl_diag_new(o.spec_path);
-    sl_spec_t *spec = NULL;
-    sl_plan_t *plan = NULL;
-    rc =
-        d ? sl_plan_load(o.spec_path, NULL, 0, o.params, o.parallelism, d, &spec, &plan) : SL_NOMEM;
+    sl_cli_job_t job;
     int status = 0;
-    if (rc != SL_OK) {
-        if (d)
-            sl_diag_print(d, stderr);
-        int n = d ? sl_diag_count(d) : 0;
-        fprintf(stderr, "%s: %d error%s\n", o.spec_path, n ? n : 1, n == 1 ? "" : "s");
+    if (sl_cli_load(&o, &job)) {
         status = 1;
     } else if (print_plan) {
         if (o.dot)
-            sl_plan_print_dot(plan, stdout);
+            sl_plan_print_dot(job.plan, stdout);
         else
-            sl_plan_print(plan, stdout);
+            sl_plan_print(job.plan, stdout);
     } else {
-        printf("%s: ok (job '%s', %d operators in %d tasks, %d slots)\n", o.spec_path, plan->name,
-               plan->nnodes, plan->nchains, sl_plan_slots(plan));
+        printf("%s: ok (job '%s', %d operators in %d tasks, %d slots)\n", o.spec_path,
+               job.plan->name, job.plan->nnodes, job.plan->nchains, sl_plan_slots(job.plan));
     }
-    sl_plan_destroy(&plan);
-    sl_spec_destroy(&spec);
-    sl_diag_destroy(&d);
+    sl_cli_job_free(&job);
     sl_cli_opts_free(&o);
     return status;
 }

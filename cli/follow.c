@@ -120,13 +120,14 @@ static void s_summary(const sl_plan_t *plan, const Sluice__JobStatus *st, double
 }
 
 /* Submits and follows the job; returns the exit status. */
-int sl_cli_submit_follow(sl_client_t *cl, const sl_cli_opts_t *o, const sl_plan_t *plan,
-                         const char *text, size_t len)
+int sl_cli_submit_follow(sl_client_t *cl, const sl_cli_opts_t *o, const sl_cli_job_t *job)
 {
+    const sl_plan_t *plan = job->plan;
     Sluice__Envelope *rep = NULL;
     char err[4096], job_id[128];
-    int rc = sl_client_submit(cl, o->spec_path, text, len, o->params, o->parallelism, job_id,
-                              sizeof job_id, err, sizeof err);
+    int rc = sl_client_submit_plugin(cl, o->spec_path, job->text, job->len, job->plugin_bytes,
+                                     job->plugin_len, o->params, o->parallelism, job_id,
+                                     sizeof job_id, err, sizeof err);
     if (rc) {
         fprintf(stderr, "sluice: submit failed: %s\n", err);
         return 1;
@@ -184,24 +185,48 @@ int sl_cli_submit_follow(sl_client_t *cl, const sl_cli_opts_t *o, const sl_plan_
     }
 }
 
-int sl_cli_load(const sl_cli_opts_t *o, char **text, size_t *len, sl_spec_t **spec,
-                sl_plan_t **plan)
+int sl_cli_load(const sl_cli_opts_t *o, sl_cli_job_t *job)
 {
-    *text = sl_cli_read_spec(o->spec_path, len);
-    if (!*text) {
+    memset(job, 0, sizeof *job);
+    job->text = sl_cli_read_spec(o->spec_path, &job->len);
+    if (!job->text) {
         fprintf(stderr, "sluice: cannot read %s (missing, unreadable or over %d bytes)\n",
                 o->spec_path, SL_SPEC_MAX_BYTES);
         return 1;
     }
     sl_diag_t *d = sl_diag_new(o->spec_path);
-    if (!d || sl_plan_load(o->spec_path, *text, *len, o->params, o->parallelism, d, spec, plan)) {
+    int rc =
+        d ? sl_spec_load(o->spec_path, job->text, job->len, o->params, d, &job->spec) : SL_NOMEM;
+    if (rc == SL_OK && job->spec->plugin) {
+        char err[1024];
+        const sl_ynode_t *at = job->spec->plugin_node;
+        job->plugin_bytes = sl_plugin_read(job->spec->plugin, &job->plugin_len, err, sizeof err);
+        rc = job->plugin_bytes ? sl_plugin_open(job->spec->plugin, &job->plugin, err, sizeof err)
+                               : SL_IO;
+        if (rc != SL_OK)
+            sl_diag_error(d, at->line, at->col, "%s", err);
+    }
+    if (rc == SL_OK)
+        rc = sl_plan_build(job->spec, o->parallelism, job->plugin, d, &job->plan);
+    if (rc != SL_OK) {
         if (d)
             sl_diag_print(d, stderr);
+        int n = d ? sl_diag_count(d) : 0;
+        fprintf(stderr, "%s: %d error%s\n", o->spec_path, n ? n : 1, n == 1 ? "" : "s");
         sl_diag_destroy(&d);
-        free(*text);
-        *text = NULL;
+        sl_cli_job_free(job);
         return 1;
     }
     sl_diag_destroy(&d);
     return 0;
+}
+
+void sl_cli_job_free(sl_cli_job_t *job)
+{
+    sl_plan_destroy(&job->plan);
+    sl_spec_destroy(&job->spec);
+    sl_plugin_close(&job->plugin);
+    free(job->plugin_bytes);
+    free(job->text);
+    memset(job, 0, sizeof *job);
 }

@@ -19,18 +19,22 @@
 #define _POSIX_C_SOURCE 200809L
 #include "master.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "sluice/err.h"
 #include "sluice/msg.h"
 #include "sluice/plan.h"
+#include "sluice/plugin.h"
 
 typedef struct {
     char *id;            /* worker id (also its routing id) */
@@ -69,8 +73,12 @@ typedef struct {
     int ntasks;
     int *slot_worker; /* slot i -> worker index */
     int nslots;
-    int deployed; /* tasks that reported their endpoint */
-    bool started; /* StartTasks sent */
+    sl_plugin_t *plugin;   /* the job's plugin, loaded for planning, or NULL */
+    uint8_t *plugin_bytes; /* shipped with every deploy */
+    size_t plugin_len;
+    char plugin_sha[65]; /* content hash of plugin_bytes */
+    int deployed;        /* tasks that reported their endpoint */
+    bool started;        /* StartTasks sent */
 } s_job_t;
 
 struct sl_master {
@@ -79,6 +87,8 @@ struct sl_master {
     atomic_bool stop;
     atomic_bool ended;  /* the loop has returned */
     char endpoint[256]; /* bound endpoint */
+    char *state_dir;    /* plugins live in state_dir/plugins */
+    bool own_state_dir; /* a temporary one we made (and remove) */
     void *sock;
     s_worker_t *workers;
     int nworkers;
@@ -136,6 +146,8 @@ static void s_job_free(s_job_t *j)
     free(j->pvalues);
     sl_plan_destroy(&j->plan);
     sl_spec_destroy(&j->spec);
+    sl_plugin_close(&j->plugin);
+    free(j->plugin_bytes);
     free(j->id);
     free(j->name);
     free(j->spec_file);
@@ -300,6 +312,9 @@ static void s_try_schedule(sl_master_t *m, s_job_t *j)
         d.subtasks = mine;
         d.n_locations = (size_t)j->ntasks;
         d.locations = locp;
+        d.plugin.data = j->plugin_bytes;
+        d.plugin.len = j->plugin_len;
+        d.plugin_sha256 = j->plugin_len ? j->plugin_sha : "";
         env.body_case = SLUICE__ENVELOPE__BODY_DEPLOY;
         env.deploy = &d;
         sl_msg_send(m->sock, m->workers[wi].id, strlen(m->workers[wi].id), &env);
@@ -388,8 +403,31 @@ static void s_on_submit(sl_master_t *m, const void *rid, size_t rlen, uint64_t r
     }
     for (size_t i = 0; i < sj->n_params; i++)
         sl_params_set(params, sj->params[i]->name, sj->params[i]->value);
-    if (sl_plan_load(sl_diag_file(d), (const char *)sj->spec_text.data, sj->spec_text.len, params,
-                     (int)sj->parallelism, d, &j->spec, &j->plan) != SL_OK) {
+    if (sj->plugin.len) {
+        /* Kept by content; loaded here only to plan (check names and types). */
+        char dir[900], path[1000], err[1024];
+        snprintf(dir, sizeof dir, "%s/plugins", m->state_dir);
+        int prc = sl_plugin_store(dir, sj->plugin.data, sj->plugin.len, path, sizeof path);
+        if (prc == SL_OK)
+            prc = sl_plugin_open(path, &j->plugin, err, sizeof err);
+        else
+            snprintf(err, sizeof err, "the master cannot store the plugin in %s", dir);
+        if (prc != SL_OK) {
+            sl_msg_send_error(m->sock, rid, rlen, req, prc, "%s", err);
+            goto out;
+        }
+        j->plugin_bytes = malloc(sj->plugin.len);
+        if (!j->plugin_bytes) {
+            sl_msg_send_error(m->sock, rid, rlen, req, SL_NOMEM, "out of memory");
+            goto out;
+        }
+        memcpy(j->plugin_bytes, sj->plugin.data, sj->plugin.len);
+        j->plugin_len = sj->plugin.len;
+        sl_sha256_hex(j->plugin_bytes, j->plugin_len, j->plugin_sha);
+    }
+    if (sl_plan_load_with(sl_diag_file(d), (const char *)sj->spec_text.data, sj->spec_text.len,
+                          params, (int)sj->parallelism, j->plugin, d, &j->spec,
+                          &j->plan) != SL_OK) {
         char *buf = NULL;
         size_t blen = 0;
         FILE *f = open_memstream(&buf, &blen);
@@ -838,6 +876,19 @@ static void *s_main(void *arg)
     return NULL;
 }
 
+/* Removes a temporary state directory we made (its plugins, then it). */
+static void s_remove_state_dir(sl_master_t *m)
+{
+    if (m->own_state_dir) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/plugins", m->state_dir);
+        sl_rmtree(dir);
+        rmdir(m->state_dir);
+    }
+    free(m->state_dir);
+    m->state_dir = NULL;
+}
+
 sl_master_t *sl_master_start(const sl_master_opts_t *o, char *err, size_t cap)
 {
     sl_master_t *m = calloc(1, sizeof *m);
@@ -846,6 +897,27 @@ sl_master_t *sl_master_start(const sl_master_opts_t *o, char *err, size_t cap)
     m->o = *o;
     if (m->o.heartbeat_timeout_ms <= 0)
         m->o.heartbeat_timeout_ms = 3000;
+    if (o->state_dir) {
+        m->state_dir = strdup(o->state_dir);
+        if (m->state_dir && mkdir(m->state_dir, 0700) != 0 && errno != EEXIST) {
+            snprintf(err, cap, "cannot create state directory %s: %s", o->state_dir,
+                     strerror(errno));
+            free(m->state_dir);
+            free(m);
+            return NULL;
+        }
+    } else {
+        char tmpl[] = "/tmp/sluice-master-XXXXXX";
+        if (mkdtemp(tmpl)) {
+            m->state_dir = strdup(tmpl);
+            m->own_state_dir = true;
+        }
+    }
+    if (!m->state_dir) {
+        snprintf(err, cap, "cannot create a state directory");
+        free(m);
+        return NULL;
+    }
     m->sock = zmq_socket(o->zctx, ZMQ_ROUTER);
     int linger = 1000, mandatory = 0;
     if (!m->sock || zmq_setsockopt(m->sock, ZMQ_LINGER, &linger, sizeof linger) ||
@@ -855,6 +927,7 @@ sl_master_t *sl_master_start(const sl_master_opts_t *o, char *err, size_t cap)
                  zmq_strerror(zmq_errno()));
         if (m->sock)
             zmq_close(m->sock);
+        s_remove_state_dir(m);
         free(m);
         return NULL;
     }
@@ -864,6 +937,7 @@ sl_master_t *sl_master_start(const sl_master_opts_t *o, char *err, size_t cap)
     if (pthread_create(&m->thread, NULL, s_main, m) != 0) {
         snprintf(err, cap, "cannot start the master thread");
         zmq_close(m->sock);
+        s_remove_state_dir(m);
         free(m);
         return NULL;
     }
@@ -901,6 +975,7 @@ void sl_master_join(sl_master_t **pp)
         free(m->workers[i].host);
     }
     free(m->workers);
+    s_remove_state_dir(m);
     free(m);
     *pp = NULL;
 }

@@ -42,9 +42,11 @@ int sl_emit_raw(sl_emitter_t *e, const uint8_t *row, uint32_t len)
     return rc;
 }
 
-const sl_op_vtable_t *sl_op_vtable(sl_opkind_t kind)
+const sl_op_vtable_t *sl_op_vtable(const sl_plan_node_t *node)
 {
-    switch (kind) {
+    if (node->udf)
+        return &sl_op_udf;
+    switch (node->kind) {
     case SL_OP_FILE_SOURCE:
         return &sl_op_file_source;
     case SL_OP_GENERATOR_SOURCE:

@@ -62,8 +62,8 @@ typedef struct {
     void (*close)(sl_opctx_t *c);
 } sl_op_vtable_t;
 
-/* The implementation of an operator kind. */
-const sl_op_vtable_t *sl_op_vtable(sl_opkind_t kind);
+/* The implementation of a plan node. */
+const sl_op_vtable_t *sl_op_vtable(const sl_plan_node_t *node);
 
 /* Implementations, one file each (op_<kind>.c). */
 extern const sl_op_vtable_t sl_op_file_source;
@@ -75,6 +75,7 @@ extern const sl_op_vtable_t sl_op_passthrough; /* key_by, union */
 extern const sl_op_vtable_t sl_op_aggregate;
 extern const sl_op_vtable_t sl_op_file_sink;
 extern const sl_op_vtable_t sl_op_stdout_sink;
+extern const sl_op_vtable_t sl_op_udf; /* map / filter / flat_map by a plugin function */
 
 /* Sets c->err printf-style and returns rc (for `return sl_op_fail(...)`). */
 int sl_op_fail(sl_opctx_t *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

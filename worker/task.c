@@ -227,7 +227,7 @@ static int s_open(sl_task_t *t, s_link_t *links)
         }
         if (!c->arena)
             return SL_NOMEM;
-        t->vt[i] = sl_op_vtable(nd->kind);
+        t->vt[i] = sl_op_vtable(nd);
         int rc = t->vt[i]->open(c);
         t->opened = i + 1;
         if (rc) {

@@ -21,6 +21,7 @@
 #include "sluice/err.h"
 #include "sluice/msg.h"
 #include "sluice/plan.h"
+#include "sluice/plugin.h"
 #include "task.h"
 
 typedef struct s_job s_job_t;
@@ -40,8 +41,9 @@ struct s_job {
     char *id;
     sl_spec_t *spec;
     sl_plan_t *plan;
-    char **endpoints; /* data endpoint of every (chain, subtask), by index */
-    int *ep_base;     /* chain -> first index in endpoints */
+    sl_plugin_t *plugin; /* the job's plugin (cached by hash), or NULL */
+    char **endpoints;    /* data endpoint of every (chain, subtask), by index */
+    int *ep_base;        /* chain -> first index in endpoints */
     s_slot_t *tasks;
     int ntasks;
     atomic_bool cancel;
@@ -52,6 +54,8 @@ struct s_job {
 struct sl_worker {
     sl_worker_opts_t o; /* strings below are our copies */
     char *master, *id, *data_bind, *advertise_host;
+    char *cache_dir;    /* plugins by content hash */
+    bool own_cache_dir; /* a temporary one we made (and remove) */
     pthread_t thread;
     atomic_bool stop;
     atomic_bool ended; /* the loop has returned */
@@ -113,6 +117,7 @@ static void s_job_destroy(s_job_t *j)
     free(j->ep_base);
     sl_plan_destroy(&j->plan);
     sl_spec_destroy(&j->spec);
+    sl_plugin_close(&j->plugin); /* after the tasks: they ran its code */
     free(j->id);
     free(j);
 }
@@ -268,8 +273,24 @@ static void s_deploy(sl_worker_t *w, const Sluice__Deploy *d)
     }
     for (size_t i = 0; i < d->n_params; i++)
         sl_params_set(params, d->params[i]->name, d->params[i]->value);
-    if (sl_plan_load(d->spec_file, (const char *)d->spec_text.data, d->spec_text.len, params,
-                     (int)d->parallelism, diag, &j->spec, &j->plan) != SL_OK) {
+    if (d->plugin.len) {
+        /* Never the path the job names: the bytes the master shipped, checked
+         * against their hash and cached by it. */
+        char hex[65], path[4200], err[600] = "cannot cache the job's plugin";
+        sl_sha256_hex(d->plugin.data, d->plugin.len, hex);
+        if (strcmp(hex, d->plugin_sha256) != 0) {
+            snprintf(why, sizeof why, "worker %s: plugin bytes do not match their hash %s", w->id,
+                     d->plugin_sha256);
+            goto fail;
+        }
+        if (sl_plugin_store(w->cache_dir, d->plugin.data, d->plugin.len, path, sizeof path) ||
+            sl_plugin_open(path, &j->plugin, err, sizeof err)) {
+            snprintf(why, sizeof why, "worker %s: %s", w->id, err);
+            goto fail;
+        }
+    }
+    if (sl_plan_load_with(d->spec_file, (const char *)d->spec_text.data, d->spec_text.len, params,
+                          (int)d->parallelism, j->plugin, diag, &j->spec, &j->plan) != SL_OK) {
         snprintf(why, sizeof why, "worker %s cannot plan the job: %s", w->id,
                  sl_diag_count(diag) ? sl_diag_message(diag, 0) : "error");
         goto fail;
@@ -508,6 +529,14 @@ bool sl_worker_running(const sl_worker_t *w)
     return !atomic_load(&w->ended);
 }
 
+static void s_remove_cache(sl_worker_t *w)
+{
+    if (w->own_cache_dir && w->cache_dir)
+        sl_rmtree(w->cache_dir);
+    free(w->cache_dir);
+    w->cache_dir = NULL;
+}
+
 sl_worker_t *sl_worker_start(const sl_worker_opts_t *o)
 {
     sl_worker_t *w = calloc(1, sizeof *w);
@@ -517,6 +546,15 @@ sl_worker_t *sl_worker_start(const sl_worker_opts_t *o)
     w->master = strdup(o->master);
     w->id = strdup(o->id);
     w->data_bind = strdup(o->data_bind);
+    if (o->cache_dir) {
+        w->cache_dir = strdup(o->cache_dir);
+    } else {
+        char tmpl[] = "/tmp/sluice-worker-XXXXXX";
+        if (mkdtemp(tmpl)) {
+            w->cache_dir = strdup(tmpl);
+            w->own_cache_dir = true;
+        }
+    }
     if (o->advertise_host && *o->advertise_host) {
         w->advertise_host = strdup(o->advertise_host);
     } else if (strncmp(o->data_bind, "tcp://", 6) == 0) {
@@ -532,7 +570,7 @@ sl_worker_t *sl_worker_start(const sl_worker_opts_t *o)
         w->o.report_ms = 250;
     w->sock = zmq_socket(o->zctx, ZMQ_DEALER);
     int linger = 1000;
-    if (!w->master || !w->id || !w->data_bind || !w->advertise_host || !w->sock ||
+    if (!w->master || !w->id || !w->data_bind || !w->advertise_host || !w->cache_dir || !w->sock ||
         zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger) ||
         zmq_setsockopt(w->sock, ZMQ_ROUTING_ID, w->id, strlen(w->id)) ||
         sl_msg_limit_socket(w->sock) || zmq_connect(w->sock, w->master) ||
@@ -545,6 +583,7 @@ sl_worker_t *sl_worker_start(const sl_worker_opts_t *o)
         free(w->id);
         free(w->data_bind);
         free(w->advertise_host);
+        s_remove_cache(w);
         free(w);
         return NULL;
     }
@@ -567,6 +606,7 @@ void sl_worker_join(sl_worker_t **pp)
     free(w->id);
     free(w->data_bind);
     free(w->advertise_host);
+    s_remove_cache(w);
     free(w);
     *pp = NULL;
 }

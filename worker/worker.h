@@ -21,6 +21,8 @@ typedef struct {
                                  * (default: ADDR of data_bind) */
     int heartbeat_ms;           /* heartbeat interval */
     int report_ms;              /* interval of running-task metric reports */
+    const char *cache_dir;      /* where shipped plugins are cached by content hash
+                                 * (NULL: a temporary directory, removed at the end) */
     bool keep_running;          /* a worker process: the master's Shutdown does not end it
                                  * (it waits for the next master); the embedded
                                  * cluster's workers end with their master */

@@ -106,6 +106,14 @@ int sl_client_submit(sl_client_t *c, const char *spec_file, const char *text, si
                      const sl_params_t *params, int parallelism, char *job_id, size_t id_cap,
                      char *err, size_t cap)
 {
+    return sl_client_submit_plugin(c, spec_file, text, len, NULL, 0, params, parallelism, job_id,
+                                   id_cap, err, cap);
+}
+
+int sl_client_submit_plugin(sl_client_t *c, const char *spec_file, const char *text, size_t len,
+                            const void *plugin, size_t plugin_len, const sl_params_t *params,
+                            int parallelism, char *job_id, size_t id_cap, char *err, size_t cap)
+{
     Sluice__Envelope env, *rep = NULL;
     sl_msg_init(&env, 0);
     Sluice__SubmitJob sj = SLUICE__SUBMIT_JOB__INIT;
@@ -130,6 +138,8 @@ int sl_client_submit(sl_client_t *c, const char *spec_file, const char *text, si
     sj.n_params = (size_t)np;
     sj.params = pp;
     sj.parallelism = (uint32_t)parallelism;
+    sj.plugin.data = (uint8_t *)plugin;
+    sj.plugin.len = plugin_len;
     env.body_case = SLUICE__ENVELOPE__BODY_SUBMIT_JOB;
     env.submit_job = &sj;
     int rc = sl_client_call(c, &env, 10000, &rep, err, cap);

@@ -406,6 +406,8 @@ static int s_deploy(const char *p, const Sluice__Deploy *d, char *err, size_t ca
     S_TRY(s_bytes(p, "spec_text", &d->spec_text, SL_MSG_SPEC_MAX, true, err, cap));
     S_TRY(s_params(p, d->n_params, d->params, err, cap));
     S_TRY(s_range(p, "parallelism", d->parallelism, 0, SL_MSG_SUBTASK_MAX, err, cap));
+    S_TRY(s_bytes(p, "plugin", &d->plugin, SL_MSG_PLUGIN_MAX, false, err, cap));
+    S_TRY(s_str(p, "plugin_sha256", d->plugin_sha256, 64, d->plugin.len > 0, err, cap));
     S_TRY(s_count(p, "subtasks", d->n_subtasks, d->subtasks, SL_MSG_REPEATED_MAX, err, cap));
     for (size_t i = 0; i < d->n_subtasks; i++) {
         char sub[S_PATH_CAP];
@@ -450,6 +452,7 @@ static int s_body(const Sluice__Envelope *env, const char *p, char *err, size_t 
         S_TRY(s_str(p, "spec_file", s->spec_file, SL_MSG_PATH_MAX, false, err, cap));
         S_TRY(s_bytes(p, "spec_text", &s->spec_text, SL_MSG_SPEC_MAX, true, err, cap));
         S_TRY(s_params(p, s->n_params, s->params, err, cap));
+        S_TRY(s_bytes(p, "plugin", &s->plugin, SL_MSG_PLUGIN_MAX, false, err, cap));
         return s_range(p, "parallelism", s->parallelism, 0, SL_MSG_SUBTASK_MAX, err, cap);
     }
     case SLUICE__ENVELOPE__BODY_SUBMIT_REPLY:

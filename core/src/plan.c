@@ -35,9 +35,10 @@ static const s_type_t s_types[] = {
     {"file", SL_ROLE_SOURCE, SL_OP_FILE_SOURCE,
      S_KEYS("format", "path", "schema", "on_error", "delimiter", "header"), 0, 0},
     {"generator", SL_ROLE_SOURCE, SL_OP_GENERATOR_SOURCE, S_KEYS("count", "rate", "start"), 0, 0},
-    {"filter", SL_ROLE_OPERATOR, SL_OP_FILTER, S_KEYS("where"), 1, 1},
-    {"map", SL_ROLE_OPERATOR, SL_OP_MAP, S_KEYS("select"), 1, 1},
-    {"flat_map", SL_ROLE_OPERATOR, SL_OP_FLAT_MAP, S_KEYS("field", "separator", "as"), 1, 1},
+    {"filter", SL_ROLE_OPERATOR, SL_OP_FILTER, S_KEYS("where", "function"), 1, 1},
+    {"map", SL_ROLE_OPERATOR, SL_OP_MAP, S_KEYS("select", "function"), 1, 1},
+    {"flat_map", SL_ROLE_OPERATOR, SL_OP_FLAT_MAP, S_KEYS("field", "separator", "as", "function"),
+     1, 1},
     {"key_by", SL_ROLE_OPERATOR, SL_OP_KEY_BY, S_KEYS("key"), 1, 1},
     {"aggregate", SL_ROLE_OPERATOR, SL_OP_AGGREGATE, S_KEYS("key", "aggregates"), 1, 1},
     {"union", SL_ROLE_OPERATOR, SL_OP_UNION, S_KEYS("description"), 2, 64},
@@ -62,6 +63,7 @@ static const s_type_t *s_find_type(sl_role_t role, const char *type)
 
 /* Build context of one node. */
 typedef struct {
+    const sl_plugin_t *plugin; /* the job's plugin, or NULL */
     sl_plan_t *plan;
     sl_plan_node_t *node;
     const sl_spec_node_t *sn;
@@ -360,8 +362,101 @@ static int s_build_generator(s_ctx_t *c)
     return SL_OK;
 }
 
+/* map / filter / flat_map with `function: NAME` from the job's plugin: the
+ * function's declared inputs are looked up in the input schema by name and
+ * type; its declared outputs make the output schema. */
+static int s_build_udf(s_ctx_t *c, const sl_ynode_t *fn_node, sl_udf_kind_t kind)
+{
+    static const char *const kinds[] = {"?", "map", "filter", "flat_map"};
+    sl_plan_node_t *nd = c->node;
+    const char *name = sl_ynode_str(fn_node, c->d, "function");
+    if (!name)
+        return SL_SPEC;
+    if (!c->plugin && c->plan->spec->plugin) {
+        sl_diag_error(c->d, fn_node->line, fn_node->col,
+                      "'%s' calls function '%s' but plugin %s was not loaded", c->sn->name, name,
+                      c->plan->spec->plugin);
+        return SL_SPEC;
+    }
+    if (!c->plugin) {
+        sl_diag_error(c->d, fn_node->line, fn_node->col,
+                      "'%s' calls function '%s' but the job names no plugin", c->sn->name, name);
+        sl_diag_hint(c->d, "add a top-level `plugin: path/to/lib.so`");
+        return SL_SPEC;
+    }
+    const sl_udf_function_t *f = sl_plugin_find(c->plugin, name);
+    if (!f) {
+        const char *names[256];
+        int n = sl_plugin_names(c->plugin, names, 256);
+        sl_diag_error(c->d, fn_node->line, fn_node->col, "plugin %s has no function '%s'",
+                      sl_plugin_path(c->plugin), name);
+        const char *near = sl_closest(name, names, n);
+        if (near)
+            sl_diag_hint(c->d, "did you mean '%s'?", near);
+        return SL_SPEC;
+    }
+    if (f->kind != kind) {
+        sl_diag_error(c->d, fn_node->line, fn_node->col,
+                      "function '%s' is a %s function; '%s' is a %s", name, kinds[f->kind],
+                      c->sn->name, kinds[kind]);
+        return SL_SPEC;
+    }
+    nd->udf = f;
+    nd->udf_in = calloc((size_t)f->nin + 1, sizeof(int));
+    if (!nd->udf_in)
+        return SL_NOMEM;
+    for (int i = 0; i < f->nin; i++) {
+        int k = sl_schema_find(c->in, f->in[i].name);
+        if (k < 0 || (int)c->in->fields[k].type != f->in[i].type) {
+            char have[512];
+            sl_schema_format(c->in, have, sizeof have);
+            sl_diag_error(c->d, fn_node->line, fn_node->col,
+                          "function '%s' needs input field '%s' of type %s; the input of '%s' "
+                          "is (%s)",
+                          name, f->in[i].name, sl_type_name((sl_type_t)f->in[i].type), c->sn->name,
+                          have);
+            return SL_SPEC;
+        }
+        nd->udf_in[i] = k;
+    }
+    if (kind == SL_UDF_FILTER) {
+        nd->out = sl_schema_copy(c->in);
+        return nd->out ? SL_OK : SL_NOMEM;
+    }
+    nd->out = sl_schema_new();
+    if (!nd->out)
+        return SL_NOMEM;
+    for (int i = 0; i < f->nout; i++)
+        if (sl_schema_add(nd->out, f->out[i].name, (sl_type_t)f->out[i].type) != SL_OK) {
+            sl_diag_error(c->d, fn_node->line, fn_node->col,
+                          "function '%s' declares output field '%s' twice", name, f->out[i].name);
+            return SL_SPEC;
+        }
+    return SL_OK;
+}
+
+/* The node's `function:` if it has one; records an error when it also has
+ * the built-in form (key other). */
+static const sl_ynode_t *s_function(s_ctx_t *c, const char *other, int *bad)
+{
+    const sl_ynode_t *fn = sl_ynode_get(c->sn->body, "function");
+    if (fn && sl_ynode_get(c->sn->body, other)) {
+        const sl_ynode_t *k = sl_ynode_key(c->sn->body, other);
+        sl_diag_error(c->d, k->line, k->col, "'%s' has both '%s' and 'function'; pick one",
+                      c->sn->name, other);
+        *bad = 1;
+    }
+    return fn;
+}
+
 static int s_build_filter(s_ctx_t *c)
 {
+    int bad = 0;
+    const sl_ynode_t *fn = s_function(c, "where", &bad);
+    if (bad)
+        return SL_SPEC;
+    if (fn)
+        return s_build_udf(c, fn, SL_UDF_FILTER);
     const sl_ynode_t *w = s_req(c, "where");
     if (!w)
         return SL_SPEC;
@@ -380,6 +475,12 @@ static int s_build_filter(s_ctx_t *c)
 
 static int s_build_map(s_ctx_t *c)
 {
+    int bad = 0;
+    const sl_ynode_t *fn = s_function(c, "select", &bad);
+    if (bad)
+        return SL_SPEC;
+    if (fn)
+        return s_build_udf(c, fn, SL_UDF_MAP);
     const sl_ynode_t *sel = s_req(c, "select");
     if (!sel)
         return SL_SPEC;
@@ -396,7 +497,6 @@ static int s_build_map(s_ctx_t *c)
     if (!nd->exprs || !nd->out)
         return SL_NOMEM;
     nd->nexprs = sel->n;
-    int bad = 0;
     for (int i = 0; i < sel->n; i++) {
         const char *name = sl_ynode_str(sel->keys[i], c->d, "select name");
         nd->exprs[i] = s_expr(c, sel->items[i], c->in, "select");
@@ -424,6 +524,12 @@ static int s_build_map(s_ctx_t *c)
 static int s_build_flat_map(s_ctx_t *c)
 {
     sl_plan_node_t *nd = c->node;
+    int bad = 0;
+    const sl_ynode_t *fn = s_function(c, "field", &bad);
+    if (bad)
+        return SL_SPEC;
+    if (fn)
+        return s_build_udf(c, fn, SL_UDF_FLAT_MAP);
     const sl_ynode_t *f = s_req(c, "field");
     if (!f)
         return SL_SPEC;
@@ -806,7 +912,8 @@ static int s_build_chains(sl_plan_t *p, const sl_spec_t *spec)
     return SL_OK;
 }
 
-int sl_plan_build(const sl_spec_t *spec, int parallelism, sl_diag_t *d, sl_plan_t **out)
+int sl_plan_build(const sl_spec_t *spec, int parallelism, const sl_plugin_t *plugin, sl_diag_t *d,
+                  sl_plan_t **out)
 {
     *out = NULL;
     sl_plan_t *p = calloc(1, sizeof *p);
@@ -894,7 +1001,7 @@ int sl_plan_build(const sl_spec_t *spec, int parallelism, sl_diag_t *d, sl_plan_
         sl_plan_node_t *nd = &p->nodes[i];
         if ((int)nd->kind < 0)
             continue;
-        s_ctx_t c = {.plan = p, .node = nd, .sn = &spec->nodes[i], .d = d, .in = NULL};
+        s_ctx_t c = {.plugin = plugin, .plan = p, .node = nd, .sn = &spec->nodes[i], .d = d};
         bool inputs_ok = true;
         for (int k = 0; k < nd->ninputs; k++)
             if (!p->nodes[nd->inputs[k]].out)
@@ -954,6 +1061,7 @@ void sl_plan_destroy(sl_plan_t **pp)
         free(nd->keys);
         free(nd->aggs);
         free(nd->sink_path);
+        free(nd->udf_in);
     }
     free(p->nodes);
     if (p->chains)
@@ -1067,13 +1175,20 @@ void sl_plan_print_dot(const sl_plan_t *p, FILE *out)
 int sl_plan_load(const char *file, const char *text, size_t len, const sl_params_t *params,
                  int parallelism, sl_diag_t *d, sl_spec_t **spec, sl_plan_t **plan)
 {
+    return sl_plan_load_with(file, text, len, params, parallelism, NULL, d, spec, plan);
+}
+
+int sl_plan_load_with(const char *file, const char *text, size_t len, const sl_params_t *params,
+                      int parallelism, const sl_plugin_t *plugin, sl_diag_t *d, sl_spec_t **spec,
+                      sl_plan_t **plan)
+{
     *spec = NULL;
     *plan = NULL;
     int rc = text ? sl_spec_load(file, text, len, params, d, spec)
                   : sl_spec_load_file(file, params, d, spec);
     if (rc != SL_OK)
         return rc;
-    rc = sl_plan_build(*spec, parallelism, d, plan);
+    rc = sl_plan_build(*spec, parallelism, plugin, d, plan);
     if (rc != SL_OK)
         sl_spec_destroy(spec);
     return rc;

@@ -1262,10 +1262,22 @@ static int s_section(s_ctx_t *c, sl_spec_t *s, sl_role_t r)
 /* The top-level fields; fills name, parallelism and max_parallelism. */
 static void s_check_top(s_ctx_t *c, sl_spec_t *s, bool *maxp_given)
 {
-    static const char *const allowed[] = {"name",      "parallelism", "max_parallelism", "sources",
-                                          "operators", "sinks",       "description",     "params"};
+    static const char *const allowed[] = {"name",        "parallelism", "max_parallelism",
+                                          "sources",     "operators",   "sinks",
+                                          "description", "params",      "plugin"};
     const sl_ynode_t *root = c->root;
-    c->nerr += sl_ynode_check_keys(root, allowed, 8, c->d, "top-level field");
+    c->nerr += sl_ynode_check_keys(root, allowed, 9, c->d, "top-level field");
+    s->plugin_node = sl_ynode_get(root, "plugin");
+    if (s->plugin_node) {
+        s->plugin = sl_ynode_str(s->plugin_node, c->d, "plugin");
+        if (!s->plugin)
+            c->nerr++;
+        else if (!*s->plugin) {
+            sl_diag_error(c->d, s->plugin_node->line, s->plugin_node->col,
+                          "plugin must name a shared object (.so)");
+            c->nerr++;
+        }
+    }
     s->name =
         s_need_str(c, sl_ynode_get(root, "name"), root, "name", "missing required field 'name'");
     const sl_ynode_t *desc = sl_ynode_get(root, "description");

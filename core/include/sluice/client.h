@@ -29,6 +29,10 @@ int sl_client_status(sl_client_t *c, const char *job_id, int timeout_ms, Sluice_
 int sl_client_submit(sl_client_t *c, const char *spec_file, const char *text, size_t len,
                      const sl_params_t *params, int parallelism, char *job_id, size_t id_cap,
                      char *err, size_t cap);
+/* Same, uploading the plugin the spec names (plugin_len bytes; 0 = none). */
+int sl_client_submit_plugin(sl_client_t *c, const char *spec_file, const char *text, size_t len,
+                            const void *plugin, size_t plugin_len, const sl_params_t *params,
+                            int parallelism, char *job_id, size_t id_cap, char *err, size_t cap);
 /* Asks the master to cancel job_id; 0 or an error. */
 int sl_client_cancel(sl_client_t *c, const char *job_id, char *err, size_t cap);
 

@@ -32,7 +32,9 @@
  *     SubtaskLocation.worker_id/data_endpoint.
  *  7. Endpoints <= SL_MSG_ENDPOINT_MAX, spec_file <= SL_MSG_PATH_MAX, free
  *     text (error, reason, param value) <= SL_MSG_TEXT_MAX bytes.
- *  8. spec_text is 1 .. SL_MSG_SPEC_MAX bytes in Deploy and SubmitJob;
+ *  8. spec_text is 1 .. SL_MSG_SPEC_MAX bytes in Deploy and SubmitJob; a
+ *     plugin at most SL_MSG_PLUGIN_MAX, and a Deploy with one names its
+ *     plugin_sha256;
  *     CheckpointAck.state_handle <= SL_MSG_STATE_HANDLE_MAX bytes.
  *  9. Register.slots in 1 .. SL_MSG_SLOTS_MAX; Heartbeat.slots_used <=
  *     SL_MSG_SLOTS_MAX; parallelism <= SL_MSG_SUBTASK_MAX (0 = as in spec).
@@ -63,6 +65,7 @@
 #define SL_MSG_PATH_MAX 4096
 #define SL_MSG_TEXT_MAX (64u * 1024u)
 #define SL_MSG_SPEC_MAX (1024u * 1024u)
+#define SL_MSG_PLUGIN_MAX (8u * 1024u * 1024u) /* SubmitJob / Deploy plugin bytes */
 #define SL_MSG_STATE_HANDLE_MAX (1024u * 1024u)
 #define SL_MSG_SLOTS_MAX 1024u
 #define SL_MSG_CHAIN_MAX 4096u

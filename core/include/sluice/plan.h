@@ -24,6 +24,7 @@
 #include "sluice/diag.h"
 #include "sluice/expr.h"
 #include "sluice/fileio.h"
+#include "sluice/plugin.h"
 #include "sluice/row.h"
 #include "sluice/spec.h"
 
@@ -90,8 +91,10 @@ typedef struct sl_plan_node {
     int *keys;
     int naggs; /* aggregate */
     sl_agg_t *aggs;
-    char *sink_path;         /* file sink */
-    sl_format_t sink_format; /* file / stdout sink */
+    const sl_udf_function_t *udf; /* map / filter / flat_map by a plugin function */
+    int *udf_in;                  /* input field index of each of the function's inputs */
+    char *sink_path;              /* file sink */
+    sl_format_t sink_format;      /* file / stdout sink */
 } sl_plan_node_t;
 
 typedef struct {
@@ -112,9 +115,11 @@ typedef struct sl_plan {
 } sl_plan_t;
 
 /* Builds the plan of spec. parallelism > 0 overrides the job default (not
- * a node's own). All errors go to d with positions. Returns 0 and *out, or
- * SL_SPEC / SL_NOMEM. */
-int sl_plan_build(const sl_spec_t *spec, int parallelism, sl_diag_t *d, sl_plan_t **out);
+ * a node's own). plugin is the loaded plugin the spec names (`plugin:`), or
+ * NULL when it names none. All errors go to d with positions. Returns 0
+ * and *out, or SL_SPEC / SL_NOMEM. */
+int sl_plan_build(const sl_spec_t *spec, int parallelism, const sl_plugin_t *plugin, sl_diag_t *d,
+                  sl_plan_t **out);
 void sl_plan_destroy(sl_plan_t **pp);
 /* Slots the job needs with slot sharing: the largest chain parallelism. */
 int sl_plan_slots(const sl_plan_t *p);
@@ -128,9 +133,14 @@ const char *sl_part_name(sl_part_t p);
 int sl_key_group(uint64_t hash, int max_parallelism);
 int sl_key_group_owner(int key_group, int max_parallelism, int parallelism);
 
-/* Loads path with params and builds its plan: the one call behind
- * `validate`, `plan`, `run` and the workers. On failure *spec and *plan are
- * NULL and d holds the errors. */
+/* Loads a spec (text, or the file when text is NULL) with params and
+ * builds its plan with plugin (or NULL): the one call behind the CLI, the
+ * master and the workers. On failure *spec and *plan are NULL and d holds
+ * the errors. */
+int sl_plan_load_with(const char *file, const char *text, size_t len, const sl_params_t *params,
+                      int parallelism, const sl_plugin_t *plugin, sl_diag_t *d, sl_spec_t **spec,
+                      sl_plan_t **plan);
+/* sl_plan_load_with without a plugin. */
 int sl_plan_load(const char *file, const char *text, size_t len, const sl_params_t *params,
                  int parallelism, sl_diag_t *d, sl_spec_t **spec, sl_plan_t **plan);
 

@@ -95,9 +95,11 @@ typedef struct sl_spec {
     int parallelism;     /* default parallelism, >= 1 (default 1) */
     int max_parallelism; /* key groups, default 128 */
     int nnodes;
-    sl_spec_node_t *nodes; /* sources, then operators, then sinks, in file order */
-    int *topo;             /* node indexes in topological order */
-    sl_ynode_t *root;      /* owned: the whole tree */
+    sl_spec_node_t *nodes;         /* sources, then operators, then sinks, in file order */
+    int *topo;                     /* node indexes in topological order */
+    const char *plugin;            /* `plugin:` (path of the .so, as written), or NULL */
+    const sl_ynode_t *plugin_node; /* its position, or NULL */
+    sl_ynode_t *root;              /* owned: the whole tree */
 } sl_spec_t;
 
 /* Loads a spec from text (file is the name used in diagnostics). Every

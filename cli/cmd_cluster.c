@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "cli.h"
@@ -20,6 +21,13 @@ static const char s_status_usage[] =
     "usage: sluice status JOB [--master tcp://HOST:PORT] [--json]\n";
 static const char s_cancel_usage[] = "usage: sluice cancel JOB [--master tcp://HOST:PORT]\n";
 static const char s_workers_usage[] = "usage: sluice workers [--master tcp://HOST:PORT] [--json]\n";
+
+static uint64_t s_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000ull;
+}
 
 /* Connects and checks the master answers; prints the error and returns
  * NULL when it does not. */
@@ -184,6 +192,18 @@ int sl_cmd_list(int argc, char **argv)
 
 /* ---- status ---------------------------------------------------------------------- */
 
+/* A task's records in (at its head) and out (at its tail); a source head
+ * counts what it read as its input. */
+static void s_task_records(const Sluice__TaskStatus *t, uint64_t *in, uint64_t *out)
+{
+    *in = *out = 0;
+    if (t->n_metrics == 0)
+        return;
+    const Sluice__OperatorMetrics *h = t->metrics[0], *l = t->metrics[t->n_metrics - 1];
+    *in = h->records_in ? h->records_in : h->records_out;
+    *out = l->records_out;
+}
+
 static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
 {
     Sluice__Envelope *rep = NULL;
@@ -210,12 +230,22 @@ static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
         printf(",\"tasks\":[");
         for (size_t i = 0; i < j->n_tasks; i++) {
             const Sluice__TaskStatus *t = j->tasks[i];
+            uint64_t rin, rout;
+            s_task_records(t, &rin, &rout);
             printf("%s{\"task\":\"%u.%u\",\"worker\":", i ? "," : "", t->ref->chain,
                    t->ref->subtask);
             s_json_str(t->worker_id);
-            printf(",\"state\":\"%s\",\"error\":", s_task_state(t->state));
+            printf(",\"host\":");
+            s_json_str(t->host);
+            printf(",\"state\":\"%s\",\"records_in\":%llu,\"records_out\":%llu,\"error\":",
+                   s_task_state(t->state), (unsigned long long)rin, (unsigned long long)rout);
             s_json_str(t->error);
-            printf("}");
+            printf(",\"operators\":[");
+            for (size_t k = 0; k < t->n_metrics; k++) {
+                printf("%s", k ? "," : "");
+                s_json_str(t->metrics[k]->op);
+            }
+            printf("]}");
         }
         printf("],\"operators\":[");
         for (size_t i = 0; i < j->n_metrics; i++) {
@@ -239,12 +269,24 @@ static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
             printf("  waiting: %s\n", j->reason);
         if (j->error[0])
             printf("  error: %s\n", j->error);
-        printf("\n%-8s %-22s %-10s %s\n", "TASK", "WORKER", "STATE", "ERROR");
+        uint64_t now_ms = j->end_ms ? j->end_ms : s_wall_ms();
+        double secs_run = now_ms > j->start_ms ? (double)(now_ms - j->start_ms) / 1000.0 : 0;
+        printf("\n%-6s %-26s %-16s %-16s %-9s %12s %12s %10s  %s\n", "TASK", "OPERATORS", "WORKER",
+               "HOST", "STATE", "RECORDS IN", "RECORDS OUT", "OUT/S", "ERROR");
         for (size_t i = 0; i < j->n_tasks; i++) {
             const Sluice__TaskStatus *t = j->tasks[i];
-            char id[32];
+            char id[32], ops[27] = "", rate[32];
             snprintf(id, sizeof id, "%u.%u", t->ref->chain, t->ref->subtask);
-            printf("%-8s %-22s %-10s %s\n", id, t->worker_id, s_task_state(t->state), t->error);
+            for (size_t k = 0; k < t->n_metrics; k++) {
+                strncat(ops, k ? ">" : "", sizeof ops - strlen(ops) - 1);
+                strncat(ops, t->metrics[k]->op, sizeof ops - strlen(ops) - 1);
+            }
+            uint64_t rin, rout;
+            s_task_records(t, &rin, &rout);
+            sl_cli_human(secs_run > 0 ? (double)rout / secs_run : 0, rate, sizeof rate);
+            printf("%-6s %-26s %-16s %-16s %-9s %12llu %12llu %10s  %s\n", id, ops, t->worker_id,
+                   t->host, s_task_state(t->state), (unsigned long long)rin,
+                   (unsigned long long)rout, rate, t->error);
         }
         printf("\n%-20s %14s %14s %10s %12s\n", "OPERATOR", "RECORDS IN", "RECORDS OUT", "BUSY S",
                "BACKPRESS S");

@@ -52,8 +52,9 @@ typedef struct {
     char *error;
     int nmetrics; /* per chained operator */
     Sluice__OperatorMetrics *metrics;
-    char **metric_ops; /* owned copies of operator names */
-    char *endpoint;    /* in-gate endpoint once DEPLOYED ("" for sources) */
+    Sluice__OperatorMetrics **mptr; /* pointers into metrics, for status replies */
+    char **metric_ops;              /* owned copies of operator names */
+    char *endpoint;                 /* in-gate endpoint once DEPLOYED ("" for sources) */
 } s_task_t;
 
 typedef struct {
@@ -136,6 +137,7 @@ static void s_job_free(s_job_t *j)
             free(j->tasks[i].metric_ops[k]);
         free(j->tasks[i].metric_ops);
         free(j->tasks[i].metrics);
+        free(j->tasks[i].mptr);
     }
     free(j->tasks);
     for (int i = 0; i < j->nparams; i++) {
@@ -548,13 +550,17 @@ static void s_on_task_state(sl_master_t *m, const Sluice__TaskState *ts)
             free(t->metric_ops);
             free(t->metrics);
             t->nmetrics = 0;
+            free(t->mptr);
             t->metrics = calloc(ts->n_metrics, sizeof *t->metrics);
             t->metric_ops = calloc(ts->n_metrics, sizeof *t->metric_ops);
-            if (!t->metrics || !t->metric_ops)
+            t->mptr = calloc(ts->n_metrics, sizeof *t->mptr);
+            if (!t->metrics || !t->metric_ops || !t->mptr)
                 return;
             t->nmetrics = (int)ts->n_metrics;
-            for (int k = 0; k < t->nmetrics; k++)
+            for (int k = 0; k < t->nmetrics; k++) {
                 t->metric_ops[k] = strdup(ts->metrics[k]->op);
+                t->mptr[k] = &t->metrics[k];
+            }
         }
         for (int k = 0; k < t->nmetrics; k++) {
             t->metrics[k] = *ts->metrics[k];
@@ -641,6 +647,9 @@ static int s_status_fill(sl_master_t *m, const s_job_t *j, s_status_t *s)
         s->ts[i].worker_id = t->worker >= 0 ? m->workers[t->worker].id : "";
         s->ts[i].state = t->state;
         s->ts[i].error = t->error ? t->error : "";
+        s->ts[i].host = t->worker >= 0 ? m->workers[t->worker].host : "";
+        s->ts[i].n_metrics = (size_t)t->nmetrics;
+        s->ts[i].metrics = t->mptr;
         s->tsp[i] = &s->ts[i];
     }
     st->n_tasks = (size_t)j->ntasks;

@@ -380,6 +380,8 @@ static int s_job_status(const char *path, const Sluice__JobStatus *j, char *err,
         S_TRY(s_range(sub, "state", (uint64_t)(int64_t)t->state, 0,
                       SLUICE__TASK_STATE_KIND__TASK_DEPLOYED, err, cap));
         S_TRY(s_str(sub, "error", t->error, SL_MSG_TEXT_MAX, false, err, cap));
+        S_TRY(s_str(sub, "host", t->host, SL_MSG_ID_MAX, false, err, cap));
+        S_TRY(s_metrics(sub, t->n_metrics, t->metrics, err, cap));
     }
     return s_metrics(path, j->n_metrics, j->metrics, err, cap);
 }

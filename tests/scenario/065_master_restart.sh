@@ -5,22 +5,6 @@
 source "$(dirname "$0")/lib.sh"
 : "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}"
 
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-wait_for() {
-    local secs=$1
-    shift
-    local deadline=$((SECONDS + secs))
-    until "$@"; do
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.1
-    done
-}
 alive() { sluice workers --json 2>/dev/null | grep -q '"id":"early","host":"127.0.0.1","slots":2,"slots_used":0,"heartbeat_age_ms":[0-9]*,"alive":true'; }
 
 # A free port for the master: bind an ephemeral one, note it, release it.

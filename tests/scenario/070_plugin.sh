@@ -7,22 +7,6 @@
 source "$(dirname "$0")/lib.sh"
 : "${PLUGIN_DIR:?}" "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}"
 
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-wait_for() {
-    local secs=$1
-    shift
-    local deadline=$((SECONDS + secs))
-    until "$@"; do
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.1
-    done
-}
 
 awk 'BEGIN { srand(5); split("The the THE, \"quoted\" (paren) end. --- ... 42 x-ray Keeper keeper! gate? ?? a", w, " ")
              for (i = 0; i < 30000; i++) printf "%s%s", w[1 + int(17 * rand())], (i % 9 == 8) ? "\n" : " " }' \

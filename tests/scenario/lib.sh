@@ -6,7 +6,27 @@ export LC_ALL=C
 : "${SRC:?SRC must name the source tree}"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-scenario-XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+
+# Background processes a test starts (daemons) go into PIDS; at exit they are
+# killed and the work directory removed.
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# wait_for SECS CMD...: polls CMD until it succeeds; fails after SECS seconds.
+wait_for() {
+    local secs=$1
+    shift
+    local deadline=$((SECONDS + secs))
+    until "$@"; do
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.1
+    done
+}
 
 fail() {
     echo "FAIL: $*" >&2

@@ -1,10 +1,10 @@
 /* main.c — `sluice-master`: the master as a process.
  *
- * Every option can come from a flag or a SLUICE_* environment variable
- * (the flag wins). It prints the bound endpoint once listening, and runs
- * until SIGINT/SIGTERM or a Shutdown request. */
+ * Settings come from flags, SLUICE_* environment variables and a YAML file
+ * (--config), in that order of precedence (sluice/config.h); --help lists
+ * them all. It prints the bound endpoint once listening, and runs until
+ * SIGINT/SIGTERM or a Shutdown request. */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,16 +13,60 @@
 #include <zmq.h>
 
 #include "master.h"
+#include "sluice/config.h"
+#include "sluice/err.h"
 
-static const char s_usage[] =
+static const char s_head[] =
     "usage: sluice-master [options]\n"
     "\n"
-    "  --bind ENDPOINT          control endpoint (SLUICE_BIND; default tcp://0.0.0.0:6123;\n"
-    "                           tcp://HOST:* picks a free port, printed at start)\n"
-    "  --heartbeat-timeout MS   a worker silent this long is dead and its jobs fail\n"
-    "                           (SLUICE_HEARTBEAT_TIMEOUT_MS; default 800; workers send\n"
-    "                           a heartbeat every 200 ms)\n"
-    "  --help                   this text\n";
+    "Runs the Sluice master: the worker registry, the slot scheduler and the job\n"
+    "lifecycle, on one control endpoint that workers and the `sluice submit | list |\n"
+    "status | cancel | workers` commands connect to. Prints \"sluice-master listening\n"
+    "on ENDPOINT\" once bound; stops on SIGINT or SIGTERM.\n"
+    "\n";
+
+/* A tcp endpoint must name a port (a number, or * for any free one). */
+static int s_has_port(const char *v, char *why, size_t cap)
+{
+    const char *host = v + 6, *end = host[0] == '[' ? strchr(host, ']') : host;
+    const char *colon = end ? strrchr(end, ':') : NULL;
+    if (!colon || colon[1] == '\0' ||
+        (strcmp(colon + 1, "*") != 0 && strspn(colon + 1, "0123456789") != strlen(colon + 1))) {
+        snprintf(why, cap, "must be tcp://HOST:PORT (or tcp://HOST:* for any free port)");
+        return 1;
+    }
+    return 0;
+}
+
+static const sl_config_key_t s_keys[] = {
+    {.key = "config",
+     .env = "SLUICE_CONFIG",
+     .flag = "--config",
+     .metavar = "FILE",
+     .max = 4096,
+     .spaces = true,
+     .help = "YAML file of `key: value` settings, one per line (the file keys below)",
+     .no_file = true},
+    {.key = "bind",
+     .env = "SLUICE_BIND",
+     .flag = "--bind",
+     .metavar = "ENDPOINT",
+     .prefix = "tcp://",
+     .check = s_has_port,
+     .dflt = "tcp://0.0.0.0:6123",
+     .help = "control endpoint that workers and the CLI connect to;\n"
+             "tcp://HOST:* picks a free port (printed at start)"},
+    {.key = "heartbeat_timeout_ms",
+     .env = "SLUICE_HEARTBEAT_TIMEOUT_MS",
+     .flag = "--heartbeat-timeout",
+     .metavar = "MS",
+     .type = SL_CONFIG_INT,
+     .min = 50,
+     .max = 3600000,
+     .dflt = "800",
+     .help = "a worker silent this long is lost, and every running job with a task\n"
+             "on it fails (workers send a heartbeat every 200 ms)"},
+};
 
 static volatile sig_atomic_t s_signaled;
 
@@ -32,48 +76,45 @@ static void s_on_signal(int sig)
     s_signaled = 1;
 }
 
-static const char *s_opt(int argc, char **argv, int *i, const char *name)
+/* Flags, then environment, then the file: 0, or the exit status (the
+ * error already printed). */
+static int s_configure(sl_config_t *c, int argc, char **argv)
 {
-    if (strcmp(argv[*i], name) != 0)
-        return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "sluice-master: %s needs a value\n%s", name, s_usage);
-        exit(2);
+    char err[1024];
+    int rc = sl_config_parse_args(c, argc, argv, err, sizeof err);
+    if (rc == 1) {
+        sl_config_usage(c, s_head, stdout);
+        return -1;
     }
-    return argv[++*i];
-}
-
-static int s_ms(const char *what, const char *v)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || *end || end == v || n < 50 || n > 3600000) {
-        fprintf(stderr, "sluice-master: %s must be milliseconds in 50..3600000, not '%s'\n", what,
-                v);
-        exit(2);
+    if (rc == 0)
+        rc = sl_config_load_env(c, NULL, NULL, err, sizeof err);
+    const char *file = sl_config_str(c, "config");
+    if (rc == 0 && file) {
+        sl_diag_t *d = sl_diag_new(file);
+        rc = d ? sl_config_load_file(c, file, d, err, sizeof err) : SL_NOMEM;
+        if (d)
+            sl_diag_print(d, stderr);
+        sl_diag_destroy(&d);
     }
-    return (int)n;
+    if (rc != 0) {
+        fprintf(stderr, "sluice-master: %s\n(see sluice-master --help)\n",
+                rc == SL_NOMEM ? "out of memory" : err);
+        return 2;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    const char *bind = getenv("SLUICE_BIND") ? getenv("SLUICE_BIND") : "tcp://0.0.0.0:6123";
-    const char *hb = getenv("SLUICE_HEARTBEAT_TIMEOUT_MS");
-    int timeout = hb ? s_ms("SLUICE_HEARTBEAT_TIMEOUT_MS", hb) : 800;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        if ((v = s_opt(argc, argv, &i, "--bind")))
-            bind = v;
-        else if ((v = s_opt(argc, argv, &i, "--heartbeat-timeout")))
-            timeout = s_ms("--heartbeat-timeout", v);
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(s_usage, stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "sluice-master: unknown option '%s'\n%s", argv[i], s_usage);
-            return 2;
-        }
+    sl_config_t *cfg = sl_config_new(s_keys, (int)(sizeof s_keys / sizeof s_keys[0]));
+    if (!cfg) {
+        fprintf(stderr, "sluice-master: out of memory\n");
+        return 1;
+    }
+    int rc = s_configure(cfg, argc, argv);
+    if (rc != 0) {
+        sl_config_destroy(&cfg);
+        return rc < 0 ? 0 : rc;
     }
     struct sigaction sa = {0};
     sa.sa_handler = s_on_signal;
@@ -81,17 +122,24 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     void *zctx = zmq_ctx_new();
     char err[512];
-    sl_master_opts_t o = {.zctx = zctx, .endpoint = bind, .heartbeat_timeout_ms = timeout};
+    sl_master_opts_t o = {.zctx = zctx,
+                          .endpoint = sl_config_str(cfg, "bind"),
+                          .heartbeat_timeout_ms =
+                              (int)sl_config_int(cfg, "heartbeat_timeout_ms", 800)};
     sl_master_t *m = sl_master_start(&o, err, sizeof err);
     if (!m) {
-        fprintf(stderr, "sluice-master: %s\n", err);
+        fprintf(stderr, "sluice-master: %s (bind from %s)\n", err, sl_config_origin(cfg, "bind"));
         zmq_ctx_term(zctx);
+        sl_config_destroy(&cfg);
         return 1;
     }
     char ep[256];
     sl_master_endpoint(m, ep, sizeof ep);
     printf("sluice-master listening on %s\n", ep);
     fflush(stdout);
+    fprintf(stderr, "sluice-master: heartbeat timeout %d ms%s%s\n", o.heartbeat_timeout_ms,
+            sl_config_str(cfg, "config") ? ", config " : "",
+            sl_config_str(cfg, "config") ? sl_config_str(cfg, "config") : "");
     while (!s_signaled && sl_master_running(m)) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL); /* the loop runs on its own thread; this one waits for a signal */
@@ -99,6 +147,7 @@ int main(int argc, char **argv)
     sl_master_stop(m);
     sl_master_join(&m);
     zmq_ctx_term(zctx);
+    sl_config_destroy(&cfg);
     fprintf(stderr, "sluice-master: stopped\n");
     return 0;
 }

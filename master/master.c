@@ -222,15 +222,17 @@ static void s_end_job(sl_master_t *m, s_job_t *j, Sluice__JobStateKind state, co
  * it SCHEDULED with the reason. */
 static void s_try_schedule(sl_master_t *m, s_job_t *j)
 {
-    int need = sl_plan_slots(j->plan), free_slots = 0;
+    int need = sl_plan_slots(j->plan), free_slots = 0, alive = 0;
     for (int i = 0; i < m->nworkers; i++)
-        if (m->workers[i].alive)
+        if (m->workers[i].alive) {
             free_slots += m->workers[i].slots - m->workers[i].used;
+            alive++;
+        }
     if (free_slots < need) {
         free(j->reason);
         char buf[160];
-        snprintf(buf, sizeof buf, "waiting for slots: needs %d, %d free on %d worker(s)", need,
-                 free_slots, m->nworkers);
+        snprintf(buf, sizeof buf, "waiting for slots: needs %d, %d free on %d live worker(s)", need,
+                 free_slots, alive);
         j->reason = strdup(buf);
         j->state = SLUICE__JOB_STATE_KIND__JOB_SCHEDULED;
         return;
@@ -586,6 +588,14 @@ static void s_on_task_state(sl_master_t *m, const Sluice__TaskState *ts)
         t->error = strdup(ts->error);
     if (s_terminal(j->state))
         return;
+    if (ts->state == SLUICE__TASK_STATE_KIND__TASK_CANCELED) {
+        /* Nobody asked (the job is still running): its worker is stopping. */
+        char msg[512];
+        snprintf(msg, sizeof msg, "task %d.%d was canceled by worker %s (the worker is stopping)",
+                 t->chain, t->subtask, t->worker >= 0 ? m->workers[t->worker].id : "?");
+        s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_FAILED, msg);
+        return;
+    }
     if (ts->state == SLUICE__TASK_STATE_KIND__TASK_FAILED) {
         const sl_plan_chain_t *ch = &j->plan->chains[t->chain];
         char *msg = NULL;
@@ -928,9 +938,12 @@ sl_master_t *sl_master_start(const sl_master_opts_t *o, char *err, size_t cap)
         return NULL;
     }
     m->sock = zmq_socket(o->zctx, ZMQ_ROUTER);
-    int linger = 1000, mandatory = 0;
+    /* handover: a worker that reconnects under its id (a restart) takes the
+     * route over instead of being dropped silently. */
+    int linger = 1000, mandatory = 0, handover = 1;
     if (!m->sock || zmq_setsockopt(m->sock, ZMQ_LINGER, &linger, sizeof linger) ||
         zmq_setsockopt(m->sock, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory) ||
+        zmq_setsockopt(m->sock, ZMQ_ROUTER_HANDOVER, &handover, sizeof handover) ||
         sl_msg_limit_socket(m->sock) || zmq_bind(m->sock, o->endpoint)) {
         snprintf(err, cap, "cannot bind master endpoint %s: %s", o->endpoint,
                  zmq_strerror(zmq_errno()));

@@ -1,10 +1,11 @@
 /* main.c — `sluice-worker`: a worker as a process.
  *
- * Connects to the master (waiting and retrying while it is not there),
- * registers, runs what it is given, and keeps going when the master
- * restarts (it registers again). Ends on SIGINT/SIGTERM. */
+ * Settings come from flags, SLUICE_* environment variables and a YAML file
+ * (--config), in that order of precedence (sluice/config.h); --help lists
+ * them all. Connects to the master (waiting and retrying while it is not
+ * there), registers, runs what it is given, and keeps going when the
+ * master restarts (it registers again). Ends on SIGINT/SIGTERM. */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,22 +14,109 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "sluice/config.h"
+#include "sluice/err.h"
 #include "worker.h"
 
-static const char s_usage[] =
+static const char s_head[] =
     "usage: sluice-worker [options]\n"
     "\n"
-    "  --master ENDPOINT        the master's control endpoint (SLUICE_MASTER;\n"
-    "                           default tcp://127.0.0.1:6123)\n"
-    "  --slots N                task slots offered (SLUICE_SLOTS; default: CPU count)\n"
-    "  --id ID                  worker id, unique in the cluster (SLUICE_WORKER_ID;\n"
-    "                           default HOSTNAME-PID)\n"
-    "  --data-bind tcp://ADDR   where task inputs listen, on ephemeral ports\n"
-    "                           (SLUICE_DATA_BIND; default tcp://0.0.0.0)\n"
-    "  --advertise-host HOST    the address other workers reach this one at\n"
-    "                           (SLUICE_ADVERTISE_HOST; default: the bind address,\n"
-    "                           or the host name for 0.0.0.0)\n"
-    "  --help                   this text\n";
+    "Runs a Sluice worker: it registers its task slots with the master, runs the\n"
+    "subtasks it is deployed, and exchanges records with the other workers. Each\n"
+    "task input listens on an ephemeral TCP port of the --data-bind address, which\n"
+    "every other worker must be able to reach at the --advertise-host address.\n"
+    "Stops on SIGINT or SIGTERM.\n"
+    "\n";
+
+/* After the tcp:// prefix, the host part: from a leading '[' to its ']'. */
+static const char *s_host_end(const char *v)
+{
+    const char *host = v + 6;
+    return host[0] == '[' ? strchr(host, ']') : host;
+}
+
+/* The master's endpoint names a numeric port. */
+static int s_has_port(const char *v, char *why, size_t cap)
+{
+    const char *end = s_host_end(v), *colon = end ? strrchr(end, ':') : NULL;
+    if (!colon || colon[1] == '\0' || strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+        snprintf(why, cap, "must be tcp://HOST:PORT");
+        return 1;
+    }
+    return 0;
+}
+
+/* The data address names no port: each task input binds an ephemeral one. */
+static int s_no_port(const char *v, char *why, size_t cap)
+{
+    const char *end = s_host_end(v);
+    if (!end || strchr(end, ':') || strchr(v + 6, '/') || v[6] == '\0') {
+        snprintf(why, cap, "must be tcp://ADDR without a port (task inputs bind ephemeral ports)");
+        return 1;
+    }
+    return 0;
+}
+
+/* A host name or address, not an endpoint. */
+static int s_host(const char *v, char *why, size_t cap)
+{
+    if (strstr(v, "://") || strchr(v, '/')) {
+        snprintf(why, cap, "must be a host name or address, without tcp:// or a port");
+        return 1;
+    }
+    return 0;
+}
+
+static const sl_config_key_t s_keys[] = {
+    {.key = "config",
+     .env = "SLUICE_CONFIG",
+     .flag = "--config",
+     .metavar = "FILE",
+     .max = 4096,
+     .spaces = true,
+     .help = "YAML file of `key: value` settings, one per line (the file keys below)",
+     .no_file = true},
+    {.key = "master",
+     .env = "SLUICE_MASTER",
+     .flag = "--master",
+     .metavar = "ENDPOINT",
+     .prefix = "tcp://",
+     .check = s_has_port,
+     .dflt = "tcp://127.0.0.1:6123",
+     .help = "the master's control endpoint (tcp://HOST:PORT)"},
+    {.key = "slots",
+     .env = "SLUICE_SLOTS",
+     .flag = "--slots",
+     .metavar = "N",
+     .type = SL_CONFIG_INT,
+     .min = 1,
+     .max = 1024,
+     .help = "task slots offered (default: the number of online CPUs)"},
+    {.key = "id",
+     .env = "SLUICE_WORKER_ID",
+     .flag = "--id",
+     .metavar = "ID",
+     .max = 255,
+     .help = "worker id, unique in the cluster (default: HOSTNAME-PID); give a\n"
+             "restarted worker its old id and it takes over its registration"},
+    {.key = "data_bind",
+     .env = "SLUICE_DATA_BIND",
+     .flag = "--data-bind",
+     .metavar = "tcp://ADDR",
+     .prefix = "tcp://",
+     .check = s_no_port,
+     .dflt = "tcp://0.0.0.0",
+     .help = "address the task inputs listen on, each on an ephemeral port\n"
+             "(the kernel's range, net.ipv4.ip_local_port_range)"},
+    {.key = "advertise_host",
+     .env = "SLUICE_ADVERTISE_HOST",
+     .flag = "--advertise-host",
+     .metavar = "HOST",
+     .max = 255,
+     .check = s_host,
+     .help = "host name or address other workers connect to this one at (default:\n"
+             "the --data-bind address, or this host's name when that is 0.0.0.0 or *)"},
+};
 
 static volatile sig_atomic_t s_signaled;
 
@@ -38,66 +126,56 @@ static void s_on_signal(int sig)
     s_signaled = 1;
 }
 
-static const char *s_env(const char *name, const char *dflt)
+/* Flags, then environment, then the file: 0, or the exit status (the
+ * error already printed; -1 after --help). */
+static int s_configure(sl_config_t *c, int argc, char **argv)
 {
-    const char *v = getenv(name);
-    return v && *v ? v : dflt;
-}
-
-static const char *s_opt(int argc, char **argv, int *i, const char *name)
-{
-    if (strcmp(argv[*i], name) != 0)
-        return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "sluice-worker: %s needs a value\n%s", name, s_usage);
-        exit(2);
+    char err[1024];
+    int rc = sl_config_parse_args(c, argc, argv, err, sizeof err);
+    if (rc == 1) {
+        sl_config_usage(c, s_head, stdout);
+        return -1;
     }
-    return argv[++*i];
+    if (rc == 0)
+        rc = sl_config_load_env(c, NULL, NULL, err, sizeof err);
+    const char *file = sl_config_str(c, "config");
+    if (rc == 0 && file) {
+        sl_diag_t *d = sl_diag_new(file);
+        rc = d ? sl_config_load_file(c, file, d, err, sizeof err) : SL_NOMEM;
+        if (d)
+            sl_diag_print(d, stderr);
+        sl_diag_destroy(&d);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "sluice-worker: %s\n(see sluice-worker --help)\n",
+                rc == SL_NOMEM ? "out of memory" : err);
+        return 2;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    const char *master = s_env("SLUICE_MASTER", "tcp://127.0.0.1:6123");
-    const char *slots_s = s_env("SLUICE_SLOTS", NULL);
-    const char *id = s_env("SLUICE_WORKER_ID", NULL);
-    const char *bind = s_env("SLUICE_DATA_BIND", "tcp://0.0.0.0");
-    const char *adv = s_env("SLUICE_ADVERTISE_HOST", NULL);
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        if ((v = s_opt(argc, argv, &i, "--master")))
-            master = v;
-        else if ((v = s_opt(argc, argv, &i, "--slots")))
-            slots_s = v;
-        else if ((v = s_opt(argc, argv, &i, "--id")))
-            id = v;
-        else if ((v = s_opt(argc, argv, &i, "--data-bind")))
-            bind = v;
-        else if ((v = s_opt(argc, argv, &i, "--advertise-host")))
-            adv = v;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(s_usage, stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "sluice-worker: unknown option '%s'\n%s", argv[i], s_usage);
-            return 2;
-        }
+    sl_config_t *cfg = sl_config_new(s_keys, (int)(sizeof s_keys / sizeof s_keys[0]));
+    if (!cfg) {
+        fprintf(stderr, "sluice-worker: out of memory\n");
+        return 1;
     }
-    long slots = sysconf(_SC_NPROCESSORS_ONLN);
-    if (slots_s) {
-        char *end;
-        errno = 0;
-        slots = strtol(slots_s, &end, 10);
-        if (errno || *end || end == slots_s || slots < 1 || slots > 1024) {
-            fprintf(stderr, "sluice-worker: --slots must be in 1..1024, not '%s'\n", slots_s);
-            return 2;
-        }
+    int rc = s_configure(cfg, argc, argv);
+    if (rc != 0) {
+        sl_config_destroy(&cfg);
+        return rc < 0 ? 0 : rc;
     }
-    if (strncmp(bind, "tcp://", 6) != 0) {
-        fprintf(stderr, "sluice-worker: --data-bind must be tcp://ADDR, not '%s'\n", bind);
-        return 2;
-    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long slots = sl_config_int(cfg, "slots", cpus < 1 ? 1 : cpus > 1024 ? 1024 : cpus);
+    const char *master = sl_config_str(cfg, "master");
+    const char *bind = sl_config_str(cfg, "data_bind");
+    const char *id = sl_config_str(cfg, "id");
+    const char *adv = sl_config_str(cfg, "advertise_host");
     char host[256] = "localhost", idbuf[300];
-    gethostname(host, sizeof host - 1);
+    if (gethostname(host, sizeof host - 1) != 0)
+        snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
     if (!id) {
         snprintf(idbuf, sizeof idbuf, "%s-%ld", host, (long)getpid());
         id = idbuf;
@@ -119,9 +197,13 @@ int main(int argc, char **argv)
     sl_worker_t *w = sl_worker_start(&o);
     if (!w) {
         zmq_ctx_term(zctx);
+        sl_config_destroy(&cfg);
         return 1;
     }
-    fprintf(stderr, "sluice-worker %s: %ld slots, master %s\n", id, slots, master);
+    fprintf(stderr, "sluice-worker %s: %ld slots, master %s, data %s advertised as %s%s%s\n", id,
+            slots, master, bind, adv ? adv : bind + 6,
+            sl_config_str(cfg, "config") ? ", config " : "",
+            sl_config_str(cfg, "config") ? sl_config_str(cfg, "config") : "");
     while (!s_signaled && sl_worker_running(w)) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL); /* the loop runs on its own thread; this one waits for a signal */
@@ -130,5 +212,6 @@ int main(int argc, char **argv)
     sl_worker_join(&w);
     zmq_ctx_term(zctx);
     fprintf(stderr, "sluice-worker %s: stopped\n", id);
+    sl_config_destroy(&cfg);
     return 0;
 }

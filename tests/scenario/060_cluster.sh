@@ -148,13 +148,24 @@ rc=0
 sluice submit "$SRC/tests/data/specs/bad/plan_filter_not_bool.yaml" || rc=$?
 [ $rc -eq 1 ] && grep -q "plan_filter_not_bool.yaml:16:12:" "$WORK/stderr" || fail "bad spec: rc=$rc"
 
-step "the master and the surviving workers stop cleanly on SIGTERM"
-SURVIVORS=""
+step "a worker stopped with SIGTERM fails its job at once, not after the heartbeat timeout"
+JOB=$(sluice submit "$WORK/to-stdout.yaml" --detach --param input="$WORK/numbers.txt")
+wait_for 20 state_is "$JOB" RUNNING || fail "$JOB never ran"
+LEAVER=$(sluice status --json "$JOB" | json '[t["worker"] for t in j["tasks"] if t["task"] == "0.0"][0]')
+eval "LEAVER_PID=\$PID_$LEAVER"
+kill -TERM "$LEAVER_PID"
+wait_for 2 state_is "$JOB" FAILED || fail "$JOB still $(sluice status "$JOB")"
+sluice status "$JOB" | grep -q "canceled by worker $LEAVER (the worker is stopping)" ||
+    fail "no reason given: $(sluice status "$JOB")"
+
+step "the master and the remaining workers stop cleanly on SIGTERM"
+REMAINING=""
 for id in w1 w2 w3; do
-    [ "$id" = "$VICTIM" ] || SURVIVORS="$SURVIVORS $(eval echo \$PID_$id)"
+    p=$(eval echo \$PID_$id)
+    ! kill -0 "$p" 2>/dev/null || REMAINING="$REMAINING $p"
 done
-kill -TERM $SURVIVORS "$MASTER_PID"
-for p in $SURVIVORS $MASTER_PID; do
+kill -TERM $REMAINING "$MASTER_PID"
+for p in $REMAINING $LEAVER_PID $MASTER_PID; do
     wait_for 20 sh -c "! kill -0 $p 2>/dev/null" || fail "process $p did not stop"
 done
 if grep -l "Sanitizer" "$WORK"/*.err; then fail "sanitizer report from a daemon"; fi

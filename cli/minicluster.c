@@ -32,8 +32,10 @@ sl_minicluster_t *sl_minicluster_start(int workers, int slots, char *err, size_t
         sl_minicluster_stop(&mc);
         return NULL;
     }
-    sl_master_opts_t mo = {
-        .zctx = mc->zctx, .endpoint = S_MASTER_ENDPOINT, .heartbeat_timeout_ms = 5000};
+    sl_master_opts_t mo = {.zctx = mc->zctx,
+                           .endpoint = S_MASTER_ENDPOINT,
+                           .heartbeat_timeout_ms = 5000,
+                           .allow_shutdown = true};
     mc->master = sl_master_start(&mo, err, cap);
     if (!mc->master) {
         sl_minicluster_stop(&mc);

@@ -88,6 +88,7 @@ struct sl_master {
     atomic_bool stop;
     atomic_bool ended;  /* the loop has returned */
     char endpoint[256]; /* bound endpoint */
+    uint64_t rejected;  /* malformed or unauthorised messages seen */
     char *state_dir;    /* plugins live in state_dir/plugins */
     bool own_state_dir; /* a temporary one we made (and remove) */
     void *sock;
@@ -174,6 +175,22 @@ static int s_find_worker(sl_master_t *m, const char *id)
         if (strcmp(m->workers[i].id, id) == 0)
             return i;
     return -1;
+}
+
+/* Workers connect with their id as the connection identity; a message that
+ * speaks for a worker must come over that worker's connection. */
+static bool s_sender_is(const uint8_t *rid, size_t rlen, const char *worker_id)
+{
+    return rlen == strlen(worker_id) && memcmp(rid, worker_id, rlen) == 0;
+}
+
+/* Rejected messages are logged, the first few and then every 1000th, so a
+ * flood cannot fill the log. */
+static void s_log_rejected(sl_master_t *m, const char *what)
+{
+    uint64_t n = ++m->rejected;
+    if (n <= 10 || n % 1000 == 0)
+        fprintf(stderr, "sluice-master: rejected message #%llu: %s\n", (unsigned long long)n, what);
 }
 
 /* ---- transitions -------------------------------------------------------- */
@@ -366,8 +383,10 @@ static void s_on_register(sl_master_t *m, const void *rid, size_t rlen, uint64_t
     int wi = s_find_worker(m, r->worker_id);
     if (wi < 0) {
         s_worker_t *nw = realloc(m->workers, (size_t)(m->nworkers + 1) * sizeof *nw);
-        if (!nw)
+        if (!nw) {
+            sl_msg_send_error(m->sock, rid, rlen, req, SL_NOMEM, "out of memory");
             return;
+        }
         m->workers = nw;
         wi = m->nworkers++;
         m->workers[wi] = (s_worker_t){.id = strdup(r->worker_id)};
@@ -533,7 +552,8 @@ out:
     free(sent);
 }
 
-static void s_on_task_state(sl_master_t *m, const Sluice__TaskState *ts)
+static void s_on_task_state(sl_master_t *m, const uint8_t *rid, size_t rlen,
+                            const Sluice__TaskState *ts)
 {
     s_job_t *j = s_find_job(m, ts->job_id);
     if (!j || !j->tasks)
@@ -545,6 +565,10 @@ static void s_on_task_state(sl_master_t *m, const Sluice__TaskState *ts)
             t = &j->tasks[i];
     if (!t)
         return;
+    if (t->worker < 0 || !s_sender_is(rid, rlen, m->workers[t->worker].id)) {
+        s_log_rejected(m, "a task report from a worker that does not run the task");
+        return;
+    }
     if (ts->n_metrics) {
         if (t->nmetrics != (int)ts->n_metrics) {
             for (int k = 0; k < t->nmetrics; k++)
@@ -566,6 +590,10 @@ static void s_on_task_state(sl_master_t *m, const Sluice__TaskState *ts)
         }
         for (int k = 0; k < t->nmetrics; k++) {
             t->metrics[k] = *ts->metrics[k];
+            /* The copy must not point into the message, which is freed after
+             * dispatch: drop fields this version does not know. */
+            t->metrics[k].base.n_unknown_fields = 0;
+            t->metrics[k].base.unknown_fields = NULL;
             t->metrics[k].op = t->metric_ops[k];
         }
     }
@@ -806,6 +834,17 @@ static void s_broadcast_shutdown(sl_master_t *m)
 static void s_dispatch(sl_master_t *m, const uint8_t *rid, size_t rlen, Sluice__Envelope *env)
 {
     uint64_t req = env->request_id;
+    const char *who = NULL;
+    if (env->body_case == SLUICE__ENVELOPE__BODY_REGISTER)
+        who = env->register_->worker_id;
+    else if (env->body_case == SLUICE__ENVELOPE__BODY_HEARTBEAT)
+        who = env->heartbeat->worker_id;
+    if (who && !s_sender_is(rid, rlen, who)) {
+        s_log_rejected(m, "a worker message over another connection");
+        sl_msg_send_error(m->sock, rid, rlen, req, SL_INVAL,
+                          "worker '%s' must connect with its id as the connection identity", who);
+        return;
+    }
     switch (env->body_case) {
     case SLUICE__ENVELOPE__BODY_REGISTER:
         s_on_register(m, rid, rlen, req, env->register_);
@@ -822,12 +861,9 @@ static void s_dispatch(sl_master_t *m, const uint8_t *rid, size_t rlen, Sluice__
     case SLUICE__ENVELOPE__BODY_WORKERS_REQUEST:
         s_on_workers(m, rid, rlen, req);
         break;
-    case SLUICE__ENVELOPE__BODY_TASK_STATE: {
-        int wi = s_find_worker(m, (const char *)rid);
-        (void)wi;
-        s_on_task_state(m, env->task_state);
+    case SLUICE__ENVELOPE__BODY_TASK_STATE:
+        s_on_task_state(m, rid, rlen, env->task_state);
         break;
-    }
     case SLUICE__ENVELOPE__BODY_SUBMIT_JOB:
         s_on_submit(m, rid, rlen, req, env->submit_job);
         break;
@@ -841,6 +877,12 @@ static void s_dispatch(sl_master_t *m, const uint8_t *rid, size_t rlen, Sluice__
         s_on_cancel(m, rid, rlen, req, env->cancel_job->job_id);
         break;
     case SLUICE__ENVELOPE__BODY_SHUTDOWN:
+        if (!m->o.allow_shutdown) {
+            s_log_rejected(m, "a shutdown request");
+            sl_msg_send_error(m->sock, rid, rlen, req, SL_PROTO,
+                              "this master does not stop on request; send it SIGTERM");
+            break;
+        }
         sl_msg_send_ok(m->sock, rid, rlen, req);
         atomic_store(&m->stop, true);
         break;
@@ -879,6 +921,7 @@ static void *s_main(void *arg)
             if (rc == SL_TIMEOUT)
                 break;
             if (rc != SL_OK) {
+                s_log_rejected(m, err);
                 if (rlen)
                     sl_msg_send_error(m->sock, rid, rlen, req, rc, "%s", err);
                 continue;

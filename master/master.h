@@ -14,6 +14,8 @@ typedef struct {
     void *zctx;               /* ZeroMQ context */
     const char *endpoint;     /* control endpoint to bind */
     int heartbeat_timeout_ms; /* a worker silent this long is dead */
+    bool allow_shutdown;      /* obey a Shutdown request (the embedded cluster's
+                               * owner); a master process stops on SIGTERM only */
     const char *state_dir;    /* where uploaded plugins are kept (NULL: a fresh
                                * temporary directory, removed at the end) */
 } sl_master_opts_t;

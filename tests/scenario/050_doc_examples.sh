@@ -3,10 +3,15 @@
 # runs to completion from the repository root at its own parallelism and at
 # parallelism 3, and produces the output the documentation shows
 # (docs/examples/expected/<name>.csv or .jsonl; CSV header first, then the
-# rows sorted, since parallel runs write rows in any order).
+# rows sorted, since parallel runs write rows in any order). An example
+# naming a `plugin:` runs with the example plugin built with the binaries.
 source "$(dirname "$0")/lib.sh"
 
 EX=docs/examples
+# An example with a top-level `plugin:` uses the example plugin CMake builds
+# next to the binaries (PLUGIN_DIR from CTest; else beside $SLUICE).
+PLUGIN=${PLUGIN_DIR:-$(dirname "$SLUICE")/jobs}/libsluice_example_udf.so
+case "$PLUGIN" in /*) ;; *) PLUGIN=$PWD/$PLUGIN ;; esac
 cd "$SRC" || fail "cannot enter $SRC" # the examples' default paths are relative to the repository root
 
 # Compares output file $1 with the expected file $2 (rows in any order).
@@ -26,7 +31,12 @@ n=0
 for spec in "$EX"/*.yaml; do
     name=$(basename "$spec" .yaml)
     step "$name"
-    sluice validate "$spec" > "$WORK/validate.out" || {
+    popts=()
+    if grep -q "^plugin:" "$spec"; then
+        [ -f "$PLUGIN" ] || fail "$name needs the example plugin, not found at $PLUGIN"
+        popts=(--param plugin="$PLUGIN")
+    fi
+    sluice validate "$spec" "${popts[@]}" > "$WORK/validate.out" || {
         cat "$WORK/stderr" >&2
         fail "$name: validate failed"
     }
@@ -40,7 +50,7 @@ for spec in "$EX"/*.yaml; do
     [ -n "$want" ] || ext=csv
 
     for par in "" 3; do
-        opts=(--quiet)
+        opts=(--quiet "${popts[@]}")
         [ -n "$par" ] && opts+=(--parallelism "$par" --workers 2)
         out=$WORK/$name${par:+-p$par}.$ext
         if grep -q "type: stdout" "$spec"; then

@@ -4,17 +4,46 @@
  * partitioned), so its table is complete for those keys. On a bounded
  * input, finish() emits the final value of every key, in first-seen order.
  *
- * The table is open addressing over an insertion-ordered entry array; keys
- * are stored once, encoded as rows of the key schema (equal keys encode to
- * equal bytes), in one growing buffer: memory grows per new key, never per
- * record. (Keyed state moves to RocksDB with checkpoints; this is the
- * in-memory backend.) */
+ * Keys are stored once, in a compact encoding (below), back to back in one
+ * growing buffer, and listed in first-seen order by an entry array: memory
+ * grows per new key, never per record. The lookup table is open addressing
+ * (linear probing) over 32-byte slots, two per cache line, each holding the
+ * high half of the key's hash, the entry index and, for keys of up to
+ * S_INLINE bytes (most words, ids, small tuples), the whole key: a lookup
+ * of such a key reads one slot and nothing else. Longer keys are compared
+ * against the key buffer after their hash matched.
+ *
+ * Records are processed in groups of S_GROUP: the keys of a group are
+ * hashed and their slots prefetched first, then looked up (prefetching
+ * their accumulators), then aggregated, in record order, so cache misses
+ * of different records overlap. Only the key and aggregated fields of a
+ * row are read.
+ *
+ * The table hash is private to this operator (and independent of the key
+ * groups, which depend on sl_value_hash). (Keyed state moves to RocksDB
+ * with checkpoints; this is the in-memory backend.) */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* madvise(MADV_HUGEPAGE) */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "operator.h"
 #include "sluice/err.h"
+
+/* Compact key encoding: a null bitmap of the key fields (ceil(nkeys / 8)
+ * bytes, bit i set = key field i is null), then each non-null field:
+ * int64, timestamp and double as their 8 bytes, bool as one byte 0 or 1,
+ * string as a u32 length and its bytes, except a string that is the last
+ * key field, whose length is what is left. Equal keys (as the row format
+ * tells them apart: doubles by their bits) encode to equal bytes. */
+
+#define S_INLINE 23       /* longest key held in a slot */
+#define S_LONG 0xffu      /* slot length byte of a key held out of line */
+#define S_GROUP 32        /* records hashed and prefetched ahead */
+#define S_HUGE (2u << 20) /* tables this large go in huge pages */
+#define S_LOAD_NUM 3      /* the table grows past this load factor: slots */
+#define S_LOAD_DEN 4      /* per key, so 1.33 to 2.67 slots per key */
 
 typedef struct {
     int64_t i;    /* int64 sum, int64/timestamp/bool min/max, string offset */
@@ -24,27 +53,48 @@ typedef struct {
 } s_acc_t;
 
 typedef struct {
-    uint64_t hash;
+    uint64_t hash;    /* table hash of the key */
     uint64_t key_off; /* into keys */
-    uint32_t key_len;
+    uint32_t key_len; /* encoded key length */
 } s_entry_t;
 
+/* A table slot: 32 bytes, never straddles a cache line. */
 typedef struct {
-    sl_schema_t *key_schema;
-    sl_value_t *in;   /* decoded input row */
-    sl_value_t *key;  /* key values of the current row */
-    sl_value_t *out;  /* output row */
-    uint8_t *scratch; /* encoded key of the current row */
+    uint32_t tag;  /* hash >> 32 */
+    uint32_t idx;  /* entry index + 1; 0 = empty */
+    uint64_t k[3]; /* byte 0: key length or S_LONG; then the key if inline,
+                      zero padded (all zero after byte 0 for S_LONG) */
+} s_slot_t;
+_Static_assert(sizeof(s_slot_t) == 32, "two slots per cache line");
+
+/* One record of a group in flight. */
+typedef struct {
+    const uint8_t *row; /* the input row */
+    uint64_t hash;      /* table hash of its key */
+    uint64_t blk[3];    /* its slot key block (see s_slot_t.k) */
+    uint32_t klen;      /* encoded key length */
+    uint32_t e;         /* entry index, once looked up */
+} s_probe_t;
+
+typedef struct {
+    const sl_schema_t *in; /* input schema (borrowed from the context) */
+    size_t in_fixed;       /* bytes before the variable part of an input row */
+    size_t kbitmap;        /* bytes of the compact key's null bitmap */
+    int str_key;           /* input field of a key that is one string, else -1 */
+    sl_value_t *out;       /* output row */
+    uint8_t *scratch;      /* encoded key of a long key */
     size_t scratch_cap;
     uint8_t *keys; /* all stored keys, back to back */
     size_t keys_len, keys_cap;
     char *strs; /* string min/max values */
     size_t strs_len, strs_cap;
-    s_entry_t *entries; /* insertion order */
-    s_acc_t *accs;      /* naggs per entry */
-    size_t n, cap;      /* entries used / allocated */
-    int32_t *table;     /* slots -> entry index, -1 empty */
-    size_t tmask;       /* table size - 1 */
+    s_entry_t *entries;       /* insertion order */
+    s_acc_t *accs;            /* naggs per entry */
+    size_t n, cap;            /* entries used / allocated */
+    size_t ecap;              /* entries allocated */
+    s_slot_t *table;          /* 2^k slots */
+    size_t tmask;             /* table size - 1 */
+    s_probe_t group[S_GROUP]; /* records in flight */
 } s_agg_t;
 
 static int s_grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -62,26 +112,42 @@ static int s_grow(void **p, size_t *cap, size_t need, size_t elem)
     return SL_OK;
 }
 
+/* A zeroed table of size slots. A large one is asked for in huge pages:
+ * its lookups are random, and would otherwise miss the TLB as well. */
+static s_slot_t *s_table_new(size_t size)
+{
+    size_t bytes = size * sizeof(s_slot_t);
+    void *t = NULL;
+    if (bytes >= S_HUGE) {
+        if (posix_memalign(&t, S_HUGE, bytes))
+            return NULL;
+#ifdef MADV_HUGEPAGE
+        (void)madvise(t, bytes, MADV_HUGEPAGE); /* only advice */
+#endif
+    } else if (!(t = aligned_alloc(64, bytes)))
+        return NULL;
+    memset(t, 0, bytes);
+    return t;
+}
+
 static int s_open(sl_opctx_t *c)
 {
     const sl_plan_node_t *nd = c->node;
-    s_agg_t *a = calloc(1, sizeof *a);
+    s_agg_t *a = aligned_alloc(64, (sizeof *a + 63) / 64 * 64);
     if (!a)
         return SL_NOMEM;
+    memset(a, 0, sizeof *a);
     c->state = a;
-    a->key_schema = sl_schema_new();
-    a->in = calloc((size_t)c->in->nfields + 1, sizeof(sl_value_t));
-    a->key = calloc((size_t)nd->nkeys + 1, sizeof(sl_value_t));
+    a->in = c->in;
+    a->in_fixed = 4 + ((size_t)c->in->nfields + 7) / 8 + 8 * (size_t)c->in->nfields;
+    a->kbitmap = ((size_t)nd->nkeys + 7) / 8;
+    a->str_key =
+        nd->nkeys == 1 && c->in->fields[nd->keys[0]].type == SL_TYPE_STRING ? nd->keys[0] : -1;
     a->out = calloc((size_t)nd->out->nfields + 1, sizeof(sl_value_t));
     a->tmask = 1023;
-    a->table = malloc((a->tmask + 1) * sizeof *a->table);
-    if (!a->key_schema || !a->in || !a->key || !a->out || !a->table)
+    a->table = s_table_new(a->tmask + 1);
+    if (!a->out || !a->table)
         return SL_NOMEM;
-    memset(a->table, 0xff, (a->tmask + 1) * sizeof *a->table);
-    for (int i = 0; i < nd->nkeys; i++)
-        if (sl_schema_add(a->key_schema, c->in->fields[nd->keys[i]].name,
-                          c->in->fields[nd->keys[i]].type) != SL_OK)
-            return SL_NOMEM;
     return SL_OK;
 }
 
@@ -90,9 +156,6 @@ static void s_close(sl_opctx_t *c)
     s_agg_t *a = c->state;
     if (!a)
         return;
-    sl_schema_destroy(&a->key_schema);
-    free(a->in);
-    free(a->key);
     free(a->out);
     free(a->scratch);
     free(a->keys);
@@ -104,18 +167,227 @@ static void s_close(sl_opctx_t *c)
     c->state = NULL;
 }
 
+/* ---- reading input rows (layout in sluice/row.h) ------------------------ */
+
+static inline bool s_is_null(const uint8_t *row, int i)
+{
+    return (row[4 + i / 8] >> (i % 8)) & 1u;
+}
+
+static inline const uint8_t *s_slot_of(const s_agg_t *a, const uint8_t *row, int i)
+{
+    return row + a->in_fixed - 8u * (size_t)(a->in->nfields - i);
+}
+
+/* Field i of row (as sl_row_get). */
+static inline void s_get(const s_agg_t *a, const uint8_t *row, int i, sl_value_t *out)
+{
+    sl_type_t t = a->in->fields[i].type;
+    const uint8_t *slot = s_slot_of(a, row, i);
+    out->type = t;
+    out->len = 0;
+    out->is_null = false;
+    if (s_is_null(row, i)) {
+        out->is_null = true;
+        out->u.i = 0;
+        return;
+    }
+    switch (t) {
+    case SL_TYPE_INT64:
+    case SL_TYPE_TIMESTAMP:
+        memcpy(&out->u.i, slot, 8);
+        break;
+    case SL_TYPE_DOUBLE:
+        memcpy(&out->u.d, slot, 8);
+        break;
+    case SL_TYPE_BOOL: {
+        uint64_t b;
+        memcpy(&b, slot, 8);
+        out->u.b = b != 0;
+        break;
+    }
+    case SL_TYPE_STRING: {
+        uint32_t off, len;
+        memcpy(&off, slot, 4);
+        memcpy(&len, slot + 4, 4);
+        out->u.s = (const char *)row + off;
+        out->len = len;
+        break;
+    }
+    case SL_TYPE_NULL:
+        out->is_null = true;
+        break;
+    }
+}
+
+/* ---- compact keys --------------------------------------------------------- */
+
+/* Length of the compact key of row. */
+static size_t s_key_len(const s_agg_t *a, const sl_plan_node_t *nd, const uint8_t *row)
+{
+    size_t len = a->kbitmap;
+    for (int k = 0; k < nd->nkeys; k++) {
+        int f = nd->keys[k];
+        if (s_is_null(row, f))
+            continue;
+        switch (a->in->fields[f].type) {
+        case SL_TYPE_STRING: {
+            uint32_t sl;
+            memcpy(&sl, s_slot_of(a, row, f) + 4, 4);
+            len += sl + (k + 1 < nd->nkeys ? 4u : 0u);
+            break;
+        }
+        case SL_TYPE_BOOL:
+            len += 1;
+            break;
+        default:
+            len += 8;
+            break;
+        }
+    }
+    return len;
+}
+
+/* Writes the compact key of row into dst (s_key_len bytes; the bitmap
+ * bytes are zeroed first). */
+static void s_key_write(const s_agg_t *a, const sl_plan_node_t *nd, const uint8_t *row,
+                        uint8_t *dst)
+{
+    uint8_t *p = dst + a->kbitmap;
+    for (size_t i = 0; i < a->kbitmap; i++)
+        dst[i] = 0;
+    for (int k = 0; k < nd->nkeys; k++) {
+        int f = nd->keys[k];
+        if (s_is_null(row, f)) {
+            dst[k / 8] |= (uint8_t)(1u << (k % 8));
+            continue;
+        }
+        const uint8_t *slot = s_slot_of(a, row, f);
+        switch (a->in->fields[f].type) {
+        case SL_TYPE_STRING: {
+            uint32_t off, sl;
+            memcpy(&off, slot, 4);
+            memcpy(&sl, slot + 4, 4);
+            if (k + 1 < nd->nkeys) {
+                memcpy(p, &sl, 4);
+                p += 4;
+            }
+            if (sl)
+                memcpy(p, row + off, sl);
+            p += sl;
+            break;
+        }
+        case SL_TYPE_BOOL: {
+            uint64_t b;
+            memcpy(&b, slot, 8);
+            *p++ = b != 0;
+            break;
+        }
+        default:
+            memcpy(p, slot, 8);
+            p += 8;
+            break;
+        }
+    }
+}
+
+/* Decodes a compact key into vals[nkeys] (as sl_row_decode would have
+ * decoded the key's row); strings point into key. */
+static void s_key_read(const sl_plan_node_t *nd, const sl_schema_t *in, const uint8_t *key,
+                       size_t len, size_t kbitmap, sl_value_t *vals)
+{
+    const uint8_t *p = key + kbitmap, *end = key + len;
+    for (int k = 0; k < nd->nkeys; k++) {
+        sl_value_t *v = &vals[k];
+        sl_type_t t = in->fields[nd->keys[k]].type;
+        v->type = t;
+        v->len = 0;
+        v->u.i = 0;
+        v->is_null = (key[k / 8] >> (k % 8)) & 1u;
+        if (v->is_null)
+            continue;
+        switch (t) {
+        case SL_TYPE_STRING: {
+            uint32_t sl = (uint32_t)(end - p);
+            if (k + 1 < nd->nkeys) {
+                memcpy(&sl, p, 4);
+                p += 4;
+            }
+            v->u.s = (const char *)p;
+            v->len = sl;
+            p += sl;
+            break;
+        }
+        case SL_TYPE_BOOL:
+            v->u.b = *p++ != 0;
+            break;
+        case SL_TYPE_DOUBLE:
+            memcpy(&v->u.d, p, 8);
+            p += 8;
+            break;
+        default:
+            memcpy(&v->u.i, p, 8);
+            p += 8;
+            break;
+        }
+    }
+}
+
+/* ---- the table ------------------------------------------------------------ */
+
+static inline uint64_t s_mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* Hash of an inline key: the words of its slot block that hold it. */
+static inline uint64_t s_hash_block(const uint64_t *blk, uint32_t klen)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull;
+    size_t nw = (klen + 8) / 8; /* length byte + key */
+    for (size_t w = 0; w < nw; w++) {
+        h = (h ^ blk[w]) * 0x9fb21c651e98df25ull;
+        h ^= h >> 29;
+    }
+    return s_mix(h);
+}
+
+/* Hash of a long key (len bytes). */
+static uint64_t s_hash_bytes(const uint8_t *p, size_t len)
+{
+    uint64_t h = 0x6a09e667f3bcc909ull ^ (len * 0x9e3779b97f4a7c15ull);
+    for (; len >= 8; p += 8, len -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0x9fb21c651e98df25ull;
+        h ^= h >> 29;
+    }
+    uint64_t w = 0;
+    for (size_t i = 0; i < len; i++)
+        w |= (uint64_t)p[i] << (8 * i);
+    h = (h ^ w) * 0x9fb21c651e98df25ull;
+    return s_mix(h);
+}
+
 static int s_rehash(s_agg_t *a)
 {
     size_t size = (a->tmask + 1) * 2;
-    int32_t *t = malloc(size * sizeof *t);
+    s_slot_t *t = s_table_new(size);
     if (!t)
         return SL_NOMEM;
-    memset(t, 0xff, size * sizeof *t);
-    for (size_t e = 0; e < a->n; e++) {
-        size_t s = a->entries[e].hash & (size - 1);
-        while (t[s] >= 0)
+    for (size_t i = 0; i <= a->tmask; i++) {
+        const s_slot_t *o = &a->table[i];
+        if (!o->idx)
+            continue;
+        size_t s = a->entries[o->idx - 1].hash & (size - 1);
+        while (t[s].idx)
             s = (s + 1) & (size - 1);
-        t[s] = (int32_t)e;
+        t[s] = *o;
     }
     free(a->table);
     a->table = t;
@@ -123,35 +395,101 @@ static int s_rehash(s_agg_t *a)
     return SL_OK;
 }
 
-/* Entry index of the current key (a->scratch, klen bytes), created if new. */
-static int s_lookup(sl_opctx_t *c, s_agg_t *a, uint64_t h, uint32_t klen, size_t *out)
+/* Adds the key of p as a new entry in slot s. */
+static int s_insert(sl_opctx_t *c, s_agg_t *a, s_probe_t *p, size_t s)
 {
-    size_t s = h & a->tmask;
-    while (a->table[s] >= 0) {
-        s_entry_t *e = &a->entries[a->table[s]];
-        if (e->hash == h && e->key_len == klen &&
-            memcmp(a->keys + e->key_off, a->scratch, klen) == 0) {
-            *out = (size_t)a->table[s];
-            return SL_OK;
+    if (a->n >= INT32_MAX)
+        return sl_op_fail(c, SL_LIMIT, "aggregate '%s': too many keys", c->node->name);
+    size_t naggs = (size_t)c->node->naggs;
+    if (s_grow((void **)&a->entries, &a->ecap, a->n + 1, sizeof *a->entries) ||
+        s_grow((void **)&a->accs, &a->cap, a->n + 1, sizeof(s_acc_t) * naggs) ||
+        s_grow((void **)&a->keys, &a->keys_cap, a->keys_len + p->klen, 1))
+        return SL_NOMEM;
+    const uint8_t *key = p->klen <= S_INLINE ? (const uint8_t *)p->blk + 1 : a->scratch;
+    if (p->klen)
+        memcpy(a->keys + a->keys_len, key, p->klen);
+    a->entries[a->n] = (s_entry_t){.hash = p->hash, .key_off = a->keys_len, .key_len = p->klen};
+    memset(&a->accs[a->n * naggs], 0, sizeof(s_acc_t) * naggs);
+    a->keys_len += p->klen;
+    s_slot_t *slot = &a->table[s];
+    slot->tag = (uint32_t)(p->hash >> 32);
+    slot->idx = (uint32_t)a->n + 1;
+    memcpy(slot->k, p->blk, sizeof slot->k);
+    p->e = (uint32_t)a->n++;
+    if (a->n * S_LOAD_DEN > (a->tmask + 1) * S_LOAD_NUM)
+        return s_rehash(a);
+    return SL_OK;
+}
+
+/* Sets p->e to the entry of p's key, created if new. A long key must be in
+ * a->scratch. */
+static inline int s_lookup(sl_opctx_t *c, s_agg_t *a, s_probe_t *p)
+{
+    uint32_t tag = (uint32_t)(p->hash >> 32);
+    size_t s = p->hash & a->tmask;
+    for (;;) {
+        const s_slot_t *t = &a->table[s];
+        if (!t->idx)
+            return s_insert(c, a, p, s);
+        if (t->tag == tag && t->k[0] == p->blk[0] && t->k[1] == p->blk[1] && t->k[2] == p->blk[2]) {
+            if (p->klen <= S_INLINE) {
+                p->e = t->idx - 1;
+                return SL_OK;
+            }
+            const s_entry_t *e = &a->entries[t->idx - 1];
+            if (e->key_len == p->klen && memcmp(a->keys + e->key_off, a->scratch, p->klen) == 0) {
+                p->e = t->idx - 1;
+                return SL_OK;
+            }
         }
         s = (s + 1) & a->tmask;
     }
-    if (a->n >= INT32_MAX)
-        return sl_op_fail(c, SL_LIMIT, "aggregate '%s': too many keys", c->node->name);
-    int naggs = c->node->naggs;
-    size_t ecap = a->cap;
-    if (s_grow((void **)&a->entries, &ecap, a->n + 1, sizeof *a->entries) ||
-        s_grow((void **)&a->accs, &a->cap, a->n + 1, sizeof(s_acc_t) * (size_t)naggs) ||
-        s_grow((void **)&a->keys, &a->keys_cap, a->keys_len + klen, 1))
+}
+
+/* Fills p from row: slot block, length and hash (a long key goes to
+ * a->scratch). */
+static inline int s_prepare(s_agg_t *a, const sl_plan_node_t *nd, const uint8_t *row, s_probe_t *p)
+{
+    p->row = row;
+    p->blk[0] = p->blk[1] = p->blk[2] = 0;
+    if (a->str_key >= 0) { /* the common case written out: bitmap byte, bytes */
+        const uint8_t *slot = s_slot_of(a, row, a->str_key);
+        uint8_t *b = (uint8_t *)p->blk;
+        uint32_t off, sl;
+        memcpy(&off, slot, 4);
+        memcpy(&sl, slot + 4, 4);
+        if (s_is_null(row, a->str_key)) {
+            p->klen = 1;
+            b[0] = 1;
+            b[1] = 1;
+            p->hash = s_hash_block(p->blk, 1);
+            return SL_OK;
+        }
+        if (sl < S_INLINE) {
+            p->klen = sl + 1;
+            b[0] = (uint8_t)(sl + 1);
+            memcpy(b + 2, row + off, sl);
+            p->hash = s_hash_block(p->blk, p->klen);
+            return SL_OK;
+        }
+    }
+    size_t klen = s_key_len(a, nd, row);
+    if (klen <= S_INLINE) {
+        p->klen = (uint32_t)klen;
+        uint8_t *b = (uint8_t *)p->blk;
+        b[0] = (uint8_t)klen;
+        s_key_write(a, nd, row, b + 1);
+        p->hash = s_hash_block(p->blk, p->klen);
+        return SL_OK;
+    }
+    if (klen > UINT32_MAX)
+        return SL_RANGE;
+    if (s_grow((void **)&a->scratch, &a->scratch_cap, klen, 1))
         return SL_NOMEM;
-    memcpy(a->keys + a->keys_len, a->scratch, klen);
-    a->entries[a->n] = (s_entry_t){.hash = h, .key_off = a->keys_len, .key_len = klen};
-    memset(&a->accs[a->n * (size_t)naggs], 0, sizeof(s_acc_t) * (size_t)naggs);
-    a->keys_len += klen;
-    a->table[s] = (int32_t)a->n;
-    *out = a->n++;
-    if (a->n * 2 > a->tmask + 1)
-        return s_rehash(a);
+    s_key_write(a, nd, row, a->scratch);
+    p->klen = (uint32_t)klen;
+    ((uint8_t *)p->blk)[0] = S_LONG;
+    p->hash = s_hash_bytes(a->scratch, klen);
     return SL_OK;
 }
 
@@ -213,30 +551,52 @@ static int s_update(s_agg_t *a, const sl_agg_t *ag, s_acc_t *acc, const sl_value
     return SL_OK;
 }
 
+#if defined(__GNUC__)
+#define S_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define S_PREFETCH(p) ((void)(p))
+#endif
+
 static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
 {
     (void)input;
     s_agg_t *a = c->state;
     const sl_plan_node_t *nd = c->node;
-    for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
-        sl_row_decode(c->in, r, a->in);
-        for (int k = 0; k < nd->nkeys; k++)
-            a->key[k] = a->in[nd->keys[k]];
-        size_t klen = sl_row_size(a->key_schema, a->key);
-        if (s_grow((void **)&a->scratch, &a->scratch_cap, klen, 1))
-            return SL_NOMEM;
-        sl_row_encode(a->key_schema, a->key, a->scratch);
-        size_t e = 0;
-        int rc = s_lookup(c, a, sl_value_hash(a->key, nd->nkeys), (uint32_t)klen, &e);
-        if (rc)
-            return rc;
-        for (int g = 0; g < nd->naggs; g++) {
-            const sl_agg_t *ag = &nd->aggs[g];
-            sl_value_t none = sl_value_null();
-            rc = s_update(a, ag, &a->accs[e * (size_t)nd->naggs + (size_t)g],
-                          ag->field >= 0 ? &a->in[ag->field] : &none);
+    size_t naggs = (size_t)nd->naggs;
+    const uint8_t *r = sl_batch_first(in);
+    while (r) {
+        /* 1: hash the keys of a group, prefetch their slots */
+        int n = 0;
+        for (; r && n < S_GROUP; r = sl_batch_next(in, r), n++) {
+            s_probe_t *p = &a->group[n];
+            int rc = s_prepare(a, nd, r, p);
+            if (rc)
+                return sl_op_fail(c, rc, "aggregate '%s': key too large", nd->name);
+            S_PREFETCH(&a->table[p->hash & a->tmask]);
+        }
+        /* 2: find or create their entries, prefetch the accumulators */
+        for (int i = 0; i < n; i++) {
+            s_probe_t *p = &a->group[i];
+            if (p->klen > S_INLINE)
+                s_key_write(a, nd, p->row, a->scratch);
+            int rc = s_lookup(c, a, p);
             if (rc)
                 return rc;
+            S_PREFETCH(&a->accs[p->e * naggs]);
+        }
+        /* 3: aggregate, in record order */
+        for (int i = 0; i < n; i++) {
+            const s_probe_t *p = &a->group[i];
+            s_acc_t *acc = &a->accs[p->e * naggs];
+            for (size_t g = 0; g < naggs; g++) {
+                const sl_agg_t *ag = &nd->aggs[g];
+                sl_value_t v = sl_value_null();
+                if (ag->field >= 0)
+                    s_get(a, p->row, ag->field, &v);
+                int rc = s_update(a, ag, &acc[g], &v);
+                if (rc)
+                    return rc;
+            }
         }
     }
     return SL_OK;
@@ -247,7 +607,8 @@ static int s_finish(sl_opctx_t *c)
     s_agg_t *a = c->state;
     const sl_plan_node_t *nd = c->node;
     for (size_t e = 0; e < a->n; e++) {
-        sl_row_decode(a->key_schema, a->keys + a->entries[e].key_off, a->out);
+        const s_entry_t *en = &a->entries[e];
+        s_key_read(nd, a->in, a->keys + en->key_off, en->key_len, a->kbitmap, a->out);
         for (int g = 0; g < nd->naggs; g++) {
             const sl_agg_t *ag = &nd->aggs[g];
             const s_acc_t *acc = &a->accs[e * (size_t)nd->naggs + (size_t)g];

@@ -338,17 +338,10 @@ int sl_task_run(sl_task_t *t)
             view.len = in.len;
             view.count = in.count;
             /* Validate before use: a batch is untrusted input. */
-            const sl_schema_t *s = t->ops[0].in;
-            uint32_t off = 0, i;
-            for (i = 0; i < in.count; i++) {
-                if (in.len - off < 4)
-                    break;
-                uint32_t rl = sl_row_len(in.data + off);
-                if (rl > in.len - off || sl_row_check(s, in.data + off, rl) != SL_OK)
-                    break;
-                off += rl;
-            }
-            if (i != in.count || off != in.len) {
+            const sl_plan_node_t *head = &t->env.plan->nodes[t->chain->nodes[0]];
+            if (in.input >= head->ninputs ||
+                sl_batch_check(t->env.plan->nodes[head->inputs[in.input]].out, in.data, in.len,
+                               in.count) != SL_OK) {
                 sl_ingate_release(t->in, &in);
                 snprintf(t->err, sizeof t->err, "malformed batch from upstream subtask %u",
                          (unsigned)in.sender);

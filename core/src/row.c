@@ -433,17 +433,8 @@ int sl_batch_append_raw(sl_batch_t *b, const uint8_t *row, uint32_t len)
     return SL_OK;
 }
 
-int sl_batch_load(sl_batch_t *b, const sl_schema_t *s, const uint8_t *data, uint32_t len,
-                  uint32_t count)
+int sl_batch_check(const sl_schema_t *s, const uint8_t *data, uint32_t len, uint32_t count)
 {
-    sl_batch_clear(b);
-    if (len > b->cap) {
-        uint8_t *d = realloc(b->data, len);
-        if (!d)
-            return SL_NOMEM;
-        b->data = d;
-        b->cap = len;
-    }
     uint32_t off = 0;
     for (uint32_t i = 0; i < count; i++) {
         if (len - off < 4)
@@ -453,8 +444,22 @@ int sl_batch_load(sl_batch_t *b, const sl_schema_t *s, const uint8_t *data, uint
             return SL_DATA;
         off += rl;
     }
-    if (off != len)
+    return off == len ? SL_OK : SL_DATA;
+}
+
+int sl_batch_load(sl_batch_t *b, const sl_schema_t *s, const uint8_t *data, uint32_t len,
+                  uint32_t count)
+{
+    sl_batch_clear(b);
+    if (sl_batch_check(s, data, len, count) != SL_OK)
         return SL_DATA;
+    if (len > b->cap) {
+        uint8_t *d = realloc(b->data, len);
+        if (!d)
+            return SL_NOMEM;
+        b->data = d;
+        b->cap = len;
+    }
     if (len)
         memcpy(b->data, data, len);
     b->len = len;

@@ -119,6 +119,9 @@ void sl_batch_clear(sl_batch_t *b);
 int sl_batch_append(sl_batch_t *b, const sl_schema_t *s, const sl_value_t *vals);
 /* Appends an already-encoded row (same rules as sl_batch_append). */
 int sl_batch_append_raw(sl_batch_t *b, const uint8_t *row, uint32_t len);
+/* Checks that len bytes hold exactly count well-formed rows of schema s
+ * (a batch from the network). Returns 0 or SL_DATA. */
+int sl_batch_check(const sl_schema_t *s, const uint8_t *data, uint32_t len, uint32_t count);
 /* Replaces the content with len bytes holding count rows (from the network);
  * validates every row against s. Returns 0, SL_DATA or SL_NOMEM. */
 int sl_batch_load(sl_batch_t *b, const sl_schema_t *s, const uint8_t *data, uint32_t len,

@@ -223,7 +223,9 @@ static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
         s_json_str(j->job_id);
         printf(",\"name\":");
         s_json_str(j->name);
-        printf(",\"state\":\"%s\",\"error\":", sl_cli_state_name(j->state));
+        printf(",\"state\":\"%s\",\"start_ms\":%llu,\"end_ms\":%llu,\"error\":",
+               sl_cli_state_name(j->state), (unsigned long long)j->start_ms,
+               (unsigned long long)j->end_ms);
         s_json_str(j->error);
         printf(",\"reason\":");
         s_json_str(j->reason);
@@ -237,8 +239,10 @@ static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
             s_json_str(t->worker_id);
             printf(",\"host\":");
             s_json_str(t->host);
-            printf(",\"state\":\"%s\",\"records_in\":%llu,\"records_out\":%llu,\"error\":",
-                   s_task_state(t->state), (unsigned long long)rin, (unsigned long long)rout);
+            printf(",\"state\":\"%s\",\"records_in\":%llu,\"records_out\":%llu,\"end_ms\":%llu,"
+                   "\"error\":",
+                   s_task_state(t->state), (unsigned long long)rin, (unsigned long long)rout,
+                   (unsigned long long)t->end_ms);
             s_json_str(t->error);
             printf(",\"operators\":[");
             for (size_t k = 0; k < t->n_metrics; k++) {

@@ -55,6 +55,7 @@ typedef struct {
     Sluice__OperatorMetrics **mptr; /* pointers into metrics, for status replies */
     char **metric_ops;              /* owned copies of operator names */
     char *endpoint;                 /* in-gate endpoint once DEPLOYED ("" for sources) */
+    uint64_t end_ms;                /* wall clock when its final state arrived */
 } s_task_t;
 
 typedef struct {
@@ -610,8 +611,13 @@ static void s_on_task_state(sl_master_t *m, const uint8_t *rid, size_t rlen,
     bool t_terminal = t->state == SLUICE__TASK_STATE_KIND__TASK_FINISHED ||
                       t->state == SLUICE__TASK_STATE_KIND__TASK_FAILED ||
                       t->state == SLUICE__TASK_STATE_KIND__TASK_CANCELED;
-    if (!t_terminal)
+    if (!t_terminal) {
         t->state = ts->state;
+        if (ts->state == SLUICE__TASK_STATE_KIND__TASK_FINISHED ||
+            ts->state == SLUICE__TASK_STATE_KIND__TASK_FAILED ||
+            ts->state == SLUICE__TASK_STATE_KIND__TASK_CANCELED)
+            t->end_ms = s_wall_ms();
+    }
     if (ts->state == SLUICE__TASK_STATE_KIND__TASK_FAILED && ts->error[0] && !t->error)
         t->error = strdup(ts->error);
     if (s_terminal(j->state))
@@ -686,6 +692,7 @@ static int s_status_fill(sl_master_t *m, const s_job_t *j, s_status_t *s)
         s->ts[i].state = t->state;
         s->ts[i].error = t->error ? t->error : "";
         s->ts[i].host = t->worker >= 0 ? m->workers[t->worker].host : "";
+        s->ts[i].end_ms = t->end_ms;
         s->ts[i].n_metrics = (size_t)t->nmetrics;
         s->ts[i].metrics = t->mptr;
         s->tsp[i] = &s->ts[i];

@@ -24,6 +24,7 @@
 #include "sluice/diag.h"
 #include "sluice/expr.h"
 #include "sluice/fileio.h"
+#include "sluice/nexmark.h"
 #include "sluice/plugin.h"
 #include "sluice/row.h"
 #include "sluice/spec.h"
@@ -39,6 +40,7 @@ typedef enum {
     SL_OP_UNION,
     SL_OP_FILE_SINK,
     SL_OP_STDOUT_SINK,
+    SL_OP_NEXMARK_SOURCE,
 } sl_opkind_t;
 
 typedef enum { SL_PART_FORWARD, SL_PART_HASH, SL_PART_REBALANCE } sl_part_t;
@@ -95,6 +97,10 @@ typedef struct sl_plan_node {
     int *udf_in;                  /* input field index of each of the function's inputs */
     char *sink_path;              /* file sink */
     sl_format_t sink_format;      /* file / stdout sink */
+
+    sl_nexmark_cfg_t nex; /* nexmark: the event model (seed, first time, event rate) */
+    int64_t nex_events;   /* nexmark: events in all, -1 = unbounded */
+    double nex_rate;      /* nexmark: events/s of wall clock in all, 0 = as fast as possible */
 } sl_plan_node_t;
 
 typedef struct {

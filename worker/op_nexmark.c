@@ -1,0 +1,140 @@
+/* op_nexmark.c — the `nexmark` source: Nexmark events (sluice/nexmark.h)
+ * as one wide row each, bounded by `events` or unbounded, as fast as
+ * possible or paced to `rate` events/s of wall clock (shared among the
+ * subtasks). Subtask i of P generates events i, i+P, ..., so the union of
+ * the subtasks is the stream of P = 1.
+ *
+ * Like the generator: pacing flushes the batch before waiting, waits are
+ * short and watch the cancel flag. The event is generated into a buffer of
+ * the operator's state with inline strings, so nothing is allocated per
+ * record. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "operator.h"
+#include "sluice/err.h"
+#include "sluice/nexmark.h"
+
+#define S_MAX_WAIT_NS (20 * 1000 * 1000) /* longest single wait while pacing */
+#define S_NFIELDS 22                     /* columns of the output row */
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static sl_value_t s_str(const char *s)
+{
+    return sl_value_str(s, (uint32_t)strlen(s));
+}
+
+/* The row of event e in the order of the plan's schema (docs/nexmark.md). */
+static void s_row(const sl_nexmark_event_t *e, sl_value_t *v)
+{
+    for (int i = 0; i < S_NFIELDS; i++)
+        v[i] = sl_value_null();
+    v[0] = s_str(sl_nexmark_kind_name(e->kind));
+    switch (e->kind) {
+    case SL_NEXMARK_PERSON:
+        v[1] = sl_value_int(e->person.id);
+        v[2] = s_str(e->person.name);
+        v[3] = s_str(e->person.email);
+        v[4] = s_str(e->person.credit_card);
+        v[5] = s_str(e->person.city);
+        v[6] = s_str(e->person.state);
+        break;
+    case SL_NEXMARK_AUCTION:
+        v[7] = sl_value_int(e->auction.id);
+        v[8] = s_str(e->auction.item_name);
+        v[9] = s_str(e->auction.description);
+        v[10] = sl_value_int(e->auction.initial_bid);
+        v[11] = sl_value_int(e->auction.reserve);
+        v[12] = sl_value_ts(e->auction.expires);
+        v[13] = sl_value_int(e->auction.seller);
+        v[14] = sl_value_int(e->auction.category);
+        break;
+    case SL_NEXMARK_BID:
+        v[15] = sl_value_int(e->bid.auction);
+        v[16] = sl_value_int(e->bid.bidder);
+        v[17] = sl_value_int(e->bid.price);
+        v[18] = s_str(e->bid.channel);
+        v[19] = s_str(e->bid.url);
+        break;
+    }
+    v[20] = sl_value_ts(e->date_time);
+    v[21] = s_str(e->extra);
+}
+
+static int s_open(sl_opctx_t *c)
+{
+    char err[128];
+    if (sl_nexmark_cfg_check(&c->node->nex, err, sizeof err))
+        return sl_op_fail(c, SL_INVAL, "%s", err);
+    if (!c->node->out || c->node->out->nfields != S_NFIELDS)
+        return sl_op_fail(c, SL_INVAL, "nexmark source '%s': unexpected output schema",
+                          c->node->name);
+    c->state = malloc(sizeof(sl_nexmark_event_t));
+    if (!c->state)
+        return sl_op_fail(c, SL_NOMEM, "out of memory");
+    return SL_OK;
+}
+
+static int s_run(sl_opctx_t *c)
+{
+    const sl_plan_node_t *nd = c->node;
+    sl_nexmark_event_t *ev = c->state;
+    int64_t p = c->parallelism;
+    double rate = nd->nex_rate > 0 ? nd->nex_rate / (double)p : 0; /* this subtask's share */
+    double t0 = s_now();
+    int64_t emitted = 0;
+    sl_value_t vals[S_NFIELDS];
+    for (int64_t n = c->subtask; nd->nex_events < 0 || n < nd->nex_events; n += p) {
+        if ((emitted & 255) == 0 && atomic_load(c->cancel))
+            return SL_CANCELED;
+        if (rate > 0) {
+            for (;;) {
+                double ahead = t0 + (double)emitted / rate - s_now();
+                if (ahead <= 0)
+                    break;
+                int rc = sl_emit_flush(&c->out);
+                if (rc)
+                    return rc;
+                if (atomic_load(c->cancel))
+                    return SL_CANCELED;
+                long ns = ahead * 1e9 < S_MAX_WAIT_NS ? (long)(ahead * 1e9) : S_MAX_WAIT_NS;
+                struct timespec ts = {0, ns};
+                nanosleep(&ts, NULL); /* pacing to the configured rate */
+            }
+        }
+        int rc = sl_nexmark_event(&nd->nex, (uint64_t)n, ev);
+        if (rc)
+            return sl_op_fail(c, rc, "nexmark source '%s': cannot generate event %lld", nd->name,
+                              (long long)n);
+        s_row(ev, vals);
+        rc = sl_emit(&c->out, vals);
+        if (rc)
+            return rc;
+        emitted++;
+        atomic_fetch_add_explicit(&c->records_in, 1, memory_order_relaxed);
+    }
+    return SL_OK;
+}
+
+static int s_finish(sl_opctx_t *c)
+{
+    (void)c;
+    return SL_OK;
+}
+
+static void s_close(sl_opctx_t *c)
+{
+    free(c->state);
+    c->state = NULL;
+}
+
+const sl_op_vtable_t sl_op_nexmark = {
+    .open = s_open, .run_source = s_run, .finish = s_finish, .close = s_close};

@@ -179,47 +179,6 @@ static inline const uint8_t *s_slot_of(const s_agg_t *a, const uint8_t *row, int
     return row + a->in_fixed - 8u * (size_t)(a->in->nfields - i);
 }
 
-/* Field i of row (as sl_row_get). */
-static inline void s_get(const s_agg_t *a, const uint8_t *row, int i, sl_value_t *out)
-{
-    sl_type_t t = a->in->fields[i].type;
-    const uint8_t *slot = s_slot_of(a, row, i);
-    out->type = t;
-    out->len = 0;
-    out->is_null = false;
-    if (s_is_null(row, i)) {
-        out->is_null = true;
-        out->u.i = 0;
-        return;
-    }
-    switch (t) {
-    case SL_TYPE_INT64:
-    case SL_TYPE_TIMESTAMP:
-        memcpy(&out->u.i, slot, 8);
-        break;
-    case SL_TYPE_DOUBLE:
-        memcpy(&out->u.d, slot, 8);
-        break;
-    case SL_TYPE_BOOL: {
-        uint64_t b;
-        memcpy(&b, slot, 8);
-        out->u.b = b != 0;
-        break;
-    }
-    case SL_TYPE_STRING: {
-        uint32_t off, len;
-        memcpy(&off, slot, 4);
-        memcpy(&len, slot + 4, 4);
-        out->u.s = (const char *)row + off;
-        out->len = len;
-        break;
-    }
-    case SL_TYPE_NULL:
-        out->is_null = true;
-        break;
-    }
-}
-
 /* ---- compact keys --------------------------------------------------------- */
 
 /* Length of the compact key of row. */
@@ -592,7 +551,7 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
                 const sl_agg_t *ag = &nd->aggs[g];
                 sl_value_t v = sl_value_null();
                 if (ag->field >= 0)
-                    s_get(a, p->row, ag->field, &v);
+                    sl_row_get(a->in, p->row, ag->field, &v);
                 int rc = s_update(a, ag, &acc[g], &v);
                 if (rc)
                     return rc;

@@ -7,19 +7,10 @@
  * sit in a half-full batch; waits are short and watch the cancel flag, so a
  * cancel stops the source within one wait. */
 #define _POSIX_C_SOURCE 200809L
-#include <time.h>
 
 #include "operator.h"
+#include "pacer.h"
 #include "sluice/err.h"
-
-#define S_MAX_WAIT_NS (20 * 1000 * 1000) /* longest single wait while pacing */
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int s_open(sl_opctx_t *c)
 {
@@ -31,27 +22,12 @@ static int s_run(sl_opctx_t *c)
 {
     const sl_plan_node_t *nd = c->node;
     int64_t p = c->parallelism;
-    double rate = nd->gen_rate > 0 ? nd->gen_rate / (double)p : 0; /* this subtask's share */
-    double t0 = s_now();
-    int64_t emitted = 0;
+    sl_pacer_t pace;
+    sl_pacer_init(&pace, nd->gen_rate, c->parallelism);
     for (int64_t seq = c->subtask; nd->gen_count < 0 || seq < nd->gen_count; seq += p) {
-        if ((emitted & 255) == 0 && atomic_load(c->cancel))
-            return SL_CANCELED;
-        if (rate > 0) {
-            for (;;) {
-                double ahead = t0 + (double)emitted / rate - s_now();
-                if (ahead <= 0)
-                    break;
-                int rc = sl_emit_flush(&c->out);
-                if (rc)
-                    return rc;
-                if (atomic_load(c->cancel))
-                    return SL_CANCELED;
-                long ns = ahead * 1e9 < S_MAX_WAIT_NS ? (long)(ahead * 1e9) : S_MAX_WAIT_NS;
-                struct timespec ts = {0, ns};
-                nanosleep(&ts, NULL); /* pacing to the configured rate */
-            }
-        }
+        int prc = sl_pacer_wait(&pace, c);
+        if (prc)
+            return prc;
         int64_t ts = nd->gen_rate > 0
                          ? nd->gen_start + (int64_t)((double)seq * 1000.0 / nd->gen_rate)
                          : nd->gen_start + seq;
@@ -59,7 +35,7 @@ static int s_run(sl_opctx_t *c)
         int rc = sl_emit(&c->out, vals);
         if (rc)
             return rc;
-        emitted++;
+        pace.emitted++;
         atomic_fetch_add_explicit(&c->records_in, 1, memory_order_relaxed);
     }
     return SL_OK;

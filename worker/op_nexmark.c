@@ -11,21 +11,13 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "operator.h"
+#include "pacer.h"
 #include "sluice/err.h"
 #include "sluice/nexmark.h"
 
-#define S_MAX_WAIT_NS (20 * 1000 * 1000) /* longest single wait while pacing */
-#define S_NFIELDS 22                     /* columns of the output row */
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#define S_NFIELDS 22 /* columns of the output row */
 
 static sl_value_t s_str(const char *s)
 {
@@ -88,28 +80,13 @@ static int s_run(sl_opctx_t *c)
     const sl_plan_node_t *nd = c->node;
     sl_nexmark_event_t *ev = c->state;
     int64_t p = c->parallelism;
-    double rate = nd->nex_rate > 0 ? nd->nex_rate / (double)p : 0; /* this subtask's share */
-    double t0 = s_now();
-    int64_t emitted = 0;
+    sl_pacer_t pace;
+    sl_pacer_init(&pace, nd->nex_rate, c->parallelism);
     sl_value_t vals[S_NFIELDS];
     for (int64_t n = c->subtask; nd->nex_events < 0 || n < nd->nex_events; n += p) {
-        if ((emitted & 255) == 0 && atomic_load(c->cancel))
-            return SL_CANCELED;
-        if (rate > 0) {
-            for (;;) {
-                double ahead = t0 + (double)emitted / rate - s_now();
-                if (ahead <= 0)
-                    break;
-                int rc = sl_emit_flush(&c->out);
-                if (rc)
-                    return rc;
-                if (atomic_load(c->cancel))
-                    return SL_CANCELED;
-                long ns = ahead * 1e9 < S_MAX_WAIT_NS ? (long)(ahead * 1e9) : S_MAX_WAIT_NS;
-                struct timespec ts = {0, ns};
-                nanosleep(&ts, NULL); /* pacing to the configured rate */
-            }
-        }
+        int prc = sl_pacer_wait(&pace, c);
+        if (prc)
+            return prc;
         int rc = sl_nexmark_event(&nd->nex, (uint64_t)n, ev);
         if (rc)
             return sl_op_fail(c, rc, "nexmark source '%s': cannot generate event %lld", nd->name,
@@ -118,7 +95,7 @@ static int s_run(sl_opctx_t *c)
         rc = sl_emit(&c->out, vals);
         if (rc)
             return rc;
-        emitted++;
+        pace.emitted++;
         atomic_fetch_add_explicit(&c->records_in, 1, memory_order_relaxed);
     }
     return SL_OK;

@@ -175,48 +175,6 @@ uint32_t sl_row_len(const uint8_t *row)
     return len;
 }
 
-void sl_row_get(const sl_schema_t *s, const uint8_t *row, int i, sl_value_t *out)
-{
-    int n = s->nfields;
-    const uint8_t *bitmap = row + 4;
-    const uint8_t *slot = bitmap + s_bitmap_bytes(n) + 8u * (size_t)i;
-    sl_type_t t = s->fields[i].type;
-    out->type = t;
-    out->len = 0;
-    if (bitmap[i / 8] & (1u << (i % 8))) {
-        out->is_null = true;
-        out->u.i = 0;
-        return;
-    }
-    out->is_null = false;
-    switch (t) {
-    case SL_TYPE_INT64:
-    case SL_TYPE_TIMESTAMP:
-        memcpy(&out->u.i, slot, 8);
-        break;
-    case SL_TYPE_DOUBLE:
-        memcpy(&out->u.d, slot, 8);
-        break;
-    case SL_TYPE_BOOL: {
-        uint64_t b;
-        memcpy(&b, slot, 8);
-        out->u.b = b != 0;
-        break;
-    }
-    case SL_TYPE_STRING: {
-        uint32_t off, len;
-        memcpy(&off, slot, 4);
-        memcpy(&len, slot + 4, 4);
-        out->u.s = (const char *)row + off;
-        out->len = len;
-        break;
-    }
-    case SL_TYPE_NULL:
-        out->is_null = true;
-        break;
-    }
-}
-
 void sl_row_decode(const sl_schema_t *s, const uint8_t *row, sl_value_t *out)
 {
     for (int i = 0; i < s->nfields; i++)

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef enum {
     SL_TYPE_NULL = 0, /* only the type of the literal `null` in expressions */
@@ -77,8 +78,34 @@ size_t sl_row_encode(const sl_schema_t *s, const sl_value_t *vals, uint8_t *dst)
 uint32_t sl_row_len(const uint8_t *row);
 /* Decodes all fields of row into out[nfields]; strings point into row. */
 void sl_row_decode(const sl_schema_t *s, const uint8_t *row, sl_value_t *out);
-/* Decodes field i only. */
-void sl_row_get(const sl_schema_t *s, const uint8_t *row, int i, sl_value_t *out);
+/* Decodes field i only. Inline: operators call it per record. */
+static inline void sl_row_get(const sl_schema_t *s, const uint8_t *row, int i, sl_value_t *out)
+{
+    const uint8_t *bitmap = row + 4;
+    const uint8_t *slot = bitmap + ((size_t)s->nfields + 7u) / 8u + 8u * (size_t)i;
+    sl_type_t t = s->fields[i].type;
+    out->type = t;
+    out->len = 0;
+    out->is_null = false;
+    if ((bitmap[i / 8] & (1u << (i % 8))) || t == SL_TYPE_NULL) {
+        out->is_null = true;
+        out->u.i = 0;
+        return;
+    }
+    if (t == SL_TYPE_STRING) {
+        uint32_t off, len;
+        memcpy(&off, slot, 4);
+        memcpy(&len, slot + 4, 4);
+        out->u.s = (const char *)row + off;
+        out->len = len;
+    } else if (t == SL_TYPE_BOOL) {
+        uint64_t b;
+        memcpy(&b, slot, 8);
+        out->u.b = b != 0;
+    } else { /* int64, timestamp, double: the same 8 bytes */
+        memcpy(&out->u.i, slot, 8);
+    }
+}
 /* Checks that len bytes at row hold one well-formed row of schema s (used on
  * batches from the network). Returns 0 or SL_DATA. */
 int sl_row_check(const sl_schema_t *s, const uint8_t *row, size_t len);

@@ -1,0 +1,44 @@
+/* pacer.c — see pacer.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "pacer.h"
+
+#include <time.h>
+
+#include "sluice/err.h"
+
+#define S_MAX_WAIT_NS (20 * 1000 * 1000) /* longest single wait */
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void sl_pacer_init(sl_pacer_t *p, double total_rate, int parallelism)
+{
+    p->rate = total_rate > 0 ? total_rate / (double)parallelism : 0;
+    p->t0 = s_now();
+    p->emitted = 0;
+}
+
+int sl_pacer_wait(sl_pacer_t *p, sl_opctx_t *c)
+{
+    if ((p->emitted & 255) == 0 && atomic_load(c->cancel))
+        return SL_CANCELED;
+    if (p->rate <= 0)
+        return SL_OK;
+    for (;;) {
+        double ahead = p->t0 + (double)p->emitted / p->rate - s_now();
+        if (ahead <= 0)
+            return SL_OK;
+        int rc = sl_emit_flush(&c->out);
+        if (rc)
+            return rc;
+        if (atomic_load(c->cancel))
+            return SL_CANCELED;
+        long ns = ahead * 1e9 < S_MAX_WAIT_NS ? (long)(ahead * 1e9) : S_MAX_WAIT_NS;
+        struct timespec ts = {0, ns};
+        nanosleep(&ts, NULL); /* pacing to the configured rate */
+    }
+}

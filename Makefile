@@ -51,6 +51,12 @@ test: deps
 bench: release
 	bash bench/wordcount.sh $(RELEASE)
 
+# Release build, Nexmark q0-q2: sluice P=1/P=2 against a one-thread C-loop
+# ceiling, medians of 3 runs, into the "Nexmark" section of docs/benchmarks.md
+.PHONY: bench-nexmark
+bench-nexmark: release
+	bash bench/nexmark.sh $(RELEASE)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 

@@ -32,6 +32,8 @@ die() {
 [ $# -eq 1 ] || die "usage: bash bench/wordcount.sh BUILD_DIR"
 [ -d "$1" ] || die "no build directory '$1' (run a Release build first: make release)"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 BUILD=$(cd "$1" && pwd)
 BYTES=${BENCH_BYTES:-500000000}
 RUNS=${BENCH_RUNS:-3}
@@ -183,13 +185,7 @@ else
 fi
 OPS1=$(sed -n '/^operator/,$p' "$DATA/out/run-1.log")
 OPS2=$(sed -n '/^operator/,$p' "$DATA/out/run-2.log")
-mkdir -p "$(dirname "$DOC")"
-cat >"$DOC.tmp" <<EOF
-# Benchmarks
-
-This file is written by \`make bench\` (\`bench/wordcount.sh\`); rerun it
-rather than editing the numbers by hand.
-
+SECTION=$(cat <<EOF
 ## Word count: sluice against a bare C loop
 
 $TABLE
@@ -239,5 +235,6 @@ sluice P=2:
 $OPS2
 \`\`\`
 EOF
-mv "$DOC.tmp" "$DOC"
-echo "== wrote $DOC"
+)
+write_section "$DOC" "## Word count: sluice against a bare C loop"
+echo "== wrote the word-count section of $DOC"

@@ -1,0 +1,358 @@
+#!/usr/bin/env bash
+# nexmark.sh — the Nexmark benchmark run by `make bench-nexmark`.
+#
+#   bash bench/nexmark.sh BUILD_DIR        (e.g. build/release, a Release build)
+#
+# For each query of jobs/nexmark/ (q0, q1, q2) runs, over the same events
+# of the deterministic generator (sluice/nexmark.h), interleaved round
+# by round so that load changes on a shared machine hit every configuration
+# alike:
+#   ceiling     bench/nexmark_ceiling.c: the same events, the same result, one
+#               thread, no framework; counts the rows and discards them
+#   sluice P=1  jobs/nexmark/qN.yaml, --parallelism 1 --workers 1
+#   sluice P=2  jobs/nexmark/qN.yaml, --parallelism 2 --workers 2
+# sluice runs a temporary copy of each job whose file sink is replaced by a
+# `stdout` sink, with sluice's stdout sent to /dev/null: a sink that
+# discards (there is no discard sink type; the file sink publishes by
+# renaming into the target's directory, so it cannot write /dev/null).
+# Before timing, each copy is checked against bench/nexmark_ref on a small
+# stream (sorted rows, byte for byte); in every timed run sluice's sink must
+# count as many rows as the ceiling, and its source as many events.
+# Wall time, CPU time (user + sys, from the kernel's accounting of the
+# process via GNU time, like Nexmark's Cores x Time) and peak RSS of every
+# run; the table of medians is printed and written, with the machine, into
+# the "Nexmark" section of docs/benchmarks.md (the rest of the file is kept).
+#
+# Environment:
+#   BENCH_EVENTS   events per run (all kinds), for every query
+#                  (default: q0, q1 12000000; q2 30000000 — each sluice run
+#                  takes 10 s or more on a 2-CPU machine)
+#   BENCH_RUNS     runs per configuration              (default 3; median reported)
+#   BENCH_SEED     generator seed                      (default 0)
+#   BENCH_QUERIES  queries to run                      (default "q0 q1 q2")
+#   BENCH_PARALLELISM  sluice parallelisms             (default "1 2")
+#   BENCH_DATA     scratch directory (specs, logs)     (default BUILD_DIR/../bench-data/nexmark)
+#   BENCH_DOC      report to write                     (default docs/benchmarks.md;
+#                                                        "-" writes none)
+set -euo pipefail
+export LC_ALL=C
+
+die() {
+    echo "nexmark.sh: $*" >&2
+    exit 1
+}
+
+[ $# -eq 1 ] || die "usage: bash bench/nexmark.sh BUILD_DIR"
+[ -d "$1" ] || die "no build directory '$1' (run a Release build first: make release)"
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+BUILD=$(cd "$1" && pwd)
+EVENTS=${BENCH_EVENTS:-}
+RUNS=${BENCH_RUNS:-3}
+SEED=${BENCH_SEED:-0}
+QUERIES=${BENCH_QUERIES:-q0 q1 q2}
+PARS=${BENCH_PARALLELISM:-1 2}
+DATA=${BENCH_DATA:-$(dirname "$BUILD")/bench-data/nexmark}
+DOC=${BENCH_DOC:-$ROOT/docs/benchmarks.md}
+if [ -n "$EVENTS" ] && { ! [[ $EVENTS =~ ^[0-9]+$ ]] || [ "$EVENTS" -eq 0 ]; }; then
+    die "BENCH_EVENTS must be a positive number of events, got '$EVENTS'"
+fi
+if ! [[ $RUNS =~ ^[0-9]+$ ]] || [ "$RUNS" -eq 0 ]; then
+    die "BENCH_RUNS must be a number >= 1, got '$RUNS'"
+fi
+[[ $SEED =~ ^[0-9]+$ ]] || die "BENCH_SEED must be a number, got '$SEED'"
+read -r -a QS <<<"$QUERIES"
+read -r -a PS <<<"$PARS"
+[ ${#QS[@]} -gt 0 ] || die "BENCH_QUERIES is empty"
+[ ${#PS[@]} -gt 0 ] || die "BENCH_PARALLELISM is empty"
+for q in "${QS[@]}"; do
+    case $q in q0 | q1 | q2) ;; *) die "BENCH_QUERIES: unknown query '$q' (q0, q1, q2)" ;; esac
+done
+for p in "${PS[@]}"; do
+    [[ $p =~ ^[1-9][0-9]*$ ]] || die "BENCH_PARALLELISM: bad parallelism '$p'"
+done
+
+SLUICE=$BUILD/sluice
+CEIL=$BUILD/bench/nexmark_ceiling
+REFP=$BUILD/bench/nexmark_ref
+for b in "$SLUICE" "$CEIL" "$REFP"; do
+    [ -x "$b" ] || die "missing $b (build everything first: make release)"
+done
+BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)
+[ "$BUILD_TYPE" = Release ] || echo "nexmark.sh: warning: $BUILD is a '${BUILD_TYPE:-unknown}' build, not Release" >&2
+
+TIME=/usr/bin/time
+[ -x "$TIME" ] || TIME=
+
+# Flink's published throughput per core (github.com/nexmark/nexmark README,
+# "Benchmark Results": Flink 1.13, 100 M events, 8 TaskManagers on 3 x 8-core
+# machines, exactly-once checkpoints every 3 min, RocksDB state backend).
+flink_per_core() {
+    case $1 in
+    q0) echo "155.0 K" ;;
+    q1) echo "157.9 K" ;;
+    q2) echo "175.2 K" ;;
+    *) echo "-" ;;
+    esac
+}
+
+# events_of QUERY: the events a run of QUERY generates
+events_of() {
+    if [ -n "$EVENTS" ]; then
+        echo "$EVENTS"
+    else
+        case $1 in
+        q2) echo 30000000 ;; # q2 keeps 0.75 % of the events: sluice runs faster
+        *) echo 12000000 ;;
+        esac
+    fi
+}
+
+# ---- the job copies: the file sink replaced by stdout --------------------------
+mkdir -p "$DATA"
+for q in "${QS[@]}"; do
+    src=$ROOT/jobs/nexmark/$q.yaml
+    dst=$DATA/$q-discard.yaml
+    [ -f "$src" ] || die "missing $src"
+    sed -e 's/^\([[:space:]]*\)type: file[[:space:]]*$/\1type: stdout/' \
+        -e '/^[[:space:]]*path:/d' "$src" >"$dst"
+    if ! grep -q '^[[:space:]]*type: stdout' "$dst" || grep -q '^[[:space:]]*type: file' "$dst"; then
+        die "could not replace the file sink of $src by a stdout sink (see $dst)"
+    fi
+done
+
+# ---- correctness of the copies, on a small stream (untimed) ---------------------
+CHECK_EVENTS=100000
+PMAX=${PS[${#PS[@]} - 1]}
+for q in "${QS[@]}"; do
+    out=$DATA/check-$q.csv
+    ref=$DATA/check-$q-ref.csv
+    "$SLUICE" run "$DATA/$q-discard.yaml" --param "events=$CHECK_EVENTS" --param "seed=$SEED" \
+        --parallelism "$PMAX" --workers "$PMAX" --quiet >"$out" 2>"$DATA/check-$q.log" ||
+        die "$q: check run failed: $(cat "$DATA/check-$q.log")"
+    "$REFP" "$q" "$CHECK_EVENTS" "$SEED" "$ref" || die "$q: nexmark_ref failed"
+    cmp -s <(sort "$out") <(sort "$ref") ||
+        die "$q: sluice's stdout rows differ from nexmark_ref's on $CHECK_EVENTS events: compare sorted $out with $ref"
+    echo "== $q: the stdout-sink copy writes nexmark_ref's rows ($CHECK_EVENTS events, P=$PMAX)"
+done
+
+# ---- one timed run ----------------------------------------------------------------
+CONFIGS=(ceiling)
+for p in "${PS[@]}"; do CONFIGS+=("sluice P=$p"); done
+NC=${#CONFIGS[@]}
+SLUICE_CMD='sluice run QUERY-COPY.yaml --param events=EVENTS --param seed=SEED --parallelism P --workers P --quiet >/dev/null'
+
+# run_config QUERY INDEX LOG: runs configuration INDEX of QUERY, sluice with
+# stdout to /dev/null and stderr (its summary) to LOG, the ceiling with stdout
+# to LOG and stderr to LOG.err; sets WALL,
+# CPU (user + sys s), RSS (peak KiB, "-" without GNU time) and ROWS (rows the
+# ceiling computed / sluice's sink counted).
+run_config() {
+    local q=$1 i=$2 log=$3 tf=$DATA/time.txt out=/dev/null errf=$3 ev
+    ev=$(events_of "$1")
+    local -a cmd
+    if [ "$i" -eq 0 ]; then
+        cmd=("$CEIL" "$q" "$ev" "$SEED")
+        out=$log
+        errf=$log.err
+    else
+        local p=${PS[i - 1]}
+        cmd=("$SLUICE" run "$DATA/$q-discard.yaml" --param "events=$ev" --param "seed=$SEED"
+            --parallelism "$p" --workers "$p" --quiet)
+    fi
+    rm -f "$tf"
+    local t0 t1 rc=0
+    t0=$(date +%s.%N)
+    if [ -n "$TIME" ]; then
+        "$TIME" -o "$tf" -f "%U %S %M" "${cmd[@]}" >"$out" 2>"$errf" || rc=$?
+    else
+        # bash's `times` in a subshell: the user and sys time of its children
+        (
+            "${cmd[@]}" >"$out" 2>"$errf" || exit $?
+            times | tail -n 1 >"$tf"
+        ) || rc=$?
+    fi
+    t1=$(date +%s.%N)
+    if [ $rc -ne 0 ]; then
+        cat "$log" "$errf" >&2 2>/dev/null || true
+        die "$q ${CONFIGS[$i]} failed (exit $rc): ${cmd[*]}"
+    fi
+    WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    if [ -n "$TIME" ]; then
+        CPU=$(awk 'END { printf "%.2f", $1 + $2 }' "$tf")
+        RSS=$(awk 'END { print $3 }' "$tf")
+    else
+        # "0m1.234s 0m0.056s"
+        CPU=$(awk '{ n = 0; for (f = 1; f <= 2; f++) { split($f, a, /[ms]/); n += a[1] * 60 + a[2] }
+                     printf "%.2f", n }' "$tf")
+        RSS=-
+    fi
+    if [ "$i" -eq 0 ]; then
+        ROWS=$(sed -n 's/.* rows=\([0-9]*\) .*/\1/p' "$log")
+        [ -n "$ROWS" ] || die "$q: the ceiling printed no row count: $(cat "$log")"
+    else
+        # sluice's summary: "operator type records-in records-out busy records/s"
+        ROWS=$(awk '$2 == "stdout" { print $3 }' "$log")
+        local got
+        got=$(awk '$2 == "nexmark" { print $4 }' "$log")
+        [ -n "$ROWS" ] || die "$q ${CONFIGS[$i]}: no stdout sink in sluice's summary: $(cat "$log")"
+        [ "$got" = "$ev" ] || die "$q ${CONFIGS[$i]}: the source emitted '$got' events, not $ev"
+    fi
+}
+
+# median of the numbers on stdin ("-" if there are none)
+median() {
+    sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0 || v[1] == "-") { print "-"; exit }
+        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+nums() { tr ' ' '\n' | grep -v '^$' || true; }
+
+# ---- the runs ----------------------------------------------------------------------
+declare -A WALLS CPUS RSSS CROWS
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+for ((r = 1; r <= RUNS; r++)); do
+    for q in "${QS[@]}"; do
+        for ((i = 0; i < NC; i++)); do
+            log=$DATA/run-$q-$i.log
+            run_config "$q" "$i" "$log"
+            if [ "$i" -eq 0 ]; then
+                CROWS[$q]=$ROWS
+            elif [ "$ROWS" != "${CROWS[$q]}" ]; then
+                die "$q ${CONFIGS[$i]} (run $r): sluice's sink counted $ROWS rows, the ceiling ${CROWS[$q]}"
+            fi
+            k=$q/$i
+            WALLS[$k]="${WALLS[$k]:-} $WALL"
+            CPUS[$k]="${CPUS[$k]:-} $CPU"
+            RSSS[$k]="${RSSS[$k]:-} $RSS"
+            printf '   run %d/%d  %s %-11s %8.3f s  %7s CPU s  %9s rows (checked)\n' \
+                "$r" "$RUNS" "$q" "${CONFIGS[$i]}" "$WALL" "$CPU" "$ROWS"
+        done
+    done
+done
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- the table --------------------------------------------------------------------
+TABLE="| query | config | events | rows | runs (wall s) | median wall s | cores | events/s | events/s/core | peak RSS MB | vs ceiling | per core vs ceiling | Flink/core, published |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+for q in "${QS[@]}"; do
+    cw=$(echo "${WALLS[$q/0]}" | nums | median)
+    cc=$(echo "${CPUS[$q/0]}" | nums | median)
+    for ((i = 0; i < NC; i++)); do
+        k=$q/$i
+        med=$(echo "${WALLS[$k]}" | nums | median)
+        cpu=$(echo "${CPUS[$k]}" | nums | median)
+        rss=$(echo "${RSSS[$k]}" | nums | median)
+        row=$(awk -v q="$q" -v name="${CONFIGS[$i]}" -v ev="$(events_of "$q")" -v rows="${CROWS[$q]}" \
+            -v runs="$(echo "${WALLS[$k]}" | nums | paste -sd' ')" -v med="$med" -v cpu="$cpu" \
+            -v rss="$rss" -v cw="$cw" -v cc="$cc" -v flink="$(flink_per_core "$q")" '
+            function h(x) { return x >= 1e6 ? sprintf("%.2f M", x / 1e6) : sprintf("%.1f K", x / 1e3) }
+            BEGIN {
+                eps = ev / med; epc = cpu > 0 ? ev / cpu : 0
+                ceps = ev / cw; cepc = cc > 0 ? ev / cc : 0
+                r = rss == "-" ? "-" : sprintf("%.0f", rss / 1024)
+                printf "| %s | %s | %d | %d | %s | %.3f | %.2f | %s | %s | %s | %.2f | %s | %s |",
+                    q, name, ev, rows, runs, med, cpu / med, h(eps), (epc > 0 ? h(epc) : "-"), r,
+                    eps / ceps, (epc > 0 && cepc > 0 ? sprintf("%.2f", epc / cepc) : "-"), flink }')
+        TABLE+=$'\n'"$row"
+    done
+done
+
+echo
+echo "== Nexmark: seed $SEED, median of $RUNS runs"
+echo "$TABLE" | grep -v '^|---' | sed 's/^| //; s/ |$//; s/ | /|/g' | column -t -s '|' | sed 's/^/   /'
+echo "   (cores = CPU s / wall s; events/s/core = events / CPU s; vs ceiling = events/s / the"
+echo "    ceiling's events/s; load average ${LOAD_START// /, } -> ${LOAD_END// /, })"
+
+[ "$DOC" = - ] && exit 0
+
+# ---- docs/benchmarks.md: the "## Nexmark" section ---------------------------------------
+MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+ENVS=""
+[ -n "${BENCH_EVENTS:-}" ] && ENVS+="BENCH_EVENTS=$EVENTS "
+[ -n "${BENCH_RUNS:-}" ] && ENVS+="BENCH_RUNS=$RUNS "
+[ -n "${BENCH_SEED:-}" ] && ENVS+="BENCH_SEED=$SEED "
+[ -n "${BENCH_QUERIES:-}" ] && ENVS+="BENCH_QUERIES=\"$QUERIES\" "
+[ -n "${BENCH_PARALLELISM:-}" ] && ENVS+="BENCH_PARALLELISM=\"$PARS\" "
+if [ "${BUILD#"$ROOT"/}" = build/release ]; then
+    HOW="\`${ENVS}make bench-nexmark\`, i.e. \`${ENVS}bash bench/nexmark.sh build/release\`"
+else
+    HOW="\`${ENVS}bash bench/nexmark.sh $1\`"
+fi
+SUMMARIES=""
+for q in "${QS[@]}"; do
+    for ((i = 1; i < NC; i++)); do
+        SUMMARIES+="$q, ${CONFIGS[$i]}:"$'\n\n```\n'
+        SUMMARIES+=$(sed -n '/^operator/,$p' "$DATA/run-$q-$i.log")
+        SUMMARIES+=$'\n```\n\n'
+    done
+done
+SECTION=$(
+    cat <<EOF
+## Nexmark
+
+Written by \`make bench-nexmark\` (\`bench/nexmark.sh\`); rerun it rather
+than editing the numbers by hand.
+
+$TABLE
+
+- **When:** $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$COMMIT\`, build \`${BUILD_TYPE:-unknown}\`.
+- **Machine:** $(nproc) CPUs ($MODEL), $MEM memory, Linux $(uname -r).
+  Load average ${LOAD_START// /, } at the start, ${LOAD_END// /, } at the end
+  (the machine is shared: see the spread of the runs).
+- **Input:** the events column: that many events of the \`nexmark\`
+  source (seed $SEED, default model: persons : auctions : bids = 1 : 3 : 46,
+  see [nexmark.md](nexmark.md)), the same for the ceiling and sluice; rows
+  is the size of the query's result.
+- **Command:** $HOW.
+  Each round runs, query after query, the ceiling then sluice at each
+  parallelism, $RUNS rounds; sluice runs \`$SLUICE_CMD\`
+  on the embedded mini-cluster.
+
+### How to read it
+
+- **ceiling** is \`bench/nexmark_ceiling\`: one thread, no framework. It
+  generates every event with the same generator (\`sl_nexmark_event\`, the
+  same seed), selects the bids (q2: on auctions that are multiples of 123),
+  computes the query's result row (q1: \`price * 908 / 1000\`) as ints and
+  string views, and discards it, counting rows and folding them into a
+  checksum. It is what the hardware does for the query with no engine.
+- **sluice** runs a copy of \`jobs/nexmark/qN.yaml\` whose file sink is
+  replaced by a \`stdout\` sink (the \`path:\` line removed), with stdout
+  sent to \`/dev/null\`: there is no discard sink type, and the file sink
+  publishes by renaming into the target's directory. Unlike the ceiling,
+  this sink still formats every row as CSV: that is part of sluice's time
+  (see the \`out\` line of the summaries below).
+- **events/s** = events (all kinds, the Nexmark convention) / median wall
+  time of the whole process, start to exit. **cores** = median CPU time
+  (user + sys of the process and its threads, from the kernel's accounting
+  via GNU time) / median wall time. **events/s/core** = events / median CPU
+  time, i.e. events / (Cores × Time), the figure Nexmark publishes as
+  Throughput/Cores. P=2 can only use the cores that are idle: with
+  $(nproc) CPUs and the load average below, its cores stay under 2, and
+  per-core throughput falls when the threads wait on each other.
+- **vs ceiling** = events/s / the ceiling's events/s for the same query in
+  the same invocation; **per core vs ceiling** compares events/s/core. These
+  ratios are the figures to track: they cancel most of the machine's speed.
+- **Flink/core, published** is Throughput/Cores from the Nexmark project's
+  results (github.com/nexmark/nexmark, README, "Benchmark Results": Flink
+  1.13, 100 M events, 3 machines × 8 cores, 8 TaskManagers, a blackhole sink,
+  exactly-once checkpoints every 3 min on RocksDB). A reference point only:
+  other hardware, a JVM, Beam's generator, and its cores are counted across
+  the whole cluster.
+- **Checked:** before the timed runs, each sluice copy's rows on
+  $CHECK_EVENTS events (P=$PMAX) were compared, sorted, byte for byte with
+  \`bench/nexmark_ref\`'s CSV; in every timed run sluice's sink counted as
+  many rows as the ceiling computed, and its source emitted all the
+  events. A fast but wrong run cannot appear here.
+
+### Where sluice's time went (its own summary, last run)
+
+$SUMMARIES
+EOF
+)
+write_section "$DOC" "## Nexmark"
+echo "== wrote the Nexmark section of $DOC"

@@ -69,6 +69,7 @@ const sl_op_vtable_t *sl_op_vtable(const sl_plan_node_t *node);
 extern const sl_op_vtable_t sl_op_file_source;
 extern const sl_op_vtable_t sl_op_generator;
 extern const sl_op_vtable_t sl_op_nexmark; /* the nexmark source */
+extern const sl_op_vtable_t sl_op_kafka_source;
 extern const sl_op_vtable_t sl_op_filter;
 extern const sl_op_vtable_t sl_op_map;
 extern const sl_op_vtable_t sl_op_flat_map;

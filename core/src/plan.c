@@ -37,6 +37,10 @@ static const s_type_t s_types[] = {
     {"generator", SL_ROLE_SOURCE, SL_OP_GENERATOR_SOURCE, S_KEYS("count", "rate", "start"), 0, 0},
     {"nexmark", SL_ROLE_SOURCE, SL_OP_NEXMARK_SOURCE,
      S_KEYS("events", "rate", "seed", "first_event_time", "event_rate"), 0, 0},
+    {"kafka", SL_ROLE_SOURCE, SL_OP_KAFKA_SOURCE,
+     S_KEYS("bootstrap", "topic", "format", "schema", "start", "bounded", "key", "on_error",
+            "group", "properties", "timeout_ms"),
+     0, 0},
     {"filter", SL_ROLE_OPERATOR, SL_OP_FILTER, S_KEYS("where", "function"), 1, 1},
     {"map", SL_ROLE_OPERATOR, SL_OP_MAP, S_KEYS("select", "function"), 1, 1},
     {"flat_map", SL_ROLE_OPERATOR, SL_OP_FLAT_MAP, S_KEYS("field", "separator", "as", "function"),
@@ -449,6 +453,36 @@ static int s_build_nexmark(s_ctx_t *c)
         if (sl_schema_add(nd->out, fields[i].name, fields[i].type))
             return SL_NOMEM;
     return SL_OK;
+}
+
+/* A Kafka topic (sluice/kafka.h): the fields are checked by kafka_cfg.c,
+ * the schema here; raw without a schema reads one string field `value`.
+ * Subtask i of P reads the partitions p with p % P == i. */
+static int s_build_kafka(s_ctx_t *c)
+{
+    sl_plan_node_t *nd = c->node;
+    int rc = sl_kafka_cfg_parse(c->sn->body, c->sn->name, c->d, &nd->kafka);
+    if (rc == SL_NOMEM)
+        return rc;
+    const sl_ynode_t *schema = sl_ynode_get(c->sn->body, "schema");
+    if (schema) {
+        nd->out = s_parse_schema(c, schema);
+        if (!nd->out)
+            return SL_SPEC;
+    } else if (nd->kafka && nd->kafka->format == SL_KAFKA_RAW) {
+        nd->out = sl_schema_new();
+        if (!nd->out || sl_schema_add(nd->out, "value", SL_TYPE_STRING))
+            return SL_NOMEM;
+    } else if (nd->kafka) {
+        sl_diag_error(c->d, c->sn->body->line, c->sn->body->col,
+                      "source '%s' needs a 'schema' (json and csv records are typed)",
+                      c->sn->name);
+        return SL_SPEC;
+    }
+    if (rc)
+        return rc;
+    const sl_ynode_t *at = schema ? schema : c->sn->body;
+    return sl_kafka_cfg_bind(nd->kafka, nd->out, c->d, at->line, at->col);
 }
 
 /* map / filter / flat_map with `function: NAME` from the job's plugin: the
@@ -866,6 +900,8 @@ static int s_build_node(s_ctx_t *c)
         return s_build_generator(c);
     case SL_OP_NEXMARK_SOURCE:
         return s_build_nexmark(c);
+    case SL_OP_KAFKA_SOURCE:
+        return s_build_kafka(c);
     case SL_OP_FILTER:
         return s_build_filter(c);
     case SL_OP_MAP:
@@ -1153,6 +1189,7 @@ void sl_plan_destroy(sl_plan_t **pp)
         free(nd->aggs);
         free(nd->sink_path);
         free(nd->udf_in);
+        sl_kafka_cfg_destroy(&nd->kafka);
     }
     free(p->nodes);
     if (p->chains)

@@ -24,6 +24,7 @@
 #include "sluice/diag.h"
 #include "sluice/expr.h"
 #include "sluice/fileio.h"
+#include "sluice/kafka.h"
 #include "sluice/nexmark.h"
 #include "sluice/plugin.h"
 #include "sluice/row.h"
@@ -41,6 +42,7 @@ typedef enum {
     SL_OP_FILE_SINK,
     SL_OP_STDOUT_SINK,
     SL_OP_NEXMARK_SOURCE,
+    SL_OP_KAFKA_SOURCE,
 } sl_opkind_t;
 
 typedef enum { SL_PART_FORWARD, SL_PART_HASH, SL_PART_REBALANCE } sl_part_t;
@@ -101,6 +103,7 @@ typedef struct sl_plan_node {
     sl_nexmark_cfg_t nex; /* nexmark: the event model (seed, first time, event rate) */
     int64_t nex_events;   /* nexmark: events in all, -1 = unbounded */
     double nex_rate;      /* nexmark: events/s of wall clock in all, 0 = as fast as possible */
+    sl_kafka_cfg_t *kafka; /* kafka source: connection, topic, start, format (sluice/kafka.h) */
 } sl_plan_node_t;
 
 typedef struct {

@@ -1,0 +1,76 @@
+/* kafka.h — the `kafka` source's configuration and record decoding.
+ *
+ * Broker-free on purpose: this is what the planner checks (fields of a
+ * `type: kafka` source, with positions for every error) and how a record's
+ * value becomes a row (JSON object, CSV line in schema order, or the raw
+ * bytes). The worker's operator (worker/op_kafka_source.c) does the talking
+ * to Kafka with librdkafka; the core library never links it.
+ *
+ * Metadata fields: when the schema names `partition` (int64), `offset`
+ * (int64) or `kafka_timestamp` (timestamp), and `key` (string) with
+ * `key: true`, those fields come from the record, not from its value. */
+#ifndef SLUICE_KAFKA_H
+#define SLUICE_KAFKA_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/arena.h"
+#include "sluice/diag.h"
+#include "sluice/row.h"
+#include "sluice/spec.h"
+
+typedef enum { SL_KAFKA_JSON, SL_KAFKA_CSV, SL_KAFKA_RAW } sl_kafka_format_t;
+
+typedef enum {
+    SL_KAFKA_START_EARLIEST, /* the low watermark of each partition */
+    SL_KAFKA_START_LATEST,   /* the high watermark: only what comes later */
+    SL_KAFKA_START_OFFSETS,  /* per-partition offsets; unnamed partitions start earliest */
+} sl_kafka_start_t;
+
+typedef struct {
+    int32_t partition;
+    int64_t offset;
+} sl_kafka_offset_t;
+
+typedef struct sl_kafka_cfg {
+    char *bootstrap;            /* bootstrap.servers */
+    char *topic;                /* the one topic read */
+    char *group;                /* group.id, or NULL (used for commits later) */
+    sl_kafka_format_t format;   /* how a value becomes a row */
+    bool skip_errors;           /* on_error: skip */
+    bool bounded;               /* stop at the high watermarks seen at start */
+    bool key;                   /* fill the `key` field with the record key */
+    sl_kafka_start_t start;     /* where each partition starts */
+    int noffsets;               /* start: offsets: entries */
+    sl_kafka_offset_t *offsets; /* noffsets entries, partitions distinct */
+    int timeout_ms;             /* connect / metadata timeout */
+    int nprops;                 /* properties: passed to librdkafka */
+    char **prop_names;          /* nprops entries, owned */
+    char **prop_values;         /* nprops entries, owned */
+    /* bound to the schema by sl_kafka_cfg_bind: field index or -1 */
+    int f_key, f_partition, f_offset, f_timestamp, f_value;
+    int nvalue;        /* fields that come from the value, in schema order */
+    int *value_fields; /* their indexes (CSV columns, JSON keys) */
+} sl_kafka_cfg_t;
+
+/* Parses the kafka-specific fields of a source's mapping (all but `schema`
+ * and the common keys). Every error goes to d with its position; name is
+ * the source's name for messages. Returns 0 and *out, SL_SPEC or SL_NOMEM. */
+int sl_kafka_cfg_parse(const sl_ynode_t *body, const char *name, sl_diag_t *d,
+                       sl_kafka_cfg_t **out);
+/* Binds cfg to the source's schema (metadata fields, value fields) and
+ * checks the types of the metadata fields; errors at line:col in d.
+ * Returns 0 or SL_SPEC / SL_NOMEM. */
+int sl_kafka_cfg_bind(sl_kafka_cfg_t *cfg, const sl_schema_t *schema, sl_diag_t *d, int line,
+                      int col);
+void sl_kafka_cfg_destroy(sl_kafka_cfg_t **pp);
+
+/* Decodes the value p[0..n) into the value fields of vals[schema->nfields]
+ * (metadata fields are left to the caller). Strings live in arena. Returns
+ * 0, or SL_DATA with the reason in err (no position: the caller names
+ * topic, partition and offset), or SL_NOMEM. */
+int sl_kafka_decode(const sl_kafka_cfg_t *cfg, const sl_schema_t *schema, const char *p, size_t n,
+                    sl_value_t *vals, sl_arena_t *arena, char *err, size_t cap);
+
+#endif

@@ -1,0 +1,745 @@
+/* kafka_cfg.c — the `kafka` source's fields as the planner checks them, and
+ * the decoding of a record value (JSON object, CSV line, raw bytes) into a
+ * row. No librdkafka here: see sluice/kafka.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "sluice/kafka.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/err.h"
+#include "sluice/textfmt.h"
+
+#define S_JSON_DEPTH 64 /* deepest nesting skipped inside a value */
+#define S_SYNTAX 1      /* s_jfield: a syntax error, reason in j->why */
+
+/* Settings the source controls itself; `properties:` may not set them. */
+static const char *const s_denied[] = {
+    "bootstrap.servers",    "metadata.broker.list",    "group.id",
+    "auto.offset.reset",    "enable.auto.commit",      "enable.auto.offset.store",
+    "enable.partition.eof", "allow.auto.create.topics"};
+#define S_NDENIED ((int)(sizeof s_denied / sizeof *s_denied))
+
+static int s_err(char *err, size_t cap, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int s_err(char *err, size_t cap, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* Non-empty string field: a copy in *out, or an error recorded. */
+static int s_str(const sl_ynode_t *n, const char *what, const char *name, sl_diag_t *d, char **out)
+{
+    const char *v = sl_ynode_str(n, d, what);
+    if (!v)
+        return SL_SPEC;
+    if (!*v) {
+        sl_diag_error(d, n->line, n->col, "%s of '%s' is empty", what, name);
+        return SL_SPEC;
+    }
+    *out = strdup(v);
+    return *out ? SL_OK : SL_NOMEM;
+}
+
+static int s_parse_start(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *name, sl_diag_t *d)
+{
+    if (n->kind == SL_Y_SCALAR) {
+        if (strcmp(n->str, "earliest") == 0)
+            c->start = SL_KAFKA_START_EARLIEST;
+        else if (strcmp(n->str, "latest") == 0)
+            c->start = SL_KAFKA_START_LATEST;
+        else {
+            sl_diag_error(d, n->line, n->col,
+                          "start of '%s' must be earliest, latest or offsets: {PARTITION: "
+                          "OFFSET, ...}, not '%s'",
+                          name, n->str);
+            return SL_SPEC;
+        }
+        return SL_OK;
+    }
+    const sl_ynode_t *offs = sl_ynode_get(n, "offsets");
+    if (n->kind != SL_Y_MAP || n->n != 1 || !offs) {
+        sl_diag_error(d, n->line, n->col,
+                      "start of '%s' must be earliest, latest or offsets: {PARTITION: OFFSET, "
+                      "...}",
+                      name);
+        return SL_SPEC;
+    }
+    if (offs->kind != SL_Y_MAP || offs->n == 0) {
+        sl_diag_error(d, offs->line, offs->col,
+                      "offsets of '%s' must map partitions to offsets, e.g. {0: 100, 3: 7}", name);
+        return SL_SPEC;
+    }
+    c->start = SL_KAFKA_START_OFFSETS;
+    c->offsets = calloc((size_t)offs->n, sizeof *c->offsets);
+    if (!c->offsets)
+        return SL_NOMEM;
+    int bad = 0;
+    for (int i = 0; i < offs->n; i++) {
+        long long p, o;
+        if (sl_ynode_int(offs->keys[i], 0, INT32_MAX, d, "partition", &p) ||
+            sl_ynode_int(offs->items[i], 0, INT64_MAX, d, "offset", &o)) {
+            bad = 1;
+            continue;
+        }
+        for (int k = 0; k < c->noffsets; k++)
+            if (c->offsets[k].partition == p) {
+                sl_diag_error(d, offs->keys[i]->line, offs->keys[i]->col,
+                              "partition %lld named twice in offsets of '%s'", p, name);
+                bad = 1;
+            }
+        c->offsets[c->noffsets].partition = (int32_t)p;
+        c->offsets[c->noffsets].offset = (int64_t)o;
+        c->noffsets++;
+    }
+    return bad ? SL_SPEC : SL_OK;
+}
+
+static int s_parse_props(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *name, sl_diag_t *d)
+{
+    if (n->kind != SL_Y_MAP) {
+        sl_diag_error(d, n->line, n->col,
+                      "properties of '%s' must map librdkafka settings to values", name);
+        return SL_SPEC;
+    }
+    c->prop_names = calloc((size_t)n->n + 1, sizeof(char *));
+    c->prop_values = calloc((size_t)n->n + 1, sizeof(char *));
+    if (!c->prop_names || !c->prop_values)
+        return SL_NOMEM;
+    int bad = 0;
+    for (int i = 0; i < n->n; i++) {
+        const char *k = sl_ynode_str(n->keys[i], d, "property name");
+        const char *v = sl_ynode_str(n->items[i], d, "property value");
+        if (!k || !v) {
+            bad = 1;
+            continue;
+        }
+        bool denied = strncmp(k, "test.mock.", 10) == 0;
+        for (int j = 0; j < S_NDENIED; j++)
+            denied = denied || strcmp(k, s_denied[j]) == 0;
+        if (denied) {
+            sl_diag_error(d, n->keys[i]->line, n->keys[i]->col,
+                          "property '%s' of '%s' is set by the source itself", k, name);
+            bad = 1;
+            continue;
+        }
+        c->prop_names[c->nprops] = strdup(k);
+        c->prop_values[c->nprops] = strdup(v);
+        c->nprops++;
+        if (!c->prop_names[c->nprops - 1] || !c->prop_values[c->nprops - 1])
+            return SL_NOMEM;
+    }
+    return bad ? SL_SPEC : SL_OK;
+}
+
+int sl_kafka_cfg_parse(const sl_ynode_t *body, const char *name, sl_diag_t *d, sl_kafka_cfg_t **out)
+{
+    *out = NULL;
+    sl_kafka_cfg_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return SL_NOMEM;
+    c->bounded = true;
+    c->timeout_ms = 10000;
+    c->f_key = c->f_partition = c->f_offset = c->f_timestamp = c->f_value = -1;
+    int rc = SL_OK, bad = 0;
+    const sl_ynode_t *n;
+#define S_CHECK(expr)                                                                              \
+    do {                                                                                           \
+        int r_ = (expr);                                                                           \
+        if (r_ == SL_NOMEM) {                                                                      \
+            rc = SL_NOMEM;                                                                         \
+            goto done;                                                                             \
+        }                                                                                          \
+        if (r_)                                                                                    \
+            bad = 1;                                                                               \
+    } while (0)
+    static const char *const req[] = {"bootstrap", "topic"};
+    for (int i = 0; i < 2; i++) {
+        n = sl_ynode_get(body, req[i]);
+        if (!n) {
+            sl_diag_error(d, body->line, body->col, "source '%s' (type kafka) needs a '%s' field",
+                          name, req[i]);
+            bad = 1;
+            continue;
+        }
+        S_CHECK(s_str(n, req[i], name, d, i == 0 ? &c->bootstrap : &c->topic));
+    }
+    if ((n = sl_ynode_get(body, "format"))) {
+        const char *f = sl_ynode_str(n, d, "format");
+        if (f && (strcmp(f, "json") == 0 || strcmp(f, "jsonl") == 0))
+            c->format = SL_KAFKA_JSON;
+        else if (f && strcmp(f, "csv") == 0)
+            c->format = SL_KAFKA_CSV;
+        else if (f && strcmp(f, "raw") == 0)
+            c->format = SL_KAFKA_RAW;
+        else {
+            if (f) {
+                sl_diag_error(d, n->line, n->col, "unknown format '%s' for '%s'", f, name);
+                sl_diag_hint(d, "formats are json, csv, raw");
+            }
+            bad = 1;
+        }
+    } else {
+        sl_diag_error(d, body->line, body->col, "source '%s' (type kafka) needs a 'format' field",
+                      name);
+        bad = 1;
+    }
+    if ((n = sl_ynode_get(body, "start")))
+        S_CHECK(s_parse_start(c, n, name, d));
+    if ((n = sl_ynode_get(body, "bounded"))) {
+        if (sl_ynode_bool(n, d, "bounded", &c->bounded))
+            bad = 1;
+        else if (!c->bounded) {
+            sl_diag_error(d, n->line, n->col,
+                          "source '%s': unbounded Kafka reading is not supported yet", name);
+            bad = 1;
+        }
+    }
+    if ((n = sl_ynode_get(body, "key")) && sl_ynode_bool(n, d, "key", &c->key))
+        bad = 1;
+    if ((n = sl_ynode_get(body, "on_error"))) {
+        const char *v = sl_ynode_str(n, d, "on_error");
+        if (v && strcmp(v, "skip") == 0)
+            c->skip_errors = true;
+        else if (v && strcmp(v, "fail") != 0) {
+            sl_diag_error(d, n->line, n->col, "on_error must be 'fail' or 'skip', not '%s'", v);
+            bad = 1;
+        } else if (!v)
+            bad = 1;
+    }
+    if ((n = sl_ynode_get(body, "group")))
+        S_CHECK(s_str(n, "group", name, d, &c->group));
+    if ((n = sl_ynode_get(body, "timeout_ms"))) {
+        long long v;
+        if (sl_ynode_int(n, 100, 3600000, d, "timeout_ms", &v))
+            bad = 1;
+        else
+            c->timeout_ms = (int)v;
+    }
+    if ((n = sl_ynode_get(body, "properties")))
+        S_CHECK(s_parse_props(c, n, name, d));
+#undef S_CHECK
+done:
+    if (rc == SL_OK && bad)
+        rc = SL_SPEC;
+    if (rc)
+        sl_kafka_cfg_destroy(&c);
+    *out = c;
+    return rc;
+}
+
+int sl_kafka_cfg_bind(sl_kafka_cfg_t *cfg, const sl_schema_t *schema, sl_diag_t *d, int line,
+                      int col)
+{
+    static const struct {
+        const char *name;
+        sl_type_t type;
+    } meta[] = {{"partition", SL_TYPE_INT64},
+                {"offset", SL_TYPE_INT64},
+                {"kafka_timestamp", SL_TYPE_TIMESTAMP},
+                {"key", SL_TYPE_STRING}};
+    int *slot[] = {&cfg->f_partition, &cfg->f_offset, &cfg->f_timestamp, &cfg->f_key};
+    int bad = 0;
+    for (int i = 0; i < 4; i++) {
+        *slot[i] = -1;
+        if (i == 3 && !cfg->key)
+            continue;
+        int f = sl_schema_find(schema, meta[i].name);
+        if (f < 0) {
+            if (i == 3) {
+                sl_diag_error(d, line, col,
+                              "with key: true the schema needs a field 'key' of type string");
+                bad = 1;
+            }
+            continue;
+        }
+        if (schema->fields[f].type != meta[i].type) {
+            sl_diag_error(d, line, col, "field '%s' holds the record's %s and must be %s",
+                          meta[i].name, meta[i].name, sl_type_name(meta[i].type));
+            bad = 1;
+        }
+        *slot[i] = f;
+    }
+    free(cfg->value_fields);
+    cfg->value_fields = calloc((size_t)schema->nfields + 1, sizeof(int));
+    if (!cfg->value_fields)
+        return SL_NOMEM;
+    cfg->nvalue = 0;
+    for (int f = 0; f < schema->nfields; f++)
+        if (f != cfg->f_partition && f != cfg->f_offset && f != cfg->f_timestamp && f != cfg->f_key)
+            cfg->value_fields[cfg->nvalue++] = f;
+    cfg->f_value = -1;
+    if (cfg->format == SL_KAFKA_RAW) {
+        cfg->f_value = sl_schema_find(schema, "value");
+        if (cfg->f_value < 0 || schema->fields[cfg->f_value].type != SL_TYPE_STRING ||
+            cfg->nvalue != 1) {
+            sl_diag_error(d, line, col,
+                          "a raw Kafka source has one string field 'value' (besides partition, "
+                          "offset, kafka_timestamp, key)");
+            bad = 1;
+        }
+    } else if (cfg->nvalue == 0) {
+        sl_diag_error(d, line, col, "the schema names no field to read from the record value");
+        bad = 1;
+    }
+    return bad ? SL_SPEC : SL_OK;
+}
+
+void sl_kafka_cfg_destroy(sl_kafka_cfg_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    sl_kafka_cfg_t *c = *pp;
+    free(c->bootstrap);
+    free(c->topic);
+    free(c->group);
+    free(c->offsets);
+    for (int i = 0; i < c->nprops; i++) {
+        free(c->prop_names[i]);
+        free(c->prop_values[i]);
+    }
+    free(c->prop_names);
+    free(c->prop_values);
+    free(c->value_fields);
+    free(c);
+    *pp = NULL;
+}
+
+/* ---- decoding: JSON ------------------------------------------------------- */
+
+typedef struct {
+    char *p;         /* the value, a writable copy (strings decode in place) */
+    size_t n, i;     /* length and cursor */
+    const char *why; /* first syntax error */
+} s_json_t;
+
+static int s_jfail(s_json_t *j, const char *why)
+{
+    if (!j->why)
+        j->why = why;
+    return -1;
+}
+
+static void s_jws(s_json_t *j)
+{
+    while (j->i < j->n && strchr(" \t\r\n", j->p[j->i]) && j->p[j->i])
+        j->i++;
+}
+
+static int s_hex4(const char *s, unsigned *out)
+{
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++) {
+        char ch = s[k];
+        v <<= 4;
+        if (ch >= '0' && ch <= '9')
+            v |= (unsigned)(ch - '0');
+        else if (ch >= 'a' && ch <= 'f')
+            v |= (unsigned)(ch - 'a' + 10);
+        else if (ch >= 'A' && ch <= 'F')
+            v |= (unsigned)(ch - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The string at j->i (a '"'), decoded in place into *s, *len. */
+static int s_jstring(s_json_t *j, char **s, size_t *len)
+{
+    char *p = j->p, *w = p + j->i + 1;
+    size_t i = j->i + 1;
+    *s = w;
+    for (;;) {
+        if (i >= j->n)
+            return s_jfail(j, "unterminated string");
+        unsigned char ch = (unsigned char)p[i];
+        if (ch == '"')
+            break;
+        if (ch < 0x20)
+            return s_jfail(j, "control character in string");
+        if (ch != '\\') {
+            *w++ = (char)ch;
+            i++;
+            continue;
+        }
+        if (i + 1 >= j->n)
+            return s_jfail(j, "unterminated string");
+        char e = p[i + 1];
+        i += 2;
+        const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
+        const char *k = e ? strchr(from, e) : NULL;
+        if (k) {
+            *w++ = to[k - from];
+            continue;
+        }
+        unsigned cp, lo;
+        if (e != 'u' || i + 4 > j->n || s_hex4(p + i, &cp) < 0)
+            return s_jfail(j, "bad escape in string");
+        i += 4;
+        if (cp >= 0xDC00 && cp <= 0xDFFF)
+            return s_jfail(j, "lone low surrogate");
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (i + 6 > j->n || p[i] != '\\' || p[i + 1] != 'u' || s_hex4(p + i + 2, &lo) < 0 ||
+                lo < 0xDC00 || lo > 0xDFFF)
+                return s_jfail(j, "unpaired high surrogate");
+            i += 6;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        if (cp < 0x80) {
+            *w++ = (char)cp;
+        } else if (cp < 0x800) {
+            *w++ = (char)(0xC0 | (cp >> 6));
+            *w++ = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            *w++ = (char)(0xE0 | (cp >> 12));
+            *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+            *w++ = (char)(0x80 | (cp & 0x3F));
+        } else {
+            *w++ = (char)(0xF0 | (cp >> 18));
+            *w++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+            *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+            *w++ = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    *len = (size_t)(w - *s);
+    j->i = i + 1;
+    return 0;
+}
+
+/* The number at j->i (JSON grammar); *is_int without fraction/exponent. */
+static int s_jnumber(s_json_t *j, size_t *start, size_t *len, bool *is_int)
+{
+    const char *p = j->p;
+    size_t i = j->i, n = j->n;
+    *start = i;
+    *is_int = true;
+    if (i < n && p[i] == '-')
+        i++;
+    if (i >= n || p[i] < '0' || p[i] > '9')
+        return s_jfail(j, "unexpected token");
+    if (p[i] == '0')
+        i++;
+    else
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+    if (i < n && p[i] == '.') {
+        *is_int = false;
+        size_t d = ++i;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+        if (i == d)
+            return s_jfail(j, "bad number");
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        *is_int = false;
+        i++;
+        if (i < n && (p[i] == '+' || p[i] == '-'))
+            i++;
+        size_t d = i;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+        if (i == d)
+            return s_jfail(j, "bad number");
+    }
+    *len = i - *start;
+    j->i = i;
+    return 0;
+}
+
+static int s_jliteral(s_json_t *j, const char *word)
+{
+    size_t k = strlen(word);
+    if (j->n - j->i < k || memcmp(j->p + j->i, word, k) != 0)
+        return s_jfail(j, "unexpected token");
+    j->i += k;
+    return 0;
+}
+
+/* Skips (and validates) any value. */
+static int s_jskip(s_json_t *j, int depth)
+{
+    if (depth > S_JSON_DEPTH)
+        return s_jfail(j, "nested too deep");
+    s_jws(j);
+    if (j->i >= j->n)
+        return s_jfail(j, "missing value");
+    char ch = j->p[j->i], *s;
+    size_t len, st;
+    bool isint;
+    if (ch == '"')
+        return s_jstring(j, &s, &len);
+    if (ch == 't' || ch == 'f' || ch == 'n')
+        return s_jliteral(j, ch == 't' ? "true" : ch == 'f' ? "false" : "null");
+    if (ch != '{' && ch != '[')
+        return s_jnumber(j, &st, &len, &isint);
+    char close = ch == '{' ? '}' : ']';
+    j->i++;
+    s_jws(j);
+    if (j->i < j->n && j->p[j->i] == close) {
+        j->i++;
+        return 0;
+    }
+    for (;;) {
+        if (ch == '{') {
+            s_jws(j);
+            if (j->i >= j->n || j->p[j->i] != '"')
+                return s_jfail(j, "expected a key");
+            if (s_jstring(j, &s, &len) < 0)
+                return -1;
+            s_jws(j);
+            if (j->i >= j->n || j->p[j->i] != ':')
+                return s_jfail(j, "expected ':'");
+            j->i++;
+        }
+        if (s_jskip(j, depth + 1) < 0)
+            return -1;
+        s_jws(j);
+        if (j->i < j->n && j->p[j->i] == ',') {
+            j->i++;
+            continue;
+        }
+        if (j->i < j->n && j->p[j->i] == close) {
+            j->i++;
+            return 0;
+        }
+        return s_jfail(j, "expected ',' or a closing bracket");
+    }
+}
+
+static const char *s_jkind(char ch)
+{
+    return ch == '"'                ? "string"
+           : ch == 't' || ch == 'f' ? "bool"
+           : ch == '{'              ? "object"
+           : ch == '['              ? "array"
+                                    : "number";
+}
+
+/* One JSON field value at j->i into vals[f] of type t. */
+static int s_jfield(s_json_t *j, const sl_schema_t *sc, int f, sl_value_t *vals, sl_arena_t *arena,
+                    char *err, size_t cap)
+{
+    sl_type_t t = sc->fields[f].type;
+    char ch = j->p[j->i], why[160];
+    int rc = 0;
+    bool wrong = false;
+    if (ch == 'n') {
+        if (s_jliteral(j, "null") < 0)
+            return S_SYNTAX;
+        vals[f] = sl_value_null();
+        vals[f].type = t;
+    } else if (ch == 't' || ch == 'f') {
+        if (s_jliteral(j, ch == 't' ? "true" : "false") < 0)
+            return S_SYNTAX;
+        if (t == SL_TYPE_BOOL)
+            vals[f] = sl_value_bool(ch == 't');
+        else
+            wrong = true;
+    } else if (ch == '"') {
+        char *s;
+        size_t len;
+        if (s_jstring(j, &s, &len) < 0)
+            return S_SYNTAX;
+        if (t == SL_TYPE_STRING)
+            vals[f] = sl_value_str(s, (uint32_t)len); /* s lives in the arena copy */
+        else if (t == SL_TYPE_TIMESTAMP)
+            rc = sl_value_from_text(t, s, len, arena, &vals[f], why, sizeof why);
+        else
+            wrong = true;
+    } else if (ch == '{' || ch == '[') {
+        if (s_jskip(j, 1) < 0)
+            return S_SYNTAX;
+        wrong = true;
+    } else {
+        size_t st, len;
+        bool isint;
+        if (s_jnumber(j, &st, &len, &isint) < 0)
+            return S_SYNTAX;
+        if (t == SL_TYPE_DOUBLE || ((t == SL_TYPE_INT64 || t == SL_TYPE_TIMESTAMP) && isint))
+            rc = sl_value_from_text(t, j->p + st, len, arena, &vals[f], why, sizeof why);
+        else if (t == SL_TYPE_INT64 || t == SL_TYPE_TIMESTAMP)
+            rc = s_err(why, sizeof why, SL_DATA, "'%.*s' is not an int64",
+                       (int)(len > 60 ? 60 : len), j->p + st);
+        else
+            wrong = true;
+    }
+    if (wrong)
+        return s_err(err, cap, SL_DATA, "field '%s' expects %s, got %s", sc->fields[f].name,
+                     sl_type_name(t), s_jkind(ch));
+    if (rc == SL_DATA)
+        return s_err(err, cap, SL_DATA, "field '%s': %s", sc->fields[f].name, why);
+    if (rc < 0)
+        return s_err(err, cap, rc, "%s", why);
+    return 0;
+}
+
+static int s_decode_json(const sl_kafka_cfg_t *cfg, const sl_schema_t *sc, char *p, size_t n,
+                         sl_value_t *vals, sl_arena_t *arena, char *err, size_t cap)
+{
+    s_json_t j = {.p = p, .n = n, .i = 0, .why = NULL};
+    s_jws(&j);
+    if (j.i >= n || p[j.i] != '{') {
+        s_jfail(&j, "not a JSON object");
+        goto syntax;
+    }
+    j.i++;
+    s_jws(&j);
+    if (j.i < n && p[j.i] == '}') {
+        j.i++;
+    } else {
+        for (;;) {
+            char *key;
+            size_t klen;
+            s_jws(&j);
+            if (j.i >= n || p[j.i] != '"') {
+                s_jfail(&j, "expected a key");
+                goto syntax;
+            }
+            if (s_jstring(&j, &key, &klen) < 0)
+                goto syntax;
+            s_jws(&j);
+            if (j.i >= n || p[j.i] != ':') {
+                s_jfail(&j, "expected ':'");
+                goto syntax;
+            }
+            j.i++;
+            s_jws(&j);
+            if (j.i >= n) {
+                s_jfail(&j, "missing value");
+                goto syntax;
+            }
+            int f = -1;
+            for (int k = 0; k < cfg->nvalue && f < 0; k++) {
+                const char *fn = sc->fields[cfg->value_fields[k]].name;
+                if (strlen(fn) == klen && memcmp(fn, key, klen) == 0)
+                    f = cfg->value_fields[k];
+            }
+            int rc = f >= 0               ? s_jfield(&j, sc, f, vals, arena, err, cap)
+                     : s_jskip(&j, 1) < 0 ? S_SYNTAX
+                                          : 0;
+            if (rc == S_SYNTAX)
+                goto syntax;
+            if (rc)
+                return rc; /* a typed error with its message */
+            s_jws(&j);
+            if (j.i < n && p[j.i] == ',') {
+                j.i++;
+                continue;
+            }
+            if (j.i < n && p[j.i] == '}') {
+                j.i++;
+                break;
+            }
+            s_jfail(&j, "expected ',' or '}'");
+            goto syntax;
+        }
+    }
+    s_jws(&j);
+    if (j.i != n) {
+        s_jfail(&j, "text after the object");
+        goto syntax;
+    }
+    return 0;
+syntax:
+    return s_err(err, cap, SL_DATA, "bad JSON at column %zu: %s", j.i + 1,
+                 j.why ? j.why : "syntax error");
+}
+
+/* ---- decoding: CSV (one record, columns in schema order) ------------------ */
+
+static int s_decode_csv(const sl_kafka_cfg_t *cfg, const sl_schema_t *sc, char *p, size_t n,
+                        sl_value_t *vals, sl_arena_t *arena, char *err, size_t cap)
+{
+    while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r'))
+        n--;
+    size_t i = 0;
+    int col = 0;
+    for (;;) {
+        char *cell = p + i, *w = cell;
+        bool quoted = false;
+        if (i < n && p[i] == '"') {
+            quoted = true;
+            i++;
+            for (;;) {
+                if (i >= n)
+                    return s_err(err, cap, SL_DATA, "bad quoting in column %d", col + 1);
+                if (p[i] == '"') {
+                    if (i + 1 < n && p[i + 1] == '"') {
+                        *w++ = '"';
+                        i += 2;
+                        continue;
+                    }
+                    i++;
+                    break;
+                }
+                *w++ = p[i++];
+            }
+            if (i < n && p[i] != ',')
+                return s_err(err, cap, SL_DATA, "bad quoting in column %d", col + 1);
+        } else {
+            while (i < n && p[i] != ',') {
+                if (p[i] == '"')
+                    return s_err(err, cap, SL_DATA, "bad quoting in column %d", col + 1);
+                i++;
+            }
+            w = p + i;
+        }
+        if (col < cfg->nvalue) {
+            int f = cfg->value_fields[col];
+            sl_type_t t = sc->fields[f].type;
+            size_t len = (size_t)(w - cell);
+            char why[160];
+            if (t == SL_TYPE_STRING && len == 0 && quoted) {
+                vals[f] = sl_value_str("", 0);
+            } else {
+                int rc = sl_value_from_text(t, cell, len, arena, &vals[f], why, sizeof why);
+                if (rc == SL_DATA)
+                    return s_err(err, cap, SL_DATA, "column '%s': %s", sc->fields[f].name, why);
+                if (rc < 0)
+                    return s_err(err, cap, rc, "%s", why);
+            }
+        }
+        col++;
+        if (i >= n)
+            break;
+        i++; /* the comma */
+    }
+    if (col != cfg->nvalue)
+        return s_err(err, cap, SL_DATA, "expected %d columns, got %d", cfg->nvalue, col);
+    return 0;
+}
+
+int sl_kafka_decode(const sl_kafka_cfg_t *cfg, const sl_schema_t *schema, const char *p, size_t n,
+                    sl_value_t *vals, sl_arena_t *arena, char *err, size_t cap)
+{
+    for (int k = 0; k < cfg->nvalue; k++) {
+        int f = cfg->value_fields[k];
+        vals[f] = sl_value_null(); /* a missing field is null */
+        vals[f].type = schema->fields[f].type;
+    }
+    if (n > UINT32_MAX)
+        return s_err(err, cap, SL_DATA, "value of %zu bytes is too large", n);
+    char *copy = sl_arena_alloc(arena, n ? n : 1);
+    if (!copy)
+        return s_err(err, cap, SL_NOMEM, "out of memory");
+    if (n)
+        memcpy(copy, p, n);
+    switch (cfg->format) {
+    case SL_KAFKA_RAW:
+        vals[cfg->f_value] = sl_value_str(copy, (uint32_t)n);
+        return 0;
+    case SL_KAFKA_CSV:
+        return s_decode_csv(cfg, schema, copy, n, vals, arena, err, cap);
+    case SL_KAFKA_JSON:
+        break;
+    }
+    return s_decode_json(cfg, schema, copy, n, vals, arena, err, cap);
+}

@@ -1,0 +1,256 @@
+/* check_kafka.c — the `kafka` source's configuration as the planner checks
+ * it (every error with its position) and the decoding of record values
+ * (JSON, CSV, raw) into rows. No broker: scenario 085 reads real topics. */
+#define _POSIX_C_SOURCE 200809L
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/err.h"
+#include "sluice/kafka.h"
+#include "sluice/plan.h"
+#include "testutil.h"
+
+typedef struct {
+    sl_diag_t *d;
+    sl_spec_t *spec;
+    sl_plan_t *plan;
+} s_loaded_t;
+
+/* A job with one kafka source whose body lines (6-space indented, starting
+ * at line 5) are `body`, feeding a stdout sink. */
+static int s_load(s_loaded_t *l, const char *body)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "name: k\n"
+             "sources:\n"
+             "  - name: src\n"
+             "    type: kafka\n"
+             "%s"
+             "sinks:\n"
+             "  - { name: out, type: stdout, input: src }\n",
+             body);
+    l->d = sl_diag_new("job.yaml");
+    return sl_plan_load("job.yaml", text, strlen(text), NULL, 0, l->d, &l->spec, &l->plan);
+}
+
+static void s_unload(s_loaded_t *l)
+{
+    sl_plan_destroy(&l->plan);
+    sl_spec_destroy(&l->spec);
+    sl_diag_destroy(&l->d);
+}
+
+/* Loading body fails with an error at line:col whose message holds what. */
+static void s_expect_error(const char *body, int line, int col, const char *what)
+{
+    s_loaded_t l;
+    ck_assert_int_eq(s_load(&l, body), SL_SPEC);
+    int found = 0;
+    for (int i = 0; i < sl_diag_count(l.d); i++)
+        if (sl_diag_line(l.d, i) == line && sl_diag_col(l.d, i) == col &&
+            strstr(sl_diag_message(l.d, i), what))
+            found = 1;
+    if (!found) {
+        sl_diag_print(l.d, stderr);
+        ck_abort_msg("no error '%s' at %d:%d", what, line, col);
+    }
+    s_unload(&l);
+}
+
+#define S_BOOT "    bootstrap: 127.0.0.1:9092\n"
+#define S_JSON                                                                                     \
+    "    topic: t\n"                                                                               \
+    "    format: json\n"                                                                           \
+    "    schema: [{name: word, type: string}, {name: n, type: int64}]\n"
+
+START_TEST(test_valid_config)
+{
+    s_loaded_t l;
+    ck_assert_int_eq(s_load(&l, S_BOOT "    topic: orders\n"
+                                       "    format: csv\n"
+                                       "    schema:\n"
+                                       "      - {name: id, type: int64}\n"
+                                       "      - {name: partition, type: int64}\n"
+                                       "      - {name: key, type: string}\n"
+                                       "      - {name: kafka_timestamp, type: timestamp}\n"
+                                       "      - {name: name, type: string}\n"
+                                       "    key: true\n"
+                                       "    group: g1\n"
+                                       "    on_error: skip\n"
+                                       "    timeout_ms: 2500\n"
+                                       "    start:\n"
+                                       "      offsets: {0: 10, 3: 0}\n"
+                                       "    properties:\n"
+                                       "      fetch.max.bytes: 1048576\n"
+                                       "      client.id: me\n"),
+                     SL_OK);
+    const sl_plan_node_t *nd = &l.plan->nodes[sl_spec_find(l.spec, "src")];
+    ck_assert_int_eq(nd->kind, SL_OP_KAFKA_SOURCE);
+    const sl_kafka_cfg_t *k = nd->kafka;
+    ck_assert_ptr_nonnull(k);
+    ck_assert_str_eq(k->bootstrap, "127.0.0.1:9092");
+    ck_assert_str_eq(k->topic, "orders");
+    ck_assert_str_eq(k->group, "g1");
+    ck_assert_int_eq(k->format, SL_KAFKA_CSV);
+    ck_assert(k->skip_errors && k->bounded && k->key);
+    ck_assert_int_eq(k->timeout_ms, 2500);
+    ck_assert_int_eq(k->start, SL_KAFKA_START_OFFSETS);
+    ck_assert_int_eq(k->noffsets, 2);
+    ck_assert_int_eq(k->offsets[0].partition, 0);
+    ck_assert_int_eq(k->offsets[0].offset, 10);
+    ck_assert_int_eq(k->offsets[1].partition, 3);
+    ck_assert_int_eq(k->nprops, 2);
+    ck_assert_str_eq(k->prop_names[0], "fetch.max.bytes");
+    ck_assert_str_eq(k->prop_values[0], "1048576");
+    /* metadata fields come from the record; the rest from the value, in order */
+    ck_assert_int_eq(k->f_partition, 1);
+    ck_assert_int_eq(k->f_key, 2);
+    ck_assert_int_eq(k->f_timestamp, 3);
+    ck_assert_int_eq(k->f_offset, -1);
+    ck_assert_int_eq(k->nvalue, 2);
+    ck_assert_int_eq(k->value_fields[0], 0);
+    ck_assert_int_eq(k->value_fields[1], 4);
+    s_unload(&l);
+
+    /* defaults; raw without a schema reads one string field `value` */
+    ck_assert_int_eq(s_load(&l, S_BOOT "    topic: t\n    format: raw\n"), SL_OK);
+    nd = &l.plan->nodes[sl_spec_find(l.spec, "src")];
+    ck_assert_int_eq(nd->kafka->start, SL_KAFKA_START_EARLIEST);
+    ck_assert_int_eq(nd->kafka->timeout_ms, 10000);
+    ck_assert(nd->kafka->bounded && !nd->kafka->skip_errors && !nd->kafka->group);
+    char buf[128];
+    sl_schema_format(nd->out, buf, sizeof buf);
+    ck_assert_str_eq(buf, "value:string");
+    s_unload(&l);
+
+    ck_assert_int_eq(s_load(&l, S_BOOT S_JSON "    start: latest\n"), SL_OK);
+    ck_assert_int_eq(l.plan->nodes[0].kafka->start, SL_KAFKA_START_LATEST);
+    s_unload(&l);
+}
+END_TEST
+
+START_TEST(test_errors_with_positions)
+{
+    /* the node's mapping starts at 3:5 */
+    s_expect_error(S_JSON, 3, 5, "needs a 'bootstrap' field");
+    s_expect_error(S_BOOT "    format: raw\n", 3, 5, "needs a 'topic' field");
+    s_expect_error(S_BOOT "    topic: t\n", 3, 5, "needs a 'format' field");
+    s_expect_error(S_BOOT "    topic: t\n    format: avro\n", 7, 13, "unknown format 'avro'");
+    s_expect_error(S_BOOT "    topic: t\n    format: json\n", 3, 5, "needs a 'schema'");
+    s_expect_error("    bootstrap: ''\n" S_JSON, 5, 16, "bootstrap of 'src' is empty");
+    s_expect_error(S_BOOT S_JSON "    start: oldest\n", 9, 12,
+                   "must be earliest, latest or offsets");
+    s_expect_error(S_BOOT S_JSON "    start: {offsets: 7}\n", 9, 22, "must map partitions");
+    s_expect_error(S_BOOT S_JSON "    start: {from: {0: 1}}\n", 9, 12,
+                   "must be earliest, latest or offsets");
+    s_expect_error(S_BOOT S_JSON "    start:\n      offsets: {x: 5}\n", 10, 17, "partition");
+    s_expect_error(S_BOOT S_JSON "    start:\n      offsets: {0: -1}\n", 10, 20, "offset");
+    s_expect_error(S_BOOT S_JSON "    start:\n      offsets:\n        1: 5\n        1: 6\n", 12, 9,
+                   "duplicate key '1'");
+    s_expect_error(S_BOOT S_JSON "    start:\n      offsets: {1: 5, 01: 6}\n", 10, 23,
+                   "partition 1 named twice");
+    s_expect_error(S_BOOT S_JSON "    bounded: false\n", 9, 14, "unbounded");
+    s_expect_error(S_BOOT S_JSON "    on_error: ignore\n", 9, 15, "'fail' or 'skip'");
+    s_expect_error(S_BOOT S_JSON "    timeout_ms: 5\n", 9, 17, "timeout_ms");
+    s_expect_error(S_BOOT S_JSON "    properties:\n      group.id: x\n", 10, 7,
+                   "property 'group.id' of 'src' is set by the source itself");
+    s_expect_error(S_BOOT S_JSON "    properties:\n      test.mock.num.brokers: 3\n", 10, 7,
+                   "set by the source itself");
+    s_expect_error(S_BOOT S_JSON "    properties: [a]\n", 9, 17, "properties of 'src' must map");
+    s_expect_error(S_BOOT S_JSON "    key: true\n", 8, 13, "needs a field 'key'");
+    s_expect_error(S_BOOT "    topic: t\n    format: json\n"
+                          "    schema: [{name: offset, type: string}, {name: n, type: int64}]\n",
+                   8, 13, "field 'offset' holds the record's offset and must be int64");
+    s_expect_error(S_BOOT "    topic: t\n    format: raw\n    schema: [{name: v, type: string}]\n",
+                   8, 13, "a raw Kafka source has one string field 'value'");
+    s_expect_error(S_BOOT "    topic: t\n    format: json\n    topics: [a]\n", 8, 5, "topics");
+}
+END_TEST
+
+/* Decodes value with the plan of body into vals; returns the code. */
+static int s_decode(const char *body, const char *value, sl_value_t *vals, sl_arena_t *a, char *err,
+                    size_t cap)
+{
+    s_loaded_t l;
+    ck_assert_int_eq(s_load(&l, body), SL_OK);
+    const sl_plan_node_t *nd = &l.plan->nodes[0];
+    int rc = sl_kafka_decode(nd->kafka, nd->out, value, strlen(value), vals, a, err, cap);
+    s_unload(&l);
+    return rc;
+}
+
+START_TEST(test_decode)
+{
+    sl_arena_t *a = sl_arena_new(4096);
+    sl_value_t v[4];
+    char err[256];
+    const char *json = S_BOOT "    topic: t\n    format: json\n"
+                              "    schema: [{name: word, type: string}, {name: n, type: int64}, "
+                              "{name: x, type: double}, {name: partition, type: int64}]\n";
+    ck_assert_int_eq(
+        s_decode(json,
+                 "{\"other\": {\"a\": [1, 2, {\"b\": null}]}, \"word\": \"h\\u00e9\\n\", "
+                 "\"n\": -42}",
+                 v, a, err, sizeof err),
+        SL_OK);
+    ck_assert_int_eq(v[0].len, 4);
+    ck_assert_int_eq(memcmp(v[0].u.s, "h\xc3\xa9\n", 4), 0);
+    ck_assert_int_eq(v[1].u.i, -42);
+    ck_assert(v[2].is_null); /* missing field */
+    ck_assert_int_eq(s_decode(json, "{\"word\": \"a\", \"n\": 1.5}", v, a, err, sizeof err),
+                     SL_DATA);
+    ck_assert_str_eq(err, "field 'n': '1.5' is not an int64");
+    ck_assert_int_eq(s_decode(json, "{\"word\": 7}", v, a, err, sizeof err), SL_DATA);
+    ck_assert_str_eq(err, "field 'word' expects string, got number");
+    ck_assert_int_eq(s_decode(json, "{\"word\": \"a\",", v, a, err, sizeof err), SL_DATA);
+    ck_assert_ptr_nonnull(strstr(err, "bad JSON at column"));
+    ck_assert_int_eq(s_decode(json, "[1]", v, a, err, sizeof err), SL_DATA);
+    ck_assert_ptr_nonnull(strstr(err, "not a JSON object"));
+    ck_assert_int_eq(s_decode(json, "{} x", v, a, err, sizeof err), SL_DATA);
+    ck_assert_ptr_nonnull(strstr(err, "text after the object"));
+
+    const char *csv =
+        S_BOOT "    topic: t\n    format: csv\n"
+               "    schema: [{name: word, type: string}, {name: offset, type: int64}, "
+               "{name: n, type: int64}]\n";
+    ck_assert_int_eq(s_decode(csv, "\"a,\"\"b\",7\n", v, a, err, sizeof err), SL_OK);
+    ck_assert_int_eq(v[0].len, 4);
+    ck_assert_int_eq(memcmp(v[0].u.s, "a,\"b", 4), 0);
+    ck_assert_int_eq(v[2].u.i, 7);
+    ck_assert_int_eq(s_decode(csv, "\"\",", v, a, err, sizeof err), SL_OK);
+    ck_assert(!v[0].is_null && v[0].len == 0); /* "" is the empty string */
+    ck_assert(v[2].is_null);                   /* an empty cell is null */
+    ck_assert_int_eq(s_decode(csv, "a,1,2", v, a, err, sizeof err), SL_DATA);
+    ck_assert_str_eq(err, "expected 2 columns, got 3");
+    ck_assert_int_eq(s_decode(csv, "a,zz", v, a, err, sizeof err), SL_DATA);
+    ck_assert_ptr_nonnull(strstr(err, "column 'n'"));
+    ck_assert_int_eq(s_decode(csv, "\"a,1", v, a, err, sizeof err), SL_DATA);
+    ck_assert_str_eq(err, "bad quoting in column 1");
+
+    ck_assert_int_eq(
+        s_decode(S_BOOT "    topic: t\n    format: raw\n", "any {thing", v, a, err, sizeof err),
+        SL_OK);
+    ck_assert_int_eq(v[0].len, 10);
+    ck_assert_int_eq(memcmp(v[0].u.s, "any {thing", 10), 0);
+    sl_arena_destroy(&a);
+}
+END_TEST
+
+static Suite *s_suite(void)
+{
+    Suite *s = suite_create("kafka");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_valid_config);
+    tcase_add_test(tc, test_errors_with_positions);
+    tcase_add_test(tc, test_decode);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return sl_test_run(s_suite());
+}

@@ -12,12 +12,11 @@
 #   sluice P=1  jobs/nexmark/qN.yaml, --parallelism 1 --workers 1
 #   sluice P=2  jobs/nexmark/qN.yaml, --parallelism 2 --workers 2
 # sluice runs a temporary copy of each job whose file sink is replaced by a
-# `stdout` sink, with sluice's stdout sent to /dev/null: a sink that
-# discards (there is no discard sink type; the file sink publishes by
-# renaming into the target's directory, so it cannot write /dev/null).
-# Before timing, each copy is checked against bench/nexmark_ref on a small
-# stream (sorted rows, byte for byte); in every timed run sluice's sink must
-# count as many rows as the ceiling, and its source as many events.
+# `discard` sink (counts and drops, chained into the query's task, like the
+# ceiling). Before timing, each job as written is checked against
+# bench/nexmark_ref on a small stream (sorted rows, byte for byte); in every
+# timed run sluice's sink must count as many rows as the ceiling, and its
+# source as many events.
 # Wall time, CPU time (user + sys, from the kernel's accounting of the
 # process via GNU time, like Nexmark's Cores x Time) and peak RSS of every
 # run; the table of medians is printed and written, with the machine, into
@@ -109,16 +108,16 @@ events_of() {
     fi
 }
 
-# ---- the job copies: the file sink replaced by stdout --------------------------
+# ---- the job copies: the file sink replaced by a discard sink -------------------
 mkdir -p "$DATA"
 for q in "${QS[@]}"; do
     src=$ROOT/jobs/nexmark/$q.yaml
     dst=$DATA/$q-discard.yaml
     [ -f "$src" ] || die "missing $src"
-    sed -e 's/^\([[:space:]]*\)type: file[[:space:]]*$/\1type: stdout/' \
-        -e '/^[[:space:]]*path:/d' "$src" >"$dst"
-    if ! grep -q '^[[:space:]]*type: stdout' "$dst" || grep -q '^[[:space:]]*type: file' "$dst"; then
-        die "could not replace the file sink of $src by a stdout sink (see $dst)"
+    sed -e 's/^\([[:space:]]*\)type: file[[:space:]]*$/\1type: discard/' \
+        -e '/^[[:space:]]*path:/d' -e '/^[[:space:]]*format:[[:space:]]*csv/d' "$src" >"$dst"
+    if ! grep -q '^[[:space:]]*type: discard' "$dst" || grep -q '^[[:space:]]*type: file' "$dst"; then
+        die "could not replace the file sink of $src by a discard sink (see $dst)"
     fi
 done
 
@@ -128,13 +127,14 @@ PMAX=${PS[${#PS[@]} - 1]}
 for q in "${QS[@]}"; do
     out=$DATA/check-$q.csv
     ref=$DATA/check-$q-ref.csv
-    "$SLUICE" run "$DATA/$q-discard.yaml" --param "events=$CHECK_EVENTS" --param "seed=$SEED" \
-        --parallelism "$PMAX" --workers "$PMAX" --quiet >"$out" 2>"$DATA/check-$q.log" ||
+    "$SLUICE" run "$ROOT/jobs/nexmark/$q.yaml" --param "events=$CHECK_EVENTS" --param "seed=$SEED" \
+        --param "output=$out" --parallelism "$PMAX" --workers "$PMAX" --quiet \
+        2>"$DATA/check-$q.log" ||
         die "$q: check run failed: $(cat "$DATA/check-$q.log")"
     "$REFP" "$q" "$CHECK_EVENTS" "$SEED" "$ref" || die "$q: nexmark_ref failed"
     cmp -s <(sort "$out") <(sort "$ref") ||
-        die "$q: sluice's stdout rows differ from nexmark_ref's on $CHECK_EVENTS events: compare sorted $out with $ref"
-    echo "== $q: the stdout-sink copy writes nexmark_ref's rows ($CHECK_EVENTS events, P=$PMAX)"
+        die "$q: sluice's rows differ from nexmark_ref's on $CHECK_EVENTS events: compare sorted $out with $ref"
+    echo "== $q: the job writes nexmark_ref's rows ($CHECK_EVENTS events, P=$PMAX)"
 done
 
 # ---- one timed run ----------------------------------------------------------------
@@ -193,10 +193,10 @@ run_config() {
         [ -n "$ROWS" ] || die "$q: the ceiling printed no row count: $(cat "$log")"
     else
         # sluice's summary: "operator type records-in records-out busy records/s"
-        ROWS=$(awk '$2 == "stdout" { print $3 }' "$log")
+        ROWS=$(awk '$2 == "discard" { print $3 }' "$log")
         local got
         got=$(awk '$2 == "nexmark" { print $4 }' "$log")
-        [ -n "$ROWS" ] || die "$q ${CONFIGS[$i]}: no stdout sink in sluice's summary: $(cat "$log")"
+        [ -n "$ROWS" ] || die "$q ${CONFIGS[$i]}: no discard sink in sluice's summary: $(cat "$log")"
         [ "$got" = "$ev" ] || die "$q ${CONFIGS[$i]}: the source emitted '$got' events, not $ev"
     fi
 }
@@ -321,11 +321,9 @@ $TABLE
   string views, and discards it, counting rows and folding them into a
   checksum. It is what the hardware does for the query with no engine.
 - **sluice** runs a copy of \`jobs/nexmark/qN.yaml\` whose file sink is
-  replaced by a \`stdout\` sink (the \`path:\` line removed), with stdout
-  sent to \`/dev/null\`: there is no discard sink type, and the file sink
-  publishes by renaming into the target's directory. Unlike the ceiling,
-  this sink still formats every row as CSV: that is part of sluice's time
-  (see the \`out\` line of the summaries below).
+  replaced by a \`discard\` sink, which counts and drops the rows, as the
+  ceiling does; the jobs as written were first checked against
+  \`bench/nexmark_ref\` on $CHECK_EVENTS events.
 - **events/s** = events (all kinds, the Nexmark convention) / median wall
   time of the whole process, start to exit. **cores** = median CPU time
   (user + sys of the process and its threads, from the kernel's accounting

@@ -77,6 +77,7 @@ extern const sl_op_vtable_t sl_op_passthrough; /* key_by, union */
 extern const sl_op_vtable_t sl_op_aggregate;
 extern const sl_op_vtable_t sl_op_file_sink;
 extern const sl_op_vtable_t sl_op_stdout_sink;
+extern const sl_op_vtable_t sl_op_discard_sink;
 extern const sl_op_vtable_t sl_op_udf; /* map / filter / flat_map by a plugin function */
 
 /* Sets c->err printf-style and returns rc (for `return sl_op_fail(...)`). */

@@ -50,6 +50,7 @@ static const s_type_t s_types[] = {
     {"union", SL_ROLE_OPERATOR, SL_OP_UNION, S_KEYS("description"), 2, 64},
     {"file", SL_ROLE_SINK, SL_OP_FILE_SINK, S_KEYS("format", "path"), 1, 1},
     {"stdout", SL_ROLE_SINK, SL_OP_STDOUT_SINK, S_KEYS("format"), 1, 1},
+    {"discard", SL_ROLE_SINK, SL_OP_DISCARD_SINK, S_KEYS("description"), 1, 1},
 };
 #define S_NTYPES ((int)(sizeof s_types / sizeof *s_types))
 
@@ -475,8 +476,7 @@ static int s_build_kafka(s_ctx_t *c)
             return SL_NOMEM;
     } else if (nd->kafka) {
         sl_diag_error(c->d, c->sn->body->line, c->sn->body->col,
-                      "source '%s' needs a 'schema' (json and csv records are typed)",
-                      c->sn->name);
+                      "source '%s' needs a 'schema' (json and csv records are typed)", c->sn->name);
         return SL_SPEC;
     }
     if (rc)
@@ -918,6 +918,8 @@ static int s_build_node(s_ctx_t *c)
         return s_build_file_sink(c);
     case SL_OP_STDOUT_SINK:
         return s_build_stdout_sink(c);
+    case SL_OP_DISCARD_SINK:
+        return SL_OK; /* no fields; runs at the job's parallelism, chained */
     }
     return SL_INVAL;
 }

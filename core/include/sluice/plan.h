@@ -41,6 +41,7 @@ typedef enum {
     SL_OP_UNION,
     SL_OP_FILE_SINK,
     SL_OP_STDOUT_SINK,
+    SL_OP_DISCARD_SINK, /* counts and drops: benchmarks, dry runs */
     SL_OP_NEXMARK_SOURCE,
     SL_OP_KAFKA_SOURCE,
 } sl_opkind_t;
@@ -100,9 +101,9 @@ typedef struct sl_plan_node {
     char *sink_path;              /* file sink */
     sl_format_t sink_format;      /* file / stdout sink */
 
-    sl_nexmark_cfg_t nex; /* nexmark: the event model (seed, first time, event rate) */
-    int64_t nex_events;   /* nexmark: events in all, -1 = unbounded */
-    double nex_rate;      /* nexmark: events/s of wall clock in all, 0 = as fast as possible */
+    sl_nexmark_cfg_t nex;  /* nexmark: the event model (seed, first time, event rate) */
+    int64_t nex_events;    /* nexmark: events in all, -1 = unbounded */
+    double nex_rate;       /* nexmark: events/s of wall clock in all, 0 = as fast as possible */
     sl_kafka_cfg_t *kafka; /* kafka source: connection, topic, start, format (sluice/kafka.h) */
 } sl_plan_node_t;
 

@@ -817,13 +817,13 @@ static const char *s_json_kind(char c)
     }
 }
 
-/* Converts the JSON object line p[0..n) into vals. */
-static int s_parse_jsonl(sl_reader_t *r, char *p, size_t n, sl_value_t *vals, sl_arena_t *arena,
-                         char *err, size_t cap)
+int sl_json_decode(char *p, size_t n, const sl_schema_t *sc, const int *fields, int nfields,
+                   sl_value_t *vals, sl_arena_t *arena, char *err, size_t cap)
 {
-    const sl_schema_t *sc = r->schema;
     s_json_t j = {.p = p, .n = n, .i = 0, .why = NULL};
-    for (int f = 0; f < sc->nfields; f++) {
+    int nwant = fields ? nfields : sc->nfields;
+    for (int k = 0; k < nwant; k++) {
+        int f = fields ? fields[k] : k;
         vals[f] = sl_value_null(); /* a missing field is null */
         vals[f].type = sc->fields[f].type;
     }
@@ -859,10 +859,11 @@ static int s_parse_jsonl(sl_reader_t *r, char *p, size_t n, sl_value_t *vals, sl
                 goto syntax;
             }
             int f = -1;
-            for (int k = 0; k < sc->nfields; k++) {
-                if (strlen(sc->fields[k].name) == klen &&
-                    memcmp(sc->fields[k].name, key, klen) == 0) {
-                    f = k;
+            for (int k = 0; k < nwant; k++) {
+                int fk = fields ? fields[k] : k;
+                if (strlen(sc->fields[fk].name) == klen &&
+                    memcmp(sc->fields[fk].name, key, klen) == 0) {
+                    f = fk;
                     break;
                 }
             }
@@ -923,12 +924,10 @@ static int s_parse_jsonl(sl_reader_t *r, char *p, size_t n, sl_value_t *vals, sl
                         wrong = true;
                 }
                 if (wrong)
-                    return s_err(err, cap, SL_DATA, "%s:%llu: field '%s' expects %s, got %s",
-                                 r->path, s_line_of(r, r->last_rel), fname, sl_type_name(t),
-                                 s_json_kind(c));
+                    return s_err(err, cap, SL_DATA, "field '%s' expects %s, got %s", fname,
+                                 sl_type_name(t), s_json_kind(c));
                 if (rc == SL_DATA)
-                    return s_err(err, cap, SL_DATA, "%s:%llu: field '%s': %s", r->path,
-                                 s_line_of(r, r->last_rel), fname, why);
+                    return s_err(err, cap, SL_DATA, "field '%s': %s", fname, why);
                 if (rc < 0)
                     return s_err(err, cap, rc, "%s", why);
             }
@@ -952,8 +951,21 @@ static int s_parse_jsonl(sl_reader_t *r, char *p, size_t n, sl_value_t *vals, sl
     }
     return 0;
 syntax:
-    return s_err(err, cap, SL_DATA, "%s:%llu: bad JSON at column %zu: %s", r->path,
-                 s_line_of(r, r->last_rel), j.i + 1, j.why ? j.why : "syntax error");
+    return s_err(err, cap, SL_DATA, "bad JSON at column %zu: %s", j.i + 1,
+                 j.why ? j.why : "syntax error");
+}
+
+/* Converts the JSON object line p[0..n) into vals; errors say file:line. */
+static int s_parse_jsonl(sl_reader_t *r, char *p, size_t n, sl_value_t *vals, sl_arena_t *arena,
+                         char *err, size_t cap)
+{
+    char why[512];
+    int rc = sl_json_decode(p, n, r->schema, NULL, 0, vals, arena, why, sizeof why);
+    if (rc == SL_DATA)
+        return s_err(err, cap, rc, "%s:%llu: %s", r->path, s_line_of(r, r->last_rel), why);
+    if (rc)
+        return s_err(err, cap, rc, "%s", why);
+    return 0;
 }
 
 int sl_reader_next(sl_reader_t *r, sl_value_t *vals, sl_arena_t *arena, char *err, size_t cap)

@@ -49,6 +49,15 @@ uint64_t sl_reader_line(const sl_reader_t *r);
 uint64_t sl_reader_offset(const sl_reader_t *r);
 void sl_reader_close(sl_reader_t **pp);
 
+/* Decodes one JSON object (p[0..n), a writable copy: strings are unescaped
+ * in place) into vals. fields lists the schema fields taken from the
+ * object (NULL: all of them); those missing from the object are null,
+ * others are left as they are; unknown keys are skipped. Errors (SL_DATA)
+ * say what without where: "field 'n' expects int64, got string", "bad JSON
+ * at column 7: ...". The file reader and the Kafka source share it. */
+int sl_json_decode(char *p, size_t n, const sl_schema_t *sc, const int *fields, int nfields,
+                   sl_value_t *vals, sl_arena_t *arena, char *err, size_t cap);
+
 typedef struct sl_writer sl_writer_t;
 
 /* Opens a writer whose output becomes visible at final_path only on

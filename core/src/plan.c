@@ -320,46 +320,59 @@ static int s_build_file_source(s_ctx_t *c)
     return nd->out ? SL_OK : SL_NOMEM;
 }
 
+/* Optional integer field key in [min, max]: 1 and *out when present and
+ * valid, 0 when absent; a bad value is recorded in the diagnostics and
+ * counted in *bad. */
+static int s_opt_int(s_ctx_t *c, const char *key, long long min, long long max, const char *what,
+                     long long *out, int *bad)
+{
+    const sl_ynode_t *n = sl_ynode_get(c->sn->body, key);
+    if (!n)
+        return 0;
+    if (sl_ynode_int(n, min, max, c->d, what, out) != SL_OK) {
+        (*bad)++;
+        return 0;
+    }
+    return 1;
+}
+
+/* Optional timestamp field key (ISO-8601 or epoch ms), as s_opt_int. */
+static int s_opt_timestamp(s_ctx_t *c, const char *key, int64_t *out, int *bad)
+{
+    const sl_ynode_t *n = sl_ynode_get(c->sn->body, key);
+    if (!n)
+        return 0;
+    const char *t = sl_ynode_str(n, c->d, key);
+    sl_arena_t *a = sl_arena_new(256);
+    sl_value_t ts;
+    char err[128];
+    int ok =
+        t && a &&
+        sl_value_from_text(SL_TYPE_TIMESTAMP, t, strlen(t), a, &ts, err, sizeof err) == SL_OK &&
+        !ts.is_null;
+    sl_arena_destroy(&a);
+    if (!ok) {
+        if (t)
+            sl_diag_error(c->d, n->line, n->col,
+                          "%s must be a timestamp (2026-01-01T00:00:00Z or epoch ms)", key);
+        (*bad)++;
+        return 0;
+    }
+    *out = ts.u.i;
+    return 1;
+}
+
 /* A deterministic sequence: record n is (seq: n, ts: start + n * 1000 / rate
  * ms, or start + n without a rate); subtask i of P emits n = i, i+P, ... */
 static int s_build_generator(s_ctx_t *c)
 {
     sl_plan_node_t *nd = c->node;
-    nd->gen_count = -1;
     int bad = 0;
     long long v;
-    const sl_ynode_t *n = sl_ynode_get(c->sn->body, "count");
-    if (n) {
-        if (sl_ynode_int(n, 0, INT64_MAX / 2, c->d, "count", &v))
-            bad = 1;
-        else
-            nd->gen_count = v;
-    }
-    n = sl_ynode_get(c->sn->body, "rate");
-    if (n) {
-        if (sl_ynode_int(n, 1, 1000000000, c->d, "rate (records/s)", &v))
-            bad = 1;
-        else
-            nd->gen_rate = (double)v;
-    }
-    n = sl_ynode_get(c->sn->body, "start");
-    if (n) {
-        const char *t = sl_ynode_str(n, c->d, "start");
-        sl_arena_t *a = sl_arena_new(256);
-        sl_value_t ts;
-        char err[128];
-        if (!t || !a ||
-            sl_value_from_text(SL_TYPE_TIMESTAMP, t, strlen(t), a, &ts, err, sizeof err) ||
-            ts.is_null) {
-            if (t)
-                sl_diag_error(c->d, n->line, n->col,
-                              "start must be a timestamp (2026-01-01T00:00:00Z or epoch ms)");
-            bad = 1;
-        } else {
-            nd->gen_start = ts.u.i;
-        }
-        sl_arena_destroy(&a);
-    }
+    nd->gen_count = s_opt_int(c, "count", 0, INT64_MAX / 2, "count", &v, &bad) ? v : -1;
+    if (s_opt_int(c, "rate", 1, 1000000000, "rate (records/s)", &v, &bad))
+        nd->gen_rate = (double)v;
+    s_opt_timestamp(c, "start", &nd->gen_start, &bad);
     if (bad)
         return SL_SPEC;
     nd->out = sl_schema_new();
@@ -377,58 +390,18 @@ static int s_build_nexmark(s_ctx_t *c)
 {
     sl_plan_node_t *nd = c->node;
     sl_nexmark_cfg_default(&nd->nex);
-    nd->nex_events = -1;
     int bad = 0;
     long long v;
-    const sl_ynode_t *n = sl_ynode_get(c->sn->body, "events");
-    if (n) {
-        if (sl_ynode_int(n, 0, INT64_MAX / 2, c->d, "events", &v))
-            bad = 1;
-        else
-            nd->nex_events = v;
-    }
-    n = sl_ynode_get(c->sn->body, "rate");
-    if (n) {
-        if (sl_ynode_int(n, 1, 1000000000, c->d, "rate (events/s)", &v))
-            bad = 1;
-        else
-            nd->nex_rate = (double)v;
-    }
-    n = sl_ynode_get(c->sn->body, "event_rate");
-    if (n) {
-        if (sl_ynode_int(n, 1, 1000000000, c->d, "event_rate (events/s of event time)", &v))
-            bad = 1;
-        else
-            nd->nex.event_rate = v;
-    } else if (nd->nex_rate > 0) {
+    nd->nex_events = s_opt_int(c, "events", 0, INT64_MAX / 2, "events", &v, &bad) ? v : -1;
+    if (s_opt_int(c, "rate", 1, 1000000000, "rate (events/s)", &v, &bad))
+        nd->nex_rate = (double)v;
+    if (s_opt_int(c, "event_rate", 1, 1000000000, "event_rate (events/s of event time)", &v, &bad))
+        nd->nex.event_rate = v;
+    else if (nd->nex_rate > 0)
         nd->nex.event_rate = (int64_t)nd->nex_rate;
-    }
-    n = sl_ynode_get(c->sn->body, "seed");
-    if (n) {
-        if (sl_ynode_int(n, 0, INT64_MAX, c->d, "seed", &v))
-            bad = 1;
-        else
-            nd->nex.seed = (uint64_t)v;
-    }
-    n = sl_ynode_get(c->sn->body, "first_event_time");
-    if (n) {
-        const char *t = sl_ynode_str(n, c->d, "first_event_time");
-        sl_arena_t *a = sl_arena_new(256);
-        sl_value_t ts;
-        char err[128];
-        if (!t || !a ||
-            sl_value_from_text(SL_TYPE_TIMESTAMP, t, strlen(t), a, &ts, err, sizeof err) ||
-            ts.is_null) {
-            if (t)
-                sl_diag_error(c->d, n->line, n->col,
-                              "first_event_time must be a timestamp (2024-01-01T00:00:00Z or "
-                              "epoch ms)");
-            bad = 1;
-        } else {
-            nd->nex.first_time_ms = ts.u.i;
-        }
-        sl_arena_destroy(&a);
-    }
+    if (s_opt_int(c, "seed", 0, INT64_MAX, "seed", &v, &bad))
+        nd->nex.seed = (uint64_t)v;
+    s_opt_timestamp(c, "first_event_time", &nd->nex.first_time_ms, &bad);
     if (bad)
         return SL_SPEC;
     static const struct {

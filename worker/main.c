@@ -126,34 +126,6 @@ static void s_on_signal(int sig)
     s_signaled = 1;
 }
 
-/* Flags, then environment, then the file: 0, or the exit status (the
- * error already printed; -1 after --help). */
-static int s_configure(sl_config_t *c, int argc, char **argv)
-{
-    char err[1024];
-    int rc = sl_config_parse_args(c, argc, argv, err, sizeof err);
-    if (rc == 1) {
-        sl_config_usage(c, s_head, stdout);
-        return -1;
-    }
-    if (rc == 0)
-        rc = sl_config_load_env(c, NULL, NULL, err, sizeof err);
-    const char *file = sl_config_str(c, "config");
-    if (rc == 0 && file) {
-        sl_diag_t *d = sl_diag_new(file);
-        rc = d ? sl_config_load_file(c, file, d, err, sizeof err) : SL_NOMEM;
-        if (d)
-            sl_diag_print(d, stderr);
-        sl_diag_destroy(&d);
-    }
-    if (rc != 0) {
-        fprintf(stderr, "sluice-worker: %s\n(see sluice-worker --help)\n",
-                rc == SL_NOMEM ? "out of memory" : err);
-        return 2;
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     sl_config_t *cfg = sl_config_new(s_keys, (int)(sizeof s_keys / sizeof s_keys[0]));
@@ -161,7 +133,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "sluice-worker: out of memory\n");
         return 1;
     }
-    int rc = s_configure(cfg, argc, argv);
+    int rc = sl_config_from_cli(cfg, argc, argv, "sluice-worker", s_head);
     if (rc != 0) {
         sl_config_destroy(&cfg);
         return rc < 0 ? 0 : rc;

@@ -748,3 +748,29 @@ void sl_config_usage(const sl_config_t *c, const char *head, FILE *out)
     }
     fputs("  --help, -h\n      this text\n", out);
 }
+
+int sl_config_from_cli(sl_config_t *c, int argc, char **argv, const char *prog, const char *head)
+{
+    char err[1024];
+    int rc = sl_config_parse_args(c, argc, argv, err, sizeof err);
+    if (rc == 1) {
+        sl_config_usage(c, head, stdout);
+        return -1;
+    }
+    if (rc == 0)
+        rc = sl_config_load_env(c, NULL, NULL, err, sizeof err);
+    const char *file = sl_config_str(c, "config");
+    if (rc == 0 && file) {
+        sl_diag_t *d = sl_diag_new(file);
+        rc = d ? sl_config_load_file(c, file, d, err, sizeof err) : SL_NOMEM;
+        if (d)
+            sl_diag_print(d, stderr);
+        sl_diag_destroy(&d);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "%s: %s\n(see %s --help)\n", prog, rc == SL_NOMEM ? "out of memory" : err,
+                prog);
+        return 2;
+    }
+    return 0;
+}

@@ -134,4 +134,11 @@ const char *sl_config_origin(const sl_config_t *c, const char *key);
  * environment variable, file key, default and range; and --help itself. */
 void sl_config_usage(const sl_config_t *c, const char *head, FILE *out);
 
+/* The whole start-up of a daemon: flags, then SLUICE_* variables, then the
+ * file named by the "config" key, each not overriding what a stronger source
+ * set. With --help prints usage (head first) and returns -1; on an error
+ * prints "PROG: why" (and every file error at FILE:LINE:COL) and returns 2;
+ * else 0. */
+int sl_config_from_cli(sl_config_t *c, int argc, char **argv, const char *prog, const char *head);
+
 #endif

@@ -21,6 +21,7 @@
 #include <yaml.h>
 
 #include "sluice/err.h"
+#include "sluice/utf8.h"
 
 #define S_SHOW_MAX 40 /* bytes of a bad value quoted back in a message */
 
@@ -58,47 +59,6 @@ static int s_find(const sl_config_t *c, const char *key)
     return -1;
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t s_utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char b = s[0];
-    if (b < 0x80)
-        return 1;
-    size_t len;
-    uint32_t cp, minv;
-    if (b >= 0xC2 && b <= 0xDF) {
-        len = 2, cp = b & 0x1Fu, minv = 0x80;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-        len = 3, cp = b & 0x0Fu, minv = 0x800;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        len = 4, cp = b & 0x07u, minv = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3Fu);
-    }
-    if (cp < minv || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
-static bool s_utf8_ok(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        size_t k = s_utf8_seq(p + i, n - i);
-        if (k == 0)
-            return false;
-        i += k;
-    }
-    return true;
-}
-
 /* A bad value made safe to quote back: at most S_SHOW_MAX bytes, cut on a
  * character boundary, control characters and invalid bytes as '?'. */
 static void s_show(const char *v, size_t n, char *buf, size_t cap)
@@ -106,7 +66,7 @@ static void s_show(const char *v, size_t n, char *buf, size_t cap)
     const unsigned char *p = (const unsigned char *)v;
     size_t o = 0, i = 0;
     while (i < n && o + 5 < cap && i < S_SHOW_MAX) {
-        size_t k = s_utf8_seq(p + i, n - i);
+        size_t k = sl_utf8_seq(p + i, n - i);
         if (k == 0 || (k == 1 && (p[i] < 0x20 || p[i] == 0x7f))) {
             buf[o++] = '?';
             i++;
@@ -154,7 +114,7 @@ static int s_check(const sl_config_key_t *k, const char *origin, const char *val
         s_err(err, cap, "%s is %zu bytes long, limit %zu ('%s')", origin, n, max, shown);
         return SL_RANGE;
     }
-    if (!s_utf8_ok(value, n)) {
+    if (!sl_utf8_valid(value, n)) {
         s_err(err, cap, "%s is not valid UTF-8 ('%s')", origin, shown);
         return SL_INVAL;
     }

@@ -21,6 +21,7 @@
 #include <zmq.h>
 
 #include "sluice/err.h"
+#include "sluice/utf8.h"
 
 #define S_TRY(expr)                                                                                \
     do {                                                                                           \
@@ -64,43 +65,11 @@ static int s_zerr(int e)
 
 /* ---- UTF-8 ------------------------------------------------------------------ */
 
-/* Length (1..4) of the valid UTF-8 sequence at p (n bytes available), or 0
- * if p does not start one (bad lead, truncated, overlong, surrogate, beyond
- * U+10FFFF). NUL counts as invalid: C strings cannot carry it. */
+/* A valid UTF-8 sequence at p (see sl_utf8_seq), except that NUL counts
+ * as invalid: C strings cannot carry it. */
 static size_t s_utf8_seq(const uint8_t *p, size_t n)
 {
-    uint8_t c = p[0];
-    if (c == 0)
-        return 0;
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    uint32_t cp, min;
-    if ((c & 0xE0) == 0xC0) {
-        len = 2;
-        cp = c & 0x1Fu;
-        min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3;
-        cp = c & 0x0Fu;
-        min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4;
-        cp = c & 0x07u;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
+    return p[0] == 0 ? 0 : sl_utf8_seq(p, n);
 }
 
 static bool s_utf8_ok(const uint8_t *p, size_t n)

@@ -138,21 +138,38 @@ int sl_cmd_submit(int argc, char **argv)
     return s_with_client(argc, argv, s_submit_usage, 1, s_submit);
 }
 
+/* Sends env and returns the reply if it has the body want; else prints why
+ * (unreachable master, error, or an unexpected answer) and returns NULL. */
+static Sluice__Envelope *s_ask(sl_client_t *c, const sl_cli_opts_t *o, Sluice__Envelope *env,
+                               Sluice__Envelope__BodyCase want)
+{
+    Sluice__Envelope *rep = NULL;
+    char err[1024];
+    int rc = sl_client_call(c, env, o->timeout_ms, &rep, err, sizeof err);
+    if (rc) {
+        s_unreachable(o, rc, err);
+        return NULL;
+    }
+    if (rep->body_case != want) {
+        fprintf(stderr, "sluice: unexpected answer '%s' from the master at %s\n",
+                sl_msg_kind_name(rep), o->master);
+        sl_msg_free(&rep);
+    }
+    return rep;
+}
+
 /* ---- list ----------------------------------------------------------------------- */
 
 static int s_list(sl_client_t *c, const sl_cli_opts_t *o)
 {
-    Sluice__Envelope env, *rep = NULL;
-    char err[1024];
+    Sluice__Envelope env;
     sl_msg_init(&env, 0);
     Sluice__ListJobs lj = SLUICE__LIST_JOBS__INIT;
     env.body_case = SLUICE__ENVELOPE__BODY_LIST_JOBS;
     env.list_jobs = &lj;
-    int rc = sl_client_call(c, &env, o->timeout_ms, &rep, err, sizeof err);
-    if (rc) {
-        s_unreachable(o, rc, err);
+    Sluice__Envelope *rep = s_ask(c, o, &env, SLUICE__ENVELOPE__BODY_JOB_LIST);
+    if (!rep)
         return 1;
-    }
     const Sluice__JobList *l = rep->job_list;
     if (o->json) {
         printf("[");
@@ -337,17 +354,14 @@ int sl_cmd_cancel(int argc, char **argv)
 
 static int s_workers(sl_client_t *c, const sl_cli_opts_t *o)
 {
-    Sluice__Envelope env, *rep = NULL;
-    char err[1024];
+    Sluice__Envelope env;
     sl_msg_init(&env, 0);
     Sluice__WorkersRequest wr = SLUICE__WORKERS_REQUEST__INIT;
     env.body_case = SLUICE__ENVELOPE__BODY_WORKERS_REQUEST;
     env.workers_request = &wr;
-    int rc = sl_client_call(c, &env, o->timeout_ms, &rep, err, sizeof err);
-    if (rc) {
-        s_unreachable(o, rc, err);
+    Sluice__Envelope *rep = s_ask(c, o, &env, SLUICE__ENVELOPE__BODY_WORKER_LIST);
+    if (!rep)
         return 1;
-    }
     const Sluice__WorkerList *l = rep->worker_list;
     if (o->json) {
         printf("[");

@@ -99,7 +99,13 @@ int sl_client_status(sl_client_t *c, const char *job_id, int timeout_ms, Sluice_
     sr.job_id = (char *)job_id;
     env.body_case = SLUICE__ENVELOPE__BODY_JOB_STATUS_REQUEST;
     env.job_status_request = &sr;
-    return sl_client_call(c, &env, timeout_ms, reply, err, cap);
+    int rc = sl_client_call(c, &env, timeout_ms, reply, err, cap);
+    if (rc == SL_OK && (*reply)->body_case != SLUICE__ENVELOPE__BODY_JOB_STATUS) {
+        snprintf(err, cap, "unexpected answer '%s' to a status request", sl_msg_kind_name(*reply));
+        sl_msg_free(reply);
+        return SL_PROTO;
+    }
+    return rc;
 }
 
 int sl_client_submit(sl_client_t *c, const char *spec_file, const char *text, size_t len,

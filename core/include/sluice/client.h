@@ -18,7 +18,9 @@ void sl_client_destroy(sl_client_t **pp);
  * text in err. */
 int sl_client_call(sl_client_t *c, Sluice__Envelope *env, int timeout_ms, Sluice__Envelope **reply,
                    char *err, size_t cap);
-/* Asks for the status of job_id; same results as sl_client_call. */
+/* Asks for the status of job_id; same results as sl_client_call, and
+ * SL_PROTO when the answer is not a JobStatus (so *reply->job_status is
+ * always set on success). */
 int sl_client_status(sl_client_t *c, const char *job_id, int timeout_ms, Sluice__Envelope **reply,
                      char *err, size_t cap);
 

@@ -86,7 +86,6 @@ static int s_read_range(sl_opctx_t *c, const char *path, uint64_t start, uint64_
             sl_op_fail(c, rc, "source '%s': %s", c->node->name, err);
             break;
         }
-        atomic_fetch_add_explicit(&c->records_in, 1, memory_order_relaxed);
         rc = sl_emit(&c->out, s->vals);
         if (rc == SL_RANGE) {
             sl_op_fail(c, rc, "source '%s': %s:%llu: record larger than %u bytes", c->node->name,

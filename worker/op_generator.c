@@ -36,7 +36,6 @@ static int s_run(sl_opctx_t *c)
         if (rc)
             return rc;
         pace.emitted++;
-        atomic_fetch_add_explicit(&c->records_in, 1, memory_order_relaxed);
     }
     return SL_OK;
 }

@@ -320,7 +320,6 @@ static int s_record(sl_opctx_t *c, const rd_kafka_message_t *m)
             s->vals[k->f_key].type = SL_TYPE_STRING;
         }
     }
-    atomic_fetch_add_explicit(&c->records_in, 1, memory_order_relaxed);
     rc = sl_emit(&c->out, s->vals);
     if (rc == SL_RANGE)
         return sl_op_fail(c, rc,

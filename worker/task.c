@@ -379,10 +379,14 @@ void sl_task_metrics(const sl_task_t *t, int i, sl_op_metrics_t *m)
     const sl_opctx_t *c = &t->ops[i];
     const sl_plan_node_t *nd = &t->env.plan->nodes[t->chain->nodes[i]];
     m->op = nd->name;
-    m->records_in = atomic_load_explicit(&c->records_in, memory_order_relaxed);
     m->records_out = nd->role == SL_ROLE_SINK
                          ? atomic_load_explicit(&c->records_out, memory_order_relaxed)
                          : c->out.records;
+    /* A source's input is what it read, which is what it emitted (bad
+     * records it skipped are counted in errors). */
+    m->records_in = nd->role == SL_ROLE_SOURCE
+                        ? m->records_out
+                        : atomic_load_explicit(&c->records_in, memory_order_relaxed);
     m->busy_ns = atomic_load_explicit(&c->busy_ns, memory_order_relaxed);
     m->errors = atomic_load_explicit(&c->errors, memory_order_relaxed);
 }

@@ -23,3 +23,16 @@ write_section() {
     fi
     mv "$doc.tmp" "$doc"
 }
+
+# machine_line: "2 CPUs (model), 23.5 GiB memory, Linux x.y" for the reports.
+machine_line() {
+    local model mem
+    model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+    mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+    echo "$(nproc) CPUs ($model), $mem memory, Linux $(uname -r)"
+}
+
+# commit_id ROOT: the short commit of the tree benchmarked, or "unknown".
+commit_id() {
+    git -C "$1" rev-parse --short HEAD 2>/dev/null || echo unknown
+}

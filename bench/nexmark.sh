@@ -268,9 +268,7 @@ echo "    ceiling's events/s; load average ${LOAD_START// /, } -> ${LOAD_END// /
 [ "$DOC" = - ] && exit 0
 
 # ---- docs/benchmarks.md: the "## Nexmark" section ---------------------------------------
-MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+COMMIT=$(commit_id "$ROOT")
 ENVS=""
 [ -n "${BENCH_EVENTS:-}" ] && ENVS+="BENCH_EVENTS=$EVENTS "
 [ -n "${BENCH_RUNS:-}" ] && ENVS+="BENCH_RUNS=$RUNS "
@@ -300,7 +298,7 @@ than editing the numbers by hand.
 $TABLE
 
 - **When:** $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$COMMIT\`, build \`${BUILD_TYPE:-unknown}\`.
-- **Machine:** $(nproc) CPUs ($MODEL), $MEM memory, Linux $(uname -r).
+- **Machine:** $(machine_line).
   Load average ${LOAD_START// /, } at the start, ${LOAD_END// /, } at the end
   (the machine is shared: see the spread of the runs).
 - **Input:** the events column: that many events of the \`nexmark\`

@@ -171,9 +171,7 @@ echo "   (vs baseline = sluice words/s / baseline words/s; load average ${LOAD_S
 [ "$DOC" = - ] && exit 0
 
 # ---- docs/benchmarks.md ----------------------------------------------------------
-MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+COMMIT=$(commit_id "$ROOT")
 ENVS=""
 [ -n "${BENCH_BYTES:-}" ] && ENVS+="BENCH_BYTES=$BYTES "
 [ -n "${BENCH_RUNS:-}" ] && ENVS+="BENCH_RUNS=$RUNS "
@@ -191,7 +189,7 @@ SECTION=$(cat <<EOF
 $TABLE
 
 - **When:** $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$COMMIT\`, build \`${BUILD_TYPE:-unknown}\`.
-- **Machine:** $(nproc) CPUs ($MODEL), $MEM memory, Linux $(uname -r).
+- **Machine:** $(machine_line).
   Load average ${LOAD_START// /, } at the start, ${LOAD_END// /, } at the end
   (the machine is shared: see the spread of the runs).
 - **Input:** $BYTES bytes of generated text (\`bench/gen_text\`, seed $SEED):

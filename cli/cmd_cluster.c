@@ -3,6 +3,7 @@
  * --json for scripts. Exit status: 0 ok, 1 failure (the job failed, the
  * master is unreachable, the job does not exist), 2 bad usage. */
 #define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "cli.h"
 #include "sluice/err.h"
+#include "sluice/textfmt.h"
 
 static const char s_submit_usage[] =
     "usage: sluice submit JOB.yaml [--param NAME=VALUE]... [--parallelism N] [--detach]\n"
@@ -274,10 +276,13 @@ static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
             printf("%s{\"name\":", i ? "," : "");
             s_json_str(m->op);
             printf(",\"records_in\":%llu,\"records_out\":%llu,\"busy_ns\":%llu,\"errors\":%llu,"
-                   "\"backpressure_ns\":%llu}",
+                   "\"backpressure_ns\":%llu,\"records_late\":%llu",
                    (unsigned long long)m->records_in, (unsigned long long)m->records_out,
                    (unsigned long long)m->busy_ns, (unsigned long long)m->errors,
-                   (unsigned long long)m->backpressure_ns);
+                   (unsigned long long)m->backpressure_ns, (unsigned long long)m->records_late);
+            if (m->has_watermark)
+                printf(",\"watermark\":%lld", (long long)m->watermark);
+            printf("}");
         }
         printf("]}\n");
     } else {
@@ -309,13 +314,19 @@ static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
                    t->host, s_task_state(t->state), (unsigned long long)rin,
                    (unsigned long long)rout, rate, t->error);
         }
-        printf("\n%-20s %14s %14s %10s %12s\n", "OPERATOR", "RECORDS IN", "RECORDS OUT", "BUSY S",
-               "BACKPRESS S");
+        printf("\n%-20s %14s %14s %10s %12s %10s  %s\n", "OPERATOR", "RECORDS IN", "RECORDS OUT",
+               "BUSY S", "BACKPRESS S", "LATE", "WATERMARK");
         for (size_t i = 0; i < j->n_metrics; i++) {
             const Sluice__OperatorMetrics *m = j->metrics[i];
-            printf("%-20s %14llu %14llu %10.2f %12.2f\n", m->op, (unsigned long long)m->records_in,
-                   (unsigned long long)m->records_out, (double)m->busy_ns / 1e9,
-                   (double)m->backpressure_ns / 1e9);
+            char wm[40] = "-";
+            if (m->has_watermark && m->watermark == INT64_MAX)
+                snprintf(wm, sizeof wm, "end of input");
+            else if (m->has_watermark)
+                sl_ts_format(m->watermark, wm, sizeof wm);
+            printf("%-20s %14llu %14llu %10.2f %12.2f %10llu  %s\n", m->op,
+                   (unsigned long long)m->records_in, (unsigned long long)m->records_out,
+                   (double)m->busy_ns / 1e9, (double)m->backpressure_ns / 1e9,
+                   (unsigned long long)m->records_late, wm);
         }
     }
     sl_msg_free(&rep);

@@ -115,6 +115,9 @@ static void s_summary(const sl_plan_t *plan, const Sluice__JobStatus *st, double
                 (double)m->busy_ns / 1e9, r);
         if (m->errors)
             fprintf(stderr, "  (%llu bad records skipped)", (unsigned long long)m->errors);
+        if (m->records_late)
+            fprintf(stderr, "  (%llu late records %s)", (unsigned long long)m->records_late,
+                    nd && nd->late_name ? "to the side output" : "dropped: set late: to keep them");
         fputc('\n', stderr);
     }
 }

@@ -703,15 +703,26 @@ static int s_status_fill(sl_master_t *m, const s_job_t *j, s_status_t *s)
         Sluice__OperatorMetrics *o = &s->om[n];
         *o = (Sluice__OperatorMetrics)SLUICE__OPERATOR_METRICS__INIT;
         o->op = (char *)j->plan->nodes[n].name;
+        int reports = 0, marked = 0;
         for (int i = 0; i < j->ntasks; i++)
             for (int k = 0; k < j->tasks[i].nmetrics; k++)
                 if (strcmp(j->tasks[i].metrics[k].op, o->op) == 0) {
+                    /* the watermark of an operator is the least of its subtasks' */
+                    reports++;
+                    if (j->tasks[i].metrics[k].has_watermark) {
+                        int64_t wm = j->tasks[i].metrics[k].watermark;
+                        o->watermark = marked++ == 0 || wm < o->watermark ? wm : o->watermark;
+                    }
+                    o->records_late += j->tasks[i].metrics[k].records_late;
                     o->records_in += j->tasks[i].metrics[k].records_in;
                     o->records_out += j->tasks[i].metrics[k].records_out;
                     o->busy_ns += j->tasks[i].metrics[k].busy_ns;
                     o->errors += j->tasks[i].metrics[k].errors;
                     o->backpressure_ns += j->tasks[i].metrics[k].backpressure_ns;
                 }
+        o->has_watermark = reports > 0 && marked == reports;
+        if (!o->has_watermark)
+            o->watermark = 0;
         s->omp[n] = o;
     }
     st->n_metrics = (size_t)j->plan->nnodes;

@@ -168,6 +168,20 @@ int sl_outgate_send(sl_outgate_t *g, int ch, const uint8_t *data, uint32_t len, 
     return s_send_frame(g->socks[ch], &h, data, len);
 }
 
+int sl_outgate_watermark(sl_outgate_t *g, int64_t wm, bool idle)
+{
+    sl_frame_hdr_t h = {
+        .kind = SL_FRAME_WATERMARK, .flags = idle ? 1 : 0, .input = g->input, .sender = g->sender};
+    uint8_t v[8];
+    memcpy(v, &wm, sizeof v);
+    for (int i = 0; i < g->n; i++) {
+        int rc = s_send_frame(g->socks[i], &h, v, sizeof v);
+        if (rc)
+            return rc;
+    }
+    return SL_OK;
+}
+
 int sl_outgate_finish(sl_outgate_t *g)
 {
     sl_frame_hdr_t h = {.kind = SL_FRAME_EOI, .input = g->input, .sender = g->sender};
@@ -226,19 +240,31 @@ void sl_ingate_destroy(sl_ingate_t **pp)
     *pp = NULL;
 }
 
-int sl_ingate_next(sl_ingate_t *g, sl_inbatch_t *b, char *err, size_t cap)
+int sl_ingate_poll(sl_ingate_t *g, sl_inbatch_t *b, int wait_ms, char *err, size_t cap)
 {
+    uint64_t deadline = wait_ms >= 0 ? s_now_ns() + (uint64_t)wait_ms * 1000000ull : 0;
     for (;;) {
         if (g->ended >= g->expected)
             return 0;
         if (g->cancel && atomic_load(g->cancel))
             return SL_CANCELED;
+        int step = S_POLL_MS;
+        if (wait_ms >= 0) {
+            uint64_t now = s_now_ns();
+            if (now >= deadline && wait_ms > 0)
+                return SL_TIMEOUT;
+            uint64_t left_ms = (deadline - now) / 1000000ull;
+            step = left_ms < (uint64_t)S_POLL_MS ? (int)left_ms : S_POLL_MS;
+        }
         zmq_pollitem_t item = {.socket = g->sock, .events = ZMQ_POLLIN};
-        int prc = zmq_poll(&item, 1, S_POLL_MS);
+        int prc = zmq_poll(&item, 1, step);
         if (prc < 0 && zmq_errno() != EINTR)
             return SL_ZMQ;
-        if (prc <= 0)
+        if (prc <= 0) {
+            if (wait_ms == 0)
+                return SL_TIMEOUT;
             continue;
+        }
         int n = zmq_recv(g->sock, b->rid, sizeof b->rid, 0);
         if (n < 0)
             return SL_ZMQ;
@@ -264,22 +290,45 @@ int sl_ingate_next(sl_ingate_t *g, sl_inbatch_t *b, char *err, size_t cap)
             return SL_PROTO;
         }
         memcpy(&h, zmq_msg_data(&b->msg), sizeof h);
+        b->kind = h.kind;
+        b->input = h.input;
+        b->sender = h.sender;
         if (h.kind == SL_FRAME_EOI) {
             zmq_msg_close(&b->msg);
             g->ended++;
-            continue;
+            return 1;
+        }
+        if (h.kind == SL_FRAME_WATERMARK) {
+            bool ok = size == sizeof h + 8 && h.flags <= 1;
+            if (ok) {
+                memcpy(&b->wm, (const uint8_t *)zmq_msg_data(&b->msg) + sizeof h, 8);
+                b->idle = h.flags == 1;
+            }
+            zmq_msg_close(&b->msg);
+            if (!ok) {
+                snprintf(err, cap, "malformed watermark frame (%zu bytes)", size);
+                return SL_PROTO;
+            }
+            return 1;
         }
         if (h.kind != SL_FRAME_BATCH || size - sizeof h > UINT32_MAX) {
             zmq_msg_close(&b->msg);
             snprintf(err, cap, "unexpected data frame kind %u", (unsigned)h.kind);
             return SL_PROTO;
         }
-        b->input = h.input;
-        b->sender = h.sender;
         b->count = h.count;
         b->data = (const uint8_t *)zmq_msg_data(&b->msg) + sizeof h;
         b->len = (uint32_t)(size - sizeof h);
         return 1;
+    }
+}
+
+int sl_ingate_next(sl_ingate_t *g, sl_inbatch_t *b, char *err, size_t cap)
+{
+    for (;;) {
+        int rc = sl_ingate_poll(g, b, -1, err, cap);
+        if (rc != 1 || b->kind == SL_FRAME_BATCH)
+            return rc;
     }
 }
 

@@ -14,6 +14,11 @@
  *     sender has ended.
  *  4. Frames are validated on receipt; a malformed frame fails the task with
  *     an error and never crashes the process.
+ *  5. Watermark frames (event time, docs/time.md) are control frames: they
+ *     cost no credit and are ordered with the batches of their channel, so a
+ *     watermark never overtakes a record sent before it. A sender emits them
+ *     only when its watermark advances or its idleness changes, which bounds
+ *     them by the batches sent and the idle timeouts.
  *
  * Frame: a 16-byte header (sl_frame_hdr_t) followed, for batches, by the
  * batch bytes. */
@@ -25,11 +30,11 @@
 
 #include <zmq.h>
 
-enum { SL_FRAME_BATCH = 1, SL_FRAME_EOI = 2, SL_FRAME_CREDIT = 3 };
+enum { SL_FRAME_BATCH = 1, SL_FRAME_EOI = 2, SL_FRAME_CREDIT = 3, SL_FRAME_WATERMARK = 4 };
 
 typedef struct {
     uint8_t kind;    /* SL_FRAME_* */
-    uint8_t pad;     /* zero */
+    uint8_t flags;   /* WATERMARK: 1 = the sender is idle; else zero */
     uint16_t input;  /* input index at the receiver's head operator */
     uint32_t sender; /* sender subtask index */
     uint32_t count;  /* BATCH: rows; CREDIT: credits granted */
@@ -50,6 +55,10 @@ sl_outgate_t *sl_outgate_new(void *zctx, int n, const char *const *endpoints, ui
 /* Sends len bytes holding count rows to channel ch, waiting for a credit
  * first. Returns 0, SL_CANCELED or SL_ZMQ. */
 int sl_outgate_send(sl_outgate_t *g, int ch, const uint8_t *data, uint32_t len, uint32_t count);
+/* Sends a watermark (8 bytes after the header) on every channel; with idle,
+ * tells the receivers to leave this sender out of their watermark until it
+ * sends records or a watermark again. */
+int sl_outgate_watermark(sl_outgate_t *g, int64_t wm, bool idle);
 /* Sends end-of-input on every channel. */
 int sl_outgate_finish(sl_outgate_t *g);
 int sl_outgate_channels(const sl_outgate_t *g);
@@ -64,8 +73,12 @@ void sl_outgate_destroy(sl_outgate_t **pp);
 
 typedef struct sl_ingate sl_ingate_t;
 
-/* A received batch; valid until sl_ingate_release. */
+/* A received batch (or, from sl_ingate_poll, a watermark or end of a
+ * sender); valid until sl_ingate_release. */
 typedef struct {
+    uint8_t kind;        /* SL_FRAME_BATCH, SL_FRAME_WATERMARK or SL_FRAME_EOI */
+    bool idle;           /* WATERMARK: the sender went idle */
+    int64_t wm;          /* WATERMARK: the sender's watermark */
     uint16_t input;      /* input index */
     uint32_t sender;     /* sender subtask */
     const uint8_t *data; /* rows */
@@ -84,6 +97,11 @@ int sl_ingate_endpoint(const sl_ingate_t *g, char *buf, size_t cap);
 /* Waits for the next batch: 1 and *b filled; 0 when every sender has ended;
  * SL_CANCELED; SL_PROTO for a malformed frame (err says why). */
 int sl_ingate_next(sl_ingate_t *g, sl_inbatch_t *b, char *err, size_t cap);
+/* Waits up to wait_ms (-1: no limit) for the next event: 1 and *b filled
+ * (a batch, a watermark or one sender's end of input; only a batch must be
+ * released); 0 when every sender has ended; SL_TIMEOUT; SL_CANCELED;
+ * SL_PROTO for a malformed frame. */
+int sl_ingate_poll(sl_ingate_t *g, sl_inbatch_t *b, int wait_ms, char *err, size_t cap);
 /* Frees the batch and returns its credit to the sender. */
 void sl_ingate_release(sl_ingate_t *g, sl_inbatch_t *b);
 void sl_ingate_destroy(sl_ingate_t **pp);

@@ -398,6 +398,8 @@ static int s_run(sl_opctx_t *c)
             rd_kafka_message_destroy(m);
             if (++n % 256 == 0)
                 sl_arena_reset(c->arena);
+        } else {
+            rc = sl_op_source_idle(c); /* nothing to read: send what is pending */
         }
         if (rc == SL_OK && s_now_ms() - progress_ms > (int64_t)k->timeout_ms) {
             int first = -1;

@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "sluice/err.h"
 
@@ -66,6 +67,8 @@ const sl_op_vtable_t *sl_op_vtable(const sl_plan_node_t *node)
         return &sl_op_passthrough;
     case SL_OP_AGGREGATE:
         return &sl_op_aggregate;
+    case SL_OP_WINDOW:
+        return &sl_op_window;
     case SL_OP_FILE_SINK:
         return &sl_op_file_sink;
     case SL_OP_STDOUT_SINK:
@@ -74,6 +77,21 @@ const sl_op_vtable_t *sl_op_vtable(const sl_plan_node_t *node)
         return &sl_op_discard_sink;
     }
     return NULL;
+}
+
+int sl_op_source_idle(sl_opctx_t *c)
+{
+    int rc = sl_emit_flush(&c->out);
+    if (rc == SL_OK && c->idle_hook)
+        rc = c->idle_hook(c->idle_arg);
+    return rc;
+}
+
+int64_t sl_op_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int sl_op_fail(sl_opctx_t *c, int rc, const char *fmt, ...)

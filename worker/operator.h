@@ -10,7 +10,14 @@
  * Lifecycle: open -> (run_source | process*) -> finish -> close. finish is
  * called once at end of input and must emit everything still held (final
  * aggregates) or publish output (sinks); close frees, and for a sink that
- * did not finish, discards its output. */
+ * did not finish, discards its output.
+ *
+ * Time (docs/time.md): the task calls watermark(wm) when the watermark of
+ * the operator's input advances (never backwards; SL_WM_MAX at end of
+ * input, before finish), after every record sent before that watermark has
+ * been processed; what the operator emits there goes downstream before the
+ * watermark does. tick(now_ms) is called every few milliseconds of wall
+ * clock for operators on processing time. Both are optional. */
 #ifndef SLUICE_OPERATOR_H
 #define SLUICE_OPERATOR_H
 #include <stdatomic.h>
@@ -45,11 +52,17 @@ typedef struct sl_opctx {
     int subtask, parallelism;
     const sl_schema_t *in;     /* input schema (NULL for sources) */
     sl_emitter_t out;          /* where results go (unused by sinks) */
+    sl_emitter_t side;         /* the side output (`late:`), when the node has one */
+    int64_t watermark;         /* the input's current watermark (SL_WM_MIN at first) */
     sl_arena_t *arena;         /* per-batch scratch, reset by the task */
     const atomic_bool *cancel; /* set when the task must stop */
     void *state;               /* the operator's own */
     _Atomic uint64_t records_in, records_out, errors, busy_ns; /* metrics */
-    char err[512];                                             /* message when a call fails */
+    _Atomic uint64_t records_late; /* metrics: records behind the watermark (to `late:`) */
+    /* Sources: called by sl_op_source_idle (set by the task). */
+    int (*idle_hook)(void *arg);
+    void *idle_arg;
+    char err[512]; /* message when a call fails */
 } sl_opctx_t;
 
 typedef struct {
@@ -60,6 +73,8 @@ typedef struct {
     int (*process)(sl_opctx_t *c, const sl_batch_t *in, int input);
     int (*finish)(sl_opctx_t *c);
     void (*close)(sl_opctx_t *c);
+    int (*watermark)(sl_opctx_t *c, int64_t wm); /* optional */
+    int (*tick)(sl_opctx_t *c, int64_t now_ms);  /* optional: processing time */
 } sl_op_vtable_t;
 
 /* The implementation of a plan node. */
@@ -75,10 +90,20 @@ extern const sl_op_vtable_t sl_op_map;
 extern const sl_op_vtable_t sl_op_flat_map;
 extern const sl_op_vtable_t sl_op_passthrough; /* key_by, union */
 extern const sl_op_vtable_t sl_op_aggregate;
+extern const sl_op_vtable_t sl_op_window;
 extern const sl_op_vtable_t sl_op_file_sink;
 extern const sl_op_vtable_t sl_op_stdout_sink;
 extern const sl_op_vtable_t sl_op_discard_sink;
 extern const sl_op_vtable_t sl_op_udf; /* map / filter / flat_map by a plugin function */
+
+/* Sources call this while they wait with nothing to emit (paced, polling
+ * an empty partition): it flushes pending records and lets the task tell
+ * downstream that this source is idle once its idle timeout has passed.
+ * Returns 0 or the error of sending. */
+int sl_op_source_idle(sl_opctx_t *c);
+
+/* Wall-clock milliseconds since the epoch (processing time). */
+int64_t sl_op_now_ms(void);
 
 /* Sets c->err printf-style and returns rc (for `return sl_op_fail(...)`). */
 int sl_op_fail(sl_opctx_t *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

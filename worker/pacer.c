@@ -32,7 +32,7 @@ int sl_pacer_wait(sl_pacer_t *p, sl_opctx_t *c)
         double ahead = p->t0 + (double)p->emitted / p->rate - s_now();
         if (ahead <= 0)
             return SL_OK;
-        int rc = sl_emit_flush(&c->out);
+        int rc = sl_op_source_idle(c);
         if (rc)
             return rc;
         if (atomic_load(c->cancel))

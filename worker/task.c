@@ -14,6 +14,7 @@
 /* Where the rows leaving the chain go: one consumer edge. */
 typedef struct {
     sl_outgate_t *gate; /* one channel per receiving subtask */
+    int port;           /* 0: the tail's output; 1: its side output */
     sl_part_t part;
     int nkeys;
     const int *keys;   /* key fields (hash) in the chain's output schema */
@@ -36,7 +37,23 @@ struct sl_task {
     _Atomic uint64_t blocked_ns;
     int opened; /* ops opened so far */
     char err[600];
+
+    /* Event time (docs/time.md). */
+    int nch;                /* in-gate channels: one per (input, sender) */
+    int *ch_base;           /* per input of the head: index of its first channel */
+    int64_t *ch_wm;         /* per channel: last watermark received */
+    uint8_t *ch_state;      /* per channel: S_CH_ACTIVE, S_CH_IDLE or S_CH_ENDED */
+    int64_t wm;             /* the task's watermark: never goes backwards */
+    bool idle_out;          /* downstream was told this task is idle */
+    bool has_tick;          /* an op runs on processing time */
+    bool src_wm;            /* source chain generating watermarks */
+    int64_t src_max;        /* source: largest event time seen */
+    uint64_t src_last_ns;   /* source: when the last record was emitted */
+    _Atomic int64_t wm_pub; /* the watermark, readable by the reporter */
 };
+
+enum { S_CH_ACTIVE, S_CH_IDLE, S_CH_ENDED };
+#define S_TICK_MS 10 /* processing-time tick */
 
 static uint64_t s_now_ns(void)
 {
@@ -62,6 +79,14 @@ static int s_process(sl_task_t *t, int i, const sl_batch_t *b, int input)
     return rc;
 }
 
+/* Records the error of op i (its message, else the code's). */
+static int s_chain_error_at(sl_task_t *t, int i, int rc)
+{
+    if (!t->err[0] && rc != SL_CANCELED)
+        snprintf(t->err, sizeof t->err, "%s", t->ops[i].err[0] ? t->ops[i].err : sl_strerror(rc));
+    return rc;
+}
+
 static int s_send(sl_task_t *t, s_output_t *o, int ch, const sl_batch_t *b)
 {
     int rc = sl_outgate_send(o->gate, ch, b->data, b->len, b->count);
@@ -70,13 +95,18 @@ static int s_send(sl_task_t *t, s_output_t *o, int ch, const sl_batch_t *b)
     return rc;
 }
 
-/* Routes a batch leaving the chain to every consumer edge. */
-static int s_route(sl_task_t *t, const sl_batch_t *b)
+/* Routes a batch leaving the chain (port 0) or the tail's side output
+ * (port 1) to every consumer edge of that port. */
+static int s_route(sl_task_t *t, int port, const sl_batch_t *b)
 {
     uint64_t t0 = s_now_ns();
     int rc = SL_OK;
+    const sl_schema_t *schema =
+        port ? t->env.plan->nodes[t->chain->nodes[t->nops - 1]].side_out : t->out_schema;
     for (int k = 0; k < t->nout && rc == SL_OK; k++) {
         s_output_t *o = &t->out[k];
+        if (o->port != port)
+            continue;
         int n = sl_outgate_channels(o->gate);
         if (o->part != SL_PART_HASH) {
             rc = s_send(t, o, o->rr, b);
@@ -87,7 +117,7 @@ static int s_route(sl_task_t *t, const sl_batch_t *b)
         int maxp = t->env.plan->max_parallelism;
         for (const uint8_t *r = sl_batch_first(b); r && rc == SL_OK; r = sl_batch_next(b, r)) {
             for (int j = 0; j < o->nkeys; j++)
-                sl_row_get(t->out_schema, r, o->keys[j], &t->keyvals[j]);
+                sl_row_get(schema, r, o->keys[j], &t->keyvals[j]);
             int kg = sl_key_group(sl_value_hash(t->keyvals, o->nkeys), maxp);
             int ch = sl_key_group_owner(kg, maxp, n);
             uint32_t len = sl_row_len(r);
@@ -109,14 +139,108 @@ static int s_route(sl_task_t *t, const sl_batch_t *b)
 typedef struct {
     sl_task_t *t;
     int next; /* index of the next op, or nops for the outputs */
+    int port; /* 1 for the side output of the tail */
 } s_link_t;
+
+static int s_advance(sl_task_t *t, int from, int64_t wm);
+
+/* A source's batch: its largest event time moves the watermark. */
+static int s_source_batch(sl_task_t *t, const sl_batch_t *b)
+{
+    const sl_plan_node_t *nd = t->ops[0].node;
+    sl_value_t v;
+    int64_t mx = t->src_max;
+    for (const uint8_t *r = sl_batch_first(b); r; r = sl_batch_next(b, r)) {
+        sl_row_get(nd->out, r, nd->rowtime, &v);
+        if (!v.is_null && v.u.i > mx)
+            mx = v.u.i;
+    }
+    t->src_max = mx;
+    return SL_OK;
+}
+
+static int64_t s_source_wm(const sl_task_t *t)
+{
+    const sl_plan_node_t *nd = t->ops[0].node;
+    if (t->src_max == SL_WM_MIN || t->src_max < SL_WM_MIN + nd->wm_bound + 1)
+        return SL_WM_MIN;
+    return t->src_max - nd->wm_bound - 1;
+}
 
 static int s_flush_to(void *target, sl_batch_t *b)
 {
     s_link_t *l = target;
-    if (l->next < l->t->nops)
-        return s_process(l->t, l->next, b, 0);
-    return s_route(l->t, b);
+    sl_task_t *t = l->t;
+    bool from_source = l->next == 1 && t->src_wm;
+    if (from_source) {
+        s_source_batch(t, b);
+        t->src_last_ns = s_now_ns();
+    }
+    int rc = l->next < t->nops ? s_process(t, l->next, b, 0) : s_route(t, l->port, b);
+    if (rc == SL_OK && from_source) {
+        int64_t wm = s_source_wm(t);
+        if (wm > t->wm || t->idle_out)
+            rc = s_advance(t, 1, wm > t->wm ? wm : t->wm);
+    }
+    return rc;
+}
+
+/* Hands every record held in the chain downstream: the emitters in chain
+ * order (each feeds the next op), then the per-channel buffers. */
+static int s_flush_chain(sl_task_t *t, int from)
+{
+    int rc = SL_OK;
+    for (int i = from; i < t->nops && rc == SL_OK; i++) {
+        if (t->ops[i].out.batch)
+            rc = sl_emit_flush(&t->ops[i].out);
+        if (rc == SL_OK && t->ops[i].side.batch)
+            rc = sl_emit_flush(&t->ops[i].side);
+    }
+    for (int k = 0; k < t->nout && rc == SL_OK; k++) {
+        s_output_t *o = &t->out[k];
+        for (int s = 0; o->bufs && s < sl_outgate_channels(o->gate) && rc == SL_OK; s++)
+            if (o->bufs[s]->count) {
+                rc = s_send(t, o, s, o->bufs[s]);
+                sl_batch_clear(o->bufs[s]);
+            }
+    }
+    return rc;
+}
+
+/* The watermark moves to wm: each op from `from` on sees it after all it
+ * was sent before, what it emits goes downstream first, then the
+ * watermark goes out on every channel. */
+static int s_advance(sl_task_t *t, int from, int64_t wm)
+{
+    if (wm < t->wm)
+        wm = t->wm;
+    t->wm = wm;
+    atomic_store_explicit(&t->wm_pub, wm, memory_order_relaxed);
+    int rc = SL_OK;
+    for (int i = from; i < t->nops && rc == SL_OK; i++) {
+        sl_opctx_t *c = &t->ops[i];
+        if (c->out.batch)
+            rc = sl_emit_flush(&c->out); /* records before the watermark first */
+        if (rc == SL_OK && c->side.batch)
+            rc = sl_emit_flush(&c->side);
+        c->watermark = wm;
+        if (rc == SL_OK && t->vt[i]->watermark) {
+            uint64_t t0 = s_now_ns(), nested0 = t->nested_ns[i];
+            rc = t->vt[i]->watermark(c, wm);
+            uint64_t dt = s_now_ns() - t0, nested = t->nested_ns[i] - nested0;
+            atomic_fetch_add_explicit(&c->busy_ns, dt > nested ? dt - nested : 0,
+                                      memory_order_relaxed);
+            sl_arena_reset(c->arena);
+            if (rc)
+                return s_chain_error_at(t, i, rc);
+        }
+    }
+    if (rc == SL_OK)
+        rc = s_flush_chain(t, from);
+    for (int k = 0; k < t->nout && rc == SL_OK; k++)
+        rc = sl_outgate_watermark(t->out[k].gate, wm, false);
+    t->idle_out = false;
+    return rc;
 }
 
 /* ---- setup -------------------------------------------------------------------- */
@@ -162,6 +286,7 @@ static int s_open_outputs(sl_task_t *t, s_link_t *links)
             if (cn->inputs[k] != tail->id)
                 continue;
             s_output_t *o = &t->out[t->nout++];
+            o->port = cn->input_ports[k];
             o->part = cn->part[k];
             o->nkeys = cn->edge_nkeys[k] < 64 ? cn->edge_nkeys[k] : 64;
             o->keys = cn->edge_keys[k];
@@ -203,6 +328,23 @@ static int s_open_outputs(sl_task_t *t, s_link_t *links)
     return SL_OK;
 }
 
+/* A source waits with nothing to emit: past its idle timeout, downstream
+ * stops waiting for its watermark (until it emits again). */
+static int s_source_idle(void *arg)
+{
+    sl_task_t *t = arg;
+    const sl_plan_node_t *nd = t->ops[0].node;
+    int rc = s_flush_chain(t, 1);
+    if (rc || !t->src_wm || !nd->wm_idle || t->idle_out)
+        return rc;
+    if (s_now_ns() - t->src_last_ns < (uint64_t)nd->wm_idle * 1000000ull)
+        return SL_OK;
+    for (int k = 0; k < t->nout && rc == SL_OK; k++)
+        rc = sl_outgate_watermark(t->out[k].gate, t->wm, true);
+    t->idle_out = true;
+    return rc;
+}
+
 static int s_open(sl_task_t *t, s_link_t *links)
 {
     const sl_plan_t *p = t->env.plan;
@@ -213,21 +355,39 @@ static int s_open(sl_task_t *t, s_link_t *links)
         c->node = nd;
         c->subtask = t->env.subtask;
         c->parallelism = t->chain->parallelism;
-        c->in = nd->ninputs ? p->nodes[nd->inputs[0]].out : NULL;
+        c->in = nd->ninputs ? sl_plan_input_schema(p, nd, 0) : NULL;
         c->cancel = t->env.cancel;
         c->arena = sl_arena_new(64 * 1024);
-        links[i] = (s_link_t){.t = t, .next = i + 1};
+        c->watermark = SL_WM_MIN;
+        links[2 * i] = (s_link_t){.t = t, .next = i + 1};
+        links[2 * i + 1] = (s_link_t){.t = t, .next = t->nops, .port = 1};
+        if (nd->side_out) {
+            c->side.batch = sl_batch_new(t->env.batch_bytes);
+            c->side.schema = nd->side_out;
+            c->side.flush = s_flush_to;
+            c->side.target = &links[2 * i + 1];
+            if (!c->side.batch)
+                return SL_NOMEM;
+        }
+        if (i == 0 && nd->role == SL_ROLE_SOURCE) {
+            c->idle_hook = s_source_idle;
+            c->idle_arg = t;
+            t->src_wm = nd->watermarks && nd->rowtime >= 0;
+            t->src_max = SL_WM_MIN;
+            t->src_last_ns = s_now_ns();
+        }
         if (nd->out) {
             c->out.batch = sl_batch_new(t->env.batch_bytes);
             c->out.schema = nd->out;
             c->out.flush = s_flush_to;
-            c->out.target = &links[i];
+            c->out.target = &links[2 * i];
             if (!c->out.batch)
                 return SL_NOMEM;
         }
         if (!c->arena)
             return SL_NOMEM;
         t->vt[i] = sl_op_vtable(nd);
+        t->has_tick = t->has_tick || t->vt[i]->tick;
         int rc = t->vt[i]->open(c);
         t->opened = i + 1;
         if (rc) {
@@ -247,8 +407,21 @@ int sl_task_bind(sl_task_t *t, const char *bind_endpoint, char *out, size_t cap)
     if (!head->ninputs)
         return SL_OK;
     int expected = 0;
-    for (int k = 0; k < head->ninputs; k++)
+    t->ch_base = calloc((size_t)head->ninputs + 1, sizeof *t->ch_base);
+    if (!t->ch_base)
+        return SL_NOMEM;
+    for (int k = 0; k < head->ninputs; k++) {
+        t->ch_base[k] = expected;
         expected += head->part[k] == SL_PART_FORWARD ? 1 : p->nodes[head->inputs[k]].parallelism;
+    }
+    t->ch_base[head->ninputs] = expected;
+    t->nch = expected;
+    t->ch_wm = malloc((size_t)expected * sizeof *t->ch_wm);
+    t->ch_state = calloc((size_t)expected, 1);
+    if (!t->ch_wm || !t->ch_state)
+        return SL_NOMEM;
+    for (int i = 0; i < expected; i++)
+        t->ch_wm[i] = SL_WM_MIN;
     t->in =
         sl_ingate_new(t->env.zctx, bind_endpoint, expected, t->env.cancel, t->err, sizeof t->err);
     if (!t->in)
@@ -262,20 +435,13 @@ int sl_task_bind(sl_task_t *t, const char *bind_endpoint, char *out, size_t cap)
 
 /* ---- running -------------------------------------------------------------------- */
 
-static int s_op_error(sl_task_t *t, int i, int rc)
-{
-    if (!t->err[0] && rc != SL_CANCELED)
-        snprintf(t->err, sizeof t->err, "%s", t->ops[i].err[0] ? t->ops[i].err : sl_strerror(rc));
-    return rc;
-}
-
 /* Finds which op failed: the first with an error message, else op 0. */
 static int s_chain_error(sl_task_t *t, int rc)
 {
     for (int i = 0; i < t->nops; i++)
         if (t->ops[i].err[0])
-            return s_op_error(t, i, rc);
-    return s_op_error(t, 0, rc);
+            return s_chain_error_at(t, i, rc);
+    return s_chain_error_at(t, 0, rc);
 }
 
 static int s_finish(sl_task_t *t)
@@ -285,19 +451,17 @@ static int s_finish(sl_task_t *t)
         int rc = t->vt[i]->finish(&t->ops[i]);
         if (rc == SL_OK && t->ops[i].out.batch)
             rc = sl_emit_flush(&t->ops[i].out);
+        if (rc == SL_OK && t->ops[i].side.batch)
+            rc = sl_emit_flush(&t->ops[i].side);
         atomic_fetch_add_explicit(&t->ops[i].busy_ns, s_now_ns() - t0, memory_order_relaxed);
         if (rc)
             return s_chain_error(t, rc);
     }
+    int frc = s_flush_chain(t, t->nops);
+    if (frc)
+        return frc;
     for (int k = 0; k < t->nout; k++) {
         s_output_t *o = &t->out[k];
-        for (int s = 0; o->bufs && s < sl_outgate_channels(o->gate); s++)
-            if (o->bufs[s]->count) {
-                int rc = s_send(t, o, s, o->bufs[s]);
-                sl_batch_clear(o->bufs[s]);
-                if (rc)
-                    return rc;
-            }
         int rc = sl_outgate_finish(o->gate);
         if (rc) {
             snprintf(t->err, sizeof t->err, "ending a data channel failed: %s", sl_strerror(rc));
@@ -307,11 +471,149 @@ static int s_finish(sl_task_t *t)
     return SL_OK;
 }
 
+/* The combined watermark of the in-gate: the least of the active
+ * channels'; SL_WM_MAX when all ended; *all_idle when none is active and
+ * some is idle. */
+static int64_t s_combined(const sl_task_t *t, bool *all_idle)
+{
+    int64_t m = SL_WM_MAX;
+    int active = 0, idle = 0;
+    for (int i = 0; i < t->nch; i++) {
+        if (t->ch_state[i] == S_CH_ACTIVE) {
+            active++;
+            if (t->ch_wm[i] < m)
+                m = t->ch_wm[i];
+        } else if (t->ch_state[i] == S_CH_IDLE)
+            idle++;
+    }
+    *all_idle = active == 0 && idle > 0;
+    return m;
+}
+
+/* A watermark, idleness or end of input changed channel ch. */
+static int s_channel_time(sl_task_t *t, int ch)
+{
+    (void)ch;
+    bool all_idle;
+    int64_t m = s_combined(t, &all_idle);
+    if (all_idle) {
+        if (t->idle_out)
+            return SL_OK;
+        int rc = s_flush_chain(t, 0);
+        for (int k = 0; k < t->nout && rc == SL_OK; k++)
+            rc = sl_outgate_watermark(t->out[k].gate, t->wm, true);
+        t->idle_out = true;
+        return rc;
+    }
+    if (m > t->wm || t->idle_out)
+        return s_advance(t, 0, m);
+    return SL_OK;
+}
+
+/* Index of the channel of an event, or -1 when it names none. */
+static int s_channel(const sl_task_t *t, const sl_inbatch_t *in)
+{
+    const sl_plan_node_t *head = &t->env.plan->nodes[t->chain->nodes[0]];
+    if (in->input >= head->ninputs)
+        return -1;
+    int base = t->ch_base[in->input], n = t->ch_base[in->input + 1] - base;
+    int s = head->part[in->input] == SL_PART_FORWARD ? 0 : (int)in->sender;
+    return s < n ? base + s : -1;
+}
+
+static int s_tick(sl_task_t *t)
+{
+    int64_t now = sl_op_now_ms();
+    int rc = SL_OK;
+    for (int i = 0; i < t->nops && rc == SL_OK; i++)
+        if (t->vt[i]->tick) {
+            rc = t->vt[i]->tick(&t->ops[i], now);
+            sl_arena_reset(t->ops[i].arena);
+            if (rc)
+                return s_chain_error_at(t, i, rc);
+        }
+    return rc == SL_OK ? s_flush_chain(t, 0) : rc;
+}
+
+/* The loop of a chain with inputs. */
+static int s_run_inputs(sl_task_t *t)
+{
+    sl_batch_t view = {0};
+    const sl_plan_node_t *head = &t->env.plan->nodes[t->chain->nodes[0]];
+    bool pending = false; /* records may sit in emitters or buffers */
+    uint64_t next_tick = s_now_ns();
+    for (;;) {
+        sl_inbatch_t in;
+        int wait = pending ? 0 : t->has_tick ? S_TICK_MS : -1;
+        int got = sl_ingate_poll(t->in, &in, wait, t->err, sizeof t->err);
+        if (got == SL_TIMEOUT) {
+            int rc = pending ? s_flush_chain(t, 0) : SL_OK;
+            pending = false;
+            if (rc == SL_OK && t->has_tick && s_now_ns() >= next_tick) {
+                rc = s_tick(t);
+                next_tick = s_now_ns() + S_TICK_MS * 1000000ull;
+            }
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (got <= 0)
+            return got; /* 0: every sender ended */
+        int ch = s_channel(t, &in);
+        if (ch < 0) {
+            if (in.kind == SL_FRAME_BATCH)
+                sl_ingate_release(t->in, &in);
+            snprintf(t->err, sizeof t->err, "data frame for unknown input %u from subtask %u",
+                     (unsigned)in.input, (unsigned)in.sender);
+            return SL_DATA;
+        }
+        int rc = SL_OK;
+        if (in.kind == SL_FRAME_WATERMARK) {
+            t->ch_state[ch] = in.idle ? S_CH_IDLE : S_CH_ACTIVE;
+            if (in.wm > t->ch_wm[ch])
+                t->ch_wm[ch] = in.wm;
+            rc = s_channel_time(t, ch);
+        } else if (in.kind == SL_FRAME_EOI) {
+            t->ch_state[ch] = S_CH_ENDED;
+            t->ch_wm[ch] = SL_WM_MAX;
+            rc = s_channel_time(t, ch);
+        } else {
+            /* Validate before use: a batch is untrusted input. */
+            if (sl_batch_check(sl_plan_input_schema(t->env.plan, head, in.input), in.data, in.len,
+                               in.count) != SL_OK) {
+                sl_ingate_release(t->in, &in);
+                snprintf(t->err, sizeof t->err, "malformed batch from upstream subtask %u",
+                         (unsigned)in.sender);
+                return SL_DATA;
+            }
+            if (t->ch_state[ch] == S_CH_IDLE)
+                t->ch_state[ch] = S_CH_ACTIVE; /* holds the watermark back again */
+            view.data = (uint8_t *)in.data;
+            view.len = in.len;
+            view.count = in.count;
+            rc = s_process(t, 0, &view, in.input);
+            sl_ingate_release(t->in, &in);
+            if (rc)
+                return s_chain_error(t, rc);
+            pending = true;
+        }
+        if (rc)
+            return rc;
+        if (t->has_tick && s_now_ns() >= next_tick) {
+            if ((rc = s_tick(t)) != SL_OK)
+                return rc;
+            next_tick = s_now_ns() + S_TICK_MS * 1000000ull;
+        }
+    }
+}
+
 int sl_task_run(sl_task_t *t)
 {
-    s_link_t *links = calloc((size_t)t->nops, sizeof *links);
+    s_link_t *links = calloc((size_t)t->nops * 2, sizeof *links);
     if (!links)
         return SL_NOMEM;
+    atomic_store(&t->wm_pub, SL_WM_MIN);
+    t->wm = SL_WM_MIN;
     int rc = s_open(t, links);
     if (rc == SL_OK && !t->in) {
         /* A source chain: the head produces everything. */
@@ -325,43 +627,26 @@ int sl_task_run(sl_task_t *t)
                                   memory_order_relaxed);
         if (rc)
             s_chain_error(t, rc);
+        else
+            rc = s_advance(t, 1, SL_WM_MAX); /* end of input: the final watermark */
     } else if (rc == SL_OK) {
-        sl_batch_t view = {0};
-        for (;;) {
-            sl_inbatch_t in;
-            int got = sl_ingate_next(t->in, &in, t->err, sizeof t->err);
-            if (got <= 0) {
-                rc = got;
-                break;
-            }
-            view.data = (uint8_t *)in.data;
-            view.len = in.len;
-            view.count = in.count;
-            /* Validate before use: a batch is untrusted input. */
-            const sl_plan_node_t *head = &t->env.plan->nodes[t->chain->nodes[0]];
-            if (in.input >= head->ninputs ||
-                sl_batch_check(t->env.plan->nodes[head->inputs[in.input]].out, in.data, in.len,
-                               in.count) != SL_OK) {
-                sl_ingate_release(t->in, &in);
-                snprintf(t->err, sizeof t->err, "malformed batch from upstream subtask %u",
-                         (unsigned)in.sender);
-                rc = SL_DATA;
-                break;
-            }
-            rc = s_process(t, 0, &view, in.input);
-            sl_ingate_release(t->in, &in);
-            if (rc) {
-                s_chain_error(t, rc);
-                break;
-            }
-        }
+        rc = s_run_inputs(t);
+        if (rc == SL_OK && t->wm != SL_WM_MAX)
+            rc = s_advance(t, 0, SL_WM_MAX);
     }
     if (rc == SL_OK)
         rc = s_finish(t);
     free(links);
-    for (int i = 0; i < t->nops; i++)
+    for (int i = 0; i < t->nops; i++) {
         t->ops[i].out.target = NULL;
+        t->ops[i].side.target = NULL;
+    }
     return rc;
+}
+
+int64_t sl_task_watermark(const sl_task_t *t)
+{
+    return atomic_load_explicit(&t->wm_pub, memory_order_relaxed);
 }
 
 const char *sl_task_error(const sl_task_t *t)
@@ -389,6 +674,7 @@ void sl_task_metrics(const sl_task_t *t, int i, sl_op_metrics_t *m)
                         : atomic_load_explicit(&c->records_in, memory_order_relaxed);
     m->busy_ns = atomic_load_explicit(&c->busy_ns, memory_order_relaxed);
     m->errors = atomic_load_explicit(&c->errors, memory_order_relaxed);
+    m->late = atomic_load_explicit(&c->records_late, memory_order_relaxed);
 }
 
 uint64_t sl_task_blocked_ns(const sl_task_t *t)
@@ -409,6 +695,7 @@ void sl_task_destroy(sl_task_t **pp)
         t->vt[i]->close(&t->ops[i]);
     for (int i = 0; t->ops && i < t->nops; i++) {
         sl_batch_destroy(&t->ops[i].out.batch);
+        sl_batch_destroy(&t->ops[i].side.batch);
         sl_arena_destroy(&t->ops[i].arena);
     }
     for (int k = 0; k < t->nout; k++) {
@@ -421,6 +708,9 @@ void sl_task_destroy(sl_task_t **pp)
     }
     free(t->out);
     free(t->keyvals);
+    free(t->ch_base);
+    free(t->ch_wm);
+    free(t->ch_state);
     sl_ingate_destroy(&t->in);
     free(t->ops);
     free(t->vt);

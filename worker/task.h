@@ -38,6 +38,7 @@ typedef struct sl_task sl_task_t;
 typedef struct {
     const char *op; /* operator name (borrowed from the plan) */
     uint64_t records_in, records_out, busy_ns, errors;
+    uint64_t late; /* records behind the watermark, sent to the side output */
 } sl_op_metrics_t;
 
 sl_task_t *sl_task_new(const sl_task_env_t *env);
@@ -56,6 +57,9 @@ const char *sl_task_error(const sl_task_t *t);
 int sl_task_nops(const sl_task_t *t);
 /* Snapshot of operator i's metrics (safe while the task runs). */
 void sl_task_metrics(const sl_task_t *t, int i, sl_op_metrics_t *out);
+/* The task's current watermark (SL_WM_MIN before the first; readable from
+ * any thread). */
+int64_t sl_task_watermark(const sl_task_t *t);
 /* Nanoseconds the task waited for credit (backpressure). */
 uint64_t sl_task_blocked_ns(const sl_task_t *t);
 void sl_task_destroy(sl_task_t **pp);

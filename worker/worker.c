@@ -60,6 +60,7 @@ struct sl_worker {
     atomic_bool stop;
     atomic_bool ended; /* the loop has returned */
     void *sock;        /* DEALER to the master */
+    uint32_t batch_bytes; /* batch capacity of every task (SLUICE_BATCH_BYTES; 0 = default) */
     s_job_t *jobs;
     uint64_t next_req;
 };
@@ -168,6 +169,10 @@ static void s_send_state_ep(sl_worker_t *w, s_slot_t *t, Sluice__TaskStateKind s
         m[i].records_out = om.records_out;
         m[i].busy_ns = om.busy_ns;
         m[i].errors = om.errors;
+        m[i].records_late = om.late;
+        int64_t wm = sl_task_watermark(t->task);
+        m[i].has_watermark = wm != SL_WM_MIN;
+        m[i].watermark = wm;
         if (i == nops - 1) /* the chain's tail sends, so it is the one held back */
             m[i].backpressure_ns = sl_task_blocked_ns(t->task);
         mp[i] = &m[i];
@@ -325,7 +330,8 @@ static void s_deploy(sl_worker_t *w, const Sluice__Deploy *d)
                              .subtask = t->subtask,
                              .endpoint = s_endpoint,
                              .endpoint_arg = j,
-                             .cancel = &j->cancel};
+                             .cancel = &j->cancel,
+                             .batch_bytes = w->batch_bytes};
         t->task = sl_task_new(&env);
         if (!t->task)
             break;
@@ -563,6 +569,16 @@ sl_worker_t *sl_worker_start(const sl_worker_opts_t *o)
             strdup(strcmp(h, "*") == 0 || strcmp(h, "0.0.0.0") == 0 ? "127.0.0.1" : h);
     } else {
         w->advertise_host = strdup("localhost");
+    }
+    const char *bb = getenv("SLUICE_BATCH_BYTES"); /* a tuning and testing knob */
+    if (bb && *bb) {
+        char *end;
+        unsigned long v = strtoul(bb, &end, 10);
+        if (*end || v < 64 || v > (64ul << 20))
+            fprintf(stderr, "worker %s: ignoring SLUICE_BATCH_BYTES=%s (64..67108864)\n", o->id,
+                    bb);
+        else
+            w->batch_bytes = (uint32_t)v;
     }
     if (w->o.heartbeat_ms <= 0)
         w->o.heartbeat_ms = 200;

@@ -48,6 +48,8 @@ static const s_type_t s_types[] = {
     {"key_by", SL_ROLE_OPERATOR, SL_OP_KEY_BY, S_KEYS("key"), 1, 1},
     {"aggregate", SL_ROLE_OPERATOR, SL_OP_AGGREGATE, S_KEYS("key", "aggregates"), 1, 1},
     {"union", SL_ROLE_OPERATOR, SL_OP_UNION, S_KEYS("description"), 2, 64},
+    {"window", SL_ROLE_OPERATOR, SL_OP_WINDOW,
+     S_KEYS("key", "window", "time", "aggregates", "top", "allowed_lateness", "late"), 1, 1},
     {"file", SL_ROLE_SINK, SL_OP_FILE_SINK, S_KEYS("format", "path"), 1, 1},
     {"stdout", SL_ROLE_SINK, SL_OP_STDOUT_SINK, S_KEYS("format"), 1, 1},
     {"discard", SL_ROLE_SINK, SL_OP_DISCARD_SINK, S_KEYS("description"), 1, 1},
@@ -57,6 +59,10 @@ static const s_type_t s_types[] = {
 static const char *const s_common_keys[] = {"name",   "type",        "input",
                                             "inputs", "parallelism", "description"};
 #define S_NCOMMON ((int)(sizeof s_common_keys / sizeof *s_common_keys))
+
+/* Every source may declare its event time (docs/time.md). */
+static const char *const s_source_keys[] = {"timestamp", "watermark"};
+#define S_NSOURCE ((int)(sizeof s_source_keys / sizeof *s_source_keys))
 
 static const char *const s_role_names[] = {"source", "operator", "sink"};
 
@@ -684,42 +690,37 @@ static int s_build_key_by(s_ctx_t *c)
     return c->node->out ? SL_OK : SL_NOMEM;
 }
 
-static int s_build_aggregate(s_ctx_t *c)
+/* Keys of an aggregate or window: `key:`, else those of an upstream
+ * key_by, else none (one global group). Returns 0 or -1 after errors. */
+static int s_group_keys(s_ctx_t *c)
 {
     sl_plan_node_t *nd = c->node;
     const sl_ynode_t *k = sl_ynode_get(c->sn->body, "key");
-    int bad = 0;
     if (k) {
         nd->nkeys = s_field_list(c, k, c->in, "key", &nd->keys);
         if (nd->nkeys < 0) {
             nd->nkeys = 0;
-            bad = 1;
+            return -1;
         }
-    } else {
-        /* Keyed by an upstream key_by, or global (one group). */
-        const sl_plan_node_t *up = &c->plan->nodes[nd->inputs[0]];
-        if (up->kind == SL_OP_KEY_BY && up->nkeys) {
-            nd->keys = malloc((size_t)up->nkeys * sizeof(int));
-            if (!nd->keys)
-                return SL_NOMEM;
-            memcpy(nd->keys, up->keys, (size_t)up->nkeys * sizeof(int));
-            nd->nkeys = up->nkeys;
-        }
+        return 0;
     }
-    const sl_ynode_t *aggs = s_req(c, "aggregates");
-    if (!aggs)
-        return SL_SPEC;
-    if (aggs->kind != SL_Y_SEQ || aggs->n == 0) {
-        sl_diag_error(c->d, aggs->line, aggs->col,
-                      "aggregates of '%s' must be a list like [{name: total, fn: sum, field: x}]",
-                      c->sn->name);
-        return SL_SPEC;
+    const sl_plan_node_t *up = &c->plan->nodes[nd->inputs[0]];
+    if (up->kind == SL_OP_KEY_BY && up->nkeys && nd->input_ports[0] == 0) {
+        nd->keys = malloc((size_t)up->nkeys * sizeof(int));
+        if (!nd->keys)
+            return -1;
+        memcpy(nd->keys, up->keys, (size_t)up->nkeys * sizeof(int));
+        nd->nkeys = up->nkeys;
     }
-    nd->out = sl_schema_new();
-    nd->aggs = calloc((size_t)aggs->n, sizeof *nd->aggs);
-    if (!nd->out || !nd->aggs)
-        return SL_NOMEM;
-    nd->naggs = aggs->n;
+    return 0;
+}
+
+/* Adds the key fields to nd->out. Returns 0 or -1 after errors. */
+static int s_add_key_fields(s_ctx_t *c)
+{
+    sl_plan_node_t *nd = c->node;
+    const sl_ynode_t *k = sl_ynode_get(c->sn->body, "key");
+    int bad = 0;
     for (int i = 0; i < nd->nkeys; i++)
         if (sl_schema_add(nd->out, c->in->fields[nd->keys[i]].name,
                           c->in->fields[nd->keys[i]].type) != SL_OK) {
@@ -727,7 +728,28 @@ static int s_build_aggregate(s_ctx_t *c)
                           "key field '%s' is listed twice", c->in->fields[nd->keys[i]].name);
             bad = 1;
         }
-    static const char *const fns[] = {"count", "sum", "min", "max", "avg"};
+    return bad ? -1 : 0;
+}
+
+/* `aggregates:` into nd->aggs, their results appended to nd->out. first,
+ * last and count_distinct only in windows. */
+static int s_parse_aggs(s_ctx_t *c, const sl_ynode_t *aggs, bool window)
+{
+    sl_plan_node_t *nd = c->node;
+    int bad = 0;
+    if (aggs->kind != SL_Y_SEQ || aggs->n == 0) {
+        sl_diag_error(c->d, aggs->line, aggs->col,
+                      "aggregates of '%s' must be a list like [{name: total, fn: sum, field: x}]",
+                      c->sn->name);
+        return SL_SPEC;
+    }
+    nd->aggs = calloc((size_t)aggs->n, sizeof *nd->aggs);
+    if (!nd->aggs)
+        return SL_NOMEM;
+    nd->naggs = aggs->n;
+    static const char *const fns[] = {"count", "sum",   "min",  "max",
+                                      "avg",   "first", "last", "count_distinct"};
+    const int nfns = window ? 8 : 5;
     static const char *const akeys[] = {"name", "fn", "field"};
     for (int i = 0; i < aggs->n; i++) {
         const sl_ynode_t *a = aggs->items[i];
@@ -757,14 +779,22 @@ static int s_build_aggregate(s_ctx_t *c)
             continue;
         }
         int f = -1;
-        for (int j = 0; j < 5; j++)
+        for (int j = 0; j < 8; j++)
             if (strcmp(fname, fns[j]) == 0)
                 f = j;
+        if (f >= nfns) {
+            sl_diag_error(c->d, fn->line, fn->col,
+                          "%s is an aggregate of windows only (type: window)", fname);
+            bad = 1;
+            continue;
+        }
         if (f < 0) {
             sl_diag_error(c->d, fn->line, fn->col, "unknown aggregate function '%s'", fname);
-            const char *near = sl_closest(fname, fns, 5);
+            const char *near = sl_closest(fname, fns, nfns);
             sl_diag_hint(c->d, near ? "did you mean '%s'?" : "functions are %s",
-                         near ? near : "count, sum, min, max, avg");
+                         near     ? near
+                         : window ? "count, sum, min, max, avg, first, last, count_distinct"
+                                  : "count, sum, min, max, avg");
             bad = 1;
             continue;
         }
@@ -786,6 +816,7 @@ static int s_build_aggregate(s_ctx_t *c)
         sl_type_t ft = ag->field >= 0 ? c->in->fields[ag->field].type : SL_TYPE_INT64;
         switch (ag->fn) {
         case SL_AGG_COUNT:
+        case SL_AGG_COUNT_DISTINCT:
             ag->out = SL_TYPE_INT64;
             break;
         case SL_AGG_SUM:
@@ -800,6 +831,8 @@ static int s_build_aggregate(s_ctx_t *c)
             break;
         case SL_AGG_MIN:
         case SL_AGG_MAX:
+        case SL_AGG_FIRST:
+        case SL_AGG_LAST:
             ag->out = ft;
             break;
         }
@@ -809,6 +842,342 @@ static int s_build_aggregate(s_ctx_t *c)
         }
     }
     return bad ? SL_SPEC : SL_OK;
+}
+
+static int s_build_aggregate(s_ctx_t *c)
+{
+    sl_plan_node_t *nd = c->node;
+    int bad = s_group_keys(c) ? 1 : 0;
+    const sl_ynode_t *aggs = s_req(c, "aggregates");
+    if (!aggs)
+        return SL_SPEC;
+    nd->out = sl_schema_new();
+    if (!nd->out)
+        return SL_NOMEM;
+    if (s_add_key_fields(c))
+        bad = 1;
+    int rc = s_parse_aggs(c, aggs, false);
+    if (rc == SL_NOMEM)
+        return rc;
+    return bad || rc ? SL_SPEC : SL_OK;
+}
+
+/* Optional duration field key of the body (or of mapping m when given). */
+static int s_opt_duration(s_ctx_t *c, const sl_ynode_t *m, const char *key, int64_t *out, int *bad)
+{
+    const sl_ynode_t *n = sl_ynode_get(m ? m : c->sn->body, key);
+    if (!n)
+        return 0;
+    long long v;
+    if (sl_ynode_duration(n, 100LL * 365 * 86400000, c->d, key, &v) != SL_OK) {
+        (*bad)++;
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* `window: {type: tumbling, size: D}` | `{type: sliding, size: D, slide: D}`
+ * | `{type: session, gap: D}`. */
+static int s_window_shape(s_ctx_t *c, sl_window_cfg_t *w)
+{
+    const sl_ynode_t *wn = s_req(c, "window");
+    if (!wn)
+        return -1;
+    static const char *const shape[] = {
+        "window of '%s' must be {type: tumbling, size: 10s}, {type: sliding, size: 10s, "
+        "slide: 5s} or {type: session, gap: 30s}"};
+    if (wn->kind != SL_Y_MAP) {
+        sl_diag_error(c->d, wn->line, wn->col, shape[0], c->sn->name);
+        return -1;
+    }
+    static const char *const wkeys[] = {"type", "size", "slide", "gap"};
+    if (sl_ynode_check_keys(wn, wkeys, 4, c->d, "window field"))
+        return -1;
+    const sl_ynode_t *tn = sl_ynode_get(wn, "type");
+    const char *t = tn ? sl_ynode_str(tn, c->d, "window type") : NULL;
+    if (!t) {
+        if (!tn)
+            sl_diag_error(c->d, wn->line, wn->col, shape[0], c->sn->name);
+        return -1;
+    }
+    static const char *const types[] = {"tumbling", "sliding", "session"};
+    int ti = -1;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(t, types[i]) == 0)
+            ti = i;
+    if (ti < 0) {
+        sl_diag_error(c->d, tn->line, tn->col, "unknown window type '%s'", t);
+        const char *near = sl_closest(t, types, 3);
+        sl_diag_hint(c->d, near ? "did you mean '%s'?" : "window types are %s",
+                     near ? near : "tumbling, sliding, session");
+        return -1;
+    }
+    w->type = (sl_wintype_t)ti;
+    int bad = 0;
+    const char *need = ti == SL_WIN_SESSION ? "gap" : "size";
+    int64_t v = 0;
+    if (!s_opt_duration(c, wn, need, &v, &bad) && !bad) {
+        sl_diag_error(c->d, wn->line, wn->col, "a %s window needs '%s'", t, need);
+        return -1;
+    }
+    if (bad)
+        return -1;
+    if (v <= 0) {
+        const sl_ynode_t *vn = sl_ynode_get(wn, need);
+        sl_diag_error(c->d, vn->line, vn->col, "%s of a %s window must be positive", need, t);
+        return -1;
+    }
+    const sl_ynode_t *extra = NULL;
+    if (ti == SL_WIN_SESSION) {
+        w->gap = v;
+        extra = sl_ynode_get(wn, "size") ? sl_ynode_get(wn, "size") : sl_ynode_get(wn, "slide");
+    } else {
+        w->size = w->slide = v;
+        extra = sl_ynode_get(wn, "gap");
+        if (ti == SL_WIN_TUMBLING && !extra)
+            extra = sl_ynode_get(wn, "slide");
+    }
+    if (extra) {
+        sl_diag_error(c->d, extra->line, extra->col, "a %s window takes no '%s'", t,
+                      extra == sl_ynode_get(wn, "gap")     ? "gap"
+                      : extra == sl_ynode_get(wn, "slide") ? "slide"
+                                                           : "size");
+        if (ti == SL_WIN_TUMBLING)
+            sl_diag_hint(c->d, "a tumbling window with a slide is a sliding window");
+        return -1;
+    }
+    if (ti == SL_WIN_SLIDING) {
+        if (!s_opt_duration(c, wn, "slide", &w->slide, &bad)) {
+            if (!bad)
+                sl_diag_error(c->d, wn->line, wn->col, "a sliding window needs 'slide'");
+            return -1;
+        }
+        const sl_ynode_t *sn = sl_ynode_get(wn, "slide");
+        if (w->slide <= 0 || w->slide > w->size) {
+            sl_diag_error(c->d, sn->line, sn->col,
+                          "slide of a sliding window must be positive and at most its size");
+            return -1;
+        }
+        if (w->size / w->slide > 1000) {
+            sl_diag_error(c->d, sn->line, sn->col,
+                          "a record would be in %lld windows; at most 1000 (raise the slide)",
+                          (long long)(w->size / w->slide));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* `window`: keyed (or global) windows; output = keys, window_start,
+ * window_end, then the aggregates (or rank and the input's other fields
+ * with `top:`). */
+static int s_build_window(s_ctx_t *c)
+{
+    sl_plan_node_t *nd = c->node;
+    sl_window_cfg_t *w = &nd->win;
+    int bad = s_group_keys(c) ? 1 : 0;
+    if (s_window_shape(c, w))
+        bad = 1;
+    const sl_ynode_t *tn = sl_ynode_get(c->sn->body, "time");
+    if (tn) {
+        const char *t = sl_ynode_str(tn, c->d, "time");
+        if (!t)
+            bad = 1;
+        else if (strcmp(t, "processing") == 0)
+            w->processing = true;
+        else if (strcmp(t, "event") != 0) {
+            sl_diag_error(c->d, tn->line, tn->col, "time must be 'event' or 'processing', not '%s'",
+                          t);
+            bad = 1;
+        }
+    }
+    const sl_plan_node_t *up = &c->plan->nodes[nd->inputs[0]];
+    if (!w->processing) {
+        w->time_field = nd->input_ports[0] ? -1 : up->rowtime;
+        if (w->time_field < 0) {
+            sl_diag_error(c->d, c->sn->body->line, c->sn->body->col,
+                          "window '%s' is over event time, but its input '%s' has no event time",
+                          c->sn->name, up->name);
+            sl_diag_hint(c->d, "name the time field on the source (timestamp: FIELD, "
+                               "watermark: {max_out_of_order: 5s}), or set time: processing");
+            bad = 1;
+        }
+    }
+    int unused = 0;
+    s_opt_duration(c, NULL, "allowed_lateness", &w->lateness, &unused);
+    const sl_ynode_t *late = sl_ynode_get(c->sn->body, "late");
+    if (late) {
+        nd->late_name = sl_ynode_str(late, c->d, "late");
+        if (!nd->late_name)
+            bad = 1;
+        else if (w->processing) {
+            sl_diag_error(c->d, late->line, late->col,
+                          "a processing-time window has no late records; remove 'late'");
+            bad = 1;
+        } else if (!(nd->side_out = sl_schema_copy(c->in)))
+            return SL_NOMEM;
+    }
+    if (w->processing && sl_ynode_get(c->sn->body, "allowed_lateness")) {
+        const sl_ynode_t *al = sl_ynode_get(c->sn->body, "allowed_lateness");
+        sl_diag_error(c->d, al->line, al->col,
+                      "a processing-time window has no late records; remove 'allowed_lateness'");
+        bad = 1;
+    }
+    if (unused)
+        bad = 1;
+    nd->out = sl_schema_new();
+    if (!nd->out)
+        return SL_NOMEM;
+    if (s_add_key_fields(c))
+        bad = 1;
+    const char *fixed[] = {"window_start", "window_end"};
+    for (int i = 0; i < 2; i++)
+        if (sl_schema_add(nd->out, fixed[i], SL_TYPE_TIMESTAMP) == SL_EXISTS) {
+            sl_diag_error(c->d, c->sn->body->line, c->sn->body->col,
+                          "a key of '%s' is called %s, which the window adds; rename it",
+                          c->sn->name, fixed[i]);
+            bad = 1;
+        }
+    const sl_ynode_t *aggs = sl_ynode_get(c->sn->body, "aggregates");
+    const sl_ynode_t *top = sl_ynode_get(c->sn->body, "top");
+    if (!aggs == !top) {
+        sl_diag_error(c->d, c->sn->body->line, c->sn->body->col,
+                      "window '%s' needs either 'aggregates' or 'top' (not both)", c->sn->name);
+        return SL_SPEC;
+    }
+    if (aggs) {
+        int rc = s_parse_aggs(c, aggs, true);
+        if (rc == SL_NOMEM)
+            return rc;
+        if (rc)
+            bad = 1;
+    } else {
+        /* top: {n: 3, by: price} */
+        static const char *const tkeys[] = {"n", "by"};
+        if (top->kind != SL_Y_MAP || sl_ynode_check_keys(top, tkeys, 2, c->d, "top field") ||
+            !sl_ynode_get(top, "n") || !sl_ynode_get(top, "by")) {
+            if (top->kind != SL_Y_MAP || !sl_ynode_get(top, "n") || !sl_ynode_get(top, "by"))
+                sl_diag_error(c->d, top->line, top->col,
+                              "top of '%s' must be {n: COUNT, by: EXPRESSION}", c->sn->name);
+            return SL_SPEC;
+        }
+        long long n;
+        if (sl_ynode_int(sl_ynode_get(top, "n"), 1, 10000, c->d, "top n", &n) != SL_OK)
+            return SL_SPEC;
+        w->top_n = (int)n;
+        w->top_by = s_expr(c, sl_ynode_get(top, "by"), c->in, "top by");
+        if (!w->top_by)
+            return SL_SPEC;
+        sl_type_t t = sl_expr_type(w->top_by);
+        if (t != SL_TYPE_INT64 && t != SL_TYPE_DOUBLE && t != SL_TYPE_TIMESTAMP &&
+            t != SL_TYPE_STRING) {
+            const sl_ynode_t *by = sl_ynode_get(top, "by");
+            sl_diag_error(c->d, by->line, by->col, "top by must be a number, timestamp or string");
+            return SL_SPEC;
+        }
+        if (sl_schema_add(nd->out, "rank", SL_TYPE_INT64) == SL_EXISTS)
+            bad = 1;
+        for (int i = 0; i < c->in->nfields; i++) {
+            bool key = false;
+            for (int k = 0; k < nd->nkeys; k++)
+                key = key || nd->keys[k] == i;
+            if (!key &&
+                sl_schema_add(nd->out, c->in->fields[i].name, c->in->fields[i].type) == SL_EXISTS) {
+                sl_diag_error(c->d, top->line, top->col,
+                              "input field '%s' clashes with a field the window adds; rename it",
+                              c->in->fields[i].name);
+                bad = 1;
+            }
+        }
+    }
+    return bad ? SL_SPEC : SL_OK;
+}
+
+/* Event time of a node: a source's `timestamp:` and `watermark:`; other
+ * nodes carry their input's event-time field through when it survives. */
+static int s_build_time(s_ctx_t *c)
+{
+    sl_plan_node_t *nd = c->node;
+    if (nd->role == SL_ROLE_SOURCE) {
+        const sl_ynode_t *ts = sl_ynode_get(c->sn->body, "timestamp");
+        const sl_ynode_t *wm = sl_ynode_get(c->sn->body, "watermark");
+        if (!ts) {
+            if (wm) {
+                sl_diag_error(c->d, wm->line, wm->col,
+                              "a watermark needs the event time: add 'timestamp: FIELD'");
+                return SL_SPEC;
+            }
+            return SL_OK;
+        }
+        const char *f = sl_ynode_str(ts, c->d, "timestamp");
+        if (!f)
+            return SL_SPEC;
+        int *idx = NULL;
+        if (s_field_list(c, ts, nd->out, "timestamp", &idx) != 1) {
+            free(idx);
+            return SL_SPEC;
+        }
+        nd->rowtime = idx[0];
+        free(idx);
+        sl_type_t t = nd->out->fields[nd->rowtime].type;
+        if (t != SL_TYPE_TIMESTAMP && t != SL_TYPE_INT64) {
+            sl_diag_error(c->d, ts->line, ts->col,
+                          "timestamp field '%s' must be a timestamp or int64 (ms), not %s", f,
+                          sl_type_name(t));
+            nd->rowtime = -1;
+            return SL_SPEC;
+        }
+        nd->watermarks = true;
+        if (!wm)
+            return SL_OK;
+        if (wm->kind != SL_Y_MAP) {
+            sl_diag_error(c->d, wm->line, wm->col,
+                          "watermark must be a mapping like {max_out_of_order: 5s, "
+                          "idle_timeout: 1m}");
+            return SL_SPEC;
+        }
+        static const char *const wkeys[] = {"max_out_of_order", "idle_timeout"};
+        if (sl_ynode_check_keys(wm, wkeys, 2, c->d, "watermark field"))
+            return SL_SPEC;
+        int bad = 0;
+        s_opt_duration(c, wm, "max_out_of_order", &nd->wm_bound, &bad);
+        s_opt_duration(c, wm, "idle_timeout", &nd->wm_idle, &bad);
+        return bad ? SL_SPEC : SL_OK;
+    }
+    if (!nd->ninputs || !nd->out)
+        return SL_OK;
+    const sl_plan_node_t *up = &c->plan->nodes[nd->inputs[0]];
+    /* A side output carries the window's input records. */
+    int in_rt = nd->input_ports[0] ? up->win.time_field : up->rowtime;
+    switch (nd->kind) {
+    case SL_OP_FILTER:
+    case SL_OP_KEY_BY:
+        nd->rowtime = in_rt; /* records pass unchanged */
+        break;
+    case SL_OP_UNION:
+        nd->rowtime = in_rt;
+        for (int k = 1; k < nd->ninputs; k++) {
+            const sl_plan_node_t *o = &c->plan->nodes[nd->inputs[k]];
+            if ((nd->input_ports[k] ? o->win.time_field : o->rowtime) != in_rt)
+                nd->rowtime = -1;
+        }
+        break;
+    case SL_OP_MAP:
+        for (int i = 0; !nd->udf && in_rt >= 0 && i < nd->nexprs; i++)
+            if (sl_expr_field_index(nd->exprs[i]) == in_rt)
+                nd->rowtime = i;
+        break;
+    case SL_OP_FLAT_MAP:
+        nd->rowtime = nd->udf || in_rt == nd->split_field ? -1 : in_rt;
+        break;
+    case SL_OP_WINDOW:
+        nd->rowtime = nd->win.processing ? -1 : nd->nkeys + 1; /* window_end */
+        break;
+    default:
+        break;
+    }
+    return SL_OK;
 }
 
 static int s_build_union(s_ctx_t *c)
@@ -885,6 +1254,8 @@ static int s_build_node(s_ctx_t *c)
         return s_build_key_by(c);
     case SL_OP_AGGREGATE:
         return s_build_aggregate(c);
+    case SL_OP_WINDOW:
+        return s_build_window(c);
     case SL_OP_UNION:
         return s_build_union(c);
     case SL_OP_FILE_SINK:
@@ -932,6 +1303,8 @@ static int s_check_type(const sl_spec_node_t *sn, sl_diag_t *d, const s_type_t *
         allowed[n++] = s_common_keys[i];
     for (int i = 0; i < t->nkeys && n < 32; i++)
         allowed[n++] = t->keys[i];
+    for (int i = 0; sn->role == SL_ROLE_SOURCE && i < S_NSOURCE && n < 32; i++)
+        allowed[n++] = s_source_keys[i];
     char what[64];
     snprintf(what, sizeof what, "%s field", sn->type);
     int bad = sl_ynode_check_keys(sn->body, allowed, n, d, what) ? 1 : 0;
@@ -957,14 +1330,15 @@ static void s_assign_partitioning(sl_plan_t *p)
             const sl_plan_node_t *up = &p->nodes[nd->inputs[k]];
             const int *keys = NULL;
             int nkeys = 0;
-            if (nd->kind == SL_OP_AGGREGATE) {
+            bool keyed = nd->kind == SL_OP_AGGREGATE || nd->kind == SL_OP_WINDOW;
+            if (keyed) {
                 keys = nd->keys;
                 nkeys = nd->nkeys;
-            } else if (up->kind == SL_OP_KEY_BY) {
+            } else if (up->kind == SL_OP_KEY_BY && nd->input_ports[k] == 0) {
                 keys = up->keys;
                 nkeys = up->nkeys;
             }
-            if (nd->kind == SL_OP_AGGREGATE || up->kind == SL_OP_KEY_BY) {
+            if (keyed || (up->kind == SL_OP_KEY_BY && nd->input_ports[k] == 0)) {
                 nd->part[k] = SL_PART_HASH;
                 nd->edge_nkeys[k] = nkeys;
                 if (nkeys) {
@@ -991,7 +1365,8 @@ static int s_build_chains(sl_plan_t *p, const sl_spec_t *spec)
     for (int t = 0; t < spec->nnodes; t++) {
         sl_plan_node_t *nd = &p->nodes[spec->topo[t]];
         const sl_plan_node_t *up = nd->ninputs == 1 ? &p->nodes[nd->inputs[0]] : NULL;
-        if (up && nd->part[0] == SL_PART_FORWARD && up->nconsumers == 1) {
+        if (up && nd->part[0] == SL_PART_FORWARD && nd->input_ports[0] == 0 &&
+            up->nconsumers == 1) {
             sl_plan_chain_t *ch = &p->chains[up->chain];
             int *nodes = realloc(ch->nodes, (size_t)(ch->nnodes + 1) * sizeof(int));
             if (!nodes)
@@ -1049,15 +1424,20 @@ int sl_plan_build(const sl_spec_t *spec, int parallelism, const sl_plugin_t *plu
         nd->role = sn->role;
         nd->ninputs = sn->ninputs;
         nd->inputs = calloc((size_t)(sn->ninputs ? sn->ninputs : 1), sizeof(int));
+        nd->input_ports = calloc((size_t)(sn->ninputs ? sn->ninputs : 1), sizeof(int));
+        nd->rowtime = -1;
+        nd->win.time_field = -1;
         nd->part = calloc((size_t)(sn->ninputs ? sn->ninputs : 1), sizeof(sl_part_t));
         nd->edge_keys = calloc((size_t)(sn->ninputs ? sn->ninputs : 1), sizeof(int *));
         nd->edge_nkeys = calloc((size_t)(sn->ninputs ? sn->ninputs : 1), sizeof(int));
-        if (!nd->inputs || !nd->part || !nd->edge_keys || !nd->edge_nkeys) {
+        if (!nd->inputs || !nd->input_ports || !nd->part || !nd->edge_keys || !nd->edge_nkeys) {
             rc = SL_NOMEM;
             goto done;
         }
-        if (sn->ninputs)
+        if (sn->ninputs) {
             memcpy(nd->inputs, sn->inputs, (size_t)sn->ninputs * sizeof(int));
+            memcpy(nd->input_ports, sn->input_ports, (size_t)sn->ninputs * sizeof(int));
+        }
         const s_type_t *t = NULL;
         if (s_check_type(sn, d, &t) != SL_OK) {
             rc = SL_SPEC;
@@ -1106,15 +1486,17 @@ int sl_plan_build(const sl_spec_t *spec, int parallelism, const sl_plugin_t *plu
         s_ctx_t c = {.plugin = plugin, .plan = p, .node = nd, .sn = &spec->nodes[i], .d = d};
         bool inputs_ok = true;
         for (int k = 0; k < nd->ninputs; k++)
-            if (!p->nodes[nd->inputs[k]].out)
+            if (!sl_plan_input_schema(p, nd, k))
                 inputs_ok = false;
         if (!inputs_ok) {
             rc = SL_SPEC; /* an input failed; its error is already recorded */
             continue;
         }
         if (nd->ninputs)
-            c.in = p->nodes[nd->inputs[0]].out;
+            c.in = sl_plan_input_schema(p, nd, 0);
         int r = s_build_node(&c);
+        if (r == SL_OK)
+            r = s_build_time(&c);
         if (r == SL_NOMEM) {
             rc = r;
             goto done;
@@ -1145,7 +1527,10 @@ void sl_plan_destroy(sl_plan_t **pp)
     for (int i = 0; i < p->nnodes; i++) {
         sl_plan_node_t *nd = &p->nodes[i];
         sl_schema_destroy(&nd->out);
+        sl_schema_destroy(&nd->side_out);
+        sl_expr_destroy(&nd->win.top_by);
         free(nd->inputs);
+        free(nd->input_ports);
         free(nd->part);
         if (nd->edge_keys)
             for (int k = 0; k < nd->ninputs; k++)
@@ -1197,6 +1582,12 @@ const char *sl_part_name(sl_part_t part)
     return "?";
 }
 
+const sl_schema_t *sl_plan_input_schema(const sl_plan_t *p, const sl_plan_node_t *nd, int k)
+{
+    const sl_plan_node_t *up = &p->nodes[nd->inputs[k]];
+    return nd->input_ports && nd->input_ports[k] ? up->side_out : up->out;
+}
+
 int sl_key_group(uint64_t hash, int max_parallelism)
 {
     return (int)(hash % (uint64_t)max_parallelism);
@@ -1209,13 +1600,13 @@ int sl_key_group_owner(int key_group, int max_parallelism, int parallelism)
 
 static void s_edge_label(const sl_plan_t *p, const sl_plan_node_t *nd, int k, char *buf, size_t cap)
 {
-    const sl_plan_node_t *up = &p->nodes[nd->inputs[k]];
+    const sl_schema_t *up = sl_plan_input_schema(p, nd, k);
     int off = snprintf(buf, cap, "%s", sl_part_name(nd->part[k]));
     if (nd->part[k] == SL_PART_HASH && off > 0 && (size_t)off < cap) {
         off += snprintf(buf + off, cap - (size_t)off, "(");
         for (int j = 0; j < nd->edge_nkeys[k] && (size_t)off < cap; j++)
             off += snprintf(buf + off, cap - (size_t)off, "%s%s", j ? ", " : "",
-                            up->out->fields[nd->edge_keys[k][j]].name);
+                            up->fields[nd->edge_keys[k][j]].name);
         if ((size_t)off < cap)
             snprintf(buf + off, cap - (size_t)off, ")");
     }

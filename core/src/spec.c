@@ -296,6 +296,41 @@ int sl_ynode_int(const sl_ynode_t *n, long long min, long long max, sl_diag_t *d
     return 0;
 }
 
+int sl_ynode_duration(const sl_ynode_t *n, long long max_ms, sl_diag_t *d, const char *what,
+                      long long *out)
+{
+    what = what ? what : "duration";
+    if (!n || n->kind != SL_Y_SCALAR) {
+        s_record(d, n ? n->line : 0, n ? n->col : 0,
+                 "%s must be a duration like 500ms, 5s, 2m or 1h", what);
+        return SL_SPEC;
+    }
+    const char *s = n->str;
+    size_t digits = strspn(s, "0123456789");
+    static const struct {
+        const char *unit;
+        long long ms;
+    } units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    long long mult = 0;
+    for (size_t k = 0; digits && k < sizeof units / sizeof *units; k++)
+        if (strcmp(s + digits, units[k].unit) == 0)
+            mult = units[k].ms;
+    if (!digits || !mult || digits > 15) {
+        if (s_record(d, n->line, n->col,
+                     "%s must be a duration like 500ms, 5s, 2m or 1h (got '%.40s')", what, s) &&
+            d)
+            sl_diag_hint(d, "units are ms, s, m, h and d; a plain integer is milliseconds");
+        return SL_SPEC;
+    }
+    long long v = strtoll(s, NULL, 10);
+    if (v > max_ms / mult) {
+        s_record(d, n->line, n->col, "%s is too long (at most %lld ms)", what, max_ms);
+        return SL_SPEC;
+    }
+    *out = v * mult;
+    return 0;
+}
+
 int sl_ynode_bool(const sl_ynode_t *n, sl_diag_t *d, const char *what, bool *out)
 {
     static const char *const yes[] = {"true", "yes", "on"};
@@ -953,8 +988,9 @@ static int s_check_inputs(s_ctx_t *c, const sl_ynode_t *m, sl_spec_node_t *sn, c
     if (!ok)
         return 0;
     sn->inputs = malloc((size_t)n * sizeof *sn->inputs);
+    sn->input_ports = calloc((size_t)n, sizeof *sn->input_ports);
     sn->input_nodes = malloc((size_t)n * sizeof *sn->input_nodes);
-    if (!sn->inputs || !sn->input_nodes)
+    if (!sn->inputs || !sn->input_ports || !sn->input_nodes)
         return SL_NOMEM;
     for (int i = 0; i < n; i++) {
         sn->inputs[i] = -1;
@@ -1055,10 +1091,23 @@ static int s_resolve(s_ctx_t *c, s_spec_t *ss)
         if (s->nodes[i].name && s->nodes[i].role != SL_ROLE_SINK)
             cands[ncands++] = s->nodes[i].name;
     for (int i = 0; i < s->nnodes; i++) {
+        const sl_ynode_t *late =
+            s->nodes[i].role == SL_ROLE_OPERATOR ? sl_ynode_get(s->nodes[i].body, "late") : NULL;
+        if (!late || late->kind != SL_Y_SCALAR)
+            continue;
+        if (sl_spec_find(s, late->str) >= 0)
+            s_err(c, late->line, late->col,
+                  "side output '%.80s' has the name of a node; pick another name", late->str);
+        else if (sl_spec_find_side(s, late->str) != i)
+            s_err(c, late->line, late->col, "side output name '%.80s' is used twice", late->str);
+    }
+    for (int i = 0; i < s->nnodes; i++) {
         sl_spec_node_t *sn = &s->nodes[i];
         for (int k = 0; k < sn->ninputs; k++) {
             const sl_ynode_t *x = sn->input_nodes[k];
             int j = sl_spec_find(s, x->str);
+            if (j < 0 && (j = sl_spec_find_side(s, x->str)) >= 0)
+                sn->input_ports[k] = 1;
             if (j < 0) {
                 bool rec = s_err(c, x->line, x->col, "unknown input '%.80s'", x->str);
                 const char *best = NULL;
@@ -1380,6 +1429,7 @@ void sl_spec_destroy(sl_spec_t **pp)
     for (int i = 0; i < s->nnodes; i++) {
         free(s->nodes[i].inputs);
         free((void *)s->nodes[i].input_nodes);
+        free(s->nodes[i].input_ports);
     }
     free(s->nodes);
     free(s->topo);
@@ -1405,6 +1455,17 @@ int sl_spec_find(const sl_spec_t *s, const char *name)
             hi = mid - 1;
         else
             lo = mid + 1;
+    }
+    return -1;
+}
+
+int sl_spec_find_side(const sl_spec_t *s, const char *name)
+{
+    for (int i = 0; i < s->nnodes; i++) {
+        const sl_ynode_t *late =
+            s->nodes[i].role == SL_ROLE_OPERATOR ? sl_ynode_get(s->nodes[i].body, "late") : NULL;
+        if (late && late->kind == SL_Y_SCALAR && strcmp(late->str, name) == 0)
+            return i;
     }
     return -1;
 }

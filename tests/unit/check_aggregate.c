@@ -240,6 +240,10 @@ static void s_ref_add(s_ref_t *ref, const sl_plan_node_t *nd, const sl_value_t *
                 *acc = *v;
             break;
         }
+        case SL_AGG_FIRST: /* windows only: the planner refuses them here */
+        case SL_AGG_LAST:
+        case SL_AGG_COUNT_DISTINCT:
+            ck_abort_msg("aggregate of windows only in a plain aggregate");
         }
     }
 }

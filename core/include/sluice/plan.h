@@ -44,11 +44,40 @@ typedef enum {
     SL_OP_DISCARD_SINK, /* counts and drops: benchmarks, dry runs */
     SL_OP_NEXMARK_SOURCE,
     SL_OP_KAFKA_SOURCE,
+    SL_OP_WINDOW, /* keyed windows over event or processing time (docs/time.md) */
 } sl_opkind_t;
 
 typedef enum { SL_PART_FORWARD, SL_PART_HASH, SL_PART_REBALANCE } sl_part_t;
 
-typedef enum { SL_AGG_COUNT, SL_AGG_SUM, SL_AGG_MIN, SL_AGG_MAX, SL_AGG_AVG } sl_aggfn_t;
+typedef enum {
+    SL_AGG_COUNT,
+    SL_AGG_SUM,
+    SL_AGG_MIN,
+    SL_AGG_MAX,
+    SL_AGG_AVG,
+    SL_AGG_FIRST,          /* windows only: value at the earliest event time */
+    SL_AGG_LAST,           /* windows only: value at the latest event time */
+    SL_AGG_COUNT_DISTINCT, /* windows only */
+} sl_aggfn_t;
+
+/* Watermark of "no event time yet" and of "end of input". */
+#define SL_WM_MIN INT64_MIN
+#define SL_WM_MAX INT64_MAX
+
+typedef enum { SL_WIN_TUMBLING, SL_WIN_SLIDING, SL_WIN_SESSION } sl_wintype_t;
+
+/* A `window` node: how records map to windows and when windows fire. */
+typedef struct {
+    sl_wintype_t type;
+    int64_t size;      /* tumbling, sliding: window length (ms) */
+    int64_t slide;     /* sliding: distance between window starts (ms); = size for tumbling */
+    int64_t gap;       /* session: inactivity that closes a session (ms) */
+    bool processing;   /* time: processing (wall clock) instead of event time */
+    int64_t lateness;  /* allowed_lateness (ms): state kept after firing for late updates */
+    int time_field;    /* event time field in the input schema (-1 for processing time) */
+    int top_n;         /* top: N largest records per window by top_by (0 = aggregates) */
+    sl_expr_t *top_by; /* top: the ranking expression over the input schema */
+} sl_window_cfg_t;
 
 typedef struct {
     sl_aggfn_t fn;
@@ -74,9 +103,10 @@ typedef struct sl_plan_node {
     int parallelism;
     sl_schema_t *out; /* output schema; NULL for sinks */
     int ninputs;
-    int *inputs;     /* upstream node ids */
-    sl_part_t *part; /* partitioning of each input edge */
-    int **edge_keys; /* for hash edges: key field indexes in the upstream's schema */
+    int *inputs;      /* upstream node ids */
+    int *input_ports; /* per input: 0 = the upstream's output, 1 = its side output */
+    sl_part_t *part;  /* partitioning of each input edge */
+    int **edge_keys;  /* for hash edges: key field indexes in the upstream's schema */
     int *edge_nkeys;
     int chain; /* chain (task) this node belongs to */
     int nconsumers;
@@ -105,6 +135,15 @@ typedef struct sl_plan_node {
     int64_t nex_events;    /* nexmark: events in all, -1 = unbounded */
     double nex_rate;       /* nexmark: events/s of wall clock in all, 0 = as fast as possible */
     sl_kafka_cfg_t *kafka; /* kafka source: connection, topic, start, format (sluice/kafka.h) */
+
+    /* Event time (docs/time.md). */
+    int rowtime;           /* event-time field of `out`, or -1 when records carry none */
+    bool watermarks;       /* source: generates watermarks from `timestamp:` */
+    int64_t wm_bound;      /* source: watermark.max_out_of_order (ms) */
+    int64_t wm_idle;       /* source: watermark.idle_timeout (ms), 0 = never idle */
+    sl_window_cfg_t win;   /* window */
+    sl_schema_t *side_out; /* schema of the side output (`late:`), or NULL */
+    const char *late_name; /* name of the side output (borrowed from the spec) */
 } sl_plan_node_t;
 
 typedef struct {
@@ -138,6 +177,10 @@ void sl_plan_print(const sl_plan_t *p, FILE *out);
 /* Graphviz dot of the chained plan. */
 void sl_plan_print_dot(const sl_plan_t *p, FILE *out);
 const char *sl_part_name(sl_part_t p);
+
+/* Schema of the records on input edge k of nd (its upstream's output or
+ * side output). */
+const sl_schema_t *sl_plan_input_schema(const sl_plan_t *p, const sl_plan_node_t *nd, int k);
 
 /* Key group of a key hash, and the subtask owning a key group. */
 int sl_key_group(uint64_t hash, int max_parallelism);

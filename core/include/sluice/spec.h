@@ -64,6 +64,10 @@ const sl_ynode_t *sl_ynode_key(const sl_ynode_t *m, const char *key);
  * node (wrong kind, not a number, out of range) and SL_SPEC returned. */
 int sl_ynode_int(const sl_ynode_t *n, long long min, long long max, sl_diag_t *d, const char *what,
                  long long *out);
+/* Scalar duration (500ms, 5s, 2m, 1h, 1d, or integer milliseconds) in
+ * [0, max_ms] into *out (ms). Same error rules. */
+int sl_ynode_duration(const sl_ynode_t *n, long long max_ms, sl_diag_t *d, const char *what,
+                      long long *out);
 /* Scalar as a bool (true/false/yes/no/on/off). Same error rules. */
 int sl_ynode_bool(const sl_ynode_t *n, sl_diag_t *d, const char *what, bool *out);
 /* Scalar text, or NULL with an error "what must be a string" recorded. */
@@ -84,7 +88,8 @@ typedef struct {
     const sl_ynode_t *body;      /* the node's mapping (type-specific fields) */
     const sl_ynode_t *type_node; /* for positions of type errors */
     int ninputs;
-    int *inputs;                    /* indexes into sl_spec_t.nodes, ninputs entries */
+    int *inputs;      /* indexes into sl_spec_t.nodes, ninputs entries */
+    int *input_ports; /* per input: 0 = the node's output, 1 = its side output (`late:`) */
     const sl_ynode_t **input_nodes; /* the scalars naming each input */
     int parallelism;                /* the node's own, or 0 = job default */
 } sl_spec_node_t;
@@ -113,5 +118,7 @@ int sl_spec_load_file(const char *path, const sl_params_t *params, sl_diag_t *d,
 void sl_spec_destroy(sl_spec_t **pp);
 /* Index of the node called name, or -1. */
 int sl_spec_find(const sl_spec_t *s, const char *name);
+/* Index of the operator whose side output (`late: name`) is called name, or -1. */
+int sl_spec_find_side(const sl_spec_t *s, const char *name);
 
 #endif

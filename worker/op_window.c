@@ -1,0 +1,846 @@
+/* op_window.c — keyed tumbling, sliding and session windows over event time
+ * or processing time (docs/time.md).
+ *
+ * State: a chained hash table from the encoded key (a row of the key
+ * fields) to the key's open windows, a short array per key (a tumbling
+ * window has one or two open, a sliding one size/slide plus what lateness
+ * keeps, a session a few). Each window holds one accumulator per
+ * aggregate, or the top N records. A min-heap of timers says when a window
+ * fires (its end - 1 reached by the watermark, or by the wall clock on
+ * processing time) and when it is dropped (end - 1 + allowed_lateness).
+ * Timers are never removed: a popped timer whose window is gone or has
+ * moved (a session that grew) is skipped.
+ *
+ * Determinism: every result is a function of the records of its window
+ * only, never of their arrival order: first/last are picked by event time
+ * with ties broken by value, top N by the ranking value with ties broken
+ * by the row bytes, distinct values by equality. Only double sums depend
+ * on the order of addition (in their last bits).
+ *
+ * Late records (every window of the record already dropped) go to the side
+ * output when the node names one (`late:`), and are counted either way.
+ * A late-but-allowed record updates its fired window and emits the updated
+ * result at once; a session it bridges merges with its neighbours.
+ *
+ * (Keyed state moves to RocksDB with checkpoints; this is the in-memory
+ * backend.) */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+
+#include "operator.h"
+#include "sluice/err.h"
+#include "sluice/expr.h"
+
+/* An aggregate's accumulator. */
+typedef struct {
+    int64_t n;        /* values seen (count, avg denominator) */
+    int64_t si;       /* int64 sum */
+    double sd;        /* double sum */
+    bool has;         /* v holds a value (min/max/first/last) */
+    sl_value_t v;     /* min/max/first/last; a string is owned (malloc) */
+    int64_t t;        /* first/last: event time of v */
+    sl_value_t *set;  /* count_distinct: open-addressing set, strings owned */
+    uint32_t set_cap; /* slots (a power of two), 0 = none yet */
+    uint32_t set_n;   /* values in the set */
+} s_acc_t;
+
+/* One of the top N records of a window. */
+typedef struct {
+    uint8_t *row;  /* owned copy of the input row */
+    uint32_t len;  /* its length */
+    sl_value_t by; /* ranking value (a string is owned) */
+} s_top_t;
+
+typedef struct {
+    uint64_t id;   /* unique: timers name windows by id */
+    int64_t start; /* window [start, end) */
+    int64_t end;
+    bool fired;    /* a result was emitted */
+    s_acc_t *accs; /* naggs accumulators */
+    s_top_t *top;  /* top_n slots */
+    int ntop;      /* filled slots, best first */
+} s_win_t;
+
+typedef struct {
+    uint64_t hash; /* sl_value_hash of the key */
+    uint8_t *key;  /* owned encoded key row */
+    uint32_t klen;
+    int next;      /* hash chain (index into keys), -1 ends */
+    s_win_t *wins; /* open windows */
+    int nwins, capwins;
+    bool used;
+} s_key_t;
+
+typedef struct {
+    int64_t time; /* fire when the clock (watermark) reaches it */
+    uint64_t id;  /* the window */
+    int key;      /* index into keys */
+    bool drop;    /* drop the window instead of firing it */
+} s_timer_t;
+
+typedef struct {
+    sl_schema_t *kschema; /* the key fields */
+    s_key_t *keys;
+    int nkeys, capkeys;
+    int *free_keys; /* unused key slots */
+    int nfree;
+    int *buckets; /* heads of hash chains */
+    uint32_t nbuckets;
+    int live; /* used keys */
+    s_timer_t *heap;
+    size_t nheap, capheap;
+    uint64_t next_id;
+    sl_value_t *vals;  /* scratch: a decoded input row */
+    sl_value_t *ovals; /* scratch: an output row */
+    sl_value_t *kvals; /* scratch: key values */
+} s_win_state_t;
+
+/* ---- values ---------------------------------------------------------------- */
+
+/* Copies v, owning a string copy. */
+static int s_own(sl_value_t *dst, const sl_value_t *v)
+{
+    *dst = *v;
+    if (!v->is_null && v->type == SL_TYPE_STRING) {
+        char *s = malloc(v->len ? v->len : 1);
+        if (!s)
+            return SL_NOMEM;
+        memcpy(s, v->u.s, v->len);
+        dst->u.s = s;
+    }
+    return SL_OK;
+}
+
+static void s_unown(sl_value_t *v)
+{
+    if (!v->is_null && v->type == SL_TYPE_STRING)
+        free((void *)v->u.s);
+    v->is_null = true;
+}
+
+/* ---- accumulators ---------------------------------------------------------- */
+
+static int s_set_add(s_acc_t *a, const sl_value_t *v);
+
+static int s_set_grow(s_acc_t *a)
+{
+    uint32_t cap = a->set_cap ? a->set_cap * 2 : 8;
+    sl_value_t *ns = malloc(cap * sizeof *ns);
+    if (!ns)
+        return SL_NOMEM;
+    for (uint32_t i = 0; i < cap; i++)
+        ns[i].type = SL_TYPE_NULL;
+    sl_value_t *old = a->set;
+    uint32_t oldcap = a->set_cap;
+    a->set = ns;
+    a->set_cap = cap;
+    a->set_n = 0;
+    for (uint32_t i = 0; i < oldcap; i++)
+        if (old[i].type != SL_TYPE_NULL) {
+            uint64_t h = sl_value_hash(&old[i], 1);
+            uint32_t m = cap - 1, s = (uint32_t)h & m;
+            while (ns[s].type != SL_TYPE_NULL)
+                s = (s + 1) & m;
+            ns[s] = old[i]; /* moves the owned string */
+            a->set_n++;
+        }
+    free(old);
+    return SL_OK;
+}
+
+/* Adds v (non-null) to the distinct set; slots with type NULL are empty. */
+static int s_set_add(s_acc_t *a, const sl_value_t *v)
+{
+    if ((a->set_n + 1) * 4 > a->set_cap * 3) {
+        int rc = s_set_grow(a);
+        if (rc)
+            return rc;
+    }
+    uint32_t m = a->set_cap - 1, s = (uint32_t)sl_value_hash(v, 1) & m;
+    while (a->set[s].type != SL_TYPE_NULL) {
+        if (sl_value_eq(&a->set[s], v))
+            return SL_OK;
+        s = (s + 1) & m;
+    }
+    int rc = s_own(&a->set[s], v);
+    if (rc == SL_OK)
+        a->set_n++;
+    else
+        a->set[s].type = SL_TYPE_NULL;
+    return rc;
+}
+
+static void s_acc_free(s_acc_t *a)
+{
+    if (a->has)
+        s_unown(&a->v);
+    for (uint32_t i = 0; i < a->set_cap; i++)
+        if (a->set[i].type != SL_TYPE_NULL)
+            s_unown(&a->set[i]);
+    free(a->set);
+    memset(a, 0, sizeof *a);
+}
+
+/* Does (t, v) come before (a->t, a->v)? Earlier time; equal times by value. */
+static bool s_before(int64_t t, const sl_value_t *v, const s_acc_t *a)
+{
+    if (t != a->t)
+        return t < a->t;
+    return sl_value_cmp(v, &a->v) < 0;
+}
+
+/* Folds value v (of the aggregate's field; event time t) into a. */
+static int s_acc_add(const sl_agg_t *ag, s_acc_t *a, const sl_value_t *v, int64_t t)
+{
+    if (ag->fn == SL_AGG_COUNT && ag->field < 0) {
+        a->n++;
+        return SL_OK;
+    }
+    if (v->is_null)
+        return SL_OK; /* aggregates skip nulls, as in SQL */
+    bool take = false;
+    switch (ag->fn) {
+    case SL_AGG_COUNT:
+        a->n++;
+        return SL_OK;
+    case SL_AGG_SUM:
+    case SL_AGG_AVG:
+        a->n++;
+        if (v->type == SL_TYPE_DOUBLE)
+            a->sd += v->u.d;
+        else
+            a->si = (int64_t)((uint64_t)a->si + (uint64_t)v->u.i);
+        return SL_OK;
+    case SL_AGG_COUNT_DISTINCT:
+        return s_set_add(a, v);
+    case SL_AGG_MIN:
+        take = !a->has || sl_value_cmp(v, &a->v) < 0;
+        break;
+    case SL_AGG_MAX:
+        take = !a->has || sl_value_cmp(v, &a->v) > 0;
+        break;
+    case SL_AGG_FIRST:
+        take = !a->has || s_before(t, v, a);
+        break;
+    case SL_AGG_LAST:
+        /* later time wins; equal times: the larger value */
+        take = !a->has || t > a->t || (t == a->t && sl_value_cmp(v, &a->v) > 0);
+        break;
+    }
+    if (!take)
+        return SL_OK;
+    sl_value_t copy;
+    int rc = s_own(&copy, v);
+    if (rc)
+        return rc;
+    if (a->has)
+        s_unown(&a->v);
+    a->v = copy;
+    a->t = t;
+    a->has = true;
+    return SL_OK;
+}
+
+/* Folds accumulator b into a (session merges); b keeps its storage. */
+static int s_acc_merge(const sl_agg_t *ag, s_acc_t *a, const s_acc_t *b)
+{
+    switch (ag->fn) {
+    case SL_AGG_COUNT:
+        a->n += b->n;
+        return SL_OK;
+    case SL_AGG_SUM:
+    case SL_AGG_AVG:
+        a->n += b->n;
+        a->si = (int64_t)((uint64_t)a->si + (uint64_t)b->si);
+        a->sd += b->sd;
+        return SL_OK;
+    case SL_AGG_COUNT_DISTINCT:
+        for (uint32_t i = 0; i < b->set_cap; i++)
+            if (b->set[i].type != SL_TYPE_NULL) {
+                int rc = s_set_add(a, &b->set[i]);
+                if (rc)
+                    return rc;
+            }
+        return SL_OK;
+    default:
+        return b->has ? s_acc_add(ag, a, &b->v, b->t) : SL_OK;
+    }
+}
+
+static sl_value_t s_acc_result(const sl_agg_t *ag, const s_acc_t *a)
+{
+    switch (ag->fn) {
+    case SL_AGG_COUNT:
+        return sl_value_int(a->n);
+    case SL_AGG_COUNT_DISTINCT:
+        return sl_value_int(a->set_n);
+    case SL_AGG_SUM:
+        if (!a->n)
+            return sl_value_null();
+        return ag->out == SL_TYPE_DOUBLE ? sl_value_double(a->sd) : sl_value_int(a->si);
+    case SL_AGG_AVG:
+        if (!a->n)
+            return sl_value_null();
+        return sl_value_double((a->sd + (double)a->si) / (double)a->n);
+    default:
+        return a->has ? a->v : sl_value_null();
+    }
+}
+
+/* ---- top N ------------------------------------------------------------------- */
+
+/* Does (by, row) rank before the top entry e? Larger by first; ties by row bytes. */
+static bool s_top_before(const sl_value_t *by, const uint8_t *row, uint32_t len, const s_top_t *e)
+{
+    int c = sl_value_cmp(by, &e->by);
+    if (c)
+        return c > 0;
+    uint32_t m = len < e->len ? len : e->len;
+    int r = memcmp(row, e->row, m);
+    return r ? r < 0 : len < e->len;
+}
+
+static void s_top_free(s_top_t *e)
+{
+    s_unown(&e->by);
+    free(e->row);
+    e->row = NULL;
+}
+
+/* Offers a record to a window's top N (n slots). */
+static int s_top_add(s_win_t *w, int n, const sl_value_t *by, const uint8_t *row, uint32_t len)
+{
+    if (by->is_null)
+        return SL_OK; /* unranked */
+    int pos = w->ntop;
+    while (pos > 0 && s_top_before(by, row, len, &w->top[pos - 1]))
+        pos--;
+    if (pos >= n)
+        return SL_OK;
+    s_top_t e = {.len = len};
+    e.row = malloc(len);
+    if (!e.row)
+        return SL_NOMEM;
+    memcpy(e.row, row, len);
+    int rc = s_own(&e.by, by);
+    if (rc) {
+        free(e.row);
+        return rc;
+    }
+    if (w->ntop == n)
+        s_top_free(&w->top[--w->ntop]);
+    memmove(&w->top[pos + 1], &w->top[pos], (size_t)(w->ntop - pos) * sizeof *w->top);
+    w->top[pos] = e;
+    w->ntop++;
+    return SL_OK;
+}
+
+/* ---- windows and keys ------------------------------------------------------- */
+
+static void s_win_free(const sl_plan_node_t *nd, s_win_t *w)
+{
+    for (int i = 0; w->accs && i < nd->naggs; i++)
+        s_acc_free(&w->accs[i]);
+    free(w->accs);
+    for (int i = 0; i < w->ntop; i++)
+        s_top_free(&w->top[i]);
+    free(w->top);
+    memset(w, 0, sizeof *w);
+}
+
+static int s_win_init(const sl_plan_node_t *nd, s_win_state_t *st, s_win_t *w, int64_t start,
+                      int64_t end)
+{
+    memset(w, 0, sizeof *w);
+    w->id = ++st->next_id;
+    w->start = start;
+    w->end = end;
+    if (nd->win.top_n) {
+        w->top = calloc((size_t)nd->win.top_n, sizeof *w->top);
+        return w->top ? SL_OK : SL_NOMEM;
+    }
+    w->accs = calloc((size_t)nd->naggs, sizeof *w->accs);
+    return w->accs ? SL_OK : SL_NOMEM;
+}
+
+static int s_heap_push(s_win_state_t *st, s_timer_t tm)
+{
+    if (st->nheap == st->capheap) {
+        size_t cap = st->capheap ? st->capheap * 2 : 256;
+        s_timer_t *h = realloc(st->heap, cap * sizeof *h);
+        if (!h)
+            return SL_NOMEM;
+        st->heap = h;
+        st->capheap = cap;
+    }
+    size_t i = st->nheap++;
+    while (i > 0 && st->heap[(i - 1) / 2].time > tm.time) {
+        st->heap[i] = st->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    st->heap[i] = tm;
+    return SL_OK;
+}
+
+static s_timer_t s_heap_pop(s_win_state_t *st)
+{
+    s_timer_t top = st->heap[0], v = st->heap[--st->nheap];
+    size_t i = 0, n = st->nheap;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        const s_timer_t *best = &v;
+        if (l < n && st->heap[l].time < best->time) {
+            m = l;
+            best = &st->heap[l];
+        }
+        if (r < n && st->heap[r].time < best->time)
+            m = r;
+        if (m == i)
+            break;
+        st->heap[i] = st->heap[m];
+        i = m;
+    }
+    if (n)
+        st->heap[i] = v;
+    return top;
+}
+
+static int s_rehash(s_win_state_t *st, uint32_t nb)
+{
+    int *b = malloc(nb * sizeof *b);
+    if (!b)
+        return SL_NOMEM;
+    for (uint32_t i = 0; i < nb; i++)
+        b[i] = -1;
+    for (int k = 0; k < st->nkeys; k++)
+        if (st->keys[k].used) {
+            uint32_t s = (uint32_t)(st->keys[k].hash & (nb - 1));
+            st->keys[k].next = b[s];
+            b[s] = k;
+        }
+    free(st->buckets);
+    st->buckets = b;
+    st->nbuckets = nb;
+    return SL_OK;
+}
+
+/* The key slot of (hash, key bytes), created when absent. */
+static int s_key_get(s_win_state_t *st, uint64_t h, const uint8_t *key, uint32_t klen, int *out)
+{
+    for (int k = st->buckets[h & (st->nbuckets - 1)]; k >= 0; k = st->keys[k].next)
+        if (st->keys[k].hash == h && st->keys[k].klen == klen &&
+            !memcmp(st->keys[k].key, key, klen)) {
+            *out = k;
+            return SL_OK;
+        }
+    int k;
+    if (st->nfree)
+        k = st->free_keys[--st->nfree];
+    else {
+        if (st->nkeys == st->capkeys) {
+            int cap = st->capkeys ? st->capkeys * 2 : 256;
+            s_key_t *nk = realloc(st->keys, (size_t)cap * sizeof *nk);
+            int *nf = realloc(st->free_keys, (size_t)cap * sizeof *nf);
+            if (nk)
+                st->keys = nk;
+            if (nf)
+                st->free_keys = nf;
+            if (!nk || !nf)
+                return SL_NOMEM;
+            st->capkeys = cap;
+        }
+        k = st->nkeys++;
+    }
+    s_key_t *e = &st->keys[k];
+    memset(e, 0, sizeof *e);
+    e->key = malloc(klen);
+    if (!e->key)
+        return SL_NOMEM;
+    memcpy(e->key, key, klen);
+    e->klen = klen;
+    e->hash = h;
+    e->used = true;
+    uint32_t s = (uint32_t)(h & (st->nbuckets - 1));
+    e->next = st->buckets[s];
+    st->buckets[s] = k;
+    st->live++;
+    *out = k;
+    if ((uint32_t)st->live > st->nbuckets)
+        return s_rehash(st, st->nbuckets * 2);
+    return SL_OK;
+}
+
+/* Frees key slot k once it has no windows. */
+static void s_key_release(s_win_state_t *st, int k)
+{
+    s_key_t *e = &st->keys[k];
+    if (e->nwins)
+        return;
+    int *pp = &st->buckets[e->hash & (st->nbuckets - 1)];
+    while (*pp != k)
+        pp = &st->keys[*pp].next;
+    *pp = e->next;
+    free(e->key);
+    free(e->wins);
+    memset(e, 0, sizeof *e);
+    st->free_keys[st->nfree++] = k;
+    st->live--;
+}
+
+static s_win_t *s_win_find(s_key_t *e, uint64_t id, int *idx)
+{
+    for (int i = 0; i < e->nwins; i++)
+        if (e->wins[i].id == id) {
+            *idx = i;
+            return &e->wins[i];
+        }
+    return NULL;
+}
+
+/* A new window of key k; its fire timer is set by the caller. */
+static int s_win_add(const sl_plan_node_t *nd, s_win_state_t *st, int k, int64_t start, int64_t end,
+                     s_win_t **out)
+{
+    s_key_t *e = &st->keys[k];
+    if (e->nwins == e->capwins) {
+        int cap = e->capwins ? e->capwins * 2 : 2;
+        s_win_t *w = realloc(e->wins, (size_t)cap * sizeof *w);
+        if (!w)
+            return SL_NOMEM;
+        e->wins = w;
+        e->capwins = cap;
+    }
+    int rc = s_win_init(nd, st, &e->wins[e->nwins], start, end);
+    if (rc)
+        return rc;
+    *out = &e->wins[e->nwins++];
+    return SL_OK;
+}
+
+static void s_win_remove(const sl_plan_node_t *nd, s_key_t *e, int i)
+{
+    s_win_free(nd, &e->wins[i]);
+    e->wins[i] = e->wins[--e->nwins];
+}
+
+/* ---- emitting ------------------------------------------------------------------ */
+
+static int s_emit_window(sl_opctx_t *c, s_win_state_t *st, const s_key_t *e, s_win_t *w)
+{
+    const sl_plan_node_t *nd = c->node;
+    int nk = nd->nkeys, o = 0;
+    sl_row_decode(st->kschema, e->key, st->kvals);
+    for (int i = 0; i < nk; i++)
+        st->ovals[o++] = st->kvals[i];
+    st->ovals[o++] = sl_value_ts(w->start);
+    st->ovals[o++] = sl_value_ts(w->end);
+    w->fired = true;
+    if (!nd->win.top_n) {
+        for (int i = 0; i < nd->naggs; i++)
+            st->ovals[o + i] = s_acc_result(&nd->aggs[i], &w->accs[i]);
+        return sl_emit(&c->out, st->ovals);
+    }
+    for (int r = 0; r < w->ntop; r++) {
+        sl_row_decode(c->in, w->top[r].row, st->vals);
+        int q = o;
+        st->ovals[q++] = sl_value_int(r + 1);
+        for (int f = 0; f < c->in->nfields; f++) {
+            bool key = false;
+            for (int j = 0; j < nk; j++)
+                key = key || nd->keys[j] == f;
+            if (!key)
+                st->ovals[q++] = st->vals[f];
+        }
+        int rc = sl_emit(&c->out, st->ovals);
+        if (rc)
+            return rc;
+    }
+    return SL_OK;
+}
+
+/* Fires or drops windows whose timers are due at `now` (the watermark, or
+ * the wall clock - 1). */
+static int s_fire_until(sl_opctx_t *c, int64_t now)
+{
+    s_win_state_t *st = c->state;
+    const sl_plan_node_t *nd = c->node;
+    while (st->nheap && st->heap[0].time <= now) {
+        s_timer_t tm = s_heap_pop(st);
+        s_key_t *e = &st->keys[tm.key];
+        int idx;
+        s_win_t *w = e->used ? s_win_find(e, tm.id, &idx) : NULL;
+        if (!w)
+            continue; /* gone, merged away */
+        int64_t fire_at = w->end - 1, drop_at = w->end - 1 + nd->win.lateness;
+        if (!tm.drop && tm.time != fire_at)
+            continue; /* a session that grew: a newer timer exists */
+        if (tm.drop && tm.time != drop_at)
+            continue;
+        if (!tm.drop) {
+            int rc = s_emit_window(c, st, e, w);
+            if (rc)
+                return rc;
+            if (drop_at > fire_at && drop_at > now) {
+                rc = s_heap_push(
+                    st, (s_timer_t){.time = drop_at, .id = w->id, .key = tm.key, .drop = true});
+                if (rc)
+                    return rc;
+                continue;
+            }
+        }
+        s_win_remove(nd, e, idx);
+        s_key_release(st, tm.key);
+    }
+    return SL_OK;
+}
+
+/* ---- records ----------------------------------------------------------------------- */
+
+static int s_add_to(sl_opctx_t *c, s_win_state_t *st, s_win_t *w, const uint8_t *row, int64_t t)
+{
+    const sl_plan_node_t *nd = c->node;
+    if (nd->win.top_n) {
+        sl_value_t by;
+        int rc = sl_expr_eval(nd->win.top_by, st->vals, c->arena, &by);
+        if (rc)
+            return rc;
+        return s_top_add(w, nd->win.top_n, &by, row, sl_row_len(row));
+    }
+    for (int i = 0; i < nd->naggs; i++) {
+        const sl_agg_t *ag = &nd->aggs[i];
+        sl_value_t none = sl_value_null();
+        int rc = s_acc_add(ag, &w->accs[i], ag->field >= 0 ? &st->vals[ag->field] : &none, t);
+        if (rc)
+            return rc;
+    }
+    return SL_OK;
+}
+
+/* Merges window b into a (same key; sessions). */
+static int s_win_merge(const sl_plan_node_t *nd, s_win_t *a, s_win_t *b)
+{
+    if (b->start < a->start)
+        a->start = b->start;
+    if (b->end > a->end)
+        a->end = b->end;
+    a->fired = a->fired || b->fired;
+    if (nd->win.top_n) {
+        for (int i = 0; i < b->ntop; i++) {
+            int rc = s_top_add(a, nd->win.top_n, &b->top[i].by, b->top[i].row, b->top[i].len);
+            if (rc)
+                return rc;
+        }
+        return SL_OK;
+    }
+    for (int i = 0; i < nd->naggs; i++) {
+        int rc = s_acc_merge(&nd->aggs[i], &a->accs[i], &b->accs[i]);
+        if (rc)
+            return rc;
+    }
+    return SL_OK;
+}
+
+/* After a window w (of key k) got a record: a fired window emits its update
+ * now; a new or grown one gets its fire timer. */
+static int s_after_add(sl_opctx_t *c, s_win_state_t *st, int k, s_win_t *w, bool changed_end,
+                       int64_t clock)
+{
+    if (w->end - 1 <= clock) {
+        /* A late-but-allowed update: emit at once; a window that is new or
+         * grew needs the timer that drops it. */
+        int rc = s_emit_window(c, st, &st->keys[k], w);
+        if (rc || !changed_end)
+            return rc;
+        return s_heap_push(st, (s_timer_t){.time = w->end - 1 + c->node->win.lateness,
+                                           .id = w->id,
+                                           .key = k,
+                                           .drop = true});
+    }
+    if (!changed_end)
+        return SL_OK;
+    return s_heap_push(st, (s_timer_t){.time = w->end - 1, .id = w->id, .key = k});
+}
+
+static int s_record(sl_opctx_t *c, s_win_state_t *st, const uint8_t *row, int64_t clock)
+{
+    const sl_plan_node_t *nd = c->node;
+    const sl_window_cfg_t *wc = &nd->win;
+    sl_row_decode(c->in, row, st->vals);
+    int64_t t;
+    if (wc->processing)
+        t = clock + 1;
+    else {
+        const sl_value_t *tv = &st->vals[wc->time_field];
+        if (tv->is_null) {
+            atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
+            return SL_OK; /* no event time: counted as an error, skipped */
+        }
+        t = tv->u.i;
+        if (t < -(INT64_C(1) << 60) || t > (INT64_C(1) << 60)) {
+            atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
+            return SL_OK; /* beyond any calendar: counted as an error, skipped */
+        }
+    }
+    /* Late: every window of the record was dropped already. */
+    int64_t last_end = wc->type == SL_WIN_SESSION
+                           ? t + wc->gap
+                           : t - (((t % wc->slide) + wc->slide) % wc->slide) + wc->size;
+    if (!wc->processing && last_end - 1 + wc->lateness <= clock) {
+        atomic_fetch_add_explicit(&c->records_late, 1, memory_order_relaxed);
+        return c->side.batch ? sl_emit_raw(&c->side, row, sl_row_len(row)) : SL_OK;
+    }
+    for (int i = 0; i < nd->nkeys; i++)
+        st->kvals[i] = st->vals[nd->keys[i]];
+    size_t klen = sl_row_size(st->kschema, st->kvals);
+    uint8_t *kbuf = sl_arena_alloc(c->arena, klen);
+    if (!kbuf)
+        return SL_NOMEM;
+    sl_row_encode(st->kschema, st->kvals, kbuf);
+    int k;
+    int rc = s_key_get(st, sl_value_hash(st->kvals, nd->nkeys), kbuf, (uint32_t)klen, &k);
+    if (rc)
+        return rc;
+    if (wc->type != SL_WIN_SESSION) {
+        int64_t first = t - (((t % wc->slide) + wc->slide) % wc->slide); /* latest start */
+        for (int64_t s = first; s > t - wc->size; s -= wc->slide) {
+            if (s + wc->size - 1 + wc->lateness <= clock)
+                break; /* this and earlier windows were dropped */
+            s_key_t *e = &st->keys[k];
+            s_win_t *w = NULL;
+            for (int i = 0; i < e->nwins && !w; i++)
+                if (e->wins[i].start == s)
+                    w = &e->wins[i];
+            bool fresh = !w;
+            if (fresh && (rc = s_win_add(nd, st, k, s, s + wc->size, &w)) != SL_OK)
+                return rc;
+            if ((rc = s_add_to(c, st, w, row, t)) != SL_OK ||
+                (rc = s_after_add(c, st, k, w, fresh, clock)) != SL_OK)
+                return rc;
+        }
+        return SL_OK;
+    }
+    /* Session: [t, t + gap) merges with every window of the key it overlaps. */
+    s_key_t *e = &st->keys[k];
+    int64_t ns = t, ne = t + wc->gap, old_end = 0;
+    int into = -1;
+    for (int i = 0; i < e->nwins; i++) {
+        s_win_t *w = &e->wins[i];
+        if (w->start < ne && ns < w->end) {
+            if (into < 0) {
+                into = i;
+                old_end = w->end;
+                if (ns < w->start)
+                    w->start = ns;
+                if (ne > w->end)
+                    w->end = ne;
+                /* the grown window may now overlap others: rescan */
+                ns = w->start;
+                ne = w->end;
+                i = -1;
+            } else if (i != into) {
+                if ((rc = s_win_merge(nd, &e->wins[into], w)) != SL_OK)
+                    return rc;
+                ns = e->wins[into].start;
+                ne = e->wins[into].end;
+                s_win_free(nd, w);
+                e->wins[i] = e->wins[--e->nwins];
+                if (into == e->nwins)
+                    into = i;
+                i = -1;
+            }
+        }
+    }
+    s_win_t *w;
+    if (into < 0) {
+        if ((rc = s_win_add(nd, st, k, ns, ne, &w)) != SL_OK)
+            return rc;
+    } else
+        w = &st->keys[k].wins[into];
+    if ((rc = s_add_to(c, st, w, row, t)) != SL_OK)
+        return rc;
+    return s_after_add(c, st, k, w, into < 0 || w->end != old_end, clock);
+}
+
+/* ---- the operator -------------------------------------------------------------------- */
+
+static int s_open(sl_opctx_t *c)
+{
+    const sl_plan_node_t *nd = c->node;
+    s_win_state_t *st = calloc(1, sizeof *st);
+    if (!st)
+        return SL_NOMEM;
+    c->state = st;
+    st->kschema = sl_schema_new();
+    st->vals = calloc((size_t)c->in->nfields + 1, sizeof *st->vals);
+    st->ovals = calloc((size_t)nd->out->nfields + 1, sizeof *st->ovals);
+    st->kvals = calloc((size_t)nd->nkeys + 1, sizeof *st->kvals);
+    if (!st->kschema || !st->vals || !st->ovals || !st->kvals)
+        return SL_NOMEM;
+    for (int i = 0; i < nd->nkeys; i++)
+        if (sl_schema_add(st->kschema, c->in->fields[nd->keys[i]].name,
+                          c->in->fields[nd->keys[i]].type) != SL_OK)
+            return SL_NOMEM;
+    return s_rehash(st, 1024);
+}
+
+static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
+{
+    (void)input;
+    s_win_state_t *st = c->state;
+    int64_t clock = c->node->win.processing ? sl_op_now_ms() - 1 : c->watermark;
+    for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
+        int rc = s_record(c, st, r, clock);
+        if (rc)
+            return sl_op_fail(c, rc, "window '%s': %s", c->node->name, sl_strerror(rc));
+    }
+    return SL_OK;
+}
+
+static int s_watermark(sl_opctx_t *c, int64_t wm)
+{
+    if (c->node->win.processing && wm != SL_WM_MAX)
+        return SL_OK; /* processing time runs on the clock (tick) */
+    return s_fire_until(c, wm == SL_WM_MAX ? SL_WM_MAX : wm);
+}
+
+static int s_tick(sl_opctx_t *c, int64_t now_ms)
+{
+    return c->node->win.processing ? s_fire_until(c, now_ms - 1) : SL_OK;
+}
+
+static int s_finish(sl_opctx_t *c)
+{
+    return s_fire_until(c, SL_WM_MAX); /* already done by the final watermark */
+}
+
+static void s_close(sl_opctx_t *c)
+{
+    s_win_state_t *st = c->state;
+    if (!st)
+        return;
+    for (int k = 0; k < st->nkeys; k++) {
+        s_key_t *e = &st->keys[k];
+        for (int i = 0; i < e->nwins; i++)
+            s_win_free(c->node, &e->wins[i]);
+        free(e->wins);
+        free(e->key);
+    }
+    free(st->keys);
+    free(st->free_keys);
+    free(st->buckets);
+    free(st->heap);
+    free(st->vals);
+    free(st->ovals);
+    free(st->kvals);
+    sl_schema_destroy(&st->kschema);
+    free(st);
+    c->state = NULL;
+}
+
+const sl_op_vtable_t sl_op_window = {.open = s_open,
+                                     .process = s_process,
+                                     .finish = s_finish,
+                                     .close = s_close,
+                                     .watermark = s_watermark,
+                                     .tick = s_tick};

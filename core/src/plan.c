@@ -34,7 +34,8 @@ typedef struct {
 static const s_type_t s_types[] = {
     {"file", SL_ROLE_SOURCE, SL_OP_FILE_SOURCE,
      S_KEYS("format", "path", "schema", "on_error", "delimiter", "header"), 0, 0},
-    {"generator", SL_ROLE_SOURCE, SL_OP_GENERATOR_SOURCE, S_KEYS("count", "rate", "start"), 0, 0},
+    {"generator", SL_ROLE_SOURCE, SL_OP_GENERATOR_SOURCE, S_KEYS("count", "rate", "start", "pause"),
+     0, 0},
     {"nexmark", SL_ROLE_SOURCE, SL_OP_NEXMARK_SOURCE,
      S_KEYS("events", "rate", "seed", "first_event_time", "event_rate"), 0, 0},
     {"kafka", SL_ROLE_SOURCE, SL_OP_KAFKA_SOURCE,
@@ -379,6 +380,25 @@ static int s_build_generator(s_ctx_t *c)
     if (s_opt_int(c, "rate", 1, 1000000000, "rate (records/s)", &v, &bad))
         nd->gen_rate = (double)v;
     s_opt_timestamp(c, "start", &nd->gen_start, &bad);
+    const sl_ynode_t *pause = sl_ynode_get(c->sn->body, "pause");
+    if (pause) {
+        /* pause: {after: N, for: D} — each subtask stops for D of wall clock
+         * after its N-th record (to test idleness and stalls) */
+        static const char *const pkeys[] = {"after", "for"};
+        const sl_ynode_t *after = sl_ynode_get(pause, "after");
+        if (pause->kind != SL_Y_MAP || sl_ynode_check_keys(pause, pkeys, 2, c->d, "pause field") ||
+            !after || !sl_ynode_get(pause, "for")) {
+            if (pause->kind != SL_Y_MAP || !after || !sl_ynode_get(pause, "for"))
+                sl_diag_error(c->d, pause->line, pause->col,
+                              "pause must be {after: RECORDS, for: DURATION}");
+            return SL_SPEC;
+        }
+        if (sl_ynode_int(after, 0, INT64_MAX / 2, c->d, "pause after", &v) != SL_OK ||
+            sl_ynode_duration(sl_ynode_get(pause, "for"), 86400000, c->d, "pause for",
+                              (long long *)&nd->gen_pause_ms) != SL_OK)
+            return SL_SPEC;
+        nd->gen_pause_after = v;
+    }
     if (bad)
         return SL_SPEC;
     nd->out = sl_schema_new();

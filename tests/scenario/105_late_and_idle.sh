@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Late data, session merges and idle sources (docs/time.md):
+#  1. records later than the allowed lateness all reach the side output,
+#     none counts in a window, the metrics count them, and late-but-allowed
+#     records update their fired windows;
+#  2. a late-but-allowed record that bridges two fired sessions merges them;
+#  3. an idle source stops holding the watermark back after its idle
+#     timeout, and holds it back again when it emits again; without an idle
+#     timeout it stalls the windows for as long as it is silent.
+source "$(dirname "$0")/lib.sh"
+DIR=$SRC/tests/scenario/lateness
+# Small batches: the watermark moves per batch, and the inputs leave a
+# margin of 80 records around every late record.
+export SLUICE_BATCH_BYTES=512
+
+step "late records go to the side output"
+python3 "$DIR/late.py" gen "$WORK/late-in.csv"
+sluice run "$DIR/late.yaml" --quiet -p input="$WORK/late-in.csv" -p main="$WORK/main.csv" \
+    -p late="$WORK/late.csv" || { cat "$WORK/stderr" >&2; fail "late job"; }
+python3 "$DIR/late.py" check "$WORK/late-in.csv" "$WORK/main.csv" "$WORK/late.csv" ||
+    fail "late records"
+nlate=$(($(wc -l < "$WORK/late.csv") - 1))
+grep -Eq "^per_key +window .*\($nlate late records to the side output\)" "$WORK/stderr" ||
+    { cat "$WORK/stderr" >&2; fail "the summary does not count $nlate late records"; }
+
+step "a late record bridges two fired sessions"
+sluice run "$DIR/bridge.yaml" --quiet -p input="$DIR/bridge.csv" -p output="$WORK/bridge.csv" ||
+    { cat "$WORK/stderr" >&2; fail "bridge job"; }
+# key a: sessions [0 s, 4 s) and [6 s, 10 s) fire with 2 records each; the
+# record at 3.5 s arrives after both fired and merges them into [0 s, 10 s)
+# with all 5 records, emitted at once (in this order).
+grep '^a,' "$WORK/bridge.csv" > "$WORK/a.csv"
+cat > "$WORK/want-a.csv" <<'CSV'
+a,2026-01-01T00:00:00.000Z,2026-01-01T00:00:04.000Z,2,2026-01-01T00:00:00.000Z,2026-01-01T00:00:01.000Z
+a,2026-01-01T00:00:06.000Z,2026-01-01T00:00:10.000Z,2,2026-01-01T00:00:06.000Z,2026-01-01T00:00:07.000Z
+a,2026-01-01T00:00:00.000Z,2026-01-01T00:00:10.000Z,5,2026-01-01T00:00:00.000Z,2026-01-01T00:00:07.000Z
+CSV
+diff "$WORK/want-a.csv" "$WORK/a.csv" >&2 || fail "sessions of key a"
+
+# The trace of idle.yaml: window results and bursty's records, in the order
+# the sink got them. Prints "pause_windows resumed_windows": the largest
+# window end (ms into the run) printed before bursty's first record after the
+# pause, and the number of windows printed between bursty's 150th and last
+# records (while it is active again).
+trace_stats() {
+    awk -F, 'function ms(s) { split(substr(s, 12, 12), p, ":"); return (p[1] * 3600 + p[2] * 60 + p[3]) * 1000 }
+        $1 == "bursty" { nb++; if (nb == 51) resumed = 1; if (nb == 150) active = 1; last = NR }
+        $1 == "window" { if (!resumed && ms($2) > before) before = ms($2); if (active) w[NR] = 1 }
+        END { n = 0; for (i in w) if (i < last) n++; printf "%d %d\n", before, n }' "$1"
+}
+
+step "an idle source does not stall the watermark, and holds it back again when active"
+sluice run "$DIR/idle.yaml" --quiet -p pause=3s -p steady_count=1600 > "$WORK/idle.out" ||
+    { cat "$WORK/stderr" >&2; fail "idle job"; }
+read -r before during <<< "$(trace_stats "$WORK/idle.out")"
+[ "$before" -ge 1500 ] ||
+    fail "with an idle timeout, windows stalled during the pause (last window end ${before} ms)"
+[ "$during" -eq 0 ] ||
+    fail "$during windows fired while the resumed source was behind (it must hold the watermark)"
+grep -q "records dropped" "$WORK/stderr" || fail "the resumed source's late records are not counted"
+
+step "without an idle timeout the silent source holds the windows back"
+sluice run "$DIR/idle.yaml" --quiet -p pause=2s -p steady_count=800 -p idle=0 > "$WORK/stall.out" ||
+    { cat "$WORK/stderr" >&2; fail "stall job"; }
+read -r before during <<< "$(trace_stats "$WORK/stall.out")"
+[ "$before" -le 500 ] || fail "windows up to ${before} ms fired while a source was silent"
+echo "PASS late data, session merge, idleness"

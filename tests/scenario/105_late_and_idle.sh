@@ -64,4 +64,31 @@ sluice run "$DIR/idle.yaml" --quiet -p pause=2s -p steady_count=800 -p idle=0 > 
     { cat "$WORK/stderr" >&2; fail "stall job"; }
 read -r before during <<< "$(trace_stats "$WORK/stall.out")"
 [ "$before" -le 500 ] || fail "windows up to ${before} ms fired while a source was silent"
+step "jobs/click-sessions.yaml equals sessions computed in Python"
+sluice run "$SRC/jobs/click-sessions.yaml" --quiet -p input="$SRC/jobs/data/clicks.csv" \
+    -p output="$WORK/sessions.csv" -p late="$WORK/late-clicks.csv" ||
+    { cat "$WORK/stderr" >&2; fail "click-sessions"; }
+python3 - "$SRC/jobs/data/clicks.csv" > "$WORK/want-sessions.csv" <<'PY'
+import csv, datetime, sys
+by = {}
+for r in csv.DictReader(open(sys.argv[1])):
+    by.setdefault(r["user"], []).append((int(r["ts"]), r["kind"]))
+for user, evs in by.items():
+    evs.sort()
+    sessions = []
+    for t, kind in evs:
+        if sessions and t < sessions[-1][-1][0] + 30 * 60000:
+            sessions[-1].append((t, kind))
+        else:
+            sessions.append([(t, kind)])
+    for s in sessions:
+        start = datetime.datetime.fromtimestamp(s[0][0] / 1000, datetime.timezone.utc)
+        print("%s,%s.%03dZ,%d,%d,%d" % (user, start.strftime("%Y-%m-%dT%H:%M:%S"), s[0][0] % 1000,
+              sum(k == "view" for _, k in s), sum(k == "click" for _, k in s),
+              (s[-1][0] - s[0][0]) // 1000))
+PY
+tail -n +2 "$WORK/sessions.csv" | sort > "$WORK/got-sessions.csv"
+sort -o "$WORK/want-sessions.csv" "$WORK/want-sessions.csv"
+diff "$WORK/want-sessions.csv" "$WORK/got-sessions.csv" >&2 || fail "click sessions differ"
+[ "$(wc -l < "$WORK/got-sessions.csv")" -ge 10 ] || fail "too few sessions"
 echo "PASS late data, session merge, idleness"

@@ -3,7 +3,8 @@
 #
 #   bash bench/nexmark.sh BUILD_DIR        (e.g. build/release, a Release build)
 #
-# For each query of jobs/nexmark/ (q0, q1, q2) runs, over the same events
+# For each query of jobs/nexmark/ (q0, q1, q2, and the event-time windowed
+# q5, q7, q11) runs, over the same events
 # of the deterministic generator (sluice/nexmark.h), interleaved round
 # by round so that load changes on a shared machine hit every configuration
 # alike:
@@ -24,11 +25,12 @@
 #
 # Environment:
 #   BENCH_EVENTS   events per run (all kinds), for every query
-#                  (default: q0, q1 12000000; q2 30000000 — each sluice run
-#                  takes 10 s or more on a 2-CPU machine)
+#                  (default: q0, q1 12000000; q2 30000000; q5, q7, q11
+#                  5000000 — each sluice run takes 10 s or more on a 2-CPU
+#                  machine)
 #   BENCH_RUNS     runs per configuration              (default 3; median reported)
 #   BENCH_SEED     generator seed                      (default 0)
-#   BENCH_QUERIES  queries to run                      (default "q0 q1 q2")
+#   BENCH_QUERIES  queries to run                      (default "q0 q1 q2 q5 q7 q11")
 #   BENCH_PARALLELISM  sluice parallelisms             (default "1 2")
 #   BENCH_DATA     scratch directory (specs, logs)     (default BUILD_DIR/../bench-data/nexmark)
 #   BENCH_DOC      report to write                     (default docs/benchmarks.md;
@@ -50,7 +52,7 @@ BUILD=$(cd "$1" && pwd)
 EVENTS=${BENCH_EVENTS:-}
 RUNS=${BENCH_RUNS:-3}
 SEED=${BENCH_SEED:-0}
-QUERIES=${BENCH_QUERIES:-q0 q1 q2}
+QUERIES=${BENCH_QUERIES:-q0 q1 q2 q5 q7 q11}
 PARS=${BENCH_PARALLELISM:-1 2}
 DATA=${BENCH_DATA:-$(dirname "$BUILD")/bench-data/nexmark}
 DOC=${BENCH_DOC:-$ROOT/docs/benchmarks.md}
@@ -66,7 +68,10 @@ read -r -a PS <<<"$PARS"
 [ ${#QS[@]} -gt 0 ] || die "BENCH_QUERIES is empty"
 [ ${#PS[@]} -gt 0 ] || die "BENCH_PARALLELISM is empty"
 for q in "${QS[@]}"; do
-    case $q in q0 | q1 | q2) ;; *) die "BENCH_QUERIES: unknown query '$q' (q0, q1, q2)" ;; esac
+    case $q in
+    q0 | q1 | q2 | q5 | q7 | q11) ;;
+    *) die "BENCH_QUERIES: unknown query '$q' (q0, q1, q2, q5, q7, q11)" ;;
+    esac
 done
 for p in "${PS[@]}"; do
     [[ $p =~ ^[1-9][0-9]*$ ]] || die "BENCH_PARALLELISM: bad parallelism '$p'"
@@ -103,6 +108,7 @@ events_of() {
     else
         case $1 in
         q2) echo 30000000 ;; # q2 keeps 0.75 % of the events: sluice runs faster
+        q5 | q7 | q11) echo 5000000 ;; # windows: keyed state, a shuffle, watermarks
         *) echo 12000000 ;;
         esac
     fi
@@ -122,16 +128,22 @@ for q in "${QS[@]}"; do
 done
 
 # ---- correctness of the copies, on a small stream (untimed) ---------------------
+# The windowed queries are checked at 1 000 events/s of event time (100 s,
+# dozens of windows); they are timed at the default 10 000 events/s.
 CHECK_EVENTS=100000
+CHECK_RATE=1000
 PMAX=${PS[${#PS[@]} - 1]}
 for q in "${QS[@]}"; do
     out=$DATA/check-$q.csv
     ref=$DATA/check-$q-ref.csv
+    rate=()
+    case $q in q5 | q7 | q11) rate=(--param "event_rate=$CHECK_RATE") ;; esac
     "$SLUICE" run "$ROOT/jobs/nexmark/$q.yaml" --param "events=$CHECK_EVENTS" --param "seed=$SEED" \
-        --param "output=$out" --parallelism "$PMAX" --workers "$PMAX" --quiet \
+        "${rate[@]}" --param "output=$out" --parallelism "$PMAX" --workers "$PMAX" --quiet \
         2>"$DATA/check-$q.log" ||
         die "$q: check run failed: $(cat "$DATA/check-$q.log")"
-    "$REFP" "$q" "$CHECK_EVENTS" "$SEED" "$ref" || die "$q: nexmark_ref failed"
+    "$REFP" "$q" "$CHECK_EVENTS" "$SEED" "$ref" ${rate[@]:+"$CHECK_RATE"} 2>/dev/null ||
+        die "$q: nexmark_ref failed"
     cmp -s <(sort "$out") <(sort "$ref") ||
         die "$q: sluice's rows differ from nexmark_ref's on $CHECK_EVENTS events: compare sorted $out with $ref"
     echo "== $q: the job writes nexmark_ref's rows ($CHECK_EVENTS events, P=$PMAX)"
@@ -317,7 +329,12 @@ $TABLE
   same seed), selects the bids (q2: on auctions that are multiples of 123),
   computes the query's result row (q1: \`price * 908 / 1000\`) as ints and
   string views, and discards it, counting rows and folding them into a
-  checksum. It is what the hardware does for the query with no engine.
+  checksum. The windowed queries keep their windows as a hand-written
+  streaming program would (q5: bid counts per auction in a hash table per
+  2 s pane, summed over the 5 panes of a window when it ends; q7: the best
+  bid of the current window; q11: a hash table of open sessions per bidder,
+  swept every second of event time). It is what the hardware does for the
+  query with no engine.
 - **sluice** runs a copy of \`jobs/nexmark/qN.yaml\` whose file sink is
   replaced by a \`discard\` sink, which counts and drops the rows, as the
   ceiling does; the jobs as written were first checked against

@@ -4,12 +4,27 @@
  * engine's output with this, and it is the bare-loop baseline of a
  * benchmark.
  *
- *   nexmark_ref QUERY EVENTS SEED OUTPUT.csv     (QUERY: q0, q1 or q2)
+ *   nexmark_ref QUERY EVENTS SEED OUTPUT.csv [EVENT_RATE]
+ *       QUERY: q0, q1, q2, q5, q7 or q11; EVENT_RATE: events per second of
+ *       event time (default 10 000, the source's `event_rate`)
  *
  * Writes the CSV the file sink writes: a header, then one row per result,
  * fields quoted only when empty or holding ',', '"', CR or LF, timestamps
  * as YYYY-MM-DDTHH:MM:SS.mmmZ. Uses the default event model of the
- * `nexmark` source (first event time, 10 000 events/s of event time). */
+ * `nexmark` source (first event time 2024-01-01T00:00:00Z).
+ *
+ * The windowed queries keep every bid in memory and compute each window
+ * from scratch over the bids whose date_time falls in it (windows aligned
+ * to epoch 0, every window holding a bid gives a row):
+ *   q5   for each sliding window of 10 s every 2 s, the auction with the
+ *        most bids, ties to the smallest auction id (as jobs/nexmark/q5.yaml
+ *        ranks by num * 10^9 - auction)
+ *   q7   for each tumbling window of 10 s, the bid with the highest price,
+ *        ties to the bid whose row (auction, bidder, price, date_time,
+ *        extra) is the smallest in the engine's row encoding (sluice/row.h),
+ *        compared bytewise, which is how the window operator ranks ties
+ *   q11  per bidder, sessions of bids less than 10 s apart: first bid's
+ *        time, last bid's time + 10 s, number of bids */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +32,12 @@
 #include <string.h>
 
 #include "sluice/nexmark.h"
+
+/* The windows of the windowed queries (ms). */
+#define S_Q5_SIZE 10000
+#define S_Q5_SLIDE 2000
+#define S_Q7_SIZE 10000
+#define S_Q11_GAP 10000
 
 /* A CSV string field. */
 static void s_str(FILE *f, const char *s)
@@ -60,36 +81,232 @@ static void s_ts(FILE *f, int64_t ms)
             (int)(rest / 60000 % 60), (int)(rest / 1000 % 60), (int)(rest % 1000));
 }
 
-int main(int argc, char **argv)
+/* Start of the window of size `size` (aligned to epoch 0) holding t. */
+static int64_t s_align(int64_t t, int64_t size)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: nexmark_ref q0|q1|q2 EVENTS SEED OUTPUT.csv\n");
-        return 2;
+    return t - ((t % size) + size) % size;
+}
+
+/* One bid of a windowed query, in event order (so in date_time order). */
+typedef struct {
+    int64_t t;       /* date_time */
+    int64_t auction; /* the auction bid on */
+    int64_t bidder;  /* a person id */
+    int64_t price;   /* cents */
+    uint64_t n;      /* event number (q7 regenerates extra from it) */
+} s_bid_t;
+
+/* Every bid of events 0 .. events-1, in *out (caller frees). Returns the
+ * count, or -1 after a message. */
+static long long s_collect(const sl_nexmark_cfg_t *cfg, long long events, s_bid_t **out)
+{
+    long long cap = events / SL_NEXMARK_TOTAL_PROPORTION * SL_NEXMARK_BID_PROPORTION +
+                    SL_NEXMARK_BID_PROPORTION;
+    s_bid_t *b = malloc((size_t)cap * sizeof *b);
+    if (!b) {
+        fprintf(stderr, "nexmark_ref: out of memory\n");
+        return -1;
     }
-    const char *q = argv[1];
-    if (strcmp(q, "q0") && strcmp(q, "q1") && strcmp(q, "q2")) {
-        fprintf(stderr, "nexmark_ref: unknown query '%s' (q0, q1 or q2)\n", q);
-        return 2;
+    static sl_nexmark_event_t e;
+    long long nb = 0;
+    for (long long n = 0; n < events; n++) {
+        if (sl_nexmark_kind((uint64_t)n) != SL_NEXMARK_BID)
+            continue;
+        if (sl_nexmark_event(cfg, (uint64_t)n, &e)) {
+            fprintf(stderr, "nexmark_ref: event %lld failed\n", n);
+            free(b);
+            return -1;
+        }
+        b[nb++] = (s_bid_t){e.date_time, e.bid.auction, e.bid.bidder, e.bid.price, (uint64_t)n};
     }
-    char *end;
-    long long events = strtoll(argv[2], &end, 10);
-    if (*end || events < 0) {
-        fprintf(stderr, "nexmark_ref: bad event count '%s'\n", argv[2]);
-        return 2;
+    *out = b;
+    return nb;
+}
+
+/* q5: per sliding window, the auction with the most bids (smallest id on
+ * ties). Counts of a window live in an array indexed by auction id. */
+static int s_q5(FILE *f, const s_bid_t *b, long long nb)
+{
+    fputs("auction,num,window_start,window_end\n", f);
+    if (!nb)
+        return 0;
+    int64_t amin = b[0].auction, amax = b[0].auction;
+    for (long long i = 1; i < nb; i++) {
+        if (b[i].auction < amin)
+            amin = b[i].auction;
+        if (b[i].auction > amax)
+            amax = b[i].auction;
     }
-    unsigned long long seed = strtoull(argv[3], &end, 10);
-    if (*end) {
-        fprintf(stderr, "nexmark_ref: bad seed '%s'\n", argv[3]);
-        return 2;
-    }
-    FILE *f = fopen(argv[4], "w");
-    if (!f) {
-        perror(argv[4]);
+    long long *count = calloc((size_t)(amax - amin + 1), sizeof *count);
+    if (!count) {
+        fprintf(stderr, "nexmark_ref: out of memory\n");
         return 1;
     }
-    sl_nexmark_cfg_t cfg;
-    sl_nexmark_cfg_default(&cfg);
-    cfg.seed = seed;
+    int64_t first = s_align(b[0].t, S_Q5_SLIDE) - S_Q5_SIZE + S_Q5_SLIDE;
+    int64_t last = s_align(b[nb - 1].t, S_Q5_SLIDE);
+    long long lo = 0;                /* first bid with t >= s */
+    long long windows = 0, ties = 0; /* windows with a row, those with a tie */
+    for (int64_t s = first; s <= last; s += S_Q5_SLIDE) {
+        while (lo < nb && b[lo].t < s)
+            lo++;
+        long long hi = lo;
+        long long best = 0, nbest = 0;
+        int64_t best_auction = 0;
+        for (; hi < nb && b[hi].t < s + S_Q5_SIZE; hi++) {
+            long long c = ++count[b[hi].auction - amin];
+            if (c > best) {
+                best = c;
+                best_auction = b[hi].auction;
+                nbest = 1;
+            } else if (c == best) {
+                nbest++;
+                if (b[hi].auction < best_auction)
+                    best_auction = b[hi].auction;
+            }
+        }
+        for (long long i = lo; i < hi; i++)
+            count[b[i].auction - amin] = 0;
+        if (!best)
+            continue; /* no bid in this window: no row */
+        windows++;
+        ties += nbest > 1;
+        fprintf(f, "%lld,%lld,", (long long)best_auction, best);
+        s_ts(f, s);
+        fputc(',', f);
+        s_ts(f, s + S_Q5_SIZE);
+        fputc('\n', f);
+    }
+    free(count);
+    fprintf(stderr,
+            "nexmark_ref: q5: %lld of %lld windows have several auctions with the most bids\n",
+            ties, windows);
+    return 0;
+}
+
+/* The row (auction, bidder, price, date_time, extra) of a q7 bid in the
+ * engine's row encoding (sluice/row.h: u32 length, a null bitmap byte, an
+ * 8-byte little-endian slot per field, a string as u32 offset and u32
+ * length, then the string bytes), written byte by byte into buf. Returns
+ * its length. */
+static size_t s_q7_row(const s_bid_t *b, const char *extra, uint8_t *buf)
+{
+    size_t xl = strlen(extra), fixed = 4 + 1 + 5 * 8, len = fixed + xl;
+    uint64_t slots[5] = {(uint64_t)b->auction, (uint64_t)b->bidder, (uint64_t)b->price,
+                         (uint64_t)b->t, (uint64_t)fixed | (uint64_t)xl << 32};
+    for (int i = 0; i < 4; i++)
+        buf[i] = (uint8_t)(len >> (8 * i));
+    buf[4] = 0; /* no nulls */
+    for (int k = 0; k < 5; k++)
+        for (int i = 0; i < 8; i++)
+            buf[5 + 8 * k + i] = (uint8_t)(slots[k] >> (8 * i));
+    memcpy(buf + fixed, extra, xl);
+    return len;
+}
+
+/* Is bid a's row before bid b's among equal prices: bytewise smaller, or
+ * a prefix of it. */
+static int s_q7_before(const sl_nexmark_cfg_t *cfg, const s_bid_t *a, const s_bid_t *b)
+{
+    static sl_nexmark_event_t e;
+    static uint8_t ra[1024], rb[1024];
+    if (sl_nexmark_event(cfg, a->n, &e))
+        return 0;
+    size_t la = s_q7_row(a, e.extra, ra);
+    if (sl_nexmark_event(cfg, b->n, &e))
+        return 0;
+    size_t lb = s_q7_row(b, e.extra, rb);
+    int r = memcmp(ra, rb, la < lb ? la : lb);
+    return r ? r < 0 : la < lb;
+}
+
+/* q7: per tumbling window, the bid with the highest price. */
+static int s_q7(FILE *f, const sl_nexmark_cfg_t *cfg, const s_bid_t *b, long long nb)
+{
+    fputs("auction,price,bidder,date_time,extra,window_start,window_end\n", f);
+    static sl_nexmark_event_t e;
+    for (long long lo = 0; lo < nb;) {
+        int64_t s = s_align(b[lo].t, S_Q7_SIZE);
+        long long best = lo, i = lo + 1;
+        for (; i < nb && b[i].t < s + S_Q7_SIZE; i++)
+            if (b[i].price > b[best].price ||
+                (b[i].price == b[best].price && s_q7_before(cfg, &b[i], &b[best])))
+                best = i;
+        if (sl_nexmark_event(cfg, b[best].n, &e)) {
+            fprintf(stderr, "nexmark_ref: event %llu failed\n", (unsigned long long)b[best].n);
+            return 1;
+        }
+        fprintf(f, "%lld,%lld,%lld,", (long long)b[best].auction, (long long)b[best].price,
+                (long long)b[best].bidder);
+        s_ts(f, b[best].t);
+        fputc(',', f);
+        s_str(f, e.extra);
+        fputc(',', f);
+        s_ts(f, s);
+        fputc(',', f);
+        s_ts(f, s + S_Q7_SIZE);
+        fputc('\n', f);
+        lo = i;
+    }
+    return 0;
+}
+
+/* A q11 row: a session of bidder from its first to its last bid. */
+static void s_q11_row(FILE *f, int64_t bidder, int64_t first, int64_t last, long long count)
+{
+    fprintf(f, "%lld,", (long long)bidder);
+    s_ts(f, first);
+    fputc(',', f);
+    s_ts(f, last + S_Q11_GAP);
+    fprintf(f, ",%lld\n", count);
+}
+
+/* q11: per bidder, sessions of bids less than the gap apart. The open
+ * session of each bidder lives in arrays indexed by bidder id. */
+static int s_q11(FILE *f, const s_bid_t *b, long long nb)
+{
+    fputs("bidder,window_start,window_end,bid_count\n", f);
+    if (!nb)
+        return 0;
+    int64_t pmin = b[0].bidder, pmax = b[0].bidder;
+    for (long long i = 1; i < nb; i++) {
+        if (b[i].bidder < pmin)
+            pmin = b[i].bidder;
+        if (b[i].bidder > pmax)
+            pmax = b[i].bidder;
+    }
+    size_t np = (size_t)(pmax - pmin + 1);
+    int64_t *start = malloc(np * sizeof *start), *lastt = malloc(np * sizeof *lastt);
+    long long *count = calloc(np, sizeof *count);
+    if (!start || !lastt || !count) {
+        fprintf(stderr, "nexmark_ref: out of memory\n");
+        free(start);
+        free(lastt);
+        free(count);
+        return 1;
+    }
+    for (long long i = 0; i < nb; i++) {
+        size_t p = (size_t)(b[i].bidder - pmin);
+        if (count[p] && b[i].t >= lastt[p] + S_Q11_GAP) {
+            s_q11_row(f, pmin + (int64_t)p, start[p], lastt[p], count[p]); /* closed */
+            count[p] = 0;
+        }
+        if (!count[p])
+            start[p] = b[i].t;
+        lastt[p] = b[i].t;
+        count[p]++;
+    }
+    for (size_t p = 0; p < np; p++) /* at the end of the input every open session closes */
+        if (count[p])
+            s_q11_row(f, pmin + (int64_t)p, start[p], lastt[p], count[p]);
+    free(start);
+    free(lastt);
+    free(count);
+    return 0;
+}
+
+/* q0, q1, q2: one row per selected bid. */
+static int s_rowwise(FILE *f, const char *q, const sl_nexmark_cfg_t *cfg, long long events)
+{
     static sl_nexmark_event_t e;
     if (!strcmp(q, "q0"))
         fputs("auction,bidder,price,channel,url,date_time,extra\n", f);
@@ -100,7 +317,7 @@ int main(int argc, char **argv)
     for (long long n = 0; n < events; n++) {
         if (sl_nexmark_kind((uint64_t)n) != SL_NEXMARK_BID)
             continue;
-        if (sl_nexmark_event(&cfg, (uint64_t)n, &e)) {
+        if (sl_nexmark_event(cfg, (uint64_t)n, &e)) {
             fprintf(stderr, "nexmark_ref: event %lld failed\n", n);
             return 1;
         }
@@ -127,9 +344,72 @@ int main(int argc, char **argv)
             fprintf(f, "%lld,%lld\n", (long long)b->auction, (long long)b->price);
         }
     }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr,
+                "usage: nexmark_ref q0|q1|q2|q5|q7|q11 EVENTS SEED OUTPUT.csv [EVENT_RATE]\n");
+        return 2;
+    }
+    const char *q = argv[1];
+    static const char *const queries[] = {"q0", "q1", "q2", "q5", "q7", "q11"};
+    int query = -1;
+    for (int i = 0; i < 6; i++)
+        if (!strcmp(q, queries[i]))
+            query = i;
+    if (query < 0) {
+        fprintf(stderr, "nexmark_ref: unknown query '%s' (q0, q1, q2, q5, q7 or q11)\n", q);
+        return 2;
+    }
+    char *end;
+    long long events = strtoll(argv[2], &end, 10);
+    if (!*argv[2] || *end || events < 0) {
+        fprintf(stderr, "nexmark_ref: bad event count '%s'\n", argv[2]);
+        return 2;
+    }
+    unsigned long long seed = strtoull(argv[3], &end, 10);
+    if (!*argv[3] || *end) {
+        fprintf(stderr, "nexmark_ref: bad seed '%s'\n", argv[3]);
+        return 2;
+    }
+    sl_nexmark_cfg_t cfg;
+    sl_nexmark_cfg_default(&cfg);
+    cfg.seed = seed;
+    if (argc == 6) {
+        long long rate = strtoll(argv[5], &end, 10);
+        if (!*argv[5] || *end || rate < 1 || rate > 1000000000) {
+            fprintf(stderr, "nexmark_ref: bad event rate '%s' (1..1000000000)\n", argv[5]);
+            return 2;
+        }
+        cfg.event_rate = rate;
+    }
+    FILE *f = fopen(argv[4], "w");
+    if (!f) {
+        perror(argv[4]);
+        return 1;
+    }
+    int rc;
+    if (query <= 2)
+        rc = s_rowwise(f, q, &cfg, events);
+    else {
+        s_bid_t *bids = NULL;
+        long long nb = s_collect(&cfg, events, &bids);
+        if (nb < 0)
+            rc = 1;
+        else if (query == 3)
+            rc = s_q5(f, bids, nb);
+        else if (query == 4)
+            rc = s_q7(f, &cfg, bids, nb);
+        else
+            rc = s_q11(f, bids, nb);
+        free(bids);
+    }
     if (fclose(f) != 0) {
         perror(argv[4]);
         return 1;
     }
-    return 0;
+    return rc;
 }

@@ -45,7 +45,7 @@ int sl_emit_raw(sl_emitter_t *e, const uint8_t *row, uint32_t len)
 
 const sl_op_vtable_t *sl_op_vtable(const sl_plan_node_t *node)
 {
-    if (node->udf)
+    if (node->udf && node->kind != SL_OP_PROCESS)
         return &sl_op_udf;
     switch (node->kind) {
     case SL_OP_FILE_SOURCE:
@@ -69,6 +69,10 @@ const sl_op_vtable_t *sl_op_vtable(const sl_plan_node_t *node)
         return &sl_op_aggregate;
     case SL_OP_WINDOW:
         return &sl_op_window;
+    case SL_OP_JOIN:
+        return &sl_op_join;
+    case SL_OP_PROCESS:
+        return &sl_op_process;
     case SL_OP_FILE_SINK:
         return &sl_op_file_sink;
     case SL_OP_STDOUT_SINK:
@@ -79,11 +83,20 @@ const sl_op_vtable_t *sl_op_vtable(const sl_plan_node_t *node)
     return NULL;
 }
 
+int sl_op_source_checkpoint(sl_opctx_t *c)
+{
+    if (!c->barrier_pending || !atomic_load_explicit(c->barrier_pending, memory_order_relaxed))
+        return SL_OK;
+    return c->barrier_hook ? c->barrier_hook(c->idle_arg) : SL_OK;
+}
+
 int sl_op_source_idle(sl_opctx_t *c)
 {
     int rc = sl_emit_flush(&c->out);
     if (rc == SL_OK && c->idle_hook)
         rc = c->idle_hook(c->idle_arg);
+    if (rc == SL_OK)
+        rc = sl_op_source_checkpoint(c);
     return rc;
 }
 

@@ -26,6 +26,7 @@
 #include "sluice/arena.h"
 #include "sluice/plan.h"
 #include "sluice/row.h"
+#include "sluice/snap.h"
 
 typedef struct sl_emitter sl_emitter_t;
 /* Downstream of an emitter: consumes a full batch (and may clear it). */
@@ -59,8 +60,11 @@ typedef struct sl_opctx {
     void *state;               /* the operator's own */
     _Atomic uint64_t records_in, records_out, errors, busy_ns; /* metrics */
     _Atomic uint64_t records_late; /* metrics: records behind the watermark (to `late:`) */
-    /* Sources: called by sl_op_source_idle (set by the task). */
+    /* Sources: called by sl_op_source_idle and sl_op_source_checkpoint
+     * (set by the task). */
     int (*idle_hook)(void *arg);
+    int (*barrier_hook)(void *arg);
+    const _Atomic uint64_t *barrier_pending; /* checkpoint id to take, 0 = none */
     void *idle_arg;
     char err[512]; /* message when a call fails */
 } sl_opctx_t;
@@ -75,6 +79,18 @@ typedef struct {
     void (*close)(sl_opctx_t *c);
     int (*watermark)(sl_opctx_t *c, int64_t wm); /* optional */
     int (*tick)(sl_opctx_t *c, int64_t now_ms);  /* optional: processing time */
+    /* Checkpoints (docs/fault-tolerance.md). snapshot writes everything the
+     * operator needs to go on exactly from this point (a source: its
+     * position; a window: its windows; a sink: what it must publish), called
+     * between records, after everything emitted so far went downstream.
+     * restore reads it back, after open and before any record; garbage
+     * must fail with SL_DATA, never crash. complete(id) says checkpoint id
+     * is durable (sinks publish what it covers). All optional: an operator
+     * without snapshot cannot run in a checkpointed job (the planner says
+     * so). */
+    int (*snapshot)(sl_opctx_t *c, sl_snap_w_t *w);
+    int (*restore)(sl_opctx_t *c, sl_snap_r_t *r);
+    int (*complete)(sl_opctx_t *c, uint64_t checkpoint_id);
 } sl_op_vtable_t;
 
 /* The implementation of a plan node. */
@@ -91,16 +107,26 @@ extern const sl_op_vtable_t sl_op_flat_map;
 extern const sl_op_vtable_t sl_op_passthrough; /* key_by, union */
 extern const sl_op_vtable_t sl_op_aggregate;
 extern const sl_op_vtable_t sl_op_window;
+extern const sl_op_vtable_t sl_op_join; /* window, interval and enrich joins */
 extern const sl_op_vtable_t sl_op_file_sink;
 extern const sl_op_vtable_t sl_op_stdout_sink;
 extern const sl_op_vtable_t sl_op_discard_sink;
-extern const sl_op_vtable_t sl_op_udf; /* map / filter / flat_map by a plugin function */
+extern const sl_op_vtable_t sl_op_udf;     /* map / filter / flat_map by a plugin function */
+extern const sl_op_vtable_t sl_op_process; /* keyed process function: state and timers */
 
 /* Sources call this while they wait with nothing to emit (paced, polling
  * an empty partition): it flushes pending records and lets the task tell
  * downstream that this source is idle once its idle timeout has passed.
  * Returns 0 or the error of sending. */
 int sl_op_source_idle(sl_opctx_t *c);
+
+/* Sources call this between records, at least every few milliseconds
+ * while they run (sl_op_source_idle does too): when a checkpoint is due it
+ * flushes, snapshots the chain (the source's snapshot must describe its
+ * position after every record emitted so far), sends the barrier
+ * downstream and acknowledges. Cheap when none is due (one atomic load).
+ * Returns 0 or the error of snapshotting or sending. */
+int sl_op_source_checkpoint(sl_opctx_t *c);
 
 /* Wall-clock milliseconds since the epoch (processing time). */
 int64_t sl_op_now_ms(void);

@@ -51,6 +51,9 @@ static const s_type_t s_types[] = {
     {"union", SL_ROLE_OPERATOR, SL_OP_UNION, S_KEYS("description"), 2, 64},
     {"window", SL_ROLE_OPERATOR, SL_OP_WINDOW,
      S_KEYS("key", "window", "time", "aggregates", "top", "allowed_lateness", "late"), 1, 1},
+    {"join", SL_ROLE_OPERATOR, SL_OP_JOIN, S_KEYS("kind", "key", "between", "window", "on_missing"),
+     2, 2},
+    {"process", SL_ROLE_OPERATOR, SL_OP_PROCESS, S_KEYS("function", "key", "time"), 1, 1},
     {"file", SL_ROLE_SINK, SL_OP_FILE_SINK, S_KEYS("format", "path"), 1, 1},
     {"stdout", SL_ROLE_SINK, SL_OP_STDOUT_SINK, S_KEYS("format"), 1, 1},
     {"discard", SL_ROLE_SINK, SL_OP_DISCARD_SINK, S_KEYS("description"), 1, 1},
@@ -489,7 +492,7 @@ static int s_build_kafka(s_ctx_t *c)
  * type; its declared outputs make the output schema. */
 static int s_build_udf(s_ctx_t *c, const sl_ynode_t *fn_node, sl_udf_kind_t kind)
 {
-    static const char *const kinds[] = {"?", "map", "filter", "flat_map"};
+    static const char *const kinds[] = {"?", "map", "filter", "flat_map", "process"};
     sl_plan_node_t *nd = c->node;
     const char *name = sl_ynode_str(fn_node, c->d, "function");
     if (!name)
@@ -1114,6 +1117,204 @@ static int s_build_window(s_ctx_t *c)
     return bad ? SL_SPEC : SL_OK;
 }
 
+/* A join bound: a duration with an optional leading '-' (ms into *out). */
+static int s_join_bound(s_ctx_t *c, const sl_ynode_t *n, int64_t *out)
+{
+    if (n->kind == SL_Y_SCALAR && n->str && n->str[0] == '-') {
+        sl_ynode_t pos = *n;
+        pos.str = n->str + 1;
+        long long v;
+        if (sl_ynode_duration(&pos, 100LL * 365 * 86400000, c->d, "between bound", &v) != SL_OK)
+            return -1;
+        *out = -v;
+        return 0;
+    }
+    long long v;
+    if (sl_ynode_duration(n, 100LL * 365 * 86400000, c->d, "between bound", &v) != SL_OK)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* `key:` of a join: one list for both sides, or {left: ..., right: ...};
+ * equal counts and types. Returns 0 or -1 after errors. */
+static int s_join_keys(s_ctx_t *c, const sl_schema_t *ls, const sl_schema_t *rs)
+{
+    sl_join_cfg_t *j = &c->node->join;
+    const sl_ynode_t *k = s_req(c, "key");
+    if (!k)
+        return -1;
+    const sl_ynode_t *ln = k, *rn = k;
+    if (k->kind == SL_Y_MAP) {
+        static const char *const sides[] = {"left", "right"};
+        if (sl_ynode_check_keys(k, sides, 2, c->d, "join key field"))
+            return -1;
+        ln = sl_ynode_get(k, "left");
+        rn = sl_ynode_get(k, "right");
+        if (!ln || !rn) {
+            sl_diag_error(c->d, k->line, k->col,
+                          "key of '%s' must be a field list, or {left: [...], right: [...]}",
+                          c->sn->name);
+            return -1;
+        }
+    }
+    int nl = s_field_list(c, ln, ls, "left key", &j->lkeys);
+    int nr = s_field_list(c, rn, rs, "right key", &j->rkeys);
+    if (nl < 0 || nr < 0)
+        return -1;
+    if (nl != nr) {
+        sl_diag_error(c->d, k->line, k->col, "key of '%s' names %d left field%s and %d right",
+                      c->sn->name, nl, nl == 1 ? "" : "s", nr);
+        return -1;
+    }
+    j->nkeys = nl;
+    for (int i = 0; i < nl; i++) {
+        const sl_field_t *lf = &ls->fields[j->lkeys[i]], *rf = &rs->fields[j->rkeys[i]];
+        if (lf->type != rf->type) {
+            sl_diag_error(c->d, k->line, k->col,
+                          "join key '%s' is %s on the left but '%s' is %s on the right", lf->name,
+                          sl_type_name(lf->type), rf->name, sl_type_name(rf->type));
+            sl_diag_hint(c->d, "cast one side in a map first");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* `join`: two inputs (left, right) by key over event time; kind window,
+ * interval or enrich (see sl_join_cfg_t and docs/job-spec.md). */
+static int s_build_join(s_ctx_t *c)
+{
+    sl_plan_node_t *nd = c->node;
+    sl_join_cfg_t *j = &nd->join;
+    const sl_schema_t *ls = sl_plan_input_schema(c->plan, nd, 0);
+    const sl_schema_t *rs = sl_plan_input_schema(c->plan, nd, 1);
+    int bad = 0;
+    const sl_ynode_t *kn = s_req(c, "kind");
+    if (!kn)
+        return SL_SPEC;
+    const char *kind = sl_ynode_str(kn, c->d, "kind");
+    if (!kind)
+        return SL_SPEC;
+    static const char *const kinds[] = {"window", "interval", "enrich"};
+    int ki = -1;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(kind, kinds[i]) == 0)
+            ki = i;
+    if (ki < 0) {
+        sl_diag_error(c->d, kn->line, kn->col, "unknown join kind '%s'", kind);
+        const char *near = sl_closest(kind, kinds, 3);
+        sl_diag_hint(c->d, near ? "did you mean '%s'?" : "join kinds are %s",
+                     near ? near : "window, interval, enrich");
+        return SL_SPEC;
+    }
+    j->kind = (sl_joinkind_t)ki;
+    /* Keys only a kind takes. */
+    static const char *const own[] = {"window", "between", "on_missing"};
+    for (int i = 0; i < 3; i++) {
+        const sl_ynode_t *on = sl_ynode_key(c->sn->body, own[i]);
+        if (on && i != ki) {
+            sl_diag_error(c->d, on->line, on->col, "a%s %s join takes no '%s'",
+                          ki == SL_JOIN_WINDOW ? "" : "n", kind, own[i]);
+            bad = 1;
+        }
+    }
+    if (s_join_keys(c, ls, rs))
+        bad = 1;
+    if (ki == SL_JOIN_WINDOW && !bad) {
+        if (s_window_shape(c, &nd->win))
+            bad = 1;
+        else if (nd->win.type == SL_WIN_SESSION) {
+            const sl_ynode_t *wn = sl_ynode_get(c->sn->body, "window");
+            sl_diag_error(c->d, wn->line, wn->col,
+                          "a window join takes tumbling or sliding windows, not session");
+            bad = 1;
+        }
+    }
+    if (ki == SL_JOIN_INTERVAL && !bad) {
+        const sl_ynode_t *b = s_req(c, "between");
+        if (!b)
+            return SL_SPEC;
+        if (b->kind != SL_Y_SEQ || b->n != 2) {
+            sl_diag_error(c->d, b->line, b->col,
+                          "between of '%s' must be [LOWER, UPPER], e.g. [-5s, 10s]: right.ts "
+                          "from left.ts + LOWER to left.ts + UPPER",
+                          c->sn->name);
+            return SL_SPEC;
+        }
+        if (s_join_bound(c, b->items[0], &j->lower) || s_join_bound(c, b->items[1], &j->upper))
+            return SL_SPEC;
+        if (j->lower > j->upper) {
+            sl_diag_error(c->d, b->line, b->col,
+                          "between of '%s': the lower bound is above the upper", c->sn->name);
+            return SL_SPEC;
+        }
+    }
+    if (ki == SL_JOIN_ENRICH) {
+        const sl_ynode_t *om = sl_ynode_get(c->sn->body, "on_missing");
+        const char *v = om ? sl_ynode_str(om, c->d, "on_missing") : "drop";
+        if (!v)
+            bad = 1;
+        else if (strcmp(v, "emit_nulls") == 0)
+            j->emit_nulls = true;
+        else if (strcmp(v, "drop") != 0) {
+            sl_diag_error(c->d, om->line, om->col,
+                          "on_missing must be 'drop' or 'emit_nulls', not '%s'", v);
+            bad = 1;
+        }
+    }
+    /* Both sides on event time. */
+    for (int k = 0; k < 2; k++) {
+        const sl_plan_node_t *up = &c->plan->nodes[nd->inputs[k]];
+        int rt = nd->input_ports[k] ? up->win.time_field : up->rowtime;
+        if (rt < 0) {
+            sl_diag_error(c->d, c->sn->body->line, c->sn->body->col,
+                          "join '%s' is over event time, but its %s input '%s' has no event time",
+                          c->sn->name, k ? "right" : "left", up->name);
+            sl_diag_hint(c->d, "name the time field on the source (timestamp: FIELD, "
+                               "watermark: {max_out_of_order: 5s})");
+            bad = 1;
+        }
+        *(k ? &j->rtime : &j->ltime) = rt;
+    }
+    if (bad)
+        return SL_SPEC;
+    nd->out = sl_schema_new();
+    if (!nd->out)
+        return SL_NOMEM;
+    if (ki == SL_JOIN_WINDOW)
+        if (sl_schema_add(nd->out, "window_start", SL_TYPE_TIMESTAMP) ||
+            sl_schema_add(nd->out, "window_end", SL_TYPE_TIMESTAMP))
+            return SL_NOMEM;
+    j->lfirst = nd->out->nfields;
+    for (int i = 0; i < ls->nfields; i++)
+        if (sl_schema_add(nd->out, ls->fields[i].name, ls->fields[i].type) == SL_EXISTS) {
+            sl_diag_error(c->d, c->sn->body->line, c->sn->body->col,
+                          "left field '%s' clashes with a field the join adds; rename it",
+                          ls->fields[i].name);
+            bad = 1;
+        }
+    for (int i = 0; !bad && i < rs->nfields; i++) {
+        const char *name = rs->fields[i].name;
+        if (sl_schema_find(nd->out, name) < 0) {
+            if (sl_schema_add(nd->out, name, rs->fields[i].type))
+                return SL_NOMEM;
+            continue;
+        }
+        char pref[256];
+        snprintf(pref, sizeof pref, "right_%s", name);
+        if (strlen(name) + 6 >= sizeof pref ||
+            sl_schema_add(nd->out, pref, rs->fields[i].type) == SL_EXISTS) {
+            sl_diag_error(c->d, c->sn->body->line, c->sn->body->col,
+                          "right field '%s' of '%s' clashes with a left field, and so does '%s'",
+                          name, c->sn->name, pref);
+            sl_diag_hint(c->d, "rename a field in a map before the join");
+            bad = 1;
+        }
+    }
+    return bad ? SL_SPEC : SL_OK;
+}
+
 /* Event time of a node: a source's `timestamp:` and `watermark:`; other
  * nodes carry their input's event-time field through when it survives. */
 static int s_build_time(s_ctx_t *c)
@@ -1149,6 +1350,7 @@ static int s_build_time(s_ctx_t *c)
             return SL_SPEC;
         }
         nd->watermarks = true;
+        nd->wm_interval = 10; /* ms; 0 = after every batch */
         if (!wm)
             return SL_OK;
         if (wm->kind != SL_Y_MAP) {
@@ -1157,12 +1359,13 @@ static int s_build_time(s_ctx_t *c)
                           "idle_timeout: 1m}");
             return SL_SPEC;
         }
-        static const char *const wkeys[] = {"max_out_of_order", "idle_timeout"};
-        if (sl_ynode_check_keys(wm, wkeys, 2, c->d, "watermark field"))
+        static const char *const wkeys[] = {"max_out_of_order", "idle_timeout", "interval"};
+        if (sl_ynode_check_keys(wm, wkeys, 3, c->d, "watermark field"))
             return SL_SPEC;
         int bad = 0;
         s_opt_duration(c, wm, "max_out_of_order", &nd->wm_bound, &bad);
         s_opt_duration(c, wm, "idle_timeout", &nd->wm_idle, &bad);
+        s_opt_duration(c, wm, "interval", &nd->wm_interval, &bad);
         return bad ? SL_SPEC : SL_OK;
     }
     if (!nd->ninputs || !nd->out)
@@ -1193,6 +1396,16 @@ static int s_build_time(s_ctx_t *c)
         break;
     case SL_OP_WINDOW:
         nd->rowtime = nd->win.processing ? -1 : nd->nkeys + 1; /* window_end */
+        break;
+    case SL_OP_JOIN: /* window: window_end; interval, enrich: the left time */
+        nd->rowtime = nd->join.kind == SL_JOIN_WINDOW ? 1 : nd->join.lfirst + nd->join.ltime;
+        break;
+    case SL_OP_PROCESS: /* an output field named and typed as the input's event time */
+        nd->rowtime = -1;
+        for (int i = 0; in_rt >= 0 && !nd->proc_processing && i < nd->out->nfields; i++)
+            if (strcmp(nd->out->fields[i].name, c->in->fields[in_rt].name) == 0 &&
+                nd->out->fields[i].type == c->in->fields[in_rt].type)
+                nd->rowtime = i;
         break;
     default:
         break;
@@ -1253,6 +1466,48 @@ static int s_build_stdout_sink(s_ctx_t *c)
     return SL_OK;
 }
 
+/* `process`: a keyed process function of the job's plugin, with state and
+ * timers (docs/udf.md#process-functions). Keys: `key:`, else an upstream
+ * key_by's, else one key for all. Output = the function's declared outputs. */
+static int s_build_process(s_ctx_t *c)
+{
+    sl_plan_node_t *nd = c->node;
+    nd->proc_time_field = -1;
+    int bad = s_group_keys(c) ? 1 : 0;
+    const sl_ynode_t *tn = sl_ynode_get(c->sn->body, "time");
+    if (tn) {
+        const char *t = sl_ynode_str(tn, c->d, "time");
+        if (!t)
+            bad = 1;
+        else if (strcmp(t, "processing") == 0)
+            nd->proc_processing = true;
+        else if (strcmp(t, "event") != 0) {
+            sl_diag_error(c->d, tn->line, tn->col, "time must be 'event' or 'processing', not '%s'",
+                          t);
+            bad = 1;
+        }
+    }
+    const sl_plan_node_t *up = &c->plan->nodes[nd->inputs[0]];
+    if (!nd->proc_processing) {
+        nd->proc_time_field = nd->input_ports[0] ? up->win.time_field : up->rowtime;
+        if (nd->proc_time_field < 0) {
+            sl_diag_error(c->d, c->sn->body->line, c->sn->body->col,
+                          "process '%s' is on event time, but its input '%s' has no event time",
+                          c->sn->name, up->name);
+            sl_diag_hint(c->d, "name the time field on the source (timestamp: FIELD, "
+                               "watermark: {max_out_of_order: 5s}), or set time: processing");
+            bad = 1;
+        }
+    }
+    const sl_ynode_t *fn = s_req(c, "function");
+    if (!fn)
+        return SL_SPEC;
+    int rc = s_build_udf(c, fn, SL_UDF_PROCESS);
+    if (rc)
+        return rc;
+    return bad ? SL_SPEC : SL_OK;
+}
+
 static int s_build_node(s_ctx_t *c)
 {
     switch (c->node->kind) {
@@ -1276,6 +1531,10 @@ static int s_build_node(s_ctx_t *c)
         return s_build_aggregate(c);
     case SL_OP_WINDOW:
         return s_build_window(c);
+    case SL_OP_JOIN:
+        return s_build_join(c);
+    case SL_OP_PROCESS:
+        return s_build_process(c);
     case SL_OP_UNION:
         return s_build_union(c);
     case SL_OP_FILE_SINK:
@@ -1350,8 +1609,12 @@ static void s_assign_partitioning(sl_plan_t *p)
             const sl_plan_node_t *up = &p->nodes[nd->inputs[k]];
             const int *keys = NULL;
             int nkeys = 0;
-            bool keyed = nd->kind == SL_OP_AGGREGATE || nd->kind == SL_OP_WINDOW;
-            if (keyed) {
+            bool keyed = nd->kind == SL_OP_AGGREGATE || nd->kind == SL_OP_WINDOW ||
+                         nd->kind == SL_OP_JOIN || nd->kind == SL_OP_PROCESS;
+            if (nd->kind == SL_OP_JOIN) { /* each side by its own key fields */
+                keys = k == 0 ? nd->join.lkeys : nd->join.rkeys;
+                nkeys = nd->join.nkeys;
+            } else if (keyed) {
                 keys = nd->keys;
                 nkeys = nd->nkeys;
             } else if (up->kind == SL_OP_KEY_BY && nd->input_ports[k] == 0) {
@@ -1549,6 +1812,8 @@ void sl_plan_destroy(sl_plan_t **pp)
         sl_schema_destroy(&nd->out);
         sl_schema_destroy(&nd->side_out);
         sl_expr_destroy(&nd->win.top_by);
+        free(nd->join.lkeys);
+        free(nd->join.rkeys);
         free(nd->inputs);
         free(nd->input_ports);
         free(nd->part);

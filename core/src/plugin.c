@@ -23,9 +23,24 @@ _Static_assert(offsetof(sl_udf_value_t, len) == offsetof(sl_value_t, len), "sl_u
 _Static_assert((int)SL_UDF_STRING == (int)SL_TYPE_STRING, "type numbering");
 _Static_assert((int)SL_UDF_TIMESTAMP == (int)SL_TYPE_TIMESTAMP, "type numbering");
 
+/* sl_udf_function_t of ABI version 1 (the version-2 struct without
+ * on_timer): a version-1 table is read with this stride. */
+typedef struct {
+    const char *name;
+    sl_udf_kind_t kind;
+    const sl_udf_field_t *in;
+    int nin;
+    const sl_udf_field_t *out;
+    int nout;
+    int (*call)(sl_udf_ctx_t *ctx, const sl_udf_value_t *in, sl_udf_value_t *out);
+} s_function_v1_t;
+_Static_assert(offsetof(s_function_v1_t, call) == offsetof(sl_udf_function_t, call),
+               "ABI 2 only appends to sl_udf_function_t");
+
 struct sl_plugin {
     void *handle;                /* from dlopen */
     const sl_udf_plugin_t *desc; /* the plugin's static descriptor */
+    sl_udf_function_t *fns;      /* its functions in this version's layout (owned copy) */
     char *path;                  /* where it was loaded from */
 };
 
@@ -73,19 +88,37 @@ int sl_plugin_open(const char *path, sl_plugin_t **out, char *err, size_t cap)
     char why[256] = "";
     if (!d)
         snprintf(why, sizeof why, "sluice_plugin() returned NULL");
-    else if (d->abi_version != SL_UDF_ABI_VERSION)
+    else if (d->abi_version < SL_UDF_ABI_MIN_VERSION || d->abi_version > SL_UDF_ABI_VERSION)
         snprintf(why, sizeof why,
-                 "it was built for UDF ABI version %u, this Sluice supports version %d "
+                 "it was built for UDF ABI version %u, this Sluice supports version %d to %d "
                  "(rebuild it against this sluice/udf.h)",
-                 d->abi_version, SL_UDF_ABI_VERSION);
+                 d->abi_version, SL_UDF_ABI_MIN_VERSION, SL_UDF_ABI_VERSION);
     else if (d->nfunctions < 0 || d->nfunctions > 1024 || (d->nfunctions && !d->functions))
         snprintf(why, sizeof why, "it declares %d functions", d->nfunctions);
+    /* The functions in this version's layout (a version-1 table is shorter
+     * per entry and has no on_timer). */
+    sl_udf_function_t *fns = NULL;
+    if (!why[0] && !(fns = calloc((size_t)d->nfunctions + 1, sizeof *fns))) {
+        dlclose(h);
+        return SL_NOMEM;
+    }
+    for (int i = 0; !why[0] && i < d->nfunctions; i++) {
+        if (d->abi_version == 1)
+            memcpy(&fns[i], (const s_function_v1_t *)(const void *)d->functions + i,
+                   sizeof(s_function_v1_t));
+        else
+            fns[i] = d->functions[i];
+    }
     for (int i = 0; !why[0] && d && i < d->nfunctions; i++) {
-        const sl_udf_function_t *f = &d->functions[i];
+        const sl_udf_function_t *f = &fns[i];
+        sl_udf_kind_t top = d->abi_version >= 2 ? SL_UDF_PROCESS : SL_UDF_FLAT_MAP;
         if (!f->name || !*f->name || !f->call)
             snprintf(why, sizeof why, "function %d has no name or no code", i);
-        else if (f->kind != SL_UDF_MAP && f->kind != SL_UDF_FILTER && f->kind != SL_UDF_FLAT_MAP)
+        else if (f->kind < SL_UDF_MAP || f->kind > top)
             snprintf(why, sizeof why, "function '%s' has an unknown kind %d", f->name, f->kind);
+        else if (f->on_timer && f->kind != SL_UDF_PROCESS)
+            snprintf(why, sizeof why, "function '%s' has on_timer but is not a process function",
+                     f->name);
         else if (s_check_fields(f->in, f->nin, f->name, "input", why, sizeof why) ||
                  s_check_fields(f->out, f->kind == SL_UDF_FILTER ? 0 : f->nout, f->name, "output",
                                 why, sizeof why))
@@ -95,17 +128,20 @@ int sl_plugin_open(const char *path, sl_plugin_t **out, char *err, size_t cap)
     }
     if (why[0]) {
         snprintf(err, cap, "plugin %s refused: %s", path, why);
+        free(fns);
         dlclose(h);
         return SL_VERSION;
     }
     sl_plugin_t *p = calloc(1, sizeof *p);
     if (!p || !(p->path = strdup(path))) {
         free(p);
+        free(fns);
         dlclose(h);
         return SL_NOMEM;
     }
     p->handle = h;
     p->desc = d;
+    p->fns = fns;
     *out = p;
     return SL_OK;
 }
@@ -115,6 +151,7 @@ void sl_plugin_close(sl_plugin_t **pp)
     if (!pp || !*pp)
         return;
     dlclose((*pp)->handle);
+    free((*pp)->fns);
     free((*pp)->path);
     free(*pp);
     *pp = NULL;
@@ -123,8 +160,8 @@ void sl_plugin_close(sl_plugin_t **pp)
 const sl_udf_function_t *sl_plugin_find(const sl_plugin_t *p, const char *name)
 {
     for (int i = 0; i < p->desc->nfunctions; i++)
-        if (strcmp(p->desc->functions[i].name, name) == 0)
-            return &p->desc->functions[i];
+        if (strcmp(p->fns[i].name, name) == 0)
+            return &p->fns[i];
     return NULL;
 }
 
@@ -132,7 +169,7 @@ int sl_plugin_names(const sl_plugin_t *p, const char **names, int cap)
 {
     int n = 0;
     for (int i = 0; i < p->desc->nfunctions && n < cap; i++)
-        names[n++] = p->desc->functions[i].name;
+        names[n++] = p->fns[i].name;
     return n;
 }
 

@@ -44,7 +44,9 @@ typedef enum {
     SL_OP_DISCARD_SINK, /* counts and drops: benchmarks, dry runs */
     SL_OP_NEXMARK_SOURCE,
     SL_OP_KAFKA_SOURCE,
-    SL_OP_WINDOW, /* keyed windows over event or processing time (docs/time.md) */
+    SL_OP_WINDOW,  /* keyed windows over event or processing time (docs/time.md) */
+    SL_OP_JOIN,    /* two-input join: window, interval or enrich (docs/job-spec.md) */
+    SL_OP_PROCESS, /* keyed process function of a plugin: state and timers (docs/udf.md) */
 } sl_opkind_t;
 
 typedef enum { SL_PART_FORWARD, SL_PART_HASH, SL_PART_REBALANCE } sl_part_t;
@@ -78,6 +80,24 @@ typedef struct {
     int top_n;         /* top: N largest records per window by top_by (0 = aggregates) */
     sl_expr_t *top_by; /* top: the ranking expression over the input schema */
 } sl_window_cfg_t;
+
+typedef enum { SL_JOIN_WINDOW, SL_JOIN_INTERVAL, SL_JOIN_ENRICH } sl_joinkind_t;
+
+/* A `join` node: input 0 is the left side (the stream for enrich), input 1
+ * the right (the table changelog for enrich). Output: window_start and
+ * window_end (window kind only), every left field, every right field (a
+ * name taken by a left field gets the prefix right_). */
+typedef struct {
+    sl_joinkind_t kind;
+    int nkeys;        /* key fields per side (same count and types) */
+    int *lkeys;       /* key field indexes in the left input schema */
+    int *rkeys;       /* key field indexes in the right input schema */
+    int ltime, rtime; /* event-time field of each input schema */
+    int64_t lower;    /* interval: right.ts >= left.ts + lower (ms) */
+    int64_t upper;    /* interval: right.ts <= left.ts + upper (ms) */
+    bool emit_nulls;  /* enrich: on_missing: emit_nulls (else drop) */
+    int lfirst;       /* output index of the first left field (2 for window, else 0) */
+} sl_join_cfg_t;
 
 typedef struct {
     sl_aggfn_t fn;
@@ -142,9 +162,14 @@ typedef struct sl_plan_node {
     bool watermarks;       /* source: generates watermarks from `timestamp:` */
     int64_t wm_bound;      /* source: watermark.max_out_of_order (ms) */
     int64_t wm_idle;       /* source: watermark.idle_timeout (ms), 0 = never idle */
+    int64_t wm_interval;   /* source: watermark.interval (ms): least time between two */
     sl_window_cfg_t win;   /* window */
     sl_schema_t *side_out; /* schema of the side output (`late:`), or NULL */
     const char *late_name; /* name of the side output (borrowed from the spec) */
+    sl_join_cfg_t join;    /* join (window shape in win) */
+    /* process: the function is udf (inputs udf_in), keys in keys/nkeys */
+    bool proc_processing; /* process: time: processing (ctx->time is the wall clock) */
+    int proc_time_field;  /* process, time: event: event-time field of the input, else -1 */
 } sl_plan_node_t;
 
 typedef struct {

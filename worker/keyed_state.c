@@ -1,0 +1,786 @@
+/* keyed_state.c — keyed state and timers in memory (see keyed_state.h).
+ *
+ * Keys live in a chained hash table (like the window operator's); each
+ * holds a short array of state cells (one per name it uses) and a short
+ * array of its set timers. A value cell holds its bytes; a list cell one
+ * buffer of the items back to back with their offsets; a map cell a
+ * sorted array of entries (binary search, so ordered iteration and seek
+ * come for free; inserts move entries, fine for the small maps per key a
+ * process function keeps).
+ *
+ * Timers: one min-heap per kind of (time, key, sequence). Deleting a timer
+ * removes it from its key only; the heap entry goes stale and is skipped
+ * when popped (its sequence no longer names a timer of the key). A key is
+ * not freed while heap entries name it, so the order of the heap, which
+ * compares key bytes, never changes under it. */
+#define _POSIX_C_SOURCE 200809L
+#include "keyed_state.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/err.h"
+
+/* A map entry: key and value bytes in one block (value after the key). */
+typedef struct {
+    uint8_t *k;    /* owned block; the value follows at k + klen */
+    uint32_t klen; /* key bytes */
+    uint32_t vlen; /* value bytes */
+    uint32_t cap;  /* block capacity */
+} s_entry_t;
+
+/* One named state of one key. */
+typedef struct {
+    int name;         /* index into the store's names */
+    uint8_t *buf;     /* value: its bytes; list: the items back to back */
+    size_t len, cap;  /* bytes used and allocated in buf */
+    size_t *off;      /* list: item i is buf[off[i] .. off[i + 1]) */
+    uint32_t n, capn; /* list: items; off has capn + 1 slots */
+    s_entry_t *ents;  /* map: entries in key order */
+    uint32_t nents, capents;
+    bool set; /* value: has a value */
+} s_cell_t;
+
+/* A timer set on a key. */
+typedef struct {
+    int kind;     /* sl_ks_timer_t */
+    int64_t time; /* when it fires */
+    uint64_t seq; /* registration number: names its heap entry */
+} s_ktimer_t;
+
+typedef struct {
+    uint64_t hash; /* hash of the key */
+    uint8_t *key;  /* owned encoded key */
+    uint32_t klen;
+    int next; /* hash chain (index into keys), -1 ends */
+    bool used;
+    s_cell_t *cells; /* its states */
+    int ncells, capcells;
+    s_ktimer_t *timers; /* its set timers */
+    int ntimers, captimers;
+    uint32_t heaprefs; /* heap entries (live or stale) naming this key */
+} s_key_t;
+
+/* A heap entry. */
+typedef struct {
+    int64_t time;
+    uint64_t seq;
+    int key; /* index into keys */
+} s_hent_t;
+
+typedef struct {
+    char *name; /* owned */
+    int kind;   /* sl_ks_kind_t */
+} s_name_t;
+
+struct sl_kstate {
+    s_key_t *keys; /* key slots */
+    int nkeys, capkeys;
+    int *free_keys; /* unused slots */
+    int nfree;
+    int *buckets; /* heads of hash chains (power of two) */
+    uint32_t nbuckets;
+    int live;        /* used slots */
+    s_name_t *names; /* state names, each with its kind */
+    int nnames, capnames;
+    s_hent_t *heap[2]; /* per timer kind (index kind - 1) */
+    size_t nheap[2], capheap[2];
+    size_t pending[2]; /* timers set, per kind */
+    uint64_t next_seq;
+    int cur;       /* current key, -1 = none */
+    char err[256]; /* message of the last failure */
+};
+
+static int s_fail(sl_kstate_t *s, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int s_fail(sl_kstate_t *s, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static int s_rehash(sl_kstate_t *s, uint32_t nb)
+{
+    int *b = malloc(nb * sizeof *b);
+    if (!b)
+        return SL_NOMEM;
+    for (uint32_t i = 0; i < nb; i++)
+        b[i] = -1;
+    for (int k = 0; k < s->nkeys; k++)
+        if (s->keys[k].used) {
+            uint32_t h = (uint32_t)(s->keys[k].hash & (nb - 1));
+            s->keys[k].next = b[h];
+            b[h] = k;
+        }
+    free(s->buckets);
+    s->buckets = b;
+    s->nbuckets = nb;
+    return SL_OK;
+}
+
+sl_kstate_t *sl_kstate_new(void)
+{
+    sl_kstate_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->cur = -1;
+    if (s_rehash(s, 256) != SL_OK) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void s_cell_free(s_cell_t *c)
+{
+    free(c->buf);
+    free(c->off);
+    for (uint32_t i = 0; i < c->nents; i++)
+        free(c->ents[i].k);
+    free(c->ents);
+    memset(c, 0, sizeof *c);
+}
+
+void sl_kstate_destroy(sl_kstate_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    sl_kstate_t *s = *pp;
+    for (int k = 0; k < s->nkeys; k++) {
+        s_key_t *e = &s->keys[k];
+        for (int i = 0; i < e->ncells; i++)
+            s_cell_free(&e->cells[i]);
+        free(e->cells);
+        free(e->timers);
+        free(e->key);
+    }
+    for (int i = 0; i < s->nnames; i++)
+        free(s->names[i].name);
+    free(s->names);
+    free(s->keys);
+    free(s->free_keys);
+    free(s->buckets);
+    free(s->heap[0]);
+    free(s->heap[1]);
+    free(s);
+    *pp = NULL;
+}
+
+const char *sl_kstate_error(const sl_kstate_t *s)
+{
+    return s->err;
+}
+
+/* ---- keys ------------------------------------------------------------------- */
+
+int sl_kstate_select(sl_kstate_t *s, uint64_t hash, const uint8_t *key, uint32_t len)
+{
+    for (int k = s->buckets[hash & (s->nbuckets - 1)]; k >= 0; k = s->keys[k].next)
+        if (s->keys[k].hash == hash && s->keys[k].klen == len &&
+            (len == 0 || !memcmp(s->keys[k].key, key, len))) {
+            s->cur = k;
+            return SL_OK;
+        }
+    int k;
+    if (s->nfree)
+        k = s->free_keys[--s->nfree];
+    else {
+        if (s->nkeys == s->capkeys) {
+            int cap = s->capkeys ? s->capkeys * 2 : 64;
+            s_key_t *nk = realloc(s->keys, (size_t)cap * sizeof *nk);
+            if (nk)
+                s->keys = nk;
+            int *nf = nk ? realloc(s->free_keys, (size_t)cap * sizeof *nf) : NULL;
+            if (nf)
+                s->free_keys = nf;
+            if (!nk || !nf)
+                return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+            s->capkeys = cap;
+        }
+        k = s->nkeys++;
+    }
+    s_key_t *e = &s->keys[k];
+    memset(e, 0, sizeof *e);
+    e->key = malloc(len ? len : 1);
+    if (!e->key) {
+        s->free_keys[s->nfree++] = k;
+        return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+    }
+    if (len)
+        memcpy(e->key, key, len);
+    e->klen = len;
+    e->hash = hash;
+    e->used = true;
+    uint32_t b = (uint32_t)(hash & (s->nbuckets - 1));
+    e->next = s->buckets[b];
+    s->buckets[b] = k;
+    s->live++;
+    s->cur = k;
+    if ((uint32_t)s->live > s->nbuckets && s_rehash(s, s->nbuckets * 2) != SL_OK)
+        return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+    return SL_OK;
+}
+
+const uint8_t *sl_kstate_key(const sl_kstate_t *s, uint32_t *len)
+{
+    if (s->cur < 0)
+        return NULL;
+    *len = s->keys[s->cur].klen;
+    return s->keys[s->cur].key;
+}
+
+int sl_kstate_nkeys(const sl_kstate_t *s)
+{
+    return s->live;
+}
+
+/* Frees key slot k when it holds nothing and no heap entry names it. */
+static void s_key_maybe_free(sl_kstate_t *s, int k)
+{
+    s_key_t *e = &s->keys[k];
+    if (!e->used || e->ncells || e->ntimers || e->heaprefs || k == s->cur)
+        return;
+    int *pp = &s->buckets[e->hash & (s->nbuckets - 1)];
+    while (*pp != k)
+        pp = &s->keys[*pp].next;
+    *pp = e->next;
+    free(e->key);
+    free(e->cells);
+    free(e->timers);
+    memset(e, 0, sizeof *e);
+    s->free_keys[s->nfree++] = k;
+    s->live--;
+}
+
+void sl_kstate_release(sl_kstate_t *s)
+{
+    int k = s->cur;
+    s->cur = -1;
+    if (k >= 0)
+        s_key_maybe_free(s, k);
+}
+
+/* ---- cells ------------------------------------------------------------------ */
+
+/* The cell `name` of kind for the current key: *out NULL when the key has
+ * none and create is false. */
+static int s_cell(sl_kstate_t *s, const char *name, int kind, bool create, s_cell_t **out)
+{
+    static const char *const kinds[] = {"?", "value", "list", "map"};
+    *out = NULL;
+    if (s->cur < 0)
+        return s_fail(s, SL_STATE, "keyed state used with no current key");
+    size_t nlen = name ? strnlen(name, 256) : 0;
+    if (nlen == 0 || nlen > 255)
+        return s_fail(s, SL_INVAL, "a state name must have 1 to 255 bytes");
+    int id = -1;
+    for (int i = 0; i < s->nnames && id < 0; i++)
+        if (strcmp(s->names[i].name, name) == 0)
+            id = i;
+    if (id >= 0 && s->names[id].kind != kind)
+        return s_fail(s, SL_TYPE, "state '%s' is a %s state, not a %s state", name,
+                      kinds[s->names[id].kind], kinds[kind]);
+    if (id < 0) {
+        if (!create)
+            return SL_OK;
+        if (s->nnames == s->capnames) {
+            int cap = s->capnames ? s->capnames * 2 : 8;
+            s_name_t *nn = realloc(s->names, (size_t)cap * sizeof *nn);
+            if (!nn)
+                return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+            s->names = nn;
+            s->capnames = cap;
+        }
+        char *copy = strdup(name);
+        if (!copy)
+            return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+        id = s->nnames++;
+        s->names[id] = (s_name_t){.name = copy, .kind = kind};
+    }
+    s_key_t *e = &s->keys[s->cur];
+    for (int i = 0; i < e->ncells; i++)
+        if (e->cells[i].name == id) {
+            *out = &e->cells[i];
+            return SL_OK;
+        }
+    if (!create)
+        return SL_OK;
+    if (e->ncells == e->capcells) {
+        int cap = e->capcells ? e->capcells * 2 : 2;
+        s_cell_t *nc = realloc(e->cells, (size_t)cap * sizeof *nc);
+        if (!nc)
+            return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+        e->cells = nc;
+        e->capcells = cap;
+    }
+    s_cell_t *c = &e->cells[e->ncells++];
+    memset(c, 0, sizeof *c);
+    c->name = id;
+    *out = c;
+    return SL_OK;
+}
+
+/* Removes cell c of the current key (it became empty). */
+static void s_cell_remove(sl_kstate_t *s, s_cell_t *c)
+{
+    s_key_t *e = &s->keys[s->cur];
+    s_cell_free(c);
+    *c = e->cells[--e->ncells];
+}
+
+static int s_check_len(sl_kstate_t *s, const void *data, uint32_t len, const char *name)
+{
+    if (len > SL_KS_MAX_BYTES)
+        return s_fail(s, SL_LIMIT, "state '%s': %u bytes is more than the %u allowed", name, len,
+                      SL_KS_MAX_BYTES);
+    if (len && !data)
+        return s_fail(s, SL_INVAL, "state '%s': NULL data of %u bytes", name, len);
+    return SL_OK;
+}
+
+/* Grows c->buf to hold need bytes. */
+static int s_reserve(sl_kstate_t *s, s_cell_t *c, size_t need)
+{
+    if (need <= c->cap)
+        return SL_OK;
+    size_t cap = c->cap ? c->cap : 16;
+    while (cap < need)
+        cap *= 2;
+    uint8_t *b = realloc(c->buf, cap);
+    if (!b)
+        return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+    c->buf = b;
+    c->cap = cap;
+    return SL_OK;
+}
+
+/* ---- value state ------------------------------------------------------------- */
+
+int sl_kstate_value_get(sl_kstate_t *s, const char *name, const void **data, uint32_t *len)
+{
+    s_cell_t *c;
+    int rc = s_cell(s, name, SL_KS_VALUE, false, &c);
+    if (rc || !c)
+        return rc;
+    *data = c->buf ? c->buf : (const void *)"";
+    *len = (uint32_t)c->len;
+    return 1;
+}
+
+int sl_kstate_value_set(sl_kstate_t *s, const char *name, const void *data, uint32_t len)
+{
+    s_cell_t *c;
+    int rc = s_check_len(s, data, len, name ? name : "");
+    if (rc || (rc = s_cell(s, name, SL_KS_VALUE, true, &c)) != SL_OK)
+        return rc;
+    if ((rc = s_reserve(s, c, len ? len : 1)) != SL_OK) {
+        if (!c->set)
+            s_cell_remove(s, c);
+        return rc;
+    }
+    if (len)
+        memmove(c->buf, data, len); /* data may point into the old value */
+    c->len = len;
+    c->set = true;
+    return SL_OK;
+}
+
+int sl_kstate_value_clear(sl_kstate_t *s, const char *name)
+{
+    s_cell_t *c;
+    int rc = s_cell(s, name, SL_KS_VALUE, false, &c);
+    if (rc == SL_OK && c)
+        s_cell_remove(s, c);
+    return rc;
+}
+
+/* ---- list state ---------------------------------------------------------------- */
+
+int sl_kstate_list_append(sl_kstate_t *s, const char *name, const void *data, uint32_t len)
+{
+    s_cell_t *c;
+    int rc = s_check_len(s, data, len, name ? name : "");
+    if (rc || (rc = s_cell(s, name, SL_KS_LIST, true, &c)) != SL_OK)
+        return rc;
+    if (c->n == UINT32_MAX - 1)
+        return s_fail(s, SL_LIMIT, "list state '%s' is full", name);
+    if (c->n == c->capn) {
+        uint32_t cap = c->capn ? c->capn * 2 : 4;
+        size_t *no = realloc(c->off, ((size_t)cap + 1) * sizeof *no);
+        if (!no) {
+            if (!c->n)
+                s_cell_remove(s, c);
+            return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+        }
+        no[0] = 0;
+        c->off = no;
+        c->capn = cap;
+    }
+    /* data may point into this list's buffer, which may move */
+    size_t at = (const uint8_t *)data >= c->buf && (const uint8_t *)data < c->buf + c->len
+                    ? (size_t)((const uint8_t *)data - c->buf)
+                    : SIZE_MAX;
+    if ((rc = s_reserve(s, c, c->len + len + 1)) != SL_OK) {
+        if (!c->n)
+            s_cell_remove(s, c);
+        return rc;
+    }
+    if (len)
+        memmove(c->buf + c->len, at != SIZE_MAX ? c->buf + at : data, len);
+    c->len += len;
+    c->off[++c->n] = c->len;
+    return SL_OK;
+}
+
+int sl_kstate_list_len(sl_kstate_t *s, const char *name)
+{
+    s_cell_t *c;
+    int rc = s_cell(s, name, SL_KS_LIST, false, &c);
+    if (rc)
+        return rc;
+    if (c && c->n > INT32_MAX)
+        return s_fail(s, SL_LIMIT, "list state '%s' has more than %d items", name, INT32_MAX);
+    return c ? (int)c->n : 0;
+}
+
+int sl_kstate_list_get(sl_kstate_t *s, const char *name, uint32_t index, const void **data,
+                       uint32_t *len)
+{
+    s_cell_t *c;
+    int rc = s_cell(s, name, SL_KS_LIST, false, &c);
+    if (rc || !c || index >= c->n)
+        return rc;
+    *data = c->buf + c->off[index];
+    *len = (uint32_t)(c->off[index + 1] - c->off[index]);
+    return 1;
+}
+
+int sl_kstate_list_clear(sl_kstate_t *s, const char *name)
+{
+    s_cell_t *c;
+    int rc = s_cell(s, name, SL_KS_LIST, false, &c);
+    if (rc == SL_OK && c)
+        s_cell_remove(s, c);
+    return rc;
+}
+
+/* ---- map state ------------------------------------------------------------------ */
+
+static int s_keycmp(const void *a, uint32_t alen, const void *b, uint32_t blen)
+{
+    uint32_t m = alen < blen ? alen : blen;
+    int r = m ? memcmp(a, b, m) : 0;
+    return r ? r : (alen > blen) - (alen < blen);
+}
+
+/* Index of the first entry of c with key >= key; *found when equal. */
+static uint32_t s_lower(const s_cell_t *c, const void *key, uint32_t klen, bool *found)
+{
+    uint32_t lo = 0, hi = c->nents;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s_keycmp(c->ents[mid].k, c->ents[mid].klen, key, klen) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < c->nents && s_keycmp(c->ents[lo].k, c->ents[lo].klen, key, klen) == 0;
+    return lo;
+}
+
+int sl_kstate_map_put(sl_kstate_t *s, const char *name, const void *key, uint32_t klen,
+                      const void *val, uint32_t vlen)
+{
+    s_cell_t *c;
+    const char *nm = name ? name : "";
+    int rc = s_check_len(s, key, klen, nm);
+    if (rc || (rc = s_check_len(s, val, vlen, nm)) != SL_OK ||
+        (rc = s_cell(s, name, SL_KS_MAP, true, &c)) != SL_OK)
+        return rc;
+    bool found;
+    uint32_t i = s_lower(c, key, klen, &found);
+    size_t need = (size_t)klen + vlen;
+    if (found && need <= c->ents[i].cap) {
+        memmove(c->ents[i].k + klen, val, vlen); /* val may be this value */
+        c->ents[i].vlen = vlen;
+        return SL_OK;
+    }
+    uint8_t *blk = malloc(need ? need : 1);
+    if (!blk) {
+        if (!c->nents)
+            s_cell_remove(s, c);
+        return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+    }
+    if (klen)
+        memcpy(blk, key, klen);
+    if (vlen)
+        memcpy(blk + klen, val, vlen);
+    if (found) {
+        free(c->ents[i].k);
+        c->ents[i] = (s_entry_t){.k = blk, .klen = klen, .vlen = vlen, .cap = (uint32_t)need};
+        return SL_OK;
+    }
+    if (c->nents == c->capents) {
+        uint32_t cap = c->capents ? c->capents * 2 : 4;
+        s_entry_t *ne = cap > c->capents ? realloc(c->ents, (size_t)cap * sizeof *ne) : NULL;
+        if (!ne) {
+            free(blk);
+            if (!c->nents)
+                s_cell_remove(s, c);
+            return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+        }
+        c->ents = ne;
+        c->capents = cap;
+    }
+    memmove(&c->ents[i + 1], &c->ents[i], (size_t)(c->nents - i) * sizeof *c->ents);
+    c->ents[i] = (s_entry_t){.k = blk, .klen = klen, .vlen = vlen, .cap = (uint32_t)need};
+    c->nents++;
+    return SL_OK;
+}
+
+int sl_kstate_map_get(sl_kstate_t *s, const char *name, const void *key, uint32_t klen,
+                      const void **val, uint32_t *vlen)
+{
+    s_cell_t *c;
+    int rc = s_cell(s, name, SL_KS_MAP, false, &c);
+    if (rc || !c)
+        return rc;
+    bool found;
+    uint32_t i = s_lower(c, key, klen, &found);
+    if (!found)
+        return 0;
+    *val = c->ents[i].k + c->ents[i].klen;
+    *vlen = c->ents[i].vlen;
+    return 1;
+}
+
+int sl_kstate_map_remove(sl_kstate_t *s, const char *name, const void *key, uint32_t klen)
+{
+    s_cell_t *c;
+    int rc = s_cell(s, name, SL_KS_MAP, false, &c);
+    if (rc || !c)
+        return rc;
+    bool found;
+    uint32_t i = s_lower(c, key, klen, &found);
+    if (!found)
+        return 0;
+    free(c->ents[i].k);
+    memmove(&c->ents[i], &c->ents[i + 1], (size_t)(c->nents - i - 1) * sizeof *c->ents);
+    if (--c->nents == 0)
+        s_cell_remove(s, c);
+    return 1;
+}
+
+int sl_kstate_map_len(sl_kstate_t *s, const char *name)
+{
+    s_cell_t *c;
+    int rc = s_cell(s, name, SL_KS_MAP, false, &c);
+    if (rc)
+        return rc;
+    if (c && c->nents > INT32_MAX)
+        return s_fail(s, SL_LIMIT, "map state '%s' has more than %d entries", name, INT32_MAX);
+    return c ? (int)c->nents : 0;
+}
+
+int sl_kstate_map_at(sl_kstate_t *s, const char *name, uint32_t index, const void **key,
+                     uint32_t *klen, const void **val, uint32_t *vlen)
+{
+    s_cell_t *c;
+    int rc = s_cell(s, name, SL_KS_MAP, false, &c);
+    if (rc || !c || index >= c->nents)
+        return rc;
+    *key = c->ents[index].k;
+    *klen = c->ents[index].klen;
+    *val = c->ents[index].k + c->ents[index].klen;
+    *vlen = c->ents[index].vlen;
+    return 1;
+}
+
+int sl_kstate_map_seek(sl_kstate_t *s, const char *name, const void *key, uint32_t klen)
+{
+    s_cell_t *c;
+    int rc = s_cell(s, name, SL_KS_MAP, false, &c);
+    if (rc || !c)
+        return rc;
+    if (c->nents > INT32_MAX)
+        return s_fail(s, SL_LIMIT, "map state '%s' has more than %d entries", name, INT32_MAX);
+    bool found;
+    return (int)s_lower(c, key, klen, &found);
+}
+
+int sl_kstate_map_clear(sl_kstate_t *s, const char *name)
+{
+    s_cell_t *c;
+    int rc = s_cell(s, name, SL_KS_MAP, false, &c);
+    if (rc == SL_OK && c)
+        s_cell_remove(s, c);
+    return rc;
+}
+
+/* ---- timers --------------------------------------------------------------------- */
+
+/* Does heap entry a fire before b? Time, then key bytes, then registration. */
+static bool s_hless(const sl_kstate_t *s, const s_hent_t *a, const s_hent_t *b)
+{
+    if (a->time != b->time)
+        return a->time < b->time;
+    if (a->key != b->key) {
+        const s_key_t *x = &s->keys[a->key], *y = &s->keys[b->key];
+        int c = s_keycmp(x->key, x->klen, y->key, y->klen);
+        if (c)
+            return c < 0;
+    }
+    return a->seq < b->seq;
+}
+
+static int s_heap_push(sl_kstate_t *s, int h, s_hent_t v)
+{
+    if (s->nheap[h] == s->capheap[h]) {
+        size_t cap = s->capheap[h] ? s->capheap[h] * 2 : 64;
+        s_hent_t *nh = realloc(s->heap[h], cap * sizeof *nh);
+        if (!nh)
+            return s_fail(s, SL_NOMEM, "out of memory for timers");
+        s->heap[h] = nh;
+        s->capheap[h] = cap;
+    }
+    s_hent_t *a = s->heap[h];
+    size_t i = s->nheap[h]++;
+    while (i > 0 && s_hless(s, &v, &a[(i - 1) / 2])) {
+        a[i] = a[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    a[i] = v;
+    s->keys[v.key].heaprefs++;
+    return SL_OK;
+}
+
+static s_hent_t s_heap_pop(sl_kstate_t *s, int h)
+{
+    s_hent_t *a = s->heap[h];
+    s_hent_t top = a[0], v = a[--s->nheap[h]];
+    size_t i = 0, n = s->nheap[h];
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        const s_hent_t *best = &v;
+        if (l < n && s_hless(s, &a[l], best)) {
+            m = l;
+            best = &a[l];
+        }
+        if (r < n && s_hless(s, &a[r], best))
+            m = r;
+        if (m == i)
+            break;
+        a[i] = a[m];
+        i = m;
+    }
+    if (n)
+        a[i] = v;
+    s->keys[top.key].heaprefs--;
+    return top;
+}
+
+static int s_timer_kind(sl_kstate_t *s, int kind)
+{
+    if (kind != SL_KS_EVENT && kind != SL_KS_PROCESSING)
+        return s_fail(s, SL_INVAL, "unknown timer kind %d (1 = event time, 2 = processing time)",
+                      kind);
+    if (s->cur < 0)
+        return s_fail(s, SL_STATE, "timer used with no current key");
+    return SL_OK;
+}
+
+int sl_kstate_timer_set(sl_kstate_t *s, sl_ks_timer_t kind, int64_t time)
+{
+    int rc = s_timer_kind(s, (int)kind);
+    if (rc)
+        return rc;
+    s_key_t *e = &s->keys[s->cur];
+    for (int i = 0; i < e->ntimers; i++)
+        if (e->timers[i].kind == (int)kind && e->timers[i].time == time)
+            return SL_OK;
+    if (e->ntimers == e->captimers) {
+        int cap = e->captimers ? e->captimers * 2 : 2;
+        s_ktimer_t *nt = realloc(e->timers, (size_t)cap * sizeof *nt);
+        if (!nt)
+            return s_fail(s, SL_NOMEM, "out of memory for timers");
+        e->timers = nt;
+        e->captimers = cap;
+    }
+    uint64_t seq = ++s->next_seq;
+    if ((rc = s_heap_push(s, (int)kind - 1, (s_hent_t){.time = time, .seq = seq, .key = s->cur})))
+        return rc;
+    e = &s->keys[s->cur];
+    e->timers[e->ntimers++] = (s_ktimer_t){.kind = (int)kind, .time = time, .seq = seq};
+    s->pending[kind - 1]++;
+    return SL_OK;
+}
+
+int sl_kstate_timer_delete(sl_kstate_t *s, sl_ks_timer_t kind, int64_t time)
+{
+    int rc = s_timer_kind(s, (int)kind);
+    if (rc)
+        return rc;
+    s_key_t *e = &s->keys[s->cur];
+    for (int i = 0; i < e->ntimers; i++)
+        if (e->timers[i].kind == (int)kind && e->timers[i].time == time) {
+            e->timers[i] = e->timers[--e->ntimers];
+            s->pending[kind - 1]--;
+            return 1; /* its heap entry is now stale */
+        }
+    return 0;
+}
+
+int sl_kstate_timer_next(sl_kstate_t *s, sl_ks_timer_t kind, int64_t until, int64_t *time)
+{
+    int h = (int)kind - 1;
+    if (h < 0 || h > 1)
+        return s_fail(s, SL_INVAL, "unknown timer kind %d", (int)kind);
+    while (s->nheap[h] && s->heap[h][0].time <= until) {
+        s_hent_t top = s_heap_pop(s, h);
+        s_key_t *e = &s->keys[top.key];
+        for (int i = 0; i < e->ntimers; i++)
+            if (e->timers[i].seq == top.seq) {
+                e->timers[i] = e->timers[--e->ntimers];
+                s->pending[h]--;
+                if (s->cur >= 0 && s->cur != top.key)
+                    sl_kstate_release(s);
+                s->cur = top.key;
+                *time = top.time;
+                return 1;
+            }
+        s_key_maybe_free(s, top.key); /* a deleted timer */
+    }
+    return 0;
+}
+
+size_t sl_kstate_timer_count(const sl_kstate_t *s, sl_ks_timer_t kind)
+{
+    return kind == SL_KS_EVENT || kind == SL_KS_PROCESSING ? s->pending[kind - 1] : 0;
+}
+
+void sl_kstate_timer_drop_all(sl_kstate_t *s, sl_ks_timer_t kind)
+{
+    int h = (int)kind - 1;
+    if (h < 0 || h > 1)
+        return;
+    for (size_t i = 0; i < s->nheap[h]; i++)
+        s->keys[s->heap[h][i].key].heaprefs--;
+    s->nheap[h] = 0;
+    s->pending[h] = 0;
+    for (int k = 0; k < s->nkeys; k++) {
+        s_key_t *e = &s->keys[k];
+        for (int i = 0; e->used && i < e->ntimers;)
+            if (e->timers[i].kind == (int)kind)
+                e->timers[i] = e->timers[--e->ntimers];
+            else
+                i++;
+        if (e->used)
+            s_key_maybe_free(s, k);
+    }
+}

@@ -1,0 +1,90 @@
+/* keyed_state.h — keyed state and timers of a process operator: the
+ * in-memory backend.
+ *
+ * The store holds, per key (the encoded key row), named states of three
+ * kinds (a value, a list or a map of byte strings) and timers of two kinds
+ * (event and processing time). Every state and timer call acts on the
+ * current key, chosen by sl_kstate_select or by popping a timer; the
+ * operator ends each call with sl_kstate_release, which frees the key once
+ * it holds nothing. Due timers pop in (time, key bytes, registration)
+ * order, so the order is a function of the timers only. A state name has
+ * one kind for the whole store, fixed by its first use.
+ *
+ * This interface is what the operator sees of its state: a RocksDB
+ * backend (with checkpoints) can replace this file behind it. Errors are
+ * the negative codes of sluice/err.h, with a message in sl_kstate_error. */
+#ifndef SLUICE_KEYED_STATE_H
+#define SLUICE_KEYED_STATE_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sl_kstate sl_kstate_t;
+
+/* State kinds. */
+typedef enum { SL_KS_VALUE = 1, SL_KS_LIST = 2, SL_KS_MAP = 3 } sl_ks_kind_t;
+/* Timer kinds (the numbering of SL_UDF_EVENT_TIME / SL_UDF_PROCESSING_TIME). */
+typedef enum { SL_KS_EVENT = 1, SL_KS_PROCESSING = 2 } sl_ks_timer_t;
+
+/* Largest value, list item or map key or value (bytes). */
+#define SL_KS_MAX_BYTES (64u * 1024u * 1024u)
+
+sl_kstate_t *sl_kstate_new(void);
+void sl_kstate_destroy(sl_kstate_t **pp);
+/* Why the last failing call failed. */
+const char *sl_kstate_error(const sl_kstate_t *s);
+
+/* Makes key (encoded bytes, with its hash) current, creating it when
+ * absent. Returns 0 or SL_NOMEM. */
+int sl_kstate_select(sl_kstate_t *s, uint64_t hash, const uint8_t *key, uint32_t len);
+/* The current key's bytes, or NULL when none is current. */
+const uint8_t *sl_kstate_key(const sl_kstate_t *s, uint32_t *len);
+/* Ends work on the current key: it is freed when it holds no state and no
+ * timers. No key is current afterwards. */
+void sl_kstate_release(sl_kstate_t *s);
+/* Keys held. */
+int sl_kstate_nkeys(const sl_kstate_t *s);
+
+/* Value state: get returns 1 and the bytes (valid until the state changes),
+ * 0 when unset. */
+int sl_kstate_value_get(sl_kstate_t *s, const char *name, const void **data, uint32_t *len);
+int sl_kstate_value_set(sl_kstate_t *s, const char *name, const void *data, uint32_t len);
+int sl_kstate_value_clear(sl_kstate_t *s, const char *name);
+
+/* List state: items in the order appended. */
+int sl_kstate_list_append(sl_kstate_t *s, const char *name, const void *data, uint32_t len);
+int sl_kstate_list_len(sl_kstate_t *s, const char *name);
+/* 1 and item index, or 0 past the end. */
+int sl_kstate_list_get(sl_kstate_t *s, const char *name, uint32_t index, const void **data,
+                       uint32_t *len);
+int sl_kstate_list_clear(sl_kstate_t *s, const char *name);
+
+/* Map state, ordered by key bytes (memcmp; a prefix first). */
+int sl_kstate_map_put(sl_kstate_t *s, const char *name, const void *key, uint32_t klen,
+                      const void *val, uint32_t vlen);
+/* 1 and the value, or 0 when absent. */
+int sl_kstate_map_get(sl_kstate_t *s, const char *name, const void *key, uint32_t klen,
+                      const void **val, uint32_t *vlen);
+/* 1 removed, 0 absent. */
+int sl_kstate_map_remove(sl_kstate_t *s, const char *name, const void *key, uint32_t klen);
+int sl_kstate_map_len(sl_kstate_t *s, const char *name);
+/* 1 and entry index in key order, or 0 past the end. */
+int sl_kstate_map_at(sl_kstate_t *s, const char *name, uint32_t index, const void **key,
+                     uint32_t *klen, const void **val, uint32_t *vlen);
+/* Index of the first entry whose key is >= key (the length when none). */
+int sl_kstate_map_seek(sl_kstate_t *s, const char *name, const void *key, uint32_t klen);
+int sl_kstate_map_clear(sl_kstate_t *s, const char *name);
+
+/* Timers of the current key. Setting one already set does nothing;
+ * delete returns 1 when it was set, 0 when not. */
+int sl_kstate_timer_set(sl_kstate_t *s, sl_ks_timer_t kind, int64_t time);
+int sl_kstate_timer_delete(sl_kstate_t *s, sl_ks_timer_t kind, int64_t time);
+/* The next timer of kind with time <= until, in (time, key bytes,
+ * registration) order: removes it, makes its key current and returns 1
+ * with *time; returns 0 when none is due. */
+int sl_kstate_timer_next(sl_kstate_t *s, sl_ks_timer_t kind, int64_t until, int64_t *time);
+/* Timers of kind set and not yet fired or deleted. */
+size_t sl_kstate_timer_count(const sl_kstate_t *s, sl_ks_timer_t kind);
+/* Drops every timer of kind (keys left empty are freed). */
+void sl_kstate_timer_drop_all(sl_kstate_t *s, sl_ks_timer_t kind);
+
+#endif

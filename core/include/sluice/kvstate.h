@@ -1,0 +1,183 @@
+/* kvstate.h — keyed operator state in RocksDB, and its incremental checkpoints.
+ *
+ * One sl_kv_t per stateful subtask. Every key belongs to a key group
+ * (0..SL_KV_MAX_KEY_GROUP); the stored RocksDB key is the key group as two
+ * big-endian bytes followed by the user key, so the store is ordered by key
+ * group and a range of key groups can be scanned or dropped in one call
+ * (rescaling moves ranges of key groups between subtasks).
+ *
+ * Memory is bounded by the options (block cache + write buffers + index
+ * blocks, which live in the block cache): state larger than memory spills
+ * to SST files on local disk.
+ *
+ * Checkpoints (sl_kv_checkpoint) take a RocksDB checkpoint (hard links in a
+ * local temp dir), then copy it into checkpoint storage:
+ *   - immutable data files (*.sst, *.blob) go to a shared directory under
+ *     "<store-id>-<file name>" (unique: the store id is random per local
+ *     store and RocksDB never reuses a file number), and are copied only if
+ *     an earlier checkpoint of this store did not already put them there;
+ *   - the other files (MANIFEST-*, CURRENT, OPTIONS-*, WAL) go to the
+ *     checkpoint's own storage directory.
+ * Every copied file is written to a temp name, fsynced and renamed, then its
+ * directory is fsynced. The returned manifest lists every file with size,
+ * sha256 and where it lives; its byte encoding is embedded in the
+ * checkpoint's state handle. sl_kv_restore verifies size and sha256 of every
+ * file before the store is opened.
+ *
+ * Threading: a handle is used by one thread at a time (the subtask's).
+ * RocksDB's own background threads flush and compact. */
+#ifndef SLUICE_KVSTATE_H
+#define SLUICE_KVSTATE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Key groups are 0..SL_KV_MAX_KEY_GROUP inclusive (0xffff is reserved so
+ * that every range has a finite end key). */
+#define SL_KV_MAX_KEY_GROUP 0xfffeu
+
+typedef struct sl_kv sl_kv_t;
+
+typedef struct {
+    size_t block_cache_bytes;  /* LRU block cache, also holds index/filter blocks; 0 = 8 MB */
+    size_t write_buffer_bytes; /* one memtable; at most two exist; 0 = 8 MB */
+    bool create_if_missing;    /* sl_kv_open: create an empty store if dir holds none */
+    bool disable_wal;          /* no write-ahead log: writes since the last checkpoint are
+                                  lost on a crash, which checkpoint recovery tolerates */
+} sl_kv_opts_t;
+
+/* Defaults: 8 MB cache, 8 MB write buffer, create_if_missing, WAL disabled. */
+void sl_kv_opts_default(sl_kv_opts_t *o);
+
+/* Opens (or creates) the store living in dir (the DB is dir/db; dir is
+ * created if missing). o may be NULL (defaults). On error returns
+ * SL_NOTFOUND (no store and !create_if_missing), SL_IO, SL_INVAL or SL_NOMEM
+ * with a message in err. */
+int sl_kv_open(const char *dir, const sl_kv_opts_t *o, sl_kv_t **out, char *err, size_t cap);
+/* Closes the store (data stays on disk) and NULLs *kv; accepts NULL. */
+void sl_kv_close(sl_kv_t **kv);
+/* The local directory given to open/restore (borrowed). */
+const char *sl_kv_dir(const sl_kv_t *kv);
+/* Message of the last failed operation on this handle ("" if none;
+ * borrowed, overwritten by the next failure). */
+const char *sl_kv_errmsg(const sl_kv_t *kv);
+
+/* Point operations. Keys are any bytes (klen may be 0). A key group above
+ * SL_KV_MAX_KEY_GROUP is SL_INVAL. */
+int sl_kv_put(sl_kv_t *kv, uint16_t kg, const void *key, size_t klen, const void *val, size_t vlen);
+int sl_kv_delete(sl_kv_t *kv, uint16_t kg, const void *key, size_t klen);
+/* Looks a key up: 0 with *val and *vlen set when found, SL_NOTFOUND when not.
+ * The value is borrowed (pinned inside RocksDB, no copy) and stays valid
+ * until the next sl_kv_get on this handle or its close. */
+int sl_kv_get(sl_kv_t *kv, uint16_t kg, const void *key, size_t klen, const void **val,
+              size_t *vlen);
+/* Drops every key of key groups first..last inclusive (a range tombstone:
+ * O(1) now, space is reclaimed by compaction). */
+int sl_kv_delete_range(sl_kv_t *kv, uint16_t first, uint16_t last);
+
+/* Compacts the whole store now (blocking): reclaims the space of deleted
+ * keys and dropped key groups, and rewrites all SST files (so the next
+ * checkpoint copies them all). */
+int sl_kv_compact(sl_kv_t *kv);
+
+/* Write batches: many puts/deletes applied atomically in one write. A batch
+ * is reusable: commit applies and clears it. */
+typedef struct sl_kv_batch sl_kv_batch_t;
+sl_kv_batch_t *sl_kv_batch_new(void);
+void sl_kv_batch_destroy(sl_kv_batch_t **b);
+int sl_kv_batch_put(sl_kv_batch_t *b, uint16_t kg, const void *key, size_t klen, const void *val,
+                    size_t vlen);
+int sl_kv_batch_delete(sl_kv_batch_t *b, uint16_t kg, const void *key, size_t klen);
+/* Number of operations waiting in the batch. */
+size_t sl_kv_batch_count(const sl_kv_batch_t *b);
+int sl_kv_batch_commit(sl_kv_t *kv, sl_kv_batch_t *b);
+
+/* One entry seen by an iterator; all pointers are borrowed and valid until
+ * the iterator moves or is destroyed. */
+typedef struct {
+    uint16_t key_group;
+    const void *key;
+    size_t key_len;
+    const void *val;
+    size_t val_len;
+} sl_kv_entry_t;
+
+/* Iterator over key groups first..last inclusive, in (key group, key)
+ * order, over a consistent view taken at creation. Use
+ * (0, SL_KV_MAX_KEY_GROUP) for everything, (g, g) for one group. */
+typedef struct sl_kv_iter sl_kv_iter_t;
+int sl_kv_iter_new(sl_kv_t *kv, uint16_t first, uint16_t last, sl_kv_iter_t **out);
+/* 1 and *e filled for the next entry, 0 at the end, <0 on a read error. */
+int sl_kv_iter_next(sl_kv_iter_t *it, sl_kv_entry_t *e);
+void sl_kv_iter_destroy(sl_kv_iter_t **it);
+
+/* Calls fn for each entry of key groups first..last; a nonzero return
+ * from fn stops the scan and is returned. */
+typedef int (*sl_kv_scan_fn)(void *arg, const sl_kv_entry_t *e);
+int sl_kv_scan(sl_kv_t *kv, uint16_t first, uint16_t last, sl_kv_scan_fn fn, void *arg);
+
+/* ---- checkpoints --------------------------------------------------------- */
+
+typedef struct {
+    char *name;         /* the file's name in the DB directory ("000012.sst", "CURRENT") */
+    char *stored;       /* its name in storage: shared_dir/stored or storage_dir/stored */
+    uint64_t size;      /* bytes */
+    uint8_t sha256[32]; /* of the whole file */
+    bool shared;        /* true: in shared_dir (immutable, maybe referenced by others) */
+} sl_kv_file_t;
+
+/* The files of one checkpoint of one store. Owns its strings. */
+typedef struct {
+    sl_kv_file_t *files;
+    size_t n;
+} sl_kv_manifest_t;
+
+/* Frees the manifest's contents (not m itself) and zeroes it. */
+void sl_kv_manifest_free(sl_kv_manifest_t *m);
+/* Serializes m to a fresh buffer (*out, caller frees) of *len bytes. The
+ * encoding carries its own sha256. */
+int sl_kv_manifest_encode(const sl_kv_manifest_t *m, uint8_t **out, size_t *len);
+/* Parses bytes made by encode into *m (free with sl_kv_manifest_free).
+ * Garbage, truncation or an unsafe file name is SL_DATA with a message. */
+int sl_kv_manifest_decode(const void *data, size_t len, sl_kv_manifest_t *m, char *err, size_t cap);
+
+/* What a checkpoint copied (for metrics and tests). */
+typedef struct {
+    size_t files;          /* files in the manifest */
+    size_t files_copied;   /* files copied by this checkpoint (private + new shared) */
+    size_t shared_copied;  /* shared files copied by this checkpoint */
+    size_t shared_reused;  /* shared files referenced from an earlier checkpoint */
+    uint64_t bytes;        /* total size of the checkpoint's files */
+    uint64_t bytes_copied; /* bytes written by this checkpoint */
+} sl_kv_ckpt_stats_t;
+
+/* Takes a checkpoint: flushes memtables, makes a RocksDB checkpoint in a
+ * local temp dir, copies it as described at the top (storage_dir and
+ * shared_dir are created if missing) and fills *out (free with
+ * sl_kv_manifest_free). stats may be NULL. Shared files named in the
+ * previous checkpoint of this handle (or in the manifest it was restored
+ * from) and still present in shared_dir are not copied again. */
+int sl_kv_checkpoint(sl_kv_t *kv, const char *storage_dir, const char *shared_dir,
+                     sl_kv_manifest_t *out, sl_kv_ckpt_stats_t *stats, char *err, size_t cap);
+
+/* Restores a checkpoint into local_dir (created if missing; it must not
+ * already hold a store): copies every file of m, verifying its size and
+ * sha256, then opens the store. A missing, truncated or corrupt file is
+ * SL_DATA with a message naming the file; nothing is opened and the
+ * partial copy is removed. o may be NULL (defaults). The restored handle
+ * knows m's shared files, so its next checkpoint references them. */
+int sl_kv_restore(const sl_kv_manifest_t *m, const char *storage_dir, const char *shared_dir,
+                  const char *local_dir, const sl_kv_opts_t *o, sl_kv_t **out, char *err,
+                  size_t cap);
+
+/* Garbage collection of shared files: lists the entries of shared_dir that
+ * no manifest in retained[0..n) references (including leftover temp files
+ * of interrupted copies). The caller deletes them. Precondition: retained
+ * covers every checkpoint that is kept or still in progress, for every
+ * store sharing shared_dir. *names (caller frees with sl_kv_names_free)
+ * holds *count file names, sorted. */
+int sl_kv_gc_list(const char *shared_dir, const sl_kv_manifest_t *const *retained, size_t n,
+                  char ***names, size_t *count, char *err, size_t cap);
+void sl_kv_names_free(char **names, size_t count);
+
+#endif

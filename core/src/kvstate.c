@@ -1,0 +1,1295 @@
+/* kvstate.c — keyed state in RocksDB and its incremental checkpoints (see
+ * sluice/kvstate.h).
+ *
+ * Layout of a local store directory:
+ *   <dir>/db         the RocksDB database
+ *   <dir>/STORE-ID   32 hex digits, random per store (a restore makes a new
+ *                    one); prefixes the names of shared files in storage
+ *   <dir>/ckpt-tmp   a RocksDB checkpoint (hard links) while it is copied
+ *
+ * Invariants:
+ *   1. Every stored key is >= 2 bytes: the big-endian key group, then the
+ *      user key. Key group 0xffff is never written, so the exclusive end of
+ *      any key-group range is a 2-byte key.
+ *   2. A shared file's stored name "<store-id>-<file>" names one content
+ *      forever: RocksDB never reuses a file number within a DB, and a store
+ *      id is never given to two DBs (restore and fresh stores draw a new one).
+ *   3. kv->known lists the shared files of this handle's last checkpoint (or
+ *      of the manifest it was restored from): a later checkpoint references
+ *      such a file instead of copying it, if it is still in shared_dir with
+ *      the same size.
+ *   4. A file appears in storage under its final name only after it was
+ *      completely written and fsynced (temp name, fsync, rename). */
+#define _POSIX_C_SOURCE 200809L
+#include "sluice/kvstate.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <nettle/sha2.h>
+#include <rocksdb/c.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sluice/err.h"
+
+#define S_DEFAULT_CACHE (8u << 20)
+#define S_DEFAULT_WBUF (8u << 20)
+#define S_COPY_BUF (1u << 20)
+#define S_MAGIC "SLKV"
+#define S_VERSION 1u
+
+struct sl_kv {
+    char *dir;                                  /* local store directory (owned) */
+    char *db_path;                              /* dir/db (owned) */
+    char id[33];                                /* store id, hex */
+    rocksdb_t *db;                              /* the open database */
+    rocksdb_options_t *opts;                    /* DB options */
+    rocksdb_block_based_table_options_t *topts; /* table options (holds the cache) */
+    rocksdb_cache_t *cache;                     /* the LRU block cache */
+    rocksdb_readoptions_t *ropts;               /* for gets */
+    rocksdb_writeoptions_t *wopts;              /* for every write (WAL on/off) */
+    rocksdb_pinnableslice_t *pinned;            /* value of the last get, or NULL */
+    uint8_t *kbuf;                              /* scratch for prefixed keys */
+    size_t kcap;                                /* its capacity */
+    sl_kv_manifest_t known;                     /* shared files already in storage (inv. 3) */
+    char msg[512];                              /* last error message */
+};
+
+struct sl_kv_batch {
+    rocksdb_writebatch_t *wb; /* the pending operations */
+};
+
+struct sl_kv_iter {
+    rocksdb_iterator_t *it;    /* the RocksDB iterator */
+    rocksdb_readoptions_t *ro; /* its options, holding the bounds */
+    char lower[2];             /* first key group, big-endian */
+    char upper[2];             /* last key group + 1, big-endian */
+    int started;               /* seeked yet */
+};
+
+/* ---- small helpers --------------------------------------------------------- */
+
+__attribute__((format(printf, 3, 4))) static void s_err(char *err, size_t cap, const char *fmt, ...)
+{
+    if (!err || !cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
+/* Moves a RocksDB error string into err and frees it. */
+static int s_rerr(char *rerr, int code, char *err, size_t cap, const char *what)
+{
+    s_err(err, cap, "kvstate: %s: %s", what, rerr ? rerr : "unknown error");
+    rocksdb_free(rerr);
+    return code;
+}
+
+static char *s_join(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *p = malloc(la + lb + 2);
+    if (!p)
+        return NULL;
+    memcpy(p, a, la);
+    p[la] = '/';
+    memcpy(p + la + 1, b, lb + 1);
+    return p;
+}
+
+static void s_hex(const uint8_t *b, size_t n, char *out)
+{
+    static const char d[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = d[b[i] >> 4];
+        out[2 * i + 1] = d[b[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+static int s_mkdir_p(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf)
+        return SL_INVAL;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == 0) {
+            char c = buf[i];
+            buf[i] = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return SL_IO;
+            buf[i] = c;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return SL_IO;
+    return 0;
+}
+
+/* Removes path and everything below it; a missing path is fine. */
+static int s_rmrf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : SL_IO;
+    if (!S_ISDIR(st.st_mode))
+        return unlink(path) == 0 ? 0 : SL_IO;
+    DIR *d = opendir(path);
+    if (!d)
+        return SL_IO;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char *sub = s_join(path, de->d_name);
+        if (!sub) {
+            rc = SL_NOMEM;
+            break;
+        }
+        int r = s_rmrf(sub);
+        free(sub);
+        if (r && !rc)
+            rc = r;
+    }
+    closedir(d);
+    if (rmdir(path) != 0 && !rc)
+        rc = SL_IO;
+    return rc;
+}
+
+static int s_fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return SL_IO;
+    int rc = fsync(fd) == 0 ? 0 : SL_IO;
+    close(fd);
+    return rc;
+}
+
+/* Copies src to dst (created exclusively), hashing the bytes. *size and sha
+ * get the size and sha256 of what was read. *src_missing is set when src
+ * could not be opened because it does not exist. On error dst is removed. */
+static int s_copy(const char *src, const char *dst, int do_fsync, uint64_t *size, uint8_t sha[32],
+                  int *src_missing, char *err, size_t cap)
+{
+    *src_missing = 0;
+    int in = open(src, O_RDONLY);
+    if (in < 0) {
+        *src_missing = errno == ENOENT;
+        s_err(err, cap, "cannot open %s: %s", src, strerror(errno));
+        return SL_IO;
+    }
+    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (out < 0) {
+        s_err(err, cap, "cannot create %s: %s", dst, strerror(errno));
+        close(in);
+        return SL_IO;
+    }
+    uint8_t *buf = malloc(S_COPY_BUF);
+    int rc = buf ? 0 : SL_NOMEM;
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    uint64_t total = 0;
+    while (!rc) {
+        ssize_t r = read(in, buf, S_COPY_BUF);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            s_err(err, cap, "read %s: %s", src, strerror(errno));
+            rc = SL_IO;
+            break;
+        }
+        if (r == 0)
+            break;
+        sha256_update(&ctx, (size_t)r, buf);
+        total += (uint64_t)r;
+        for (ssize_t off = 0; off < r;) {
+            ssize_t w = write(out, buf + off, (size_t)(r - off));
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                s_err(err, cap, "write %s: %s", dst, strerror(errno));
+                rc = SL_IO;
+                break;
+            }
+            off += w;
+        }
+    }
+    free(buf);
+    if (!rc && do_fsync && fsync(out) != 0) {
+        s_err(err, cap, "fsync %s: %s", dst, strerror(errno));
+        rc = SL_IO;
+    }
+    if (close(out) != 0 && !rc) {
+        s_err(err, cap, "close %s: %s", dst, strerror(errno));
+        rc = SL_IO;
+    }
+    close(in);
+    if (rc) {
+        unlink(dst);
+        return rc;
+    }
+    sha256_digest(&ctx, 32, sha);
+    *size = total;
+    return 0;
+}
+
+/* File names in manifests become paths: only plain names are accepted. */
+static int s_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 255 || s[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int s_is_shared_name(const char *name)
+{
+    size_t n = strlen(name);
+    return (n > 4 && !strcmp(name + n - 4, ".sst")) || (n > 5 && !strcmp(name + n - 5, ".blob"));
+}
+
+static int s_file_dup(sl_kv_file_t *dst, const sl_kv_file_t *src)
+{
+    *dst = *src;
+    dst->name = strdup(src->name);
+    dst->stored = strdup(src->stored);
+    if (!dst->name || !dst->stored) {
+        free(dst->name);
+        free(dst->stored);
+        dst->name = dst->stored = NULL;
+        return SL_NOMEM;
+    }
+    return 0;
+}
+
+static int s_manifest_push(sl_kv_manifest_t *m, size_t *cap, const sl_kv_file_t *f)
+{
+    if (m->n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        sl_kv_file_t *p = realloc(m->files, nc * sizeof *p);
+        if (!p)
+            return SL_NOMEM;
+        m->files = p;
+        *cap = nc;
+    }
+    int rc = s_file_dup(&m->files[m->n], f);
+    if (!rc)
+        m->n++;
+    return rc;
+}
+
+/* Replaces kv->known with the shared files of m. */
+static int s_set_known(sl_kv_t *kv, const sl_kv_manifest_t *m)
+{
+    sl_kv_manifest_t k = {0};
+    size_t cap = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        if (!m->files[i].shared)
+            continue;
+        int rc = s_manifest_push(&k, &cap, &m->files[i]);
+        if (rc) {
+            sl_kv_manifest_free(&k);
+            return rc;
+        }
+    }
+    sl_kv_manifest_free(&kv->known);
+    kv->known = k;
+    return 0;
+}
+
+static int s_new_id(char out[33])
+{
+    uint8_t b[16];
+    int fd = open("/dev/urandom", O_RDONLY);
+    if (fd < 0)
+        return SL_IO;
+    ssize_t r = read(fd, b, sizeof b);
+    close(fd);
+    if (r != (ssize_t)sizeof b)
+        return SL_IO;
+    s_hex(b, sizeof b, out);
+    return 0;
+}
+
+/* Writes dir/STORE-ID (temp, fsync, rename). */
+static int s_write_id(const char *dir, const char *id)
+{
+    char *path = s_join(dir, "STORE-ID"), *tmp = s_join(dir, "STORE-ID.tmp");
+    int rc = path && tmp ? 0 : SL_NOMEM;
+    if (!rc) {
+        FILE *f = fopen(tmp, "w");
+        if (!f)
+            rc = SL_IO;
+        else {
+            if (fprintf(f, "%s\n", id) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0)
+                rc = SL_IO;
+            if (fclose(f) != 0)
+                rc = SL_IO;
+            if (!rc && rename(tmp, path) != 0)
+                rc = SL_IO;
+        }
+    }
+    free(path);
+    free(tmp);
+    return rc;
+}
+
+/* Reads dir/STORE-ID, or makes and writes a new one. */
+static int s_load_id(const char *dir, char out[33])
+{
+    char *path = s_join(dir, "STORE-ID");
+    if (!path)
+        return SL_NOMEM;
+    FILE *f = fopen(path, "r");
+    free(path);
+    if (f) {
+        char buf[64] = {0};
+        int ok = fgets(buf, sizeof buf, f) != NULL && strlen(buf) >= 32;
+        fclose(f);
+        for (int i = 0; ok && i < 32; i++)
+            ok = (buf[i] >= '0' && buf[i] <= '9') || (buf[i] >= 'a' && buf[i] <= 'f');
+        if (ok) {
+            memcpy(out, buf, 32);
+            out[32] = 0;
+            return 0;
+        }
+    }
+    int rc = s_new_id(out);
+    return rc ? rc : s_write_id(dir, out);
+}
+
+/* ---- open / close ------------------------------------------------------------ */
+
+void sl_kv_opts_default(sl_kv_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->block_cache_bytes = S_DEFAULT_CACHE;
+    o->write_buffer_bytes = S_DEFAULT_WBUF;
+    o->create_if_missing = true;
+    o->disable_wal = true;
+}
+
+/* Makes the handle (options, paths) without opening the database. */
+static int s_kv_new(const char *dir, const sl_kv_opts_t *o, sl_kv_t **out)
+{
+    sl_kv_opts_t def;
+    if (!o) {
+        sl_kv_opts_default(&def);
+        o = &def;
+    }
+    sl_kv_t *kv = calloc(1, sizeof *kv);
+    if (!kv)
+        return SL_NOMEM;
+    kv->dir = strdup(dir);
+    kv->db_path = s_join(dir, "db");
+    if (!kv->dir || !kv->db_path) {
+        sl_kv_close(&kv);
+        return SL_NOMEM;
+    }
+    size_t cache = o->block_cache_bytes ? o->block_cache_bytes : S_DEFAULT_CACHE;
+    size_t wbuf = o->write_buffer_bytes ? o->write_buffer_bytes : S_DEFAULT_WBUF;
+    kv->opts = rocksdb_options_create();
+    kv->cache = rocksdb_cache_create_lru(cache);
+    kv->topts = rocksdb_block_based_options_create();
+    kv->ropts = rocksdb_readoptions_create();
+    kv->wopts = rocksdb_writeoptions_create();
+    if (!kv->opts || !kv->cache || !kv->topts || !kv->ropts || !kv->wopts) {
+        sl_kv_close(&kv);
+        return SL_NOMEM;
+    }
+    rocksdb_block_based_options_set_block_cache(kv->topts, kv->cache);
+    /* index and filter blocks count against the cache: memory stays bounded
+     * however many SST files the state needs */
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(kv->topts, 1);
+    rocksdb_options_set_block_based_table_factory(kv->opts, kv->topts);
+    rocksdb_options_set_create_if_missing(kv->opts, o->create_if_missing);
+    rocksdb_options_set_write_buffer_size(kv->opts, wbuf);
+    rocksdb_options_set_max_write_buffer_number(kv->opts, 2);
+    rocksdb_options_set_keep_log_file_num(kv->opts, 2);
+    rocksdb_options_set_max_log_file_size(kv->opts, 1u << 20);
+    if (o->disable_wal)
+        rocksdb_writeoptions_disable_WAL(kv->wopts, 1);
+    *out = kv;
+    return 0;
+}
+
+static int s_kv_open_db(sl_kv_t *kv, char *err, size_t cap)
+{
+    char *rerr = NULL;
+    kv->db = rocksdb_open(kv->opts, kv->db_path, &rerr);
+    if (rerr || !kv->db) {
+        kv->db = NULL;
+        return s_rerr(rerr, SL_IO, err, cap, kv->db_path);
+    }
+    return 0;
+}
+
+int sl_kv_open(const char *dir, const sl_kv_opts_t *o, sl_kv_t **out, char *err, size_t cap)
+{
+    *out = NULL;
+    if (!dir || !*dir) {
+        s_err(err, cap, "kvstate: empty directory name");
+        return SL_INVAL;
+    }
+    if (s_mkdir_p(dir) != 0) {
+        s_err(err, cap, "kvstate: cannot create %s: %s", dir, strerror(errno));
+        return SL_IO;
+    }
+    sl_kv_t *kv;
+    int rc = s_kv_new(dir, o, &kv);
+    if (rc) {
+        s_err(err, cap, "kvstate: out of memory");
+        return rc;
+    }
+    struct stat st;
+    char *cur = s_join(kv->db_path, "CURRENT");
+    int exists = cur && stat(cur, &st) == 0;
+    free(cur);
+    if (!exists && o && !o->create_if_missing) {
+        s_err(err, cap, "kvstate: no store in %s", dir);
+        sl_kv_close(&kv);
+        return SL_NOTFOUND;
+    }
+    rc = s_load_id(dir, kv->id);
+    if (rc) {
+        s_err(err, cap, "kvstate: cannot read or write %s/STORE-ID", dir);
+        sl_kv_close(&kv);
+        return rc;
+    }
+    rc = s_kv_open_db(kv, err, cap);
+    if (rc) {
+        sl_kv_close(&kv);
+        return rc;
+    }
+    *out = kv;
+    return 0;
+}
+
+void sl_kv_close(sl_kv_t **pkv)
+{
+    if (!pkv || !*pkv)
+        return;
+    sl_kv_t *kv = *pkv;
+    if (kv->pinned)
+        rocksdb_pinnableslice_destroy(kv->pinned);
+    if (kv->db)
+        rocksdb_close(kv->db);
+    if (kv->ropts)
+        rocksdb_readoptions_destroy(kv->ropts);
+    if (kv->wopts)
+        rocksdb_writeoptions_destroy(kv->wopts);
+    if (kv->opts)
+        rocksdb_options_destroy(kv->opts);
+    if (kv->topts)
+        rocksdb_block_based_options_destroy(kv->topts);
+    if (kv->cache)
+        rocksdb_cache_destroy(kv->cache);
+    sl_kv_manifest_free(&kv->known);
+    free(kv->kbuf);
+    free(kv->dir);
+    free(kv->db_path);
+    free(kv);
+    *pkv = NULL;
+}
+
+const char *sl_kv_dir(const sl_kv_t *kv)
+{
+    return kv->dir;
+}
+
+const char *sl_kv_errmsg(const sl_kv_t *kv)
+{
+    return kv->msg;
+}
+
+/* ---- point operations ----------------------------------------------------------- */
+
+/* The stored key (key group + key) in kv->kbuf; NULL if out of memory. */
+static const char *s_key(sl_kv_t *kv, uint16_t kg, const void *key, size_t klen)
+{
+    if (klen + 2 > kv->kcap) {
+        size_t nc = kv->kcap ? kv->kcap : 64;
+        while (nc < klen + 2)
+            nc *= 2;
+        uint8_t *p = realloc(kv->kbuf, nc);
+        if (!p)
+            return NULL;
+        kv->kbuf = p;
+        kv->kcap = nc;
+    }
+    kv->kbuf[0] = (uint8_t)(kg >> 8);
+    kv->kbuf[1] = (uint8_t)kg;
+    if (klen)
+        memcpy(kv->kbuf + 2, key, klen);
+    return (const char *)kv->kbuf;
+}
+
+static int s_check_kg(sl_kv_t *kv, uint16_t kg)
+{
+    if (kg > SL_KV_MAX_KEY_GROUP) {
+        snprintf(kv->msg, sizeof kv->msg, "kvstate: key group %u out of range", (unsigned)kg);
+        return SL_INVAL;
+    }
+    return 0;
+}
+
+int sl_kv_put(sl_kv_t *kv, uint16_t kg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    int rc = s_check_kg(kv, kg);
+    if (rc)
+        return rc;
+    const char *k = s_key(kv, kg, key, klen);
+    if (!k)
+        return SL_NOMEM;
+    char *rerr = NULL;
+    rocksdb_put(kv->db, kv->wopts, k, klen + 2, val, vlen, &rerr);
+    return rerr ? s_rerr(rerr, SL_IO, kv->msg, sizeof kv->msg, "put") : 0;
+}
+
+int sl_kv_delete(sl_kv_t *kv, uint16_t kg, const void *key, size_t klen)
+{
+    int rc = s_check_kg(kv, kg);
+    if (rc)
+        return rc;
+    const char *k = s_key(kv, kg, key, klen);
+    if (!k)
+        return SL_NOMEM;
+    char *rerr = NULL;
+    rocksdb_delete(kv->db, kv->wopts, k, klen + 2, &rerr);
+    return rerr ? s_rerr(rerr, SL_IO, kv->msg, sizeof kv->msg, "delete") : 0;
+}
+
+int sl_kv_get(sl_kv_t *kv, uint16_t kg, const void *key, size_t klen, const void **val,
+              size_t *vlen)
+{
+    *val = NULL;
+    *vlen = 0;
+    if (kv->pinned) {
+        rocksdb_pinnableslice_destroy(kv->pinned);
+        kv->pinned = NULL;
+    }
+    int rc = s_check_kg(kv, kg);
+    if (rc)
+        return rc;
+    const char *k = s_key(kv, kg, key, klen);
+    if (!k)
+        return SL_NOMEM;
+    char *rerr = NULL;
+    kv->pinned = rocksdb_get_pinned(kv->db, kv->ropts, k, klen + 2, &rerr);
+    if (rerr) {
+        if (kv->pinned) {
+            rocksdb_pinnableslice_destroy(kv->pinned);
+            kv->pinned = NULL;
+        }
+        return s_rerr(rerr, SL_IO, kv->msg, sizeof kv->msg, "get");
+    }
+    if (!kv->pinned)
+        return SL_NOTFOUND;
+    *val = rocksdb_pinnableslice_value(kv->pinned, vlen);
+    return 0;
+}
+
+int sl_kv_delete_range(sl_kv_t *kv, uint16_t first, uint16_t last)
+{
+    if (first > last || last > SL_KV_MAX_KEY_GROUP) {
+        snprintf(kv->msg, sizeof kv->msg, "kvstate: bad key group range %u..%u", (unsigned)first,
+                 (unsigned)last);
+        return SL_INVAL;
+    }
+    unsigned end = (unsigned)last + 1;
+    char lo[2] = {(char)(first >> 8), (char)(first & 0xff)};
+    char hi[2] = {(char)(end >> 8), (char)(end & 0xff)};
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    if (!wb)
+        return SL_NOMEM;
+    rocksdb_writebatch_delete_range(wb, lo, 2, hi, 2);
+    char *rerr = NULL;
+    rocksdb_write(kv->db, kv->wopts, wb, &rerr);
+    rocksdb_writebatch_destroy(wb);
+    return rerr ? s_rerr(rerr, SL_IO, kv->msg, sizeof kv->msg, "delete_range") : 0;
+}
+
+int sl_kv_compact(sl_kv_t *kv)
+{
+    rocksdb_compact_range(kv->db, NULL, 0, NULL, 0);
+    return 0;
+}
+
+/* ---- batches ------------------------------------------------------------------ */
+
+sl_kv_batch_t *sl_kv_batch_new(void)
+{
+    sl_kv_batch_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->wb = rocksdb_writebatch_create();
+    if (!b->wb) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void sl_kv_batch_destroy(sl_kv_batch_t **pb)
+{
+    if (!pb || !*pb)
+        return;
+    rocksdb_writebatch_destroy((*pb)->wb);
+    free(*pb);
+    *pb = NULL;
+}
+
+int sl_kv_batch_put(sl_kv_batch_t *b, uint16_t kg, const void *key, size_t klen, const void *val,
+                    size_t vlen)
+{
+    if (kg > SL_KV_MAX_KEY_GROUP)
+        return SL_INVAL;
+    char pre[2] = {(char)(kg >> 8), (char)(kg & 0xff)};
+    const char *ks[2] = {pre, key};
+    size_t kl[2] = {2, klen};
+    const char *vs[1] = {val};
+    size_t vl[1] = {vlen};
+    /* the key is the concatenation of the two parts: no copy here */
+    rocksdb_writebatch_putv(b->wb, klen ? 2 : 1, ks, kl, 1, vs, vl);
+    return 0;
+}
+
+int sl_kv_batch_delete(sl_kv_batch_t *b, uint16_t kg, const void *key, size_t klen)
+{
+    if (kg > SL_KV_MAX_KEY_GROUP)
+        return SL_INVAL;
+    char pre[2] = {(char)(kg >> 8), (char)(kg & 0xff)};
+    const char *ks[2] = {pre, key};
+    size_t kl[2] = {2, klen};
+    rocksdb_writebatch_deletev(b->wb, klen ? 2 : 1, ks, kl);
+    return 0;
+}
+
+size_t sl_kv_batch_count(const sl_kv_batch_t *b)
+{
+    return (size_t)rocksdb_writebatch_count(b->wb);
+}
+
+int sl_kv_batch_commit(sl_kv_t *kv, sl_kv_batch_t *b)
+{
+    char *rerr = NULL;
+    rocksdb_write(kv->db, kv->wopts, b->wb, &rerr);
+    rocksdb_writebatch_clear(b->wb);
+    return rerr ? s_rerr(rerr, SL_IO, kv->msg, sizeof kv->msg, "batch commit") : 0;
+}
+
+/* ---- iteration ------------------------------------------------------------------ */
+
+int sl_kv_iter_new(sl_kv_t *kv, uint16_t first, uint16_t last, sl_kv_iter_t **out)
+{
+    *out = NULL;
+    if (first > last || last > SL_KV_MAX_KEY_GROUP) {
+        snprintf(kv->msg, sizeof kv->msg, "kvstate: bad key group range %u..%u", (unsigned)first,
+                 (unsigned)last);
+        return SL_INVAL;
+    }
+    sl_kv_iter_t *it = calloc(1, sizeof *it);
+    if (!it)
+        return SL_NOMEM;
+    unsigned end = (unsigned)last + 1;
+    it->lower[0] = (char)(first >> 8);
+    it->lower[1] = (char)(first & 0xff);
+    it->upper[0] = (char)(end >> 8);
+    it->upper[1] = (char)(end & 0xff);
+    it->ro = rocksdb_readoptions_create();
+    if (!it->ro) {
+        free(it);
+        return SL_NOMEM;
+    }
+    /* bounds let RocksDB skip files outside the range; the slices must
+     * outlive the iterator, so they live in *it */
+    rocksdb_readoptions_set_iterate_upper_bound(it->ro, it->upper, 2);
+    rocksdb_readoptions_set_iterate_lower_bound(it->ro, it->lower, 2);
+    rocksdb_readoptions_set_fill_cache(it->ro, 1);
+    it->it = rocksdb_create_iterator(kv->db, it->ro);
+    if (!it->it) {
+        rocksdb_readoptions_destroy(it->ro);
+        free(it);
+        return SL_NOMEM;
+    }
+    *out = it;
+    return 0;
+}
+
+int sl_kv_iter_next(sl_kv_iter_t *it, sl_kv_entry_t *e)
+{
+    if (!it->started) {
+        rocksdb_iter_seek(it->it, it->lower, 2);
+        it->started = 1;
+    } else if (rocksdb_iter_valid(it->it)) {
+        rocksdb_iter_next(it->it);
+    }
+    if (!rocksdb_iter_valid(it->it)) {
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it->it, &rerr);
+        if (rerr) {
+            rocksdb_free(rerr);
+            return SL_IO;
+        }
+        return 0;
+    }
+    size_t kl, vl;
+    const char *k = rocksdb_iter_key(it->it, &kl);
+    const char *v = rocksdb_iter_value(it->it, &vl);
+    if (kl < 2)
+        return SL_DATA; /* not written by this module (invariant 1) */
+    e->key_group = (uint16_t)(((unsigned)(uint8_t)k[0] << 8) | (uint8_t)k[1]);
+    e->key = k + 2;
+    e->key_len = kl - 2;
+    e->val = v;
+    e->val_len = vl;
+    return 1;
+}
+
+void sl_kv_iter_destroy(sl_kv_iter_t **pit)
+{
+    if (!pit || !*pit)
+        return;
+    rocksdb_iter_destroy((*pit)->it);
+    rocksdb_readoptions_destroy((*pit)->ro);
+    free(*pit);
+    *pit = NULL;
+}
+
+int sl_kv_scan(sl_kv_t *kv, uint16_t first, uint16_t last, sl_kv_scan_fn fn, void *arg)
+{
+    sl_kv_iter_t *it;
+    int rc = sl_kv_iter_new(kv, first, last, &it);
+    if (rc)
+        return rc;
+    sl_kv_entry_t e;
+    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+        rc = fn(arg, &e);
+        if (rc)
+            break;
+    }
+    sl_kv_iter_destroy(&it);
+    return rc;
+}
+
+/* ---- manifests ------------------------------------------------------------------ */
+
+void sl_kv_manifest_free(sl_kv_manifest_t *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->files[i].name);
+        free(m->files[i].stored);
+    }
+    free(m->files);
+    m->files = NULL;
+    m->n = 0;
+}
+
+static void s_put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t s_get_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* Encoding: "SLKV", u32 version, u32 count, per file {u8 flags (1 = shared),
+ * u64 size, sha256[32], u16 name length, name, u16 stored length, stored},
+ * then the sha256 of everything before it. Integers little-endian. */
+int sl_kv_manifest_encode(const sl_kv_manifest_t *m, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    size_t n = 12 + 32;
+    for (size_t i = 0; i < m->n; i++) {
+        size_t a = strlen(m->files[i].name), b = strlen(m->files[i].stored);
+        if (a > 0xffff || b > 0xffff)
+            return SL_INVAL;
+        n += 1 + 8 + 32 + 2 + a + 2 + b;
+    }
+    if (m->n > 0xffffffffu)
+        return SL_INVAL;
+    uint8_t *buf = malloc(n), *p = buf;
+    if (!buf)
+        return SL_NOMEM;
+    memcpy(p, S_MAGIC, 4);
+    s_put_le(p + 4, S_VERSION, 4);
+    s_put_le(p + 8, m->n, 4);
+    p += 12;
+    for (size_t i = 0; i < m->n; i++) {
+        const sl_kv_file_t *f = &m->files[i];
+        size_t a = strlen(f->name), b = strlen(f->stored);
+        *p++ = f->shared ? 1 : 0;
+        s_put_le(p, f->size, 8);
+        p += 8;
+        memcpy(p, f->sha256, 32);
+        p += 32;
+        s_put_le(p, a, 2);
+        memcpy(p + 2, f->name, a);
+        p += 2 + a;
+        s_put_le(p, b, 2);
+        memcpy(p + 2, f->stored, b);
+        p += 2 + b;
+    }
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    sha256_update(&ctx, (size_t)(p - buf), buf);
+    sha256_digest(&ctx, 32, p);
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static char *s_take_str(const uint8_t **p, const uint8_t *end)
+{
+    if (end - *p < 2)
+        return NULL;
+    size_t n = (size_t)s_get_le(*p, 2);
+    if ((size_t)(end - *p) < 2 + n)
+        return NULL;
+    char *s = malloc(n + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, *p + 2, n);
+    s[n] = 0;
+    *p += 2 + n;
+    if (strlen(s) != n || !s_name_ok(s)) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int sl_kv_manifest_decode(const void *data, size_t len, sl_kv_manifest_t *m, char *err, size_t cap)
+{
+    memset(m, 0, sizeof *m);
+    const uint8_t *buf = data;
+    if (len < 12 + 32 || memcmp(buf, S_MAGIC, 4) != 0) {
+        s_err(err, cap, "kvstate manifest: not a manifest (%zu bytes)", len);
+        return SL_DATA;
+    }
+    uint8_t sha[32];
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    sha256_update(&ctx, len - 32, buf);
+    sha256_digest(&ctx, 32, sha);
+    if (memcmp(sha, buf + len - 32, 32) != 0) {
+        s_err(err, cap, "kvstate manifest: checksum mismatch (corrupt)");
+        return SL_DATA;
+    }
+    uint32_t ver = (uint32_t)s_get_le(buf + 4, 4);
+    if (ver != S_VERSION) {
+        s_err(err, cap, "kvstate manifest: unsupported version %u", (unsigned)ver);
+        return SL_DATA;
+    }
+    size_t n = (size_t)s_get_le(buf + 8, 4);
+    const uint8_t *p = buf + 12, *end = buf + len - 32;
+    if (n > (size_t)(end - p) / (1 + 8 + 32 + 2 + 2)) {
+        s_err(err, cap, "kvstate manifest: %zu files do not fit in %zu bytes", n, len);
+        return SL_DATA;
+    }
+    m->files = calloc(n ? n : 1, sizeof *m->files);
+    if (!m->files)
+        return SL_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        sl_kv_file_t *f = &m->files[i];
+        if (end - p < 1 + 8 + 32) {
+            s_err(err, cap, "kvstate manifest: truncated at file %zu", i);
+            sl_kv_manifest_free(m);
+            return SL_DATA;
+        }
+        if (*p > 1) {
+            s_err(err, cap, "kvstate manifest: bad flags at file %zu", i);
+            sl_kv_manifest_free(m);
+            return SL_DATA;
+        }
+        f->shared = *p == 1;
+        f->size = s_get_le(p + 1, 8);
+        memcpy(f->sha256, p + 9, 32);
+        p += 41;
+        f->name = s_take_str(&p, end);
+        f->stored = f->name ? s_take_str(&p, end) : NULL;
+        m->n = i + 1;
+        if (!f->name || !f->stored) {
+            s_err(err, cap, "kvstate manifest: bad or unsafe file name at file %zu", i);
+            sl_kv_manifest_free(m);
+            return SL_DATA;
+        }
+    }
+    if (p != end) {
+        s_err(err, cap, "kvstate manifest: %zu trailing bytes", (size_t)(end - p));
+        sl_kv_manifest_free(m);
+        return SL_DATA;
+    }
+    return 0;
+}
+
+/* ---- checkpoint ------------------------------------------------------------------ */
+
+static int s_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names of the entries of dir (no "." or ".."). */
+static int s_list_dir(const char *dir, char ***names, size_t *count)
+{
+    *names = NULL;
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return SL_IO;
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 32;
+            char **p = realloc(v, nc * sizeof *p);
+            if (!p) {
+                rc = SL_NOMEM;
+                break;
+            }
+            v = p;
+            cap = nc;
+        }
+        if (!(v[n] = strdup(de->d_name))) {
+            rc = SL_NOMEM;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (rc) {
+        sl_kv_names_free(v, n);
+        return rc;
+    }
+    if (n)
+        qsort(v, n, sizeof *v, s_cmp_str);
+    *names = v;
+    *count = n;
+    return 0;
+}
+
+void sl_kv_names_free(char **names, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* Copies src into dir/stored via dir/stored.tmp (fsync, rename); f gets
+ * size and sha256. */
+static int s_publish(const char *src, const char *dir, const char *stored, sl_kv_file_t *f,
+                     char *err, size_t cap)
+{
+    char *dst = s_join(dir, stored);
+    size_t dl = dst ? strlen(dst) : 0;
+    char *tmp = dst ? malloc(dl + 5) : NULL;
+    if (!tmp) {
+        free(dst);
+        return SL_NOMEM;
+    }
+    memcpy(tmp, dst, dl);
+    memcpy(tmp + dl, ".tmp", 5);
+    unlink(tmp); /* a leftover of an interrupted copy */
+    int missing;
+    int rc = s_copy(src, tmp, 1, &f->size, f->sha256, &missing, err, cap);
+    if (!rc && rename(tmp, dst) != 0) {
+        s_err(err, cap, "rename %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        rc = SL_IO;
+    }
+    free(tmp);
+    free(dst);
+    return rc;
+}
+
+static const sl_kv_file_t *s_known_find(const sl_kv_t *kv, const char *name)
+{
+    for (size_t i = 0; i < kv->known.n; i++)
+        if (!strcmp(kv->known.files[i].name, name))
+            return &kv->known.files[i];
+    return NULL;
+}
+
+int sl_kv_checkpoint(sl_kv_t *kv, const char *storage_dir, const char *shared_dir,
+                     sl_kv_manifest_t *out, sl_kv_ckpt_stats_t *stats, char *err, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    sl_kv_ckpt_stats_t st = {0};
+    if (s_mkdir_p(storage_dir) || s_mkdir_p(shared_dir)) {
+        s_err(err, cap, "kvstate checkpoint: cannot create %s or %s: %s", storage_dir, shared_dir,
+              strerror(errno));
+        return SL_IO;
+    }
+    char *tmpdir = s_join(kv->dir, "ckpt-tmp");
+    if (!tmpdir)
+        return SL_NOMEM;
+    s_rmrf(tmpdir); /* a leftover of a failed checkpoint */
+
+    /* 1. flush memtables so the WAL holds nothing the SSTs do not */
+    char *rerr = NULL;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    rocksdb_flush(kv->db, fo, &rerr);
+    rocksdb_flushoptions_destroy(fo);
+    if (rerr) {
+        free(tmpdir);
+        return s_rerr(rerr, SL_IO, err, cap, "flush");
+    }
+    /* 2. a consistent file set as hard links */
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(kv->db, &rerr);
+    if (!rerr)
+        rocksdb_checkpoint_create(cp, tmpdir, 0, &rerr);
+    if (cp)
+        rocksdb_checkpoint_object_destroy(cp);
+    if (rerr) {
+        s_rmrf(tmpdir);
+        free(tmpdir);
+        return s_rerr(rerr, SL_IO, err, cap, "create checkpoint");
+    }
+    /* 3. copy into storage */
+    char **names = NULL;
+    size_t nnames = 0, mcap = 0;
+    int rc = s_list_dir(tmpdir, &names, &nnames);
+    if (rc)
+        s_err(err, cap, "kvstate checkpoint: cannot list %s", tmpdir);
+    for (size_t i = 0; !rc && i < nnames; i++) {
+        const char *name = names[i];
+        char *src = s_join(tmpdir, name);
+        struct stat sb;
+        if (!src) {
+            rc = SL_NOMEM;
+            break;
+        }
+        if (stat(src, &sb) != 0 || !S_ISREG(sb.st_mode) || !s_name_ok(name)) {
+            s_err(err, cap, "kvstate checkpoint: unexpected entry %s", src);
+            free(src);
+            rc = SL_IO;
+            break;
+        }
+        sl_kv_file_t f = {0};
+        char stored[300];
+        f.name = (char *)name;
+        f.shared = s_is_shared_name(name);
+        const sl_kv_file_t *k = f.shared ? s_known_find(kv, name) : NULL;
+        int reuse = 0;
+        if (k && k->size == (uint64_t)sb.st_size) {
+            char *path = s_join(shared_dir, k->stored);
+            struct stat ss;
+            reuse = path && stat(path, &ss) == 0 && (uint64_t)ss.st_size == k->size;
+            free(path);
+        }
+        if (reuse) {
+            f = *k;
+            st.shared_reused++;
+        } else {
+            if (f.shared)
+                snprintf(stored, sizeof stored, "%s-%s", kv->id, name);
+            else
+                snprintf(stored, sizeof stored, "%s", name);
+            f.stored = stored;
+            rc = s_publish(src, f.shared ? shared_dir : storage_dir, stored, &f, err, cap);
+            if (!rc) {
+                st.files_copied++;
+                st.bytes_copied += f.size;
+                if (f.shared)
+                    st.shared_copied++;
+            }
+        }
+        free(src);
+        if (!rc) {
+            st.files++;
+            st.bytes += f.size;
+            rc = s_manifest_push(out, &mcap, &f);
+        }
+    }
+    sl_kv_names_free(names, nnames);
+    if (!rc && (s_fsync_dir(storage_dir) || s_fsync_dir(shared_dir))) {
+        s_err(err, cap, "kvstate checkpoint: fsync %s: %s", storage_dir, strerror(errno));
+        rc = SL_IO;
+    }
+    s_rmrf(tmpdir);
+    free(tmpdir);
+    if (!rc)
+        rc = s_set_known(kv, out);
+    if (rc) {
+        sl_kv_manifest_free(out);
+        return rc;
+    }
+    if (stats)
+        *stats = st;
+    return 0;
+}
+
+/* ---- restore -------------------------------------------------------------------- */
+
+int sl_kv_restore(const sl_kv_manifest_t *m, const char *storage_dir, const char *shared_dir,
+                  const char *local_dir, const sl_kv_opts_t *o, sl_kv_t **out, char *err,
+                  size_t cap)
+{
+    *out = NULL;
+    int has_current = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        const sl_kv_file_t *f = &m->files[i];
+        if (!s_name_ok(f->name) || !s_name_ok(f->stored)) {
+            s_err(err, cap, "kvstate restore: unsafe file name in manifest");
+            return SL_DATA;
+        }
+        has_current |= !strcmp(f->name, "CURRENT");
+    }
+    if (!has_current) {
+        s_err(err, cap, "kvstate restore: manifest has no CURRENT file (%zu files)", m->n);
+        return SL_DATA;
+    }
+    if (s_mkdir_p(local_dir) != 0) {
+        s_err(err, cap, "kvstate restore: cannot create %s: %s", local_dir, strerror(errno));
+        return SL_IO;
+    }
+    sl_kv_t *kv;
+    int rc = s_kv_new(local_dir, o, &kv);
+    if (rc) {
+        s_err(err, cap, "kvstate restore: out of memory");
+        return rc;
+    }
+    rocksdb_options_set_create_if_missing(kv->opts, 0);
+    if (mkdir(kv->db_path, 0755) != 0) {
+        s_err(err, cap, "kvstate restore: cannot create %s: %s", kv->db_path,
+              errno == EEXIST ? "a store already exists there" : strerror(errno));
+        rc = errno == EEXIST ? SL_EXISTS : SL_IO;
+        sl_kv_close(&kv);
+        return rc;
+    }
+    for (size_t i = 0; !rc && i < m->n; i++) {
+        const sl_kv_file_t *f = &m->files[i];
+        const char *from = f->shared ? shared_dir : storage_dir;
+        char *src = s_join(from, f->stored), *dst = s_join(kv->db_path, f->name);
+        if (!src || !dst) {
+            rc = SL_NOMEM;
+        } else {
+            uint64_t size = 0;
+            uint8_t sha[32];
+            int missing = 0;
+            char msg[512];
+            rc = s_copy(src, dst, 0, &size, sha, &missing, msg, sizeof msg);
+            if (rc && missing) {
+                s_err(err, cap, "kvstate restore: file %s (for %s) is missing", src, f->name);
+                rc = SL_DATA;
+            } else if (rc) {
+                s_err(err, cap, "kvstate restore: file %s: %s", src, msg);
+            } else if (size != f->size) {
+                s_err(err, cap,
+                      "kvstate restore: file %s (for %s) has %llu bytes, the manifest says "
+                      "%llu (truncated or replaced)",
+                      src, f->name, (unsigned long long)size, (unsigned long long)f->size);
+                rc = SL_DATA;
+            } else if (memcmp(sha, f->sha256, 32) != 0) {
+                char want[65], got[65];
+                s_hex(f->sha256, 32, want);
+                s_hex(sha, 32, got);
+                s_err(err, cap,
+                      "kvstate restore: file %s (for %s) is corrupt: sha256 %s, expected %s", src,
+                      f->name, got, want);
+                rc = SL_DATA;
+            }
+        }
+        free(src);
+        free(dst);
+    }
+    if (!rc) {
+        rc = s_new_id(kv->id);
+        if (!rc)
+            rc = s_write_id(local_dir, kv->id);
+        if (rc)
+            s_err(err, cap, "kvstate restore: cannot write %s/STORE-ID", local_dir);
+    }
+    if (!rc)
+        rc = s_kv_open_db(kv, err, cap);
+    if (!rc)
+        rc = s_set_known(kv, m);
+    if (rc) {
+        if (kv->db) {
+            rocksdb_close(kv->db);
+            kv->db = NULL;
+        }
+        s_rmrf(kv->db_path);
+        sl_kv_close(&kv);
+        return rc;
+    }
+    *out = kv;
+    return 0;
+}
+
+/* ---- garbage collection ------------------------------------------------------------ */
+
+int sl_kv_gc_list(const char *shared_dir, const sl_kv_manifest_t *const *retained, size_t n,
+                  char ***names, size_t *count, char *err, size_t cap)
+{
+    *names = NULL;
+    *count = 0;
+    size_t nref = 0;
+    for (size_t i = 0; i < n; i++)
+        nref += retained[i]->n;
+    const char **refs = malloc((nref ? nref : 1) * sizeof *refs);
+    if (!refs)
+        return SL_NOMEM;
+    nref = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < retained[i]->n; j++)
+            if (retained[i]->files[j].shared)
+                refs[nref++] = retained[i]->files[j].stored;
+    if (nref)
+        qsort(refs, nref, sizeof *refs, s_cmp_str);
+    char **all;
+    size_t nall;
+    int rc = s_list_dir(shared_dir, &all, &nall);
+    if (rc) {
+        s_err(err, cap, "kvstate gc: cannot list %s", shared_dir);
+        free(refs);
+        return rc;
+    }
+    size_t keep = 0;
+    for (size_t i = 0; i < nall; i++) {
+        const char *key = all[i];
+        if (nref && bsearch(&key, refs, nref, sizeof *refs, s_cmp_str)) {
+            free(all[i]);
+            continue;
+        }
+        all[keep++] = all[i];
+    }
+    free(refs);
+    *names = all;
+    *count = keep;
+    return 0;
+}

@@ -1,0 +1,670 @@
+/* check_kvstate.c — the RocksDB state store: point operations, iteration and
+ * range deletes by key group, write batches, state larger than the memory
+ * budget, checkpoints that copy only new SST files, restores that verify
+ * every file (and name the bad one), manifest encoding, and the shared-file
+ * garbage collection list. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sluice/err.h"
+#include "sluice/kvstate.h"
+#include "testutil.h"
+
+static char *g_dir;
+static char g_err[1024];
+
+static void s_setup(void)
+{
+    g_dir = sl_test_tmpdir();
+    g_err[0] = '\0';
+}
+
+static void s_teardown(void)
+{
+    sl_test_rmrf(g_dir);
+    free(g_dir);
+    g_dir = NULL;
+}
+
+/* g_dir/<name> in a static buffer (one of four, so a few can be live). */
+static const char *s_path(const char *name)
+{
+    static char buf[4][1024];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", g_dir, name);
+    return buf[i];
+}
+
+static sl_kv_t *s_open(const char *name, size_t cache, size_t wbuf)
+{
+    sl_kv_opts_t o;
+    sl_kv_opts_default(&o);
+    if (cache)
+        o.block_cache_bytes = cache;
+    if (wbuf)
+        o.write_buffer_bytes = wbuf;
+    sl_kv_t *kv = NULL;
+    int rc = sl_kv_open(s_path(name), &o, &kv, g_err, sizeof g_err);
+    ck_assert_msg(rc == 0, "open: %s", g_err);
+    return kv;
+}
+
+static void s_put_str(sl_kv_t *kv, uint16_t kg, const char *k, const char *v)
+{
+    ck_assert_int_eq(sl_kv_put(kv, kg, k, strlen(k), v, strlen(v)), 0);
+}
+
+static void s_expect(sl_kv_t *kv, uint16_t kg, const char *k, const char *want)
+{
+    const void *v;
+    size_t n;
+    int rc = sl_kv_get(kv, kg, k, strlen(k), &v, &n);
+    if (!want) {
+        ck_assert_int_eq(rc, SL_NOTFOUND);
+        return;
+    }
+    ck_assert_msg(rc == 0, "get %u/%s: %d", (unsigned)kg, k, rc);
+    ck_assert_uint_eq(n, strlen(want));
+    ck_assert(memcmp(v, want, n) == 0);
+}
+
+/* Collects a scan into "kg:key=val;" text. */
+typedef struct {
+    char buf[4096];
+    size_t len;
+    size_t count;
+} s_collect_t;
+
+static int s_collect_fn(void *arg, const sl_kv_entry_t *e)
+{
+    s_collect_t *c = arg;
+    int n =
+        snprintf(c->buf + c->len, sizeof c->buf - c->len, "%u:%.*s=%.*s;", (unsigned)e->key_group,
+                 (int)e->key_len, (const char *)e->key, (int)e->val_len, (const char *)e->val);
+    if (n > 0 && (size_t)n < sizeof c->buf - c->len)
+        c->len += (size_t)n;
+    c->count++;
+    return 0;
+}
+
+static const char *s_scan(sl_kv_t *kv, uint16_t first, uint16_t last)
+{
+    static s_collect_t c;
+    memset(&c, 0, sizeof c);
+    ck_assert_int_eq(sl_kv_scan(kv, first, last, s_collect_fn, &c), 0);
+    return c.buf;
+}
+
+START_TEST(test_point_ops_and_iteration)
+{
+    sl_kv_t *kv = s_open("s", 0, 0);
+    s_put_str(kv, 2, "b", "2b");
+    s_put_str(kv, 1, "z", "1z");
+    s_put_str(kv, 1, "a", "1a");
+    s_put_str(kv, 300, "k", "300k"); /* 0x012c: ordered after 2 despite the low byte */
+    s_put_str(kv, 2, "a", "2a");
+    ck_assert_int_eq(sl_kv_put(kv, 0, "", 0, "empty", 5), 0); /* empty key */
+    s_expect(kv, 1, "a", "1a");
+    s_expect(kv, 2, "a", "2a");
+    s_expect(kv, 3, "a", NULL);  /* same key, other group */
+    s_expect(kv, 1, "zz", NULL); /* prefix of nothing */
+    ck_assert_str_eq(s_scan(kv, 0, 0), "0:=empty;");
+    ck_assert_str_eq(s_scan(kv, 1, 1), "1:a=1a;1:z=1z;");
+    ck_assert_str_eq(s_scan(kv, 2, 300), "2:a=2a;2:b=2b;300:k=300k;");
+    ck_assert_str_eq(s_scan(kv, 0, SL_KV_MAX_KEY_GROUP),
+                     "0:=empty;1:a=1a;1:z=1z;2:a=2a;2:b=2b;300:k=300k;");
+    ck_assert_str_eq(s_scan(kv, 3, 299), "");
+
+    /* overwrite and delete */
+    s_put_str(kv, 1, "a", "1a-v2");
+    s_expect(kv, 1, "a", "1a-v2");
+    ck_assert_int_eq(sl_kv_delete(kv, 1, "a", 1), 0);
+    s_expect(kv, 1, "a", NULL);
+    s_expect(kv, 1, "z", "1z");
+
+    /* the reserved group and bad ranges are rejected, not crashed on */
+    ck_assert_int_eq(sl_kv_put(kv, 0xffff, "x", 1, "y", 1), SL_INVAL);
+    ck_assert_str_ne(sl_kv_errmsg(kv), "");
+    sl_kv_iter_t *it = NULL;
+    ck_assert_int_eq(sl_kv_iter_new(kv, 5, 4, &it), SL_INVAL);
+    ck_assert_ptr_null(it);
+
+    /* iterator struct; a consistent view taken at creation */
+    ck_assert_int_eq(sl_kv_iter_new(kv, 2, 2, &it), 0);
+    s_put_str(kv, 2, "c", "late");
+    sl_kv_entry_t e;
+    ck_assert_int_eq(sl_kv_iter_next(it, &e), 1);
+    ck_assert_uint_eq(e.key_group, 2);
+    ck_assert_uint_eq(e.key_len, 1);
+    ck_assert(memcmp(e.key, "a", 1) == 0);
+    ck_assert_int_eq(sl_kv_iter_next(it, &e), 1);
+    ck_assert(memcmp(e.val, "2b", 2) == 0);
+    ck_assert_int_eq(sl_kv_iter_next(it, &e), 0);
+    ck_assert_int_eq(sl_kv_iter_next(it, &e), 0);
+    sl_kv_iter_destroy(&it);
+    ck_assert_ptr_null(it);
+    sl_kv_iter_destroy(&it);
+
+    /* batches: applied on commit, reusable */
+    sl_kv_batch_t *b = sl_kv_batch_new();
+    ck_assert_ptr_nonnull(b);
+    for (int i = 0; i < 100; i++) {
+        char k[16], v[16];
+        snprintf(k, sizeof k, "k%03d", i);
+        snprintf(v, sizeof v, "v%d", i);
+        ck_assert_int_eq(sl_kv_batch_put(b, 7, k, strlen(k), v, strlen(v)), 0);
+    }
+    ck_assert_int_eq(sl_kv_batch_delete(b, 2, "b", 1), 0);
+    ck_assert_int_eq(sl_kv_batch_put(b, 0xffff, "k", 1, "v", 1), SL_INVAL);
+    ck_assert_uint_eq(sl_kv_batch_count(b), 101);
+    s_expect(kv, 7, "k000", NULL);
+    ck_assert_int_eq(sl_kv_batch_commit(kv, b), 0);
+    ck_assert_uint_eq(sl_kv_batch_count(b), 0);
+    s_expect(kv, 7, "k042", "v42");
+    s_expect(kv, 2, "b", NULL);
+    ck_assert_int_eq(sl_kv_batch_put(b, 8, "x", 1, "y", 1), 0);
+    ck_assert_int_eq(sl_kv_batch_commit(kv, b), 0);
+    s_expect(kv, 8, "x", "y");
+    sl_kv_batch_destroy(&b);
+    ck_assert_ptr_null(b);
+
+    /* data survives close and reopen (flushed on close) */
+    sl_kv_close(&kv);
+    ck_assert_ptr_null(kv);
+    sl_kv_close(&kv);
+    kv = s_open("s", 0, 0);
+    s_expect(kv, 7, "k099", "v99");
+    s_expect(kv, 300, "k", "300k");
+    sl_kv_close(&kv);
+
+    /* no store and no create: not found */
+    sl_kv_opts_t o;
+    sl_kv_opts_default(&o);
+    o.create_if_missing = false;
+    ck_assert_int_eq(sl_kv_open(s_path("none"), &o, &kv, g_err, sizeof g_err), SL_NOTFOUND);
+    ck_assert_ptr_null(kv);
+}
+END_TEST
+
+START_TEST(test_delete_range)
+{
+    sl_kv_t *kv = s_open("s", 0, 0);
+    for (uint16_t g = 0; g < 10; g++)
+        for (int i = 0; i < 3; i++) {
+            char k[8];
+            snprintf(k, sizeof k, "k%d", i);
+            s_put_str(kv, g, k, "v");
+        }
+    s_put_str(kv, SL_KV_MAX_KEY_GROUP, "top", "v");
+    ck_assert_int_eq(sl_kv_delete_range(kv, 3, 6), 0);
+    ck_assert_str_eq(s_scan(kv, 3, 6), "");
+    ck_assert_str_eq(s_scan(kv, 2, 3), "2:k0=v;2:k1=v;2:k2=v;");
+    ck_assert_str_eq(s_scan(kv, 6, 7), "7:k0=v;7:k1=v;7:k2=v;");
+    s_expect(kv, 5, "k1", NULL);
+    /* the last group can be dropped too */
+    ck_assert_int_eq(sl_kv_delete_range(kv, 9, SL_KV_MAX_KEY_GROUP), 0);
+    ck_assert_str_eq(s_scan(kv, 8, SL_KV_MAX_KEY_GROUP), "8:k0=v;8:k1=v;8:k2=v;");
+    ck_assert_int_eq(sl_kv_delete_range(kv, 5, 4), SL_INVAL);
+    /* writes after the range delete are visible; compaction keeps the result */
+    s_put_str(kv, 4, "new", "n");
+    ck_assert_int_eq(sl_kv_compact(kv), 0);
+    ck_assert_str_eq(s_scan(kv, 3, 6), "4:new=n;");
+    sl_kv_close(&kv);
+}
+END_TEST
+
+/* Deterministic, incompressible value bytes for key i (n a multiple of 8). */
+static void s_fill(uint8_t *v, size_t n, uint32_t i)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ull * (i + 1);
+    for (size_t j = 0; j + 8 <= n; j += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        memcpy(v + j, &x, 8);
+    }
+}
+
+START_TEST(test_state_larger_than_memory)
+{
+    enum { VLEN = 4096, NKEYS = 16384 }; /* 64 MB of values */
+    sl_kv_t *kv = s_open("big", 1u << 20, 1u << 20);
+    sl_kv_batch_t *b = sl_kv_batch_new();
+    uint8_t *v = malloc(VLEN), *w = malloc(VLEN);
+    for (uint32_t i = 0; i < NKEYS; i++) {
+        uint32_t k = i * 2654435761u; /* keys arrive out of order */
+        s_fill(v, VLEN, k);
+        ck_assert_int_eq(sl_kv_batch_put(b, (uint16_t)(k % 128), &k, sizeof k, v, VLEN), 0);
+        if (sl_kv_batch_count(b) == 64)
+            ck_assert_int_eq(sl_kv_batch_commit(kv, b), 0);
+    }
+    ck_assert_int_eq(sl_kv_batch_commit(kv, b), 0);
+    sl_kv_batch_destroy(&b);
+    /* every value reads back (most from disk: the cache holds 1 MB) */
+    for (uint32_t i = 0; i < NKEYS; i++) {
+        uint32_t k = i * 2654435761u;
+        const void *got;
+        size_t n;
+        ck_assert_int_eq(sl_kv_get(kv, (uint16_t)(k % 128), &k, sizeof k, &got, &n), 0);
+        ck_assert_uint_eq(n, VLEN);
+        s_fill(w, VLEN, k);
+        ck_assert_msg(memcmp(got, w, VLEN) == 0, "value of key %u differs", k);
+    }
+    /* a full scan sees every key once, in key-group order */
+    sl_kv_iter_t *it;
+    ck_assert_int_eq(sl_kv_iter_new(kv, 0, SL_KV_MAX_KEY_GROUP, &it), 0);
+    sl_kv_entry_t e;
+    size_t count = 0;
+    unsigned last_kg = 0;
+    int rc;
+    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+        ck_assert_uint_ge(e.key_group, last_kg);
+        last_kg = e.key_group;
+        ck_assert_uint_eq(e.key_len, 4);
+        uint32_t k;
+        memcpy(&k, e.key, 4);
+        ck_assert_uint_eq(k % 128, e.key_group);
+        count++;
+    }
+    ck_assert_int_eq(rc, 0);
+    ck_assert_uint_eq(count, NKEYS);
+    sl_kv_iter_destroy(&it);
+    free(v);
+    free(w);
+    sl_kv_close(&kv);
+}
+END_TEST
+
+/* Writes n keys "<tag>NNNN" with 1 KB values into key groups 0..15. */
+static void s_write_some(sl_kv_t *kv, const char *tag, int n)
+{
+    char val[1024];
+    for (int i = 0; i < n; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "%s%04d", tag, i);
+        memset(val, 'a' + i % 26, sizeof val);
+        snprintf(val, 32, "%s", k);
+        ck_assert_int_eq(sl_kv_put(kv, (uint16_t)(i % 16), k, strlen(k), val, sizeof val), 0);
+    }
+}
+
+/* Asserts both stores hold exactly the same entries. */
+static void s_assert_same(sl_kv_t *a, sl_kv_t *b)
+{
+    sl_kv_iter_t *ia, *ib;
+    ck_assert_int_eq(sl_kv_iter_new(a, 0, SL_KV_MAX_KEY_GROUP, &ia), 0);
+    ck_assert_int_eq(sl_kv_iter_new(b, 0, SL_KV_MAX_KEY_GROUP, &ib), 0);
+    sl_kv_entry_t ea, eb;
+    size_t n = 0;
+    for (;;) {
+        int ra = sl_kv_iter_next(ia, &ea), rb = sl_kv_iter_next(ib, &eb);
+        ck_assert_int_eq(ra, rb);
+        if (ra != 1)
+            break;
+        ck_assert_uint_eq(ea.key_group, eb.key_group);
+        ck_assert_uint_eq(ea.key_len, eb.key_len);
+        ck_assert(memcmp(ea.key, eb.key, ea.key_len) == 0);
+        ck_assert_uint_eq(ea.val_len, eb.val_len);
+        ck_assert(memcmp(ea.val, eb.val, ea.val_len) == 0);
+        n++;
+    }
+    ck_assert_uint_gt(n, 0);
+    sl_kv_iter_destroy(&ia);
+    sl_kv_iter_destroy(&ib);
+}
+
+static size_t s_count_shared(const sl_kv_manifest_t *m)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n; i++)
+        n += m->files[i].shared;
+    return n;
+}
+
+static size_t s_count_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static int s_in(const sl_kv_manifest_t *m, const char *stored)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (m->files[i].shared && !strcmp(m->files[i].stored, stored))
+            return 1;
+    return 0;
+}
+
+START_TEST(test_checkpoint_restore_incremental)
+{
+    sl_kv_t *kv = s_open("src", 0, 0);
+    char shared[1024];
+    snprintf(shared, sizeof shared, "%s", s_path("storage/shared"));
+    s_write_some(kv, "a", 500);
+    sl_kv_manifest_t m1, m2, m3;
+    sl_kv_ckpt_stats_t st;
+    int rc = sl_kv_checkpoint(kv, s_path("storage/chk-1"), shared, &m1, &st, g_err, sizeof g_err);
+    ck_assert_msg(rc == 0, "checkpoint: %s", g_err);
+    ck_assert_uint_eq(s_count_shared(&m1), 1); /* one flush, one SST */
+    ck_assert_uint_eq(st.shared_copied, 1);
+    ck_assert_uint_eq(st.shared_reused, 0);
+    ck_assert_uint_eq(st.files, m1.n);
+    ck_assert_uint_eq(st.files_copied, m1.n);
+    uint64_t total = 0;
+    for (size_t i = 0; i < m1.n; i++)
+        total += m1.files[i].size;
+    ck_assert_uint_eq(st.bytes, total);
+    ck_assert_uint_eq(st.bytes_copied, total);
+    int has_current = 0;
+    for (size_t i = 0; i < m1.n; i++)
+        has_current |= !strcmp(m1.files[i].name, "CURRENT") && !m1.files[i].shared;
+    ck_assert(has_current);
+    /* the temp checkpoint is gone */
+    struct stat sb;
+    ck_assert_int_ne(stat(s_path("src/ckpt-tmp"), &sb), 0);
+
+    /* more writes: the second checkpoint copies only the new SST */
+    s_write_some(kv, "b", 300);
+    rc = sl_kv_checkpoint(kv, s_path("storage/chk-2"), shared, &m2, &st, g_err, sizeof g_err);
+    ck_assert_msg(rc == 0, "checkpoint 2: %s", g_err);
+    ck_assert_uint_eq(s_count_shared(&m2), 2);
+    ck_assert_uint_eq(st.shared_copied, 1);
+    ck_assert_uint_eq(st.shared_reused, 1);
+    ck_assert_uint_eq(s_count_dir(shared), 2);
+    for (size_t i = 0; i < m1.n; i++)
+        if (m1.files[i].shared)
+            ck_assert(s_in(&m2, m1.files[i].stored));
+    /* a checkpoint without writes copies no SST at all */
+    sl_kv_manifest_t m2b;
+    rc = sl_kv_checkpoint(kv, s_path("storage/chk-2b"), shared, &m2b, &st, g_err, sizeof g_err);
+    ck_assert_msg(rc == 0, "checkpoint 2b: %s", g_err);
+    ck_assert_uint_eq(st.shared_copied, 0);
+    ck_assert_uint_eq(st.shared_reused, 2);
+    sl_kv_manifest_free(&m2b);
+
+    /* the manifest survives encoding */
+    uint8_t *enc;
+    size_t enc_len;
+    ck_assert_int_eq(sl_kv_manifest_encode(&m2, &enc, &enc_len), 0);
+    sl_kv_manifest_t d;
+    ck_assert_int_eq(sl_kv_manifest_decode(enc, enc_len, &d, g_err, sizeof g_err), 0);
+    ck_assert_uint_eq(d.n, m2.n);
+    for (size_t i = 0; i < d.n; i++) {
+        ck_assert_str_eq(d.files[i].name, m2.files[i].name);
+        ck_assert_str_eq(d.files[i].stored, m2.files[i].stored);
+        ck_assert_uint_eq(d.files[i].size, m2.files[i].size);
+        ck_assert_int_eq(d.files[i].shared, m2.files[i].shared);
+        ck_assert(memcmp(d.files[i].sha256, m2.files[i].sha256, 32) == 0);
+    }
+    free(enc);
+
+    /* restore from the decoded manifest: identical contents */
+    sl_kv_t *r = NULL;
+    rc = sl_kv_restore(&d, s_path("storage/chk-2"), shared, s_path("restored"), NULL, &r, g_err,
+                       sizeof g_err);
+    ck_assert_msg(rc == 0, "restore: %s", g_err);
+    sl_kv_manifest_free(&d);
+    s_assert_same(kv, r);
+    const void *v;
+    size_t vn;
+    ck_assert_int_eq(sl_kv_get(r, 4, "b0004", 5, &v, &vn), 0);
+    ck_assert_uint_eq(vn, 1024);
+    ck_assert(memcmp(v, "b0004", 5) == 0);
+
+    /* a restored store lives on independently */
+    s_put_str(r, 1, "only-in-restored", "x");
+    s_expect(kv, 1, "only-in-restored", NULL);
+    /* restoring over an existing store is refused */
+    sl_kv_t *r2 = NULL;
+    ck_assert_int_eq(sl_kv_restore(&m2, s_path("storage/chk-2"), shared, s_path("restored"), NULL,
+                                   &r2, g_err, sizeof g_err),
+                     SL_EXISTS);
+    ck_assert_ptr_null(r2);
+
+    /* the restored store's checkpoint references the SSTs it came from */
+    rc = sl_kv_checkpoint(r, s_path("storage/chk-3"), shared, &m3, &st, g_err, sizeof g_err);
+    ck_assert_msg(rc == 0, "checkpoint 3: %s", g_err);
+    ck_assert_uint_eq(st.shared_reused, 2);
+    ck_assert_uint_eq(st.shared_copied, 1);
+    ck_assert_uint_eq(s_count_dir(shared), 3);
+
+    sl_kv_manifest_free(&m1);
+    sl_kv_manifest_free(&m2);
+    sl_kv_manifest_free(&m3);
+    sl_kv_close(&r);
+    sl_kv_close(&kv);
+}
+END_TEST
+
+/* Takes one checkpoint of a small store into storage/chk-1 and shared/. */
+static void s_one_checkpoint(sl_kv_manifest_t *m)
+{
+    sl_kv_t *kv = s_open("src", 0, 0);
+    s_write_some(kv, "a", 200);
+    int rc = sl_kv_checkpoint(kv, s_path("storage/chk-1"), s_path("storage/shared"), m, NULL, g_err,
+                              sizeof g_err);
+    ck_assert_msg(rc == 0, "checkpoint: %s", g_err);
+    sl_kv_close(&kv);
+}
+
+static const sl_kv_file_t *s_first(const sl_kv_manifest_t *m, int shared)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (m->files[i].shared == shared && (shared || !strncmp(m->files[i].name, "MANIFEST", 8)))
+            return &m->files[i];
+    ck_abort_msg("no such file in the manifest");
+    return NULL;
+}
+
+/* Restore must fail with SL_DATA naming stored, and leave no store behind. */
+static void s_restore_fails(const sl_kv_manifest_t *m, const char *stored)
+{
+    sl_kv_t *r = NULL;
+    g_err[0] = 0;
+    int rc = sl_kv_restore(m, s_path("storage/chk-1"), s_path("storage/shared"), s_path("dst"),
+                           NULL, &r, g_err, sizeof g_err);
+    ck_assert_int_eq(rc, SL_DATA);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(strstr(g_err, stored) != NULL, "error '%s' does not name %s", g_err, stored);
+    struct stat sb;
+    ck_assert_int_ne(stat(s_path("dst/db"), &sb), 0);
+}
+
+static void s_copy_file(const char *from, const char *to)
+{
+    size_t n;
+    char *data = sl_test_read_file(from, &n);
+    ck_assert_ptr_nonnull(data);
+    FILE *f = fopen(to, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+    free(data);
+}
+
+START_TEST(test_restore_detects_damage)
+{
+    sl_kv_manifest_t m;
+    s_one_checkpoint(&m);
+    const sl_kv_file_t *sst = s_first(&m, 1), *man = s_first(&m, 0);
+    char path[1024], keep[1024], mpath[1024];
+    snprintf(path, sizeof path, "%s/%s", s_path("storage/shared"), sst->stored);
+    snprintf(keep, sizeof keep, "%s/keep", g_dir);
+    snprintf(mpath, sizeof mpath, "%s/%s", s_path("storage/chk-1"), man->stored);
+    s_copy_file(path, keep);
+
+    /* a flipped byte in the middle of the SST */
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, (long)(sst->size / 2), SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, (long)(sst->size / 2), SEEK_SET);
+    fputc(c ^ 0x40, f);
+    fclose(f);
+    s_restore_fails(&m, sst->stored);
+    ck_assert(strstr(g_err, "corrupt") != NULL);
+
+    /* truncated */
+    s_copy_file(keep, path);
+    ck_assert_int_eq(truncate(path, (off_t)(sst->size - 100)), 0);
+    s_restore_fails(&m, sst->stored);
+    ck_assert(strstr(g_err, "bytes") != NULL);
+
+    /* missing */
+    ck_assert_int_eq(unlink(path), 0);
+    s_restore_fails(&m, sst->stored);
+    ck_assert(strstr(g_err, "missing") != NULL);
+
+    /* a damaged private file (MANIFEST-*) is caught the same way */
+    s_copy_file(keep, path);
+    f = fopen(mpath, "ab");
+    ck_assert_ptr_nonnull(f);
+    fputc('x', f);
+    fclose(f);
+    s_restore_fails(&m, man->stored);
+
+    /* a manifest without CURRENT is refused before anything is copied */
+    sl_kv_manifest_t empty = {0};
+    sl_kv_t *r = NULL;
+    ck_assert_int_eq(sl_kv_restore(&empty, s_path("storage/chk-1"), s_path("storage/shared"),
+                                   s_path("dst"), NULL, &r, g_err, sizeof g_err),
+                     SL_DATA);
+    sl_kv_manifest_free(&m);
+}
+END_TEST
+
+START_TEST(test_manifest_decode_rejects_garbage)
+{
+    sl_kv_manifest_t m;
+    s_one_checkpoint(&m);
+    uint8_t *enc;
+    size_t n;
+    ck_assert_int_eq(sl_kv_manifest_encode(&m, &enc, &n), 0);
+    sl_kv_manifest_t d;
+    /* every truncation and every single-bit flip is caught */
+    for (size_t len = 0; len < n; len++)
+        ck_assert_int_eq(sl_kv_manifest_decode(enc, len, &d, g_err, sizeof g_err), SL_DATA);
+    for (size_t i = 0; i < n; i++) {
+        enc[i] ^= 1;
+        ck_assert_int_eq(sl_kv_manifest_decode(enc, n, &d, g_err, sizeof g_err), SL_DATA);
+        enc[i] ^= 1;
+    }
+    ck_assert_int_eq(sl_kv_manifest_decode(enc, n, &d, g_err, sizeof g_err), 0);
+    sl_kv_manifest_free(&d);
+    free(enc);
+    /* a well-formed manifest with a path-escaping name is refused */
+    char *saved = m.files[0].stored;
+    m.files[0].stored = (char *)"../../etc/passwd";
+    ck_assert_int_eq(sl_kv_manifest_encode(&m, &enc, &n), 0);
+    m.files[0].stored = saved;
+    ck_assert_int_eq(sl_kv_manifest_decode(enc, n, &d, g_err, sizeof g_err), SL_DATA);
+    ck_assert(strstr(g_err, "unsafe") != NULL);
+    free(enc);
+    sl_kv_manifest_free(&m);
+}
+END_TEST
+
+static int s_listed(char **names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(names[i], name))
+            return 1;
+    return 0;
+}
+
+START_TEST(test_gc_lists_unreferenced)
+{
+    sl_kv_t *kv = s_open("src", 0, 0);
+    char shared[1024];
+    snprintf(shared, sizeof shared, "%s", s_path("storage/shared"));
+    sl_kv_manifest_t m1, m2, m3;
+    s_write_some(kv, "a", 200);
+    ck_assert_int_eq(
+        sl_kv_checkpoint(kv, s_path("storage/chk-1"), shared, &m1, NULL, g_err, sizeof g_err), 0);
+    s_write_some(kv, "b", 200);
+    ck_assert_int_eq(
+        sl_kv_checkpoint(kv, s_path("storage/chk-2"), shared, &m2, NULL, g_err, sizeof g_err), 0);
+    /* compaction rewrites both SSTs into a new one */
+    ck_assert_int_eq(sl_kv_compact(kv), 0);
+    ck_assert_int_eq(
+        sl_kv_checkpoint(kv, s_path("storage/chk-3"), shared, &m3, NULL, g_err, sizeof g_err), 0);
+    ck_assert_uint_eq(s_count_shared(&m3), 1);
+    ck_assert(!s_in(&m2, s_first(&m3, 1)->stored));
+    sl_test_write_file(s_path("storage/shared/leftover.sst.tmp"), "partial");
+
+    char **names;
+    size_t n;
+    /* all three retained: only the leftover temp file */
+    const sl_kv_manifest_t *all[] = {&m1, &m2, &m3};
+    ck_assert_int_eq(sl_kv_gc_list(shared, all, 3, &names, &n, g_err, sizeof g_err), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(names[0], "leftover.sst.tmp");
+    sl_kv_names_free(names, n);
+    /* chk-1 dropped: its SST is still in chk-2 */
+    const sl_kv_manifest_t *two[] = {&m2, &m3};
+    ck_assert_int_eq(sl_kv_gc_list(shared, two, 2, &names, &n, g_err, sizeof g_err), 0);
+    ck_assert_uint_eq(n, 1);
+    sl_kv_names_free(names, n);
+    /* only chk-3 retained: both older SSTs and the temp file */
+    const sl_kv_manifest_t *last[] = {&m3};
+    ck_assert_int_eq(sl_kv_gc_list(shared, last, 1, &names, &n, g_err, sizeof g_err), 0);
+    ck_assert_uint_eq(n, 3);
+    for (size_t i = 0; i < m2.n; i++)
+        if (m2.files[i].shared)
+            ck_assert(s_listed(names, n, m2.files[i].stored));
+    ck_assert(s_listed(names, n, "leftover.sst.tmp"));
+    for (size_t i = 0; i < n; i++)
+        ck_assert(!s_in(&m3, names[i]));
+    /* deleting them leaves chk-3 restorable */
+    for (size_t i = 0; i < n; i++) {
+        char p[2100];
+        snprintf(p, sizeof p, "%s/%s", shared, names[i]);
+        ck_assert_int_eq(unlink(p), 0);
+    }
+    sl_kv_names_free(names, n);
+    sl_kv_t *r = NULL;
+    int rc = sl_kv_restore(&m3, s_path("storage/chk-3"), shared, s_path("restored"), NULL, &r,
+                           g_err, sizeof g_err);
+    ck_assert_msg(rc == 0, "restore: %s", g_err);
+    s_assert_same(kv, r);
+    sl_kv_close(&r);
+    /* nothing retained: everything is garbage */
+    ck_assert_int_eq(sl_kv_gc_list(shared, NULL, 0, &names, &n, g_err, sizeof g_err), 0);
+    ck_assert_uint_eq(n, 1);
+    sl_kv_names_free(names, n);
+    sl_kv_manifest_free(&m1);
+    sl_kv_manifest_free(&m2);
+    sl_kv_manifest_free(&m3);
+    sl_kv_close(&kv);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("kvstate");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, s_setup, s_teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_point_ops_and_iteration);
+    tcase_add_test(tc, test_delete_range);
+    tcase_add_test(tc, test_state_larger_than_memory);
+    tcase_add_test(tc, test_checkpoint_restore_incremental);
+    tcase_add_test(tc, test_restore_detects_damage);
+    tcase_add_test(tc, test_manifest_decode_rejects_garbage);
+    tcase_add_test(tc, test_gc_lists_unreferenced);
+    suite_add_tcase(s, tc);
+    return sl_test_run(s);
+}

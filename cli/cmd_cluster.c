@@ -248,7 +248,15 @@ static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
         s_json_str(j->error);
         printf(",\"reason\":");
         s_json_str(j->reason);
-        printf(",\"tasks\":[");
+        printf(",\"attempt\":%u,\"checkpoints\":%u,\"checkpoint_id\":%llu,"
+               "\"restored_from\":%llu,\"failures\":[",
+               (unsigned)j->attempt, (unsigned)j->checkpoints, (unsigned long long)j->checkpoint_id,
+               (unsigned long long)j->restored_from);
+        for (size_t i = 0; i < j->n_failures; i++) {
+            printf("%s", i ? "," : "");
+            s_json_str(j->failures[i]);
+        }
+        printf("],\"tasks\":[");
         for (size_t i = 0; i < j->n_tasks; i++) {
             const Sluice__TaskStatus *t = j->tasks[i];
             uint64_t rin, rout;
@@ -295,6 +303,12 @@ static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
             printf("  waiting: %s\n", j->reason);
         if (j->error[0])
             printf("  error: %s\n", j->error);
+        if (j->attempt > 1 || j->checkpoints)
+            printf("  attempt %u; %u checkpoints completed (latest %llu)%s\n", (unsigned)j->attempt,
+                   (unsigned)j->checkpoints, (unsigned long long)j->checkpoint_id,
+                   j->restored_from ? "; restored from a checkpoint" : "");
+        for (size_t i = 0; i < j->n_failures; i++)
+            printf("  failed %s\n", j->failures[i]);
         uint64_t now_ms = j->end_ms ? j->end_ms : s_wall_ms();
         double secs_run = now_ms > j->start_ms ? (double)(now_ms - j->start_ms) / 1000.0 : 0;
         printf("\n%-6s %-26s %-16s %-16s %-9s %12s %12s %10s  %s\n", "TASK", "OPERATORS", "WORKER",

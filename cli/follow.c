@@ -67,6 +67,8 @@ const char *sl_cli_state_name(Sluice__JobStateKind s)
         return "FAILED";
     case SLUICE__JOB_STATE_KIND__JOB_CANCELED:
         return "CANCELED";
+    case SLUICE__JOB_STATE_KIND__JOB_RESTARTING:
+        return "RESTARTING";
     default:
         return "UNKNOWN";
     }
@@ -100,6 +102,12 @@ static void s_summary(const sl_plan_t *plan, const Sluice__JobStatus *st, double
 {
     fprintf(stderr, "\njob %s (%s) %s in %.2f s\n", st->name, st->job_id,
             sl_cli_state_name(st->state), wall);
+    if (st->checkpoints || st->n_failures)
+        fprintf(stderr, "%u checkpoint%s completed; %zu restart%s%s\n", (unsigned)st->checkpoints,
+                st->checkpoints == 1 ? "" : "s", st->n_failures, st->n_failures == 1 ? "" : "s",
+                st->restored_from ? " (the last attempt restored a checkpoint)" : "");
+    for (size_t i = 0; i < st->n_failures; i++)
+        fprintf(stderr, "  %s\n", st->failures[i]);
     fprintf(stderr, "%-20s %-10s %14s %14s %10s %14s\n", "operator", "type", "records in",
             "records out", "busy s", "records/s");
     for (size_t i = 0; i < st->n_metrics; i++) {

@@ -65,7 +65,16 @@ static const sl_config_key_t s_keys[] = {
      .max = 3600000,
      .dflt = "800",
      .help = "a worker silent this long is lost, and every running job with a task\n"
-             "on it fails (workers send a heartbeat every 200 ms)"},
+             "on it fails or restarts (workers send a heartbeat every 200 ms)"},
+    {.key = "state_dir",
+     .env = "SLUICE_STATE_DIR",
+     .flag = "--state-dir",
+     .metavar = "DIR",
+     .max = 4000,
+     .spaces = true,
+     .help = "where the master keeps uploaded plugins and jobs' checkpoints\n"
+             "(checkpoints/<job>/chk-<n>/; shared with the workers, e.g. a mount);\n"
+             "default: a temporary directory removed when the master stops"},
 };
 
 static volatile sig_atomic_t s_signaled;
@@ -97,7 +106,8 @@ int main(int argc, char **argv)
     sl_master_opts_t o = {.zctx = zctx,
                           .endpoint = sl_config_str(cfg, "bind"),
                           .heartbeat_timeout_ms =
-                              (int)sl_config_int(cfg, "heartbeat_timeout_ms", 800)};
+                              (int)sl_config_int(cfg, "heartbeat_timeout_ms", 800),
+                          .state_dir = sl_config_str(cfg, "state_dir")};
     sl_master_t *m = sl_master_start(&o, err, sizeof err);
     if (!m) {
         fprintf(stderr, "sluice-master: %s (bind from %s)\n", err, sl_config_origin(cfg, "bind"));

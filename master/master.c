@@ -28,10 +28,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <dirent.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "sluice/err.h"
+#include "sluice/fileio.h"
 #include "sluice/msg.h"
 #include "sluice/plan.h"
 #include "sluice/plugin.h"
@@ -58,6 +60,15 @@ typedef struct {
     uint64_t end_ms;                /* wall clock when its final state arrived */
 } s_task_t;
 
+/* A subtask's acknowledgement of the checkpoint in flight. */
+typedef struct {
+    bool acked;    /* snapshot written */
+    bool finished; /* the subtask had finished: nothing to restore */
+    char file[96];
+    uint64_t size;
+    char sha[65];
+} s_ack_t;
+
 typedef struct {
     char *id, *name, *spec_file;
     uint8_t *spec_text;
@@ -81,6 +92,30 @@ typedef struct {
     char plugin_sha[65]; /* content hash of plugin_bytes */
     int deployed;        /* tasks that reported their endpoint */
     bool started;        /* StartTasks sent */
+
+    /* Attempts and restarts (docs/fault-tolerance.md). */
+    uint32_t attempt;  /* current attempt, 1 = the first */
+    char **failures;   /* cause of each failed attempt */
+    uint64_t *fail_ms; /* when (monotonic), for failure-rate */
+    int nfailures;
+    uint64_t restart_at;    /* RESTARTING: monotonic ms of the next attempt */
+    uint64_t restored_from; /* checkpoint the current attempt restored (0: none) */
+
+    /* Checkpoints. */
+    char *ckpt_dir;       /* <root>/<job>, or NULL when the job takes none */
+    uint64_t ck_next;     /* last checkpoint id given out */
+    uint64_t ck_pending;  /* in flight (0: none) */
+    uint64_t ck_started;  /* monotonic ms it was triggered */
+    uint64_t ck_last_end; /* monotonic ms the last one completed or was given up */
+    s_ack_t *ck_acks;     /* per task, for the one in flight */
+    uint64_t *ck_done;    /* completed and retained, oldest first */
+    int nck_done;
+    uint32_t ncompleted;           /* completed so far */
+    Sluice__TaskSnapshot *restore; /* what the next deploy restores (ntasks entries) */
+    Sluice__SubtaskRef *restore_refs;
+    char **restore_strs; /* owned file/sha strings of restore */
+    int nrestore;
+    uint64_t restore_id; /* the checkpoint it comes from */
 } s_job_t;
 
 struct sl_master {
@@ -130,8 +165,52 @@ static bool s_terminal(Sluice__JobStateKind s)
            s == SLUICE__JOB_STATE_KIND__JOB_CANCELED;
 }
 
+static void s_restore_free(s_job_t *j)
+{
+    for (int i = 0; i < 2 * j->nrestore; i++)
+        free(j->restore_strs[i]);
+    free(j->restore_strs);
+    free(j->restore);
+    free(j->restore_refs);
+    j->restore_strs = NULL;
+    j->restore = NULL;
+    j->restore_refs = NULL;
+    j->nrestore = 0;
+    j->restore_id = 0;
+}
+
+/* Frees the tasks of the current attempt. */
+static void s_tasks_free(s_job_t *j)
+{
+    for (int i = 0; i < j->ntasks; i++) {
+        free(j->tasks[i].error);
+        free(j->tasks[i].endpoint);
+        for (int k = 0; k < j->tasks[i].nmetrics; k++)
+            free(j->tasks[i].metric_ops[k]);
+        free(j->tasks[i].metric_ops);
+        free(j->tasks[i].metrics);
+        free(j->tasks[i].mptr);
+    }
+    free(j->tasks);
+    j->tasks = NULL;
+    j->ntasks = 0;
+    free(j->slot_worker);
+    j->slot_worker = NULL;
+    j->nslots = 0;
+    free(j->ck_acks);
+    j->ck_acks = NULL;
+}
+
 static void s_job_free(s_job_t *j)
 {
+    s_restore_free(j);
+    for (int i = 0; i < j->nfailures; i++)
+        free(j->failures[i]);
+    free(j->failures);
+    free(j->fail_ms);
+    free(j->ck_done);
+    free(j->ckpt_dir);
+    free(j->ck_acks);
     for (int i = 0; i < j->ntasks; i++) {
         free(j->tasks[i].error);
         free(j->tasks[i].endpoint);
@@ -209,6 +288,7 @@ static void s_send_cancel(sl_master_t *m, s_job_t *j)
         sl_msg_init(&env, ++m->next_req);
         Sluice__CancelTasks c = SLUICE__CANCEL_TASKS__INIT;
         c.job_id = j->id;
+        c.attempt = j->attempt;
         env.body_case = SLUICE__ENVELOPE__BODY_CANCEL_TASKS;
         env.cancel_tasks = &c;
         const char *rid = m->workers[wi].id;
@@ -216,6 +296,8 @@ static void s_send_cancel(sl_master_t *m, s_job_t *j)
     }
     free(sent);
 }
+
+static void s_persist(sl_master_t *m, const s_job_t *j);
 
 /* Moves j to a terminal state, frees its slots, cancels its tasks. */
 static void s_end_job(sl_master_t *m, s_job_t *j, Sluice__JobStateKind state, const char *error)
@@ -227,6 +309,7 @@ static void s_end_job(sl_master_t *m, s_job_t *j, Sluice__JobStateKind state, co
     j->end_ms = s_wall_ms();
     if (error && !j->error)
         j->error = strdup(error);
+    s_persist(m, j);
     if (was_running) {
         for (int s = 0; s < j->nslots; s++)
             if (j->slot_worker[s] >= 0)
@@ -257,6 +340,13 @@ static void s_try_schedule(sl_master_t *m, s_job_t *j)
     }
     free(j->reason);
     j->reason = NULL;
+    s_tasks_free(j);
+    j->attempt++;
+    j->deployed = 0;
+    j->started = false;
+    j->ck_pending = 0;
+    j->restored_from = j->restore_id;
+    s_persist(m, j); /* the attempt is taken: a restarted master starts the next one */
     j->nslots = need;
     j->slot_worker = malloc((size_t)need * sizeof(int));
     if (!j->slot_worker) {
@@ -286,8 +376,10 @@ static void s_try_schedule(sl_master_t *m, s_job_t *j)
     Sluice__SubtaskRef **mine = calloc((size_t)j->ntasks, sizeof *mine);
     Sluice__Param *params = calloc((size_t)j->nparams + 1, sizeof *params);
     Sluice__Param **pp = calloc((size_t)j->nparams + 1, sizeof *pp);
+    Sluice__TaskSnapshot **rsp = calloc((size_t)j->nrestore + 1, sizeof *rsp);
+    j->ck_acks = calloc((size_t)j->ntasks + 1, sizeof *j->ck_acks);
     j->state = SLUICE__JOB_STATE_KIND__JOB_RUNNING;
-    if (!j->tasks || !locs || !locp || !refs || !mine || !params || !pp) {
+    if (!j->tasks || !locs || !locp || !refs || !mine || !params || !pp || !rsp || !j->ck_acks) {
         s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_FAILED, "out of memory");
         goto out;
     }
@@ -307,6 +399,8 @@ static void s_try_schedule(sl_master_t *m, s_job_t *j)
             locs[t].data_endpoint = m->workers[j->slot_worker[s]].data_endpoint;
             locp[t] = &locs[t];
         }
+    for (int i = 0; i < j->nrestore; i++)
+        rsp[i] = &j->restore[i];
     for (int i = 0; i < j->nparams; i++) {
         params[i] = (Sluice__Param)SLUICE__PARAM__INIT;
         params[i].name = j->pnames[i];
@@ -337,6 +431,11 @@ static void s_try_schedule(sl_master_t *m, s_job_t *j)
         d.plugin.data = j->plugin_bytes;
         d.plugin.len = j->plugin_len;
         d.plugin_sha256 = j->plugin_len ? j->plugin_sha : "";
+        d.attempt = j->attempt;
+        d.checkpoint_dir = j->ckpt_dir ? j->ckpt_dir : "";
+        d.restore_checkpoint = j->restore_id;
+        d.n_restore = (size_t)j->nrestore;
+        d.restore = rsp;
         env.body_case = SLUICE__ENVELOPE__BODY_DEPLOY;
         env.deploy = &d;
         sl_msg_send(m->sock, m->workers[wi].id, strlen(m->workers[wi].id), &env);
@@ -348,6 +447,7 @@ out:
     free(mine);
     free(params);
     free(pp);
+    free(rsp);
 }
 
 static void s_schedule_waiting(sl_master_t *m)
@@ -356,6 +456,685 @@ static void s_schedule_waiting(sl_master_t *m)
         if (m->jobs[i]->state == SLUICE__JOB_STATE_KIND__JOB_SCHEDULED ||
             m->jobs[i]->state == SLUICE__JOB_STATE_KIND__JOB_CREATED)
             s_try_schedule(m, m->jobs[i]);
+}
+
+/* ---- the job store (state_dir/jobs/<id>.job) ------------------------------ */
+
+/* Writes j's record atomically; a master restarted on the same state
+ * directory resumes its jobs from these and from their checkpoints. */
+static void s_persist(sl_master_t *m, const s_job_t *j)
+{
+    Sluice__SubmitJob sub = SLUICE__SUBMIT_JOB__INIT;
+    sub.spec_file = j->spec_file;
+    sub.spec_text.data = j->spec_text;
+    sub.spec_text.len = j->spec_len;
+    sub.parallelism = (uint32_t)j->parallelism;
+    Sluice__Param *params = calloc((size_t)j->nparams + 1, sizeof *params);
+    Sluice__Param **pp = calloc((size_t)j->nparams + 1, sizeof *pp);
+    if (!params || !pp) {
+        free(params);
+        free(pp);
+        return;
+    }
+    for (int i = 0; i < j->nparams; i++) {
+        params[i] = (Sluice__Param)SLUICE__PARAM__INIT;
+        params[i].name = j->pnames[i];
+        params[i].value = j->pvalues[i];
+        pp[i] = &params[i];
+    }
+    sub.n_params = (size_t)j->nparams;
+    sub.params = pp;
+    Sluice__JobRecord r = SLUICE__JOB_RECORD__INIT;
+    r.job_id = j->id;
+    r.submit = &sub;
+    r.plugin_sha256 = j->plugin_len ? (char *)j->plugin_sha : "";
+    r.state = j->state;
+    r.attempt = j->attempt;
+    r.n_failures = (size_t)j->nfailures;
+    r.failures = j->failures;
+    r.error = j->error ? j->error : "";
+    r.start_ms = j->start_ms;
+    r.end_ms = j->end_ms;
+    r.checkpoints = j->ncompleted;
+    Sluice__Envelope env;
+    sl_msg_init(&env, 0);
+    env.body_case = SLUICE__ENVELOPE__BODY_JOB_RECORD;
+    env.job_record = &r;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char path[4300];
+    snprintf(path, sizeof path, "%s/jobs/%s.job", m->state_dir, j->id);
+    if (sl_msg_encode(&env, &buf, &len) != SL_OK || sl_fs_write_atomic(path, buf, len) != SL_OK)
+        fprintf(stderr, "sluice-master: cannot save job %s to %s: %s\n", j->id, path,
+                errno ? strerror(errno) : "out of memory");
+    free(buf);
+    free(params);
+    free(pp);
+}
+
+/* The checkpoints of j on disk: those with a _metadata, oldest first
+ * (retained ones); ck_next passes every id seen, complete or not. */
+static void s_scan_checkpoints(s_job_t *j)
+{
+    DIR *d = opendir(j->ckpt_dir);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d));) {
+        unsigned long long id;
+        char tail;
+        if (sscanf(e->d_name, "chk-%llu%c", &id, &tail) != 1 || id == 0)
+            continue;
+        if (id > j->ck_next)
+            j->ck_next = id;
+        char meta[4400];
+        snprintf(meta, sizeof meta, "%s/%s/_metadata", j->ckpt_dir, e->d_name);
+        if (access(meta, R_OK) != 0)
+            continue;
+        uint64_t *done = realloc(j->ck_done, (size_t)(j->nck_done + 1) * sizeof *done);
+        if (!done)
+            break;
+        j->ck_done = done;
+        int k = j->nck_done++;
+        while (k > 0 && j->ck_done[k - 1] > id) {
+            j->ck_done[k] = j->ck_done[k - 1];
+            k--;
+        }
+        j->ck_done[k] = id;
+    }
+    closedir(d);
+}
+
+/* Loads one job record; a job that was running restarts from its latest
+ * checkpoint once workers are back. */
+static void s_load_job(sl_master_t *m, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return;
+    uint8_t *buf = malloc(SL_MSG_SPEC_MAX + 65536);
+    size_t len = buf ? fread(buf, 1, SL_MSG_SPEC_MAX + 65536, f) : 0;
+    fclose(f);
+    Sluice__Envelope *env = NULL;
+    char err[256];
+    if (!buf || sl_msg_decode(buf, len, &env, err, sizeof err) != SL_OK ||
+        env->body_case != SLUICE__ENVELOPE__BODY_JOB_RECORD) {
+        fprintf(stderr, "sluice-master: ignoring unreadable job record %s: %s\n", path,
+                env ? "not a job record" : err);
+        sl_msg_free(&env);
+        free(buf);
+        return;
+    }
+    free(buf);
+    const Sluice__JobRecord *r = env->job_record;
+    const Sluice__SubmitJob *sj = r->submit;
+    s_job_t *j = calloc(1, sizeof *j);
+    sl_params_t *params = sl_params_new();
+    sl_diag_t *d = sl_diag_new(sj->spec_file[0] ? sj->spec_file : "job.yaml");
+    char why[1024] = "out of memory";
+    if (!j || !params || !d)
+        goto fail;
+    for (size_t i = 0; i < sj->n_params; i++)
+        sl_params_set(params, sj->params[i]->name, sj->params[i]->value);
+    if (r->plugin_sha256[0]) {
+        char ppath[4300];
+        snprintf(ppath, sizeof ppath, "%s/plugins/%s.so", m->state_dir, r->plugin_sha256);
+        FILE *pf = fopen(ppath, "rb");
+        if (!pf) {
+            snprintf(why, sizeof why, "its plugin %s is gone", ppath);
+            goto fail;
+        }
+        fseek(pf, 0, SEEK_END);
+        long plen = ftell(pf);
+        fseek(pf, 0, SEEK_SET);
+        j->plugin_bytes = plen > 0 ? malloc((size_t)plen) : NULL;
+        j->plugin_len = j->plugin_bytes ? fread(j->plugin_bytes, 1, (size_t)plen, pf) : 0;
+        fclose(pf);
+        sl_sha256_hex(j->plugin_bytes, j->plugin_len, j->plugin_sha);
+        if (strcmp(j->plugin_sha, r->plugin_sha256) != 0 ||
+            sl_plugin_open(ppath, &j->plugin, why, sizeof why) != SL_OK) {
+            snprintf(why, sizeof why, "its plugin %s does not match its hash", ppath);
+            goto fail;
+        }
+    }
+    if (sl_plan_load_with(sl_diag_file(d), (const char *)sj->spec_text.data, sj->spec_text.len,
+                          params, (int)sj->parallelism, j->plugin, d, &j->spec,
+                          &j->plan) != SL_OK) {
+        snprintf(why, sizeof why, "its spec no longer plans: %s",
+                 sl_diag_count(d) ? sl_diag_message(d, 0) : "error");
+        goto fail;
+    }
+    j->id = strdup(r->job_id);
+    j->name = strdup(j->plan->name);
+    j->spec_file = strdup(sl_diag_file(d));
+    j->spec_text = malloc(sj->spec_text.len);
+    j->spec_len = sj->spec_text.len;
+    j->parallelism = (int)sj->parallelism;
+    j->nparams = (int)sj->n_params;
+    j->pnames = calloc(sj->n_params + 1, sizeof(char *));
+    j->pvalues = calloc(sj->n_params + 1, sizeof(char *));
+    s_job_t **nj = realloc(m->jobs, (size_t)(m->njobs + 1) * sizeof *nj);
+    if (nj)
+        m->jobs = nj;
+    if (!j->id || !j->name || !j->spec_file || !j->spec_text || !j->pnames || !j->pvalues || !nj)
+        goto fail;
+    memcpy(j->spec_text, sj->spec_text.data, sj->spec_text.len);
+    for (size_t i = 0; i < sj->n_params; i++) {
+        j->pnames[i] = strdup(sj->params[i]->name);
+        j->pvalues[i] = strdup(sj->params[i]->value);
+    }
+    j->state = r->state;
+    j->attempt = r->attempt;
+    j->error = r->error[0] ? strdup(r->error) : NULL;
+    j->start_ms = r->start_ms;
+    j->end_ms = r->end_ms;
+    j->ncompleted = r->checkpoints;
+    j->failures = calloc(r->n_failures + 1, sizeof *j->failures);
+    j->fail_ms = calloc(r->n_failures + 1, sizeof *j->fail_ms);
+    for (size_t i = 0; j->failures && j->fail_ms && i < r->n_failures; i++)
+        j->failures[j->nfailures++] = strdup(r->failures[i]);
+    if (j->plan->spec->ckpt_interval_ms > 0) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/checkpoints/%s", m->state_dir, j->id);
+        j->ckpt_dir = strdup(dir);
+        if (j->ckpt_dir)
+            s_scan_checkpoints(j);
+        if (j->ncompleted < (uint32_t)j->nck_done)
+            j->ncompleted = (uint32_t)j->nck_done;
+    }
+    unsigned long long seq = 0;
+    if (sscanf(j->id, "job-%llu", &seq) == 1 && seq > m->job_seq)
+        m->job_seq = seq;
+    if (j->state == SLUICE__JOB_STATE_KIND__JOB_RUNNING ||
+        j->state == SLUICE__JOB_STATE_KIND__JOB_RESTARTING) {
+        /* Its tasks died with the old master (or are being canceled by their
+         * workers, which it no longer knows): restart from the checkpoint. */
+        j->state = SLUICE__JOB_STATE_KIND__JOB_RESTARTING;
+        j->restart_at = s_mono_ms() + (uint64_t)m->o.heartbeat_timeout_ms;
+        j->reason = strdup("resuming after a master restart");
+        fprintf(stderr, "sluice-master: resuming job %s (%s) from %s\n", j->id, j->name,
+                j->nck_done ? "its latest checkpoint" : "the start");
+    } else if (!s_terminal(j->state)) {
+        j->state = SLUICE__JOB_STATE_KIND__JOB_SCHEDULED;
+    }
+    m->jobs[m->njobs++] = j;
+    sl_params_destroy(&params);
+    sl_diag_destroy(&d);
+    sl_msg_free(&env);
+    return;
+fail:
+    fprintf(stderr, "sluice-master: cannot resume job %s from %s: %s\n", r->job_id, path, why);
+    if (j)
+        s_job_free(j);
+    sl_params_destroy(&params);
+    sl_diag_destroy(&d);
+    sl_msg_free(&env);
+}
+
+static void s_load_jobs(sl_master_t *m)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/jobs", m->state_dir);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        fprintf(stderr, "sluice-master: cannot create %s: %s\n", dir, strerror(errno));
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    /* in id order, so `list` keeps the submission order */
+    char **names = NULL;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t l = strlen(e->d_name);
+        if (l < 5 || strcmp(e->d_name + l - 4, ".job") != 0)
+            continue;
+        char **nn = realloc(names, (size_t)(n + 1) * sizeof *nn);
+        if (!nn)
+            break;
+        names = nn;
+        names[n] = strdup(e->d_name);
+        if (names[n])
+            n++;
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++)
+        for (int k = i; k > 0 && strcmp(names[k - 1], names[k]) > 0; k--) {
+            char *t = names[k];
+            names[k] = names[k - 1];
+            names[k - 1] = t;
+        }
+    for (int i = 0; i < n; i++) {
+        char path[8400];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        s_load_job(m, path);
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* ---- checkpoints (docs/fault-tolerance.md) ------------------------------ */
+
+static void s_ck_dir(const s_job_t *j, uint64_t id, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/chk-%llu", j->ckpt_dir, (unsigned long long)id);
+}
+
+/* Gives up the checkpoint in flight (its files are removed). */
+static void s_ck_abort(sl_master_t *m, s_job_t *j, const char *why)
+{
+    (void)m;
+    if (!j->ck_pending)
+        return;
+    fprintf(stderr, "sluice-master: checkpoint %llu of job %s given up: %s\n",
+            (unsigned long long)j->ck_pending, j->id, why);
+    char dir[4200];
+    s_ck_dir(j, j->ck_pending, dir, sizeof dir);
+    sl_rmtree(dir);
+    j->ck_pending = 0;
+    j->ck_last_end = s_mono_ms();
+}
+
+static void s_ck_trigger(sl_master_t *m, s_job_t *j)
+{
+    uint64_t id = ++j->ck_next;
+    j->ck_pending = id;
+    j->ck_started = s_mono_ms();
+    bool *sent = calloc((size_t)m->nworkers + 1, sizeof *sent);
+    for (int i = 0; i < j->ntasks; i++) {
+        s_task_t *t = &j->tasks[i];
+        j->ck_acks[i] = (s_ack_t){0};
+        if (t->state == SLUICE__TASK_STATE_KIND__TASK_FINISHED) {
+            j->ck_acks[i].finished = true; /* ended before this checkpoint */
+            continue;
+        }
+        const sl_plan_node_t *head = &j->plan->nodes[j->plan->chains[t->chain].nodes[0]];
+        if (head->role != SL_ROLE_SOURCE || !sent || sent[t->worker])
+            continue;
+        sent[t->worker] = true;
+        Sluice__Envelope env;
+        sl_msg_init(&env, ++m->next_req);
+        Sluice__CheckpointTrigger ct = SLUICE__CHECKPOINT_TRIGGER__INIT;
+        ct.job_id = j->id;
+        ct.checkpoint_id = id;
+        ct.timestamp_ms = s_wall_ms();
+        ct.attempt = j->attempt;
+        env.body_case = SLUICE__ENVELOPE__BODY_CHECKPOINT_TRIGGER;
+        env.checkpoint_trigger = &ct;
+        const char *rid = m->workers[t->worker].id;
+        sl_msg_send(m->sock, rid, strlen(rid), &env);
+    }
+    free(sent);
+}
+
+/* _metadata: a text file naming every subtask's state file with its size
+ * and SHA-256, ending with the SHA-256 of everything before that line. */
+static int s_ck_write_metadata(s_job_t *j, uint64_t id, char *why, size_t cap)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return SL_NOMEM;
+    fprintf(f, "sluice-checkpoint 1\njob %s\ncheckpoint %llu\nattempt %u\ntasks %d\n", j->id,
+            (unsigned long long)id, (unsigned)j->attempt, j->ntasks);
+    for (int i = 0; i < j->ntasks; i++) {
+        const s_ack_t *a = &j->ck_acks[i];
+        if (a->finished && !a->acked)
+            fprintf(f, "task %d %d finished\n", j->tasks[i].chain, j->tasks[i].subtask);
+        else
+            fprintf(f, "task %d %d %llu %s %s\n", j->tasks[i].chain, j->tasks[i].subtask,
+                    (unsigned long long)a->size, a->sha, a->file);
+    }
+    fclose(f);
+    char hex[65], dir[4200], path[4300];
+    sl_sha256_hex(buf, len, hex);
+    char *full = malloc(len + 80);
+    int rc = SL_NOMEM;
+    if (full) {
+        int n = snprintf(full, len + 80, "%.*ssha256 %s\n", (int)len, buf, hex);
+        s_ck_dir(j, id, dir, sizeof dir);
+        snprintf(path, sizeof path, "%s/_metadata", dir);
+        errno = 0;
+        rc = sl_fs_write_atomic(path, full, (size_t)n);
+        if (rc)
+            snprintf(why, cap, "cannot write %s: %s", path, errno ? strerror(errno) : "I/O error");
+    }
+    free(full);
+    free(buf);
+    return rc;
+}
+
+/* Every subtask acknowledged (or had finished): the checkpoint is
+ * complete once its _metadata is durable; then the tasks hear of it. */
+static void s_ck_maybe_complete(sl_master_t *m, s_job_t *j)
+{
+    if (!j->ck_pending)
+        return;
+    for (int i = 0; i < j->ntasks; i++)
+        if (!j->ck_acks[i].acked && !j->ck_acks[i].finished)
+            return;
+    uint64_t id = j->ck_pending;
+    char why[4400] = "";
+    if (s_ck_write_metadata(j, id, why, sizeof why) != SL_OK) {
+        s_ck_abort(m, j, why[0] ? why : "out of memory");
+        return;
+    }
+    j->ck_pending = 0;
+    j->ck_last_end = s_mono_ms();
+    j->ncompleted++;
+    s_persist(m, j);
+    uint64_t *done = realloc(j->ck_done, (size_t)(j->nck_done + 1) * sizeof *done);
+    if (done) {
+        j->ck_done = done;
+        j->ck_done[j->nck_done++] = id;
+    }
+    int retain = j->plan->spec->ckpt_retain;
+    while (j->nck_done > retain) {
+        char dir[4200];
+        s_ck_dir(j, j->ck_done[0], dir, sizeof dir);
+        sl_rmtree(dir);
+        memmove(j->ck_done, j->ck_done + 1, (size_t)(j->nck_done - 1) * sizeof *j->ck_done);
+        j->nck_done--;
+    }
+    bool *sent = calloc((size_t)m->nworkers + 1, sizeof *sent);
+    for (int i = 0; sent && i < j->ntasks; i++) {
+        int wi = j->tasks[i].worker;
+        if (wi < 0 || sent[wi] || !m->workers[wi].alive)
+            continue;
+        sent[wi] = true;
+        Sluice__Envelope env;
+        sl_msg_init(&env, ++m->next_req);
+        Sluice__CheckpointComplete cc = SLUICE__CHECKPOINT_COMPLETE__INIT;
+        cc.job_id = j->id;
+        cc.checkpoint_id = id;
+        cc.attempt = j->attempt;
+        env.body_case = SLUICE__ENVELOPE__BODY_CHECKPOINT_COMPLETE;
+        env.checkpoint_complete = &cc;
+        sl_msg_send(m->sock, m->workers[wi].id, strlen(m->workers[wi].id), &env);
+    }
+    free(sent);
+}
+
+static void s_on_ack(sl_master_t *m, const uint8_t *rid, size_t rlen,
+                     const Sluice__CheckpointAck *a)
+{
+    s_job_t *j = s_find_job(m, a->job_id);
+    if (!j || !j->tasks || a->attempt != j->attempt || a->checkpoint_id != j->ck_pending)
+        return; /* stale: another attempt, or a checkpoint given up */
+    for (int i = 0; i < j->ntasks; i++) {
+        s_task_t *t = &j->tasks[i];
+        if (t->chain != (int)a->ref->chain || t->subtask != (int)a->ref->subtask)
+            continue;
+        if (t->worker < 0 || !s_sender_is(rid, rlen, m->workers[t->worker].id)) {
+            s_log_rejected(m, "a checkpoint ack from a worker that does not run the task");
+            return;
+        }
+        if (a->declined[0]) {
+            char why[1200];
+            snprintf(why, sizeof why, "task %d.%d declined: %s", t->chain, t->subtask, a->declined);
+            s_ck_abort(m, j, why);
+            return;
+        }
+        s_ack_t *k = &j->ck_acks[i];
+        k->acked = true;
+        snprintf(k->file, sizeof k->file, "%s", a->file);
+        snprintf(k->sha, sizeof k->sha, "%s", a->sha256);
+        k->size = a->size;
+        s_ck_maybe_complete(m, j);
+        return;
+    }
+}
+
+/* Reads and checks chk-<id>/_metadata and every file it names; on success
+ * fills j->restore. why says what is wrong otherwise. */
+static int s_ck_load(s_job_t *j, uint64_t id, char *why, size_t cap)
+{
+    char dir[4200], path[4300];
+    s_ck_dir(j, id, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/_metadata", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(why, cap, "%s: %s", path, strerror(errno));
+        return SL_IO;
+    }
+    char *buf = malloc(1 << 20);
+    size_t len = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    if (!buf)
+        return SL_NOMEM;
+    buf[len] = '\0';
+    int rc = SL_DATA;
+    char *tail = len ? strstr(buf, "sha256 ") : NULL;
+    while (tail && tail != buf && tail[-1] != '\n')
+        tail = strstr(tail + 1, "sha256 ");
+    char hex[65], want[65] = "";
+    if (!tail || sscanf(tail, "sha256 %64s", want) != 1) {
+        snprintf(why, cap, "%s is truncated (no checksum line)", path);
+        goto out;
+    }
+    sl_sha256_hex(buf, (size_t)(tail - buf), hex);
+    if (strcmp(hex, want) != 0) {
+        snprintf(why, cap, "%s does not match its checksum", path);
+        goto out;
+    }
+    int ntasks = 0;
+    char *line = strstr(buf, "\ntasks ");
+    int nsub = 0; /* the subtasks the next attempt deploys */
+    for (int c = 0; c < j->plan->nchains; c++)
+        nsub += j->plan->chains[c].parallelism;
+    if (!line || sscanf(line, "\ntasks %d", &ntasks) != 1 || ntasks != nsub) {
+        snprintf(why, cap, "%s is for %d subtasks, the job has %d", path, ntasks, nsub);
+        goto out;
+    }
+    s_restore_free(j);
+    j->restore = calloc((size_t)ntasks + 1, sizeof *j->restore);
+    j->restore_refs = calloc((size_t)ntasks + 1, sizeof *j->restore_refs);
+    j->restore_strs = calloc(2 * (size_t)ntasks + 2, sizeof *j->restore_strs);
+    if (!j->restore || !j->restore_refs || !j->restore_strs) {
+        rc = SL_NOMEM;
+        goto out;
+    }
+    char *p = strchr(line + 1, '\n');
+    for (int i = 0; i < ntasks; i++) {
+        int c, st, n = 0;
+        unsigned long long size;
+        char sha[65], file[97];
+        if (!p || sscanf(p + 1, "task %d %d finished\n%n", &c, &st, &n) == 2) {
+            if (!p)
+                break;
+        }
+        Sluice__TaskSnapshot *ts = &j->restore[i];
+        *ts = (Sluice__TaskSnapshot)SLUICE__TASK_SNAPSHOT__INIT;
+        j->restore_refs[i] = (Sluice__SubtaskRef)SLUICE__SUBTASK_REF__INIT;
+        ts->ref = &j->restore_refs[i];
+        if (n > 0) {
+            ts->finished = true;
+            ts->file = ts->sha256 = "";
+        } else if (sscanf(p + 1, "task %d %d %llu %64s %96s", &c, &st, &size, sha, file) == 5) {
+            char fpath[4400];
+            snprintf(fpath, sizeof fpath, "%s/%s", dir, file);
+            uint8_t *data = NULL;
+            FILE *sf = fopen(fpath, "rb");
+            size_t got = 0;
+            if (sf) {
+                data = malloc(size ? size : 1);
+                got = data ? fread(data, 1, size, sf) : 0;
+                if (fgetc(sf) != EOF)
+                    got = size + 1;
+                fclose(sf);
+            }
+            char fh[65] = "";
+            if (data && got == size)
+                sl_sha256_hex(data, got, fh);
+            free(data);
+            if (!sf || got != size || strcmp(fh, sha) != 0) {
+                snprintf(why, cap, "%s is %s", fpath,
+                         !sf           ? "missing"
+                         : got != size ? "truncated or has the wrong size"
+                                       : "corrupt (its SHA-256 differs)");
+                goto out;
+            }
+            j->restore_strs[2 * i] = strdup(file);
+            j->restore_strs[2 * i + 1] = strdup(sha);
+            ts->file = j->restore_strs[2 * i];
+            ts->sha256 = j->restore_strs[2 * i + 1];
+            ts->size = size;
+            if (!ts->file || !ts->sha256) {
+                rc = SL_NOMEM;
+                goto out;
+            }
+        } else {
+            snprintf(why, cap, "%s: malformed task line %d", path, i + 1);
+            goto out;
+        }
+        j->restore_refs[i].chain = (uint32_t)c;
+        j->restore_refs[i].subtask = (uint32_t)st;
+        j->nrestore = i + 1;
+        p = strchr(p + 1, '\n');
+    }
+    if (j->nrestore != ntasks) {
+        snprintf(why, cap, "%s lists fewer than %d subtasks", path, ntasks);
+        goto out;
+    }
+    j->restore_id = id;
+    rc = SL_OK;
+out:
+    if (rc)
+        s_restore_free(j);
+    free(buf);
+    return rc;
+}
+
+/* Picks the newest completed checkpoint that is intact; falls back to older
+ * ones, saying why. With none completed the job starts from scratch; with
+ * all corrupt it fails (never from scratch by accident). */
+static int s_ck_choose(s_job_t *j, char *why, size_t cap)
+{
+    s_restore_free(j);
+    if (!j->nck_done)
+        return SL_OK;
+    for (int k = j->nck_done - 1; k >= 0; k--) {
+        char bad[4600];
+        if (s_ck_load(j, j->ck_done[k], bad, sizeof bad) == SL_OK)
+            return SL_OK;
+        fprintf(stderr, "sluice-master: job %s: checkpoint %llu is unusable (%s)%s\n", j->id,
+                (unsigned long long)j->ck_done[k], bad,
+                k ? "; falling back to the previous one" : "");
+        snprintf(why, cap, "no usable checkpoint: %s", bad);
+    }
+    return SL_DATA;
+}
+
+/* ---- failures and restarts ---------------------------------------------------- */
+
+/* The job's current attempt failed: restart it per its strategy, or fail it. */
+static void s_job_failed(sl_master_t *m, s_job_t *j, const char *cause)
+{
+    if (j->state != SLUICE__JOB_STATE_KIND__JOB_RUNNING)
+        return;
+    const sl_spec_t *sp = j->plan->spec;
+    uint64_t now = s_mono_ms();
+    char **nf = realloc(j->failures, (size_t)(j->nfailures + 1) * sizeof *nf);
+    uint64_t *nt = realloc(j->fail_ms, (size_t)(j->nfailures + 1) * sizeof *nt);
+    if (nf)
+        j->failures = nf;
+    if (nt)
+        j->fail_ms = nt;
+    if (nf && nt) {
+        char buf[1400];
+        snprintf(buf, sizeof buf, "attempt %u: %s", (unsigned)j->attempt, cause);
+        j->failures[j->nfailures] = strdup(buf);
+        j->fail_ms[j->nfailures++] = now;
+    }
+    int64_t delay = sp->restart_delay_ms;
+    const char *exhausted = NULL;
+    char ex[200];
+    switch (sp->restart) {
+    case SL_RESTART_NONE:
+        exhausted = "no restart strategy";
+        break;
+    case SL_RESTART_FIXED_DELAY:
+        if (j->nfailures > sp->restart_attempts) {
+            snprintf(ex, sizeof ex, "restart strategy exhausted after %d restarts",
+                     sp->restart_attempts);
+            exhausted = ex;
+        }
+        break;
+    case SL_RESTART_EXPONENTIAL_DELAY:
+        for (int i = 1; i < j->nfailures && delay < sp->restart_max_delay_ms; i++)
+            delay *= 2;
+        if (delay > sp->restart_max_delay_ms)
+            delay = sp->restart_max_delay_ms;
+        break;
+    case SL_RESTART_FAILURE_RATE: {
+        int recent = 0;
+        for (int i = 0; i < j->nfailures; i++)
+            recent += now - j->fail_ms[i] <= (uint64_t)sp->restart_interval_ms;
+        if (recent > sp->restart_attempts) {
+            snprintf(ex, sizeof ex, "failure rate exceeded: %d failures within %lld ms", recent,
+                     sp->restart_interval_ms);
+            exhausted = ex;
+        }
+        break;
+    }
+    }
+    if (exhausted) {
+        char msg[1600];
+        if (sp->restart == SL_RESTART_NONE)
+            snprintf(msg, sizeof msg, "%s", cause);
+        else
+            snprintf(msg, sizeof msg, "%s; last failure: %s", exhausted, cause);
+        s_ck_abort(m, j, "the job failed");
+        s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_FAILED, msg);
+        return;
+    }
+    fprintf(stderr, "sluice-master: job %s attempt %u failed (%s); restarting in %lld ms\n", j->id,
+            (unsigned)j->attempt, cause, (long long)delay);
+    s_ck_abort(m, j, "the attempt failed");
+    for (int s = 0; s < j->nslots; s++)
+        if (j->slot_worker[s] >= 0)
+            m->workers[j->slot_worker[s]].used--;
+    j->nslots = 0;
+    s_send_cancel(m, j); /* fences the old attempt: its reports are ignored from now on */
+    j->state = SLUICE__JOB_STATE_KIND__JOB_RESTARTING;
+    j->restart_at = now + (uint64_t)delay;
+    s_persist(m, j);
+    free(j->reason);
+    j->reason = strdup("restarting after a failure");
+}
+
+/* Periodic work: restarts that are due, checkpoints to trigger or give up. */
+static void s_tick_jobs(sl_master_t *m)
+{
+    uint64_t now = s_mono_ms();
+    for (int i = 0; i < m->njobs; i++) {
+        s_job_t *j = m->jobs[i];
+        if (j->state == SLUICE__JOB_STATE_KIND__JOB_RESTARTING && now >= j->restart_at) {
+            char why[4800] = "";
+            if (s_ck_choose(j, why, sizeof why) != SL_OK) {
+                j->state =
+                    SLUICE__JOB_STATE_KIND__JOB_RUNNING; /* so s_end_job frees nothing twice */
+                j->nslots = 0;
+                s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_FAILED, why);
+                continue;
+            }
+            if (j->restore_id)
+                fprintf(stderr, "sluice-master: job %s restarts from checkpoint %llu\n", j->id,
+                        (unsigned long long)j->restore_id);
+            s_try_schedule(m, j);
+            continue;
+        }
+        if (j->state != SLUICE__JOB_STATE_KIND__JOB_RUNNING || !j->started || !j->ckpt_dir)
+            continue;
+        const sl_spec_t *sp = j->plan->spec;
+        if (j->ck_pending && now - j->ck_started > (uint64_t)sp->ckpt_timeout_ms) {
+            char why[96];
+            snprintf(why, sizeof why, "not acknowledged within %lld ms", sp->ckpt_timeout_ms);
+            s_ck_abort(m, j, why);
+        }
+        uint64_t since = j->ck_last_end ? j->ck_last_end : j->ck_started;
+        if (!j->ck_pending && now - since >= (uint64_t)sp->ckpt_min_pause_ms &&
+            now - j->ck_started >= (uint64_t)sp->ckpt_interval_ms)
+            s_ck_trigger(m, j);
+    }
 }
 
 static void s_on_worker_lost(sl_master_t *m, int wi, const char *why)
@@ -369,7 +1148,7 @@ static void s_on_worker_lost(sl_master_t *m, int wi, const char *why)
         for (int s = 0; s < j->nslots; s++)
             if (j->slot_worker[s] == wi) {
                 char *msg = s_strdup_printf("worker %s lost: %s", w->id, why);
-                s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_FAILED, msg);
+                s_job_failed(m, j, msg ? msg : "worker lost");
                 free(msg);
                 break;
             }
@@ -487,9 +1266,26 @@ static void s_on_submit(sl_master_t *m, const void *rid, size_t rlen, uint64_t r
         j->pnames[i] = strdup(sj->params[i]->name);
         j->pvalues[i] = strdup(sj->params[i]->value);
     }
+    if (j->plan->spec->ckpt_interval_ms > 0) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/checkpoints", m->state_dir);
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+            sl_msg_send_error(m->sock, rid, rlen, req, SL_IO, "cannot create %s: %s", dir,
+                              strerror(errno));
+            goto out;
+        }
+        snprintf(dir, sizeof dir, "%s/checkpoints/%s", m->state_dir, j->id);
+        sl_rmtree(dir); /* a job id is new: anything there is from an earlier master */
+        if (mkdir(dir, 0755) != 0 || !(j->ckpt_dir = strdup(dir))) {
+            sl_msg_send_error(m->sock, rid, rlen, req, SL_IO, "cannot create %s: %s", dir,
+                              strerror(errno));
+            goto out;
+        }
+    }
     j->state = SLUICE__JOB_STATE_KIND__JOB_CREATED;
     j->start_ms = s_wall_ms();
     m->jobs[m->njobs++] = j;
+    s_persist(m, j);
     Sluice__Envelope env;
     sl_msg_init(&env, req);
     Sluice__SubmitReply rep = SLUICE__SUBMIT_REPLY__INIT;
@@ -531,6 +1327,8 @@ static void s_start_job(sl_master_t *m, s_job_t *j)
         locp[t] = &locs[t];
     }
     j->started = true;
+    j->ck_started = s_mono_ms(); /* the first checkpoint comes an interval after the start */
+    j->ck_last_end = 0;
     for (int t = 0; t < j->ntasks; t++) {
         int wi = j->tasks[t].worker;
         if (sent[wi])
@@ -540,6 +1338,7 @@ static void s_start_job(sl_master_t *m, s_job_t *j)
         sl_msg_init(&env, ++m->next_req);
         Sluice__StartTasks st = SLUICE__START_TASKS__INIT;
         st.job_id = j->id;
+        st.attempt = j->attempt;
         st.n_locations = (size_t)j->ntasks;
         st.locations = locp;
         env.body_case = SLUICE__ENVELOPE__BODY_START_TASKS;
@@ -559,6 +1358,8 @@ static void s_on_task_state(sl_master_t *m, const uint8_t *rid, size_t rlen,
     s_job_t *j = s_find_job(m, ts->job_id);
     if (!j || !j->tasks)
         return;
+    if (ts->attempt != j->attempt)
+        return; /* an earlier attempt, fenced off */
     s_task_t *t = NULL;
     for (int i = 0; i < j->ntasks; i++)
         if (j->tasks[i].chain == (int)ts->ref->chain &&
@@ -627,7 +1428,7 @@ static void s_on_task_state(sl_master_t *m, const uint8_t *rid, size_t rlen,
         char msg[512];
         snprintf(msg, sizeof msg, "task %d.%d was canceled by worker %s (the worker is stopping)",
                  t->chain, t->subtask, t->worker >= 0 ? m->workers[t->worker].id : "?");
-        s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_FAILED, msg);
+        s_job_failed(m, j, msg);
         return;
     }
     if (ts->state == SLUICE__TASK_STATE_KIND__TASK_FAILED) {
@@ -640,9 +1441,17 @@ static void s_on_task_state(sl_master_t *m, const uint8_t *rid, size_t rlen,
         if (msg)
             snprintf(msg, n, "task %d.%d (%s) failed: %s", t->chain, t->subtask,
                      j->plan->nodes[ch->nodes[0]].name, ts->error);
-        s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_FAILED, msg ? msg : ts->error);
+        s_job_failed(m, j, msg ? msg : ts->error);
         free(msg);
         return;
+    }
+    if (ts->state == SLUICE__TASK_STATE_KIND__TASK_FINISHED && j->ck_pending) {
+        /* ended without acknowledging the checkpoint in flight: it had
+         * ended before its barrier, so it restores as finished */
+        s_ack_t *k = &j->ck_acks[t - j->tasks];
+        if (!k->acked)
+            k->finished = true;
+        s_ck_maybe_complete(m, j);
     }
     for (int i = 0; i < j->ntasks; i++)
         if (j->tasks[i].state != SLUICE__TASK_STATE_KIND__TASK_FINISHED)
@@ -673,6 +1482,12 @@ static int s_status_fill(sl_master_t *m, const s_job_t *j, s_status_t *s)
     st->reason = j->reason ? j->reason : "";
     st->start_ms = j->start_ms;
     st->end_ms = j->end_ms;
+    st->attempt = j->attempt;
+    st->n_failures = (size_t)j->nfailures;
+    st->failures = j->failures;
+    st->checkpoint_id = j->nck_done ? j->ck_done[j->nck_done - 1] : 0;
+    st->checkpoints = j->ncompleted;
+    st->restored_from = j->restored_from;
     size_t nt = (size_t)j->ntasks + 1, nn = (size_t)j->plan->nnodes + 1;
     s->ts = calloc(nt, sizeof *s->ts);
     s->tsp = calloc(nt, sizeof *s->tsp);
@@ -882,6 +1697,9 @@ static void s_dispatch(sl_master_t *m, const uint8_t *rid, size_t rlen, Sluice__
     case SLUICE__ENVELOPE__BODY_TASK_STATE:
         s_on_task_state(m, rid, rlen, env->task_state);
         break;
+    case SLUICE__ENVELOPE__BODY_CHECKPOINT_ACK:
+        s_on_ack(m, rid, rlen, env->checkpoint_ack);
+        break;
     case SLUICE__ENVELOPE__BODY_SUBMIT_JOB:
         s_on_submit(m, rid, rlen, req, env->submit_job);
         break;
@@ -950,6 +1768,7 @@ static void *s_main(void *arg)
             sl_msg_free(&env);
         }
         s_check_heartbeats(m);
+        s_tick_jobs(m);
     }
     s_broadcast_shutdown(m);
     atomic_store(&m->ended, true);
@@ -959,12 +1778,8 @@ static void *s_main(void *arg)
 /* Removes a temporary state directory we made (its plugins, then it). */
 static void s_remove_state_dir(sl_master_t *m)
 {
-    if (m->own_state_dir) {
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s/plugins", m->state_dir);
-        sl_rmtree(dir);
-        rmdir(m->state_dir);
-    }
+    if (m->own_state_dir)
+        sl_rmtree(m->state_dir); /* plugins, checkpoints */
     free(m->state_dir);
     m->state_dir = NULL;
 }
@@ -1014,6 +1829,7 @@ sl_master_t *sl_master_start(const sl_master_opts_t *o, char *err, size_t cap)
         free(m);
         return NULL;
     }
+    s_load_jobs(m);
     size_t elen = sizeof m->endpoint;
     if (zmq_getsockopt(m->sock, ZMQ_LAST_ENDPOINT, m->endpoint, &elen) != 0)
         snprintf(m->endpoint, sizeof m->endpoint, "%s", o->endpoint);

@@ -182,6 +182,19 @@ int sl_outgate_watermark(sl_outgate_t *g, int64_t wm, bool idle)
     return SL_OK;
 }
 
+int sl_outgate_barrier(sl_outgate_t *g, uint64_t id)
+{
+    sl_frame_hdr_t h = {.kind = SL_FRAME_BARRIER, .input = g->input, .sender = g->sender};
+    uint8_t v[8];
+    memcpy(v, &id, sizeof v);
+    for (int i = 0; i < g->n; i++) {
+        int rc = s_send_frame(g->socks[i], &h, v, sizeof v);
+        if (rc)
+            return rc;
+    }
+    return SL_OK;
+}
+
 int sl_outgate_finish(sl_outgate_t *g)
 {
     sl_frame_hdr_t h = {.kind = SL_FRAME_EOI, .input = g->input, .sender = g->sender};
@@ -307,6 +320,17 @@ int sl_ingate_poll(sl_ingate_t *g, sl_inbatch_t *b, int wait_ms, char *err, size
             zmq_msg_close(&b->msg);
             if (!ok) {
                 snprintf(err, cap, "malformed watermark frame (%zu bytes)", size);
+                return SL_PROTO;
+            }
+            return 1;
+        }
+        if (h.kind == SL_FRAME_BARRIER) {
+            bool ok = size == sizeof h + 8;
+            if (ok)
+                memcpy(&b->barrier, (const uint8_t *)zmq_msg_data(&b->msg) + sizeof h, 8);
+            zmq_msg_close(&b->msg);
+            if (!ok || b->barrier == 0) {
+                snprintf(err, cap, "malformed barrier frame (%zu bytes)", size);
                 return SL_PROTO;
             }
             return 1;

@@ -18,7 +18,8 @@
  *     cost no credit and are ordered with the batches of their channel, so a
  *     watermark never overtakes a record sent before it. A sender emits them
  *     only when its watermark advances or its idleness changes, which bounds
- *     them by the batches sent and the idle timeouts.
+ *     them by the batches sent and the idle timeouts. Checkpoint barriers
+ *     are control frames too, ordered the same way.
  *
  * Frame: a 16-byte header (sl_frame_hdr_t) followed, for batches, by the
  * batch bytes. */
@@ -30,7 +31,13 @@
 
 #include <zmq.h>
 
-enum { SL_FRAME_BATCH = 1, SL_FRAME_EOI = 2, SL_FRAME_CREDIT = 3, SL_FRAME_WATERMARK = 4 };
+enum {
+    SL_FRAME_BATCH = 1,
+    SL_FRAME_EOI = 2,
+    SL_FRAME_CREDIT = 3,
+    SL_FRAME_WATERMARK = 4,
+    SL_FRAME_BARRIER = 5, /* checkpoint barrier: 8 bytes of checkpoint id */
+};
 
 typedef struct {
     uint8_t kind;    /* SL_FRAME_* */
@@ -59,6 +66,8 @@ int sl_outgate_send(sl_outgate_t *g, int ch, const uint8_t *data, uint32_t len, 
  * tells the receivers to leave this sender out of their watermark until it
  * sends records or a watermark again. */
 int sl_outgate_watermark(sl_outgate_t *g, int64_t wm, bool idle);
+/* Sends checkpoint barrier id on every channel. */
+int sl_outgate_barrier(sl_outgate_t *g, uint64_t id);
 /* Sends end-of-input on every channel. */
 int sl_outgate_finish(sl_outgate_t *g);
 int sl_outgate_channels(const sl_outgate_t *g);
@@ -79,6 +88,7 @@ typedef struct {
     uint8_t kind;        /* SL_FRAME_BATCH, SL_FRAME_WATERMARK or SL_FRAME_EOI */
     bool idle;           /* WATERMARK: the sender went idle */
     int64_t wm;          /* WATERMARK: the sender's watermark */
+    uint64_t barrier;    /* BARRIER: the checkpoint id */
     uint16_t input;      /* input index */
     uint32_t sender;     /* sender subtask */
     const uint8_t *data; /* rows */

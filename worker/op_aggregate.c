@@ -21,7 +21,13 @@
  *
  * The table hash is private to this operator (and independent of the key
  * groups, which depend on sl_value_hash). (Keyed state moves to RocksDB
- * with checkpoints; this is the in-memory backend.) */
+ * with checkpoints; this is the in-memory backend.)
+ *
+ * Checkpoints (off the hot path): the snapshot lists the entries in
+ * first-seen order, each as its key group, its key values and its
+ * accumulators (a string min/max by value); restore re-inserts the keys
+ * whose key group this subtask owns through the normal lookup, so a
+ * snapshot of any parallelism restores into any other. */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* madvise(MADV_HUGEPAGE) */
 #include <stdlib.h>
@@ -600,5 +606,130 @@ static int s_finish(sl_opctx_t *c)
     return SL_OK;
 }
 
-const sl_op_vtable_t sl_op_aggregate = {
-    .open = s_open, .process = s_process, .finish = s_finish, .close = s_close};
+/* ---- checkpoints ------------------------------------------------------------ */
+
+#define S_SNAP_VERSION 1
+
+static bool s_acc_is_str(const sl_agg_t *ag)
+{
+    return (ag->fn == SL_AGG_MIN || ag->fn == SL_AGG_MAX) && ag->out == SL_TYPE_STRING;
+}
+
+/* Version, nkeys, naggs, entry count; per entry: key group (u32), the key
+ * values, then per aggregate n, i (a string min/max: its bytes) and d. */
+static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
+{
+    s_agg_t *a = c->state;
+    const sl_plan_node_t *nd = c->node;
+    sl_snap_u8(w, S_SNAP_VERSION);
+    sl_snap_u32(w, (uint32_t)nd->nkeys);
+    sl_snap_u32(w, (uint32_t)nd->naggs);
+    sl_snap_u64(w, a->n);
+    for (size_t e = 0; e < a->n && !w->err; e++) {
+        const s_entry_t *en = &a->entries[e];
+        s_key_read(nd, a->in, a->keys + en->key_off, en->key_len, a->kbitmap, a->out);
+        int kg = sl_key_group(sl_value_hash(a->out, nd->nkeys), c->plan->max_parallelism);
+        sl_snap_u32(w, (uint32_t)kg);
+        for (int k = 0; k < nd->nkeys; k++)
+            sl_snap_value(w, &a->out[k]);
+        for (int g = 0; g < nd->naggs; g++) {
+            const s_acc_t *acc = &a->accs[e * (size_t)nd->naggs + (size_t)g];
+            sl_snap_i64(w, acc->n);
+            if (s_acc_is_str(&nd->aggs[g]))
+                sl_snap_bytes(w, acc->n ? a->strs + acc->i : "", acc->n ? acc->len : 0);
+            else
+                sl_snap_i64(w, acc->i);
+            sl_snap_f64(w, acc->d);
+        }
+    }
+    return w->err;
+}
+
+static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
+{
+    s_agg_t *a = c->state;
+    const sl_plan_node_t *nd = c->node;
+    int maxp = c->plan->max_parallelism;
+    uint8_t v = sl_snap_get_u8(r);
+    uint32_t nkeys = sl_snap_get_u32(r), naggs = sl_snap_get_u32(r);
+    uint64_t n = sl_snap_get_u64(r);
+    if (r->err || v != S_SNAP_VERSION || nkeys != (uint32_t)nd->nkeys ||
+        naggs != (uint32_t)nd->naggs)
+        return sl_op_fail(c, SL_DATA, "aggregate '%s': not a snapshot of this operator", nd->name);
+    sl_value_t *row = calloc((size_t)a->in->nfields + 1, sizeof *row);
+    uint8_t *buf = NULL;
+    size_t bufcap = 0;
+    int rc = row ? SL_OK : SL_NOMEM;
+    for (uint64_t e = 0; e < n && rc == SL_OK; e++) {
+        uint32_t kg = sl_snap_get_u32(r);
+        for (int f = 0; f < a->in->nfields; f++)
+            row[f] = sl_value_null();
+        for (int k = 0; k < nd->nkeys; k++) {
+            sl_value_t *kv = &row[nd->keys[k]];
+            sl_snap_get_value(r, kv);
+            if (!kv->is_null && kv->type != a->in->fields[nd->keys[k]].type)
+                r->err = SL_DATA;
+            a->out[k] = *kv;
+        }
+        if (r->err || kg >= (uint32_t)maxp ||
+            (int)kg != sl_key_group(sl_value_hash(a->out, nd->nkeys), maxp)) {
+            rc = SL_DATA;
+            break;
+        }
+        bool mine = sl_key_group_owner((int)kg, maxp, c->parallelism) == c->subtask;
+        s_probe_t p = {0};
+        if (mine) {
+            size_t len = sl_row_size(a->in, row);
+            if ((rc = s_grow((void **)&buf, &bufcap, len, 1)) != SL_OK)
+                break;
+            sl_row_encode(a->in, row, buf);
+            size_t before = a->n;
+            if ((rc = s_prepare(a, nd, buf, &p)) != SL_OK || (rc = s_lookup(c, a, &p)) != SL_OK)
+                break;
+            if (p.e < before) {
+                rc = SL_DATA; /* the same key twice */
+                break;
+            }
+        }
+        for (int g = 0; g < nd->naggs; g++) {
+            s_acc_t acc = {.n = sl_snap_get_i64(r)};
+            size_t slen = 0;
+            const uint8_t *str = NULL;
+            if (s_acc_is_str(&nd->aggs[g]))
+                str = sl_snap_get_bytes(r, &slen);
+            else
+                acc.i = sl_snap_get_i64(r);
+            acc.d = sl_snap_get_f64(r);
+            if (r->err || acc.n < 0) {
+                rc = SL_DATA;
+                break;
+            }
+            if (!mine)
+                continue;
+            if (str) {
+                if ((rc = s_grow((void **)&a->strs, &a->strs_cap, a->strs_len + slen + 1, 1)))
+                    break;
+                if (slen)
+                    memcpy(a->strs + a->strs_len, str, slen);
+                acc.i = (int64_t)a->strs_len;
+                acc.len = (uint32_t)slen;
+                a->strs_len += slen;
+            }
+            a->accs[p.e * (size_t)nd->naggs + (size_t)g] = acc;
+        }
+    }
+    free(row);
+    free(buf);
+    if (rc == SL_DATA || r->err)
+        return sl_op_fail(c, SL_DATA, "aggregate '%s': snapshot is truncated or corrupt", nd->name);
+    if (rc)
+        return sl_op_fail(c, rc, "aggregate '%s': cannot restore: %s", nd->name, sl_strerror(rc));
+    return SL_OK;
+}
+
+const sl_op_vtable_t sl_op_aggregate = {.open = s_open,
+                                        .process = s_process,
+                                        .finish = s_finish,
+                                        .close = s_close,
+                                        .snapshot = s_snapshot,
+                                        .restore = s_restore};

@@ -6,8 +6,16 @@
  * ranges and subtask i reads range i of each file (fileio.h's line-split
  * rule reads each line exactly once), so one large file is read in
  * parallel. Malformed records fail the task, or with `on_error: skip` are
- * counted and logged (first few, with file and line) and skipped. */
+ * counted and logged (first few, with file and line) and skipped.
+ *
+ * Source checkpoints: the position is the file being read (by path; the
+ * glob is listed again on restore, in the same sorted order, and the files
+ * before it are skipped), whether it was read to the end of its range, and
+ * the byte offset of its next record and the end of the range; a restored
+ * reader opens at that offset (which is a record start, so a CSV header is
+ * read for its column names but never taken for a record). */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <errno.h>
 #include <glob.h>
 #include <limits.h>
@@ -23,14 +31,22 @@
 #include "operator.h"
 #include "sluice/err.h"
 #include "sluice/fileio.h"
+#include "sluice/plugin.h"
 #include "sluice/textfmt.h"
 
 #define S_LOGGED_ERRORS 10 /* malformed records logged per subtask before going quiet */
 
 /* ---- source --------------------------------------------------------------- */
 
+#define S_SOURCE_SNAP_VERSION 1
+
 typedef struct {
     sl_value_t *vals; /* one record */
+    char *cur;        /* path of the file being read or last read (owned), NULL before any */
+    bool cur_done;    /* cur was read to the end of its range */
+    uint64_t off;     /* in cur: file offset of the next record */
+    uint64_t end;     /* in cur: end of the range */
+    bool resume;      /* restored: skip the files before cur, go on at off */
 } s_source_t;
 
 static int s_source_open(sl_opctx_t *c)
@@ -46,8 +62,10 @@ static int s_source_open(sl_opctx_t *c)
 static void s_source_close(sl_opctx_t *c)
 {
     s_source_t *s = c->state;
-    if (s)
+    if (s) {
         free(s->vals);
+        free(s->cur);
+    }
     free(s);
     c->state = NULL;
 }
@@ -68,6 +86,9 @@ static int s_read_range(sl_opctx_t *c, const char *path, uint64_t start, uint64_
         return sl_op_fail(c, rc, "source '%s': %s", c->node->name, err);
     unsigned n = 0;
     for (;;) {
+        s->off = sl_reader_offset(r); /* the position a snapshot here describes */
+        if ((rc = sl_op_source_checkpoint(c)) != SL_OK)
+            break;
         rc = sl_reader_next(r, s->vals, c->arena, err, sizeof err);
         if (rc == 0)
             break;
@@ -104,7 +125,24 @@ static int s_read_range(sl_opctx_t *c, const char *path, uint64_t start, uint64_
     }
     sl_arena_reset(c->arena);
     sl_reader_close(&r);
+    if (rc == SL_OK)
+        s->cur_done = true;
     return rc;
+}
+
+/* Makes path the file being read, from start to end. */
+static int s_source_enter(sl_opctx_t *c, const char *path, uint64_t start, uint64_t end)
+{
+    s_source_t *s = c->state;
+    char *p = strdup(path);
+    if (!p)
+        return sl_op_fail(c, SL_NOMEM, "out of memory");
+    free(s->cur);
+    s->cur = p;
+    s->cur_done = false;
+    s->off = start;
+    s->end = end;
+    return SL_OK;
 }
 
 static int s_source_run(sl_opctx_t *c)
@@ -117,8 +155,17 @@ static int s_source_run(sl_opctx_t *c)
     if (grc != 0)
         return sl_op_fail(c, SL_IO, "source '%s': cannot list '%s'", c->node->name,
                           c->node->src.path);
+    s_source_t *s = c->state;
     int rc = SL_OK;
     for (size_t i = 0; i < g.gl_pathc && rc == SL_OK; i++) {
+        if (s->resume) { /* restored: files before cur were read */
+            if (strcmp(g.gl_pathv[i], s->cur) != 0)
+                continue;
+            s->resume = false;
+            if (!s->cur_done && s->off < s->end)
+                rc = s_read_range(c, s->cur, s->off, s->end);
+            continue;
+        }
         struct stat st;
         if (stat(g.gl_pathv[i], &st) != 0 || !S_ISREG(st.st_mode)) {
             if (g.gl_pathc == 1)
@@ -131,11 +178,75 @@ static int s_source_run(sl_opctx_t *c)
         uint64_t end = size * (uint64_t)(c->subtask + 1) / p;
         if (c->subtask == c->parallelism - 1)
             end = UINT64_MAX; /* the last range takes whatever the file grew by */
-        if (start < end)
+        if (start < end && (rc = s_source_enter(c, g.gl_pathv[i], start, end)) == SL_OK)
             rc = s_read_range(c, g.gl_pathv[i], start, end);
     }
     globfree(&g);
+    if (rc == SL_OK && !s->resume)
+        rc = sl_op_source_checkpoint(c); /* at the end: every file read */
+    if (rc == SL_OK && s->resume)
+        return sl_op_fail(
+            c, SL_NOTFOUND,
+            "source '%s': '%s', where the checkpoint left off, no longer matches '%s'",
+            c->node->name, s->cur, c->node->src.path);
     return rc;
+}
+
+/* Version, subtask and parallelism; u8 1 and the position (path, done,
+ * offset, range end), or u8 0 before the first file. */
+static int s_source_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
+{
+    const s_source_t *s = c->state;
+    sl_snap_u8(w, S_SOURCE_SNAP_VERSION);
+    sl_snap_u32(w, (uint32_t)c->subtask); /* the split is per subtask of parallelism */
+    sl_snap_u32(w, (uint32_t)c->parallelism);
+    sl_snap_u8(w, s->cur ? 1 : 0);
+    if (s->cur) {
+        sl_snap_bytes(w, s->cur, strlen(s->cur));
+        sl_snap_u8(w, s->cur_done ? 1 : 0);
+        sl_snap_u64(w, s->off);
+        sl_snap_u64(w, s->end);
+    }
+    return w->err;
+}
+
+static int s_source_restore(sl_opctx_t *c, sl_snap_r_t *r)
+{
+    s_source_t *s = c->state;
+    uint8_t v = sl_snap_get_u8(r);
+    uint32_t sub = sl_snap_get_u32(r), par = sl_snap_get_u32(r);
+    uint8_t has = sl_snap_get_u8(r);
+    size_t plen = 0;
+    const uint8_t *path = NULL;
+    uint8_t done = 0;
+    uint64_t off = 0, end = 0;
+    if (has == 1) {
+        path = sl_snap_get_bytes(r, &plen);
+        done = sl_snap_get_u8(r);
+        off = sl_snap_get_u64(r);
+        end = sl_snap_get_u64(r);
+    }
+    if (r->err || v != S_SOURCE_SNAP_VERSION || has > 1 || done > 1 ||
+        (has && (plen == 0 || plen >= PATH_MAX || memchr(path, 0, plen))))
+        return sl_op_fail(c, SL_DATA, "source '%s': not a snapshot of a file source",
+                          c->node->name);
+    if (sub != (uint32_t)c->subtask || par != (uint32_t)c->parallelism)
+        return sl_op_fail(c, SL_DATA,
+                          "source '%s': the snapshot is of subtask %u of %u, not %d of %d (a file "
+                          "source cannot change its parallelism on restore)",
+                          c->node->name, sub, par, c->subtask, c->parallelism);
+    if (!has)
+        return SL_OK;
+    char *p = strndup((const char *)path, plen);
+    if (!p)
+        return sl_op_fail(c, SL_NOMEM, "out of memory");
+    free(s->cur);
+    s->cur = p;
+    s->cur_done = done;
+    s->off = off;
+    s->end = end;
+    s->resume = true;
+    return SL_OK;
 }
 
 static int s_source_finish(sl_opctx_t *c)
@@ -147,14 +258,33 @@ static int s_source_finish(sl_opctx_t *c)
 const sl_op_vtable_t sl_op_file_source = {.open = s_source_open,
                                           .run_source = s_source_run,
                                           .finish = s_source_finish,
-                                          .close = s_source_close};
+                                          .close = s_source_close,
+                                          .snapshot = s_source_snapshot,
+                                          .restore = s_source_restore};
 
 /* ---- file sink ------------------------------------------------------------------ */
 
+/* Without checkpoints the sink writes a temporary file and publishes it at
+ * the end (atomic rename). In a checkpointed job its output must survive a
+ * restart exactly: it writes numbered parts into a staging directory
+ * beside the output (.NAME.sluice-staging/part-000000, ...); a snapshot
+ * closes the current part durably (fsync, rename into place) and records
+ * how many parts exist; a restore removes every part after that count (the
+ * uncommitted output of the failed attempt); the end of input publishes
+ * header + parts as the output file, atomically, and removes the staging
+ * directory. So the output appears once, complete, whatever failed on the
+ * way (docs/fault-tolerance.md). */
 typedef struct {
-    sl_writer_t *w;   /* writes to a temporary file until commit */
+    sl_writer_t *w;   /* the output, or the current part */
     sl_value_t *vals; /* one decoded row */
+    char *stage;      /* staging directory (checkpointed jobs), or NULL */
+    uint32_t part;    /* index of the current part = parts committed */
 } s_sink_t;
+
+static void s_part_path(const s_sink_t *s, uint32_t i, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/part-%06u", s->stage, (unsigned)i);
+}
 
 static int s_sink_open(sl_opctx_t *c)
 {
@@ -165,9 +295,22 @@ static int s_sink_open(sl_opctx_t *c)
     s->vals = calloc((size_t)c->in->nfields + 1, sizeof *s->vals);
     if (!s->vals)
         return SL_NOMEM;
+    const char *path = c->node->sink_path;
+    if (c->plan->spec->ckpt_interval_ms > 0) {
+        const char *slash = strrchr(path, '/');
+        int dirlen = slash ? (int)(slash - path + 1) : 0;
+        size_t n = strlen(path) + 32;
+        s->stage = malloc(n);
+        if (!s->stage)
+            return SL_NOMEM;
+        snprintf(s->stage, n, "%.*s.%s.sluice-staging", dirlen, path, slash ? slash + 1 : path);
+        if (mkdir(s->stage, 0755) != 0 && errno != EEXIST)
+            return sl_op_fail(c, SL_IO, "sink '%s': cannot create %s: %s", c->node->name, s->stage,
+                              strerror(errno));
+        return SL_OK; /* parts open on the first record */
+    }
     char err[400];
-    int rc =
-        sl_writer_open(c->node->sink_path, c->node->sink_format, c->in, &s->w, err, sizeof err);
+    int rc = sl_writer_open(path, c->node->sink_format, c->in, &s->w, err, sizeof err);
     if (rc)
         return sl_op_fail(c, rc, "sink '%s': %s", c->node->name, err);
     return SL_OK;
@@ -177,6 +320,14 @@ static int s_sink_process(sl_opctx_t *c, const sl_batch_t *in, int input)
 {
     (void)input;
     s_sink_t *s = c->state;
+    if (!s->w) {
+        char part[4200], err[400];
+        s_part_path(s, s->part, part, sizeof part);
+        int rc =
+            sl_writer_open_ex(part, c->node->sink_format, c->in, false, &s->w, err, sizeof err);
+        if (rc)
+            return sl_op_fail(c, rc, "sink '%s': %s", c->node->name, err);
+    }
     for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
         sl_row_decode(c->in, r, s->vals);
         int rc = sl_writer_write(s->w, s->vals);
@@ -188,13 +339,105 @@ static int s_sink_process(sl_opctx_t *c, const sl_batch_t *in, int input)
     return SL_OK;
 }
 
+/* Closes the current part durably: it is committed output from now on. */
+static int s_close_part(sl_opctx_t *c, s_sink_t *s)
+{
+    if (!s->w)
+        return SL_OK;
+    char err[400];
+    int rc = sl_writer_commit(s->w, err, sizeof err);
+    sl_writer_destroy(&s->w);
+    if (rc)
+        return sl_op_fail(c, rc, "sink '%s': %s", c->node->name, err);
+    s->part++;
+    return SL_OK;
+}
+
+static int s_sink_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
+{
+    s_sink_t *s = c->state;
+    if (!s->stage)
+        return sl_op_fail(c, SL_STATE, "sink '%s' is not staged", c->node->name);
+    int rc = s_close_part(c, s);
+    if (rc)
+        return rc;
+    sl_snap_u8(w, 1); /* version */
+    sl_snap_u32(w, s->part);
+    return SL_OK;
+}
+
+static int s_sink_restore(sl_opctx_t *c, sl_snap_r_t *r)
+{
+    s_sink_t *s = c->state;
+    uint8_t version = sl_snap_get_u8(r);
+    uint32_t parts = sl_snap_get_u32(r);
+    if (r->err || version != 1 || !s->stage)
+        return sl_op_fail(c, SL_DATA, "sink '%s': bad snapshot", c->node->name);
+    for (uint32_t i = 0; i < parts; i++) {
+        char part[4200];
+        s_part_path(s, i, part, sizeof part);
+        if (access(part, R_OK) != 0)
+            return sl_op_fail(c, SL_DATA, "sink '%s': committed part %s is missing: %s",
+                              c->node->name, part, strerror(errno));
+    }
+    /* Everything after them is output of a failed attempt. */
+    DIR *d = opendir(s->stage);
+    if (!d)
+        return sl_op_fail(c, SL_IO, "sink '%s': %s: %s", c->node->name, s->stage, strerror(errno));
+    for (struct dirent *e; (e = readdir(d));) {
+        unsigned idx;
+        char tail;
+        bool keep = sscanf(e->d_name, "part-%u%c", &idx, &tail) == 1 && idx < parts;
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+            continue;
+        if (!keep) {
+            char path[4600];
+            snprintf(path, sizeof path, "%s/%s", s->stage, e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+    s->part = parts;
+    return SL_OK;
+}
+
 static int s_sink_finish(sl_opctx_t *c)
 {
     s_sink_t *s = c->state;
     char err[400];
-    int rc = sl_writer_commit(s->w, err, sizeof err);
+    int rc;
+    if (s->stage) {
+        /* header + every part, published at once */
+        if ((rc = s_close_part(c, s)) != SL_OK)
+            return rc;
+        rc =
+            sl_writer_open(c->node->sink_path, c->node->sink_format, c->in, &s->w, err, sizeof err);
+        for (uint32_t i = 0; rc == SL_OK && i < s->part; i++) {
+            char part[4200], buf[65536];
+            s_part_path(s, i, part, sizeof part);
+            FILE *f = fopen(part, "rb");
+            if (!f) {
+                snprintf(err, sizeof err, "%s: %s", part, strerror(errno));
+                rc = SL_IO;
+                break;
+            }
+            size_t n;
+            while (rc == SL_OK && (n = fread(buf, 1, sizeof buf, f)) > 0)
+                rc = sl_writer_write_raw(s->w, buf, n);
+            if (ferror(f))
+                rc = SL_IO;
+            fclose(f);
+            if (rc)
+                snprintf(err, sizeof err, "copying %s: %s", part, sl_strerror(rc));
+        }
+        if (rc)
+            return sl_op_fail(c, rc, "sink '%s': %s", c->node->name, err);
+    }
+    rc = sl_writer_commit(s->w, err, sizeof err);
     if (rc)
         return sl_op_fail(c, rc, "sink '%s': %s", c->node->name, err);
+    if (s->stage)
+        sl_rmtree(s->stage);
     return SL_OK;
 }
 
@@ -204,13 +447,18 @@ static void s_sink_close(sl_opctx_t *c)
     if (s) {
         sl_writer_destroy(&s->w); /* removes the temporary file unless committed */
         free(s->vals);
+        free(s->stage);
     }
     free(s);
     c->state = NULL;
 }
 
-const sl_op_vtable_t sl_op_file_sink = {
-    .open = s_sink_open, .process = s_sink_process, .finish = s_sink_finish, .close = s_sink_close};
+const sl_op_vtable_t sl_op_file_sink = {.open = s_sink_open,
+                                        .process = s_sink_process,
+                                        .finish = s_sink_finish,
+                                        .close = s_sink_close,
+                                        .snapshot = s_sink_snapshot,
+                                        .restore = s_sink_restore};
 
 /* ---- stdout sink ------------------------------------------------------------ */
 

@@ -7,7 +7,10 @@
  * Like the generator: pacing flushes the batch before waiting, waits are
  * short and watch the cancel flag. The event is generated into a buffer of
  * the operator's state with inline strings, so nothing is allocated per
- * record. */
+ * record.
+ *
+ * Checkpoints: the position is the index of the next event of this
+ * subtask (sl_op_source_checkpoint is called before every event). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,12 @@
 #include "sluice/nexmark.h"
 
 #define S_NFIELDS 22 /* columns of the output row */
+#define S_SNAP_VERSION 1
+
+typedef struct {
+    sl_nexmark_event_t ev; /* the event being emitted */
+    int64_t next;          /* index of the next event to emit */
+} s_nex_t;
 
 static sl_value_t s_str(const char *s)
 {
@@ -69,22 +78,29 @@ static int s_open(sl_opctx_t *c)
     if (!c->node->out || c->node->out->nfields != S_NFIELDS)
         return sl_op_fail(c, SL_INVAL, "nexmark source '%s': unexpected output schema",
                           c->node->name);
-    c->state = malloc(sizeof(sl_nexmark_event_t));
-    if (!c->state)
+    s_nex_t *s = malloc(sizeof *s);
+    if (!s)
         return sl_op_fail(c, SL_NOMEM, "out of memory");
+    s->next = c->subtask;
+    c->state = s;
     return SL_OK;
 }
 
 static int s_run(sl_opctx_t *c)
 {
     const sl_plan_node_t *nd = c->node;
-    sl_nexmark_event_t *ev = c->state;
+    s_nex_t *s = c->state;
+    sl_nexmark_event_t *ev = &s->ev;
     int64_t p = c->parallelism;
     sl_pacer_t pace;
     sl_pacer_init(&pace, nd->nex_rate, c->parallelism);
     sl_value_t vals[S_NFIELDS];
-    for (int64_t n = c->subtask; nd->nex_events < 0 || n < nd->nex_events; n += p) {
-        int prc = sl_pacer_wait(&pace, c);
+    for (; nd->nex_events < 0 || s->next < nd->nex_events; s->next += p) {
+        int64_t n = s->next;
+        int prc = sl_op_source_checkpoint(c);
+        if (prc)
+            return prc;
+        prc = sl_pacer_wait(&pace, c);
         if (prc)
             return prc;
         int rc = sl_nexmark_event(&nd->nex, (uint64_t)n, ev);
@@ -97,7 +113,7 @@ static int s_run(sl_opctx_t *c)
             return rc;
         pace.emitted++;
     }
-    return SL_OK;
+    return sl_op_source_checkpoint(c);
 }
 
 static int s_finish(sl_opctx_t *c)
@@ -112,5 +128,35 @@ static void s_close(sl_opctx_t *c)
     c->state = NULL;
 }
 
-const sl_op_vtable_t sl_op_nexmark = {
-    .open = s_open, .run_source = s_run, .finish = s_finish, .close = s_close};
+/* Version, then the index of the next event. */
+static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
+{
+    const s_nex_t *s = c->state;
+    sl_snap_u8(w, S_SNAP_VERSION);
+    sl_snap_i64(w, s->next);
+    return w->err;
+}
+
+static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
+{
+    s_nex_t *s = c->state;
+    uint8_t v = sl_snap_get_u8(r);
+    int64_t next = sl_snap_get_i64(r);
+    if (r->err || v != S_SNAP_VERSION)
+        return sl_op_fail(c, SL_DATA, "nexmark source '%s': not a snapshot of this source",
+                          c->node->name);
+    if (next < c->subtask || (next - c->subtask) % c->parallelism != 0)
+        return sl_op_fail(c, SL_DATA,
+                          "nexmark source '%s': snapshot position %lld is not one of subtask %d "
+                          "of %d",
+                          c->node->name, (long long)next, c->subtask, c->parallelism);
+    s->next = next;
+    return SL_OK;
+}
+
+const sl_op_vtable_t sl_op_nexmark = {.open = s_open,
+                                      .run_source = s_run,
+                                      .finish = s_finish,
+                                      .close = s_close,
+                                      .snapshot = s_snapshot,
+                                      .restore = s_restore};

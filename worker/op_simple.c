@@ -45,6 +45,23 @@ static int s_finish_nothing(sl_opctx_t *c)
     return SL_OK;
 }
 
+/* Checkpoints: these operators hold nothing between records, so their
+ * snapshot is empty and only an empty one restores. */
+static int s_snapshot_nothing(sl_opctx_t *c, sl_snap_w_t *w)
+{
+    (void)c;
+    (void)w;
+    return SL_OK;
+}
+
+static int s_restore_nothing(sl_opctx_t *c, sl_snap_r_t *r)
+{
+    if (r->err || r->left)
+        return sl_op_fail(c, SL_DATA, "'%s' is stateless, but its snapshot holds %zu bytes",
+                          c->node->name, r->left);
+    return SL_OK;
+}
+
 /* ---- filter ---------------------------------------------------------- */
 
 static int s_filter_process(sl_opctx_t *c, const sl_batch_t *in, int input)
@@ -68,7 +85,9 @@ static int s_filter_process(sl_opctx_t *c, const sl_batch_t *in, int input)
 const sl_op_vtable_t sl_op_filter = {.open = s_open_scratch,
                                      .process = s_filter_process,
                                      .finish = s_finish_nothing,
-                                     .close = s_close_scratch};
+                                     .close = s_close_scratch,
+                                     .snapshot = s_snapshot_nothing,
+                                     .restore = s_restore_nothing};
 
 /* ---- map ------------------------------------------------------------------ */
 
@@ -98,7 +117,9 @@ static int s_map_process(sl_opctx_t *c, const sl_batch_t *in, int input)
 const sl_op_vtable_t sl_op_map = {.open = s_open_scratch,
                                   .process = s_map_process,
                                   .finish = s_finish_nothing,
-                                  .close = s_close_scratch};
+                                  .close = s_close_scratch,
+                                  .snapshot = s_snapshot_nothing,
+                                  .restore = s_restore_nothing};
 
 /* ---- flat_map --------------------------------------------------------------- */
 
@@ -150,7 +171,9 @@ static int s_flat_map_process(sl_opctx_t *c, const sl_batch_t *in, int input)
 const sl_op_vtable_t sl_op_flat_map = {.open = s_open_scratch,
                                        .process = s_flat_map_process,
                                        .finish = s_finish_nothing,
-                                       .close = s_close_scratch};
+                                       .close = s_close_scratch,
+                                       .snapshot = s_snapshot_nothing,
+                                       .restore = s_restore_nothing};
 
 /* ---- key_by / union ------------------------------------------------------------ */
 
@@ -179,4 +202,6 @@ static void s_pass_close(sl_opctx_t *c)
 const sl_op_vtable_t sl_op_passthrough = {.open = s_pass_open,
                                           .process = s_pass_process,
                                           .finish = s_finish_nothing,
-                                          .close = s_pass_close};
+                                          .close = s_pass_close,
+                                          .snapshot = s_snapshot_nothing,
+                                          .restore = s_restore_nothing};

@@ -22,6 +22,16 @@
  * A late-but-allowed record updates its fired window and emits the updated
  * result at once; a session it bridges merges with its neighbours.
  *
+ * Checkpoints: the snapshot lists every key (its key group first, then its
+ * values) with its windows (bounds, fired flag, accumulators with their
+ * distinct sets, or the top rows), and the watermark. Restore rebuilds the
+ * windows of the keys whose key group this subtask owns (so a snapshot of
+ * any parallelism restores into any other), their timers from the windows
+ * (a window not fired yet fires at end - 1, a fired one is dropped at
+ * end - 1 + lateness), and keeps the restored watermark as a floor of the
+ * clock until the input's watermark passes it, so a record that was late
+ * before the checkpoint is late after it.
+ *
  * (Keyed state moves to RocksDB with checkpoints; this is the in-memory
  * backend.) */
 #define _POSIX_C_SOURCE 200809L
@@ -94,6 +104,8 @@ typedef struct {
     sl_value_t *vals;  /* scratch: a decoded input row */
     sl_value_t *ovals; /* scratch: an output row */
     sl_value_t *kvals; /* scratch: key values */
+    int64_t wm_floor;  /* restored watermark: the event-time clock is at least this */
+    bool restored;     /* restore ran (wm_floor is set) */
 } s_win_state_t;
 
 /* ---- values ---------------------------------------------------------------- */
@@ -775,6 +787,7 @@ static int s_open(sl_opctx_t *c)
     st->vals = calloc((size_t)c->in->nfields + 1, sizeof *st->vals);
     st->ovals = calloc((size_t)nd->out->nfields + 1, sizeof *st->ovals);
     st->kvals = calloc((size_t)nd->nkeys + 1, sizeof *st->kvals);
+    st->wm_floor = SL_WM_MIN;
     if (!st->kschema || !st->vals || !st->ovals || !st->kvals)
         return SL_NOMEM;
     for (int i = 0; i < nd->nkeys; i++)
@@ -789,6 +802,8 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
     (void)input;
     s_win_state_t *st = c->state;
     int64_t clock = c->node->win.processing ? sl_op_now_ms() - 1 : c->watermark;
+    if (clock < st->wm_floor)
+        clock = st->wm_floor;
     for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
         int rc = s_record(c, st, r, clock);
         if (rc)
@@ -838,9 +853,242 @@ static void s_close(sl_opctx_t *c)
     c->state = NULL;
 }
 
+/* ---- checkpoints ------------------------------------------------------------------ */
+
+#define S_SNAP_VERSION 1
+#define S_SNAP_MAX_WINS (1 << 24) /* sanity bound on windows of one key */
+
+/* Version, shape (nkeys, naggs, top_n), watermark, key count; per key: key
+ * group (u32), key values, window count; per window: start, end, fired,
+ * then the top rows (count; row bytes, ranking value) or per aggregate: n,
+ * si, sd, has, v, t, distinct count and values. */
+static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
+{
+    s_win_state_t *st = c->state;
+    const sl_plan_node_t *nd = c->node;
+    sl_snap_u8(w, S_SNAP_VERSION);
+    sl_snap_u32(w, (uint32_t)nd->nkeys);
+    sl_snap_u32(w, (uint32_t)nd->naggs);
+    sl_snap_u32(w, (uint32_t)nd->win.top_n);
+    /* the event-time clock (processing time needs none) */
+    int64_t wm = c->watermark > st->wm_floor ? c->watermark : st->wm_floor;
+    sl_snap_i64(w, nd->win.processing ? SL_WM_MIN : wm);
+    sl_snap_u64(w, (uint64_t)st->live);
+    for (int k = 0; k < st->nkeys && !w->err; k++) {
+        const s_key_t *e = &st->keys[k];
+        if (!e->used)
+            continue;
+        sl_snap_u32(w, (uint32_t)sl_key_group(e->hash, c->plan->max_parallelism));
+        sl_row_decode(st->kschema, e->key, st->kvals);
+        for (int i = 0; i < nd->nkeys; i++)
+            sl_snap_value(w, &st->kvals[i]);
+        sl_snap_u32(w, (uint32_t)e->nwins);
+        for (int i = 0; i < e->nwins; i++) {
+            const s_win_t *win = &e->wins[i];
+            sl_snap_i64(w, win->start);
+            sl_snap_i64(w, win->end);
+            sl_snap_u8(w, win->fired ? 1 : 0);
+            if (nd->win.top_n) {
+                sl_snap_u32(w, (uint32_t)win->ntop);
+                for (int t = 0; t < win->ntop; t++) {
+                    sl_snap_bytes(w, win->top[t].row, win->top[t].len);
+                    sl_snap_value(w, &win->top[t].by);
+                }
+                continue;
+            }
+            for (int g = 0; g < nd->naggs; g++) {
+                const s_acc_t *a = &win->accs[g];
+                sl_snap_i64(w, a->n);
+                sl_snap_i64(w, a->si);
+                sl_snap_f64(w, a->sd);
+                sl_snap_u8(w, a->has ? 1 : 0);
+                if (a->has) {
+                    sl_snap_value(w, &a->v);
+                    sl_snap_i64(w, a->t);
+                }
+                sl_snap_u32(w, a->set_n);
+                for (uint32_t j = 0; j < a->set_cap; j++)
+                    if (a->set[j].type != SL_TYPE_NULL)
+                        sl_snap_value(w, &a->set[j]);
+            }
+        }
+    }
+    return w->err;
+}
+
+/* A value of a restored accumulator: non-null, of the type of the
+ * aggregate's input field. */
+static bool s_value_fits(const sl_opctx_t *c, const sl_agg_t *ag, const sl_value_t *v)
+{
+    return !v->is_null && ag->field >= 0 && v->type == c->in->fields[ag->field].type;
+}
+
+/* Reads one window's content into w (initialized by s_win_init). */
+static int s_restore_win(sl_opctx_t *c, s_win_t *w, sl_snap_r_t *r)
+{
+    const sl_plan_node_t *nd = c->node;
+    if (nd->win.top_n) {
+        uint32_t ntop = sl_snap_get_u32(r);
+        if (r->err || ntop > (uint32_t)nd->win.top_n)
+            return SL_DATA;
+        for (uint32_t t = 0; t < ntop; t++) {
+            size_t len;
+            const uint8_t *row = sl_snap_get_bytes(r, &len);
+            sl_value_t by;
+            sl_snap_get_value(r, &by);
+            if (r->err || by.is_null || len < 4 || len > SL_ROW_MAX ||
+                sl_row_check(c->in, row, len) != SL_OK || sl_row_len(row) != len)
+                return SL_DATA;
+            int rc = s_top_add(w, nd->win.top_n, &by, row, (uint32_t)len);
+            if (rc)
+                return rc;
+        }
+        return w->ntop == (int)ntop ? SL_OK : SL_DATA;
+    }
+    for (int g = 0; g < nd->naggs; g++) {
+        const sl_agg_t *ag = &nd->aggs[g];
+        s_acc_t *a = &w->accs[g];
+        a->n = sl_snap_get_i64(r);
+        a->si = sl_snap_get_i64(r);
+        a->sd = sl_snap_get_f64(r);
+        uint8_t has = sl_snap_get_u8(r);
+        if (has == 1) {
+            sl_value_t v;
+            sl_snap_get_value(r, &v);
+            int64_t t = sl_snap_get_i64(r);
+            if (r->err || !s_value_fits(c, ag, &v))
+                return SL_DATA;
+            int rc = s_own(&a->v, &v);
+            if (rc)
+                return rc;
+            a->has = true;
+            a->t = t;
+        }
+        uint32_t nset = sl_snap_get_u32(r);
+        if (r->err || has > 1 || a->n < 0 || (nset && ag->fn != SL_AGG_COUNT_DISTINCT) ||
+            nset > r->left)
+            return SL_DATA;
+        for (uint32_t j = 0; j < nset; j++) {
+            sl_value_t v;
+            sl_snap_get_value(r, &v);
+            if (r->err || !s_value_fits(c, ag, &v))
+                return SL_DATA;
+            int rc = s_set_add(a, &v);
+            if (rc)
+                return rc;
+        }
+        if (a->set_n != nset)
+            return SL_DATA; /* a value twice */
+    }
+    return SL_OK;
+}
+
+/* The timer a restored window needs: a window not fired yet fires at
+ * end - 1, a fired one (kept for lateness) is dropped at end - 1 + lateness. */
+static int s_restore_timer(sl_opctx_t *c, s_win_state_t *st, int k, const s_win_t *w)
+{
+    int64_t t = w->end - 1 + (w->fired ? c->node->win.lateness : 0);
+    return s_heap_push(st, (s_timer_t){.time = t, .id = w->id, .key = k, .drop = w->fired});
+}
+
+static int s_restore_keys(sl_opctx_t *c, s_win_state_t *st, sl_snap_r_t *r, uint64_t nkeys)
+{
+    const sl_plan_node_t *nd = c->node;
+    int maxp = c->plan->max_parallelism;
+    uint8_t *kbuf = NULL;
+    size_t kcap = 0;
+    int rc = SL_OK;
+    for (uint64_t n = 0; n < nkeys && rc == SL_OK; n++) {
+        uint32_t kg = sl_snap_get_u32(r);
+        for (int i = 0; i < nd->nkeys; i++) {
+            sl_snap_get_value(r, &st->kvals[i]);
+            if (!st->kvals[i].is_null && st->kvals[i].type != st->kschema->fields[i].type)
+                r->err = SL_DATA;
+        }
+        uint32_t nwins = sl_snap_get_u32(r);
+        uint64_t h = sl_value_hash(st->kvals, nd->nkeys);
+        if (r->err || kg >= (uint32_t)maxp || (int)kg != sl_key_group(h, maxp) || nwins == 0 ||
+            nwins > S_SNAP_MAX_WINS) {
+            rc = SL_DATA;
+            break;
+        }
+        int k = -1;
+        if (sl_key_group_owner((int)kg, maxp, c->parallelism) == c->subtask) {
+            size_t klen = sl_row_size(st->kschema, st->kvals);
+            if (klen > kcap) {
+                uint8_t *nb = realloc(kbuf, klen);
+                if (!nb) {
+                    rc = SL_NOMEM;
+                    break;
+                }
+                kbuf = nb;
+                kcap = klen;
+            }
+            sl_row_encode(st->kschema, st->kvals, kbuf);
+            if ((rc = s_key_get(st, h, kbuf, (uint32_t)klen, &k)) != SL_OK)
+                break;
+            if (st->keys[k].nwins) {
+                rc = SL_DATA; /* the same key twice */
+                break;
+            }
+        }
+        for (uint32_t i = 0; i < nwins && rc == SL_OK; i++) {
+            int64_t start = sl_snap_get_i64(r), end = sl_snap_get_i64(r);
+            uint8_t fired = sl_snap_get_u8(r);
+            if (r->err || fired > 1 || start >= end) {
+                rc = SL_DATA;
+                break;
+            }
+            s_win_t tmp, *w = &tmp;
+            if (k >= 0)
+                rc = s_win_add(nd, st, k, start, end, &w);
+            else
+                rc = s_win_init(nd, st, &tmp, start, end);
+            if (rc == SL_OK) {
+                w->fired = fired;
+                rc = s_restore_win(c, w, r);
+            }
+            if (rc == SL_OK && k >= 0)
+                rc = s_restore_timer(c, st, k, w);
+            if (k < 0)
+                s_win_free(nd, &tmp);
+        }
+        if (k >= 0 && st->keys[k].nwins == 0)
+            s_key_release(st, k); /* its first window failed */
+    }
+    free(kbuf);
+    return rc;
+}
+
+static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
+{
+    s_win_state_t *st = c->state;
+    const sl_plan_node_t *nd = c->node;
+    uint8_t v = sl_snap_get_u8(r);
+    uint32_t nkeys = sl_snap_get_u32(r), naggs = sl_snap_get_u32(r), top_n = sl_snap_get_u32(r);
+    int64_t wm = sl_snap_get_i64(r);
+    uint64_t n = sl_snap_get_u64(r);
+    if (r->err || v != S_SNAP_VERSION || nkeys != (uint32_t)nd->nkeys ||
+        naggs != (uint32_t)nd->naggs || top_n != (uint32_t)nd->win.top_n)
+        return sl_op_fail(c, SL_DATA, "window '%s': not a snapshot of this operator", nd->name);
+    int rc = s_restore_keys(c, st, r, n);
+    if (rc == SL_DATA || (rc == SL_OK && r->err))
+        return sl_op_fail(c, SL_DATA, "window '%s': snapshot is truncated or corrupt", nd->name);
+    if (rc)
+        return sl_op_fail(c, rc, "window '%s': cannot restore: %s", nd->name, sl_strerror(rc));
+    /* Several snapshots (a rescale): the input has seen at least the least
+     * of their watermarks. */
+    if (!st->restored || wm < st->wm_floor)
+        st->wm_floor = wm;
+    st->restored = true;
+    return SL_OK;
+}
+
 const sl_op_vtable_t sl_op_window = {.open = s_open,
                                      .process = s_process,
                                      .finish = s_finish,
                                      .close = s_close,
                                      .watermark = s_watermark,
-                                     .tick = s_tick};
+                                     .tick = s_tick,
+                                     .snapshot = s_snapshot,
+                                     .restore = s_restore};

@@ -2,14 +2,32 @@
 #define _POSIX_C_SOURCE 200809L
 #include "task.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <zmq.h>
 
 #include "channel.h"
 #include "operator.h"
 #include "sluice/err.h"
+#include "sluice/fileio.h"
+#include "sluice/plugin.h"
+#include "sluice/snap.h"
+
+/* A frame of a channel blocked by barrier alignment, held until the
+ * checkpoint is taken (a held batch keeps its credit: the sender stalls). */
+typedef struct s_held {
+    struct s_held *next;
+    int ch;
+    sl_inbatch_t in;
+} s_held_t;
+
+#define S_SNAP_MAGIC 0x4b434c53u /* "SLCK" */
+#define S_SNAP_VERSION 1u
 
 /* Where the rows leaving the chain go: one consumer edge. */
 typedef struct {
@@ -49,7 +67,20 @@ struct sl_task {
     bool src_wm;            /* source chain generating watermarks */
     int64_t src_max;        /* source: largest event time seen */
     uint64_t src_last_ns;   /* source: when the last record was emitted */
+    uint64_t src_wm_ns;     /* source: when the watermark last went out */
     _Atomic int64_t wm_pub; /* the watermark, readable by the reporter */
+
+    /* Checkpoints (docs/fault-tolerance.md). */
+    _Atomic uint64_t ctl;         /* 1: a trigger or completion is waiting */
+    _Atomic uint64_t trigger_id;  /* source: checkpoint to take (0 = none) */
+    _Atomic uint64_t complete_id; /* latest checkpoint notified complete */
+    uint64_t completed_seen;      /* latest passed to the operators */
+    pthread_mutex_t ack_lock;     /* guards ack and ack_new */
+    sl_task_ack_t ack;
+    bool ack_new;
+    uint64_t align_id; /* barrier being aligned (0 = none) */
+    bool *ch_barrier;  /* per channel: delivered align_id */
+    s_held_t *held, **held_tail;
 };
 
 enum { S_CH_ACTIVE, S_CH_IDLE, S_CH_ENDED };
@@ -178,9 +209,14 @@ static int s_flush_to(void *target, sl_batch_t *b)
     }
     int rc = l->next < t->nops ? s_process(t, l->next, b, 0) : s_route(t, l->port, b);
     if (rc == SL_OK && from_source) {
+        /* at most one watermark per watermark.interval: each goes on every
+         * channel and sends the partial batches with it */
         int64_t wm = s_source_wm(t);
-        if (wm > t->wm || t->idle_out)
+        uint64_t every = (uint64_t)t->ops[0].node->wm_interval * 1000000ull;
+        if ((wm > t->wm || t->idle_out) && (!every || t->src_last_ns - t->src_wm_ns >= every)) {
+            t->src_wm_ns = t->src_last_ns;
             rc = s_advance(t, 1, wm > t->wm ? wm : t->wm);
+        }
     }
     return rc;
 }
@@ -251,6 +287,8 @@ sl_task_t *sl_task_new(const sl_task_env_t *env)
     if (!t)
         return NULL;
     t->env = *env;
+    pthread_mutex_init(&t->ack_lock, NULL);
+    t->held_tail = &t->held;
     t->chain = &env->plan->chains[env->chain];
     t->nops = t->chain->nnodes;
     t->ops = calloc((size_t)t->nops, sizeof *t->ops);
@@ -328,6 +366,164 @@ static int s_open_outputs(sl_task_t *t, s_link_t *links)
     return SL_OK;
 }
 
+/* ---- checkpoints ------------------------------------------------------------- */
+
+static void s_publish_ack(sl_task_t *t, const sl_task_ack_t *a)
+{
+    pthread_mutex_lock(&t->ack_lock);
+    t->ack = *a;
+    t->ack_new = true;
+    pthread_mutex_unlock(&t->ack_lock);
+}
+
+/* Writes the chain's snapshot for checkpoint id and acknowledges it; a
+ * snapshot that cannot be taken or written declines the checkpoint (the
+ * master aborts it) and the task goes on. */
+static void s_write_snapshot(sl_task_t *t, uint64_t id)
+{
+    sl_task_ack_t a = {.id = id};
+    sl_snap_w_t w, op;
+    sl_snap_w_init(&w);
+    sl_snap_w_init(&op);
+    sl_snap_u32(&w, S_SNAP_MAGIC);
+    sl_snap_u32(&w, S_SNAP_VERSION);
+    sl_snap_u32(&w, (uint32_t)t->nops);
+    for (int i = 0; i < t->nops && !a.declined[0]; i++) {
+        sl_opctx_t *c = &t->ops[i];
+        sl_snap_bytes(&w, c->node->name, strlen(c->node->name));
+        op.len = 0;
+        int rc = t->vt[i]->snapshot ? t->vt[i]->snapshot(c, &op) : SL_INVAL;
+        if (rc || op.err)
+            snprintf(a.declined, sizeof a.declined, "operator '%s' cannot snapshot: %s",
+                     c->node->name,
+                     !t->vt[i]->snapshot ? "its type does not support checkpoints"
+                     : c->err[0]         ? c->err
+                                         : sl_strerror(rc ? rc : op.err));
+        else
+            sl_snap_bytes(&w, op.data, op.len);
+    }
+    if (!a.declined[0] && w.err)
+        snprintf(a.declined, sizeof a.declined, "snapshot: %s", sl_strerror(w.err));
+    if (!a.declined[0]) {
+        char dir[4096], path[4200];
+        snprintf(dir, sizeof dir, "%s/chk-%llu", t->env.ckpt_dir, (unsigned long long)id);
+        snprintf(a.file, sizeof a.file, "task-%d-%d.state", t->env.chain, t->env.subtask);
+        snprintf(path, sizeof path, "%s/%s", dir, a.file);
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+            snprintf(a.declined, sizeof a.declined, "cannot create %s: %s", dir, strerror(errno));
+        else if (sl_fs_write_atomic(path, w.data, w.len) != SL_OK)
+            snprintf(a.declined, sizeof a.declined, "cannot write %s: %s", path,
+                     errno ? strerror(errno) : "I/O error");
+        a.size = w.len;
+        sl_sha256_hex(w.data, w.len, a.sha256);
+    }
+    sl_snap_w_free(&w);
+    sl_snap_w_free(&op);
+    s_publish_ack(t, &a);
+}
+
+/* Checkpoint id at this point of the stream: everything before it goes
+ * downstream, then the barrier, then the snapshot is written. */
+static int s_checkpoint(sl_task_t *t, uint64_t id)
+{
+    int rc = s_flush_chain(t, 0);
+    for (int k = 0; k < t->nout && rc == SL_OK; k++)
+        rc = sl_outgate_barrier(t->out[k].gate, id);
+    if (rc)
+        return rc;
+    s_write_snapshot(t, id);
+    return SL_OK;
+}
+
+/* Completions (and, for a source, a trigger) waiting for this task. */
+static int s_control(sl_task_t *t)
+{
+    if (!atomic_exchange(&t->ctl, 0))
+        return SL_OK;
+    uint64_t id = atomic_exchange(&t->trigger_id, 0);
+    int rc = id && t->env.ckpt_dir ? s_checkpoint(t, id) : SL_OK;
+    uint64_t done = atomic_load(&t->complete_id);
+    if (rc == SL_OK && done > t->completed_seen) {
+        t->completed_seen = done;
+        for (int i = 0; i < t->nops && rc == SL_OK; i++)
+            if (t->vt[i]->complete && (rc = t->vt[i]->complete(&t->ops[i], done)) != SL_OK)
+                return s_chain_error_at(t, i, rc);
+    }
+    return rc;
+}
+
+static int s_source_control(void *arg)
+{
+    return s_control(arg);
+}
+
+void sl_task_trigger(sl_task_t *t, uint64_t id)
+{
+    atomic_store(&t->trigger_id, id);
+    atomic_store(&t->ctl, 1);
+}
+
+void sl_task_notify_complete(sl_task_t *t, uint64_t id)
+{
+    if (id > atomic_load(&t->complete_id))
+        atomic_store(&t->complete_id, id);
+    atomic_store(&t->ctl, 1);
+}
+
+bool sl_task_poll_ack(sl_task_t *t, sl_task_ack_t *out)
+{
+    pthread_mutex_lock(&t->ack_lock);
+    bool got = t->ack_new;
+    if (got)
+        *out = t->ack;
+    t->ack_new = false;
+    pthread_mutex_unlock(&t->ack_lock);
+    return got;
+}
+
+/* Restores every operator of the chain from the subtask's state file. */
+static int s_restore(sl_task_t *t)
+{
+    sl_snap_r_t r;
+    sl_snap_r_init(&r, t->env.restore, t->env.restore_len);
+    uint32_t magic = sl_snap_get_u32(&r), version = sl_snap_get_u32(&r), nops = sl_snap_get_u32(&r);
+    if (r.err || magic != S_SNAP_MAGIC || version != S_SNAP_VERSION || nops != (uint32_t)t->nops) {
+        snprintf(t->err, sizeof t->err,
+                 "state of subtask %d.%d is not a snapshot of this task (magic %08x, version %u, "
+                 "%u operators)",
+                 t->env.chain, t->env.subtask, magic, version, nops);
+        return SL_DATA;
+    }
+    for (int i = 0; i < t->nops; i++) {
+        size_t nlen, slen;
+        const uint8_t *name = sl_snap_get_bytes(&r, &nlen);
+        const uint8_t *state = sl_snap_get_bytes(&r, &slen);
+        const char *want = t->ops[i].node->name;
+        if (r.err || nlen != strlen(want) || memcmp(name, want, nlen) != 0) {
+            snprintf(t->err, sizeof t->err,
+                     "state of subtask %d.%d does not match operator '%s' (the job changed?)",
+                     t->env.chain, t->env.subtask, want);
+            return SL_DATA;
+        }
+        sl_snap_r_t sub;
+        sl_snap_r_init(&sub, state, slen);
+        int rc = t->vt[i]->restore ? t->vt[i]->restore(&t->ops[i], &sub) : slen ? SL_DATA : SL_OK;
+        if (rc == SL_OK && (sub.err || sub.left))
+            rc = SL_DATA;
+        if (rc) {
+            snprintf(t->err, sizeof t->err, "restoring operator '%s': %s", want,
+                     t->ops[i].err[0] ? t->ops[i].err : sl_strerror(rc));
+            return rc;
+        }
+    }
+    if (r.left) {
+        snprintf(t->err, sizeof t->err, "state of subtask %d.%d has %zu trailing bytes",
+                 t->env.chain, t->env.subtask, r.left);
+        return SL_DATA;
+    }
+    return SL_OK;
+}
+
 /* A source waits with nothing to emit: past its idle timeout, downstream
  * stops waiting for its watermark (until it emits again). */
 static int s_source_idle(void *arg)
@@ -335,6 +531,14 @@ static int s_source_idle(void *arg)
     sl_task_t *t = arg;
     const sl_plan_node_t *nd = t->ops[0].node;
     int rc = s_flush_chain(t, 1);
+    if (rc == SL_OK && t->src_wm && s_source_wm(t) > t->wm) {
+        /* a watermark the interval held back goes out while waiting */
+        uint64_t now = s_now_ns();
+        if (now - t->src_wm_ns >= (uint64_t)nd->wm_interval * 1000000ull) {
+            t->src_wm_ns = now;
+            rc = s_advance(t, 1, s_source_wm(t));
+        }
+    }
     if (rc || !t->src_wm || !nd->wm_idle || t->idle_out)
         return rc;
     if (s_now_ns() - t->src_last_ns < (uint64_t)nd->wm_idle * 1000000ull)
@@ -371,6 +575,8 @@ static int s_open(sl_task_t *t, s_link_t *links)
         }
         if (i == 0 && nd->role == SL_ROLE_SOURCE) {
             c->idle_hook = s_source_idle;
+            c->barrier_hook = s_source_control;
+            c->barrier_pending = &t->ctl;
             c->idle_arg = t;
             t->src_wm = nd->watermarks && nd->rowtime >= 0;
             t->src_max = SL_WM_MIN;
@@ -418,7 +624,8 @@ int sl_task_bind(sl_task_t *t, const char *bind_endpoint, char *out, size_t cap)
     t->nch = expected;
     t->ch_wm = malloc((size_t)expected * sizeof *t->ch_wm);
     t->ch_state = calloc((size_t)expected, 1);
-    if (!t->ch_wm || !t->ch_state)
+    t->ch_barrier = calloc((size_t)expected, sizeof *t->ch_barrier);
+    if (!t->ch_wm || !t->ch_state || !t->ch_barrier)
         return SL_NOMEM;
     for (int i = 0; i < expected; i++)
         t->ch_wm[i] = SL_WM_MIN;
@@ -535,19 +742,159 @@ static int s_tick(sl_task_t *t)
     return rc == SL_OK ? s_flush_chain(t, 0) : rc;
 }
 
+static bool s_blocked(const sl_task_t *t, int ch)
+{
+    return t->align_id && t->ch_barrier[ch];
+}
+
+static void s_hold(sl_task_t *t, s_held_t *h)
+{
+    h->next = NULL;
+    *t->held_tail = h;
+    t->held_tail = &h->next;
+}
+
+/* Keeps an event of a blocked channel (a batch keeps its message). */
+static int s_hold_event(sl_task_t *t, sl_inbatch_t *in, int ch)
+{
+    s_held_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        if (in->kind == SL_FRAME_BATCH)
+            sl_ingate_release(t->in, in);
+        return SL_NOMEM;
+    }
+    h->ch = ch;
+    h->in = *in;
+    if (in->kind == SL_FRAME_BATCH) {
+        zmq_msg_init(&h->in.msg);
+        zmq_msg_move(&h->in.msg, &in->msg);
+        h->in.data = (const uint8_t *)zmq_msg_data(&h->in.msg) + sizeof(sl_frame_hdr_t);
+    }
+    s_hold(t, h);
+    return SL_OK;
+}
+
+static void s_drop_held(sl_task_t *t)
+{
+    while (t->held) {
+        s_held_t *h = t->held;
+        t->held = h->next;
+        if (h->in.kind == SL_FRAME_BATCH)
+            sl_ingate_release(t->in, &h->in);
+        free(h);
+    }
+    t->held_tail = &t->held;
+}
+
+static int s_event(sl_task_t *t, sl_inbatch_t *in, int ch, bool *pending);
+
+/* After an alignment: the held events, in arrival order (a channel that a
+ * later barrier blocks again is held again). */
+static int s_replay(sl_task_t *t, bool *pending)
+{
+    s_held_t *h = t->held;
+    t->held = NULL;
+    t->held_tail = &t->held;
+    int rc = SL_OK;
+    while (h) {
+        s_held_t *next = h->next;
+        if (rc == SL_OK && s_blocked(t, h->ch)) {
+            s_hold(t, h);
+            h = next;
+            continue;
+        }
+        if (rc == SL_OK)
+            rc = s_event(t, &h->in, h->ch, pending);
+        else if (h->in.kind == SL_FRAME_BATCH)
+            sl_ingate_release(t->in, &h->in);
+        free(h);
+        h = next;
+    }
+    return rc;
+}
+
+/* Has every channel delivered the barrier being aligned (or ended)? */
+static int s_check_aligned(sl_task_t *t, bool *pending)
+{
+    if (!t->align_id)
+        return SL_OK;
+    for (int i = 0; i < t->nch; i++)
+        if (!t->ch_barrier[i] && t->ch_state[i] != S_CH_ENDED)
+            return SL_OK;
+    uint64_t id = t->align_id;
+    t->align_id = 0;
+    memset(t->ch_barrier, 0, (size_t)t->nch * sizeof *t->ch_barrier);
+    int rc = t->env.ckpt_dir ? s_checkpoint(t, id) : SL_OK;
+    return rc == SL_OK ? s_replay(t, pending) : rc;
+}
+
+/* One event of the in-gate, from an unblocked channel. */
+static int s_event(sl_task_t *t, sl_inbatch_t *in, int ch, bool *pending)
+{
+    const sl_plan_node_t *head = &t->env.plan->nodes[t->chain->nodes[0]];
+    switch (in->kind) {
+    case SL_FRAME_WATERMARK:
+        t->ch_state[ch] = in->idle ? S_CH_IDLE : S_CH_ACTIVE;
+        if (in->wm > t->ch_wm[ch])
+            t->ch_wm[ch] = in->wm;
+        return s_channel_time(t, ch);
+    case SL_FRAME_EOI: {
+        t->ch_state[ch] = S_CH_ENDED;
+        t->ch_wm[ch] = SL_WM_MAX;
+        int rc = s_check_aligned(t, pending);
+        return rc == SL_OK ? s_channel_time(t, ch) : rc;
+    }
+    case SL_FRAME_BARRIER:
+        if (in->barrier < t->align_id)
+            return SL_OK; /* of a checkpoint given up */
+        if (in->barrier > t->align_id) {
+            /* a newer checkpoint: the older one was given up; its held
+             * events come first */
+            t->align_id = 0;
+            memset(t->ch_barrier, 0, (size_t)t->nch * sizeof *t->ch_barrier);
+            int rc = s_replay(t, pending);
+            if (rc)
+                return rc;
+            t->align_id = in->barrier;
+        }
+        t->ch_barrier[ch] = true;
+        return s_check_aligned(t, pending);
+    default:
+        break;
+    }
+    /* Validate before use: a batch is untrusted input. */
+    if (sl_batch_check(sl_plan_input_schema(t->env.plan, head, in->input), in->data, in->len,
+                       in->count) != SL_OK) {
+        sl_ingate_release(t->in, in);
+        snprintf(t->err, sizeof t->err, "malformed batch from upstream subtask %u",
+                 (unsigned)in->sender);
+        return SL_DATA;
+    }
+    if (t->ch_state[ch] == S_CH_IDLE)
+        t->ch_state[ch] = S_CH_ACTIVE; /* holds the watermark back again */
+    sl_batch_t view = {.data = (uint8_t *)in->data, .len = in->len, .count = in->count};
+    int rc = s_process(t, 0, &view, in->input);
+    sl_ingate_release(t->in, in);
+    if (rc)
+        return s_chain_error(t, rc);
+    *pending = true;
+    return SL_OK;
+}
+
 /* The loop of a chain with inputs. */
 static int s_run_inputs(sl_task_t *t)
 {
-    sl_batch_t view = {0};
-    const sl_plan_node_t *head = &t->env.plan->nodes[t->chain->nodes[0]];
     bool pending = false; /* records may sit in emitters or buffers */
     uint64_t next_tick = s_now_ns();
     for (;;) {
+        int rc = s_control(t);
+        if (rc)
+            return rc;
         sl_inbatch_t in;
-        int wait = pending ? 0 : t->has_tick ? S_TICK_MS : -1;
+        int wait = pending ? 0 : t->has_tick ? S_TICK_MS : 50;
         int got = sl_ingate_poll(t->in, &in, wait, t->err, sizeof t->err);
         if (got == SL_TIMEOUT) {
-            int rc = pending ? s_flush_chain(t, 0) : SL_OK;
+            rc = pending ? s_flush_chain(t, 0) : SL_OK;
             pending = false;
             if (rc == SL_OK && t->has_tick && s_now_ns() >= next_tick) {
                 rc = s_tick(t);
@@ -567,36 +914,7 @@ static int s_run_inputs(sl_task_t *t)
                      (unsigned)in.input, (unsigned)in.sender);
             return SL_DATA;
         }
-        int rc = SL_OK;
-        if (in.kind == SL_FRAME_WATERMARK) {
-            t->ch_state[ch] = in.idle ? S_CH_IDLE : S_CH_ACTIVE;
-            if (in.wm > t->ch_wm[ch])
-                t->ch_wm[ch] = in.wm;
-            rc = s_channel_time(t, ch);
-        } else if (in.kind == SL_FRAME_EOI) {
-            t->ch_state[ch] = S_CH_ENDED;
-            t->ch_wm[ch] = SL_WM_MAX;
-            rc = s_channel_time(t, ch);
-        } else {
-            /* Validate before use: a batch is untrusted input. */
-            if (sl_batch_check(sl_plan_input_schema(t->env.plan, head, in.input), in.data, in.len,
-                               in.count) != SL_OK) {
-                sl_ingate_release(t->in, &in);
-                snprintf(t->err, sizeof t->err, "malformed batch from upstream subtask %u",
-                         (unsigned)in.sender);
-                return SL_DATA;
-            }
-            if (t->ch_state[ch] == S_CH_IDLE)
-                t->ch_state[ch] = S_CH_ACTIVE; /* holds the watermark back again */
-            view.data = (uint8_t *)in.data;
-            view.len = in.len;
-            view.count = in.count;
-            rc = s_process(t, 0, &view, in.input);
-            sl_ingate_release(t->in, &in);
-            if (rc)
-                return s_chain_error(t, rc);
-            pending = true;
-        }
+        rc = s_blocked(t, ch) ? s_hold_event(t, &in, ch) : s_event(t, &in, ch, &pending);
         if (rc)
             return rc;
         if (t->has_tick && s_now_ns() >= next_tick) {
@@ -607,6 +925,30 @@ static int s_run_inputs(sl_task_t *t)
     }
 }
 
+/* A subtask restored as finished: it had ended before the checkpoint, so
+ * it only passes end of input on (its inputs have ended too). */
+static int s_run_finished(sl_task_t *t)
+{
+    if (t->in)
+        for (;;) {
+            sl_inbatch_t in;
+            int got = sl_ingate_poll(t->in, &in, -1, t->err, sizeof t->err);
+            if (got <= 0 && got != SL_TIMEOUT) {
+                if (got)
+                    return got;
+                break;
+            }
+            if (got == 1 && in.kind == SL_FRAME_BATCH)
+                sl_ingate_release(t->in, &in); /* cannot happen: they had ended */
+        }
+    for (int k = 0; k < t->nout; k++) {
+        int rc = sl_outgate_finish(t->out[k].gate);
+        if (rc)
+            return rc;
+    }
+    return SL_OK;
+}
+
 int sl_task_run(sl_task_t *t)
 {
     s_link_t *links = calloc((size_t)t->nops * 2, sizeof *links);
@@ -615,6 +957,17 @@ int sl_task_run(sl_task_t *t)
     atomic_store(&t->wm_pub, SL_WM_MIN);
     t->wm = SL_WM_MIN;
     int rc = s_open(t, links);
+    if (rc == SL_OK && t->env.restore_finished) {
+        rc = s_run_finished(t);
+        free(links);
+        for (int i = 0; i < t->nops; i++) {
+            t->ops[i].out.target = NULL;
+            t->ops[i].side.target = NULL;
+        }
+        return rc;
+    }
+    if (rc == SL_OK && t->env.restore)
+        rc = s_restore(t);
     if (rc == SL_OK && !t->in) {
         /* A source chain: the head produces everything. */
         sl_opctx_t *c = &t->ops[0];
@@ -711,6 +1064,10 @@ void sl_task_destroy(sl_task_t **pp)
     free(t->ch_base);
     free(t->ch_wm);
     free(t->ch_state);
+    if (t->in)
+        s_drop_held(t);
+    free(t->ch_barrier);
+    pthread_mutex_destroy(&t->ack_lock);
     sl_ingate_destroy(&t->in);
     free(t->ops);
     free(t->vt);

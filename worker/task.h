@@ -31,7 +31,21 @@ typedef struct {
     const atomic_bool *cancel; /* set to stop the task */
     int credits;               /* initial credits per channel (0 = default) */
     uint32_t batch_bytes;      /* batch capacity (0 = default) */
+    /* Checkpoints (docs/fault-tolerance.md). */
+    const char *ckpt_dir;   /* <root>/<job>: snapshots go to chk-<id>/ in it; NULL = none */
+    const uint8_t *restore; /* the subtask's state file to restore (verified), or NULL */
+    size_t restore_len;
+    bool restore_finished; /* the subtask had finished in the restored checkpoint */
 } sl_task_env_t;
+
+/* What a subtask says about a checkpoint (sl_task_poll_ack). */
+typedef struct {
+    uint64_t id;        /* the checkpoint */
+    char file[96];      /* state file written, relative to chk-<id>/ */
+    uint64_t size;      /* its bytes */
+    char sha256[65];    /* hex of its content */
+    char declined[512]; /* non-empty: no snapshot, and why (the job goes on) */
+} sl_task_ack_t;
 
 typedef struct sl_task sl_task_t;
 
@@ -57,6 +71,15 @@ const char *sl_task_error(const sl_task_t *t);
 int sl_task_nops(const sl_task_t *t);
 /* Snapshot of operator i's metrics (safe while the task runs). */
 void sl_task_metrics(const sl_task_t *t, int i, sl_op_metrics_t *out);
+/* Asks a source subtask to take checkpoint id (it injects the barrier at
+ * its next record boundary). Any thread. */
+void sl_task_trigger(sl_task_t *t, uint64_t id);
+/* Tells the subtask that checkpoint id is complete (durable). Any thread. */
+void sl_task_notify_complete(sl_task_t *t, uint64_t id);
+/* A new acknowledgement (snapshot written, or declined) since the last
+ * call: true and *out filled. Any thread (one poller). */
+bool sl_task_poll_ack(sl_task_t *t, sl_task_ack_t *out);
+
 /* The task's current watermark (SL_WM_MIN before the first; readable from
  * any thread). */
 int64_t sl_task_watermark(const sl_task_t *t);

@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "worker.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,10 +36,14 @@ typedef struct {
     atomic_bool done; /* set by the task thread as its last act */
     int rc;           /* result of sl_task_run */
     bool reported;    /* final state sent */
+    uint8_t *restore; /* state file to restore (read and verified at deploy), or NULL */
+    size_t restore_len;
 } s_slot_t;
 
 struct s_job {
     char *id;
+    uint32_t attempt; /* the master's execution attempt of the job */
+    char *ckpt_dir;   /* <root>/<job> where snapshots go, or NULL */
     sl_spec_t *spec;
     sl_plan_t *plan;
     sl_plugin_t *plugin; /* the job's plugin (cached by hash), or NULL */
@@ -58,8 +63,8 @@ struct sl_worker {
     bool own_cache_dir; /* a temporary one we made (and remove) */
     pthread_t thread;
     atomic_bool stop;
-    atomic_bool ended; /* the loop has returned */
-    void *sock;        /* DEALER to the master */
+    atomic_bool ended;    /* the loop has returned */
+    void *sock;           /* DEALER to the master */
     uint32_t batch_bytes; /* batch capacity of every task (SLUICE_BATCH_BYTES; 0 = default) */
     s_job_t *jobs;
     uint64_t next_req;
@@ -90,7 +95,8 @@ static void s_bind_endpoint(const sl_worker_t *w, const s_job_t *j, int chain, i
     if (s_is_tcp(w))
         snprintf(buf, cap, "%s:*", w->data_bind);
     else
-        snprintf(buf, cap, "%s/%s/%d/%d", w->data_bind, j->id, chain, subtask);
+        snprintf(buf, cap, "%s/%s/%u/%d/%d", w->data_bind, j->id, (unsigned)j->attempt, chain,
+                 subtask);
 }
 
 /* The endpoint other workers use for a bound one: a tcp wildcard address
@@ -106,9 +112,12 @@ static void s_advertised(const sl_worker_t *w, const char *bound, char *buf, siz
 
 static void s_job_destroy(s_job_t *j)
 {
-    for (int i = 0; i < j->ntasks; i++)
+    for (int i = 0; i < j->ntasks; i++) {
         sl_task_destroy(&j->tasks[i].task);
+        free(j->tasks[i].restore);
+    }
     free(j->tasks);
+    free(j->ckpt_dir);
     if (j->endpoints && j->plan) {
         int total = j->ep_base[j->plan->nchains];
         for (int i = 0; i < total; i++)
@@ -146,6 +155,7 @@ static void s_send_state_ep(sl_worker_t *w, s_slot_t *t, Sluice__TaskStateKind s
     ref.chain = (uint32_t)t->chain;
     ref.subtask = (uint32_t)t->subtask;
     ts.job_id = t->job->id;
+    ts.attempt = t->job->attempt;
     ts.ref = &ref;
     ts.state = state;
     if (endpoint)
@@ -198,6 +208,8 @@ static void s_report_running(sl_worker_t *w)
                 s_send_state(w, &j->tasks[i], SLUICE__TASK_STATE_KIND__TASK_RUNNING, NULL);
 }
 
+static void s_send_ack(sl_worker_t *w, s_job_t *j, s_slot_t *t);
+
 /* Joins ended task threads, reports them, frees jobs with nothing left. */
 static void s_reap(sl_worker_t *w)
 {
@@ -219,6 +231,7 @@ static void s_reap(sl_worker_t *w)
             }
             if (t->started)
                 pthread_join(t->thread, NULL);
+            s_send_ack(w, j, t); /* its last acknowledgement before its end */
             if (!t->started && t->rc == SL_OK)
                 t->rc = SL_CANCELED; /* canceled before it was started */
             Sluice__TaskStateKind st = t->rc == SL_OK ? SLUICE__TASK_STATE_KIND__TASK_FINISHED
@@ -263,12 +276,58 @@ static void s_fail_deploy(sl_worker_t *w, s_job_t *j, const Sluice__Deploy *d, c
     }
 }
 
+/* The state of subtask t in the checkpoint the deploy restores: read from
+ * checkpoint storage and checked against the size and hash the master
+ * recorded (a corrupt file fails the deploy, it is never loaded). */
+static int s_load_restore(const Sluice__Deploy *d, s_slot_t *t, sl_task_env_t *env, char *why,
+                          size_t cap)
+{
+    const Sluice__TaskSnapshot *ts = NULL;
+    for (size_t i = 0; i < d->n_restore && !ts; i++)
+        if ((int)d->restore[i]->ref->chain == t->chain &&
+            (int)d->restore[i]->ref->subtask == t->subtask)
+            ts = d->restore[i];
+    if (!ts)
+        return SL_OK;
+    if (ts->finished) {
+        env->restore_finished = true;
+        return SL_OK;
+    }
+    char path[4600];
+    snprintf(path, sizeof path, "%s/chk-%llu/%s", d->checkpoint_dir,
+             (unsigned long long)d->restore_checkpoint, ts->file);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(why, cap, "cannot read checkpoint state %s: %s", path, strerror(errno));
+        return SL_IO;
+    }
+    t->restore = malloc(ts->size ? ts->size : 1);
+    size_t got = t->restore ? fread(t->restore, 1, ts->size, f) : 0;
+    int extra = fgetc(f);
+    fclose(f);
+    char hex[65] = "";
+    if (t->restore && got == ts->size)
+        sl_sha256_hex(t->restore, got, hex);
+    if (!t->restore || got != ts->size || extra != EOF || strcmp(hex, ts->sha256) != 0) {
+        snprintf(why, cap, "checkpoint state %s is corrupt (%zu%s bytes, expected %llu; sha256 %s)",
+                 path, got, extra != EOF ? "+" : "", (unsigned long long)ts->size,
+                 strcmp(hex, ts->sha256) ? "differs" : "ok");
+        return SL_DATA;
+    }
+    env->restore = t->restore;
+    env->restore_len = got;
+    return SL_OK;
+}
+
 static void s_deploy(sl_worker_t *w, const Sluice__Deploy *d)
 {
     s_job_t *j = calloc(1, sizeof *j);
     if (!j)
         return;
     j->id = strdup(d->job_id);
+    j->attempt = d->attempt;
+    if (d->checkpoint_dir && d->checkpoint_dir[0])
+        j->ckpt_dir = strdup(d->checkpoint_dir);
     sl_params_t *params = sl_params_new();
     sl_diag_t *diag = sl_diag_new(d->spec_file);
     char why[1024] = "";
@@ -331,7 +390,10 @@ static void s_deploy(sl_worker_t *w, const Sluice__Deploy *d)
                              .endpoint = s_endpoint,
                              .endpoint_arg = j,
                              .cancel = &j->cancel,
-                             .batch_bytes = w->batch_bytes};
+                             .batch_bytes = w->batch_bytes,
+                             .ckpt_dir = j->ckpt_dir};
+        if (s_load_restore(d, t, &env, why, sizeof why) != SL_OK)
+            break;
         t->task = sl_task_new(&env);
         if (!t->task)
             break;
@@ -378,7 +440,7 @@ fail:
 static void s_start(sl_worker_t *w, const Sluice__StartTasks *st)
 {
     s_job_t *j = w->jobs;
-    while (j && strcmp(j->id, st->job_id) != 0)
+    while (j && (strcmp(j->id, st->job_id) != 0 || j->attempt != st->attempt))
         j = j->next;
     if (!j || j->started)
         return;
@@ -446,11 +508,72 @@ static void s_heartbeat(sl_worker_t *w)
     s_send(w, &env);
 }
 
-static void s_cancel_job(sl_worker_t *w, const char *job_id)
+static void s_cancel_job(sl_worker_t *w, const char *job_id, uint32_t attempt)
 {
     for (s_job_t *j = w->jobs; j; j = j->next)
-        if (!job_id || strcmp(j->id, job_id) == 0)
+        if (!job_id || (strcmp(j->id, job_id) == 0 && (!attempt || attempt == j->attempt)))
             atomic_store(&j->cancel, true);
+}
+
+static s_job_t *s_find(sl_worker_t *w, const char *job_id, uint32_t attempt)
+{
+    for (s_job_t *j = w->jobs; j; j = j->next)
+        if (strcmp(j->id, job_id) == 0 && j->attempt == attempt)
+            return j;
+    return NULL;
+}
+
+/* CheckpointTrigger: the job's source subtasks here inject the barrier. */
+static void s_trigger(sl_worker_t *w, const Sluice__CheckpointTrigger *ct)
+{
+    s_job_t *j = s_find(w, ct->job_id, ct->attempt);
+    for (int i = 0; j && i < j->ntasks; i++) {
+        s_slot_t *t = &j->tasks[i];
+        const sl_plan_node_t *head = &j->plan->nodes[j->plan->chains[t->chain].nodes[0]];
+        if (head->role == SL_ROLE_SOURCE && t->task && t->started && !atomic_load(&t->done))
+            sl_task_trigger(t->task, ct->checkpoint_id);
+    }
+}
+
+static void s_complete(sl_worker_t *w, const Sluice__CheckpointComplete *cc)
+{
+    s_job_t *j = s_find(w, cc->job_id, cc->attempt);
+    for (int i = 0; j && i < j->ntasks; i++)
+        if (j->tasks[i].task && j->tasks[i].started && !atomic_load(&j->tasks[i].done))
+            sl_task_notify_complete(j->tasks[i].task, cc->checkpoint_id);
+}
+
+/* Sends the acknowledgement task t wrote since the last look, if any. */
+static void s_send_ack(sl_worker_t *w, s_job_t *j, s_slot_t *t)
+{
+    sl_task_ack_t a;
+    if (!t->task || !sl_task_poll_ack(t->task, &a))
+        return;
+    Sluice__Envelope env;
+    sl_msg_init(&env, ++w->next_req);
+    Sluice__CheckpointAck ack = SLUICE__CHECKPOINT_ACK__INIT;
+    Sluice__SubtaskRef ref = SLUICE__SUBTASK_REF__INIT;
+    ref.chain = (uint32_t)t->chain;
+    ref.subtask = (uint32_t)t->subtask;
+    ack.job_id = j->id;
+    ack.attempt = j->attempt;
+    ack.checkpoint_id = a.id;
+    ack.ref = &ref;
+    ack.file = a.file;
+    ack.size = a.size;
+    ack.sha256 = a.sha256;
+    sl_msg_sanitize_utf8(a.declined);
+    ack.declined = a.declined;
+    env.body_case = SLUICE__ENVELOPE__BODY_CHECKPOINT_ACK;
+    env.checkpoint_ack = &ack;
+    s_send(w, &env);
+}
+
+static void s_send_acks(sl_worker_t *w)
+{
+    for (s_job_t *j = w->jobs; j; j = j->next)
+        for (int i = 0; i < j->ntasks; i++)
+            s_send_ack(w, j, &j->tasks[i]);
 }
 
 static void *s_main(void *arg)
@@ -484,16 +607,22 @@ static void *s_main(void *arg)
                             "sluice-worker %s: master forgot this worker (%s); "
                             "registering again\n",
                             w->id, env->error->message);
-                    s_cancel_job(w, NULL);
+                    s_cancel_job(w, NULL, 0);
                     s_register(w);
                 }
                 break;
             case SLUICE__ENVELOPE__BODY_CANCEL_TASKS:
-                s_cancel_job(w, env->cancel_tasks->job_id);
+                s_cancel_job(w, env->cancel_tasks->job_id, env->cancel_tasks->attempt);
+                break;
+            case SLUICE__ENVELOPE__BODY_CHECKPOINT_TRIGGER:
+                s_trigger(w, env->checkpoint_trigger);
+                break;
+            case SLUICE__ENVELOPE__BODY_CHECKPOINT_COMPLETE:
+                s_complete(w, env->checkpoint_complete);
                 break;
             case SLUICE__ENVELOPE__BODY_SHUTDOWN:
                 if (w->o.keep_running)
-                    s_cancel_job(w, NULL); /* the master is going: its jobs are over */
+                    s_cancel_job(w, NULL, 0); /* the master is going: its jobs are over */
                 else
                     atomic_store(&w->stop, true);
                 break;
@@ -507,6 +636,7 @@ static void *s_main(void *arg)
             }
             sl_msg_free(&env);
         }
+        s_send_acks(w); /* before reaping: a task's last ack goes before its end */
         s_reap(w);
         uint64_t now = s_now_ms();
         if (now - last_hb >= (uint64_t)w->o.heartbeat_ms) {
@@ -518,7 +648,7 @@ static void *s_main(void *arg)
             last_report = now;
         }
     }
-    s_cancel_job(w, NULL);
+    s_cancel_job(w, NULL, 0);
     while (w->jobs) {
         s_reap(w);
         if (w->jobs) {

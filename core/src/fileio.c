@@ -1298,6 +1298,27 @@ static int s_put_json_str(sl_writer_t *w, const char *s, size_t n)
 int sl_writer_open(const char *final_path, sl_format_t fmt, const sl_schema_t *schema,
                    sl_writer_t **out, char *err, size_t cap)
 {
+    return sl_writer_open_ex(final_path, fmt, schema, true, out, err, cap);
+}
+
+int sl_writer_write_raw(sl_writer_t *w, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        if (w->len == S_WRITE_BUF && s_wflush(w) != 0)
+            return SL_IO;
+        size_t k = S_WRITE_BUF - w->len < n ? S_WRITE_BUF - w->len : n;
+        memcpy(w->buf + w->len, c, k);
+        w->len += k;
+        c += k;
+        n -= k;
+    }
+    return w->error ? SL_IO : SL_OK;
+}
+
+int sl_writer_open_ex(const char *final_path, sl_format_t fmt, const sl_schema_t *schema,
+                      bool header, sl_writer_t **out, char *err, size_t cap)
+{
     *out = NULL;
     if (!final_path || !schema || schema->nfields < 1)
         return s_err(err, cap, SL_INVAL, "writer needs a path and a non-empty schema");
@@ -1322,7 +1343,7 @@ int sl_writer_open(const char *final_path, sl_format_t fmt, const sl_schema_t *s
         rc = s_err(err, cap, SL_IO, "%s: %s", w->tmp_path, strerror(errno));
         goto fail;
     }
-    if (fmt == SL_FMT_CSV) {
+    if (fmt == SL_FMT_CSV && header) {
         for (int f = 0; f < schema->nfields && rc == 0; f++) {
             if (f)
                 rc = s_putc(w, ',');

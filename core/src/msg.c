@@ -336,7 +336,10 @@ static int s_job_status(const char *path, const Sluice__JobStatus *j, char *err,
     S_TRY(s_str(path, "job_id", j->job_id, SL_MSG_ID_MAX, true, err, cap));
     S_TRY(s_str(path, "name", j->name, SL_MSG_ID_MAX, false, err, cap));
     S_TRY(s_range(path, "state", (uint64_t)(int64_t)j->state, 0,
-                  SLUICE__JOB_STATE_KIND__JOB_CANCELED, err, cap));
+                  SLUICE__JOB_STATE_KIND__JOB_RESTARTING, err, cap));
+    S_TRY(s_count(path, "failures", j->n_failures, j->failures, SL_MSG_REPEATED_MAX, err, cap));
+    for (size_t i = 0; i < j->n_failures; i++)
+        S_TRY(s_str(path, "failures[]", j->failures[i], SL_MSG_TEXT_MAX, false, err, cap));
     S_TRY(s_str(path, "error", j->error, SL_MSG_TEXT_MAX, false, err, cap));
     S_TRY(s_str(path, "reason", j->reason, SL_MSG_TEXT_MAX, false, err, cap));
     S_TRY(s_count(path, "tasks", j->n_tasks, j->tasks, SL_MSG_REPEATED_MAX, err, cap));
@@ -384,6 +387,16 @@ static int s_deploy(const char *p, const Sluice__Deploy *d, char *err, size_t ca
         char sub[S_PATH_CAP];
         snprintf(sub, sizeof sub, "subtasks[%zu]", i);
         S_TRY(s_ref(p, sub, d->subtasks[i], err, cap));
+    }
+    S_TRY(s_str(p, "checkpoint_dir", d->checkpoint_dir, SL_MSG_PATH_MAX, false, err, cap));
+    S_TRY(s_count(p, "restore", d->n_restore, d->restore, SL_MSG_REPEATED_MAX, err, cap));
+    for (size_t i = 0; i < d->n_restore; i++) {
+        char sub[S_PATH_CAP];
+        const Sluice__TaskSnapshot *t = d->restore[i];
+        S_TRY(s_elem(p, "restore", i, t, sub, err, cap));
+        S_TRY(s_ref(sub, "ref", t->ref, err, cap));
+        S_TRY(s_str(sub, "file", t->file, SL_MSG_PATH_MAX, !t->finished, err, cap));
+        S_TRY(s_str(sub, "sha256", t->sha256, 64, !t->finished, err, cap));
     }
     return s_locations(p, d->n_locations, d->locations, err, cap);
 }
@@ -460,6 +473,10 @@ static int s_body(const Sluice__Envelope *env, const char *p, char *err, size_t 
         S_TRY(s_str(p, "job_id", a->job_id, SL_MSG_ID_MAX, true, err, cap));
         S_TRY(s_range(p, "checkpoint_id", a->checkpoint_id, 1, UINT64_MAX, err, cap));
         S_TRY(s_ref(p, "ref", a->ref, err, cap));
+        S_TRY(
+            s_str(p, "file", a->file, SL_MSG_PATH_MAX, !a->declined || !a->declined[0], err, cap));
+        S_TRY(s_str(p, "sha256", a->sha256, 64, false, err, cap));
+        S_TRY(s_str(p, "declined", a->declined, SL_MSG_TEXT_MAX, false, err, cap));
         return s_bytes(p, "state_handle", &a->state_handle, SL_MSG_STATE_HANDLE_MAX, false, err,
                        cap);
     }
@@ -467,6 +484,25 @@ static int s_body(const Sluice__Envelope *env, const char *p, char *err, size_t 
         S_TRY(s_str(p, "job_id", env->checkpoint_complete->job_id, SL_MSG_ID_MAX, true, err, cap));
         return s_range(p, "checkpoint_id", env->checkpoint_complete->checkpoint_id, 1, UINT64_MAX,
                        err, cap);
+    case SLUICE__ENVELOPE__BODY_JOB_RECORD: {
+        const Sluice__JobRecord *r = env->job_record;
+        S_TRY(s_str(p, "job_id", r->job_id, SL_MSG_ID_MAX, true, err, cap));
+        if (!r->submit) {
+            s_err(err, cap, "%s.submit is required", p);
+            return SL_PROTO;
+        }
+        S_TRY(s_str(p, "spec_file", r->submit->spec_file, SL_MSG_PATH_MAX, false, err, cap));
+        S_TRY(s_bytes(p, "spec_text", &r->submit->spec_text, SL_MSG_SPEC_MAX, true, err, cap));
+        S_TRY(s_params(p, r->submit->n_params, r->submit->params, err, cap));
+        S_TRY(s_str(p, "plugin_sha256", r->plugin_sha256, 64, false, err, cap));
+        S_TRY(s_range(p, "state", (uint64_t)(int64_t)r->state, 0,
+                      SLUICE__JOB_STATE_KIND__JOB_RESTARTING, err, cap));
+        S_TRY(s_str(p, "error", r->error, SL_MSG_TEXT_MAX, false, err, cap));
+        S_TRY(s_count(p, "failures", r->n_failures, r->failures, SL_MSG_REPEATED_MAX, err, cap));
+        for (size_t i = 0; i < r->n_failures; i++)
+            S_TRY(s_str(p, "failures[]", r->failures[i], SL_MSG_TEXT_MAX, false, err, cap));
+        return 0;
+    }
     case SLUICE__ENVELOPE__BODY_START_TASKS: {
         const Sluice__StartTasks *st = env->start_tasks;
         S_TRY(s_str(p, "job_id", st->job_id, SL_MSG_ID_MAX, true, err, cap));
@@ -559,6 +595,8 @@ const char *sl_msg_kind_name(const Sluice__Envelope *env)
         return "checkpoint_ack";
     case SLUICE__ENVELOPE__BODY_CHECKPOINT_COMPLETE:
         return "checkpoint_complete";
+    case SLUICE__ENVELOPE__BODY_JOB_RECORD:
+        return "job_record";
     case SLUICE__ENVELOPE__BODY_START_TASKS:
         return "start_tasks";
     case SLUICE__ENVELOPE__BODY_WORKERS_REQUEST:

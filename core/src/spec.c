@@ -1308,14 +1308,114 @@ static int s_section(s_ctx_t *c, sl_spec_t *s, sl_role_t r)
     return 0;
 }
 
+/* `checkpoint: {interval: 1s, timeout: 1m, min_pause: 0, retain: 3}`. */
+static void s_check_checkpoint(s_ctx_t *c, sl_spec_t *s)
+{
+    s->ckpt_timeout_ms = 60000;
+    s->ckpt_retain = 3;
+    const sl_ynode_t *n = sl_ynode_get(c->root, "checkpoint");
+    if (!n)
+        return;
+    static const char *const keys[] = {"interval", "timeout", "min_pause", "retain"};
+    if (n->kind != SL_Y_MAP) {
+        s_err(c, n->line, n->col, "checkpoint must be a mapping like {interval: 1s}");
+        return;
+    }
+    c->nerr += sl_ynode_check_keys(n, keys, 4, c->d, "checkpoint field");
+    const sl_ynode_t *iv = sl_ynode_get(n, "interval");
+    if (!iv) {
+        s_err(c, n->line, n->col, "checkpoint needs an 'interval' (e.g. 1s)");
+        return;
+    }
+    long long v;
+    if (s_count(c, sl_ynode_duration(iv, 86400000LL, c->d, "checkpoint interval", &v)) == 0) {
+        if (v < 10)
+            s_err(c, iv->line, iv->col, "checkpoint interval must be at least 10ms");
+        s->ckpt_interval_ms = v;
+    }
+    const sl_ynode_t *x = sl_ynode_get(n, "timeout");
+    if (x && s_count(c, sl_ynode_duration(x, 86400000LL, c->d, "checkpoint timeout", &v)) == 0) {
+        if (v < 10)
+            s_err(c, x->line, x->col, "checkpoint timeout must be at least 10ms");
+        s->ckpt_timeout_ms = v;
+    }
+    x = sl_ynode_get(n, "min_pause");
+    if (x && s_count(c, sl_ynode_duration(x, 86400000LL, c->d, "checkpoint min_pause", &v)) == 0)
+        s->ckpt_min_pause_ms = v;
+    x = sl_ynode_get(n, "retain");
+    if (x && s_count(c, sl_ynode_int(x, 1, 1000, c->d, "checkpoint retain", &v)) == 0)
+        s->ckpt_retain = (int)v;
+}
+
+/* `restart: {strategy: fixed-delay, attempts: 3, delay: 1s}` and friends. */
+static void s_check_restart(s_ctx_t *c, sl_spec_t *s)
+{
+    s->restart = SL_RESTART_NONE;
+    s->restart_attempts = 3;
+    s->restart_delay_ms = 1000;
+    s->restart_max_delay_ms = 60000;
+    s->restart_interval_ms = 60000;
+    const sl_ynode_t *n = sl_ynode_get(c->root, "restart");
+    if (!n) {
+        /* A checkpointed job restarts by default; others fail. */
+        if (sl_ynode_get(c->root, "checkpoint"))
+            s->restart = SL_RESTART_FIXED_DELAY;
+        return;
+    }
+    static const char *const keys[] = {"strategy",  "attempts",     "delay",
+                                       "max_delay", "max_failures", "interval"};
+    if (n->kind != SL_Y_MAP) {
+        s_err(c, n->line, n->col, "restart must be a mapping like {strategy: fixed-delay}");
+        return;
+    }
+    c->nerr += sl_ynode_check_keys(n, keys, 6, c->d, "restart field");
+    const sl_ynode_t *st = sl_ynode_get(n, "strategy");
+    const char *name = st ? sl_ynode_str(st, c->d, "strategy") : NULL;
+    static const char *const names[] = {"none", "fixed-delay", "exponential-delay", "failure-rate"};
+    int k = -1;
+    for (int i = 0; name && i < 4; i++)
+        if (strcmp(name, names[i]) == 0)
+            k = i;
+    if (!st)
+        s_err(c, n->line, n->col, "restart needs a 'strategy'");
+    else if (name && k < 0) {
+        bool rec = s_err(c, st->line, st->col, "unknown restart strategy '%.80s'", name);
+        const char *near = sl_closest(name, names, 4);
+        if (rec)
+            sl_diag_hint(c->d, near ? "did you mean '%s'?" : "strategies are %s",
+                         near ? near : "none, fixed-delay, exponential-delay, failure-rate");
+    } else if (!name)
+        c->nerr++;
+    if (k >= 0)
+        s->restart = (sl_restart_t)k;
+    long long v;
+    const sl_ynode_t *x = sl_ynode_get(n, "attempts");
+    if (x && s_count(c, sl_ynode_int(x, 0, 1000000, c->d, "restart attempts", &v)) == 0)
+        s->restart_attempts = (int)v;
+    x = sl_ynode_get(n, "delay");
+    if (x && s_count(c, sl_ynode_duration(x, 86400000LL, c->d, "restart delay", &v)) == 0)
+        s->restart_delay_ms = v;
+    x = sl_ynode_get(n, "max_delay");
+    if (x && s_count(c, sl_ynode_duration(x, 86400000LL, c->d, "restart max_delay", &v)) == 0)
+        s->restart_max_delay_ms = v;
+    x = sl_ynode_get(n, "max_failures");
+    if (x && s_count(c, sl_ynode_int(x, 1, 1000000, c->d, "restart max_failures", &v)) == 0)
+        s->restart_attempts = (int)v; /* failure-rate: failures allowed per interval */
+    x = sl_ynode_get(n, "interval");
+    if (x && s_count(c, sl_ynode_duration(x, 86400000LL, c->d, "restart interval", &v)) == 0)
+        s->restart_interval_ms = v;
+}
+
 /* The top-level fields; fills name, parallelism and max_parallelism. */
 static void s_check_top(s_ctx_t *c, sl_spec_t *s, bool *maxp_given)
 {
-    static const char *const allowed[] = {"name",        "parallelism", "max_parallelism",
-                                          "sources",     "operators",   "sinks",
-                                          "description", "params",      "plugin"};
+    static const char *const allowed[] = {"name",      "parallelism", "max_parallelism", "sources",
+                                          "operators", "sinks",       "description",     "params",
+                                          "plugin",    "checkpoint",  "restart"};
     const sl_ynode_t *root = c->root;
-    c->nerr += sl_ynode_check_keys(root, allowed, 9, c->d, "top-level field");
+    c->nerr += sl_ynode_check_keys(root, allowed, 11, c->d, "top-level field");
+    s_check_checkpoint(c, s);
+    s_check_restart(c, s);
     s->plugin_node = sl_ynode_get(root, "plugin");
     if (s->plugin_node) {
         s->plugin = sl_ynode_str(s->plugin_node, c->d, "plugin");

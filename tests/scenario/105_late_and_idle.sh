@@ -50,7 +50,7 @@ trace_stats() {
 }
 
 step "an idle source does not stall the watermark, and holds it back again when active"
-sluice run "$DIR/idle.yaml" --quiet -p pause=3s -p steady_count=1600 > "$WORK/idle.out" ||
+sluice run "$DIR/idle.yaml" --quiet -p pause=4s -p steady_count=2000 -p idle=500ms > "$WORK/idle.out" ||
     { cat "$WORK/stderr" >&2; fail "idle job"; }
 read -r before during <<< "$(trace_stats "$WORK/idle.out")"
 [ "$before" -ge 1500 ] ||

@@ -692,6 +692,7 @@ static size_t s_seed(int i, uint8_t **buf)
     Sluice__Register rg = SLUICE__REGISTER__INIT;
     Sluice__Heartbeat hb = SLUICE__HEARTBEAT__INIT;
     Sluice__TaskState ts = SLUICE__TASK_STATE__INIT;
+    ts.attempt = 1; /* the first attempt of the job, as a worker reports it */
     Sluice__ListJobs lj = SLUICE__LIST_JOBS__INIT;
     Sluice__Deploy dp = SLUICE__DEPLOY__INIT;
     Sluice__StartTasks st = SLUICE__START_TASKS__INIT;
@@ -1478,6 +1479,7 @@ START_TEST(test_semantic_garbage)
     void *d = s_dealer(&e);
     Sluice__SubtaskRef ref = SLUICE__SUBTASK_REF__INIT;
     Sluice__TaskState ts = SLUICE__TASK_STATE__INIT;
+    ts.attempt = 1; /* the first attempt of the job, as a worker reports it */
     ts.ref = &ref;
     ts.state = SLUICE__TASK_STATE_KIND__TASK_FAILED;
     ts.error = "injected failure";
@@ -1740,6 +1742,7 @@ START_TEST(test_task_report_with_unknown_fields)
     om.records_out = 5;
     Sluice__SubtaskRef ref = SLUICE__SUBTASK_REF__INIT;
     Sluice__TaskState ts = SLUICE__TASK_STATE__INIT;
+    ts.attempt = 1; /* the first attempt of the job, as a worker reports it */
     ts.job_id = job;
     ts.ref = &ref;
     ts.state = SLUICE__TASK_STATE_KIND__TASK_RUNNING;
@@ -1830,6 +1833,7 @@ static void s_report(s_env_t *e, void *d, const char *job, const Sluice__Subtask
     Sluice__Envelope env;
     sl_msg_init(&env, 6000 + e->seq);
     Sluice__TaskState ts = SLUICE__TASK_STATE__INIT;
+    ts.attempt = 1; /* the first attempt of the job, as a worker reports it */
     Sluice__SubtaskRef r = *ref;
     ts.job_id = (char *)job;
     ts.ref = &r;

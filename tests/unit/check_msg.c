@@ -237,6 +237,7 @@ static void s_fill(bag_t *b, Sluice__Envelope__BodyCase kind, uint64_t request_i
     b->cka = (Sluice__CheckpointAck)SLUICE__CHECKPOINT_ACK__INIT;
     b->cka.job_id = "job-0001";
     b->cka.checkpoint_id = 42;
+    b->cka.file = "task-0-0.state";
     b->cka.ref = &b->ref[4];
     b->cka.state_handle.data = (uint8_t *)HANDLE;
     b->cka.state_handle.len = sizeof HANDLE;

@@ -65,7 +65,13 @@ typedef struct sl_writer sl_writer_t;
  * header row; strings are quoted when they need it. */
 int sl_writer_open(const char *final_path, sl_format_t fmt, const sl_schema_t *schema,
                    sl_writer_t **out, char *err, size_t cap);
+/* sl_writer_open, and without the CSV header row when header is false
+ * (the parts of a staged output). */
+int sl_writer_open_ex(const char *final_path, sl_format_t fmt, const sl_schema_t *schema,
+                      bool header, sl_writer_t **out, char *err, size_t cap);
 int sl_writer_write(sl_writer_t *w, const sl_value_t *vals);
+/* Appends bytes already in the writer's format (a staged part). */
+int sl_writer_write_raw(sl_writer_t *w, const void *p, size_t n);
 /* Flushes, fsyncs and publishes the file with sl_fs_publish. */
 int sl_writer_commit(sl_writer_t *w, char *err, size_t cap);
 /* Closes; an uncommitted temporary file is removed. Accepts NULL. */

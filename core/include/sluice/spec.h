@@ -94,6 +94,13 @@ typedef struct {
     int parallelism;                /* the node's own, or 0 = job default */
 } sl_spec_node_t;
 
+typedef enum {
+    SL_RESTART_NONE,              /* a failure fails the job */
+    SL_RESTART_FIXED_DELAY,       /* up to `attempts` restarts, `delay` apart */
+    SL_RESTART_EXPONENTIAL_DELAY, /* delays double from `delay` up to `max_delay`, unbounded */
+    SL_RESTART_FAILURE_RATE,      /* restarts while failures per `interval` <= `max_failures` */
+} sl_restart_t;
+
 typedef struct sl_spec {
     char *file;          /* owned: the name used in diagnostics */
     const char *name;    /* job name (borrowed from tree) */
@@ -104,7 +111,14 @@ typedef struct sl_spec {
     int *topo;                     /* node indexes in topological order */
     const char *plugin;            /* `plugin:` (path of the .so, as written), or NULL */
     const sl_ynode_t *plugin_node; /* its position, or NULL */
-    sl_ynode_t *root;              /* owned: the whole tree */
+    /* checkpoint: (docs/fault-tolerance.md); interval 0 = no checkpoints */
+    long long ckpt_interval_ms, ckpt_timeout_ms, ckpt_min_pause_ms;
+    int ckpt_retain; /* completed checkpoints kept */
+    /* restart: */
+    sl_restart_t restart;
+    int restart_attempts; /* fixed-delay: restarts; failure-rate: max failures per interval */
+    long long restart_delay_ms, restart_max_delay_ms, restart_interval_ms;
+    sl_ynode_t *root; /* owned: the whole tree */
 } sl_spec_t;
 
 /* Loads a spec from text (file is the name used in diagnostics). Every

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Exactly-once through kill -9 (docs/fault-tolerance.md): a master and
+# three worker processes run chaos/keyed.yaml (a keyed aggregation and a
+# keyed event-time window over a paced generator, checkpointed every
+# second). After at least two checkpoints completed, a chaos loop kills a
+# random worker with SIGKILL at a random moment, several times, and starts
+# it again, then kills the master and starts it again on its state
+# directory; the job restarts from its latest checkpoint each time. Its
+# outputs must equal the closed-form results exactly: lost and duplicated
+# records are counted separately.
+source "$(dirname "$0")/lib.sh"
+: "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}"
+DIR=$SRC/tests/scenario/chaos
+COUNT=${CHAOS_COUNT:-3200000}
+RATE=${CHAOS_RATE:-80000}
+KILLS=${CHAOS_KILLS:-3}
+
+json() { python3 -c "import json, sys; j = json.load(sys.stdin); print($1)"; }
+
+start_master() {
+    "$SLUICE_MASTER_BIN" --bind "${1:-tcp://127.0.0.1:*}" --heartbeat-timeout 1000 \
+        --state-dir "$WORK/state" >>"$WORK/master.out" 2>>"$WORK/master.err" &
+    MASTER_PID=$!
+    PIDS+=("$MASTER_PID")
+}
+start_worker() {
+    "$SLUICE_WORKER_BIN" --id "$1" --slots 2 --data-bind tcp://127.0.0.1 \
+        >>"$WORK/$1.out" 2>>"$WORK/$1.err" &
+    PIDS+=($!)
+    eval "PID_$1=$!"
+}
+
+step "start a master and three workers"
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export SLUICE_MASTER=tcp://127.0.0.1:$PORT
+start_master "$SLUICE_MASTER"
+wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
+for id in w1 w2 w3; do start_worker "$id"; done
+alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
+wait_for 20 alive_workers 3 || fail "workers did not register: $(sluice workers)"
+
+python3 "$DIR/expected.py" want "$COUNT" "$RATE" "$WORK/want-totals.csv" "$WORK/want-windows.csv"
+
+step "submit: $COUNT records at $RATE/s, checkpoints every second"
+sluice submit "$DIR/keyed.yaml" --detach -p count="$COUNT" -p rate="$RATE" \
+    -p out_totals="$WORK/totals.csv" -p out_windows="$WORK/windows.csv" > "$WORK/job" ||
+    { cat "$WORK/stderr" >&2; fail "submit"; }
+JOB=$(cat "$WORK/job")
+status() { sluice status --json "$JOB"; }
+field() { status | json "j['$1']"; }
+checkpoints_at_least() { [ "$(field checkpoints)" -ge "$1" ]; }
+running_attempt() { status | json "j['state'] == 'RUNNING' and j['attempt'] == $1" | grep -qx True; }
+
+wait_for 60 checkpoints_at_least 2 || fail "no two checkpoints completed: $(sluice status "$JOB")"
+
+for k in $(seq 1 "$KILLS"); do
+    # a random worker among those running the job's tasks
+    victim=$(status | json "sorted(set(t['worker'] for t in j['tasks']))[$RANDOM % len(set(t['worker'] for t in j['tasks']))]")
+    # a random moment: up to 900 ms into a checkpoint interval
+    sleep "0.$((RANDOM % 9))"
+    before=$(field checkpoints)
+    attempt=$(field attempt)
+    step "chaos $k: kill -9 $victim (attempt $attempt, $before checkpoints)"
+    eval "kill -9 \$PID_$victim"
+    start_worker "$victim"
+    wait_for 60 running_attempt $((attempt + 1)) ||
+        fail "the job did not restart after killing $victim: $(sluice status "$JOB")"
+    wait_for 60 checkpoints_at_least $((before + 1)) ||
+        fail "no checkpoint after the restart: $(sluice status "$JOB")"
+done
+
+step "chaos: kill -9 the master, start it again on its state directory"
+before=$(field checkpoints)
+attempt=$(field attempt)
+kill -9 "$MASTER_PID"
+wait "$MASTER_PID" 2>/dev/null || true
+start_master "$SLUICE_MASTER"
+resumed() {
+    status | json "j['attempt'] > $attempt and j['state'] in ('RUNNING', 'FINISHED')" | grep -qx True
+}
+wait_for 20 resumed ||
+    fail "the job did not resume after the master restart: $(sluice status "$JOB" 2>&1; tail -5 "$WORK/master.err")"
+grep -q "resuming job $JOB" "$WORK/master.err" || fail "the master does not say it resumes $JOB"
+KILLS=$((KILLS + 1))
+
+step "wait for the end"
+finished() { [ "$(field state)" = FINISHED ]; }
+wait_for 180 finished || fail "job did not finish: $(sluice status "$JOB")"
+status > "$WORK/final.json"
+[ "$(json 'j["attempt"]' < "$WORK/final.json")" -eq $((KILLS + 1)) ] ||
+    fail "expected $((KILLS + 1)) attempts: $(cat "$WORK/final.json")"
+[ "$(json 'j["restored_from"] > 0' < "$WORK/final.json")" = True ] ||
+    fail "the last attempt did not restore a checkpoint"
+
+for out in totals windows; do
+    tail -n +2 "$WORK/$out.csv" | sort > "$WORK/got-$out.csv"
+    sort -o "$WORK/want-$out.csv" "$WORK/want-$out.csv"
+    counts=$(python3 "$DIR/expected.py" check "$WORK/want-$out.csv" "$WORK/got-$out.csv")
+    echo "$out: $counts"
+    cmp -s "$WORK/want-$out.csv" "$WORK/got-$out.csv" || {
+        diff "$WORK/want-$out.csv" "$WORK/got-$out.csv" | head -n 10 >&2 || true
+        fail "$out differ from the failure-free result ($counts)"
+    }
+done
+[ ! -e "$WORK/.totals.csv.sluice-staging" ] || fail "the sink's staging directory was left behind"
+echo "PASS exactly-once through $KILLS kill -9"

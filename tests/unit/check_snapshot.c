@@ -1,0 +1,1163 @@
+/* check_snapshot.c — operator snapshots (checkpoint state) and their byte
+ * format. snap.c: round trips of every type, truncation at every byte,
+ * garbage type bytes. Operators, driven through their vtables as the task
+ * drives them: each is run once without interruption, then again with a
+ * snapshot taken at many points (the very start, the middle, after the
+ * end), restored into a fresh instance which runs the rest; the combined
+ * output must equal the uninterrupted one. Sources snapshot from their
+ * barrier hook (sl_op_source_checkpoint), as in a real checkpoint: the
+ * generator (also in the middle of its pause), nexmark, and the file
+ * source over several CSV / JSON Lines / text files split between two
+ * subtasks. Keyed operators (aggregate, every kind of window) also
+ * restore with another parallelism: the snapshot of one subtask restored
+ * into two keeps in each only the keys of its key groups, two restored
+ * into one merge. Truncated, mutated and random snapshots must fail with
+ * SL_DATA and a message, never crash or leak. */
+#define _POSIX_C_SOURCE 200809L
+#include <check.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "operator.h"
+#include "sluice/err.h"
+#include "sluice/plan.h"
+#include "sluice/snap.h"
+#include "testutil.h"
+
+/* An assertion for loops (Check's own talk to the runner on every call). */
+#define S_CHECK(cond, ...)                                                                         \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            ck_abort_msg(__VA_ARGS__);                                                             \
+    } while (0)
+
+/* ---- snap.c ------------------------------------------------------------------ */
+
+static void s_write_all_kinds(sl_snap_w_t *w)
+{
+    sl_snap_u8(w, 0xab);
+    sl_snap_u32(w, 0xdeadbeefu);
+    sl_snap_u64(w, UINT64_MAX - 5);
+    sl_snap_i64(w, INT64_MIN);
+    sl_snap_f64(w, -0.0);
+    sl_snap_f64(w, INFINITY);
+    sl_snap_bytes(w, "a\0b", 3);
+    sl_snap_bytes(w, "", 0);
+    sl_value_t vals[] = {sl_value_null(),      sl_value_int(-42),        sl_value_ts(1714521600000),
+                         sl_value_double(NAN), sl_value_double(1.5),     sl_value_bool(true),
+                         sl_value_bool(false), sl_value_str("héllo", 6), sl_value_str("", 0)};
+    for (size_t i = 0; i < sizeof vals / sizeof *vals; i++)
+        sl_snap_value(w, &vals[i]);
+}
+
+/* Reads back what s_write_all_kinds wrote; returns the reader's error. */
+static int s_read_all_kinds(sl_snap_r_t *r, bool check)
+{
+    uint8_t a = sl_snap_get_u8(r);
+    uint32_t b = sl_snap_get_u32(r);
+    uint64_t c = sl_snap_get_u64(r);
+    int64_t d = sl_snap_get_i64(r);
+    double e = sl_snap_get_f64(r), f = sl_snap_get_f64(r);
+    size_t n1, n2;
+    const uint8_t *s1 = sl_snap_get_bytes(r, &n1);
+    const uint8_t *s2 = sl_snap_get_bytes(r, &n2);
+    sl_value_t v[9];
+    for (int i = 0; i < 9; i++)
+        sl_snap_get_value(r, &v[i]);
+    if (check) {
+        ck_assert_int_eq(r->err, 0);
+        ck_assert_uint_eq(r->left, 0);
+        ck_assert_uint_eq(a, 0xab);
+        ck_assert_uint_eq(b, 0xdeadbeefu);
+        ck_assert(c == UINT64_MAX - 5);
+        ck_assert(d == INT64_MIN);
+        ck_assert(e == 0.0 && signbit(e));
+        ck_assert(isinf(f) && f > 0);
+        ck_assert_uint_eq(n1, 3);
+        ck_assert_int_eq(memcmp(s1, "a\0b", 3), 0);
+        ck_assert_uint_eq(n2, 0);
+        ck_assert_ptr_nonnull(s2);
+        ck_assert(v[0].is_null);
+        ck_assert(!v[1].is_null && v[1].type == SL_TYPE_INT64 && v[1].u.i == -42);
+        ck_assert(v[2].type == SL_TYPE_TIMESTAMP && v[2].u.i == 1714521600000);
+        ck_assert(v[3].type == SL_TYPE_DOUBLE && isnan(v[3].u.d));
+        ck_assert(v[4].type == SL_TYPE_DOUBLE && v[4].u.d == 1.5);
+        ck_assert(v[5].type == SL_TYPE_BOOL && v[5].u.b);
+        ck_assert(v[6].type == SL_TYPE_BOOL && !v[6].u.b);
+        ck_assert(v[7].type == SL_TYPE_STRING && v[7].len == 6 && !memcmp(v[7].u.s, "héllo", 6));
+        ck_assert(v[8].type == SL_TYPE_STRING && !v[8].is_null && v[8].len == 0);
+    } else if (r->err) {
+        /* after an error every read is zero / null */
+        ck_assert_int_eq(r->err, SL_DATA);
+        ck_assert(v[8].is_null);
+        ck_assert_uint_eq(sl_snap_get_u64(r), 0);
+        size_t n;
+        ck_assert_ptr_null(sl_snap_get_bytes(r, &n));
+        ck_assert_uint_eq(n, 0);
+    }
+    return r->err;
+}
+
+START_TEST(test_snap_round_trip)
+{
+    sl_snap_w_t w;
+    sl_snap_w_init(&w);
+    s_write_all_kinds(&w);
+    ck_assert_int_eq(w.err, 0);
+    sl_snap_r_t r;
+    sl_snap_r_init(&r, w.data, w.len);
+    s_read_all_kinds(&r, true);
+    /* little-endian whatever the host */
+    ck_assert_uint_eq(w.data[0], 0xab);
+    ck_assert_uint_eq(w.data[1], 0xef);
+    ck_assert_uint_eq(w.data[4], 0xde);
+    /* every truncation fails, none reads past the end (ASan) */
+    for (size_t n = 0; n < w.len; n++) {
+        uint8_t *copy = malloc(n ? n : 1);
+        memcpy(copy, w.data, n);
+        sl_snap_r_init(&r, copy, n);
+        S_CHECK(s_read_all_kinds(&r, false) == SL_DATA, "truncated at %zu of %zu: no error", n,
+                w.len);
+        free(copy);
+    }
+    sl_snap_w_free(&w);
+    ck_assert_ptr_null(w.data);
+}
+END_TEST
+
+START_TEST(test_snap_garbage_values)
+{
+    const uint8_t bad_type[] = {0x42, 1, 2, 3, 4, 5, 6, 7, 8};
+    const uint8_t bad_bool[] = {SL_TYPE_BOOL, 2};
+    const uint8_t long_str[] = {SL_TYPE_STRING, 0xff, 0xff, 0xff, 0x7f, 'a'};
+    const uint8_t *cases[] = {bad_type, bad_bool, long_str};
+    size_t lens[] = {sizeof bad_type, sizeof bad_bool, sizeof long_str};
+    for (int i = 0; i < 3; i++) {
+        sl_snap_r_t r;
+        sl_snap_r_init(&r, cases[i], lens[i]);
+        sl_value_t v;
+        sl_snap_get_value(&r, &v);
+        ck_assert_int_eq(r.err, SL_DATA);
+        ck_assert(v.is_null);
+    }
+    /* a growing writer: many small writes */
+    sl_snap_w_t w;
+    sl_snap_w_init(&w);
+    for (uint32_t i = 0; i < 100000; i++)
+        sl_snap_u32(&w, i);
+    ck_assert_uint_eq(w.len, 400000);
+    sl_snap_r_t r;
+    sl_snap_r_init(&r, w.data, w.len);
+    for (uint32_t i = 0; i < 100000; i++)
+        S_CHECK(sl_snap_get_u32(&r) == i, "u32 %u", i);
+    ck_assert_int_eq(r.err, 0);
+    sl_snap_w_free(&w);
+}
+END_TEST
+
+/* ---- operator instances -------------------------------------------------------- */
+
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+    size_t n; /* rows */
+} s_buf_t;
+
+static void s_buf_put(s_buf_t *b, const void *p, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        b->p = realloc(b->p, cap);
+        S_CHECK(b->p, "out of memory");
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+typedef struct {
+    sl_diag_t *d;
+    sl_spec_t *spec;
+    sl_plan_t *plan;
+} s_job_t;
+
+static void s_job_load(s_job_t *j, const char *text)
+{
+    memset(j, 0, sizeof *j);
+    j->d = sl_diag_new("job.yaml");
+    int rc = sl_plan_load("job.yaml", text, strlen(text), NULL, 1, j->d, &j->spec, &j->plan);
+    if (rc)
+        sl_diag_print(j->d, stderr);
+    ck_assert_int_eq(rc, SL_OK);
+}
+
+static void s_job_free(s_job_t *j)
+{
+    sl_plan_destroy(&j->plan);
+    sl_spec_destroy(&j->spec);
+    sl_diag_destroy(&j->d);
+}
+
+/* One operator instance with a collecting emitter and a barrier hook that
+ * snapshots once at least snap_at rows went out (on the snap_calls-th
+ * call of the hook from then on). */
+typedef struct {
+    const sl_op_vtable_t *vt;
+    sl_opctx_t ctx;
+    atomic_bool cancel;
+    _Atomic uint64_t pending;
+    s_buf_t out, side;
+    uint64_t snap_at;
+    int snap_calls, calls;
+    bool snapped;
+    sl_snap_w_t snap;
+    size_t snap_out_len, snap_out_n; /* output before the snapshot */
+    sl_batch_t *in;                  /* input batch being filled */
+} s_inst_t;
+
+static int s_collect(void *target, sl_batch_t *b)
+{
+    s_buf_t *buf = target;
+    s_buf_put(buf, b->data, b->len);
+    buf->n += b->count;
+    return SL_OK;
+}
+
+static int s_hook(void *arg)
+{
+    s_inst_t *in = arg;
+    int rc = sl_emit_flush(&in->ctx.out);
+    if (rc)
+        return rc;
+    if (in->snapped || in->out.n < in->snap_at || ++in->calls < in->snap_calls)
+        return SL_OK;
+    rc = in->vt->snapshot(&in->ctx, &in->snap);
+    S_CHECK(rc == SL_OK && in->snap.err == 0, "snapshot: %d %s", rc, in->ctx.err);
+    in->snapped = true;
+    in->snap_out_len = in->out.len;
+    in->snap_out_n = in->out.n;
+    atomic_store(&in->pending, 0);
+    return SL_OK;
+}
+
+static s_inst_t *s_inst_open(s_job_t *j, const char *name, int subtask, int par)
+{
+    s_inst_t *in = calloc(1, sizeof *in);
+    ck_assert_ptr_nonnull(in);
+    int id = sl_spec_find(j->spec, name);
+    ck_assert_int_ge(id, 0);
+    const sl_plan_node_t *nd = &j->plan->nodes[id];
+    in->vt = sl_op_vtable(nd);
+    ck_assert_ptr_nonnull(in->vt);
+    ck_assert_ptr_nonnull(in->vt->snapshot);
+    ck_assert_ptr_nonnull(in->vt->restore);
+    atomic_init(&in->cancel, false);
+    atomic_init(&in->pending, 0);
+    sl_snap_w_init(&in->snap);
+    sl_opctx_t *c = &in->ctx;
+    c->plan = j->plan;
+    c->node = nd;
+    c->subtask = subtask;
+    c->parallelism = par;
+    c->in = nd->ninputs > 0 ? sl_plan_input_schema(j->plan, nd, 0) : NULL;
+    c->watermark = SL_WM_MIN;
+    c->out.batch = sl_batch_new(4096); /* small: many flushes */
+    c->out.schema = nd->out;
+    c->out.flush = s_collect;
+    c->out.target = &in->out;
+    if (nd->side_out) {
+        c->side.batch = sl_batch_new(4096);
+        c->side.schema = nd->side_out;
+        c->side.flush = s_collect;
+        c->side.target = &in->side;
+    }
+    c->arena = sl_arena_new(0);
+    c->cancel = &in->cancel;
+    c->barrier_hook = s_hook;
+    c->barrier_pending = &in->pending;
+    c->idle_arg = in;
+    in->in = sl_batch_new(2048);
+    ck_assert_int_eq(in->vt->open(c), SL_OK);
+    return in;
+}
+
+static void s_inst_close(s_inst_t **pp)
+{
+    s_inst_t *in = *pp;
+    in->vt->close(&in->ctx);
+    sl_batch_destroy(&in->ctx.out.batch);
+    sl_batch_destroy(&in->ctx.side.batch);
+    sl_arena_destroy(&in->ctx.arena);
+    sl_batch_destroy(&in->in);
+    sl_snap_w_free(&in->snap);
+    free(in->out.p);
+    free(in->side.p);
+    free(in);
+    *pp = NULL;
+}
+
+static int s_restore(s_inst_t *in, const uint8_t *data, size_t len)
+{
+    sl_snap_r_t r;
+    sl_snap_r_init(&r, data, len);
+    in->ctx.err[0] = 0;
+    int rc = in->vt->restore(&in->ctx, &r);
+    if (rc == SL_OK && (r.err || r.left))
+        rc = -1000; /* accepted without reading it all */
+    return rc;
+}
+
+/* Restores a garbage snapshot into a fresh instance: must not crash or
+ * leak; a failure is SL_DATA with a message. Returns the code. */
+static int s_restore_garbage(s_job_t *j, const char *name, int sub, int par, const uint8_t *data,
+                             size_t len)
+{
+    s_inst_t *in = s_inst_open(j, name, sub, par);
+    int rc = s_restore(in, data, len);
+    /* -1000: accepted, with bytes left over (the task refuses those) */
+    S_CHECK(rc == SL_OK || rc == SL_DATA || rc == -1000, "garbage restore of '%s': %d", name, rc);
+    S_CHECK(rc != SL_DATA || in->ctx.err[0], "garbage restore of '%s' failed without a message",
+            name);
+    s_inst_close(&in);
+    return rc;
+}
+
+/* Every truncation of a good snapshot fails with SL_DATA, every single
+ * byte mutation and random bytes fail cleanly or restore. */
+static void s_garbage_suite(s_job_t *j, const char *name, int sub, int par, const sl_snap_w_t *good)
+{
+    ck_assert_int_eq(s_restore_garbage(j, name, sub, par, good->data, good->len), SL_OK);
+    for (size_t n = 0; n < good->len; n++)
+        S_CHECK(s_restore_garbage(j, name, sub, par, good->data, n) == SL_DATA,
+                "'%s': truncated at %zu of %zu restored", name, n, good->len);
+    uint8_t *m = malloc(good->len + 64);
+    ck_assert_ptr_nonnull(m);
+    /* a wrong version */
+    memcpy(m, good->data, good->len);
+    m[0] ^= 0x80;
+    ck_assert_int_eq(s_restore_garbage(j, name, sub, par, m, good->len), SL_DATA);
+    /* mutated bytes (at most ~300 positions, spread) */
+    size_t step = good->len / 300 + 1;
+    for (size_t i = 0; i < good->len; i += step)
+        for (int x = 0; x < 3; x++) {
+            memcpy(m, good->data, good->len);
+            m[i] ^= (uint8_t)(x == 0 ? 0x01 : x == 1 ? 0x80 : 0xff);
+            s_restore_garbage(j, name, sub, par, m, good->len);
+        }
+    /* random bytes */
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    for (int t = 0; t < 200; t++) {
+        size_t n = (size_t)(t % 64);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            m[i] = (uint8_t)(seed >> 56);
+        }
+        if (n && t % 2)
+            m[0] = good->data[0]; /* a right version, garbage after */
+        s_restore_garbage(j, name, sub, par, m, n);
+    }
+    /* trailing bytes are not silently ignored by the task either */
+    memcpy(m, good->data, good->len);
+    m[good->len] = 0;
+    s_inst_t *in = s_inst_open(j, name, sub, par);
+    int rc = s_restore(in, m, good->len + 1);
+    ck_assert(rc != SL_OK);
+    s_inst_close(&in);
+    free(m);
+}
+
+static void s_buf_eq(const s_buf_t *a, const s_buf_t *b, const char *what)
+{
+    S_CHECK(a->n == b->n && a->len == b->len && (a->len == 0 || !memcmp(a->p, b->p, a->len)),
+            "%s: %zu rows (%zu bytes) vs %zu rows (%zu bytes)", what, a->n, a->len, b->n, b->len);
+}
+
+/* ---- sources ----------------------------------------------------------------- */
+
+static void s_run_source(s_inst_t *in)
+{
+    int rc = in->vt->run_source(&in->ctx);
+    S_CHECK(rc == SL_OK, "run_source: %d %s", rc, in->ctx.err);
+    ck_assert_int_eq(sl_emit_flush(&in->ctx.out), SL_OK);
+}
+
+/* The whole output of subtask sub of par, uninterrupted. */
+static void s_source_full(s_job_t *j, const char *name, int sub, int par, s_buf_t *full)
+{
+    s_inst_t *in = s_inst_open(j, name, sub, par);
+    s_run_source(in);
+    memset(full, 0, sizeof *full);
+    s_buf_put(full, in->out.p, in->out.len);
+    full->n = in->out.n;
+    s_inst_close(&in);
+}
+
+/* Snapshots at `at` rows (the calls-th hook call there), restores into a
+ * fresh instance, runs the rest: prefix + rest must equal full. Returns
+ * the snapshot (caller frees) if keep. */
+static void s_source_case(s_job_t *j, const char *name, int sub, int par, uint64_t at, int calls,
+                          const s_buf_t *full, sl_snap_w_t *keep)
+{
+    s_inst_t *a = s_inst_open(j, name, sub, par);
+    a->snap_at = at;
+    a->snap_calls = calls;
+    atomic_store(&a->pending, 1);
+    s_run_source(a);
+    S_CHECK(a->snapped, "'%s': no snapshot at %llu rows", name, (unsigned long long)at);
+    s_buf_eq(&a->out, full, "a run with a snapshot");
+    s_inst_t *b = s_inst_open(j, name, sub, par);
+    int rc = s_restore(b, a->snap.data, a->snap.len);
+    S_CHECK(rc == SL_OK, "restore at %llu: %d %s", (unsigned long long)at, rc, b->ctx.err);
+    s_run_source(b);
+    s_buf_t got = {0};
+    s_buf_put(&got, a->out.p, a->snap_out_len);
+    s_buf_put(&got, b->out.p, b->out.len);
+    got.n = a->snap_out_n + b->out.n;
+    char what[128];
+    snprintf(what, sizeof what, "'%s' %d/%d restored at %llu rows", name, sub, par,
+             (unsigned long long)at);
+    s_buf_eq(&got, full, what);
+    if (keep) {
+        *keep = a->snap;
+        sl_snap_w_init(&a->snap);
+    }
+    free(got.p);
+    s_inst_close(&a);
+    s_inst_close(&b);
+}
+
+/* The snapshot after the end restores into an instance that emits nothing. */
+static void s_source_after_end(s_job_t *j, const char *name, int sub, int par)
+{
+    s_inst_t *a = s_inst_open(j, name, sub, par);
+    s_run_source(a);
+    sl_snap_w_t w;
+    sl_snap_w_init(&w);
+    ck_assert_int_eq(a->vt->snapshot(&a->ctx, &w), SL_OK);
+    s_inst_t *b = s_inst_open(j, name, sub, par);
+    ck_assert_int_eq(s_restore(b, w.data, w.len), SL_OK);
+    s_run_source(b);
+    ck_assert_uint_eq(b->out.n, 0);
+    s_inst_close(&a);
+    s_inst_close(&b);
+    sl_snap_w_free(&w);
+}
+
+START_TEST(test_generator)
+{
+    s_job_t j;
+    s_job_load(&j, "name: g\n"
+                   "sources:\n"
+                   "  - {name: gen, type: generator, count: 3001, start: 1000}\n"
+                   "sinks:\n"
+                   "  - {name: out, type: discard, input: gen}\n");
+    for (int par = 1; par <= 3; par++)
+        for (int sub = 0; sub < par; sub++) {
+            s_buf_t full;
+            s_source_full(&j, "gen", sub, par, &full);
+            ck_assert_uint_eq(full.n, (3001 + (size_t)(par - 1 - sub)) / (size_t)par);
+            uint64_t pts[] = {0, 1, 2, 17, 500, full.n / 2, full.n - 1, full.n};
+            for (size_t i = 0; i < sizeof pts / sizeof *pts; i++)
+                s_source_case(&j, "gen", sub, par, pts[i], 1, &full, NULL);
+            s_source_after_end(&j, "gen", sub, par);
+            free(full.p);
+        }
+    /* a snapshot of subtask 0 of 2 is not one of subtask 1 */
+    s_inst_t *a = s_inst_open(&j, "gen", 0, 2);
+    sl_snap_w_t w;
+    sl_snap_w_init(&w);
+    ck_assert_int_eq(a->vt->snapshot(&a->ctx, &w), SL_OK);
+    s_inst_t *b = s_inst_open(&j, "gen", 1, 2);
+    ck_assert_int_eq(s_restore(b, w.data, w.len), SL_DATA);
+    ck_assert_ptr_nonnull(strstr(b->ctx.err, "subtask 1 of 2"));
+    s_inst_close(&a);
+    s_inst_close(&b);
+    /* garbage */
+    s_buf_t full;
+    s_source_full(&j, "gen", 0, 1, &full);
+    sl_snap_w_t mid;
+    s_source_case(&j, "gen", 0, 1, 1234, 1, &full, &mid);
+    s_garbage_suite(&j, "gen", 0, 1, &mid);
+    sl_snap_w_free(&mid);
+    sl_snap_w_free(&w);
+    free(full.p);
+    s_job_free(&j);
+}
+END_TEST
+
+/* A snapshot taken in the middle of the pause keeps what is left of it. */
+START_TEST(test_generator_pause)
+{
+    s_job_t j;
+    s_job_load(&j, "name: g\n"
+                   "sources:\n"
+                   "  - {name: gen, type: generator, count: 40, pause: {after: 10, for: 200ms}}\n"
+                   "sinks:\n"
+                   "  - {name: out, type: discard, input: gen}\n");
+    s_buf_t full;
+    s_source_full(&j, "gen", 0, 1, &full);
+    ck_assert_uint_eq(full.n, 40);
+    /* hook calls at 10 rows: the top of the loop, then every ~5 ms of the
+     * pause; the 4th is inside it */
+    sl_snap_w_t w;
+    s_source_case(&j, "gen", 0, 1, 10, 4, &full, &w);
+    sl_snap_r_t r;
+    sl_snap_r_init(&r, w.data, w.len);
+    ck_assert_uint_eq(sl_snap_get_u8(&r), 1);
+    ck_assert_int_eq(sl_snap_get_i64(&r), 10); /* next seq */
+    ck_assert_int_eq(sl_snap_get_i64(&r), 10); /* emitted */
+    int64_t left = sl_snap_get_i64(&r);
+    ck_assert_int_gt(left, 0);
+    ck_assert_int_lt(left, 200);
+    sl_snap_w_free(&w);
+    /* before the pause: all of it is left; after: none */
+    s_source_case(&j, "gen", 0, 1, 10, 1, &full, &w);
+    sl_snap_r_init(&r, w.data, w.len);
+    sl_snap_get_u8(&r);
+    sl_snap_get_i64(&r);
+    sl_snap_get_i64(&r);
+    ck_assert_int_eq(sl_snap_get_i64(&r), 200);
+    sl_snap_w_free(&w);
+    s_source_case(&j, "gen", 0, 1, 11, 1, &full, &w);
+    sl_snap_r_init(&r, w.data, w.len);
+    sl_snap_get_u8(&r);
+    sl_snap_get_i64(&r);
+    sl_snap_get_i64(&r);
+    ck_assert_int_eq(sl_snap_get_i64(&r), 0);
+    sl_snap_w_free(&w);
+    free(full.p);
+    s_job_free(&j);
+}
+END_TEST
+
+START_TEST(test_nexmark)
+{
+    s_job_t j;
+    s_job_load(&j, "name: n\n"
+                   "sources:\n"
+                   "  - {name: ev, type: nexmark, events: 700}\n"
+                   "sinks:\n"
+                   "  - {name: out, type: discard, input: ev}\n");
+    for (int par = 1; par <= 2; par++)
+        for (int sub = 0; sub < par; sub++) {
+            s_buf_t full;
+            s_source_full(&j, "ev", sub, par, &full);
+            ck_assert_uint_eq(full.n, 700 / (size_t)par);
+            uint64_t pts[] = {0, 1, 49, full.n / 2, full.n - 1, full.n};
+            for (size_t i = 0; i < sizeof pts / sizeof *pts; i++)
+                s_source_case(&j, "ev", sub, par, pts[i], 1, &full, NULL);
+            s_source_after_end(&j, "ev", sub, par);
+            if (par == 2 && sub == 1) {
+                sl_snap_w_t mid;
+                s_source_case(&j, "ev", sub, par, 100, 1, &full, &mid);
+                s_garbage_suite(&j, "ev", sub, par, &mid);
+                sl_snap_w_free(&mid);
+            }
+            free(full.p);
+        }
+    s_job_free(&j);
+}
+END_TEST
+
+/* The file source over files in a directory, snapshotted before every
+ * record (so across every file boundary). */
+static void s_file_case(const char *dir, const char *glob, const char *format, const char *schema,
+                        const char *extra, int maxpar, bool garbage)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "name: f\n"
+             "sources:\n"
+             "  - {name: src, type: file, format: %s, path: '%s/%s', schema: %s%s}\n"
+             "sinks:\n"
+             "  - {name: out, type: discard, input: src}\n",
+             format, dir, glob, schema, extra);
+    s_job_t j;
+    s_job_load(&j, text);
+    for (int par = 1; par <= maxpar; par++) {
+        size_t total = 0;
+        for (int sub = 0; sub < par; sub++) {
+            s_buf_t full;
+            s_source_full(&j, "src", sub, par, &full);
+            total += full.n;
+            for (uint64_t at = 0; at <= full.n; at++)
+                s_source_case(&j, "src", sub, par, at, 1, &full, NULL);
+            /* also on the second hook call at a point: after a bad record
+             * was skipped or a file ended */
+            for (uint64_t at = 0; at < full.n; at += 3)
+                s_source_case(&j, "src", sub, par, at, 2, &full, NULL);
+            s_source_after_end(&j, "src", sub, par);
+            if (garbage && sub == par - 1) {
+                sl_snap_w_t mid;
+                s_source_case(&j, "src", sub, par, full.n / 2, 1, &full, &mid);
+                s_garbage_suite(&j, "src", sub, par, &mid);
+                sl_snap_w_free(&mid);
+            }
+            free(full.p);
+        }
+        if (par == 1)
+            ck_assert_uint_gt(total, 3);
+    }
+    s_job_free(&j);
+}
+
+START_TEST(test_file_source)
+{
+    char *dir = sl_test_tmpdir();
+    char path[4200];
+    /* CSV with a header, several files (one empty, one header only, one
+     * without a final newline, CRLF lines, a quoted field) */
+    const char *csv[] = {
+        "n,word,x\n1,alpha,1.5\n2,beta,2.5\n3,\"gam,ma\",3.5\n4,delta,4.5\n5,eps,5\n",
+        "n,word,x\r\n6,zeta,6\r\n7,eta,7\r\n\r\n8,theta,8\r\n",
+        "",
+        "n,word,x\n",
+        "word,n,x\niota,9,9\nkappa,10,10\nlambda,11,11\nmu,12,12",
+        "n,word,x\n13,nu,13\n14,xi,14\n15,omicron,15\n16,pi,16\n17,rho,17\n18,sigma,18\n",
+    };
+    for (int i = 0; i < 6; i++) {
+        snprintf(path, sizeof path, "%s/part-%d.csv", dir, i);
+        sl_test_write_file(path, csv[i]);
+    }
+    s_file_case(dir, "*.csv", "csv", "{n: int64, word: string, x: double}", "", 3, true);
+    /* JSON Lines with a bad record skipped */
+    snprintf(path, sizeof path, "%s/a.jsonl", dir);
+    sl_test_write_file(path, "{\"n\": 1, \"s\": \"one\"}\n{\"n\": 2, \"s\": \"two\"}\n"
+                             "{\"n\": \"bad\"}\n\n{\"n\": 3}\n{\"n\": 4, \"s\": \"four\"}\n");
+    snprintf(path, sizeof path, "%s/b.jsonl", dir);
+    sl_test_write_file(path, "{\"n\": 5}\n{\"n\": 6, \"s\": \"six\"}\n{\"n\": 7}\n");
+    s_file_case(dir, "*.jsonl", "jsonl", "{n: int64, s: string}", ", on_error: skip", 2, false);
+    /* text, one large-ish file split three ways */
+    snprintf(path, sizeof path, "%s/t.txt", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 120; i++)
+        fprintf(f, "line %d%s\n", i, i % 7 ? "" : " with more words in it");
+    fclose(f);
+    s_file_case(dir, "t.txt", "text", "{line: string}", "", 3, false);
+    /* CSV without a header */
+    snprintf(path, sizeof path, "%s/nh.dat", dir);
+    sl_test_write_file(path, "1,a\n2,b\n3,c\n4,d\n");
+    s_file_case(dir, "nh.dat", "csv", "{n: int64, w: string}", ", header: false", 2, false);
+
+    s_job_t j;
+    s_buf_t full;
+    sl_snap_w_t mid;
+    char moved[4300];
+    s_inst_t *b;
+    /* the checkpoint's file no longer matches the glob */
+    snprintf(path, sizeof path,
+             "name: f\nsources:\n  - {name: src, type: file, format: csv, path: '%s/part-*.csv', "
+             "schema: {n: int64, word: string, x: double}}\nsinks:\n  - {name: out, type: "
+             "discard, input: src}\n",
+             dir);
+    s_job_load(&j, path);
+    s_source_full(&j, "src", 0, 1, &full);
+    s_source_case(&j, "src", 0, 1, 8, 1, &full, &mid);
+    snprintf(path, sizeof path, "%s/part-1.csv", dir);
+    snprintf(moved, sizeof moved, "%s/gone-1.csv", dir);
+    ck_assert_int_eq(rename(path, moved), 0);
+    b = s_inst_open(&j, "src", 0, 1);
+    ck_assert_int_eq(s_restore(b, mid.data, mid.len), SL_OK);
+    ck_assert_int_eq(b->vt->run_source(&b->ctx), SL_NOTFOUND);
+    ck_assert_ptr_nonnull(strstr(b->ctx.err, "part-1.csv"));
+    s_inst_close(&b);
+    /* nor into another subtask or parallelism */
+    b = s_inst_open(&j, "src", 0, 2);
+    ck_assert_int_eq(s_restore(b, mid.data, mid.len), SL_DATA);
+    ck_assert_ptr_nonnull(strstr(b->ctx.err, "subtask 0 of 1"));
+    s_inst_close(&b);
+    sl_snap_w_free(&mid);
+    free(full.p);
+    s_job_free(&j);
+
+    sl_test_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- stateless operators and the discard sink ------------------------------------ */
+
+START_TEST(test_stateless)
+{
+    s_job_t j;
+    s_job_load(&j, "name: s\n"
+                   "sources:\n"
+                   "  - {name: a, type: generator, count: 10}\n"
+                   "  - {name: b, type: generator, count: 10}\n"
+                   "operators:\n"
+                   "  - {name: f, type: filter, input: a, where: 'seq > 3'}\n"
+                   "  - {name: m, type: map, input: f, select: {x: seq}}\n"
+                   "  - {name: u, type: union, inputs: [m, b2]}\n"
+                   "  - {name: b2, type: map, input: b, select: {x: seq}}\n"
+                   "  - {name: k, type: key_by, input: u, key: x}\n"
+                   "sinks:\n"
+                   "  - {name: out, type: discard, input: k}\n");
+    const char *names[] = {"f", "m", "u", "k"};
+    for (int i = 0; i < 4; i++) {
+        s_inst_t *a = s_inst_open(&j, names[i], 0, 1);
+        sl_snap_w_t w;
+        sl_snap_w_init(&w);
+        ck_assert_int_eq(a->vt->snapshot(&a->ctx, &w), SL_OK);
+        ck_assert_uint_eq(w.len, 0);
+        ck_assert_int_eq(s_restore(a, w.data, 0), SL_OK);
+        s_inst_close(&a);
+        uint8_t junk[3] = {1, 2, 3};
+        for (size_t n = 1; n <= 3; n++)
+            ck_assert_int_eq(s_restore_garbage(&j, names[i], 0, 1, junk, n), SL_DATA);
+        sl_snap_w_free(&w);
+    }
+    /* discard: its count goes on */
+    s_inst_t *a = s_inst_open(&j, "out", 0, 1);
+    sl_value_t v = sl_value_int(7);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(sl_batch_append(a->in, a->ctx.in, &v), SL_OK);
+    ck_assert_int_eq(a->vt->process(&a->ctx, a->in, 0), SL_OK);
+    sl_snap_w_t w;
+    sl_snap_w_init(&w);
+    ck_assert_int_eq(a->vt->snapshot(&a->ctx, &w), SL_OK);
+    s_inst_t *b = s_inst_open(&j, "out", 0, 1);
+    ck_assert_int_eq(s_restore(b, w.data, w.len), SL_OK);
+    ck_assert_uint_eq(atomic_load(&b->ctx.records_out), 5);
+    ck_assert_int_eq(b->vt->process(&b->ctx, a->in, 0), SL_OK);
+    ck_assert_uint_eq(atomic_load(&b->ctx.records_out), 10);
+    s_inst_close(&b);
+    s_garbage_suite(&j, "out", 0, 1, &w);
+    s_inst_close(&a);
+    sl_snap_w_free(&w);
+    s_job_free(&j);
+}
+END_TEST
+
+/* ---- keyed operators ------------------------------------------------------------- */
+
+/* Input records: a deterministic stream (fields of the keyed specs below:
+ * k string, g int64, t timestamp, v int64, d double, s string). */
+#define S_NIN 4000
+#define S_NF 6
+
+typedef struct {
+    sl_value_t v[S_NF];
+    char s[24];
+    char k[24];
+} s_rec_t;
+
+static s_rec_t *s_records(void)
+{
+    s_rec_t *recs = calloc(S_NIN, sizeof *recs);
+    ck_assert_ptr_nonnull(recs);
+    uint64_t x = 12345;
+    for (int i = 0; i < S_NIN; i++) {
+        s_rec_t *r = &recs[i];
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t a = (uint32_t)(x >> 33);
+        int key = (int)(a % 37);
+        snprintf(r->k, sizeof r->k, key == 36 ? "a key longer than the slot" : "k%d", key);
+        snprintf(r->s, sizeof r->s, "w%u", (a >> 8) % 50);
+        /* event time: mostly in order, some out of order, a few very late */
+        int64_t t = (int64_t)i * 10 - (int64_t)((a >> 4) % 300);
+        if (a % 97 == 0)
+            t -= 5000;
+        r->v[0] = key == 5 ? sl_value_null() : sl_value_str(r->k, (uint32_t)strlen(r->k));
+        r->v[1] = (a >> 12) % 5 == 0 ? sl_value_null() : sl_value_int((int64_t)((a >> 12) % 3));
+        r->v[2] = sl_value_ts(t);
+        r->v[3] = a % 11 == 0 ? sl_value_null() : sl_value_int((int64_t)(a % 1000) - 300);
+        r->v[4] = sl_value_double((double)(a % 777) / 8.0);
+        r->v[5] = a % 13 == 0 ? sl_value_null() : sl_value_str(r->s, (uint32_t)strlen(r->s));
+    }
+    return recs;
+}
+
+static const char *s_keyed_spec =
+    "name: keyed\n"
+    "sources:\n"
+    "  - name: src\n"
+    "    type: file\n"
+    "    format: csv\n"
+    "    path: in.csv\n"
+    "    schema: {k: string, g: int64, t: timestamp, v: int64, d: double, s: string}\n"
+    "    timestamp: t\n"
+    "    watermark: {max_out_of_order: 200ms}\n"
+    "operators:\n"
+    "  - name: agg\n"
+    "    type: aggregate\n"
+    "    input: src\n"
+    "    key: [k, g]\n"
+    "    aggregates: [{name: n, fn: count}, {name: sv, fn: sum, field: v},"
+    " {name: sd, fn: sum, field: d}, {name: lo, fn: min, field: s}, {name: hi, fn: max, field: s},"
+    " {name: av, fn: avg, field: v}, {name: mt, fn: max, field: t}]\n"
+    "  - name: agg1\n"
+    "    type: aggregate\n"
+    "    input: src\n"
+    "    key: k\n"
+    "    aggregates: [{name: n, fn: count}, {name: lo, fn: min, field: s}]\n"
+    "  - name: tumble\n"
+    "    type: window\n"
+    "    input: src\n"
+    "    key: [k]\n"
+    "    window: {type: tumbling, size: 1s}\n"
+    "    allowed_lateness: 500ms\n"
+    "    late: too_late\n"
+    "    aggregates: [{name: n, fn: count}, {name: sv, fn: sum, field: v},"
+    " {name: sd, fn: sum, field: d}, {name: lo, fn: min, field: s}, {name: hi, fn: max, field: s},"
+    " {name: f, fn: first, field: s}, {name: l, fn: last, field: v},"
+    " {name: ds, fn: count_distinct, field: s}, {name: av, fn: avg, field: v}]\n"
+    "  - name: slide\n"
+    "    type: window\n"
+    "    input: src\n"
+    "    key: [k, g]\n"
+    "    window: {type: sliding, size: 1s, slide: 250ms}\n"
+    "    top: {n: 3, by: v}\n"
+    "  - name: sess\n"
+    "    type: window\n"
+    "    input: src\n"
+    "    key: [k]\n"
+    "    window: {type: session, gap: 300ms}\n"
+    "    allowed_lateness: 300ms\n"
+    "    aggregates: [{name: n, fn: count}, {name: ds, fn: count_distinct, field: g},"
+    " {name: f, fn: first, field: s}, {name: hi, fn: max, field: d}]\n"
+    "sinks:\n"
+    "  - {name: o1, type: discard, input: agg}\n"
+    "  - {name: o2, type: discard, input: agg1}\n"
+    "  - {name: o3, type: discard, input: tumble}\n"
+    "  - {name: o4, type: discard, input: slide}\n"
+    "  - {name: o5, type: discard, input: sess}\n"
+    "  - {name: o6, type: discard, input: too_late}\n";
+
+/* Subtask of par that owns record r's key at operator nd. */
+static int s_owner(const s_job_t *j, const sl_plan_node_t *nd, const s_rec_t *r, int par)
+{
+    sl_value_t kv[4];
+    for (int i = 0; i < nd->nkeys; i++)
+        kv[i] = r->v[nd->keys[i]];
+    int maxp = j->plan->max_parallelism;
+    return sl_key_group_owner(sl_key_group(sl_value_hash(kv, nd->nkeys), maxp), maxp, par);
+}
+
+static void s_flush_in(s_inst_t *in)
+{
+    if (!in->in->count)
+        return;
+    int rc = in->vt->process(&in->ctx, in->in, 0);
+    S_CHECK(rc == SL_OK, "process: %d %s", rc, in->ctx.err);
+    sl_batch_clear(in->in);
+    sl_arena_reset(in->ctx.arena);
+}
+
+static void s_watermark(s_inst_t *in, int64_t wm)
+{
+    s_flush_in(in);
+    if (wm <= in->ctx.watermark)
+        return;
+    in->ctx.watermark = wm;
+    if (in->vt->watermark) {
+        int rc = in->vt->watermark(&in->ctx, wm);
+        S_CHECK(rc == SL_OK, "watermark: %d %s", rc, in->ctx.err);
+    }
+}
+
+/* Feeds records [from, to) to the instances of a parallelism-par stage
+ * (each record to the owner of its key), with a watermark (the largest
+ * event time so far - 200 ms) after every 16 records to all of them. */
+static void s_feed(s_job_t *j, s_inst_t **ins, int par, const s_rec_t *recs, int from, int to,
+                   int64_t *maxt)
+{
+    const sl_plan_node_t *nd = ins[0]->ctx.node;
+    for (int i = from; i < to; i++) {
+        s_inst_t *in = ins[s_owner(j, nd, &recs[i], par)];
+        int rc = sl_batch_append(in->in, in->ctx.in, recs[i].v);
+        if (rc == SL_LIMIT) {
+            s_flush_in(in);
+            rc = sl_batch_append(in->in, in->ctx.in, recs[i].v);
+        }
+        S_CHECK(rc == SL_OK, "append: %d", rc);
+        if (recs[i].v[2].u.i > *maxt)
+            *maxt = recs[i].v[2].u.i;
+        if (i % 16 == 15)
+            for (int p = 0; p < par; p++)
+                s_watermark(ins[p], *maxt - 200);
+    }
+    for (int p = 0; p < par; p++)
+        s_flush_in(ins[p]);
+}
+
+static void s_end(s_inst_t *in)
+{
+    s_watermark(in, SL_WM_MAX);
+    ck_assert_int_eq(in->vt->finish(&in->ctx), SL_OK);
+    ck_assert_int_eq(sl_emit_flush(&in->ctx.out), SL_OK);
+    if (in->ctx.side.batch)
+        ck_assert_int_eq(sl_emit_flush(&in->ctx.side), SL_OK);
+}
+
+/* Rows of a buffer, sorted by their bytes, appended to list. */
+typedef struct {
+    const uint8_t *p;
+    uint32_t len;
+} s_rowref_t;
+
+static int s_rowref_cmp(const void *a, const void *b)
+{
+    const s_rowref_t *x = a, *y = b;
+    uint32_t m = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->p, y->p, m);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+typedef struct {
+    s_rowref_t *r;
+    size_t n, cap;
+} s_rows_t;
+
+static void s_rows_add(s_rows_t *rs, const s_buf_t *b, size_t from_len)
+{
+    for (size_t off = from_len; off < b->len;) {
+        if (rs->n == rs->cap) {
+            rs->cap = rs->cap ? rs->cap * 2 : 256;
+            rs->r = realloc(rs->r, rs->cap * sizeof *rs->r);
+            S_CHECK(rs->r, "out of memory");
+        }
+        uint32_t len = sl_row_len(b->p + off);
+        rs->r[rs->n++] = (s_rowref_t){b->p + off, len};
+        off += len;
+    }
+}
+
+static void s_rows_eq(s_rows_t *a, s_rows_t *b, const char *what)
+{
+    qsort(a->r, a->n, sizeof *a->r, s_rowref_cmp);
+    qsort(b->r, b->n, sizeof *b->r, s_rowref_cmp);
+    S_CHECK(a->n == b->n, "%s: %zu rows vs %zu", what, a->n, b->n);
+    for (size_t i = 0; i < a->n; i++)
+        S_CHECK(!s_rowref_cmp(&a->r[i], &b->r[i]), "%s: row %zu differs", what, i);
+    free(a->r);
+    free(b->r);
+    memset(a, 0, sizeof *a);
+    memset(b, 0, sizeof *b);
+}
+
+/* Runs op over the records with parallelism p1 up to `half`, snapshots
+ * every subtask, restores all the snapshots into each subtask of
+ * parallelism p2 and runs the rest. Checks the output (and side output)
+ * of the p1 run before the snapshot plus the p2 runs after it equals the
+ * uninterrupted run's (as multisets; in order when ordered and p1 = p2 =
+ * 1). Returns the snapshot of subtask 0 in keep if given. */
+static void s_keyed_case(s_job_t *j, const char *name, const s_rec_t *recs, int half, int p1,
+                         int p2, bool ordered, sl_snap_w_t *keep)
+{
+    /* uninterrupted, parallelism 1 */
+    s_inst_t *ref = s_inst_open(j, name, 0, 1);
+    int64_t maxt = INT64_MIN;
+    s_feed(j, &ref, 1, recs, 0, S_NIN, &maxt);
+    s_end(ref);
+    ck_assert_uint_gt(ref->out.n, 0);
+
+    s_inst_t *a[4], *b[4];
+    for (int p = 0; p < p1; p++)
+        a[p] = s_inst_open(j, name, p, p1);
+    maxt = INT64_MIN;
+    s_feed(j, a, p1, recs, 0, half, &maxt);
+    sl_snap_w_t snaps[4];
+    for (int p = 0; p < p1; p++) {
+        sl_snap_w_init(&snaps[p]);
+        ck_assert_int_eq(sl_emit_flush(&a[p]->ctx.out), SL_OK);
+        if (a[p]->ctx.side.batch)
+            ck_assert_int_eq(sl_emit_flush(&a[p]->ctx.side), SL_OK);
+        int rc = a[p]->vt->snapshot(&a[p]->ctx, &snaps[p]);
+        S_CHECK(rc == SL_OK && !snaps[p].err, "snapshot: %d %s", rc, a[p]->ctx.err);
+    }
+    int64_t maxt_half = maxt;
+    for (int p = 0; p < p2; p++) {
+        b[p] = s_inst_open(j, name, p, p2);
+        for (int q = 0; q < p1; q++) {
+            int rc = s_restore(b[p], snaps[q].data, snaps[q].len);
+            S_CHECK(rc == SL_OK, "restore %d into %d/%d: %d %s", q, p, p2, rc, b[p]->ctx.err);
+        }
+    }
+    maxt = maxt_half;
+    s_feed(j, b, p2, recs, half, S_NIN, &maxt);
+    for (int p = 0; p < p2; p++)
+        s_end(b[p]);
+
+    char what[160];
+    snprintf(what, sizeof what, "'%s' restored at %d from %d into %d", name, half, p1, p2);
+    if (ordered && p1 == 1 && p2 == 1) {
+        s_buf_t got = {0};
+        s_buf_put(&got, a[0]->out.p, a[0]->out.len);
+        s_buf_put(&got, b[0]->out.p, b[0]->out.len);
+        got.n = a[0]->out.n + b[0]->out.n;
+        s_buf_eq(&got, &ref->out, what);
+        free(got.p);
+    }
+    s_rows_t want = {0}, got = {0};
+    s_rows_add(&want, &ref->out, 0);
+    for (int p = 0; p < p1; p++)
+        s_rows_add(&got, &a[p]->out, 0);
+    for (int p = 0; p < p2; p++)
+        s_rows_add(&got, &b[p]->out, 0);
+    s_rows_eq(&want, &got, what);
+    if (ref->ctx.side.batch) {
+        s_rows_add(&want, &ref->side, 0);
+        for (int p = 0; p < p1; p++)
+            s_rows_add(&got, &a[p]->side, 0);
+        for (int p = 0; p < p2; p++)
+            s_rows_add(&got, &b[p]->side, 0);
+        snprintf(what, sizeof what, "'%s' side output restored at %d from %d into %d", name, half,
+                 p1, p2);
+        s_rows_eq(&want, &got, what);
+    }
+    if (p2 > 1) /* every new subtask got a share of the restored keys */
+        for (int p = 0; p < p2; p++)
+            S_CHECK(b[p]->out.n > 0, "'%s': subtask %d of %d has no output", name, p, p2);
+    if (keep) {
+        *keep = snaps[0];
+        sl_snap_w_init(&snaps[0]);
+    }
+    for (int p = 0; p < p1; p++) {
+        sl_snap_w_free(&snaps[p]);
+        s_inst_close(&a[p]);
+    }
+    for (int p = 0; p < p2; p++)
+        s_inst_close(&b[p]);
+    s_inst_close(&ref);
+}
+
+/* A restored subtask of two holds only the keys of its key groups: fed
+ * nothing after the restore, its final output has exactly those keys. */
+static void s_keyed_filter(s_job_t *j, const char *name, const s_rec_t *recs)
+{
+    s_inst_t *a = s_inst_open(j, name, 0, 1);
+    int64_t maxt = INT64_MIN;
+    s_feed(j, &a, 1, recs, 0, S_NIN / 2, &maxt);
+    sl_snap_w_t w;
+    sl_snap_w_init(&w);
+    ck_assert_int_eq(a->vt->snapshot(&a->ctx, &w), SL_OK);
+    s_inst_t *one = s_inst_open(j, name, 0, 1);
+    ck_assert_int_eq(s_restore(one, w.data, w.len), SL_OK);
+    s_end(one);
+    size_t sum = 0;
+    const sl_plan_node_t *nd = a->ctx.node;
+    for (int p = 0; p < 2; p++) {
+        s_inst_t *b = s_inst_open(j, name, p, 2);
+        ck_assert_int_eq(s_restore(b, w.data, w.len), SL_OK);
+        s_end(b);
+        ck_assert_uint_gt(b->out.n, 0);
+        sum += b->out.n;
+        /* the key fields lead the output row */
+        sl_value_t *vals = calloc((size_t)nd->out->nfields, sizeof *vals);
+        for (size_t off = 0; off < b->out.len; off += sl_row_len(b->out.p + off)) {
+            sl_row_decode(nd->out, b->out.p + off, vals);
+            int maxp = j->plan->max_parallelism;
+            int kg = sl_key_group(sl_value_hash(vals, nd->nkeys), maxp);
+            S_CHECK(sl_key_group_owner(kg, maxp, 2) == p, "'%s': subtask %d of 2 has a key of %d",
+                    name, p, sl_key_group_owner(kg, maxp, 2));
+        }
+        free(vals);
+        s_inst_close(&b);
+    }
+    ck_assert_uint_eq(sum, one->out.n);
+    s_inst_close(&one);
+    s_inst_close(&a);
+    sl_snap_w_free(&w);
+}
+
+static void s_keyed_all(const char *name, bool ordered)
+{
+    s_job_t j;
+    s_job_load(&j, s_keyed_spec);
+    s_rec_t *recs = s_records();
+    int pts[] = {0, 1, 777, S_NIN / 2, S_NIN - 1, S_NIN};
+    for (size_t i = 0; i < sizeof pts / sizeof *pts; i++)
+        s_keyed_case(&j, name, recs, pts[i], 1, 1, ordered, NULL);
+    s_keyed_case(&j, name, recs, S_NIN / 2, 1, 2, ordered, NULL);
+    s_keyed_case(&j, name, recs, S_NIN / 3, 1, 3, ordered, NULL);
+    s_keyed_case(&j, name, recs, S_NIN / 2, 2, 1, ordered, NULL);
+    s_keyed_case(&j, name, recs, S_NIN / 2, 3, 2, ordered, NULL);
+    s_keyed_filter(&j, name, recs);
+    /* garbage: a small state (the first records) to keep it quick */
+    sl_snap_w_t w;
+    s_keyed_case(&j, name, recs, 60, 1, 1, ordered, &w);
+    s_garbage_suite(&j, name, 0, 1, &w);
+    sl_snap_w_free(&w);
+    free(recs);
+    s_job_free(&j);
+}
+
+START_TEST(test_aggregate)
+{
+    s_keyed_all("agg", true);
+    s_keyed_all("agg1", true);
+}
+END_TEST
+
+START_TEST(test_window_tumbling)
+{
+    s_keyed_all("tumble", false);
+}
+END_TEST
+
+START_TEST(test_window_sliding_top)
+{
+    s_keyed_all("slide", false);
+}
+END_TEST
+
+START_TEST(test_window_session)
+{
+    s_keyed_all("sess", false);
+}
+END_TEST
+
+/* The same key restored twice (two snapshots of one subtask) is refused. */
+START_TEST(test_keyed_duplicate)
+{
+    s_job_t j;
+    s_job_load(&j, s_keyed_spec);
+    s_rec_t *recs = s_records();
+    const char *names[] = {"agg", "tumble", "sess"};
+    for (int i = 0; i < 3; i++) {
+        s_inst_t *a = s_inst_open(&j, names[i], 0, 1);
+        int64_t maxt = INT64_MIN;
+        s_feed(&j, &a, 1, recs, 0, 100, &maxt);
+        sl_snap_w_t w;
+        sl_snap_w_init(&w);
+        ck_assert_int_eq(a->vt->snapshot(&a->ctx, &w), SL_OK);
+        s_inst_t *b = s_inst_open(&j, names[i], 0, 1);
+        ck_assert_int_eq(s_restore(b, w.data, w.len), SL_OK);
+        ck_assert_int_eq(s_restore(b, w.data, w.len), SL_DATA);
+        ck_assert_str_ne(b->ctx.err, "");
+        s_inst_close(&b);
+        s_inst_close(&a);
+        sl_snap_w_free(&w);
+    }
+    free(recs);
+    s_job_free(&j);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("snapshot");
+    TCase *tc = tcase_create("snapshot");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_snap_round_trip);
+    tcase_add_test(tc, test_snap_garbage_values);
+    tcase_add_test(tc, test_generator);
+    tcase_add_test(tc, test_generator_pause);
+    tcase_add_test(tc, test_nexmark);
+    tcase_add_test(tc, test_file_source);
+    tcase_add_test(tc, test_stateless);
+    tcase_add_test(tc, test_aggregate);
+    tcase_add_test(tc, test_window_tumbling);
+    tcase_add_test(tc, test_window_sliding_top);
+    tcase_add_test(tc, test_window_session);
+    tcase_add_test(tc, test_keyed_duplicate);
+    suite_add_tcase(s, tc);
+    return sl_test_run(s);
+}

@@ -19,11 +19,14 @@ typedef struct {
     int workers;     /* run: embedded workers */
     int slots;       /* run: slots per worker (0 = enough for the job) */
     bool quiet;
-    bool dot;           /* plan: Graphviz */
-    const char *master; /* cluster commands: --master, SLUICE_MASTER */
-    bool json;          /* machine-readable output */
-    bool detach;        /* submit: print the job id and return */
-    int timeout_ms;     /* how long to wait for the master's answers */
+    bool dot;                   /* plan: Graphviz */
+    const char *master;         /* cluster commands: --master, SLUICE_MASTER */
+    bool json;                  /* machine-readable output */
+    bool detach;                /* submit: print the job id and return */
+    const char *from_savepoint; /* submit: start from this savepoint */
+    const char *dir;            /* savepoint, stop: where the savepoint goes */
+    bool savepoint;             /* stop: take a savepoint first (required) */
+    int timeout_ms;             /* how long to wait for the master's answers */
 } sl_cli_opts_t;
 
 /* Parses argv[1..] into o; npos is the number of positional arguments the
@@ -69,5 +72,8 @@ int sl_cmd_list(int argc, char **argv);
 int sl_cmd_status(int argc, char **argv);
 int sl_cmd_cancel(int argc, char **argv);
 int sl_cmd_workers(int argc, char **argv);
+int sl_cmd_savepoint(int argc, char **argv);
+int sl_cmd_stop(int argc, char **argv);
+int sl_cmd_checkpoints(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@
 
 static const char s_submit_usage[] =
     "usage: sluice submit JOB.yaml [--param NAME=VALUE]... [--parallelism N] [--detach]\n"
+    "                    [--from-savepoint DIR]\n"
     "                     [--master tcp://HOST:PORT] [--quiet]\n"
     "  without --detach, follows the job to its end; the exit status says how it ended\n";
 static const char s_list_usage[] = "usage: sluice list [--master tcp://HOST:PORT] [--json]\n";
@@ -117,9 +118,9 @@ static int s_submit(sl_client_t *c, const sl_cli_opts_t *o)
     int status;
     if (o->detach) {
         char err[4096], job[128];
-        int rc = sl_client_submit_plugin(c, o->spec_path, jb.text, jb.len, jb.plugin_bytes,
-                                         jb.plugin_len, o->params, o->parallelism, job, sizeof job,
-                                         err, sizeof err);
+        int rc = sl_client_submit_from(c, o->spec_path, jb.text, jb.len, jb.plugin_bytes,
+                                       jb.plugin_len, o->params, o->parallelism, o->from_savepoint,
+                                       job, sizeof job, err, sizeof err);
         if (rc) {
             s_unreachable(o, rc, err);
             status = 1;
@@ -350,6 +351,120 @@ static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
 int sl_cmd_status(int argc, char **argv)
 {
     return s_with_client(argc, argv, s_status_usage, 1, s_status);
+}
+
+/* ---- savepoints and checkpoints ---------------------------------------------------- */
+
+static const char s_savepoint_usage[] =
+    "usage: sluice savepoint JOB [--dir DIR] [--master tcp://HOST:PORT] [--timeout MS]\n"
+    "  takes a savepoint of a running job (its checkpoint, copied to DIR; default the\n"
+    "  master's state directory) and prints its directory\n";
+static const char s_stop_usage[] =
+    "usage: sluice stop JOB --savepoint [--dir DIR] [--master tcp://HOST:PORT] [--timeout MS]\n"
+    "  takes a savepoint, then ends the job; resume it with\n"
+    "  `sluice submit JOB.yaml --from-savepoint DIR [--parallelism N]`\n";
+static const char s_checkpoints_usage[] =
+    "usage: sluice checkpoints JOB [--master tcp://HOST:PORT] [--json]\n"
+    "  the job's retained checkpoints and the savepoints taken of it\n";
+
+static int s_take_savepoint(sl_client_t *c, const sl_cli_opts_t *o, bool stop)
+{
+    char err[1024], path[4200];
+    int rc = sl_client_savepoint(c, o->spec_path, o->dir, stop,
+                                 o->timeout_ms > 5000 ? o->timeout_ms : 120000, path, sizeof path,
+                                 err, sizeof err);
+    if (rc == SL_NOTFOUND || rc == SL_STATE || rc == SL_IO || rc == SL_DATA) {
+        fprintf(stderr, "sluice: %s\n", err);
+        return 1;
+    }
+    if (rc) {
+        s_unreachable(o, rc, err);
+        return 1;
+    }
+    printf("%s\n", path);
+    if (stop)
+        fprintf(stderr, "stopped %s after a savepoint\n", o->spec_path);
+    return 0;
+}
+
+static int s_savepoint(sl_client_t *c, const sl_cli_opts_t *o)
+{
+    return s_take_savepoint(c, o, false);
+}
+
+static int s_stop(sl_client_t *c, const sl_cli_opts_t *o)
+{
+    if (!o->savepoint) {
+        fprintf(stderr,
+                "sluice: stop needs --savepoint (to end a job without one: `sluice "
+                "cancel`)\n%s",
+                s_stop_usage);
+        return 2;
+    }
+    return s_take_savepoint(c, o, true);
+}
+
+int sl_cmd_savepoint(int argc, char **argv)
+{
+    return s_with_client(argc, argv, s_savepoint_usage, 1, s_savepoint);
+}
+
+int sl_cmd_stop(int argc, char **argv)
+{
+    return s_with_client(argc, argv, s_stop_usage, 1, s_stop);
+}
+
+static int s_checkpoints(sl_client_t *c, const sl_cli_opts_t *o)
+{
+    Sluice__Envelope *rep = NULL;
+    char err[1024];
+    int rc = sl_client_status(c, o->spec_path, o->timeout_ms, &rep, err, sizeof err);
+    if (rc == SL_NOTFOUND) {
+        fprintf(stderr, "sluice: %s (see `sluice list`)\n", err);
+        return 1;
+    }
+    if (rc) {
+        s_unreachable(o, rc, err);
+        return 1;
+    }
+    const Sluice__JobStatus *j = rep->job_status;
+    if (o->json) {
+        printf("[");
+        for (size_t i = 0; i < j->n_checkpoint_list; i++) {
+            const Sluice__CheckpointInfo *k = j->checkpoint_list[i];
+            printf("%s{\"id\":%llu,\"kind\":\"%s\",\"trigger_ms\":%llu,\"duration_ms\":%llu,"
+                   "\"size\":%llu,\"align_ms\":%llu,\"path\":",
+                   i ? "," : "", (unsigned long long)k->checkpoint_id,
+                   k->savepoint ? "savepoint" : "checkpoint", (unsigned long long)k->trigger_ms,
+                   (unsigned long long)k->duration_ms, (unsigned long long)k->size,
+                   (unsigned long long)k->align_ms);
+            s_json_str(k->path);
+            printf("}");
+        }
+        printf("]\n");
+    } else {
+        printf("%-8s %-10s %-24s %10s %12s %9s  %s\n", "ID", "KIND", "TRIGGERED", "DURATION",
+               "SIZE", "ALIGN", "PATH");
+        for (size_t i = 0; i < j->n_checkpoint_list; i++) {
+            const Sluice__CheckpointInfo *k = j->checkpoint_list[i];
+            char when[40], size[32];
+            sl_ts_format((long long)k->trigger_ms, when, sizeof when);
+            sl_cli_human((double)k->size, size, sizeof size);
+            printf("%-8llu %-10s %-24s %8llums %11sB %7llums  %s\n",
+                   (unsigned long long)k->checkpoint_id, k->savepoint ? "savepoint" : "checkpoint",
+                   when, (unsigned long long)k->duration_ms, size, (unsigned long long)k->align_ms,
+                   k->path);
+        }
+        if (!j->n_checkpoint_list)
+            printf("(none%s)\n", j->checkpoints ? " retained" : " yet");
+    }
+    sl_msg_free(&rep);
+    return 0;
+}
+
+int sl_cmd_checkpoints(int argc, char **argv)
+{
+    return s_with_client(argc, argv, s_checkpoints_usage, 1, s_checkpoints);
 }
 
 /* ---- cancel ---------------------------------------------------------------------- */

@@ -136,9 +136,9 @@ int sl_cli_submit_follow(sl_client_t *cl, const sl_cli_opts_t *o, const sl_cli_j
     const sl_plan_t *plan = job->plan;
     Sluice__Envelope *rep = NULL;
     char err[4096], job_id[128];
-    int rc = sl_client_submit_plugin(cl, o->spec_path, job->text, job->len, job->plugin_bytes,
-                                     job->plugin_len, o->params, o->parallelism, job_id,
-                                     sizeof job_id, err, sizeof err);
+    int rc = sl_client_submit_from(cl, o->spec_path, job->text, job->len, job->plugin_bytes,
+                                   job->plugin_len, o->params, o->parallelism, o->from_savepoint,
+                                   job_id, sizeof job_id, err, sizeof err);
     if (rc) {
         fprintf(stderr, "sluice: submit failed: %s\n", err);
         return 1;

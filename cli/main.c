@@ -20,6 +20,10 @@ static const char s_usage[] =
     "  status JOB         a job's state, tasks and per-operator metrics\n"
     "  cancel JOB         cancel a job\n"
     "  workers            the master's workers, their slots and heartbeats\n"
+    "  checkpoints JOB    a job's retained checkpoints and savepoints\n"
+    "  savepoint JOB      take a savepoint (--dir DIR); prints its directory\n"
+    "  stop JOB --savepoint  take a savepoint, then end the job; resume with\n"
+    "                     submit JOB.yaml --from-savepoint DIR [--parallelism N]\n"
     "\n"
     "options of run / validate / plan:\n"
     "  --param NAME=VALUE   fill ${NAME} in the spec (repeatable)\n"
@@ -57,6 +61,12 @@ int main(int argc, char **argv)
         return sl_cmd_cancel(argc - 1, argv + 1);
     if (strcmp(argv[1], "workers") == 0)
         return sl_cmd_workers(argc - 1, argv + 1);
+    if (strcmp(argv[1], "savepoint") == 0)
+        return sl_cmd_savepoint(argc - 1, argv + 1);
+    if (strcmp(argv[1], "stop") == 0)
+        return sl_cmd_stop(argc - 1, argv + 1);
+    if (strcmp(argv[1], "checkpoints") == 0)
+        return sl_cmd_checkpoints(argc - 1, argv + 1);
     fprintf(stderr, "sluice: unknown command '%s'\n\n%s", argv[1], s_usage);
     return 2;
 }

@@ -66,6 +66,18 @@ int sl_cli_parse(int argc, char **argv, const char *usage, int npos, sl_cli_opts
             o->json = true;
         } else if (strcmp(a, "--detach") == 0 || strcmp(a, "-d") == 0) {
             o->detach = true;
+        } else if (strcmp(a, "--savepoint") == 0) {
+            o->savepoint = true;
+        } else if (strcmp(a, "--from-savepoint") == 0 || strcmp(a, "--dir") == 0) {
+            if (!v || !*v) {
+                fprintf(stderr, "sluice: %s needs a directory\n", a);
+                return 2;
+            }
+            if (a[2] == 'f')
+                o->from_savepoint = v;
+            else
+                o->dir = v;
+            i++;
         } else if (strcmp(a, "--master") == 0 || strcmp(a, "-m") == 0) {
             if (!v) {
                 fprintf(stderr, "sluice: --master needs an endpoint (tcp://HOST:PORT)\n");

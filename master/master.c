@@ -116,6 +116,24 @@ typedef struct {
     char **restore_strs; /* owned file/sha strings of restore */
     int nrestore;
     uint64_t restore_id; /* the checkpoint it comes from */
+    char *restore_dir;   /* its directory */
+    bool rescale;        /* restore lists the old subtasks of another parallelism */
+
+    /* Checkpoint details, for `sluice checkpoints`. */
+    uint64_t ck_trigger_wall;       /* wall ms the one in flight was triggered */
+    uint64_t ck_size;               /* its state bytes so far */
+    uint64_t ck_align;              /* its longest alignment so far */
+    Sluice__CheckpointInfo *ckinfo; /* retained checkpoints and savepoints taken */
+    char **ckinfo_paths;
+    int nckinfo;
+    /* A savepoint asked for: taken as the next checkpoint. */
+    bool sp_wanted;                 /* not triggered yet */
+    uint64_t sp_id;                 /* the checkpoint that is the savepoint (0: none in flight) */
+    bool sp_stop;                   /* cancel the job once it is complete */
+    char *sp_dir;                   /* where to copy it */
+    uint8_t sp_rid[SL_MSG_RID_MAX]; /* who asked, to answer when done */
+    size_t sp_rlen;
+    uint64_t sp_req;
 } s_job_t;
 
 struct sl_master {
@@ -177,6 +195,9 @@ static void s_restore_free(s_job_t *j)
     j->restore_refs = NULL;
     j->nrestore = 0;
     j->restore_id = 0;
+    free(j->restore_dir);
+    j->restore_dir = NULL;
+    j->rescale = false;
 }
 
 /* Frees the tasks of the current attempt. */
@@ -204,6 +225,11 @@ static void s_tasks_free(s_job_t *j)
 static void s_job_free(s_job_t *j)
 {
     s_restore_free(j);
+    for (int i = 0; i < j->nckinfo; i++)
+        free(j->ckinfo_paths[i]);
+    free(j->ckinfo);
+    free(j->ckinfo_paths);
+    free(j->sp_dir);
     for (int i = 0; i < j->nfailures; i++)
         free(j->failures[i]);
     free(j->failures);
@@ -434,6 +460,8 @@ static void s_try_schedule(sl_master_t *m, s_job_t *j)
         d.attempt = j->attempt;
         d.checkpoint_dir = j->ckpt_dir ? j->ckpt_dir : "";
         d.restore_checkpoint = j->restore_id;
+        d.restore_dir = j->restore_dir ? j->restore_dir : "";
+        d.rescale = j->rescale;
         d.n_restore = (size_t)j->nrestore;
         d.restore = rsp;
         env.body_case = SLUICE__ENVELOPE__BODY_DEPLOY;
@@ -720,11 +748,15 @@ static void s_ck_dir(const s_job_t *j, uint64_t id, char *buf, size_t cap)
 /* Gives up the checkpoint in flight (its files are removed). */
 static void s_ck_abort(sl_master_t *m, s_job_t *j, const char *why)
 {
-    (void)m;
     if (!j->ck_pending)
         return;
     fprintf(stderr, "sluice-master: checkpoint %llu of job %s given up: %s\n",
             (unsigned long long)j->ck_pending, j->id, why);
+    if (j->sp_id == j->ck_pending) {
+        sl_msg_send_error(m->sock, j->sp_rid, j->sp_rlen, j->sp_req, SL_STATE,
+                          "the savepoint of job %s failed: %s", j->id, why);
+        j->sp_id = 0;
+    }
     char dir[4200];
     s_ck_dir(j, j->ck_pending, dir, sizeof dir);
     sl_rmtree(dir);
@@ -737,6 +769,13 @@ static void s_ck_trigger(sl_master_t *m, s_job_t *j)
     uint64_t id = ++j->ck_next;
     j->ck_pending = id;
     j->ck_started = s_mono_ms();
+    j->ck_trigger_wall = s_wall_ms();
+    j->ck_size = 0;
+    j->ck_align = 0;
+    if (j->sp_wanted) {
+        j->sp_wanted = false;
+        j->sp_id = id;
+    }
     bool *sent = calloc((size_t)m->nworkers + 1, sizeof *sent);
     for (int i = 0; i < j->ntasks; i++) {
         s_task_t *t = &j->tasks[i];
@@ -802,6 +841,149 @@ static int s_ck_write_metadata(s_job_t *j, uint64_t id, char *why, size_t cap)
     return rc;
 }
 
+/* Remembers a completed checkpoint (or savepoint) for `sluice checkpoints`. */
+static void s_info_add(s_job_t *j, uint64_t id, const char *path, bool savepoint)
+{
+    Sluice__CheckpointInfo *ni = realloc(j->ckinfo, (size_t)(j->nckinfo + 1) * sizeof *ni);
+    char **np = realloc(j->ckinfo_paths, (size_t)(j->nckinfo + 1) * sizeof *np);
+    if (ni)
+        j->ckinfo = ni;
+    if (np)
+        j->ckinfo_paths = np;
+    char *copy = strdup(path);
+    if (!ni || !np || !copy) {
+        free(copy);
+        return;
+    }
+    Sluice__CheckpointInfo *c = &j->ckinfo[j->nckinfo];
+    *c = (Sluice__CheckpointInfo)SLUICE__CHECKPOINT_INFO__INIT;
+    c->checkpoint_id = id;
+    c->trigger_ms = j->ck_trigger_wall;
+    c->duration_ms = s_mono_ms() - j->ck_started;
+    c->size = j->ck_size;
+    c->align_ms = j->ck_align;
+    c->savepoint = savepoint;
+    j->ckinfo_paths[j->nckinfo] = copy;
+    j->nckinfo++;
+}
+
+/* Forgets a checkpoint deleted by retention (savepoints stay). */
+static void s_info_drop(s_job_t *j, uint64_t id)
+{
+    for (int i = 0; i < j->nckinfo; i++)
+        if (j->ckinfo[i].checkpoint_id == id && !j->ckinfo[i].savepoint) {
+            free(j->ckinfo_paths[i]);
+            memmove(&j->ckinfo[i], &j->ckinfo[i + 1],
+                    (size_t)(j->nckinfo - i - 1) * sizeof *j->ckinfo);
+            memmove(&j->ckinfo_paths[i], &j->ckinfo_paths[i + 1],
+                    (size_t)(j->nckinfo - i - 1) * sizeof *j->ckinfo_paths);
+            j->nckinfo--;
+            return;
+        }
+}
+
+/* Copies a file crash-safely (temp, fsync, rename, fsync dir). */
+static int s_copy_file(const char *from, const char *to)
+{
+    FILE *f = fopen(from, "rb");
+    if (!f)
+        return SL_IO;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
+    size_t got = buf && n >= 0 ? fread(buf, 1, (size_t)n, f) : 0;
+    fclose(f);
+    int rc = buf && (long)got == n ? sl_fs_write_atomic(to, buf, got) : SL_IO;
+    free(buf);
+    return rc;
+}
+
+/* The savepoint's checkpoint is complete: copy it (self-contained, its
+ * _metadata last) and answer; with stop, the job ends. */
+static void s_savepoint_done(sl_master_t *m, s_job_t *j, uint64_t id)
+{
+    j->sp_id = 0;
+    char src[4200], dst[4400], why[9000] = "";
+    s_ck_dir(j, id, src, sizeof src);
+    snprintf(dst, sizeof dst, "%s/savepoint-%s-%llu", j->sp_dir, j->id, (unsigned long long)id);
+    if (mkdir(j->sp_dir, 0755) != 0 && errno != EEXIST)
+        snprintf(why, sizeof why, "cannot create %s: %s", j->sp_dir, strerror(errno));
+    else if (mkdir(dst, 0755) != 0 && errno != EEXIST)
+        snprintf(why, sizeof why, "cannot create %s: %s", dst, strerror(errno));
+    for (int i = 0; !why[0] && i <= j->ntasks; i++) {
+        /* the state files, then _metadata: a savepoint exists once it does */
+        const char *name = i < j->ntasks ? j->ck_acks[i].file : "_metadata";
+        if (i < j->ntasks && (!j->ck_acks[i].acked || !name[0]))
+            continue;
+        char a[4400], b[4600];
+        snprintf(a, sizeof a, "%s/%s", src, name);
+        snprintf(b, sizeof b, "%s/%s", dst, name);
+        if (s_copy_file(a, b) != SL_OK)
+            snprintf(why, sizeof why, "cannot copy %s to %s: %s", a, b, strerror(errno));
+    }
+    if (why[0]) {
+        sl_msg_send_error(m->sock, j->sp_rid, j->sp_rlen, j->sp_req, SL_IO,
+                          "the savepoint of job %s failed: %s", j->id, why);
+        return;
+    }
+    fprintf(stderr, "sluice-master: job %s: savepoint %s\n", j->id, dst);
+    s_info_add(j, id, dst, true);
+    Sluice__Envelope env;
+    sl_msg_init(&env, j->sp_req);
+    Sluice__SavepointReply rep = SLUICE__SAVEPOINT_REPLY__INIT;
+    rep.path = dst;
+    rep.checkpoint_id = id;
+    env.body_case = SLUICE__ENVELOPE__BODY_SAVEPOINT_REPLY;
+    env.savepoint_reply = &rep;
+    sl_msg_send(m->sock, j->sp_rid, j->sp_rlen, &env);
+    if (j->sp_stop) {
+        char msg[4600];
+        snprintf(msg, sizeof msg, "stopped with a savepoint: %s", dst);
+        s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_CANCELED, msg);
+    }
+}
+
+static void s_on_savepoint(sl_master_t *m, const uint8_t *rid, size_t rlen, uint64_t req,
+                           const Sluice__SavepointRequest *r)
+{
+    s_job_t *j = s_find_job(m, r->job_id);
+    if (!j) {
+        sl_msg_send_error(m->sock, rid, rlen, req, SL_NOTFOUND, "no job '%s'", r->job_id);
+        return;
+    }
+    if (!j->ckpt_dir) {
+        sl_msg_send_error(m->sock, rid, rlen, req, SL_STATE,
+                          "job %s takes no checkpoints: add `checkpoint: {interval: ...}` to its "
+                          "spec to take savepoints",
+                          j->id);
+        return;
+    }
+    if (j->state != SLUICE__JOB_STATE_KIND__JOB_RUNNING || !j->started) {
+        sl_msg_send_error(m->sock, rid, rlen, req, SL_STATE, "job %s is not running (%s)", j->id,
+                          j->state == SLUICE__JOB_STATE_KIND__JOB_RUNNING ? "starting" : "ended");
+        return;
+    }
+    if (j->sp_wanted || j->sp_id) {
+        sl_msg_send_error(m->sock, rid, rlen, req, SL_STATE,
+                          "a savepoint of job %s is already in progress", j->id);
+        return;
+    }
+    free(j->sp_dir);
+    if (r->dir[0])
+        j->sp_dir = strdup(r->dir);
+    else {
+        char d[4200];
+        snprintf(d, sizeof d, "%s/savepoints", m->state_dir);
+        j->sp_dir = strdup(d);
+    }
+    memcpy(j->sp_rid, rid, rlen);
+    j->sp_rlen = rlen;
+    j->sp_req = req;
+    j->sp_stop = r->stop;
+    j->sp_wanted = true; /* the next checkpoint, as soon as none is in flight */
+}
+
 /* Every subtask acknowledged (or had finished): the checkpoint is
  * complete once its _metadata is durable; then the tasks hear of it. */
 static void s_ck_maybe_complete(sl_master_t *m, s_job_t *j)
@@ -821,6 +1003,11 @@ static void s_ck_maybe_complete(sl_master_t *m, s_job_t *j)
     j->ck_last_end = s_mono_ms();
     j->ncompleted++;
     s_persist(m, j);
+    char cdir[4200];
+    s_ck_dir(j, id, cdir, sizeof cdir);
+    s_info_add(j, id, cdir, false);
+    if (j->sp_id == id)
+        s_savepoint_done(m, j, id);
     uint64_t *done = realloc(j->ck_done, (size_t)(j->nck_done + 1) * sizeof *done);
     if (done) {
         j->ck_done = done;
@@ -831,6 +1018,7 @@ static void s_ck_maybe_complete(sl_master_t *m, s_job_t *j)
         char dir[4200];
         s_ck_dir(j, j->ck_done[0], dir, sizeof dir);
         sl_rmtree(dir);
+        s_info_drop(j, j->ck_done[0]);
         memmove(j->ck_done, j->ck_done + 1, (size_t)(j->nck_done - 1) * sizeof *j->ck_done);
         j->nck_done--;
     }
@@ -878,6 +1066,9 @@ static void s_on_ack(sl_master_t *m, const uint8_t *rid, size_t rlen,
         snprintf(k->file, sizeof k->file, "%s", a->file);
         snprintf(k->sha, sizeof k->sha, "%s", a->sha256);
         k->size = a->size;
+        j->ck_size += a->size;
+        if (a->align_ms > j->ck_align)
+            j->ck_align = a->align_ms;
         s_ck_maybe_complete(m, j);
         return;
     }
@@ -885,10 +1076,14 @@ static void s_on_ack(sl_master_t *m, const uint8_t *rid, size_t rlen,
 
 /* Reads and checks chk-<id>/_metadata and every file it names; on success
  * fills j->restore. why says what is wrong otherwise. */
-static int s_ck_load(s_job_t *j, uint64_t id, char *why, size_t cap)
+/* Reads and checks the _metadata in dir and every file it names; on
+ * success fills j->restore (and restore_dir, restore_id). With
+ * allow_rescale the checkpoint may come from another parallelism (a
+ * savepoint): then restore lists the old subtasks and rescale is set. */
+static int s_restore_load(s_job_t *j, const char *dir, bool allow_rescale, char *why, size_t cap)
 {
-    char dir[4200], path[4300];
-    s_ck_dir(j, id, dir, sizeof dir);
+    char path[4300];
+    uint64_t id = 0;
     snprintf(path, sizeof path, "%s/_metadata", dir);
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -920,7 +1115,12 @@ static int s_ck_load(s_job_t *j, uint64_t id, char *why, size_t cap)
     int nsub = 0; /* the subtasks the next attempt deploys */
     for (int c = 0; c < j->plan->nchains; c++)
         nsub += j->plan->chains[c].parallelism;
-    if (!line || sscanf(line, "\ntasks %d", &ntasks) != 1 || ntasks != nsub) {
+    char *idl = strstr(buf, "\ncheckpoint ");
+    unsigned long long idv = 0;
+    if (idl && sscanf(idl, "\ncheckpoint %llu", &idv) == 1)
+        id = idv;
+    if (!line || sscanf(line, "\ntasks %d", &ntasks) != 1 || ntasks <= 0 || ntasks > 100000 ||
+        (!allow_rescale && ntasks != nsub)) {
         snprintf(why, cap, "%s is for %d subtasks, the job has %d", path, ntasks, nsub);
         goto out;
     }
@@ -994,6 +1194,35 @@ static int s_ck_load(s_job_t *j, uint64_t id, char *why, size_t cap)
         snprintf(why, cap, "%s lists fewer than %d subtasks", path, ntasks);
         goto out;
     }
+    if (allow_rescale) {
+        /* the same chains at the same parallelism restore subtask by subtask */
+        int *par = calloc((size_t)j->plan->nchains + 1, sizeof *par);
+        bool same = par != NULL, finished = false;
+        for (int i = 0; same && i < ntasks; i++) {
+            int c = (int)j->restore_refs[i].chain;
+            finished = finished || j->restore[i].finished;
+            if (c >= j->plan->nchains)
+                same = false;
+            else
+                par[c]++;
+        }
+        for (int c = 0; same && c < j->plan->nchains; c++)
+            same = par[c] == j->plan->chains[c].parallelism;
+        free(par);
+        j->rescale = !same;
+        if (j->rescale && finished) {
+            snprintf(why, cap,
+                     "%s has finished subtasks; it cannot be restored at another "
+                     "parallelism",
+                     path);
+            goto out;
+        }
+    }
+    j->restore_dir = strdup(dir);
+    if (!j->restore_dir) {
+        rc = SL_NOMEM;
+        goto out;
+    }
     j->restore_id = id;
     rc = SL_OK;
 out:
@@ -1001,6 +1230,13 @@ out:
         s_restore_free(j);
     free(buf);
     return rc;
+}
+
+static int s_ck_load(s_job_t *j, uint64_t id, char *why, size_t cap)
+{
+    char dir[4200];
+    s_ck_dir(j, id, dir, sizeof dir);
+    return s_restore_load(j, dir, false, why, cap);
 }
 
 /* Picks the newest completed checkpoint that is intact; falls back to older
@@ -1131,8 +1367,9 @@ static void s_tick_jobs(sl_master_t *m)
             s_ck_abort(m, j, why);
         }
         uint64_t since = j->ck_last_end ? j->ck_last_end : j->ck_started;
-        if (!j->ck_pending && now - since >= (uint64_t)sp->ckpt_min_pause_ms &&
-            now - j->ck_started >= (uint64_t)sp->ckpt_interval_ms)
+        if (!j->ck_pending &&
+            (j->sp_wanted || (now - since >= (uint64_t)sp->ckpt_min_pause_ms &&
+                              now - j->ck_started >= (uint64_t)sp->ckpt_interval_ms)))
             s_ck_trigger(m, j);
     }
 }
@@ -1281,6 +1518,22 @@ static void s_on_submit(sl_master_t *m, const void *rid, size_t rlen, uint64_t r
                               strerror(errno));
             goto out;
         }
+    }
+    if (sj->from_savepoint[0]) {
+        char why[4800];
+        if (!j->ckpt_dir) {
+            sl_msg_send_error(m->sock, rid, rlen, req, SL_STATE,
+                              "a job started from a savepoint must take checkpoints: add "
+                              "`checkpoint: {interval: ...}` to its spec");
+            goto out;
+        }
+        if (s_restore_load(j, sj->from_savepoint, true, why, sizeof why) != SL_OK) {
+            sl_msg_send_error(m->sock, rid, rlen, req, SL_DATA, "cannot start from savepoint: %s",
+                              why);
+            goto out;
+        }
+        fprintf(stderr, "sluice-master: job %s starts from savepoint %s%s\n", j->id,
+                sj->from_savepoint, j->rescale ? " (at another parallelism)" : "");
     }
     j->state = SLUICE__JOB_STATE_KIND__JOB_CREATED;
     j->start_ms = s_wall_ms();
@@ -1466,6 +1719,7 @@ typedef struct {
     Sluice__TaskStatus *ts, **tsp;
     Sluice__SubtaskRef *refs;
     Sluice__OperatorMetrics *om, **omp;
+    Sluice__CheckpointInfo **cki;
 } s_status_t;
 
 /* Fills s from j; operator metrics summed over subtasks, in plan order.
@@ -1488,6 +1742,15 @@ static int s_status_fill(sl_master_t *m, const s_job_t *j, s_status_t *s)
     st->checkpoint_id = j->nck_done ? j->ck_done[j->nck_done - 1] : 0;
     st->checkpoints = j->ncompleted;
     st->restored_from = j->restored_from;
+    s->cki = calloc((size_t)j->nckinfo + 1, sizeof *s->cki);
+    if (!s->cki)
+        return SL_NOMEM;
+    for (int i = 0; i < j->nckinfo; i++) {
+        j->ckinfo[i].path = j->ckinfo_paths[i];
+        s->cki[i] = &j->ckinfo[i];
+    }
+    st->n_checkpoint_list = (size_t)j->nckinfo;
+    st->checkpoint_list = s->cki;
     size_t nt = (size_t)j->ntasks + 1, nn = (size_t)j->plan->nnodes + 1;
     s->ts = calloc(nt, sizeof *s->ts);
     s->tsp = calloc(nt, sizeof *s->tsp);
@@ -1552,6 +1815,7 @@ static void s_status_free(s_status_t *s)
     free(s->refs);
     free(s->om);
     free(s->omp);
+    free(s->cki);
 }
 
 static void s_on_status(sl_master_t *m, const void *rid, size_t rlen, uint64_t req,
@@ -1699,6 +1963,9 @@ static void s_dispatch(sl_master_t *m, const uint8_t *rid, size_t rlen, Sluice__
         break;
     case SLUICE__ENVELOPE__BODY_CHECKPOINT_ACK:
         s_on_ack(m, rid, rlen, env->checkpoint_ack);
+        break;
+    case SLUICE__ENVELOPE__BODY_SAVEPOINT_REQUEST:
+        s_on_savepoint(m, rid, rlen, req, env->savepoint_request);
         break;
     case SLUICE__ENVELOPE__BODY_SUBMIT_JOB:
         s_on_submit(m, rid, rlen, req, env->submit_job);

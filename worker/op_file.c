@@ -275,10 +275,12 @@ const sl_op_vtable_t sl_op_file_source = {.open = s_source_open,
  * directory. So the output appears once, complete, whatever failed on the
  * way (docs/fault-tolerance.md). */
 typedef struct {
-    sl_writer_t *w;   /* the output, or the current part */
-    sl_value_t *vals; /* one decoded row */
-    char *stage;      /* staging directory (checkpointed jobs), or NULL */
-    uint32_t part;    /* index of the current part = parts committed */
+    sl_writer_t *w;     /* the output, or the current part */
+    sl_value_t *vals;   /* one decoded row */
+    char *stage;        /* staging directory (checkpointed jobs), or NULL */
+    uint32_t part;      /* index of the current part = parts committed */
+    uint64_t *sizes;    /* bytes of each committed part */
+    uint32_t cap_sizes; /* entries allocated */
 } s_sink_t;
 
 static void s_part_path(const s_sink_t *s, uint32_t i, char *buf, size_t cap)
@@ -344,11 +346,22 @@ static int s_close_part(sl_opctx_t *c, s_sink_t *s)
 {
     if (!s->w)
         return SL_OK;
-    char err[400];
+    char err[400], path[4200];
     int rc = sl_writer_commit(s->w, err, sizeof err);
     sl_writer_destroy(&s->w);
     if (rc)
         return sl_op_fail(c, rc, "sink '%s': %s", c->node->name, err);
+    if (s->part >= s->cap_sizes) {
+        uint32_t cap = s->cap_sizes ? s->cap_sizes * 2 : 16;
+        uint64_t *n = realloc(s->sizes, cap * sizeof *n);
+        if (!n)
+            return sl_op_fail(c, SL_NOMEM, "sink '%s': out of memory", c->node->name);
+        s->sizes = n;
+        s->cap_sizes = cap;
+    }
+    struct stat st;
+    s_part_path(s, s->part, path, sizeof path);
+    s->sizes[s->part] = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
     s->part++;
     return SL_OK;
 }
@@ -361,8 +374,35 @@ static int s_sink_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
     int rc = s_close_part(c, s);
     if (rc)
         return rc;
-    sl_snap_u8(w, 1); /* version */
+    sl_snap_u8(w, 2); /* version */
+    sl_snap_bytes(w, s->stage, strlen(s->stage));
     sl_snap_u32(w, s->part);
+    for (uint32_t i = 0; i < s->part; i++)
+        sl_snap_u64(w, s->sizes[i]);
+    return SL_OK;
+}
+
+/* Copies part i of another staging directory (the output the snapshot was
+ * taken for; a job resumed from a savepoint may write elsewhere). */
+static int s_copy_part(sl_opctx_t *c, s_sink_t *s, const char *from_dir, uint32_t i)
+{
+    char from[4200], to[4200];
+    snprintf(from, sizeof from, "%s/part-%06u", from_dir, (unsigned)i);
+    s_part_path(s, i, to, sizeof to);
+    FILE *f = fopen(from, "rb");
+    if (!f)
+        return sl_op_fail(c, SL_DATA, "sink '%s': committed part %s is missing: %s", c->node->name,
+                          from, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
+    size_t got = buf && n >= 0 ? fread(buf, 1, (size_t)n, f) : 0;
+    fclose(f);
+    int rc = buf && (long)got == n ? sl_fs_write_atomic(to, buf, got) : SL_IO;
+    free(buf);
+    if (rc)
+        return sl_op_fail(c, rc, "sink '%s': cannot copy %s to %s", c->node->name, from, to);
     return SL_OK;
 }
 
@@ -370,15 +410,40 @@ static int s_sink_restore(sl_opctx_t *c, sl_snap_r_t *r)
 {
     s_sink_t *s = c->state;
     uint8_t version = sl_snap_get_u8(r);
+    size_t dlen = 0;
+    const uint8_t *dir = sl_snap_get_bytes(r, &dlen);
     uint32_t parts = sl_snap_get_u32(r);
-    if (r->err || version != 1 || !s->stage)
+    if (r->err || version != 2 || !s->stage || dlen >= 4096 || parts > r->left / 8)
         return sl_op_fail(c, SL_DATA, "sink '%s': bad snapshot", c->node->name);
+    char from[4096];
+    memcpy(from, dir, dlen);
+    from[dlen] = '\0';
+    bool elsewhere = strcmp(from, s->stage) != 0;
+    s->part = 0;
     for (uint32_t i = 0; i < parts; i++) {
+        uint64_t size = sl_snap_get_u64(r);
         char part[4200];
+        struct stat st;
+        if (elsewhere) {
+            int rc = s_copy_part(c, s, from, i);
+            if (rc)
+                return rc;
+        }
         s_part_path(s, i, part, sizeof part);
-        if (access(part, R_OK) != 0)
-            return sl_op_fail(c, SL_DATA, "sink '%s': committed part %s is missing: %s",
-                              c->node->name, part, strerror(errno));
+        if (stat(part, &st) != 0 || (uint64_t)st.st_size != size)
+            return sl_op_fail(c, SL_DATA,
+                              "sink '%s': committed part %s is %s (expected %llu bytes)",
+                              c->node->name, part, stat(part, &st) != 0 ? "missing" : "truncated",
+                              (unsigned long long)size);
+        if (s->part >= s->cap_sizes) {
+            uint32_t cap = s->cap_sizes ? s->cap_sizes * 2 : 16;
+            uint64_t *n = realloc(s->sizes, cap * sizeof *n);
+            if (!n)
+                return sl_op_fail(c, SL_NOMEM, "sink '%s': out of memory", c->node->name);
+            s->sizes = n;
+            s->cap_sizes = cap;
+        }
+        s->sizes[s->part++] = size;
     }
     /* Everything after them is output of a failed attempt. */
     DIR *d = opendir(s->stage);
@@ -448,6 +513,7 @@ static void s_sink_close(sl_opctx_t *c)
         sl_writer_destroy(&s->w); /* removes the temporary file unless committed */
         free(s->vals);
         free(s->stage);
+        free(s->sizes);
     }
     free(s);
     c->state = NULL;

@@ -79,6 +79,8 @@ struct sl_task {
     sl_task_ack_t ack;
     bool ack_new;
     uint64_t align_id; /* barrier being aligned (0 = none) */
+    uint64_t align_t0; /* s_now_ns() when its first barrier came */
+    uint64_t align_ms; /* how long the last alignment took */
     bool *ch_barrier;  /* per channel: delivered align_id */
     s_held_t *held, **held_tail;
 };
@@ -381,7 +383,8 @@ static void s_publish_ack(sl_task_t *t, const sl_task_ack_t *a)
  * master aborts it) and the task goes on. */
 static void s_write_snapshot(sl_task_t *t, uint64_t id)
 {
-    sl_task_ack_t a = {.id = id};
+    sl_task_ack_t a = {.id = id, .align_ms = t->align_ms};
+    t->align_ms = 0;
     sl_snap_w_t w, op;
     sl_snap_w_init(&w);
     sl_snap_w_init(&op);
@@ -481,47 +484,92 @@ bool sl_task_poll_ack(sl_task_t *t, sl_task_ack_t *out)
     return got;
 }
 
-/* Restores every operator of the chain from the subtask's state file. */
+static bool s_keyed(const sl_plan_node_t *nd)
+{
+    return nd->kind == SL_OP_AGGREGATE || nd->kind == SL_OP_WINDOW || nd->kind == SL_OP_JOIN ||
+           nd->kind == SL_OP_PROCESS;
+}
+
+/* Restores the chain's operators from the state files given: each section
+ * goes to the operator of its name. A keyed operator takes every section of
+ * its name (it keeps the key groups it owns: a rescale gives it every old
+ * subtask's); any other operator takes the one of the old subtask with its
+ * own index, which must exist unless the operator keeps no state. */
 static int s_restore(sl_task_t *t)
 {
-    sl_snap_r_t r;
-    sl_snap_r_init(&r, t->env.restore, t->env.restore_len);
-    uint32_t magic = sl_snap_get_u32(&r), version = sl_snap_get_u32(&r), nops = sl_snap_get_u32(&r);
-    if (r.err || magic != S_SNAP_MAGIC || version != S_SNAP_VERSION || nops != (uint32_t)t->nops) {
-        snprintf(t->err, sizeof t->err,
-                 "state of subtask %d.%d is not a snapshot of this task (magic %08x, version %u, "
-                 "%u operators)",
-                 t->env.chain, t->env.subtask, magic, version, nops);
-        return SL_DATA;
+    bool *done = calloc((size_t)t->nops + 1, sizeof *done);
+    int *seen = calloc((size_t)t->nops + 1, sizeof *seen); /* files with a section of op i */
+    if (!done || !seen) {
+        free(done);
+        free(seen);
+        return SL_NOMEM;
     }
-    for (int i = 0; i < t->nops; i++) {
-        size_t nlen, slen;
-        const uint8_t *name = sl_snap_get_bytes(&r, &nlen);
-        const uint8_t *state = sl_snap_get_bytes(&r, &slen);
-        const char *want = t->ops[i].node->name;
-        if (r.err || nlen != strlen(want) || memcmp(name, want, nlen) != 0) {
+    int rc = SL_OK;
+    for (int f = 0; f < t->env.nrestores && rc == SL_OK; f++) {
+        const sl_task_restore_t *rs = &t->env.restores[f];
+        sl_snap_r_t r;
+        sl_snap_r_init(&r, rs->data, rs->len);
+        uint32_t magic = sl_snap_get_u32(&r), version = sl_snap_get_u32(&r),
+                 nops = sl_snap_get_u32(&r);
+        if (r.err || magic != S_SNAP_MAGIC || version != S_SNAP_VERSION || nops > 4096) {
             snprintf(t->err, sizeof t->err,
-                     "state of subtask %d.%d does not match operator '%s' (the job changed?)",
-                     t->env.chain, t->env.subtask, want);
-            return SL_DATA;
-        }
-        sl_snap_r_t sub;
-        sl_snap_r_init(&sub, state, slen);
-        int rc = t->vt[i]->restore ? t->vt[i]->restore(&t->ops[i], &sub) : slen ? SL_DATA : SL_OK;
-        if (rc == SL_OK && (sub.err || sub.left))
+                     "state for subtask %d.%d is not a snapshot (magic %08x, version %u)",
+                     t->env.chain, t->env.subtask, magic, version);
             rc = SL_DATA;
-        if (rc) {
-            snprintf(t->err, sizeof t->err, "restoring operator '%s': %s", want,
-                     t->ops[i].err[0] ? t->ops[i].err : sl_strerror(rc));
-            return rc;
+            break;
+        }
+        for (uint32_t k = 0; k < nops && rc == SL_OK; k++) {
+            size_t nlen, slen;
+            const uint8_t *name = sl_snap_get_bytes(&r, &nlen);
+            const uint8_t *state = sl_snap_get_bytes(&r, &slen);
+            if (r.err) {
+                snprintf(t->err, sizeof t->err, "state for subtask %d.%d is truncated",
+                         t->env.chain, t->env.subtask);
+                rc = SL_DATA;
+                break;
+            }
+            int i = -1;
+            for (int q = 0; q < t->nops && i < 0; q++)
+                if (strlen(t->ops[q].node->name) == nlen &&
+                    memcmp(t->ops[q].node->name, name, nlen) == 0)
+                    i = q;
+            if (i < 0)
+                continue; /* another chain's operator (the job was rechained) */
+            seen[i]++;
+            bool keyed = s_keyed(t->ops[i].node);
+            if (!keyed && (rs->subtask != t->env.subtask || slen == 0))
+                continue;
+            sl_snap_r_t sub;
+            sl_snap_r_init(&sub, state, slen);
+            int orc = t->vt[i]->restore ? t->vt[i]->restore(&t->ops[i], &sub) : slen ? SL_DATA : 0;
+            if (orc == SL_OK && (sub.err || sub.left))
+                orc = SL_DATA;
+            if (orc) {
+                snprintf(t->err, sizeof t->err, "restoring operator '%s': %s", t->ops[i].node->name,
+                         t->ops[i].err[0] ? t->ops[i].err : sl_strerror(orc));
+                rc = orc;
+            }
+            done[i] = true;
+        }
+        if (rc == SL_OK && r.left) {
+            snprintf(t->err, sizeof t->err, "state for subtask %d.%d has %zu trailing bytes",
+                     t->env.chain, t->env.subtask, r.left);
+            rc = SL_DATA;
         }
     }
-    if (r.left) {
-        snprintf(t->err, sizeof t->err, "state of subtask %d.%d has %zu trailing bytes",
-                 t->env.chain, t->env.subtask, r.left);
-        return SL_DATA;
-    }
-    return SL_OK;
+    /* A stateful operator that is not keyed cannot be split or merged. */
+    for (int i = 0; rc == SL_OK && t->env.rescale && i < t->nops; i++)
+        if (seen[i] && t->ops[i].node->role == SL_ROLE_SOURCE && seen[i] != t->chain->parallelism) {
+            snprintf(t->err, sizeof t->err,
+                     "operator '%s' keeps a position per subtask: it cannot change its "
+                     "parallelism from %d to %d (keep the source's parallelism fixed with "
+                     "its own `parallelism:`)",
+                     t->ops[i].node->name, seen[i], t->chain->parallelism);
+            rc = SL_STATE;
+        }
+    free(done);
+    free(seen);
+    return rc;
 }
 
 /* A source waits with nothing to emit: past its idle timeout, downstream
@@ -823,6 +871,7 @@ static int s_check_aligned(sl_task_t *t, bool *pending)
             return SL_OK;
     uint64_t id = t->align_id;
     t->align_id = 0;
+    t->align_ms = (s_now_ns() - t->align_t0) / 1000000ull;
     memset(t->ch_barrier, 0, (size_t)t->nch * sizeof *t->ch_barrier);
     int rc = t->env.ckpt_dir ? s_checkpoint(t, id) : SL_OK;
     return rc == SL_OK ? s_replay(t, pending) : rc;
@@ -856,6 +905,7 @@ static int s_event(sl_task_t *t, sl_inbatch_t *in, int ch, bool *pending)
             if (rc)
                 return rc;
             t->align_id = in->barrier;
+            t->align_t0 = s_now_ns();
         }
         t->ch_barrier[ch] = true;
         return s_check_aligned(t, pending);
@@ -966,7 +1016,7 @@ int sl_task_run(sl_task_t *t)
         }
         return rc;
     }
-    if (rc == SL_OK && t->env.restore)
+    if (rc == SL_OK && t->env.nrestores)
         rc = s_restore(t);
     if (rc == SL_OK && !t->in) {
         /* A source chain: the head produces everything. */

@@ -22,6 +22,14 @@
 /* Resolves the data endpoint of (chain, subtask) into buf. */
 typedef void (*sl_endpoint_fn)(void *arg, int chain, int subtask, char *buf, size_t cap);
 
+/* One state file of a restored checkpoint: the chain's operators, each
+ * with its snapshot, as an old subtask wrote them. */
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+    int subtask; /* the old subtask that wrote it */
+} sl_task_restore_t;
+
 typedef struct {
     void *zctx;              /* ZeroMQ context shared by the process */
     const sl_plan_t *plan;   /* immutable, outlives the task */
@@ -32,9 +40,10 @@ typedef struct {
     int credits;               /* initial credits per channel (0 = default) */
     uint32_t batch_bytes;      /* batch capacity (0 = default) */
     /* Checkpoints (docs/fault-tolerance.md). */
-    const char *ckpt_dir;   /* <root>/<job>: snapshots go to chk-<id>/ in it; NULL = none */
-    const uint8_t *restore; /* the subtask's state file to restore (verified), or NULL */
-    size_t restore_len;
+    const char *ckpt_dir; /* <root>/<job>: snapshots go to chk-<id>/ in it; NULL = none */
+    const sl_task_restore_t *restores; /* state files to restore (verified), or NULL */
+    int nrestores;         /* 1 (this subtask's own), or with a rescale every old subtask's */
+    bool rescale;          /* the restored checkpoint ran at another parallelism */
     bool restore_finished; /* the subtask had finished in the restored checkpoint */
 } sl_task_env_t;
 
@@ -45,6 +54,7 @@ typedef struct {
     uint64_t size;      /* its bytes */
     char sha256[65];    /* hex of its content */
     char declined[512]; /* non-empty: no snapshot, and why (the job goes on) */
+    uint64_t align_ms;  /* from the first barrier to alignment on every input */
 } sl_task_ack_t;
 
 typedef struct sl_task sl_task_t;

@@ -32,12 +32,13 @@ typedef struct {
     int chain, subtask;
     sl_task_t *task;
     pthread_t thread;
-    bool started;     /* thread was created */
-    atomic_bool done; /* set by the task thread as its last act */
-    int rc;           /* result of sl_task_run */
-    bool reported;    /* final state sent */
-    uint8_t *restore; /* state file to restore (read and verified at deploy), or NULL */
-    size_t restore_len;
+    bool started;                /* thread was created */
+    atomic_bool done;            /* set by the task thread as its last act */
+    int rc;                      /* result of sl_task_run */
+    bool reported;               /* final state sent */
+    sl_task_restore_t *restores; /* state files to restore (read and verified at deploy) */
+    uint8_t **bufs;              /* their bytes */
+    int nbufs;
 } s_slot_t;
 
 struct s_job {
@@ -114,7 +115,10 @@ static void s_job_destroy(s_job_t *j)
 {
     for (int i = 0; i < j->ntasks; i++) {
         sl_task_destroy(&j->tasks[i].task);
-        free(j->tasks[i].restore);
+        for (int k = 0; k < j->tasks[i].nbufs; k++)
+            free(j->tasks[i].bufs[k]);
+        free(j->tasks[i].bufs);
+        free(j->tasks[i].restores);
     }
     free(j->tasks);
     free(j->ckpt_dir);
@@ -276,46 +280,70 @@ static void s_fail_deploy(sl_worker_t *w, s_job_t *j, const Sluice__Deploy *d, c
     }
 }
 
-/* The state of subtask t in the checkpoint the deploy restores: read from
- * checkpoint storage and checked against the size and hash the master
- * recorded (a corrupt file fails the deploy, it is never loaded). */
-static int s_load_restore(const Sluice__Deploy *d, s_slot_t *t, sl_task_env_t *env, char *why,
-                          size_t cap)
+/* Reads one state file of the restored checkpoint and checks it against
+ * the size and hash the master recorded (a corrupt file fails the deploy;
+ * it is never loaded). */
+static int s_read_state(const Sluice__Deploy *d, const Sluice__TaskSnapshot *ts, uint8_t **out,
+                        char *why, size_t cap)
 {
-    const Sluice__TaskSnapshot *ts = NULL;
-    for (size_t i = 0; i < d->n_restore && !ts; i++)
-        if ((int)d->restore[i]->ref->chain == t->chain &&
-            (int)d->restore[i]->ref->subtask == t->subtask)
-            ts = d->restore[i];
-    if (!ts)
-        return SL_OK;
-    if (ts->finished) {
-        env->restore_finished = true;
-        return SL_OK;
-    }
     char path[4600];
-    snprintf(path, sizeof path, "%s/chk-%llu/%s", d->checkpoint_dir,
-             (unsigned long long)d->restore_checkpoint, ts->file);
+    snprintf(path, sizeof path, "%s/%s", d->restore_dir, ts->file);
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(why, cap, "cannot read checkpoint state %s: %s", path, strerror(errno));
         return SL_IO;
     }
-    t->restore = malloc(ts->size ? ts->size : 1);
-    size_t got = t->restore ? fread(t->restore, 1, ts->size, f) : 0;
+    uint8_t *buf = malloc(ts->size ? ts->size : 1);
+    size_t got = buf ? fread(buf, 1, ts->size, f) : 0;
     int extra = fgetc(f);
     fclose(f);
     char hex[65] = "";
-    if (t->restore && got == ts->size)
-        sl_sha256_hex(t->restore, got, hex);
-    if (!t->restore || got != ts->size || extra != EOF || strcmp(hex, ts->sha256) != 0) {
+    if (buf && got == ts->size)
+        sl_sha256_hex(buf, got, hex);
+    if (!buf || got != ts->size || extra != EOF || strcmp(hex, ts->sha256) != 0) {
         snprintf(why, cap, "checkpoint state %s is corrupt (%zu%s bytes, expected %llu; sha256 %s)",
                  path, got, extra != EOF ? "+" : "", (unsigned long long)ts->size,
                  strcmp(hex, ts->sha256) ? "differs" : "ok");
+        free(buf);
         return SL_DATA;
     }
-    env->restore = t->restore;
-    env->restore_len = got;
+    *out = buf;
+    return SL_OK;
+}
+
+/* The state subtask t restores: its own file, or with a rescale every old
+ * subtask's (it keeps the key groups it owns). */
+static int s_load_restore(const Sluice__Deploy *d, s_slot_t *t, sl_task_env_t *env, char *why,
+                          size_t cap)
+{
+    if (!d->n_restore)
+        return SL_OK;
+    t->restores = calloc(d->n_restore, sizeof *t->restores);
+    t->bufs = calloc(d->n_restore, sizeof *t->bufs);
+    if (!t->restores || !t->bufs) {
+        snprintf(why, cap, "out of memory");
+        return SL_NOMEM;
+    }
+    for (size_t i = 0; i < d->n_restore; i++) {
+        const Sluice__TaskSnapshot *ts = d->restore[i];
+        if (!d->rescale && ((int)ts->ref->chain != t->chain || (int)ts->ref->subtask != t->subtask))
+            continue;
+        if (d->rescale && (int)ts->ref->chain >= 0 && ts->finished)
+            continue;
+        if (ts->finished) {
+            env->restore_finished = true;
+            return SL_OK;
+        }
+        int rc = s_read_state(d, ts, &t->bufs[t->nbufs], why, cap);
+        if (rc)
+            return rc;
+        t->restores[t->nbufs] = (sl_task_restore_t){
+            .data = t->bufs[t->nbufs], .len = ts->size, .subtask = (int)ts->ref->subtask};
+        t->nbufs++;
+    }
+    env->restores = t->restores;
+    env->nrestores = t->nbufs;
+    env->rescale = d->rescale;
     return SL_OK;
 }
 
@@ -562,6 +590,7 @@ static void s_send_ack(sl_worker_t *w, s_job_t *j, s_slot_t *t)
     ack.file = a.file;
     ack.size = a.size;
     ack.sha256 = a.sha256;
+    ack.align_ms = a.align_ms;
     sl_msg_sanitize_utf8(a.declined);
     ack.declined = a.declined;
     env.body_case = SLUICE__ENVELOPE__BODY_CHECKPOINT_ACK;

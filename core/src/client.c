@@ -120,6 +120,39 @@ int sl_client_submit_plugin(sl_client_t *c, const char *spec_file, const char *t
                             const void *plugin, size_t plugin_len, const sl_params_t *params,
                             int parallelism, char *job_id, size_t id_cap, char *err, size_t cap)
 {
+    return sl_client_submit_from(c, spec_file, text, len, plugin, plugin_len, params, parallelism,
+                                 NULL, job_id, id_cap, err, cap);
+}
+
+int sl_client_savepoint(sl_client_t *c, const char *job_id, const char *dir, bool stop,
+                        int timeout_ms, char *path, size_t path_cap, char *err, size_t cap)
+{
+    Sluice__Envelope env, *rep = NULL;
+    sl_msg_init(&env, 0);
+    Sluice__SavepointRequest r = SLUICE__SAVEPOINT_REQUEST__INIT;
+    r.job_id = (char *)job_id;
+    r.dir = (char *)(dir ? dir : "");
+    r.stop = stop;
+    env.body_case = SLUICE__ENVELOPE__BODY_SAVEPOINT_REQUEST;
+    env.savepoint_request = &r;
+    int rc = sl_client_call(c, &env, timeout_ms, &rep, err, cap);
+    if (rc)
+        return rc;
+    if (rep->body_case != SLUICE__ENVELOPE__BODY_SAVEPOINT_REPLY) {
+        snprintf(err, cap, "unexpected answer '%s' to a savepoint request", sl_msg_kind_name(rep));
+        sl_msg_free(&rep);
+        return SL_PROTO;
+    }
+    snprintf(path, path_cap, "%s", rep->savepoint_reply->path);
+    sl_msg_free(&rep);
+    return SL_OK;
+}
+
+int sl_client_submit_from(sl_client_t *c, const char *spec_file, const char *text, size_t len,
+                          const void *plugin, size_t plugin_len, const sl_params_t *params,
+                          int parallelism, const char *from_savepoint, char *job_id, size_t id_cap,
+                          char *err, size_t cap)
+{
     Sluice__Envelope env, *rep = NULL;
     sl_msg_init(&env, 0);
     Sluice__SubmitJob sj = SLUICE__SUBMIT_JOB__INIT;
@@ -146,6 +179,7 @@ int sl_client_submit_plugin(sl_client_t *c, const char *spec_file, const char *t
     sj.parallelism = (uint32_t)parallelism;
     sj.plugin.data = (uint8_t *)plugin;
     sj.plugin.len = plugin_len;
+    sj.from_savepoint = (char *)(from_savepoint ? from_savepoint : "");
     env.body_case = SLUICE__ENVELOPE__BODY_SUBMIT_JOB;
     env.submit_job = &sj;
     int rc = sl_client_call(c, &env, 10000, &rep, err, cap);

@@ -338,6 +338,11 @@ static int s_job_status(const char *path, const Sluice__JobStatus *j, char *err,
     S_TRY(s_range(path, "state", (uint64_t)(int64_t)j->state, 0,
                   SLUICE__JOB_STATE_KIND__JOB_RESTARTING, err, cap));
     S_TRY(s_count(path, "failures", j->n_failures, j->failures, SL_MSG_REPEATED_MAX, err, cap));
+    S_TRY(s_count(path, "checkpoint_list", j->n_checkpoint_list, j->checkpoint_list,
+                  SL_MSG_REPEATED_MAX, err, cap));
+    for (size_t i = 0; i < j->n_checkpoint_list; i++)
+        S_TRY(s_str(path, "checkpoint_list[].path", j->checkpoint_list[i]->path, SL_MSG_PATH_MAX,
+                    false, err, cap));
     for (size_t i = 0; i < j->n_failures; i++)
         S_TRY(s_str(path, "failures[]", j->failures[i], SL_MSG_TEXT_MAX, false, err, cap));
     S_TRY(s_str(path, "error", j->error, SL_MSG_TEXT_MAX, false, err, cap));
@@ -398,6 +403,7 @@ static int s_deploy(const char *p, const Sluice__Deploy *d, char *err, size_t ca
         S_TRY(s_str(sub, "file", t->file, SL_MSG_PATH_MAX, !t->finished, err, cap));
         S_TRY(s_str(sub, "sha256", t->sha256, 64, !t->finished, err, cap));
     }
+    S_TRY(s_str(p, "restore_dir", d->restore_dir, SL_MSG_PATH_MAX, d->n_restore > 0, err, cap));
     return s_locations(p, d->n_locations, d->locations, err, cap);
 }
 
@@ -436,6 +442,7 @@ static int s_body(const Sluice__Envelope *env, const char *p, char *err, size_t 
         S_TRY(s_str(p, "spec_file", s->spec_file, SL_MSG_PATH_MAX, false, err, cap));
         S_TRY(s_bytes(p, "spec_text", &s->spec_text, SL_MSG_SPEC_MAX, true, err, cap));
         S_TRY(s_params(p, s->n_params, s->params, err, cap));
+        S_TRY(s_str(p, "from_savepoint", s->from_savepoint, SL_MSG_PATH_MAX, false, err, cap));
         S_TRY(s_bytes(p, "plugin", &s->plugin, SL_MSG_PLUGIN_MAX, false, err, cap));
         return s_range(p, "parallelism", s->parallelism, 0, SL_MSG_SUBTASK_MAX, err, cap);
     }
@@ -447,6 +454,11 @@ static int s_body(const Sluice__Envelope *env, const char *p, char *err, size_t 
         return s_job_status(p, env->job_status, err, cap);
     case SLUICE__ENVELOPE__BODY_CANCEL_JOB:
         return s_str(p, "job_id", env->cancel_job->job_id, SL_MSG_ID_MAX, true, err, cap);
+    case SLUICE__ENVELOPE__BODY_SAVEPOINT_REQUEST:
+        S_TRY(s_str(p, "job_id", env->savepoint_request->job_id, SL_MSG_ID_MAX, true, err, cap));
+        return s_str(p, "dir", env->savepoint_request->dir, SL_MSG_PATH_MAX, false, err, cap);
+    case SLUICE__ENVELOPE__BODY_SAVEPOINT_REPLY:
+        return s_str(p, "path", env->savepoint_reply->path, SL_MSG_PATH_MAX, true, err, cap);
     case SLUICE__ENVELOPE__BODY_JOB_LIST: {
         const Sluice__JobList *l = env->job_list;
         S_TRY(s_count(p, "jobs", l->n_jobs, l->jobs, SL_MSG_REPEATED_MAX, err, cap));
@@ -597,6 +609,10 @@ const char *sl_msg_kind_name(const Sluice__Envelope *env)
         return "checkpoint_complete";
     case SLUICE__ENVELOPE__BODY_JOB_RECORD:
         return "job_record";
+    case SLUICE__ENVELOPE__BODY_SAVEPOINT_REQUEST:
+        return "savepoint_request";
+    case SLUICE__ENVELOPE__BODY_SAVEPOINT_REPLY:
+        return "savepoint_reply";
     case SLUICE__ENVELOPE__BODY_START_TASKS:
         return "start_tasks";
     case SLUICE__ENVELOPE__BODY_WORKERS_REQUEST:

@@ -2,10 +2,10 @@
 # Exactly-once through kill -9 (docs/fault-tolerance.md): a master and
 # three worker processes run chaos/keyed.yaml (a keyed aggregation and a
 # keyed event-time window over a paced generator, checkpointed every
-# second). After at least two checkpoints completed, a chaos loop kills a
-# random worker with SIGKILL at a random moment, several times, and starts
-# it again, then kills the master and starts it again on its state
-# directory; the job restarts from its latest checkpoint each time. Its
+# second). After at least two checkpoints completed, a chaos loop kills
+# the master and starts it again on its state directory, then kills a
+# random worker with SIGKILL at a random moment, several times, starting it
+# again; the job restarts from its latest checkpoint each time. Its
 # outputs must equal the closed-form results exactly: lost and duplicated
 # records are counted separately.
 source "$(dirname "$0")/lib.sh"
@@ -46,16 +46,53 @@ sluice submit "$DIR/keyed.yaml" --detach -p count="$COUNT" -p rate="$RATE" \
     -p out_totals="$WORK/totals.csv" -p out_windows="$WORK/windows.csv" > "$WORK/job" ||
     { cat "$WORK/stderr" >&2; fail "submit"; }
 JOB=$(cat "$WORK/job")
+# Polled often on a busy machine: plain text tools, no interpreter start-up.
 status() { sluice status --json "$JOB"; }
-field() { status | json "j['$1']"; }
+# field NAME: the job-level field (the first of that name in the JSON)
+field() { status | grep -o "\"$1\":[^,}]*" | head -n 1 | cut -d: -f2 | tr -d '"'; }
 checkpoints_at_least() { [ "$(field checkpoints)" -ge "$1" ]; }
-running_attempt() { status | json "j['state'] == 'RUNNING' and j['attempt'] == $1" | grep -qx True; }
+running_attempt() {
+    local st
+    st=$(status)
+    [ "$(echo "$st" | grep -o '"state":"[A-Z]*"' | head -n 1)" = '"state":"RUNNING"' ] &&
+        [ "$(echo "$st" | grep -o '"attempt":[0-9]*' | cut -d: -f2)" -ge "$1" ]
+}
 
 wait_for 60 checkpoints_at_least 2 || fail "no two checkpoints completed: $(sluice status "$JOB")"
 
+step "chaos: kill -9 the master, start it again on its state directory"
+before=$(field checkpoints)
+attempt=$(field attempt)
+kill -9 "$MASTER_PID"
+wait "$MASTER_PID" 2>/dev/null || true
+start_master "$SLUICE_MASTER"
+resumed() {
+    local st
+    st=$(status)
+    echo "$st" | grep -q '"state":"\(RUNNING\|FINISHED\)"' &&
+        [ "$(echo "$st" | grep -o '"attempt":[0-9]*' | cut -d: -f2)" -gt "$attempt" ]
+}
+wait_for 60 resumed ||
+    fail "the job did not resume after the master restart: $(sluice status "$JOB" 2>&1; tail -5 "$WORK/master.err")"
+grep -q "resuming job $JOB" "$WORK/master.err" || fail "the master does not say it resumes $JOB"
+wait_for 60 checkpoints_at_least $((before + 1)) ||
+    fail "no checkpoint after the master restart: $(sluice status "$JOB")"
+kills=1
+
+# Records the source read in the current attempt (a lower bound of its
+# position): the chaos loop stops killing near the end, where a kill may
+# land after the job finished.
+progress() {
+    status | grep -o '"name":"gen","records_in":[0-9]*,"records_out":[0-9]*' | sed 's/.*://'
+}
 for k in $(seq 1 "$KILLS"); do
+    if [ "$(progress)" -gt $((COUNT * 7 / 10)) ]; then
+        echo "chaos $k: skipped, the job is near its end"
+        break
+    fi
     # a random worker among those running the job's tasks
-    victim=$(status | json "sorted(set(t['worker'] for t in j['tasks']))[$RANDOM % len(set(t['worker'] for t in j['tasks']))]")
+    mapfile -t busy < <(status | grep -o '"worker":"[^"]*"' | cut -d'"' -f4 | sort -u)
+    victim=${busy[$((RANDOM % ${#busy[@]}))]}
     # a random moment: up to 900 ms into a checkpoint interval
     sleep "0.$((RANDOM % 9))"
     before=$(field checkpoints)
@@ -67,27 +104,16 @@ for k in $(seq 1 "$KILLS"); do
         fail "the job did not restart after killing $victim: $(sluice status "$JOB")"
     wait_for 60 checkpoints_at_least $((before + 1)) ||
         fail "no checkpoint after the restart: $(sluice status "$JOB")"
+    kills=$((kills + 1))
 done
-
-step "chaos: kill -9 the master, start it again on its state directory"
-before=$(field checkpoints)
-attempt=$(field attempt)
-kill -9 "$MASTER_PID"
-wait "$MASTER_PID" 2>/dev/null || true
-start_master "$SLUICE_MASTER"
-resumed() {
-    status | json "j['attempt'] > $attempt and j['state'] in ('RUNNING', 'FINISHED')" | grep -qx True
-}
-wait_for 20 resumed ||
-    fail "the job did not resume after the master restart: $(sluice status "$JOB" 2>&1; tail -5 "$WORK/master.err")"
-grep -q "resuming job $JOB" "$WORK/master.err" || fail "the master does not say it resumes $JOB"
-KILLS=$((KILLS + 1))
+[ "$kills" -ge 3 ] || fail "only $kills kills before the end: make the job longer (CHAOS_COUNT)"
+KILLS=$kills
 
 step "wait for the end"
 finished() { [ "$(field state)" = FINISHED ]; }
 wait_for 180 finished || fail "job did not finish: $(sluice status "$JOB")"
 status > "$WORK/final.json"
-[ "$(json 'j["attempt"]' < "$WORK/final.json")" -eq $((KILLS + 1)) ] ||
+[ "$(json 'j["attempt"]' < "$WORK/final.json")" -ge $((KILLS + 1)) ] ||
     fail "expected $((KILLS + 1)) attempts: $(cat "$WORK/final.json")"
 [ "$(json 'j["restored_from"] > 0' < "$WORK/final.json")" = True ] ||
     fail "the last attempt did not restore a checkpoint"

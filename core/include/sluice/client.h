@@ -2,6 +2,7 @@
  * the master over a DEALER socket. Used by the CLI and by tests. */
 #ifndef SLUICE_CLIENT_H
 #define SLUICE_CLIENT_H
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "sluice/msg.h"
@@ -32,6 +33,17 @@ int sl_client_submit(sl_client_t *c, const char *spec_file, const char *text, si
                      const sl_params_t *params, int parallelism, char *job_id, size_t id_cap,
                      char *err, size_t cap);
 /* Same, uploading the plugin the spec names (plugin_len bytes; 0 = none). */
+/* sl_client_submit_plugin that starts the job from a savepoint (a
+ * directory; NULL or "" = from scratch). */
+int sl_client_submit_from(sl_client_t *c, const char *spec_file, const char *text, size_t len,
+                          const void *plugin, size_t plugin_len, const sl_params_t *params,
+                          int parallelism, const char *from_savepoint, char *job_id, size_t id_cap,
+                          char *err, size_t cap);
+/* Takes a savepoint of job_id into dir (NULL: the master's default), and
+ * with stop ends the job after it; waits up to timeout_ms for it to be
+ * durable and writes its directory into path. */
+int sl_client_savepoint(sl_client_t *c, const char *job_id, const char *dir, bool stop,
+                        int timeout_ms, char *path, size_t path_cap, char *err, size_t cap);
 int sl_client_submit_plugin(sl_client_t *c, const char *spec_file, const char *text, size_t len,
                             const void *plugin, size_t plugin_len, const sl_params_t *params,
                             int parallelism, char *job_id, size_t id_cap, char *err, size_t cap);

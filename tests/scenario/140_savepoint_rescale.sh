@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Savepoints and rescaling (docs/fault-tolerance.md): a keyed aggregation
+# and window job runs at parallelism 2 on a master and three workers;
+# `sluice stop --savepoint` ends it with a savepoint; the same savepoint is
+# then resumed at parallelism 1, 2 and 4 (the keyed operators' state is
+# redistributed by key group; the source keeps parallelism 1). Every resumed
+# run's outputs equal the closed-form results of the whole input.
+source "$(dirname "$0")/lib.sh"
+: "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}"
+DIR=$SRC/tests/scenario/chaos
+COUNT=400000
+RATE=40000
+
+json() { python3 -c "import json, sys; j = json.load(sys.stdin); print($1)"; }
+
+step "start a master and three workers"
+"$SLUICE_MASTER_BIN" --bind 'tcp://127.0.0.1:*' --heartbeat-timeout 2000 \
+    --state-dir "$WORK/state" >"$WORK/master.out" 2>"$WORK/master.err" &
+PIDS+=($!)
+wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
+export SLUICE_MASTER=$(sed -n 's/.*listening on //p' "$WORK/master.out")
+for id in w1 w2 w3; do
+    "$SLUICE_WORKER_BIN" --id "$id" --slots 4 --data-bind tcp://127.0.0.1 2>"$WORK/$id.err" &
+    PIDS+=($!)
+done
+alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
+wait_for 20 alive_workers 3 || fail "workers did not register: $(sluice workers)"
+python3 "$DIR/expected.py" want "$COUNT" "$RATE" "$WORK/want-totals.csv" "$WORK/want-windows.csv"
+sort -o "$WORK/want-totals.csv" "$WORK/want-totals.csv"
+sort -o "$WORK/want-windows.csv" "$WORK/want-windows.csv"
+
+step "run at parallelism 2, stop it with a savepoint"
+sluice submit "$DIR/keyed.yaml" --detach --parallelism 2 -p source_parallelism=1 \
+    -p count="$COUNT" -p rate="$RATE" -p interval=500ms \
+    -p out_totals="$WORK/first-totals.csv" -p out_windows="$WORK/first-windows.csv" > "$WORK/job" ||
+    { cat "$WORK/stderr" >&2; fail "submit"; }
+JOB=$(cat "$WORK/job")
+checkpoints_at_least() { [ "$(sluice status --json "$JOB" | json 'j["checkpoints"]')" -ge "$1" ]; }
+wait_for 60 checkpoints_at_least 2 || fail "no checkpoints: $(sluice status "$JOB")"
+sluice stop "$JOB" --savepoint --dir "$WORK/savepoints" > "$WORK/sp" ||
+    { cat "$WORK/stderr" >&2; fail "stop --savepoint"; }
+SP=$(cat "$WORK/sp")
+[ -s "$SP/_metadata" ] || fail "no savepoint at '$SP'"
+sluice status --json "$JOB" > "$WORK/stopped.json"
+[ "$(json 'j["state"]' < "$WORK/stopped.json")" = CANCELED ] || fail "not stopped: $(cat "$WORK/stopped.json")"
+json 'j["error"]' < "$WORK/stopped.json" | grep -q "stopped with a savepoint" || fail "no stop reason"
+sluice checkpoints "$JOB" > "$WORK/list.txt"
+grep -q "savepoint.*$SP" "$WORK/list.txt" || fail "checkpoints does not list the savepoint: $(cat "$WORK/list.txt")"
+[ ! -e "$WORK/first-totals.csv" ] || fail "a stopped job published its output"
+
+for P in 1 2 4; do
+    step "resume the savepoint at parallelism $P"
+    sluice submit "$DIR/keyed.yaml" --parallelism "$P" --from-savepoint "$SP" --quiet \
+        -p source_parallelism=1 -p count="$COUNT" -p rate="$RATE" -p interval=500ms \
+        -p out_totals="$WORK/totals-$P.csv" -p out_windows="$WORK/windows-$P.csv" ||
+        { cat "$WORK/stderr" >&2; fail "resume at P=$P"; }
+    grep -q "FINISHED" "$WORK/stderr" || fail "resumed job did not finish: $(cat "$WORK/stderr")"
+    for out in totals windows; do
+        tail -n +2 "$WORK/$out-$P.csv" | sort > "$WORK/got.csv"
+        counts=$(python3 "$DIR/expected.py" check "$WORK/want-$out.csv" "$WORK/got.csv")
+        cmp -s "$WORK/want-$out.csv" "$WORK/got.csv" || {
+            diff "$WORK/want-$out.csv" "$WORK/got.csv" | head -n 10 >&2 || true
+            fail "$out at parallelism $P differ ($counts)"
+        }
+    done
+done
+grep -q "starts from savepoint .* (at another parallelism)" "$WORK/master.err" ||
+    fail "the master did not rescale: $(cat "$WORK/master.err")"
+
+step "bad savepoints are refused with the reason"
+if sluice submit "$DIR/keyed.yaml" --detach --from-savepoint "$WORK/nowhere" -p count=1 -p rate=1 \
+    -p out_totals="$WORK/x" -p out_windows="$WORK/y"; then fail "a missing savepoint was accepted"; fi
+grep -q "cannot start from savepoint" "$WORK/stderr" || fail "no reason: $(cat "$WORK/stderr")"
+echo "PASS savepoint, stop and rescale"

@@ -54,6 +54,8 @@ const sl_op_vtable_t *sl_op_vtable(const sl_plan_node_t *node)
         return &sl_op_generator;
     case SL_OP_NEXMARK_SOURCE:
         return &sl_op_nexmark;
+    case SL_OP_YSB_SOURCE:
+        return &sl_op_ysb;
     case SL_OP_KAFKA_SOURCE:
         return &sl_op_kafka_source;
     case SL_OP_FILTER:

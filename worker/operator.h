@@ -100,6 +100,8 @@ const sl_op_vtable_t *sl_op_vtable(const sl_plan_node_t *node);
 extern const sl_op_vtable_t sl_op_file_source;
 extern const sl_op_vtable_t sl_op_generator;
 extern const sl_op_vtable_t sl_op_nexmark; /* the nexmark source */
+/* the ysb source (Yahoo Streaming Benchmark) */
+extern const sl_op_vtable_t sl_op_ysb;
 extern const sl_op_vtable_t sl_op_kafka_source;
 extern const sl_op_vtable_t sl_op_filter;
 extern const sl_op_vtable_t sl_op_map;

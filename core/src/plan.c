@@ -38,6 +38,8 @@ static const s_type_t s_types[] = {
      0, 0},
     {"nexmark", SL_ROLE_SOURCE, SL_OP_NEXMARK_SOURCE,
      S_KEYS("events", "rate", "seed", "first_event_time", "event_rate"), 0, 0},
+    {"ysb", SL_ROLE_SOURCE, SL_OP_YSB_SOURCE,
+     S_KEYS("events", "rate", "seed", "first_event_time", "event_rate"), 0, 0},
     {"kafka", SL_ROLE_SOURCE, SL_OP_KAFKA_SOURCE,
      S_KEYS("bootstrap", "topic", "format", "schema", "start", "bounded", "key", "on_error",
             "group", "properties", "timeout_ms"),
@@ -454,6 +456,38 @@ static int s_build_nexmark(s_ctx_t *c)
         return SL_NOMEM;
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
         if (sl_schema_add(nd->out, fields[i].name, fields[i].type))
+            return SL_NOMEM;
+    return SL_OK;
+}
+
+/* Yahoo Streaming Benchmark ad events (sluice/ysb.h, docs/ysb.md): user_id,
+ * page_id, ad_id, ad_type, event_type, event_time, ip. Subtask i of P
+ * generates events i, i+P, ... */
+static int s_build_ysb(s_ctx_t *c)
+{
+    sl_plan_node_t *nd = c->node;
+    sl_ysb_cfg_default(&nd->ysb);
+    int bad = 0;
+    long long v;
+    nd->ysb_events = s_opt_int(c, "events", 0, INT64_MAX / 2, "events", &v, &bad) ? v : -1;
+    if (s_opt_int(c, "rate", 1, 1000000000, "rate (events/s)", &v, &bad))
+        nd->ysb_rate = (double)v;
+    if (s_opt_int(c, "event_rate", 1, 1000000000, "event_rate (events/s of event time)", &v, &bad))
+        nd->ysb.event_rate = v;
+    else if (nd->ysb_rate > 0)
+        nd->ysb.event_rate = (int64_t)nd->ysb_rate;
+    if (s_opt_int(c, "seed", 0, INT64_MAX, "seed", &v, &bad))
+        nd->ysb.seed = (uint64_t)v;
+    s_opt_timestamp(c, "first_event_time", &nd->ysb.first_time_ms, &bad);
+    if (bad)
+        return SL_SPEC;
+    static const char *const names[] = {"user_id",    "page_id",    "ad_id", "ad_type",
+                                        "event_type", "event_time", "ip"};
+    nd->out = sl_schema_new();
+    if (!nd->out)
+        return SL_NOMEM;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (sl_schema_add(nd->out, names[i], i == 5 ? SL_TYPE_TIMESTAMP : SL_TYPE_STRING))
             return SL_NOMEM;
     return SL_OK;
 }
@@ -1517,6 +1551,8 @@ static int s_build_node(s_ctx_t *c)
         return s_build_generator(c);
     case SL_OP_NEXMARK_SOURCE:
         return s_build_nexmark(c);
+    case SL_OP_YSB_SOURCE:
+        return s_build_ysb(c);
     case SL_OP_KAFKA_SOURCE:
         return s_build_kafka(c);
     case SL_OP_FILTER:

@@ -29,6 +29,7 @@
 #include "sluice/plugin.h"
 #include "sluice/row.h"
 #include "sluice/spec.h"
+#include "sluice/ysb.h"
 
 typedef enum {
     SL_OP_FILE_SOURCE,
@@ -47,6 +48,8 @@ typedef enum {
     SL_OP_WINDOW,  /* keyed windows over event or processing time (docs/time.md) */
     SL_OP_JOIN,    /* two-input join: window, interval or enrich (docs/job-spec.md) */
     SL_OP_PROCESS, /* keyed process function of a plugin: state and timers (docs/udf.md) */
+    /* Yahoo Streaming Benchmark ad events (sluice/ysb.h, docs/ysb.md) */
+    SL_OP_YSB_SOURCE,
 } sl_opkind_t;
 
 typedef enum { SL_PART_FORWARD, SL_PART_HASH, SL_PART_REBALANCE } sl_part_t;
@@ -170,6 +173,9 @@ typedef struct sl_plan_node {
     /* process: the function is udf (inputs udf_in), keys in keys/nkeys */
     bool proc_processing; /* process: time: processing (ctx->time is the wall clock) */
     int proc_time_field;  /* process, time: event: event-time field of the input, else -1 */
+    sl_ysb_cfg_t ysb;     /* ysb: the event model (seed, first time, event rate) */
+    int64_t ysb_events;   /* ysb: events in all, -1 = unbounded */
+    double ysb_rate;      /* ysb: events/s of wall clock in all, 0 = as fast as possible */
 } sl_plan_node_t;
 
 typedef struct {

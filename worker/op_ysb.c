@@ -1,0 +1,123 @@
+/* op_ysb.c — the `ysb` source: Yahoo Streaming Benchmark ad events
+ * (sluice/ysb.h) as rows (user_id, page_id, ad_id, ad_type, event_type,
+ * event_time, ip), bounded by `events` or unbounded, as fast as possible or
+ * paced to `rate` events/s of wall clock (shared among the subtasks).
+ * Subtask i of P generates events i, i+P, ..., so the union of the
+ * subtasks is the stream of P = 1.
+ *
+ * The generator's id pools live in the operator's state; an event's
+ * strings point into them, so nothing is allocated or formatted per
+ * record: the row is encoded straight from the pools into the batch.
+ *
+ * Checkpoints: the position is the index of the next event of this
+ * subtask (sl_op_source_checkpoint is called before every event). */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+
+#include "operator.h"
+#include "pacer.h"
+#include "sluice/err.h"
+#include "sluice/ysb.h"
+
+#define S_NFIELDS 7 /* columns of the output row */
+#define S_SNAP_VERSION 1
+
+typedef struct {
+    sl_ysb_gen_t gen; /* the generator and its id pools */
+    int64_t next;     /* index of the next event to emit */
+} s_ysb_t;
+
+static int s_open(sl_opctx_t *c)
+{
+    char err[128];
+    if (sl_ysb_cfg_check(&c->node->ysb, err, sizeof err))
+        return sl_op_fail(c, SL_INVAL, "%s", err);
+    if (!c->node->out || c->node->out->nfields != S_NFIELDS)
+        return sl_op_fail(c, SL_INVAL, "ysb source '%s': unexpected output schema", c->node->name);
+    s_ysb_t *s = malloc(sizeof *s);
+    if (!s)
+        return sl_op_fail(c, SL_NOMEM, "out of memory");
+    if (sl_ysb_gen_init(&s->gen, &c->node->ysb) != SL_OK) {
+        free(s);
+        return sl_op_fail(c, SL_INVAL, "ysb source '%s': bad configuration", c->node->name);
+    }
+    s->next = c->subtask;
+    c->state = s;
+    return SL_OK;
+}
+
+static int s_run(sl_opctx_t *c)
+{
+    const sl_plan_node_t *nd = c->node;
+    s_ysb_t *s = c->state;
+    int64_t p = c->parallelism;
+    sl_pacer_t pace;
+    sl_pacer_init(&pace, nd->ysb_rate, c->parallelism);
+    sl_value_t v[S_NFIELDS];
+    sl_ysb_event_t ev;
+    for (; nd->ysb_events < 0 || s->next < nd->ysb_events; s->next += p) {
+        int rc = sl_op_source_checkpoint(c);
+        if (rc)
+            return rc;
+        if ((rc = sl_pacer_wait(&pace, c)) != SL_OK) /* also watches the cancel flag */
+            return rc;
+        sl_ysb_event(&s->gen, (uint64_t)s->next, &ev);
+        v[0] = sl_value_str(ev.user_id, SL_YSB_UUID_LEN);
+        v[1] = sl_value_str(ev.page_id, SL_YSB_UUID_LEN);
+        v[2] = sl_value_str(ev.ad_id, SL_YSB_UUID_LEN);
+        v[3] = sl_value_str(ev.ad_type, (uint32_t)strlen(ev.ad_type));
+        v[4] = sl_value_str(ev.event_type, (uint32_t)strlen(ev.event_type));
+        v[5] = sl_value_ts(ev.event_time);
+        v[6] = sl_value_str(ev.ip, (uint32_t)strlen(ev.ip));
+        rc = sl_emit(&c->out, v);
+        if (rc)
+            return rc;
+        pace.emitted++;
+    }
+    return sl_op_source_checkpoint(c);
+}
+
+static int s_finish(sl_opctx_t *c)
+{
+    (void)c;
+    return SL_OK;
+}
+
+static void s_close(sl_opctx_t *c)
+{
+    free(c->state);
+    c->state = NULL;
+}
+
+/* Version, then the index of the next event. */
+static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
+{
+    const s_ysb_t *s = c->state;
+    sl_snap_u8(w, S_SNAP_VERSION);
+    sl_snap_i64(w, s->next);
+    return w->err;
+}
+
+static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
+{
+    s_ysb_t *s = c->state;
+    uint8_t v = sl_snap_get_u8(r);
+    int64_t next = sl_snap_get_i64(r);
+    if (r->err || v != S_SNAP_VERSION)
+        return sl_op_fail(c, SL_DATA, "ysb source '%s': not a snapshot of this source",
+                          c->node->name);
+    if (next < c->subtask || (next - c->subtask) % c->parallelism != 0)
+        return sl_op_fail(c, SL_DATA,
+                          "ysb source '%s': snapshot position %lld is not one of subtask %d of %d",
+                          c->node->name, (long long)next, c->subtask, c->parallelism);
+    s->next = next;
+    return SL_OK;
+}
+
+const sl_op_vtable_t sl_op_ysb = {.open = s_open,
+                                  .run_source = s_run,
+                                  .finish = s_finish,
+                                  .close = s_close,
+                                  .snapshot = s_snapshot,
+                                  .restore = s_restore};

@@ -33,6 +33,7 @@
 #include <zmq.h>
 
 #include "sluice/err.h"
+#include "sluice/failpoint.h"
 #include "sluice/fileio.h"
 #include "sluice/msg.h"
 #include "sluice/plan.h"
@@ -832,7 +833,8 @@ static int s_ck_write_metadata(s_job_t *j, uint64_t id, char *why, size_t cap)
         s_ck_dir(j, id, dir, sizeof dir);
         snprintf(path, sizeof path, "%s/_metadata", dir);
         errno = 0;
-        rc = sl_fs_write_atomic(path, full, (size_t)n);
+        sl_failpoint("metadata-before-write");
+        rc = sl_fs_write_atomic_fp(path, full, (size_t)n, "metadata");
         if (rc)
             snprintf(why, cap, "cannot write %s: %s", path, errno ? strerror(errno) : "I/O error");
     }
@@ -1008,6 +1010,7 @@ static void s_ck_maybe_complete(sl_master_t *m, s_job_t *j)
     s_info_add(j, id, cdir, false);
     if (j->sp_id == id)
         s_savepoint_done(m, j, id);
+    sl_failpoint("master-before-notify");
     uint64_t *done = realloc(j->ck_done, (size_t)(j->nck_done + 1) * sizeof *done);
     if (done) {
         j->ck_done = done;

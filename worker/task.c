@@ -14,6 +14,7 @@
 #include "channel.h"
 #include "operator.h"
 #include "sluice/err.h"
+#include "sluice/failpoint.h"
 #include "sluice/fileio.h"
 #include "sluice/plugin.h"
 #include "sluice/snap.h"
@@ -412,9 +413,10 @@ static void s_write_snapshot(sl_task_t *t, uint64_t id)
         snprintf(dir, sizeof dir, "%s/chk-%llu", t->env.ckpt_dir, (unsigned long long)id);
         snprintf(a.file, sizeof a.file, "task-%d-%d.state", t->env.chain, t->env.subtask);
         snprintf(path, sizeof path, "%s/%s", dir, a.file);
+        sl_failpoint("state-before-write");
         if (mkdir(dir, 0755) != 0 && errno != EEXIST)
             snprintf(a.declined, sizeof a.declined, "cannot create %s: %s", dir, strerror(errno));
-        else if (sl_fs_write_atomic(path, w.data, w.len) != SL_OK)
+        else if (sl_fs_write_atomic_fp(path, w.data, w.len, "state") != SL_OK)
             snprintf(a.declined, sizeof a.declined, "cannot write %s: %s", path,
                      errno ? strerror(errno) : "I/O error");
         a.size = w.len;
@@ -422,6 +424,7 @@ static void s_write_snapshot(sl_task_t *t, uint64_t id)
     }
     sl_snap_w_free(&w);
     sl_snap_w_free(&op);
+    sl_failpoint("task-before-ack");
     s_publish_ack(t, &a);
 }
 

@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "sluice/err.h"
+#include "sluice/failpoint.h"
 #include "sluice/textfmt.h"
 
 #define S_READ_BUF (256u * 1024u)
@@ -1104,8 +1105,13 @@ static int s_unlink_keep_errno(const char *path)
     return SL_IO;
 }
 
-int sl_fs_publish(const char *tmp_path, const char *final_path)
+static int s_publish(const char *tmp_path, const char *final_path, const char *fp)
 {
+    char name[96];
+    if (fp) {
+        snprintf(name, sizeof name, "%s-tmp-written", fp);
+        sl_failpoint(name);
+    }
     int fd = open(tmp_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return s_unlink_keep_errno(tmp_path);
@@ -1115,11 +1121,24 @@ int sl_fs_publish(const char *tmp_path, const char *final_path)
         errno = e;
         return s_unlink_keep_errno(tmp_path);
     }
+    if (fp) {
+        snprintf(name, sizeof name, "%s-before-rename", fp);
+        sl_failpoint(name);
+    }
     if (close(fd) < 0 || rename(tmp_path, final_path) < 0)
         return s_unlink_keep_errno(tmp_path);
+    if (fp) {
+        snprintf(name, sizeof name, "%s-before-dirsync", fp);
+        sl_failpoint(name);
+    }
     if (s_fsync_dir(final_path) < 0)
         return SL_IO; /* renamed already: nothing left to unlink */
     return 0;
+}
+
+int sl_fs_publish(const char *tmp_path, const char *final_path)
+{
+    return s_publish(tmp_path, final_path, NULL);
 }
 
 static int s_write_all(int fd, const void *data, size_t len)
@@ -1138,6 +1157,11 @@ static int s_write_all(int fd, const void *data, size_t len)
 }
 
 int sl_fs_write_atomic(const char *path, const void *data, size_t len)
+{
+    return sl_fs_write_atomic_fp(path, data, len, NULL);
+}
+
+int sl_fs_write_atomic_fp(const char *path, const void *data, size_t len, const char *fp)
 {
     char *tmp = s_tmp_path(path);
     if (!tmp)
@@ -1159,7 +1183,7 @@ int sl_fs_write_atomic(const char *path, const void *data, size_t len)
         errno = e;
         return SL_IO;
     }
-    rc = sl_fs_publish(tmp, path);
+    rc = s_publish(tmp, path, fp);
     free(tmp);
     return rc;
 }

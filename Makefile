@@ -57,6 +57,13 @@ bench: release
 bench-nexmark: release
 	bash bench/nexmark.sh $(RELEASE)
 
+# Release build: checkpoint cost (off vs every 1 s), checkpoint size and
+# duration, recovery after kill -9 of a worker, into the "Checkpoints"
+# section of docs/benchmarks.md
+.PHONY: bench-checkpoint
+bench-checkpoint: release
+	bash bench/checkpoint.sh $(RELEASE)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 

@@ -1,0 +1,672 @@
+#!/usr/bin/env bash
+# checkpoint.sh — the checkpoint benchmark run by `make bench-checkpoint`.
+#
+#   bash bench/checkpoint.sh BUILD_DIR        (e.g. build/release, a Release build)
+#
+# Measures what checkpoints (docs/fault-tolerance.md) cost and buy, in three
+# parts:
+#
+# 1. throughput  Each job below runs embedded (`sluice run`, master and
+#                workers in-process, checkpoints into the master's temporary
+#                state directory), once without checkpoints and once with
+#                `checkpoint: {interval: 1s}` added to a temporary copy of
+#                its spec, interleaved round by round, BENCH_RUNS rounds:
+#                  agg-10k  generator -> map (k = seq % 10 000) -> keyed
+#                           aggregate (count, sum) -> discard
+#                  agg-1m   the same over 1 000 000 distinct keys
+#                  q5       jobs/nexmark/q5.yaml (keyed sliding window), its
+#                           file sink replaced by `discard`
+#                  q7       jobs/nexmark/q7.yaml (a global tumbling window)
+#                Events/s from the median wall time, CPU from GNU time; both
+#                runs of a pair must emit every event and sink the same
+#                number of rows, and the checkpointed one must have
+#                completed a checkpoint.
+# 2. size        A master (--state-dir) and 2 worker processes run a paced
+#                keyed aggregation over BENCH_STATE_KEYS distinct keys with
+#                checkpoints kept (retain: 1000), twice: every 1 s, and
+#                every 10 ms (back to back: the master triggers the next
+#                checkpoint as soon as the previous one completed, so the
+#                time between two completions is one checkpoint's duration,
+#                plus at most one 50 ms master tick). Size of each chk-N
+#                directory (du of its files); times from file mtimes.
+# 3. recovery    A master and 2 worker processes (2 slots each) run a paced
+#                generator -> map -> keyed aggregate job (checkpoint every
+#                1 s, restart: fixed-delay with BENCH_RESTART_DELAY); after a
+#                checkpoint of the current attempt completed, a random
+#                worker running a task is killed with SIGKILL at a random
+#                moment; the time from the kill to the job RUNNING again with
+#                a higher attempt and its source's records_out > 0 in that
+#                attempt (polling `sluice status --json`) is measured, with
+#                the worker started again at once (the master notices when it
+#                registers again) or not (the master notices by the heartbeat
+#                timeout), BENCH_RECOVERY_RUNS times each, interleaved.
+#
+# The table of medians is printed and written, with the machine, into the
+# "Checkpoints" section of docs/benchmarks.md (the rest of the file is kept).
+#
+# Environment:
+#   BENCH_RUNS           throughput rounds (default 3; median reported)
+#   BENCH_JOBS           throughput jobs (default "agg-10k agg-1m q5 q7")
+#   BENCH_AGG_EVENTS     records per agg-10k run  (default 30000000)
+#   BENCH_AGG1M_EVENTS   records per agg-1m run   (default 6000000: with
+#                        checkpoints every 1 s that run takes 10-30 s, see
+#                        the "Checkpoints" section of docs/benchmarks.md)
+#   BENCH_NEXMARK_EVENTS events per q5 / q7 run   (default 3000000)
+#   BENCH_STATE_KEYS     distinct keys of part 2  (default 1000000)
+#   BENCH_STATE_EVENTS   records of part 2, per run (default 6000000, at
+#                        BENCH_STATE_RATE = 1000000/s)
+#   BENCH_RECOVERY_RUNS  kills per mode           (default 5)
+#   BENCH_HEARTBEAT_MS   the master's --heartbeat-timeout in part 3 (default 1000)
+#   BENCH_RESTART_DELAY  restart delay of the part 3 job (default 0ms; the
+#                        default of a checkpointed job is 1s)
+#   BENCH_PARTS          parts to run (default "throughput size recovery")
+#   BENCH_DATA           scratch directory (default BUILD_DIR/../bench-data/checkpoint)
+#   BENCH_DOC            report to write (default docs/benchmarks.md; "-" writes none)
+set -euo pipefail
+export LC_ALL=C
+
+die() {
+    echo "checkpoint.sh: $*" >&2
+    exit 1
+}
+
+[ $# -eq 1 ] || die "usage: bash bench/checkpoint.sh BUILD_DIR"
+[ -d "$1" ] || die "no build directory '$1' (run a Release build first: make release)"
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+BUILD=$(cd "$1" && pwd)
+RUNS=${BENCH_RUNS:-3}
+JOBS=${BENCH_JOBS:-agg-10k agg-1m q5 q7}
+AGG_EVENTS=${BENCH_AGG_EVENTS:-30000000}
+AGG1M_EVENTS=${BENCH_AGG1M_EVENTS:-6000000}
+NX_EVENTS=${BENCH_NEXMARK_EVENTS:-3000000}
+STATE_KEYS=${BENCH_STATE_KEYS:-1000000}
+STATE_EVENTS=${BENCH_STATE_EVENTS:-6000000}
+STATE_RATE=${BENCH_STATE_RATE:-1000000}
+REC_RUNS=${BENCH_RECOVERY_RUNS:-5}
+HB_MS=${BENCH_HEARTBEAT_MS:-1000}
+RESTART_DELAY=${BENCH_RESTART_DELAY:-0ms}
+PARTS=${BENCH_PARTS:-throughput size recovery}
+DATA=${BENCH_DATA:-$(dirname "$BUILD")/bench-data/checkpoint}
+DOC=${BENCH_DOC:-$ROOT/docs/benchmarks.md}
+posint() { [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 must be a number >= 1, got '$2'"; }
+posint BENCH_RUNS "$RUNS"
+posint BENCH_AGG_EVENTS "$AGG_EVENTS"
+posint BENCH_AGG1M_EVENTS "$AGG1M_EVENTS"
+posint BENCH_NEXMARK_EVENTS "$NX_EVENTS"
+posint BENCH_STATE_KEYS "$STATE_KEYS"
+posint BENCH_STATE_EVENTS "$STATE_EVENTS"
+posint BENCH_STATE_RATE "$STATE_RATE"
+posint BENCH_RECOVERY_RUNS "$REC_RUNS"
+posint BENCH_HEARTBEAT_MS "$HB_MS"
+[[ $RESTART_DELAY =~ ^[0-9]+(ms|s)$ ]] || die "BENCH_RESTART_DELAY must be like 0ms or 1s, got '$RESTART_DELAY'"
+read -r -a JS <<<"$JOBS"
+read -r -a PA <<<"$PARTS"
+for j in "${JS[@]}"; do
+    case $j in agg-10k | agg-1m | q5 | q7) ;; *) die "BENCH_JOBS: unknown job '$j' (agg-10k, agg-1m, q5, q7)" ;; esac
+done
+DO_T=0 DO_S=0 DO_R=0
+for p in "${PA[@]}"; do
+    case $p in
+    throughput) DO_T=1 ;;
+    size) DO_S=1 ;;
+    recovery) DO_R=1 ;;
+    *) die "BENCH_PARTS: unknown part '$p' (throughput, size, recovery)" ;;
+    esac
+done
+
+SLUICE=$BUILD/sluice
+MASTER=$BUILD/sluice-master
+WORKER=$BUILD/sluice-worker
+for b in "$SLUICE" "$MASTER" "$WORKER"; do
+    [ -x "$b" ] || die "missing $b (build everything first: make release)"
+done
+command -v python3 >/dev/null || die "python3 is needed (parts 2 and 3 drive the cluster with it)"
+BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)
+[ "$BUILD_TYPE" = Release ] || echo "checkpoint.sh: warning: $BUILD is a '${BUILD_TYPE:-unknown}' build, not Release" >&2
+TIME=/usr/bin/time
+[ -x "$TIME" ] || TIME=
+
+rm -rf "$DATA"
+mkdir -p "$DATA"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# median of the numbers on stdin ("-" if there are none)
+median() {
+    sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0 || v[1] == "-") { print "-"; exit }
+        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+nums() { tr ' ' '\n' | grep -v '^$' || true; }
+
+# ---- the specs ----------------------------------------------------------------------
+# agg.yaml: generator -> map -> keyed aggregate -> discard; ${count}, ${keys}
+# and (paced, for parts 2 and 3) ${rate}.
+agg_spec() { # agg_spec PACED(0|1)
+    cat <<EOF
+name: ckbench-agg
+parallelism: 2
+sources:
+  - name: gen
+    type: generator
+    count: \${count}
+EOF
+    [ "$1" = 1 ] && echo "    rate: \${rate}"
+    cat <<'EOF'
+operators:
+  - name: keyed
+    type: map
+    input: gen
+    select: { k: "seq % ${keys}", v: seq }
+  - name: totals
+    type: aggregate
+    input: keyed
+    key: [k]
+    aggregates:
+      - { name: n, fn: count }
+      - { name: s, fn: sum, field: v }
+sinks:
+  - { name: out, type: discard, input: totals }
+EOF
+}
+# with_checkpoint SPEC OUT BLOCK...: a copy of SPEC with top-level lines BLOCK
+# before its `sources:`
+with_checkpoint() {
+    local src=$1 dst=$2
+    shift 2
+    awk -v block="$(printf '%s\n' "$@")" '/^sources:/ && !done { print block; done = 1 } { print }' \
+        "$src" >"$dst"
+    grep -q '^checkpoint:' "$dst" || die "could not add a checkpoint block to $dst"
+}
+agg_spec 0 >"$DATA/agg-off.yaml"
+with_checkpoint "$DATA/agg-off.yaml" "$DATA/agg-on.yaml" 'checkpoint: { interval: 1s }'
+for q in q5 q7; do
+    sed -e 's/^\([[:space:]]*\)type: file[[:space:]]*$/\1type: discard/' \
+        -e '/^[[:space:]]*path:/d' -e '/^[[:space:]]*format:[[:space:]]*csv/d' \
+        "$ROOT/jobs/nexmark/$q.yaml" >"$DATA/$q-off.yaml"
+    if ! grep -q '^[[:space:]]*type: discard' "$DATA/$q-off.yaml" ||
+        grep -q '^[[:space:]]*type: file' "$DATA/$q-off.yaml"; then
+        die "could not replace the file sink of jobs/nexmark/$q.yaml by a discard sink"
+    fi
+    with_checkpoint "$DATA/$q-off.yaml" "$DATA/$q-on.yaml" 'checkpoint: { interval: 1s }'
+done
+agg_spec 1 >"$DATA/paced.yaml"
+with_checkpoint "$DATA/paced.yaml" "$DATA/state-1s.yaml" \
+    'checkpoint: { interval: 1s, retain: 1000 }'
+with_checkpoint "$DATA/paced.yaml" "$DATA/state-10ms.yaml" \
+    'checkpoint: { interval: 10ms, retain: 1000 }'
+with_checkpoint "$DATA/paced.yaml" "$DATA/recovery.yaml" 'checkpoint: { interval: 1s }' \
+    "restart: { strategy: fixed-delay, attempts: 1000, delay: $RESTART_DELAY }"
+
+job_spec() { case $1 in agg-*) echo "$DATA/agg-$2.yaml" ;; *) echo "$DATA/$1-$2.yaml" ;; esac; }
+job_events() { case $1 in agg-10k) echo "$AGG_EVENTS" ;; agg-1m) echo "$AGG1M_EVENTS" ;; *) echo "$NX_EVENTS" ;; esac; }
+job_params() {
+    case $1 in
+    agg-10k) echo "--param count=$AGG_EVENTS --param keys=10000" ;;
+    agg-1m) echo "--param count=$AGG1M_EVENTS --param keys=1000000" ;;
+    *) echo "--param events=$NX_EVENTS" ;;
+    esac
+}
+job_what() {
+    case $1 in
+    agg-10k) echo "keyed aggregate, 10 000 keys" ;;
+    agg-1m) echo "keyed aggregate, 1 000 000 keys" ;;
+    q5) echo "Nexmark q5, keyed sliding window" ;;
+    q7) echo "Nexmark q7, global tumbling window" ;;
+    esac
+}
+
+# ---- part 1: throughput, checkpoints off / every 1 s ------------------------------
+# run_embedded JOB CFG LOG: sets WALL, CPU, RSS (KiB), ROWS (the discard sink's
+# records in), SRC (the source's records out), CKS (checkpoints completed)
+run_embedded() {
+    local job=$1 cfg=$2 log=$3 tf=$DATA/time.txt rc=0
+    local -a cmd
+    # shellcheck disable=SC2046
+    cmd=("$SLUICE" run "$(job_spec "$job" "$cfg")" $(job_params "$job") --parallelism 2 --workers 2 --quiet)
+    rm -f "$tf"
+    local t0 t1
+    t0=$(date +%s.%N)
+    if [ -n "$TIME" ]; then
+        "$TIME" -o "$tf" -f "%U %S %M" "${cmd[@]}" >/dev/null 2>"$log" || rc=$?
+    else
+        (
+            "${cmd[@]}" >/dev/null 2>"$log" || exit $?
+            times | tail -n 1 >"$tf"
+        ) || rc=$?
+    fi
+    t1=$(date +%s.%N)
+    [ $rc -eq 0 ] || die "$job checkpoints=$cfg failed (exit $rc): ${cmd[*]}: $(cat "$log")"
+    WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    if [ -n "$TIME" ]; then
+        CPU=$(awk 'END { printf "%.2f", $1 + $2 }' "$tf")
+        RSS=$(awk 'END { print $3 }' "$tf")
+    else
+        CPU=$(awk '{ n = 0; for (f = 1; f <= 2; f++) { split($f, a, /[ms]/); n += a[1] * 60 + a[2] }
+                     printf "%.2f", n }' "$tf")
+        RSS=-
+    fi
+    ROWS=$(awk '$2 == "discard" { print $3 }' "$log")
+    SRC=$(awk '$2 == "generator" || $2 == "nexmark" { print $4 }' "$log")
+    CKS=$(sed -n 's/^\([0-9]*\) checkpoints\{0,1\} completed.*/\1/p' "$log")
+    CKS=${CKS:-0}
+    [ -n "$ROWS" ] || die "$job: no discard sink in sluice's summary: $(cat "$log")"
+    [ "$SRC" = "$(job_events "$job")" ] || die "$job checkpoints=$cfg: the source emitted '$SRC' records, not $(job_events "$job")"
+}
+
+declare -A WALLS CPUS RSSS CKSS TROWS
+TTABLE=""
+if [ $DO_T = 1 ]; then
+    echo "== part 1: throughput, checkpoints off / every 1 s (embedded, P=2, 2 workers), $RUNS rounds"
+    for ((r = 1; r <= RUNS; r++)); do
+        for j in "${JS[@]}"; do
+            for cfg in off on; do
+                # alternate which configuration goes first, round by round
+                [ $((r % 2)) = 0 ] && { [ $cfg = off ] && c=on || c=off; } || c=$cfg
+                run_embedded "$j" "$c" "$DATA/run-$j-$c.log"
+                k=$j/$c
+                WALLS[$k]="${WALLS[$k]:-} $WALL"
+                CPUS[$k]="${CPUS[$k]:-} $CPU"
+                RSSS[$k]="${RSSS[$k]:-} $RSS"
+                CKSS[$k]="${CKSS[$k]:-} $CKS"
+                if [ -z "${TROWS[$j]:-}" ]; then
+                    TROWS[$j]=$ROWS
+                elif [ "$ROWS" != "${TROWS[$j]}" ]; then
+                    die "$j checkpoints=$c (round $r): the sink counted $ROWS rows, another run ${TROWS[$j]}"
+                fi
+                [ "$c" = off ] || [ "$CKS" -ge 1 ] ||
+                    die "$j: the checkpointed run completed no checkpoint (too short? raise its events)"
+                printf '   round %d/%d  %-8s checkpoints %-3s %8.3f s  %7s CPU s  %3s checkpoints  %9s rows (checked)\n' \
+                    "$r" "$RUNS" "$j" "$c" "$WALL" "$CPU" "$CKS" "$ROWS"
+            done
+        done
+    done
+    TTABLE="| job | records | checkpoints | runs (wall s) | median wall s | events/s | vs off | CPU s | events/s/core | vs off | completed checkpoints | peak RSS MB |
+|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for j in "${JS[@]}"; do
+        ow=$(echo "${WALLS[$j/off]}" | nums | median)
+        oc=$(echo "${CPUS[$j/off]}" | nums | median)
+        for cfg in off on; do
+            k=$j/$cfg
+            row=$(awk -v j="$j ($(job_what "$j"))" -v cfg="$cfg" -v ev="$(job_events "$j")" \
+                -v runs="$(echo "${WALLS[$k]}" | nums | paste -sd' ')" \
+                -v med="$(echo "${WALLS[$k]}" | nums | median)" -v cpu="$(echo "${CPUS[$k]}" | nums | median)" \
+                -v rss="$(echo "${RSSS[$k]}" | nums | median)" -v cks="$(echo "${CKSS[$k]}" | nums | paste -sd' ')" \
+                -v ow="$ow" -v oc="$oc" '
+                function h(x) { return x >= 1e6 ? sprintf("%.2f M", x / 1e6) : sprintf("%.1f K", x / 1e3) }
+                BEGIN {
+                    printf "| %s | %d | %s | %s | %.3f | %s | %s | %.2f | %s | %s | %s | %s |",
+                        j, ev, (cfg == "on" ? "every 1 s" : "off"), runs, med, h(ev / med),
+                        (cfg == "on" ? sprintf("%+.1f %%", (ow / med - 1) * 100) : "-"), cpu,
+                        h(ev / cpu), (cfg == "on" ? sprintf("%+.1f %%", (oc / cpu - 1) * 100) : "-"),
+                        (cfg == "on" ? cks : "-"), (rss == "-" ? "-" : sprintf("%.0f", rss / 1024)) }')
+            TTABLE+=$'\n'"$row"
+        done
+    done
+    echo
+    echo "== throughput: median of $RUNS rounds"
+    echo "$TTABLE" | grep -v '^|---' | sed 's/^| //; s/ |$//; s/ | /|/g' | column -t -s '|' | sed 's/^/   /'
+fi
+
+# ---- parts 2 and 3: a master and worker processes, driven by python -----------------
+cat >"$DATA/cluster.py" <<'PYEOF'
+# cluster.py — parts 2 and 3 of bench/checkpoint.sh (see there).
+import json, os, random, signal, socket, subprocess, sys, time
+
+B, DATA = sys.argv[1], sys.argv[2]
+SLUICE, MASTER, WORKER = B + "/sluice", B + "/sluice-master", B + "/sluice-worker"
+procs = []
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Cluster:
+    def __init__(self, tag, hb_ms, state_dir):
+        self.tag, self.ep = tag, "tcp://127.0.0.1:%d" % free_port()
+        self.env = dict(os.environ, SLUICE_MASTER=self.ep)
+        self.master = self.spawn([MASTER, "--bind", self.ep, "--heartbeat-timeout", str(hb_ms),
+                                  "--state-dir", state_dir], "master")
+        self.workers = {}
+        deadline = time.monotonic() + 10
+        while "listening on" not in open(self.log("master") + ".out").read():
+            if time.monotonic() > deadline or self.master.poll() is not None:
+                sys.exit("cluster.py: the master did not start: " + open(self.log("master") + ".err").read())
+            time.sleep(0.02)
+
+    def log(self, who):
+        return "%s/%s-%s" % (DATA, self.tag, who)
+
+    def spawn(self, cmd, who):
+        p = subprocess.Popen(cmd, stdout=open(self.log(who) + ".out", "a"),
+                             stderr=open(self.log(who) + ".err", "a"), env=self.env)
+        procs.append(p)
+        return p
+
+    def start_worker(self, wid):
+        self.workers[wid] = self.spawn([WORKER, "--id", wid, "--slots", "2", "--master", self.ep,
+                                        "--data-bind", "tcp://127.0.0.1"], wid)
+
+    def cli(self, *args):
+        r = subprocess.run([SLUICE] + list(args), capture_output=True, text=True, env=self.env)
+        if r.returncode != 0:
+            raise RuntimeError("sluice %s: %s" % (" ".join(args), r.stderr.strip()))
+        return r.stdout
+
+    def alive(self):
+        return sum(w["alive"] for w in json.loads(self.cli("workers", "--json")))
+
+    def wait(self, what, pred, secs):
+        deadline = time.monotonic() + secs
+        while True:
+            try:
+                v = pred()
+            except (RuntimeError, ValueError):
+                v = None
+            if v:
+                return v
+            if time.monotonic() > deadline:
+                sys.exit("cluster.py: timed out waiting for " + what)
+            time.sleep(0.02)
+
+    def submit(self, spec, params):
+        args = ["submit", spec, "--detach"]
+        for k, v in params.items():
+            args += ["-p", "%s=%s" % (k, v)]
+        return self.cli(*args).strip()
+
+    def status(self, job):
+        return json.loads(self.cli("status", "--json", job))
+
+    def stop(self):
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        procs.clear()
+
+
+def size(spec_1s, spec_10ms, keys, events, rate):
+    """Part 2: one line per run: 'interval chk_id size_bytes files t_first t_last t_meta'."""
+    out = []
+    for tag, spec in (("1s", spec_1s), ("10ms", spec_10ms)):
+        state = "%s/state-%s" % (DATA, tag)
+        c = Cluster("size-" + tag, 1000, state)
+        try:
+            for w in ("w1", "w2"):
+                c.start_worker(w)
+            c.wait("2 workers", lambda: c.alive() == 2, 20)
+            job = c.submit(spec, {"count": events, "rate": rate, "keys": keys})
+            st = c.wait("the end of " + job,
+                        lambda: (lambda s: s if s["state"] in ("FINISHED", "FAILED", "CANCELED") else None)(
+                            c.status(job)), 600)
+            if st["state"] != "FINISHED" or st["attempt"] != 1:
+                sys.exit("cluster.py: the state job ended %s (attempt %d): %s" %
+                         (st["state"], st["attempt"], st["error"]))
+        finally:
+            c.stop()
+        d = "%s/checkpoints/%s" % (state, job)
+        for name in sorted(os.listdir(d), key=lambda n: int(n[4:]) if n.startswith("chk-") else -1):
+            p = d + "/" + name
+            if not name.startswith("chk-") or not os.path.exists(p + "/_metadata"):
+                continue
+            files = os.listdir(p)
+            tasks = [f for f in files if f.endswith(".state")]
+            size = sum(os.stat(p + "/" + f).st_size for f in files)
+            mt = [os.stat(p + "/" + f).st_mtime_ns / 1e9 for f in tasks]
+            out.append("%s %s %d %d %.6f %.6f %.6f" % (tag, name[4:], size, len(tasks), min(mt) if mt else 0,
+                                                      max(mt) if mt else 0, os.stat(p + "/_metadata").st_mtime_ns / 1e9))
+    print("\n".join(out))
+
+
+def recovery(spec, runs, hb_ms, rate, keys):
+    """Part 3: one line per kill: 'mode detect_ms running_ms flowing_ms polls cause'."""
+    c = Cluster("recovery", hb_ms, DATA + "/state-recovery")
+    try:
+        for w in ("w1", "w2"):
+            c.start_worker(w)
+        c.wait("2 workers", lambda: c.alive() == 2, 20)
+        job = c.submit(spec, {"count": 10 ** 12, "rate": rate, "keys": keys})
+        modes = []
+        for i in range(runs):
+            modes += ["restarted", "not restarted"] if i % 2 == 0 else ["not restarted", "restarted"]
+        for n, mode in enumerate(modes):
+            c.wait("2 live workers", lambda: c.alive() == 2, 30)
+            st = c.wait("RUNNING", lambda: (lambda s: s if s["state"] == "RUNNING" else None)(c.status(job)), 60)
+            att = st["attempt"]
+            base = st["checkpoints"]
+            # a checkpoint of this attempt completed: the restart restores one
+            st = c.wait("a checkpoint of attempt %d" % att,
+                        lambda: (lambda s: s if s["state"] == "RUNNING" and s["attempt"] == att and
+                                 s["checkpoints"] > base else None)(c.status(job)), 60)
+            if st["attempt"] != att:
+                sys.exit("cluster.py: the job restarted by itself (attempt %d): %s" % (st["attempt"], st["failures"]))
+            victims = sorted({t["worker"] for t in st["tasks"]})
+            victim = random.choice(victims)
+            time.sleep(random.random() * 0.9)  # a random moment in the checkpoint interval
+            t0 = time.monotonic()
+            c.workers[victim].kill()
+            if mode == "restarted":
+                c.start_worker(victim)
+            c.workers[victim].poll()
+            detect = running = None
+            polls = 0
+            while True:
+                s = c.status(job)
+                polls += 1
+                now = (time.monotonic() - t0) * 1000
+                if s["state"] != "RUNNING" and s["state"] != "RESTARTING" and s["state"] != "SCHEDULED":
+                    if s["state"] in ("FINISHED", "FAILED", "CANCELED"):
+                        sys.exit("cluster.py: the job ended %s: %s" % (s["state"], s["error"]))
+                if s["attempt"] > att and detect is None:
+                    detect = now
+                if s["attempt"] > att and s["state"] == "RUNNING":
+                    if running is None:
+                        running = now
+                    gen = [o for o in s["operators"] if o["name"] == "gen"]
+                    if gen and gen[0]["records_out"] > 0:
+                        break
+                if now > 60000:
+                    sys.exit("cluster.py: no recovery within 60 s: %s" % json.dumps(s))
+                time.sleep(0.01)
+            cause = s["failures"][-1] if s["failures"] else "?"
+            if s["attempt"] != att + 1:
+                cause += " (attempt %d -> %d)" % (att, s["attempt"])
+            print("%s\t%.0f\t%.0f\t%.0f\t%d\t%s" % (mode, detect, running, now, polls, cause.replace("\t", " ")),
+                  flush=True)
+            print("   kill %d/%d (%s, %s): detected %.0f ms, RUNNING %.0f ms, records flowing %.0f ms (%s)" %
+                  (n + 1, len(modes), mode, victim, detect, running, now, cause), file=sys.stderr, flush=True)
+            if mode == "not restarted":
+                c.start_worker(victim)
+        c.cli("cancel", job)
+    finally:
+        c.stop()
+
+
+try:
+    if sys.argv[3] == "size":
+        size(*sys.argv[4:9])
+    else:
+        recovery(sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), sys.argv[7], sys.argv[8])
+finally:
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+PYEOF
+
+STABLE=""
+if [ $DO_S = 1 ]; then
+    echo
+    echo "== part 2: checkpoint size and duration ($STATE_KEYS keys, $STATE_EVENTS records at $STATE_RATE/s, master + 2 workers)"
+    python3 "$DATA/cluster.py" "$BUILD" "$DATA" size "$DATA/state-1s.yaml" "$DATA/state-10ms.yaml" \
+        "$STATE_KEYS" "$STATE_EVENTS" "$STATE_RATE" >"$DATA/size.txt" || die "part 2 failed"
+    # interval id size files t_first t_last t_meta
+    STABLE="| interval | checkpoints kept | size of a full checkpoint, median (max) | bytes per key | state files | first state file -> _metadata, median (max) ms | _metadata -> next _metadata, median (max) ms |
+|---|---|---|---|---|---|---|"
+    for tag in 1s 10ms; do
+        row=$(awk -v tag="$tag" -v keys="$STATE_KEYS" '
+            function med(a, n,   i, j, t) {
+                for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+                return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+            $1 == tag { n++; size[n] = $3; files = $4; first[n] = $5; meta[n] = $7; if ($3 > mx) mx = $3 }
+            END {
+                if (!n) { printf "| %s | 0 | - | - | - | - | - |", tag; exit }
+                # full checkpoints: those at least 95 % of the largest (the state grows for the first keys)
+                for (i = 1; i <= n; i++) if (size[i] >= 0.95 * mx) { f++; fs[f] = size[i] }
+                for (i = 1; i <= n; i++) { sp[i] = (meta[i] - first[i]) * 1000; if (sp[i] > spx) spx = sp[i] }
+                for (i = 2; i <= n; i++) { g[i - 1] = (meta[i] - meta[i - 1]) * 1000; if (g[i - 1] > gx) gx = g[i - 1] }
+                m = med(fs, f)
+                printf "| every %s | %d (%d full) | %.1f MB (%.1f MB) | %.1f | %d | %.0f (%.0f) | %s |",
+                    tag, n, f, m / 1e6, mx / 1e6, m / keys, files, med(sp, n), spx,
+                    (n > 1 ? sprintf("%.0f (%.0f)", med(g, n - 1), gx) : "-") }' "$DATA/size.txt")
+        STABLE+=$'\n'"$row"
+    done
+    echo "$STABLE" | grep -v '^|---' | sed 's/^| //; s/ |$//; s/ | /|/g' | column -t -s '|' | sed 's/^/   /'
+    rm -rf "$DATA/state-1s" "$DATA/state-10ms"
+fi
+
+RTABLE=""
+if [ $DO_R = 1 ]; then
+    echo
+    echo "== part 3: recovery after kill -9 of a worker ($REC_RUNS kills per mode, heartbeat timeout $HB_MS ms, restart delay $RESTART_DELAY)"
+    python3 "$DATA/cluster.py" "$BUILD" "$DATA" recovery "$DATA/recovery.yaml" "$REC_RUNS" "$HB_MS" 100000 10000 \
+        >"$DATA/recovery.txt" || die "part 3 failed"
+    RTABLE="| worker after the kill | kills | detected (attempt + 1), median ms | RUNNING again, median ms | records flowing, median ms (runs) | min - max ms | status polls per kill, median | how the master noticed |
+|---|---|---|---|---|---|---|---|"
+    for mode in restarted "not restarted"; do
+        row=$(awk -F '\t' -v mode="$mode" '
+            function med(a, n,   i, j, t) {
+                for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+                return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+            $1 == mode {
+                n++; d[n] = $2; r[n] = $3; f[n] = $4; p[n] = $5; runs = runs (runs ? " " : "") $4
+                if (n == 1 || $4 < lo) lo = $4; if ($4 > hi) hi = $4
+                c = $6; sub(/^attempt [0-9]+: /, "", c); sub(/worker [^ ]+ lost: /, "", c); cause[c]++
+            }
+            END {
+                for (k in cause) causes = causes (causes ? "; " : "") cause[k] " x " k
+                printf "| %s | %d | %.0f | %.0f | %.0f (%s) | %d - %d | %.0f | %s |",
+                    (mode == "restarted" ? "started again at once" : "not started again"), n, med(d, n),
+                    med(r, n), med(f, n), runs, lo, hi, med(p, n), causes }' "$DATA/recovery.txt")
+        RTABLE+=$'\n'"$row"
+    done
+    echo "$RTABLE" | grep -v '^|---' | sed 's/^| //; s/ |$//; s/ | /|/g' | column -t -s '|' | sed 's/^/   /'
+fi
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "   (load average ${LOAD_START// /, } -> ${LOAD_END// /, })"
+
+[ "$DOC" = - ] && exit 0
+
+# ---- docs/benchmarks.md: the "## Checkpoints" section ------------------------------
+COMMIT=$(commit_id "$ROOT")
+ENVS=""
+for v in BENCH_RUNS BENCH_JOBS BENCH_AGG_EVENTS BENCH_AGG1M_EVENTS BENCH_NEXMARK_EVENTS BENCH_STATE_KEYS \
+    BENCH_STATE_EVENTS BENCH_STATE_RATE BENCH_RECOVERY_RUNS BENCH_HEARTBEAT_MS BENCH_RESTART_DELAY BENCH_PARTS; do
+    [ -n "${!v:-}" ] && ENVS+="$v=\"${!v}\" "
+done
+if [ "${BUILD#"$ROOT"/}" = build/release ]; then
+    HOW="\`${ENVS}make bench-checkpoint\`, i.e. \`${ENVS}bash bench/checkpoint.sh build/release\`"
+else
+    HOW="\`${ENVS}bash bench/checkpoint.sh $1\` (a Release build of the same commit; \`make bench-checkpoint\` runs it on build/release)"
+fi
+BODY=""
+if [ $DO_T = 1 ]; then
+    BODY+="### Throughput: checkpoints off vs every 1 s
+
+$TTABLE
+
+Embedded (\`sluice run SPEC --parallelism 2 --workers 2 --quiet\`), the
+spec without a \`checkpoint:\` block and a copy with
+\`checkpoint: { interval: 1s }\` (so \`restart\` is fixed-delay, and the
+checkpoints go to the embedded master's temporary state directory), $RUNS
+rounds, the two runs of a job one after the other, their order alternating
+round by round. **events/s** = records the source emitted / median wall
+time of the process; **vs off** = the checkpointed run's events/s (or
+events per CPU second) relative to the run without, in the same
+invocation; **CPU s** = user + sys of the process (GNU time). Both runs of
+a job emitted every record and sank the same number of rows; the
+checkpointed one completed the checkpoints listed (one per run, from its
+summary).
+
+"
+fi
+if [ $DO_S = 1 ]; then
+    BODY+="### Size and duration of a checkpoint with a lot of keyed state
+
+$STABLE
+
+A master (\`--state-dir\`) and 2 worker processes run a generator → map
+(\`k = seq % $STATE_KEYS\`) → keyed aggregate (count and sum per key) →
+discard at parallelism 2, $STATE_EVENTS records paced at $STATE_RATE/s, with
+\`retain: 1000\` so that every completed checkpoint stays on disk, once with
+\`interval: 1s\` and once with \`interval: 10ms\`. Only checkpoints with a
+\`_metadata\` (completed) count. **Size** = the bytes of a \`chk-N\`
+directory's files (its 4 state files and \`_metadata\`), over the
+checkpoints taken once all $STATE_KEYS keys exist (within 5 % of the
+largest); bytes per key = that / keys. The master does not report
+durations yet, so they come from file modification times: a source's
+snapshot is written as soon as its trigger arrives (it only holds the
+generator's position), and \`_metadata\` once every task acknowledged, so
+**first state file → _metadata** is the duration of a checkpoint from its
+trigger (less the trigger's trip to the worker, about a millisecond) to its
+completion. With \`interval: 10ms\` the master starts the next checkpoint as
+soon as one completes (its tick is 50 ms at most), so **_metadata → next
+_metadata** is a second, independent reading of the same duration; at
+1 s it is the larger of the interval and the duration.
+
+"
+fi
+if [ $DO_R = 1 ]; then
+    BODY+="### Recovery after \`kill -9\` of a worker
+
+$RTABLE
+
+A master (\`--heartbeat-timeout $HB_MS\`) and 2 worker processes with 2
+slots each run a generator paced at 100 000 records/s → map (10 000 keys) →
+keyed aggregate → discard, parallelism 2, \`checkpoint: { interval: 1s }\`,
+\`restart: { strategy: fixed-delay, attempts: 1000, delay: $RESTART_DELAY }\`
+(the restart delay is included in the times below; the default delay of a
+checkpointed job is 1 s). Each round waits for both workers alive, the job
+RUNNING and a checkpoint of its current attempt completed, picks a random
+worker that runs a task, waits a random 0-900 ms, and kills it with
+SIGKILL; then it polls \`sluice status --json\` (a new CLI process every
+~10 ms plus the call's own time, so each figure is late by up to one poll).
+**Started again at once**: the same \`sluice-worker --id\` is started right
+after the kill; the master notices when it registers again. **Not started
+again**: the master notices when the heartbeat timeout expires, and the job
+restarts on the other worker's free slots (the killed worker is started
+again after the measurement). **Detected** = the job's attempt went up;
+**RUNNING again** = the new attempt is RUNNING; **records flowing** = also
+its source's \`records_out\` (which starts from 0 in every attempt) is above
+0 — that is what the figure of the table measures, and it includes the
+worker's metrics report period (200 ms heartbeats). The modes alternate;
+$REC_RUNS kills each.
+
+"
+fi
+SECTION=$(
+    cat <<EOF
+## Checkpoints
+
+Written by \`make bench-checkpoint\` (\`bench/checkpoint.sh\`); rerun it
+rather than editing the numbers by hand. What checkpoints cost in
+throughput, how big and how long they are, and how long a job takes to
+recover from a lost worker (see [fault-tolerance.md](fault-tolerance.md)).
+
+- **When:** $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$COMMIT\`, build \`${BUILD_TYPE:-unknown}\`.
+- **Machine:** $(machine_line).
+  Load average ${LOAD_START// /, } at the start, ${LOAD_END// /, } at the end
+  (the machine is shared: see the spread of the runs).
+- **Command:** $HOW.
+
+$BODY
+EOF
+)
+write_section "$DOC" "## Checkpoints"
+echo "== wrote the Checkpoints section of $DOC"

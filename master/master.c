@@ -100,6 +100,7 @@ typedef struct {
     uint64_t *fail_ms; /* when (monotonic), for failure-rate */
     int nfailures;
     uint64_t restart_at;    /* RESTARTING: monotonic ms of the next attempt */
+    uint64_t deploy_ms;     /* monotonic ms the current attempt was deployed */
     uint64_t restored_from; /* checkpoint the current attempt restored (0: none) */
 
     /* Checkpoints. */
@@ -326,11 +327,27 @@ static void s_send_cancel(sl_master_t *m, s_job_t *j)
 
 static void s_persist(sl_master_t *m, const s_job_t *j);
 
+/* A checkpointed job that failed or was canceled for good: the staged
+ * parts of its file sinks will never be published (a job stopped with a
+ * savepoint keeps them: the savepoint refers to them). */
+static void s_drop_staging(const s_job_t *j)
+{
+    for (int i = 0; j->ckpt_dir && i < j->plan->nnodes; i++)
+        if (j->plan->nodes[i].kind == SL_OP_FILE_SINK) {
+            char dir[4200];
+            sl_fs_staging_dir(j->plan->nodes[i].sink_path, dir, sizeof dir);
+            sl_rmtree(dir);
+        }
+}
+
 /* Moves j to a terminal state, frees its slots, cancels its tasks. */
 static void s_end_job(sl_master_t *m, s_job_t *j, Sluice__JobStateKind state, const char *error)
 {
     if (s_terminal(j->state))
         return;
+    if (state != SLUICE__JOB_STATE_KIND__JOB_FINISHED &&
+        !(error && strstr(error, "stopped with a savepoint")))
+        s_drop_staging(j);
     bool was_running = j->state == SLUICE__JOB_STATE_KIND__JOB_RUNNING;
     j->state = state;
     j->end_ms = s_wall_ms();
@@ -374,6 +391,7 @@ static void s_try_schedule(sl_master_t *m, s_job_t *j)
     j->ck_pending = 0;
     j->restored_from = j->restore_id;
     s_persist(m, j); /* the attempt is taken: a restarted master starts the next one */
+    j->deploy_ms = s_mono_ms();
     j->nslots = need;
     j->slot_worker = malloc((size_t)need * sizeof(int));
     if (!j->slot_worker) {
@@ -738,6 +756,8 @@ static void s_load_jobs(sl_master_t *m)
     }
     free(names);
 }
+
+#define S_DEPLOY_TIMEOUT_MS 30000 /* a deploy not bound everywhere by then failed */
 
 /* ---- checkpoints (docs/fault-tolerance.md) ------------------------------ */
 
@@ -1302,12 +1322,17 @@ static void s_job_failed(sl_master_t *m, s_job_t *j, const char *cause)
             delay *= 2;
         if (delay > sp->restart_max_delay_ms)
             delay = sp->restart_max_delay_ms;
+        if (sp->restart_attempts_set && j->nfailures > sp->restart_attempts) {
+            snprintf(ex, sizeof ex, "restart strategy exhausted after %d restarts",
+                     sp->restart_attempts);
+            exhausted = ex;
+        }
         break;
     case SL_RESTART_FAILURE_RATE: {
         int recent = 0;
         for (int i = 0; i < j->nfailures; i++)
             recent += now - j->fail_ms[i] <= (uint64_t)sp->restart_interval_ms;
-        if (recent > sp->restart_attempts) {
+        if (recent > sp->restart_max_failures) {
             snprintf(ex, sizeof ex, "failure rate exceeded: %d failures within %lld ms", recent,
                      sp->restart_interval_ms);
             exhausted = ex;
@@ -1359,6 +1384,16 @@ static void s_tick_jobs(sl_master_t *m)
                 fprintf(stderr, "sluice-master: job %s restarts from checkpoint %llu\n", j->id,
                         (unsigned long long)j->restore_id);
             s_try_schedule(m, j);
+            continue;
+        }
+        if (j->state == SLUICE__JOB_STATE_KIND__JOB_RUNNING && !j->started && j->deploy_ms &&
+            now - j->deploy_ms > S_DEPLOY_TIMEOUT_MS) {
+            char why[160];
+            snprintf(why, sizeof why,
+                     "deploy timed out: %d of %d subtasks reported within %d ms (see the workers' "
+                     "logs)",
+                     j->deployed, j->ntasks, S_DEPLOY_TIMEOUT_MS);
+            s_job_failed(m, j, why);
             continue;
         }
         if (j->state != SLUICE__JOB_STATE_KIND__JOB_RUNNING || !j->started || !j->ckpt_dir)

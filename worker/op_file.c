@@ -55,7 +55,7 @@ static int s_source_open(sl_opctx_t *c)
     if (!s)
         return SL_NOMEM;
     c->state = s;
-    s->vals = calloc((size_t)c->node->out->nfields, sizeof *s->vals);
+    s->vals = calloc((size_t)sl_plan_source_schema(c->node)->nfields, sizeof *s->vals);
     return s->vals ? SL_OK : SL_NOMEM;
 }
 
@@ -299,13 +299,11 @@ static int s_sink_open(sl_opctx_t *c)
         return SL_NOMEM;
     const char *path = c->node->sink_path;
     if (c->plan->spec->ckpt_interval_ms > 0) {
-        const char *slash = strrchr(path, '/');
-        int dirlen = slash ? (int)(slash - path + 1) : 0;
         size_t n = strlen(path) + 32;
         s->stage = malloc(n);
         if (!s->stage)
             return SL_NOMEM;
-        snprintf(s->stage, n, "%.*s.%s.sluice-staging", dirlen, path, slash ? slash + 1 : path);
+        sl_fs_staging_dir(path, s->stage, n);
         if (mkdir(s->stage, 0755) != 0 && errno != EEXIST)
             return sl_op_fail(c, SL_IO, "sink '%s': cannot create %s: %s", c->node->name, s->stage,
                               strerror(errno));

@@ -70,7 +70,7 @@ static int s_open(sl_opctx_t *c)
     if (!s)
         return SL_NOMEM;
     c->state = s;
-    s->vals = calloc((size_t)c->node->out->nfields + 1, sizeof *s->vals);
+    s->vals = calloc((size_t)sl_plan_source_schema(c->node)->nfields + 1, sizeof *s->vals);
     return s->vals ? SL_OK : SL_NOMEM;
 }
 
@@ -279,7 +279,7 @@ static int s_record(sl_opctx_t *c, const rd_kafka_message_t *m)
 {
     s_state_t *s = c->state;
     const sl_kafka_cfg_t *k = c->node->kafka;
-    const sl_schema_t *sc = c->node->out;
+    const sl_schema_t *sc = sl_plan_source_schema(c->node);
     char why[300];
     int rc = sl_kafka_decode(k, sc, m->payload ? m->payload : "", m->payload ? m->len : 0, s->vals,
                              c->arena, why, sizeof why);

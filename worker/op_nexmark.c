@@ -75,7 +75,7 @@ static int s_open(sl_opctx_t *c)
     char err[128];
     if (sl_nexmark_cfg_check(&c->node->nex, err, sizeof err))
         return sl_op_fail(c, SL_INVAL, "%s", err);
-    if (!c->node->out || c->node->out->nfields != S_NFIELDS)
+    if (!sl_plan_source_schema(c->node) || sl_plan_source_schema(c->node)->nfields != S_NFIELDS)
         return sl_op_fail(c, SL_INVAL, "nexmark source '%s': unexpected output schema",
                           c->node->name);
     s_nex_t *s = malloc(sizeof *s);

@@ -33,7 +33,7 @@ static int s_open(sl_opctx_t *c)
     char err[128];
     if (sl_ysb_cfg_check(&c->node->ysb, err, sizeof err))
         return sl_op_fail(c, SL_INVAL, "%s", err);
-    if (!c->node->out || c->node->out->nfields != S_NFIELDS)
+    if (!sl_plan_source_schema(c->node) || sl_plan_source_schema(c->node)->nfields != S_NFIELDS)
         return sl_op_fail(c, SL_INVAL, "ysb source '%s': unexpected output schema", c->node->name);
     s_ysb_t *s = malloc(sizeof *s);
     if (!s)

@@ -70,6 +70,8 @@ struct sl_task {
     uint64_t src_last_ns;   /* source: when the last record was emitted */
     uint64_t src_wm_ns;     /* source: when the watermark last went out */
     _Atomic int64_t wm_pub; /* the watermark, readable by the reporter */
+    sl_batch_t *ts_batch;   /* source with a timestamp expression: its records + event_time */
+    sl_value_t *ts_vals;    /* scratch for them */
 
     /* Checkpoints (docs/fault-tolerance.md). */
     _Atomic uint64_t ctl;         /* 1: a trigger or completion is waiting */
@@ -201,11 +203,54 @@ static int64_t s_source_wm(const sl_task_t *t)
     return t->src_max - nd->wm_bound - 1;
 }
 
+/* A source whose event time is an expression: each record gets the
+ * event_time field (into t->ts_batch). */
+static int s_add_event_time(sl_task_t *t, const sl_batch_t *b, sl_batch_t **out)
+{
+    const sl_plan_node_t *nd = t->ops[0].node;
+    const sl_schema_t *src = nd->src_out;
+    if (!t->ts_batch && !(t->ts_batch = sl_batch_new(t->env.batch_bytes)))
+        return SL_NOMEM;
+    if (!t->ts_vals && !(t->ts_vals = calloc((size_t)nd->out->nfields, sizeof *t->ts_vals)))
+        return SL_NOMEM;
+    sl_batch_clear(t->ts_batch);
+    sl_arena_t *a = t->ops[0].arena;
+    for (const uint8_t *r = sl_batch_first(b); r; r = sl_batch_next(b, r)) {
+        sl_row_decode(src, r, t->ts_vals);
+        int rc = sl_expr_eval(nd->ts_expr, t->ts_vals, a, &t->ts_vals[src->nfields]);
+        if (rc == SL_OK) {
+            t->ts_vals[src->nfields].type = nd->out->fields[src->nfields].type;
+            rc = sl_batch_append(t->ts_batch, nd->out, t->ts_vals);
+        }
+        if (rc == SL_LIMIT) { /* the wider rows did not fit: grow */
+            sl_batch_t *big = sl_batch_new(t->ts_batch->cap * 2);
+            if (!big)
+                return SL_NOMEM;
+            for (const uint8_t *q = sl_batch_first(t->ts_batch); q;
+                 q = sl_batch_next(t->ts_batch, q))
+                sl_batch_append_raw(big, q, sl_row_len(q));
+            sl_batch_destroy(&t->ts_batch);
+            t->ts_batch = big;
+            rc = sl_batch_append(t->ts_batch, nd->out, t->ts_vals);
+        }
+        if (rc)
+            return rc;
+    }
+    sl_arena_reset(a);
+    *out = t->ts_batch;
+    return SL_OK;
+}
+
 static int s_flush_to(void *target, sl_batch_t *b)
 {
     s_link_t *l = target;
     sl_task_t *t = l->t;
     bool from_source = l->next == 1 && t->src_wm;
+    if (l->next == 1 && l->port == 0 && t->ops[0].node->ts_expr) {
+        int rc = s_add_event_time(t, b, &b);
+        if (rc)
+            return s_chain_error_at(t, 0, rc);
+    }
     if (from_source) {
         s_source_batch(t, b);
         t->src_last_ns = s_now_ns();
@@ -635,7 +680,8 @@ static int s_open(sl_task_t *t, s_link_t *links)
         }
         if (nd->out) {
             c->out.batch = sl_batch_new(t->env.batch_bytes);
-            c->out.schema = nd->out;
+            c->out.schema =
+                i == 0 && nd->role == SL_ROLE_SOURCE ? sl_plan_source_schema(nd) : nd->out;
             c->out.flush = s_flush_to;
             c->out.target = &links[2 * i];
             if (!c->out.batch)
@@ -1120,6 +1166,8 @@ void sl_task_destroy(sl_task_t **pp)
     if (t->in)
         s_drop_held(t);
     free(t->ch_barrier);
+    sl_batch_destroy(&t->ts_batch);
+    free(t->ts_vals);
     pthread_mutex_destroy(&t->ack_lock);
     sl_ingate_destroy(&t->in);
     free(t->ops);

@@ -1156,6 +1156,13 @@ static int s_write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
+void sl_fs_staging_dir(const char *path, char *buf, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash ? (int)(slash - path + 1) : 0;
+    snprintf(buf, cap, "%.*s.%s.sluice-staging", dirlen, path, slash ? slash + 1 : path);
+}
+
 int sl_fs_write_atomic(const char *path, const void *data, size_t len)
 {
     return sl_fs_write_atomic_fp(path, data, len, NULL);

@@ -1368,13 +1368,37 @@ static int s_build_time(s_ctx_t *c)
         const char *f = sl_ynode_str(ts, c->d, "timestamp");
         if (!f)
             return SL_SPEC;
-        int *idx = NULL;
-        if (s_field_list(c, ts, nd->out, "timestamp", &idx) != 1) {
+        if (sl_schema_find(nd->out, f) < 0 && strcspn(f, " ()+-*/%|'") < strlen(f)) {
+            /* an expression: its value becomes the field event_time, added
+             * to the source's records (docs/time.md) */
+            nd->ts_expr = s_expr(c, ts, nd->out, "timestamp");
+            if (!nd->ts_expr)
+                return SL_SPEC;
+            sl_type_t et = sl_expr_type(nd->ts_expr);
+            if (et != SL_TYPE_TIMESTAMP && et != SL_TYPE_INT64) {
+                sl_diag_error(c->d, ts->line, ts->col,
+                              "the timestamp expression must be a timestamp or int64 (ms), not %s",
+                              sl_type_name(et));
+                return SL_SPEC;
+            }
+            nd->src_out = nd->out;
+            nd->out = sl_schema_copy(nd->src_out);
+            if (!nd->out)
+                return SL_NOMEM;
+            if (sl_schema_add(nd->out, "event_time", et) == SL_EXISTS) {
+                sl_diag_error(c->d, ts->line, ts->col,
+                              "the source has a field event_time already: name it in timestamp");
+                return SL_SPEC;
+            }
+            f = "event_time";
+        }
+        nd->rowtime = sl_schema_find(nd->out, f);
+        if (nd->rowtime < 0) {
+            int *idx = NULL;
+            s_field_list(c, ts, nd->out, "timestamp", &idx); /* says which, with a hint */
             free(idx);
             return SL_SPEC;
         }
-        nd->rowtime = idx[0];
-        free(idx);
         sl_type_t t = nd->out->fields[nd->rowtime].type;
         if (t != SL_TYPE_TIMESTAMP && t != SL_TYPE_INT64) {
             sl_diag_error(c->d, ts->line, ts->col,
@@ -1847,6 +1871,8 @@ void sl_plan_destroy(sl_plan_t **pp)
         sl_plan_node_t *nd = &p->nodes[i];
         sl_schema_destroy(&nd->out);
         sl_schema_destroy(&nd->side_out);
+        sl_schema_destroy(&nd->src_out);
+        sl_expr_destroy(&nd->ts_expr);
         sl_expr_destroy(&nd->win.top_by);
         free(nd->join.lkeys);
         free(nd->join.rkeys);

@@ -1352,6 +1352,7 @@ static void s_check_restart(s_ctx_t *c, sl_spec_t *s)
 {
     s->restart = SL_RESTART_NONE;
     s->restart_attempts = 3;
+    s->restart_max_failures = 3;
     s->restart_delay_ms = 1000;
     s->restart_max_delay_ms = 60000;
     s->restart_interval_ms = 60000;
@@ -1390,8 +1391,10 @@ static void s_check_restart(s_ctx_t *c, sl_spec_t *s)
         s->restart = (sl_restart_t)k;
     long long v;
     const sl_ynode_t *x = sl_ynode_get(n, "attempts");
-    if (x && s_count(c, sl_ynode_int(x, 0, 1000000, c->d, "restart attempts", &v)) == 0)
+    if (x && s_count(c, sl_ynode_int(x, 0, 1000000, c->d, "restart attempts", &v)) == 0) {
         s->restart_attempts = (int)v;
+        s->restart_attempts_set = true;
+    }
     x = sl_ynode_get(n, "delay");
     if (x && s_count(c, sl_ynode_duration(x, 86400000LL, c->d, "restart delay", &v)) == 0)
         s->restart_delay_ms = v;
@@ -1400,7 +1403,7 @@ static void s_check_restart(s_ctx_t *c, sl_spec_t *s)
         s->restart_max_delay_ms = v;
     x = sl_ynode_get(n, "max_failures");
     if (x && s_count(c, sl_ynode_int(x, 1, 1000000, c->d, "restart max_failures", &v)) == 0)
-        s->restart_attempts = (int)v; /* failure-rate: failures allowed per interval */
+        s->restart_max_failures = (int)v;
     x = sl_ynode_get(n, "interval");
     if (x && s_count(c, sl_ynode_duration(x, 86400000LL, c->d, "restart interval", &v)) == 0)
         s->restart_interval_ms = v;

@@ -50,7 +50,7 @@ trace_stats() {
 }
 
 step "an idle source does not stall the watermark, and holds it back again when active"
-sluice run "$DIR/idle.yaml" --quiet -p pause=4s -p steady_count=2000 -p idle=500ms > "$WORK/idle.out" ||
+sluice run "$DIR/idle.yaml" --quiet -p pause=5s -p steady_count=2200 -p idle=1s > "$WORK/idle.out" ||
     { cat "$WORK/stderr" >&2; fail "idle job"; }
 read -r before during <<< "$(trace_stats "$WORK/idle.out")"
 [ "$before" -ge 1500 ] ||
@@ -64,6 +64,20 @@ sluice run "$DIR/idle.yaml" --quiet -p pause=2s -p steady_count=800 -p idle=0 > 
     { cat "$WORK/stderr" >&2; fail "stall job"; }
 read -r before during <<< "$(trace_stats "$WORK/stall.out")"
 [ "$before" -le 500 ] || fail "windows up to ${before} ms fired while a source was silent"
+step "event time from an expression"
+printf 'user,sec\na,1\na,4\nb,12\na,15\nb,3\n' > "$WORK/sec.csv"
+SLUICE_BATCH_BYTES=64 sluice run "$DIR/expr_ts.yaml" --quiet -p input="$WORK/sec.csv" -p output="$WORK/expr.csv" ||
+    { cat "$WORK/stderr" >&2; fail "expression timestamp job"; }
+# b@3 s is 9 s behind b@12 s: late (the bound is 1 s; one record per batch,
+# a watermark after each), counted, not in a window
+cat > "$WORK/want-expr.csv" <<'CSV'
+a,1970-01-01T00:00:00.000Z,1970-01-01T00:00:10.000Z,2,4000
+a,1970-01-01T00:00:10.000Z,1970-01-01T00:00:20.000Z,1,15000
+b,1970-01-01T00:00:10.000Z,1970-01-01T00:00:20.000Z,1,12000
+CSV
+tail -n +2 "$WORK/expr.csv" | sort | diff "$WORK/want-expr.csv" - >&2 || fail "expression timestamps"
+grep -q "(1 late records dropped" "$WORK/stderr" || fail "the late record is not counted"
+
 step "jobs/click-sessions.yaml equals sessions computed in Python"
 sluice run "$SRC/jobs/click-sessions.yaml" --quiet -p input="$SRC/jobs/data/clicks.csv" \
     -p output="$WORK/sessions.csv" -p late="$WORK/late-clicks.csv" ||

@@ -169,6 +169,8 @@ typedef struct sl_plan_node {
     sl_window_cfg_t win;   /* window */
     sl_schema_t *side_out; /* schema of the side output (`late:`), or NULL */
     const char *late_name; /* name of the side output (borrowed from the spec) */
+    sl_expr_t *ts_expr;    /* source: `timestamp:` as an expression over its records, or NULL */
+    sl_schema_t *src_out;  /* source with ts_expr: the records it makes (out adds event_time) */
     sl_join_cfg_t join;    /* join (window shape in win) */
     /* process: the function is udf (inputs udf_in), keys in keys/nkeys */
     bool proc_processing; /* process: time: processing (ctx->time is the wall clock) */
@@ -209,6 +211,13 @@ void sl_plan_print(const sl_plan_t *p, FILE *out);
 /* Graphviz dot of the chained plan. */
 void sl_plan_print_dot(const sl_plan_t *p, FILE *out);
 const char *sl_part_name(sl_part_t p);
+
+/* The schema of the records a source makes (its output without the
+ * event_time a timestamp expression adds). */
+static inline const sl_schema_t *sl_plan_source_schema(const sl_plan_node_t *nd)
+{
+    return nd->src_out ? nd->src_out : nd->out;
+}
 
 /* Schema of the records on input edge k of nd (its upstream's output or
  * side output). */

@@ -116,7 +116,9 @@ typedef struct sl_spec {
     int ckpt_retain; /* completed checkpoints kept */
     /* restart: */
     sl_restart_t restart;
-    int restart_attempts; /* fixed-delay: restarts; failure-rate: max failures per interval */
+    int restart_attempts;      /* fixed-delay (and exponential-delay when set): restarts */
+    bool restart_attempts_set; /* `attempts:` was given */
+    int restart_max_failures;  /* failure-rate: failures allowed per interval */
     long long restart_delay_ms, restart_max_delay_ms, restart_interval_ms;
     sl_ynode_t *root; /* owned: the whole tree */
 } sl_spec_t;

@@ -9,8 +9,8 @@
  * optimised away.
  *
  *   nexmark_ceiling QUERY EVENTS SEED [EVENT_RATE]
- *       QUERY: q0, q1, q2, q5, q7 or q11; EVENT_RATE: events per second of
- *       event time (default 10 000, the source's `event_rate`)
+ *       QUERY: q0, q1, q2, q5, q7, q11, q14, q21 or q22; EVENT_RATE: events
+ *       per second of event time (default 10 000, the source's `event_rate`)
  *
  * The windowed queries run as a streaming program would, on the events in
  * event-time order, with state bounded by the open windows:
@@ -26,6 +26,15 @@
  *        last closes the session, and every second of event time the table
  *        is swept for sessions the event time has passed
  *
+ * The string queries work as hand-written C would, without regular
+ * expressions (the results are string views into the event):
+ *   q14  the price band test in integers, the UTC hour by division, a loop
+ *        counting the 'c's of extra
+ *   q21  strcasecmp of the channel with the four big names, else strstr
+ *        for "channel_id=" at the url's start or after a '&', the value up
+ *        to the next '&'; bids with neither are dropped
+ *   q22  strchr over the url for fields 3, 4, 5 split at '/'
+ *
  * Prints one line on stdout:
  *   query=q0 events=N rows=R checksum=HEX
  * bench/nexmark.sh compares rows with the row count of sluice's sink.
@@ -37,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "sluice/nexmark.h"
 
@@ -58,6 +68,9 @@ typedef struct {
     s_view_t extra;    /* q0, q1, q7 */
     int64_t start;     /* q5, q7, q11: window start */
     int64_t end;       /* q5, q7, q11: window end */
+    s_view_t tag;      /* q14: bid_time_type; q21: channel_id */
+    int64_t count;     /* q14: c_counts */
+    s_view_t dir[3];   /* q22: dir1, dir2, dir3 */
 } s_row_t;
 
 static s_view_t s_view(const char *s)
@@ -83,11 +96,55 @@ static uint64_t s_fold(uint64_t h, const s_row_t *r)
     h = s_mix(h, (uint64_t)r->date_time);
     h = s_mix(h, (uint64_t)r->start);
     h = s_mix(h, (uint64_t)r->end);
-    const s_view_t *v[3] = {&r->channel, &r->url, &r->extra};
-    for (int i = 0; i < 3; i++)
+    const s_view_t *v[7] = {&r->channel, &r->url,    &r->extra, &r->tag,
+                            &r->dir[0],  &r->dir[1], &r->dir[2]};
+    for (int i = 0; i < 7; i++)
         if (v[i]->p)
-            h = s_mix(h, (uint64_t)v[i]->len << 8 | (unsigned char)v[i]->p[0]);
+            h = s_mix(h, (uint64_t)v[i]->len << 8 | (unsigned char)(v[i]->len ? v[i]->p[0] : 0));
+    if (r->tag.p)
+        h = s_mix(h, (uint64_t)r->count);
     return h;
+}
+
+/* ---- string queries --------------------------------------------------------- */
+
+/* q14: the part of the day of a timestamp, from its UTC hour. */
+static s_view_t s_time_type(int64_t ms)
+{
+    int64_t rest = ms % 86400000;
+    int h = (int)((rest < 0 ? rest + 86400000 : rest) / 3600000);
+    return s_view(h >= 8 && h <= 18 ? "dayTime" : h <= 6 || h >= 20 ? "nightTime" : "otherTime");
+}
+
+/* q21: the channel id of a bid; p NULL when it has none. */
+static s_view_t s_channel_id(const char *channel, const char *url)
+{
+    static const char *const big[] = {"apple", "google", "facebook", "baidu"};
+    static const char *const ids[] = {"0", "1", "2", "3"};
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(channel, big[i]) == 0)
+            return s_view(ids[i]);
+    for (const char *p = url; (p = strstr(p, "channel_id=")) != NULL; p++)
+        if (p == url || p[-1] == '&') {
+            s_view_t v = {p + 11, strcspn(p + 11, "&")};
+            return v;
+        }
+    s_view_t none = {NULL, 0};
+    return none;
+}
+
+/* q22: field i (0-based) of s split at '/'; p NULL when there is none. */
+static s_view_t s_field(const char *s, int i)
+{
+    s_view_t v = {NULL, 0};
+    for (; i > 0; i--)
+        if (!(s = strchr(s, '/')))
+            return v;
+        else
+            s++;
+    v.p = s;
+    v.len = strcspn(s, "/");
+    return v;
 }
 
 /* ---- windowed queries ------------------------------------------------------ */
@@ -411,18 +468,21 @@ static int s_windowed(const char *q, int query, const sl_nexmark_cfg_t *cfg, lon
 int main(int argc, char **argv)
 {
     if (argc != 4 && argc != 5) {
-        fprintf(stderr, "usage: nexmark_ceiling q0|q1|q2|q5|q7|q11 EVENTS SEED [EVENT_RATE]\n");
+        fprintf(stderr,
+                "usage: nexmark_ceiling q0|q1|q2|q5|q7|q11|q14|q21|q22 EVENTS SEED [EVENT_RATE]\n");
         return 2;
     }
     const char *q = argv[1];
-    static const char *const queries[] = {"q0", "q1", "q2", "q5", "q7", "q11"};
-    static const int numbers[] = {0, 1, 2, 5, 7, 11};
+    static const char *const queries[] = {"q0", "q1", "q2", "q5", "q7", "q11", "q14", "q21", "q22"};
+    static const int numbers[] = {0, 1, 2, 5, 7, 11, 14, 21, 22};
     int query = -1;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 9; i++)
         if (!strcmp(q, queries[i]))
             query = numbers[i];
     if (query < 0) {
-        fprintf(stderr, "nexmark_ceiling: unknown query '%s' (q0, q1, q2, q5, q7 or q11)\n", q);
+        fprintf(stderr,
+                "nexmark_ceiling: unknown query '%s' (q0, q1, q2, q5, q7, q11, q14, q21 or q22)\n",
+                q);
         return 2;
     }
     char *end;
@@ -447,7 +507,7 @@ int main(int argc, char **argv)
         }
         cfg.event_rate = rate;
     }
-    if (query > 2)
+    if (query > 2 && query < 14)
         return s_windowed(q, query, &cfg, events);
     static sl_nexmark_event_t e;
     uint64_t h = 0;
@@ -477,6 +537,32 @@ int main(int argc, char **argv)
             r.price = b->price * 908 / 1000;
             r.date_time = e.date_time;
             r.extra = s_view(e.extra);
+        } else if (query == 14) {
+            if (!(b->price * 908 > 1000000000LL && b->price * 908 < 50000000000LL))
+                continue;
+            r.auction = b->auction;
+            r.bidder = b->bidder;
+            r.price = b->price * 908 / 1000;
+            r.tag = s_time_type(e.date_time);
+            r.date_time = e.date_time;
+            r.extra = s_view(e.extra);
+            for (const char *p = e.extra; *p; p++)
+                r.count += *p == 'c';
+        } else if (query == 21) {
+            r.tag = s_channel_id(b->channel, b->url);
+            if (!r.tag.p)
+                continue;
+            r.auction = b->auction;
+            r.bidder = b->bidder;
+            r.price = b->price;
+            r.channel = s_view(b->channel);
+        } else if (query == 22) {
+            r.auction = b->auction;
+            r.bidder = b->bidder;
+            r.price = b->price;
+            r.channel = s_view(b->channel);
+            for (int i = 0; i < 3; i++)
+                r.dir[i] = s_field(b->url, 3 + i);
         } else {
             if (b->auction % 123 != 0)
                 continue;

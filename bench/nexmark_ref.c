@@ -5,8 +5,8 @@
  * benchmark.
  *
  *   nexmark_ref QUERY EVENTS SEED OUTPUT.csv [EVENT_RATE]
- *       QUERY: q0, q1, q2, q5, q7 or q11; EVENT_RATE: events per second of
- *       event time (default 10 000, the source's `event_rate`)
+ *       QUERY: q0, q1, q2, q5, q7, q11, q14, q21 or q22; EVENT_RATE: events
+ *       per second of event time (default 10 000, the source's `event_rate`)
  *
  * Writes the CSV the file sink writes: a header, then one row per result,
  * fields quoted only when empty or holding ',', '"', CR or LF, timestamps
@@ -24,8 +24,18 @@
  *        extra) is the smallest in the engine's row encoding (sluice/row.h),
  *        compared bytewise, which is how the window operator ranks ties
  *   q11  per bidder, sessions of bids less than 10 s apart: first bid's
- *        time, last bid's time + 10 s, number of bids */
+ *        time, last bid's time + 10 s, number of bids
+ *
+ * The string queries parse by hand, independently of the expression
+ * language's functions:
+ *   q14  bids with price * 908 in (10^9, 5 * 10^10): price * 908 / 1000,
+ *        the part of the day from the UTC hour, the number of 'c' in extra
+ *   q21  bids of the four big channels (by lower-case name) or whose url has
+ *        "channel_id=" at its start or after a '&': the id is the channel's
+ *        number, else the url's text after "channel_id=" up to a '&'
+ *   q22  bids with fields 3, 4, 5 (0-based) of the url split at '/' */
 #define _POSIX_C_SOURCE 200809L
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,7 +314,123 @@ static int s_q11(FILE *f, const s_bid_t *b, long long nb)
     return 0;
 }
 
-/* q0, q1, q2: one row per selected bid. */
+/* The UTC hour (0..23) of a timestamp. */
+static int s_hour(int64_t ms)
+{
+    int64_t rest = ms % 86400000;
+    return (int)((rest < 0 ? rest + 86400000 : rest) / 3600000);
+}
+
+/* q14's bidTimeType. */
+static const char *s_time_type(int64_t ms)
+{
+    int h = s_hour(ms);
+    if (h >= 8 && h <= 18)
+        return "dayTime";
+    if (h <= 6 || h >= 20)
+        return "nightTime";
+    return "otherTime";
+}
+
+/* q21's channel_id: "0".."3" for apple, google, facebook, baidu (any
+ * case), else the value of the first channel_id= parameter of url (at its
+ * start or after a '&') in *len bytes; NULL when there is none. */
+static const char *s_channel_id(const char *channel, const char *url, size_t *len)
+{
+    static const char *const big[] = {"apple", "google", "facebook", "baidu"};
+    static const char *const ids[] = {"0", "1", "2", "3"};
+    for (int i = 0; i < 4; i++) {
+        size_t k = 0;
+        while (channel[k] && big[i][k] &&
+               (channel[k] >= 'A' && channel[k] <= 'Z' ? channel[k] + 32 : channel[k]) == big[i][k])
+            k++;
+        if (!channel[k] && !big[i][k]) {
+            *len = 1;
+            return ids[i];
+        }
+    }
+    static const char key[] = "channel_id=";
+    for (const char *p = url; (p = strstr(p, key)) != NULL; p++) {
+        if (p == url || p[-1] == '&') {
+            const char *v = p + sizeof key - 1;
+            *len = strcspn(v, "&");
+            return v;
+        }
+    }
+    return NULL;
+}
+
+/* Field i (0-based) of s split at '/': its start and *len; NULL when s has
+ * fewer fields. */
+static const char *s_field(const char *s, int i, size_t *len)
+{
+    for (; i > 0; i--) {
+        s = strchr(s, '/');
+        if (!s)
+            return NULL;
+        s++;
+    }
+    *len = strcspn(s, "/");
+    return s;
+}
+
+/* A CSV string field of n bytes; NULL is a null (an empty field). */
+static void s_strn(FILE *f, const char *s, size_t n)
+{
+    if (!s)
+        return;
+    char buf[SL_NEXMARK_URL_CAP + 1];
+    if (n > SL_NEXMARK_URL_CAP)
+        n = SL_NEXMARK_URL_CAP;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    s_str(f, buf);
+}
+
+/* q14, q21, q22: one row per selected bid. Returns 1 when it was not
+ * selected. */
+static int s_string_query(FILE *f, const char *q, const sl_nexmark_event_t *e)
+{
+    const sl_nexmark_bid_t *b = &e->bid;
+    size_t n;
+    if (!strcmp(q, "q14")) {
+        if (!(b->price * 908 > 1000000000LL && b->price * 908 < 50000000000LL))
+            return 1;
+        long long c = 0;
+        for (const char *p = e->extra; *p; p++)
+            c += *p == 'c';
+        fprintf(f, "%lld,%lld,%lld,%s,", (long long)b->auction, (long long)b->bidder,
+                (long long)(b->price * 908 / 1000), s_time_type(e->date_time));
+        s_ts(f, e->date_time);
+        fputc(',', f);
+        s_str(f, e->extra);
+        fprintf(f, ",%lld\n", c);
+        return 0;
+    }
+    if (!strcmp(q, "q21")) {
+        const char *id = s_channel_id(b->channel, b->url, &n);
+        if (!id)
+            return 1;
+        fprintf(f, "%lld,%lld,%lld,", (long long)b->auction, (long long)b->bidder,
+                (long long)b->price);
+        s_str(f, b->channel);
+        fputc(',', f);
+        s_strn(f, id, n);
+        fputc('\n', f);
+        return 0;
+    }
+    fprintf(f, "%lld,%lld,%lld,", (long long)b->auction, (long long)b->bidder, (long long)b->price);
+    s_str(f, b->channel);
+    for (int i = 3; i <= 5; i++) {
+        fputc(',', f);
+        const char *d = s_field(b->url, i, &n);
+        s_strn(f, d, n);
+    }
+    fputc('\n', f);
+    return 0;
+}
+
+/* q0, q1, q2, q14, q21, q22: one row per selected bid. */
 static int s_rowwise(FILE *f, const char *q, const sl_nexmark_cfg_t *cfg, long long events)
 {
     static sl_nexmark_event_t e;
@@ -312,8 +438,15 @@ static int s_rowwise(FILE *f, const char *q, const sl_nexmark_cfg_t *cfg, long l
         fputs("auction,bidder,price,channel,url,date_time,extra\n", f);
     else if (!strcmp(q, "q1"))
         fputs("auction,bidder,price,date_time,extra\n", f);
+    else if (!strcmp(q, "q14"))
+        fputs("auction,bidder,price,bid_time_type,date_time,extra,c_counts\n", f);
+    else if (!strcmp(q, "q21"))
+        fputs("auction,bidder,price,channel,channel_id\n", f);
+    else if (!strcmp(q, "q22"))
+        fputs("auction,bidder,price,channel,dir1,dir2,dir3\n", f);
     else
         fputs("auction,price\n", f);
+    bool strq = !strcmp(q, "q14") || !strcmp(q, "q21") || !strcmp(q, "q22");
     for (long long n = 0; n < events; n++) {
         if (sl_nexmark_kind((uint64_t)n) != SL_NEXMARK_BID)
             continue;
@@ -322,7 +455,9 @@ static int s_rowwise(FILE *f, const char *q, const sl_nexmark_cfg_t *cfg, long l
             return 1;
         }
         const sl_nexmark_bid_t *b = &e.bid;
-        if (!strcmp(q, "q0")) {
+        if (strq) {
+            s_string_query(f, q, &e);
+        } else if (!strcmp(q, "q0")) {
             fprintf(f, "%lld,%lld,%lld,", (long long)b->auction, (long long)b->bidder,
                     (long long)b->price);
             s_str(f, b->channel);
@@ -350,18 +485,19 @@ static int s_rowwise(FILE *f, const char *q, const sl_nexmark_cfg_t *cfg, long l
 int main(int argc, char **argv)
 {
     if (argc != 5 && argc != 6) {
-        fprintf(stderr,
-                "usage: nexmark_ref q0|q1|q2|q5|q7|q11 EVENTS SEED OUTPUT.csv [EVENT_RATE]\n");
+        fprintf(stderr, "usage: nexmark_ref q0|q1|q2|q5|q7|q11|q14|q21|q22 EVENTS SEED OUTPUT.csv "
+                        "[EVENT_RATE]\n");
         return 2;
     }
     const char *q = argv[1];
-    static const char *const queries[] = {"q0", "q1", "q2", "q5", "q7", "q11"};
+    static const char *const queries[] = {"q0", "q1", "q2", "q5", "q7", "q11", "q14", "q21", "q22"};
     int query = -1;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 9; i++)
         if (!strcmp(q, queries[i]))
             query = i;
     if (query < 0) {
-        fprintf(stderr, "nexmark_ref: unknown query '%s' (q0, q1, q2, q5, q7 or q11)\n", q);
+        fprintf(stderr,
+                "nexmark_ref: unknown query '%s' (q0, q1, q2, q5, q7, q11, q14, q21 or q22)\n", q);
         return 2;
     }
     char *end;
@@ -392,7 +528,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int rc;
-    if (query <= 2)
+    if (query <= 2 || query >= 6)
         rc = s_rowwise(f, q, &cfg, events);
     else {
         s_bid_t *bids = NULL;

@@ -41,6 +41,25 @@
  *    SL_RANGE (a row could not hold them anyway).
  *  - Unknown fields are SL_TYPE errors (they depend on the schema); unknown
  *    functions and types, wrong argument counts and all syntax are SL_PARSE.
+ *  - year/month/day/hour/minute read a timestamp in UTC, proleptic
+ *    Gregorian, flooring before the epoch (hour(-1 ms) = 23).
+ *  - count_char counts bytes equal to its one-byte literal.
+ *  - split_index and regexp_extract return views into their string argument
+ *    (no copy). split_index follows Flink's SPLIT_INDEX (Commons Lang's
+ *    splitByWholeSeparatorPreserveAllTokens): empty fields are kept, the
+ *    separator is matched whole, left to right; an empty string has no
+ *    field at all (null), and an empty separator does not split (field 0
+ *    is the string).
+ *  - regexp_extract compiles its pattern once with regcomp(REG_EXTENDED)
+ *    in the C library's current locale; evaluation calls regexec on a
+ *    NUL-terminated copy of the string (row strings are not terminated; a
+ *    stack buffer when short, else the arena), with REG_STARTEND where the
+ *    library has it so that embedded NULs count. (Passing the row's bytes
+ *    with REG_STARTEND alone would be enough for glibc, but ASan's regexec
+ *    interceptor reads up to a NUL regardless.) A group beyond the
+ *    pattern's groups is a compile error for a literal, null otherwise.
+ *    glibc's regexec takes a lock inside the regex_t, so threads sharing an
+ *    expression serialise on it (correct, but a contended pattern costs).
  *  - Limits against hostile input: 64 KiB of source, 64 levels of syntactic
  *    nesting (parentheses, calls, unary operators), and a tree at most 256
  *    levels high (long left-associative chains such as a+b+c+...), which
@@ -51,6 +70,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -64,6 +84,7 @@
 #define S_MAX_SRC (64 * 1024) /* bytes of source */
 #define S_MAX_NEST 64         /* parentheses, calls, unary operators */
 #define S_MAX_TREE 256        /* height of the tree */
+#define S_MAX_GROUPS 32       /* capture groups of a regexp_extract pattern */
 
 typedef enum {
     N_LIT,
@@ -98,6 +119,16 @@ typedef enum {
     N_CONTAINS,
     N_COALESCE,
     N_ABS,
+    N_IN,
+    N_NOTIN,
+    N_YEAR,
+    N_MONTH,
+    N_DAY,
+    N_HOUR,
+    N_MINUTE,
+    N_COUNTCHAR,
+    N_SPLITIDX,
+    N_REGEXP,
 } s_op_t;
 
 /* One node of the tree. After compilation nodes are only read. */
@@ -113,6 +144,7 @@ typedef struct {
     int depth;      /* height of the subtree, 1 for a leaf */
     int field;      /* N_FIELD: index in the schema, else -1 */
     bool has_else;  /* N_CASE: the last child is the else branch */
+    int aux;        /* N_COUNTCHAR: the byte counted; N_REGEXP: index in regs */
     sl_value_t lit; /* N_LIT: the value; strings point into the pool */
 } s_node_t;
 
@@ -121,6 +153,8 @@ struct sl_expr {
     int nnodes;      /* entries in nodes */
     int root;        /* index of the root node */
     char *pool;      /* owned: unescaped string literals and names */
+    regex_t *regs;   /* owned: the compiled patterns of regexp_extract, only read */
+    int nregs;       /* entries of regs (all compiled) */
 };
 
 /* ---- function table ------------------------------------------------------ */
@@ -130,11 +164,24 @@ static const struct {
     s_op_t op;        /* node operation */
     int min, max;     /* argument count; max -1 = unbounded */
 } s_funcs[] = {
-    {"lower", N_LOWER, 1, 1},        {"upper", N_UPPER, 1, 1},
-    {"length", N_LENGTH, 1, 1},      {"substr", N_SUBSTR, 2, 3},
-    {"concat", N_CONCAT, 1, -1},     {"trim", N_TRIM, 1, 1},
-    {"starts_with", N_STARTS, 2, 2}, {"contains", N_CONTAINS, 2, 2},
-    {"coalesce", N_COALESCE, 1, -1}, {"abs", N_ABS, 1, 1},
+    {"lower", N_LOWER, 1, 1},
+    {"upper", N_UPPER, 1, 1},
+    {"length", N_LENGTH, 1, 1},
+    {"substr", N_SUBSTR, 2, 3},
+    {"concat", N_CONCAT, 1, -1},
+    {"trim", N_TRIM, 1, 1},
+    {"starts_with", N_STARTS, 2, 2},
+    {"contains", N_CONTAINS, 2, 2},
+    {"coalesce", N_COALESCE, 1, -1},
+    {"abs", N_ABS, 1, 1},
+    {"year", N_YEAR, 1, 1},
+    {"month", N_MONTH, 1, 1},
+    {"day", N_DAY, 1, 1},
+    {"hour", N_HOUR, 1, 1},
+    {"minute", N_MINUTE, 1, 1},
+    {"count_char", N_COUNTCHAR, 2, 2},
+    {"split_index", N_SPLITIDX, 3, 3},
+    {"regexp_extract", N_REGEXP, 2, 3},
 };
 #define S_NFUNCS ((int)(sizeof s_funcs / sizeof *s_funcs))
 
@@ -195,6 +242,8 @@ typedef struct {
     const sl_schema_t *schema; /* fields may be NULL */
     int nest;                  /* current syntactic nesting */
     int rc;                    /* first error, 0 while none */
+    regex_t *regs;             /* compiled patterns, one per N_REGEXP node */
+    int nregs, capregs;        /* compiled and allocated entries of regs */
     char *err;                 /* caller's message buffer, may be NULL */
     size_t cap;                /* its size */
     int err_off;               /* offset of the first error */
@@ -508,6 +557,7 @@ static int s_node(s_parser_t *p, s_op_t op, int off, int start)
     n->start = start;
     n->depth = 1;
     n->field = -1;
+    n->aux = -1;
     n->lit.is_null = true;
     return p->nnodes++;
 }
@@ -882,6 +932,41 @@ static bool s_cmp_op(int kind, s_op_t *op)
     }
 }
 
+/* The list of `x [not] in (a, b, ...)` after the operator: one node whose
+ * first child is x and the others the items. */
+static int s_parse_in(s_parser_t *p, int a)
+{
+    int off = p->tok.off;
+    bool neg = s_kw(p, "not");
+    if (neg) {
+        if (s_next(p) < 0)
+            return -1;
+        if (!s_kw(p, "in"))
+            return s_fail(p, p->tok.off, SL_PARSE, "expected 'in' after 'not'");
+    }
+    if (s_next(p) < 0)
+        return -1;
+    if (p->tok.kind != T_LP)
+        return s_fail(p, p->tok.off, SL_PARSE, "expected '(' after 'in'");
+    if (s_next(p) < 0)
+        return -1;
+    int n = s_node(p, neg ? N_NOTIN : N_IN, off, p->nodes[a].start);
+    if (n < 0 || s_add_kid(p, n, a) < 0)
+        return -1;
+    for (;;) {
+        int b = s_parse_expr(p);
+        if (b < 0 || s_add_kid(p, n, b) < 0)
+            return -1;
+        if (p->tok.kind != T_COMMA)
+            break;
+        if (s_next(p) < 0)
+            return -1;
+    }
+    if (s_expect(p, T_RP, ")") < 0)
+        return -1;
+    return n;
+}
+
 static int s_parse_cmp(s_parser_t *p)
 {
     int a = s_parse_add(p);
@@ -911,10 +996,14 @@ static int s_parse_cmp(s_parser_t *p)
         n = s_node(p, neg ? N_NOTNULL : N_ISNULL, off, p->nodes[a].start);
         if (n < 0 || s_add_kid(p, n, a) < 0)
             return -1;
+    } else if (s_kw(p, "in") || s_kw(p, "not")) {
+        n = s_parse_in(p, a);
+        if (n < 0)
+            return -1;
     } else {
         return a;
     }
-    if (n >= 0 && (s_cmp_op(p->tok.kind, &op) || s_kw(p, "is")))
+    if (n >= 0 && (s_cmp_op(p->tok.kind, &op) || s_kw(p, "is") || s_kw(p, "in")))
         return s_fail(p, p->tok.off, SL_PARSE,
                       "comparisons cannot be chained; combine them with 'and'");
     return n;
@@ -1079,6 +1168,47 @@ static int s_need(s_parser_t *p, const s_node_t *arg, sl_type_t want, const char
                   want == SL_TYPE_INT64 ? "an" : "a", s_tn(want), s_tn(arg->type));
 }
 
+/* Is node n a non-null string literal? */
+static bool s_str_lit(const s_node_t *n)
+{
+    return n->op == N_LIT && !n->lit.is_null && n->lit.type == SL_TYPE_STRING;
+}
+
+/* regexp_extract(s, 'pattern'[, group]): compiles the pattern into
+ * p->regs[n->aux] and checks a literal group against its groups. */
+static int s_check_regexp(s_parser_t *p, s_node_t *n, const s_node_t *a, const s_node_t *b)
+{
+    n->type = SL_TYPE_STRING;
+    if (s_need(p, a, SL_TYPE_STRING, "function 'regexp_extract'") < 0)
+        return -1;
+    if (!s_str_lit(b))
+        return s_fail(p, b->start, SL_TYPE,
+                      "argument 2 of 'regexp_extract' must be a string literal (the pattern)");
+    const s_node_t *g = b->next >= 0 ? &p->nodes[b->next] : NULL;
+    if (g && s_need(p, g, SL_TYPE_INT64, "argument 3 of 'regexp_extract'") < 0)
+        return -1;
+    if (p->nregs == p->capregs)
+        return s_fail(p, n->off, SL_NOMEM, "out of memory");
+    regex_t *re = &p->regs[p->nregs];
+    int rc = regcomp(re, b->lit.u.s, REG_EXTENDED);
+    if (rc != 0) {
+        char msg[128];
+        regerror(rc, re, msg, sizeof msg);
+        regfree(re);
+        return s_fail(p, b->start, SL_PARSE, "invalid regular expression: %s", msg);
+    }
+    n->aux = p->nregs++;
+    if (re->re_nsub > S_MAX_GROUPS)
+        return s_fail(p, b->start, SL_PARSE, "regular expression has %zu groups (limit %d)",
+                      (size_t)re->re_nsub, S_MAX_GROUPS);
+    if (g && g->op == N_LIT && !g->lit.is_null &&
+        (g->lit.u.i < 0 || g->lit.u.i > (int64_t)re->re_nsub))
+        return s_fail(p, g->start, SL_PARSE,
+                      "group %" PRId64 " of a regular expression with %zu group%s", g->lit.u.i,
+                      (size_t)re->re_nsub, re->re_nsub == 1 ? "" : "s");
+    return 0;
+}
+
 static int s_check(s_parser_t *p, int i)
 {
     for (int k = p->nodes[i].first; k >= 0; k = p->nodes[k].next)
@@ -1198,6 +1328,42 @@ static int s_check(s_parser_t *p, int i)
     case N_CONCAT:
         n->type = SL_TYPE_STRING;
         return 0;
+    case N_IN:
+    case N_NOTIN:
+        n->type = SL_TYPE_BOOL;
+        for (int k = a->next; k >= 0; k = p->nodes[k].next) {
+            sl_type_t u;
+            if (s_unify(a->type, p->nodes[k].type, &u) < 0)
+                return s_fail(p, p->nodes[k].start, SL_TYPE,
+                              "operator 'in' cannot compare %s with %s", s_tn(a->type),
+                              s_tn(p->nodes[k].type));
+        }
+        return 0;
+    case N_YEAR:
+    case N_MONTH:
+    case N_DAY:
+    case N_HOUR:
+    case N_MINUTE:
+        n->type = SL_TYPE_INT64;
+        snprintf(what, sizeof what, "function '%s'", s_fn_name(n->op));
+        return s_need(p, a, SL_TYPE_TIMESTAMP, what);
+    case N_COUNTCHAR:
+        n->type = SL_TYPE_INT64;
+        if (s_need(p, a, SL_TYPE_STRING, "function 'count_char'") < 0)
+            return -1;
+        if (!s_str_lit(b) || b->lit.len != 1)
+            return s_fail(p, b->start, SL_TYPE,
+                          "argument 2 of 'count_char' must be a string literal of one character");
+        n->aux = (unsigned char)b->lit.u.s[0];
+        return 0;
+    case N_SPLITIDX:
+        n->type = SL_TYPE_STRING;
+        if (s_need(p, a, SL_TYPE_STRING, "function 'split_index'") < 0 ||
+            s_need(p, b, SL_TYPE_STRING, "argument 2 of 'split_index'") < 0)
+            return -1;
+        return s_need(p, &p->nodes[b->next], SL_TYPE_INT64, "argument 3 of 'split_index'");
+    case N_REGEXP:
+        return s_check_regexp(p, n, a, b);
     case N_COALESCE: {
         sl_type_t t = SL_TYPE_NULL;
         for (int k = n->first; k >= 0; k = p->nodes[k].next)
@@ -1260,8 +1426,14 @@ int sl_expr_compile(const char *src, const sl_schema_t *schema, sl_expr_t **out,
         s_fail(&p, p.tok.off, SL_PARSE, "unexpected %s after the end of the expression",
                s_tok_desc(&p, buf, sizeof buf));
     }
-    if (p.rc == 0 && root >= 0)
-        s_check(&p, root);
+    if (p.rc == 0 && root >= 0) {
+        for (int i = 0; i < p.nnodes; i++)
+            p.capregs += p.nodes[i].op == N_REGEXP;
+        if (p.capregs > 0 && !(p.regs = malloc((size_t)p.capregs * sizeof *p.regs)))
+            s_fail(&p, 0, SL_NOMEM, "out of memory");
+        else
+            s_check(&p, root);
+    }
     if (p.rc != 0 || root < 0)
         goto fail;
     sl_expr_t *e = malloc(sizeof *e);
@@ -1273,9 +1445,14 @@ int sl_expr_compile(const char *src, const sl_schema_t *schema, sl_expr_t **out,
     e->nnodes = p.nnodes;
     e->root = root;
     e->pool = p.pool;
+    e->regs = p.regs;
+    e->nregs = p.nregs;
     *out = e;
     return 0;
 fail:
+    for (int i = 0; i < p.nregs; i++)
+        regfree(&p.regs[i]);
+    free(p.regs);
     free(p.nodes);
     free(p.pool);
     if (err_off)
@@ -1287,6 +1464,9 @@ void sl_expr_destroy(sl_expr_t **pp)
 {
     if (!pp || !*pp)
         return;
+    for (int i = 0; i < (*pp)->nregs; i++)
+        regfree(&(*pp)->regs[i]);
+    free((*pp)->regs);
     free((*pp)->nodes);
     free((*pp)->pool);
     free(*pp);
@@ -1807,6 +1987,95 @@ static int s_eval_substr(const sl_value_t *s, const sl_value_t *st, const sl_val
     return s_str_out(ar, s->u.s + (start - 1), (size_t)(end - start), o);
 }
 
+/* year, month, day, hour or minute (UTC) of the timestamp ms. */
+static int64_t s_ts_part(s_op_t op, int64_t ms)
+{
+    int64_t days = ms / 86400000, rem = ms % 86400000;
+    if (rem < 0) {
+        rem += 86400000;
+        days--;
+    }
+    if (op == N_HOUR)
+        return rem / 3600000;
+    if (op == N_MINUTE)
+        return rem / 60000 % 60;
+    int64_t y;
+    int m, d;
+    s_civil_from_days(days, &y, &m, &d);
+    return op == N_YEAR ? y : op == N_MONTH ? m : d;
+}
+
+/* Position of the first nd (nn >= 1 bytes) in h[from, hn), or -1. */
+static int64_t s_find(const char *h, uint32_t hn, uint32_t from, const char *nd, uint32_t nn)
+{
+    while (from < hn && hn - from >= nn) {
+        const char *c = memchr(h + from, nd[0], hn - from - nn + 1);
+        if (!c)
+            return -1;
+        uint32_t at = (uint32_t)(c - h);
+        if (nn == 1 || memcmp(c + 1, nd + 1, nn - 1) == 0)
+            return at;
+        from = at + 1;
+    }
+    return -1;
+}
+
+/* split_index(s, sep, i): field i (0-based) of s split at every sep, a view
+ * into s; null when i is out of range or s is empty (as Flink). */
+static void s_eval_split(const sl_value_t *s, const sl_value_t *sep, int64_t i, sl_value_t *o)
+{
+    s_null(o, SL_TYPE_STRING);
+    if (i < 0 || s->len == 0)
+        return;
+    uint32_t start = 0;
+    if (sep->len == 0) { /* nothing to split at: s is field 0 */
+        if (i == 0)
+            *o = *s;
+        return;
+    }
+    for (int64_t k = 0; k < i; k++) {
+        int64_t at = s_find(s->u.s, s->len, start, sep->u.s, sep->len);
+        if (at < 0)
+            return;
+        start = (uint32_t)at + sep->len;
+    }
+    int64_t end = s_find(s->u.s, s->len, start, sep->u.s, sep->len);
+    *o = sl_value_str(s->u.s + start, (end < 0 ? s->len : (uint32_t)end) - start);
+}
+
+/* regexp_extract: group g of the first match of re in s, a view into s;
+ * null without a match, for a group out of range or one that took no part
+ * in the match. regexec only reads re, so threads may share it. regexec
+ * wants a NUL-terminated string: s is copied (to the stack when short);
+ * REG_STARTEND, where the library has it, lets bytes after a NUL in s
+ * count too. */
+static int s_eval_regexp(const regex_t *re, const sl_value_t *s, int64_t g, sl_arena_t *ar,
+                         sl_value_t *o)
+{
+    s_null(o, SL_TYPE_STRING);
+    if (g < 0 || g > (int64_t)re->re_nsub)
+        return 0;
+    char buf[512];
+    char *str = buf;
+    if (s->len >= sizeof buf && !(str = sl_arena_alloc(ar, (size_t)s->len + 1)))
+        return SL_NOMEM;
+    if (s->len)
+        memcpy(str, s->u.s, s->len);
+    str[s->len] = '\0';
+    regmatch_t m[S_MAX_GROUPS + 1];
+    int flags = 0;
+#ifdef REG_STARTEND
+    m[0].rm_so = 0;
+    m[0].rm_eo = (regoff_t)s->len;
+    flags = REG_STARTEND;
+#endif
+    if (regexec(re, str, (size_t)g + 1, m, flags) != 0 || m[g].rm_so < 0)
+        return 0;
+    uint32_t n = (uint32_t)(m[g].rm_eo - m[g].rm_so);
+    *o = sl_value_str(n ? s->u.s + m[g].rm_so : "", n);
+    return 0;
+}
+
 static int s_eval_func(const sl_expr_t *e, const s_node_t *n, const sl_value_t *f, sl_arena_t *ar,
                        sl_value_t *o)
 {
@@ -1859,6 +2128,28 @@ static int s_eval_func(const sl_expr_t *e, const s_node_t *n, const sl_value_t *
         else
             *o = sl_value_int(x->u.i < 0 ? s_u2i(0u - (uint64_t)x->u.i) : x->u.i);
         return 0;
+    case N_YEAR:
+    case N_MONTH:
+    case N_DAY:
+    case N_HOUR:
+    case N_MINUTE:
+        *o = sl_value_int(s_ts_part(n->op, x->u.i));
+        return 0;
+    case N_COUNTCHAR: {
+        int64_t c = 0;
+        const char *p = x->u.s, *end = x->u.s + x->len;
+        while (p < end && (p = memchr(p, n->aux, (size_t)(end - p))) != NULL) {
+            c++;
+            p++;
+        }
+        *o = sl_value_int(c);
+        return 0;
+    }
+    case N_SPLITIDX:
+        s_eval_split(x, y, args[2].u.i, o);
+        return 0;
+    case N_REGEXP:
+        return s_eval_regexp(&e->regs[n->aux], x, na > 2 ? args[2].u.i : 0, ar, o);
     default:
         s_null(o, n->type);
         return 0;
@@ -1999,6 +2290,29 @@ static int s_eval(const sl_expr_t *e, int i, const sl_value_t *f, sl_arena_t *ar
         return 0;
     case N_CONCAT:
         return s_eval_concat(e, n, f, ar, o);
+    case N_IN:
+    case N_NOTIN: {
+        /* SQL: true when an item equals x, else null when x or an item is
+         * null, else false (negated for not in). */
+        if ((rc = s_eval(e, n->first, f, ar, &x)) != 0)
+            return rc;
+        bool saw_null = x.is_null, found = false;
+        for (k = e->nodes[n->first].next; k >= 0 && !x.is_null && !found; k = e->nodes[k].next) {
+            if ((rc = s_eval(e, k, f, ar, &y)) != 0)
+                return rc;
+            if (y.is_null)
+                saw_null = true;
+            else
+                found = sl_value_cmp(&x, &y) == 0;
+        }
+        if (found)
+            *o = sl_value_bool(n->op == N_IN);
+        else if (saw_null)
+            s_null(o, SL_TYPE_BOOL);
+        else
+            *o = sl_value_bool(n->op == N_NOTIN);
+        return 0;
+    }
     default:
         return s_eval_func(e, n, f, ar, o);
     }

@@ -8,7 +8,10 @@
 # auction per window), q7 (highest bid per tumbling window) and q11 (user
 # sessions) at 1 000 events/s of event time (100 s, so that there are many
 # windows). q12 (processing-time windows) is not deterministic: its counts
-# must add up to the number of bids.
+# must add up to the number of bids. The string queries q14 (price band,
+# part of the day, count_char; at 1 event/s so that 100 000 events span 28
+# hours), q21 (channel id by regexp_extract) and q22 (split_index) are
+# compared with the reference for seed 3.
 source "$(dirname "$0")/lib.sh"
 
 : "${BUILD:=$(dirname "$SLUICE")}"
@@ -84,6 +87,46 @@ for seed in 0 1; do
     done
 done
 [ "$TIES" -gt 0 ] || fail "no q5 window with a tie: the tie-break is not tested"
+
+# The string queries: one seed, and checks that each branch of the results
+# occurs (every part of the day, the four fixed channel ids and ids from
+# urls, bids dropped for lack of one).
+seed=3
+for q in q14 q21 q22; do
+    rate=10000
+    [ "$q" = q14 ] && rate=1
+    step "$q, seed $seed: reference"
+    "$REF" "$q" "$EVENTS" "$seed" "$WORK/ref-$q.csv" "$rate" || fail "nexmark_ref $q"
+    head -n 1 "$WORK/ref-$q.csv" > "$WORK/want.csv"
+    tail -n +2 "$WORK/ref-$q.csv" | sort >> "$WORK/want.csv"
+    rows=$(($(wc -l < "$WORK/want.csv") - 1))
+    bids=$((EVENTS / 50 * 46))
+    case $q in
+    q14)
+        [ "$rows" -gt $((bids / 5)) ] && [ "$rows" -lt $((bids / 3)) ] ||
+            fail "q14: $rows bids in the price band, expected about 28 %"
+        for t in dayTime nightTime otherTime; do
+            grep -q ",$t," "$WORK/want.csv" || fail "q14: no $t bid"
+        done
+        awk -F, 'NR > 1 && $7 > 0 { n++ } END { exit !(n > 100) }' "$WORK/want.csv" ||
+            fail "q14: too few extras with a 'c'"
+        ;;
+    q21)
+        [ "$rows" -lt "$bids" ] && [ "$rows" -gt $((bids * 9 / 10)) ] ||
+            fail "q21: $rows of $bids bids have a channel id, expected about 95 %"
+        [ "$(awk -F, 'NR > 1 && $5 ~ /^[0-3]$/ { print $5 }' "$WORK/want.csv" | sort -u | wc -l)" -eq 4 ] ||
+            fail "q21: not every fixed channel id occurs"
+        awk -F, 'NR > 1 && $4 ~ /^channel-/ && $5 ~ /^[0-9]+$/ { n++ } END { exit !(n > 1000) }' \
+            "$WORK/want.csv" || fail "q21: too few channel ids from urls"
+        ;;
+    q22)
+        [ "$rows" -eq "$bids" ] || fail "q22: $rows rows, expected the $bids bids"
+        awk -F, 'NR > 1 && ($5 == "" || $6 == "" || $7 == "" || $7 ~ /item/) { bad = 1 }
+                 END { exit bad }' "$WORK/want.csv" || fail "q22: a directory is empty or wrong"
+        ;;
+    esac
+    check_job "$q" "$seed" --param event_rate=$rate
+done
 
 step "q12: processing-time windows count every bid once"
 for P in 1 3; do

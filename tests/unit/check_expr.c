@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -522,6 +523,315 @@ START_TEST(test_functions)
 }
 END_TEST
 
+START_TEST(test_time_parts)
+{
+    /* ts is 2023-11-14T22:13:20.000Z */
+    s_int("year(ts)", 2023);
+    s_int("month(ts)", 11);
+    s_int("day(ts)", 14);
+    s_int("hour(ts)", 22);
+    s_int("minute(ts)", 13);
+    s_int("HOUR(ts + 2 * 3600000)", 0); /* the next day */
+    s_int("day(ts + 2 * 3600000)", 15);
+    s_int("hour(cast('2024-02-29T08:59:59.999Z' as timestamp))", 8);
+    s_int("day(cast('2024-02-29T08:59:59.999Z' as timestamp))", 29);
+    s_int("month(cast('2024-02-29' as timestamp))", 2);
+    /* before the epoch: floor, not truncation */
+    s_int("hour(cast(-1 as timestamp))", 23);
+    s_int("minute(cast(-1 as timestamp))", 59);
+    s_int("year(cast(-1 as timestamp))", 1969);
+    s_int("month(cast(-1 as timestamp))", 12);
+    s_int("day(cast(-1 as timestamp))", 31);
+    s_int("hour(cast(0 as timestamp))", 0);
+    s_int("year(cast(-9223372036854775808 as timestamp))", -292275055);
+    s_int("year(cast(9223372036854775807 as timestamp))", 292278994);
+    s_null("hour(cast(missing as timestamp))", SL_TYPE_INT64);
+    s_null("year(null)", SL_TYPE_INT64);
+    s_bool("hour(ts) >= 8 and hour(ts) <= 18", 0);
+    s_err("hour(qty)", SL_TYPE, 5, "function 'hour' needs a timestamp, got int64");
+    s_err("year('2024-01-01')", SL_TYPE, 5, "function 'year' needs a timestamp, got string");
+    s_err("minute()", SL_PARSE, 0, "function 'minute' takes 1 argument, got 0");
+    s_err("day(ts, ts)", SL_PARSE, 0, "function 'day' takes 1 argument, got 2");
+}
+END_TEST
+
+START_TEST(test_count_char)
+{
+    s_int("count_char(name, 'o')", 2);
+    s_int("count_char(name, 'l')", 3);
+    s_int("count_char(name, 'h')", 0); /* bytes: case-sensitive */
+    s_int("count_char(name, ' ')", 1);
+    s_int("count_char('', 'a')", 0);
+    s_int("count_char('aaaa', 'a')", 4);
+    s_int("count_char('it''s ''q''', '''')", 3);
+    s_int("count_char('caccbc', 'c') + 1", 5);
+    s_null("count_char(nstr, 'a')", SL_TYPE_INT64);
+    s_null("count_char(null, 'a')", SL_TYPE_INT64);
+    s_err("count_char(name, 'ab')", SL_TYPE, 17,
+          "argument 2 of 'count_char' must be a string literal of one character");
+    s_err("count_char(name, '')", SL_TYPE, 17, "a string literal of one character");
+    s_err("count_char(name, name)", SL_TYPE, 17, "a string literal of one character");
+    s_err("count_char(name, null)", SL_TYPE, 17, "a string literal of one character");
+    s_err("count_char(name, 1)", SL_TYPE, 17, "a string literal of one character");
+    s_err("count_char(qty, 'a')", SL_TYPE, 11, "function 'count_char' needs a string, got int64");
+    s_err("count_char(name)", SL_PARSE, 0, "function 'count_char' takes 2 arguments, got 1");
+}
+END_TEST
+
+START_TEST(test_split_index)
+{
+    const char *u = "'https://www.nexmark.com/abc/def/ghi/item.htm?query=1'";
+    char src[256];
+    static const char *const want[] = {"https:", "",    "www.nexmark.com", "abc",
+                                       "def",    "ghi", "item.htm?query=1"};
+    for (int i = 0; i < 7; i++) {
+        snprintf(src, sizeof src, "split_index(%s, '/', %d)", u, i);
+        s_str(src, want[i]);
+    }
+    snprintf(src, sizeof src, "split_index(%s, '/', 7)", u);
+    s_null(src, SL_TYPE_STRING);
+    snprintf(src, sizeof src, "split_index(%s, '/', -1)", u);
+    s_null(src, SL_TYPE_STRING);
+    s_str("split_index(name, ' ', 1)", "World");
+    s_str("split_index(name, ' ', 0)", "Hello");
+    s_str("split_index(name, 'x', 0)", "Hello World"); /* no separator: one field */
+    s_null("split_index(name, 'x', 1)", SL_TYPE_STRING);
+    s_str("split_index('a//b/', '/', 1)", ""); /* every field kept, empty ones too */
+    s_str("split_index('a//b/', '/', 2)", "b");
+    s_str("split_index('a//b/', '/', 3)", "");
+    s_null("split_index('a//b/', '/', 4)", SL_TYPE_STRING);
+    s_str("split_index('/', '/', 0)", "");
+    s_str("split_index('/', '/', 1)", "");
+    s_str("split_index('a::b::c', '::', 2)", "c"); /* a whole separator */
+    s_str("split_index('a:::b', '::', 1)", ":b");  /* left to right, no overlap */
+    s_str("split_index('a:b', 'a:b', 1)", "");
+    s_str("split_index('abc', '', 0)", "abc"); /* an empty separator does not split */
+    s_null("split_index('abc', '', 1)", SL_TYPE_STRING);
+    s_null("split_index('', '/', 0)", SL_TYPE_STRING); /* as Flink: no field at all */
+    s_null("split_index(name, ' ', 9223372036854775807)", SL_TYPE_STRING);
+    s_null("split_index(name, ' ', -9223372036854775808)", SL_TYPE_STRING);
+    s_null("split_index(nstr, '/', 0)", SL_TYPE_STRING);
+    s_null("split_index(name, nstr, 0)", SL_TYPE_STRING);
+    s_null("split_index(name, ' ', missing)", SL_TYPE_STRING);
+    s_str("split_index(name, substr(name, 6, 1), qty - 6)", "World"); /* computed arguments */
+    s_err("split_index(name, 1, 0)", SL_TYPE, 18,
+          "argument 2 of 'split_index' needs a string, got int64");
+    s_err("split_index(name, '/', 'x')", SL_TYPE, 23,
+          "argument 3 of 'split_index' needs an int64, got string");
+    s_err("split_index(qty, '/', 0)", SL_TYPE, 12,
+          "function 'split_index' needs a string, got int64");
+    s_err("split_index(name, '/')", SL_PARSE, 0, "function 'split_index' takes 3 arguments, got 2");
+}
+END_TEST
+
+#define S_CHAN "'(&|^)channel_id=([^&]*)'"
+
+START_TEST(test_regexp_extract)
+{
+    s_str("regexp_extract('query=1&channel_id=123&x=2', " S_CHAN ", 2)", "123");
+    s_str("regexp_extract('query=1&channel_id=123&x=2', " S_CHAN ", 1)", "&");
+    s_str("regexp_extract('query=1&channel_id=123&x=2', " S_CHAN ", 0)", "&channel_id=123");
+    s_str("regexp_extract('query=1&channel_id=123&x=2', " S_CHAN ")", "&channel_id=123");
+    s_str("regexp_extract('channel_id=9', " S_CHAN ", 2)", "9"); /* the ^ branch */
+    s_str("regexp_extract('channel_id=9', " S_CHAN ", 1)", "");
+    s_str("regexp_extract('a&channel_id=&b=1', " S_CHAN ", 2)", "");    /* an empty group */
+    s_null("regexp_extract('query=1', " S_CHAN ", 2)", SL_TYPE_STRING); /* no match */
+    s_null("regexp_extract('xchannel_id=1', " S_CHAN ", 2)", SL_TYPE_STRING);
+    s_str("regexp_extract('x1y22', '[0-9]+')", "1"); /* the first match */
+    s_str("regexp_extract(name, '(l+)o', 1)", "ll");
+    s_null("regexp_extract('b', '(a)|b', 1)", SL_TYPE_STRING); /* the group took no part */
+    s_str("regexp_extract('b', '(a)|b', 0)", "b");
+    s_str("regexp_extract('', '^$')", "");
+    s_null("regexp_extract('', 'a')", SL_TYPE_STRING);
+    s_str("regexp_extract(name, 'o') || regexp_extract(name, 'W.')", "oWo"); /* two patterns */
+    s_null("regexp_extract(nstr, 'a')", SL_TYPE_STRING);
+    s_null("regexp_extract(name, 'o', missing)", SL_TYPE_STRING);
+    s_null("regexp_extract(name, 'o', null)", SL_TYPE_STRING);
+    s_null("regexp_extract(name, 'o', qty)", SL_TYPE_STRING); /* group 7 of 0, at run time */
+    s_null("regexp_extract(name, '(o)', qty - 8)", SL_TYPE_STRING);
+    s_str("regexp_extract(name, '(o)', qty - 6)", "o");
+    s_err("regexp_extract(name, '(')", SL_PARSE, 21, "invalid regular expression");
+    s_err("regexp_extract(name, 'a{2,1}')", SL_PARSE, 21, "invalid regular expression");
+    s_err("regexp_extract(name, name)", SL_TYPE, 21,
+          "argument 2 of 'regexp_extract' must be a string literal (the pattern)");
+    s_err("regexp_extract(name, null)", SL_TYPE, 21, "must be a string literal");
+    s_err("regexp_extract(name, '(a)', 2)", SL_PARSE, 28,
+          "group 2 of a regular expression with 1 group");
+    s_err("regexp_extract(name, 'a', -1)", SL_PARSE, 26,
+          "group -1 of a regular expression with 0 groups");
+    s_err("regexp_extract(qty, 'a')", SL_TYPE, 15,
+          "function 'regexp_extract' needs a string, got int64");
+    s_err("regexp_extract(name, 'a', 'b')", SL_TYPE, 26,
+          "argument 3 of 'regexp_extract' needs an int64, got string");
+    s_err("regexp_extract(name)", SL_PARSE, 0,
+          "function 'regexp_extract' takes 2 to 3 arguments, got 1");
+    /* an error after a pattern was compiled frees it (ASan checks) */
+    s_err("regexp_extract(name, 'a') || regexp_extract(name, '(')", SL_PARSE, 50,
+          "invalid regular expression");
+    s_err("regexp_extract(name, 'a') = qty", SL_TYPE, 26, "cannot compare string with int64");
+    char src[256];
+    int n = snprintf(src, sizeof src, "regexp_extract(name, '");
+    for (int i = 0; i < 33; i++)
+        n += snprintf(src + n, sizeof src - (size_t)n, "()");
+    snprintf(src + n, sizeof src - (size_t)n, "')");
+    s_err(src, SL_PARSE, 21, "regular expression has 33 groups (limit 32)");
+}
+END_TEST
+
+/* Strings that are not NUL-terminated; a field named `in`. */
+START_TEST(test_string_views)
+{
+    sl_schema_t *sc = sl_schema_new();
+    ck_assert_int_eq(sl_schema_add(sc, "s", SL_TYPE_STRING), 0);
+    ck_assert_int_eq(sl_schema_add(sc, "in", SL_TYPE_INT64), 0);
+    static const char bytes[] = "a/bc/cXYZ/c";
+    sl_value_t row[2] = {sl_value_str(bytes, 4), sl_value_int(3)}; /* "a/bc" */
+    struct {
+        const char *src;
+        const char *want; /* NULL: null */
+    } cases[] = {
+        {"regexp_extract(s, 'c.*')", "c"},
+        {"regexp_extract(s, 'c$')", "c"},
+        {"regexp_extract(s, 'X')", NULL},
+        {"split_index(s, '/', 1)", "bc"},
+        {"split_index(s, '/', 2)", NULL},
+        {"split_index(s, 'c/', 1)", NULL},
+        {"cast(count_char(s, 'c') as string)", "1"},
+        {"cast(in in (1, 3) as string)", "true"},
+        {"cast(in not in (in) as string)", "false"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        sl_expr_t *e = NULL;
+        char err[256];
+        int off;
+        ck_assert_msg(sl_expr_compile(cases[i].src, sc, &e, err, sizeof err, &off) == 0, "'%s': %s",
+                      cases[i].src, err);
+        sl_value_t v;
+        ck_assert_int_eq(sl_expr_eval(e, row, g_arena, &v), 0);
+        if (!cases[i].want)
+            ck_assert_msg(v.is_null, "'%s' is not null", cases[i].src);
+        else
+            ck_assert_msg(!v.is_null && v.len == strlen(cases[i].want) &&
+                              memcmp(v.u.s, cases[i].want, v.len) == 0,
+                          "'%s' = '%.*s', want '%s'", cases[i].src, v.is_null ? 4 : (int)v.len,
+                          v.is_null ? "null" : v.u.s, cases[i].want);
+        sl_expr_destroy(&e);
+    }
+    /* a string ending exactly where its heap block ends (ASan catches any
+     * read past it), and one with a NUL inside */
+    char *heap = malloc(4);
+    ck_assert_ptr_nonnull(heap);
+    memcpy(heap, "ab/d", 4);
+    sl_expr_t *e = NULL;
+    char err[256];
+    int off;
+    ck_assert_int_eq(sl_expr_compile("regexp_extract(s, '[bd]$') || split_index(s, '/', 1)", sc, &e,
+                                     err, sizeof err, &off),
+                     0);
+    sl_value_t v, r2[2] = {sl_value_str(heap, 4), sl_value_int(0)};
+    ck_assert_int_eq(sl_expr_eval(e, r2, g_arena, &v), 0);
+    ck_assert(!v.is_null && v.len == 2 && memcmp(v.u.s, "dd", 2) == 0);
+    sl_expr_destroy(&e);
+    ck_assert_int_eq(sl_expr_compile("regexp_extract(s, 'b.')", sc, &e, err, sizeof err, &off), 0);
+    r2[0] = sl_value_str("a\0bc", 4);
+    ck_assert_int_eq(sl_expr_eval(e, r2, g_arena, &v), 0);
+    ck_assert(!v.is_null && v.len == 2 && memcmp(v.u.s, "bc", 2) == 0);
+    sl_expr_destroy(&e);
+    free(heap);
+    sl_schema_destroy(&sc);
+}
+END_TEST
+
+/* One compiled pattern evaluated by several threads at once. */
+typedef struct {
+    const sl_expr_t *e; /* shared */
+    int id;             /* thread number */
+    int bad;            /* wrong results */
+} s_thr_t;
+
+static void *s_regexp_thread(void *arg)
+{
+    s_thr_t *t = arg;
+    sl_arena_t *ar = sl_arena_new(4096);
+    if (!ar) {
+        t->bad = -1;
+        return NULL;
+    }
+    char url[64], want[32];
+    for (int i = 0; i < 20000; i++) {
+        int k = t->id * 100000 + i;
+        snprintf(want, sizeof want, "%d", k);
+        int n = snprintf(url, sizeof url, "https://x/%d/y?q=1&channel_id=%d&z", i, k);
+        sl_value_t row[1] = {sl_value_str(url, (uint32_t)n)}, v;
+        if (sl_expr_eval(t->e, row, ar, &v) != 0 || v.is_null || v.len != strlen(want) ||
+            memcmp(v.u.s, want, v.len) != 0)
+            t->bad++;
+        sl_arena_reset(ar);
+    }
+    sl_arena_destroy(&ar);
+    return NULL;
+}
+
+START_TEST(test_regexp_threads)
+{
+    sl_schema_t *sc = sl_schema_new();
+    ck_assert_int_eq(sl_schema_add(sc, "url", SL_TYPE_STRING), 0);
+    sl_expr_t *e = NULL;
+    char err[256];
+    int off;
+    ck_assert_int_eq(
+        sl_expr_compile("regexp_extract(url, " S_CHAN ", 2)", sc, &e, err, sizeof err, &off), 0);
+    pthread_t th[4];
+    s_thr_t t[4];
+    for (int i = 0; i < 4; i++) {
+        t[i] = (s_thr_t){e, i, 0};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, s_regexp_thread, &t[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(t[i].bad, 0);
+    }
+    sl_expr_destroy(&e);
+    sl_schema_destroy(&sc);
+}
+END_TEST
+
+START_TEST(test_in)
+{
+    s_bool("qty in (1, 7, 9)", 1);
+    s_bool("qty IN (1, 2)", 0);
+    s_bool("qty not in (1, 2)", 1);
+    s_bool("qty NOT IN (7)", 0);
+    s_bool("name in ('a', 'Hello World')", 1);
+    s_bool("lower(name) in ('hello', 'hello world')", 1);
+    s_bool("qty in (7.0)", 1); /* int64 with double, as = */
+    s_bool("price in (qty, 2.5)", 1);
+    s_bool("ts in (ts + 1, ts)", 1);
+    s_bool("ok in (false)", 0);
+    s_bool("qty in (qty - 1, qty + 1) or qty in (7)", 1);
+    s_bool("not qty in (1)", 1); /* not applies to the whole comparison */
+    s_bool("qty + 1 in (8)", 1); /* arithmetic binds tighter */
+    s_bool("qty in (7, null)", 1);
+    s_bool("qty not in (7, null)", 0);
+    s_null("qty in (1, null)", SL_TYPE_BOOL); /* SQL: unknown */
+    s_null("qty not in (1, null)", SL_TYPE_BOOL);
+    s_null("missing in (1, 2)", SL_TYPE_BOOL);
+    s_null("missing not in (1, 2)", SL_TYPE_BOOL);
+    s_null("null in (1)", SL_TYPE_BOOL);
+    s_bool("(qty in (1)) is null", 0);
+    s_str("case when qty in (1, 2) then 'a' when qty in (7) then 'b' end", "b");
+    s_err("qty in ('a')", SL_TYPE, 8, "operator 'in' cannot compare int64 with string");
+    s_err("qty in (1, 2, ts)", SL_TYPE, 14, "operator 'in' cannot compare int64 with timestamp");
+    s_err("qty in ()", SL_PARSE, 8, "expected an expression, got ')'");
+    s_err("qty in 1", SL_PARSE, 7, "expected '(' after 'in'");
+    s_err("qty not 1", SL_PARSE, 8, "expected 'in' after 'not'");
+    s_err("qty in (1, 2", SL_PARSE, 12, "expected ')'");
+    s_err("qty in (1) = true", SL_PARSE, 11, "comparisons cannot be chained");
+    s_err("qty = 1 in (true)", SL_PARSE, 8, "comparisons cannot be chained");
+    s_err("qty in (1) in (true)", SL_PARSE, 11, "comparisons cannot be chained");
+}
+END_TEST
+
 START_TEST(test_timestamps)
 {
     s_ts("ts + 1000", 1700000001000);
@@ -908,6 +1218,16 @@ static const char *const s_frags[] = {
     "contains(",
     "coalesce(",
     "abs(",
+    "in",
+    "not in",
+    "hour(",
+    "year(",
+    "count_char(",
+    "split_index(",
+    "regexp_extract(",
+    "'(a|^)b([^&]*)'",
+    "'['",
+    "'/'",
     "9223372036854775807",
     "-9223372036854775808",
     "1e308",
@@ -1107,6 +1427,8 @@ START_TEST(test_fuzz)
         "cast(cast(ts as string) as timestamp) - ts >= 0 or price / 0 is null",
         "substr(concat(name, '!', qty), 2, length(name) - 1) || trim('  y ')",
         "starts_with(lower(name), 'he') and contains(name, 'o') and big + 1 < small",
+        "regexp_extract(name, '(l+)o', 1) || split_index(name, ' ', 1) in ('llWorld', nstr) "
+        "and count_char(name, 'l') > hour(ts) % 3 and year(ts) not in (1, day(ts))",
     };
     char buf[512];
     int nfrag = (int)(sizeof s_frags / sizeof *s_frags);
@@ -1188,6 +1510,13 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_case);
     tcase_add_test(tc, test_cast);
     tcase_add_test(tc, test_functions);
+    tcase_add_test(tc, test_time_parts);
+    tcase_add_test(tc, test_count_char);
+    tcase_add_test(tc, test_split_index);
+    tcase_add_test(tc, test_regexp_extract);
+    tcase_add_test(tc, test_string_views);
+    tcase_add_test(tc, test_regexp_threads);
+    tcase_add_test(tc, test_in);
     tcase_add_test(tc, test_timestamps);
     tcase_add_test(tc, test_division_by_zero);
     tcase_add_test(tc, test_overflow_wraps);

@@ -7,6 +7,7 @@
  *   not     := "not" not | cmp
  *   cmp     := add (("=" | "==" | "!=" | "<>" | "<" | "<=" | ">" | ">=") add)?
  *              | add "is" ["not"] "null"
+ *              | add ["not"] "in" "(" expr ("," expr)* ")"
  *   add     := mul (("+" | "-" | "||") mul)*        ("||" concatenates strings)
  *   mul     := unary (("*" | "/" | "%") unary)*
  *   unary   := "-" unary | primary
@@ -17,7 +18,10 @@
  *   field   := identifier | `quoted identifier`
  *   call    := lower | upper | length | substr(s, start[, len]) (1-based) |
  *              concat(a, b, ...) | trim | starts_with(s, p) | contains(s, p) |
- *              coalesce(a, b, ...) | abs
+ *              coalesce(a, b, ...) | abs |
+ *              year(ts) | month(ts) | day(ts) | hour(ts) | minute(ts) (UTC) |
+ *              count_char(s, 'c') | split_index(s, sep, i) (0-based) |
+ *              regexp_extract(s, 'pattern'[, group])
  *
  * Typing: int64 op int64 -> int64; any double operand -> double; `/` on
  * int64 is integer division; comparison needs comparable types (numbers with
@@ -25,6 +29,14 @@
  * propagates through operators and functions (SQL three-valued logic for
  * and/or); a filter keeps a record only when its predicate is true.
  * Division or modulo by zero yields null. Integer overflow wraps.
+ * `x in (a, b)` is SQL's: true when an item equals x (items need types
+ * comparable with x), else null when x or an item is null, else false;
+ * `not in` negates it. count_char's character and regexp_extract's pattern
+ * (POSIX extended, compiled once by sl_expr_compile) must be string
+ * literals; a bad pattern is a compile error. split_index (separator a
+ * whole string, as Flink's SPLIT_INDEX) and regexp_extract (group 0 = the
+ * whole match, the default) give null when there is no such field, match
+ * or group.
  *
  * A compiled expression is immutable: many task threads may evaluate it at
  * once. Evaluation allocates only from the arena it is given. */

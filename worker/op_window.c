@@ -106,6 +106,8 @@ typedef struct {
     sl_value_t *kvals; /* scratch: key values */
     int64_t wm_floor;  /* restored watermark: the event-time clock is at least this */
     bool restored;     /* restore ran (wm_floor is set) */
+    int *need;         /* input fields a record is read for (not with top: all) */
+    int nneed;
 } s_win_state_t;
 
 /* ---- values ---------------------------------------------------------------- */
@@ -678,7 +680,11 @@ static int s_record(sl_opctx_t *c, s_win_state_t *st, const uint8_t *row, int64_
 {
     const sl_plan_node_t *nd = c->node;
     const sl_window_cfg_t *wc = &nd->win;
-    sl_row_decode(c->in, row, st->vals);
+    if (nd->win.top_n)
+        sl_row_decode(c->in, row, st->vals); /* the ranking expression may read any */
+    else
+        for (int i = 0; i < st->nneed; i++) /* only the time, the keys, the aggregated */
+            sl_row_get(c->in, row, st->need[i], &st->vals[st->need[i]]);
     int64_t t;
     if (wc->processing)
         t = clock + 1;
@@ -794,6 +800,18 @@ static int s_open(sl_opctx_t *c)
         if (sl_schema_add(st->kschema, c->in->fields[nd->keys[i]].name,
                           c->in->fields[nd->keys[i]].type) != SL_OK)
             return SL_NOMEM;
+    st->need = calloc((size_t)c->in->nfields + 1, sizeof *st->need);
+    if (!st->need)
+        return SL_NOMEM;
+    for (int f = 0; f < c->in->nfields; f++) {
+        bool used = f == nd->win.time_field;
+        for (int i = 0; i < nd->nkeys; i++)
+            used = used || nd->keys[i] == f;
+        for (int i = 0; i < nd->naggs; i++)
+            used = used || nd->aggs[i].field == f;
+        if (used)
+            st->need[st->nneed++] = f;
+    }
     return s_rehash(st, 1024);
 }
 
@@ -848,6 +866,7 @@ static void s_close(sl_opctx_t *c)
     free(st->vals);
     free(st->ovals);
     free(st->kvals);
+    free(st->need);
     sl_schema_destroy(&st->kschema);
     free(st);
     c->state = NULL;

@@ -5,7 +5,7 @@
  * benchmark.
  *
  *   nexmark_ref QUERY EVENTS SEED OUTPUT.csv [EVENT_RATE]
- *       QUERY: q0, q1, q2, q5, q7, q11, q14, q21 or q22; EVENT_RATE: events
+ *       QUERY: q0, q1, q2, q5, q7, q8, q11, q14, q21 or q22; EVENT_RATE: events
  *       per second of event time (default 10 000, the source's `event_rate`)
  *
  * Writes the CSV the file sink writes: a header, then one row per result,
@@ -430,6 +430,65 @@ static int s_string_query(FILE *f, const char *q, const sl_nexmark_event_t *e)
     return 0;
 }
 
+/* A (person or seller, 10 s window) pair of q8. */
+typedef struct {
+    int64_t id, w;
+} s_pw_t;
+
+static int s_pw_cmp(const void *a, const void *b)
+{
+    const s_pw_t *x = a, *y = b;
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return (x->w > y->w) - (x->w < y->w);
+}
+
+/* q8: the persons who also created an auction in the 10 s tumbling window
+ * they were created in: id, name, the window's start. */
+static int s_q8(FILE *f, const sl_nexmark_cfg_t *cfg, long long events)
+{
+    static sl_nexmark_event_t e;
+    long long np = 0, na = 0;
+    s_pw_t *auc = malloc(((size_t)events / 50 * 3 + 4) * sizeof *auc);
+    s_pw_t *per = malloc(((size_t)events / 50 + 2) * sizeof *per);
+    char(*names)[SL_NEXMARK_NAME_CAP] = malloc(((size_t)events / 50 + 2) * sizeof *names);
+    if (!auc || !per || !names) {
+        free(auc);
+        free(per);
+        free(names);
+        return 1;
+    }
+    for (long long n = 0; n < events; n++) {
+        sl_nexmark_kind_t k = sl_nexmark_kind((uint64_t)n);
+        if (k == SL_NEXMARK_BID)
+            continue;
+        if (sl_nexmark_event(cfg, (uint64_t)n, &e))
+            return 1;
+        int64_t w = e.date_time - ((e.date_time % 10000) + 10000) % 10000;
+        if (k == SL_NEXMARK_PERSON) {
+            per[np] = (s_pw_t){e.person.id, w};
+            memcpy(names[np], e.person.name, sizeof names[np]);
+            np++;
+        } else {
+            auc[na++] = (s_pw_t){e.auction.seller, w};
+        }
+    }
+    qsort(auc, (size_t)na, sizeof *auc, s_pw_cmp);
+    fputs("id,name,starttime\n", f);
+    for (long long i = 0; i < np; i++)
+        if (bsearch(&per[i], auc, (size_t)na, sizeof *auc, s_pw_cmp)) {
+            fprintf(f, "%lld,", (long long)per[i].id);
+            s_str(f, names[i]);
+            fputc(',', f);
+            s_ts(f, per[i].w);
+            fputc('\n', f);
+        }
+    free(auc);
+    free(per);
+    free(names);
+    return 0;
+}
+
 /* q0, q1, q2, q14, q21, q22: one row per selected bid. */
 static int s_rowwise(FILE *f, const char *q, const sl_nexmark_cfg_t *cfg, long long events)
 {
@@ -485,19 +544,22 @@ static int s_rowwise(FILE *f, const char *q, const sl_nexmark_cfg_t *cfg, long l
 int main(int argc, char **argv)
 {
     if (argc != 5 && argc != 6) {
-        fprintf(stderr, "usage: nexmark_ref q0|q1|q2|q5|q7|q11|q14|q21|q22 EVENTS SEED OUTPUT.csv "
-                        "[EVENT_RATE]\n");
+        fprintf(stderr,
+                "usage: nexmark_ref q0|q1|q2|q5|q7|q8|q11|q14|q21|q22 EVENTS SEED OUTPUT.csv "
+                "[EVENT_RATE]\n");
         return 2;
     }
     const char *q = argv[1];
-    static const char *const queries[] = {"q0", "q1", "q2", "q5", "q7", "q11", "q14", "q21", "q22"};
+    static const char *const queries[] = {"q0",  "q1",  "q2",  "q5",  "q7",
+                                          "q11", "q14", "q21", "q22", "q8"};
     int query = -1;
-    for (int i = 0; i < 9; i++)
+    for (int i = 0; i < 10; i++)
         if (!strcmp(q, queries[i]))
             query = i;
     if (query < 0) {
         fprintf(stderr,
-                "nexmark_ref: unknown query '%s' (q0, q1, q2, q5, q7, q11, q14, q21 or q22)\n", q);
+                "nexmark_ref: unknown query '%s' (q0, q1, q2, q5, q7, q8, q11, q14, q21 or q22)\n",
+                q);
         return 2;
     }
     char *end;
@@ -528,7 +590,9 @@ int main(int argc, char **argv)
         return 1;
     }
     int rc;
-    if (query <= 2 || query >= 6)
+    if (query == 9)
+        rc = s_q8(f, &cfg, events);
+    else if (query <= 2 || query >= 6)
         rc = s_rowwise(f, q, &cfg, events);
     else {
         s_bid_t *bids = NULL;

@@ -5,7 +5,7 @@
  * benchmark.
  *
  *   nexmark_ref QUERY EVENTS SEED OUTPUT.csv [EVENT_RATE]
- *       QUERY: q0, q1, q2, q5, q7, q8, q11, q14, q21 or q22; EVENT_RATE: events
+ *       QUERY: q0, q1, q2, q3, q5, q7, q8, q11, q14, q21 or q22; EVENT_RATE: events
  *       per second of event time (default 10 000, the source's `event_rate`)
  *
  * Writes the CSV the file sink writes: a header, then one row per result,
@@ -489,6 +489,67 @@ static int s_q8(FILE *f, const sl_nexmark_cfg_t *cfg, long long events)
     return 0;
 }
 
+/* q3: auctions of category 10 joined with their seller as of the
+ * auction's time, when the seller is in OR, ID or CA: name, city, state,
+ * auction id. Person ids are unique, so "as of" means created no later. */
+typedef struct {
+    int64_t id, t;
+    char name[SL_NEXMARK_NAME_CAP], city[SL_NEXMARK_CITY_CAP], state[SL_NEXMARK_STATE_CAP];
+} s_person_t;
+
+static int s_q3(FILE *f, const sl_nexmark_cfg_t *cfg, long long events)
+{
+    static sl_nexmark_event_t e;
+    size_t cap = (size_t)events / 50 + 2;
+    s_person_t *per = calloc(cap, sizeof *per);
+    int64_t(*auc)[3] = malloc(((size_t)events / 50 * 3 + 4) * sizeof *auc);
+    long long np = 0, na = 0;
+    if (!per || !auc) {
+        free(per);
+        free(auc);
+        return 1;
+    }
+    for (long long n = 0; n < events; n++) {
+        sl_nexmark_kind_t k = sl_nexmark_kind((uint64_t)n);
+        if (k == SL_NEXMARK_BID)
+            continue;
+        if (sl_nexmark_event(cfg, (uint64_t)n, &e))
+            return 1;
+        if (k == SL_NEXMARK_PERSON) {
+            s_person_t *q = &per[np++];
+            q->id = e.person.id;
+            q->t = e.date_time;
+            memcpy(q->name, e.person.name, sizeof q->name);
+            memcpy(q->city, e.person.city, sizeof q->city);
+            memcpy(q->state, e.person.state, sizeof q->state);
+        } else if (e.auction.category == 10) {
+            auc[na][0] = e.auction.id;
+            auc[na][1] = e.auction.seller;
+            auc[na][2] = e.date_time;
+            na++;
+        }
+    }
+    fputs("name,city,state,id\n", f);
+    for (long long i = 0; i < na; i++) {
+        /* persons are created in id order from the first person id */
+        long long k = auc[i][1] - (np ? per[0].id : 0);
+        if (k < 0 || k >= np || per[k].id != auc[i][1] || per[k].t > auc[i][2])
+            continue;
+        const s_person_t *q = &per[k];
+        if (strcmp(q->state, "OR") && strcmp(q->state, "ID") && strcmp(q->state, "CA"))
+            continue;
+        s_str(f, q->name);
+        fputc(',', f);
+        s_str(f, q->city);
+        fputc(',', f);
+        s_str(f, q->state);
+        fprintf(f, ",%lld\n", (long long)auc[i][0]);
+    }
+    free(per);
+    free(auc);
+    return 0;
+}
+
 /* q0, q1, q2, q14, q21, q22: one row per selected bid. */
 static int s_rowwise(FILE *f, const char *q, const sl_nexmark_cfg_t *cfg, long long events)
 {
@@ -545,21 +606,22 @@ int main(int argc, char **argv)
 {
     if (argc != 5 && argc != 6) {
         fprintf(stderr,
-                "usage: nexmark_ref q0|q1|q2|q5|q7|q8|q11|q14|q21|q22 EVENTS SEED OUTPUT.csv "
+                "usage: nexmark_ref q0|q1|q2|q3|q5|q7|q8|q11|q14|q21|q22 EVENTS SEED OUTPUT.csv "
                 "[EVENT_RATE]\n");
         return 2;
     }
     const char *q = argv[1];
-    static const char *const queries[] = {"q0",  "q1",  "q2",  "q5",  "q7",
-                                          "q11", "q14", "q21", "q22", "q8"};
+    static const char *const queries[] = {"q0",  "q1",  "q2",  "q5", "q7", "q11",
+                                          "q14", "q21", "q22", "q8", "q3"};
     int query = -1;
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < 11; i++)
         if (!strcmp(q, queries[i]))
             query = i;
     if (query < 0) {
-        fprintf(stderr,
-                "nexmark_ref: unknown query '%s' (q0, q1, q2, q5, q7, q8, q11, q14, q21 or q22)\n",
-                q);
+        fprintf(
+            stderr,
+            "nexmark_ref: unknown query '%s' (q0, q1, q2, q3, q5, q7, q8, q11, q14, q21 or q22)\n",
+            q);
         return 2;
     }
     char *end;
@@ -592,6 +654,8 @@ int main(int argc, char **argv)
     int rc;
     if (query == 9)
         rc = s_q8(f, &cfg, events);
+    else if (query == 10)
+        rc = s_q3(f, &cfg, events);
     else if (query <= 2 || query >= 6)
         rc = s_rowwise(f, q, &cfg, events);
     else {

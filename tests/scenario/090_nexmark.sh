@@ -5,7 +5,8 @@
 # subtasks without changing it), for the default seed and another one:
 # the row-wise q0 (pass-through), q1 (currency conversion), q2 (selection),
 # and the event-time windowed q5 (hot items: sliding windows, then the top
-# auction per window), q7 (highest bid per tumbling window), q8 (new
+# auction per window), q3 (local items: an enrich join of auctions with
+# their sellers), q7 (highest bid per tumbling window), q8 (new
 # sellers: a window join of persons and auctions) and q11 (user sessions)
 # at 1 000 events/s of event time (100 s, so that there are many
 # windows). q12 (processing-time windows) is not deterministic: its counts
@@ -64,7 +65,7 @@ done
 RATE=1000
 TIES=0
 for seed in 0 1; do
-    for q in q5 q7 q8 q11; do
+    for q in q3 q5 q7 q8 q11; do
         step "$q, seed $seed: reference"
         "$REF" "$q" "$EVENTS" "$seed" "$WORK/ref-$q.csv" "$RATE" 2> "$WORK/ref.err" ||
             { cat "$WORK/ref.err" >&2; fail "nexmark_ref $q"; }
@@ -79,6 +80,7 @@ for seed in 0 1; do
             ;;
         q7) [ "$rows" -eq 10 ] || fail "q7: $rows tumbling windows, expected 10" ;;
         q8) [ "$rows" -gt 100 ] || fail "q8: only $rows new sellers" ;;
+        q3) [ "$rows" -gt 100 ] || fail "q3: only $rows local items" ;;
         q11)
             [ "$rows" -gt 1000 ] || fail "q11: only $rows sessions"
             [ "$(awk -F, 'NR > 1 && $4 > 1' "$WORK/want.csv" | wc -l)" -gt 500 ] ||

@@ -904,23 +904,6 @@ static void s_info_drop(s_job_t *j, uint64_t id)
         }
 }
 
-/* Copies a file crash-safely (temp, fsync, rename, fsync dir). */
-static int s_copy_file(const char *from, const char *to)
-{
-    FILE *f = fopen(from, "rb");
-    if (!f)
-        return SL_IO;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-    size_t got = buf && n >= 0 ? fread(buf, 1, (size_t)n, f) : 0;
-    fclose(f);
-    int rc = buf && (long)got == n ? sl_fs_write_atomic(to, buf, got) : SL_IO;
-    free(buf);
-    return rc;
-}
-
 /* The savepoint's checkpoint is complete: copy it (self-contained, its
  * _metadata last) and answer; with stop, the job ends. */
 static void s_savepoint_done(sl_master_t *m, s_job_t *j, uint64_t id)
@@ -941,7 +924,7 @@ static void s_savepoint_done(sl_master_t *m, s_job_t *j, uint64_t id)
         char a[4400], b[4600];
         snprintf(a, sizeof a, "%s/%s", src, name);
         snprintf(b, sizeof b, "%s/%s", dst, name);
-        if (s_copy_file(a, b) != SL_OK)
+        if (sl_fs_copy_atomic(a, b) != SL_OK)
             snprintf(why, sizeof why, "cannot copy %s to %s: %s", a, b, strerror(errno));
     }
     if (why[0]) {

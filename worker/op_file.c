@@ -387,18 +387,10 @@ static int s_copy_part(sl_opctx_t *c, s_sink_t *s, const char *from_dir, uint32_
     char from[4200], to[4200];
     snprintf(from, sizeof from, "%s/part-%06u", from_dir, (unsigned)i);
     s_part_path(s, i, to, sizeof to);
-    FILE *f = fopen(from, "rb");
-    if (!f)
+    int rc = sl_fs_copy_atomic(from, to);
+    if (rc == SL_NOTFOUND)
         return sl_op_fail(c, SL_DATA, "sink '%s': committed part %s is missing: %s", c->node->name,
                           from, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-    size_t got = buf && n >= 0 ? fread(buf, 1, (size_t)n, f) : 0;
-    fclose(f);
-    int rc = buf && (long)got == n ? sl_fs_write_atomic(to, buf, got) : SL_IO;
-    free(buf);
     if (rc)
         return sl_op_fail(c, rc, "sink '%s': cannot copy %s to %s", c->node->name, from, to);
     return SL_OK;

@@ -1156,6 +1156,22 @@ static int s_write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
+int sl_fs_copy_atomic(const char *from, const char *to)
+{
+    FILE *f = fopen(from, "rb");
+    if (!f)
+        return SL_NOTFOUND;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
+    size_t got = buf && n >= 0 ? fread(buf, 1, (size_t)n, f) : 0;
+    fclose(f);
+    int rc = buf && (long)got == n ? sl_fs_write_atomic(to, buf, got) : SL_IO;
+    free(buf);
+    return rc;
+}
+
 void sl_fs_staging_dir(const char *path, char *buf, size_t cap)
 {
     const char *slash = strrchr(path, '/');

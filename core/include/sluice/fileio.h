@@ -83,6 +83,9 @@ int sl_fs_publish(const char *tmp_path, const char *final_path);
 /* Writes len bytes to path crash-safely (temp file, fsync, rename, fsync
  * dir). Returns 0 or SL_IO. */
 int sl_fs_write_atomic(const char *path, const void *data, size_t len);
+/* Copies the file from to to crash-safely (as sl_fs_write_atomic). Returns
+ * 0, SL_NOTFOUND when from cannot be opened (errno says why), or SL_IO. */
+int sl_fs_copy_atomic(const char *from, const char *to);
 /* The staging directory of an output file written in parts
  * (.NAME.sluice-staging beside it; docs/fault-tolerance.md). */
 void sl_fs_staging_dir(const char *path, char *buf, size_t cap);

@@ -95,12 +95,14 @@ static int s_run(sl_opctx_t *c)
     sl_pacer_t pace;
     sl_pacer_init(&pace, nd->nex_rate, c->parallelism);
     sl_value_t vals[S_NFIELDS];
+    int64_t wall = 0;
     for (; nd->nex_events < 0 || s->next < nd->nex_events; s->next += p) {
         int64_t n = s->next;
         int prc = sl_op_source_checkpoint(c);
         if (prc)
             return prc;
-        prc = sl_pacer_wait(&pace, c);
+        prc = nd->gen_realtime ? sl_pacer_until(c, sl_nexmark_time(&nd->nex, (uint64_t)n), &wall)
+                               : sl_pacer_wait(&pace, c);
         if (prc)
             return prc;
         int rc = sl_nexmark_event(&nd->nex, (uint64_t)n, ev);

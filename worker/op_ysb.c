@@ -56,11 +56,14 @@ static int s_run(sl_opctx_t *c)
     sl_pacer_init(&pace, nd->ysb_rate, c->parallelism);
     sl_value_t v[S_NFIELDS];
     sl_ysb_event_t ev;
+    int64_t wall = 0;
     for (; nd->ysb_events < 0 || s->next < nd->ysb_events; s->next += p) {
         int rc = sl_op_source_checkpoint(c);
         if (rc)
             return rc;
-        if ((rc = sl_pacer_wait(&pace, c)) != SL_OK) /* also watches the cancel flag */
+        rc = nd->gen_realtime ? sl_pacer_until(c, sl_ysb_time(&nd->ysb, (uint64_t)s->next), &wall)
+                              : sl_pacer_wait(&pace, c); /* also watches the cancel flag */
+        if (rc != SL_OK)
             return rc;
         sl_ysb_event(&s->gen, (uint64_t)s->next, &ev);
         v[0] = sl_value_str(ev.user_id, SL_YSB_UUID_LEN);

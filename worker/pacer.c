@@ -22,6 +22,31 @@ void sl_pacer_init(sl_pacer_t *p, double total_rate, int parallelism)
     p->emitted = 0;
 }
 
+static int64_t s_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int sl_pacer_until(sl_opctx_t *c, int64_t due_ms, int64_t *now_ms)
+{
+    while (due_ms > *now_ms) {
+        *now_ms = s_wall_ms();
+        if (due_ms <= *now_ms)
+            break;
+        int rc = sl_op_source_idle(c);
+        if (rc)
+            return rc;
+        if (atomic_load(c->cancel))
+            return SL_CANCELED;
+        int64_t ms = due_ms - *now_ms < 20 ? due_ms - *now_ms : 20;
+        struct timespec ts = {0, (long)ms * 1000000L};
+        nanosleep(&ts, NULL); /* until the event is due on the wall clock */
+    }
+    return SL_OK;
+}
+
 int sl_pacer_wait(sl_pacer_t *p, sl_opctx_t *c)
 {
     if ((p->emitted & 255) == 0 && atomic_load(c->cancel))

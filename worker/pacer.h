@@ -22,5 +22,11 @@ void sl_pacer_init(sl_pacer_t *p, double total_rate, int parallelism);
 /* Waits until record p->emitted is due. Returns 0, SL_CANCELED or the
  * error of flushing the emitter. */
 int sl_pacer_wait(sl_pacer_t *p, sl_opctx_t *c);
+/* Realtime pacing (`realtime: true`): waits until the wall clock
+ * (CLOCK_REALTIME, ms since the epoch) reaches due_ms, flushing and
+ * watching the cancel flag like sl_pacer_wait. *now_ms caches the clock
+ * between calls (start it at 0), so events due in the same millisecond cost
+ * no clock read. Returns 0, SL_CANCELED or the error of flushing. */
+int sl_pacer_until(sl_opctx_t *c, int64_t due_ms, int64_t *now_ms);
 
 #endif

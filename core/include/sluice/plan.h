@@ -178,6 +178,12 @@ typedef struct sl_plan_node {
     sl_ysb_cfg_t ysb;     /* ysb: the event model (seed, first time, event rate) */
     int64_t ysb_events;   /* ysb: events in all, -1 = unbounded */
     double ysb_rate;      /* ysb: events/s of wall clock in all, 0 = as fast as possible */
+    /* nexmark / ysb, realtime: true: event n is emitted no earlier than its
+     * event time on the wall clock (for latency runs) */
+    bool gen_realtime;
+    int latency_field;         /* discard sink: timestamp field measured (now - it), or -1 */
+    int64_t latency_warmup_ms; /* discard sink: event time skipped at the start */
+    int64_t latency_span_ms;   /* discard sink: event time measured after it (0 = all) */
 } sl_plan_node_t;
 
 typedef struct {

@@ -809,7 +809,7 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
                           : SL_OK;
     uint64_t id = sl_snap_get_u64(r);
     uint32_t nep = sl_snap_get_u32(r);
-    if (r->err || nep > r->left / 24)
+    if (r->err || nep > r->left / 20)
         return sl_op_fail(c, SL_DATA, "sink '%s': bad snapshot", c->node->name);
     if (!s->exactly)
         return sl_op_fail(c, SL_DATA,

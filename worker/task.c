@@ -441,6 +441,7 @@ static void s_write_snapshot(sl_task_t *t, uint64_t id)
         sl_opctx_t *c = &t->ops[i];
         sl_snap_bytes(&w, c->node->name, strlen(c->node->name));
         op.len = 0;
+        c->checkpoint_id = id;
         int rc = t->vt[i]->snapshot ? t->vt[i]->snapshot(c, &op) : SL_INVAL;
         if (rc || op.err)
             snprintf(a.declined, sizeof a.declined, "operator '%s' cannot snapshot: %s",
@@ -655,6 +656,7 @@ static int s_open(sl_task_t *t, s_link_t *links)
         c->node = nd;
         c->subtask = t->env.subtask;
         c->parallelism = t->chain->parallelism;
+        c->attempt = t->env.attempt;
         c->in = nd->ninputs ? sl_plan_input_schema(p, nd, 0) : NULL;
         c->cancel = t->env.cancel;
         c->arena = sl_arena_new(64 * 1024);

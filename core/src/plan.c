@@ -60,6 +60,10 @@ static const s_type_t s_types[] = {
     {"stdout", SL_ROLE_SINK, SL_OP_STDOUT_SINK, S_KEYS("format"), 1, 1},
     {"discard", SL_ROLE_SINK, SL_OP_DISCARD_SINK,
      S_KEYS("description", "latency", "latency_warmup", "latency_span"), 1, 1},
+    {"kafka", SL_ROLE_SINK, SL_OP_KAFKA_SINK,
+     S_KEYS("bootstrap", "topic", "format", "key", "partition", "delivery", "commit_proof",
+            "journal", "marker_topic", "timeout_ms", "properties"),
+     1, 1},
 };
 #define S_NTYPES ((int)(sizeof s_types / sizeof *s_types))
 
@@ -1590,6 +1594,48 @@ static int s_build_stdout_sink(s_ctx_t *c)
     return SL_OK;
 }
 
+/* A Kafka sink (sluice/kafka.h): kafka_cfg.c checks its fields; the key
+ * and partition expressions are compiled here against the input. */
+static int s_build_kafka_sink(s_ctx_t *c)
+{
+    sl_plan_node_t *nd = c->node;
+    int rc = sl_kafka_sink_cfg_parse(c->sn->body, c->sn->name, c->d, &nd->ksink);
+    if (rc)
+        return rc;
+    sl_kafka_sink_cfg_t *k = nd->ksink;
+    int bad = 0;
+    const sl_ynode_t *n;
+    if ((n = sl_ynode_get(c->sn->body, "key")) && !(k->key = s_expr(c, n, c->in, "key")))
+        bad = 1;
+    if ((n = sl_ynode_get(c->sn->body, "partition"))) {
+        k->partition = s_expr(c, n, c->in, "partition");
+        if (!k->partition)
+            bad = 1;
+        else if (sl_expr_type(k->partition) != SL_TYPE_INT64) {
+            sl_diag_error(c->d, n->line, n->col, "partition of '%s' must be an int64, not %s",
+                          c->sn->name, sl_type_name(sl_expr_type(k->partition)));
+            bad = 1;
+        }
+    }
+    if (k->format == SL_KAFKA_RAW &&
+        (c->in->nfields != 1 || c->in->fields[0].type != SL_TYPE_STRING)) {
+        sl_diag_error(c->d, c->sn->body->line, c->sn->body->col,
+                      "sink '%s' with format raw needs an input of one string field (its "
+                      "bytes are the value)",
+                      c->sn->name);
+        bad = 1;
+    }
+    if (k->delivery == SL_KAFKA_EXACTLY_ONCE && c->plan->spec->ckpt_interval_ms <= 0) {
+        const sl_ynode_t *dn = sl_ynode_get(c->sn->body, "delivery");
+        sl_diag_error(c->d, dn->line, dn->col,
+                      "sink '%s': delivery: exactly-once commits at checkpoints; the job needs "
+                      "checkpoint: {interval: ...}",
+                      c->sn->name);
+        bad = 1;
+    }
+    return bad ? SL_SPEC : SL_OK;
+}
+
 /* `process`: a keyed process function of the job's plugin, with state and
  * timers (docs/udf.md#process-functions). Keys: `key:`, else an upstream
  * key_by's, else one key for all. Output = the function's declared outputs. */
@@ -1669,6 +1715,8 @@ static int s_build_node(s_ctx_t *c)
         return s_build_stdout_sink(c);
     case SL_OP_DISCARD_SINK:
         return s_build_discard(c); /* runs at the job's parallelism, chained */
+    case SL_OP_KAFKA_SINK:
+        return s_build_kafka_sink(c);
     }
     return SL_INVAL;
 }
@@ -1963,6 +2011,7 @@ void sl_plan_destroy(sl_plan_t **pp)
         free(nd->sink_path);
         free(nd->udf_in);
         sl_kafka_cfg_destroy(&nd->kafka);
+        sl_kafka_sink_cfg_destroy(&nd->ksink);
     }
     free(p->nodes);
     if (p->chains)

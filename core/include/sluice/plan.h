@@ -50,6 +50,7 @@ typedef enum {
     SL_OP_PROCESS, /* keyed process function of a plugin: state and timers (docs/udf.md) */
     /* Yahoo Streaming Benchmark ad events (sluice/ysb.h, docs/ysb.md) */
     SL_OP_YSB_SOURCE,
+    SL_OP_KAFKA_SINK, /* a Kafka topic, at-least-once or exactly-once (sluice/kafka.h) */
 } sl_opkind_t;
 
 typedef enum { SL_PART_FORWARD, SL_PART_HASH, SL_PART_REBALANCE } sl_part_t;
@@ -159,6 +160,7 @@ typedef struct sl_plan_node {
     int64_t nex_events;    /* nexmark: events in all, -1 = unbounded */
     double nex_rate;       /* nexmark: events/s of wall clock in all, 0 = as fast as possible */
     sl_kafka_cfg_t *kafka; /* kafka source: connection, topic, start, format (sluice/kafka.h) */
+    sl_kafka_sink_cfg_t *ksink; /* kafka sink: topic, format, key, delivery (sluice/kafka.h) */
 
     /* Event time (docs/time.md). */
     int rowtime;           /* event-time field of `out`, or -1 when records carry none */

@@ -86,6 +86,7 @@ print(s[:i] + "\nsinks:\n  - {name: out, type: discard, input: %s, latency: %s,"
 PY
 }
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A P50 P99 MAX NRES
 for q in $QUERIES; do
     spec "$q" >"$DATA/$q.yaml"
@@ -123,7 +124,9 @@ echo "$table"
 [ "$DOC" = "-" ] && exit 0
 SECTION="## Latency
 
-\`make bench-latency\` ($(commit_id), $(date -u +%Y-%m-%d)): $(machine_line).
+\`make bench-latency\` ($(commit_id "$ROOT"), $(date -u +%Y-%m-%d)): $(machine_line);
+load average $LOAD0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work on
+the machine shows in the p99 and max).
 One process, parallelism 1, generator in \`realtime\` mode at $RATE events/s
 (below capacity), $SECONDS_RUN s of events per run, results of the first
 $WARMUP s and after $((WARMUP + SPAN)) s of event time left out; medians of

@@ -67,3 +67,49 @@ int sl_pacer_wait(sl_pacer_t *p, sl_opctx_t *c)
         nanosleep(&ts, NULL); /* pacing to the configured rate */
     }
 }
+
+/* ---- sequence sources --------------------------------------------------- */
+
+#define S_SEQ_SNAP_VERSION 1
+
+int sl_seq_run(sl_opctx_t *c, const sl_seq_source_t *src, int64_t *next)
+{
+    sl_pacer_t pace;
+    sl_pacer_init(&pace, src->rate, c->parallelism);
+    int64_t p = c->parallelism, wall = 0;
+    for (; src->events < 0 || *next < src->events; *next += p) {
+        int rc = sl_op_source_checkpoint(c);
+        if (rc)
+            return rc;
+        rc = src->realtime ? sl_pacer_until(c, src->time_of(src->model, (uint64_t)*next), &wall)
+                           : sl_pacer_wait(&pace, c); /* also watches the cancel flag */
+        if (rc)
+            return rc;
+        if ((rc = src->emit(c, *next)) != SL_OK)
+            return rc;
+        pace.emitted++;
+    }
+    return sl_op_source_checkpoint(c);
+}
+
+int sl_seq_snapshot(int64_t next, sl_snap_w_t *w)
+{
+    sl_snap_u8(w, S_SEQ_SNAP_VERSION);
+    sl_snap_i64(w, next);
+    return w->err;
+}
+
+int sl_seq_restore(sl_opctx_t *c, const char *kind, sl_snap_r_t *r, int64_t *next)
+{
+    uint8_t v = sl_snap_get_u8(r);
+    int64_t n = sl_snap_get_i64(r);
+    if (r->err || v != S_SEQ_SNAP_VERSION)
+        return sl_op_fail(c, SL_DATA, "%s '%s': not a snapshot of this source", kind,
+                          c->node->name);
+    if (n < c->subtask || (n - c->subtask) % c->parallelism != 0)
+        return sl_op_fail(c, SL_DATA,
+                          "%s '%s': snapshot position %lld is not one of subtask %d of %d", kind,
+                          c->node->name, (long long)n, c->subtask, c->parallelism);
+    *next = n;
+    return SL_OK;
+}

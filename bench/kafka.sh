@@ -11,6 +11,8 @@
 #                 BENCH_KAFKA_PARTITIONS partitions of a fresh topic in-R,
 #                 one idempotent producer (acks=all, linger.ms=5,
 #                 batch.num.messages=10000, as Sluice's sink)
+#   raw produce + headers  the same into a fresh topic hdr-R, each record
+#                 with the five headers Sluice's sink writes
 #   raw consume   bench/kafka_raw consume: topic in-1 read from the
 #                 beginning to the end with rd_kafka_consumer_poll
 #   sluice alo    `sluice run` (embedded master, 2 workers, parallelism
@@ -96,7 +98,7 @@ nums() { tr ' ' '\n' | grep -v '^$' || true; }
 # ---- the broker, its topics, the job ---------------------------------------------
 topics=()
 for ((r = 1; r <= RUNS; r++)); do
-    topics+=(--topic "in-$r:$PARTS" --topic "out-alo-$r:$PARTS" --topic "out-eo-$r:$PARTS")
+    topics+=(--topic "in-$r:$PARTS" --topic "hdr-$r:$PARTS" --topic "out-alo-$r:$PARTS" --topic "out-eo-$r:$PARTS")
 done
 "$DEVK" --brokers 3 "${topics[@]}" --no-stdin --port-file "$DATA/boot" </dev/null \
     >"$DATA/dk.out" 2>"$DATA/dk.err" &
@@ -195,6 +197,12 @@ for ((r = 1; r <= RUNS; r++)); do
         die "raw produce (round $r): in-$r holds offsets $LOW..$HIGH summed, not 0..$N (retention? use more partitions)"
     add raw-produce "$(field records_per_s "$out")" "$(field seconds "$out")"
     printf '   round %d/%d  raw produce    %8.3f s  %8s records/s\n' "$r" "$RUNS" "$(field seconds "$out")" "$(field records_per_s "$out")"
+    out=$("$RAW" produce "$BOOT" "hdr-$r" "$PARTS" "$N" "$SIZE" headers) || die "raw produce with headers (round $r) failed"
+    count "hdr-$r"
+    [ "$LOW" = 0 ] && [ "$HIGH" = "$N" ] ||
+        die "raw produce with headers (round $r): hdr-$r holds offsets $LOW..$HIGH summed, not 0..$N (retention? use more partitions)"
+    add raw-headers "$(field records_per_s "$out")" "$(field seconds "$out")"
+    printf '   round %d/%d  raw + headers  %8.3f s  %8s records/s\n' "$r" "$RUNS" "$(field seconds "$out")" "$(field records_per_s "$out")"
     out=$("$RAW" consume "$BOOT" in-1 "$N") || die "raw consume (round $r) failed"
     add raw-consume "$(field records_per_s "$out")" "$(field seconds "$out")"
     printf '   round %d/%d  raw consume    %8.3f s  %8s records/s\n' "$r" "$RUNS" "$(field seconds "$out")" "$(field records_per_s "$out")"
@@ -206,9 +214,10 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 CONSUME=$(echo "${RATES[raw-consume]}" | nums | median)
 TABLE="| what | runs (s) | median s | records/s (median) | vs raw consume |
 |---|---|---|---|---|"
-for k in raw-produce raw-consume sluice-alo sluice-eo; do
+for k in raw-produce raw-headers raw-consume sluice-alo sluice-eo; do
     case $k in
     raw-produce) what="raw librdkafka produce (idempotent, acks=all, linger.ms=5)" ;;
+    raw-headers) what="raw librdkafka produce, with the sink's 5 headers per record" ;;
     raw-consume) what="raw librdkafka consume (consumer_poll)" ;;
     sluice-alo) what="sluice: Kafka source → map → Kafka sink, at-least-once" ;;
     sluice-eo) what="sluice: Kafka source → map → Kafka sink, exactly-once" ;;
@@ -266,11 +275,14 @@ $TABLE
 Every run moves $N records of $SIZE-byte JSON values
 (\`{"id":…,"user":"u…","amount":…,"ts":…,"pad":"xx…"}\`) through topics of
 $PARTS partitions on \`sluice-dev-kafka\` (3 mock brokers, one process),
-$RUNS rounds, the four runs of a round one after the other. **raw produce**:
+$RUNS rounds, the five runs of a round one after the other. **raw produce**:
 \`bench/kafka_raw produce\`, one producer with Sluice's sink settings
 (\`enable.idempotence=true\`, \`acks=all\`, \`linger.ms=5\`,
 \`batch.num.messages=10000\`), round-robin over the partitions, from the
 first \`produce\` to the end of the flush; each round writes a fresh topic.
+**with the sink's 5 headers**: the same, each record also carrying the
+headers \`job\`, \`subtask\`, \`epoch\`, \`attempt\`, \`seq\` that Sluice's
+sink adds (formatted per record, as the sink does).
 **raw consume**: \`bench/kafka_raw consume\`, one consumer assigned every
 partition of the first round's topic, \`rd_kafka_consumer_poll\` (one
 record per call, like Sluice's source), from the assignment to the last
@@ -300,6 +312,9 @@ or a disk; they compare Sluice's connectors with a bare client on the
 The Sluice job both consumes and produces every record, so it cannot beat
 the slower of raw consume and raw produce on this machine; its ratio to
 raw consume is the upper bound of what the connectors could add here.
+The two raw produce rows differ only by the headers: that is the price of
+labelling every record with its transaction (what the exactly-once oracle
+reads), paid by both delivery modes.
 Short runs also carry Sluice's fixed costs (starting the embedded
 cluster, the source's watermark lookups, the sink's final flush or
 commit), which weigh more the fewer records a run has.

@@ -2,12 +2,15 @@
  * plain client produces to and consumes from a Kafka cluster (here the dev
  * broker), with nothing of Sluice in the way.
  *
- *   kafka_raw produce BOOTSTRAP TOPIC PARTITIONS COUNT SIZE
+ *   kafka_raw produce BOOTSTRAP TOPIC PARTITIONS COUNT SIZE [headers]
  *       COUNT JSON records of SIZE bytes, round-robin over partitions
  *       0..PARTITIONS-1, one producer (enable.idempotence=true, acks=all,
  *       linger.ms=5, batch.num.messages=10000: the settings of Sluice's
  *       at-least-once sink), timed from the first produce call to the end
- *       of the flush; every record must be acknowledged.
+ *       of the flush; every record must be acknowledged. With "headers",
+ *       each record also carries the five headers Sluice's sink writes
+ *       (job, subtask, epoch, attempt, seq), formatted per record as the
+ *       sink does.
  *   kafka_raw consume BOOTSTRAP TOPIC COUNT
  *       reads every partition of TOPIC from its beginning to its end with
  *       rd_kafka_consumer_poll (one record per call, as Sluice's source
@@ -100,7 +103,8 @@ static void s_on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         s_acked++;
 }
 
-static void s_produce(const char *boot, const char *topic, int parts, uint64_t count, int size)
+static void s_produce(const char *boot, const char *topic, int parts, uint64_t count, int size,
+                      bool headers)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     s_set(conf, "bootstrap.servers", boot);
@@ -132,11 +136,30 @@ static void s_produce(const char *boot, const char *topic, int parts, uint64_t c
             s_die("SIZE", "too small for the record (at least 90 bytes)");
         memset(buf + n, 'x', (size_t)pad);
         memcpy(buf + n + pad, "\"}", 2);
+        char sub[16], ep[24], at[16], sq[24];
+        if (headers) {
+            snprintf(sub, sizeof sub, "%d", (int)(i % 2));
+            snprintf(ep, sizeof ep, "%d", 0);
+            snprintf(at, sizeof at, "%u", 1u);
+            snprintf(sq, sizeof sq, "%" PRIu64, i / 2);
+        }
         for (;;) {
-            if (rd_kafka_produce(rkt, (int32_t)(i % (uint64_t)parts), RD_KAFKA_MSG_F_COPY, buf,
-                                 (size_t)size, NULL, 0, NULL) == 0)
+            rd_kafka_resp_err_t e;
+            if (headers)
+                e = rd_kafka_producev(
+                    rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION((int32_t)(i % (uint64_t)parts)),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(buf, (size_t)size),
+                    RD_KAFKA_V_HEADER("job", "kafka-bench", -1),
+                    RD_KAFKA_V_HEADER("subtask", sub, -1), RD_KAFKA_V_HEADER("epoch", ep, -1),
+                    RD_KAFKA_V_HEADER("attempt", at, -1), RD_KAFKA_V_HEADER("seq", sq, -1),
+                    RD_KAFKA_V_END);
+            else
+                e = rd_kafka_produce(rkt, (int32_t)(i % (uint64_t)parts), RD_KAFKA_MSG_F_COPY, buf,
+                                     (size_t)size, NULL, 0, NULL) == 0
+                        ? RD_KAFKA_RESP_ERR_NO_ERROR
+                        : rd_kafka_last_error();
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
                 break;
-            rd_kafka_resp_err_t e = rd_kafka_last_error();
             if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 s_die("produce", rd_kafka_err2str(e));
             rd_kafka_poll(rk, 10);
@@ -257,16 +280,16 @@ static uint64_t s_num(const char *what, const char *s, uint64_t min, uint64_t ma
 
 int main(int argc, char **argv)
 {
-    if (argc == 7 && !strcmp(argv[1], "produce"))
+    if ((argc == 7 || (argc == 8 && !strcmp(argv[7], "headers"))) && !strcmp(argv[1], "produce"))
         s_produce(argv[2], argv[3], (int)s_num("PARTITIONS", argv[4], 1, 1000),
                   s_num("COUNT", argv[5], 1, UINT64_MAX / 2),
-                  (int)s_num("SIZE", argv[6], 1, 1 << 20));
+                  (int)s_num("SIZE", argv[6], 1, 1 << 20), argc == 8);
     else if (argc == 5 && !strcmp(argv[1], "consume"))
         s_consume(argv[2], argv[3], s_num("COUNT", argv[4], 0, UINT64_MAX / 2));
     else if (argc == 4 && !strcmp(argv[1], "count"))
         s_count(argv[2], argv[3]);
     else {
-        fprintf(stderr, "usage: kafka_raw produce BOOTSTRAP TOPIC PARTITIONS COUNT SIZE\n"
+        fprintf(stderr, "usage: kafka_raw produce BOOTSTRAP TOPIC PARTITIONS COUNT SIZE [headers]\n"
                         "       kafka_raw consume BOOTSTRAP TOPIC COUNT\n"
                         "       kafka_raw count BOOTSTRAP TOPIC\n");
         return 2;

@@ -152,8 +152,16 @@ count() {
 # rate LINE: the records_per_s of a kafka_raw line
 field() { echo "$2" | awk -v f="$1" '{ for (i = 1; i < NF; i++) if ($i == f) print $(i + 1) }'; }
 
-declare -A RATES SECS
-add() { RATES[$1]="${RATES[$1]:-} $2"; SECS[$1]="${SECS[$1]:-} $3"; }
+declare -A RATES SECS CPUS
+# add KEY RATE SECS: one run's figures, with the CPU seconds of $DATA/cpu
+add() {
+    RATES[$1]="${RATES[$1]:-} $2"
+    SECS[$1]="${SECS[$1]:-} $3"
+    CPUS[$1]="${CPUS[$1]:-} $(awk '{ printf "%.2f", $1 + $2 }' "$DATA/cpu")"
+}
+# timed CMD...: runs CMD, its user + system CPU seconds into $DATA/cpu
+timed() { /usr/bin/time -o "$DATA/cpu" -f '%U %S' "$@"; }
+[ -x /usr/bin/time ] || die "GNU time (/usr/bin/time) is needed for the CPU seconds"
 
 # run_sluice MODE ROUND: one timed sluice run, checked
 run_sluice() {
@@ -164,7 +172,7 @@ run_sluice() {
     fi
     local t0 t1 rc=0
     t0=$(date +%s.%N)
-    "$SLUICE" run "$spec" --param bootstrap="$BOOT" --param input=in-1 --param output="$topic" \
+    timed "$SLUICE" run "$spec" --param bootstrap="$BOOT" --param input=in-1 --param output="$topic" \
         --param delivery="$delivery" "${extra[@]}" --parallelism "$PAR" --workers 2 --quiet \
         >/dev/null 2>"$log" || rc=$?
     t1=$(date +%s.%N)
@@ -191,19 +199,19 @@ declare -A CKS
 
 echo "== Kafka: $N records of $SIZE bytes, $PARTS partitions, $RUNS rounds, dev broker at $BOOT"
 for ((r = 1; r <= RUNS; r++)); do
-    out=$("$RAW" produce "$BOOT" "in-$r" "$PARTS" "$N" "$SIZE") || die "raw produce (round $r) failed"
+    out=$(timed "$RAW" produce "$BOOT" "in-$r" "$PARTS" "$N" "$SIZE") || die "raw produce (round $r) failed"
     count "in-$r"
     [ "$LOW" = 0 ] && [ "$HIGH" = "$N" ] ||
         die "raw produce (round $r): in-$r holds offsets $LOW..$HIGH summed, not 0..$N (retention? use more partitions)"
     add raw-produce "$(field records_per_s "$out")" "$(field seconds "$out")"
     printf '   round %d/%d  raw produce    %8.3f s  %8s records/s\n' "$r" "$RUNS" "$(field seconds "$out")" "$(field records_per_s "$out")"
-    out=$("$RAW" produce "$BOOT" "hdr-$r" "$PARTS" "$N" "$SIZE" headers) || die "raw produce with headers (round $r) failed"
+    out=$(timed "$RAW" produce "$BOOT" "hdr-$r" "$PARTS" "$N" "$SIZE" headers) || die "raw produce with headers (round $r) failed"
     count "hdr-$r"
     [ "$LOW" = 0 ] && [ "$HIGH" = "$N" ] ||
         die "raw produce with headers (round $r): hdr-$r holds offsets $LOW..$HIGH summed, not 0..$N (retention? use more partitions)"
     add raw-headers "$(field records_per_s "$out")" "$(field seconds "$out")"
     printf '   round %d/%d  raw + headers  %8.3f s  %8s records/s\n' "$r" "$RUNS" "$(field seconds "$out")" "$(field records_per_s "$out")"
-    out=$("$RAW" consume "$BOOT" in-1 "$N") || die "raw consume (round $r) failed"
+    out=$(timed "$RAW" consume "$BOOT" in-1 "$N") || die "raw consume (round $r) failed"
     add raw-consume "$(field records_per_s "$out")" "$(field seconds "$out")"
     printf '   round %d/%d  raw consume    %8.3f s  %8s records/s\n' "$r" "$RUNS" "$(field seconds "$out")" "$(field records_per_s "$out")"
     run_sluice alo "$r"
@@ -212,8 +220,9 @@ done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 CONSUME=$(echo "${RATES[raw-consume]}" | nums | median)
-TABLE="| what | runs (s) | median s | records/s (median) | vs raw consume |
-|---|---|---|---|---|"
+TABLE="| what | runs (s) | median s | records/s (median) | vs raw consume | client CPU s (median) | records per client CPU s | vs raw consume |
+|---|---|---|---|---|---|---|---|"
+CCPU=$(echo "${CPUS[raw-consume]}" | nums | median)
 for k in raw-produce raw-headers raw-consume sluice-alo sluice-eo; do
     case $k in
     raw-produce) what="raw librdkafka produce (idempotent, acks=all, linger.ms=5)" ;;
@@ -226,7 +235,9 @@ for k in raw-produce raw-headers raw-consume sluice-alo sluice-eo; do
     secs=$(echo "${SECS[$k]}" | nums | median)
     runs=$(echo "${SECS[$k]}" | nums | tr '\n' ' ' | sed 's/ $//; s/ /, /g')
     ratio=$(awk -v a="$rate" -v b="$CONSUME" 'BEGIN { printf "%.2f", a / b }')
-    TABLE+=$'\n'"| $what | $runs | $secs | $(printf "%.0f" "$rate") | $ratio |"
+    cpu=$(echo "${CPUS[$k]}" | nums | median)
+    cr=$(awk -v c="$cpu" -v n="$N" -v cc="$CCPU" 'BEGIN { printf "%.0f | %.2f", n / c, cc / c }')
+    TABLE+=$'\n'"| $what | $runs | $secs | $(printf "%.0f" "$rate") | $ratio | $cpu | $cr |"
 done
 echo
 echo "$TABLE" | grep -v '^|---' | sed 's/^| //; s/ |$//; s/ | /|/g' | sed 's/→/->/g' | column -t -s '|' | sed 's/^/   /'
@@ -294,7 +305,12 @@ interval: 1s }\`; records/s = $N / the wall time of the whole process
 (start-up, reading the watermarks, and the final flush or commit
 included). Exactly-once uses \`commit_proof: journal\` (the dev broker
 has no transaction semantics, see kafka.md). **vs raw consume** = records/s
-relative to the raw consumer's median. Checked in every timed run: all
+relative to the raw consumer's median. **client CPU s** = user + system
+CPU seconds of the client process (GNU time; \`kafka_raw\`, or the whole
+\`sluice run\` process: embedded master, 2 workers, source, map, sink),
+not counting the broker's; **records per client CPU s** is less sensitive
+to the load of the shared machine than the wall-clock rate, and its
+**vs raw consume** is the raw consumer's CPU over the row's. Checked in every timed run: all
 records acknowledged (raw produce), exactly $N read (raw consume), the
 source read $N and the output topic holds $N with nothing dropped by
 retention (sluice), and the journal accounts for all $N (exactly-once).

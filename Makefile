@@ -70,6 +70,13 @@ bench-latency: release
 bench-checkpoint: release
 	bash bench/checkpoint.sh $(RELEASE)
 
+# Release build: raw librdkafka produce/consume against Sluice's Kafka source
+# -> map -> Kafka sink (at-least-once, exactly-once) on the dev broker,
+# medians of 3, into the "Kafka" section of docs/benchmarks.md
+.PHONY: bench-kafka
+bench-kafka: release
+	bash bench/kafka.sh $(RELEASE)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 

@@ -9,8 +9,9 @@
  * optimised away.
  *
  *   nexmark_ceiling QUERY EVENTS SEED [EVENT_RATE]
- *       QUERY: q0, q1, q2, q5, q7, q11, q14, q21 or q22; EVENT_RATE: events
- *       per second of event time (default 10 000, the source's `event_rate`)
+ *       QUERY: q0, q1, q2, q4, q5, q7, q9, q11, q13-q22 but q12; EVENT_RATE:
+ *       events per second of event time (default 10 000, the source's
+ *       `event_rate`)
  *
  * The windowed queries run as a streaming program would, on the events in
  * event-time order, with state bounded by the open windows:
@@ -34,6 +35,21 @@
  *        for "channel_id=" at the url's start or after a '&', the value up
  *        to the next '&'; bids with neither are dropped
  *   q22  strchr over the url for fields 3, 4, 5 split at '/'
+ *
+ * The joins, daily statistics and per-key top-N, also streaming:
+ *   q4, q9  a ring of open auctions indexed by id, with the best bid
+ *        between date_time and expires so far; an auction counts (q4: into
+ *        per-category sums) or is emitted (q9) when its slot is reused or
+ *        the input ends
+ *   q13  the side table (side-KEY for keys 0..9999) in an array
+ *   q15-q17  hash sets of the day's (channel, bidder) and (channel,
+ *        auction) with the mask of their price ranges, counters per
+ *        channel (q16) or per auction (q17), emitted when the day ends
+ *   q18, q19  the last bid / the top 10 of each live (bidder, auction) /
+ *        auction, emitted once the auction is over 100 behind the newest
+ *        (no bid can name it any more)
+ *   q20  the ring of category-10 auctions, and the bids on auctions not
+ *        created yet until their auction comes
  *
  * Prints one line on stdout:
  *   query=q0 events=N rows=R checksum=HEX

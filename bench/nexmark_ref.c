@@ -5,7 +5,7 @@
  * benchmark.
  *
  *   nexmark_ref QUERY EVENTS SEED OUTPUT.csv [EVENT_RATE]
- *       QUERY: q0, q1, q2, q3, q5, q7, q8, q11, q14, q21 or q22; EVENT_RATE: events
+ *       QUERY: any of q0-q22 but q6, q10 and q12; EVENT_RATE: events
  *       per second of event time (default 10 000, the source's `event_rate`)
  *
  * Writes the CSV the file sink writes: a header, then one row per result,
@@ -33,7 +33,21 @@
  *   q21  bids of the four big channels (by lower-case name) or whose url has
  *        "channel_id=" at its start or after a '&': the id is the channel's
  *        number, else the url's text after "channel_id=" up to a '&'
- *   q22  bids with fields 3, 4, 5 (0-based) of the url split at '/' */
+ *   q22  bids with fields 3, 4, 5 (0-based) of the url split at '/'
+ *
+ * The queries of joins, sessions and day windows follow the SQL with no
+ * event-time bound (the jobs' bounds are what the comparison checks):
+ *   q4, q9  per auction, the highest bid between its date_time and its
+ *        expires (both included), the earliest of equal prices; q4
+ *        averages them per category (int64 sum / count), q9 writes them
+ *   q13  every bid with side-(auction % 10000), the table of
+ *        jobs/nexmark/side_input.csv
+ *   q15-q17  the bids sorted by group (day; channel and day; auction and
+ *        day), counts per price range, distinct values by sorting
+ *   q18, q19  the bids sorted by (bidder, auction, time) / (auction, price
+ *        descending, time): the last of each pair / the first 10
+ *   q20  every bid whose auction (looked up by id) exists and has
+ *        category 10, with the auction */
 #define _POSIX_C_SOURCE 200809L
 #include <stdbool.h>
 #include <stdint.h>
@@ -550,6 +564,415 @@ static int s_q3(FILE *f, const sl_nexmark_cfg_t *cfg, long long events)
     return 0;
 }
 
+/* ---- q4, q9, q13, q15-q20: the queries added with joins and sessions --------------- */
+
+/* An auction of q4, q9, q20, found by its id: auction id 1000 + k is
+ * auctions[k] (the generator numbers them in order). */
+typedef struct {
+    int64_t t, expires, category; /* date_time, expires, category */
+    uint64_t n;                   /* its event number */
+    int64_t best, best_t;         /* q4, q9: the winning price and its bid's time; best < 0: none */
+    uint64_t best_n;              /* q9: the winning bid's event number */
+} s_auc_t;
+
+/* Every auction of events 0 .. events-1 in *out, indexed by id - 1000
+ * (caller frees). Returns the count, or -1 after a message. */
+static long long s_auctions(const sl_nexmark_cfg_t *cfg, long long events, s_auc_t **out)
+{
+    s_auc_t *a = calloc((size_t)events / 50 * 3 + 4, sizeof *a);
+    if (!a) {
+        fprintf(stderr, "nexmark_ref: out of memory\n");
+        return -1;
+    }
+    static sl_nexmark_event_t e;
+    long long na = 0;
+    for (long long n = 0; n < events; n++) {
+        if (sl_nexmark_kind((uint64_t)n) != SL_NEXMARK_AUCTION)
+            continue;
+        if (sl_nexmark_event(cfg, (uint64_t)n, &e)) {
+            fprintf(stderr, "nexmark_ref: event %lld failed\n", n);
+            free(a);
+            return -1;
+        }
+        if (e.auction.id - SL_NEXMARK_FIRST_AUCTION_ID != na) {
+            fprintf(stderr, "nexmark_ref: auction %lld out of order\n", (long long)e.auction.id);
+            free(a);
+            return -1;
+        }
+        a[na++] =
+            (s_auc_t){e.date_time, e.auction.expires, e.auction.category, (uint64_t)n, -1, 0, 0};
+    }
+    *out = a;
+    return na;
+}
+
+/* q4, q9: each auction's highest bid from its date_time to its expiry
+ * (both included), the earliest of equal prices. */
+static void s_winning(s_auc_t *a, long long na, const s_bid_t *b, long long nb)
+{
+    for (long long i = 0; i < nb; i++) {
+        long long k = b[i].auction - SL_NEXMARK_FIRST_AUCTION_ID;
+        if (k < 0 || k >= na || b[i].t < a[k].t || b[i].t > a[k].expires)
+            continue;
+        if (b[i].price > a[k].best || (b[i].price == a[k].best && b[i].t < a[k].best_t)) {
+            a[k].best = b[i].price;
+            a[k].best_t = b[i].t;
+            a[k].best_n = b[i].n;
+        }
+    }
+}
+
+/* q4: per category, the number of auctions with a winning bid and the
+ * average winning price (int64, truncated). */
+static int s_q4(FILE *f, s_auc_t *a, long long na, const s_bid_t *b, long long nb)
+{
+    s_winning(a, na, b, nb);
+    long long cnt[SL_NEXMARK_NUM_CATEGORIES] = {0}, sum[SL_NEXMARK_NUM_CATEGORIES] = {0};
+    for (long long k = 0; k < na; k++) {
+        if (a[k].best < 0)
+            continue;
+        int c = (int)(a[k].category - SL_NEXMARK_FIRST_CATEGORY_ID);
+        cnt[c]++;
+        sum[c] += a[k].best;
+    }
+    fputs("category,avg_price,auctions\n", f);
+    for (int c = 0; c < SL_NEXMARK_NUM_CATEGORIES; c++)
+        if (cnt[c])
+            fprintf(f, "%d,%lld,%lld\n", SL_NEXMARK_FIRST_CATEGORY_ID + c, sum[c] / cnt[c], cnt[c]);
+    return 0;
+}
+
+/* q9: every auction with a winning bid, with it. */
+static int s_q9(FILE *f, const sl_nexmark_cfg_t *cfg, s_auc_t *a, long long na, const s_bid_t *b,
+                long long nb)
+{
+    static sl_nexmark_event_t e, w;
+    s_winning(a, na, b, nb);
+    fputs("id,item_name,description,initial_bid,reserve,date_time,expires,seller,category,extra,"
+          "auction,bidder,price,bid_date_time,bid_extra\n",
+          f);
+    for (long long k = 0; k < na; k++) {
+        if (a[k].best < 0)
+            continue;
+        if (sl_nexmark_event(cfg, a[k].n, &e) || sl_nexmark_event(cfg, a[k].best_n, &w))
+            return 1;
+        const sl_nexmark_auction_t *x = &e.auction;
+        fprintf(f, "%lld,", (long long)x->id);
+        s_str(f, x->item_name);
+        fputc(',', f);
+        s_str(f, x->description);
+        fprintf(f, ",%lld,%lld,", (long long)x->initial_bid, (long long)x->reserve);
+        s_ts(f, e.date_time);
+        fputc(',', f);
+        s_ts(f, x->expires);
+        fprintf(f, ",%lld,%lld,", (long long)x->seller, (long long)x->category);
+        s_str(f, e.extra);
+        fprintf(f, ",%lld,%lld,%lld,", (long long)w.bid.auction, (long long)w.bid.bidder,
+                (long long)w.bid.price);
+        s_ts(f, w.date_time);
+        fputc(',', f);
+        s_str(f, w.extra);
+        fputc('\n', f);
+    }
+    return 0;
+}
+
+/* q13: every bid with the side table's value of auction % 10000; the
+ * table (jobs/nexmark/side_input.csv) holds keys 0..9999 with the values
+ * side-KEY. */
+static int s_q13(FILE *f, const sl_nexmark_cfg_t *cfg, const s_bid_t *b, long long nb)
+{
+    (void)cfg;
+    fputs("auction,bidder,price,date_time,value\n", f);
+    for (long long i = 0; i < nb; i++) {
+        int64_t key = b[i].auction % 10000;
+        if (key < 0)
+            continue; /* not in the table */
+        fprintf(f, "%lld,%lld,%lld,", (long long)b[i].auction, (long long)b[i].bidder,
+                (long long)b[i].price);
+        s_ts(f, b[i].t);
+        fprintf(f, ",side-%lld\n", (long long)key);
+    }
+    return 0;
+}
+
+/* A bid of q15-q17 with its group (g0, g1) and price range 1..3. */
+typedef struct {
+    int64_t g0, g1; /* the group: q15 (day, 0), q16 (channel, day), q17 (auction, day) */
+    int64_t v;      /* scratch: a value to count distinct */
+    const s_bid_t *b;
+    int range; /* 1: price < 10^4, 2: < 10^6, 3: more */
+} s_gbid_t;
+
+static int s_gbid_cmp(const void *x, const void *y)
+{
+    const s_gbid_t *a = x, *b = y;
+    if (a->g0 != b->g0)
+        return a->g0 < b->g0 ? -1 : 1;
+    if (a->g1 != b->g1)
+        return a->g1 < b->g1 ? -1 : 1;
+    return (a->v > b->v) - (a->v < b->v);
+}
+
+static int s_i64_cmp(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* How many distinct values of field (0 bidder, 1 auction) the bids g[0..n)
+ * of range r (0: any) have; tmp has room for n. */
+static long long s_distinct(const s_gbid_t *g, long long n, int field, int r, int64_t *tmp)
+{
+    long long m = 0, d = 0;
+    for (long long i = 0; i < n; i++)
+        if (!r || g[i].range == r)
+            tmp[m++] = field ? g[i].b->auction : g[i].b->bidder;
+    qsort(tmp, (size_t)m, sizeof *tmp, s_i64_cmp);
+    for (long long i = 0; i < m; i++)
+        d += !i || tmp[i] != tmp[i - 1];
+    return d;
+}
+
+/* Days since the epoch of a timestamp (UTC). */
+static int64_t s_day(int64_t ms)
+{
+    return ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+}
+
+/* The channels of q16 as numbers: 0..3 the big four, 4 + N channel-N. */
+static int64_t s_channel_no(const char *c)
+{
+    static const char *const big[] = {"Google", "Facebook", "Baidu", "Apple"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(c, big[i]))
+            return i;
+    if (strncmp(c, "channel-", 8) != 0)
+        return -1;
+    return 4 + strtoll(c + 8, NULL, 10);
+}
+
+/* q15, q16, q17: statistics per group of bids. */
+static int s_stats(FILE *f, int query, const sl_nexmark_cfg_t *cfg, const s_bid_t *b, long long nb)
+{
+    static sl_nexmark_event_t e;
+    static const char *const big[] = {"Google", "Facebook", "Baidu", "Apple"};
+    s_gbid_t *g = malloc(((size_t)nb + 1) * sizeof *g);
+    int64_t *tmp = malloc(((size_t)nb + 1) * sizeof *tmp);
+    if (!g || !tmp) {
+        free(g);
+        free(tmp);
+        return 1;
+    }
+    for (long long i = 0; i < nb; i++) {
+        int64_t day = s_day(b[i].t);
+        g[i] = (s_gbid_t){day, 0, 0, &b[i], b[i].price < 10000 ? 1 : b[i].price < 1000000 ? 2 : 3};
+        if (query == 16) {
+            if (sl_nexmark_event(cfg, b[i].n, &e))
+                return 1;
+            g[i].g0 = s_channel_no(e.bid.channel);
+            g[i].g1 = day;
+            g[i].v = b[i].t; /* the last bid of the group sorts last */
+        } else if (query == 17) {
+            g[i].g0 = b[i].auction;
+            g[i].g1 = day;
+        }
+    }
+    qsort(g, (size_t)nb, sizeof *g, s_gbid_cmp);
+    if (query == 15)
+        fputs("day,", f);
+    else if (query == 16)
+        fputs("channel,day,minute,", f);
+    else
+        fputs("auction,day,", f);
+    fputs(query == 17 ? "total_bids,rank1_bids,rank2_bids,rank3_bids,min_price,max_price,avg_"
+                        "price,sum_price\n"
+                      : "total_bids,rank1_bids,rank2_bids,rank3_bids,total_bidders,rank1_"
+                        "bidders,rank2_bidders,rank3_bidders,total_auctions,rank1_auctions,"
+                        "rank2_auctions,rank3_auctions\n",
+          f);
+    for (long long lo = 0, hi; lo < nb; lo = hi) {
+        for (hi = lo + 1; hi < nb && g[hi].g0 == g[lo].g0 && g[hi].g1 == g[lo].g1; hi++)
+            ;
+        long long n = hi - lo, rc[4] = {0};
+        int64_t mn = INT64_MAX, mx = INT64_MIN, sum = 0;
+        for (long long i = lo; i < hi; i++) {
+            rc[g[i].range]++;
+            int64_t p = g[i].b->price;
+            mn = p < mn ? p : mn;
+            mx = p > mx ? p : mx;
+            sum += p;
+        }
+        int64_t day = query == 15 ? g[lo].g0 : g[lo].g1;
+        if (query == 17)
+            fprintf(f, "%lld,", (long long)g[lo].g0);
+        if (query == 16) {
+            if (g[lo].g0 < 4)
+                fputs(big[g[lo].g0], f);
+            else
+                fprintf(f, "channel-%lld", (long long)(g[lo].g0 - 4));
+            fputc(',', f);
+        }
+        char buf[32];
+        FILE *m = fmemopen(buf, sizeof buf, "w");
+        if (!m)
+            return 1;
+        s_ts(m, day * 86400000);
+        fclose(m);
+        fprintf(f, "%.10s,", buf);
+        if (query == 16) {
+            int64_t last = g[hi - 1].b->t, rest = last - s_day(last) * 86400000;
+            fprintf(f, "%02d:%02d,", (int)(rest / 3600000), (int)(rest / 60000 % 60));
+        }
+        fprintf(f, "%lld,%lld,%lld,%lld", n, rc[1], rc[2], rc[3]);
+        if (query == 17) {
+            fprintf(f, ",%lld,%lld,%lld,%lld\n", (long long)mn, (long long)mx, (long long)(sum / n),
+                    (long long)sum);
+            continue;
+        }
+        for (int field = 0; field < 2; field++)
+            for (int r = 0; r <= 3; r++)
+                fprintf(f, ",%lld", s_distinct(g + lo, n, field, r, tmp));
+        fputc('\n', f);
+    }
+    free(g);
+    free(tmp);
+    return 0;
+}
+
+/* A full bid row of q18, q19, q20 from its event. */
+static void s_bid_row(FILE *f, const sl_nexmark_event_t *e)
+{
+    const sl_nexmark_bid_t *b = &e->bid;
+    fprintf(f, "%lld,%lld,%lld,", (long long)b->auction, (long long)b->bidder, (long long)b->price);
+    s_str(f, b->channel);
+    fputc(',', f);
+    s_str(f, b->url);
+    fputc(',', f);
+    s_ts(f, e->date_time);
+    fputc(',', f);
+    s_str(f, e->extra);
+}
+
+/* q18 orders by (bidder, auction, date_time), q19 by (auction, price
+ * descending, date_time). */
+static int s_q18_cmp(const void *x, const void *y)
+{
+    const s_bid_t *a = x, *b = y;
+    if (a->bidder != b->bidder)
+        return a->bidder < b->bidder ? -1 : 1;
+    if (a->auction != b->auction)
+        return a->auction < b->auction ? -1 : 1;
+    return (a->t > b->t) - (a->t < b->t);
+}
+
+static int s_q19_cmp(const void *x, const void *y)
+{
+    const s_bid_t *a = x, *b = y;
+    if (a->auction != b->auction)
+        return a->auction < b->auction ? -1 : 1;
+    if (a->price != b->price)
+        return a->price > b->price ? -1 : 1;
+    return (a->t > b->t) - (a->t < b->t);
+}
+
+/* q18: the last bid of each (bidder, auction); q19: the 10 highest bids
+ * of each auction with their rank. Sorts b. */
+static int s_q18_19(FILE *f, int query, const sl_nexmark_cfg_t *cfg, s_bid_t *b, long long nb)
+{
+    static sl_nexmark_event_t e;
+    qsort(b, (size_t)nb, sizeof *b, query == 18 ? s_q18_cmp : s_q19_cmp);
+    fputs(query == 18 ? "auction,bidder,price,channel,url,date_time,extra\n"
+                      : "auction,bidder,price,channel,url,date_time,extra,rank_number\n",
+          f);
+    int rank = 0;
+    for (long long i = 0; i < nb; i++) {
+        bool first = !i || b[i].auction != b[i - 1].auction ||
+                     (query == 18 && b[i].bidder != b[i - 1].bidder);
+        rank = first ? 1 : rank + 1;
+        if (query == 18
+                ? (i + 1 < nb && b[i + 1].auction == b[i].auction && b[i + 1].bidder == b[i].bidder)
+                : rank > 10)
+            continue;
+        if (sl_nexmark_event(cfg, b[i].n, &e))
+            return 1;
+        s_bid_row(f, &e);
+        if (query == 19)
+            fprintf(f, ",%d", rank);
+        fputc('\n', f);
+    }
+    return 0;
+}
+
+/* q20: every bid on an auction of category 10, with the auction. */
+static int s_q20(FILE *f, const sl_nexmark_cfg_t *cfg, const s_auc_t *a, long long na,
+                 const s_bid_t *b, long long nb)
+{
+    static sl_nexmark_event_t e, x;
+    fputs("auction,bidder,price,channel,url,date_time,extra,item_name,description,initial_bid,"
+          "reserve,a_date_time,expires,seller,category,a_extra\n",
+          f);
+    for (long long i = 0; i < nb; i++) {
+        long long k = b[i].auction - SL_NEXMARK_FIRST_AUCTION_ID;
+        if (k < 0 || k >= na || a[k].category != 10)
+            continue;
+        if (sl_nexmark_event(cfg, b[i].n, &e) || sl_nexmark_event(cfg, a[k].n, &x))
+            return 1;
+        s_bid_row(f, &e);
+        fputc(',', f);
+        s_str(f, x.auction.item_name);
+        fputc(',', f);
+        s_str(f, x.auction.description);
+        fprintf(f, ",%lld,%lld,", (long long)x.auction.initial_bid, (long long)x.auction.reserve);
+        s_ts(f, x.date_time);
+        fputc(',', f);
+        s_ts(f, x.auction.expires);
+        fprintf(f, ",%lld,%lld,", (long long)x.auction.seller, (long long)x.auction.category);
+        s_str(f, x.extra);
+        fputc('\n', f);
+    }
+    return 0;
+}
+
+/* Runs q4, q9, q13, q15-q20 (number query). */
+static int s_more(FILE *f, int query, const sl_nexmark_cfg_t *cfg, long long events)
+{
+    s_bid_t *bids = NULL;
+    s_auc_t *auc = NULL;
+    long long nb = s_collect(cfg, events, &bids), na = 0;
+    if (nb < 0)
+        return 1;
+    if ((query == 4 || query == 9 || query == 20) && (na = s_auctions(cfg, events, &auc)) < 0) {
+        free(bids);
+        return 1;
+    }
+    int rc;
+    switch (query) {
+    case 4:
+        rc = s_q4(f, auc, na, bids, nb);
+        break;
+    case 9:
+        rc = s_q9(f, cfg, auc, na, bids, nb);
+        break;
+    case 13:
+        rc = s_q13(f, cfg, bids, nb);
+        break;
+    case 18:
+    case 19:
+        rc = s_q18_19(f, query, cfg, bids, nb);
+        break;
+    case 20:
+        rc = s_q20(f, cfg, auc, na, bids, nb);
+        break;
+    default:
+        rc = s_stats(f, query, cfg, bids, nb);
+        break;
+    }
+    free(bids);
+    free(auc);
+    return rc;
+}
+
 /* q0, q1, q2, q14, q21, q22: one row per selected bid. */
 static int s_rowwise(FILE *f, const char *q, const sl_nexmark_cfg_t *cfg, long long events)
 {
@@ -604,27 +1027,30 @@ static int s_rowwise(FILE *f, const char *q, const sl_nexmark_cfg_t *cfg, long l
 
 int main(int argc, char **argv)
 {
+    static const char usage[] = "q0, q1, q2, q3, q4, q5, q7, q8, q9, q11, q13, q14, q15, q16, q17, "
+                                "q18, q19, q20, q21 or q22";
     if (argc != 5 && argc != 6) {
         fprintf(stderr,
-                "usage: nexmark_ref q0|q1|q2|q3|q5|q7|q8|q11|q14|q21|q22 EVENTS SEED OUTPUT.csv "
-                "[EVENT_RATE]\n");
+                "usage: nexmark_ref QUERY EVENTS SEED OUTPUT.csv [EVENT_RATE]\n"
+                "  QUERY: %s\n",
+                usage);
         return 2;
     }
     const char *q = argv[1];
-    static const char *const queries[] = {"q0",  "q1",  "q2",  "q5", "q7", "q11",
-                                          "q14", "q21", "q22", "q8", "q3"};
+    static const int known[] = {0,  1,  2,  3,  4,  5,  7,  8,  9,  11,
+                                13, 14, 15, 16, 17, 18, 19, 20, 21, 22};
     int query = -1;
-    for (int i = 0; i < 11; i++)
-        if (!strcmp(q, queries[i]))
-            query = i;
+    char *end;
+    if (q[0] == 'q' && q[1] >= '0' && q[1] <= '9') {
+        long v = strtol(q + 1, &end, 10);
+        for (size_t i = 0; !*end && i < sizeof known / sizeof known[0]; i++)
+            if (v == known[i] && !(q[1] == '0' && q[2]))
+                query = (int)v;
+    }
     if (query < 0) {
-        fprintf(
-            stderr,
-            "nexmark_ref: unknown query '%s' (q0, q1, q2, q3, q5, q7, q8, q11, q14, q21 or q22)\n",
-            q);
+        fprintf(stderr, "nexmark_ref: unknown query '%s' (%s)\n", q, usage);
         return 2;
     }
-    char *end;
     long long events = strtoll(argv[2], &end, 10);
     if (!*argv[2] || *end || events < 0) {
         fprintf(stderr, "nexmark_ref: bad event count '%s'\n", argv[2]);
@@ -652,20 +1078,22 @@ int main(int argc, char **argv)
         return 1;
     }
     int rc;
-    if (query == 9)
+    if (query == 8)
         rc = s_q8(f, &cfg, events);
-    else if (query == 10)
+    else if (query == 3)
         rc = s_q3(f, &cfg, events);
-    else if (query <= 2 || query >= 6)
+    else if (query == 4 || query == 9 || query == 13 || (query >= 15 && query <= 20))
+        rc = s_more(f, query, &cfg, events);
+    else if (query <= 2 || query >= 14)
         rc = s_rowwise(f, q, &cfg, events);
     else {
         s_bid_t *bids = NULL;
         long long nb = s_collect(&cfg, events, &bids);
         if (nb < 0)
             rc = 1;
-        else if (query == 3)
+        else if (query == 5)
             rc = s_q5(f, bids, nb);
-        else if (query == 4)
+        else if (query == 7)
             rc = s_q7(f, &cfg, bids, nb);
         else
             rc = s_q11(f, bids, nb);

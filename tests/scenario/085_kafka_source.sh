@@ -28,7 +28,8 @@ job() {
     shift
     {
         printf 'name: kafka-count\nsources:\n  - name: src\n    type: kafka\n'
-        printf '    bootstrap: "%s"\n    topic: %s\n    format: json\n' "$BOOT" "${TOPIC:-words}"
+        printf '    bootstrap: "%s"\n    topic: %s\n    format: json\n    bounded: true\n' \
+            "$BOOT" "${TOPIC:-words}"
         printf '    schema:\n      - { name: word, type: string }\n      - { name: n, type: int64 }\n'
         for l in "$@"; do printf '    %s\n' "$l"; done
         printf 'operators:\n  - { name: counts, type: aggregate, input: src, key: [word], '

@@ -82,6 +82,8 @@ typedef struct {
     char last_err[256];          /* the latest client-level error (broker unreachable...) */
     int64_t last_err_ms;         /* when it happened, 0 = none */
     int64_t lag_ms;              /* when the lag was last reported */
+    double credit;               /* rate: records that may be read now (at most 50 ms worth) */
+    int64_t credit_ms;           /* rate: when credit was last topped up */
 } s_state_t;
 
 static int64_t s_now_ms(void)
@@ -822,7 +824,8 @@ static int s_run(sl_opctx_t *c)
     int rc = s_connect(c);
     if (rc == SL_OK)
         rc = s_assign(c);
-    int64_t progress_ms = s_now_ms(), t0 = progress_ms; /* the last record or end of partition */
+    int64_t progress_ms = s_now_ms(); /* the last record or end of partition */
+    s->credit_ms = progress_ms;
     uint64_t n = 0;
     while (rc == SL_OK && (!k->bounded || s->remaining > 0)) {
         if (atomic_load(c->cancel)) {
@@ -831,7 +834,14 @@ static int s_run(sl_opctx_t *c)
         }
         int64_t now = s_now_ms();
         s_report_lag(c, now);
-        if (k->rate > 0 && (int64_t)n >= (now - t0) * k->rate / 1000 + 1) {
+        if (k->rate > 0) { /* a token bucket: `rate` per second, bursts of 50 ms */
+            double cap = (double)k->rate / 20 + 1;
+            s->credit += (double)(now - s->credit_ms) * (double)k->rate / 1000;
+            s->credit_ms = now;
+            if (s->credit > cap)
+                s->credit = cap;
+        }
+        if (k->rate > 0 && s->credit < 1) {
             /* ahead of `rate`: wait, still taking checkpoints */
             s_update_wm(c, now);
             rc = sl_op_source_idle(c);
@@ -844,6 +854,7 @@ static int s_run(sl_opctx_t *c)
         if (m) {
             rc = s_message(c, m, &progress_ms);
             n += m->err ? 0 : 1;
+            s->credit -= m->err ? 0 : 1;
             rd_kafka_message_destroy(m);
             if (n % 256 == 0)
                 sl_arena_reset(c->arena);

@@ -555,8 +555,10 @@ static bool s_split_source(const sl_plan_node_t *nd)
 /* Restores the chain's operators from the state files given: each section
  * goes to the operator of its name. A keyed operator takes every section of
  * its name (it keeps the key groups it owns: a rescale gives it every old
- * subtask's); any other operator takes the one of the old subtask with its
- * own index, which must exist unless the operator keeps no state. */
+ * subtask's), and so does a source with a position per split (Kafka: it
+ * keeps the partitions it owns); any other operator takes the one of the
+ * old subtask with its own index, which must exist unless the operator
+ * keeps no state. */
 static int s_restore(sl_task_t *t)
 {
     bool *done = calloc((size_t)t->nops + 1, sizeof *done);

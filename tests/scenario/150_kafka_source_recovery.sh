@@ -3,7 +3,7 @@
 # kcat produces a self-checking keyed event stream (per-key sequence
 # numbers, event times) into a 4-partition topic; a master and three
 # workers run kafkarec/job.yaml (unbounded Kafka source, checkpoints every
-# 500 ms, per-key event-time windows into the exactly-once file sink).
+# 300 ms, per-key event-time windows into the exactly-once file sink).
 # While it reads, a worker running its tasks is killed with SIGKILL twice
 # (after checkpoints completed) and more records are produced. Once it
 # caught up (lag 0) its group holds the end offsets (commits on checkpoint
@@ -13,6 +13,8 @@
 # `start: committed`, which a restore must ignore): it reads exactly the
 # records produced after the savepoint and finishes. The windows must equal
 # those computed from the produced events: nothing lost, nothing twice.
+# Last, the savepoint resumed against an empty cluster fails naming the
+# topic, partition and offset it cannot find.
 source "$(dirname "$0")/lib.sh"
 : "${BUILD:?}" "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}"
 DIR=$SRC/tests/scenario/kafkarec
@@ -58,8 +60,8 @@ ends() {
 }
 
 GROUP="rec-$$-$RANDOM"
-step "produce 6000 events, submit the unbounded job (1000 records/s per subtask)"
-produce 6000
+step "produce 4000 events, submit the unbounded job (1000 records/s per subtask)"
+produce 4000
 sluice submit "$DIR/job.yaml" --detach -p bootstrap="$BOOT" -p group="$GROUP" \
     -p out="$WORK/windows.csv" >"$WORK/job" || fail "submit: $(cat "$WORK/stderr")"
 JOB=$(cat "$WORK/job")
@@ -82,7 +84,7 @@ for k in 1 2; do
     step "kill $k: kill -9 $victim (attempt $attempt, $before checkpoints, read $(field records_in))"
     eval "kill -9 \$PID_$victim"
     start_worker "$victim"
-    produce 4000
+    produce 3000
     wait_for 60 running_attempt $((attempt + 1)) ||
         fail "the job did not restart after killing $victim: $(sluice status "$JOB")"
     wait_for 60 checkpoints_at_least $((before + 1)) ||
@@ -132,6 +134,18 @@ step "the windows equal those of the $TOTAL events: nothing lost, nothing twice"
 python3 "$DIR/events.py" check "$TOTAL" "$WORK/windows.csv" >"$WORK/check.out" ||
     fail "windows differ: $(head -n 20 "$WORK/check.out")"
 cat "$WORK/check.out"
+step "the savepoint against an empty cluster: its offsets are not there, the job fails naming them"
+"$DEVK" --brokers 1 --topic ev:4 --no-stdin --port-file "$WORK/boot2" </dev/null >/dev/null 2>&1 &
+PIDS+=("$!")
+wait_for 10 test -s "$WORK/boot2" || fail "the second dev broker did not start"
+BOOT2=$(sed -n 's/^bootstrap=//p' "$WORK/boot2")
+sluice submit "$DIR/job.yaml" --detach --from-savepoint "$SP" -p bootstrap="$BOOT2" -p attempts=0 \
+    -p group="$GROUP" -p out="$WORK/empty.csv" >"$WORK/job" || fail "submit: $(cat "$WORK/stderr")"
+JOB=$(cat "$WORK/job")
+failed() { [ "$(field state)" = FAILED ]; }
+wait_for 60 failed || fail "the job did not fail: $(sluice status "$JOB")"
+status | grep -q "topic 'ev' partition [0-3] has no offset [1-9][0-9]* (restored from the checkpoint): it holds offsets 0 to -1" ||
+    fail "no clear error for offsets the cluster does not have: $(sluice status "$JOB")"
 for f in "$WORK"/w*.err "$WORK/master.err"; do
     grep -q Sanitizer "$f" && fail "sanitizer report in $f: $(head -n 30 "$f")"
 done

@@ -60,7 +60,7 @@ ends() {
 }
 
 GROUP="rec-$$-$RANDOM"
-step "produce 4000 events, submit the unbounded job (1000 records/s per subtask)"
+step "produce 4000 events, submit the unbounded job (500 records/s per subtask)"
 produce 4000
 sluice submit "$DIR/job.yaml" --detach -p bootstrap="$BOOT" -p group="$GROUP" \
     -p out="$WORK/windows.csv" >"$WORK/job" || fail "submit: $(cat "$WORK/stderr")"
@@ -81,7 +81,7 @@ for k in 1 2; do
     victim=${busy[$((RANDOM % ${#busy[@]}))]}
     before=$(field checkpoints)
     attempt=$(field attempt)
-    step "kill $k: kill -9 $victim (attempt $attempt, $before checkpoints, read $(field records_in))"
+    step "kill $k: kill -9 $victim (attempt $attempt, $before checkpoints, lag $(field lag))"
     eval "kill -9 \$PID_$victim"
     start_worker "$victim"
     produce 3000

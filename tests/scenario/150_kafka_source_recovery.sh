@@ -33,7 +33,8 @@ PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 export SLUICE_MASTER=tcp://127.0.0.1:$PORT
 "$SLUICE_MASTER_BIN" --bind "$SLUICE_MASTER" --heartbeat-timeout 1000 --state-dir "$WORK/state" \
     >"$WORK/master.out" 2>"$WORK/master.err" &
-PIDS+=("$!")
+MASTER_PID=$!
+PIDS+=("$MASTER_PID")
 wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
 start_worker() {
     "$SLUICE_WORKER_BIN" --id "$1" --slots 2 --data-bind tcp://127.0.0.1 \
@@ -146,6 +147,12 @@ failed() { [ "$(field state)" = FAILED ]; }
 wait_for 60 failed || fail "the job did not fail: $(sluice status "$JOB")"
 status | grep -q "topic 'ev' partition [0-3] has no offset [1-9][0-9]* (restored from the checkpoint): it holds offsets 0 to -1" ||
     fail "no clear error for offsets the cluster does not have: $(sluice status "$JOB")"
+step "stop the workers and the master: no leak, no sanitizer report"
+for id in w1 w2 w3; do eval "kill -TERM \$PID_$id"; done
+kill -TERM "$MASTER_PID"
+for p in "$PID_w1" "$PID_w2" "$PID_w3" "$MASTER_PID"; do
+    wait_for 60 eval '! kill -0 '"$p"' 2>/dev/null' || fail "process $p did not stop on SIGTERM"
+done
 for f in "$WORK"/w*.err "$WORK/master.err"; do
     grep -q Sanitizer "$f" && fail "sanitizer report in $f: $(head -n 30 "$f")"
 done

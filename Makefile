@@ -60,6 +60,12 @@ bench-nexmark: release
 # Release build: checkpoint cost (off vs every 1 s), checkpoint size and
 # duration, recovery after kill -9 of a worker, into the "Checkpoints"
 # section of docs/benchmarks.md
+# Release build: p50/p99 event-to-result latency of q1, q5, q7 and YSB at a
+# fixed rate, into the "Latency" section of docs/benchmarks.md
+.PHONY: bench-latency
+bench-latency: release
+	bash bench/latency.sh $(RELEASE)
+
 .PHONY: bench-checkpoint
 bench-checkpoint: release
 	bash bench/checkpoint.sh $(RELEASE)

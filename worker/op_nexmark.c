@@ -21,7 +21,6 @@
 #include "sluice/nexmark.h"
 
 #define S_NFIELDS 22 /* columns of the output row */
-#define S_SNAP_VERSION 1
 
 typedef struct {
     sl_nexmark_event_t ev; /* the event being emitted */
@@ -86,34 +85,33 @@ static int s_open(sl_opctx_t *c)
     return SL_OK;
 }
 
+static int64_t s_time_of(const void *model, uint64_t n)
+{
+    return sl_nexmark_time(model, n);
+}
+
+static int s_emit(sl_opctx_t *c, int64_t n)
+{
+    s_nex_t *s = c->state;
+    int rc = sl_nexmark_event(&c->node->nex, (uint64_t)n, &s->ev);
+    if (rc)
+        return sl_op_fail(c, rc, "nexmark source '%s': cannot generate event %lld", c->node->name,
+                          (long long)n);
+    sl_value_t vals[S_NFIELDS];
+    s_row(&s->ev, vals);
+    return sl_emit(&c->out, vals);
+}
+
 static int s_run(sl_opctx_t *c)
 {
     const sl_plan_node_t *nd = c->node;
-    s_nex_t *s = c->state;
-    sl_nexmark_event_t *ev = &s->ev;
-    int64_t p = c->parallelism;
-    sl_pacer_t pace;
-    sl_pacer_init(&pace, nd->nex_rate, c->parallelism);
-    sl_value_t vals[S_NFIELDS];
-    for (; nd->nex_events < 0 || s->next < nd->nex_events; s->next += p) {
-        int64_t n = s->next;
-        int prc = sl_op_source_checkpoint(c);
-        if (prc)
-            return prc;
-        prc = sl_pacer_wait(&pace, c);
-        if (prc)
-            return prc;
-        int rc = sl_nexmark_event(&nd->nex, (uint64_t)n, ev);
-        if (rc)
-            return sl_op_fail(c, rc, "nexmark source '%s': cannot generate event %lld", nd->name,
-                              (long long)n);
-        s_row(ev, vals);
-        rc = sl_emit(&c->out, vals);
-        if (rc)
-            return rc;
-        pace.emitted++;
-    }
-    return sl_op_source_checkpoint(c);
+    const sl_seq_source_t src = {.events = nd->nex_events,
+                                 .rate = nd->nex_rate,
+                                 .realtime = nd->gen_realtime,
+                                 .time_of = s_time_of,
+                                 .model = &nd->nex,
+                                 .emit = s_emit};
+    return sl_seq_run(c, &src, &((s_nex_t *)c->state)->next);
 }
 
 static int s_finish(sl_opctx_t *c)
@@ -128,30 +126,14 @@ static void s_close(sl_opctx_t *c)
     c->state = NULL;
 }
 
-/* Version, then the index of the next event. */
 static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
 {
-    const s_nex_t *s = c->state;
-    sl_snap_u8(w, S_SNAP_VERSION);
-    sl_snap_i64(w, s->next);
-    return w->err;
+    return sl_seq_snapshot(((const s_nex_t *)c->state)->next, w);
 }
 
 static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
 {
-    s_nex_t *s = c->state;
-    uint8_t v = sl_snap_get_u8(r);
-    int64_t next = sl_snap_get_i64(r);
-    if (r->err || v != S_SNAP_VERSION)
-        return sl_op_fail(c, SL_DATA, "nexmark source '%s': not a snapshot of this source",
-                          c->node->name);
-    if (next < c->subtask || (next - c->subtask) % c->parallelism != 0)
-        return sl_op_fail(c, SL_DATA,
-                          "nexmark source '%s': snapshot position %lld is not one of subtask %d "
-                          "of %d",
-                          c->node->name, (long long)next, c->subtask, c->parallelism);
-    s->next = next;
-    return SL_OK;
+    return sl_seq_restore(c, "nexmark source", r, &((s_nex_t *)c->state)->next);
 }
 
 const sl_op_vtable_t sl_op_nexmark = {.open = s_open,

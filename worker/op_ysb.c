@@ -21,7 +21,6 @@
 #include "sluice/ysb.h"
 
 #define S_NFIELDS 7 /* columns of the output row */
-#define S_SNAP_VERSION 1
 
 typedef struct {
     sl_ysb_gen_t gen; /* the generator and its id pools */
@@ -47,35 +46,37 @@ static int s_open(sl_opctx_t *c)
     return SL_OK;
 }
 
+static int64_t s_time_of(const void *model, uint64_t n)
+{
+    return sl_ysb_time(model, n);
+}
+
+static int s_emit(sl_opctx_t *c, int64_t n)
+{
+    s_ysb_t *s = c->state;
+    sl_value_t v[S_NFIELDS];
+    sl_ysb_event_t ev;
+    sl_ysb_event(&s->gen, (uint64_t)n, &ev);
+    v[0] = sl_value_str(ev.user_id, SL_YSB_UUID_LEN);
+    v[1] = sl_value_str(ev.page_id, SL_YSB_UUID_LEN);
+    v[2] = sl_value_str(ev.ad_id, SL_YSB_UUID_LEN);
+    v[3] = sl_value_str(ev.ad_type, (uint32_t)strlen(ev.ad_type));
+    v[4] = sl_value_str(ev.event_type, (uint32_t)strlen(ev.event_type));
+    v[5] = sl_value_ts(ev.event_time);
+    v[6] = sl_value_str(ev.ip, (uint32_t)strlen(ev.ip));
+    return sl_emit(&c->out, v);
+}
+
 static int s_run(sl_opctx_t *c)
 {
     const sl_plan_node_t *nd = c->node;
-    s_ysb_t *s = c->state;
-    int64_t p = c->parallelism;
-    sl_pacer_t pace;
-    sl_pacer_init(&pace, nd->ysb_rate, c->parallelism);
-    sl_value_t v[S_NFIELDS];
-    sl_ysb_event_t ev;
-    for (; nd->ysb_events < 0 || s->next < nd->ysb_events; s->next += p) {
-        int rc = sl_op_source_checkpoint(c);
-        if (rc)
-            return rc;
-        if ((rc = sl_pacer_wait(&pace, c)) != SL_OK) /* also watches the cancel flag */
-            return rc;
-        sl_ysb_event(&s->gen, (uint64_t)s->next, &ev);
-        v[0] = sl_value_str(ev.user_id, SL_YSB_UUID_LEN);
-        v[1] = sl_value_str(ev.page_id, SL_YSB_UUID_LEN);
-        v[2] = sl_value_str(ev.ad_id, SL_YSB_UUID_LEN);
-        v[3] = sl_value_str(ev.ad_type, (uint32_t)strlen(ev.ad_type));
-        v[4] = sl_value_str(ev.event_type, (uint32_t)strlen(ev.event_type));
-        v[5] = sl_value_ts(ev.event_time);
-        v[6] = sl_value_str(ev.ip, (uint32_t)strlen(ev.ip));
-        rc = sl_emit(&c->out, v);
-        if (rc)
-            return rc;
-        pace.emitted++;
-    }
-    return sl_op_source_checkpoint(c);
+    const sl_seq_source_t src = {.events = nd->ysb_events,
+                                 .rate = nd->ysb_rate,
+                                 .realtime = nd->gen_realtime,
+                                 .time_of = s_time_of,
+                                 .model = &nd->ysb,
+                                 .emit = s_emit};
+    return sl_seq_run(c, &src, &((s_ysb_t *)c->state)->next);
 }
 
 static int s_finish(sl_opctx_t *c)
@@ -90,29 +91,14 @@ static void s_close(sl_opctx_t *c)
     c->state = NULL;
 }
 
-/* Version, then the index of the next event. */
 static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
 {
-    const s_ysb_t *s = c->state;
-    sl_snap_u8(w, S_SNAP_VERSION);
-    sl_snap_i64(w, s->next);
-    return w->err;
+    return sl_seq_snapshot(((const s_ysb_t *)c->state)->next, w);
 }
 
 static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
 {
-    s_ysb_t *s = c->state;
-    uint8_t v = sl_snap_get_u8(r);
-    int64_t next = sl_snap_get_i64(r);
-    if (r->err || v != S_SNAP_VERSION)
-        return sl_op_fail(c, SL_DATA, "ysb source '%s': not a snapshot of this source",
-                          c->node->name);
-    if (next < c->subtask || (next - c->subtask) % c->parallelism != 0)
-        return sl_op_fail(c, SL_DATA,
-                          "ysb source '%s': snapshot position %lld is not one of subtask %d of %d",
-                          c->node->name, (long long)next, c->subtask, c->parallelism);
-    s->next = next;
-    return SL_OK;
+    return sl_seq_restore(c, "ysb source", r, &((s_ysb_t *)c->state)->next);
 }
 
 const sl_op_vtable_t sl_op_ysb = {.open = s_open,

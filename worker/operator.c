@@ -81,6 +81,8 @@ const sl_op_vtable_t *sl_op_vtable(const sl_plan_node_t *node)
         return &sl_op_stdout_sink;
     case SL_OP_DISCARD_SINK:
         return &sl_op_discard_sink;
+    case SL_OP_KAFKA_SINK:
+        return &sl_op_kafka_sink;
     }
     return NULL;
 }

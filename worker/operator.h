@@ -51,6 +51,8 @@ typedef struct sl_opctx {
     const sl_plan_t *plan;
     const sl_plan_node_t *node;
     int subtask, parallelism;
+    uint32_t attempt;          /* the job's execution attempt (restarts count up), 0 = unknown */
+    uint64_t checkpoint_id;    /* during snapshot: the checkpoint being taken */
     const sl_schema_t *in;     /* input schema (NULL for sources) */
     sl_emitter_t out;          /* where results go (unused by sinks) */
     sl_emitter_t side;         /* the side output (`late:`), when the node has one */
@@ -122,8 +124,9 @@ extern const sl_op_vtable_t sl_op_join; /* window, interval and enrich joins */
 extern const sl_op_vtable_t sl_op_file_sink;
 extern const sl_op_vtable_t sl_op_stdout_sink;
 extern const sl_op_vtable_t sl_op_discard_sink;
-extern const sl_op_vtable_t sl_op_udf;     /* map / filter / flat_map by a plugin function */
-extern const sl_op_vtable_t sl_op_process; /* keyed process function: state and timers */
+extern const sl_op_vtable_t sl_op_kafka_sink; /* a Kafka topic (op_kafka_sink.c) */
+extern const sl_op_vtable_t sl_op_udf;        /* map / filter / flat_map by a plugin function */
+extern const sl_op_vtable_t sl_op_process;    /* keyed process function: state and timers */
 
 /* Sources call this while they wait with nothing to emit (paced, polling
  * an empty partition): it flushes pending records and lets the task tell

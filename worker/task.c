@@ -683,6 +683,7 @@ static int s_open(sl_task_t *t, s_link_t *links)
         c->node = nd;
         c->subtask = t->env.subtask;
         c->parallelism = t->chain->parallelism;
+        c->attempt = t->env.attempt;
         c->in = nd->ninputs ? sl_plan_input_schema(p, nd, 0) : NULL;
         c->cancel = t->env.cancel;
         c->arena = sl_arena_new(64 * 1024);

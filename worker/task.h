@@ -45,6 +45,7 @@ typedef struct {
     int nrestores;         /* 1 (this subtask's own), or with a rescale every old subtask's */
     bool rescale;          /* the restored checkpoint ran at another parallelism */
     bool restore_finished; /* the subtask had finished in the restored checkpoint */
+    uint32_t attempt;      /* the job's execution attempt (restarts count up), 0 = unknown */
 } sl_task_env_t;
 
 /* What a subtask says about a checkpoint (sl_task_poll_ack). */

@@ -425,7 +425,8 @@ static void s_deploy(sl_worker_t *w, const Sluice__Deploy *d)
                              .endpoint_arg = j,
                              .cancel = &j->cancel,
                              .batch_bytes = w->batch_bytes,
-                             .ckpt_dir = j->ckpt_dir};
+                             .ckpt_dir = j->ckpt_dir,
+                             .attempt = j->attempt};
         if (s_load_restore(d, t, &env, why, sizeof why) != SL_OK)
             break;
         t->task = sl_task_new(&env);

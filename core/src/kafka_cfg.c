@@ -556,3 +556,213 @@ int sl_kafka_decode(const sl_kafka_cfg_t *cfg, const sl_schema_t *schema, const 
     }
     return sl_json_decode(copy, n, schema, cfg->value_fields, cfg->nvalue, vals, arena, err, cap);
 }
+
+/* ---- the `kafka` sink's fields ---------------------------------------------
+ *
+ * Separate from the source's on purpose: its own required fields, its own
+ * denied properties (what the producer controls itself). */
+
+/* Settings the sink controls itself; `properties:` may not set them. */
+static const char *const s_sink_denied[] = {"bootstrap.servers", "metadata.broker.list",
+                                            "transactional.id", "enable.idempotence",
+                                            "transaction.timeout.ms"};
+#define S_NSINK_DENIED ((int)(sizeof s_sink_denied / sizeof *s_sink_denied))
+
+static int s_sink_props(sl_kafka_sink_cfg_t *c, const sl_ynode_t *n, const char *name, sl_diag_t *d)
+{
+    if (n->kind != SL_Y_MAP) {
+        sl_diag_error(d, n->line, n->col,
+                      "properties of '%s' must map librdkafka settings to values", name);
+        return SL_SPEC;
+    }
+    c->prop_names = calloc((size_t)n->n + 1, sizeof(char *));
+    c->prop_values = calloc((size_t)n->n + 1, sizeof(char *));
+    if (!c->prop_names || !c->prop_values)
+        return SL_NOMEM;
+    int bad = 0;
+    for (int i = 0; i < n->n; i++) {
+        const char *k = sl_ynode_str(n->keys[i], d, "property name");
+        const char *v = sl_ynode_str(n->items[i], d, "property value");
+        if (!k || !v) {
+            bad = 1;
+            continue;
+        }
+        bool denied = strncmp(k, "test.mock.", 10) == 0;
+        for (int j = 0; j < S_NSINK_DENIED; j++)
+            denied = denied || strcmp(k, s_sink_denied[j]) == 0;
+        if (denied) {
+            sl_diag_error(d, n->keys[i]->line, n->keys[i]->col,
+                          "property '%s' of '%s' is set by the sink itself", k, name);
+            bad = 1;
+            continue;
+        }
+        c->prop_names[c->nprops] = strdup(k);
+        c->prop_values[c->nprops] = strdup(v);
+        c->nprops++;
+        if (!c->prop_names[c->nprops - 1] || !c->prop_values[c->nprops - 1])
+            return SL_NOMEM;
+    }
+    return bad ? SL_SPEC : SL_OK;
+}
+
+/* One of the words names[0..n) in scalar node v: its index, or -1 after
+ * an error naming what and the choices. */
+static int s_choice(const sl_ynode_t *v, const char *what, const char *name,
+                    const char *const *names, int n, sl_diag_t *d)
+{
+    const char *s = sl_ynode_str(v, d, what);
+    if (!s)
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    sl_diag_error(d, v->line, v->col, "%s of '%s' must be %s or %s, not '%s'", what, name, names[0],
+                  names[1], s);
+    return -1;
+}
+
+int sl_kafka_sink_cfg_parse(const sl_ynode_t *body, const char *name, sl_diag_t *d,
+                            sl_kafka_sink_cfg_t **out)
+{
+    *out = NULL;
+    sl_kafka_sink_cfg_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return SL_NOMEM;
+    c->timeout_ms = 30000;
+    int rc = SL_OK, bad = 0;
+    const sl_ynode_t *n;
+#define S_CHECK(expr)                                                                              \
+    do {                                                                                           \
+        int r_ = (expr);                                                                           \
+        if (r_ == SL_NOMEM) {                                                                      \
+            rc = SL_NOMEM;                                                                         \
+            goto done;                                                                             \
+        }                                                                                          \
+        if (r_)                                                                                    \
+            bad = 1;                                                                               \
+    } while (0)
+    static const char *const req[] = {"bootstrap", "topic", "format"};
+    for (int i = 0; i < 3; i++)
+        if (!sl_ynode_get(body, req[i])) {
+            sl_diag_error(d, body->line, body->col, "sink '%s' (type kafka) needs a '%s' field",
+                          name, req[i]);
+            bad = 1;
+        }
+    if ((n = sl_ynode_get(body, "bootstrap")))
+        S_CHECK(s_str(n, "bootstrap", name, d, &c->bootstrap));
+    if ((n = sl_ynode_get(body, "topic")))
+        S_CHECK(s_str(n, "topic", name, d, &c->topic));
+    if ((n = sl_ynode_get(body, "format"))) {
+        const char *f = sl_ynode_str(n, d, "format");
+        if (f && (strcmp(f, "json") == 0 || strcmp(f, "jsonl") == 0))
+            c->format = SL_KAFKA_JSON;
+        else if (f && strcmp(f, "csv") == 0)
+            c->format = SL_KAFKA_CSV;
+        else if (f && strcmp(f, "raw") == 0)
+            c->format = SL_KAFKA_RAW;
+        else {
+            if (f) {
+                sl_diag_error(d, n->line, n->col, "unknown format '%s' for '%s'", f, name);
+                sl_diag_hint(d, "formats are json, csv, raw");
+            }
+            bad = 1;
+        }
+    }
+    static const char *const deliveries[] = {"at-least-once", "exactly-once"};
+    static const char *const proofs[] = {"markers", "journal"};
+    const sl_ynode_t *dn = sl_ynode_get(body, "delivery");
+    bool dn_bad = false; /* delivery given but wrong: said once */
+    if (dn) {
+        int v = s_choice(dn, "delivery", name, deliveries, 2, d);
+        if (v < 0)
+            bad = 1, dn_bad = true;
+        else
+            c->delivery = (sl_kafka_delivery_t)v;
+    }
+    const sl_ynode_t *pn = sl_ynode_get(body, "commit_proof");
+    if (pn) {
+        int v = s_choice(pn, "commit_proof", name, proofs, 2, d);
+        if (v < 0)
+            bad = 1;
+        else if (c->delivery != SL_KAFKA_EXACTLY_ONCE) {
+            if (!dn_bad)
+                sl_diag_error(d, pn->line, pn->col,
+                              "commit_proof of '%s' needs delivery: exactly-once", name);
+            bad = 1;
+        } else
+            c->proof = (sl_kafka_proof_t)v;
+    }
+    const sl_ynode_t *jn = sl_ynode_get(body, "journal");
+    if (jn) {
+        S_CHECK(s_str(jn, "journal", name, d, &c->journal));
+        if (c->journal && (!pn || c->proof != SL_KAFKA_PROOF_JOURNAL)) {
+            sl_diag_error(d, jn->line, jn->col, "journal of '%s' needs commit_proof: journal",
+                          name);
+            bad = 1;
+        }
+    } else if (pn && c->proof == SL_KAFKA_PROOF_JOURNAL) {
+        sl_diag_error(d, pn->line, pn->col,
+                      "commit_proof: journal of '%s' needs a 'journal' field (a file path)", name);
+        bad = 1;
+    }
+    const sl_ynode_t *mn = sl_ynode_get(body, "marker_topic");
+    if (mn) {
+        S_CHECK(s_str(mn, "marker_topic", name, d, &c->marker_topic));
+        if (c->marker_topic &&
+            (c->delivery != SL_KAFKA_EXACTLY_ONCE || c->proof != SL_KAFKA_PROOF_MARKERS)) {
+            sl_diag_error(d, mn->line, mn->col,
+                          "marker_topic of '%s' needs delivery: exactly-once with "
+                          "commit_proof: markers",
+                          name);
+            bad = 1;
+        }
+    }
+    if ((n = sl_ynode_get(body, "timeout_ms"))) {
+        long long v;
+        if (sl_ynode_int(n, 1000, 3600000, d, "timeout_ms", &v))
+            bad = 1;
+        else
+            c->timeout_ms = (int)v;
+    }
+    if ((n = sl_ynode_get(body, "properties")))
+        S_CHECK(s_sink_props(c, n, name, d));
+    if (!bad && c->delivery == SL_KAFKA_EXACTLY_ONCE && c->proof == SL_KAFKA_PROOF_MARKERS &&
+        !c->marker_topic && c->topic) {
+        size_t len = strlen(c->topic) + 32;
+        c->marker_topic = malloc(len);
+        if (!c->marker_topic) {
+            rc = SL_NOMEM;
+            goto done;
+        }
+        snprintf(c->marker_topic, len, "%s.sluice-commits", c->topic);
+    }
+#undef S_CHECK
+done:
+    if (rc == SL_OK && bad)
+        rc = SL_SPEC;
+    if (rc)
+        sl_kafka_sink_cfg_destroy(&c);
+    *out = c;
+    return rc;
+}
+
+void sl_kafka_sink_cfg_destroy(sl_kafka_sink_cfg_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    sl_kafka_sink_cfg_t *c = *pp;
+    free(c->bootstrap);
+    free(c->topic);
+    free(c->journal);
+    free(c->marker_topic);
+    for (int i = 0; i < c->nprops; i++) {
+        free(c->prop_names[i]);
+        free(c->prop_values[i]);
+    }
+    free(c->prop_names);
+    free(c->prop_values);
+    sl_expr_destroy(&c->key);
+    sl_expr_destroy(&c->partition);
+    free(c);
+    *pp = NULL;
+}

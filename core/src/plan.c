@@ -37,9 +37,9 @@ static const s_type_t s_types[] = {
     {"generator", SL_ROLE_SOURCE, SL_OP_GENERATOR_SOURCE, S_KEYS("count", "rate", "start", "pause"),
      0, 0},
     {"nexmark", SL_ROLE_SOURCE, SL_OP_NEXMARK_SOURCE,
-     S_KEYS("events", "rate", "seed", "first_event_time", "event_rate"), 0, 0},
+     S_KEYS("events", "rate", "seed", "first_event_time", "event_rate", "realtime"), 0, 0},
     {"ysb", SL_ROLE_SOURCE, SL_OP_YSB_SOURCE,
-     S_KEYS("events", "rate", "seed", "first_event_time", "event_rate"), 0, 0},
+     S_KEYS("events", "rate", "seed", "first_event_time", "event_rate", "realtime"), 0, 0},
     {"kafka", SL_ROLE_SOURCE, SL_OP_KAFKA_SOURCE,
      S_KEYS("bootstrap", "topic", "format", "schema", "start", "bounded", "key", "on_error",
             "group", "properties", "timeout_ms", "topics", "topic_pattern", "fallback", "headers",
@@ -59,7 +59,12 @@ static const s_type_t s_types[] = {
     {"process", SL_ROLE_OPERATOR, SL_OP_PROCESS, S_KEYS("function", "key", "time"), 1, 1},
     {"file", SL_ROLE_SINK, SL_OP_FILE_SINK, S_KEYS("format", "path"), 1, 1},
     {"stdout", SL_ROLE_SINK, SL_OP_STDOUT_SINK, S_KEYS("format"), 1, 1},
-    {"discard", SL_ROLE_SINK, SL_OP_DISCARD_SINK, S_KEYS("description"), 1, 1},
+    {"discard", SL_ROLE_SINK, SL_OP_DISCARD_SINK,
+     S_KEYS("description", "latency", "latency_warmup", "latency_span"), 1, 1},
+    {"kafka", SL_ROLE_SINK, SL_OP_KAFKA_SINK,
+     S_KEYS("bootstrap", "topic", "format", "key", "partition", "delivery", "commit_proof",
+            "journal", "marker_topic", "timeout_ms", "properties"),
+     1, 1},
 };
 #define S_NTYPES ((int)(sizeof s_types / sizeof *s_types))
 
@@ -414,6 +419,36 @@ static int s_build_generator(s_ctx_t *c)
     return SL_OK;
 }
 
+/* `realtime: true` of a generating source (nexmark, ysb): event n is
+ * emitted when the wall clock reaches its event time, so event time is
+ * ingestion time and latencies can be measured against it. Needs
+ * first_event_time (the wall-clock time of event 0; every worker plans the
+ * job itself, so "now" must come as a parameter) and excludes `rate` (the
+ * pace is event_rate). */
+static int s_opt_realtime(s_ctx_t *c, bool has_first, bool has_rate, bool *out)
+{
+    const sl_ynode_t *n = sl_ynode_get(c->sn->body, "realtime");
+    if (!n)
+        return SL_OK;
+    if (sl_ynode_bool(n, c->d, "realtime", out) != SL_OK)
+        return SL_SPEC;
+    if (*out && !has_first) {
+        sl_diag_error(c->d, n->line, n->col,
+                      "realtime source '%s' needs first_event_time (the wall-clock time of its "
+                      "first event)",
+                      c->sn->name);
+        sl_diag_hint(c->d, "pass it as a parameter, e.g. first_event_time: ${start} with "
+                           "--param start=$(date +%%s%%3N)");
+        return SL_SPEC;
+    }
+    if (*out && has_rate) {
+        sl_diag_error(c->d, n->line, n->col,
+                      "realtime source '%s' is paced by event_rate; remove rate", c->sn->name);
+        return SL_SPEC;
+    }
+    return SL_OK;
+}
+
 /* Nexmark events (sluice/nexmark.h), one wide row per event: event_type,
  * the person fields, the auction fields, the bid fields, date_time and
  * extra, null where the kind has no such field (docs/nexmark.md). Subtask
@@ -433,7 +468,9 @@ static int s_build_nexmark(s_ctx_t *c)
         nd->nex.event_rate = (int64_t)nd->nex_rate;
     if (s_opt_int(c, "seed", 0, INT64_MAX, "seed", &v, &bad))
         nd->nex.seed = (uint64_t)v;
-    s_opt_timestamp(c, "first_event_time", &nd->nex.first_time_ms, &bad);
+    bool first = s_opt_timestamp(c, "first_event_time", &nd->nex.first_time_ms, &bad);
+    if (s_opt_realtime(c, first, nd->nex_rate > 0, &nd->gen_realtime))
+        bad++;
     if (bad)
         return SL_SPEC;
     static const struct {
@@ -479,7 +516,9 @@ static int s_build_ysb(s_ctx_t *c)
         nd->ysb.event_rate = (int64_t)nd->ysb_rate;
     if (s_opt_int(c, "seed", 0, INT64_MAX, "seed", &v, &bad))
         nd->ysb.seed = (uint64_t)v;
-    s_opt_timestamp(c, "first_event_time", &nd->ysb.first_time_ms, &bad);
+    bool first = s_opt_timestamp(c, "first_event_time", &nd->ysb.first_time_ms, &bad);
+    if (s_opt_realtime(c, first, nd->ysb_rate > 0, &nd->gen_realtime))
+        bad++;
     if (bad)
         return SL_SPEC;
     static const char *const names[] = {"user_id",    "page_id",    "ad_id", "ad_type",
@@ -1516,6 +1555,37 @@ static int s_build_file_sink(s_ctx_t *c)
     return bad ? SL_SPEC : SL_OK;
 }
 
+/* `discard`: counts and drops. `latency: FIELD` (a timestamp of its input)
+ * also measures now - FIELD per record whose FIELD lies between
+ * `latency_warmup` and `latency_warmup` + `latency_span` after the first
+ * record's (docs/benchmarks.md#latency). */
+static int s_build_discard(s_ctx_t *c)
+{
+    sl_plan_node_t *nd = c->node;
+    nd->latency_field = -1;
+    const sl_ynode_t *f = sl_ynode_get(c->sn->body, "latency");
+    int bad = 0;
+    if (f) {
+        int *idx = NULL;
+        if (s_field_list(c, f, c->in, "latency", &idx) != 1) {
+            if (idx)
+                sl_diag_error(c->d, f->line, f->col, "latency of '%s' names one field",
+                              c->sn->name);
+            bad = 1;
+        } else if (c->in->fields[idx[0]].type != SL_TYPE_TIMESTAMP) {
+            sl_diag_error(c->d, f->line, f->col,
+                          "latency of '%s': field '%s' has type %s, not timestamp", c->sn->name,
+                          c->in->fields[idx[0]].name, sl_type_name(c->in->fields[idx[0]].type));
+            bad = 1;
+        } else
+            nd->latency_field = idx[0];
+        free(idx);
+    }
+    s_opt_duration(c, NULL, "latency_warmup", &nd->latency_warmup_ms, &bad);
+    s_opt_duration(c, NULL, "latency_span", &nd->latency_span_ms, &bad);
+    return bad ? SL_SPEC : SL_OK;
+}
+
 static int s_build_stdout_sink(s_ctx_t *c)
 {
     c->node->sink_format = SL_FMT_CSV;
@@ -1523,6 +1593,48 @@ static int s_build_stdout_sink(s_ctx_t *c)
     if (fmt && s_format(c, fmt, false, &c->node->sink_format))
         return SL_SPEC;
     return SL_OK;
+}
+
+/* A Kafka sink (sluice/kafka.h): kafka_cfg.c checks its fields; the key
+ * and partition expressions are compiled here against the input. */
+static int s_build_kafka_sink(s_ctx_t *c)
+{
+    sl_plan_node_t *nd = c->node;
+    int rc = sl_kafka_sink_cfg_parse(c->sn->body, c->sn->name, c->d, &nd->ksink);
+    if (rc)
+        return rc;
+    sl_kafka_sink_cfg_t *k = nd->ksink;
+    int bad = 0;
+    const sl_ynode_t *n;
+    if ((n = sl_ynode_get(c->sn->body, "key")) && !(k->key = s_expr(c, n, c->in, "key")))
+        bad = 1;
+    if ((n = sl_ynode_get(c->sn->body, "partition"))) {
+        k->partition = s_expr(c, n, c->in, "partition");
+        if (!k->partition)
+            bad = 1;
+        else if (sl_expr_type(k->partition) != SL_TYPE_INT64) {
+            sl_diag_error(c->d, n->line, n->col, "partition of '%s' must be an int64, not %s",
+                          c->sn->name, sl_type_name(sl_expr_type(k->partition)));
+            bad = 1;
+        }
+    }
+    if (k->format == SL_KAFKA_RAW &&
+        (c->in->nfields != 1 || c->in->fields[0].type != SL_TYPE_STRING)) {
+        sl_diag_error(c->d, c->sn->body->line, c->sn->body->col,
+                      "sink '%s' with format raw needs an input of one string field (its "
+                      "bytes are the value)",
+                      c->sn->name);
+        bad = 1;
+    }
+    if (k->delivery == SL_KAFKA_EXACTLY_ONCE && c->plan->spec->ckpt_interval_ms <= 0) {
+        const sl_ynode_t *dn = sl_ynode_get(c->sn->body, "delivery");
+        sl_diag_error(c->d, dn->line, dn->col,
+                      "sink '%s': delivery: exactly-once commits at checkpoints; the job needs "
+                      "checkpoint: {interval: ...}",
+                      c->sn->name);
+        bad = 1;
+    }
+    return bad ? SL_SPEC : SL_OK;
 }
 
 /* `process`: a keyed process function of the job's plugin, with state and
@@ -1603,7 +1715,9 @@ static int s_build_node(s_ctx_t *c)
     case SL_OP_STDOUT_SINK:
         return s_build_stdout_sink(c);
     case SL_OP_DISCARD_SINK:
-        return SL_OK; /* no fields; runs at the job's parallelism, chained */
+        return s_build_discard(c); /* runs at the job's parallelism, chained */
+    case SL_OP_KAFKA_SINK:
+        return s_build_kafka_sink(c);
     }
     return SL_INVAL;
 }
@@ -1898,6 +2012,7 @@ void sl_plan_destroy(sl_plan_t **pp)
         free(nd->sink_path);
         free(nd->udf_in);
         sl_kafka_cfg_destroy(&nd->kafka);
+        sl_kafka_sink_cfg_destroy(&nd->ksink);
     }
     free(p->nodes);
     if (p->chains)

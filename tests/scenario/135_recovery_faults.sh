@@ -25,7 +25,7 @@ source "$(dirname "$0")/lib.sh"
 : "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}"
 CHAOS=$SRC/tests/scenario/chaos
 DIR=$SRC/tests/scenario/recovery
-COUNT=${RECOVERY_COUNT:-14000}
+COUNT=${RECOVERY_COUNT:-20000} # 10 s a job: the fault must come well before its end, even when slow
 RATE=${RECOVERY_RATE:-2000}
 HB=1000    # the master's --heartbeat-timeout, ms
 RETAIN=10 # checkpoint.retain of recovery/keyed.yaml

@@ -437,6 +437,124 @@ START_TEST(test_decode)
 }
 END_TEST
 
+/* ---- the kafka sink's fields ----------------------------------------------- */
+
+/* A checkpointed (or not) job: a generator (seq, ts) into a kafka sink
+ * whose body lines (4-space indented, from line 8, 9 with checkpoint) are `body`. */
+static int s_load_sink(s_loaded_t *l, const char *body, bool ckpt)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "name: k\n"
+             "%s"
+             "sources:\n"
+             "  - { name: gen, type: generator, count: 10 }\n"
+             "sinks:\n"
+             "  - name: out\n"
+             "    type: kafka\n"
+             "    input: gen\n"
+             "%s",
+             ckpt ? "checkpoint: { interval: 1s }\n" : "", body);
+    l->d = sl_diag_new("job.yaml");
+    return sl_plan_load("job.yaml", text, strlen(text), NULL, 0, l->d, &l->spec, &l->plan);
+}
+
+static void s_expect_sink_error(const char *body, bool ckpt, int line, int col, const char *what)
+{
+    s_loaded_t l;
+    ck_assert_int_eq(s_load_sink(&l, body, ckpt), SL_SPEC);
+    int found = 0;
+    for (int i = 0; i < sl_diag_count(l.d); i++)
+        if (sl_diag_line(l.d, i) == line && sl_diag_col(l.d, i) == col &&
+            strstr(sl_diag_message(l.d, i), what))
+            found = 1;
+    if (!found) {
+        sl_diag_print(l.d, stderr);
+        ck_abort_msg("no error '%s' at %d:%d", what, line, col);
+    }
+    s_unload(&l);
+}
+
+#define S_SINK "    bootstrap: 127.0.0.1:9092\n    topic: t\n    format: json\n"
+
+START_TEST(test_sink_valid)
+{
+    s_loaded_t l;
+    ck_assert_int_eq(s_load_sink(&l,
+                                 S_SINK "    key: seq % 7\n    partition: seq % 3\n"
+                                        "    delivery: exactly-once\n    commit_proof: journal\n"
+                                        "    journal: /tmp/j\n    timeout_ms: 5000\n"
+                                        "    properties: { linger.ms: 5 }\n",
+                                 true),
+                     SL_OK);
+    const sl_plan_node_t *n = &l.plan->nodes[sl_spec_find(l.spec, "out")];
+    ck_assert_int_eq(n->kind, SL_OP_KAFKA_SINK);
+    const sl_kafka_sink_cfg_t *k = n->ksink;
+    ck_assert_str_eq(k->bootstrap, "127.0.0.1:9092");
+    ck_assert_str_eq(k->topic, "t");
+    ck_assert_int_eq(k->format, SL_KAFKA_JSON);
+    ck_assert_int_eq(k->delivery, SL_KAFKA_EXACTLY_ONCE);
+    ck_assert_int_eq(k->proof, SL_KAFKA_PROOF_JOURNAL);
+    ck_assert_str_eq(k->journal, "/tmp/j");
+    ck_assert_int_eq(k->timeout_ms, 5000);
+    ck_assert_int_eq(k->nprops, 1);
+    ck_assert_str_eq(k->prop_names[0], "linger.ms");
+    ck_assert_ptr_nonnull(k->key);
+    ck_assert_ptr_nonnull(k->partition);
+    ck_assert_ptr_null(k->marker_topic);
+    s_unload(&l);
+    /* defaults: at-least-once, no key; markers get a topic of their own */
+    ck_assert_int_eq(s_load_sink(&l, S_SINK, false), SL_OK);
+    k = l.plan->nodes[sl_spec_find(l.spec, "out")].ksink;
+    ck_assert_int_eq(k->delivery, SL_KAFKA_AT_LEAST_ONCE);
+    ck_assert_ptr_null(k->key);
+    ck_assert_int_eq(k->timeout_ms, 30000);
+    s_unload(&l);
+    ck_assert_int_eq(s_load_sink(&l, S_SINK "    delivery: exactly-once\n", true), SL_OK);
+    k = l.plan->nodes[sl_spec_find(l.spec, "out")].ksink;
+    ck_assert_int_eq(k->proof, SL_KAFKA_PROOF_MARKERS);
+    ck_assert_str_eq(k->marker_topic, "t.sluice-commits");
+    s_unload(&l);
+}
+END_TEST
+
+START_TEST(test_sink_errors)
+{
+    /* the sink's mapping is at 5:5; its body lines start at 8 (9 with checkpoint) */
+    s_expect_sink_error("    topic: t\n    format: json\n", false, 5, 5, "needs a 'bootstrap'");
+    s_expect_sink_error("    bootstrap: b\n    topic: t\n", false, 5, 5, "needs a 'format'");
+    s_expect_sink_error("    bootstrap: b\n    topic: \"\"\n    format: json\n", false, 9, 12,
+                        "topic of 'out' is empty");
+    s_expect_sink_error("    bootstrap: b\n    topic: t\n    format: avro\n", false, 10, 13,
+                        "unknown format 'avro'");
+    s_expect_sink_error(S_SINK "    delivery: twice\n", false, 11, 15,
+                        "delivery of 'out' must be at-least-once or exactly-once, not 'twice'");
+    s_expect_sink_error(S_SINK "    delivery: exactly-once\n", false, 11, 15,
+                        "the job needs checkpoint");
+    s_expect_sink_error(S_SINK "    commit_proof: journal\n    journal: j\n", true, 12, 19,
+                        "commit_proof of 'out' needs delivery: exactly-once");
+    s_expect_sink_error(S_SINK "    delivery: exactly-once\n    commit_proof: journal\n", true, 13,
+                        19, "needs a 'journal' field");
+    s_expect_sink_error(S_SINK "    delivery: exactly-once\n    commit_proof: paper\n", true, 13,
+                        19, "commit_proof of 'out' must be markers or journal");
+    s_expect_sink_error(S_SINK "    delivery: exactly-once\n    journal: j\n", true, 13, 14,
+                        "journal of 'out' needs commit_proof: journal");
+    s_expect_sink_error(S_SINK "    marker_topic: m\n", false, 11, 19,
+                        "marker_topic of 'out' needs delivery: exactly-once");
+    s_expect_sink_error(S_SINK "    timeout_ms: 5\n", false, 11, 17, "timeout_ms");
+    s_expect_sink_error(S_SINK "    properties: { transactional.id: x }\n", false, 11, 19,
+                        "property 'transactional.id' of 'out' is set by the sink itself");
+    s_expect_sink_error(S_SINK "    properties: { test.mock.num.brokers: 3 }\n", false, 11, 19,
+                        "is set by the sink itself");
+    s_expect_sink_error(S_SINK "    key: nope + 1\n", false, 11, 10, "in key of 'out'");
+    s_expect_sink_error(S_SINK "    partition: \"'a'\"\n", false, 11, 16,
+                        "partition of 'out' must be an int64");
+    s_expect_sink_error("    bootstrap: b\n    topic: t\n    format: raw\n", false, 5, 5,
+                        "format raw needs an input of one string field");
+    s_expect_sink_error(S_SINK "    acks: all\n", false, 11, 5, "unknown");
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("kafka");
@@ -447,6 +565,10 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_snapshot_restore);
     tcase_add_test(tc, test_decode);
     suite_add_tcase(s, tc);
+    TCase *sink = tcase_create("sink");
+    tcase_add_test(sink, test_sink_valid);
+    tcase_add_test(sink, test_sink_errors);
+    suite_add_tcase(s, sink);
     return s;
 }
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "sluice/arena.h"
+#include "sluice/expr.h"
 #include "sluice/diag.h"
 #include "sluice/row.h"
 #include "sluice/spec.h"
@@ -90,5 +91,47 @@ int sl_kafka_pattern_compile(const char *pattern, void *re);
  * topic, partition and offset), or SL_NOMEM. */
 int sl_kafka_decode(const sl_kafka_cfg_t *cfg, const sl_schema_t *schema, const char *p, size_t n,
                     sl_value_t *vals, sl_arena_t *arena, char *err, size_t cap);
+
+/* ---- the `kafka` sink ------------------------------------------------------
+ *
+ * Its fields as the planner checks them (docs/kafka.md "Kafka sink"). The
+ * `key` and `partition` expressions are compiled by the planner against
+ * the sink's input schema and kept here; the worker's operator
+ * (worker/op_kafka_sink.c) does the producing. */
+
+typedef enum {
+    SL_KAFKA_AT_LEAST_ONCE, /* idempotent producer, flushed at every checkpoint */
+    SL_KAFKA_EXACTLY_ONCE,  /* one transaction per epoch, committed when it is durable */
+} sl_kafka_delivery_t;
+
+typedef enum {
+    SL_KAFKA_PROOF_MARKERS, /* a marker record in the epoch's transaction (real Kafka) */
+    SL_KAFKA_PROOF_JOURNAL, /* a commit journal file (brokers without transactions) */
+} sl_kafka_proof_t;
+
+typedef struct sl_kafka_sink_cfg {
+    char *bootstrap;              /* bootstrap.servers */
+    char *topic;                  /* the topic written */
+    sl_kafka_format_t format;     /* how a row becomes a value */
+    sl_kafka_delivery_t delivery; /* at-least-once (default) or exactly-once */
+    sl_kafka_proof_t proof;       /* exactly-once: how a commit is proven on recovery */
+    char *journal;                /* commit_proof: journal: the journal file (owned) */
+    char *marker_topic;           /* commit_proof: markers: their topic (owned) */
+    int timeout_ms;               /* delivery / transaction timeout */
+    int nprops;                   /* properties: passed to librdkafka */
+    char **prop_names;            /* nprops entries, owned */
+    char **prop_values;           /* nprops entries, owned */
+    /* set by the planner (NULL when not given); owned */
+    sl_expr_t *key;       /* the record key (any type; null = no key) */
+    sl_expr_t *partition; /* the partition (int64), or NULL for librdkafka's partitioner */
+} sl_kafka_sink_cfg_t;
+
+/* Parses the kafka-specific fields of a sink's mapping except the
+ * expressions `key` and `partition` (the planner compiles those). Every
+ * error goes to d with its position; name is the sink's name. Returns 0
+ * and *out, SL_SPEC or SL_NOMEM. */
+int sl_kafka_sink_cfg_parse(const sl_ynode_t *body, const char *name, sl_diag_t *d,
+                            sl_kafka_sink_cfg_t **out);
+void sl_kafka_sink_cfg_destroy(sl_kafka_sink_cfg_t **pp);
 
 #endif

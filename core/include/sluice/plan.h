@@ -50,6 +50,7 @@ typedef enum {
     SL_OP_PROCESS, /* keyed process function of a plugin: state and timers (docs/udf.md) */
     /* Yahoo Streaming Benchmark ad events (sluice/ysb.h, docs/ysb.md) */
     SL_OP_YSB_SOURCE,
+    SL_OP_KAFKA_SINK, /* a Kafka topic, at-least-once or exactly-once (sluice/kafka.h) */
 } sl_opkind_t;
 
 typedef enum { SL_PART_FORWARD, SL_PART_HASH, SL_PART_REBALANCE } sl_part_t;
@@ -159,6 +160,7 @@ typedef struct sl_plan_node {
     int64_t nex_events;    /* nexmark: events in all, -1 = unbounded */
     double nex_rate;       /* nexmark: events/s of wall clock in all, 0 = as fast as possible */
     sl_kafka_cfg_t *kafka; /* kafka source: connection, topic, start, format (sluice/kafka.h) */
+    sl_kafka_sink_cfg_t *ksink; /* kafka sink: topic, format, key, delivery (sluice/kafka.h) */
 
     /* Event time (docs/time.md). */
     int rowtime;           /* event-time field of `out`, or -1 when records carry none */
@@ -178,6 +180,12 @@ typedef struct sl_plan_node {
     sl_ysb_cfg_t ysb;     /* ysb: the event model (seed, first time, event rate) */
     int64_t ysb_events;   /* ysb: events in all, -1 = unbounded */
     double ysb_rate;      /* ysb: events/s of wall clock in all, 0 = as fast as possible */
+    /* nexmark / ysb, realtime: true: event n is emitted no earlier than its
+     * event time on the wall clock (for latency runs) */
+    bool gen_realtime;
+    int latency_field;         /* discard sink: timestamp field measured (now - it), or -1 */
+    int64_t latency_warmup_ms; /* discard sink: event time skipped at the start */
+    int64_t latency_span_ms;   /* discard sink: event time measured after it (0 = all) */
 } sl_plan_node_t;
 
 typedef struct {

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The Kafka sink under broker faults and at-least-once (docs/kafka.md
+# "Kafka sink"). Exactly-once run: through the dev broker's control channel
+# the test pushes retriable Produce and AddPartitionsToTxn errors (retried:
+# the job goes on), takes a broker down for two seconds, and pushes a
+# non-retriable Produce error into a transaction (it must be aborted and
+# the job restarts from its checkpoint); the journal oracle must still hold.
+# At-least-once run: a worker is killed with SIGKILL mid-run; nothing may
+# be lost (duplicates are counted and allowed).
+source "$(dirname "$0")/lib.sh"
+: "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}" "${BUILD:?}"
+DIR=$SRC/tests/scenario/kafka
+DEVK="$BUILD/tools/sluice-dev-kafka"
+command -v kcat >/dev/null || fail "kcat is not installed (apt-get install kcat)"
+COUNT=${KFAULT_COUNT:-720000}
+RATE=${KFAULT_RATE:-40000}
+
+step "start the dev broker with a control FIFO, a master and two workers"
+mkfifo "$WORK/ctl"
+exec 8<>"$WORK/ctl"
+"$DEVK" --brokers 3 --topic eo:3 --topic alo:3 --port-file "$WORK/boot" <"$WORK/ctl" \
+    >"$WORK/dk.out" 2>"$WORK/dk.err" &
+PIDS+=("$!")
+wait_for 10 test -s "$WORK/boot" || fail "the dev broker did not start: $(cat "$WORK/dk.err")"
+BOOT=$(sed -n 's/^bootstrap=//p' "$WORK/boot")
+answers() { grep -c '^\(ok\|error\)' "$WORK/dk.out" || true; }
+# ctl COMMAND: sends it and waits for its answer, which must be ok
+ctl() {
+    local n
+    n=$(answers)
+    echo "$*" >&8
+    more() { [ "$(answers)" -gt "$n" ]; }
+    wait_for 10 more || fail "no answer to '$*'"
+    tail -n 1 "$WORK/dk.out" | grep -q '^ok' || fail "'$*': $(tail -n 1 "$WORK/dk.out")"
+}
+
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export SLUICE_MASTER=tcp://127.0.0.1:$PORT
+"$SLUICE_MASTER_BIN" --bind "$SLUICE_MASTER" --heartbeat-timeout 1000 --state-dir "$WORK/state" \
+    >>"$WORK/master.out" 2>>"$WORK/master.err" &
+PIDS+=("$!")
+wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
+start_worker() {
+    "$SLUICE_WORKER_BIN" --id "$1" --slots 2 --data-bind tcp://127.0.0.1 \
+        >>"$WORK/$1.out" 2>>"$WORK/$1.err" &
+    PIDS+=($!)
+    eval "PID_$1=$!"
+}
+start_worker w1
+start_worker w2
+alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
+wait_for 20 alive_workers 2 || fail "workers did not register: $(sluice workers)"
+python3 "$DIR/verify.py" want "$COUNT" "$RATE" "$WORK/want"
+
+field() { sluice status --json "$JOB" | grep -o "\"$1\":[^,}]*" | head -n 1 | cut -d: -f2 | tr -d '"'; }
+checkpoints_at_least() { [ "$(field checkpoints)" -ge "$1" ]; }
+attempt_at_least() {
+    [ "$(field state)" != FINISHED ] || fail "the job finished first: make it longer"
+    [ "$(field attempt)" -ge "$1" ]
+}
+finished() {
+    local st
+    st=$(field state)
+    [ "$st" != FAILED ] || fail "the job failed: $(sluice status "$JOB")"
+    [ "$st" = FINISHED ]
+}
+
+step "exactly-once: submit $COUNT records at $RATE/s"
+sluice submit "$DIR/chaos.yaml" --detach -p count="$COUNT" -p rate="$RATE" -p bootstrap="$BOOT" \
+    -p topic=eo -p delivery=exactly-once -p journal="$WORK/journal" >"$WORK/job" ||
+    { cat "$WORK/stderr" >&2; fail "submit"; }
+JOB=$(cat "$WORK/job")
+wait_for 60 checkpoints_at_least 2 || fail "no two checkpoints: $(sluice status "$JOB")"
+
+step "retriable errors on Produce and AddPartitionsToTxn: retried, the job goes on"
+ctl push-errors Produce NOT_LEADER_FOR_PARTITION,REQUEST_TIMED_OUT,NOT_LEADER_FOR_PARTITION
+ctl push-errors AddPartitionsToTxn CONCURRENT_TRANSACTIONS,COORDINATOR_LOAD_IN_PROGRESS
+before=$(field checkpoints)
+wait_for 60 checkpoints_at_least $((before + 2)) || fail "no checkpoints after retriable errors"
+[ "$(field attempt)" -eq 1 ] || fail "retriable errors restarted the job: $(sluice status "$JOB")"
+
+step "a non-retriable Produce error inside a transaction: aborted, restart from the checkpoint"
+attempt=$(field attempt)
+ctl push-errors Produce TOPIC_AUTHORIZATION_FAILED
+wait_for 60 attempt_at_least $((attempt + 1)) ||
+    fail "the abortable error did not restart the job: $(sluice status "$JOB")"
+grep -qs "aborted\|not delivered" "$WORK/master.err" "$WORK"/w?.err ||
+    grep -q "aborted\|not delivered" <<<"$(sluice status "$JOB")" ||
+    fail "the failure does not say the transaction was aborted: $(sluice status "$JOB")"
+step "a broker down for 2 s: the job rides it out"
+ctl broker down 2
+sleep 2
+ctl broker up 2
+before=$(field checkpoints)
+wait_for 60 checkpoints_at_least $((before + 2)) || fail "no checkpoints after the broker came back"
+
+wait_for 120 finished || fail "the job did not finish: $(sluice status "$JOB")"
+
+kcat -C -b "$BOOT" -t eo -e -o beginning -J >"$WORK/got-eo" 2>"$WORK/kcat.err" ||
+    fail "kcat: $(cat "$WORK/kcat.err")"
+res=$(python3 "$DIR/verify.py" check "$WORK/want" "$WORK/got-eo" --journal "$WORK/journal") ||
+    fail "not exactly once under broker faults: $res"
+echo "exactly-once: $res (attempts $(field attempt))"
+
+step "at-least-once: kill -9 a worker mid-run; nothing lost"
+sed -e '/commit_proof:/d' -e '/journal:/d' "$DIR/chaos.yaml" >"$WORK/alo.yaml"
+sluice submit "$WORK/alo.yaml" --detach -p count="$COUNT" -p rate="$RATE" -p bootstrap="$BOOT" \
+    -p topic=alo -p delivery=at-least-once >"$WORK/job" ||
+    { cat "$WORK/stderr" >&2; fail "submit"; }
+JOB=$(cat "$WORK/job")
+wait_for 60 checkpoints_at_least 3 || fail "no three checkpoints: $(sluice status "$JOB")"
+victim=w$((RANDOM % 2 + 1))
+echo "kill -9 $victim"
+eval "kill -9 \$PID_$victim"
+wait "$(eval echo "\$PID_$victim")" 2>/dev/null || true
+start_worker "$victim"
+wait_for 60 attempt_at_least 2 || fail "the job did not restart: $(sluice status "$JOB")"
+wait_for 120 finished || fail "the job did not finish: $(sluice status "$JOB")"
+kcat -C -b "$BOOT" -t alo -e -o beginning -J >"$WORK/got-alo" 2>"$WORK/kcat.err" ||
+    fail "kcat: $(cat "$WORK/kcat.err")"
+res=$(python3 "$DIR/verify.py" check "$WORK/want" "$WORK/got-alo" --at-least-once) ||
+    fail "records lost at-least-once: $res"
+echo "at-least-once: $res"
+! grep -q "Sanitizer" "$WORK"/w?.err "$WORK/master.err" || fail "sanitizer report in a daemon's log"
+echo "PASS the Kafka sink under broker faults and at-least-once"

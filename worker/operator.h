@@ -76,8 +76,7 @@ typedef struct sl_opctx {
     int64_t source_wm;
     /* Sources with a backlog: called by sl_op_source_lag (set by the task). */
     void (*lag_hook)(void *arg, int64_t lag, const char *detail);
-    uint64_t checkpoint_id; /* set by the task before snapshot: the checkpoint taken */
-    char err[512];          /* message when a call fails */
+    char err[512]; /* message when a call fails */
 } sl_opctx_t;
 
 typedef struct {

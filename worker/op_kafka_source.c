@@ -312,8 +312,7 @@ static int s_cmp_tp(const void *a, const void *b)
 
 /* Adds to *cur (nc entries) every partition of the metadata's topics that
  * the source reads. */
-static int s_collect(sl_opctx_t *c, const struct rd_kafka_metadata *md, const regex_t *re,
-                     s_part_t **cur, int *nc)
+static int s_collect(const struct rd_kafka_metadata *md, const regex_t *re, s_part_t **cur, int *nc)
 {
     for (int t = 0; t < md->topic_cnt; t++) {
         const struct rd_kafka_metadata_topic *mt = &md->topics[t];
@@ -331,7 +330,6 @@ static int s_collect(sl_opctx_t *c, const struct rd_kafka_metadata *md, const re
             (*nc)++;
         }
     }
-    (void)c;
     return SL_OK;
 }
 
@@ -349,7 +347,7 @@ static int s_current(sl_opctx_t *c, s_part_t **cur, int *nc)
         if (sl_kafka_pattern_compile(k->topic_pattern, &re))
             return sl_op_fail(c, SL_INVAL, "source '%s': bad topic_pattern", c->node->name);
         if ((rc = s_metadata(c, NULL, &md)) == SL_OK) {
-            rc = s_collect(c, md, &re, cur, nc);
+            rc = s_collect(md, &re, cur, nc);
             rd_kafka_metadata_destroy(md);
         }
         regfree(&re);
@@ -360,7 +358,7 @@ static int s_current(sl_opctx_t *c, s_part_t **cur, int *nc)
     }
     for (int t = 0; t < k->ntopics && rc == SL_OK; t++)
         if ((rc = s_metadata(c, k->topics[t], &md)) == SL_OK) {
-            rc = s_collect(c, md, NULL, cur, nc);
+            rc = s_collect(md, NULL, cur, nc);
             rd_kafka_metadata_destroy(md);
         }
     if (rc == SL_OK && *nc > 1)

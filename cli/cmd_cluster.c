@@ -272,6 +272,10 @@ static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
                    s_task_state(t->state), (unsigned long long)rin, (unsigned long long)rout,
                    (unsigned long long)t->end_ms);
             s_json_str(t->error);
+            if (t->n_metrics && t->metrics[0]->has_lag) { /* a source with a backlog (Kafka) */
+                printf(",\"lag\":%lld,\"lag_partitions\":", (long long)t->metrics[0]->lag);
+                s_json_str(t->metrics[0]->lag_partitions);
+            }
             printf(",\"operators\":[");
             for (size_t k = 0; k < t->n_metrics; k++) {
                 printf("%s", k ? "," : "");
@@ -291,6 +295,8 @@ static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
                    (unsigned long long)m->backpressure_ns, (unsigned long long)m->records_late);
             if (m->has_watermark)
                 printf(",\"watermark\":%lld", (long long)m->watermark);
+            if (m->has_lag)
+                printf(",\"lag\":%lld", (long long)m->lag);
             printf("}");
         }
         printf("]}\n");
@@ -329,6 +335,11 @@ static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
                    t->host, s_task_state(t->state), (unsigned long long)rin,
                    (unsigned long long)rout, rate, t->error);
         }
+        for (size_t i = 0; i < j->n_tasks; i++) /* sources with a backlog (Kafka) */
+            if (j->tasks[i]->n_metrics && j->tasks[i]->metrics[0]->has_lag)
+                printf("  task %u.%u lag %lld: %s\n", j->tasks[i]->ref->chain,
+                       j->tasks[i]->ref->subtask, (long long)j->tasks[i]->metrics[0]->lag,
+                       j->tasks[i]->metrics[0]->lag_partitions);
         printf("\n%-20s %14s %14s %10s %12s %10s  %s\n", "OPERATOR", "RECORDS IN", "RECORDS OUT",
                "BUSY S", "BACKPRESS S", "LATE", "WATERMARK");
         for (size_t i = 0; i < j->n_metrics; i++) {

@@ -56,6 +56,7 @@ typedef struct {
     int nmetrics; /* per chained operator */
     Sluice__OperatorMetrics *metrics;
     Sluice__OperatorMetrics **mptr; /* pointers into metrics, for status replies */
+    char *lag_text;                 /* the head's lag_partitions (a Kafka source), owned */
     char **metric_ops;              /* owned copies of operator names */
     char *endpoint;                 /* in-gate endpoint once DEPLOYED ("" for sources) */
     uint64_t end_ms;                /* wall clock when its final state arrived */
@@ -213,6 +214,7 @@ static void s_tasks_free(s_job_t *j)
         free(j->tasks[i].metric_ops);
         free(j->tasks[i].metrics);
         free(j->tasks[i].mptr);
+        free(j->tasks[i].lag_text);
     }
     free(j->tasks);
     j->tasks = NULL;
@@ -247,6 +249,7 @@ static void s_job_free(s_job_t *j)
         free(j->tasks[i].metric_ops);
         free(j->tasks[i].metrics);
         free(j->tasks[i].mptr);
+        free(j->tasks[i].lag_text);
     }
     free(j->tasks);
     for (int i = 0; i < j->nparams; i++) {
@@ -1671,7 +1674,16 @@ static void s_on_task_state(sl_master_t *m, const uint8_t *rid, size_t rlen,
             t->metrics[k].base.n_unknown_fields = 0;
             t->metrics[k].base.unknown_fields = NULL;
             t->metrics[k].op = t->metric_ops[k];
+            t->metrics[k].lag_partitions = (char *)"";
         }
+        /* a source's lag per partition (the only string that changes) */
+        const char *lag = ts->metrics[0]->lag_partitions;
+        if (lag && (!t->lag_text || strcmp(lag, t->lag_text) != 0)) {
+            free(t->lag_text);
+            t->lag_text = *lag ? strdup(lag) : NULL;
+        }
+        if (t->lag_text)
+            t->metrics[0].lag_partitions = t->lag_text;
     }
     if (ts->state == SLUICE__TASK_STATE_KIND__TASK_DEPLOYED) {
         if (t->endpoint || s_terminal(j->state))
@@ -1818,6 +1830,10 @@ static int s_status_fill(sl_master_t *m, const s_job_t *j, s_status_t *s)
                     o->busy_ns += j->tasks[i].metrics[k].busy_ns;
                     o->errors += j->tasks[i].metrics[k].errors;
                     o->backpressure_ns += j->tasks[i].metrics[k].backpressure_ns;
+                    if (j->tasks[i].metrics[k].has_lag) {
+                        o->has_lag = true;
+                        o->lag += j->tasks[i].metrics[k].lag;
+                    }
                 }
         o->has_watermark = reports > 0 && marked == reports;
         if (!o->has_watermark)

@@ -104,6 +104,12 @@ int sl_op_source_idle(sl_opctx_t *c)
     return rc;
 }
 
+void sl_op_source_lag(sl_opctx_t *c, int64_t lag, const char *detail)
+{
+    if (c->lag_hook)
+        c->lag_hook(c->idle_arg, lag, detail);
+}
+
 int64_t sl_op_now_ms(void)
 {
     struct timespec ts;

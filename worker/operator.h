@@ -68,6 +68,14 @@ typedef struct sl_opctx {
     int (*barrier_hook)(void *arg);
     const _Atomic uint64_t *barrier_pending; /* checkpoint id to take, 0 = none */
     void *idle_arg;
+    /* Sources that track event time per split (Kafka partitions) set
+     * own_wm in open and keep source_wm (their watermark, SL_WM_MIN at
+     * first) up to date on the task's thread: the task then uses it instead
+     * of the largest event time emitted minus max_out_of_order. */
+    bool own_wm;
+    int64_t source_wm;
+    /* Sources with a backlog: called by sl_op_source_lag (set by the task). */
+    void (*lag_hook)(void *arg, int64_t lag, const char *detail);
     char err[512]; /* message when a call fails */
 } sl_opctx_t;
 
@@ -132,6 +140,11 @@ int sl_op_source_idle(sl_opctx_t *c);
  * downstream and acknowledges. Cheap when none is due (one atomic load).
  * Returns 0 or the error of snapshotting or sending. */
 int sl_op_source_checkpoint(sl_opctx_t *c);
+
+/* Sources reading a log with an end (Kafka) report how far behind it they
+ * are: lag records in total over their partitions, detail per partition
+ * ("topic/partition=lag ...", truncated). Shown by `sluice status`. */
+void sl_op_source_lag(sl_opctx_t *c, int64_t lag, const char *detail);
 
 /* Wall-clock milliseconds since the epoch (processing time). */
 int64_t sl_op_now_ms(void);

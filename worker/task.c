@@ -78,7 +78,10 @@ struct sl_task {
     _Atomic uint64_t trigger_id;  /* source: checkpoint to take (0 = none) */
     _Atomic uint64_t complete_id; /* latest checkpoint notified complete */
     uint64_t completed_seen;      /* latest passed to the operators */
-    pthread_mutex_t ack_lock;     /* guards ack and ack_new */
+    pthread_mutex_t ack_lock;     /* guards ack and ack_new (and lag, lag_detail) */
+    bool has_lag;                 /* the source reported a lag (sl_op_source_lag) */
+    int64_t lag;                  /* its latest: records behind the end of its input */
+    char lag_detail[256];         /* per partition */
     sl_task_ack_t ack;
     bool ack_new;
     uint64_t align_id; /* barrier being aligned (0 = none) */
@@ -198,6 +201,8 @@ static int s_source_batch(sl_task_t *t, const sl_batch_t *b)
 static int64_t s_source_wm(const sl_task_t *t)
 {
     const sl_plan_node_t *nd = t->ops[0].node;
+    if (t->ops[0].own_wm) /* the source keeps its own (per partition) */
+        return t->ops[0].source_wm;
     if (t->src_max == SL_WM_MIN || t->src_max < SL_WM_MIN + nd->wm_bound + 1)
         return SL_WM_MIN;
     return t->src_max - nd->wm_bound - 1;
@@ -539,11 +544,21 @@ static bool s_keyed(const sl_plan_node_t *nd)
            nd->kind == SL_OP_PROCESS;
 }
 
+/* A source whose position is per split, not per subtask (Kafka: an offset
+ * per partition): like a keyed operator it takes every old subtask's
+ * section on a rescale and keeps the splits it owns now. */
+static bool s_split_source(const sl_plan_node_t *nd)
+{
+    return nd->kind == SL_OP_KAFKA_SOURCE;
+}
+
 /* Restores the chain's operators from the state files given: each section
  * goes to the operator of its name. A keyed operator takes every section of
  * its name (it keeps the key groups it owns: a rescale gives it every old
- * subtask's); any other operator takes the one of the old subtask with its
- * own index, which must exist unless the operator keeps no state. */
+ * subtask's), and so does a source with a position per split (Kafka: it
+ * keeps the partitions it owns); any other operator takes the one of the
+ * old subtask with its own index, which must exist unless the operator
+ * keeps no state. */
 static int s_restore(sl_task_t *t)
 {
     bool *done = calloc((size_t)t->nops + 1, sizeof *done);
@@ -585,7 +600,7 @@ static int s_restore(sl_task_t *t)
             if (i < 0)
                 continue; /* another chain's operator (the job was rechained) */
             seen[i]++;
-            bool keyed = s_keyed(t->ops[i].node);
+            bool keyed = s_keyed(t->ops[i].node) || s_split_source(t->ops[i].node);
             if (!keyed && (rs->subtask != t->env.subtask || slen == 0))
                 continue;
             sl_snap_r_t sub;
@@ -608,7 +623,8 @@ static int s_restore(sl_task_t *t)
     }
     /* A stateful operator that is not keyed cannot be split or merged. */
     for (int i = 0; rc == SL_OK && t->env.rescale && i < t->nops; i++)
-        if (seen[i] && t->ops[i].node->role == SL_ROLE_SOURCE && seen[i] != t->chain->parallelism) {
+        if (seen[i] && t->ops[i].node->role == SL_ROLE_SOURCE && !s_split_source(t->ops[i].node) &&
+            seen[i] != t->chain->parallelism) {
             snprintf(t->err, sizeof t->err,
                      "operator '%s' keeps a position per subtask: it cannot change its "
                      "parallelism from %d to %d (keep the source's parallelism fixed with "
@@ -646,6 +662,17 @@ static int s_source_idle(void *arg)
     return rc;
 }
 
+/* A source's lag report (sl_op_source_lag), read by sl_task_metrics. */
+static void s_source_lag(void *arg, int64_t lag, const char *detail)
+{
+    sl_task_t *t = arg;
+    pthread_mutex_lock(&t->ack_lock);
+    t->has_lag = true;
+    t->lag = lag;
+    snprintf(t->lag_detail, sizeof t->lag_detail, "%s", detail ? detail : "");
+    pthread_mutex_unlock(&t->ack_lock);
+}
+
 static int s_open(sl_task_t *t, s_link_t *links)
 {
     const sl_plan_t *p = t->env.plan;
@@ -674,6 +701,8 @@ static int s_open(sl_task_t *t, s_link_t *links)
         if (i == 0 && nd->role == SL_ROLE_SOURCE) {
             c->idle_hook = s_source_idle;
             c->barrier_hook = s_source_control;
+            c->lag_hook = s_source_lag;
+            c->source_wm = SL_WM_MIN;
             c->barrier_pending = &t->ctl;
             c->idle_arg = t;
             t->src_wm = nd->watermarks && nd->rowtime >= 0;
@@ -1129,6 +1158,17 @@ void sl_task_metrics(const sl_task_t *t, int i, sl_op_metrics_t *m)
     m->busy_ns = atomic_load_explicit(&c->busy_ns, memory_order_relaxed);
     m->errors = atomic_load_explicit(&c->errors, memory_order_relaxed);
     m->late = atomic_load_explicit(&c->records_late, memory_order_relaxed);
+    m->has_lag = false;
+    m->lag = 0;
+    m->lag_detail[0] = 0;
+    if (i == 0 && nd->role == SL_ROLE_SOURCE) {
+        sl_task_t *mt = (sl_task_t *)t; /* the lock only */
+        pthread_mutex_lock(&mt->ack_lock);
+        m->has_lag = t->has_lag;
+        m->lag = t->lag;
+        snprintf(m->lag_detail, sizeof m->lag_detail, "%s", t->lag_detail);
+        pthread_mutex_unlock(&mt->ack_lock);
+    }
 }
 
 uint64_t sl_task_blocked_ns(const sl_task_t *t)

@@ -63,7 +63,10 @@ typedef struct sl_task sl_task_t;
 typedef struct {
     const char *op; /* operator name (borrowed from the plan) */
     uint64_t records_in, records_out, busy_ns, errors;
-    uint64_t late; /* records behind the watermark, sent to the side output */
+    uint64_t late;        /* records behind the watermark, sent to the side output */
+    bool has_lag;         /* a source reported its lag (Kafka) */
+    int64_t lag;          /* records behind the end of its input, over its partitions */
+    char lag_detail[256]; /* per partition: "topic/partition=lag ..." */
 } sl_op_metrics_t;
 
 sl_task_t *sl_task_new(const sl_task_env_t *env);

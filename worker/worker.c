@@ -173,6 +173,7 @@ static void s_send_state_ep(sl_worker_t *w, s_slot_t *t, Sluice__TaskStateKind s
     int nops = t->task ? sl_task_nops(t->task) : 0;
     Sluice__OperatorMetrics m[64], *mp[64];
     sl_op_metrics_t om;
+    char lagbuf[256] = ""; /* only the head (a source) reports a lag */
     if (nops > 64)
         nops = 64;
     for (int i = 0; i < nops; i++) {
@@ -187,6 +188,11 @@ static void s_send_state_ep(sl_worker_t *w, s_slot_t *t, Sluice__TaskStateKind s
         int64_t wm = sl_task_watermark(t->task);
         m[i].has_watermark = wm != SL_WM_MIN;
         m[i].watermark = wm;
+        m[i].has_lag = om.has_lag;
+        m[i].lag = om.lag;
+        m[i].lag_partitions = om.has_lag ? lagbuf : (char *)"";
+        if (om.has_lag)
+            snprintf(lagbuf, sizeof lagbuf, "%s", om.lag_detail);
         if (i == nops - 1) /* the chain's tail sends, so it is the one held back */
             m[i].backpressure_ns = sl_task_blocked_ns(t->task);
         mp[i] = &m[i];

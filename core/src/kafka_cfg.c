@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "sluice/kafka.h"
 
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,95 @@ static int s_str(const sl_ynode_t *n, const char *what, const char *name, sl_dia
     return *out ? SL_OK : SL_NOMEM;
 }
 
+/* ---- source only: start: {timestamp: }, topics:, topic_pattern: ----------- */
+
+/* start: {timestamp: T}: epoch milliseconds or an ISO-8601 time. */
+static int s_parse_start_ts(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *name, sl_diag_t *d)
+{
+    sl_value_t v;
+    char why[160];
+    if (n->kind != SL_Y_SCALAR || !*n->str ||
+        sl_value_from_text(SL_TYPE_TIMESTAMP, n->str, strlen(n->str), NULL, &v, why, sizeof why) !=
+            SL_OK ||
+        v.is_null || v.u.i < 0) {
+        sl_diag_error(d, n->line, n->col,
+                      "timestamp of '%s' must be epoch milliseconds or an ISO-8601 time like "
+                      "2026-03-14T09:26:53Z%s%s",
+                      name, n->kind == SL_Y_SCALAR ? ", not " : "",
+                      n->kind == SL_Y_SCALAR ? n->str : "");
+        return SL_SPEC;
+    }
+    c->start = SL_KAFKA_START_TIMESTAMP;
+    c->start_ts = v.u.i;
+    return SL_OK;
+}
+
+/* topics: [a, b]: distinct non-empty names. */
+static int s_parse_topics(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *name, sl_diag_t *d)
+{
+    if (n->kind != SL_Y_SEQ || n->n == 0) {
+        sl_diag_error(d, n->line, n->col,
+                      "topics of '%s' must be a list of topic names, e.g. [a, b]", name);
+        return SL_SPEC;
+    }
+    c->topics = calloc((size_t)n->n, sizeof *c->topics);
+    if (!c->topics)
+        return SL_NOMEM;
+    int bad = 0;
+    for (int i = 0; i < n->n; i++) {
+        char *t = NULL;
+        int rc = s_str(n->items[i], "topic", name, d, &t);
+        if (rc == SL_NOMEM)
+            return rc;
+        if (rc) {
+            bad = 1;
+            continue;
+        }
+        for (int k = 0; k < c->ntopics && t; k++)
+            if (strcmp(c->topics[k], t) == 0) {
+                sl_diag_error(d, n->items[i]->line, n->items[i]->col,
+                              "topic '%s' named twice in topics of '%s'", t, name);
+                bad = 1;
+                free(t);
+                t = NULL;
+            }
+        if (t)
+            c->topics[c->ntopics++] = t;
+    }
+    return bad ? SL_SPEC : SL_OK;
+}
+
+/* topic_pattern: an extended regular expression, checked here. */
+static int s_parse_pattern(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *name, sl_diag_t *d)
+{
+    int rc = s_str(n, "topic_pattern", name, d, &c->topic_pattern);
+    if (rc)
+        return rc;
+    regex_t re;
+    int e = sl_kafka_pattern_compile(c->topic_pattern, &re);
+    if (e) {
+        char why[160];
+        regerror(e, &re, why, sizeof why);
+        sl_diag_error(d, n->line, n->col, "topic_pattern of '%s' is not a regular expression: %s",
+                      name, why);
+        return SL_SPEC;
+    }
+    regfree(&re);
+    return SL_OK;
+}
+
+int sl_kafka_pattern_compile(const char *pattern, void *re)
+{
+    size_t n = strlen(pattern);
+    char *full = malloc(n + 5);
+    if (!full)
+        return REG_ESPACE;
+    snprintf(full, n + 5, "^(%s)$", pattern); /* a whole name matches, as in Kafka */
+    int e = regcomp(re, full, REG_EXTENDED | REG_NOSUB);
+    free(full);
+    return e;
+}
+
 static int s_parse_start(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *name, sl_diag_t *d)
 {
     if (n->kind == SL_Y_SCALAR) {
@@ -54,20 +144,25 @@ static int s_parse_start(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *nam
             c->start = SL_KAFKA_START_EARLIEST;
         else if (strcmp(n->str, "latest") == 0)
             c->start = SL_KAFKA_START_LATEST;
+        else if (strcmp(n->str, "committed") == 0)
+            c->start = SL_KAFKA_START_COMMITTED;
         else {
             sl_diag_error(d, n->line, n->col,
-                          "start of '%s' must be earliest, latest or offsets: {PARTITION: "
-                          "OFFSET, ...}, not '%s'",
+                          "start of '%s' must be earliest, latest, committed, offsets: "
+                          "{PARTITION: OFFSET, ...} or timestamp: TIME, not '%s'",
                           name, n->str);
             return SL_SPEC;
         }
         return SL_OK;
     }
+    const sl_ynode_t *ts = sl_ynode_get(n, "timestamp");
+    if (n->kind == SL_Y_MAP && n->n == 1 && ts)
+        return s_parse_start_ts(c, ts, name, d);
     const sl_ynode_t *offs = sl_ynode_get(n, "offsets");
     if (n->kind != SL_Y_MAP || n->n != 1 || !offs) {
         sl_diag_error(d, n->line, n->col,
-                      "start of '%s' must be earliest, latest or offsets: {PARTITION: OFFSET, "
-                      "...}",
+                      "start of '%s' must be earliest, latest, committed, offsets: {PARTITION: "
+                      "OFFSET, ...} or timestamp: TIME",
                       name);
         return SL_SPEC;
     }
@@ -144,9 +239,10 @@ int sl_kafka_cfg_parse(const sl_ynode_t *body, const char *name, sl_diag_t *d, s
     sl_kafka_cfg_t *c = calloc(1, sizeof *c);
     if (!c)
         return SL_NOMEM;
-    c->bounded = true;
+    c->bounded = false; /* unbounded unless `bounded: true` */
     c->timeout_ms = 10000;
-    c->f_key = c->f_partition = c->f_offset = c->f_timestamp = c->f_value = -1;
+    c->fallback = SL_KAFKA_START_EARLIEST;
+    c->f_key = c->f_partition = c->f_offset = c->f_timestamp = c->f_value = c->f_headers = -1;
     int rc = SL_OK, bad = 0;
     const sl_ynode_t *n;
 #define S_CHECK(expr)                                                                              \
@@ -159,17 +255,36 @@ int sl_kafka_cfg_parse(const sl_ynode_t *body, const char *name, sl_diag_t *d, s
         if (r_)                                                                                    \
             bad = 1;                                                                               \
     } while (0)
-    static const char *const req[] = {"bootstrap", "topic"};
-    for (int i = 0; i < 2; i++) {
-        n = sl_ynode_get(body, req[i]);
-        if (!n) {
-            sl_diag_error(d, body->line, body->col, "source '%s' (type kafka) needs a '%s' field",
-                          name, req[i]);
-            bad = 1;
-            continue;
+    if (!(n = sl_ynode_get(body, "bootstrap"))) {
+        sl_diag_error(d, body->line, body->col,
+                      "source '%s' (type kafka) needs a 'bootstrap' field", name);
+        bad = 1;
+    } else
+        S_CHECK(s_str(n, "bootstrap", name, d, &c->bootstrap));
+    /* source only: the topics read, exactly one of topic, topics, topic_pattern */
+    const sl_ynode_t *nt = sl_ynode_get(body, "topic"), *nts = sl_ynode_get(body, "topics"),
+                     *ntp = sl_ynode_get(body, "topic_pattern");
+    if (!!nt + !!nts + !!ntp != 1) {
+        const sl_ynode_t *at = !nt + !nts + !ntp == 3 ? body : nts && (nt || ntp) ? nts : ntp;
+        sl_diag_error(d, at->line, at->col,
+                      "source '%s' (type kafka) needs exactly one of 'topic', 'topics' and "
+                      "'topic_pattern'",
+                      name);
+        bad = 1;
+    } else if (nt) {
+        S_CHECK(s_str(nt, "topic", name, d, &c->topic));
+        if (c->topic && !(c->topics = calloc(1, sizeof *c->topics))) {
+            rc = SL_NOMEM;
+            goto done;
         }
-        S_CHECK(s_str(n, req[i], name, d, i == 0 ? &c->bootstrap : &c->topic));
-    }
+        if (c->topic && !(c->topics[c->ntopics++] = strdup(c->topic))) {
+            rc = SL_NOMEM;
+            goto done;
+        }
+    } else if (nts)
+        S_CHECK(s_parse_topics(c, nts, name, d));
+    else
+        S_CHECK(s_parse_pattern(c, ntp, name, d));
     if ((n = sl_ynode_get(body, "format"))) {
         const char *f = sl_ynode_str(n, d, "format");
         if (f && (strcmp(f, "json") == 0 || strcmp(f, "jsonl") == 0))
@@ -192,14 +307,39 @@ int sl_kafka_cfg_parse(const sl_ynode_t *body, const char *name, sl_diag_t *d, s
     }
     if ((n = sl_ynode_get(body, "start")))
         S_CHECK(s_parse_start(c, n, name, d));
-    if ((n = sl_ynode_get(body, "bounded"))) {
-        if (sl_ynode_bool(n, d, "bounded", &c->bounded))
+    if ((n = sl_ynode_get(body, "bounded")) && sl_ynode_bool(n, d, "bounded", &c->bounded))
+        bad = 1;
+    if (c->start == SL_KAFKA_START_OFFSETS && (nts || ntp)) {
+        n = sl_ynode_get(body, "start");
+        sl_diag_error(d, n->line, n->col,
+                      "start: offsets of '%s' names partitions of one topic: use it with "
+                      "'topic', not with several topics",
+                      name);
+        bad = 1;
+    }
+    if ((n = sl_ynode_get(body, "fallback"))) {
+        const char *v = sl_ynode_str(n, d, "fallback");
+        if (v && c->start != SL_KAFKA_START_COMMITTED) {
+            sl_diag_error(d, n->line, n->col, "fallback of '%s' only applies to start: committed",
+                          name);
             bad = 1;
-        else if (!c->bounded) {
+        } else if (v && strcmp(v, "latest") == 0)
+            c->fallback = SL_KAFKA_START_LATEST;
+        else if (v && strcmp(v, "earliest") != 0) {
             sl_diag_error(d, n->line, n->col,
-                          "source '%s': unbounded Kafka reading is not supported yet", name);
+                          "fallback of '%s' must be earliest or latest, not '%s'", name, v);
             bad = 1;
-        }
+        } else if (!v)
+            bad = 1;
+    }
+    if ((n = sl_ynode_get(body, "headers")) && sl_ynode_bool(n, d, "headers", &c->headers))
+        bad = 1;
+    if ((n = sl_ynode_get(body, "rate"))) {
+        long long v;
+        if (sl_ynode_int(n, 0, 1000000000, d, "rate", &v))
+            bad = 1;
+        else
+            c->rate = v;
     }
     if ((n = sl_ynode_get(body, "key")) && sl_ynode_bool(n, d, "key", &c->key))
         bad = 1;
@@ -266,13 +406,24 @@ int sl_kafka_cfg_bind(sl_kafka_cfg_t *cfg, const sl_schema_t *schema, sl_diag_t 
         }
         *slot[i] = f;
     }
+    cfg->f_headers = -1; /* source only: `headers: true` */
+    if (cfg->headers) {
+        int f = sl_schema_find(schema, "headers");
+        if (f < 0 || schema->fields[f].type != SL_TYPE_STRING) {
+            sl_diag_error(d, line, col,
+                          "with headers: true the schema needs a field 'headers' of type string");
+            bad = 1;
+        } else
+            cfg->f_headers = f;
+    }
     free(cfg->value_fields);
     cfg->value_fields = calloc((size_t)schema->nfields + 1, sizeof(int));
     if (!cfg->value_fields)
         return SL_NOMEM;
     cfg->nvalue = 0;
     for (int f = 0; f < schema->nfields; f++)
-        if (f != cfg->f_partition && f != cfg->f_offset && f != cfg->f_timestamp && f != cfg->f_key)
+        if (f != cfg->f_partition && f != cfg->f_offset && f != cfg->f_timestamp &&
+            f != cfg->f_key && f != cfg->f_headers)
             cfg->value_fields[cfg->nvalue++] = f;
     cfg->f_value = -1;
     if (cfg->format == SL_KAFKA_RAW) {
@@ -281,7 +432,7 @@ int sl_kafka_cfg_bind(sl_kafka_cfg_t *cfg, const sl_schema_t *schema, sl_diag_t 
             cfg->nvalue != 1) {
             sl_diag_error(d, line, col,
                           "a raw Kafka source has one string field 'value' (besides partition, "
-                          "offset, kafka_timestamp, key)");
+                          "offset, kafka_timestamp, key, headers)");
             bad = 1;
         }
     } else if (cfg->nvalue == 0) {
@@ -307,6 +458,10 @@ void sl_kafka_cfg_destroy(sl_kafka_cfg_t **pp)
     free(c->prop_names);
     free(c->prop_values);
     free(c->value_fields);
+    for (int i = 0; i < c->ntopics; i++)
+        free(c->topics[i]);
+    free(c->topics);
+    free(c->topic_pattern);
     free(c);
     *pp = NULL;
 }

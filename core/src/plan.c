@@ -42,7 +42,8 @@ static const s_type_t s_types[] = {
      S_KEYS("events", "rate", "seed", "first_event_time", "event_rate", "realtime"), 0, 0},
     {"kafka", SL_ROLE_SOURCE, SL_OP_KAFKA_SOURCE,
      S_KEYS("bootstrap", "topic", "format", "schema", "start", "bounded", "key", "on_error",
-            "group", "properties", "timeout_ms"),
+            "group", "properties", "timeout_ms", "topics", "topic_pattern", "fallback", "headers",
+            "rate"),
      0, 0},
     {"filter", SL_ROLE_OPERATOR, SL_OP_FILTER, S_KEYS("where", "function"), 1, 1},
     {"map", SL_ROLE_OPERATOR, SL_OP_MAP, S_KEYS("select", "function"), 1, 1},
@@ -533,7 +534,7 @@ static int s_build_ysb(s_ctx_t *c)
 
 /* A Kafka topic (sluice/kafka.h): the fields are checked by kafka_cfg.c,
  * the schema here; raw without a schema reads one string field `value`.
- * Subtask i of P reads the partitions p with p % P == i. */
+ * Which subtask reads which partition: worker/op_kafka_source.c. */
 static int s_build_kafka(s_ctx_t *c)
 {
     sl_plan_node_t *nd = c->node;

@@ -2,7 +2,11 @@
 # The bounded Kafka source against the development broker (docs/kafka.md):
 # JSON records produced with kcat across 4 partitions are counted per word
 # at parallelism 1 and 3 and compared with counts computed by awk from the
-# produced input; start: latest reads nothing; explicit offsets skip the
+# produced input; two topics (a list, then a pattern) read together; a
+# pattern matching nothing fails; start: committed starts at the group's
+# offsets (kafka-group commits them) with either fallback; a start
+# timestamp reads nothing on the mock (it cannot look one up); headers
+# become a "k=v,..." field; start: latest reads nothing; explicit offsets skip the
 # first records of a partition; a malformed record fails the job naming
 # topic, partition and offset (on_error: skip skips and logs it); offsets
 # past the log end or below the log start fail naming topic, partition and
@@ -15,7 +19,7 @@ command -v kcat >/dev/null ||
     fail "kcat is not installed: this test needs it as an independent Kafka client (apt-get install kcat; 'make test' installs it)"
 
 step "start 3 mock brokers: words (4 partitions), bad (2), big (1)"
-"$DEVK" --brokers 3 --topic words:4 --topic bad:2 --topic big:1 --no-stdin \
+"$DEVK" --brokers 3 --topic words:4 --topic bad:2 --topic big:1 --topic more:2 --topic hdr:1 --no-stdin \
     --port-file "$WORK/boot" </dev/null >"$WORK/dk.out" 2>"$WORK/dk.err" &
 PIDS+=("$!")
 wait_for 10 test -s "$WORK/boot" || fail "the dev broker did not start: $(cat "$WORK/dk.err")"
@@ -28,7 +32,8 @@ job() {
     shift
     {
         printf 'name: kafka-count\nsources:\n  - name: src\n    type: kafka\n'
-        printf '    bootstrap: "%s"\n    topic: %s\n    format: json\n' "$BOOT" "${TOPIC:-words}"
+        printf '    bootstrap: "%s"\n    %s\n    format: json\n    bounded: true\n' \
+            "$BOOT" "${TOPICS:-topic: ${TOPIC:-words}}"
         printf '    schema:\n      - { name: word, type: string }\n      - { name: n, type: int64 }\n'
         for l in "$@"; do printf '    %s\n' "$l"; done
         printf 'operators:\n  - { name: counts, type: aggregate, input: src, key: [word], '
@@ -69,6 +74,65 @@ for par in 1 3; do
     grep -E "^src +kafka +$N " "$WORK/stderr" >/dev/null ||
         fail "the source did not read $N records: $(cat "$WORK/stderr")"
 done
+
+step "several topics, and a topic pattern: partitions of all topics, round-robin"
+seq 1 300 | awk '{ printf "{\"word\":\"m%d\",\"n\":%d}\n", $1 % 5, $1 }' >"$WORK/more.jsonl"
+for p in 0 1; do
+    awk -v p="$p" 'NR % 2 == p' "$WORK/more.jsonl" | kcat -P -b "$BOOT" -t more -p "$p" ||
+        fail "produce more"
+done
+cat "$WORK/in.jsonl" "$WORK/more.jsonl" | counts >"$WORK/want.topics"
+TOPICS="topics: [words, more]" job "$WORK/topics.yaml"
+sluice run "$WORK/topics.yaml" --parallelism 4 >"$WORK/run.out" || fail "topics: $(cat "$WORK/stderr")"
+expect "$WORK/want.topics"
+grep -E "^src +kafka +$((N + 300)) " "$WORK/stderr" >/dev/null || fail "topics: $(cat "$WORK/stderr")"
+TOPICS="topic_pattern: 'mo.e|wor.s'" job "$WORK/pattern.yaml"
+sluice run "$WORK/pattern.yaml" --parallelism 3 >"$WORK/run.out" || fail "pattern: $(cat "$WORK/stderr")"
+expect "$WORK/want.topics"
+TOPICS="topic_pattern: 'nomatch.*'" job "$WORK/nomatch.yaml" "timeout_ms: 2000"
+rc=0
+sluice run "$WORK/nomatch.yaml" >"$WORK/run.out" || rc=$?
+[ "$rc" -eq 1 ] || fail "a pattern matching nothing: exit $rc"
+grep -q "no topic at $BOOT matches topic_pattern 'nomatch.\*'" "$WORK/stderr" ||
+    fail "no clear error for a pattern matching nothing: $(cat "$WORK/stderr")"
+
+step "start: committed reads from the group's offsets, else the fallback"
+"$BUILD/tools/kafka-group" "$BOOT" g85 commit words 0=500 2=999 || fail "commit"
+job "$WORK/committed.yaml" "group: g85" "start: committed"
+sluice run "$WORK/committed.yaml" --parallelism 2 >"$WORK/run.out" || fail "committed: $(cat "$WORK/stderr")"
+{
+    tail -n +501 "$WORK/in.0"
+    cat "$WORK/in.1"
+    tail -n +1000 "$WORK/in.2"
+    cat "$WORK/in.3"
+} | counts >"$WORK/want.committed"
+expect "$WORK/want.committed"
+job "$WORK/committed.yaml" "group: g85" "start: committed" "fallback: latest"
+sluice run "$WORK/committed.yaml" --parallelism 2 >"$WORK/run.out" || fail "committed: $(cat "$WORK/stderr")"
+{
+    tail -n +501 "$WORK/in.0"
+    tail -n +1000 "$WORK/in.2"
+} | counts >"$WORK/want.committed"
+expect "$WORK/want.committed"
+
+step "start: {timestamp: ...}: the dev broker cannot look one up (it answers the end)"
+job "$WORK/ts.yaml" "start: { timestamp: '2020-01-01T00:00:00Z' }"
+sluice run "$WORK/ts.yaml" >"$WORK/run.out" || fail "timestamp: $(cat "$WORK/stderr")"
+[ "$(wc -l <"$WORK/out.csv")" -eq 1 ] || fail "a timestamp start on the mock read records"
+
+step "headers: a string field 'k=v,...'"
+printf 'one\ntwo\n' | kcat -P -b "$BOOT" -t hdr -p 0 -H "src=a" -H "trace=7" || fail "produce hdr"
+cat >"$WORK/hdr.yaml" <<EOF
+name: kafka-headers
+sources:
+  - { name: src, type: kafka, bootstrap: "$BOOT", topic: hdr, format: raw, bounded: true,
+      headers: true, schema: [{ name: value, type: string }, { name: headers, type: string }] }
+sinks:
+  - { name: out, type: file, format: csv, input: src, path: "$WORK/out.csv" }
+EOF
+sluice run "$WORK/hdr.yaml" >"$WORK/run.out" || fail "headers: $(cat "$WORK/stderr")"
+printf 'one,"src=a,trace=7"\ntwo,"src=a,trace=7"\n' >"$WORK/want.hdr"
+expect "$WORK/want.hdr"
 
 step "start: latest reads nothing"
 job "$WORK/latest.yaml" "start: latest"

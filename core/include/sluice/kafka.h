@@ -7,8 +7,9 @@
  * to Kafka with librdkafka; the core library never links it.
  *
  * Metadata fields: when the schema names `partition` (int64), `offset`
- * (int64) or `kafka_timestamp` (timestamp), and `key` (string) with
- * `key: true`, those fields come from the record, not from its value. */
+ * (int64) or `kafka_timestamp` (timestamp), `key` (string) with
+ * `key: true` and `headers` (string) with `headers: true`, those fields
+ * come from the record, not from its value. */
 #ifndef SLUICE_KAFKA_H
 #define SLUICE_KAFKA_H
 #include <stdbool.h>
@@ -27,6 +28,9 @@ typedef enum {
     SL_KAFKA_START_EARLIEST, /* the low watermark of each partition */
     SL_KAFKA_START_LATEST,   /* the high watermark: only what comes later */
     SL_KAFKA_START_OFFSETS,  /* per-partition offsets; unnamed partitions start earliest */
+    /* source only, below */
+    SL_KAFKA_START_COMMITTED, /* the group's committed offsets, else `fallback` */
+    SL_KAFKA_START_TIMESTAMP, /* the first offset at or after start_ts (offsets_for_times) */
 } sl_kafka_start_t;
 
 typedef struct {
@@ -53,6 +57,16 @@ typedef struct sl_kafka_cfg {
     int f_key, f_partition, f_offset, f_timestamp, f_value;
     int nvalue;        /* fields that come from the value, in schema order */
     int *value_fields; /* their indexes (CSV columns, JSON keys) */
+
+    /* ---- source only ---------------------------------------------------- */
+    int ntopics;               /* topics named (topic: or topics:); 0 with topic_pattern */
+    char **topics;             /* ntopics names, owned (topics[0] is topic with `topic:`) */
+    char *topic_pattern;       /* topic_pattern: an extended regex a whole name must match */
+    sl_kafka_start_t fallback; /* start: committed, no committed offset: EARLIEST or LATEST */
+    int64_t start_ts;          /* start: {timestamp: ...}: epoch milliseconds */
+    bool headers;              /* fill the string field `headers` with "k=v,k2=v2" */
+    int f_headers;             /* bound: the `headers` field, or -1 */
+    int64_t rate;              /* max records per second per subtask, 0 = no limit */
 } sl_kafka_cfg_t;
 
 /* Parses the kafka-specific fields of a source's mapping (all but `schema`
@@ -66,6 +80,10 @@ int sl_kafka_cfg_parse(const sl_ynode_t *body, const char *name, sl_diag_t *d,
 int sl_kafka_cfg_bind(sl_kafka_cfg_t *cfg, const sl_schema_t *schema, sl_diag_t *d, int line,
                       int col);
 void sl_kafka_cfg_destroy(sl_kafka_cfg_t **pp);
+/* Source only: compiles a topic_pattern into *re (a regex_t, anchored so a
+ * whole topic name must match); 0 or the regcomp error (regfree it after
+ * 0). */
+int sl_kafka_pattern_compile(const char *pattern, void *re);
 
 /* Decodes the value p[0..n) into the value fields of vals[schema->nfields]
  * (metadata fields are left to the caller). Strings live in arena. Returns

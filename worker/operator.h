@@ -66,7 +66,12 @@ typedef struct sl_opctx {
     int (*barrier_hook)(void *arg);
     const _Atomic uint64_t *barrier_pending; /* checkpoint id to take, 0 = none */
     void *idle_arg;
-    char err[512]; /* message when a call fails */
+    /* Keyed state in RocksDB (`state: {backend: rocksdb}`), set by the task: */
+    const char *state_dir;   /* local directory of the subtask's state, or NULL (a temp dir) */
+    const char *ckpt_dir;    /* <root>/<job> where checkpoints go, or NULL */
+    uint64_t ckpt_id;        /* the checkpoint a snapshot call is taken for */
+    const char *restore_dir; /* directory of the checkpoint restored from, or NULL */
+    char err[512];           /* message when a call fails */
 } sl_opctx_t;
 
 typedef struct {

@@ -441,6 +441,7 @@ static void s_write_snapshot(sl_task_t *t, uint64_t id)
         sl_opctx_t *c = &t->ops[i];
         sl_snap_bytes(&w, c->node->name, strlen(c->node->name));
         op.len = 0;
+        c->ckpt_id = id;
         int rc = t->vt[i]->snapshot ? t->vt[i]->snapshot(c, &op) : SL_INVAL;
         if (rc || op.err)
             snprintf(a.declined, sizeof a.declined, "operator '%s' cannot snapshot: %s",
@@ -659,6 +660,9 @@ static int s_open(sl_task_t *t, s_link_t *links)
         c->cancel = t->env.cancel;
         c->arena = sl_arena_new(64 * 1024);
         c->watermark = SL_WM_MIN;
+        c->state_dir = t->env.state_dir;
+        c->ckpt_dir = t->env.ckpt_dir;
+        c->restore_dir = t->env.restore_dir;
         links[2 * i] = (s_link_t){.t = t, .next = i + 1};
         links[2 * i + 1] = (s_link_t){.t = t, .next = t->nops, .port = 1};
         if (nd->side_out) {

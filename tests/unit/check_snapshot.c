@@ -12,7 +12,10 @@
  * restore with another parallelism: the snapshot of one subtask restored
  * into two keeps in each only the keys of its key groups, two restored
  * into one merge. Truncated, mutated and random snapshots must fail with
- * SL_DATA and a message, never crash or leak. */
+ * SL_DATA and a message, never crash or leak. The keyed cases run again
+ * with `state: {backend: rocksdb}` (a tiny cache): the snapshot is then
+ * the store's checkpoint in a temporary checkpoint directory, and every
+ * result must be the same. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <math.h>
@@ -35,6 +38,21 @@
     } while (0)
 
 /* ---- snap.c ------------------------------------------------------------------ */
+
+/* The rocksdb runs: checkpoints go to s_root/chk-<id>, and instances
+ * restore from s_rdir (the checkpoint of the last snapshot id drawn). */
+static char *s_root;
+static char s_rdir[600];
+static uint64_t s_ck;
+
+/* A fresh checkpoint id for the snapshots about to be taken. */
+static uint64_t s_new_ck(void)
+{
+    s_ck++;
+    if (s_root)
+        snprintf(s_rdir, sizeof s_rdir, "%s/chk-%llu", s_root, (unsigned long long)s_ck);
+    return s_ck;
+}
 
 static void s_write_all_kinds(sl_snap_w_t *w)
 {
@@ -282,6 +300,8 @@ static s_inst_t *s_inst_open(s_job_t *j, const char *name, int subtask, int par)
     c->barrier_hook = s_hook;
     c->barrier_pending = &in->pending;
     c->idle_arg = in;
+    c->ckpt_dir = s_root;
+    c->restore_dir = s_rdir;
     in->in = sl_batch_new(2048);
     ck_assert_int_eq(in->vt->open(c), SL_OK);
     return in;
@@ -964,7 +984,9 @@ static void s_keyed_case(s_job_t *j, const char *name, const s_rec_t *recs, int 
     maxt = INT64_MIN;
     s_feed(j, a, p1, recs, 0, half, &maxt);
     sl_snap_w_t snaps[4];
+    uint64_t ck = s_new_ck();
     for (int p = 0; p < p1; p++) {
+        a[p]->ctx.ckpt_id = ck;
         sl_snap_w_init(&snaps[p]);
         ck_assert_int_eq(sl_emit_flush(&a[p]->ctx.out), SL_OK);
         if (a[p]->ctx.side.batch)
@@ -1037,6 +1059,7 @@ static void s_keyed_filter(s_job_t *j, const char *name, const s_rec_t *recs)
     s_feed(j, &a, 1, recs, 0, S_NIN / 2, &maxt);
     sl_snap_w_t w;
     sl_snap_w_init(&w);
+    a->ctx.ckpt_id = s_new_ck();
     ck_assert_int_eq(a->vt->snapshot(&a->ctx, &w), SL_OK);
     s_inst_t *one = s_inst_open(j, name, 0, 1);
     ck_assert_int_eq(s_restore(one, w.data, w.len), SL_OK);
@@ -1070,11 +1093,22 @@ static void s_keyed_filter(s_job_t *j, const char *name, const s_rec_t *recs)
 static void s_keyed_all(const char *name, bool ordered)
 {
     s_job_t j;
-    s_job_load(&j, s_keyed_spec);
+    char *text = NULL;
+    if (s_root) { /* the same job with its keyed state in rocksdb */
+        const char *state = "state: {backend: rocksdb, block_cache: 1MB, write_buffer: 256KB}\n";
+        text = malloc(strlen(s_keyed_spec) + strlen(state) + 1);
+        ck_assert_ptr_nonnull(text);
+        strcpy(text, state);
+        strcat(text, s_keyed_spec);
+        ordered = false; /* the store emits in key-group order */
+    }
+    s_job_load(&j, text ? text : s_keyed_spec);
+    free(text);
     s_rec_t *recs = s_records();
     int pts[] = {0, 1, 777, S_NIN / 2, S_NIN - 1, S_NIN};
     for (size_t i = 0; i < sizeof pts / sizeof *pts; i++)
-        s_keyed_case(&j, name, recs, pts[i], 1, 1, ordered, NULL);
+        if (!s_root || i % 2 == 0) /* rocksdb: fewer points (each is a checkpoint on disk) */
+            s_keyed_case(&j, name, recs, pts[i], 1, 1, ordered, NULL);
     s_keyed_case(&j, name, recs, S_NIN / 2, 1, 2, ordered, NULL);
     s_keyed_case(&j, name, recs, S_NIN / 3, 1, 3, ordered, NULL);
     s_keyed_case(&j, name, recs, S_NIN / 2, 2, 1, ordered, NULL);
@@ -1088,6 +1122,41 @@ static void s_keyed_all(const char *name, bool ordered)
     free(recs);
     s_job_free(&j);
 }
+
+/* The keyed cases with the rocksdb backend. */
+static void s_rocks_all(const char *name)
+{
+    s_root = sl_test_tmpdir();
+    s_keyed_all(name, false);
+    sl_test_rmrf(s_root);
+    free(s_root);
+    s_root = NULL;
+}
+
+START_TEST(test_rocks_aggregate)
+{
+    s_rocks_all("agg");
+    s_rocks_all("agg1");
+}
+END_TEST
+
+START_TEST(test_rocks_window_tumbling)
+{
+    s_rocks_all("tumble");
+}
+END_TEST
+
+START_TEST(test_rocks_window_sliding_top)
+{
+    s_rocks_all("slide");
+}
+END_TEST
+
+START_TEST(test_rocks_window_session)
+{
+    s_rocks_all("sess");
+}
+END_TEST
 
 START_TEST(test_aggregate)
 {
@@ -1159,5 +1228,12 @@ int main(void)
     tcase_add_test(tc, test_window_session);
     tcase_add_test(tc, test_keyed_duplicate);
     suite_add_tcase(s, tc);
+    TCase *rocks = tcase_create("rocksdb");
+    tcase_set_timeout(rocks, 300);
+    tcase_add_test(rocks, test_rocks_aggregate);
+    tcase_add_test(rocks, test_rocks_window_tumbling);
+    tcase_add_test(rocks, test_rocks_window_sliding_top);
+    tcase_add_test(rocks, test_rocks_window_session);
+    suite_add_tcase(s, rocks);
     return sl_test_run(s);
 }

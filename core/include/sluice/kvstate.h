@@ -180,4 +180,16 @@ int sl_kv_gc_list(const char *shared_dir, const sl_kv_manifest_t *const *retaine
                   char ***names, size_t *count, char *err, size_t cap);
 void sl_kv_names_free(char **names, size_t count);
 
+/* Checks that every file of m is in storage with its size and sha256,
+ * without restoring anything (the master checks a checkpoint before it
+ * picks it). A missing, truncated or corrupt file is SL_DATA with a
+ * message naming it; SL_IO when a file cannot be read. */
+int sl_kv_manifest_verify(const sl_kv_manifest_t *m, const char *storage_dir,
+                          const char *shared_dir, char *err, size_t cap);
+
+/* The shared directory of the checkpoint (or savepoint) in ckpt_dir:
+ * ckpt_dir/shared when that directory exists (a savepoint carries its own
+ * copy), else the job's ckpt_dir/../shared. */
+void sl_kv_shared_of(const char *ckpt_dir, char *buf, size_t cap);
+
 #endif

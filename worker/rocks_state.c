@@ -93,7 +93,7 @@ int sl_rstate_snapshot(sl_opctx_t *c, sl_kv_t *kv, sl_snap_w_t *w)
     sl_kv_manifest_free(&m);
     if (rc)
         return sl_op_fail(c, rc, "'%s': cannot encode the state manifest", c->node->name);
-    snprintf(path, sizeof path, "%s/%s", storage, SL_RSTATE_MANIFEST);
+    snprintf(path, sizeof path, "%s/%s", storage, SL_KV_MANIFEST_FILE);
     if (sl_fs_write_atomic(path, enc, len) != SL_OK) {
         free(enc);
         return sl_op_fail(c, SL_IO, "'%s': cannot write %s: %s", c->node->name, path,

@@ -11,7 +11,7 @@
  *     its SST files to the job's <ckpt>/shared/ (each copied once: later
  *     checkpoints reference the files earlier ones stored). The snapshot
  *     stream carries the directory's name and the encoded manifest, which
- *     is also written beside the files as _manifest so that the master can
+ *     is also written beside the files (SL_KV_MANIFEST_FILE) so that the master can
  *     check a checkpoint's files and collect unreferenced shared ones;
  *   - a restore copies the files back (verifying size and sha256 of each)
  *     and opens the store: the first section restored becomes the store
@@ -24,9 +24,6 @@
 
 #include "operator.h"
 #include "sluice/kvstate.h"
-
-/* The file beside a checkpoint's private files that holds its manifest. */
-#define SL_RSTATE_MANIFEST "_manifest"
 
 /* True when the job keeps keyed state in RocksDB. */
 bool sl_rstate_enabled(const sl_opctx_t *c);

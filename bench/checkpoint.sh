@@ -474,7 +474,7 @@ def backends(spec_heap, spec_rocks, keys, events, rate, runs):
         order = (("heap", spec_heap), ("rocksdb", spec_rocks))
         for tag, spec in (order if r % 2 == 0 else order[::-1]):
             state = "%s/state-%s" % (DATA, tag)
-            c = Cluster("backend-" + tag, 1000, state)
+            c = Cluster("backend-" + tag, 10000, state)  # heap snapshots of 100 MB stall heartbeats
             try:
                 for w in ("w1", "w2"):
                     c.start_worker(w)

@@ -19,7 +19,7 @@ source "$(dirname "$0")/lib.sh"
 : "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}"
 CHAOS=$SRC/tests/scenario/chaos
 DIR=$SRC/tests/scenario/rocks
-COUNT=${ROCKS_COUNT:-80000}
+COUNT=${ROCKS_COUNT:-120000}
 RATE=${ROCKS_RATE:-2000}
 HB=1000   # the master's --heartbeat-timeout, ms
 RETAIN=10 # checkpoint.retain of rocks/keyed.yaml
@@ -136,8 +136,7 @@ step "2: damage the SSTs of the newest checkpoint, kill -9 a worker"
 pick_victim
 frozen=false
 for try in $(seq 1 500); do
-    [ $((try % 20)) -ne 1 ] || [ "$(field state)" = RUNNING ] ||
-        fail "the job ended before the fault: $(sluice status "$JOB")"
+    [ $((try % 20)) -ne 1 ] || ! ended || fail "the job ended before the fault: $(sluice status "$JOB")"
     freeze "$MASTER_PID"
     mapfile -t ids < <(completed_ids)
     if [ "${#ids[@]}" -ge 2 ] && [ "${#ids[@]}" -le "$RETAIN" ] && [ -z "$(pending_dirs)" ]; then

@@ -809,8 +809,9 @@ into the job's \`shared/\` directory, see
 
 $BTABLE
 
-A master (\`--state-dir\`) and 2 worker processes run a generator → map
-(\`k = seq % $BACKEND_KEYS\`) → keyed aggregate (count and sum per key; about
+A master (\`--state-dir\`, \`--heartbeat-timeout 10000\`: a heap snapshot of
+100 MB stalls the worker's heartbeats past 1 s) and 2 worker processes run a
+generator → map (\`k = seq % $BACKEND_KEYS\`) → keyed aggregate (count and sum per key; about
 100 MB as a heap snapshot) → discard at parallelism 2, $BACKEND_EVENTS records
 paced at $STATE_RATE/s, \`checkpoint: { interval: 1s, retain: 1000 }\`, once
 per backend and run ($RUNS runs each, alternating). Every completed checkpoint

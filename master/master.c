@@ -35,6 +35,7 @@
 #include "sluice/err.h"
 #include "sluice/failpoint.h"
 #include "sluice/fileio.h"
+#include "sluice/kvstate.h"
 #include "sluice/msg.h"
 #include "sluice/plan.h"
 #include "sluice/plugin.h"
@@ -769,6 +770,29 @@ static void s_ck_dir(const s_job_t *j, uint64_t id, char *buf, size_t cap)
     snprintf(buf, cap, "%s/chk-%llu", j->ckpt_dir, (unsigned long long)id);
 }
 
+/* Deletes the shared state files (RocksDB SSTs) that no retained
+ * checkpoint references any more; none when a manifest cannot be read. */
+static void s_ck_gc(s_job_t *j)
+{
+    char shared[4200], why[1024] = "", **dirs = calloc((size_t)j->nck_done + 1, sizeof *dirs);
+    int n = 0;
+    for (; dirs && n < j->nck_done; n++) {
+        char d[4200];
+        s_ck_dir(j, j->ck_done[n], d, sizeof d);
+        if (!(dirs[n] = strdup(d)))
+            break;
+    }
+    snprintf(shared, sizeof shared, "%s/shared", j->ckpt_dir);
+    size_t removed = 0;
+    if (dirs && n == j->nck_done &&
+        sl_kv_ckpt_gc(shared, (const char *const *)dirs, (size_t)n, &removed, why, sizeof why))
+        fprintf(stderr, "sluice-master: job %s: shared state files not collected: %s\n", j->id,
+                why);
+    for (int i = 0; dirs && i < n; i++)
+        free(dirs[i]);
+    free(dirs);
+}
+
 /* Gives up the checkpoint in flight (its files are removed). */
 static void s_ck_abort(sl_master_t *m, s_job_t *j, const char *why)
 {
@@ -927,6 +951,8 @@ static void s_savepoint_done(sl_master_t *m, s_job_t *j, uint64_t id)
         char a[4400], b[4600];
         snprintf(a, sizeof a, "%s/%s", src, name);
         snprintf(b, sizeof b, "%s/%s", dst, name);
+        if (i == j->ntasks && !why[0] && sl_kv_ckpt_copy(src, dst, why, sizeof why) != SL_OK)
+            break; /* the RocksDB stores, before _metadata */
         if (sl_fs_copy_atomic(a, b) != SL_OK)
             snprintf(why, sizeof why, "cannot copy %s to %s: %s", a, b, strerror(errno));
     }
@@ -1023,6 +1049,7 @@ static void s_ck_maybe_complete(sl_master_t *m, s_job_t *j)
         j->ck_done[j->nck_done++] = id;
     }
     int retain = j->plan->spec->ckpt_retain;
+    bool retired = false;
     while (j->nck_done > retain) {
         char dir[4200];
         s_ck_dir(j, j->ck_done[0], dir, sizeof dir);
@@ -1030,7 +1057,10 @@ static void s_ck_maybe_complete(sl_master_t *m, s_job_t *j)
         s_info_drop(j, j->ck_done[0]);
         memmove(j->ck_done, j->ck_done + 1, (size_t)(j->nck_done - 1) * sizeof *j->ck_done);
         j->nck_done--;
+        retired = true;
     }
+    if (retired)
+        s_ck_gc(j);
     bool *sent = calloc((size_t)m->nworkers + 1, sizeof *sent);
     for (int i = 0; sent && i < j->ntasks; i++) {
         int wi = j->tasks[i].worker;
@@ -1203,6 +1233,10 @@ static int s_restore_load(s_job_t *j, const char *dir, bool allow_rescale, char 
         snprintf(why, cap, "%s lists fewer than %d subtasks", path, ntasks);
         goto out;
     }
+    /* the RocksDB stores' files (shared SSTs included) */
+    if ((rc = sl_kv_ckpt_verify(dir, why, cap)) != SL_OK)
+        goto out;
+    rc = SL_DATA;
     if (allow_rescale) {
         /* the same chains at the same parallelism restore subtask by subtask */
         int *par = calloc((size_t)j->plan->nchains + 1, sizeof *par);

@@ -20,8 +20,16 @@
  * row are read.
  *
  * The table hash is private to this operator (and independent of the key
- * groups, which depend on sl_value_hash). (Keyed state moves to RocksDB
- * with checkpoints; this is the in-memory backend.)
+ * groups, which depend on sl_value_hash).
+ *
+ * With `state: {backend: rocksdb}` the table is a write-back cache in
+ * front of a RocksDB store (rocks_state.h): a key missing from the table
+ * is looked up in the store (its key group, then its compact key) and its
+ * accumulators loaded; once the table holds S_ROCKS_CACHE keys, and
+ * before a snapshot or the final results, every cached entry is written to
+ * the store in one batch and the table is emptied. finish() then emits
+ * every key of the store, in (key group, key) order. Memory stays bounded
+ * by the cache and RocksDB's block cache and write buffers.
  *
  * Checkpoints (off the hot path): the snapshot lists the entries in
  * first-seen order, each as its key group, its key values and its
@@ -35,6 +43,7 @@
 #include <sys/mman.h>
 
 #include "operator.h"
+#include "rocks_state.h"
 #include "sluice/err.h"
 
 /* Compact key encoding: a null bitmap of the key fields (ceil(nkeys / 8)
@@ -44,12 +53,13 @@
  * key field, whose length is what is left. Equal keys (as the row format
  * tells them apart: doubles by their bits) encode to equal bytes. */
 
-#define S_INLINE 23       /* longest key held in a slot */
-#define S_LONG 0xffu      /* slot length byte of a key held out of line */
-#define S_GROUP 32        /* records hashed and prefetched ahead */
-#define S_HUGE (2u << 20) /* tables this large go in huge pages */
-#define S_LOAD_NUM 3      /* the table grows past this load factor: slots */
-#define S_LOAD_DEN 4      /* per key, so 1.33 to 2.67 slots per key */
+#define S_INLINE 23        /* longest key held in a slot */
+#define S_LONG 0xffu       /* slot length byte of a key held out of line */
+#define S_GROUP 32         /* records hashed and prefetched ahead */
+#define S_HUGE (2u << 20)  /* tables this large go in huge pages */
+#define S_LOAD_NUM 3       /* the table grows past this load factor: slots */
+#define S_LOAD_DEN 4       /* per key, so 1.33 to 2.67 slots per key */
+#define S_ROCKS_CACHE 4096 /* rocksdb: keys cached before they are written back */
 
 typedef struct {
     int64_t i;    /* int64 sum, int64/timestamp/bool min/max, string offset */
@@ -62,6 +72,7 @@ typedef struct {
     uint64_t hash;    /* table hash of the key */
     uint64_t key_off; /* into keys */
     uint32_t key_len; /* encoded key length */
+    uint32_t kg;      /* rocksdb: the key's key group */
 } s_entry_t;
 
 /* A table slot: 32 bytes, never straddles a cache line. */
@@ -101,6 +112,10 @@ typedef struct {
     s_slot_t *table;          /* 2^k slots */
     size_t tmask;             /* table size - 1 */
     s_probe_t group[S_GROUP]; /* records in flight */
+    sl_kv_t *kv;              /* rocksdb backend: the store (NULL: heap backend) */
+    sl_kv_batch_t *batch;     /* rocksdb: the write-back batch */
+    sl_snap_w_t vbuf;         /* rocksdb: an encoded value */
+    bool rocks;               /* the rocksdb backend */
 } s_agg_t;
 
 static int s_grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -154,8 +169,15 @@ static int s_open(sl_opctx_t *c)
     a->table = s_table_new(a->tmask + 1);
     if (!a->out || !a->table)
         return SL_NOMEM;
+    sl_snap_w_init(&a->vbuf);
+    if (sl_rstate_enabled(c)) {
+        a->rocks = true;
+        if (!(a->batch = sl_kv_batch_new()))
+            return SL_NOMEM;
+    }
     return SL_OK;
 }
+
 
 static void s_close(sl_opctx_t *c)
 {
@@ -169,6 +191,9 @@ static void s_close(sl_opctx_t *c)
     free(a->entries);
     free(a->accs);
     free(a->table);
+    sl_snap_w_free(&a->vbuf);
+    sl_kv_batch_destroy(&a->batch);
+    sl_rstate_close(&a->kv);
     free(a);
     c->state = NULL;
 }
@@ -339,6 +364,113 @@ static uint64_t s_hash_bytes(const uint8_t *p, size_t len)
     return s_mix(h);
 }
 
+static bool s_acc_is_str(const sl_agg_t *ag)
+{
+    return (ag->fn == SL_AGG_MIN || ag->fn == SL_AGG_MAX) && ag->out == SL_TYPE_STRING;
+}
+
+/* ---- the rocksdb backend ---------------------------------------------------- */
+
+/* A store value: per aggregate n, i (a string min/max: its bytes) and d. */
+static void s_acc_encode(const sl_plan_node_t *nd, const s_agg_t *a, const s_acc_t *acc,
+                         sl_snap_w_t *w)
+{
+    w->len = 0;
+    for (int g = 0; g < nd->naggs; g++) {
+        sl_snap_i64(w, acc[g].n);
+        if (s_acc_is_str(&nd->aggs[g]))
+            sl_snap_bytes(w, acc[g].n ? a->strs + acc[g].i : "", acc[g].n ? acc[g].len : 0);
+        else
+            sl_snap_i64(w, acc[g].i);
+        sl_snap_f64(w, acc[g].d);
+    }
+}
+
+/* Decodes a store value into acc[naggs] (strings appended to a->strs). */
+static int s_acc_decode(sl_opctx_t *c, s_agg_t *a, const void *val, size_t vlen, s_acc_t *acc)
+{
+    const sl_plan_node_t *nd = c->node;
+    sl_snap_r_t r;
+    sl_snap_r_init(&r, val, vlen);
+    for (int g = 0; g < nd->naggs; g++) {
+        acc[g] = (s_acc_t){.n = sl_snap_get_i64(&r)};
+        if (s_acc_is_str(&nd->aggs[g])) {
+            size_t slen = 0;
+            const uint8_t *str = sl_snap_get_bytes(&r, &slen);
+            if (r.err)
+                break;
+            if (s_grow((void **)&a->strs, &a->strs_cap, a->strs_len + slen + 1, 1))
+                return SL_NOMEM;
+            if (slen)
+                memcpy(a->strs + a->strs_len, str, slen);
+            acc[g].i = (int64_t)a->strs_len;
+            acc[g].len = (uint32_t)slen;
+            a->strs_len += slen;
+        } else
+            acc[g].i = sl_snap_get_i64(&r);
+        acc[g].d = sl_snap_get_f64(&r);
+        if (acc[g].n < 0)
+            r.err = SL_DATA;
+    }
+    if (r.err || r.left)
+        return sl_op_fail(c, SL_DATA, "aggregate '%s': a value in the state store is corrupt",
+                          nd->name);
+    return SL_OK;
+}
+
+/* rocksdb: the store, opened (empty) at first use unless a restore made it. */
+static int s_kv(sl_opctx_t *c, s_agg_t *a)
+{
+    return a->kv ? SL_OK : sl_rstate_open(c, &a->kv);
+}
+
+/* rocksdb: sets the key group of new entry e (its key is in a->keys) and
+ * loads its accumulators from the store (they stay zero when absent). */
+static int s_rocks_load(sl_opctx_t *c, s_agg_t *a, uint32_t e)
+{
+    const sl_plan_node_t *nd = c->node;
+    s_entry_t *en = &a->entries[e];
+    s_key_read(nd, a->in, a->keys + en->key_off, en->key_len, a->kbitmap, a->out);
+    en->kg = (uint32_t)sl_key_group(sl_value_hash(a->out, nd->nkeys), c->plan->max_parallelism);
+    int rc = s_kv(c, a);
+    if (rc)
+        return rc;
+    const void *val;
+    size_t vlen;
+    rc = sl_kv_get(a->kv, (uint16_t)en->kg, a->keys + en->key_off, en->key_len, &val, &vlen);
+    if (rc == SL_NOTFOUND)
+        return SL_OK;
+    if (rc)
+        return sl_op_fail(c, rc, "aggregate '%s': %s", nd->name, sl_kv_errmsg(a->kv));
+    return s_acc_decode(c, a, val, vlen, &a->accs[(size_t)e * (size_t)nd->naggs]);
+}
+
+/* rocksdb: writes every cached entry to the store and empties the cache. */
+static int s_rocks_flush(sl_opctx_t *c, s_agg_t *a)
+{
+    const sl_plan_node_t *nd = c->node;
+    if (!a->n)
+        return SL_OK;
+    int rc = s_kv(c, a);
+    for (size_t e = 0; e < a->n && rc == SL_OK; e++) {
+        const s_entry_t *en = &a->entries[e];
+        s_acc_encode(nd, a, &a->accs[e * (size_t)nd->naggs], &a->vbuf);
+        rc = a->vbuf.err ? a->vbuf.err
+                         : sl_kv_batch_put(a->batch, (uint16_t)en->kg, a->keys + en->key_off,
+                                           en->key_len, a->vbuf.data, a->vbuf.len);
+    }
+    if (rc == SL_OK)
+        rc = sl_kv_batch_commit(a->kv, a->batch);
+    if (rc)
+        return sl_op_fail(c, rc, "aggregate '%s': cannot write state: %s", nd->name,
+                          a->kv && sl_kv_errmsg(a->kv)[0] ? sl_kv_errmsg(a->kv) : sl_strerror(rc));
+    a->n = 0;
+    a->keys_len = 0;
+    a->strs_len = 0;
+    memset(a->table, 0, (a->tmask + 1) * sizeof *a->table);
+    return SL_OK;
+}
+
 static int s_rehash(s_agg_t *a)
 {
     size_t size = (a->tmask + 1) * 2;
@@ -375,12 +507,17 @@ static int s_insert(sl_opctx_t *c, s_agg_t *a, s_probe_t *p, size_t s)
         memcpy(a->keys + a->keys_len, key, p->klen);
     a->entries[a->n] = (s_entry_t){.hash = p->hash, .key_off = a->keys_len, .key_len = p->klen};
     memset(&a->accs[a->n * naggs], 0, sizeof(s_acc_t) * naggs);
-    a->keys_len += p->klen;
     s_slot_t *slot = &a->table[s];
     slot->tag = (uint32_t)(p->hash >> 32);
     slot->idx = (uint32_t)a->n + 1;
     memcpy(slot->k, p->blk, sizeof slot->k);
     p->e = (uint32_t)a->n++;
+    if (a->rocks) {
+        int rc = s_rocks_load(c, a, p->e);
+        if (rc)
+            return rc;
+    }
+    a->keys_len += p->klen;
     if (a->n * S_LOAD_DEN > (a->tmask + 1) * S_LOAD_NUM)
         return s_rehash(a);
     return SL_OK;
@@ -564,42 +701,84 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
             }
         }
     }
-    return SL_OK;
+    return a->rocks && a->n >= S_ROCKS_CACHE ? s_rocks_flush(c, a) : SL_OK;
+}
+
+/* Emits the result of one key: its values are in a->out[0..nkeys), its
+ * accumulators in accs[naggs]. */
+static int s_emit_key(sl_opctx_t *c, s_agg_t *a, const s_acc_t *accs)
+{
+    const sl_plan_node_t *nd = c->node;
+    for (int g = 0; g < nd->naggs; g++) {
+        const sl_agg_t *ag = &nd->aggs[g];
+        const s_acc_t *acc = &accs[g];
+        sl_value_t *v = &a->out[nd->nkeys + g];
+        *v = sl_value_null();
+        if (ag->fn == SL_AGG_COUNT) {
+            *v = sl_value_int(acc->n);
+            continue;
+        }
+        if (!acc->n)
+            continue;
+        v->is_null = false;
+        v->type = ag->out;
+        if (ag->fn == SL_AGG_AVG)
+            v->u.d = acc->d / (double)acc->n;
+        else if (ag->out == SL_TYPE_DOUBLE)
+            v->u.d = acc->d;
+        else if (ag->out == SL_TYPE_STRING) {
+            v->u.s = a->strs + acc->i;
+            v->len = acc->len;
+        } else if (ag->out == SL_TYPE_BOOL)
+            v->u.b = acc->i != 0;
+        else
+            v->u.i = acc->i;
+    }
+    return sl_emit(&c->out, a->out);
+}
+
+/* rocksdb: the results of every key in the store, in (key group, key) order. */
+static int s_rocks_finish(sl_opctx_t *c, s_agg_t *a)
+{
+    const sl_plan_node_t *nd = c->node;
+    int rc = s_rocks_flush(c, a);
+    if (rc == SL_OK)
+        rc = s_kv(c, a);
+    if (rc)
+        return rc;
+    s_acc_t *accs = calloc((size_t)nd->naggs + 1, sizeof *accs);
+    sl_kv_iter_t *it = NULL;
+    rc = accs ? sl_kv_iter_new(a->kv, 0, SL_KV_MAX_KEY_GROUP, &it) : SL_NOMEM;
+    sl_kv_entry_t e;
+    while (rc == SL_OK && (rc = sl_kv_iter_next(it, &e)) == 1) {
+        a->strs_len = 0;
+        if (e.key_len < a->kbitmap) {
+            rc = sl_op_fail(c, SL_DATA, "aggregate '%s': a key in the state store is corrupt",
+                            nd->name);
+            break;
+        }
+        if ((rc = s_acc_decode(c, a, e.val, e.val_len, accs)) != SL_OK)
+            break;
+        s_key_read(nd, a->in, e.key, e.key_len, a->kbitmap, a->out);
+        rc = s_emit_key(c, a, accs);
+    }
+    if (rc < 0 && !c->err[0])
+        sl_op_fail(c, rc, "aggregate '%s': cannot read state: %s", nd->name, sl_kv_errmsg(a->kv));
+    sl_kv_iter_destroy(&it);
+    free(accs);
+    return rc;
 }
 
 static int s_finish(sl_opctx_t *c)
 {
     s_agg_t *a = c->state;
     const sl_plan_node_t *nd = c->node;
+    if (a->rocks)
+        return s_rocks_finish(c, a);
     for (size_t e = 0; e < a->n; e++) {
         const s_entry_t *en = &a->entries[e];
         s_key_read(nd, a->in, a->keys + en->key_off, en->key_len, a->kbitmap, a->out);
-        for (int g = 0; g < nd->naggs; g++) {
-            const sl_agg_t *ag = &nd->aggs[g];
-            const s_acc_t *acc = &a->accs[e * (size_t)nd->naggs + (size_t)g];
-            sl_value_t *v = &a->out[nd->nkeys + g];
-            *v = sl_value_null();
-            if (ag->fn == SL_AGG_COUNT) {
-                *v = sl_value_int(acc->n);
-                continue;
-            }
-            if (!acc->n)
-                continue;
-            v->is_null = false;
-            v->type = ag->out;
-            if (ag->fn == SL_AGG_AVG)
-                v->u.d = acc->d / (double)acc->n;
-            else if (ag->out == SL_TYPE_DOUBLE)
-                v->u.d = acc->d;
-            else if (ag->out == SL_TYPE_STRING) {
-                v->u.s = a->strs + acc->i;
-                v->len = acc->len;
-            } else if (ag->out == SL_TYPE_BOOL)
-                v->u.b = acc->i != 0;
-            else
-                v->u.i = acc->i;
-        }
-        int rc = sl_emit(&c->out, a->out);
+        int rc = s_emit_key(c, a, &a->accs[e * (size_t)nd->naggs]);
         if (rc)
             return rc;
     }
@@ -609,11 +788,7 @@ static int s_finish(sl_opctx_t *c)
 /* ---- checkpoints ------------------------------------------------------------ */
 
 #define S_SNAP_VERSION 1
-
-static bool s_acc_is_str(const sl_agg_t *ag)
-{
-    return (ag->fn == SL_AGG_MIN || ag->fn == SL_AGG_MAX) && ag->out == SL_TYPE_STRING;
-}
+#define S_SNAP_ROCKS 2 /* the rocksdb backend: nkeys, naggs, the store's handle */
 
 /* Version, nkeys, naggs, entry count; per entry: key group (u32), the key
  * values, then per aggregate n, i (a string min/max: its bytes) and d. */
@@ -621,6 +796,17 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
 {
     s_agg_t *a = c->state;
     const sl_plan_node_t *nd = c->node;
+    if (a->rocks) {
+        int rc = s_rocks_flush(c, a);
+        if (rc == SL_OK)
+            rc = s_kv(c, a);
+        if (rc)
+            return rc;
+        sl_snap_u8(w, S_SNAP_ROCKS);
+        sl_snap_u32(w, (uint32_t)nd->nkeys);
+        sl_snap_u32(w, (uint32_t)nd->naggs);
+        return sl_rstate_snapshot(c, a->kv, w);
+    }
     sl_snap_u8(w, S_SNAP_VERSION);
     sl_snap_u32(w, (uint32_t)nd->nkeys);
     sl_snap_u32(w, (uint32_t)nd->naggs);
@@ -652,6 +838,16 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
     int maxp = c->plan->max_parallelism;
     uint8_t v = sl_snap_get_u8(r);
     uint32_t nkeys = sl_snap_get_u32(r), naggs = sl_snap_get_u32(r);
+    if (v == S_SNAP_ROCKS && !r->err && nkeys == (uint32_t)nd->nkeys &&
+        naggs == (uint32_t)nd->naggs) {
+        if (!a->rocks)
+            return sl_op_fail(c, SL_STATE,
+                              "aggregate '%s': the checkpoint keeps its state in rocksdb; the "
+                              "job must use `state: {backend: rocksdb}` to restore it",
+                              nd->name);
+        int rc = s_rocks_flush(c, a);
+        return rc ? rc : sl_rstate_restore(c, &a->kv, r);
+    }
     uint64_t n = sl_snap_get_u64(r);
     if (r->err || v != S_SNAP_VERSION || nkeys != (uint32_t)nd->nkeys ||
         naggs != (uint32_t)nd->naggs)
@@ -724,7 +920,7 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
         return sl_op_fail(c, SL_DATA, "aggregate '%s': snapshot is truncated or corrupt", nd->name);
     if (rc)
         return sl_op_fail(c, rc, "aggregate '%s': cannot restore: %s", nd->name, sl_strerror(rc));
-    return SL_OK;
+    return a->rocks ? s_rocks_flush(c, a) : SL_OK; /* a heap snapshot moves into the store */
 }
 
 const sl_op_vtable_t sl_op_aggregate = {.open = s_open,

@@ -32,13 +32,22 @@
  * clock until the input's watermark passes it, so a record that was late
  * before the checkpoint is late after it.
  *
- * (Keyed state moves to RocksDB with checkpoints; this is the in-memory
- * backend.) */
+ * With `state: {backend: rocksdb}` the key table is only a cache of the
+ * keys touched by one call (a batch of records, a watermark, a tick): a
+ * key is loaded from the RocksDB store (rocks_state.h) when first touched
+ * (value: its windows, headers first, then their contents as in the
+ * snapshot), and every key touched is written back (or deleted, once it
+ * has no windows) when the call ends. Window ids are stored with the
+ * windows. Timers stay in memory and carry the key's bytes (not a table
+ * index); after a restore they are rebuilt by one scan of the store's
+ * window headers. A snapshot is the store's incremental checkpoint plus
+ * the watermark. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
 
 #include "operator.h"
+#include "rocks_state.h"
 #include "sluice/err.h"
 #include "sluice/expr.h"
 
@@ -80,13 +89,17 @@ typedef struct {
     s_win_t *wins; /* open windows */
     int nwins, capwins;
     bool used;
+    bool stored; /* rocksdb: the store holds this key */
 } s_key_t;
 
 typedef struct {
     int64_t time; /* fire when the clock (watermark) reaches it */
     uint64_t id;  /* the window */
-    int key;      /* index into keys */
+    int key;      /* index into keys (heap backend) */
     bool drop;    /* drop the window instead of firing it */
+    uint8_t *kb;  /* rocksdb: the key's encoded bytes (owned) */
+    uint32_t klen;
+    uint64_t hash; /* rocksdb: sl_value_hash of the key */
 } s_timer_t;
 
 typedef struct {
@@ -108,6 +121,12 @@ typedef struct {
     bool restored;     /* restore ran (wm_floor is set) */
     int *need;         /* input fields a record is read for (not with top: all) */
     int nneed;
+    sl_opctx_t *c;        /* the operator (for loading keys) */
+    bool rocks;           /* the rocksdb backend: keys is a cache of the store */
+    sl_kv_t *kv;          /* rocksdb: the store, once opened or restored */
+    sl_kv_batch_t *batch; /* rocksdb: write-back of the touched keys */
+    sl_snap_w_t vbuf;     /* rocksdb: an encoded value */
+    bool need_timers;     /* rocksdb: restored; timers not rebuilt yet */
 } s_win_state_t;
 
 /* ---- values ---------------------------------------------------------------- */
@@ -420,6 +439,30 @@ static s_timer_t s_heap_pop(s_win_state_t *st)
     return top;
 }
 
+/* A timer of window id of key slot k (with the rocksdb backend it keeps a
+ * copy of the key's bytes, as the slot goes when the call ends). */
+static int s_timer_add(s_win_state_t *st, int64_t time, uint64_t id, int k, bool drop)
+{
+    s_timer_t tm = {.time = time, .id = id, .key = k, .drop = drop};
+    if (st->rocks) {
+        const s_key_t *e = &st->keys[k];
+        if (!(tm.kb = malloc(e->klen ? e->klen : 1)))
+            return SL_NOMEM;
+        memcpy(tm.kb, e->key, e->klen);
+        tm.klen = e->klen;
+        tm.hash = e->hash;
+    }
+    int rc = s_heap_push(st, tm);
+    if (rc)
+        free(tm.kb);
+    return rc;
+}
+
+static int s_rocks_load(s_win_state_t *st, int k);
+static int s_rocks_flush(s_win_state_t *st);
+static int s_rocks_timers(s_win_state_t *st);
+static int s_kv(s_win_state_t *st);
+
 static int s_rehash(s_win_state_t *st, uint32_t nb)
 {
     int *b = malloc(nb * sizeof *b);
@@ -480,6 +523,11 @@ static int s_key_get(s_win_state_t *st, uint64_t h, const uint8_t *key, uint32_t
     st->buckets[s] = k;
     st->live++;
     *out = k;
+    if (st->rocks) {
+        int rc = s_rocks_load(st, k);
+        if (rc)
+            return rc;
+    }
     if ((uint32_t)st->live > st->nbuckets)
         return s_rehash(st, st->nbuckets * 2);
     return SL_OK;
@@ -489,8 +537,8 @@ static int s_key_get(s_win_state_t *st, uint64_t h, const uint8_t *key, uint32_t
 static void s_key_release(s_win_state_t *st, int k)
 {
     s_key_t *e = &st->keys[k];
-    if (e->nwins)
-        return;
+    if (e->nwins || st->rocks)
+        return; /* rocksdb: the write-back deletes it */
     int *pp = &st->buckets[e->hash & (st->nbuckets - 1)];
     while (*pp != k)
         pp = &st->keys[*pp].next;
@@ -579,8 +627,15 @@ static int s_fire_until(sl_opctx_t *c, int64_t now)
 {
     s_win_state_t *st = c->state;
     const sl_plan_node_t *nd = c->node;
-    while (st->nheap && st->heap[0].time <= now) {
+    int rc = s_rocks_timers(st);
+    while (rc == SL_OK && st->nheap && st->heap[0].time <= now) {
         s_timer_t tm = s_heap_pop(st);
+        if (st->rocks) {
+            rc = s_key_get(st, tm.hash, tm.kb, tm.klen, &tm.key);
+            free(tm.kb);
+            if (rc)
+                break;
+        }
         s_key_t *e = &st->keys[tm.key];
         int idx;
         s_win_t *w = e->used ? s_win_find(e, tm.id, &idx) : NULL;
@@ -592,21 +647,17 @@ static int s_fire_until(sl_opctx_t *c, int64_t now)
         if (tm.drop && tm.time != drop_at)
             continue;
         if (!tm.drop) {
-            int rc = s_emit_window(c, st, e, w);
-            if (rc)
-                return rc;
+            if ((rc = s_emit_window(c, st, e, w)) != SL_OK)
+                break;
             if (drop_at > fire_at && drop_at > now) {
-                rc = s_heap_push(
-                    st, (s_timer_t){.time = drop_at, .id = w->id, .key = tm.key, .drop = true});
-                if (rc)
-                    return rc;
+                rc = s_timer_add(st, drop_at, w->id, tm.key, true);
                 continue;
             }
         }
         s_win_remove(nd, e, idx);
         s_key_release(st, tm.key);
     }
-    return SL_OK;
+    return rc ? rc : s_rocks_flush(st);
 }
 
 /* ---- records ----------------------------------------------------------------------- */
@@ -666,14 +717,11 @@ static int s_after_add(sl_opctx_t *c, s_win_state_t *st, int k, s_win_t *w, bool
         int rc = s_emit_window(c, st, &st->keys[k], w);
         if (rc || !changed_end)
             return rc;
-        return s_heap_push(st, (s_timer_t){.time = w->end - 1 + c->node->win.lateness,
-                                           .id = w->id,
-                                           .key = k,
-                                           .drop = true});
+        return s_timer_add(st, w->end - 1 + c->node->win.lateness, w->id, k, true);
     }
     if (!changed_end)
         return SL_OK;
-    return s_heap_push(st, (s_timer_t){.time = w->end - 1, .id = w->id, .key = k});
+    return s_timer_add(st, w->end - 1, w->id, k, false);
 }
 
 static int s_record(sl_opctx_t *c, s_win_state_t *st, const uint8_t *row, int64_t clock)
@@ -794,8 +842,15 @@ static int s_open(sl_opctx_t *c)
     st->ovals = calloc((size_t)nd->out->nfields + 1, sizeof *st->ovals);
     st->kvals = calloc((size_t)nd->nkeys + 1, sizeof *st->kvals);
     st->wm_floor = SL_WM_MIN;
+    st->c = c;
+    sl_snap_w_init(&st->vbuf);
     if (!st->kschema || !st->vals || !st->ovals || !st->kvals)
         return SL_NOMEM;
+    if (sl_rstate_enabled(c)) {
+        st->rocks = true;
+        if (!(st->batch = sl_kv_batch_new()))
+            return SL_NOMEM;
+    }
     for (int i = 0; i < nd->nkeys; i++)
         if (sl_schema_add(st->kschema, c->in->fields[nd->keys[i]].name,
                           c->in->fields[nd->keys[i]].type) != SL_OK)
@@ -822,12 +877,17 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
     int64_t clock = c->node->win.processing ? sl_op_now_ms() - 1 : c->watermark;
     if (clock < st->wm_floor)
         clock = st->wm_floor;
+    int rc = s_rocks_timers(st);
+    if (rc)
+        return rc;
     for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
-        int rc = s_record(c, st, r, clock);
+        rc = s_record(c, st, r, clock);
         if (rc)
-            return sl_op_fail(c, rc, "window '%s': %s", c->node->name, sl_strerror(rc));
+            return c->err[0] && st->rocks
+                       ? rc
+                       : sl_op_fail(c, rc, "window '%s': %s", c->node->name, sl_strerror(rc));
     }
-    return SL_OK;
+    return s_rocks_flush(st);
 }
 
 static int s_watermark(sl_opctx_t *c, int64_t wm)
@@ -862,7 +922,12 @@ static void s_close(sl_opctx_t *c)
     free(st->keys);
     free(st->free_keys);
     free(st->buckets);
+    for (size_t i = 0; i < st->nheap; i++)
+        free(st->heap[i].kb);
     free(st->heap);
+    sl_snap_w_free(&st->vbuf);
+    sl_kv_batch_destroy(&st->batch);
+    sl_rstate_close(&st->kv);
     free(st->vals);
     free(st->ovals);
     free(st->kvals);
@@ -875,7 +940,37 @@ static void s_close(sl_opctx_t *c)
 /* ---- checkpoints ------------------------------------------------------------------ */
 
 #define S_SNAP_VERSION 1
+#define S_SNAP_ROCKS 2            /* the rocksdb backend: shape, watermark, the store's handle */
 #define S_SNAP_MAX_WINS (1 << 24) /* sanity bound on windows of one key */
+
+/* A window's content: the top rows (count; row bytes, ranking value) or
+ * per aggregate: n, si, sd, has, v, t, distinct count and values. */
+static void s_win_write(const sl_plan_node_t *nd, const s_win_t *win, sl_snap_w_t *w)
+{
+    if (nd->win.top_n) {
+        sl_snap_u32(w, (uint32_t)win->ntop);
+        for (int t = 0; t < win->ntop; t++) {
+            sl_snap_bytes(w, win->top[t].row, win->top[t].len);
+            sl_snap_value(w, &win->top[t].by);
+        }
+        return;
+    }
+    for (int g = 0; g < nd->naggs; g++) {
+        const s_acc_t *a = &win->accs[g];
+        sl_snap_i64(w, a->n);
+        sl_snap_i64(w, a->si);
+        sl_snap_f64(w, a->sd);
+        sl_snap_u8(w, a->has ? 1 : 0);
+        if (a->has) {
+            sl_snap_value(w, &a->v);
+            sl_snap_i64(w, a->t);
+        }
+        sl_snap_u32(w, a->set_n);
+        for (uint32_t j = 0; j < a->set_cap; j++)
+            if (a->set[j].type != SL_TYPE_NULL)
+                sl_snap_value(w, &a->set[j]);
+    }
+}
 
 /* Version, shape (nkeys, naggs, top_n), watermark, key count; per key: key
  * group (u32), key values, window count; per window: start, end, fired,
@@ -885,13 +980,19 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
 {
     s_win_state_t *st = c->state;
     const sl_plan_node_t *nd = c->node;
-    sl_snap_u8(w, S_SNAP_VERSION);
+    sl_snap_u8(w, st->rocks ? S_SNAP_ROCKS : S_SNAP_VERSION);
     sl_snap_u32(w, (uint32_t)nd->nkeys);
     sl_snap_u32(w, (uint32_t)nd->naggs);
     sl_snap_u32(w, (uint32_t)nd->win.top_n);
     /* the event-time clock (processing time needs none) */
     int64_t wm = c->watermark > st->wm_floor ? c->watermark : st->wm_floor;
     sl_snap_i64(w, nd->win.processing ? SL_WM_MIN : wm);
+    if (st->rocks) {
+        int rc = s_rocks_flush(st);
+        if (rc == SL_OK)
+            rc = s_kv(st);
+        return rc ? rc : sl_rstate_snapshot(c, st->kv, w);
+    }
     sl_snap_u64(w, (uint64_t)st->live);
     for (int k = 0; k < st->nkeys && !w->err; k++) {
         const s_key_t *e = &st->keys[k];
@@ -907,29 +1008,7 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
             sl_snap_i64(w, win->start);
             sl_snap_i64(w, win->end);
             sl_snap_u8(w, win->fired ? 1 : 0);
-            if (nd->win.top_n) {
-                sl_snap_u32(w, (uint32_t)win->ntop);
-                for (int t = 0; t < win->ntop; t++) {
-                    sl_snap_bytes(w, win->top[t].row, win->top[t].len);
-                    sl_snap_value(w, &win->top[t].by);
-                }
-                continue;
-            }
-            for (int g = 0; g < nd->naggs; g++) {
-                const s_acc_t *a = &win->accs[g];
-                sl_snap_i64(w, a->n);
-                sl_snap_i64(w, a->si);
-                sl_snap_f64(w, a->sd);
-                sl_snap_u8(w, a->has ? 1 : 0);
-                if (a->has) {
-                    sl_snap_value(w, &a->v);
-                    sl_snap_i64(w, a->t);
-                }
-                sl_snap_u32(w, a->set_n);
-                for (uint32_t j = 0; j < a->set_cap; j++)
-                    if (a->set[j].type != SL_TYPE_NULL)
-                        sl_snap_value(w, &a->set[j]);
-            }
+            s_win_write(nd, win, w);
         }
     }
     return w->err;
@@ -1007,7 +1086,172 @@ static int s_restore_win(sl_opctx_t *c, s_win_t *w, sl_snap_r_t *r)
 static int s_restore_timer(sl_opctx_t *c, s_win_state_t *st, int k, const s_win_t *w)
 {
     int64_t t = w->end - 1 + (w->fired ? c->node->win.lateness : 0);
-    return s_heap_push(st, (s_timer_t){.time = t, .id = w->id, .key = k, .drop = w->fired});
+    return s_timer_add(st, t, w->id, k, w->fired);
+}
+
+/* ---- the rocksdb backend ---------------------------------------------------------- */
+
+/* The store, opened (empty) at first use unless a restore made it. */
+static int s_kv(s_win_state_t *st)
+{
+    return st->kv ? SL_OK : sl_rstate_open(st->c, &st->kv);
+}
+
+static int s_kv_fail(s_win_state_t *st, int rc, const char *what)
+{
+    return sl_op_fail(st->c, rc, "window '%s': %s: %s", st->c->node->name, what,
+                      st->kv && sl_kv_errmsg(st->kv)[0] ? sl_kv_errmsg(st->kv) : sl_strerror(rc));
+}
+
+/* Loads the windows of new key slot k from the store (none when absent).
+ * A value: window count, then per window id, start, end, fired, then per
+ * window its content (s_win_write). */
+static int s_rocks_load(s_win_state_t *st, int k)
+{
+    sl_opctx_t *c = st->c;
+    const sl_plan_node_t *nd = c->node;
+    int rc = s_kv(st);
+    if (rc)
+        return rc;
+    s_key_t *e = &st->keys[k];
+    const void *val;
+    size_t vlen;
+    uint16_t kg = (uint16_t)sl_key_group(e->hash, c->plan->max_parallelism);
+    rc = sl_kv_get(st->kv, kg, e->key, e->klen, &val, &vlen);
+    if (rc == SL_NOTFOUND)
+        return SL_OK;
+    if (rc)
+        return s_kv_fail(st, rc, "cannot read state");
+    e->stored = true;
+    sl_snap_r_t r;
+    sl_snap_r_init(&r, val, vlen);
+    uint32_t n = sl_snap_get_u32(&r);
+    if (r.err || n > r.left / 25)
+        return s_kv_fail(st, SL_DATA, "a value in the state store is corrupt");
+    for (uint32_t i = 0; i < n && rc == SL_OK; i++) {
+        uint64_t id = sl_snap_get_u64(&r);
+        int64_t start = sl_snap_get_i64(&r), end = sl_snap_get_i64(&r);
+        uint8_t fired = sl_snap_get_u8(&r);
+        s_win_t *w;
+        if (r.err || fired > 1 || start >= end)
+            rc = SL_DATA;
+        else if ((rc = s_win_add(nd, st, k, start, end, &w)) == SL_OK) {
+            w->id = id;
+            w->fired = fired;
+        }
+    }
+    for (int i = 0; i < st->keys[k].nwins && rc == SL_OK; i++)
+        rc = s_restore_win(c, &st->keys[k].wins[i], &r);
+    if (rc == SL_OK && (r.err || r.left))
+        rc = SL_DATA;
+    if (rc)
+        return s_kv_fail(st, rc, "a value in the state store is corrupt");
+    return SL_OK;
+}
+
+/* Writes every key slot back to the store (a key without windows is
+ * deleted) and empties the table. */
+static int s_rocks_flush(s_win_state_t *st)
+{
+    if (!st->rocks)
+        return SL_OK;
+    const sl_plan_node_t *nd = st->c->node;
+    int rc = SL_OK;
+    for (int k = 0; k < st->nkeys && rc == SL_OK; k++) {
+        s_key_t *e = &st->keys[k];
+        if (!e->used)
+            continue;
+        uint16_t kg = (uint16_t)sl_key_group(e->hash, st->c->plan->max_parallelism);
+        if (!e->nwins) {
+            if (e->stored)
+                rc = sl_kv_batch_delete(st->batch, kg, e->key, e->klen);
+            continue;
+        }
+        sl_snap_w_t *w = &st->vbuf;
+        w->len = 0;
+        sl_snap_u32(w, (uint32_t)e->nwins);
+        for (int i = 0; i < e->nwins; i++) {
+            sl_snap_u64(w, e->wins[i].id);
+            sl_snap_i64(w, e->wins[i].start);
+            sl_snap_i64(w, e->wins[i].end);
+            sl_snap_u8(w, e->wins[i].fired ? 1 : 0);
+        }
+        for (int i = 0; i < e->nwins; i++)
+            s_win_write(nd, &e->wins[i], w);
+        rc = w->err ? w->err : sl_kv_batch_put(st->batch, kg, e->key, e->klen, w->data, w->len);
+    }
+    if (rc == SL_OK && sl_kv_batch_count(st->batch) && (rc = s_kv(st)) == SL_OK)
+        rc = sl_kv_batch_commit(st->kv, st->batch);
+    if (rc)
+        return s_kv_fail(st, rc, "cannot write state");
+    for (int k = 0; k < st->nkeys; k++) {
+        s_key_t *e = &st->keys[k];
+        for (int i = 0; i < e->nwins; i++)
+            s_win_free(nd, &e->wins[i]);
+        free(e->wins);
+        free(e->key);
+    }
+    st->nkeys = st->nfree = st->live = 0;
+    for (uint32_t i = 0; i < st->nbuckets; i++)
+        st->buckets[i] = -1;
+    return SL_OK;
+}
+
+/* After a restore: the timers of every window in the store (a window not
+ * fired yet fires at end - 1, a fired one is dropped at end - 1 +
+ * lateness), and window ids above every stored one. */
+static int s_rocks_timers(s_win_state_t *st)
+{
+    if (!st->need_timers)
+        return SL_OK;
+    st->need_timers = false;
+    sl_opctx_t *c = st->c;
+    const sl_plan_node_t *nd = c->node;
+    sl_kv_iter_t *it = NULL;
+    int rc = s_kv(st);
+    if (rc == SL_OK)
+        rc = sl_kv_iter_new(st->kv, 0, SL_KV_MAX_KEY_GROUP, &it);
+    sl_kv_entry_t e;
+    while (rc == SL_OK && (rc = sl_kv_iter_next(it, &e)) == 1) {
+        rc = SL_OK;
+        if (e.key_len < 4 || e.key_len > UINT32_MAX ||
+            sl_row_check(st->kschema, e.key, e.key_len) != SL_OK) {
+            rc = SL_DATA;
+            break;
+        }
+        sl_row_decode(st->kschema, e.key, st->kvals);
+        uint64_t h = sl_value_hash(st->kvals, nd->nkeys);
+        sl_snap_r_t r;
+        sl_snap_r_init(&r, e.val, e.val_len);
+        uint32_t n = sl_snap_get_u32(&r);
+        for (uint32_t i = 0; i < n && rc == SL_OK && !r.err; i++) {
+            uint64_t id = sl_snap_get_u64(&r);
+            (void)sl_snap_get_i64(&r); /* start */
+            int64_t end = sl_snap_get_i64(&r);
+            bool fired = sl_snap_get_u8(&r) != 0;
+            if (id > st->next_id)
+                st->next_id = id;
+            s_timer_t tm = {.time = end - 1 + (fired ? nd->win.lateness : 0),
+                            .id = id,
+                            .drop = fired,
+                            .klen = (uint32_t)e.key_len,
+                            .hash = h};
+            if (!(tm.kb = malloc(e.key_len)))
+                rc = SL_NOMEM;
+            else {
+                memcpy(tm.kb, e.key, e.key_len);
+                if ((rc = s_heap_push(st, tm)) != SL_OK)
+                    free(tm.kb);
+            }
+        }
+        if (rc == SL_OK && r.err)
+            rc = SL_DATA;
+    }
+    sl_kv_iter_destroy(&it);
+    if (rc)
+        return s_kv_fail(st, rc,
+                         rc == SL_DATA ? "the state store is corrupt" : "cannot read state");
+    return SL_OK;
 }
 
 static int s_restore_keys(sl_opctx_t *c, s_win_state_t *st, sl_snap_r_t *r, uint64_t nkeys)
@@ -1086,11 +1330,29 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
     uint8_t v = sl_snap_get_u8(r);
     uint32_t nkeys = sl_snap_get_u32(r), naggs = sl_snap_get_u32(r), top_n = sl_snap_get_u32(r);
     int64_t wm = sl_snap_get_i64(r);
+    bool shape = nkeys == (uint32_t)nd->nkeys && naggs == (uint32_t)nd->naggs &&
+                 top_n == (uint32_t)nd->win.top_n;
+    int rc;
+    if (v == S_SNAP_ROCKS && !r->err && shape) {
+        if (!st->rocks)
+            return sl_op_fail(c, SL_STATE,
+                              "window '%s': the checkpoint keeps its state in rocksdb; the job "
+                              "must use `state: {backend: rocksdb}` to restore it",
+                              nd->name);
+        if ((rc = sl_rstate_restore(c, &st->kv, r)) != SL_OK)
+            return rc;
+        st->need_timers = true;
+        if (!st->restored || wm < st->wm_floor)
+            st->wm_floor = wm;
+        st->restored = true;
+        return SL_OK;
+    }
     uint64_t n = sl_snap_get_u64(r);
-    if (r->err || v != S_SNAP_VERSION || nkeys != (uint32_t)nd->nkeys ||
-        naggs != (uint32_t)nd->naggs || top_n != (uint32_t)nd->win.top_n)
+    if (r->err || v != S_SNAP_VERSION || !shape)
         return sl_op_fail(c, SL_DATA, "window '%s': not a snapshot of this operator", nd->name);
-    int rc = s_restore_keys(c, st, r, n);
+    rc = s_restore_keys(c, st, r, n);
+    if (rc == SL_OK && !r->err)
+        rc = s_rocks_flush(st); /* a heap snapshot moves into the store */
     if (rc == SL_DATA || (rc == SL_OK && r->err))
         return sl_op_fail(c, SL_DATA, "window '%s': snapshot is truncated or corrupt", nd->name);
     if (rc)

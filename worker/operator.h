@@ -76,7 +76,11 @@ typedef struct sl_opctx {
     int64_t source_wm;
     /* Sources with a backlog: called by sl_op_source_lag (set by the task). */
     void (*lag_hook)(void *arg, int64_t lag, const char *detail);
-    char err[512]; /* message when a call fails */
+    /* Keyed state in RocksDB (`state: {backend: rocksdb}`), set by the task: */
+    const char *state_dir;   /* local directory of the subtask's state, or NULL (a temp dir) */
+    const char *ckpt_dir;    /* <root>/<job> where checkpoints go, or NULL */
+    const char *restore_dir; /* directory of the checkpoint restored from, or NULL */
+    char err[512];           /* message when a call fails */
 } sl_opctx_t;
 
 typedef struct {

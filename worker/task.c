@@ -688,6 +688,9 @@ static int s_open(sl_task_t *t, s_link_t *links)
         c->cancel = t->env.cancel;
         c->arena = sl_arena_new(64 * 1024);
         c->watermark = SL_WM_MIN;
+        c->state_dir = t->env.state_dir;
+        c->ckpt_dir = t->env.ckpt_dir;
+        c->restore_dir = t->env.restore_dir;
         links[2 * i] = (s_link_t){.t = t, .next = i + 1};
         links[2 * i + 1] = (s_link_t){.t = t, .next = t->nops, .port = 1};
         if (nd->side_out) {

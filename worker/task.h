@@ -42,10 +42,12 @@ typedef struct {
     /* Checkpoints (docs/fault-tolerance.md). */
     const char *ckpt_dir; /* <root>/<job>: snapshots go to chk-<id>/ in it; NULL = none */
     const sl_task_restore_t *restores; /* state files to restore (verified), or NULL */
-    int nrestores;         /* 1 (this subtask's own), or with a rescale every old subtask's */
-    bool rescale;          /* the restored checkpoint ran at another parallelism */
-    bool restore_finished; /* the subtask had finished in the restored checkpoint */
-    uint32_t attempt;      /* the job's execution attempt (restarts count up), 0 = unknown */
+    int nrestores;           /* 1 (this subtask's own), or with a rescale every old subtask's */
+    bool rescale;            /* the restored checkpoint ran at another parallelism */
+    bool restore_finished;   /* the subtask had finished in the restored checkpoint */
+    uint32_t attempt;        /* the job's execution attempt (restarts count up), 0 = unknown */
+    const char *restore_dir; /* directory of the restored checkpoint (rocksdb state), or NULL */
+    const char *state_dir;   /* local directory for the subtask's rocksdb state, or NULL */
 } sl_task_env_t;
 
 /* What a subtask says about a checkpoint (sl_task_poll_ack). */

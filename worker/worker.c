@@ -39,6 +39,8 @@ typedef struct {
     sl_task_restore_t *restores; /* state files to restore (read and verified at deploy) */
     uint8_t **bufs;              /* their bytes */
     int nbufs;
+    char *state_dir;   /* local rocksdb state: <cache>/state/<job>-a<attempt>-<chain>-<subtask> */
+    char *restore_dir; /* the restored checkpoint's directory (a copy), or NULL */
 } s_slot_t;
 
 struct s_job {
@@ -119,6 +121,8 @@ static void s_job_destroy(s_job_t *j)
             free(j->tasks[i].bufs[k]);
         free(j->tasks[i].bufs);
         free(j->tasks[i].restores);
+        free(j->tasks[i].state_dir);
+        free(j->tasks[i].restore_dir);
     }
     free(j->tasks);
     free(j->ckpt_dir);
@@ -429,9 +433,21 @@ static void s_deploy(sl_worker_t *w, const Sluice__Deploy *d)
                              .attempt = j->attempt};
         if (s_load_restore(d, t, &env, why, sizeof why) != SL_OK)
             break;
-        t->task = sl_task_new(&env);
-        if (!t->task)
+        char sdir[4600];
+        snprintf(sdir, sizeof sdir, "%s/state/%s-a%u-%d-%d", w->cache_dir, j->id,
+                 (unsigned)j->attempt, t->chain, t->subtask);
+        t->state_dir = strdup(sdir);
+        if (d->n_restore && d->restore_dir[0])
+            t->restore_dir = strdup(d->restore_dir);
+        env.state_dir = t->state_dir;
+        env.restore_dir = t->restore_dir;
+        t->task = t->state_dir ? sl_task_new(&env) : NULL;
+        if (!t->task) {
+            free(t->state_dir);
+            free(t->restore_dir);
+            t->state_dir = t->restore_dir = NULL;
             break;
+        }
         j->ntasks++;
         /* Phase one: bind the in-gate now, so the endpoint can be announced. */
         char at[512], got[512], adv[512];

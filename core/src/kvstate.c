@@ -1293,3 +1293,84 @@ int sl_kv_gc_list(const char *shared_dir, const sl_kv_manifest_t *const *retaine
     *count = keep;
     return 0;
 }
+
+/* ---- checks ------------------------------------------------------------------------- */
+
+/* Size and sha256 of the file at path. */
+static int s_hash_file(const char *path, uint64_t *size, uint8_t sha[32], int *missing)
+{
+    *missing = 0;
+    int in = open(path, O_RDONLY);
+    if (in < 0) {
+        *missing = errno == ENOENT;
+        return SL_IO;
+    }
+    uint8_t *buf = malloc(S_COPY_BUF);
+    int rc = buf ? 0 : SL_NOMEM;
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    uint64_t total = 0;
+    while (!rc) {
+        ssize_t r = read(in, buf, S_COPY_BUF);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            rc = SL_IO;
+        if (r <= 0)
+            break;
+        sha256_update(&ctx, (size_t)r, buf);
+        total += (uint64_t)r;
+    }
+    free(buf);
+    close(in);
+    if (!rc) {
+        sha256_digest(&ctx, 32, sha);
+        *size = total;
+    }
+    return rc;
+}
+
+int sl_kv_manifest_verify(const sl_kv_manifest_t *m, const char *storage_dir,
+                          const char *shared_dir, char *err, size_t cap)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        const sl_kv_file_t *f = &m->files[i];
+        if (!s_name_ok(f->stored)) {
+            s_err(err, cap, "kvstate: unsafe file name in manifest");
+            return SL_DATA;
+        }
+        char *path = s_join(f->shared ? shared_dir : storage_dir, f->stored);
+        if (!path)
+            return SL_NOMEM;
+        uint64_t size = 0;
+        uint8_t sha[32];
+        int missing = 0;
+        int rc = s_hash_file(path, &size, sha, &missing);
+        if (rc && missing) {
+            s_err(err, cap, "state file %s is missing", path);
+            rc = SL_DATA;
+        } else if (rc) {
+            s_err(err, cap, "cannot read state file %s: %s", path, strerror(errno));
+        } else if (size != f->size) {
+            s_err(err, cap, "state file %s has %llu bytes, the manifest says %llu", path,
+                  (unsigned long long)size, (unsigned long long)f->size);
+            rc = SL_DATA;
+        } else if (memcmp(sha, f->sha256, 32) != 0) {
+            s_err(err, cap, "state file %s is corrupt (sha256 differs)", path);
+            rc = SL_DATA;
+        }
+        free(path);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+void sl_kv_shared_of(const char *ckpt_dir, char *buf, size_t cap)
+{
+    struct stat st;
+    snprintf(buf, cap, "%s/shared", ckpt_dir);
+    if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+        return;
+    snprintf(buf, cap, "%s/../shared", ckpt_dir);
+}

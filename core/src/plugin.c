@@ -231,7 +231,11 @@ void sl_rmtree(const char *dir)
                 continue;
             char path[4096];
             snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            unlink(path);
+            struct stat st;
+            if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+                sl_rmtree(path); /* a checkpoint's kv-* directories, a worker's state */
+            else
+                unlink(path);
         }
         closedir(d);
     }

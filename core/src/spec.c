@@ -1347,6 +1347,68 @@ static void s_check_checkpoint(s_ctx_t *c, sl_spec_t *s)
         s->ckpt_retain = (int)v;
 }
 
+/* A byte size: an integer with an optional unit B, KB, MB or GB (powers
+ * of 1024, case-insensitive), in [min, max]. */
+static int s_size(s_ctx_t *c, const sl_ynode_t *n, long long min, long long max, const char *what,
+                  long long *out)
+{
+    if (n->kind != SL_Y_SCALAR || n->quoted) {
+        s_err(c, n->line, n->col, "%s must be a size like 8MB", what);
+        return SL_SPEC;
+    }
+    const char *s = n->str;
+    size_t digits = strspn(s, "0123456789");
+    static const char *const units[] = {"", "b", "kb", "mb", "gb"};
+    static const int shift[] = {0, 0, 10, 20, 30};
+    int u = -1;
+    for (int i = 0; digits && digits <= 12 && u < 0 && i < 5; i++)
+        if (strcasecmp(s + digits, units[i]) == 0)
+            u = i;
+    if (u < 0) {
+        s_err(c, n->line, n->col, "%s must be a size like 8MB (B, KB, MB, GB), not '%.40s'", what,
+              s);
+        return SL_SPEC;
+    }
+    long long v = strtoll(s, NULL, 10) << shift[u];
+    if (v < min || v > max) {
+        s_err(c, n->line, n->col, "%s must be between %lld KB and %lld MB", what, min >> 10,
+              max >> 20);
+        return SL_SPEC;
+    }
+    *out = v;
+    return 0;
+}
+
+/* `state: {backend: heap|rocksdb, block_cache: 8MB, write_buffer: 4MB}`. */
+static void s_check_state(s_ctx_t *c, sl_spec_t *s)
+{
+    s->state_cache = 8ll << 20;
+    s->state_wbuf = 4ll << 20;
+    const sl_ynode_t *n = sl_ynode_get(c->root, "state");
+    if (!n)
+        return;
+    static const char *const keys[] = {"backend", "block_cache", "write_buffer"};
+    if (n->kind != SL_Y_MAP) {
+        s_err(c, n->line, n->col, "state must be a mapping like {backend: rocksdb}");
+        return;
+    }
+    c->nerr += sl_ynode_check_keys(n, keys, 3, c->d, "state field");
+    const sl_ynode_t *b = sl_ynode_get(n, "backend");
+    const char *name = b ? sl_ynode_str(b, c->d, "state backend") : NULL;
+    if (b && !name)
+        c->nerr++;
+    else if (name && strcmp(name, "rocksdb") == 0)
+        s->state_rocksdb = true;
+    else if (name && strcmp(name, "heap") != 0)
+        s_err(c, b->line, b->col, "unknown state backend '%.80s' (heap or rocksdb)", name);
+    const sl_ynode_t *x = sl_ynode_get(n, "block_cache");
+    if (x)
+        (void)s_size(c, x, 64ll << 10, 64ll << 30, "state block_cache", &s->state_cache);
+    x = sl_ynode_get(n, "write_buffer");
+    if (x)
+        (void)s_size(c, x, 64ll << 10, 4ll << 30, "state write_buffer", &s->state_wbuf);
+}
+
 /* `restart: {strategy: fixed-delay, attempts: 3, delay: 1s}` and friends. */
 static void s_check_restart(s_ctx_t *c, sl_spec_t *s)
 {
@@ -1414,10 +1476,11 @@ static void s_check_top(s_ctx_t *c, sl_spec_t *s, bool *maxp_given)
 {
     static const char *const allowed[] = {"name",      "parallelism", "max_parallelism", "sources",
                                           "operators", "sinks",       "description",     "params",
-                                          "plugin",    "checkpoint",  "restart"};
+                                          "plugin",    "checkpoint",  "restart",         "state"};
     const sl_ynode_t *root = c->root;
-    c->nerr += sl_ynode_check_keys(root, allowed, 11, c->d, "top-level field");
+    c->nerr += sl_ynode_check_keys(root, allowed, 12, c->d, "top-level field");
     s_check_checkpoint(c, s);
+    s_check_state(c, s);
     s_check_restart(c, s);
     s->plugin_node = sl_ynode_get(root, "plugin");
     if (s->plugin_node) {

@@ -652,6 +652,81 @@ START_TEST(test_gc_lists_unreferenced)
 }
 END_TEST
 
+/* Checkpoint directories as the master sees them (kvckpt.c): a store of
+ * chk-1 checks out until an SST is damaged or missing; GC deletes only
+ * shared files no retained checkpoint names; a savepoint copy is
+ * self-contained and checks out on its own. */
+START_TEST(test_ckpt_dirs)
+{
+    sl_kv_t *kv = s_open("src", 0, 0);
+    s_write_some(kv, "a", 200);
+    sl_kv_manifest_t m;
+    const char *store = s_path("job/chk-1/kv-3-0");
+    int rc = sl_kv_checkpoint(kv, store, s_path("job/shared"), &m, NULL, g_err, sizeof g_err);
+    ck_assert_msg(rc == 0, "checkpoint: %s", g_err);
+    sl_kv_close(&kv);
+    uint8_t *enc;
+    size_t len;
+    ck_assert_int_eq(sl_kv_manifest_encode(&m, &enc, &len), 0);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", store, SL_KV_MANIFEST_FILE);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(enc, 1, len, f), len);
+    fclose(f);
+    free(enc);
+    char shared[1200];
+    sl_kv_shared_of(s_path("job/chk-1"), shared, sizeof shared);
+    ck_assert_str_eq(shared, s_path("job/chk-1/../shared"));
+    ck_assert_msg(sl_kv_ckpt_verify(s_path("job/chk-1"), g_err, sizeof g_err) == 0, "%s", g_err);
+    ck_assert_int_eq(sl_kv_ckpt_verify(s_path("job/empty-dir-missing"), g_err, sizeof g_err),
+                     SL_IO);
+
+    /* a savepoint: its own copy of the store and of the shared files */
+    ck_assert_int_eq(mkdir(s_path("sp"), 0755), 0);
+    ck_assert_msg(sl_kv_ckpt_copy(s_path("job/chk-1"), s_path("sp"), g_err, sizeof g_err) == 0,
+                  "%s", g_err);
+    sl_kv_shared_of(s_path("sp"), shared, sizeof shared);
+    ck_assert_str_eq(shared, s_path("sp/shared"));
+    ck_assert_uint_eq(s_count_dir(s_path("sp/shared")), s_count_shared(&m));
+
+    /* GC: a stray file goes, the referenced ones stay */
+    s_copy_file(path, s_path("job/shared/stray.sst"));
+    const char *dirs[] = {s_path("job/chk-1")};
+    size_t removed = 0;
+    ck_assert_int_eq(sl_kv_ckpt_gc(s_path("job/shared"), dirs, 1, &removed, g_err, sizeof g_err),
+                     0);
+    ck_assert_uint_eq(removed, 1);
+    ck_assert_uint_eq(s_count_dir(s_path("job/shared")), s_count_shared(&m));
+    /* an unreadable manifest: nothing is deleted */
+    snprintf(path, sizeof path, "%s/%s", s_path("job/chk-2/kv-3-0"), SL_KV_MANIFEST_FILE);
+    ck_assert_int_eq(mkdir(s_path("job/chk-2"), 0755), 0);
+    ck_assert_int_eq(mkdir(s_path("job/chk-2/kv-3-0"), 0755), 0);
+    sl_test_write_file(path, "garbage");
+    const char *dirs2[] = {s_path("job/chk-2")};
+    ck_assert_int_eq(sl_kv_ckpt_gc(s_path("job/shared"), dirs2, 1, &removed, g_err, sizeof g_err),
+                     SL_DATA);
+    ck_assert_uint_eq(s_count_dir(s_path("job/shared")), s_count_shared(&m));
+
+    /* damage: a flipped byte, then a missing file */
+    const sl_kv_file_t *sst = s_first(&m, 1);
+    snprintf(path, sizeof path, "%s/%s", s_path("job/shared"), sst->stored);
+    FILE *g = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(g);
+    int c = fgetc(g);
+    fseek(g, 0, SEEK_SET);
+    fputc(c ^ 0x5a, g);
+    fclose(g);
+    ck_assert_int_eq(sl_kv_ckpt_verify(s_path("job/chk-1"), g_err, sizeof g_err), SL_DATA);
+    ck_assert_msg(strstr(g_err, sst->stored) && strstr(g_err, "corrupt"), "%s", g_err);
+    ck_assert_msg(sl_kv_ckpt_verify(s_path("sp"), g_err, sizeof g_err) == 0, "%s", g_err);
+    unlink(path);
+    ck_assert_int_eq(sl_kv_ckpt_verify(s_path("job/chk-1"), g_err, sizeof g_err), SL_DATA);
+    ck_assert_msg(strstr(g_err, "missing"), "%s", g_err);
+    sl_kv_manifest_free(&m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kvstate");
@@ -665,6 +740,7 @@ int main(void)
     tcase_add_test(tc, test_restore_detects_damage);
     tcase_add_test(tc, test_manifest_decode_rejects_garbage);
     tcase_add_test(tc, test_gc_lists_unreferenced);
+    tcase_add_test(tc, test_ckpt_dirs);
     suite_add_tcase(s, tc);
     return sl_test_run(s);
 }

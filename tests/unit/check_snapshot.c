@@ -12,7 +12,10 @@
  * restore with another parallelism: the snapshot of one subtask restored
  * into two keeps in each only the keys of its key groups, two restored
  * into one merge. Truncated, mutated and random snapshots must fail with
- * SL_DATA and a message, never crash or leak. */
+ * SL_DATA and a message, never crash or leak. The keyed cases run again
+ * with `state: {backend: rocksdb}` (a tiny cache): the snapshot is then
+ * the store's checkpoint in a temporary checkpoint directory, and every
+ * result must be the same. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <math.h>
@@ -23,6 +26,7 @@
 
 #include "operator.h"
 #include "sluice/err.h"
+#include "sluice/kvstate.h"
 #include "sluice/plan.h"
 #include "sluice/snap.h"
 #include "testutil.h"
@@ -35,6 +39,21 @@
     } while (0)
 
 /* ---- snap.c ------------------------------------------------------------------ */
+
+/* The rocksdb runs: checkpoints go to s_root/chk-<id>, and instances
+ * restore from s_rdir (the checkpoint of the last snapshot id drawn). */
+static char *s_root;
+static char s_rdir[600];
+static uint64_t s_ck;
+
+/* A fresh checkpoint id for the snapshots about to be taken. */
+static uint64_t s_new_ck(void)
+{
+    s_ck++;
+    if (s_root)
+        snprintf(s_rdir, sizeof s_rdir, "%s/chk-%llu", s_root, (unsigned long long)s_ck);
+    return s_ck;
+}
 
 static void s_write_all_kinds(sl_snap_w_t *w)
 {
@@ -282,6 +301,8 @@ static s_inst_t *s_inst_open(s_job_t *j, const char *name, int subtask, int par)
     c->barrier_hook = s_hook;
     c->barrier_pending = &in->pending;
     c->idle_arg = in;
+    c->ckpt_dir = s_root;
+    c->restore_dir = s_rdir;
     in->in = sl_batch_new(2048);
     ck_assert_int_eq(in->vt->open(c), SL_OK);
     return in;
@@ -964,7 +985,9 @@ static void s_keyed_case(s_job_t *j, const char *name, const s_rec_t *recs, int 
     maxt = INT64_MIN;
     s_feed(j, a, p1, recs, 0, half, &maxt);
     sl_snap_w_t snaps[4];
+    uint64_t ck = s_new_ck();
     for (int p = 0; p < p1; p++) {
+        a[p]->ctx.checkpoint_id = ck;
         sl_snap_w_init(&snaps[p]);
         ck_assert_int_eq(sl_emit_flush(&a[p]->ctx.out), SL_OK);
         if (a[p]->ctx.side.batch)
@@ -1037,6 +1060,7 @@ static void s_keyed_filter(s_job_t *j, const char *name, const s_rec_t *recs)
     s_feed(j, &a, 1, recs, 0, S_NIN / 2, &maxt);
     sl_snap_w_t w;
     sl_snap_w_init(&w);
+    a->ctx.checkpoint_id = s_new_ck();
     ck_assert_int_eq(a->vt->snapshot(&a->ctx, &w), SL_OK);
     s_inst_t *one = s_inst_open(j, name, 0, 1);
     ck_assert_int_eq(s_restore(one, w.data, w.len), SL_OK);
@@ -1070,11 +1094,22 @@ static void s_keyed_filter(s_job_t *j, const char *name, const s_rec_t *recs)
 static void s_keyed_all(const char *name, bool ordered)
 {
     s_job_t j;
-    s_job_load(&j, s_keyed_spec);
+    char *text = NULL;
+    if (s_root) { /* the same job with its keyed state in rocksdb */
+        const char *state = "state: {backend: rocksdb, block_cache: 1MB, write_buffer: 256KB}\n";
+        text = malloc(strlen(s_keyed_spec) + strlen(state) + 1);
+        ck_assert_ptr_nonnull(text);
+        strcpy(text, state);
+        strcat(text, s_keyed_spec);
+        ordered = false; /* the store emits in key-group order */
+    }
+    s_job_load(&j, text ? text : s_keyed_spec);
+    free(text);
     s_rec_t *recs = s_records();
     int pts[] = {0, 1, 777, S_NIN / 2, S_NIN - 1, S_NIN};
     for (size_t i = 0; i < sizeof pts / sizeof *pts; i++)
-        s_keyed_case(&j, name, recs, pts[i], 1, 1, ordered, NULL);
+        if (!s_root || i % 2 == 0) /* rocksdb: fewer points (each is a checkpoint on disk) */
+            s_keyed_case(&j, name, recs, pts[i], 1, 1, ordered, NULL);
     s_keyed_case(&j, name, recs, S_NIN / 2, 1, 2, ordered, NULL);
     s_keyed_case(&j, name, recs, S_NIN / 3, 1, 3, ordered, NULL);
     s_keyed_case(&j, name, recs, S_NIN / 2, 2, 1, ordered, NULL);
@@ -1088,6 +1123,227 @@ static void s_keyed_all(const char *name, bool ordered)
     free(recs);
     s_job_free(&j);
 }
+
+/* The keyed cases with the rocksdb backend. */
+static void s_rocks_all(const char *name)
+{
+    s_root = sl_test_tmpdir();
+    s_keyed_all(name, false);
+    sl_test_rmrf(s_root);
+    free(s_root);
+    s_root = NULL;
+}
+
+START_TEST(test_rocks_aggregate)
+{
+    s_rocks_all("agg");
+    s_rocks_all("agg1");
+}
+END_TEST
+
+START_TEST(test_rocks_window_tumbling)
+{
+    s_rocks_all("tumble");
+}
+END_TEST
+
+START_TEST(test_rocks_window_sliding_top)
+{
+    s_rocks_all("slide");
+}
+END_TEST
+
+START_TEST(test_rocks_window_session)
+{
+    s_rocks_all("sess");
+}
+END_TEST
+
+/* ---- rocksdb: incremental checkpoints, state bigger than memory ------------- */
+
+static const char *s_big_spec =
+    "name: big\n"
+    "state: {backend: rocksdb, block_cache: %s, write_buffer: %s}\n"
+    "checkpoint: {interval: 1s}\n"
+    "sources:\n"
+    "  - {name: src, type: file, format: csv, path: in.csv, schema: {k: string, s: string}}\n"
+    "operators:\n"
+    "  - name: agg\n"
+    "    type: aggregate\n"
+    "    input: src\n"
+    "    key: k\n"
+    "    aggregates: [{name: n, fn: count}, {name: hi, fn: max, field: s}]\n"
+    "sinks:\n"
+    "  - {name: o, type: discard, input: agg}\n";
+
+/* Record i of the big job: key i % nkeys, a 100-byte value. */
+static void s_big_rec(uint64_t i, uint64_t nkeys, char k[32], char v[128], sl_value_t vals[2])
+{
+    int kl = snprintf(k, 32, "key-%llu", (unsigned long long)(i % nkeys));
+    uint64_t x = i * 0x9e3779b97f4a7c15ull;
+    int vl = snprintf(v, 128, "%016llx", (unsigned long long)x);
+    memset(v + vl, 'a' + (int)(i % 26), 100 - (size_t)vl);
+    vals[0] = sl_value_str(k, (uint32_t)kl);
+    vals[1] = sl_value_str(v, 100);
+}
+
+static void s_big_feed(s_inst_t *in, uint64_t from, uint64_t to, uint64_t nkeys)
+{
+    char k[32], v[128];
+    sl_value_t vals[2];
+    for (uint64_t i = from; i < to; i++) {
+        s_big_rec(i, nkeys, k, v, vals);
+        int rc = sl_batch_append(in->in, in->ctx.in, vals);
+        if (rc == SL_LIMIT) {
+            s_flush_in(in);
+            rc = sl_batch_append(in->in, in->ctx.in, vals);
+        }
+        S_CHECK(rc == SL_OK, "append: %d", rc);
+    }
+    s_flush_in(in);
+}
+
+/* The shared files of the manifest of store dir (chk-N/kv-...). */
+static void s_manifest_of(const char *dir, sl_kv_manifest_t *m)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, SL_KV_MANIFEST_FILE);
+    size_t len;
+    char *data = sl_test_read_file(path, &len);
+    S_CHECK(data, "no manifest %s", path);
+    char err[256];
+    ck_assert_int_eq(sl_kv_manifest_decode(data, len, m, err, sizeof err), SL_OK);
+    free(data);
+}
+
+/* A checkpoint after a few changes copies only the new SST files: the
+ * earlier ones are referenced, not copied again. */
+START_TEST(test_rocks_incremental)
+{
+    s_root = sl_test_tmpdir();
+    char text[1200];
+    snprintf(text, sizeof text, s_big_spec, "8MB", "16MB");
+    s_job_t j;
+    s_job_load(&j, text);
+    s_inst_t *a = s_inst_open(&j, "agg", 0, 1);
+    s_big_feed(a, 0, 30000, 30000);
+    sl_snap_w_t w1, w2;
+    sl_snap_w_init(&w1);
+    sl_snap_w_init(&w2);
+    uint64_t c1 = s_new_ck();
+    a->ctx.checkpoint_id = c1;
+    ck_assert_int_eq(a->vt->snapshot(&a->ctx, &w1), SL_OK);
+    s_big_feed(a, 30000, 30010, 30000); /* ten keys change */
+    uint64_t c2 = s_new_ck();
+    a->ctx.checkpoint_id = c2;
+    ck_assert_int_eq(a->vt->snapshot(&a->ctx, &w2), SL_OK);
+    char d1[700], d2[700];
+    snprintf(d1, sizeof d1, "%s/chk-%llu/kv-%d-0", s_root, (unsigned long long)c1, a->ctx.node->id);
+    snprintf(d2, sizeof d2, "%s/chk-%llu/kv-%d-0", s_root, (unsigned long long)c2, a->ctx.node->id);
+    sl_kv_manifest_t m1 = {0}, m2 = {0};
+    s_manifest_of(d1, &m1);
+    s_manifest_of(d2, &m2);
+    uint64_t b1 = 0, reused = 0, fresh = 0, nfresh = 0;
+    for (size_t i = 0; i < m1.n; i++)
+        b1 += m1.files[i].shared ? m1.files[i].size : 0;
+    for (size_t i = 0; i < m2.n; i++) {
+        if (!m2.files[i].shared)
+            continue;
+        bool old = false;
+        for (size_t k = 0; k < m1.n && !old; k++)
+            old = m1.files[k].shared && !strcmp(m1.files[k].stored, m2.files[i].stored);
+        if (old)
+            reused += m2.files[i].size;
+        else {
+            fresh += m2.files[i].size;
+            nfresh++;
+        }
+    }
+    ck_assert_uint_gt(b1, 1000000); /* the first checkpoint holds the whole state */
+    ck_assert_uint_eq(reused, b1);  /* the second references all of it */
+    S_CHECK(nfresh == 1 && fresh < b1 / 20, "the second checkpoint copied %llu files, %llu bytes",
+            (unsigned long long)nfresh, (unsigned long long)fresh);
+    /* and restores to the same continuation */
+    s_inst_t *b = s_inst_open(&j, "agg", 0, 1);
+    ck_assert_int_eq(s_restore(b, w2.data, w2.len), SL_OK);
+    s_big_feed(a, 30010, 30100, 30000);
+    s_big_feed(b, 30010, 30100, 30000);
+    s_end(a);
+    s_end(b);
+    s_rows_t ra = {0}, rb = {0};
+    s_rows_add(&ra, &a->out, 0);
+    s_rows_add(&rb, &b->out, 0);
+    ck_assert_uint_eq(ra.n, 30000);
+    s_rows_eq(&ra, &rb, "restored from the incremental checkpoint");
+    sl_kv_manifest_free(&m1);
+    sl_kv_manifest_free(&m2);
+    sl_snap_w_free(&w1);
+    sl_snap_w_free(&w2);
+    s_inst_close(&a);
+    s_inst_close(&b);
+    s_job_free(&j);
+    sl_test_rmrf(s_root);
+    free(s_root);
+    s_root = NULL;
+}
+END_TEST
+
+/* Keyed state far bigger than the store's memory (a 1 MB block cache, a
+ * 256 KB write buffer; 120 000 keys with 100-byte values, about 17 MB),
+ * checkpointed and restored half way: every key's result equals the one
+ * computed here. */
+START_TEST(test_rocks_bigger_than_memory)
+{
+    const uint64_t nkeys = 120000, n = 2 * nkeys;
+    s_root = sl_test_tmpdir();
+    char text[1200];
+    snprintf(text, sizeof text, s_big_spec, "1MB", "256KB");
+    s_job_t j;
+    s_job_load(&j, text);
+    s_inst_t *a = s_inst_open(&j, "agg", 0, 1);
+    s_big_feed(a, 0, n / 2 + 777, nkeys);
+    sl_snap_w_t w;
+    sl_snap_w_init(&w);
+    a->ctx.checkpoint_id = s_new_ck();
+    ck_assert_int_eq(a->vt->snapshot(&a->ctx, &w), SL_OK);
+    s_inst_close(&a);
+    s_inst_t *b = s_inst_open(&j, "agg", 0, 1);
+    ck_assert_int_eq(s_restore(b, w.data, w.len), SL_OK);
+    s_big_feed(b, n / 2 + 777, n, nkeys);
+    s_end(b);
+    ck_assert_uint_eq(b->out.n, nkeys);
+    /* the reference: every key seen twice, max of its two values */
+    bool *seen = calloc(nkeys, sizeof *seen);
+    ck_assert_ptr_nonnull(seen);
+    sl_value_t vals[3];
+    const sl_schema_t *out = b->ctx.node->out;
+    for (size_t off = 0; off < b->out.len; off += sl_row_len(b->out.p + off)) {
+        sl_row_decode(out, b->out.p + off, vals);
+        S_CHECK(vals[0].len > 4 && vals[0].len < 30 && !memcmp(vals[0].u.s, "key-", 4), "bad key");
+        char ks[32];
+        memcpy(ks, vals[0].u.s, vals[0].len);
+        ks[vals[0].len] = 0;
+        uint64_t key = strtoull(ks + 4, NULL, 10);
+        S_CHECK(key < nkeys && !seen[key], "key %llu twice or unknown", (unsigned long long)key);
+        seen[key] = true;
+        char k[32], v1[128], v2[128];
+        sl_value_t r1[2], r2[2];
+        s_big_rec(key, nkeys, k, v1, r1);
+        s_big_rec(key + nkeys, nkeys, k, v2, r2);
+        const char *hi = memcmp(v1, v2, 100) > 0 ? v1 : v2;
+        S_CHECK(vals[1].u.i == 2 && vals[2].len == 100 && !memcmp(vals[2].u.s, hi, 100),
+                "key %llu: count %lld, max differs", (unsigned long long)key,
+                (long long)vals[1].u.i);
+    }
+    free(seen);
+    sl_snap_w_free(&w);
+    s_inst_close(&b);
+    s_job_free(&j);
+    sl_test_rmrf(s_root);
+    free(s_root);
+    s_root = NULL;
+}
+END_TEST
 
 START_TEST(test_aggregate)
 {
@@ -1159,5 +1415,17 @@ int main(void)
     tcase_add_test(tc, test_window_session);
     tcase_add_test(tc, test_keyed_duplicate);
     suite_add_tcase(s, tc);
+    TCase *rocks = tcase_create("rocksdb");
+    tcase_set_timeout(rocks, 300);
+    tcase_add_test(rocks, test_rocks_aggregate);
+    tcase_add_test(rocks, test_rocks_window_tumbling);
+    tcase_add_test(rocks, test_rocks_window_sliding_top);
+    tcase_add_test(rocks, test_rocks_window_session);
+    tcase_add_test(rocks, test_rocks_incremental);
+    suite_add_tcase(s, rocks);
+    TCase *big = tcase_create("rocksdb-big");
+    tcase_set_timeout(big, 300);
+    tcase_add_test(big, test_rocks_bigger_than_memory);
+    suite_add_tcase(s, big);
     return sl_test_run(s);
 }

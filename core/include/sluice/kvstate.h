@@ -180,4 +180,41 @@ int sl_kv_gc_list(const char *shared_dir, const sl_kv_manifest_t *const *retaine
                   char ***names, size_t *count, char *err, size_t cap);
 void sl_kv_names_free(char **names, size_t count);
 
+/* Checks that every file of m is in storage with its size and sha256,
+ * without restoring anything (the master checks a checkpoint before it
+ * picks it). A missing, truncated or corrupt file is SL_DATA with a
+ * message naming it; SL_IO when a file cannot be read. */
+int sl_kv_manifest_verify(const sl_kv_manifest_t *m, const char *storage_dir,
+                          const char *shared_dir, char *err, size_t cap);
+
+/* The shared directory of the checkpoint (or savepoint) in ckpt_dir:
+ * ckpt_dir/shared when that directory exists (a savepoint carries its own
+ * copy), else the job's ckpt_dir/../shared. */
+void sl_kv_shared_of(const char *ckpt_dir, char *buf, size_t cap);
+
+/* ---- checkpoint directories (kvckpt.c) ----------------------------------- */
+
+/* A checkpoint directory (chk-N, or a savepoint) holds one subdirectory
+ * kv-<node>-<subtask> per store, with the store's private files and its
+ * encoded manifest in SL_KV_MANIFEST_FILE; the shared files are in
+ * sl_kv_shared_of(dir). */
+#define SL_KV_MANIFEST_FILE "_manifest"
+
+/* Checks every store of checkpoint directory dir (sl_kv_manifest_verify);
+ * a directory without stores is fine. SL_DATA with a message naming the
+ * bad file when one is missing or corrupt. */
+int sl_kv_ckpt_verify(const char *dir, char *err, size_t cap);
+
+/* Deletes the files of shared_dir that no store of the checkpoint
+ * directories dirs[0..n) references. When a manifest cannot be read,
+ * nothing is deleted and the error is returned. *removed (may be NULL)
+ * gets the number of files deleted. */
+int sl_kv_ckpt_gc(const char *shared_dir, const char *const *dirs, size_t n, size_t *removed,
+                  char *err, size_t cap);
+
+/* Copies the stores of checkpoint directory src into dst (an existing
+ * directory): every kv-* directory, and the shared files they reference
+ * into dst/shared, so that dst is self-contained (a savepoint). */
+int sl_kv_ckpt_copy(const char *src, const char *dst, char *err, size_t cap);
+
 #endif

@@ -30,7 +30,8 @@ void sl_sha256_hex(const void *data, size_t len, char hex[65]);
 /* Writes data to dir/<sha256>.so (crash-safely, once: an existing file with
  * that name is reused) and writes the path into path. Returns 0 or SL_IO. */
 int sl_plugin_store(const char *dir, const void *data, size_t len, char *path, size_t cap);
-/* Removes dir and the plain files in it (a plugin cache). */
+/* Removes dir and everything in it (subdirectories too; symbolic links
+ * are removed, not followed). */
 void sl_rmtree(const char *dir);
 /* Reads a plugin file (at most SL_PLUGIN_MAX_BYTES); caller frees. */
 uint8_t *sl_plugin_read(const char *path, size_t *len, char *err, size_t cap);

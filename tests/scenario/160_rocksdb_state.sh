@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Keyed state in RocksDB through failures (docs/fault-tolerance.md, "State
+# backends"): a master and three worker processes run rocks/keyed.yaml (the
+# keyed aggregation and window of chaos/keyed.yaml with
+# `state: {backend: rocksdb}`, incremental checkpoints every 300 ms).
+#
+# 1. After two checkpoints, a worker running the job is killed with
+#    SIGKILL and started again: the job restarts from its latest
+#    checkpoint (its stores restored from the shared SST files).
+# 2. With the master frozen (SIGSTOP) between two checkpoints, the SST
+#    files that the newest checkpoint added are damaged (one byte flipped
+#    in one, the others deleted) and a worker is killed: the master must
+#    call the newest checkpoint unusable ("... falling back to the
+#    previous one") and restore the one before it.
+# Both outputs must equal the failure-free results exactly; the checkpoint
+# directory must hold shared SSTs referenced by several checkpoints, and
+# no shared file that no retained checkpoint needs once the job is done.
+source "$(dirname "$0")/lib.sh"
+: "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}"
+CHAOS=$SRC/tests/scenario/chaos
+DIR=$SRC/tests/scenario/rocks
+COUNT=${ROCKS_COUNT:-120000}
+RATE=${ROCKS_RATE:-2000}
+HB=1000   # the master's --heartbeat-timeout, ms
+RETAIN=10 # checkpoint.retain of rocks/keyed.yaml
+
+# On failure, the master's account of the restarts too.
+eval "lib_$(declare -f fail)"
+fail() {
+    grep -E "unusable|restarts from|not collected" "$WORK/master.err" >&2 || true
+    lib_fail "$@"
+}
+jget() { grep -o "\"$1\":[^,]*" | head -n 1 | cut -d: -f2- | tr -d '"'; }
+start_master() {
+    "$SLUICE_MASTER_BIN" --bind "$1" --heartbeat-timeout "$HB" \
+        --state-dir "$WORK/state" >>"$WORK/master.out" 2>>"$WORK/master.err" &
+    MASTER_PID=$!
+    PIDS+=("$MASTER_PID")
+}
+start_worker() {
+    "$SLUICE_WORKER_BIN" --id "$1" --slots 2 --data-bind tcp://127.0.0.1 \
+        >>"$WORK/$1.out" 2>>"$WORK/$1.err" &
+    PIDS+=($!)
+    eval "PID_$1=$!"
+}
+worker_pid() { eval "echo \$PID_$1"; }
+proc_state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null; }
+is_stopped() { [ "$(proc_state "$1")" = T ]; }
+is_not_stopped() { [ "$(proc_state "$1")" != T ]; }
+freeze() {
+    local i
+    kill -STOP "$1"
+    for i in $(seq 1 2000); do is_stopped "$1" && return 0; sleep 0.005; done
+    fail "process $1 did not stop"
+}
+thaw() {
+    local i
+    kill -CONT "$1"
+    for i in $(seq 1 2000); do is_not_stopped "$1" && return 0; sleep 0.005; done
+    fail "process $1 did not continue"
+}
+status() { sluice status --json "$JOB"; }
+field() { status | jget "$1"; }
+checkpoints_at_least() { [ "$(field checkpoints)" -ge "$1" ]; }
+running_attempt() {
+    local s
+    s=$(status)
+    [ "$(jget state <<<"$s")" = RUNNING ] && [ "$(jget attempt <<<"$s")" -ge "$1" ]
+}
+ended() { field state | grep -qxE 'FINISHED|FAILED|CANCELED'; }
+job_workers() { status | grep -o '"worker":"[^"]*"' | cut -d'"' -f4 | sort -u; }
+alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
+completed_ids() {
+    local d
+    for d in "$CK"/chk-*; do [ -e "$d/_metadata" ] && echo "${d##*/chk-}"; done | sort -n
+}
+pending_dirs() {
+    local d
+    for d in "$CK"/chk-*; do [ -d "$d" ] && [ ! -e "$d/_metadata" ] && echo "$d"; done
+    return 0
+}
+pick_victim() { # -> a worker running the job in $VICTIM
+    local ws=()
+    mapfile -t ws < <(job_workers)
+    [ "${#ws[@]}" -gt 0 ] || fail "no worker runs the job: $(sluice status "$JOB")"
+    VICTIM=${ws[$((RANDOM % ${#ws[@]}))]}
+}
+kill_victim() { # (not started again)
+    local vpid
+    vpid=$(worker_pid "$VICTIM")
+    kill -9 "$vpid"
+    wait "$vpid" 2>/dev/null || true
+}
+
+step "start a master (heartbeat timeout $HB ms) and three workers"
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export SLUICE_MASTER=tcp://127.0.0.1:$PORT
+start_master "$SLUICE_MASTER"
+wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
+for id in w1 w2 w3; do start_worker "$id"; done
+wait_for 20 alive_workers 3 || fail "workers did not register: $(sluice workers)"
+python3 "$CHAOS/expected.py" want "$COUNT" "$RATE" "$WORK/want-totals.csv" "$WORK/want-windows.csv"
+sort -o "$WORK/want-totals.csv" "$WORK/want-totals.csv"
+sort -o "$WORK/want-windows.csv" "$WORK/want-windows.csv"
+
+step "submit: $COUNT records at $RATE/s, state in rocksdb, checkpoints every 300 ms"
+sluice submit "$DIR/keyed.yaml" --detach -p count="$COUNT" -p rate="$RATE" \
+    -p out_totals="$WORK/totals.csv" -p out_windows="$WORK/windows.csv" >"$WORK/job" ||
+    { cat "$WORK/stderr" >&2; fail "submit"; }
+JOB=$(cat "$WORK/job")
+CK="$WORK/state/checkpoints/$JOB"
+wait_for 60 checkpoints_at_least 2 || fail "no two checkpoints completed: $(sluice status "$JOB")"
+
+# The checkpoints are incremental: a store's files are in the shared
+# directory, the checkpoint directories hold the stores' small private
+# files, and a later checkpoint references SSTs an earlier one stored.
+ls "$CK"/shared/*.sst >/dev/null 2>&1 || fail "no shared SST files in $CK/shared"
+ls -d "$CK"/chk-*/kv-* >/dev/null 2>&1 || fail "no store directories in the checkpoints"
+if ls "$CK"/chk-*/kv-*/*.sst >/dev/null 2>&1; then fail "SST files inside a checkpoint directory"; fi
+
+step "1: kill -9 a worker after $(field checkpoints) checkpoints"
+before=$(field checkpoints)
+pick_victim
+kill_victim
+echo "   killed $VICTIM"
+start_worker "$VICTIM"
+wait_for 60 running_attempt 2 || fail "the job did not restart: $(sluice status "$JOB")"
+grep -q "job $JOB restarts from checkpoint" "$WORK/master.err" ||
+    fail "the restart did not restore a checkpoint: $(grep -F "$JOB" "$WORK/master.err" | tail -3)"
+wait_for 60 checkpoints_at_least $((before + 2)) ||
+    fail "no two checkpoints after the restart: $(sluice status "$JOB")"
+
+step "2: damage the SSTs of the newest checkpoint, kill -9 a worker"
+# Freeze the master when no checkpoint is in flight: none can complete
+# while the files are damaged (only the master writes _metadata).
+pick_victim
+frozen=false
+for try in $(seq 1 500); do
+    [ $((try % 20)) -ne 1 ] || ! ended || fail "the job ended before the fault: $(sluice status "$JOB")"
+    freeze "$MASTER_PID"
+    mapfile -t ids < <(completed_ids)
+    if [ "${#ids[@]}" -ge 2 ] && [ "${#ids[@]}" -le "$RETAIN" ] && [ -z "$(pending_dirs)" ]; then
+        frozen=true
+        break
+    fi
+    thaw "$MASTER_PID"
+    sleep 0.0$((RANDOM % 5 + 1))
+done
+$frozen || fail "never found the master between two checkpoints"
+newest=${ids[-1]}
+keep=${ids[-2]}
+# The SSTs the newest checkpoint added: copied after the previous one completed.
+mapfile -t added < <(find "$CK/shared" -name '*.sst' -newer "$CK/chk-$keep/_metadata" | sort)
+[ "${#added[@]}" -ge 1 ] || { thaw "$MASTER_PID"; fail "checkpoint $newest added no SST file"; }
+f=${added[0]}
+off=$(($(stat -c %s "$f") / 2))
+b=$(od -An -tu1 -j "$off" -N 1 "$f" | tr -d ' ')
+# shellcheck disable=SC2059
+printf "$(printf '\\%03o' $((b ^ 0x5A)))" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
+for g in "${added[@]:1}"; do rm -f "$g"; done
+kill_victim
+while read -r p; do [ -z "$p" ] || rm -rf "$p"; done < <(pending_dirs)
+echo "   checkpoint $newest: flipped a byte of ${f##*/}, deleted $((${#added[@]} - 1)) more; killed $VICTIM"
+thaw "$MASTER_PID"
+start_worker "$VICTIM"
+wait_for 60 running_attempt 3 || fail "the job did not restart after the fault: $(sluice status "$JOB")"
+line=$(grep -F "sluice-master: job $JOB: checkpoint $newest is unusable (" "$WORK/master.err" || true)
+[ -n "$line" ] || fail "the master does not say checkpoint $newest is unusable: $(tail -5 "$WORK/master.err")"
+grep -qE "state file .*(is corrupt|is missing)" <<<"$line" || fail "unexpected reason: $line"
+grep -qF "; falling back to the previous one" <<<"$line" || fail "no fallback: $line"
+grep -qxF "sluice-master: job $JOB restarts from checkpoint $keep" "$WORK/master.err" ||
+    fail "the master does not restart from checkpoint $keep: $(grep -F "$JOB" "$WORK/master.err" | tail -3)"
+
+step "wait for the end"
+wait_for 180 ended || fail "job did not end: $(sluice status "$JOB")"
+[ "$(field state)" = FINISHED ] || fail "job did not finish: $(sluice status "$JOB")"
+for out in totals windows; do
+    tail -n +2 "$WORK/$out.csv" | sort >"$WORK/got-$out.csv"
+    cmp -s "$WORK/want-$out.csv" "$WORK/got-$out.csv" || {
+        counts=$(python3 "$CHAOS/expected.py" check "$WORK/want-$out.csv" "$WORK/got-$out.csv")
+        diff "$WORK/want-$out.csv" "$WORK/got-$out.csv" | head -n 6 >&2 || true
+        fail "$out differ from the failure-free result ($counts)"
+    }
+    echo "   $out: exact"
+done
+
+# Garbage: once the damaged checkpoint retired, its files went with it.
+if [ -d "$CK/shared" ] && [ -e "$f" ] && [ ! -d "$CK/chk-$newest" ]; then
+    fail "the damaged ${f##*/} outlived its checkpoint"
+fi
+for w in w1 w2 w3; do
+    if grep -q "Sanitizer" "$WORK/$w.err"; then cat "$WORK/$w.err" >&2; fail "sanitizer report from $w"; fi
+done
+if grep -q "Sanitizer" "$WORK/master.err"; then cat "$WORK/master.err" >&2; fail "sanitizer report from the master"; fi
+echo "PASS rocksdb state through kill -9 and a damaged checkpoint"

@@ -1,0 +1,204 @@
+/* rocks_state.c — the RocksDB backend of keyed operators: stores, their
+ * checkpoints and restores (see rocks_state.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "rocks_state.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/err.h"
+#include "sluice/fileio.h"
+#include "sluice/plugin.h"
+#include "sluice/spec.h"
+
+#define S_FORMAT 1           /* version of the handle in the snapshot stream */
+#define S_MERGE_BATCH 10000u /* entries per write batch when merging a rescaled store */
+
+bool sl_rstate_enabled(const sl_opctx_t *c)
+{
+    return c->plan && c->plan->spec && c->plan->spec->state_rocksdb;
+}
+
+static void s_opts(const sl_opctx_t *c, sl_kv_opts_t *o)
+{
+    sl_kv_opts_default(o);
+    o->block_cache_bytes = (size_t)c->plan->spec->state_cache;
+    o->write_buffer_bytes = (size_t)c->plan->spec->state_wbuf;
+    o->disable_wal = true; /* checkpoints are the durability */
+}
+
+/* The operator's local store directory: <state_dir>/op-<node>, or a fresh
+ * temporary directory when the task gave none (tests). */
+static int s_local_dir(sl_opctx_t *c, char *buf, size_t cap)
+{
+    if (c->state_dir) {
+        snprintf(buf, cap, "%s/op-%d", c->state_dir, c->node->id);
+        return SL_OK;
+    }
+    snprintf(buf, cap, "/tmp/sluice-state-XXXXXX");
+    if (!mkdtemp(buf))
+        return sl_op_fail(c, SL_IO, "'%s': cannot create a state directory: %s", c->node->name,
+                          strerror(errno));
+    return SL_OK;
+}
+
+int sl_rstate_open(sl_opctx_t *c, sl_kv_t **out)
+{
+    char dir[4200];
+    int rc = s_local_dir(c, dir, sizeof dir);
+    if (rc)
+        return rc;
+    sl_rmtree(dir);
+    sl_kv_opts_t o;
+    s_opts(c, &o);
+    char err[512];
+    rc = sl_kv_open(dir, &o, out, err, sizeof err);
+    if (rc)
+        return sl_op_fail(c, rc, "'%s': %s", c->node->name, err);
+    return SL_OK;
+}
+
+void sl_rstate_owned(const sl_opctx_t *c, int *first, int *last)
+{
+    int maxp = c->plan->max_parallelism;
+    *first = maxp;
+    *last = -1;
+    for (int g = 0; g < maxp; g++)
+        if (sl_key_group_owner(g, maxp, c->parallelism) == c->subtask) {
+            if (g < *first)
+                *first = g;
+            *last = g;
+        }
+}
+
+int sl_rstate_snapshot(sl_opctx_t *c, sl_kv_t *kv, sl_snap_w_t *w)
+{
+    if (!c->ckpt_dir)
+        return sl_op_fail(c, SL_STATE, "'%s': no checkpoint directory", c->node->name);
+    char rel[64], storage[4400], shared[4400], path[4500], err[1024];
+    snprintf(rel, sizeof rel, "kv-%d-%d", c->node->id, c->subtask);
+    snprintf(storage, sizeof storage, "%s/chk-%llu/%s", c->ckpt_dir,
+             (unsigned long long)c->checkpoint_id, rel);
+    snprintf(shared, sizeof shared, "%s/shared", c->ckpt_dir);
+    sl_kv_manifest_t m = {0};
+    sl_kv_ckpt_stats_t st;
+    int rc = sl_kv_checkpoint(kv, storage, shared, &m, &st, err, sizeof err);
+    if (rc)
+        return sl_op_fail(c, rc, "'%s': %s", c->node->name, err);
+    uint8_t *enc = NULL;
+    size_t len = 0;
+    rc = sl_kv_manifest_encode(&m, &enc, &len);
+    sl_kv_manifest_free(&m);
+    if (rc)
+        return sl_op_fail(c, rc, "'%s': cannot encode the state manifest", c->node->name);
+    snprintf(path, sizeof path, "%s/%s", storage, SL_KV_MANIFEST_FILE);
+    if (sl_fs_write_atomic(path, enc, len) != SL_OK) {
+        free(enc);
+        return sl_op_fail(c, SL_IO, "'%s': cannot write %s: %s", c->node->name, path,
+                          strerror(errno));
+    }
+    sl_snap_u8(w, S_FORMAT);
+    sl_snap_bytes(w, rel, strlen(rel));
+    sl_snap_bytes(w, enc, len);
+    free(enc);
+    return w->err;
+}
+
+/* Copies key groups first..last of src into dst. */
+static int s_merge(sl_opctx_t *c, sl_kv_t *src, sl_kv_t *dst, int first, int last)
+{
+    sl_kv_iter_t *it = NULL;
+    sl_kv_batch_t *b = sl_kv_batch_new();
+    int rc = b ? sl_kv_iter_new(src, (uint16_t)first, (uint16_t)last, &it) : SL_NOMEM;
+    sl_kv_entry_t e;
+    while (rc == SL_OK && (rc = sl_kv_iter_next(it, &e)) == 1) {
+        rc = sl_kv_batch_put(b, e.key_group, e.key, e.key_len, e.val, e.val_len);
+        if (rc == SL_OK && sl_kv_batch_count(b) >= S_MERGE_BATCH)
+            rc = sl_kv_batch_commit(dst, b);
+    }
+    if (rc == SL_OK && sl_kv_batch_count(b))
+        rc = sl_kv_batch_commit(dst, b);
+    sl_kv_iter_destroy(&it);
+    sl_kv_batch_destroy(&b);
+    if (rc)
+        return sl_op_fail(c, rc, "'%s': cannot merge restored state: %s", c->node->name,
+                          sl_kv_errmsg(dst)[0] ? sl_kv_errmsg(dst) : sl_strerror(rc));
+    return SL_OK;
+}
+
+int sl_rstate_restore(sl_opctx_t *c, sl_kv_t **kv, sl_snap_r_t *r)
+{
+    const char *name = c->node->name;
+    uint8_t fmt = sl_snap_get_u8(r);
+    size_t rlen, mlen;
+    const uint8_t *rel = sl_snap_get_bytes(r, &rlen);
+    const uint8_t *menc = sl_snap_get_bytes(r, &mlen);
+    if (r->err || fmt != S_FORMAT || rlen == 0 || rlen >= 64 || memchr(rel, '/', rlen) ||
+        memchr(rel, 0, rlen) || rel[0] == '.')
+        return sl_op_fail(c, SL_DATA, "'%s': not a rocksdb state handle", name);
+    if (!c->restore_dir)
+        return sl_op_fail(c, SL_STATE, "'%s': no checkpoint directory to restore from", name);
+    char err[1024];
+    sl_kv_manifest_t m = {0};
+    int rc = sl_kv_manifest_decode(menc, mlen, &m, err, sizeof err);
+    if (rc)
+        return sl_op_fail(c, SL_DATA, "'%s': %s", name, err);
+    char storage[4400], shared[4400], local[4200], dir[4300];
+    snprintf(storage, sizeof storage, "%s/%.*s", c->restore_dir, (int)rlen, (const char *)rel);
+    sl_kv_shared_of(c->restore_dir, shared, sizeof shared);
+    sl_kv_opts_t o;
+    s_opts(c, &o);
+    int first, last;
+    sl_rstate_owned(c, &first, &last);
+    if (*kv) {
+        /* a further section (rescale): open it aside, copy the owned groups */
+        snprintf(dir, sizeof dir, "%s.in", sl_kv_dir(*kv));
+        sl_rmtree(dir);
+        sl_kv_t *src = NULL;
+        rc = sl_kv_restore(&m, storage, shared, dir, &o, &src, err, sizeof err);
+        sl_kv_manifest_free(&m);
+        if (rc) {
+            sl_rmtree(dir);
+            return sl_op_fail(c, rc, "'%s': %s", name, err);
+        }
+        rc = last >= first ? s_merge(c, src, *kv, first, last) : SL_OK;
+        sl_rstate_close(&src);
+        return rc;
+    }
+    if ((rc = s_local_dir(c, local, sizeof local)) != SL_OK) {
+        sl_kv_manifest_free(&m);
+        return rc;
+    }
+    sl_rmtree(local);
+    rc = sl_kv_restore(&m, storage, shared, local, &o, kv, err, sizeof err);
+    sl_kv_manifest_free(&m);
+    if (rc) {
+        sl_rmtree(local);
+        return sl_op_fail(c, rc, "'%s': %s", name, err);
+    }
+    /* keep only the key groups this subtask owns now */
+    if (last < first)
+        rc = sl_kv_delete_range(*kv, 0, SL_KV_MAX_KEY_GROUP);
+    else {
+        if (first > 0)
+            rc = sl_kv_delete_range(*kv, 0, (uint16_t)(first - 1));
+        if (rc == SL_OK && last < (int)SL_KV_MAX_KEY_GROUP)
+            rc = sl_kv_delete_range(*kv, (uint16_t)(last + 1), SL_KV_MAX_KEY_GROUP);
+    }
+    if (rc)
+        return sl_op_fail(c, rc, "'%s': %s", name, sl_kv_errmsg(*kv));
+    return SL_OK;
+}
+
+void sl_rstate_close(sl_kv_t **kv)
+{
+    if (!kv || !*kv)
+        return;
+    char *dir = strdup(sl_kv_dir(*kv));
+    sl_kv_close(kv);
+    if (dir)
+        sl_rmtree(dir);
+    free(dir);
+}

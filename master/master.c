@@ -1024,9 +1024,16 @@ static void s_ck_maybe_complete(sl_master_t *m, s_job_t *j)
 {
     if (!j->ck_pending)
         return;
-    for (int i = 0; i < j->ntasks; i++)
+    bool any = false;
+    for (int i = 0; i < j->ntasks; i++) {
         if (!j->ck_acks[i].acked && !j->ck_acks[i].finished)
             return;
+        any |= j->ck_acks[i].acked;
+    }
+    if (!any) { /* nothing to write: the job ended before any task took it */
+        s_ck_abort(m, j, "every task finished before taking it");
+        return;
+    }
     uint64_t id = j->ck_pending;
     char why[4400] = "";
     if (s_ck_write_metadata(j, id, why, sizeof why) != SL_OK) {

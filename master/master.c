@@ -1157,27 +1157,8 @@ static int s_restore_load(s_job_t *j, const char *dir, bool allow_rescale, char 
         } else if (sscanf(p + 1, "task %d %d %llu %64s %96s", &c, &st, &size, sha, file) == 5) {
             char fpath[4400];
             snprintf(fpath, sizeof fpath, "%s/%s", dir, file);
-            uint8_t *data = NULL;
-            FILE *sf = fopen(fpath, "rb");
-            size_t got = 0;
-            if (sf) {
-                data = malloc(size ? size : 1);
-                got = data ? fread(data, 1, size, sf) : 0;
-                if (fgetc(sf) != EOF)
-                    got = size + 1;
-                fclose(sf);
-            }
-            char fh[65] = "";
-            if (data && got == size)
-                sl_sha256_hex(data, got, fh);
-            free(data);
-            if (!sf || got != size || strcmp(fh, sha) != 0) {
-                snprintf(why, cap, "%s is %s", fpath,
-                         !sf           ? "missing"
-                         : got != size ? "truncated or has the wrong size"
-                                       : "corrupt (its SHA-256 differs)");
+            if (sl_fs_read_checked(fpath, size, sha, NULL, why, cap) != SL_OK)
                 goto out;
-            }
             j->restore_strs[2 * i] = strdup(file);
             j->restore_strs[2 * i + 1] = strdup(sha);
             ts->file = j->restore_strs[2 * i];

@@ -766,6 +766,21 @@ static void s_ck_dir(const s_job_t *j, uint64_t id, char *buf, size_t cap)
     snprintf(buf, cap, "%s/chk-%llu", j->ckpt_dir, (unsigned long long)id);
 }
 
+/* Removes what tasks wrote for checkpoint id after it was given up (its
+ * directory, recreated by a late snapshot); a completed one stays. */
+static void s_ck_sweep(s_job_t *j, uint64_t id)
+{
+    for (int i = 0; i < j->nck_done; i++)
+        if (j->ck_done[i] == id)
+            return;
+    char dir[4200], meta[4300];
+    struct stat st;
+    s_ck_dir(j, id, dir, sizeof dir);
+    snprintf(meta, sizeof meta, "%s/_metadata", dir);
+    if (stat(meta, &st) != 0 && errno == ENOENT)
+        sl_rmtree(dir);
+}
+
 /* Gives up the checkpoint in flight (its files are removed). */
 static void s_ck_abort(sl_master_t *m, s_job_t *j, const char *why)
 {
@@ -852,6 +867,7 @@ static int s_ck_write_metadata(s_job_t *j, uint64_t id, char *why, size_t cap)
         int n = snprintf(full, len + 80, "%.*ssha256 %s\n", (int)len, buf, hex);
         s_ck_dir(j, id, dir, sizeof dir);
         snprintf(path, sizeof path, "%s/_metadata", dir);
+        mkdir(dir, 0755); /* absent when every subtask had finished */
         errno = 0;
         sl_failpoint("metadata-before-write");
         rc = sl_fs_write_atomic_fp(path, full, (size_t)n, "metadata");
@@ -1051,6 +1067,9 @@ static void s_on_ack(sl_master_t *m, const uint8_t *rid, size_t rlen,
                      const Sluice__CheckpointAck *a)
 {
     s_job_t *j = s_find_job(m, a->job_id);
+    if (j && j->ckpt_dir && a->attempt == j->attempt && a->checkpoint_id != j->ck_pending &&
+        a->checkpoint_id <= j->ck_next)
+        s_ck_sweep(j, a->checkpoint_id); /* a task that wrote after it was given up */
     if (!j || !j->tasks || a->attempt != j->attempt || a->checkpoint_id != j->ck_pending)
         return; /* stale: another attempt, or a checkpoint given up */
     for (int i = 0; i < j->ntasks; i++) {

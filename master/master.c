@@ -182,7 +182,7 @@ static char *s_strdup_printf(const char *fmt, const char *a, const char *b)
 static bool s_terminal(Sluice__JobStateKind s)
 {
     return s == SLUICE__JOB_STATE_KIND__JOB_FINISHED || s == SLUICE__JOB_STATE_KIND__JOB_FAILED ||
-           s == SLUICE__JOB_STATE_KIND__JOB_CANCELED;
+           s == SLUICE__JOB_STATE_KIND__JOB_CANCELED || s == SLUICE__JOB_STATE_KIND__JOB_STOPPED;
 }
 
 static void s_restore_free(s_job_t *j)
@@ -346,8 +346,8 @@ static void s_end_job(sl_master_t *m, s_job_t *j, Sluice__JobStateKind state, co
     if (s_terminal(j->state))
         return;
     if (state != SLUICE__JOB_STATE_KIND__JOB_FINISHED &&
-        !(error && strstr(error, "stopped with a savepoint")))
-        s_drop_staging(j);
+        state != SLUICE__JOB_STATE_KIND__JOB_STOPPED)
+        s_drop_staging(j); /* a stopped job's staged output is its savepoint's */
     bool was_running = j->state == SLUICE__JOB_STATE_KIND__JOB_RUNNING;
     j->state = state;
     j->end_ms = s_wall_ms();
@@ -831,6 +831,7 @@ static void s_ck_trigger(sl_master_t *m, s_job_t *j)
         ct.checkpoint_id = id;
         ct.timestamp_ms = s_wall_ms();
         ct.attempt = j->attempt;
+        ct.stop = j->sp_id == id && j->sp_stop; /* sources stop at its barrier */
         env.body_case = SLUICE__ENVELOPE__BODY_CHECKPOINT_TRIGGER;
         env.checkpoint_trigger = &ct;
         const char *rid = m->workers[t->worker].id;
@@ -961,7 +962,7 @@ static void s_savepoint_done(sl_master_t *m, s_job_t *j, uint64_t id)
     if (j->sp_stop) {
         char msg[4600];
         snprintf(msg, sizeof msg, "stopped with a savepoint: %s", dst);
-        s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_CANCELED, msg);
+        s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_STOPPED, msg);
     }
 }
 

@@ -544,7 +544,7 @@ static void s_trigger(sl_worker_t *w, const Sluice__CheckpointTrigger *ct)
         s_slot_t *t = &j->tasks[i];
         const sl_plan_node_t *head = &j->plan->nodes[j->plan->chains[t->chain].nodes[0]];
         if (head->role == SL_ROLE_SOURCE && t->task && t->started && !atomic_load(&t->done))
-            sl_task_trigger(t->task, ct->checkpoint_id);
+            sl_task_trigger(t->task, ct->checkpoint_id, ct->stop);
     }
 }
 

@@ -37,12 +37,20 @@ if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=2m tmpfs "$STATE" 2>/dev/null; t
 else
     echo "note: cannot mount a tmpfs (not root?): the full-disk part is skipped"
 fi
+# strace must be able to attach to a running process (not so under
+# ptrace_scope 1 without privileges): a probe that is still attached when
+# its timeout ends could.
 STRACE=0
-if command -v strace >/dev/null && strace -qq -o /dev/null true 2>/dev/null; then
-    STRACE=1
-else
-    echo "note: strace is missing or cannot trace here: the fsync/rename parts are skipped"
+if command -v strace >/dev/null; then
+    sleep 30 &
+    probe=$!
+    rc=0
+    timeout 2 strace -qq -o /dev/null -e trace=none -p "$probe" 2>/dev/null || rc=$?
+    kill "$probe" 2>/dev/null || true
+    wait "$probe" 2>/dev/null || true
+    [ "$rc" != 124 ] || STRACE=1
 fi
+[ "$STRACE" = 1 ] || echo "note: strace cannot attach here: the fsync/rename parts are skipped"
 STRACE_PID=
 cleanup_storage() {
     [ -z "$STRACE_PID" ] || kill -9 "$STRACE_PID" 2>/dev/null || true
@@ -88,9 +96,11 @@ running_same_attempt() {
     [ "$(json 'j["attempt"]' <"$WORK/st.json")" = 1 ] ||
         fail "$1: the job restarted: $(cat "$WORK/st.json")"
 }
-# The newest completed checkpoint: its id (from `sluice checkpoints`, or
-# the newest directory with a _metadata), and the SHA-256 of its files.
-latest_id() { sluice checkpoints --json "$JOB" | json 'max(c["id"] for c in j if c["kind"] == "checkpoint")'; }
+# The newest completed checkpoint (the newest directory with a _metadata)
+# and the SHA-256 of its files.
+newer_than() { # ID: how many checkpoints `sluice checkpoints` lists after ID
+    sluice checkpoints --json "$JOB" | json "len([c for c in j if c['kind'] == 'checkpoint' and c['id'] > $1])"
+}
 remember_latest() {
     KEEP=$( (ls "$CK"/chk-*/_metadata 2>/dev/null || true) | sed 's|.*/chk-\([0-9]*\)/_metadata|\1|' | sort -n | tail -n 1)
     (cd "$CK/chk-$KEEP" && sha256sum _metadata task-*.state) >"$WORK/keep.sha" ||
@@ -178,6 +188,8 @@ if [ "$TMPFS" = 1 ]; then
     grep "given up" "$WORK/master.err" | tail -n 1 | grep -q "No space left on device" ||
         fail "unexpected reason: $(grep 'given up' "$WORK/master.err" | tail -n 1)"
     [ "$(completed)" -le "$((done_full + 1))" ] || fail "checkpoints completed on a full disk"
+    [ "$(newer_than "$KEEP")" -le 1 ] ||
+        fail "sluice checkpoints lists checkpoints taken on a full disk: $(sluice checkpoints "$JOB")"
     latest_intact "on a full disk"
     running_same_attempt "on a full disk"
     wait_for 20 no_temp_files || fail "temporary files left: $(find "$STATE" -name '.*.tmp-*')"

@@ -341,10 +341,13 @@ static void s_drop_staging(const s_job_t *j)
 }
 
 /* Moves j to a terminal state, frees its slots, cancels its tasks. */
+static void s_ck_abort(sl_master_t *m, s_job_t *j, const char *why);
+
 static void s_end_job(sl_master_t *m, s_job_t *j, Sluice__JobStateKind state, const char *error)
 {
     if (s_terminal(j->state))
         return;
+    s_ck_abort(m, j, "the job ended"); /* its files go; late ones go with their acks */
     if (state != SLUICE__JOB_STATE_KIND__JOB_FINISHED &&
         state != SLUICE__JOB_STATE_KIND__JOB_STOPPED)
         s_drop_staging(j); /* a stopped job's staged output is its savepoint's */

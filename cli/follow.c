@@ -67,6 +67,8 @@ const char *sl_cli_state_name(Sluice__JobStateKind s)
         return "FAILED";
     case SLUICE__JOB_STATE_KIND__JOB_CANCELED:
         return "CANCELED";
+    case SLUICE__JOB_STATE_KIND__JOB_STOPPED:
+        return "STOPPED";
     case SLUICE__JOB_STATE_KIND__JOB_RESTARTING:
         return "RESTARTING";
     default:
@@ -165,7 +167,8 @@ int sl_cli_submit_follow(sl_client_t *cl, const sl_cli_opts_t *o, const sl_cli_j
         double now = s_now();
         if (st->state == SLUICE__JOB_STATE_KIND__JOB_FINISHED ||
             st->state == SLUICE__JOB_STATE_KIND__JOB_FAILED ||
-            st->state == SLUICE__JOB_STATE_KIND__JOB_CANCELED) {
+            st->state == SLUICE__JOB_STATE_KIND__JOB_CANCELED ||
+            st->state == SLUICE__JOB_STATE_KIND__JOB_STOPPED) {
             if (tty)
                 fprintf(stderr, "\r\033[K");
             s_summary(plan, st, now - t0);

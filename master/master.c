@@ -184,7 +184,7 @@ static char *s_strdup_printf(const char *fmt, const char *a, const char *b)
 static bool s_terminal(Sluice__JobStateKind s)
 {
     return s == SLUICE__JOB_STATE_KIND__JOB_FINISHED || s == SLUICE__JOB_STATE_KIND__JOB_FAILED ||
-           s == SLUICE__JOB_STATE_KIND__JOB_CANCELED;
+           s == SLUICE__JOB_STATE_KIND__JOB_CANCELED || s == SLUICE__JOB_STATE_KIND__JOB_STOPPED;
 }
 
 static void s_restore_free(s_job_t *j)
@@ -345,13 +345,16 @@ static void s_drop_staging(const s_job_t *j)
 }
 
 /* Moves j to a terminal state, frees its slots, cancels its tasks. */
+static void s_ck_abort(sl_master_t *m, s_job_t *j, const char *why);
+
 static void s_end_job(sl_master_t *m, s_job_t *j, Sluice__JobStateKind state, const char *error)
 {
     if (s_terminal(j->state))
         return;
+    s_ck_abort(m, j, "the job ended"); /* its files go; late ones go with their acks */
     if (state != SLUICE__JOB_STATE_KIND__JOB_FINISHED &&
-        !(error && strstr(error, "stopped with a savepoint")))
-        s_drop_staging(j);
+        state != SLUICE__JOB_STATE_KIND__JOB_STOPPED)
+        s_drop_staging(j); /* a stopped job's staged output is its savepoint's */
     bool was_running = j->state == SLUICE__JOB_STATE_KIND__JOB_RUNNING;
     j->state = state;
     j->end_ms = s_wall_ms();
@@ -793,6 +796,21 @@ static void s_ck_gc(s_job_t *j)
     free(dirs);
 }
 
+/* Removes what tasks wrote for checkpoint id after it was given up (its
+ * directory, recreated by a late snapshot); a completed one stays. */
+static void s_ck_sweep(s_job_t *j, uint64_t id)
+{
+    for (int i = 0; i < j->nck_done; i++)
+        if (j->ck_done[i] == id)
+            return;
+    char dir[4200], meta[4300];
+    struct stat st;
+    s_ck_dir(j, id, dir, sizeof dir);
+    snprintf(meta, sizeof meta, "%s/_metadata", dir);
+    if (stat(meta, &st) != 0 && errno == ENOENT)
+        sl_rmtree(dir);
+}
+
 /* Gives up the checkpoint in flight (its files are removed). */
 static void s_ck_abort(sl_master_t *m, s_job_t *j, const char *why)
 {
@@ -843,6 +861,7 @@ static void s_ck_trigger(sl_master_t *m, s_job_t *j)
         ct.checkpoint_id = id;
         ct.timestamp_ms = s_wall_ms();
         ct.attempt = j->attempt;
+        ct.stop = j->sp_id == id && j->sp_stop; /* sources stop at its barrier */
         env.body_case = SLUICE__ENVELOPE__BODY_CHECKPOINT_TRIGGER;
         env.checkpoint_trigger = &ct;
         const char *rid = m->workers[t->worker].id;
@@ -879,6 +898,7 @@ static int s_ck_write_metadata(s_job_t *j, uint64_t id, char *why, size_t cap)
         int n = snprintf(full, len + 80, "%.*ssha256 %s\n", (int)len, buf, hex);
         s_ck_dir(j, id, dir, sizeof dir);
         snprintf(path, sizeof path, "%s/_metadata", dir);
+        mkdir(dir, 0755); /* absent when every subtask had finished */
         errno = 0;
         sl_failpoint("metadata-before-write");
         rc = sl_fs_write_atomic_fp(path, full, (size_t)n, "metadata");
@@ -974,7 +994,7 @@ static void s_savepoint_done(sl_master_t *m, s_job_t *j, uint64_t id)
     if (j->sp_stop) {
         char msg[4600];
         snprintf(msg, sizeof msg, "stopped with a savepoint: %s", dst);
-        s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_CANCELED, msg);
+        s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_STOPPED, msg);
     }
 }
 
@@ -1091,6 +1111,9 @@ static void s_on_ack(sl_master_t *m, const uint8_t *rid, size_t rlen,
                      const Sluice__CheckpointAck *a)
 {
     s_job_t *j = s_find_job(m, a->job_id);
+    if (j && j->ckpt_dir && a->attempt == j->attempt && a->checkpoint_id != j->ck_pending &&
+        a->checkpoint_id <= j->ck_next)
+        s_ck_sweep(j, a->checkpoint_id); /* a task that wrote after it was given up */
     if (!j || !j->tasks || a->attempt != j->attempt || a->checkpoint_id != j->ck_pending)
         return; /* stale: another attempt, or a checkpoint given up */
     for (int i = 0; i < j->ntasks; i++) {
@@ -1197,27 +1220,8 @@ static int s_restore_load(s_job_t *j, const char *dir, bool allow_rescale, char 
         } else if (sscanf(p + 1, "task %d %d %llu %64s %96s", &c, &st, &size, sha, file) == 5) {
             char fpath[4400];
             snprintf(fpath, sizeof fpath, "%s/%s", dir, file);
-            uint8_t *data = NULL;
-            FILE *sf = fopen(fpath, "rb");
-            size_t got = 0;
-            if (sf) {
-                data = malloc(size ? size : 1);
-                got = data ? fread(data, 1, size, sf) : 0;
-                if (fgetc(sf) != EOF)
-                    got = size + 1;
-                fclose(sf);
-            }
-            char fh[65] = "";
-            if (data && got == size)
-                sl_sha256_hex(data, got, fh);
-            free(data);
-            if (!sf || got != size || strcmp(fh, sha) != 0) {
-                snprintf(why, cap, "%s is %s", fpath,
-                         !sf           ? "missing"
-                         : got != size ? "truncated or has the wrong size"
-                                       : "corrupt (its SHA-256 differs)");
+            if (sl_fs_read_checked(fpath, size, sha, NULL, why, cap) != SL_OK)
                 goto out;
-            }
             j->restore_strs[2 * i] = strdup(file);
             j->restore_strs[2 * i + 1] = strdup(sha);
             ts->file = j->restore_strs[2 * i];

@@ -12,7 +12,11 @@
  * removes it from its key only; the heap entry goes stale and is skipped
  * when popped (its sequence no longer names a timer of the key). A key is
  * not freed while heap entries name it, so the order of the heap, which
- * compares key bytes, never changes under it. */
+ * compares key bytes, never changes under it.
+ *
+ * Checkpoints write the keys with their key groups and rebuild the heaps
+ * on restore with fresh registration numbers: two live timers of one kind
+ * never share (time, key), so the pop order does not depend on them. */
 #define _POSIX_C_SOURCE 200809L
 #include "keyed_state.h"
 
@@ -23,6 +27,7 @@
 #include <string.h>
 
 #include "sluice/err.h"
+#include "sluice/plan.h"
 
 /* A map entry: key and value bytes in one block (value after the key). */
 typedef struct {
@@ -783,4 +788,241 @@ void sl_kstate_timer_drop_all(sl_kstate_t *s, sl_ks_timer_t kind)
         if (e->used)
             s_key_maybe_free(s, k);
     }
+}
+
+/* ---- checkpoints ------------------------------------------------------------------ */
+
+#define S_SNAP_MAX_NAMES 65536
+
+int sl_kstate_snapshot(const sl_kstate_t *s, sl_snap_w_t *w, int max_parallelism)
+{
+    sl_snap_u32(w, (uint32_t)s->nnames);
+    for (int i = 0; i < s->nnames; i++) {
+        sl_snap_bytes(w, s->names[i].name, strlen(s->names[i].name));
+        sl_snap_u8(w, (uint8_t)s->names[i].kind);
+    }
+    uint64_t n = 0;
+    for (int k = 0; k < s->nkeys; k++)
+        n += s->keys[k].used && (s->keys[k].ncells || s->keys[k].ntimers);
+    sl_snap_u64(w, n);
+    for (int k = 0; k < s->nkeys && !w->err; k++) {
+        const s_key_t *e = &s->keys[k];
+        if (!e->used || (!e->ncells && !e->ntimers))
+            continue; /* held only by stale timers */
+        sl_snap_u32(w, (uint32_t)sl_key_group(e->hash, max_parallelism));
+        sl_snap_bytes(w, e->key, e->klen);
+        sl_snap_u32(w, (uint32_t)e->ncells);
+        for (int i = 0; i < e->ncells; i++) {
+            const s_cell_t *c = &e->cells[i];
+            sl_snap_u32(w, (uint32_t)c->name);
+            switch (s->names[c->name].kind) {
+            case SL_KS_VALUE:
+                sl_snap_bytes(w, c->buf, c->len);
+                break;
+            case SL_KS_LIST:
+                sl_snap_u32(w, c->n);
+                for (uint32_t j = 0; j < c->n; j++)
+                    sl_snap_bytes(w, c->buf + c->off[j], c->off[j + 1] - c->off[j]);
+                break;
+            default:
+                sl_snap_u32(w, c->nents);
+                for (uint32_t j = 0; j < c->nents; j++) {
+                    sl_snap_bytes(w, c->ents[j].k, c->ents[j].klen);
+                    sl_snap_bytes(w, c->ents[j].k + c->ents[j].klen, c->ents[j].vlen);
+                }
+                break;
+            }
+        }
+        sl_snap_u32(w, (uint32_t)e->ntimers);
+        for (int i = 0; i < e->ntimers; i++) {
+            sl_snap_u8(w, (uint8_t)e->timers[i].kind);
+            sl_snap_i64(w, e->timers[i].time);
+        }
+    }
+    return w->err;
+}
+
+/* Garbage in a snapshot: SL_DATA with what was wrong. */
+static int s_bad(sl_kstate_t *s, const char *what)
+{
+    return s_fail(s, SL_DATA, "keyed state snapshot is truncated or corrupt (%s)", what);
+}
+
+/* A store rc of a restored cell: SL_NOMEM stays, anything else is garbage. */
+static int s_cell_rc(sl_kstate_t *s, int rc)
+{
+    if (rc == SL_NOMEM)
+        return rc;
+    char why[sizeof s->err];
+    snprintf(why, sizeof why, "%s", s->err);
+    return s_bad(s, why);
+}
+
+/* Reads one cell (kind of the snapshot's name table) into the current key,
+ * or past it when apply is false. */
+static int s_restore_cell(sl_kstate_t *s, sl_snap_r_t *r, const char *name, int kind, bool apply)
+{
+    size_t n;
+    const uint8_t *p;
+    if (kind == SL_KS_VALUE) {
+        p = sl_snap_get_bytes(r, &n);
+        if (r->err)
+            return s_bad(s, "value");
+        int rc = apply ? sl_kstate_value_set(s, name, p, (uint32_t)n) : SL_OK;
+        return rc ? s_cell_rc(s, rc) : SL_OK;
+    }
+    uint32_t cnt = sl_snap_get_u32(r);
+    if (r->err || cnt == 0 || cnt > r->left / 4)
+        return s_bad(s, kind == SL_KS_LIST ? "list length" : "map length");
+    const uint8_t *pk = NULL;
+    size_t pkn = 0;
+    for (uint32_t j = 0; j < cnt; j++) {
+        p = sl_snap_get_bytes(r, &n);
+        if (kind == SL_KS_LIST) {
+            if (r->err)
+                return s_bad(s, "list item");
+            int rc = apply ? sl_kstate_list_append(s, name, p, (uint32_t)n) : SL_OK;
+            if (rc)
+                return s_cell_rc(s, rc);
+            continue;
+        }
+        size_t vn;
+        const uint8_t *v = sl_snap_get_bytes(r, &vn);
+        if (r->err || (j > 0 && s_keycmp(pk, (uint32_t)pkn, p, (uint32_t)n) >= 0))
+            return s_bad(s, "map entry");
+        pk = p;
+        pkn = n;
+        int rc = apply ? sl_kstate_map_put(s, name, p, (uint32_t)n, v, (uint32_t)vn) : SL_OK;
+        if (rc)
+            return s_cell_rc(s, rc);
+    }
+    return SL_OK;
+}
+
+/* Reads one key; names maps the snapshot's name indices to ours. */
+static int s_restore_key(sl_kstate_t *s, sl_snap_r_t *r, const int *names, uint32_t nnames,
+                         int maxp, int par, int subtask, sl_kstate_key_fn check, void *arg)
+{
+    uint32_t kg = sl_snap_get_u32(r);
+    size_t klen;
+    const uint8_t *key = sl_snap_get_bytes(r, &klen);
+    uint64_t h = 0;
+    if (r->err)
+        return s_bad(s, "key");
+    if (check(arg, key, (uint32_t)klen, &h) != SL_OK)
+        return s_bad(s, "a key that is not a key of this operator");
+    if (kg >= (uint32_t)maxp || (int)kg != sl_key_group(h, maxp))
+        return s_bad(s, "a key in the wrong key group");
+    bool mine = sl_key_group_owner((int)kg, maxp, par) == subtask;
+    int rc;
+    if (mine) {
+        if ((rc = sl_kstate_select(s, h, key, (uint32_t)klen)) != SL_OK)
+            return rc;
+        const s_key_t *e = &s->keys[s->cur];
+        if (e->ncells || e->ntimers)
+            return s_bad(s, "the same key twice");
+    }
+    uint32_t ncells = sl_snap_get_u32(r);
+    if (r->err || ncells > nnames)
+        return s_bad(s, "cell count");
+    for (uint32_t i = 0; i < ncells; i++) {
+        uint32_t id = sl_snap_get_u32(r);
+        if (r->err || id >= nnames)
+            return s_bad(s, "state name");
+        int before = mine ? s->keys[s->cur].ncells : 0;
+        if ((rc = s_restore_cell(s, r, s->names[names[id]].name, s->names[names[id]].kind, mine)) !=
+            SL_OK)
+            return rc;
+        if (mine && s->keys[s->cur].ncells != before + 1)
+            return s_bad(s, "a state twice in one key");
+    }
+    uint32_t ntimers = sl_snap_get_u32(r);
+    if (r->err || ntimers > r->left / 9 || (ncells == 0 && ntimers == 0))
+        return s_bad(s, "timer count");
+    for (uint32_t i = 0; i < ntimers; i++) {
+        uint8_t kind = sl_snap_get_u8(r);
+        int64_t t = sl_snap_get_i64(r);
+        if (r->err || (kind != SL_KS_EVENT && kind != SL_KS_PROCESSING))
+            return s_bad(s, "timer");
+        if (!mine)
+            continue;
+        int nt = s->keys[s->cur].ntimers;
+        if ((rc = sl_kstate_timer_set(s, (sl_ks_timer_t)kind, t)) != SL_OK)
+            return rc;
+        if (s->keys[s->cur].ntimers != nt + 1)
+            return s_bad(s, "the same timer twice");
+    }
+    if (mine)
+        sl_kstate_release(s);
+    return SL_OK;
+}
+
+int sl_kstate_restore(sl_kstate_t *s, sl_snap_r_t *r, int max_parallelism, int parallelism,
+                      int subtask, sl_kstate_key_fn check, void *arg)
+{
+    s->err[0] = '\0';
+    if (s->cur >= 0)
+        sl_kstate_release(s);
+    uint32_t nnames = sl_snap_get_u32(r);
+    if (r->err || nnames > S_SNAP_MAX_NAMES || nnames > r->left / 5)
+        return s_bad(s, "name count");
+    int *names = malloc(((size_t)nnames + 1) * sizeof *names);
+    if (!names)
+        return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+    int rc = SL_OK;
+    for (uint32_t i = 0; i < nnames && rc == SL_OK; i++) {
+        size_t n;
+        const uint8_t *p = sl_snap_get_bytes(r, &n);
+        uint8_t kind = sl_snap_get_u8(r);
+        if (r->err || n == 0 || n > 255 || memchr(p, 0, n) || kind < SL_KS_VALUE ||
+            kind > SL_KS_MAP) {
+            rc = s_bad(s, "state name");
+            break;
+        }
+        char name[256];
+        memcpy(name, p, n);
+        name[n] = '\0';
+        int id = -1;
+        for (int q = 0; q < s->nnames && id < 0; q++)
+            if (strcmp(s->names[q].name, name) == 0)
+                id = q;
+        for (uint32_t q = 0; q < i && id >= 0; q++)
+            if (names[q] == id)
+                rc = s_bad(s, "a state name twice");
+        if (rc)
+            break;
+        if (id >= 0 && s->names[id].kind != kind) {
+            rc = s_bad(s, "a state name of two kinds");
+            break;
+        }
+        if (id < 0) {
+            if (s->nnames == s->capnames) {
+                int cap = s->capnames ? s->capnames * 2 : 8;
+                s_name_t *nn = realloc(s->names, (size_t)cap * sizeof *nn);
+                if (!nn) {
+                    rc = s_fail(s, SL_NOMEM, "out of memory for keyed state");
+                    break;
+                }
+                s->names = nn;
+                s->capnames = cap;
+            }
+            char *copy = strdup(name);
+            if (!copy) {
+                rc = s_fail(s, SL_NOMEM, "out of memory for keyed state");
+                break;
+            }
+            id = s->nnames++;
+            s->names[id] = (s_name_t){.name = copy, .kind = kind};
+        }
+        names[i] = id;
+    }
+    uint64_t nkeys = rc == SL_OK ? sl_snap_get_u64(r) : 0;
+    if (rc == SL_OK && (r->err || nkeys > r->left / 12))
+        rc = s_bad(s, "key count");
+    for (uint64_t k = 0; k < nkeys && rc == SL_OK; k++)
+        rc = s_restore_key(s, r, names, nnames, max_parallelism, parallelism, subtask, check, arg);
+    if (s->cur >= 0)
+        sl_kstate_release(s);
+    free(names);
+    return rc;
 }

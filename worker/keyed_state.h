@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sluice/snap.h"
+
 typedef struct sl_kstate sl_kstate_t;
 
 /* State kinds. */
@@ -86,5 +88,26 @@ int sl_kstate_timer_next(sl_kstate_t *s, sl_ks_timer_t kind, int64_t until, int6
 size_t sl_kstate_timer_count(const sl_kstate_t *s, sl_ks_timer_t kind);
 /* Drops every timer of kind (keys left empty are freed). */
 void sl_kstate_timer_drop_all(sl_kstate_t *s, sl_ks_timer_t kind);
+
+/* Checkpoints. sl_kstate_snapshot writes the state names with their kinds,
+ * then every key that holds state or timers: its key group (of
+ * max_parallelism), its bytes, its cells (values, list items in order, map
+ * entries in key order) and its timers (kind, time). Due timers pop in
+ * (time, key bytes) order whatever their registration, so the order of
+ * timers survives a restore. Returns 0 or the writer's error. */
+int sl_kstate_snapshot(const sl_kstate_t *s, sl_snap_w_t *w, int max_parallelism);
+
+/* Checks the bytes of a restored key (an encoded key row) and gives its
+ * hash (the one sl_kstate_select and the partitioner use); 0 or SL_DATA. */
+typedef int (*sl_kstate_key_fn)(void *arg, const uint8_t *key, uint32_t len, uint64_t *hash);
+
+/* Reads a snapshot of sl_kstate_snapshot into s (which may hold the keys
+ * of other snapshots already: a rescale restores several), keeping the
+ * keys whose key group subtask owns of parallelism. A key held already, a
+ * key in the wrong key group, a name of two kinds or any other garbage
+ * fails with SL_DATA and a message (sl_kstate_error); never crashes. No key
+ * is current afterwards. */
+int sl_kstate_restore(sl_kstate_t *s, sl_snap_r_t *r, int max_parallelism, int parallelism,
+                      int subtask, sl_kstate_key_fn check, void *arg);
 
 #endif

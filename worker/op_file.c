@@ -281,6 +281,8 @@ typedef struct {
     uint32_t part;      /* index of the current part = parts committed */
     uint64_t *sizes;    /* bytes of each committed part */
     uint32_t cap_sizes; /* entries allocated */
+    int lost;           /* a part that failed to close took rows with it */
+    char lost_why[512]; /* why (the task fails with it at the next call) */
 } s_sink_t;
 
 static void s_part_path(const s_sink_t *s, uint32_t i, char *buf, size_t cap)
@@ -316,10 +318,22 @@ static int s_sink_open(sl_opctx_t *c)
     return SL_OK;
 }
 
+/* After a part that could not be closed durably (its rows are gone: its
+ * temporary file was removed, and a failed fsync is never retried on the
+ * same data) the sink cannot go on: the task fails and the job restarts
+ * from the last completed checkpoint, which replays those rows. */
+static int s_sink_lost(sl_opctx_t *c, const s_sink_t *s)
+{
+    return sl_op_fail(c, s->lost, "sink '%s': output since the last checkpoint was lost: %s",
+                      c->node->name, s->lost_why);
+}
+
 static int s_sink_process(sl_opctx_t *c, const sl_batch_t *in, int input)
 {
     (void)input;
     s_sink_t *s = c->state;
+    if (s->lost)
+        return s_sink_lost(c, s);
     if (!s->w) {
         char part[4200], err[400];
         s_part_path(s, s->part, part, sizeof part);
@@ -369,9 +383,15 @@ static int s_sink_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
     s_sink_t *s = c->state;
     if (!s->stage)
         return sl_op_fail(c, SL_STATE, "sink '%s' is not staged", c->node->name);
+    if (s->lost)
+        return s_sink_lost(c, s);
     int rc = s_close_part(c, s);
-    if (rc)
+    if (rc) {
+        /* the checkpoint is declined; the rows of that part are gone */
+        s->lost = rc;
+        snprintf(s->lost_why, sizeof s->lost_why, "%s", c->err);
         return rc;
+    }
     sl_snap_u8(w, 2); /* version */
     sl_snap_bytes(w, s->stage, strlen(s->stage));
     sl_snap_u32(w, s->part);
@@ -462,6 +482,8 @@ static int s_sink_finish(sl_opctx_t *c)
     char err[400];
     int rc;
     if (s->stage) {
+        if (s->lost)
+            return s_sink_lost(c, s);
         /* header + every part, published at once */
         if ((rc = s_close_part(c, s)) != SL_OK)
             return rc;

@@ -37,6 +37,17 @@
  * once with null table fields); rows with a null time are counted as
  * errors and skipped.
  *
+ * Checkpoints: the snapshot is the event-time clock (the watermark) and
+ * every key (its key group first, then its values) with its rows: a window
+ * join's open windows (start, left rows, right rows), an interval join's
+ * kept rows, an enrich join's pending stream rows and table versions.
+ * Restore keeps the keys whose key group this subtask owns (a snapshot of
+ * any parallelism restores into any other) and rebuilds their timers from
+ * the rows (a window fires at end - 1, an interval row expires at
+ * l.ts + upper or r.ts - lower, a pending stream row is due at its time);
+ * the restored clock is a floor of the watermark until the input's passes
+ * it, so a record that was late before the checkpoint is late after it.
+ *
  * (Keyed state moves to RocksDB with checkpoints; this is the in-memory
  * backend.) */
 #define _POSIX_C_SOURCE 200809L
@@ -92,6 +103,8 @@ typedef struct {
     s_timer_t *heap;
     size_t nheap, capheap;
     uint64_t gen;        /* watermark generation (bumped per watermark call) */
+    int64_t wm_floor;    /* restored watermark: the clock is at least this */
+    bool restored;       /* restore ran (wm_floor is set) */
     sl_value_t *vals[2]; /* scratch: a decoded left / right row */
     sl_value_t *ovals;   /* scratch: an output row */
     sl_value_t *kvals;   /* scratch: key values */
@@ -574,7 +587,7 @@ static int s_enrich_sweep(sl_opctx_t *c, s_join_t *st, int k, int64_t wm)
 static int s_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_t *row)
 {
     const sl_join_cfg_t *j = &c->node->join;
-    int64_t wm = c->watermark, t;
+    int64_t wm = c->watermark > st->wm_floor ? c->watermark : st->wm_floor, t;
     if (!s_time(st->sch[s], s ? j->rtime : j->ltime, row, &t) || t < -S_TIME_LIMIT ||
         t > S_TIME_LIMIT) {
         atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
@@ -668,6 +681,7 @@ static int s_open(sl_opctx_t *c)
     if (!st)
         return SL_NOMEM;
     c->state = st;
+    st->wm_floor = SL_WM_MIN;
     st->sch[0] = c->in;
     st->sch[1] = sl_plan_input_schema(c->plan, nd, 1);
     if (!st->sch[0] || !st->sch[1])
@@ -743,8 +757,232 @@ static void s_close(sl_opctx_t *c)
     c->state = NULL;
 }
 
+/* ---- checkpoints ------------------------------------------------------------------ */
+
+#define S_SNAP_VERSION 1
+#define S_SNAP_MAX_WINS (1 << 24) /* sanity bound on windows of one key */
+
+static void s_snap_rows(sl_snap_w_t *w, const s_rows_t *r)
+{
+    sl_snap_u32(w, (uint32_t)r->n);
+    for (uint32_t o = 0; o < r->len; o += sl_row_len(r->buf + o))
+        sl_snap_bytes(w, r->buf + o, sl_row_len(r->buf + o));
+}
+
+/* Version, kind, key count, the clock, key count; per key: key group,
+ * key values, then (window) window count and per window its start, left
+ * rows and right rows, or (interval, enrich) its left and right rows; rows
+ * as a count, then each row's bytes. */
+static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
+{
+    s_join_t *st = c->state;
+    const sl_join_cfg_t *j = &c->node->join;
+    sl_snap_u8(w, S_SNAP_VERSION);
+    sl_snap_u8(w, (uint8_t)j->kind);
+    sl_snap_u32(w, (uint32_t)j->nkeys);
+    sl_snap_i64(w, c->watermark > st->wm_floor ? c->watermark : st->wm_floor);
+    sl_snap_u64(w, (uint64_t)st->live);
+    for (int k = 0; k < st->nkeys && !w->err; k++) {
+        const s_key_t *e = &st->keys[k];
+        if (!e->used)
+            continue;
+        sl_snap_u32(w, (uint32_t)sl_key_group(e->hash, c->plan->max_parallelism));
+        sl_row_decode(st->kschema, e->key, st->kvals);
+        for (int i = 0; i < j->nkeys; i++)
+            sl_snap_value(w, &st->kvals[i]);
+        if (j->kind == SL_JOIN_WINDOW) {
+            sl_snap_u32(w, (uint32_t)e->nwins);
+            for (int i = 0; i < e->nwins; i++) {
+                sl_snap_i64(w, e->wins[i].start);
+                s_snap_rows(w, &e->wins[i].side[0]);
+                s_snap_rows(w, &e->wins[i].side[1]);
+            }
+        } else {
+            s_snap_rows(w, &e->side[0]);
+            s_snap_rows(w, &e->side[1]);
+        }
+    }
+    return w->err;
+}
+
+/* Reads rows of side s into r (or past them when r is NULL); each row's
+ * time must be usable. */
+static int s_restore_rows(s_join_t *st, const sl_join_cfg_t *j, int s, sl_snap_r_t *r,
+                          s_rows_t *into, int *n)
+{
+    uint32_t cnt = sl_snap_get_u32(r);
+    if (r->err || cnt > r->left / 8)
+        return SL_DATA;
+    for (uint32_t i = 0; i < cnt; i++) {
+        size_t len;
+        const uint8_t *row = sl_snap_get_bytes(r, &len);
+        int64_t t;
+        if (r->err || len < 4 || len > SL_ROW_MAX || sl_row_check(st->sch[s], row, len) != SL_OK ||
+            sl_row_len(row) != len || !s_time(st->sch[s], s ? j->rtime : j->ltime, row, &t) ||
+            t < -S_TIME_LIMIT || t > S_TIME_LIMIT)
+            return SL_DATA;
+        int rc = into ? s_rows_add(into, row) : SL_OK;
+        if (rc)
+            return rc;
+    }
+    *n = (int)cnt;
+    return SL_OK;
+}
+
+/* The timers of restored key k: its windows fire, its rows expire or
+ * become due (as when they were added). */
+static int s_restore_timers(sl_opctx_t *c, s_join_t *st, int k)
+{
+    const sl_join_cfg_t *j = &c->node->join;
+    s_key_t *e = &st->keys[k];
+    int rc = SL_OK;
+    if (j->kind == SL_JOIN_WINDOW) {
+        for (int i = 0; i < e->nwins && rc == SL_OK; i++)
+            rc = s_heap_push(st, (s_timer_t){.time = e->wins[i].start + c->node->win.size - 1,
+                                             .start = e->wins[i].start,
+                                             .key = k});
+        return rc;
+    }
+    int sides = j->kind == SL_JOIN_INTERVAL ? 2 : 1; /* table versions need none */
+    for (int s = 0; s < sides && rc == SL_OK; s++) {
+        const s_rows_t *r = &e->side[s];
+        for (uint32_t o = 0; o < r->len && rc == SL_OK; o += sl_row_len(r->buf + o)) {
+            int64_t t = 0;
+            s_time(st->sch[s], s ? j->rtime : j->ltime, r->buf + o, &t);
+            int64_t due = j->kind == SL_JOIN_ENRICH ? t : s ? t - j->lower : t + j->upper;
+            rc = s_heap_push(st, (s_timer_t){.time = due, .key = k});
+        }
+    }
+    return rc;
+}
+
+/* Reads one key's content into key k (or past it when k < 0). */
+static int s_restore_content(sl_opctx_t *c, s_join_t *st, sl_snap_r_t *r, int k)
+{
+    const sl_join_cfg_t *j = &c->node->join;
+    const sl_window_cfg_t *wc = &c->node->win;
+    int rc, n0 = 0, n1 = 0;
+    if (j->kind != SL_JOIN_WINDOW) {
+        s_key_t *e = k >= 0 ? &st->keys[k] : NULL;
+        if ((rc = s_restore_rows(st, j, 0, r, e ? &e->side[0] : NULL, &n0)) != SL_OK ||
+            (rc = s_restore_rows(st, j, 1, r, e ? &e->side[1] : NULL, &n1)) != SL_OK)
+            return rc;
+        return n0 + n1 > 0 ? SL_OK : SL_DATA; /* an empty key is never kept */
+    }
+    uint32_t nwins = sl_snap_get_u32(r);
+    if (r->err || nwins == 0 || nwins > S_SNAP_MAX_WINS)
+        return SL_DATA;
+    for (uint32_t i = 0; i < nwins; i++) {
+        int64_t start = sl_snap_get_i64(r);
+        if (r->err || start < -S_TIME_LIMIT || start > S_TIME_LIMIT ||
+            ((start % wc->slide) + wc->slide) % wc->slide != 0)
+            return SL_DATA;
+        s_jwin_t tmp, *win = &tmp;
+        memset(&tmp, 0, sizeof tmp);
+        if (k >= 0) {
+            s_key_t *e = &st->keys[k];
+            for (int q = 0; q < e->nwins; q++)
+                if (e->wins[q].start == start)
+                    return SL_DATA; /* a window twice */
+            if (e->nwins == e->capwins) {
+                int cap = e->capwins ? e->capwins * 2 : 2;
+                s_jwin_t *nw = realloc(e->wins, (size_t)cap * sizeof *nw);
+                if (!nw)
+                    return SL_NOMEM;
+                e->wins = nw;
+                e->capwins = cap;
+            }
+            win = &e->wins[e->nwins++];
+            memset(win, 0, sizeof *win);
+            win->start = start;
+        }
+        rc = s_restore_rows(st, j, 0, r, k >= 0 ? &win->side[0] : NULL, &n0);
+        if (rc == SL_OK)
+            rc = s_restore_rows(st, j, 1, r, k >= 0 ? &win->side[1] : NULL, &n1);
+        if (rc == SL_OK && n0 + n1 == 0)
+            rc = SL_DATA;
+        if (rc)
+            return rc;
+    }
+    return SL_OK;
+}
+
+static int s_restore_keys(sl_opctx_t *c, s_join_t *st, sl_snap_r_t *r, uint64_t nkeys)
+{
+    const sl_join_cfg_t *j = &c->node->join;
+    int maxp = c->plan->max_parallelism;
+    uint8_t *kbuf = NULL;
+    size_t kcap = 0;
+    int rc = SL_OK;
+    for (uint64_t n = 0; n < nkeys && rc == SL_OK; n++) {
+        uint32_t kg = sl_snap_get_u32(r);
+        for (int i = 0; i < j->nkeys; i++) {
+            sl_snap_get_value(r, &st->kvals[i]);
+            if (st->kvals[i].is_null || st->kvals[i].type != st->kschema->fields[i].type)
+                r->err = SL_DATA; /* a null key joins nothing, so is never kept */
+        }
+        uint64_t h = sl_value_hash(st->kvals, j->nkeys);
+        if (r->err || kg >= (uint32_t)maxp || (int)kg != sl_key_group(h, maxp)) {
+            rc = SL_DATA;
+            break;
+        }
+        int k = -1;
+        if (sl_key_group_owner((int)kg, maxp, c->parallelism) == c->subtask) {
+            size_t klen = sl_row_size(st->kschema, st->kvals);
+            if (klen > kcap) {
+                uint8_t *nb = realloc(kbuf, klen);
+                if (!nb) {
+                    rc = SL_NOMEM;
+                    break;
+                }
+                kbuf = nb;
+                kcap = klen;
+            }
+            sl_row_encode(st->kschema, st->kvals, kbuf);
+            int had = st->live;
+            if ((rc = s_key_get(st, h, kbuf, (uint32_t)klen, true, &k)) != SL_OK)
+                break;
+            if (st->live == had) {
+                rc = SL_DATA; /* the same key twice */
+                break;
+            }
+        }
+        rc = s_restore_content(c, st, r, k);
+        if (rc == SL_OK && k >= 0)
+            rc = s_restore_timers(c, st, k);
+    }
+    free(kbuf);
+    return rc;
+}
+
+static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
+{
+    s_join_t *st = c->state;
+    const sl_plan_node_t *nd = c->node;
+    uint8_t v = sl_snap_get_u8(r), kind = sl_snap_get_u8(r);
+    uint32_t nkeys = sl_snap_get_u32(r);
+    int64_t wm = sl_snap_get_i64(r);
+    uint64_t n = sl_snap_get_u64(r);
+    if (r->err || v != S_SNAP_VERSION || kind != (uint8_t)nd->join.kind ||
+        nkeys != (uint32_t)nd->join.nkeys)
+        return sl_op_fail(c, SL_DATA, "join '%s': not a snapshot of this operator", nd->name);
+    int rc = s_restore_keys(c, st, r, n);
+    if (rc == SL_DATA || (rc == SL_OK && r->err))
+        return sl_op_fail(c, SL_DATA, "join '%s': snapshot is truncated or corrupt", nd->name);
+    if (rc)
+        return sl_op_fail(c, rc, "join '%s': cannot restore: %s", nd->name, sl_strerror(rc));
+    /* Several snapshots (a rescale): the input has seen at least the least
+     * of their watermarks. */
+    if (!st->restored || wm < st->wm_floor)
+        st->wm_floor = wm;
+    st->restored = true;
+    return SL_OK;
+}
+
 const sl_op_vtable_t sl_op_join = {.open = s_open,
                                    .process = s_process,
                                    .finish = s_finish,
                                    .close = s_close,
-                                   .watermark = s_watermark};
+                                   .watermark = s_watermark,
+                                   .snapshot = s_snapshot,
+                                   .restore = s_restore};

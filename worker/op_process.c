@@ -20,7 +20,14 @@
  *
  * Records whose event time is null are counted as errors and skipped.
  * Records behind the watermark are passed on: the function sees
- * ctx->time <= ctx->watermark and decides. */
+ * ctx->time <= ctx->watermark and decides.
+ *
+ * Checkpoints: the snapshot is the event-time clock (the watermark) and
+ * the keyed state with its timers (sl_kstate_snapshot: every key with its
+ * key group, so a snapshot of any parallelism restores into any other).
+ * The restored clock is a floor of the watermark the function sees and
+ * fires timers by, until the input's watermark passes it: records after
+ * the restore see what they saw in an uninterrupted run. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +50,16 @@ typedef struct {
     int emit_rc;          /* first failure of an emit */
     int svc_rc;           /* first failure of a state or timer service */
     int64_t dropped_proc; /* processing-time timers dropped at end of input */
+    int64_t wm_floor;     /* restored watermark: the clock is at least this */
+    bool restored;        /* restore ran (wm_floor is set) */
 } s_proc_t;
+
+/* The event-time clock: the input's watermark, at least the restored one. */
+static int64_t s_clock(const sl_opctx_t *c)
+{
+    const s_proc_t *p = c->state;
+    return c->watermark > p->wm_floor ? c->watermark : p->wm_floor;
+}
 
 /* ---- host services ---------------------------------------------------------- */
 
@@ -281,7 +297,7 @@ static int s_fire(sl_opctx_t *c, sl_ks_timer_t kind, int64_t until)
         p->ctx.key = (const sl_udf_value_t *)p->kvals;
         p->ctx.nkey = nd->nkeys;
         p->ctx.time = t;
-        p->ctx.watermark = c->watermark;
+        p->ctx.watermark = s_clock(c);
         s_begin_call(p);
         int rc = nd->udf->on_timer(&p->ctx, t, (int)kind);
         if ((rc = s_after_call(c, p, rc, "on_timer")) != SL_OK)
@@ -322,7 +338,7 @@ static int s_record(sl_opctx_t *c, s_proc_t *p, const uint8_t *r, int64_t now)
     p->ctx.key = (const sl_udf_value_t *)p->kvals;
     p->ctx.nkey = nd->nkeys;
     p->ctx.time = t;
-    p->ctx.watermark = c->watermark;
+    p->ctx.watermark = s_clock(c);
     s_begin_call(p);
     rc = f->call(&p->ctx, p->in, p->out);
     return s_after_call(c, p, rc, "a record");
@@ -339,6 +355,7 @@ static int s_open(sl_opctx_t *c)
     c->state = p;
     p->op = c;
     p->ctx.host = &s_host;
+    p->wm_floor = SL_WM_MIN;
     p->ks = sl_kstate_new();
     p->kschema = sl_schema_new();
     p->row = calloc((size_t)c->in->nfields + 1, sizeof *p->row);
@@ -365,7 +382,8 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
             return rc;
     }
     /* Timers set at or behind the watermark are due now. */
-    return c->watermark == SL_WM_MIN ? SL_OK : s_fire(c, SL_KS_EVENT, c->watermark);
+    int64_t wm = s_clock(c);
+    return wm == SL_WM_MIN ? SL_OK : s_fire(c, SL_KS_EVENT, wm);
 }
 
 static int s_watermark(sl_opctx_t *c, int64_t wm)
@@ -406,9 +424,65 @@ static void s_close(sl_opctx_t *c)
     c->state = NULL;
 }
 
+/* ---- checkpoints ------------------------------------------------------------------ */
+
+#define S_SNAP_VERSION 1
+
+/* Version, key field count, the event-time clock, then the keyed state. */
+static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
+{
+    s_proc_t *p = c->state;
+    sl_snap_u8(w, S_SNAP_VERSION);
+    sl_snap_u32(w, (uint32_t)c->node->nkeys);
+    sl_snap_i64(w, s_clock(c));
+    int rc = sl_kstate_snapshot(p->ks, w, c->plan->max_parallelism);
+    if (rc)
+        return sl_op_fail(c, rc, "process '%s': snapshot: %s", c->node->name, sl_strerror(rc));
+    return SL_OK;
+}
+
+/* A restored key must be a row of the key fields; its hash is theirs. */
+static int s_key_check(void *arg, const uint8_t *key, uint32_t len, uint64_t *hash)
+{
+    sl_opctx_t *c = arg;
+    s_proc_t *p = c->state;
+    if (len < 4 || len > SL_ROW_MAX || sl_row_check(p->kschema, key, len) != SL_OK ||
+        sl_row_len(key) != len)
+        return SL_DATA;
+    sl_row_decode(p->kschema, key, p->kvals);
+    *hash = sl_value_hash(p->kvals, c->node->nkeys);
+    return SL_OK;
+}
+
+static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
+{
+    s_proc_t *p = c->state;
+    const sl_plan_node_t *nd = c->node;
+    uint8_t v = sl_snap_get_u8(r);
+    uint32_t nkeys = sl_snap_get_u32(r);
+    int64_t wm = sl_snap_get_i64(r);
+    if (r->err || v != S_SNAP_VERSION || nkeys != (uint32_t)nd->nkeys)
+        return sl_op_fail(c, SL_DATA, "process '%s': not a snapshot of this operator", nd->name);
+    int rc = sl_kstate_restore(p->ks, r, c->plan->max_parallelism, c->parallelism, c->subtask,
+                               s_key_check, c);
+    if (rc == SL_OK && r->err)
+        rc = SL_DATA;
+    if (rc)
+        return sl_op_fail(c, rc, "process '%s': cannot restore: %s", nd->name,
+                          sl_kstate_error(p->ks)[0] ? sl_kstate_error(p->ks) : sl_strerror(rc));
+    /* Several snapshots (a rescale): the input has seen at least the least
+     * of their watermarks. */
+    if (!p->restored || wm < p->wm_floor)
+        p->wm_floor = wm;
+    p->restored = true;
+    return SL_OK;
+}
+
 const sl_op_vtable_t sl_op_process = {.open = s_open,
                                       .process = s_process,
                                       .finish = s_finish,
                                       .close = s_close,
                                       .watermark = s_watermark,
-                                      .tick = s_tick};
+                                      .tick = s_tick,
+                                      .snapshot = s_snapshot,
+                                      .restore = s_restore};

@@ -76,6 +76,8 @@ struct sl_task {
     /* Checkpoints (docs/fault-tolerance.md). */
     _Atomic uint64_t ctl;         /* 1: a trigger or completion is waiting */
     _Atomic uint64_t trigger_id;  /* source: checkpoint to take (0 = none) */
+    atomic_bool trigger_stop;     /* source: it is a stop-with-savepoint */
+    uint64_t parked;              /* source: stopped at this savepoint (0 = emitting) */
     _Atomic uint64_t complete_id; /* latest checkpoint notified complete */
     uint64_t completed_seen;      /* latest passed to the operators */
     pthread_mutex_t ack_lock;     /* guards ack and ack_new (and lag, lag_detail) */
@@ -497,8 +499,11 @@ static int s_control(sl_task_t *t)
 {
     if (!atomic_exchange(&t->ctl, 0))
         return SL_OK;
+    bool stop = atomic_exchange(&t->trigger_stop, false);
     uint64_t id = atomic_exchange(&t->trigger_id, 0);
     int rc = id && t->env.ckpt_dir ? s_checkpoint(t, id) : SL_OK;
+    if (rc == SL_OK && id && t->env.ckpt_dir)
+        t->parked = stop ? id : 0; /* a later checkpoint (the savepoint failed) resumes */
     uint64_t done = atomic_load(&t->complete_id);
     if (rc == SL_OK && done > t->completed_seen) {
         t->completed_seen = done;
@@ -509,13 +514,27 @@ static int s_control(sl_task_t *t)
     return rc;
 }
 
+/* A source's barrier hook. After the barrier of a stop-with-savepoint the
+ * source emits nothing more: it waits here (watching cancel, completions
+ * and triggers) until the master, the savepoint complete, ends the job, or
+ * the savepoint fails and the next checkpoint's trigger lets it go on. */
 static int s_source_control(void *arg)
 {
-    return s_control(arg);
+    sl_task_t *t = arg;
+    int rc = s_control(t);
+    while (rc == SL_OK && t->parked) {
+        if (atomic_load(t->env.cancel))
+            return SL_CANCELED;
+        struct timespec step = {0, 5 * 1000 * 1000};
+        nanosleep(&step, NULL);
+        rc = s_control(t);
+    }
+    return rc;
 }
 
-void sl_task_trigger(sl_task_t *t, uint64_t id)
+void sl_task_trigger(sl_task_t *t, uint64_t id, bool stop)
 {
+    atomic_store(&t->trigger_stop, stop);
     atomic_store(&t->trigger_id, id);
     atomic_store(&t->ctl, 1);
 }

@@ -88,8 +88,10 @@ int sl_task_nops(const sl_task_t *t);
 /* Snapshot of operator i's metrics (safe while the task runs). */
 void sl_task_metrics(const sl_task_t *t, int i, sl_op_metrics_t *out);
 /* Asks a source subtask to take checkpoint id (it injects the barrier at
- * its next record boundary). Any thread. */
-void sl_task_trigger(sl_task_t *t, uint64_t id);
+ * its next record boundary). With stop (a stop-with-savepoint) it emits
+ * nothing after that barrier: it waits until it is canceled, or until a
+ * later trigger (the savepoint failed) lets it go on. Any thread. */
+void sl_task_trigger(sl_task_t *t, uint64_t id, bool stop);
 /* Tells the subtask that checkpoint id is complete (durable). Any thread. */
 void sl_task_notify_complete(sl_task_t *t, uint64_t id);
 /* A new acknowledgement (snapshot written, or declined) since the last

@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include "sluice/err.h"
+#include "sluice/fileio.h"
 #include "sluice/msg.h"
 #include "sluice/plan.h"
 #include "sluice/plugin.h"
@@ -298,27 +299,11 @@ static int s_read_state(const Sluice__Deploy *d, const Sluice__TaskSnapshot *ts,
 {
     char path[4600];
     snprintf(path, sizeof path, "%s/%s", d->restore_dir, ts->file);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(why, cap, "cannot read checkpoint state %s: %s", path, strerror(errno));
-        return SL_IO;
-    }
-    uint8_t *buf = malloc(ts->size ? ts->size : 1);
-    size_t got = buf ? fread(buf, 1, ts->size, f) : 0;
-    int extra = fgetc(f);
-    fclose(f);
-    char hex[65] = "";
-    if (buf && got == ts->size)
-        sl_sha256_hex(buf, got, hex);
-    if (!buf || got != ts->size || extra != EOF || strcmp(hex, ts->sha256) != 0) {
-        snprintf(why, cap, "checkpoint state %s is corrupt (%zu%s bytes, expected %llu; sha256 %s)",
-                 path, got, extra != EOF ? "+" : "", (unsigned long long)ts->size,
-                 strcmp(hex, ts->sha256) ? "differs" : "ok");
-        free(buf);
-        return SL_DATA;
-    }
-    *out = buf;
-    return SL_OK;
+    char msg[4800];
+    int rc = sl_fs_read_checked(path, ts->size, ts->sha256, out, msg, sizeof msg);
+    if (rc)
+        snprintf(why, cap, "checkpoint state %s", msg);
+    return rc;
 }
 
 /* The state subtask t restores: its own file, or with a rescale every old
@@ -582,7 +567,7 @@ static void s_trigger(sl_worker_t *w, const Sluice__CheckpointTrigger *ct)
         s_slot_t *t = &j->tasks[i];
         const sl_plan_node_t *head = &j->plan->nodes[j->plan->chains[t->chain].nodes[0]];
         if (head->role == SL_ROLE_SOURCE && t->task && t->started && !atomic_load(&t->done))
-            sl_task_trigger(t->task, ct->checkpoint_id);
+            sl_task_trigger(t->task, ct->checkpoint_id, ct->stop);
     }
 }
 

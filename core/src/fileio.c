@@ -65,6 +65,7 @@
 
 #include "sluice/err.h"
 #include "sluice/failpoint.h"
+#include "sluice/plugin.h" /* sl_sha256_hex */
 #include "sluice/textfmt.h"
 
 #define S_READ_BUF (256u * 1024u)
@@ -1491,4 +1492,55 @@ void sl_writer_destroy(sl_writer_t **pp)
     free(w->buf);
     free(w);
     *pp = NULL;
+}
+
+int sl_fs_read_checked(const char *path, uint64_t size, const char *sha256_hex, uint8_t **out,
+                       char *why, size_t cap)
+{
+    if (out)
+        *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(why, cap, "%s is missing (%s)", path, strerror(errno));
+        return SL_NOTFOUND;
+    }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || (uint64_t)sb.st_size != size || size > SIZE_MAX - 1) {
+        snprintf(why, cap, "%s is truncated or has the wrong size (%lld bytes, expected %llu)",
+                 path, (long long)sb.st_size, (unsigned long long)size);
+        fclose(f);
+        return SL_DATA;
+    }
+    uint8_t *buf = malloc(size ? (size_t)size : 1);
+    if (!buf) {
+        fclose(f);
+        snprintf(why, cap, "%s: out of memory for %llu bytes", path, (unsigned long long)size);
+        return SL_NOMEM;
+    }
+    size_t got = fread(buf, 1, (size_t)size, f);
+    int rerr = ferror(f), extra = fgetc(f);
+    fclose(f);
+    if (rerr) {
+        snprintf(why, cap, "cannot read %s: %s", path, strerror(errno));
+        free(buf);
+        return SL_IO;
+    }
+    if (got != size || extra != EOF) {
+        snprintf(why, cap, "%s is truncated or has the wrong size (%zu%s bytes, expected %llu)",
+                 path, got, extra != EOF ? "+" : "", (unsigned long long)size);
+        free(buf);
+        return SL_DATA;
+    }
+    char hex[65];
+    sl_sha256_hex(buf, (size_t)size, hex);
+    if (!sha256_hex || strcmp(hex, sha256_hex) != 0) {
+        snprintf(why, cap, "%s is corrupt (its SHA-256 differs)", path);
+        free(buf);
+        return SL_DATA;
+    }
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return SL_OK;
 }

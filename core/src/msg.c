@@ -336,7 +336,7 @@ static int s_job_status(const char *path, const Sluice__JobStatus *j, char *err,
     S_TRY(s_str(path, "job_id", j->job_id, SL_MSG_ID_MAX, true, err, cap));
     S_TRY(s_str(path, "name", j->name, SL_MSG_ID_MAX, false, err, cap));
     S_TRY(s_range(path, "state", (uint64_t)(int64_t)j->state, 0,
-                  SLUICE__JOB_STATE_KIND__JOB_RESTARTING, err, cap));
+                  SLUICE__JOB_STATE_KIND__JOB_STOPPED, err, cap));
     S_TRY(s_count(path, "failures", j->n_failures, j->failures, SL_MSG_REPEATED_MAX, err, cap));
     S_TRY(s_count(path, "checkpoint_list", j->n_checkpoint_list, j->checkpoint_list,
                   SL_MSG_REPEATED_MAX, err, cap));
@@ -508,7 +508,7 @@ static int s_body(const Sluice__Envelope *env, const char *p, char *err, size_t 
         S_TRY(s_params(p, r->submit->n_params, r->submit->params, err, cap));
         S_TRY(s_str(p, "plugin_sha256", r->plugin_sha256, 64, false, err, cap));
         S_TRY(s_range(p, "state", (uint64_t)(int64_t)r->state, 0,
-                      SLUICE__JOB_STATE_KIND__JOB_RESTARTING, err, cap));
+                      SLUICE__JOB_STATE_KIND__JOB_STOPPED, err, cap));
         S_TRY(s_str(p, "error", r->error, SL_MSG_TEXT_MAX, false, err, cap));
         S_TRY(s_count(p, "failures", r->n_failures, r->failures, SL_MSG_REPEATED_MAX, err, cap));
         for (size_t i = 0; i < r->n_failures; i++)

@@ -41,9 +41,30 @@ sluice stop "$JOB" --savepoint --dir "$WORK/savepoints" > "$WORK/sp" ||
     { cat "$WORK/stderr" >&2; fail "stop --savepoint"; }
 SP=$(cat "$WORK/sp")
 [ -s "$SP/_metadata" ] || fail "no savepoint at '$SP'"
-sluice status --json "$JOB" > "$WORK/stopped.json"
-[ "$(json 'j["state"]' < "$WORK/stopped.json")" = CANCELED ] || fail "not stopped: $(cat "$WORK/stopped.json")"
-json 'j["error"]' < "$WORK/stopped.json" | grep -q "stopped with a savepoint" || fail "no stop reason"
+sluice status --json "$JOB" > "$WORK/stopped.json" || fail "status: $(cat "$WORK/stderr")"
+[ "$(json 'j["state"]' < "$WORK/stopped.json")" = STOPPED ] || fail "not stopped: $(cat "$WORK/stopped.json")"
+json 'j["error"]' < "$WORK/stopped.json" | grep -q "stopped with a savepoint: $SP" || fail "no stop reason"
+# The source stopped at the savepoint's barrier: it emitted no record after
+# the position the savepoint holds (the generator's count of emitted records).
+sp_position() {
+    python3 - "$SP/task-0-0.state" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+nops, p = struct.unpack_from("<I", d, 8)[0], 12
+for _ in range(nops):
+    n = struct.unpack_from("<I", d, p)[0]; name = d[p + 4:p + 4 + n]; p += 4 + n
+    m = struct.unpack_from("<I", d, p)[0]; st = d[p + 4:p + 4 + m]; p += 4 + m
+    if name == b"gen":
+        print(struct.unpack_from("<q", st, 9)[0])  # version, next seq, emitted
+PY
+}
+tasks_ended() { ! sluice status --json "$JOB" | grep -q '"state":"\(RUNNING\|DEPLOY[A-Z]*\)"'; }
+wait_for 30 tasks_ended || fail "tasks still running after the stop: $(sluice status "$JOB")"
+POS=$(sp_position)
+EMITTED=$(sluice status --json "$JOB" | json '[t["records_out"] for t in j["tasks"] if t["task"] == "0.0"][0]')
+[ "$POS" -gt 0 ] && [ "$POS" -lt "$COUNT" ] || fail "savepoint position $POS"
+[ "$EMITTED" = "$POS" ] ||
+    fail "the source emitted $EMITTED records; its savepoint is at $POS (records after the savepoint)"
 sluice checkpoints "$JOB" > "$WORK/list.txt"
 grep -q "savepoint.*$SP" "$WORK/list.txt" || fail "checkpoints does not list the savepoint: $(cat "$WORK/list.txt")"
 [ ! -e "$WORK/first-totals.csv" ] || fail "a stopped job published its output"

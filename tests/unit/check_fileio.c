@@ -15,6 +15,7 @@
 #include "sluice/arena.h"
 #include "sluice/err.h"
 #include "sluice/fileio.h"
+#include "sluice/plugin.h"
 #include "sluice/row.h"
 #include "sluice/textfmt.h"
 #include "testutil.h"
@@ -757,6 +758,40 @@ START_TEST(test_fs_write_atomic_and_publish)
 }
 END_TEST
 
+/* A state file read back against its recorded size and SHA-256. */
+START_TEST(test_fs_read_checked)
+{
+    const char *path = s_path("chk.state");
+    const char *body = "some checkpoint state";
+    size_t n = strlen(body);
+    ck_assert_int_eq(sl_fs_write_atomic(path, body, n), 0);
+    char sha[65], why[512];
+    sl_sha256_hex(body, n, sha);
+    uint8_t *data = NULL;
+    ck_assert_int_eq(sl_fs_read_checked(path, n, sha, &data, why, sizeof why), SL_OK);
+    ck_assert_ptr_nonnull(data);
+    ck_assert(memcmp(data, body, n) == 0);
+    free(data);
+    ck_assert_int_eq(sl_fs_read_checked(path, n, sha, NULL, why, sizeof why), SL_OK);
+    /* another size, another hash, no file */
+    ck_assert_int_eq(sl_fs_read_checked(path, n - 1, sha, &data, why, sizeof why), SL_DATA);
+    ck_assert_ptr_null(data);
+    ck_assert_ptr_nonnull(strstr(why, "truncated or has the wrong size"));
+    char other[65];
+    sl_sha256_hex(body, n - 1, other);
+    ck_assert_int_eq(sl_fs_read_checked(path, n, other, &data, why, sizeof why), SL_DATA);
+    ck_assert_ptr_nonnull(strstr(why, "is corrupt (its SHA-256 differs)"));
+    ck_assert_int_eq(sl_fs_read_checked(path, n, "", &data, why, sizeof why), SL_DATA);
+    ck_assert_int_eq(sl_fs_read_checked(s_path("nope.state"), n, sha, &data, why, sizeof why),
+                     SL_NOTFOUND);
+    ck_assert_ptr_nonnull(strstr(why, "nope.state is missing"));
+    /* grown after it was recorded */
+    ck_assert_int_eq(sl_fs_write_atomic(path, "some checkpoint state+", n + 1), 0);
+    ck_assert_int_eq(sl_fs_read_checked(path, n, sha, &data, why, sizeof why), SL_DATA);
+    ck_assert_ptr_null(data);
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("fileio");
@@ -776,6 +811,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_long_line_is_data_error);
     tcase_add_test(tc, test_writer_visible_only_after_commit);
     tcase_add_test(tc, test_fs_write_atomic_and_publish);
+    tcase_add_test(tc, test_fs_read_checked);
     suite_add_tcase(s, tc);
     TCase *split = tcase_create("split");
     tcase_add_checked_fixture(split, s_setup, s_teardown);

@@ -683,6 +683,194 @@ START_TEST(test_plan)
 }
 END_TEST
 
+/* ---- keyed state checkpoints ------------------------------------------------- */
+
+static uint64_t s_fnv(const uint8_t *p, uint32_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (uint32_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static int s_ks_check(void *arg, const uint8_t *key, uint32_t len, uint64_t *hash)
+{
+    (void)arg;
+    if (len == 0 || len > 32)
+        return SL_DATA;
+    *hash = s_fnv(key, len);
+    return SL_OK;
+}
+
+enum { KS_KEYS = 200, KS_MAXP = 128 };
+
+static void s_ks_sel(sl_kstate_t *s, int key)
+{
+    char b[16];
+    int n = snprintf(b, sizeof b, "key%d", key);
+    ck_assert_int_eq(
+        sl_kstate_select(s, s_fnv((uint8_t *)b, (uint32_t)n), (uint8_t *)b, (uint32_t)n), SL_OK);
+}
+
+/* Values, lists, maps and timers of both kinds over KS_KEYS keys. */
+static void s_ks_fill(sl_kstate_t *s)
+{
+    for (int key = 0; key < KS_KEYS; key++) {
+        s_ks_sel(s, key);
+        char b[32];
+        int n = snprintf(b, sizeof b, "val%d", key);
+        if (key % 2)
+            ck_assert_int_eq(sl_kstate_value_set(s, "v", b, (uint32_t)n), SL_OK);
+        if (key % 9 == 4)
+            ck_assert_int_eq(sl_kstate_value_set(s, "empty", "", 0), SL_OK);
+        for (int i = 0; key % 3 && i < key % 5 + 1; i++)
+            ck_assert_int_eq(sl_kstate_list_append(s, "l", b, (uint32_t)(n - i % 2)), SL_OK);
+        for (int i = 0; key % 5 && i < key % 4 + 1; i++) {
+            char k[8] = {(char)('z' - i), (char)i};
+            ck_assert_int_eq(sl_kstate_map_put(s, "m", k, (uint32_t)(i % 2 + 1), b, (uint32_t)n),
+                             SL_OK);
+        }
+        if (key % 7 == 0)
+            ck_assert_int_eq(sl_kstate_timer_set(s, SL_KS_EVENT, key * 10), SL_OK);
+        if (key % 4 == 1) {
+            ck_assert_int_eq(sl_kstate_timer_set(s, SL_KS_EVENT, 5000 + key % 3), SL_OK);
+            ck_assert_int_eq(sl_kstate_timer_set(s, SL_KS_EVENT, 7000), SL_OK);
+            ck_assert_int_eq(sl_kstate_timer_delete(s, SL_KS_EVENT, 7000), 1); /* stale */
+        }
+        if (key % 11 == 0)
+            ck_assert_int_eq(sl_kstate_timer_set(s, SL_KS_PROCESSING, key), SL_OK);
+        sl_kstate_release(s);
+    }
+}
+
+/* The state of one key as text (empty when it holds none). */
+static void s_ks_dump(sl_kstate_t *s, int key, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    s_ks_sel(s, key);
+    const void *d, *k;
+    uint32_t len, klen;
+    if (sl_kstate_value_get(s, "v", &d, &len) == 1)
+        o += (size_t)snprintf(out + o, cap - o, "v=%.*s;", (int)len, (const char *)d);
+    if (sl_kstate_value_get(s, "empty", &d, &len) == 1)
+        o += (size_t)snprintf(out + o, cap - o, "empty=%u;", len);
+    for (uint32_t i = 0; sl_kstate_list_get(s, "l", i, &d, &len) == 1; i++)
+        o += (size_t)snprintf(out + o, cap - o, "l%u=%.*s;", i, (int)len, (const char *)d);
+    for (uint32_t i = 0; sl_kstate_map_at(s, "m", i, &k, &klen, &d, &len) == 1; i++)
+        o += (size_t)snprintf(out + o, cap - o, "m%u=%.*s:%u:%.*s;", i, (int)klen, (const char *)k,
+                              klen, (int)len, (const char *)d);
+    sl_kstate_release(s);
+}
+
+/* Pops every timer of kind: "time@key;" in pop order. */
+static void s_ks_timers(sl_kstate_t *s, sl_ks_timer_t kind, char *out, size_t cap)
+{
+    size_t o = 0;
+    int64_t t;
+    out[0] = '\0';
+    while (sl_kstate_timer_next(s, kind, SL_WM_MAX, &t) == 1) {
+        uint32_t klen;
+        const uint8_t *k = sl_kstate_key(s, &klen);
+        o += (size_t)snprintf(out + o, cap - o, "%lld@%.*s;", (long long)t, (int)klen,
+                              (const char *)k);
+        ck_assert_uint_lt(o, cap);
+        sl_kstate_release(s);
+    }
+}
+
+START_TEST(test_state_snapshot_restore)
+{
+    sl_kstate_t *a = sl_kstate_new();
+    s_ks_fill(a);
+    sl_snap_w_t w;
+    sl_snap_w_init(&w);
+    ck_assert_int_eq(sl_kstate_snapshot(a, &w, KS_MAXP), SL_OK);
+    /* into one store: the same state, the same timer order */
+    sl_kstate_t *b = sl_kstate_new();
+    sl_snap_r_t r;
+    sl_snap_r_init(&r, w.data, w.len);
+    ck_assert_int_eq(sl_kstate_restore(b, &r, KS_MAXP, 1, 0, s_ks_check, NULL), SL_OK);
+    ck_assert_uint_eq(r.left, 0);
+    ck_assert_int_eq(r.err, 0);
+    /* into two: each keeps the keys of its key groups */
+    sl_kstate_t *half[2];
+    for (int p = 0; p < 2; p++) {
+        half[p] = sl_kstate_new();
+        sl_snap_r_init(&r, w.data, w.len);
+        ck_assert_int_eq(sl_kstate_restore(half[p], &r, KS_MAXP, 2, p, s_ks_check, NULL), SL_OK);
+    }
+    int kept[2] = {0, 0};
+    for (int key = 0; key < KS_KEYS; key++) {
+        char da[512], db[512], dh[2][512];
+        s_ks_dump(a, key, da, sizeof da);
+        s_ks_dump(b, key, db, sizeof db);
+        ck_assert_str_eq(da, db);
+        char kb[16];
+        int n = snprintf(kb, sizeof kb, "key%d", key);
+        int own = sl_key_group_owner(sl_key_group(s_fnv((uint8_t *)kb, (uint32_t)n), KS_MAXP),
+                                     KS_MAXP, 2);
+        for (int p = 0; p < 2; p++)
+            s_ks_dump(half[p], key, dh[p], sizeof dh[p]);
+        ck_assert_str_eq(dh[own], da);
+        ck_assert_str_eq(dh[1 - own], "");
+        kept[own] += da[0] != '\0';
+    }
+    ck_assert_int_gt(kept[0], 0);
+    ck_assert_int_gt(kept[1], 0);
+    static char ta[8192], tb[8192], th[8192];
+    for (int kind = SL_KS_EVENT; kind <= SL_KS_PROCESSING; kind++) {
+        ck_assert_uint_eq(sl_kstate_timer_count(b, (sl_ks_timer_t)kind),
+                          sl_kstate_timer_count(a, (sl_ks_timer_t)kind));
+        ck_assert_uint_eq(sl_kstate_timer_count(half[0], (sl_ks_timer_t)kind) +
+                              sl_kstate_timer_count(half[1], (sl_ks_timer_t)kind),
+                          sl_kstate_timer_count(a, (sl_ks_timer_t)kind));
+        s_ks_timers(a, (sl_ks_timer_t)kind, ta, sizeof ta);
+        s_ks_timers(b, (sl_ks_timer_t)kind, tb, sizeof tb);
+        ck_assert_str_ne(ta, "");
+        ck_assert_str_eq(ta, tb);
+        s_ks_timers(half[0], (sl_ks_timer_t)kind, th, sizeof th);
+        s_ks_timers(half[1], (sl_ks_timer_t)kind, th, sizeof th);
+    }
+    /* the same key twice (a snapshot restored twice) */
+    sl_kstate_t *twice = sl_kstate_new();
+    sl_snap_r_init(&r, w.data, w.len);
+    ck_assert_int_eq(sl_kstate_restore(twice, &r, KS_MAXP, 1, 0, s_ks_check, NULL), SL_OK);
+    sl_snap_r_init(&r, w.data, w.len);
+    ck_assert_int_eq(sl_kstate_restore(twice, &r, KS_MAXP, 1, 0, s_ks_check, NULL), SL_DATA);
+    ck_assert_str_ne(sl_kstate_error(twice), "");
+    sl_kstate_destroy(&twice);
+    /* garbage: every truncation fails with SL_DATA; flipped bytes fail
+     * cleanly or restore */
+    for (size_t n = 0; n < w.len; n += (n < 64 ? 1 : 7)) {
+        sl_kstate_t *g = sl_kstate_new();
+        sl_snap_r_init(&r, w.data, n);
+        int rc = sl_kstate_restore(g, &r, KS_MAXP, 1, 0, s_ks_check, NULL);
+        ck_assert_msg(rc == SL_DATA || r.err, "truncated at %zu of %zu restored", n, w.len);
+        ck_assert_msg(rc != SL_DATA || sl_kstate_error(g)[0], "no message at %zu", n);
+        sl_kstate_destroy(&g);
+    }
+    uint8_t *m = malloc(w.len);
+    ck_assert_ptr_nonnull(m);
+    for (size_t i = 0; i < w.len; i += w.len / 400 + 1)
+        for (int x = 0; x < 3; x++) {
+            memcpy(m, w.data, w.len);
+            m[i] ^= (uint8_t)(x == 0 ? 0x01 : x == 1 ? 0x80 : 0xff);
+            sl_kstate_t *g = sl_kstate_new();
+            sl_snap_r_init(&r, m, w.len);
+            int rc = sl_kstate_restore(g, &r, KS_MAXP, 1, 0, s_ks_check, NULL);
+            ck_assert_msg(rc == SL_OK || rc == SL_DATA, "byte %zu: %d", i, rc);
+            sl_kstate_destroy(&g);
+        }
+    free(m);
+    sl_snap_w_free(&w);
+    sl_kstate_destroy(&a);
+    sl_kstate_destroy(&b);
+    sl_kstate_destroy(&half[0]);
+    sl_kstate_destroy(&half[1]);
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("process");
@@ -694,6 +882,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_processing_timers_tick_and_drop_at_end);
     tcase_add_test(tc, test_errors_fail_the_task);
     tcase_add_test(tc, test_plan);
+    tcase_add_test(tc, test_state_snapshot_restore);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -28,6 +28,7 @@
 #include "sluice/err.h"
 #include "sluice/kvstate.h"
 #include "sluice/plan.h"
+#include "sluice/plugin.h"
 #include "sluice/snap.h"
 #include "testutil.h"
 
@@ -204,13 +205,21 @@ typedef struct {
     sl_diag_t *d;
     sl_spec_t *spec;
     sl_plan_t *plan;
+    sl_plugin_t *plugin; /* when the spec names one */
 } s_job_t;
 
 static void s_job_load(s_job_t *j, const char *text)
 {
     memset(j, 0, sizeof *j);
     j->d = sl_diag_new("job.yaml");
-    int rc = sl_plan_load("job.yaml", text, strlen(text), NULL, 1, j->d, &j->spec, &j->plan);
+    if (strstr(text, "\nplugin: ")) {
+        char err[512];
+        S_CHECK(sl_plugin_open(SL_PLUGIN_DIR "/libsluice_device_alerts.so", &j->plugin, err,
+                               sizeof err) == SL_OK,
+                "%s", err);
+    }
+    int rc = sl_plan_load_with("job.yaml", text, strlen(text), NULL, 1, j->plugin, j->d, &j->spec,
+                               &j->plan);
     if (rc)
         sl_diag_print(j->d, stderr);
     ck_assert_int_eq(rc, SL_OK);
@@ -221,6 +230,7 @@ static void s_job_free(s_job_t *j)
     sl_plan_destroy(&j->plan);
     sl_spec_destroy(&j->spec);
     sl_diag_destroy(&j->d);
+    sl_plugin_close(&j->plugin);
 }
 
 /* One operator instance with a collecting emitter and a barrier hook that
@@ -238,6 +248,7 @@ typedef struct {
     sl_snap_w_t snap;
     size_t snap_out_len, snap_out_n; /* output before the snapshot */
     sl_batch_t *in;                  /* input batch being filled */
+    sl_batch_t *in1;                 /* the same, of input 1 (joins) */
 } s_inst_t;
 
 static int s_collect(void *target, sl_batch_t *b)
@@ -304,6 +315,7 @@ static s_inst_t *s_inst_open(s_job_t *j, const char *name, int subtask, int par)
     c->ckpt_dir = s_root;
     c->restore_dir = s_rdir;
     in->in = sl_batch_new(2048);
+    in->in1 = sl_batch_new(2048);
     ck_assert_int_eq(in->vt->open(c), SL_OK);
     return in;
 }
@@ -316,6 +328,7 @@ static void s_inst_close(s_inst_t **pp)
     sl_batch_destroy(&in->ctx.side.batch);
     sl_arena_destroy(&in->ctx.arena);
     sl_batch_destroy(&in->in);
+    sl_batch_destroy(&in->in1);
     sl_snap_w_free(&in->snap);
     free(in->out.p);
     free(in->side.p);
@@ -851,24 +864,36 @@ static const char *s_keyed_spec =
     "  - {name: o5, type: discard, input: sess}\n"
     "  - {name: o6, type: discard, input: too_late}\n";
 
-/* Subtask of par that owns record r's key at operator nd. */
-static int s_owner(const s_job_t *j, const sl_plan_node_t *nd, const s_rec_t *r, int par)
+/* Joins: record i goes to input 1 (the right side) when i % 3 == 2. */
+static int s_input_of(const sl_plan_node_t *nd, int i)
+{
+    return nd->kind == SL_OP_JOIN && i % 3 == 2 ? 1 : 0;
+}
+
+/* Subtask of par that owns record r's key at operator nd (input `input`). */
+static int s_owner(const s_job_t *j, const sl_plan_node_t *nd, const s_rec_t *r, int par, int input)
 {
     sl_value_t kv[4];
-    for (int i = 0; i < nd->nkeys; i++)
-        kv[i] = r->v[nd->keys[i]];
+    bool join = nd->kind == SL_OP_JOIN;
+    int nkeys = join ? nd->join.nkeys : nd->nkeys;
+    const int *keys = !join ? nd->keys : input ? nd->join.rkeys : nd->join.lkeys;
+    for (int i = 0; i < nkeys; i++)
+        kv[i] = r->v[keys[i]];
     int maxp = j->plan->max_parallelism;
-    return sl_key_group_owner(sl_key_group(sl_value_hash(kv, nd->nkeys), maxp), maxp, par);
+    return sl_key_group_owner(sl_key_group(sl_value_hash(kv, nkeys), maxp), maxp, par);
 }
 
 static void s_flush_in(s_inst_t *in)
 {
-    if (!in->in->count)
-        return;
-    int rc = in->vt->process(&in->ctx, in->in, 0);
-    S_CHECK(rc == SL_OK, "process: %d %s", rc, in->ctx.err);
-    sl_batch_clear(in->in);
-    sl_arena_reset(in->ctx.arena);
+    for (int input = 0; input < 2; input++) {
+        sl_batch_t *b = input ? in->in1 : in->in;
+        if (!b->count)
+            continue;
+        int rc = in->vt->process(&in->ctx, b, input);
+        S_CHECK(rc == SL_OK, "process: %d %s", rc, in->ctx.err);
+        sl_batch_clear(b);
+        sl_arena_reset(in->ctx.arena);
+    }
 }
 
 static void s_watermark(s_inst_t *in, int64_t wm)
@@ -891,11 +916,13 @@ static void s_feed(s_job_t *j, s_inst_t **ins, int par, const s_rec_t *recs, int
 {
     const sl_plan_node_t *nd = ins[0]->ctx.node;
     for (int i = from; i < to; i++) {
-        s_inst_t *in = ins[s_owner(j, nd, &recs[i], par)];
-        int rc = sl_batch_append(in->in, in->ctx.in, recs[i].v);
+        int input = s_input_of(nd, i);
+        s_inst_t *in = ins[s_owner(j, nd, &recs[i], par, input)];
+        sl_batch_t *b = input ? in->in1 : in->in;
+        int rc = sl_batch_append(b, in->ctx.in, recs[i].v); /* both inputs alike */
         if (rc == SL_LIMIT) {
             s_flush_in(in);
-            rc = sl_batch_append(in->in, in->ctx.in, recs[i].v);
+            rc = sl_batch_append(b, in->ctx.in, recs[i].v);
         }
         S_CHECK(rc == SL_OK, "append: %d", rc);
         if (recs[i].v[2].u.i > *maxt)
@@ -1078,7 +1105,8 @@ static void s_keyed_filter(s_job_t *j, const char *name, const s_rec_t *recs)
         for (size_t off = 0; off < b->out.len; off += sl_row_len(b->out.p + off)) {
             sl_row_decode(nd->out, b->out.p + off, vals);
             int maxp = j->plan->max_parallelism;
-            int kg = sl_key_group(sl_value_hash(vals, nd->nkeys), maxp);
+            int nk = nd->kind == SL_OP_JOIN ? nd->join.nkeys : nd->nkeys;
+            int kg = sl_key_group(sl_value_hash(vals, nk), maxp);
             S_CHECK(sl_key_group_owner(kg, maxp, 2) == p, "'%s': subtask %d of 2 has a key of %d",
                     name, p, sl_key_group_owner(kg, maxp, 2));
         }
@@ -1091,19 +1119,19 @@ static void s_keyed_filter(s_job_t *j, const char *name, const s_rec_t *recs)
     sl_snap_w_free(&w);
 }
 
-static void s_keyed_all(const char *name, bool ordered)
+static void s_keyed_all_spec(const char *spec, const char *name, bool ordered, bool filter)
 {
     s_job_t j;
     char *text = NULL;
     if (s_root) { /* the same job with its keyed state in rocksdb */
         const char *state = "state: {backend: rocksdb, block_cache: 1MB, write_buffer: 256KB}\n";
-        text = malloc(strlen(s_keyed_spec) + strlen(state) + 1);
+        text = malloc(strlen(spec) + strlen(state) + 1);
         ck_assert_ptr_nonnull(text);
         strcpy(text, state);
-        strcat(text, s_keyed_spec);
+        strcat(text, spec);
         ordered = false; /* the store emits in key-group order */
     }
-    s_job_load(&j, text ? text : s_keyed_spec);
+    s_job_load(&j, text ? text : spec);
     free(text);
     s_rec_t *recs = s_records();
     int pts[] = {0, 1, 777, S_NIN / 2, S_NIN - 1, S_NIN};
@@ -1114,7 +1142,8 @@ static void s_keyed_all(const char *name, bool ordered)
     s_keyed_case(&j, name, recs, S_NIN / 3, 1, 3, ordered, NULL);
     s_keyed_case(&j, name, recs, S_NIN / 2, 2, 1, ordered, NULL);
     s_keyed_case(&j, name, recs, S_NIN / 2, 3, 2, ordered, NULL);
-    s_keyed_filter(&j, name, recs);
+    if (filter)
+        s_keyed_filter(&j, name, recs);
     /* garbage: a small state (the first records) to keep it quick */
     sl_snap_w_t w;
     s_keyed_case(&j, name, recs, 60, 1, 1, ordered, &w);
@@ -1123,6 +1152,158 @@ static void s_keyed_all(const char *name, bool ordered)
     free(recs);
     s_job_free(&j);
 }
+
+static void s_keyed_all(const char *name, bool ordered)
+{
+    s_keyed_all_spec(s_keyed_spec, name, ordered, true);
+}
+
+/* Joins over two sources of the records' schema (a third of the records
+ * on the right), and the device_alerts process function (map state and
+ * event-time timers) keyed by the string key. */
+static const char *s_join_spec =
+    "name: joins\n"
+    "plugin: libsluice_device_alerts.so\n"
+    "sources:\n"
+    "  - name: src\n"
+    "    type: file\n"
+    "    format: csv\n"
+    "    path: in.csv\n"
+    "    schema: {k: string, g: int64, t: timestamp, v: int64, d: double, s: string}\n"
+    "    timestamp: t\n"
+    "    watermark: {max_out_of_order: 200ms}\n"
+    "  - name: src2\n"
+    "    type: file\n"
+    "    format: csv\n"
+    "    path: in2.csv\n"
+    "    schema: {k: string, g: int64, t: timestamp, v: int64, d: double, s: string}\n"
+    "    timestamp: t\n"
+    "    watermark: {max_out_of_order: 200ms}\n"
+    "  - name: beats\n"
+    "    type: file\n"
+    "    format: csv\n"
+    "    path: in3.csv\n"
+    "    schema: {device: string, g: int64, ts: timestamp, v: int64, d: double, s: string}\n"
+    "    timestamp: ts\n"
+    "    watermark: {max_out_of_order: 200ms}\n"
+    "operators:\n"
+    "  - {name: wj, type: join, inputs: [src, src2], kind: window, key: k,"
+    " window: {type: sliding, size: 1s, slide: 500ms}}\n"
+    "  - {name: ij, type: join, inputs: [src, src2], kind: interval, key: [k, g],"
+    " between: [-150ms, 250ms]}\n"
+    "  - {name: ej, type: join, inputs: [src, src2], kind: enrich, key: k,"
+    " on_missing: emit_nulls}\n"
+    "  - {name: alerts, type: process, input: beats, key: [device], function: silence}\n"
+    "sinks:\n"
+    "  - {name: o1, type: discard, input: wj}\n"
+    "  - {name: o2, type: discard, input: ij}\n"
+    "  - {name: o3, type: discard, input: ej}\n"
+    "  - {name: o4, type: discard, input: alerts}\n";
+
+START_TEST(test_join_window)
+{
+    s_keyed_all_spec(s_join_spec, "wj", false, false); /* the window leads its rows */
+}
+END_TEST
+
+START_TEST(test_join_interval)
+{
+    s_keyed_all_spec(s_join_spec, "ij", false, false); /* pairs go out as they meet */
+}
+END_TEST
+
+START_TEST(test_join_enrich)
+{
+    s_keyed_all_spec(s_join_spec, "ej", false, true);
+}
+END_TEST
+
+START_TEST(test_process)
+{
+    s_keyed_all_spec(s_join_spec, "alerts", true, true);
+}
+END_TEST
+
+/* A staged file sink whose part cannot be closed durably in a snapshot
+ * (here its temporary file vanished) declines the checkpoint, and then
+ * fails at its next call: the rows of that part are gone, so going on
+ * would lose them; the job must restart from the last checkpoint. */
+static void s_sink_rows(s_inst_t *in, int64_t from, int n)
+{
+    for (int i = 0; i < n; i++) {
+        sl_value_t v[2] = {sl_value_int(from + i), sl_value_ts(from + i)};
+        ck_assert_int_eq(sl_batch_append(in->in, in->ctx.in, v), SL_OK);
+    }
+}
+
+START_TEST(test_file_sink_lost_part)
+{
+    char *dir = sl_test_tmpdir();
+    char spec[1024];
+    snprintf(spec, sizeof spec,
+             "name: s\ncheckpoint: {interval: 1s}\n"
+             "sources:\n  - {name: gen, type: generator, count: 10}\n"
+             "sinks:\n  - {name: out, type: file, format: csv, input: gen, path: '%s/out.csv'}\n",
+             dir);
+    s_job_t j;
+    s_job_load(&j, spec);
+    s_inst_t *in = s_inst_open(&j, "out", 0, 1);
+    s_sink_rows(in, 0, 5);
+    ck_assert_int_eq(in->vt->process(&in->ctx, in->in, 0), SL_OK);
+    sl_batch_clear(in->in);
+    sl_snap_w_t w;
+    sl_snap_w_init(&w);
+    ck_assert_int_eq(in->vt->snapshot(&in->ctx, &w), SL_OK); /* part 0 is committed */
+    s_sink_rows(in, 5, 5);
+    ck_assert_int_eq(in->vt->process(&in->ctx, in->in, 0), SL_OK);
+    sl_batch_clear(in->in);
+    /* the open part's temporary file goes away before the next snapshot */
+    char stage[4200], cmd[4400];
+    snprintf(stage, sizeof stage, "%s/.out.csv.sluice-staging", dir);
+    snprintf(cmd, sizeof cmd, "rm -f '%s'/.part-*", stage);
+    ck_assert_int_eq(system(cmd), 0);
+    w.len = 0;
+    ck_assert_int_ne(in->vt->snapshot(&in->ctx, &w), SL_OK);
+    ck_assert_str_ne(in->ctx.err, "");
+    in->ctx.err[0] = '\0';
+    s_sink_rows(in, 10, 1);
+    ck_assert_int_ne(in->vt->process(&in->ctx, in->in, 0), SL_OK);
+    ck_assert_ptr_nonnull(strstr(in->ctx.err, "output since the last checkpoint was lost"));
+    ck_assert_int_ne(in->vt->finish(&in->ctx), SL_OK);
+    sl_snap_w_free(&w);
+    s_inst_close(&in);
+    s_job_free(&j);
+    sl_test_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+/* Joins and process: the same key restored twice is refused. */
+START_TEST(test_join_process_duplicate)
+{
+    s_job_t j;
+    s_job_load(&j, s_join_spec);
+    s_rec_t *recs = s_records();
+    const char *names[] = {"wj", "ij", "ej", "alerts"};
+    for (int i = 0; i < 4; i++) {
+        s_inst_t *a = s_inst_open(&j, names[i], 0, 1);
+        int64_t maxt = INT64_MIN;
+        s_feed(&j, &a, 1, recs, 0, 100, &maxt);
+        sl_snap_w_t w;
+        sl_snap_w_init(&w);
+        ck_assert_int_eq(a->vt->snapshot(&a->ctx, &w), SL_OK);
+        s_inst_t *b = s_inst_open(&j, names[i], 0, 1);
+        ck_assert_int_eq(s_restore(b, w.data, w.len), SL_OK);
+        S_CHECK(s_restore(b, w.data, w.len) == SL_DATA, "'%s' took the same keys twice", names[i]);
+        ck_assert_str_ne(b->ctx.err, "");
+        s_inst_close(&b);
+        s_inst_close(&a);
+        sl_snap_w_free(&w);
+    }
+    free(recs);
+    s_job_free(&j);
+}
+END_TEST
 
 /* The keyed cases with the rocksdb backend. */
 static void s_rocks_all(const char *name)
@@ -1427,5 +1608,14 @@ int main(void)
     tcase_set_timeout(big, 300);
     tcase_add_test(big, test_rocks_bigger_than_memory);
     suite_add_tcase(s, big);
+    TCase *tj = tcase_create("joins and process");
+    tcase_set_timeout(tj, 300);
+    tcase_add_test(tj, test_join_window);
+    tcase_add_test(tj, test_join_interval);
+    tcase_add_test(tj, test_join_enrich);
+    tcase_add_test(tj, test_process);
+    tcase_add_test(tj, test_join_process_duplicate);
+    tcase_add_test(tj, test_file_sink_lost_part);
+    suite_add_tcase(s, tj);
     return sl_test_run(s);
 }

@@ -86,6 +86,16 @@ int sl_fs_write_atomic(const char *path, const void *data, size_t len);
 /* Copies the file from to to crash-safely (as sl_fs_write_atomic). Returns
  * 0, SL_NOTFOUND when from cannot be opened (errno says why), or SL_IO. */
 int sl_fs_copy_atomic(const char *from, const char *to);
+/* Reads the whole file at path and checks it is exactly size bytes with
+ * the SHA-256 sha256_hex (64 lowercase hex digits), as recorded when it was
+ * written (checkpoint state files). Returns 0 and, when out is not NULL,
+ * the bytes in *out (the caller frees them); SL_NOTFOUND when it cannot be
+ * opened ("PATH is missing (why)"), SL_DATA when it has another size or
+ * hash ("PATH is truncated or has the wrong size (N bytes, expected M)",
+ * "PATH is corrupt (its SHA-256 differs)"), SL_IO or SL_NOMEM, with the
+ * message in why. */
+int sl_fs_read_checked(const char *path, uint64_t size, const char *sha256_hex, uint8_t **out,
+                       char *why, size_t cap);
 /* The staging directory of an output file written in parts
  * (.NAME.sluice-staging beside it; docs/fault-tolerance.md). */
 void sl_fs_staging_dir(const char *path, char *buf, size_t cap);

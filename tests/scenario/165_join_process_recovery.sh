@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Joins and process functions recover exactly (docs/fault-tolerance.md):
+# recovery/join_process.yaml (an enrich join and an interval join of two
+# paced generators, and the device_alerts process function with map state
+# and event-time timers) runs three times at once on a master and three
+# workers:
+#   - uninterrupted, in process (`sluice run`): the reference;
+#   - on the cluster, stopped with a savepoint at parallelism 2 after two
+#     checkpoints (every 300 ms) and resumed from it at parallelism 3;
+#   - on the cluster too, with a worker running its join or process
+#     function killed (kill -9) after two checkpoints and started again:
+#     the job restarts from its latest checkpoint (so may the resumed run).
+# Every output of the last two equals the reference's, row for row.
+source "$(dirname "$0")/lib.sh"
+: "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}" "${PLUGIN_DIR:?}"
+SPEC=$SRC/tests/scenario/recovery/join_process.yaml
+PARAMS=(-p plugin="$PLUGIN_DIR/libsluice_device_alerts.so" -p count=100000 -p rate=4000
+    -p ccount=10000 -p crate=400) # 25 s each
+
+json() { python3 -c "import json, sys; j = json.load(sys.stdin); print($1)"; }
+
+step "start a master and three workers"
+"$SLUICE_MASTER_BIN" --bind 'tcp://127.0.0.1:*' --heartbeat-timeout 2000 \
+    --state-dir "$WORK/state" >"$WORK/master.out" 2>"$WORK/master.err" &
+PIDS+=($!)
+wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
+export SLUICE_MASTER=$(sed -n 's/.*listening on //p' "$WORK/master.out")
+declare -A WPID
+start_worker() {
+    "$SLUICE_WORKER_BIN" --id "$1" --slots 10 --data-bind tcp://127.0.0.1 2>>"$WORK/$1.err" &
+    WPID[$1]=$!
+    PIDS+=($!)
+}
+for id in w1 w2 w3; do start_worker "$id"; done
+alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
+wait_for 20 alive_workers 3 || fail "workers did not register: $(sluice workers)"
+
+submit() { # NAME PARALLELISM [ARGS...]: submits detached, prints the job id
+    local name=$1 p=$2
+    shift 2
+    mkdir -p "$WORK/$name"
+    sluice submit "$SPEC" --detach --parallelism "$p" "${PARAMS[@]}" -p out="$WORK/$name" "$@" ||
+        fail "submit $name: $(cat "$WORK/stderr")"
+}
+state_of() { sluice status --json "$1" | json 'j["state"]'; }
+is_state() { [ "$(state_of "$1")" = "$2" ]; }
+checkpoints_at_least() { [ "$(sluice status --json "$1" | json 'j["checkpoints"]')" -ge "$2" ]; }
+same_output() { # RUN: each output equals the reference's
+    local out
+    for out in enriched near alerts; do
+        [ -s "$WORK/$1/$out.csv" ] || fail "$1: no $out.csv"
+        tail -n +2 "$WORK/$1/$out.csv" | sort >"$WORK/got.csv"
+        tail -n +2 "$WORK/ref/$out.csv" | sort >"$WORK/want.csv"
+        cmp -s "$WORK/want.csv" "$WORK/got.csv" || {
+            diff "$WORK/want.csv" "$WORK/got.csv" | head -n 10 >&2 || true
+            fail "$1: $out.csv differs from the uninterrupted run's ($(wc -l <"$WORK/got.csv") rows, want $(wc -l <"$WORK/want.csv"))"
+        }
+    done
+}
+
+step "run the reference (in process), and the one to stop on the cluster"
+mkdir -p "$WORK/ref"
+"$SLUICE" run "$SPEC" --quiet "${PARAMS[@]}" -p out="$WORK/ref" >"$WORK/ref.out" 2>"$WORK/ref.err" &
+REF_PID=$!
+PIDS+=($REF_PID)
+STOP=$(submit stop 2)
+
+step "stop it with a savepoint after two checkpoints; resume it at parallelism 3"
+wait_for 60 checkpoints_at_least "$STOP" 2 || fail "no checkpoints: $(sluice status "$STOP")"
+sluice stop "$STOP" --savepoint --dir "$WORK/savepoints" >"$WORK/sp" ||
+    fail "stop --savepoint: $(cat "$WORK/stderr") $(sluice status "$STOP")"
+SP=$(cat "$WORK/sp")
+[ -s "$SP/_metadata" ] || fail "no savepoint at '$SP'"
+is_state "$STOP" STOPPED || fail "not stopped: $(sluice status "$STOP")"
+RESUMED=$(submit resumed 3 --from-savepoint "$SP")
+
+step "run it again and kill -9 a worker running its join or process after two checkpoints"
+KILL=$(submit kill 2)
+wait_for 60 checkpoints_at_least "$KILL" 2 || fail "no checkpoints: $(sluice status "$KILL")"
+victim=$(sluice status --json "$KILL" |
+    json '[t["worker"] for t in j["tasks"] if "alerts" in t["operators"] or "enriched" in t["operators"]][0]')
+[ -n "${WPID[$victim]:-}" ] || fail "no worker '$victim'"
+kill -9 "${WPID[$victim]}"
+start_worker "$victim"
+
+step "all finish"
+wait "$REF_PID" || fail "the reference run failed: $(cat "$WORK/ref.err")"
+for j in "$RESUMED" "$KILL"; do
+    wait_for 120 is_state "$j" FINISHED || fail "job $j did not finish: $(sluice status "$j")"
+done
+[ "$(sluice status --json "$KILL" | json 'j["attempt"]')" -ge 2 ] ||
+    fail "the killed run did not restart: $(sluice status "$KILL")"
+[ "$(sluice status --json "$KILL" | json 'j["restored_from"]')" -gt 0 ] ||
+    fail "the killed run did not restore a checkpoint: $(sluice status "$KILL")"
+grep -q "starts from savepoint .* (at another parallelism)" "$WORK/master.err" ||
+    fail "the master did not rescale: $(cat "$WORK/master.err")"
+[ "$(wc -l <"$WORK/ref/alerts.csv")" -gt 10 ] || fail "the reference has too few alerts"
+[ "$(wc -l <"$WORK/ref/near.csv")" -gt 1000 ] || fail "the reference has too few interval pairs"
+
+step "their outputs equal the uninterrupted run's"
+same_output resumed
+same_output kill
+echo "PASS joins and process functions recover exactly"

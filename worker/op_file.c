@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "operator.h"
@@ -273,7 +274,16 @@ const sl_op_vtable_t sl_op_file_source = {.open = s_source_open,
  * uncommitted output of the failed attempt); the end of input publishes
  * header + parts as the output file, atomically, and removes the staging
  * directory. So the output appears once, complete, whatever failed on the
- * way (docs/fault-tolerance.md). */
+ * way (docs/fault-tolerance.md).
+ *
+ * Fencing: an attempt that the master gave up (its worker declared lost
+ * while still running) may go on writing for a while. Every sink instance
+ * claims the staging directory by writing its own token into `.owner`
+ * when it opens; before it commits a part and before it publishes, it
+ * checks the token is still its own, and stops (failing its task) when a
+ * newer attempt has taken over, so an old attempt never renames a part
+ * into place, publishes, or removes the staging directory under a newer
+ * one. */
 typedef struct {
     sl_writer_t *w;     /* the output, or the current part */
     sl_value_t *vals;   /* one decoded row */
@@ -281,6 +291,7 @@ typedef struct {
     uint32_t part;      /* index of the current part = parts committed */
     uint64_t *sizes;    /* bytes of each committed part */
     uint32_t cap_sizes; /* entries allocated */
+    char token[96];     /* this instance's claim on the staging directory (`.owner`) */
     int lost;           /* a part that failed to close took rows with it */
     char lost_why[512]; /* why (the task fails with it at the next call) */
 } s_sink_t;
@@ -288,6 +299,44 @@ typedef struct {
 static void s_part_path(const s_sink_t *s, uint32_t i, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s/part-%06u", s->stage, (unsigned)i);
+}
+
+#define S_OWNER ".owner" /* the staging directory's claim file */
+
+/* Claims the staging directory for this instance (a newer attempt's claim
+ * replaces an older one's). */
+static int s_claim(sl_opctx_t *c, s_sink_t *s)
+{
+    static _Atomic uint64_t seq;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(s->token, sizeof s->token, "%ld-%lld.%09ld-%llu-a%u", (long)getpid(),
+             (long long)ts.tv_sec, ts.tv_nsec, (unsigned long long)atomic_fetch_add(&seq, 1),
+             (unsigned)c->attempt);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/" S_OWNER, s->stage);
+    if (sl_fs_write_atomic(path, s->token, strlen(s->token)) != SL_OK)
+        return sl_op_fail(c, SL_IO, "sink '%s': cannot claim %s: %s", c->node->name, s->stage,
+                          strerror(errno));
+    return SL_OK;
+}
+
+/* SL_OK while the staging directory is still this instance's; else fails
+ * the task (a newer attempt took over: this one must not touch it). */
+static int s_check_owner(sl_opctx_t *c, const s_sink_t *s)
+{
+    char path[4200], got[sizeof s->token];
+    snprintf(path, sizeof path, "%s/" S_OWNER, s->stage);
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(got, 1, sizeof got - 1, f) : 0;
+    if (f)
+        fclose(f);
+    got[n] = '\0';
+    if (f && strcmp(got, s->token) == 0)
+        return SL_OK;
+    return sl_op_fail(c, SL_STATE,
+                      "sink '%s': a newer attempt of the job took over %s; this one stops writing",
+                      c->node->name, s->stage);
 }
 
 static int s_sink_open(sl_opctx_t *c)
@@ -309,7 +358,7 @@ static int s_sink_open(sl_opctx_t *c)
         if (mkdir(s->stage, 0755) != 0 && errno != EEXIST)
             return sl_op_fail(c, SL_IO, "sink '%s': cannot create %s: %s", c->node->name, s->stage,
                               strerror(errno));
-        return SL_OK; /* parts open on the first record */
+        return s_claim(c, s); /* parts open on the first record */
     }
     char err[400];
     int rc = sl_writer_open(path, c->node->sink_format, c->in, &s->w, err, sizeof err);
@@ -359,7 +408,12 @@ static int s_close_part(sl_opctx_t *c, s_sink_t *s)
     if (!s->w)
         return SL_OK;
     char err[400], path[4200];
-    int rc = sl_writer_commit(s->w, err, sizeof err);
+    int rc = s_check_owner(c, s);
+    if (rc) {
+        sl_writer_destroy(&s->w); /* removes its temporary file */
+        return rc;
+    }
+    rc = sl_writer_commit(s->w, err, sizeof err);
     sl_writer_destroy(&s->w);
     if (rc)
         return sl_op_fail(c, rc, "sink '%s': %s", c->node->name, err);
@@ -465,6 +519,8 @@ static int s_sink_restore(sl_opctx_t *c, sl_snap_r_t *r)
         bool keep = sscanf(e->d_name, "part-%u%c", &idx, &tail) == 1 && idx < parts;
         if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
             continue;
+        if (strcmp(e->d_name, S_OWNER) == 0)
+            continue;
         if (!keep) {
             char path[4600];
             snprintf(path, sizeof path, "%s/%s", s->stage, e->d_name);
@@ -485,7 +541,7 @@ static int s_sink_finish(sl_opctx_t *c)
         if (s->lost)
             return s_sink_lost(c, s);
         /* header + every part, published at once */
-        if ((rc = s_close_part(c, s)) != SL_OK)
+        if ((rc = s_close_part(c, s)) != SL_OK || (rc = s_check_owner(c, s)) != SL_OK)
             return rc;
         rc =
             sl_writer_open(c->node->sink_path, c->node->sink_format, c->in, &s->w, err, sizeof err);
@@ -510,6 +566,8 @@ static int s_sink_finish(sl_opctx_t *c)
         if (rc)
             return sl_op_fail(c, rc, "sink '%s': %s", c->node->name, err);
     }
+    if (s->stage && (rc = s_check_owner(c, s)) != SL_OK)
+        return rc; /* (the copy took a while: check again right before) */
     rc = sl_writer_commit(s->w, err, sizeof err);
     if (rc)
         return sl_op_fail(c, rc, "sink '%s': %s", c->node->name, err);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "operator.h"
 #include "sluice/err.h"
@@ -1236,6 +1237,71 @@ static void s_sink_rows(s_inst_t *in, int64_t from, int n)
     }
 }
 
+/* An old attempt that goes on running (its worker was declared lost) never
+ * touches the staging directory once a newer attempt claimed it: it cannot
+ * commit a part or publish, and the newer attempt's output is exact. */
+START_TEST(test_file_sink_fenced)
+{
+    char *dir = sl_test_tmpdir();
+    char spec[1024];
+    snprintf(spec, sizeof spec,
+             "name: s\ncheckpoint: {interval: 1s}\n"
+             "sources:\n  - {name: gen, type: generator, count: 10}\n"
+             "sinks:\n  - {name: out, type: file, format: csv, input: gen, path: '%s/out.csv'}\n",
+             dir);
+    s_job_t j;
+    s_job_load(&j, spec);
+    s_inst_t *old = s_inst_open(&j, "out", 0, 1);
+    old->ctx.attempt = 1;
+    s_sink_rows(old, 0, 4);
+    ck_assert_int_eq(old->vt->process(&old->ctx, old->in, 0), SL_OK);
+    sl_batch_clear(old->in);
+    sl_snap_w_t w;
+    sl_snap_w_init(&w);
+    ck_assert_int_eq(old->vt->snapshot(&old->ctx, &w), SL_OK); /* part 0 committed */
+    s_sink_rows(old, 4, 3);                                    /* rows after it */
+    ck_assert_int_eq(old->vt->process(&old->ctx, old->in, 0), SL_OK);
+    sl_batch_clear(old->in);
+
+    /* the newer attempt restores the checkpoint and takes over */
+    s_inst_t *cur = s_inst_open(&j, "out", 0, 1);
+    cur->ctx.attempt = 2;
+    sl_snap_r_t r;
+    sl_snap_r_init(&r, w.data, w.len);
+    ck_assert_int_eq(cur->vt->restore(&cur->ctx, &r), SL_OK);
+
+    /* the old one can neither commit a part nor publish */
+    sl_snap_w_t w2;
+    sl_snap_w_init(&w2);
+    ck_assert_int_ne(old->vt->snapshot(&old->ctx, &w2), SL_OK);
+    ck_assert_ptr_nonnull(strstr(old->ctx.err, "a newer attempt of the job took over"));
+    old->ctx.err[0] = '\0';
+    ck_assert_int_ne(old->vt->finish(&old->ctx), SL_OK);
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out.csv", dir);
+    ck_assert_int_ne(access(out, F_OK), 0);
+    s_inst_close(&old);
+
+    s_sink_rows(cur, 4, 6);
+    ck_assert_int_eq(cur->vt->process(&cur->ctx, cur->in, 0), SL_OK);
+    ck_assert_int_eq(cur->vt->finish(&cur->ctx), SL_OK);
+    FILE *f = fopen(out, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[256];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n++;
+    fclose(f);
+    ck_assert_int_eq(n, 1 + 10); /* the header and rows 0..9, once each */
+    sl_snap_w_free(&w);
+    sl_snap_w_free(&w2);
+    s_inst_close(&cur);
+    s_job_free(&j);
+    sl_test_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_file_sink_lost_part)
 {
     char *dir = sl_test_tmpdir();
@@ -1616,6 +1682,7 @@ int main(void)
     tcase_add_test(tj, test_process);
     tcase_add_test(tj, test_join_process_duplicate);
     tcase_add_test(tj, test_file_sink_lost_part);
+    tcase_add_test(tj, test_file_sink_fenced);
     suite_add_tcase(s, tj);
     return sl_test_run(s);
 }

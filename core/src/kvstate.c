@@ -420,6 +420,9 @@ static int s_kv_new(const char *dir, const sl_kv_opts_t *o, sl_kv_t **out)
     /* index and filter blocks count against the cache: memory stays bounded
      * however many SST files the state needs */
     rocksdb_block_based_options_set_cache_index_and_filter_blocks(kv->topts, 1);
+    /* operators read every key before writing it: a bloom filter per SST
+     * answers "not here" for new keys without reading data blocks */
+    rocksdb_block_based_options_set_filter_policy(kv->topts, rocksdb_filterpolicy_create_bloom(10));
     rocksdb_options_set_block_based_table_factory(kv->opts, kv->topts);
     rocksdb_options_set_create_if_missing(kv->opts, o->create_if_missing);
     rocksdb_options_set_write_buffer_size(kv->opts, wbuf);

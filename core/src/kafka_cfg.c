@@ -196,16 +196,21 @@ static int s_parse_start(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *nam
     return bad ? SL_SPEC : SL_OK;
 }
 
-static int s_parse_props(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *name, sl_diag_t *d)
+/* `properties:`, librdkafka settings passed through, into names/values
+ * (*n of them); settings in denied (ndenied) and test.mock.* are refused,
+ * naming who sets them (`who`: "source" or "sink"). */
+static int s_props(const sl_ynode_t *n, const char *name, const char *who,
+                   const char *const *denied_list, int ndenied, char ***names, char ***values,
+                   int *count, sl_diag_t *d)
 {
     if (n->kind != SL_Y_MAP) {
         sl_diag_error(d, n->line, n->col,
                       "properties of '%s' must map librdkafka settings to values", name);
         return SL_SPEC;
     }
-    c->prop_names = calloc((size_t)n->n + 1, sizeof(char *));
-    c->prop_values = calloc((size_t)n->n + 1, sizeof(char *));
-    if (!c->prop_names || !c->prop_values)
+    *names = calloc((size_t)n->n + 1, sizeof(char *));
+    *values = calloc((size_t)n->n + 1, sizeof(char *));
+    if (!*names || !*values)
         return SL_NOMEM;
     int bad = 0;
     for (int i = 0; i < n->n; i++) {
@@ -216,21 +221,27 @@ static int s_parse_props(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *nam
             continue;
         }
         bool denied = strncmp(k, "test.mock.", 10) == 0;
-        for (int j = 0; j < S_NDENIED; j++)
-            denied = denied || strcmp(k, s_denied[j]) == 0;
+        for (int j = 0; j < ndenied; j++)
+            denied = denied || strcmp(k, denied_list[j]) == 0;
         if (denied) {
             sl_diag_error(d, n->keys[i]->line, n->keys[i]->col,
-                          "property '%s' of '%s' is set by the source itself", k, name);
+                          "property '%s' of '%s' is set by the %s itself", k, name, who);
             bad = 1;
             continue;
         }
-        c->prop_names[c->nprops] = strdup(k);
-        c->prop_values[c->nprops] = strdup(v);
-        c->nprops++;
-        if (!c->prop_names[c->nprops - 1] || !c->prop_values[c->nprops - 1])
+        (*names)[*count] = strdup(k);
+        (*values)[*count] = strdup(v);
+        ++*count;
+        if (!(*names)[*count - 1] || !(*values)[*count - 1])
             return SL_NOMEM;
     }
     return bad ? SL_SPEC : SL_OK;
+}
+
+static int s_parse_props(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *name, sl_diag_t *d)
+{
+    return s_props(n, name, "source", s_denied, S_NDENIED, &c->prop_names, &c->prop_values,
+                   &c->nprops, d);
 }
 
 int sl_kafka_cfg_parse(const sl_ynode_t *body, const char *name, sl_diag_t *d, sl_kafka_cfg_t **out)
@@ -570,39 +581,8 @@ static const char *const s_sink_denied[] = {"bootstrap.servers", "metadata.broke
 
 static int s_sink_props(sl_kafka_sink_cfg_t *c, const sl_ynode_t *n, const char *name, sl_diag_t *d)
 {
-    if (n->kind != SL_Y_MAP) {
-        sl_diag_error(d, n->line, n->col,
-                      "properties of '%s' must map librdkafka settings to values", name);
-        return SL_SPEC;
-    }
-    c->prop_names = calloc((size_t)n->n + 1, sizeof(char *));
-    c->prop_values = calloc((size_t)n->n + 1, sizeof(char *));
-    if (!c->prop_names || !c->prop_values)
-        return SL_NOMEM;
-    int bad = 0;
-    for (int i = 0; i < n->n; i++) {
-        const char *k = sl_ynode_str(n->keys[i], d, "property name");
-        const char *v = sl_ynode_str(n->items[i], d, "property value");
-        if (!k || !v) {
-            bad = 1;
-            continue;
-        }
-        bool denied = strncmp(k, "test.mock.", 10) == 0;
-        for (int j = 0; j < S_NSINK_DENIED; j++)
-            denied = denied || strcmp(k, s_sink_denied[j]) == 0;
-        if (denied) {
-            sl_diag_error(d, n->keys[i]->line, n->keys[i]->col,
-                          "property '%s' of '%s' is set by the sink itself", k, name);
-            bad = 1;
-            continue;
-        }
-        c->prop_names[c->nprops] = strdup(k);
-        c->prop_values[c->nprops] = strdup(v);
-        c->nprops++;
-        if (!c->prop_names[c->nprops - 1] || !c->prop_values[c->nprops - 1])
-            return SL_NOMEM;
-    }
-    return bad ? SL_SPEC : SL_OK;
+    return s_props(n, name, "sink", s_sink_denied, S_NSINK_DENIED, &c->prop_names, &c->prop_values,
+                   &c->nprops, d);
 }
 
 /* One of the words names[0..n) in scalar node v: its index, or -1 after

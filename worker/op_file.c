@@ -603,24 +603,8 @@ static pthread_mutex_t s_stdout_lock = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct {
     sl_value_t *vals;
-    char *line; /* one formatted record */
-    size_t cap;
+    sl_textbuf_t text; /* the lines of one batch */
 } s_stdout_t;
-
-static int s_put(s_stdout_t *s, size_t *len, const char *p, size_t n)
-{
-    if (*len + n + 2 > s->cap) {
-        size_t nc = (*len + n + 2) * 2;
-        char *nl = realloc(s->line, nc);
-        if (!nl)
-            return SL_NOMEM;
-        s->line = nl;
-        s->cap = nc;
-    }
-    memcpy(s->line + *len, p, n);
-    *len += n;
-    return SL_OK;
-}
 
 /* Writes len bytes to fd 1 without ever blocking for long: it waits for the
  * descriptor with poll() and writes at most PIPE_BUF bytes at a time (which
@@ -662,57 +646,20 @@ static int s_stdout_open(sl_opctx_t *c)
     if (!s->vals)
         return SL_NOMEM;
     if (c->node->sink_format == SL_FMT_CSV) {
-        size_t len = 0;
         int rc = SL_OK;
         for (int i = 0; rc == SL_OK && i < c->in->nfields; i++) {
             if (i)
-                rc = s_put(s, &len, ",", 1);
+                rc = sl_textbuf_put(&s->text, ",", 1);
             if (rc == SL_OK)
-                rc = s_put(s, &len, c->in->fields[i].name, strlen(c->in->fields[i].name));
+                rc = sl_textbuf_put(&s->text, c->in->fields[i].name, strlen(c->in->fields[i].name));
         }
         if (rc == SL_OK)
-            rc = s_put(s, &len, "\n", 1);
+            rc = sl_textbuf_put(&s->text, "\n", 1);
         if (rc == SL_OK)
-            rc = s_write_stdout(c, s->line, len);
+            rc = s_write_stdout(c, s->text.p, s->text.len);
         return rc;
     }
     return SL_OK;
-}
-
-/* Appends v as a CSV field or a JSON value. */
-static int s_put_value(s_stdout_t *s, size_t *len, const sl_value_t *v, bool json)
-{
-    char num[64];
-    if (v->is_null || (json && v->type == SL_TYPE_DOUBLE && !isfinite(v->u.d)))
-        return json ? s_put(s, len, "null", 4) : SL_OK; /* JSON has no inf or nan */
-    if (v->type != SL_TYPE_STRING && v->type != SL_TYPE_TIMESTAMP) {
-        size_t n = sl_value_to_text(v, num, sizeof num);
-        return s_put(s, len, num, n < sizeof num ? n : sizeof num - 1);
-    }
-    const char *p = v->u.s;
-    size_t n = v->len;
-    if (v->type == SL_TYPE_TIMESTAMP) {
-        n = sl_value_to_text(v, num, sizeof num);
-        p = num;
-    }
-    bool quote = json;
-    for (size_t i = 0; !quote && i < n; i++)
-        quote = p[i] == ',' || p[i] == '"' || p[i] == '\n' || p[i] == '\r';
-    int rc = quote ? s_put(s, len, "\"", 1) : SL_OK;
-    for (size_t i = 0; rc == SL_OK && i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if (ch == '"')
-            rc = s_put(s, len, json ? "\\\"" : "\"\"", 2);
-        else if (json && ch == '\\')
-            rc = s_put(s, len, "\\\\", 2);
-        else if (json && ch < 0x20) {
-            char esc[8];
-            snprintf(esc, sizeof esc, "\\u%04x", ch);
-            rc = s_put(s, len, esc, 6);
-        } else
-            rc = s_put(s, len, (const char *)&p[i], 1);
-    }
-    return rc == SL_OK && quote ? s_put(s, len, "\"", 1) : rc;
 }
 
 static int s_stdout_process(sl_opctx_t *c, const sl_batch_t *in, int input)
@@ -720,34 +667,18 @@ static int s_stdout_process(sl_opctx_t *c, const sl_batch_t *in, int input)
     (void)input;
     s_stdout_t *s = c->state;
     bool json = c->node->sink_format == SL_FMT_JSONL;
-    size_t len = 0;
+    s->text.len = 0;
     int rc = SL_OK;
     for (const uint8_t *r = sl_batch_first(in); r && rc == SL_OK; r = sl_batch_next(in, r)) {
         sl_row_decode(c->in, r, s->vals);
-        if (json)
-            rc = s_put(s, &len, "{", 1);
-        for (int i = 0; rc == SL_OK && i < c->in->nfields; i++) {
-            if (i)
-                rc = s_put(s, &len, ",", 1);
-            if (json && rc == SL_OK) {
-                rc = s_put(s, &len, "\"", 1);
-                if (rc == SL_OK)
-                    rc = s_put(s, &len, c->in->fields[i].name, strlen(c->in->fields[i].name));
-                if (rc == SL_OK)
-                    rc = s_put(s, &len, "\":", 2);
-            }
-            if (rc == SL_OK)
-                rc = s_put_value(s, &len, &s->vals[i], json);
-        }
-        if (json && rc == SL_OK)
-            rc = s_put(s, &len, "}", 1);
+        rc = sl_textbuf_row(&s->text, c->in, s->vals, json);
         if (rc == SL_OK)
-            rc = s_put(s, &len, "\n", 1);
+            rc = sl_textbuf_put(&s->text, "\n", 1);
     }
     if (rc == SL_OK) {
         /* One batch at a time, so the lines of concurrent sinks never mix. */
         pthread_mutex_lock(&s_stdout_lock);
-        rc = s_write_stdout(c, s->line, len);
+        rc = s_write_stdout(c, s->text.p, s->text.len);
         pthread_mutex_unlock(&s_stdout_lock);
     }
     if (rc == SL_OK)
@@ -766,7 +697,7 @@ static void s_stdout_close(sl_opctx_t *c)
     s_stdout_t *s = c->state;
     if (s) {
         free(s->vals);
-        free(s->line);
+        free(s->text.p);
     }
     free(s);
     c->state = NULL;

@@ -66,8 +66,7 @@ typedef struct {
     char txn_id[512];       /* transactional.id (exactly-once) */
     uint32_t attempt;       /* written into the headers and the journal */
     sl_value_t *vals;       /* one decoded row */
-    char *scratch;          /* one encoded value / key */
-    size_t scap;            /* bytes allocated */
+    sl_textbuf_t text;      /* one encoded value */
     s_epoch_t *ep;          /* epochs not yet committed, oldest first; the last is open */
     int nep, cap_ep;        /* entries / allocated */
     bool txn_open;          /* a transaction holds ep[0] */
@@ -392,85 +391,16 @@ static int s_epoch_append(s_epoch_t *e, int32_t part, const char *key, size_t kl
 
 /* ---- encoding a row ------------------------------------------------------------ */
 
-static int s_put(s_sink_t *s, size_t *len, const char *p, size_t n)
-{
-    if (*len + n + 1 > s->scap) {
-        size_t nc = (*len + n + 1) * 2;
-        char *np = realloc(s->scratch, nc);
-        if (!np)
-            return SL_NOMEM;
-        s->scratch = np;
-        s->scap = nc;
-    }
-    memcpy(s->scratch + *len, p, n);
-    *len += n;
-    return SL_OK;
-}
-
-/* Appends v as a CSV field or a JSON value (as the stdout sink writes them). */
-static int s_put_value(s_sink_t *s, size_t *len, const sl_value_t *v, bool json)
-{
-    char num[64];
-    if (v->is_null || (json && v->type == SL_TYPE_DOUBLE && !isfinite(v->u.d)))
-        return json ? s_put(s, len, "null", 4) : SL_OK;
-    if (v->type != SL_TYPE_STRING && v->type != SL_TYPE_TIMESTAMP) {
-        size_t n = sl_value_to_text(v, num, sizeof num);
-        return s_put(s, len, num, n < sizeof num ? n : sizeof num - 1);
-    }
-    const char *p = v->u.s;
-    size_t n = v->len;
-    if (v->type == SL_TYPE_TIMESTAMP) {
-        n = sl_value_to_text(v, num, sizeof num);
-        p = num;
-    }
-    bool quote = json;
-    for (size_t i = 0; !quote && i < n; i++)
-        quote = p[i] == ',' || p[i] == '"' || p[i] == '\n' || p[i] == '\r';
-    int rc = quote ? s_put(s, len, "\"", 1) : SL_OK;
-    for (size_t i = 0; rc == SL_OK && i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if (ch == '"')
-            rc = s_put(s, len, json ? "\\\"" : "\"\"", 2);
-        else if (json && ch == '\\')
-            rc = s_put(s, len, "\\\\", 2);
-        else if (json && ch < 0x20) {
-            char esc[8];
-            snprintf(esc, sizeof esc, "\\u%04x", ch);
-            rc = s_put(s, len, esc, 6);
-        } else
-            rc = s_put(s, len, (const char *)&p[i], 1);
-    }
-    return rc == SL_OK && quote ? s_put(s, len, "\"", 1) : rc;
-}
-
-/* The value of the row in s->vals into s->scratch[0..*len). */
-static int s_encode(sl_opctx_t *c, size_t *len)
+/* The value of the row in s->vals into s->text. */
+static int s_encode(sl_opctx_t *c)
 {
     s_sink_t *s = c->state;
-    const sl_schema_t *in = c->in;
-    *len = 0;
+    s->text.len = 0;
     if (c->node->ksink->format == SL_KAFKA_RAW) {
         const sl_value_t *v = &s->vals[0];
-        return v->is_null ? SL_OK : s_put(s, len, v->u.s, v->len);
+        return v->is_null ? SL_OK : sl_textbuf_put(&s->text, v->u.s, v->len);
     }
-    bool json = c->node->ksink->format == SL_KAFKA_JSON;
-    int rc = json ? s_put(s, len, "{", 1) : SL_OK;
-    for (int i = 0; rc == SL_OK && i < in->nfields; i++) {
-        if (i)
-            rc = s_put(s, len, ",", 1);
-        if (json && rc == SL_OK) {
-            rc = s_put(s, len, "\"", 1);
-            if (rc == SL_OK)
-                rc = s_put(s, len, in->fields[i].name, strlen(in->fields[i].name));
-            if (rc == SL_OK)
-                rc = s_put(s, len, "\":", 2);
-        }
-        if (rc == SL_OK)
-            rc = s_put_value(s, len, &s->vals[i], json);
-    }
-    if (json && rc == SL_OK)
-        rc = s_put(s, len, "}", 1);
-    return rc;
+    return sl_textbuf_row(&s->text, c->in, s->vals, c->node->ksink->format == SL_KAFKA_JSON);
 }
 
 /* ---- the operator ------------------------------------------------------------- */
@@ -583,16 +513,17 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
                 key = kbuf;
             }
         }
-        size_t vlen;
-        if ((rc = s_encode(c, &vlen)))
+        if ((rc = s_encode(c)))
             return sl_op_fail(c, rc, "sink '%s': out of memory", c->node->name);
+        const char *val = s->text.p;
+        size_t vlen = s->text.len;
         if (!s->exactly) {
-            if ((rc = s_produce(c, s->rkt, part, key, klen, s->scratch, vlen, e->label, e->n++)))
+            if ((rc = s_produce(c, s->rkt, part, key, klen, val, vlen, e->label, e->n++)))
                 return rc;
             continue;
         }
         /* kept for the snapshot; the key is copied first (scratch is reused) */
-        if ((rc = s_epoch_append(e, part, key, klen, key != NULL, s->scratch, vlen)))
+        if ((rc = s_epoch_append(e, part, key, klen, key != NULL, val, vlen)))
             return sl_op_fail(c, rc, "sink '%s': out of memory", c->node->name);
         if (direct) {
             const uint8_t *p = e->buf + e->len - vlen;
@@ -926,7 +857,7 @@ static void s_close(sl_opctx_t *c)
             free(s->ep[i].buf);
         free(s->ep);
         free(s->vals);
-        free(s->scratch);
+        free(s->text.p);
     }
     free(s);
     c->state = NULL;

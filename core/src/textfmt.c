@@ -389,3 +389,74 @@ size_t sl_value_to_text(const sl_value_t *v, char *buf, size_t cap)
     }
     return n;
 }
+
+/* ---- text buffers ------------------------------------------------------- */
+
+int sl_textbuf_put(sl_textbuf_t *b, const char *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = (b->len + n + 1) * 2;
+        char *np = realloc(b->p, nc);
+        if (!np)
+            return SL_NOMEM;
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return SL_OK;
+}
+
+int sl_textbuf_value(sl_textbuf_t *b, const sl_value_t *v, bool json)
+{
+    char num[64];
+    if (v->is_null || (json && v->type == SL_TYPE_DOUBLE && !isfinite(v->u.d)))
+        return json ? sl_textbuf_put(b, "null", 4) : SL_OK; /* JSON has no inf or nan */
+    if (v->type != SL_TYPE_STRING && v->type != SL_TYPE_TIMESTAMP) {
+        size_t n = sl_value_to_text(v, num, sizeof num);
+        return sl_textbuf_put(b, num, n < sizeof num ? n : sizeof num - 1);
+    }
+    const char *p = v->u.s;
+    size_t n = v->len;
+    if (v->type == SL_TYPE_TIMESTAMP) {
+        n = sl_value_to_text(v, num, sizeof num);
+        p = num;
+    }
+    bool quote = json;
+    for (size_t i = 0; !quote && i < n; i++)
+        quote = p[i] == ',' || p[i] == '"' || p[i] == '\n' || p[i] == '\r';
+    int rc = quote ? sl_textbuf_put(b, "\"", 1) : SL_OK;
+    for (size_t i = 0; rc == SL_OK && i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch == '"')
+            rc = sl_textbuf_put(b, json ? "\\\"" : "\"\"", 2);
+        else if (json && ch == '\\')
+            rc = sl_textbuf_put(b, "\\\\", 2);
+        else if (json && ch < 0x20) {
+            char esc[8];
+            snprintf(esc, sizeof esc, "\\u%04x", ch);
+            rc = sl_textbuf_put(b, esc, 6);
+        } else
+            rc = sl_textbuf_put(b, (const char *)&p[i], 1);
+    }
+    return rc == SL_OK && quote ? sl_textbuf_put(b, "\"", 1) : rc;
+}
+
+int sl_textbuf_row(sl_textbuf_t *b, const sl_schema_t *s, const sl_value_t *vals, bool json)
+{
+    int rc = json ? sl_textbuf_put(b, "{", 1) : SL_OK;
+    for (int i = 0; rc == SL_OK && i < s->nfields; i++) {
+        if (i)
+            rc = sl_textbuf_put(b, ",", 1);
+        if (json && rc == SL_OK) {
+            rc = sl_textbuf_put(b, "\"", 1);
+            if (rc == SL_OK)
+                rc = sl_textbuf_put(b, s->fields[i].name, strlen(s->fields[i].name));
+            if (rc == SL_OK)
+                rc = sl_textbuf_put(b, "\":", 2);
+        }
+        if (rc == SL_OK)
+            rc = sl_textbuf_value(b, &vals[i], json);
+    }
+    return json && rc == SL_OK ? sl_textbuf_put(b, "}", 1) : rc;
+}

@@ -123,6 +123,7 @@ sources:
       - { name: ts, type: int64 }
       - { name: pad, type: string }
     timeout_ms: 30000
+    bounded: true
 operators:
   - name: doubled
     type: map

@@ -5,7 +5,7 @@
 #   make bench  Release build, word-count benchmark against a bare C loop
 
 DEBS := build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler \
-        librocksdb-dev librdkafka-dev libyaml-dev nettle-dev check kcat gawk python3 coreutils
+        librocksdb-dev librdkafka-dev libyaml-dev nettle-dev check kcat gawk python3 coreutils strace
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 JOBS := $(shell nproc 2>/dev/null || echo 2)
 RELEASE := build/release

@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kafka_conf.h"
 #include "operator.h"
 #include "sluice/err.h"
 #include "sluice/failpoint.h"
@@ -410,28 +411,17 @@ static int s_connect(sl_opctx_t *c)
     s_sink_t *s = c->state;
     const sl_kafka_sink_cfg_t *k = c->node->ksink;
     char errstr[512], tmo[32];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (!conf)
-        return SL_NOMEM;
     snprintf(tmo, sizeof tmo, "%d", k->timeout_ms);
     const char *fixed[][2] = {{"bootstrap.servers", k->bootstrap},
                               {"enable.idempotence", "true"},
                               {"message.timeout.ms", tmo},
                               {"transactional.id", s->exactly ? s->txn_id : NULL},
                               {"transaction.timeout.ms", s->exactly ? "60000" : NULL}};
-    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
-        if (fixed[i][1] && rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], errstr,
-                                             sizeof errstr) != RD_KAFKA_CONF_OK) {
-            rd_kafka_conf_destroy(conf);
-            return sl_op_fail(c, SL_INVAL, "sink '%s': %s", c->node->name, errstr);
-        }
-    for (int i = 0; i < k->nprops; i++)
-        if (rd_kafka_conf_set(conf, k->prop_names[i], k->prop_values[i], errstr, sizeof errstr) !=
-            RD_KAFKA_CONF_OK) {
-            rd_kafka_conf_destroy(conf);
-            return sl_op_fail(c, SL_INVAL, "sink '%s': property '%s': %s", c->node->name,
-                              k->prop_names[i], errstr);
-        }
+    int rc = SL_OK;
+    rd_kafka_conf_t *conf = sl_kafka_conf_new(c, "sink", fixed, sizeof fixed / sizeof *fixed,
+                                              k->prop_names, k->prop_values, k->nprops, &rc);
+    if (!conf)
+        return rc;
     rd_kafka_conf_set_log_cb(conf, s_on_log);
     rd_kafka_conf_set_dr_msg_cb(conf, s_on_dr);
     rd_kafka_conf_set_opaque(conf, s);

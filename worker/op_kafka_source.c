@@ -34,6 +34,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kafka_conf.h"
 #include "operator.h"
 #include "sluice/err.h"
 #include "sluice/expr.h"
@@ -204,9 +205,6 @@ static int s_connect(sl_opctx_t *c)
     s_state_t *s = c->state;
     const sl_kafka_cfg_t *k = c->node->kafka;
     char errstr[512], group[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (!conf)
-        return SL_NOMEM;
     /* assign() needs a group.id; it names the group the offsets go to. */
     snprintf(group, sizeof group, "%s", k->group ? k->group : "");
     if (!k->group)
@@ -216,19 +214,11 @@ static int s_connect(sl_opctx_t *c)
         {"bootstrap.servers", k->bootstrap}, {"group.id", group},
         {"enable.auto.commit", "false"},     {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "error"},      {"enable.partition.eof", "true"}};
-    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
-        if (rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], errstr, sizeof errstr) !=
-            RD_KAFKA_CONF_OK) {
-            rd_kafka_conf_destroy(conf);
-            return sl_op_fail(c, SL_INVAL, "source '%s': %s", c->node->name, errstr);
-        }
-    for (int i = 0; i < k->nprops; i++)
-        if (rd_kafka_conf_set(conf, k->prop_names[i], k->prop_values[i], errstr, sizeof errstr) !=
-            RD_KAFKA_CONF_OK) {
-            rd_kafka_conf_destroy(conf);
-            return sl_op_fail(c, SL_INVAL, "source '%s': property '%s': %s", c->node->name,
-                              k->prop_names[i], errstr);
-        }
+    int rc = SL_OK;
+    rd_kafka_conf_t *conf = sl_kafka_conf_new(c, "source", fixed, sizeof fixed / sizeof *fixed,
+                                              k->prop_names, k->prop_values, k->nprops, &rc);
+    if (!conf)
+        return rc;
     rd_kafka_conf_set_log_cb(conf, s_on_log);
     rd_kafka_conf_set_error_cb(conf, s_on_error);
     rd_kafka_conf_set_offset_commit_cb(conf, s_on_commit);

@@ -1,0 +1,32 @@
+/* kafka_conf.c — see kafka_conf.h. */
+#include "kafka_conf.h"
+
+#include "sluice/err.h"
+
+rd_kafka_conf_t *sl_kafka_conf_new(sl_opctx_t *c, const char *role, const char *(*fixed)[2],
+                                   size_t nfixed, char *const *names, char *const *values,
+                                   int nprops, int *rc)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!conf) {
+        *rc = sl_op_fail(c, SL_NOMEM, "%s '%s': out of memory", role, c->node->name);
+        return NULL;
+    }
+    for (size_t i = 0; i < nfixed; i++)
+        if (fixed[i][1] && rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], errstr,
+                                             sizeof errstr) != RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            *rc = sl_op_fail(c, SL_INVAL, "%s '%s': %s", role, c->node->name, errstr);
+            return NULL;
+        }
+    for (int i = 0; i < nprops; i++)
+        if (rd_kafka_conf_set(conf, names[i], values[i], errstr, sizeof errstr) !=
+            RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            *rc = sl_op_fail(c, SL_INVAL, "%s '%s': property '%s': %s", role, c->node->name,
+                             names[i], errstr);
+            return NULL;
+        }
+    return conf;
+}

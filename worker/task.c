@@ -120,11 +120,16 @@ static int s_process(sl_task_t *t, int i, const sl_batch_t *b, int input)
     return rc;
 }
 
-/* Records the error of op i (its message, else the code's). */
+/* Records the error of a call to op i: its message, or that of the op
+ * after it in the chain that failed under it (an error downstream comes
+ * back through op i's emit), else the code's. */
 static int s_chain_error_at(sl_task_t *t, int i, int rc)
 {
-    if (!t->err[0] && rc != SL_CANCELED)
-        snprintf(t->err, sizeof t->err, "%s", t->ops[i].err[0] ? t->ops[i].err : sl_strerror(rc));
+    if (t->err[0] || rc == SL_CANCELED)
+        return rc;
+    while (i < t->nops && !t->ops[i].err[0])
+        i++;
+    snprintf(t->err, sizeof t->err, "%s", i < t->nops ? t->ops[i].err : sl_strerror(rc));
     return rc;
 }
 

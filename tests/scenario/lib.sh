@@ -49,3 +49,39 @@ sluice() {
     fi
     return $rc
 }
+
+# ---- a cluster of daemons (tests that kill, freeze and restart them) ----------
+# jget FIELD: a top-level scalar of the one-line JSON on stdin, with grep and
+# cut, not python: on a loaded machine a python start can take seconds.
+# start_master ENDPOINT (heartbeat timeout $HB ms, state in $WORK/state) and
+# start_worker ID (2 slots; its pid in PID_<ID>, worker_pid ID) log to $WORK.
+# freeze / thaw PID: SIGSTOP / SIGCONT, returning once it took effect.
+jget() { grep -o "\"$1\":[^,]*" | head -n 1 | cut -d: -f2- | tr -d '"'; }
+start_master() {
+    "$SLUICE_MASTER_BIN" --bind "$1" --heartbeat-timeout "$HB" \
+        --state-dir "$WORK/state" >>"$WORK/master.out" 2>>"$WORK/master.err" &
+    MASTER_PID=$!
+    PIDS+=("$MASTER_PID")
+}
+start_worker() {
+    "$SLUICE_WORKER_BIN" --id "$1" --slots 2 --data-bind tcp://127.0.0.1 \
+        >>"$WORK/$1.out" 2>>"$WORK/$1.err" &
+    PIDS+=($!)
+    eval "PID_$1=$!"
+}
+worker_pid() { eval "echo \$PID_$1"; }
+proc_state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null; }
+is_stopped() { [ "$(proc_state "$1")" = T ]; }
+is_not_stopped() { [ "$(proc_state "$1")" != T ]; }
+freeze() {
+    local i
+    kill -STOP "$1"
+    for i in $(seq 1 2000); do is_stopped "$1" && return 0; sleep 0.005; done
+    fail "process $1 did not stop"
+}
+thaw() {
+    local i
+    kill -CONT "$1"
+    for i in $(seq 1 2000); do is_not_stopped "$1" && return 0; sleep 0.005; done
+    fail "process $1 did not continue"
+}

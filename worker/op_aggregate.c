@@ -178,7 +178,6 @@ static int s_open(sl_opctx_t *c)
     return SL_OK;
 }
 
-
 static void s_close(sl_opctx_t *c)
 {
     s_agg_t *a = c->state;

@@ -3,6 +3,17 @@
 
 #include "sluice/err.h"
 
+/* librdkafka's own log lines would flood stderr while a broker is down; the
+ * errors that matter reach the connectors through their error callbacks,
+ * polls and delivery reports. */
+static void s_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    (void)level;
+    (void)fac;
+    (void)buf;
+}
+
 rd_kafka_conf_t *sl_kafka_conf_new(sl_opctx_t *c, const char *role, const char *(*fixed)[2],
                                    size_t nfixed, char *const *names, char *const *values,
                                    int nprops, int *rc)
@@ -28,5 +39,6 @@ rd_kafka_conf_t *sl_kafka_conf_new(sl_opctx_t *c, const char *role, const char *
                              names[i], errstr);
             return NULL;
         }
+    rd_kafka_conf_set_log_cb(conf, s_on_log);
     return conf;
 }

@@ -85,14 +85,6 @@ static int64_t s_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void s_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    (void)level;
-    (void)fac;
-    (void)buf;
-}
-
 /* Delivery reports: the first failure is kept for the next flush. */
 static void s_on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -422,7 +414,6 @@ static int s_connect(sl_opctx_t *c)
                                               k->prop_names, k->prop_values, k->nprops, &rc);
     if (!conf)
         return rc;
-    rd_kafka_conf_set_log_cb(conf, s_on_log);
     rd_kafka_conf_set_dr_msg_cb(conf, s_on_dr);
     rd_kafka_conf_set_opaque(conf, s);
     s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
@@ -631,17 +622,16 @@ static int s_read_markers(sl_opctx_t *c, s_set_t *st)
     snprintf(group, sizeof group, "%s.markers", s->txn_id);
     int wl =
         snprintf(want, sizeof want, "%s/%d", c->plan->name ? c->plan->name : "job", c->subtask);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const char *set[][2] = {
         {"bootstrap.servers", k->bootstrap},   {"group.id", group},
         {"isolation.level", "read_committed"}, {"enable.auto.commit", "false"},
         {"enable.partition.eof", "true"},      {"auto.offset.reset", "earliest"}};
-    for (size_t i = 0; i < sizeof set / sizeof *set; i++)
-        if (rd_kafka_conf_set(conf, set[i][0], set[i][1], errstr, sizeof errstr)) {
-            rd_kafka_conf_destroy(conf);
-            return sl_op_fail(c, SL_INVAL, "sink '%s': %s", c->node->name, errstr);
-        }
-    rd_kafka_conf_set_log_cb(conf, s_on_log);
+    /* the user's properties too: a secured cluster needs them for reading */
+    int crc = SL_OK;
+    rd_kafka_conf_t *conf = sl_kafka_conf_new(c, "sink", set, sizeof set / sizeof *set,
+                                              k->prop_names, k->prop_values, k->nprops, &crc);
+    if (!conf)
+        return crc;
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!rk) {
         rd_kafka_conf_destroy(conf);

@@ -94,16 +94,6 @@ static int64_t s_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* librdkafka's own log lines would flood stderr while a broker is down; the
- * errors that matter reach the task through s_on_error and the poll. */
-static void s_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    (void)level;
-    (void)fac;
-    (void)buf;
-}
-
 static void s_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)rk;
@@ -219,7 +209,6 @@ static int s_connect(sl_opctx_t *c)
                                               k->prop_names, k->prop_values, k->nprops, &rc);
     if (!conf)
         return rc;
-    rd_kafka_conf_set_log_cb(conf, s_on_log);
     rd_kafka_conf_set_error_cb(conf, s_on_error);
     rd_kafka_conf_set_offset_commit_cb(conf, s_on_commit);
     rd_kafka_conf_set_opaque(conf, s);

@@ -196,6 +196,17 @@ static int s_parse_start(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *nam
     return bad ? SL_SPEC : SL_OK;
 }
 
+/* Frees what s_props made. */
+static void s_props_free(char **names, char **values, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(names[i]);
+        free(values[i]);
+    }
+    free(names);
+    free(values);
+}
+
 /* `properties:`, librdkafka settings passed through, into names/values
  * (*n of them); settings in denied (ndenied) and test.mock.* are refused,
  * naming who sets them (`who`: "source" or "sink"). */
@@ -462,12 +473,7 @@ void sl_kafka_cfg_destroy(sl_kafka_cfg_t **pp)
     free(c->topic);
     free(c->group);
     free(c->offsets);
-    for (int i = 0; i < c->nprops; i++) {
-        free(c->prop_names[i]);
-        free(c->prop_values[i]);
-    }
-    free(c->prop_names);
-    free(c->prop_values);
+    s_props_free(c->prop_names, c->prop_values, c->nprops);
     free(c->value_fields);
     for (int i = 0; i < c->ntopics; i++)
         free(c->topics[i]);
@@ -574,9 +580,9 @@ int sl_kafka_decode(const sl_kafka_cfg_t *cfg, const sl_schema_t *schema, const 
  * denied properties (what the producer controls itself). */
 
 /* Settings the sink controls itself; `properties:` may not set them. */
-static const char *const s_sink_denied[] = {"bootstrap.servers", "metadata.broker.list",
-                                            "transactional.id", "enable.idempotence",
-                                            "transaction.timeout.ms"};
+static const char *const s_sink_denied[] = {"bootstrap.servers",      "metadata.broker.list",
+                                            "transactional.id",       "enable.idempotence",
+                                            "transaction.timeout.ms", "isolation.level"};
 #define S_NSINK_DENIED ((int)(sizeof s_sink_denied / sizeof *s_sink_denied))
 
 static int s_sink_props(sl_kafka_sink_cfg_t *c, const sl_ynode_t *n, const char *name, sl_diag_t *d)
@@ -735,12 +741,7 @@ void sl_kafka_sink_cfg_destroy(sl_kafka_sink_cfg_t **pp)
     free(c->topic);
     free(c->journal);
     free(c->marker_topic);
-    for (int i = 0; i < c->nprops; i++) {
-        free(c->prop_names[i]);
-        free(c->prop_values[i]);
-    }
-    free(c->prop_names);
-    free(c->prop_values);
+    s_props_free(c->prop_names, c->prop_values, c->nprops);
     sl_expr_destroy(&c->key);
     sl_expr_destroy(&c->partition);
     free(c);

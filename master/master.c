@@ -156,6 +156,7 @@ struct sl_master {
     int njobs;
     uint64_t job_seq;
     uint64_t next_req;
+    uint64_t last_check; /* ms of the last heartbeat check (0: none yet) */
 };
 
 static uint64_t s_mono_ms(void)
@@ -342,6 +343,17 @@ static void s_drop_staging(const s_job_t *j)
             sl_fs_staging_dir(j->plan->nodes[i].sink_path, dir, sizeof dir);
             sl_rmtree(dir);
         }
+}
+
+/* Every task of j's attempt has reported its end. */
+static bool s_tasks_down(const s_job_t *j)
+{
+    for (int i = 0; i < j->ntasks; i++)
+        if (j->tasks[i].state != SLUICE__TASK_STATE_KIND__TASK_FINISHED &&
+            j->tasks[i].state != SLUICE__TASK_STATE_KIND__TASK_FAILED &&
+            j->tasks[i].state != SLUICE__TASK_STATE_KIND__TASK_CANCELED)
+            return false;
+    return true;
 }
 
 /* Moves j to a terminal state, frees its slots, cancels its tasks. */
@@ -1752,8 +1764,15 @@ static void s_on_task_state(sl_master_t *m, const uint8_t *rid, size_t rlen,
     }
     if (ts->state == SLUICE__TASK_STATE_KIND__TASK_FAILED && ts->error[0] && !t->error)
         t->error = strdup(ts->error);
-    if (s_terminal(j->state))
+    if (s_terminal(j->state)) {
+        /* A sink task that was still opening when its job failed for good may
+         * have made its staging directory again after the job dropped it:
+         * dropped again once the job's last task is down. */
+        if (!t_terminal && j->state != SLUICE__JOB_STATE_KIND__JOB_FINISHED &&
+            j->state != SLUICE__JOB_STATE_KIND__JOB_STOPPED && s_tasks_down(j))
+            s_drop_staging(j);
         return;
+    }
     if (ts->state == SLUICE__TASK_STATE_KIND__TASK_CANCELED) {
         /* Nobody asked (the job is still running): its worker is stopping. */
         char msg[512];
@@ -2078,9 +2097,30 @@ static void s_dispatch(sl_master_t *m, const uint8_t *rid, size_t rlen, Sluice__
     }
 }
 
+/* A gap between two checks longer than this means the master itself did
+ * not run (stopped, starved, blocked in a slow disk call). */
+#define S_STALL_MS 250
+
 static void s_check_heartbeats(sl_master_t *m)
 {
     uint64_t now = s_mono_ms();
+    uint64_t gap = m->last_check ? now - m->last_check : 0;
+    m->last_check = now;
+    if (gap > S_STALL_MS) {
+        /* Time the master did not run says nothing about the workers: their
+         * heartbeats of that time may still be queued, unread. It is credited
+         * to every worker, so a worker is lost only after the timeout passed
+         * while the master was listening. */
+        for (int i = 0; i < m->nworkers; i++) {
+            uint64_t seen = m->workers[i].last_seen + gap;
+            m->workers[i].last_seen = seen < now ? seen : now;
+        }
+        if (gap >= (uint64_t)m->o.heartbeat_timeout_ms)
+            fprintf(stderr,
+                    "sluice-master: the master did not run for %llu ms; "
+                    "no worker is lost for it\n",
+                    (unsigned long long)gap);
+    }
     for (int i = 0; i < m->nworkers; i++)
         if (m->workers[i].alive &&
             now - m->workers[i].last_seen > (uint64_t)m->o.heartbeat_timeout_ms) {

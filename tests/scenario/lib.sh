@@ -54,7 +54,8 @@ sluice() {
 # jget FIELD: a top-level scalar of the one-line JSON on stdin, with grep and
 # cut, not python: on a loaded machine a python start can take seconds.
 # start_master ENDPOINT (heartbeat timeout $HB ms, state in $WORK/state) and
-# start_worker ID (2 slots; its pid in PID_<ID>, worker_pid ID) log to $WORK.
+# start_worker ID (2 slots; its pid in PID_<ID>, worker_pid ID) log to $WORK;
+# job_workers JOB lists the workers running a job's tasks.
 # freeze / thaw PID: SIGSTOP / SIGCONT, returning once it took effect.
 jget() { grep -o "\"$1\":[^,]*" | head -n 1 | cut -d: -f2- | tr -d '"'; }
 start_master() {
@@ -70,6 +71,8 @@ start_worker() {
     eval "PID_$1=$!"
 }
 worker_pid() { eval "echo \$PID_$1"; }
+# job_workers JOB: the workers that run the job's tasks now, one per line
+job_workers() { sluice status --json "$1" | grep -o '"worker":"[^"]*"' | cut -d'"' -f4 | sort -u; }
 proc_state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null; }
 is_stopped() { [ "$(proc_state "$1")" = T ]; }
 is_not_stopped() { [ "$(proc_state "$1")" != T ]; }

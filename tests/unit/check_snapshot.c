@@ -1674,7 +1674,7 @@ int main(void)
     tcase_set_timeout(big, 300);
     tcase_add_test(big, test_rocks_bigger_than_memory);
     suite_add_tcase(s, big);
-    TCase *tj = tcase_create("joins and process");
+    TCase *tj = tcase_create("joins-process");
     tcase_set_timeout(tj, 300);
     tcase_add_test(tj, test_join_window);
     tcase_add_test(tj, test_join_interval);

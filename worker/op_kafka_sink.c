@@ -151,7 +151,7 @@ static int s_txn(sl_opctx_t *c, s_txop_t op)
             return sl_op_fail(c, SL_IO,
                               "sink '%s' (topic '%s'): %s failed with a fatal error for "
                               "transactional.id '%s' (fenced by a newer producer, or refused by "
-                              "the broker; the job restarts with a new producer): %s%s%s",
+                              "the broker: this producer cannot go on): %s%s%s",
                               c->node->name, k->topic, names[op], s->txn_id, why,
                               first[0] && !strstr(why, first) ? "; first fatal error: " : "",
                               first[0] && !strstr(why, first) ? first : "");

@@ -116,6 +116,9 @@ kcat -C -b "$BOOT" -t eo -e -o beginning -J >"$WORK/got-eo" 2>"$WORK/kcat.err" |
 res=$(python3 "$DIR/verify.py" check "$WORK/want" "$WORK/got-eo" --journal "$WORK/journal") ||
     fail "not exactly once under transaction errors: $res"
 echo "exactly-once: $res (attempts $(field attempt))"
+# the producers of the restarted attempts (new ones, fresh epochs) committed
+[ "$(awk '$4 >= 3' "$WORK/journal" | wc -l)" -gt 0 ] ||
+    fail "no transaction of attempt 3 or later was committed: $(tail -n 3 "$WORK/journal")"
 sluice status "$JOB" | grep "^  failed" | cut -c1-200
 
 step "[${SECONDS} s] a producer fenced on every commit outlasts restart attempts: 1; the job FAILS"

@@ -74,7 +74,7 @@ typedef struct {
     uint64_t completed;     /* the latest checkpoint known durable */
     bool drop;              /* restored after a commit at the end of input: write nothing */
     bool finished;          /* finish committed everything */
-    char dr_err[256];       /* the first failed delivery (cleared when reported) */
+    char dr_err[256];       /* the first failed delivery: sticky, the task must fail */
     _Atomic uint64_t acked; /* records the broker acknowledged */
 } s_sink_t;
 
@@ -98,9 +98,17 @@ static void s_on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 }
 
 /* ---- transactions: one call with the error policy ---------------------------
- * Retriable errors are retried until timeout_ms; one that requires an abort
- * aborts the transaction and fails the task (the job restarts from its last
- * checkpoint); a fatal one (fenced) fails it naming the transactional.id. */
+ * librdkafka classifies every transactional error (rdkafka.h, "Transactional
+ * producer API"). Retriable ones (timeouts, transport, coordinator moving)
+ * are retried here until timeout_ms (librdkafka already retries most of
+ * them inside the call). One that requires an abort aborts the transaction
+ * and fails the task: the job restarts from its last checkpoint, whose
+ * epochs are re-produced. A fatal one (fenced by a newer producer with the
+ * same transactional.id, or an old epoch) leaves the producer unusable: the
+ * task fails and the next attempt creates a new producer; an error with
+ * none of the flags is treated as fatal, as librdkafka advises. Every
+ * message names the sink, the topic, the transactional.id and librdkafka's
+ * error. */
 
 typedef enum { S_TX_INIT, S_TX_BEGIN, S_TX_COMMIT, S_TX_ABORT } s_txop_t;
 
@@ -137,30 +145,37 @@ static int s_txn(sl_opctx_t *c, s_txop_t op)
         bool fatal = rd_kafka_error_is_fatal(e), retry = rd_kafka_error_is_retriable(e);
         bool abort_needed = rd_kafka_error_txn_requires_abort(e);
         rd_kafka_error_destroy(e);
-        if (fatal)
+        if (fatal) {
+            char first[256] = "";
+            rd_kafka_fatal_error(s->rk, first, sizeof first);
             return sl_op_fail(c, SL_IO,
-                              "sink '%s': %s failed fatally for transactional.id '%s' (fenced by "
-                              "another producer, or the broker refused it): %s",
-                              c->node->name, names[op], s->txn_id, why);
+                              "sink '%s' (topic '%s'): %s failed with a fatal error for "
+                              "transactional.id '%s' (fenced by a newer producer, or refused by "
+                              "the broker: this producer cannot go on): %s%s%s",
+                              c->node->name, k->topic, names[op], s->txn_id, why,
+                              first[0] && !strstr(why, first) ? "; first fatal error: " : "",
+                              first[0] && !strstr(why, first) ? first : "");
+        }
         if (abort_needed && op != S_TX_ABORT) {
             s->txn_open = false;
             rd_kafka_error_t *a = rd_kafka_abort_transaction(s->rk, k->timeout_ms);
             if (a)
                 rd_kafka_error_destroy(a);
             return sl_op_fail(c, SL_IO,
-                              "sink '%s': %s failed, transaction of '%s' aborted (the job "
-                              "restarts from its last checkpoint): %s",
-                              c->node->name, names[op], s->txn_id, why);
+                              "sink '%s' (topic '%s'): %s failed; the transaction of '%s' was "
+                              "aborted (the job restarts from its last checkpoint): %s",
+                              c->node->name, k->topic, names[op], s->txn_id, why);
         }
         if (retry && s_mono_ms() < deadline && !atomic_load(c->cancel)) {
-            fprintf(stderr, "sluice: sink '%s': %s of '%s' will be retried: %s\n", c->node->name,
-                    names[op], s->txn_id, why);
+            fprintf(stderr, "sluice: sink '%s' (topic '%s'): %s of '%s' will be retried: %s\n",
+                    c->node->name, k->topic, names[op], s->txn_id, why);
             struct timespec ts = {0, 100 * 1000000L};
             nanosleep(&ts, NULL);
             continue;
         }
-        return sl_op_fail(c, SL_IO, "sink '%s': %s of '%s' failed%s: %s", c->node->name, names[op],
-                          s->txn_id, retry ? " (retried until timeout_ms)" : "", why);
+        return sl_op_fail(c, SL_IO, "sink '%s' (topic '%s'): %s of '%s' failed%s: %s",
+                          c->node->name, k->topic, names[op], s->txn_id,
+                          retry ? " (retried until timeout_ms)" : "", why);
     }
 }
 
@@ -187,14 +202,38 @@ static int s_produce(sl_opctx_t *c, rd_kafka_topic_t *rkt, int32_t part, const v
             RD_KAFKA_V_HEADER("attempt", at, -1), RD_KAFKA_V_HEADER("seq", sq, -1), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
             return SL_OK;
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            return sl_op_fail(c, SL_IO, "sink '%s': cannot produce to '%s' partition %d: %s",
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            char first[256] = "";
+            if (err == RD_KAFKA_RESP_ERR__FATAL)
+                rd_kafka_fatal_error(s->rk, first, sizeof first);
+            return sl_op_fail(c, SL_IO, "sink '%s': cannot produce to '%s' partition %d: %s%s%s",
                               c->node->name, rd_kafka_topic_name(rkt), (int)part,
-                              rd_kafka_err2str(err));
+                              rd_kafka_err2str(err), first[0] ? ": " : "", first);
+        }
         if (atomic_load(c->cancel))
             return SL_CANCELED;
         rd_kafka_poll(s->rk, 50);
     }
+}
+
+/* Fails the task when a delivery failed. The failure is sticky: a snapshot
+ * that meets it only declines its checkpoint (the task goes on), so the
+ * next call (process, tick, finish) must still fail, or the records would
+ * be lost behind a later checkpoint (at-least-once) or the doomed
+ * transaction kept open (exactly-once: librdkafka refuses to commit it). */
+static int s_check_delivery(sl_opctx_t *c)
+{
+    s_sink_t *s = c->state;
+    if (!s->dr_err[0])
+        return SL_OK;
+    char first[256] = "";
+    rd_kafka_fatal_error(s->rk, first, sizeof first);
+    return sl_op_fail(c, SL_IO,
+                      "sink '%s': a record to '%s' was not delivered (the job restarts from its "
+                      "last checkpoint%s): %s%s%s",
+                      c->node->name, c->node->ksink->topic,
+                      s->exactly ? "; the transaction is aborted" : "", s->dr_err,
+                      first[0] ? "; fatal error of the producer: " : "", first);
 }
 
 /* Waits until every record produced was acknowledged (or failed). */
@@ -206,13 +245,7 @@ static int s_flush(sl_opctx_t *c)
         return sl_op_fail(c, SL_IO, "sink '%s': records to '%s' not acknowledged within %d ms: %s",
                           c->node->name, c->node->ksink->topic, c->node->ksink->timeout_ms,
                           rd_kafka_err2str(err));
-    if (s->dr_err[0]) {
-        sl_op_fail(c, SL_IO, "sink '%s': a record to '%s' was not delivered: %s", c->node->name,
-                   c->node->ksink->topic, s->dr_err);
-        s->dr_err[0] = '\0';
-        return SL_IO;
-    }
-    return SL_OK;
+    return s_check_delivery(c);
 }
 
 /* Produces the records of epoch e from index e->produced on. */
@@ -460,7 +493,9 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
     }
     s_epoch_t *e = &s->ep[s->nep - 1];
     bool direct = !s->exactly || s->nep == 1; /* else it waits for an earlier commit */
-    int rc;
+    int rc = s_check_delivery(c);
+    if (rc)
+        return rc;
     if (s->exactly && direct && !s->txn_open) {
         if ((rc = s_txn(c, S_TX_BEGIN)))
             return rc;
@@ -515,11 +550,8 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
         }
     }
     rd_kafka_poll(s->rk, 0);
-    if (!s->exactly && s->dr_err[0]) {
-        sl_op_fail(c, SL_IO, "sink '%s': a record to '%s' was not delivered: %s", c->node->name,
-                   k->topic, s->dr_err);
-        return SL_IO;
-    }
+    if ((rc = s_check_delivery(c)))
+        return rc;
     atomic_fetch_add_explicit(&c->records_out, in->count, memory_order_relaxed);
     return SL_OK;
 }
@@ -790,6 +822,17 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
     return s_advance(c);
 }
 
+/* Between batches: serves delivery reports, so a failed delivery fails
+ * the task even when no more input comes. */
+static int s_tick(sl_opctx_t *c, int64_t now_ms)
+{
+    (void)now_ms;
+    s_sink_t *s = c->state;
+    if (s->rk)
+        rd_kafka_poll(s->rk, 0);
+    return s_check_delivery(c);
+}
+
 static int s_complete(sl_opctx_t *c, uint64_t id)
 {
     s_sink_t *s = c->state;
@@ -847,6 +890,7 @@ const sl_op_vtable_t sl_op_kafka_sink = {.open = s_open,
                                          .process = s_process,
                                          .finish = s_finish,
                                          .close = s_close,
+                                         .tick = s_tick,
                                          .snapshot = s_snapshot,
                                          .restore = s_restore,
                                          .complete = s_complete};

@@ -499,6 +499,17 @@ static int s_assign(sl_opctx_t *c)
                                 "from the checkpoint): it holds offsets %lld to %lld",
                                 c->node->name, pt->topic, (int)pt->partition, (long long)pt->next,
                                 (long long)lo[i], (long long)hi[i] - 1);
+            else {
+                const char *cp = c->restore_dir ? strrchr(c->restore_dir, '/') : NULL;
+                fprintf(stderr,
+                        "sluice: source '%s' subtask %d: resuming topic '%s' partition %d at "
+                        "offset %lld (checkpoint %s)\n",
+                        c->node->name, c->subtask, pt->topic, (int)pt->partition,
+                        (long long)pt->next,
+                        cp               ? cp + 1
+                        : c->restore_dir ? c->restore_dir
+                                         : "?");
+            }
             continue;
         }
         if (restored) { /* a partition the checkpoint did not know: new, read it all */

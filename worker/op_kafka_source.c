@@ -1084,8 +1084,11 @@ static int s_run(sl_opctx_t *c)
             }
             sl_arena_reset(c->arena);
             s_update_wm(c, now);
-            if (s->dlq)
+            if (s->dlq) {
                 rd_kafka_poll(s->dlq, 0); /* delivery reports */
+                if (rc == SL_OK && s->dlq_err[0])
+                    rc = s_dlq_flush(c); /* a dead letter was refused: fail now */
+            }
         }
         if (rc == SL_OK)
             rc = s_check_progress(c, now, progress_ms);

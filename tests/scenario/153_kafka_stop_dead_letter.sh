@@ -9,8 +9,11 @@
 # - on_error: {dead_letter: TOPIC}: malformed records in the middle of good
 #   ones land in the topic as they were (key, value, headers) plus headers
 #   naming the error, topic, partition and offset; the good ones are counted
-#   exactly. (A dead-letter topic the cluster does not have cannot be
-#   tested here: the mock creates every topic a client asks about.)
+#   exactly; while a dead letter cannot be delivered (its partition's leader
+#   is down) no checkpoint commits an offset past its record, and once the
+#   broker is back it is delivered and the checkpoints go on. (A dead-letter
+#   topic the cluster does not have cannot be tested here: the mock creates
+#   every topic a client asks about.)
 source "$(dirname "$0")/lib.sh"
 : "${BUILD:?BUILD must name the build tree}"
 DEVK="$BUILD/tools/sluice-dev-kafka"
@@ -211,4 +214,71 @@ assert hd["sluice.error"], hd
 print("dead letters ok")
 PY
 
+step "a checkpoint does not move past a record whose dead letter is not acknowledged"
+# dlq2's only partition is led by broker 3, mix2's by broker 1; a group whose
+# coordinator is not broker 3 (probed with broker 3 down) takes the commits.
+ctl topic mix2 1
+ctl topic dlq2 1
+ctl leader mix2 0 1
+ctl leader dlq2 0 3
+GROUPTOOL="$BUILD/tools/kafka-group"
+ctl broker down 3
+GROUP=
+for g in g153a g153b g153c g153d g153e g153f g153g g153h; do
+    if timeout 20 "$GROUPTOOL" "$BOOT" "$g" committed mix2 1 >/dev/null 2>&1; then
+        GROUP=$g
+        break
+    fi
+done
+[ -n "$GROUP" ] || fail "no group with a coordinator other than broker 3"
+ctl broker up 3
+committed() { "$GROUPTOOL" "$BOOT" "$GROUP" committed mix2 1 2>/dev/null | awk '$1 == 0 { print $2 }'; }
+good 0 4 0 >"$WORK/c0a"
+produce mix2 0 "$WORK/c0a"
+cat >"$WORK/ck.yaml" <<EOF
+name: kafka-dlq-checkpoint
+checkpoint: { interval: 300ms }
+sources:
+  - name: src
+    type: kafka
+    bootstrap: "$BOOT"
+    topic: mix2
+    group: $GROUP
+    format: json
+    timeout_ms: 60000
+    schema: [{ name: word, type: string }, { name: n, type: int64 }]
+    on_error:
+      dead_letter: dlq2
+sinks:
+  - { name: out, type: file, format: csv, input: src, path: "$WORK/ck.csv" }
+EOF
+"$SLUICE" run "$WORK/ck.yaml" >"$WORK/ck.out" 2>"$WORK/ck.err" &
+JOB=$!
+PIDS+=("$JOB")
+wait_for 60 eval '[ "$(committed)" = 5 ]' ||
+    fail "the job's checkpoints did not commit offset 5: '$(committed)'; $(cat "$WORK/ck.err")"
+ctl broker down 3
+printf '{"word":"p0","n":bad}\n' >"$WORK/cbad"
+produce mix2 0 "$WORK/cbad"
+good 6 9 0 >"$WORK/c0b"
+produce mix2 0 "$WORK/c0b"
+wait_for 60 grep -q "topic 'mix2' partition 0 offset 5 sent to dead-letter topic 'dlq2'" "$WORK/ck.err" ||
+    fail "the bad record was not sent to dlq2: $(cat "$WORK/ck.err")"
+# several checkpoint intervals while its dead letter cannot be delivered:
+# no commit may pass offset 5 (a slow machine only commits less)
+for _ in 1 2 3 4 5 6; do
+    sleep 0.5
+    c=$(committed)
+    [ "$c" = 5 ] || fail "a checkpoint committed offset '$c' while the dead letter of offset 5 was undelivered"
+done
+kill -0 "$JOB" 2>/dev/null || fail "the job ended: $(cat "$WORK/ck.err")"
+ctl broker up 3
+wait_for 90 eval '[ "$(committed)" = 10 ]' ||
+    fail "the job did not commit offset 10 after the broker came back: '$(committed)'; $(cat "$WORK/ck.err")"
+kcat -C -b "$BOOT" -t dlq2 -e -o beginning -f '%h|%s\n' >"$WORK/dlq2" 2>/dev/null || fail "reading dlq2"
+grep -q 'sluice.topic=mix2,sluice.partition=0,sluice.offset=5|{"word":"p0","n":bad}' "$WORK/dlq2" ||
+    fail "dlq2 does not hold the dead letter of mix2/0 offset 5: $(cat "$WORK/dlq2")"
+kill -INT "$JOB"
+wait_for 60 eval '! kill -0 $JOB 2>/dev/null' || fail "the job did not stop on SIGINT"
+! grep -q Sanitizer "$WORK/ck.err" || fail "sanitizer: $(cat "$WORK/ck.err")"
 echo "PASS"

@@ -91,7 +91,6 @@ typedef struct {
     rd_kafka_queue_t *q;         /* the consumer queue the batches come from */
     rd_kafka_message_t *batch[S_BATCH]; /* the messages of one batch */
     rd_kafka_t *dlq;                    /* on_error: {dead_letter:}: its producer, or NULL */
-    uint64_t dlq_sent;                  /* records produced to the dead-letter topic */
     char dlq_err[256];                  /* the first failed dead-letter delivery, "" = none */
 } s_state_t;
 
@@ -814,7 +813,6 @@ static int s_dead_letter(sl_opctx_t *c, const s_part_t *pt, const rd_kafka_messa
                           c->node->name, pt->topic, (int)m->partition, (long long)m->offset,
                           k->dead_letter, rd_kafka_err2str(err));
     }
-    s->dlq_sent++;
     if (atomic_fetch_add(&c->errors, 1) < S_LOGGED_ERRORS)
         fprintf(stderr,
                 "sluice: source '%s': bad record topic '%s' partition %d offset %lld sent to "

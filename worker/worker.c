@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <zmq.h>
 
@@ -311,12 +312,25 @@ static int s_read_restores(s_slot_t *t)
     return SL_OK;
 }
 
+/* How much nicer than the control thread a task thread runs. The control
+ * thread's heartbeats tell the master the worker is alive: on a machine
+ * with more busy threads than cores it must not queue behind the worker's
+ * own task threads for hundreds of ms (they are as many as the slots, and
+ * busy, while it wakes every 20 ms for a few microseconds). Linux nice
+ * values are per thread; they weigh threads of one scheduling group
+ * (session or cgroup) against each other, not against other groups. */
+#define S_TASK_NICE 5
+
 /* The task's thread: it reads its state, runs the task, then frees what
  * the task holds (keyed state, restored bytes, local state files) itself,
  * so that reaping it costs the control loop nothing. */
 static void *s_task_main(void *arg)
 {
     s_slot_t *t = arg;
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0); /* Linux: this thread's */
+    if (errno == 0 && nice < 19)
+        (void)setpriority(PRIO_PROCESS, 0, nice + S_TASK_NICE < 19 ? nice + S_TASK_NICE : 19);
     t->rc = s_read_restores(t);
     if (t->rc == SL_OK)
         t->rc = sl_task_run(t->task);

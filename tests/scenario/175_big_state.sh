@@ -32,7 +32,6 @@ fail() {
 status() { sluice status --json "$JOB"; }
 field() { status | jget "$1"; }
 ended() { field state | grep -qxE 'FINISHED|FAILED|CANCELED'; }
-alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 running_attempt() {
     local s
     s=$(status)

@@ -18,6 +18,13 @@
  * pending are dropped without firing (the clock has not reached them, and
  * firing them would make the output depend on how fast the job ran).
  *
+ * State TTL (`state_ttl:`): a cell expires state_ttl of processing time
+ * after its last write; the clock is the wall clock read once per batch,
+ * per timer firing and per snapshot. Expired cells are absent to the
+ * function and deleted when touched; a snapshot first drops the expired
+ * cells held in memory (heap backend), and the store's compaction drops
+ * the expired cells nobody touched (rocksdb backend).
+ *
  * Records whose event time is null are counted as errors and skipped.
  * Records behind the watermark are passed on: the function sees
  * ctx->time <= ctx->watermark and decides.
@@ -312,6 +319,8 @@ static int s_fire(sl_opctx_t *c, sl_ks_timer_t kind, int64_t until)
     int r = s_kv(c, p);
     if (r)
         return r;
+    if (nd->proc_ttl_ms)
+        sl_kstate_set_now(p->ks, sl_op_now_ms());
     while ((r = sl_kstate_timer_next(p->ks, kind, until, &t)) == 1) {
         if (c->cancel && atomic_load_explicit(c->cancel, memory_order_relaxed)) {
             sl_kstate_release(p->ks);
@@ -387,6 +396,8 @@ static int s_open(sl_opctx_t *c)
     p->rocks = sl_rstate_enabled(c);
     if (p->ks && p->rocks && sl_kstate_set_store(p->ks, NULL, c->plan->max_parallelism) != SL_OK)
         return SL_NOMEM;
+    if (p->ks)
+        sl_kstate_set_ttl(p->ks, nd->proc_ttl_ms);
     p->row = calloc((size_t)c->in->nfields + 1, sizeof *p->row);
     p->kvals = calloc((size_t)nd->nkeys + 1, sizeof *p->kvals);
     p->in = calloc((size_t)nd->udf->nin + 1, sizeof *p->in);
@@ -404,7 +415,8 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
 {
     (void)input;
     s_proc_t *p = c->state;
-    int64_t now = c->node->proc_processing ? sl_op_now_ms() : 0;
+    int64_t now = c->node->proc_processing || c->node->proc_ttl_ms ? sl_op_now_ms() : 0;
+    sl_kstate_set_now(p->ks, now);
     int rc0 = s_kv(c, p);
     if (rc0)
         return rc0;
@@ -470,6 +482,10 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
     int rc = s_kv(c, p);
     if (rc)
         return rc;
+    if (c->node->proc_ttl_ms) { /* expired cells do not go into the checkpoint */
+        sl_kstate_set_now(p->ks, sl_op_now_ms());
+        sl_kstate_expire(p->ks);
+    }
     sl_snap_u8(w, p->rocks ? S_SNAP_ROCKS : S_SNAP_VERSION);
     sl_snap_u32(w, (uint32_t)c->node->nkeys);
     sl_snap_i64(w, s_clock(c));

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keyed_state.h"
 #include "operator.h"
@@ -276,7 +277,8 @@ enum {
     OP_EVENT_EXACT = 8 /* event timer at ts */
 };
 
-static bool s_wall; /* time: processing (ctx->time is the wall clock) */
+static bool s_wall;              /* time: processing (ctx->time is the wall clock) */
+static const char *s_extra = ""; /* more fields of the process step (s_setup) */
 
 static int64_t s_get_n(sl_udf_ctx_t *ctx)
 {
@@ -415,7 +417,9 @@ static void s_setup(s_env_t *env, bool processing)
     memset(env, 0, sizeof *env);
     char err[512];
     ck_assert_msg(sl_plugin_open(S_PLUGIN, &env->plugin, err, sizeof err) == SL_OK, "%s", err);
-    const char *text = s_job("[device]", processing ? ", time: processing" : "");
+    char extra[256];
+    snprintf(extra, sizeof extra, "%s%s", processing ? ", time: processing" : "", s_extra);
+    const char *text = s_job("[device]", extra);
     s_wall = processing;
     env->d = sl_diag_new("job.yaml");
     int rc = sl_plan_load_with("job.yaml", text, strlen(text), NULL, 1, env->plugin, env->d,
@@ -616,6 +620,58 @@ END_TEST
 
 /* ---- the plan ------------------------------------------------------------------ */
 
+/* state_ttl on the operator, on the wall clock: a value read again
+ * soon after its write is there; once state_ttl has passed since the
+ * last write it is gone (the count starts over). */
+START_TEST(test_state_ttl_operator)
+{
+    s_env_t env;
+    s_extra = ", state_ttl: 300ms";
+    s_setup(&env, false);
+    s_extra = "";
+    ck_assert_int_eq(env.node->proc_ttl_ms, 300);
+    int seen = 0;
+    int64_t t0 = sl_op_now_ms();
+    s_one(&env, "a", 10, OP_COUNT);
+    ck_assert_str_eq(s_since(&env, &seen), "rec a 10 -1 1");
+    s_one(&env, "a", 11, OP_COUNT);
+    int64_t t1 = sl_op_now_ms();
+    const char *got = s_since(&env, &seen);
+    if (t1 - t0 < 300) /* else the machine was too slow to tell */
+        ck_assert_str_eq(got, "rec a 11 -1 2");
+    while (sl_op_now_ms() < t1 + 300) /* the last write was at t1 or before */
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    s_one(&env, "a", 12, OP_COUNT);
+    ck_assert_str_eq(s_since(&env, &seen), "rec a 12 -1 1");
+    /* a snapshot drops the expired cell: it is shorter than one taken
+     * while the cell lived, and restores to a count starting over */
+    sl_snap_w_t live, w;
+    sl_snap_w_init(&live);
+    sl_snap_w_init(&w);
+    int64_t t2 = sl_op_now_ms();
+    s_one(&env, "b", 13, OP_COUNT);
+    ck_assert_str_eq(s_since(&env, &seen), "rec b 13 -1 1");
+    ck_assert_int_eq(sl_op_process.snapshot(&env.ctx, &live), SL_OK);
+    while (sl_op_now_ms() < t2 + 600) /* both cells expired */
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    ck_assert_int_eq(sl_op_process.snapshot(&env.ctx, &w), SL_OK);
+    ck_assert_uint_lt(w.len, live.len);
+    s_teardown(&env);
+    s_extra = ", state_ttl: 300ms";
+    s_setup(&env, false);
+    s_extra = "";
+    sl_snap_r_t r;
+    sl_snap_r_init(&r, w.data, w.len);
+    ck_assert_int_eq(sl_op_process.restore(&env.ctx, &r), SL_OK);
+    s_one(&env, "b", 14, OP_COUNT);
+    seen = 0;
+    ck_assert_str_eq(s_since(&env, &seen), "rec b 14 -1 1");
+    sl_snap_w_free(&live);
+    sl_snap_w_free(&w);
+    s_teardown(&env);
+}
+END_TEST
+
 /* Plans s_job(extra) with the plugin; returns the first error or "". */
 static const char *s_plan(const char *key, const char *extra, sl_plan_t **plan, sl_spec_t **spec,
                           sl_plugin_t *plugin, sl_diag_t **d)
@@ -662,6 +718,14 @@ START_TEST(test_plan)
     nd = &plan->nodes[sl_spec_find(spec, "p")];
     ck_assert(nd->proc_processing);
     ck_assert_int_eq(nd->proc_time_field, -1);
+    ck_assert_int_eq(nd->proc_ttl_ms, 0);
+    sl_plan_destroy(&plan);
+    sl_spec_destroy(&spec);
+    sl_diag_destroy(&d);
+
+    ck_assert_str_eq(s_plan("[device]", ", state_ttl: 30s", &plan, &spec, plugin, &d), "");
+    nd = &plan->nodes[sl_spec_find(spec, "p")];
+    ck_assert_int_eq(nd->proc_ttl_ms, 30000);
     sl_plan_destroy(&plan);
     sl_spec_destroy(&spec);
     sl_diag_destroy(&d);
@@ -672,6 +736,8 @@ START_TEST(test_plan)
         {"[device]", ", time: wall", "time must be 'event' or 'processing', not 'wall'"},
         {"[nope]", "", "key of 'p': unknown field 'nope'"},
         {"[device]", ", when: now", "unknown process field 'when'"},
+        {"[device]", ", state_ttl: 0ms", "state_ttl of process 'p' must be at least 1ms"},
+        {"[device]", ", state_ttl: soon", "state_ttl must be a duration like"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         const char *m = s_plan(bad[i].key, bad[i].extra, &plan, &spec, plugin, &d);
@@ -1155,6 +1221,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_rocks_same_as_heap);
     tcase_add_test(tc, test_ttl_heap);
     tcase_add_test(tc, test_ttl_rocks);
+    tcase_add_test(tc, test_state_ttl_operator);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -32,7 +32,7 @@
 /* A stored cell (rocksdb): kind (u8), last write (i64), then a value's
  * bytes, a list's count and items, or a map's count and (key, value)
  * pairs in key order. */
-#define S_CELL_HDR 9
+_Static_assert(SL_KS_TTL_OFFSET == 1, "the write time follows the kind byte");
 
 /* A map entry: key and value bytes in one block (value after the key). */
 typedef struct {

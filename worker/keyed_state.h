@@ -44,6 +44,10 @@ typedef enum { SL_KS_VALUE = 1, SL_KS_LIST = 2, SL_KS_MAP = 3 } sl_ks_kind_t;
 /* Timer kinds (the numbering of SL_UDF_EVENT_TIME / SL_UDF_PROCESSING_TIME). */
 typedef enum { SL_KS_EVENT = 1, SL_KS_PROCESSING = 2 } sl_ks_timer_t;
 
+/* Where a stored cell (rocksdb) keeps its last write time (ms since the
+ * epoch, i64 little-endian): for the store's TTL compaction filter. */
+#define SL_KS_TTL_OFFSET 1
+
 /* Largest value, list item or map key or value (bytes). */
 #define SL_KS_MAX_BYTES (64u * 1024u * 1024u)
 

@@ -69,7 +69,7 @@
 #   BENCH_STATE_EVENTS   records of part 2, per run (default 6000000, at
 #                        BENCH_STATE_RATE = 1000000/s)
 #   BENCH_RECOVERY_RUNS  kills per mode           (default 5)
-#   BENCH_HEARTBEAT_MS   the master's --heartbeat-timeout in part 3 (default 1000)
+#   BENCH_HEARTBEAT_MS   the master's --heartbeat-timeout in parts 3 and 4 (default 1000)
 #   BENCH_RESTART_DELAY  restart delay of the part 3 job (default 0ms; the
 #                        default of a checkpointed job is 1s)
 #   BENCH_BACKEND_KEYS   distinct keys of part 4 (default 1650000: ~100 MB of heap state)
@@ -467,14 +467,14 @@ def du(path):
     return n
 
 
-def backends(spec_heap, spec_rocks, keys, events, rate, runs):
+def backends(spec_heap, spec_rocks, keys, events, rate, runs, hb_ms):
     """Part 4: one line per checkpoint: 'backend run chk_id written_bytes t_first t_meta'."""
     out = []
     for r in range(int(runs)):
         order = (("heap", spec_heap), ("rocksdb", spec_rocks))
         for tag, spec in (order if r % 2 == 0 else order[::-1]):
             state = "%s/state-%s" % (DATA, tag)
-            c = Cluster("backend-" + tag, 10000, state)  # heap snapshots of 100 MB stall heartbeats
+            c = Cluster("backend-" + tag, int(hb_ms), state)  # a lost worker fails the run (attempt 1)
             try:
                 for w in ("w1", "w2"):
                     c.start_worker(w)
@@ -576,7 +576,7 @@ try:
     if sys.argv[3] == "size":
         size(*sys.argv[4:9])
     elif sys.argv[3] == "backends":
-        backends(*sys.argv[4:10])
+        backends(*sys.argv[4:11])
     else:
         recovery(sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), sys.argv[7], sys.argv[8])
 finally:
@@ -648,7 +648,7 @@ if [ $DO_B = 1 ]; then
     echo
     echo "== part 4: state backends ($BACKEND_KEYS keys, $BACKEND_EVENTS records at $STATE_RATE/s, checkpoints every 1 s, $RUNS runs each)"
     python3 "$DATA/cluster.py" "$BUILD" "$DATA" backends "$DATA/backend-heap.yaml" "$DATA/backend-rocksdb.yaml" \
-        "$BACKEND_KEYS" "$BACKEND_EVENTS" "$STATE_RATE" "$RUNS" >"$DATA/backends.txt" || die "part 4 failed"
+        "$BACKEND_KEYS" "$BACKEND_EVENTS" "$STATE_RATE" "$RUNS" "$HB_MS" >"$DATA/backends.txt" || die "part 4 failed"
     # backend run id written t_first t_meta
     BTABLE="| backend | checkpoints completed per run | written per checkpoint, median (max) | duration, median (max) ms |
 |---|---|---|---|"
@@ -809,8 +809,8 @@ into the job's \`shared/\` directory, see
 
 $BTABLE
 
-A master (\`--state-dir\`, \`--heartbeat-timeout 10000\`: a heap snapshot of
-100 MB stalls the worker's heartbeats past 1 s) and 2 worker processes run a
+A master (\`--state-dir\`, \`--heartbeat-timeout $HB_MS\`; every run must
+finish in attempt 1, no worker lost) and 2 worker processes run a
 generator → map (\`k = seq % $BACKEND_KEYS\`) → keyed aggregate (count and sum per key; about
 100 MB as a heap snapshot) → discard at parallelism 2, $BACKEND_EVENTS records
 paced at $STATE_RATE/s, \`checkpoint: { interval: 1s, retain: 1000 }\`, once

@@ -305,7 +305,7 @@ headers \`job\`, \`subtask\`, \`epoch\`, \`attempt\`, \`seq\` that Sluice's
 sink adds (formatted per record, as the sink does).
 **raw consume**: \`bench/kafka_raw consume\`, one consumer assigned every
 partition of the first round's topic, \`rd_kafka_consumer_poll\` (one
-record per call, like Sluice's source), from the assignment to the last
+record per call; Sluice's source takes batches), from the assignment to the last
 end of partition. **sluice**: \`sluice run\` (embedded master, 2 workers,
 parallelism $PAR), the bounded Kafka source reading that same topic
 (JSON, 5 fields) → a map (\`amount * 2\`) → the Kafka sink (JSON, key =

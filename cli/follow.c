@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "sluice/err.h"
+#include "sluice/kafka.h"
 #include "sluice/plan.h"
 
 volatile sig_atomic_t sl_cli_interrupted;
@@ -123,7 +124,10 @@ static void s_summary(const sl_plan_t *plan, const Sluice__JobStatus *st, double
         fprintf(stderr, "%-20s %-10s %14llu %14llu %10.2f %14s", m->op, nd ? nd->type : "?",
                 (unsigned long long)m->records_in, (unsigned long long)m->records_out,
                 (double)m->busy_ns / 1e9, r);
-        if (m->errors)
+        if (m->errors && nd && nd->kafka && nd->kafka->dead_letter)
+            fprintf(stderr, "  (%llu bad records to dead-letter topic '%s')",
+                    (unsigned long long)m->errors, nd->kafka->dead_letter);
+        else if (m->errors)
             fprintf(stderr, "  (%llu bad records skipped)", (unsigned long long)m->errors);
         if (m->records_late)
             fprintf(stderr, "  (%llu late records %s)", (unsigned long long)m->records_late,

@@ -29,6 +29,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <librdkafka/rdkafka.h>
 #include <regex.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,7 @@
 #define S_SNAP_VERSION 1    /* of the snapshot below */
 #define S_TOPIC_MAX 249     /* longest Kafka topic name */
 #define S_LOGGED_COMMITS 10 /* failed commits logged per subtask before going quiet */
+#define S_BATCH 256         /* most messages taken from the consumer queue at once */
 
 typedef struct {
     char *topic;       /* owned */
@@ -59,6 +61,7 @@ typedef struct {
     int64_t hi;        /* the latest log end offset known (for the lag) */
     int64_t max_ts;    /* largest event time read from it (SL_WM_MIN: none) */
     int64_t last_ms;   /* monotonic ms of its last record (or of its assignment) */
+    bool eof;          /* at its log end (end of partition seen, no record since) */
 } s_part_t;
 
 typedef struct {
@@ -82,9 +85,14 @@ typedef struct {
     unsigned commit_fails;       /* failed commits so far */
     char last_err[256];          /* the latest client-level error (broker unreachable...) */
     int64_t last_err_ms;         /* when it happened, 0 = none */
+    int last_err_code;           /* its code (rd_kafka_resp_err_t) */
     int64_t lag_ms;              /* when the lag was last reported */
     double credit;               /* rate: records that may be read now (at most 50 ms worth) */
     int64_t credit_ms;           /* rate: when credit was last topped up */
+    rd_kafka_queue_t *q;         /* the consumer queue the batches come from */
+    rd_kafka_message_t *batch[S_BATCH]; /* the messages of one batch */
+    rd_kafka_t *dlq;                    /* on_error: {dead_letter:}: its producer, or NULL */
+    char dlq_err[256];                  /* the first failed dead-letter delivery, "" = none */
 } s_state_t;
 
 static int64_t s_now_ms(void)
@@ -101,6 +109,7 @@ static void s_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque
     snprintf(s->last_err, sizeof s->last_err, "%s: %s", rd_kafka_err2str((rd_kafka_resp_err_t)err),
              reason);
     s->last_err_ms = s_now_ms();
+    s->last_err_code = err;
 }
 
 /* The answer to an asynchronous commit of checkpointed offsets: a failure
@@ -145,10 +154,14 @@ static void s_close(sl_opctx_t *c)
 {
     s_state_t *s = c->state;
     if (s) {
+        if (s->q)
+            rd_kafka_queue_destroy(s->q);
         if (s->rk) {
             rd_kafka_consumer_close(s->rk);
             rd_kafka_destroy(s->rk);
         }
+        if (s->dlq) /* undelivered dead letters: no checkpoint covers their records */
+            rd_kafka_destroy(s->dlq);
         for (int i = 0; i < s->nparts; i++)
             free(s->parts[i].topic);
         free(s->parts);
@@ -189,6 +202,70 @@ static int s_add(s_state_t *s, const char *topic, size_t tlen, int32_t partition
     return s->nparts++;
 }
 
+/* A dead letter's delivery report: the first failure is kept, and fails
+ * the next checkpoint (or the end of a bounded read). */
+static void s_on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    s_state_t *s = opaque;
+    if (m->err && !s->dlq_err[0])
+        snprintf(s->dlq_err, sizeof s->dlq_err, "%s", rd_kafka_err2str(m->err));
+}
+
+/* on_error: {dead_letter: TOPIC}: the producer of dead letters, with the
+ * user's properties (security settings apply to it too); idempotent, so a
+ * retried produce is not appended twice. */
+static int s_dlq_connect(sl_opctx_t *c)
+{
+    s_state_t *s = c->state;
+    const sl_kafka_cfg_t *k = c->node->kafka;
+    char errstr[512], tmo[32];
+    snprintf(tmo, sizeof tmo, "%d", k->timeout_ms < 1000 ? 1000 : k->timeout_ms);
+    const char *fixed[][2] = {{"bootstrap.servers", k->bootstrap},
+                              {"enable.idempotence", "true"},
+                              {"acks", "all"},
+                              {"linger.ms", "5"},
+                              {"message.timeout.ms", tmo}};
+    int rc = SL_OK;
+    rd_kafka_conf_t *conf = sl_kafka_conf_new(c, "source", fixed, sizeof fixed / sizeof *fixed,
+                                              k->prop_names, k->prop_values, k->nprops, &rc);
+    if (!conf)
+        return rc;
+    rd_kafka_conf_set_dr_msg_cb(conf, s_on_dlq_delivery);
+    rd_kafka_conf_set_error_cb(conf, s_on_error);
+    rd_kafka_conf_set_opaque(conf, s);
+    s->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!s->dlq) {
+        rd_kafka_conf_destroy(conf);
+        return sl_op_fail(c, SL_INVAL,
+                          "source '%s': cannot create the producer of dead-letter topic '%s': %s",
+                          c->node->name, k->dead_letter, errstr);
+    }
+    return SL_OK;
+}
+
+/* Waits until every dead letter produced so far is acknowledged; fails
+ * (naming the topic) when one was not, or not within timeout_ms. */
+static int s_dlq_flush(sl_opctx_t *c)
+{
+    s_state_t *s = c->state;
+    const sl_kafka_cfg_t *k = c->node->kafka;
+    if (!s->dlq)
+        return SL_OK;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (rd_kafka_outq_len(s->dlq) > 0)
+        err = rd_kafka_flush(s->dlq, k->timeout_ms < 1000 ? 1000 : k->timeout_ms);
+    else
+        rd_kafka_poll(s->dlq, 0);
+    if (s->dlq_err[0] || err)
+        return sl_op_fail(c, SL_IO,
+                          "source '%s': records sent to dead-letter topic '%s' at %s were not "
+                          "acknowledged: %s",
+                          c->node->name, k->dead_letter, k->bootstrap,
+                          s->dlq_err[0] ? s->dlq_err : rd_kafka_err2str(err));
+    return SL_OK;
+}
+
 /* Creates the consumer with the source's settings and the user's. */
 static int s_connect(sl_opctx_t *c)
 {
@@ -219,7 +296,10 @@ static int s_connect(sl_opctx_t *c)
                           c->node->name, errstr);
     }
     rd_kafka_poll_set_consumer(s->rk);
-    return SL_OK;
+    if (!(s->q = rd_kafka_queue_get_consumer(s->rk)))
+        return sl_op_fail(c, SL_INVAL, "source '%s': the Kafka consumer has no queue",
+                          c->node->name);
+    return k->dead_letter ? s_dlq_connect(c) : SL_OK;
 }
 
 /* Waits up to 50 ms (a quick answer that is not final: retry shortly). */
@@ -262,6 +342,16 @@ static int s_metadata(sl_opctx_t *c, const char *topic, const struct rd_kafka_me
         }
         if (md)
             rd_kafka_metadata_destroy(md);
+        /* serves the error callback: the client's own reason (an
+         * authentication failure, say) is better than "transport failure" */
+        rd_kafka_message_t *ev = rd_kafka_consumer_poll(s->rk, 0);
+        if (ev)
+            rd_kafka_message_destroy(ev);
+        if (s->last_err_code == RD_KAFKA_RESP_ERR__AUTHENTICATION) { /* not transient */
+            rc = sl_op_fail(c, SL_IO, "source '%s': authentication to Kafka at %s failed: %s",
+                            c->node->name, k->bootstrap, s->last_err);
+            break;
+        }
         if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART && s_now_ms() >= deadline) {
             rc = sl_op_fail(c, SL_NOTFOUND, "source '%s': topic '%s' does not exist at %s",
                             c->node->name, what, k->bootstrap);
@@ -279,6 +369,23 @@ static int s_metadata(sl_opctx_t *c, const char *topic, const struct rd_kafka_me
     }
     if (rkt)
         rd_kafka_topic_destroy(rkt);
+    return rc;
+}
+
+/* The dead-letter topic must exist: records would otherwise wait in the
+ * producer until the next checkpoint fails. */
+static int s_dlq_check(sl_opctx_t *c)
+{
+    const sl_kafka_cfg_t *k = c->node->kafka;
+    const struct rd_kafka_metadata *md = NULL;
+    int rc = s_metadata(c, k->dead_letter, &md);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rc == SL_NOTFOUND)
+        rc = sl_op_fail(c, rc,
+                        "source '%s': dead-letter topic '%s' does not exist at %s (on_error: "
+                        "records that cannot be parsed go there; create it first)",
+                        c->node->name, k->dead_letter, k->bootstrap);
     return rc;
 }
 
@@ -445,6 +552,8 @@ static int s_assign(sl_opctx_t *c)
     const sl_kafka_cfg_t *k = c->node->kafka;
     s_part_t *cur = NULL;
     int nc = 0, rc = s_current(c, &cur, &nc);
+    if (rc == SL_OK && k->dead_letter)
+        rc = s_dlq_check(c);
     bool restored = s->nparts > 0;
     /* the checkpoint's order first (a partition keeps its subtask), then
      * the partitions it did not know, in (topic, partition) order */
@@ -466,6 +575,12 @@ static int s_assign(sl_opctx_t *c)
         if (s_find(s, k->topic, strlen(k->topic), k->offsets[i].partition) < 0)
             return sl_op_fail(c, SL_NOTFOUND, "source '%s': topic '%s' has no partition %d",
                               c->node->name, k->topic, k->offsets[i].partition);
+    for (int i = 0; i < k->nstop; i++)
+        if (s_find(s, k->topic, strlen(k->topic), k->stop_offsets[i].partition) < 0)
+            return sl_op_fail(c, SL_NOTFOUND,
+                              "source '%s': topic '%s' has no partition %d (named by stop: "
+                              "offsets)",
+                              c->node->name, k->topic, k->stop_offsets[i].partition);
     s->own = calloc((size_t)s->nparts + 1, sizeof *s->own);
     int64_t *lo = calloc((size_t)s->nparts + 1, sizeof *lo);
     int64_t *hi = calloc((size_t)s->nparts + 1, sizeof *hi);
@@ -490,8 +605,12 @@ static int s_assign(sl_opctx_t *c)
             break;
         pt->hi = hi[i];
         pt->last_ms = now;
-        if (k->bounded && pt->end < 0)
+        if (k->bounded && pt->end < 0) { /* first start: where it ends */
             pt->end = hi[i];
+            for (int j = 0; j < k->nstop; j++)
+                if (k->stop_offsets[j].partition == pt->partition)
+                    pt->end = k->stop_offsets[j].offset; /* may lie ahead: waits for it */
+        }
         if (pt->next >= 0) { /* restored: exactly where the checkpoint was */
             if (pt->next < lo[i] || pt->next > hi[i])
                 rc = sl_op_fail(c, SL_RANGE,
@@ -543,6 +662,15 @@ static int s_assign(sl_opctx_t *c)
     }
     if (rc == SL_OK)
         rc = s_lookup_starts(c, need, lo, hi);
+    for (int i = 0; i < s->nown && rc == SL_OK; i++) {
+        s_part_t *pt = &s->parts[s->own[i]];
+        if (k->bounded && pt->next > pt->end)
+            rc = sl_op_fail(c, SL_RANGE,
+                            "source '%s': topic '%s' partition %d would stop at offset %lld, "
+                            "before its start offset %lld",
+                            c->node->name, pt->topic, (int)pt->partition, (long long)pt->end,
+                            (long long)pt->next);
+    }
     for (int i = 0; i < s->nown && rc == SL_OK; i++) {
         s_part_t *pt = &s->parts[s->own[i]];
         pt->done = k->bounded && pt->next >= pt->end;
@@ -654,6 +782,69 @@ static void s_report_lag(sl_opctx_t *c, int64_t now)
     sl_op_source_lag(c, total, detail);
 }
 
+/* Adds header name = printf(fmt, ...) to h. */
+static void s_header(rd_kafka_headers_t *h, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void s_header(rd_kafka_headers_t *h, const char *name, const char *fmt, ...)
+{
+    char v[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(v, sizeof v, fmt, ap);
+    va_end(ap);
+    rd_kafka_header_add(h, name, -1, v, n < 0 ? 0 : n >= (int)sizeof v ? (int)sizeof v - 1 : n);
+}
+
+/* on_error: {dead_letter:}: produces the malformed record as it is (key,
+ * value, headers, timestamp) to the dead-letter topic with the headers
+ * sluice.error, sluice.topic, sluice.partition, sluice.offset added;
+ * counted in the source's errors. Delivery is checked at the next
+ * checkpoint and at the end (s_dlq_flush), so the checkpoint that moves
+ * past the record is not taken before the broker has it. */
+static int s_dead_letter(sl_opctx_t *c, const s_part_t *pt, const rd_kafka_message_t *m,
+                         const char *why)
+{
+    s_state_t *s = c->state;
+    const sl_kafka_cfg_t *k = c->node->kafka;
+    rd_kafka_headers_t *src = NULL, *h;
+    if (rd_kafka_message_headers(m, &src) == RD_KAFKA_RESP_ERR_NO_ERROR && src)
+        h = rd_kafka_headers_copy(src);
+    else
+        h = rd_kafka_headers_new(4);
+    if (!h)
+        return sl_op_fail(c, SL_NOMEM, "out of memory");
+    s_header(h, "sluice.error", "%s", why);
+    s_header(h, "sluice.topic", "%s", pt->topic);
+    s_header(h, "sluice.partition", "%d", (int)m->partition);
+    s_header(h, "sluice.offset", "%lld", (long long)m->offset);
+    int64_t ts = rd_kafka_message_timestamp(m, NULL);
+    rd_kafka_resp_err_t err;
+    for (;;) {
+        err = rd_kafka_producev(
+            s->dlq, RD_KAFKA_V_TOPIC(k->dead_letter), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+            RD_KAFKA_V_TIMESTAMP(ts > 0 ? ts : 0), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || atomic_load(c->cancel))
+            break;
+        rd_kafka_poll(s->dlq, 10); /* the local queue is full: let deliveries drain it */
+    }
+    if (err) {
+        rd_kafka_headers_destroy(h); /* not taken over on failure */
+        return sl_op_fail(c, SL_IO,
+                          "source '%s': cannot send topic '%s' partition %d offset %lld to "
+                          "dead-letter topic '%s': %s",
+                          c->node->name, pt->topic, (int)m->partition, (long long)m->offset,
+                          k->dead_letter, rd_kafka_err2str(err));
+    }
+    if (atomic_fetch_add(&c->errors, 1) < S_LOGGED_ERRORS)
+        fprintf(stderr,
+                "sluice: source '%s': bad record topic '%s' partition %d offset %lld sent to "
+                "dead-letter topic '%s': %s\n",
+                c->node->name, pt->topic, (int)m->partition, (long long)m->offset, k->dead_letter,
+                why);
+    return SL_OK;
+}
+
 /* Turns one record into a row and emits it; SL_DATA (after the task's
  * message) for a malformed value under on_error: fail. */
 static int s_record(sl_opctx_t *c, s_part_t *pt, const rd_kafka_message_t *m)
@@ -665,6 +856,8 @@ static int s_record(sl_opctx_t *c, s_part_t *pt, const rd_kafka_message_t *m)
     char why[300];
     int rc = sl_kafka_decode(k, sc, m->payload ? m->payload : "", m->payload ? m->len : 0, s->vals,
                              c->arena, why, sizeof why);
+    if (rc == SL_DATA && s->dlq)
+        return s_dead_letter(c, pt, m, why);
     if (rc == SL_DATA) {
         if (!k->skip_errors)
             return sl_op_fail(c, rc,
@@ -738,19 +931,34 @@ static s_part_t *s_part_of(s_state_t *s, const rd_kafka_message_t *m)
     return NULL;
 }
 
-/* One polled message (record, end of partition or error). */
-static int s_message(sl_opctx_t *c, const rd_kafka_message_t *m, int64_t *progress_ms)
+/* A bounded partition reached its end: counted, and paused so that the
+ * client stops fetching what lies past it. */
+static void s_done(s_state_t *s, s_part_t *pt)
+{
+    pt->done = true;
+    s->remaining--;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    if (l) {
+        rd_kafka_topic_partition_list_add(l, pt->topic, pt->partition);
+        rd_kafka_pause_partitions(s->rk, l); /* best effort: what comes is ignored anyway */
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+}
+
+/* One message of a batch (record, end of partition or error), taken at
+ * monotonic time now. */
+static int s_message(sl_opctx_t *c, const rd_kafka_message_t *m, int64_t now, int64_t *progress_ms)
 {
     s_state_t *s = c->state;
     const sl_kafka_cfg_t *k = c->node->kafka;
     s_part_t *pt = s_part_of(s, m);
     const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "?";
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        *progress_ms = s_now_ms();
-        if (pt && !pt->done && pt->end >= 0 && m->offset >= pt->end) {
-            pt->done = true;
-            s->remaining--;
-        }
+        *progress_ms = now;
+        if (pt)
+            pt->eof = true;
+        if (pt && !pt->done && pt->end >= 0 && m->offset >= pt->end)
+            s_done(s, pt);
         return SL_OK;
     }
     if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
@@ -767,35 +975,48 @@ static int s_message(sl_opctx_t *c, const rd_kafka_message_t *m, int64_t *progre
                               c->node->name, topic, (int)m->partition, k->bootstrap,
                               rd_kafka_message_errstr(m));
         snprintf(s->last_err, sizeof s->last_err, "%s", rd_kafka_message_errstr(m));
-        s->last_err_ms = s_now_ms();
+        s->last_err_ms = now;
         return SL_OK; /* transient (a broker went away): the client retries */
     }
     if (!pt || pt->done || (pt->end >= 0 && m->offset >= pt->end))
-        return SL_OK; /* past the end seen at start: a bounded read stops there */
-    *progress_ms = s_now_ms();
-    pt->last_ms = *progress_ms;
+        return SL_OK; /* past the end: a bounded read stops there */
+    *progress_ms = now;
+    pt->last_ms = now;
+    pt->eof = false;
+    if (k->stop == SL_KAFKA_STOP_TIMESTAMP && rd_kafka_message_timestamp(m, NULL) >= k->stop_ts) {
+        pt->end = m->offset; /* checkpointed: a restore stops here too */
+        s_done(s, pt);
+        return SL_OK;
+    }
     int rc = s_record(c, pt, m);
     if (rc)
         return rc;
     pt->next = m->offset + 1; /* the snapshot's position: after this record */
-    if (pt->end >= 0 && pt->next >= pt->end) {
-        pt->done = true;
-        s->remaining--;
-    }
+    if (pt->end >= 0 && pt->next >= pt->end)
+        s_done(s, pt);
     return SL_OK;
 }
 
-/* Bounded: fails when nothing moved for timeout_ms while unfinished. */
-static int s_check_progress(sl_opctx_t *c, int64_t progress_ms)
+/* Bounded: fails when nothing moved for timeout_ms while unfinished,
+ * unless every unfinished partition waits at its log end for records to
+ * come (a stop offset past the end) and the client reports no error. */
+static int s_check_progress(sl_opctx_t *c, int64_t now, int64_t progress_ms)
 {
     s_state_t *s = c->state;
     const sl_kafka_cfg_t *k = c->node->kafka;
-    if (!k->bounded || s_now_ms() - progress_ms <= (int64_t)k->timeout_ms)
+    if (!k->bounded || now - progress_ms <= (int64_t)k->timeout_ms)
         return SL_OK;
     const s_part_t *first = NULL;
-    for (int i = 0; i < s->nown && !first; i++)
-        if (!s->parts[s->own[i]].done)
-            first = &s->parts[s->own[i]];
+    bool waiting = s->last_err_ms <= progress_ms;
+    for (int i = 0; i < s->nown; i++) {
+        const s_part_t *pt = &s->parts[s->own[i]];
+        if (!pt->done && !first)
+            first = pt;
+        if (!pt->done && !pt->eof)
+            waiting = false;
+    }
+    if (waiting)
+        return SL_OK;
     return sl_op_fail(c, SL_TIMEOUT,
                       "source '%s': no progress reading topic '%s' partition %d (%d "
                       "partition(s) unfinished) from Kafka at %s for %d ms%s%s",
@@ -803,6 +1024,27 @@ static int s_check_progress(sl_opctx_t *c, int64_t progress_ms)
                       s->remaining, k->bootstrap, k->timeout_ms,
                       s->last_err_ms > progress_ms ? ": " : "",
                       s->last_err_ms > progress_ms ? s->last_err : "");
+}
+
+/* Takes a checkpoint when one is due, with the watermark brought up to
+ * date first (cheap when none is: one atomic load). */
+static int s_checkpoint(sl_opctx_t *c, int64_t now)
+{
+    if (!c->barrier_pending || !atomic_load_explicit(c->barrier_pending, memory_order_relaxed))
+        return SL_OK;
+    s_update_wm(c, now);
+    return sl_op_source_checkpoint(c);
+}
+
+/* At most want messages from the consumer queue into s->batch: what is
+ * there now, else waits up to S_POLL_MS for the first one (so a trickle of
+ * records is not held back to fill a batch). */
+static ssize_t s_poll(s_state_t *s, size_t want)
+{
+    ssize_t got = rd_kafka_consume_batch_queue(s->q, 0, s->batch, want);
+    if (got == 0)
+        got = rd_kafka_consume_batch_queue(s->q, S_POLL_MS, s->batch, 1);
+    return got;
 }
 
 static int s_run(sl_opctx_t *c)
@@ -814,49 +1056,66 @@ static int s_run(sl_opctx_t *c)
         rc = s_assign(c);
     int64_t progress_ms = s_now_ms(); /* the last record or end of partition */
     s->credit_ms = progress_ms;
-    uint64_t n = 0;
     while (rc == SL_OK && (!k->bounded || s->remaining > 0)) {
         if (atomic_load(c->cancel)) {
             rc = SL_CANCELED;
             break;
         }
-        int64_t now = s_now_ms();
+        int64_t now = s_now_ms(); /* once per batch: the records of a batch share it */
         s_report_lag(c, now);
+        size_t want = S_BATCH;
         if (k->rate > 0) { /* a token bucket: `rate` per second, bursts of 50 ms */
             double cap = (double)k->rate / 20 + 1;
             s->credit += (double)(now - s->credit_ms) * (double)k->rate / 1000;
             s->credit_ms = now;
             if (s->credit > cap)
                 s->credit = cap;
-        }
-        if (k->rate > 0 && s->credit < 1) {
-            /* ahead of `rate`: wait, still taking checkpoints */
-            s_update_wm(c, now);
-            rc = sl_op_source_idle(c);
-            struct timespec ts = {0, 5 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-            progress_ms = s_now_ms();
-            continue;
-        }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, S_POLL_MS);
-        if (m) {
-            rc = s_message(c, m, &progress_ms);
-            n += m->err ? 0 : 1;
-            s->credit -= m->err ? 0 : 1;
-            rd_kafka_message_destroy(m);
-            if (n % 256 == 0)
-                sl_arena_reset(c->arena);
-            if (rc == SL_OK) {
-                s_update_wm(c, progress_ms);
-                rc = sl_op_source_checkpoint(c);
+            if (s->credit < 1) {
+                /* ahead of `rate`: wait, still taking checkpoints */
+                s_update_wm(c, now);
+                rc = sl_op_source_idle(c);
+                struct timespec ts = {0, 5 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+                progress_ms = s_now_ms();
+                continue;
             }
-        } else {
+            if (s->credit < (double)want)
+                want = (size_t)s->credit;
+        }
+        ssize_t got = s_poll(s, want);
+        if (got < 0) {
+            rc = sl_op_fail(c, SL_IO, "source '%s': reading from Kafka at %s: %s", c->node->name,
+                            k->bootstrap, rd_kafka_err2str(rd_kafka_last_error()));
+            break;
+        }
+        if (got == 0) {
             s_update_wm(c, now);
             rc = sl_op_source_idle(c); /* nothing to read: send what is pending */
+        } else {
+            now = s_now_ms();
+            for (ssize_t i = 0; i < got; i++) {
+                rd_kafka_message_t *m = s->batch[i];
+                if (rc == SL_OK) {
+                    rc = s_message(c, m, now, &progress_ms);
+                    s->credit -= m->err ? 0 : 1;
+                }
+                if (rc == SL_OK)
+                    rc = s_checkpoint(c, now);
+                rd_kafka_message_destroy(m);
+            }
+            sl_arena_reset(c->arena);
+            s_update_wm(c, now);
+            if (s->dlq) {
+                rd_kafka_poll(s->dlq, 0); /* delivery reports */
+                if (rc == SL_OK && s->dlq_err[0])
+                    rc = s_dlq_flush(c); /* a dead letter was refused: fail now */
+            }
         }
         if (rc == SL_OK)
-            rc = s_check_progress(c, progress_ms);
+            rc = s_check_progress(c, now, progress_ms);
     }
+    if (rc == SL_OK)
+        rc = s_dlq_flush(c); /* a bounded read ends with its dead letters delivered */
     if (s->rk && rc == SL_OK)
         s_report_lag(c, s_now_ms() + S_LAG_EVERY_MS);
     sl_arena_reset(c->arena);
@@ -873,10 +1132,15 @@ static int s_finish(sl_opctx_t *c)
 
 /* Every partition in assignment order, with the position and end of the
  * ones this subtask owns (-1 for the others); remembers the owned
- * positions to commit when the checkpoint completes. */
+ * positions to commit when the checkpoint completes. Dead letters sent so
+ * far are flushed first: a checkpoint never moves past a record whose dead
+ * letter the broker has not acknowledged. */
 static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
 {
     s_state_t *s = c->state;
+    int rc = s_dlq_flush(c); /* the dead letters of the records it moves past */
+    if (rc)
+        return rc;
     sl_snap_u8(w, S_SNAP_VERSION);
     sl_snap_u32(w, (uint32_t)s->nparts);
     for (int i = 0; i < s->nparts; i++) {

@@ -1207,13 +1207,21 @@ uint64_t sl_task_blocked_ns(const sl_task_t *t)
     return ns;
 }
 
+void sl_task_close(sl_task_t *t)
+{
+    if (!t)
+        return;
+    for (int i = 0; i < t->opened; i++)
+        t->vt[i]->close(&t->ops[i]);
+    t->opened = 0;
+}
+
 void sl_task_destroy(sl_task_t **pp)
 {
     if (!pp || !*pp)
         return;
     sl_task_t *t = *pp;
-    for (int i = 0; i < t->opened; i++)
-        t->vt[i]->close(&t->ops[i]);
+    sl_task_close(t);
     for (int i = 0; t->ops && i < t->nops; i++) {
         sl_batch_destroy(&t->ops[i].out.batch);
         sl_batch_destroy(&t->ops[i].side.batch);

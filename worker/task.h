@@ -103,6 +103,11 @@ bool sl_task_poll_ack(sl_task_t *t, sl_task_ack_t *out);
 int64_t sl_task_watermark(const sl_task_t *t);
 /* Nanoseconds the task waited for credit (backpressure). */
 uint64_t sl_task_blocked_ns(const sl_task_t *t);
+/* Closes the chain's operators: frees their state and removes their local
+ * files. Called by the thread that ran the task, once sl_task_run
+ * returned, so that the worker's control thread never frees large state;
+ * the metrics stay readable. sl_task_destroy closes what is still open. */
+void sl_task_close(sl_task_t *t);
 void sl_task_destroy(sl_task_t **pp);
 
 #endif

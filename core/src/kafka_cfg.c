@@ -50,8 +50,9 @@ static int s_str(const sl_ynode_t *n, const char *what, const char *name, sl_dia
 
 /* ---- source only: start: {timestamp: }, topics:, topic_pattern: ----------- */
 
-/* start: {timestamp: T}: epoch milliseconds or an ISO-8601 time. */
-static int s_parse_start_ts(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *name, sl_diag_t *d)
+/* start: / stop: {timestamp: T}: epoch milliseconds or an ISO-8601 time,
+ * into *out. */
+static int s_parse_ts(const sl_ynode_t *n, const char *name, sl_diag_t *d, int64_t *out)
 {
     sl_value_t v;
     char why[160];
@@ -66,9 +67,79 @@ static int s_parse_start_ts(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *
                       n->kind == SL_Y_SCALAR ? n->str : "");
         return SL_SPEC;
     }
-    c->start = SL_KAFKA_START_TIMESTAMP;
-    c->start_ts = v.u.i;
+    *out = v.u.i;
     return SL_OK;
+}
+
+/* start: / stop: {offsets: {PARTITION: OFFSET, ...}} (node offs) into *out
+ * (*nout entries, partitions distinct). */
+static int s_parse_offsets(const sl_ynode_t *offs, const char *name, sl_diag_t *d,
+                           sl_kafka_offset_t **out, int *nout)
+{
+    if (offs->kind != SL_Y_MAP || offs->n == 0) {
+        sl_diag_error(d, offs->line, offs->col,
+                      "offsets of '%s' must map partitions to offsets, e.g. {0: 100, 3: 7}", name);
+        return SL_SPEC;
+    }
+    *out = calloc((size_t)offs->n, sizeof **out);
+    if (!*out)
+        return SL_NOMEM;
+    int bad = 0;
+    for (int i = 0; i < offs->n; i++) {
+        long long p, o;
+        if (sl_ynode_int(offs->keys[i], 0, INT32_MAX, d, "partition", &p) ||
+            sl_ynode_int(offs->items[i], 0, INT64_MAX, d, "offset", &o)) {
+            bad = 1;
+            continue;
+        }
+        for (int k = 0; k < *nout; k++)
+            if ((*out)[k].partition == p) {
+                sl_diag_error(d, offs->keys[i]->line, offs->keys[i]->col,
+                              "partition %lld named twice in offsets of '%s'", p, name);
+                bad = 1;
+            }
+        (*out)[*nout].partition = (int32_t)p;
+        (*out)[*nout].offset = (int64_t)o;
+        (*nout)++;
+    }
+    return bad ? SL_SPEC : SL_OK;
+}
+
+/* stop: {offsets: {...}} or {timestamp: T}: a bounded read's end. */
+static int s_parse_stop(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *name, sl_diag_t *d)
+{
+    const sl_ynode_t *ts = sl_ynode_get(n, "timestamp"), *offs = sl_ynode_get(n, "offsets");
+    if (n->kind != SL_Y_MAP || n->n != 1 || (!ts && !offs)) {
+        sl_diag_error(d, n->line, n->col,
+                      "stop of '%s' must be offsets: {PARTITION: OFFSET, ...} or timestamp: TIME",
+                      name);
+        return SL_SPEC;
+    }
+    if (ts) {
+        c->stop = SL_KAFKA_STOP_TIMESTAMP;
+        return s_parse_ts(ts, name, d, &c->stop_ts);
+    }
+    c->stop = SL_KAFKA_STOP_OFFSETS;
+    return s_parse_offsets(offs, name, d, &c->stop_offsets, &c->nstop);
+}
+
+/* on_error: fail | skip | {dead_letter: TOPIC}. */
+static int s_parse_on_error(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *name, sl_diag_t *d)
+{
+    if (n->kind == SL_Y_SCALAR && strcmp(n->str, "skip") == 0) {
+        c->skip_errors = true;
+        return SL_OK;
+    }
+    if (n->kind == SL_Y_SCALAR && strcmp(n->str, "fail") == 0)
+        return SL_OK;
+    const sl_ynode_t *dl = sl_ynode_get(n, "dead_letter");
+    if (n->kind == SL_Y_MAP && n->n == 1 && dl)
+        return s_str(dl, "dead_letter", name, d, &c->dead_letter);
+    sl_diag_error(d, n->line, n->col,
+                  "on_error of '%s' must be 'fail', 'skip' or {dead_letter: TOPIC}%s%s%s", name,
+                  n->kind == SL_Y_SCALAR ? ", not '" : "", n->kind == SL_Y_SCALAR ? n->str : "",
+                  n->kind == SL_Y_SCALAR ? "'" : "");
+    return SL_SPEC;
 }
 
 /* topics: [a, b]: distinct non-empty names. */
@@ -156,8 +227,10 @@ static int s_parse_start(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *nam
         return SL_OK;
     }
     const sl_ynode_t *ts = sl_ynode_get(n, "timestamp");
-    if (n->kind == SL_Y_MAP && n->n == 1 && ts)
-        return s_parse_start_ts(c, ts, name, d);
+    if (n->kind == SL_Y_MAP && n->n == 1 && ts) {
+        c->start = SL_KAFKA_START_TIMESTAMP;
+        return s_parse_ts(ts, name, d, &c->start_ts);
+    }
     const sl_ynode_t *offs = sl_ynode_get(n, "offsets");
     if (n->kind != SL_Y_MAP || n->n != 1 || !offs) {
         sl_diag_error(d, n->line, n->col,
@@ -166,34 +239,9 @@ static int s_parse_start(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *nam
                       name);
         return SL_SPEC;
     }
-    if (offs->kind != SL_Y_MAP || offs->n == 0) {
-        sl_diag_error(d, offs->line, offs->col,
-                      "offsets of '%s' must map partitions to offsets, e.g. {0: 100, 3: 7}", name);
-        return SL_SPEC;
-    }
-    c->start = SL_KAFKA_START_OFFSETS;
-    c->offsets = calloc((size_t)offs->n, sizeof *c->offsets);
-    if (!c->offsets)
-        return SL_NOMEM;
-    int bad = 0;
-    for (int i = 0; i < offs->n; i++) {
-        long long p, o;
-        if (sl_ynode_int(offs->keys[i], 0, INT32_MAX, d, "partition", &p) ||
-            sl_ynode_int(offs->items[i], 0, INT64_MAX, d, "offset", &o)) {
-            bad = 1;
-            continue;
-        }
-        for (int k = 0; k < c->noffsets; k++)
-            if (c->offsets[k].partition == p) {
-                sl_diag_error(d, offs->keys[i]->line, offs->keys[i]->col,
-                              "partition %lld named twice in offsets of '%s'", p, name);
-                bad = 1;
-            }
-        c->offsets[c->noffsets].partition = (int32_t)p;
-        c->offsets[c->noffsets].offset = (int64_t)o;
-        c->noffsets++;
-    }
-    return bad ? SL_SPEC : SL_OK;
+    if (offs->kind == SL_Y_MAP && offs->n > 0)
+        c->start = SL_KAFKA_START_OFFSETS;
+    return s_parse_offsets(offs, name, d, &c->offsets, &c->noffsets);
 }
 
 /* Frees what s_props made. */
@@ -253,6 +301,20 @@ static int s_parse_props(sl_kafka_cfg_t *c, const sl_ynode_t *n, const char *nam
 {
     return s_props(n, name, "source", s_denied, S_NDENIED, &c->prop_names, &c->prop_values,
                    &c->nprops, d);
+}
+
+/* Whether the source reads topic (named, or matching its pattern). */
+static bool s_reads_topic(const sl_kafka_cfg_t *c, const char *topic)
+{
+    for (int i = 0; i < c->ntopics; i++)
+        if (strcmp(c->topics[i], topic) == 0)
+            return true;
+    regex_t re;
+    if (!c->topic_pattern || sl_kafka_pattern_compile(c->topic_pattern, &re))
+        return false;
+    bool m = strncmp(topic, "__", 2) != 0 && regexec(&re, topic, 0, NULL, 0) == 0;
+    regfree(&re);
+    return m;
 }
 
 int sl_kafka_cfg_parse(const sl_ynode_t *body, const char *name, sl_diag_t *d, sl_kafka_cfg_t **out)
@@ -329,8 +391,26 @@ int sl_kafka_cfg_parse(const sl_ynode_t *body, const char *name, sl_diag_t *d, s
     }
     if ((n = sl_ynode_get(body, "start")))
         S_CHECK(s_parse_start(c, n, name, d));
-    if ((n = sl_ynode_get(body, "bounded")) && sl_ynode_bool(n, d, "bounded", &c->bounded))
+    const sl_ynode_t *nb = sl_ynode_get(body, "bounded");
+    if (nb && sl_ynode_bool(nb, d, "bounded", &c->bounded))
         bad = 1;
+    const sl_ynode_t *nstop = sl_ynode_get(body, "stop");
+    if (nstop) {
+        S_CHECK(s_parse_stop(c, nstop, name, d));
+        if (nb && !c->bounded) {
+            sl_diag_error(d, nb->line, nb->col,
+                          "stop of '%s' makes the source bounded: leave out bounded: false", name);
+            bad = 1;
+        }
+        c->bounded = true;
+        if (c->stop == SL_KAFKA_STOP_OFFSETS && (nts || ntp)) {
+            sl_diag_error(d, nstop->line, nstop->col,
+                          "stop: offsets of '%s' names partitions of one topic: use it with "
+                          "'topic', not with several topics",
+                          name);
+            bad = 1;
+        }
+    }
     if (c->start == SL_KAFKA_START_OFFSETS && (nts || ntp)) {
         n = sl_ynode_get(body, "start");
         sl_diag_error(d, n->line, n->col,
@@ -365,16 +445,8 @@ int sl_kafka_cfg_parse(const sl_ynode_t *body, const char *name, sl_diag_t *d, s
     }
     if ((n = sl_ynode_get(body, "key")) && sl_ynode_bool(n, d, "key", &c->key))
         bad = 1;
-    if ((n = sl_ynode_get(body, "on_error"))) {
-        const char *v = sl_ynode_str(n, d, "on_error");
-        if (v && strcmp(v, "skip") == 0)
-            c->skip_errors = true;
-        else if (v && strcmp(v, "fail") != 0) {
-            sl_diag_error(d, n->line, n->col, "on_error must be 'fail' or 'skip', not '%s'", v);
-            bad = 1;
-        } else if (!v)
-            bad = 1;
-    }
+    if ((n = sl_ynode_get(body, "on_error")))
+        S_CHECK(s_parse_on_error(c, n, name, d));
     if ((n = sl_ynode_get(body, "group")))
         S_CHECK(s_str(n, "group", name, d, &c->group));
     if ((n = sl_ynode_get(body, "timeout_ms"))) {
@@ -386,6 +458,14 @@ int sl_kafka_cfg_parse(const sl_ynode_t *body, const char *name, sl_diag_t *d, s
     }
     if ((n = sl_ynode_get(body, "properties")))
         S_CHECK(s_parse_props(c, n, name, d));
+    if (c->dead_letter && s_reads_topic(c, c->dead_letter)) {
+        n = sl_ynode_get(sl_ynode_get(body, "on_error"), "dead_letter");
+        sl_diag_error(d, n->line, n->col,
+                      "dead-letter topic '%s' of '%s' is a topic the source reads: it would read "
+                      "its own dead letters",
+                      c->dead_letter, name);
+        bad = 1;
+    }
 #undef S_CHECK
 done:
     if (rc == SL_OK && bad)
@@ -479,6 +559,8 @@ void sl_kafka_cfg_destroy(sl_kafka_cfg_t **pp)
         free(c->topics[i]);
     free(c->topics);
     free(c->topic_pattern);
+    free(c->stop_offsets);
+    free(c->dead_letter);
     free(c);
     *pp = NULL;
 }

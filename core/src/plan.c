@@ -43,7 +43,7 @@ static const s_type_t s_types[] = {
     {"kafka", SL_ROLE_SOURCE, SL_OP_KAFKA_SOURCE,
      S_KEYS("bootstrap", "topic", "format", "schema", "start", "bounded", "key", "on_error",
             "group", "properties", "timeout_ms", "topics", "topic_pattern", "fallback", "headers",
-            "rate"),
+            "rate", "stop"),
      0, 0},
     {"filter", SL_ROLE_OPERATOR, SL_OP_FILTER, S_KEYS("where", "function"), 1, 1},
     {"map", SL_ROLE_OPERATOR, SL_OP_MAP, S_KEYS("select", "function"), 1, 1},

@@ -162,7 +162,9 @@ START_TEST(test_errors_with_positions)
     s_expect_error(S_BOOT S_JSON "    start:\n      offsets: {1: 5, 01: 6}\n", 10, 23,
                    "partition 1 named twice");
     s_expect_error(S_BOOT S_JSON "    bounded: maybe\n", 9, 14, "bounded");
-    s_expect_error(S_BOOT S_JSON "    on_error: ignore\n", 9, 15, "'fail' or 'skip'");
+    s_expect_error(
+        S_BOOT S_JSON "    on_error: ignore\n", 9, 15,
+        "on_error of 'src' must be 'fail', 'skip' or {dead_letter: TOPIC}, not 'ignore'");
     s_expect_error(S_BOOT S_JSON "    timeout_ms: 5\n", 9, 17, "timeout_ms");
     s_expect_error(S_BOOT S_JSON "    properties:\n      group.id: x\n", 10, 7,
                    "property 'group.id' of 'src' is set by the source itself");
@@ -269,6 +271,72 @@ START_TEST(test_source_options)
                    "    topic: t\n    format: raw\n    headers: true\n"
                    "    schema: [{name: value, type: string}, {name: headers, type: int64}]\n",
                    9, 13, "needs a field 'headers' of type string");
+}
+END_TEST
+
+/* stop: (offsets or a timestamp) makes the source bounded; on_error:
+ * {dead_letter: TOPIC}; their errors with positions. */
+START_TEST(test_stop_and_dead_letter)
+{
+    s_loaded_t l;
+    ck_assert_int_eq(s_load(&l, S_BOOT S_JSON "    stop:\n      offsets: {0: 30, 2: 7}\n"
+                                              "    on_error: {dead_letter: bad-orders}\n"),
+                     SL_OK);
+    const sl_kafka_cfg_t *k = l.plan->nodes[0].kafka;
+    ck_assert(k->bounded && !k->skip_errors);
+    ck_assert_int_eq(k->stop, SL_KAFKA_STOP_OFFSETS);
+    ck_assert_int_eq(k->nstop, 2);
+    ck_assert_int_eq(k->stop_offsets[0].partition, 0);
+    ck_assert_int_eq(k->stop_offsets[0].offset, 30);
+    ck_assert_int_eq(k->stop_offsets[1].partition, 2);
+    ck_assert_int_eq(k->stop_offsets[1].offset, 7);
+    ck_assert_int_eq(k->start, SL_KAFKA_START_EARLIEST); /* start is its own */
+    ck_assert_str_eq(k->dead_letter, "bad-orders");
+    s_unload(&l);
+    ck_assert_int_eq(s_load(&l, S_BOOT S_JSON "    bounded: true\n"
+                                              "    stop: {timestamp: '2023-11-14T22:13:20.5Z'}\n"),
+                     SL_OK);
+    k = l.plan->nodes[0].kafka;
+    ck_assert(k->bounded && !k->dead_letter);
+    ck_assert_int_eq(k->stop, SL_KAFKA_STOP_TIMESTAMP);
+    ck_assert_int_eq(k->stop_ts, 1700000000500LL);
+    s_unload(&l);
+    ck_assert_int_eq(
+        s_load(&l, S_BOOT "    topics: [a, b]\n" S_FMT "    stop: {timestamp: 1700000000123}\n"),
+        SL_OK);
+    ck_assert_int_eq(l.plan->nodes[0].kafka->stop_ts, 1700000000123LL);
+    ck_assert_int_eq(l.plan->nodes[0].kafka->stop, SL_KAFKA_STOP_TIMESTAMP);
+    s_unload(&l);
+    /* bounded: true alone ends at the end offsets seen at start */
+    ck_assert_int_eq(s_load(&l, S_BOOT S_JSON "    bounded: true\n"), SL_OK);
+    ck_assert_int_eq(l.plan->nodes[0].kafka->stop, SL_KAFKA_STOP_END);
+    s_unload(&l);
+
+    s_expect_error(S_BOOT S_JSON "    stop: latest\n", 9, 11,
+                   "stop of 'src' must be offsets: {PARTITION: OFFSET, ...} or timestamp: TIME");
+    s_expect_error(S_BOOT S_JSON "    stop: {offsets: {0: 1}, timestamp: 5}\n", 9, 11,
+                   "stop of 'src' must be offsets");
+    s_expect_error(S_BOOT S_JSON "    stop: {offsets: []}\n", 9, 21,
+                   "offsets of 'src' must map partitions to offsets");
+    s_expect_error(S_BOOT S_JSON "    stop: {offsets: {0: 1, 0: 2}}\n", 9, 28, "duplicate key '0'");
+    s_expect_error(S_BOOT S_JSON "    stop: {offsets: {0: -3}}\n", 9, 25, "offset");
+    s_expect_error(S_BOOT S_JSON "    stop: {timestamp: soon}\n", 9, 23,
+                   "timestamp of 'src' must be epoch milliseconds or an ISO-8601 time");
+    s_expect_error(S_BOOT S_JSON "    bounded: false\n    stop: {timestamp: 5}\n", 9, 14,
+                   "stop of 'src' makes the source bounded: leave out bounded: false");
+    s_expect_error(S_BOOT "    topic_pattern: 'o.*'\n" S_FMT "    stop: {offsets: {0: 5}}\n", 9, 11,
+                   "stop: offsets of 'src' names partitions of one topic");
+    s_expect_error(S_BOOT S_JSON "    on_error: {dead_letter: ''}\n", 9, 29,
+                   "dead_letter of 'src' is empty");
+    s_expect_error(S_BOOT S_JSON "    on_error: {skip: dlq}\n", 9, 15,
+                   "on_error of 'src' must be 'fail', 'skip' or {dead_letter: TOPIC}");
+    s_expect_error(S_BOOT S_JSON "    on_error: {dead_letter: t}\n", 9, 29,
+                   "dead-letter topic 't' of 'src' is a topic the source reads");
+    s_expect_error(S_BOOT "    topic_pattern: 'o.*'\n" S_FMT
+                          "    on_error: {dead_letter: orders.dlq}\n",
+                   9, 29, "dead-letter topic 'orders.dlq' of 'src' is a topic the source reads");
+    /* stop is a key of the kafka source only */
+    s_expect_error(S_BOOT S_JSON "    stop: {timestamp: 5}\n    bogus: 1\n", 10, 5, "bogus");
 }
 END_TEST
 
@@ -562,6 +630,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_valid_config);
     tcase_add_test(tc, test_errors_with_positions);
     tcase_add_test(tc, test_source_options);
+    tcase_add_test(tc, test_stop_and_dead_letter);
     tcase_add_test(tc, test_snapshot_restore);
     tcase_add_test(tc, test_decode);
     suite_add_tcase(s, tc);

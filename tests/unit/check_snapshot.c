@@ -1723,10 +1723,13 @@ int main(void)
     tcase_set_timeout(rocks, 300);
     tcase_add_test(rocks, test_rocks_aggregate);
     tcase_add_test(rocks, test_rocks_window_tumbling);
-    tcase_add_test(rocks, test_rocks_window_sliding_top);
-    tcase_add_test(rocks, test_rocks_window_session);
-    tcase_add_test(rocks, test_rocks_incremental);
     suite_add_tcase(s, rocks);
+    TCase *rwin = tcase_create("rocksdb-windows");
+    tcase_set_timeout(rwin, 300);
+    tcase_add_test(rwin, test_rocks_window_sliding_top);
+    tcase_add_test(rwin, test_rocks_window_session);
+    tcase_add_test(rwin, test_rocks_incremental);
+    suite_add_tcase(s, rwin);
     TCase *big = tcase_create("rocksdb-big");
     tcase_set_timeout(big, 300);
     tcase_add_test(big, test_rocks_bigger_than_memory);

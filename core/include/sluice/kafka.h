@@ -38,6 +38,14 @@ typedef struct {
     int64_t offset;
 } sl_kafka_offset_t;
 
+/* Source only: where a bounded read ends (`bounded: true` or `stop:`). */
+typedef enum {
+    SL_KAFKA_STOP_END,       /* the end offsets (high watermarks) seen at the first start */
+    SL_KAFKA_STOP_OFFSETS,   /* before the given offsets; unnamed partitions as STOP_END */
+    SL_KAFKA_STOP_TIMESTAMP, /* before the first record with timestamp >= stop_ts, at the
+                                latest at the end seen at the first start */
+} sl_kafka_stop_t;
+
 typedef struct sl_kafka_cfg {
     char *bootstrap;            /* bootstrap.servers */
     char *topic;                /* the one topic read */
@@ -59,14 +67,19 @@ typedef struct sl_kafka_cfg {
     int *value_fields; /* their indexes (CSV columns, JSON keys) */
 
     /* ---- source only ---------------------------------------------------- */
-    int ntopics;               /* topics named (topic: or topics:); 0 with topic_pattern */
-    char **topics;             /* ntopics names, owned (topics[0] is topic with `topic:`) */
-    char *topic_pattern;       /* topic_pattern: an extended regex a whole name must match */
-    sl_kafka_start_t fallback; /* start: committed, no committed offset: EARLIEST or LATEST */
-    int64_t start_ts;          /* start: {timestamp: ...}: epoch milliseconds */
-    bool headers;              /* fill the string field `headers` with "k=v,k2=v2" */
-    int f_headers;             /* bound: the `headers` field, or -1 */
-    int64_t rate;              /* max records per second per subtask, 0 = no limit */
+    int ntopics;                     /* topics named (topic: or topics:); 0 with topic_pattern */
+    char **topics;                   /* ntopics names, owned (topics[0] is topic with `topic:`) */
+    char *topic_pattern;             /* topic_pattern: an extended regex a whole name must match */
+    sl_kafka_start_t fallback;       /* start: committed, no committed offset: EARLIEST or LATEST */
+    int64_t start_ts;                /* start: {timestamp: ...}: epoch milliseconds */
+    bool headers;                    /* fill the string field `headers` with "k=v,k2=v2" */
+    int f_headers;                   /* bound: the `headers` field, or -1 */
+    int64_t rate;                    /* max records per second per subtask, 0 = no limit */
+    sl_kafka_stop_t stop;            /* bounded: where each partition ends */
+    int nstop;                       /* stop: offsets: entries */
+    sl_kafka_offset_t *stop_offsets; /* nstop entries, partitions distinct */
+    int64_t stop_ts;                 /* stop: {timestamp: ...}: epoch milliseconds */
+    char *dead_letter; /* on_error: {dead_letter: TOPIC}: malformed records go there, or NULL */
 } sl_kafka_cfg_t;
 
 /* Parses the kafka-specific fields of a source's mapping (all but `schema`

@@ -29,6 +29,11 @@
 #include "sluice/err.h"
 #include "sluice/plan.h"
 
+/* A stored cell (rocksdb): kind (u8), last write (i64), then a value's
+ * bytes, a list's count and items, or a map's count and (key, value)
+ * pairs in key order. */
+_Static_assert(SL_KS_TTL_OFFSET == 1, "the write time follows the kind byte");
+
 /* A map entry: key and value bytes in one block (value after the key). */
 typedef struct {
     uint8_t *k;    /* owned block; the value follows at k + klen */
@@ -46,8 +51,16 @@ typedef struct {
     uint32_t n, capn; /* list: items; off has capn + 1 slots */
     s_entry_t *ents;  /* map: entries in key order */
     uint32_t nents, capents;
-    bool set; /* value: has a value */
+    bool set;   /* value: has a value */
+    int64_t ts; /* last write, on the store's clock (ms): its age for the TTL */
 } s_cell_t;
+
+/* rocksdb: a state name of the current key read from the store (present
+ * there or not) since the key became current. */
+typedef struct {
+    int name;   /* index into the store's names */
+    bool dirty; /* written since: release writes it back (or deletes it) */
+} s_res_t;
 
 /* A timer set on a key. */
 typedef struct {
@@ -67,6 +80,8 @@ typedef struct {
     s_ktimer_t *timers; /* its set timers */
     int ntimers, captimers;
     uint32_t heaprefs; /* heap entries (live or stale) naming this key */
+    s_res_t *res;      /* rocksdb: names read from the store while current */
+    int nres, capres;
 } s_key_t;
 
 /* A heap entry. */
@@ -95,8 +110,17 @@ struct sl_kstate {
     size_t nheap[2], capheap[2];
     size_t pending[2]; /* timers set, per kind */
     uint64_t next_seq;
-    int cur;       /* current key, -1 = none */
-    char err[256]; /* message of the last failure */
+    int cur;              /* current key, -1 = none */
+    char err[256];        /* message of the last failure */
+    bool rocks;           /* cells live in kv (loaded while their key is current) */
+    sl_kv_t *kv;          /* rocksdb: the store (borrowed; NULL until attached) */
+    int maxp;             /* rocksdb: max parallelism, for key groups */
+    sl_kv_batch_t *batch; /* rocksdb: write-back of the current key */
+    uint8_t *kbuf;        /* rocksdb: scratch for a store key */
+    size_t kcap;
+    sl_snap_w_t enc; /* rocksdb: scratch for a stored cell */
+    int64_t ttl;     /* time to live of a cell since its last write (ms); 0 = none */
+    int64_t now;     /* the clock of the TTL (ms), set by the operator */
 };
 
 static int s_fail(sl_kstate_t *s, int rc, const char *fmt, ...)
@@ -164,7 +188,11 @@ void sl_kstate_destroy(sl_kstate_t **pp)
         free(e->cells);
         free(e->timers);
         free(e->key);
+        free(e->res);
     }
+    sl_kv_batch_destroy(&s->batch);
+    free(s->kbuf);
+    sl_snap_w_free(&s->enc);
     for (int i = 0; i < s->nnames; i++)
         free(s->names[i].name);
     free(s->names);
@@ -258,24 +286,37 @@ static void s_key_maybe_free(sl_kstate_t *s, int k)
     free(e->key);
     free(e->cells);
     free(e->timers);
+    free(e->res);
     memset(e, 0, sizeof *e);
     s->free_keys[s->nfree++] = k;
     s->live--;
 }
 
-void sl_kstate_release(sl_kstate_t *s)
+static int s_write_back(sl_kstate_t *s, int k);
+
+int sl_kstate_release(sl_kstate_t *s)
 {
     int k = s->cur;
+    int rc = k >= 0 && s->rocks ? s_write_back(s, k) : SL_OK;
     s->cur = -1;
     if (k >= 0)
         s_key_maybe_free(s, k);
+    return rc;
 }
 
 /* ---- cells ------------------------------------------------------------------ */
 
+/* How a call uses a cell: reads it, changes it if present, or creates it. */
+enum { S_READ, S_WRITE, S_CREATE };
+
+static int s_resident(sl_kstate_t *s, int id, int *res);
+static void s_cell_remove(sl_kstate_t *s, s_cell_t *c);
+
 /* The cell `name` of kind for the current key: *out NULL when the key has
- * none and create is false. */
-static int s_cell(sl_kstate_t *s, const char *name, int kind, bool create, s_cell_t **out)
+ * none (or its cell expired) and mode is not S_CREATE. With rocksdb the
+ * cell is read from the store first. A write (S_WRITE, S_CREATE) marks
+ * the cell for write-back and restarts its time to live. */
+static int s_cell(sl_kstate_t *s, const char *name, int kind, int mode, s_cell_t **out)
 {
     static const char *const kinds[] = {"?", "value", "list", "map"};
     *out = NULL;
@@ -292,7 +333,7 @@ static int s_cell(sl_kstate_t *s, const char *name, int kind, bool create, s_cel
         return s_fail(s, SL_TYPE, "state '%s' is a %s state, not a %s state", name,
                       kinds[s->names[id].kind], kinds[kind]);
     if (id < 0) {
-        if (!create)
+        if (mode != S_CREATE)
             return SL_OK;
         if (s->nnames == s->capnames) {
             int cap = s->capnames ? s->capnames * 2 : 8;
@@ -308,25 +349,40 @@ static int s_cell(sl_kstate_t *s, const char *name, int kind, bool create, s_cel
         id = s->nnames++;
         s->names[id] = (s_name_t){.name = copy, .kind = kind};
     }
-    s_key_t *e = &s->keys[s->cur];
-    for (int i = 0; i < e->ncells; i++)
-        if (e->cells[i].name == id) {
-            *out = &e->cells[i];
-            return SL_OK;
-        }
-    if (!create)
-        return SL_OK;
-    if (e->ncells == e->capcells) {
-        int cap = e->capcells ? e->capcells * 2 : 2;
-        s_cell_t *nc = realloc(e->cells, (size_t)cap * sizeof *nc);
-        if (!nc)
-            return s_fail(s, SL_NOMEM, "out of memory for keyed state");
-        e->cells = nc;
-        e->capcells = cap;
+    int res = -1;
+    if (s->rocks) {
+        int rc = s_resident(s, id, &res);
+        if (rc)
+            return rc;
     }
-    s_cell_t *c = &e->cells[e->ncells++];
-    memset(c, 0, sizeof *c);
-    c->name = id;
+    s_key_t *e = &s->keys[s->cur];
+    s_cell_t *c = NULL;
+    for (int i = 0; i < e->ncells && !c; i++)
+        if (e->cells[i].name == id)
+            c = &e->cells[i];
+    if (c && s->ttl > 0 && s->now - c->ts >= s->ttl) {
+        s_cell_remove(s, c); /* expired: absent from now on */
+        c = NULL;
+        if (res >= 0)
+            e->res[res].dirty = true;
+    }
+    if (mode != S_READ && res >= 0)
+        e->res[res].dirty = true;
+    if (!c && mode == S_CREATE) {
+        if (e->ncells == e->capcells) {
+            int cap = e->capcells ? e->capcells * 2 : 2;
+            s_cell_t *nc = realloc(e->cells, (size_t)cap * sizeof *nc);
+            if (!nc)
+                return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+            e->cells = nc;
+            e->capcells = cap;
+        }
+        c = &e->cells[e->ncells++];
+        memset(c, 0, sizeof *c);
+        c->name = id;
+    }
+    if (c && mode != S_READ)
+        c->ts = s->now;
     *out = c;
     return SL_OK;
 }
@@ -370,7 +426,7 @@ static int s_reserve(sl_kstate_t *s, s_cell_t *c, size_t need)
 int sl_kstate_value_get(sl_kstate_t *s, const char *name, const void **data, uint32_t *len)
 {
     s_cell_t *c;
-    int rc = s_cell(s, name, SL_KS_VALUE, false, &c);
+    int rc = s_cell(s, name, SL_KS_VALUE, S_READ, &c);
     if (rc || !c)
         return rc;
     *data = c->buf ? c->buf : (const void *)"";
@@ -382,7 +438,7 @@ int sl_kstate_value_set(sl_kstate_t *s, const char *name, const void *data, uint
 {
     s_cell_t *c;
     int rc = s_check_len(s, data, len, name ? name : "");
-    if (rc || (rc = s_cell(s, name, SL_KS_VALUE, true, &c)) != SL_OK)
+    if (rc || (rc = s_cell(s, name, SL_KS_VALUE, S_CREATE, &c)) != SL_OK)
         return rc;
     if ((rc = s_reserve(s, c, len ? len : 1)) != SL_OK) {
         if (!c->set)
@@ -399,7 +455,7 @@ int sl_kstate_value_set(sl_kstate_t *s, const char *name, const void *data, uint
 int sl_kstate_value_clear(sl_kstate_t *s, const char *name)
 {
     s_cell_t *c;
-    int rc = s_cell(s, name, SL_KS_VALUE, false, &c);
+    int rc = s_cell(s, name, SL_KS_VALUE, S_WRITE, &c);
     if (rc == SL_OK && c)
         s_cell_remove(s, c);
     return rc;
@@ -411,7 +467,7 @@ int sl_kstate_list_append(sl_kstate_t *s, const char *name, const void *data, ui
 {
     s_cell_t *c;
     int rc = s_check_len(s, data, len, name ? name : "");
-    if (rc || (rc = s_cell(s, name, SL_KS_LIST, true, &c)) != SL_OK)
+    if (rc || (rc = s_cell(s, name, SL_KS_LIST, S_CREATE, &c)) != SL_OK)
         return rc;
     if (c->n == UINT32_MAX - 1)
         return s_fail(s, SL_LIMIT, "list state '%s' is full", name);
@@ -446,7 +502,7 @@ int sl_kstate_list_append(sl_kstate_t *s, const char *name, const void *data, ui
 int sl_kstate_list_len(sl_kstate_t *s, const char *name)
 {
     s_cell_t *c;
-    int rc = s_cell(s, name, SL_KS_LIST, false, &c);
+    int rc = s_cell(s, name, SL_KS_LIST, S_READ, &c);
     if (rc)
         return rc;
     if (c && c->n > INT32_MAX)
@@ -458,7 +514,7 @@ int sl_kstate_list_get(sl_kstate_t *s, const char *name, uint32_t index, const v
                        uint32_t *len)
 {
     s_cell_t *c;
-    int rc = s_cell(s, name, SL_KS_LIST, false, &c);
+    int rc = s_cell(s, name, SL_KS_LIST, S_READ, &c);
     if (rc || !c || index >= c->n)
         return rc;
     *data = c->buf + c->off[index];
@@ -469,7 +525,7 @@ int sl_kstate_list_get(sl_kstate_t *s, const char *name, uint32_t index, const v
 int sl_kstate_list_clear(sl_kstate_t *s, const char *name)
 {
     s_cell_t *c;
-    int rc = s_cell(s, name, SL_KS_LIST, false, &c);
+    int rc = s_cell(s, name, SL_KS_LIST, S_WRITE, &c);
     if (rc == SL_OK && c)
         s_cell_remove(s, c);
     return rc;
@@ -506,7 +562,7 @@ int sl_kstate_map_put(sl_kstate_t *s, const char *name, const void *key, uint32_
     const char *nm = name ? name : "";
     int rc = s_check_len(s, key, klen, nm);
     if (rc || (rc = s_check_len(s, val, vlen, nm)) != SL_OK ||
-        (rc = s_cell(s, name, SL_KS_MAP, true, &c)) != SL_OK)
+        (rc = s_cell(s, name, SL_KS_MAP, S_CREATE, &c)) != SL_OK)
         return rc;
     bool found;
     uint32_t i = s_lower(c, key, klen, &found);
@@ -553,7 +609,7 @@ int sl_kstate_map_get(sl_kstate_t *s, const char *name, const void *key, uint32_
                       const void **val, uint32_t *vlen)
 {
     s_cell_t *c;
-    int rc = s_cell(s, name, SL_KS_MAP, false, &c);
+    int rc = s_cell(s, name, SL_KS_MAP, S_READ, &c);
     if (rc || !c)
         return rc;
     bool found;
@@ -568,7 +624,7 @@ int sl_kstate_map_get(sl_kstate_t *s, const char *name, const void *key, uint32_
 int sl_kstate_map_remove(sl_kstate_t *s, const char *name, const void *key, uint32_t klen)
 {
     s_cell_t *c;
-    int rc = s_cell(s, name, SL_KS_MAP, false, &c);
+    int rc = s_cell(s, name, SL_KS_MAP, S_WRITE, &c);
     if (rc || !c)
         return rc;
     bool found;
@@ -585,7 +641,7 @@ int sl_kstate_map_remove(sl_kstate_t *s, const char *name, const void *key, uint
 int sl_kstate_map_len(sl_kstate_t *s, const char *name)
 {
     s_cell_t *c;
-    int rc = s_cell(s, name, SL_KS_MAP, false, &c);
+    int rc = s_cell(s, name, SL_KS_MAP, S_READ, &c);
     if (rc)
         return rc;
     if (c && c->nents > INT32_MAX)
@@ -597,7 +653,7 @@ int sl_kstate_map_at(sl_kstate_t *s, const char *name, uint32_t index, const voi
                      uint32_t *klen, const void **val, uint32_t *vlen)
 {
     s_cell_t *c;
-    int rc = s_cell(s, name, SL_KS_MAP, false, &c);
+    int rc = s_cell(s, name, SL_KS_MAP, S_READ, &c);
     if (rc || !c || index >= c->nents)
         return rc;
     *key = c->ents[index].k;
@@ -610,7 +666,7 @@ int sl_kstate_map_at(sl_kstate_t *s, const char *name, uint32_t index, const voi
 int sl_kstate_map_seek(sl_kstate_t *s, const char *name, const void *key, uint32_t klen)
 {
     s_cell_t *c;
-    int rc = s_cell(s, name, SL_KS_MAP, false, &c);
+    int rc = s_cell(s, name, SL_KS_MAP, S_READ, &c);
     if (rc || !c)
         return rc;
     if (c->nents > INT32_MAX)
@@ -622,7 +678,7 @@ int sl_kstate_map_seek(sl_kstate_t *s, const char *name, const void *key, uint32
 int sl_kstate_map_clear(sl_kstate_t *s, const char *name)
 {
     s_cell_t *c;
-    int rc = s_cell(s, name, SL_KS_MAP, false, &c);
+    int rc = s_cell(s, name, SL_KS_MAP, S_WRITE, &c);
     if (rc == SL_OK && c)
         s_cell_remove(s, c);
     return rc;
@@ -753,9 +809,10 @@ int sl_kstate_timer_next(sl_kstate_t *s, sl_ks_timer_t kind, int64_t until, int6
             if (e->timers[i].seq == top.seq) {
                 e->timers[i] = e->timers[--e->ntimers];
                 s->pending[h]--;
-                if (s->cur >= 0 && s->cur != top.key)
-                    sl_kstate_release(s);
+                int rc = s->cur >= 0 && s->cur != top.key ? sl_kstate_release(s) : SL_OK;
                 s->cur = top.key;
+                if (rc)
+                    return rc;
                 *time = top.time;
                 return 1;
             }
@@ -790,6 +847,222 @@ void sl_kstate_timer_drop_all(sl_kstate_t *s, sl_ks_timer_t kind)
     }
 }
 
+/* ---- rocksdb backend ------------------------------------------------------------ */
+
+int sl_kstate_set_store(sl_kstate_t *s, sl_kv_t *kv, int max_parallelism)
+{
+    if (!s->batch && !(s->batch = sl_kv_batch_new()))
+        return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+    s->rocks = true;
+    s->kv = kv;
+    s->maxp = max_parallelism;
+    return SL_OK;
+}
+
+/* The store key of name id of key e in s->kbuf: the name, a zero byte,
+ * then the key's bytes (a name holds no zero byte, so the split is
+ * unique). Sets *len and *kg. */
+static int s_store_key(sl_kstate_t *s, const s_key_t *e, int id, size_t *len, uint16_t *kg)
+{
+    const char *name = s->names[id].name;
+    size_t nlen = strlen(name), need = nlen + 1 + (size_t)e->klen;
+    if (need > s->kcap) {
+        uint8_t *b = realloc(s->kbuf, need);
+        if (!b)
+            return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+        s->kbuf = b;
+        s->kcap = need;
+    }
+    memcpy(s->kbuf, name, nlen + 1);
+    if (e->klen)
+        memcpy(s->kbuf + nlen + 1, e->key, e->klen);
+    *len = need;
+    *kg = (uint16_t)sl_key_group(e->hash, s->maxp);
+    return SL_OK;
+}
+
+static s_cell_t *s_find(s_key_t *e, int id)
+{
+    for (int i = 0; i < e->ncells; i++)
+        if (e->cells[i].name == id)
+            return &e->cells[i];
+    return NULL;
+}
+
+/* Parses stored cell bytes v into the current key's cell id (absent). */
+static int s_parse(sl_kstate_t *s, int id, const void *v, size_t vlen)
+{
+    const char *name = s->names[id].name;
+    int kind = s->names[id].kind, rc = SL_OK;
+    sl_snap_r_t r;
+    sl_snap_r_init(&r, v, vlen);
+    uint8_t k = sl_snap_get_u8(&r);
+    int64_t ts = sl_snap_get_i64(&r);
+    if (r.err || k != kind)
+        return s_fail(s, SL_DATA, "state '%s' in the store is corrupt or of another kind", name);
+    size_t n, vn;
+    const uint8_t *p, *q;
+    if (kind == SL_KS_VALUE) {
+        p = sl_snap_get_bytes(&r, &n);
+        rc = r.err ? SL_DATA : sl_kstate_value_set(s, name, p, (uint32_t)n);
+    } else {
+        uint32_t cnt = sl_snap_get_u32(&r);
+        if (cnt == 0 || cnt > r.left / 4)
+            r.err = SL_DATA;
+        for (uint32_t j = 0; j < cnt && !r.err && rc == SL_OK; j++) {
+            p = sl_snap_get_bytes(&r, &n);
+            if (kind == SL_KS_LIST) {
+                rc = r.err ? SL_DATA : sl_kstate_list_append(s, name, p, (uint32_t)n);
+                continue;
+            }
+            q = sl_snap_get_bytes(&r, &vn);
+            rc = r.err ? SL_DATA : sl_kstate_map_put(s, name, p, (uint32_t)n, q, (uint32_t)vn);
+        }
+    }
+    s_cell_t *c = s_find(&s->keys[s->cur], id);
+    if (rc == SL_OK && (r.err || r.left))
+        rc = SL_DATA;
+    if (rc) {
+        if (c)
+            s_cell_remove(s, c);
+        return rc == SL_NOMEM ? rc : s_fail(s, SL_DATA, "state '%s' in the store is corrupt", name);
+    }
+    if (c)
+        c->ts = ts;
+    return SL_OK;
+}
+
+/* Makes name id of the current key resident: reads its cell from the
+ * store unless it was read since the key became current. *res is its
+ * index in the key's resident names. */
+static int s_resident(sl_kstate_t *s, int id, int *res)
+{
+    s_key_t *e = &s->keys[s->cur];
+    for (int i = 0; i < e->nres; i++)
+        if (e->res[i].name == id) {
+            *res = i;
+            return SL_OK;
+        }
+    if (!s->kv)
+        return s_fail(s, SL_STATE, "keyed state store is not open");
+    if (e->nres == e->capres) {
+        int cap = e->capres ? e->capres * 2 : 4;
+        s_res_t *nr = realloc(e->res, (size_t)cap * sizeof *nr);
+        if (!nr)
+            return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+        e->res = nr;
+        e->capres = cap;
+    }
+    *res = e->nres;
+    e->res[e->nres++] = (s_res_t){.name = id, .dirty = false};
+    size_t klen;
+    uint16_t kg;
+    int rc = s_store_key(s, e, id, &klen, &kg);
+    const void *v;
+    size_t vlen;
+    if (rc == SL_OK)
+        rc = sl_kv_get(s->kv, kg, s->kbuf, klen, &v, &vlen);
+    if (rc == SL_NOTFOUND)
+        return SL_OK;
+    if (rc == SL_OK)
+        rc = s_parse(s, id, v, vlen);
+    else
+        s_fail(s, rc, "cannot read keyed state: %s", sl_kv_errmsg(s->kv));
+    e = &s->keys[s->cur];
+    e->res[*res].dirty = false; /* as stored */
+    if (rc)
+        e->nres--; /* read it again next time */
+    return rc;
+}
+
+/* Writes the changed cells of key k to the store and frees all its
+ * cells (its timers stay). */
+static int s_write_back(sl_kstate_t *s, int k)
+{
+    s_key_t *e = &s->keys[k];
+    int rc = SL_OK;
+    for (int i = 0; i < e->nres && rc == SL_OK; i++) {
+        if (!e->res[i].dirty)
+            continue;
+        int id = e->res[i].name;
+        size_t klen;
+        uint16_t kg;
+        if ((rc = s_store_key(s, e, id, &klen, &kg)) != SL_OK)
+            break;
+        const s_cell_t *c = s_find(e, id);
+        if (!c) {
+            rc = sl_kv_batch_delete(s->batch, kg, s->kbuf, klen);
+            continue;
+        }
+        sl_snap_w_t *w = &s->enc;
+        w->len = 0;
+        w->err = 0;
+        sl_snap_u8(w, (uint8_t)s->names[id].kind);
+        sl_snap_i64(w, c->ts);
+        if (s->names[id].kind == SL_KS_VALUE)
+            sl_snap_bytes(w, c->buf, c->len);
+        else if (s->names[id].kind == SL_KS_LIST) {
+            sl_snap_u32(w, c->n);
+            for (uint32_t j = 0; j < c->n; j++)
+                sl_snap_bytes(w, c->buf + c->off[j], c->off[j + 1] - c->off[j]);
+        } else {
+            sl_snap_u32(w, c->nents);
+            for (uint32_t j = 0; j < c->nents; j++) {
+                sl_snap_bytes(w, c->ents[j].k, c->ents[j].klen);
+                sl_snap_bytes(w, c->ents[j].k + c->ents[j].klen, c->ents[j].vlen);
+            }
+        }
+        rc = w->err ? w->err : sl_kv_batch_put(s->batch, kg, s->kbuf, klen, w->data, w->len);
+    }
+    if (rc == SL_OK && sl_kv_batch_count(s->batch))
+        rc = s->kv ? sl_kv_batch_commit(s->kv, s->batch) : SL_STATE;
+    if (rc && sl_kv_batch_count(s->batch)) { /* a batch cannot be emptied: make a new one */
+        sl_kv_batch_destroy(&s->batch);
+        s->batch = sl_kv_batch_new();
+    }
+    for (int i = 0; i < e->ncells; i++)
+        s_cell_free(&e->cells[i]);
+    e->ncells = 0;
+    e->nres = 0;
+    if (rc)
+        return s_fail(s, rc, "cannot write keyed state: %s",
+                      s->kv && sl_kv_errmsg(s->kv)[0] ? sl_kv_errmsg(s->kv) : sl_strerror(rc));
+    return SL_OK;
+}
+
+/* ---- time to live ----------------------------------------------------------------- */
+
+void sl_kstate_set_ttl(sl_kstate_t *s, int64_t ttl_ms)
+{
+    s->ttl = ttl_ms > 0 ? ttl_ms : 0;
+}
+
+void sl_kstate_set_now(sl_kstate_t *s, int64_t now_ms)
+{
+    s->now = now_ms;
+}
+
+size_t sl_kstate_expire(sl_kstate_t *s)
+{
+    size_t n = 0;
+    if (!s->ttl)
+        return 0;
+    for (int k = 0; k < s->nkeys; k++) {
+        s_key_t *e = &s->keys[k];
+        if (!e->used || k == s->cur)
+            continue;
+        for (int i = 0; i < e->ncells;)
+            if (s->now - e->cells[i].ts >= s->ttl) {
+                s_cell_free(&e->cells[i]);
+                e->cells[i] = e->cells[--e->ncells];
+                n++;
+            } else
+                i++;
+        s_key_maybe_free(s, k);
+    }
+    return n;
+}
+
 /* ---- checkpoints ------------------------------------------------------------------ */
 
 #define S_SNAP_MAX_NAMES 65536
@@ -815,6 +1088,7 @@ int sl_kstate_snapshot(const sl_kstate_t *s, sl_snap_w_t *w, int max_parallelism
         for (int i = 0; i < e->ncells; i++) {
             const s_cell_t *c = &e->cells[i];
             sl_snap_u32(w, (uint32_t)c->name);
+            sl_snap_i64(w, c->ts);
             switch (s->names[c->name].kind) {
             case SL_KS_VALUE:
                 sl_snap_bytes(w, c->buf, c->len);
@@ -927,6 +1201,7 @@ static int s_restore_key(sl_kstate_t *s, sl_snap_r_t *r, const int *names, uint3
         return s_bad(s, "cell count");
     for (uint32_t i = 0; i < ncells; i++) {
         uint32_t id = sl_snap_get_u32(r);
+        int64_t ts = sl_snap_get_i64(r);
         if (r->err || id >= nnames)
             return s_bad(s, "state name");
         int before = mine ? s->keys[s->cur].ncells : 0;
@@ -935,6 +1210,8 @@ static int s_restore_key(sl_kstate_t *s, sl_snap_r_t *r, const int *names, uint3
             return rc;
         if (mine && s->keys[s->cur].ncells != before + 1)
             return s_bad(s, "a state twice in one key");
+        if (mine)
+            s_find(&s->keys[s->cur], names[id])->ts = ts;
     }
     uint32_t ntimers = sl_snap_get_u32(r);
     if (r->err || ntimers > r->left / 9 || (ncells == 0 && ntimers == 0))
@@ -952,8 +1229,8 @@ static int s_restore_key(sl_kstate_t *s, sl_snap_r_t *r, const int *names, uint3
         if (s->keys[s->cur].ntimers != nt + 1)
             return s_bad(s, "the same timer twice");
     }
-    if (mine)
-        sl_kstate_release(s);
+    if (mine && (rc = sl_kstate_release(s)) != SL_OK)
+        return rc;
     return SL_OK;
 }
 

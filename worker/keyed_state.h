@@ -1,5 +1,5 @@
-/* keyed_state.h — keyed state and timers of a process operator: the
- * in-memory backend.
+/* keyed_state.h — keyed state and timers of a process operator, in
+ * memory or in RocksDB.
  *
  * The store holds, per key (the encoded key row), named states of three
  * kinds (a value, a list or a map of byte strings) and timers of two kinds
@@ -10,14 +10,31 @@
  * order, so the order is a function of the timers only. A state name has
  * one kind for the whole store, fixed by its first use.
  *
- * This interface is what the operator sees of its state: a RocksDB
- * backend (with checkpoints) can replace this file behind it. Errors are
- * the negative codes of sluice/err.h, with a message in sl_kstate_error. */
+ * Backends. By default every cell lives in memory. After
+ * sl_kstate_set_store the cells live in a RocksDB store (sluice/kvstate.h)
+ * instead: one entry per (key, state name) in the key's key group, whose
+ * store key is the name, a zero byte and the key's bytes, and whose value is the
+ * kind, the time of the last write and the cell's contents. A cell is read
+ * on first use while its key is current and written back (or deleted) by
+ * sl_kstate_release, so memory holds the current key's cells, the state
+ * names and the timers: timers (and the keys that hold them) stay in
+ * memory in both backends and are checkpointed by sl_kstate_snapshot.
+ *
+ * Time to live (sl_kstate_set_ttl): a cell whose last write is ttl or more
+ * before the store's clock (sl_kstate_set_now) is absent for every call:
+ * reads do not see it, the first call that touches it deletes it, and
+ * sl_kstate_expire drops the ones in memory. Every write (set, append,
+ * put, remove, clear) restarts it; reads do not. A list or map expires
+ * as a whole.
+ *
+ * Errors are the negative codes of sluice/err.h, with a message in
+ * sl_kstate_error. */
 #ifndef SLUICE_KEYED_STATE_H
 #define SLUICE_KEYED_STATE_H
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sluice/kvstate.h"
 #include "sluice/snap.h"
 
 typedef struct sl_kstate sl_kstate_t;
@@ -26,6 +43,10 @@ typedef struct sl_kstate sl_kstate_t;
 typedef enum { SL_KS_VALUE = 1, SL_KS_LIST = 2, SL_KS_MAP = 3 } sl_ks_kind_t;
 /* Timer kinds (the numbering of SL_UDF_EVENT_TIME / SL_UDF_PROCESSING_TIME). */
 typedef enum { SL_KS_EVENT = 1, SL_KS_PROCESSING = 2 } sl_ks_timer_t;
+
+/* Where a stored cell (rocksdb) keeps its last write time (ms since the
+ * epoch, i64 little-endian): for the store's TTL compaction filter. */
+#define SL_KS_TTL_OFFSET 1
 
 /* Largest value, list item or map key or value (bytes). */
 #define SL_KS_MAX_BYTES (64u * 1024u * 1024u)
@@ -41,13 +62,15 @@ int sl_kstate_select(sl_kstate_t *s, uint64_t hash, const uint8_t *key, uint32_t
 /* The current key's bytes, or NULL when none is current. */
 const uint8_t *sl_kstate_key(const sl_kstate_t *s, uint32_t *len);
 /* Ends work on the current key: it is freed when it holds no state and no
- * timers. No key is current afterwards. */
-void sl_kstate_release(sl_kstate_t *s);
+ * timers. No key is current afterwards. With a store, writes the key's
+ * changed cells back: 0, or the store's error (with a message). */
+int sl_kstate_release(sl_kstate_t *s);
 /* Keys held. */
 int sl_kstate_nkeys(const sl_kstate_t *s);
 
-/* Value state: get returns 1 and the bytes (valid until the state changes),
- * 0 when unset. */
+/* Value state: get returns 1 and the bytes (valid until the state changes
+ * or, with a store, the key is released), 0 when unset. The same holds
+ * for the bytes of list_get, map_get and map_at. */
 int sl_kstate_value_get(sl_kstate_t *s, const char *name, const void **data, uint32_t *len);
 int sl_kstate_value_set(sl_kstate_t *s, const char *name, const void *data, uint32_t len);
 int sl_kstate_value_clear(sl_kstate_t *s, const char *name);
@@ -89,10 +112,27 @@ size_t sl_kstate_timer_count(const sl_kstate_t *s, sl_ks_timer_t kind);
 /* Drops every timer of kind (keys left empty are freed). */
 void sl_kstate_timer_drop_all(sl_kstate_t *s, sl_ks_timer_t kind);
 
+/* Keeps the cells in kv (borrowed, may be NULL until the first state call;
+ * call again to replace it) with key groups of max_parallelism. Call it
+ * before any state is set; 0 or SL_NOMEM. */
+int sl_kstate_set_store(sl_kstate_t *s, sl_kv_t *kv, int max_parallelism);
+
+/* Time to live of a cell after its last write, in ms (0 or less: none). */
+void sl_kstate_set_ttl(sl_kstate_t *s, int64_t ttl_ms);
+/* The clock of the time to live, in ms (the operator sets the wall clock
+ * before each batch or timer; tests set their own). */
+void sl_kstate_set_now(sl_kstate_t *s, int64_t now_ms);
+/* Drops the expired cells held in memory (no key may be current); keys
+ * left empty are freed. Returns how many cells it dropped. */
+size_t sl_kstate_expire(sl_kstate_t *s);
+
 /* Checkpoints. sl_kstate_snapshot writes the state names with their kinds,
  * then every key that holds state or timers: its key group (of
- * max_parallelism), its bytes, its cells (values, list items in order, map
- * entries in key order) and its timers (kind, time). Due timers pop in
+ * max_parallelism), its bytes, its cells (name, time of the last write,
+ * then values, list items in order, map entries in key order) and its
+ * timers (kind, time). With a store the cells are in the store (the
+ * operator checkpoints it, sl_rstate_snapshot): the snapshot holds the
+ * names and the keys with timers only. Due timers pop in
  * (time, key bytes) order whatever their registration, so the order of
  * timers survives a restore. Returns 0 or the writer's error. */
 int sl_kstate_snapshot(const sl_kstate_t *s, sl_snap_w_t *w, int max_parallelism);

@@ -5,8 +5,8 @@
  * that key current in the keyed state, then call the function with its
  * declared inputs, the key, the record's time and the watermark in the
  * context. Its state and timer calls go to the keyed state
- * (keyed_state.h, in memory for now); what it emits goes out like a
- * flat_map's.
+ * (keyed_state.h: in memory, or in a RocksDB store when the job has
+ * `state: {backend: rocksdb}`); what it emits goes out like a flat_map's.
  *
  * Timers: event-time timers fire when the watermark reaches them (time <=
  * watermark), in (time, key bytes, registration) order, so the sequence of
@@ -18,6 +18,13 @@
  * pending are dropped without firing (the clock has not reached them, and
  * firing them would make the output depend on how fast the job ran).
  *
+ * State TTL (`state_ttl:`): a cell expires state_ttl of processing time
+ * after its last write; the clock is the wall clock read once per batch,
+ * per timer firing and per snapshot. Expired cells are absent to the
+ * function and deleted when touched; a snapshot first drops the expired
+ * cells held in memory (heap backend), and the store's compaction drops
+ * the expired cells nobody touched (rocksdb backend).
+ *
  * Records whose event time is null are counted as errors and skipped.
  * Records behind the watermark are passed on: the function sees
  * ctx->time <= ctx->watermark and decides.
@@ -25,6 +32,11 @@
  * Checkpoints: the snapshot is the event-time clock (the watermark) and
  * the keyed state with its timers (sl_kstate_snapshot: every key with its
  * key group, so a snapshot of any parallelism restores into any other).
+ * With rocksdb the cells are in the store, checkpointed incrementally
+ * (rocks_state.h), and the snapshot stream holds the state names, the
+ * timers and the store's handle; a restore keeps the owned key groups of
+ * both. A heap snapshot restores into a rocksdb job (its cells are written
+ * to the store), not the other way round.
  * The restored clock is a floor of the watermark the function sees and
  * fires timers by, until the input's watermark passes it: records after
  * the restore see what they saw in an uninterrupted run. */
@@ -35,6 +47,7 @@
 
 #include "keyed_state.h"
 #include "operator.h"
+#include "rocks_state.h"
 #include "sluice/err.h"
 
 typedef struct {
@@ -52,7 +65,21 @@ typedef struct {
     int64_t dropped_proc; /* processing-time timers dropped at end of input */
     int64_t wm_floor;     /* restored watermark: the clock is at least this */
     bool restored;        /* restore ran (wm_floor is set) */
+    bool rocks;           /* the cells live in kv */
+    sl_kv_t *kv;          /* rocksdb: the store (opened at first use unless restored) */
 } s_proc_t;
+
+/* rocksdb: the store, opened (empty) at first use unless a restore made it,
+ * and handed to the keyed state. */
+static int s_kv(sl_opctx_t *c, s_proc_t *p)
+{
+    if (!p->rocks || p->kv)
+        return SL_OK;
+    int rc = sl_rstate_open(c, &p->kv);
+    if (rc == SL_OK && (rc = sl_kstate_set_store(p->ks, p->kv, c->plan->max_parallelism)) != SL_OK)
+        return sl_op_fail(c, rc, "process '%s': %s", c->node->name, sl_kstate_error(p->ks));
+    return rc;
+}
 
 /* The event-time clock: the input's watermark, at least the restored one. */
 static int64_t s_clock(const sl_opctx_t *c)
@@ -262,7 +289,11 @@ _Static_assert((int)SL_KS_PROCESSING == (int)SL_UDF_PROCESSING_TIME, "timer kind
  * error of the function, of an emit or of a service. */
 static int s_after_call(sl_opctx_t *c, s_proc_t *p, int rc, const char *what)
 {
-    sl_kstate_release(p->ks);
+    int wrc = sl_kstate_release(p->ks);
+    if (wrc && !p->svc_rc) {
+        p->svc_rc = wrc;
+        snprintf(p->error, sizeof p->error, "%s", sl_kstate_error(p->ks));
+    }
     if (p->emit_rc && p->emit_rc != SL_TYPE && p->emit_rc != SL_INVAL)
         return p->emit_rc; /* downstream failed or canceled */
     if (rc < 0 || p->emit_rc || p->svc_rc)
@@ -285,7 +316,11 @@ static int s_fire(sl_opctx_t *c, sl_ks_timer_t kind, int64_t until)
     s_proc_t *p = c->state;
     const sl_plan_node_t *nd = c->node;
     int64_t t;
-    int r;
+    int r = s_kv(c, p);
+    if (r)
+        return r;
+    if (nd->proc_ttl_ms)
+        sl_kstate_set_now(p->ks, sl_op_now_ms());
     while ((r = sl_kstate_timer_next(p->ks, kind, until, &t)) == 1) {
         if (c->cancel && atomic_load_explicit(c->cancel, memory_order_relaxed)) {
             sl_kstate_release(p->ks);
@@ -358,6 +393,11 @@ static int s_open(sl_opctx_t *c)
     p->wm_floor = SL_WM_MIN;
     p->ks = sl_kstate_new();
     p->kschema = sl_schema_new();
+    p->rocks = sl_rstate_enabled(c);
+    if (p->ks && p->rocks && sl_kstate_set_store(p->ks, NULL, c->plan->max_parallelism) != SL_OK)
+        return SL_NOMEM;
+    if (p->ks)
+        sl_kstate_set_ttl(p->ks, nd->proc_ttl_ms);
     p->row = calloc((size_t)c->in->nfields + 1, sizeof *p->row);
     p->kvals = calloc((size_t)nd->nkeys + 1, sizeof *p->kvals);
     p->in = calloc((size_t)nd->udf->nin + 1, sizeof *p->in);
@@ -375,7 +415,11 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
 {
     (void)input;
     s_proc_t *p = c->state;
-    int64_t now = c->node->proc_processing ? sl_op_now_ms() : 0;
+    int64_t now = c->node->proc_processing || c->node->proc_ttl_ms ? sl_op_now_ms() : 0;
+    sl_kstate_set_now(p->ks, now);
+    int rc0 = s_kv(c, p);
+    if (rc0)
+        return rc0;
     for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
         int rc = s_record(c, p, r, now);
         if (rc)
@@ -415,6 +459,7 @@ static void s_close(sl_opctx_t *c)
     if (!p)
         return;
     sl_kstate_destroy(&p->ks);
+    sl_rstate_close(&p->kv);
     sl_schema_destroy(&p->kschema);
     free(p->row);
     free(p->kvals);
@@ -426,19 +471,28 @@ static void s_close(sl_opctx_t *c)
 
 /* ---- checkpoints ------------------------------------------------------------------ */
 
-#define S_SNAP_VERSION 1
+#define S_SNAP_VERSION 2 /* heap: the cells are in the stream */
+#define S_SNAP_ROCKS 4   /* rocksdb: then the store's handle (not a one-bit flip of 2) */
 
-/* Version, key field count, the event-time clock, then the keyed state. */
+/* Version, key field count, the event-time clock, then the keyed state
+ * (and with rocksdb the store's handle). */
 static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
 {
     s_proc_t *p = c->state;
-    sl_snap_u8(w, S_SNAP_VERSION);
+    int rc = s_kv(c, p);
+    if (rc)
+        return rc;
+    if (c->node->proc_ttl_ms) { /* expired cells do not go into the checkpoint */
+        sl_kstate_set_now(p->ks, sl_op_now_ms());
+        sl_kstate_expire(p->ks);
+    }
+    sl_snap_u8(w, p->rocks ? S_SNAP_ROCKS : S_SNAP_VERSION);
     sl_snap_u32(w, (uint32_t)c->node->nkeys);
     sl_snap_i64(w, s_clock(c));
-    int rc = sl_kstate_snapshot(p->ks, w, c->plan->max_parallelism);
+    rc = sl_kstate_snapshot(p->ks, w, c->plan->max_parallelism);
     if (rc)
         return sl_op_fail(c, rc, "process '%s': snapshot: %s", c->node->name, sl_strerror(rc));
-    return SL_OK;
+    return p->rocks ? sl_rstate_snapshot(c, p->kv, w) : SL_OK;
 }
 
 /* A restored key must be a row of the key fields; its hash is theirs. */
@@ -461,15 +515,30 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
     uint8_t v = sl_snap_get_u8(r);
     uint32_t nkeys = sl_snap_get_u32(r);
     int64_t wm = sl_snap_get_i64(r);
-    if (r->err || v != S_SNAP_VERSION || nkeys != (uint32_t)nd->nkeys)
+    if (r->err || (v != S_SNAP_VERSION && v != S_SNAP_ROCKS) || nkeys != (uint32_t)nd->nkeys)
         return sl_op_fail(c, SL_DATA, "process '%s': not a snapshot of this operator", nd->name);
-    int rc = sl_kstate_restore(p->ks, r, c->plan->max_parallelism, c->parallelism, c->subtask,
-                               s_key_check, c);
+    if (v == S_SNAP_ROCKS && !p->rocks)
+        return sl_op_fail(c, SL_STATE,
+                          "process '%s': the checkpoint keeps its state in rocksdb; the job must "
+                          "use `state: {backend: rocksdb}` to restore it",
+                          nd->name);
+    /* a heap snapshot into rocksdb: its cells go to the store */
+    int rc = v == S_SNAP_VERSION ? s_kv(c, p) : SL_OK;
+    if (rc)
+        return rc;
+    rc = sl_kstate_restore(p->ks, r, c->plan->max_parallelism, c->parallelism, c->subtask,
+                           s_key_check, c);
     if (rc == SL_OK && r->err)
         rc = SL_DATA;
     if (rc)
         return sl_op_fail(c, rc, "process '%s': cannot restore: %s", nd->name,
                           sl_kstate_error(p->ks)[0] ? sl_kstate_error(p->ks) : sl_strerror(rc));
+    if (v == S_SNAP_ROCKS) {
+        if ((rc = sl_rstate_restore(c, &p->kv, r)) != SL_OK)
+            return rc;
+        if ((rc = sl_kstate_set_store(p->ks, p->kv, c->plan->max_parallelism)) != SL_OK)
+            return sl_op_fail(c, rc, "process '%s': %s", nd->name, sl_kstate_error(p->ks));
+    }
     /* Several snapshots (a rescale): the input has seen at least the least
      * of their watermarks. */
     if (!p->restored || wm < p->wm_floor)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keyed_state.h"
 #include "sluice/err.h"
 #include "sluice/fileio.h"
 #include "sluice/plugin.h"
@@ -27,6 +28,10 @@ static void s_opts(const sl_opctx_t *c, sl_kv_opts_t *o)
     o->block_cache_bytes = (size_t)c->plan->spec->state_cache;
     o->write_buffer_bytes = (size_t)c->plan->spec->state_wbuf;
     o->disable_wal = true; /* checkpoints are the durability */
+    if (c->node->kind == SL_OP_PROCESS && c->node->proc_ttl_ms > 0) {
+        o->ttl_ms = c->node->proc_ttl_ms; /* compactions drop expired cells */
+        o->ttl_offset = SL_KS_TTL_OFFSET;
+    }
 }
 
 /* The operator's local store directory: <state_dir>/op-<node>, or a fresh

@@ -23,6 +23,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "sluice/kvstate.h"
 
+#include <time.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -58,6 +59,9 @@ struct sl_kv {
     size_t kcap;                                /* its capacity */
     sl_kv_manifest_t known;                     /* shared files already in storage (inv. 3) */
     char msg[512];                              /* last error message */
+    rocksdb_compactionfilter_t *ttl_filter;     /* drops expired values, or NULL */
+    int64_t ttl_ms;                             /* sl_kv_opts_t.ttl_ms */
+    size_t ttl_offset;                          /* sl_kv_opts_t.ttl_offset */
 };
 
 struct sl_kv_batch {
@@ -388,6 +392,42 @@ void sl_kv_opts_default(sl_kv_opts_t *o)
     o->disable_wal = true;
 }
 
+/* Compaction filter of the time to live: 1 (drop) when the value's write
+ * time is ttl_ms or more before the wall clock. Runs on RocksDB's
+ * background threads: reads only fields fixed at open. */
+static unsigned char s_ttl_filter(void *arg, int level, const char *key, size_t klen,
+                                  const char *val, size_t vlen, char **nval, size_t *nvlen,
+                                  unsigned char *changed)
+{
+    (void)level;
+    (void)key;
+    (void)klen;
+    (void)nval;
+    (void)nvlen;
+    *changed = 0;
+    const sl_kv_t *kv = arg;
+    if (vlen < kv->ttl_offset + 8)
+        return 0;
+    uint64_t t = 0;
+    for (int i = 7; i >= 0; i--) /* little-endian (sluice/snap.h) */
+        t = t << 8 | (uint8_t)val[kv->ttl_offset + (size_t)i];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return now - (int64_t)t >= kv->ttl_ms;
+}
+
+static void s_ttl_destroy(void *arg)
+{
+    (void)arg; /* the state is the handle, freed by sl_kv_close */
+}
+
+static const char *s_ttl_name(void *arg)
+{
+    (void)arg;
+    return "sluice-ttl";
+}
+
 /* Makes the handle (options, paths) without opening the database. */
 static int s_kv_new(const char *dir, const sl_kv_opts_t *o, sl_kv_t **out)
 {
@@ -431,6 +471,16 @@ static int s_kv_new(const char *dir, const sl_kv_opts_t *o, sl_kv_t **out)
     rocksdb_options_set_max_log_file_size(kv->opts, 1u << 20);
     if (o->disable_wal)
         rocksdb_writeoptions_disable_WAL(kv->wopts, 1);
+    if (o->ttl_ms > 0) {
+        kv->ttl_ms = o->ttl_ms;
+        kv->ttl_offset = o->ttl_offset;
+        kv->ttl_filter = rocksdb_compactionfilter_create(kv, s_ttl_destroy, s_ttl_filter, s_ttl_name);
+        if (!kv->ttl_filter) {
+            sl_kv_close(&kv);
+            return SL_NOMEM;
+        }
+        rocksdb_options_set_compaction_filter(kv->opts, kv->ttl_filter);
+    }
     *out = kv;
     return 0;
 }
@@ -502,6 +552,8 @@ void sl_kv_close(sl_kv_t **pkv)
         rocksdb_writeoptions_destroy(kv->wopts);
     if (kv->opts)
         rocksdb_options_destroy(kv->opts);
+    if (kv->ttl_filter)
+        rocksdb_compactionfilter_destroy(kv->ttl_filter);
     if (kv->topts)
         rocksdb_block_based_options_destroy(kv->topts);
     if (kv->cache)

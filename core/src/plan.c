@@ -56,7 +56,8 @@ static const s_type_t s_types[] = {
      S_KEYS("key", "window", "time", "aggregates", "top", "allowed_lateness", "late"), 1, 1},
     {"join", SL_ROLE_OPERATOR, SL_OP_JOIN, S_KEYS("kind", "key", "between", "window", "on_missing"),
      2, 2},
-    {"process", SL_ROLE_OPERATOR, SL_OP_PROCESS, S_KEYS("function", "key", "time"), 1, 1},
+    {"process", SL_ROLE_OPERATOR, SL_OP_PROCESS, S_KEYS("function", "key", "time", "state_ttl"), 1,
+     1},
     {"file", SL_ROLE_SINK, SL_OP_FILE_SINK, S_KEYS("format", "path"), 1, 1},
     {"stdout", SL_ROLE_SINK, SL_OP_STDOUT_SINK, S_KEYS("format"), 1, 1},
     {"discard", SL_ROLE_SINK, SL_OP_DISCARD_SINK,
@@ -1657,6 +1658,13 @@ static int s_build_process(s_ctx_t *c)
                           t);
             bad = 1;
         }
+    }
+    if (s_opt_duration(c, NULL, "state_ttl", &nd->proc_ttl_ms, &bad) && nd->proc_ttl_ms < 1) {
+        const sl_ynode_t *n = sl_ynode_get(c->sn->body, "state_ttl");
+        sl_diag_error(c->d, n->line, n->col, "state_ttl of process '%s' must be at least 1ms",
+                      c->sn->name);
+        sl_diag_hint(c->d, "leave state_ttl out for state that never expires");
+        bad = 1;
     }
     const sl_plan_node_t *up = &c->plan->nodes[nd->inputs[0]];
     if (!nd->proc_processing) {

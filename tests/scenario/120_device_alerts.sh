@@ -56,6 +56,13 @@ run p4 "$WORK/beats.csv" 4
 run p2-small-batches "$WORK/beats.csv" 2 SLUICE_BATCH_BYTES=4096
 run p2-shuffled "$WORK/shuffled.csv" 2
 run p1-shuffled-small-batches "$WORK/shuffled.csv" 1 SLUICE_BATCH_BYTES=4096
+# The same alerts with the keyed state in RocksDB (and a state_ttl far
+# longer than the run, so nothing expires).
+ROCKS_JOB=$WORK/device-alerts-rocksdb.yaml
+{ echo "state: {backend: rocksdb, block_cache: 1MB, write_buffer: 256KB}"
+  sed 's/function: silence/function: silence, state_ttl: 1h/' "$JOB"; } > "$ROCKS_JOB"
+grep -q "state_ttl: 1h" "$ROCKS_JOB" || fail "no process step to give a state_ttl in $JOB"
+JOB=$ROCKS_JOB run p2-rocksdb "$WORK/shuffled.csv" 2
 
 step "a plugin built against UDF ABI version 1 still runs"
 # The version-1 declarations, as the old sluice/udf.h had them (shorter

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include "sluice/err.h"
 #include "sluice/kvstate.h"
 #include "testutil.h"
@@ -216,6 +218,49 @@ START_TEST(test_delete_range)
     s_put_str(kv, 4, "new", "n");
     ck_assert_int_eq(sl_kv_compact(kv), 0);
     ck_assert_str_eq(s_scan(kv, 3, 6), "4:new=n;");
+    sl_kv_close(&kv);
+}
+END_TEST
+
+/* A time to live: compaction drops the values whose write time (at
+ * ttl_offset) is ttl_ms or more in the past, keeps the others and the
+ * values too short to hold a time. */
+START_TEST(test_ttl_compaction)
+{
+    sl_kv_opts_t o;
+    sl_kv_opts_default(&o);
+    o.ttl_ms = 60000;
+    o.ttl_offset = 1;
+    sl_kv_t *kv = NULL;
+    ck_assert_msg(sl_kv_open(s_path("ttl"), &o, &kv, g_err, sizeof g_err) == 0, "%s", g_err);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t times[] = {now - 3600000, now, now - 60000, now + 1000};
+    for (int i = 0; i < 4; i++) {
+        uint8_t v[10] = {7};
+        for (int b = 0; b < 8; b++) /* little-endian */
+            v[1 + b] = (uint8_t)((uint64_t)times[i] >> (8 * b));
+        char k[8];
+        snprintf(k, sizeof k, "k%d", i);
+        ck_assert_int_eq(sl_kv_put(kv, 3, k, strlen(k), v, sizeof v), 0);
+    }
+    ck_assert_int_eq(sl_kv_put(kv, 3, "short", 5, "ab", 2), 0);
+    ck_assert_int_eq(sl_kv_compact(kv), 0);
+    const void *v;
+    size_t vl;
+    ck_assert_int_eq(sl_kv_get(kv, 3, "k0", 2, &v, &vl), SL_NOTFOUND); /* an hour old */
+    ck_assert_int_eq(sl_kv_get(kv, 3, "k1", 2, &v, &vl), 0);
+    ck_assert_int_eq(sl_kv_get(kv, 3, "k2", 2, &v, &vl), SL_NOTFOUND); /* exactly ttl old */
+    ck_assert_int_eq(sl_kv_get(kv, 3, "k3", 2, &v, &vl), 0);
+    ck_assert_int_eq(sl_kv_get(kv, 3, "short", 5, &v, &vl), 0);
+    sl_kv_close(&kv);
+    /* without a ttl nothing is dropped */
+    ck_assert_int_eq(sl_kv_open(s_path("nottl"), NULL, &kv, g_err, sizeof g_err), 0);
+    uint8_t old[9] = {0};
+    ck_assert_int_eq(sl_kv_put(kv, 3, "k", 1, old, sizeof old), 0);
+    ck_assert_int_eq(sl_kv_compact(kv), 0);
+    ck_assert_int_eq(sl_kv_get(kv, 3, "k", 1, &v, &vl), 0);
     sl_kv_close(&kv);
 }
 END_TEST
@@ -735,6 +780,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_point_ops_and_iteration);
     tcase_add_test(tc, test_delete_range);
+    tcase_add_test(tc, test_ttl_compaction);
     tcase_add_test(tc, test_state_larger_than_memory);
     tcase_add_test(tc, test_checkpoint_restore_incremental);
     tcase_add_test(tc, test_restore_detects_damage);

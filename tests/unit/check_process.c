@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keyed_state.h"
 #include "operator.h"
@@ -276,7 +277,8 @@ enum {
     OP_EVENT_EXACT = 8 /* event timer at ts */
 };
 
-static bool s_wall; /* time: processing (ctx->time is the wall clock) */
+static bool s_wall;              /* time: processing (ctx->time is the wall clock) */
+static const char *s_extra = ""; /* more fields of the process step (s_setup) */
 
 static int64_t s_get_n(sl_udf_ctx_t *ctx)
 {
@@ -415,7 +417,9 @@ static void s_setup(s_env_t *env, bool processing)
     memset(env, 0, sizeof *env);
     char err[512];
     ck_assert_msg(sl_plugin_open(S_PLUGIN, &env->plugin, err, sizeof err) == SL_OK, "%s", err);
-    const char *text = s_job("[device]", processing ? ", time: processing" : "");
+    char extra[256];
+    snprintf(extra, sizeof extra, "%s%s", processing ? ", time: processing" : "", s_extra);
+    const char *text = s_job("[device]", extra);
     s_wall = processing;
     env->d = sl_diag_new("job.yaml");
     int rc = sl_plan_load_with("job.yaml", text, strlen(text), NULL, 1, env->plugin, env->d,
@@ -616,6 +620,58 @@ END_TEST
 
 /* ---- the plan ------------------------------------------------------------------ */
 
+/* state_ttl on the operator, on the wall clock: a value read again
+ * soon after its write is there; once state_ttl has passed since the
+ * last write it is gone (the count starts over). */
+START_TEST(test_state_ttl_operator)
+{
+    s_env_t env;
+    s_extra = ", state_ttl: 300ms";
+    s_setup(&env, false);
+    s_extra = "";
+    ck_assert_int_eq(env.node->proc_ttl_ms, 300);
+    int seen = 0;
+    int64_t t0 = sl_op_now_ms();
+    s_one(&env, "a", 10, OP_COUNT);
+    ck_assert_str_eq(s_since(&env, &seen), "rec a 10 -1 1");
+    s_one(&env, "a", 11, OP_COUNT);
+    int64_t t1 = sl_op_now_ms();
+    const char *got = s_since(&env, &seen);
+    if (t1 - t0 < 300) /* else the machine was too slow to tell */
+        ck_assert_str_eq(got, "rec a 11 -1 2");
+    while (sl_op_now_ms() < t1 + 300) /* the last write was at t1 or before */
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    s_one(&env, "a", 12, OP_COUNT);
+    ck_assert_str_eq(s_since(&env, &seen), "rec a 12 -1 1");
+    /* a snapshot drops the expired cell: it is shorter than one taken
+     * while the cell lived, and restores to a count starting over */
+    sl_snap_w_t live, w;
+    sl_snap_w_init(&live);
+    sl_snap_w_init(&w);
+    int64_t t2 = sl_op_now_ms();
+    s_one(&env, "b", 13, OP_COUNT);
+    ck_assert_str_eq(s_since(&env, &seen), "rec b 13 -1 1");
+    ck_assert_int_eq(sl_op_process.snapshot(&env.ctx, &live), SL_OK);
+    while (sl_op_now_ms() < t2 + 600) /* both cells expired */
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    ck_assert_int_eq(sl_op_process.snapshot(&env.ctx, &w), SL_OK);
+    ck_assert_uint_lt(w.len, live.len);
+    s_teardown(&env);
+    s_extra = ", state_ttl: 300ms";
+    s_setup(&env, false);
+    s_extra = "";
+    sl_snap_r_t r;
+    sl_snap_r_init(&r, w.data, w.len);
+    ck_assert_int_eq(sl_op_process.restore(&env.ctx, &r), SL_OK);
+    s_one(&env, "b", 14, OP_COUNT);
+    seen = 0;
+    ck_assert_str_eq(s_since(&env, &seen), "rec b 14 -1 1");
+    sl_snap_w_free(&live);
+    sl_snap_w_free(&w);
+    s_teardown(&env);
+}
+END_TEST
+
 /* Plans s_job(extra) with the plugin; returns the first error or "". */
 static const char *s_plan(const char *key, const char *extra, sl_plan_t **plan, sl_spec_t **spec,
                           sl_plugin_t *plugin, sl_diag_t **d)
@@ -662,6 +718,14 @@ START_TEST(test_plan)
     nd = &plan->nodes[sl_spec_find(spec, "p")];
     ck_assert(nd->proc_processing);
     ck_assert_int_eq(nd->proc_time_field, -1);
+    ck_assert_int_eq(nd->proc_ttl_ms, 0);
+    sl_plan_destroy(&plan);
+    sl_spec_destroy(&spec);
+    sl_diag_destroy(&d);
+
+    ck_assert_str_eq(s_plan("[device]", ", state_ttl: 30s", &plan, &spec, plugin, &d), "");
+    nd = &plan->nodes[sl_spec_find(spec, "p")];
+    ck_assert_int_eq(nd->proc_ttl_ms, 30000);
     sl_plan_destroy(&plan);
     sl_spec_destroy(&spec);
     sl_diag_destroy(&d);
@@ -672,6 +736,8 @@ START_TEST(test_plan)
         {"[device]", ", time: wall", "time must be 'event' or 'processing', not 'wall'"},
         {"[nope]", "", "key of 'p': unknown field 'nope'"},
         {"[device]", ", when: now", "unknown process field 'when'"},
+        {"[device]", ", state_ttl: 0ms", "state_ttl of process 'p' must be at least 1ms"},
+        {"[device]", ", state_ttl: soon", "state_ttl must be a duration like"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         const char *m = s_plan(bad[i].key, bad[i].extra, &plan, &spec, plugin, &d);
@@ -871,6 +937,275 @@ START_TEST(test_state_snapshot_restore)
 }
 END_TEST
 
+/* ---- the rocksdb backend and the time to live -------------------------------- */
+
+/* A keyed state in a fresh RocksDB store (tiny cache) under *dir. */
+static sl_kstate_t *s_rocks_ks(char **dir, sl_kv_t **kv)
+{
+    *dir = sl_test_tmpdir();
+    sl_kv_opts_t o;
+    sl_kv_opts_default(&o);
+    o.block_cache_bytes = 256 << 10;
+    o.write_buffer_bytes = 64 << 10;
+    char err[256];
+    ck_assert_msg(sl_kv_open(*dir, &o, kv, err, sizeof err) == SL_OK, "%s", err);
+    sl_kstate_t *s = sl_kstate_new();
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(sl_kstate_set_store(s, *kv, KS_MAXP), SL_OK);
+    return s;
+}
+
+static void s_rocks_ks_free(sl_kstate_t **s, char **dir, sl_kv_t **kv)
+{
+    sl_kstate_destroy(s);
+    sl_kv_close(kv);
+    sl_test_rmrf(*dir);
+    free(*dir);
+    *dir = NULL;
+}
+
+static int s_count_fn(void *arg, const sl_kv_entry_t *e)
+{
+    (void)e;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* Entries in the store. */
+static size_t s_kv_count(sl_kv_t *kv)
+{
+    size_t n = 0;
+    ck_assert_int_eq(sl_kv_scan(kv, 0, SL_KV_MAX_KEY_GROUP, s_count_fn, &n), SL_OK);
+    return n;
+}
+
+static uint64_t s_rnd(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static bool s_bytes_eq(const void *a, const void *b, uint32_t n)
+{
+    return n == 0 || (a && b && memcmp(a, b, n) == 0);
+}
+
+/* Both results equal: the return code and, when 1, the bytes. */
+#define S_SAME(call_h, call_r, dh, lh, dr, lr)                                                     \
+    do {                                                                                           \
+        int rh_ = (call_h), rr_ = (call_r);                                                        \
+        ck_assert_msg(rh_ == rr_, "op %d: heap %d, rocksdb %d (%s)", op, rh_, rr_,                 \
+                      sl_kstate_error(r));                                                         \
+        if (rh_ == 1 && (dh) != NULL) {                                                            \
+            ck_assert_uint_eq(lh, lr);                                                             \
+            ck_assert(s_bytes_eq(dh, dr, lh));                                                     \
+        }                                                                                          \
+    } while (0)
+
+/* The same random calls on the heap and the rocksdb backend (a store
+ * holding more than its cache, the keys coming back many times) give the
+ * same results; with rocksdb only the current key is in memory. */
+START_TEST(test_rocks_same_as_heap)
+{
+    char *dir;
+    sl_kv_t *kv;
+    sl_kstate_t *h = sl_kstate_new(), *r = s_rocks_ks(&dir, &kv);
+    ck_assert_ptr_nonnull(h);
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    uint8_t buf[600];
+    for (int op = 0; op < 20000; op++) {
+        int key = (int)(s_rnd(&x) % 300);
+        s_ks_sel(h, key);
+        s_ks_sel(r, key);
+        for (int n = 1 + (int)(s_rnd(&x) % 4); n > 0; n--) {
+            uint32_t len = (uint32_t)(s_rnd(&x) % (s_rnd(&x) % 8 ? 40 : 600));
+            for (uint32_t i = 0; i < len; i++)
+                buf[i] = (uint8_t)s_rnd(&x);
+            char mk[16];
+            uint32_t mkl = (uint32_t)snprintf(mk, sizeof mk, "k%d", (int)(s_rnd(&x) % 20));
+            uint32_t idx = (uint32_t)(s_rnd(&x) % 12);
+            const void *dh = NULL, *dr = NULL, *kh = NULL, *kr = NULL;
+            uint32_t lh = 0, lr = 0, klh = 0, klr = 0;
+            switch (s_rnd(&x) % 15) {
+            case 0:
+                S_SAME(sl_kstate_value_get(h, "v", &dh, &lh), sl_kstate_value_get(r, "v", &dr, &lr),
+                       dh, lh, dr, lr);
+                break;
+            case 1:
+                S_SAME(sl_kstate_value_set(h, "v", buf, len), sl_kstate_value_set(r, "v", buf, len),
+                       dh, lh, dr, lr);
+                break;
+            case 2:
+                S_SAME(sl_kstate_value_clear(h, "v"), sl_kstate_value_clear(r, "v"), dh, lh, dr,
+                       lr);
+                break;
+            case 3:
+                S_SAME(sl_kstate_list_append(h, "l", buf, len),
+                       sl_kstate_list_append(r, "l", buf, len), dh, lh, dr, lr);
+                break;
+            case 4:
+                S_SAME(sl_kstate_list_len(h, "l"), sl_kstate_list_len(r, "l"), dh, lh, dr, lr);
+                break;
+            case 5:
+                S_SAME(sl_kstate_list_get(h, "l", idx, &dh, &lh),
+                       sl_kstate_list_get(r, "l", idx, &dr, &lr), dh, lh, dr, lr);
+                break;
+            case 6:
+                if (s_rnd(&x) % 4 == 0)
+                    S_SAME(sl_kstate_list_clear(h, "l"), sl_kstate_list_clear(r, "l"), dh, lh, dr,
+                           lr);
+                break;
+            case 7:
+                S_SAME(sl_kstate_map_put(h, "m", mk, mkl, buf, len),
+                       sl_kstate_map_put(r, "m", mk, mkl, buf, len), dh, lh, dr, lr);
+                break;
+            case 8:
+                S_SAME(sl_kstate_map_get(h, "m", mk, mkl, &dh, &lh),
+                       sl_kstate_map_get(r, "m", mk, mkl, &dr, &lr), dh, lh, dr, lr);
+                break;
+            case 9:
+                S_SAME(sl_kstate_map_remove(h, "m", mk, mkl), sl_kstate_map_remove(r, "m", mk, mkl),
+                       dh, lh, dr, lr);
+                break;
+            case 10:
+                S_SAME(sl_kstate_map_len(h, "m"), sl_kstate_map_len(r, "m"), dh, lh, dr, lr);
+                break;
+            case 11:
+                S_SAME(sl_kstate_map_at(h, "m", idx, &kh, &klh, &dh, &lh),
+                       sl_kstate_map_at(r, "m", idx, &kr, &klr, &dr, &lr), dh, lh, dr, lr);
+                S_SAME(klh == klr && (!klh || memcmp(kh, kr, klh) == 0), 1, NULL, 0, NULL, 0);
+                break;
+            case 12:
+                S_SAME(sl_kstate_map_seek(h, "m", mk, mkl), sl_kstate_map_seek(r, "m", mk, mkl), dh,
+                       lh, dr, lr);
+                break;
+            case 13:
+                if (s_rnd(&x) % 4 == 0)
+                    S_SAME(sl_kstate_map_clear(h, "m"), sl_kstate_map_clear(r, "m"), dh, lh, dr,
+                           lr);
+                break;
+            default: /* a name used as another kind */
+                S_SAME(sl_kstate_list_len(h, "v"), sl_kstate_list_len(r, "v"), dh, lh, dr, lr);
+                break;
+            }
+        }
+        sl_kstate_release(h);
+        ck_assert_int_eq(sl_kstate_release(r), SL_OK);
+        ck_assert_int_eq(sl_kstate_nkeys(r), 0); /* nothing stays in memory */
+    }
+    /* every cell of the heap is one entry of the store */
+    size_t cells = 0;
+    for (int key = 0; key < 300; key++) {
+        s_ks_sel(h, key);
+        const void *d;
+        uint32_t l;
+        cells += sl_kstate_value_get(h, "v", &d, &l) == 1;
+        cells += sl_kstate_list_len(h, "l") > 0;
+        cells += sl_kstate_map_len(h, "m") > 0;
+        sl_kstate_release(h);
+    }
+    ck_assert_uint_gt(cells, 300);
+    ck_assert_uint_eq(s_kv_count(kv), cells);
+    sl_kstate_destroy(&h);
+    s_rocks_ks_free(&r, &dir, &kv);
+}
+END_TEST
+
+/* Time to live, on a clock the test sets: a cell expires ttl after its
+ * last write (reads do not refresh it), is absent once expired, and is
+ * deleted from memory or the store; a restore keeps the write times. */
+static void s_ttl_case(bool rocks)
+{
+    char *dir = NULL;
+    sl_kv_t *kv = NULL;
+    sl_kstate_t *s = rocks ? s_rocks_ks(&dir, &kv) : sl_kstate_new();
+    sl_kstate_set_ttl(s, 100);
+    const void *d;
+    uint32_t l;
+    sl_kstate_set_now(s, 1000);
+    s_ks_sel(s, 1);
+    ck_assert_int_eq(sl_kstate_value_set(s, "v", "a", 1), SL_OK);
+    ck_assert_int_eq(sl_kstate_list_append(s, "l", "x", 1), SL_OK);
+    ck_assert_int_eq(sl_kstate_map_put(s, "m", "k", 1, "y", 1), SL_OK);
+    ck_assert_int_eq(sl_kstate_release(s), SL_OK);
+    sl_kstate_set_now(s, 1050);
+    s_ks_sel(s, 1);
+    ck_assert_int_eq(sl_kstate_list_append(s, "l", "z", 1), SL_OK); /* a write: refreshed */
+    ck_assert_int_eq(sl_kstate_map_get(s, "m", "k", 1, &d, &l), 1); /* a read: not */
+    ck_assert_int_eq(sl_kstate_release(s), SL_OK);
+    s_ks_sel(s, 2);
+    ck_assert_int_eq(sl_kstate_value_set(s, "v", "b", 1), SL_OK);
+    ck_assert_int_eq(sl_kstate_release(s), SL_OK);
+    sl_snap_w_t w;
+    sl_snap_w_init(&w);
+    ck_assert_int_eq(sl_kstate_snapshot(s, &w, KS_MAXP), SL_OK);
+    sl_kstate_set_now(s, 1099);
+    s_ks_sel(s, 1);
+    ck_assert_int_eq(sl_kstate_value_get(s, "v", &d, &l), 1); /* 99 ms old */
+    ck_assert_int_eq(sl_kstate_release(s), SL_OK);
+    sl_kstate_set_now(s, 1100);
+    s_ks_sel(s, 1);
+    ck_assert_int_eq(sl_kstate_value_get(s, "v", &d, &l), 0); /* 100 ms: expired */
+    ck_assert_int_eq(sl_kstate_map_len(s, "m"), 0);
+    ck_assert_int_eq(sl_kstate_map_seek(s, "m", "k", 1), 0);
+    ck_assert_int_eq(sl_kstate_list_len(s, "l"), 2);
+    ck_assert_int_eq(sl_kstate_list_get(s, "l", 1, &d, &l), 1);
+    ck_assert_int_eq(l, 1);
+    ck_assert_int_eq(memcmp(d, "z", 1), 0);
+    ck_assert_int_eq(sl_kstate_release(s), SL_OK);
+    if (rocks) /* the expired value and map are gone from the store */
+        ck_assert_uint_eq(s_kv_count(kv), 2);
+    else
+        ck_assert_int_eq(sl_kstate_nkeys(s), 2);
+    sl_kstate_set_now(s, 1150);
+    size_t dropped = sl_kstate_expire(s);
+    if (!rocks) { /* key 2's value and key 1's list: nothing left */
+        ck_assert_uint_eq(dropped, 2);
+        ck_assert_int_eq(sl_kstate_nkeys(s), 0);
+    }
+    s_ks_sel(s, 2);
+    ck_assert_int_eq(sl_kstate_value_get(s, "v", &d, &l), 0);
+    ck_assert_int_eq(sl_kstate_value_set(s, "v", "c", 1), SL_OK); /* written anew */
+    ck_assert_int_eq(sl_kstate_value_get(s, "v", &d, &l), 1);
+    ck_assert_int_eq(sl_kstate_release(s), SL_OK);
+    if (!rocks) {
+        /* the snapshot of 1050 restored at 1100: the write times stay */
+        sl_kstate_t *b = sl_kstate_new();
+        sl_kstate_set_ttl(b, 100);
+        sl_kstate_set_now(b, 1100);
+        sl_snap_r_t r;
+        sl_snap_r_init(&r, w.data, w.len);
+        ck_assert_int_eq(sl_kstate_restore(b, &r, KS_MAXP, 1, 0, s_ks_check, NULL), SL_OK);
+        s_ks_sel(b, 1);
+        ck_assert_int_eq(sl_kstate_value_get(b, "v", &d, &l), 0);
+        ck_assert_int_eq(sl_kstate_list_len(b, "l"), 2);
+        sl_kstate_release(b);
+        s_ks_sel(b, 2);
+        ck_assert_int_eq(sl_kstate_value_get(b, "v", &d, &l), 1); /* written at 1050 */
+        sl_kstate_release(b);
+        sl_kstate_destroy(&b);
+    }
+    sl_snap_w_free(&w);
+    if (rocks)
+        s_rocks_ks_free(&s, &dir, &kv);
+    else
+        sl_kstate_destroy(&s);
+}
+
+START_TEST(test_ttl_heap)
+{
+    s_ttl_case(false);
+}
+END_TEST
+
+START_TEST(test_ttl_rocks)
+{
+    s_ttl_case(true);
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("process");
@@ -883,6 +1218,10 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_errors_fail_the_task);
     tcase_add_test(tc, test_plan);
     tcase_add_test(tc, test_state_snapshot_restore);
+    tcase_add_test(tc, test_rocks_same_as_heap);
+    tcase_add_test(tc, test_ttl_heap);
+    tcase_add_test(tc, test_ttl_rocks);
+    tcase_add_test(tc, test_state_ttl_operator);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1406,6 +1406,63 @@ START_TEST(test_rocks_window_session)
 }
 END_TEST
 
+/* The process function (map state, event-time timers) with its keyed
+ * state in rocksdb: the same output as the heap backend, row for row and
+ * in order; then restores and rescales as the heap one does. */
+START_TEST(test_rocks_process)
+{
+    s_root = sl_test_tmpdir();
+    const char *state = "state: {backend: rocksdb, block_cache: 1MB, write_buffer: 256KB}\n";
+    char *text = malloc(strlen(s_join_spec) + strlen(state) + 1);
+    ck_assert_ptr_nonnull(text);
+    strcpy(text, state);
+    strcat(text, s_join_spec);
+    s_job_t jh, jr;
+    s_job_load(&jh, s_join_spec);
+    s_job_load(&jr, text);
+    free(text);
+    s_rec_t *recs = s_records();
+    s_inst_t *h = s_inst_open(&jh, "alerts", 0, 1), *r = s_inst_open(&jr, "alerts", 0, 1);
+    int64_t maxt = INT64_MIN;
+    s_feed(&jh, &h, 1, recs, 0, S_NIN, &maxt);
+    s_end(h);
+    maxt = INT64_MIN;
+    s_feed(&jr, &r, 1, recs, 0, S_NIN, &maxt);
+    s_end(r);
+    ck_assert_uint_gt(h->out.n, 10);
+    s_buf_eq(&r->out, &h->out, "'alerts' with rocksdb against the heap");
+    s_inst_close(&h);
+    s_inst_close(&r);
+    /* a heap snapshot restores into the rocksdb job, not the other way */
+    h = s_inst_open(&jh, "alerts", 0, 1);
+    r = s_inst_open(&jr, "alerts", 0, 1);
+    maxt = INT64_MIN;
+    s_feed(&jh, &h, 1, recs, 0, S_NIN / 2, &maxt);
+    sl_snap_w_t w;
+    sl_snap_w_init(&w);
+    ck_assert_int_eq(h->vt->snapshot(&h->ctx, &w), SL_OK);
+    ck_assert_int_eq(s_restore(r, w.data, w.len), SL_OK);
+    sl_snap_w_free(&w);
+    sl_snap_w_init(&w);
+    r->ctx.checkpoint_id = s_new_ck();
+    ck_assert_int_eq(r->vt->snapshot(&r->ctx, &w), SL_OK);
+    s_inst_close(&h);
+    h = s_inst_open(&jh, "alerts", 0, 1);
+    ck_assert_int_eq(s_restore(h, w.data, w.len), SL_STATE);
+    ck_assert_ptr_nonnull(strstr(h->ctx.err, "backend: rocksdb"));
+    sl_snap_w_free(&w);
+    s_inst_close(&h);
+    s_inst_close(&r);
+    free(recs);
+    s_job_free(&jh);
+    s_job_free(&jr);
+    s_keyed_all_spec(s_join_spec, "alerts", true, true);
+    sl_test_rmrf(s_root);
+    free(s_root);
+    s_root = NULL;
+}
+END_TEST
+
 /* ---- rocksdb: incremental checkpoints, state bigger than memory ------------- */
 
 static const char *s_big_spec =
@@ -1677,6 +1734,10 @@ int main(void)
     tcase_set_timeout(big, 300);
     tcase_add_test(big, test_rocks_bigger_than_memory);
     suite_add_tcase(s, big);
+    TCase *rp = tcase_create("rocksdb-process");
+    tcase_set_timeout(rp, 300);
+    tcase_add_test(rp, test_rocks_process);
+    suite_add_tcase(s, rp);
     TCase *tj = tcase_create("joins-process");
     tcase_set_timeout(tj, 300);
     tcase_add_test(tj, test_join_window);

@@ -44,6 +44,10 @@ typedef struct {
     bool create_if_missing;    /* sl_kv_open: create an empty store if dir holds none */
     bool disable_wal;          /* no write-ahead log: writes since the last checkpoint are
                                   lost on a crash, which checkpoint recovery tolerates */
+    int64_t ttl_ms;            /* > 0: compactions drop every value whose write time (ms
+                                  since the epoch, i64 little-endian at ttl_offset) is
+                                  ttl_ms or more before the wall clock; 0 = none */
+    size_t ttl_offset;         /* where the write time is in a value */
 } sl_kv_opts_t;
 
 /* Defaults: 8 MB cache, 8 MB write buffer, create_if_missing, WAL disabled. */

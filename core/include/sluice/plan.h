@@ -177,6 +177,7 @@ typedef struct sl_plan_node {
     /* process: the function is udf (inputs udf_in), keys in keys/nkeys */
     bool proc_processing; /* process: time: processing (ctx->time is the wall clock) */
     int proc_time_field;  /* process, time: event: event-time field of the input, else -1 */
+    int64_t proc_ttl_ms;  /* process: state_ttl (ms of processing time), 0 = none */
     sl_ysb_cfg_t ysb;     /* ysb: the event model (seed, first time, event rate) */
     int64_t ysb_events;   /* ysb: events in all, -1 = unbounded */
     double ysb_rate;      /* ysb: events/s of wall clock in all, 0 = as fast as possible */

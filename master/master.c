@@ -72,6 +72,8 @@ typedef struct {
     char sha[65];
 } s_ack_t;
 
+typedef struct s_verify s_verify_t;
+
 typedef struct {
     char *id, *name, *spec_file;
     uint8_t *spec_text;
@@ -104,6 +106,7 @@ typedef struct {
     uint64_t restart_at;    /* RESTARTING: monotonic ms of the next attempt */
     uint64_t deploy_ms;     /* monotonic ms the current attempt was deployed */
     uint64_t restored_from; /* checkpoint the current attempt restored (0: none) */
+    s_verify_t *verify;     /* RESTARTING: the checkpoint being chosen off the loop, or NULL */
 
     /* Checkpoints. */
     char *ckpt_dir;       /* <root>/<job>, or NULL when the job takes none */
@@ -228,8 +231,12 @@ static void s_tasks_free(s_job_t *j)
     j->ck_acks = NULL;
 }
 
+static void s_verify_drop(s_job_t *j);
+static void s_verify_abandon(s_job_t *j);
+
 static void s_job_free(s_job_t *j)
 {
+    s_verify_drop(j);
     s_restore_free(j);
     for (int i = 0; i < j->nckinfo; i++)
         free(j->ckinfo_paths[i]);
@@ -368,6 +375,7 @@ static void s_end_job(sl_master_t *m, s_job_t *j, Sluice__JobStateKind state, co
         state != SLUICE__JOB_STATE_KIND__JOB_STOPPED)
         s_drop_staging(j); /* a stopped job's staged output is its savepoint's */
     bool was_running = j->state == SLUICE__JOB_STATE_KIND__JOB_RUNNING;
+    s_verify_abandon(j); /* its result is not wanted; s_tick_jobs reaps the thread */
     j->state = state;
     j->end_ms = s_wall_ms();
     if (error && !j->error)
@@ -1325,6 +1333,119 @@ static int s_ck_choose(s_job_t *j, char *why, size_t cap)
     return SL_DATA;
 }
 
+/* ---- choosing the checkpoint off the loop ------------------------------------ */
+
+/* A restart's choice of checkpoint, made in a thread of its own: reading
+ * and hashing every state file of a checkpoint takes seconds for big
+ * state, and the loop must keep answering clients and reading heartbeats
+ * meanwhile. The thread owns shadow and rc/why until done is set; the loop
+ * reads them only after that (and joins the thread). */
+struct s_verify {
+    pthread_t thread;    /* the verifier */
+    atomic_bool done;    /* set by the thread last: the rest is the loop's again */
+    atomic_bool abandon; /* set by the loop: the result is not wanted (cancel, shutdown) */
+    s_job_t shadow;      /* the thread's job: id, ckpt_dir, ck_done copied, plan borrowed
+                            (it lives as long as the job); it fills the restore fields */
+    int rc;              /* s_ck_choose's result */
+    char why[4800];      /* and why it failed */
+};
+
+static void s_verify_free(s_verify_t *v)
+{
+    if (!v)
+        return;
+    s_restore_free(&v->shadow);
+    free(v->shadow.id);
+    free(v->shadow.ckpt_dir);
+    free(v->shadow.ck_done);
+    free(v);
+}
+
+static void *s_verify_main(void *arg)
+{
+    s_verify_t *v = arg;
+    v->rc = SL_STATE;
+#ifdef SLUICE_FAILPOINTS
+    /* test builds: a slow disk, to show the loop does not wait for it */
+    const char *delay = getenv("SLUICE_MASTER_VERIFY_DELAY_MS");
+    long ms = delay ? strtol(delay, NULL, 10) : 0;
+    for (long t = 0; t < ms && !atomic_load(&v->abandon); t += 10)
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
+#endif
+    if (!atomic_load(&v->abandon))
+        v->rc = s_ck_choose(&v->shadow, v->why, sizeof v->why);
+    else
+        snprintf(v->why, sizeof v->why, "abandoned");
+    atomic_store(&v->done, true);
+    return NULL;
+}
+
+/* Starts choosing j's checkpoint in a thread (j->verify); SL_OK, or an
+ * error when no thread could be started (nothing changed then). */
+static int s_verify_start(s_job_t *j)
+{
+    s_verify_t *v = calloc(1, sizeof *v);
+    if (!v)
+        return SL_NOMEM;
+    atomic_init(&v->done, false);
+    atomic_init(&v->abandon, false);
+    v->shadow.id = strdup(j->id);
+    v->shadow.plan = j->plan;
+    v->shadow.ckpt_dir = strdup(j->ckpt_dir);
+    v->shadow.ck_done = malloc(((size_t)j->nck_done + 1) * sizeof *j->ck_done);
+    v->shadow.nck_done = j->nck_done;
+    if (!v->shadow.id || !v->shadow.ckpt_dir || !v->shadow.ck_done) {
+        s_verify_free(v);
+        return SL_NOMEM;
+    }
+    memcpy(v->shadow.ck_done, j->ck_done, (size_t)j->nck_done * sizeof *j->ck_done);
+    if (pthread_create(&v->thread, NULL, s_verify_main, v) != 0) {
+        s_verify_free(v);
+        return SL_LIMIT;
+    }
+    j->verify = v;
+    return SL_OK;
+}
+
+/* Tells j's verifier, if any, that its result is not wanted (it may end
+ * sooner); the loop still reaps it. */
+static void s_verify_abandon(s_job_t *j)
+{
+    if (j->verify)
+        atomic_store(&j->verify->abandon, true);
+}
+
+/* Stops waiting for j's verifier: joins it (it ends within one
+ * checkpoint's reading) and frees its result. */
+static void s_verify_drop(s_job_t *j)
+{
+    if (!j->verify)
+        return;
+    atomic_store(&j->verify->abandon, true);
+    pthread_join(j->verify->thread, NULL);
+    s_verify_free(j->verify);
+    j->verify = NULL;
+}
+
+/* Moves the verifier's choice into j (the thread has ended). */
+static void s_verify_adopt(s_job_t *j, s_verify_t *v)
+{
+    s_restore_free(j);
+    s_job_t *w = &v->shadow;
+    j->restore = w->restore;
+    j->restore_refs = w->restore_refs;
+    j->restore_strs = w->restore_strs;
+    j->nrestore = w->nrestore;
+    j->restore_id = w->restore_id;
+    j->restore_dir = w->restore_dir;
+    j->rescale = w->rescale;
+    w->restore = NULL;
+    w->restore_refs = NULL;
+    w->restore_strs = NULL;
+    w->nrestore = 0;
+    w->restore_dir = NULL;
+}
+
 /* ---- failures and restarts ---------------------------------------------------- */
 
 /* The job's current attempt failed: restart it per its strategy, or fail it. */
@@ -1408,25 +1529,56 @@ static void s_job_failed(sl_master_t *m, s_job_t *j, const char *cause)
     j->reason = strdup("restarting after a failure");
 }
 
+/* A restart's checkpoint is chosen (rc from s_ck_choose, j->restore
+ * filled): deploy the next attempt, or fail the job when none is usable. */
+static void s_restart_chosen(sl_master_t *m, s_job_t *j, int rc, const char *why)
+{
+    if (rc != SL_OK) {
+        j->state = SLUICE__JOB_STATE_KIND__JOB_RUNNING; /* so s_end_job frees nothing twice */
+        j->nslots = 0;
+        s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_FAILED, why);
+        return;
+    }
+    if (j->restore_id)
+        fprintf(stderr, "sluice-master: job %s restarts from checkpoint %llu\n", j->id,
+                (unsigned long long)j->restore_id);
+    s_try_schedule(m, j);
+}
+
 /* Periodic work: restarts that are due, checkpoints to trigger or give up. */
 static void s_tick_jobs(sl_master_t *m)
 {
     uint64_t now = s_mono_ms();
     for (int i = 0; i < m->njobs; i++) {
         s_job_t *j = m->jobs[i];
-        if (j->state == SLUICE__JOB_STATE_KIND__JOB_RESTARTING && now >= j->restart_at) {
-            char why[4800] = "";
-            if (s_ck_choose(j, why, sizeof why) != SL_OK) {
-                j->state =
-                    SLUICE__JOB_STATE_KIND__JOB_RUNNING; /* so s_end_job frees nothing twice */
-                j->nslots = 0;
-                s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_FAILED, why);
+        if (j->verify) {
+            /* a restart's checkpoint being chosen: the job waits, RESTARTING */
+            if (!atomic_load(&j->verify->done))
+                continue;
+            s_verify_t *v = j->verify;
+            pthread_join(v->thread, NULL);
+            j->verify = NULL;
+            if (j->state != SLUICE__JOB_STATE_KIND__JOB_RESTARTING) { /* canceled meanwhile */
+                s_verify_free(v);
                 continue;
             }
-            if (j->restore_id)
-                fprintf(stderr, "sluice-master: job %s restarts from checkpoint %llu\n", j->id,
-                        (unsigned long long)j->restore_id);
-            s_try_schedule(m, j);
+            int rc = v->rc;
+            char why[4800];
+            snprintf(why, sizeof why, "%s", v->why);
+            if (rc == SL_OK)
+                s_verify_adopt(j, v);
+            s_verify_free(v);
+            s_restart_chosen(m, j, rc, why);
+            continue;
+        }
+        if (j->state == SLUICE__JOB_STATE_KIND__JOB_RESTARTING && now >= j->restart_at) {
+            if (j->nck_done && s_verify_start(j) == SL_OK) {
+                fprintf(stderr, "sluice-master: job %s: verifying checkpoints to restart from\n",
+                        j->id);
+                continue; /* polled above */
+            }
+            char why[4800] = "";
+            s_restart_chosen(m, j, s_ck_choose(j, why, sizeof why), why);
             continue;
         }
         if (j->state == SLUICE__JOB_STATE_KIND__JOB_RUNNING && !j->started && j->deploy_ms &&

@@ -73,6 +73,7 @@ typedef struct {
 } s_ack_t;
 
 typedef struct s_verify s_verify_t;
+typedef struct s_gc s_gc_t;
 
 typedef struct {
     char *id, *name, *spec_file;
@@ -118,6 +119,7 @@ typedef struct {
     uint64_t *ck_done;    /* completed and retained, oldest first */
     int nck_done;
     uint32_t ncompleted;           /* completed so far */
+    s_gc_t *gc;                    /* retired checkpoints being deleted off the loop, or NULL */
     Sluice__TaskSnapshot *restore; /* what the next deploy restores (ntasks entries) */
     Sluice__SubtaskRef *restore_refs;
     char **restore_strs; /* owned file/sha strings of restore */
@@ -233,10 +235,12 @@ static void s_tasks_free(s_job_t *j)
 
 static void s_verify_drop(s_job_t *j);
 static void s_verify_abandon(s_job_t *j);
+static void s_gc_drop(s_job_t *j);
 
 static void s_job_free(s_job_t *j)
 {
     s_verify_drop(j);
+    s_gc_drop(j);
     s_restore_free(j);
     for (int i = 0; i < j->nckinfo; i++)
         free(j->ckinfo_paths[i]);
@@ -793,27 +797,108 @@ static void s_ck_dir(const s_job_t *j, uint64_t id, char *buf, size_t cap)
     snprintf(buf, cap, "%s/chk-%llu", j->ckpt_dir, (unsigned long long)id);
 }
 
-/* Deletes the shared state files (RocksDB SSTs) that no retained
- * checkpoint references any more; none when a manifest cannot be read. */
-static void s_ck_gc(s_job_t *j)
+/* Deleting retired checkpoints, in a thread of its own: removing the
+ * directories of tens of MB (and the shared SST files no retained
+ * checkpoint names) takes a while, and the loop must not wait for it. The
+ * thread owns everything here until done is set. While it runs the job
+ * triggers no checkpoint, so no shared file it judges unreferenced can be
+ * one a checkpoint in flight is writing. */
+struct s_gc {
+    pthread_t thread; /* the deleter */
+    atomic_bool done; /* set by the thread last */
+    char *job_id;     /* for its log lines */
+    char **retired;   /* checkpoint directories to delete */
+    int nretired;
+    char **kept; /* the retained ones: their manifests name the shared files to keep */
+    int nkept;
+    char *shared; /* <ckpt_dir>/shared */
+};
+
+static void s_gc_free(s_gc_t *g)
 {
-    char shared[4200], why[1024] = "", **dirs = calloc((size_t)j->nck_done + 1, sizeof *dirs);
-    int n = 0;
-    for (; dirs && n < j->nck_done; n++) {
-        char d[4200];
-        s_ck_dir(j, j->ck_done[n], d, sizeof d);
-        if (!(dirs[n] = strdup(d)))
-            break;
-    }
-    snprintf(shared, sizeof shared, "%s/shared", j->ckpt_dir);
+    if (!g)
+        return;
+    for (int i = 0; i < g->nretired; i++)
+        free(g->retired[i]);
+    for (int i = 0; i < g->nkept; i++)
+        free(g->kept[i]);
+    free(g->retired);
+    free(g->kept);
+    free(g->shared);
+    free(g->job_id);
+    free(g);
+}
+
+/* Deletes the retired directories, then the shared state files (RocksDB
+ * SSTs) that no retained checkpoint references any more; none when a
+ * manifest cannot be read. */
+static void *s_gc_main(void *arg)
+{
+    s_gc_t *g = arg;
+    for (int i = 0; i < g->nretired; i++)
+        sl_rmtree(g->retired[i]);
+    char why[1024] = "";
     size_t removed = 0;
-    if (dirs && n == j->nck_done &&
-        sl_kv_ckpt_gc(shared, (const char *const *)dirs, (size_t)n, &removed, why, sizeof why))
-        fprintf(stderr, "sluice-master: job %s: shared state files not collected: %s\n", j->id,
+    if (sl_kv_ckpt_gc(g->shared, (const char *const *)g->kept, (size_t)g->nkept, &removed, why,
+                      sizeof why))
+        fprintf(stderr, "sluice-master: job %s: shared state files not collected: %s\n", g->job_id,
                 why);
-    for (int i = 0; dirs && i < n; i++)
-        free(dirs[i]);
-    free(dirs);
+    atomic_store(&g->done, true);
+    return NULL;
+}
+
+/* Deletes the checkpoints retired (ids, n of them; already gone from
+ * j->ck_done) and the shared files only they referenced: in a thread, or
+ * here when none can be started (or one still runs, which cannot happen:
+ * no checkpoint is triggered, hence none completes, meanwhile). */
+static void s_ck_retire(s_job_t *j, const uint64_t *ids, int n)
+{
+    s_gc_t *g = calloc(1, sizeof *g);
+    char d[4200];
+    bool ok = g && (g->retired = calloc((size_t)n + 1, sizeof *g->retired)) &&
+              (g->kept = calloc((size_t)j->nck_done + 1, sizeof *g->kept)) &&
+              (g->job_id = strdup(j->id));
+    for (int i = 0; ok && i < n; i++) {
+        s_ck_dir(j, ids[i], d, sizeof d);
+        ok = (g->retired[g->nretired++] = strdup(d)) != NULL;
+    }
+    for (int i = 0; ok && i < j->nck_done; i++) {
+        s_ck_dir(j, j->ck_done[i], d, sizeof d);
+        ok = (g->kept[g->nkept++] = strdup(d)) != NULL;
+    }
+    snprintf(d, sizeof d, "%s/shared", j->ckpt_dir);
+    if (ok)
+        ok = (g->shared = strdup(d)) != NULL;
+    if (!ok) { /* out of memory: at least the directories go */
+        for (int i = 0; i < n; i++) {
+            s_ck_dir(j, ids[i], d, sizeof d);
+            sl_rmtree(d);
+        }
+        s_gc_free(g);
+        return;
+    }
+    atomic_init(&g->done, false);
+    if (j->gc || pthread_create(&g->thread, NULL, s_gc_main, g) != 0) {
+        s_gc_main(g);
+        s_gc_free(g);
+        return;
+    }
+    j->gc = g;
+}
+
+/* Reaps j's deleter once it has finished (wait: also while it runs). */
+static void s_gc_reap(s_job_t *j, bool wait)
+{
+    if (!j->gc || (!wait && !atomic_load(&j->gc->done)))
+        return;
+    pthread_join(j->gc->thread, NULL);
+    s_gc_free(j->gc);
+    j->gc = NULL;
+}
+
+static void s_gc_drop(s_job_t *j)
+{
+    s_gc_reap(j, true);
 }
 
 /* Removes what tasks wrote for checkpoint id after it was given up (its
@@ -1095,19 +1180,17 @@ static void s_ck_maybe_complete(sl_master_t *m, s_job_t *j)
         j->ck_done = done;
         j->ck_done[j->nck_done++] = id;
     }
-    int retain = j->plan->spec->ckpt_retain;
-    bool retired = false;
-    while (j->nck_done > retain) {
-        char dir[4200];
-        s_ck_dir(j, j->ck_done[0], dir, sizeof dir);
-        sl_rmtree(dir);
+    int retain = j->plan->spec->ckpt_retain, nretired = 0;
+    uint64_t *retired = j->nck_done > retain ? malloc((size_t)j->nck_done * sizeof *retired) : NULL;
+    while (j->nck_done > retain && retired) {
+        retired[nretired++] = j->ck_done[0];
         s_info_drop(j, j->ck_done[0]);
         memmove(j->ck_done, j->ck_done + 1, (size_t)(j->nck_done - 1) * sizeof *j->ck_done);
         j->nck_done--;
-        retired = true;
     }
-    if (retired)
-        s_ck_gc(j);
+    if (nretired)
+        s_ck_retire(j, retired, nretired); /* off the loop */
+    free(retired);
     bool *sent = calloc((size_t)m->nworkers + 1, sizeof *sent);
     for (int i = 0; sent && i < j->ntasks; i++) {
         int wi = j->tasks[i].worker;
@@ -1551,6 +1634,7 @@ static void s_tick_jobs(sl_master_t *m)
     uint64_t now = s_mono_ms();
     for (int i = 0; i < m->njobs; i++) {
         s_job_t *j = m->jobs[i];
+        s_gc_reap(j, false);
         if (j->verify) {
             /* a restart's checkpoint being chosen: the job waits, RESTARTING */
             if (!atomic_load(&j->verify->done))
@@ -1600,7 +1684,7 @@ static void s_tick_jobs(sl_master_t *m)
             s_ck_abort(m, j, why);
         }
         uint64_t since = j->ck_last_end ? j->ck_last_end : j->ck_started;
-        if (!j->ck_pending &&
+        if (!j->ck_pending && !j->gc && /* no checkpoint while shared files are collected */
             (j->sp_wanted || (now - since >= (uint64_t)sp->ckpt_min_pause_ms &&
                               now - j->ck_started >= (uint64_t)sp->ckpt_interval_ms)))
             s_ck_trigger(m, j);

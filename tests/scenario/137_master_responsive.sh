@@ -25,8 +25,8 @@ KEYS=${RESP_KEYS:-150000}
 M=4
 COUNT=$((KEYS * M))
 RATE=${RESP_RATE:-30000} # 20 s of records: the kills come well before the end
-DELAY=8000               # ms every verification takes at least
-PROMPT=4000              # ms a request may take while the master verifies
+DELAY=12000              # ms every verification takes at least
+PROMPT=6000              # ms a request may take while the master verifies (a loaded machine)
 HB=2000
 
 eval "lib_$(declare -f fail)"

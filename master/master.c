@@ -2354,7 +2354,7 @@ static void s_check_heartbeats(sl_master_t *m)
         if (gap >= (uint64_t)m->o.heartbeat_timeout_ms)
             fprintf(stderr,
                     "sluice-master: the master did not run for %llu ms; "
-                    "no worker is lost for it\n",
+                    "it is not counted against the workers' heartbeats\n",
                     (unsigned long long)gap);
     }
     for (int i = 0; i < m->nworkers; i++)

@@ -97,6 +97,17 @@ static void s_on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         atomic_fetch_add_explicit(&s->acked, 1, memory_order_relaxed);
 }
 
+/* Client-level errors. Most are transient (librdkafka reconnects); an
+ * authentication failure is not: it fails the sink like a failed delivery,
+ * naming librdkafka's reason. */
+static void s_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    s_sink_t *s = opaque;
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION && !s->dr_err[0])
+        snprintf(s->dr_err, sizeof s->dr_err, "authentication failed: %s", reason);
+}
+
 /* ---- transactions: one call with the error policy ---------------------------
  * librdkafka classifies every transactional error (rdkafka.h, "Transactional
  * producer API"). Retriable ones (timeouts, transport, coordinator moving)
@@ -240,8 +251,13 @@ static int s_check_delivery(sl_opctx_t *c)
 static int s_flush(sl_opctx_t *c)
 {
     s_sink_t *s = c->state;
-    rd_kafka_resp_err_t err = rd_kafka_flush(s->rk, c->node->ksink->timeout_ms);
-    if (err)
+    /* in slices: a failed delivery or a failed authentication ends the wait */
+    int64_t deadline = s_mono_ms() + c->node->ksink->timeout_ms;
+    rd_kafka_resp_err_t err;
+    while ((err = rd_kafka_flush(s->rk, 100)) == RD_KAFKA_RESP_ERR__TIMED_OUT && !s->dr_err[0] &&
+           s_mono_ms() < deadline && !atomic_load(c->cancel))
+        ;
+    if (err && !s->dr_err[0])
         return sl_op_fail(c, SL_IO, "sink '%s': records to '%s' not acknowledged within %d ms: %s",
                           c->node->name, c->node->ksink->topic, c->node->ksink->timeout_ms,
                           rd_kafka_err2str(err));
@@ -448,6 +464,7 @@ static int s_connect(sl_opctx_t *c)
     if (!conf)
         return rc;
     rd_kafka_conf_set_dr_msg_cb(conf, s_on_dr);
+    rd_kafka_conf_set_error_cb(conf, s_on_error);
     rd_kafka_conf_set_opaque(conf, s);
     s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!s->rk) {

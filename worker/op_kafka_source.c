@@ -85,6 +85,7 @@ typedef struct {
     unsigned commit_fails;       /* failed commits so far */
     char last_err[256];          /* the latest client-level error (broker unreachable...) */
     int64_t last_err_ms;         /* when it happened, 0 = none */
+    int last_err_code;           /* its code (rd_kafka_resp_err_t) */
     int64_t lag_ms;              /* when the lag was last reported */
     double credit;               /* rate: records that may be read now (at most 50 ms worth) */
     int64_t credit_ms;           /* rate: when credit was last topped up */
@@ -108,6 +109,7 @@ static void s_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque
     snprintf(s->last_err, sizeof s->last_err, "%s: %s", rd_kafka_err2str((rd_kafka_resp_err_t)err),
              reason);
     s->last_err_ms = s_now_ms();
+    s->last_err_code = err;
 }
 
 /* The answer to an asynchronous commit of checkpointed offsets: a failure
@@ -340,6 +342,16 @@ static int s_metadata(sl_opctx_t *c, const char *topic, const struct rd_kafka_me
         }
         if (md)
             rd_kafka_metadata_destroy(md);
+        /* serves the error callback: the client's own reason (an
+         * authentication failure, say) is better than "transport failure" */
+        rd_kafka_message_t *ev = rd_kafka_consumer_poll(s->rk, 0);
+        if (ev)
+            rd_kafka_message_destroy(ev);
+        if (s->last_err_code == RD_KAFKA_RESP_ERR__AUTHENTICATION) { /* not transient */
+            rc = sl_op_fail(c, SL_IO, "source '%s': authentication to Kafka at %s failed: %s",
+                            c->node->name, k->bootstrap, s->last_err);
+            break;
+        }
         if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART && s_now_ms() >= deadline) {
             rc = sl_op_fail(c, SL_NOTFOUND, "source '%s': topic '%s' does not exist at %s",
                             c->node->name, what, k->bootstrap);

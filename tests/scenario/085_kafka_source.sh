@@ -210,6 +210,40 @@ sluice run "$WORK/big.yaml" >"$WORK/run.out" || fail "earliest on big: $(cat "$W
 echo "w,$((7000 - LOW)),$(seq $((LOW + 1)) 7000 | awk '{ s += $1 } END { print s }')" >"$WORK/want.big"
 expect "$WORK/want.big"
 
+step "a failed authentication fails the source and the sink at once, with librdkafka's reason"
+# (the dev broker speaks no SASL: a SASL client cannot authenticate to it)
+SASL=("properties: { security.protocol: SASL_PLAINTEXT, sasl.mechanisms: PLAIN,"
+    "  sasl.username: alice, sasl.password: wrong }")
+job "$WORK/auth.yaml" "timeout_ms: 20000" "${SASL[@]}"
+t0=$SECONDS
+rc=0
+sluice run "$WORK/auth.yaml" >"$WORK/run.out" || rc=$?
+[ "$rc" -eq 1 ] || fail "a failed authentication: exit $rc"
+[ $((SECONDS - t0)) -lt 15 ] || fail "a failed authentication waited for the timeout ($((SECONDS - t0)) s)"
+grep -q "source 'src': authentication to Kafka at $BOOT failed: .*SASL" "$WORK/stderr" ||
+    fail "no clear error for a failed authentication: $(cat "$WORK/stderr")"
+cat >"$WORK/authsink.yaml" <<EOF2
+name: auth-sink
+sources: [{ name: gen, type: generator, count: 100 }]
+sinks:
+  - name: out
+    type: kafka
+    input: gen
+    bootstrap: "$BOOT"
+    topic: more
+    format: json
+    timeout_ms: 20000
+    ${SASL[0]}
+    ${SASL[1]}
+EOF2
+t0=$SECONDS
+rc=0
+sluice run "$WORK/authsink.yaml" >"$WORK/run.out" || rc=$?
+[ "$rc" -eq 1 ] || fail "a sink's failed authentication: exit $rc"
+[ $((SECONDS - t0)) -lt 15 ] || fail "a sink's failed authentication waited for the timeout"
+grep -q "sink 'out': .*authentication failed: .*SASL" "$WORK/stderr" ||
+    fail "no clear error for a sink's failed authentication: $(cat "$WORK/stderr")"
+
 step "a partition whose leader is down (no fail-over on the mock) fails within the timeout"
 mkfifo "$WORK/ctl"
 exec 8<>"$WORK/ctl"

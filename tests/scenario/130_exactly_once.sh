@@ -23,12 +23,6 @@ start_master() {
     MASTER_PID=$!
     PIDS+=("$MASTER_PID")
 }
-start_worker() {
-    "$SLUICE_WORKER_BIN" --id "$1" --slots 2 --data-bind tcp://127.0.0.1 \
-        >>"$WORK/$1.out" 2>>"$WORK/$1.err" &
-    PIDS+=($!)
-    eval "PID_$1=$!"
-}
 
 step "start a master and three workers"
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -36,7 +30,6 @@ export SLUICE_MASTER=tcp://127.0.0.1:$PORT
 start_master "$SLUICE_MASTER"
 wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
 for id in w1 w2 w3; do start_worker "$id"; done
-alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 wait_for 20 alive_workers 3 || fail "workers did not register: $(sluice workers)"
 
 python3 "$DIR/expected.py" want "$COUNT" "$RATE" "$WORK/want-totals.csv" "$WORK/want-windows.csv"

@@ -58,7 +58,6 @@ final() {
 is_state() { [ "$(field "$1" state)" = "$2" ]; }
 ended() { field "$1" state | grep -qxE 'FINISHED|FAILED|CANCELED'; }
 worker_alive() { sluice workers --json | grep -q "\"id\":\"$1\"[^}]*\"alive\":true"; }
-alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 
 # Completed checkpoints of a job (ids, oldest first) and checkpoints in
 # flight (directories without _metadata) in its checkpoint directory.

@@ -23,7 +23,6 @@ for id in w1 w2 w3; do
     "$SLUICE_WORKER_BIN" --id "$id" --slots 4 --data-bind tcp://127.0.0.1 2>"$WORK/$id.err" &
     PIDS+=($!)
 done
-alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 wait_for 20 alive_workers 3 || fail "workers did not register: $(sluice workers)"
 python3 "$DIR/expected.py" want "$COUNT" "$RATE" "$WORK/want-totals.csv" "$WORK/want-windows.csv"
 sort -o "$WORK/want-totals.csv" "$WORK/want-totals.csv"

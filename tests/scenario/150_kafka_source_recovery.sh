@@ -36,14 +36,7 @@ export SLUICE_MASTER=tcp://127.0.0.1:$PORT
 MASTER_PID=$!
 PIDS+=("$MASTER_PID")
 wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
-start_worker() {
-    "$SLUICE_WORKER_BIN" --id "$1" --slots 2 --data-bind tcp://127.0.0.1 \
-        >>"$WORK/$1.out" 2>>"$WORK/$1.err" &
-    PIDS+=($!)
-    eval "PID_$1=$!"
-}
 for id in w1 w2 w3; do start_worker "$id"; done
-alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 wait_for 20 alive_workers 3 || fail "workers did not register: $(sluice workers)"
 
 TOTAL=0

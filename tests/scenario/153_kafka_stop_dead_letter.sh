@@ -16,26 +16,11 @@
 #   every topic a client asks about.)
 source "$(dirname "$0")/lib.sh"
 : "${BUILD:?BUILD must name the build tree}"
-DEVK="$BUILD/tools/sluice-dev-kafka"
-[ -x "$DEVK" ] || fail "$DEVK is not built"
 command -v kcat >/dev/null ||
     fail "kcat is not installed: this test needs it as an independent Kafka client (apt-get install kcat; 'make test' installs it)"
 
 step "start 3 mock brokers: ev (2 partitions), ts (2), mix (2), dlq (1)"
-mkfifo "$WORK/ctl"
-exec 8<>"$WORK/ctl"
-"$DEVK" --brokers 3 --topic ev:2 --topic ts:2 --topic mix:2 --topic dlq:1 \
-    --port-file "$WORK/boot" <"$WORK/ctl" >"$WORK/dk.out" 2>"$WORK/dk.err" &
-PIDS+=("$!")
-wait_for 10 test -s "$WORK/boot" || fail "the dev broker did not start: $(cat "$WORK/dk.err")"
-BOOT=$(sed -n 's/^bootstrap=//p' "$WORK/boot")
-NANS=0
-ctl() {
-    NANS=$((NANS + 1))
-    echo "$*" >&8
-    wait_for 10 eval '[ "$(grep -c -E "^(ok|error: )" "$WORK/dk.out")" -ge $NANS ]' || fail "no answer to '$*'"
-    [ "$(grep -E '^(ok|error: )' "$WORK/dk.out" | sed -n "${NANS}p")" = ok ] || fail "'$*' failed"
-}
+start_devk --brokers 3 --topic ev:2 --topic ts:2 --topic mix:2 --topic dlq:1
 
 # produce TOPIC PARTITION FILE [kcat options]: one record per line of FILE
 produce() {

@@ -32,19 +32,11 @@ export SLUICE_MASTER=tcp://127.0.0.1:$PORT
     >>"$WORK/master.out" 2>>"$WORK/master.err" &
 PIDS+=("$!")
 wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
-# start_worker ID [FAILPOINT]
-start_worker() {
-    SLUICE_FAILPOINT=${2:-} "$SLUICE_WORKER_BIN" --id "$1" --slots 2 --data-bind tcp://127.0.0.1 \
-        >>"$WORK/$1.out" 2>>"$WORK/$1.err" &
-    PIDS+=($!)
-    eval "PID_$1=$!"
-}
 # (different counts: two failpoints reached in the same checkpoint would
 # make one failure)
 start_worker w1 kafka-sink-before-commit:3
 start_worker w2 kafka-sink-after-commit:6
 start_worker w3 kafka-sink-before-commit:9
-alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 wait_for 20 alive_workers 3 || fail "workers did not register: $(sluice workers)"
 
 python3 "$DIR/verify.py" want "$COUNT" "$RATE" "$WORK/want"

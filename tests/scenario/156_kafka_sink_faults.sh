@@ -10,29 +10,12 @@
 source "$(dirname "$0")/lib.sh"
 : "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}" "${BUILD:?}"
 DIR=$SRC/tests/scenario/kafka
-DEVK="$BUILD/tools/sluice-dev-kafka"
 command -v kcat >/dev/null || fail "kcat is not installed (apt-get install kcat)"
 COUNT=${KFAULT_COUNT:-720000}
 RATE=${KFAULT_RATE:-40000}
 
 step "start the dev broker with a control FIFO, a master and two workers"
-mkfifo "$WORK/ctl"
-exec 8<>"$WORK/ctl"
-"$DEVK" --brokers 3 --topic eo:3 --topic alo:3 --port-file "$WORK/boot" <"$WORK/ctl" \
-    >"$WORK/dk.out" 2>"$WORK/dk.err" &
-PIDS+=("$!")
-wait_for 10 test -s "$WORK/boot" || fail "the dev broker did not start: $(cat "$WORK/dk.err")"
-BOOT=$(sed -n 's/^bootstrap=//p' "$WORK/boot")
-answers() { grep -c '^\(ok\|error\)' "$WORK/dk.out" || true; }
-# ctl COMMAND: sends it and waits for its answer, which must be ok
-ctl() {
-    local n
-    n=$(answers)
-    echo "$*" >&8
-    more() { [ "$(answers)" -gt "$n" ]; }
-    wait_for 10 more || fail "no answer to '$*'"
-    tail -n 1 "$WORK/dk.out" | grep -q '^ok' || fail "'$*': $(tail -n 1 "$WORK/dk.out")"
-}
+start_devk --brokers 3 --topic eo:3 --topic alo:3
 
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export SLUICE_MASTER=tcp://127.0.0.1:$PORT
@@ -40,15 +23,8 @@ export SLUICE_MASTER=tcp://127.0.0.1:$PORT
     >>"$WORK/master.out" 2>>"$WORK/master.err" &
 PIDS+=("$!")
 wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
-start_worker() {
-    "$SLUICE_WORKER_BIN" --id "$1" --slots 2 --data-bind tcp://127.0.0.1 \
-        >>"$WORK/$1.out" 2>>"$WORK/$1.err" &
-    PIDS+=($!)
-    eval "PID_$1=$!"
-}
 start_worker w1
 start_worker w2
-alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 wait_for 20 alive_workers 2 || fail "workers did not register: $(sluice workers)"
 python3 "$DIR/verify.py" want "$COUNT" "$RATE" "$WORK/want"
 

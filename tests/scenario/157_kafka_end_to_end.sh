@@ -51,7 +51,6 @@ kcat -C -b "$BOOT" -t events -e -o beginning -f '%p\n' 2>"$WORK/kcat.err" | sort
 [ "$(wc -l <"$WORK/parts")" -ge 3 ] || fail "the keys went to fewer than 3 partitions: $(cat "$WORK/parts")"
 echo "$(wc -l <"$WORK/want") windows expected"
 
-alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 wait_for 30 alive_workers 2 || fail "workers did not register: $(sluice workers)"
 
 # the at-least-once spec: the same job without the commit proof

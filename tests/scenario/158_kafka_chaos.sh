@@ -40,20 +40,12 @@ PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 export SLUICE_MASTER=tcp://127.0.0.1:$PORT
 start_master "$SLUICE_MASTER"
 wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
-# start_worker ID [FAILPOINT]: lib.sh's, with an optional SLUICE_FAILPOINT
-start_worker() {
-    SLUICE_FAILPOINT=${2:-} "$SLUICE_WORKER_BIN" --id "$1" --slots 2 --data-bind tcp://127.0.0.1 \
-        >>"$WORK/$1.out" 2>>"$WORK/$1.err" &
-    PIDS+=($!)
-    eval "PID_$1=$!"
-}
 # different workers, different counts: never in the same checkpoint
 # (ARM_<id>: the failpoint the worker's current process has)
 start_worker w1 kafka-sink-before-commit:4
 start_worker w2 kafka-sink-after-commit:8
 start_worker w3
 ARM_w1=kafka-sink-before-commit ARM_w2=kafka-sink-after-commit ARM_w3=
-alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 step "[${SECONDS} s] kcat -P: $COUNT events into topic in"
 python3 "$DIR/kchaos.py" gen "$COUNT" "$EVRATE" 3 "$WORK"
 for p in 0 1 2; do

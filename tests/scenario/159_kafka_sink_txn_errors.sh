@@ -20,37 +20,19 @@
 source "$(dirname "$0")/lib.sh"
 : "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}" "${BUILD:?}"
 DIR=$SRC/tests/scenario/kafka
-DEVK="$BUILD/tools/sluice-dev-kafka"
 command -v kcat >/dev/null || fail "kcat is not installed (apt-get install kcat)"
 COUNT=${KTXN_COUNT:-800000}
 RATE=${KTXN_RATE:-40000}
 HB=1000
 
 step "[${SECONDS} s] the dev broker with a control FIFO, a master and two workers"
-mkfifo "$WORK/ctl"
-exec 8<>"$WORK/ctl"
-"$DEVK" --brokers 3 --topic eo:3 --topic fatal:3 --topic alo:3 --port-file "$WORK/boot" \
-    <"$WORK/ctl" >"$WORK/dk.out" 2>"$WORK/dk.err" &
-PIDS+=("$!")
+start_devk --brokers 3 --topic eo:3 --topic fatal:3 --topic alo:3
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export SLUICE_MASTER=tcp://127.0.0.1:$PORT
 start_master "$SLUICE_MASTER"
 start_worker w1
 start_worker w2
-wait_for 10 test -s "$WORK/boot" || fail "the dev broker did not start: $(cat "$WORK/dk.err")"
-BOOT=$(sed -n 's/^bootstrap=//p' "$WORK/boot")
-answers() { grep -c '^\(ok\|error\)' "$WORK/dk.out" || true; }
-# ctl COMMAND: sends it and waits for its answer, which must be ok
-ctl() {
-    local n
-    n=$(answers)
-    echo "$*" >&8
-    more() { [ "$(answers)" -gt "$n" ]; }
-    wait_for 10 more || fail "no answer to '$*'"
-    tail -n 1 "$WORK/dk.out" | grep -q '^ok' || fail "'$*': $(tail -n 1 "$WORK/dk.out")"
-}
 python3 "$DIR/verify.py" want "$COUNT" "$RATE" "$WORK/want"
-alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 wait_for 30 alive_workers 2 || fail "workers did not register: $(sluice workers)"
 
 field() { sluice status --json "$JOB" | jget "$1"; }

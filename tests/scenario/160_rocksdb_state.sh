@@ -40,7 +40,6 @@ running_attempt() {
 }
 ended() { field state | grep -qxE 'FINISHED|FAILED|CANCELED'; }
 job_workers() { status | grep -o '"worker":"[^"]*"' | cut -d'"' -f4 | sort -u; }
-alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 completed_ids() {
     local d
     for d in "$CK"/chk-*; do [ -e "$d/_metadata" ] && echo "${d##*/chk-}"; done | sort -n

@@ -32,7 +32,6 @@ start_worker() {
     PIDS+=($!)
 }
 for id in w1 w2 w3; do start_worker "$id"; done
-alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 wait_for 20 alive_workers 3 || fail "workers did not register: $(sluice workers)"
 
 submit() { # NAME PARALLELISM [ARGS...]: submits detached, prints the job id

@@ -72,7 +72,6 @@ for id in w1 w2; do
     "$SLUICE_WORKER_BIN" --id "$id" --slots 4 --data-bind tcp://127.0.0.1 2>"$WORK/$id.err" &
     PIDS+=($!)
 done
-alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 wait_for 20 alive_workers 2 || fail "workers did not register: $(sluice workers)"
 
 # the job of 130/140, retaining enough checkpoints to compare one later

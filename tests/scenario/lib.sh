@@ -54,7 +54,8 @@ sluice() {
 # jget FIELD: a top-level scalar of the one-line JSON on stdin, with grep and
 # cut, not python: on a loaded machine a python start can take seconds.
 # start_master ENDPOINT (heartbeat timeout $HB ms, state in $WORK/state) and
-# start_worker ID (2 slots; its pid in PID_<ID>, worker_pid ID) log to $WORK;
+# start_worker ID [FAILPOINT] (2 slots; SLUICE_FAILPOINT=FAILPOINT; its pid in
+# PID_<ID>, worker_pid ID) log to $WORK;
 # job_workers JOB lists the workers running a job's tasks.
 # freeze / thaw PID: SIGSTOP / SIGCONT, returning once it took effect.
 jget() { grep -o "\"$1\":[^,]*" | head -n 1 | cut -d: -f2- | tr -d '"'; }
@@ -64,13 +65,15 @@ start_master() {
     MASTER_PID=$!
     PIDS+=("$MASTER_PID")
 }
-start_worker() {
-    "$SLUICE_WORKER_BIN" --id "$1" --slots 2 --data-bind tcp://127.0.0.1 \
+start_worker() { # ID [FAILPOINT]
+    SLUICE_FAILPOINT=${2:-} "$SLUICE_WORKER_BIN" --id "$1" --slots 2 --data-bind tcp://127.0.0.1 \
         >>"$WORK/$1.out" 2>>"$WORK/$1.err" &
     PIDS+=($!)
     eval "PID_$1=$!"
 }
 worker_pid() { eval "echo \$PID_$1"; }
+# alive_workers N: exactly N workers are registered and alive
+alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 # job_workers JOB: the workers that run the job's tasks now, one per line
 job_workers() { sluice status --json "$1" | grep -o '"worker":"[^"]*"' | cut -d'"' -f4 | sort -u; }
 proc_state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null; }
@@ -87,4 +90,30 @@ thaw() {
     kill -CONT "$1"
     for i in $(seq 1 2000); do is_not_stopped "$1" && return 0; sleep 0.005; done
     fail "process $1 did not continue"
+}
+
+# ---- the development Kafka broker (tools/sluice-dev-kafka) ---------------------
+# start_devk ARGS...: starts it with ARGS (--brokers, --topic ...) and its
+# control commands on a FIFO (fd 8); sets BOOT (the bootstrap address) and
+# DEVK_PID; its answers go to $WORK/dk.out. ctl COMMAND sends a command and
+# waits for its answer, which must be ok.
+start_devk() {
+    local devk="$BUILD/tools/sluice-dev-kafka"
+    [ -x "$devk" ] || fail "$devk is not built"
+    mkfifo "$WORK/ctl"
+    exec 8<>"$WORK/ctl"
+    "$devk" "$@" --port-file "$WORK/boot" <"$WORK/ctl" >"$WORK/dk.out" 2>"$WORK/dk.err" &
+    DEVK_PID=$!
+    PIDS+=("$DEVK_PID")
+    wait_for 10 test -s "$WORK/boot" || fail "the dev broker did not start: $(cat "$WORK/dk.err")"
+    BOOT=$(sed -n 's/^bootstrap=//p' "$WORK/boot")
+    NANS=0
+}
+ctl() {
+    NANS=$((NANS + 1))
+    echo "$*" >&8
+    wait_for 10 eval '[ "$(grep -c -E "^(ok|error: )" "$WORK/dk.out")" -ge $NANS ]' ||
+        fail "no answer to '$*'"
+    [ "$(grep -E '^(ok|error: )' "$WORK/dk.out" | sed -n "${NANS}p")" = ok ] ||
+        fail "'$*': $(grep -E '^(ok|error: )' "$WORK/dk.out" | sed -n "${NANS}p")"
 }

@@ -72,6 +72,9 @@ typedef struct {
     char sha[65];
 } s_ack_t;
 
+typedef struct s_verify s_verify_t;
+typedef struct s_gc s_gc_t;
+
 typedef struct {
     char *id, *name, *spec_file;
     uint8_t *spec_text;
@@ -104,6 +107,7 @@ typedef struct {
     uint64_t restart_at;    /* RESTARTING: monotonic ms of the next attempt */
     uint64_t deploy_ms;     /* monotonic ms the current attempt was deployed */
     uint64_t restored_from; /* checkpoint the current attempt restored (0: none) */
+    s_verify_t *verify;     /* RESTARTING: the checkpoint being chosen off the loop, or NULL */
 
     /* Checkpoints. */
     char *ckpt_dir;       /* <root>/<job>, or NULL when the job takes none */
@@ -115,6 +119,7 @@ typedef struct {
     uint64_t *ck_done;    /* completed and retained, oldest first */
     int nck_done;
     uint32_t ncompleted;           /* completed so far */
+    s_gc_t *gc;                    /* retired checkpoints being deleted off the loop, or NULL */
     Sluice__TaskSnapshot *restore; /* what the next deploy restores (ntasks entries) */
     Sluice__SubtaskRef *restore_refs;
     char **restore_strs; /* owned file/sha strings of restore */
@@ -228,8 +233,14 @@ static void s_tasks_free(s_job_t *j)
     j->ck_acks = NULL;
 }
 
+static void s_verify_drop(s_job_t *j);
+static void s_verify_abandon(s_job_t *j);
+static void s_gc_drop(s_job_t *j);
+
 static void s_job_free(s_job_t *j)
 {
+    s_verify_drop(j);
+    s_gc_drop(j);
     s_restore_free(j);
     for (int i = 0; i < j->nckinfo; i++)
         free(j->ckinfo_paths[i]);
@@ -368,6 +379,7 @@ static void s_end_job(sl_master_t *m, s_job_t *j, Sluice__JobStateKind state, co
         state != SLUICE__JOB_STATE_KIND__JOB_STOPPED)
         s_drop_staging(j); /* a stopped job's staged output is its savepoint's */
     bool was_running = j->state == SLUICE__JOB_STATE_KIND__JOB_RUNNING;
+    s_verify_abandon(j); /* its result is not wanted; s_tick_jobs reaps the thread */
     j->state = state;
     j->end_ms = s_wall_ms();
     if (error && !j->error)
@@ -785,27 +797,108 @@ static void s_ck_dir(const s_job_t *j, uint64_t id, char *buf, size_t cap)
     snprintf(buf, cap, "%s/chk-%llu", j->ckpt_dir, (unsigned long long)id);
 }
 
-/* Deletes the shared state files (RocksDB SSTs) that no retained
- * checkpoint references any more; none when a manifest cannot be read. */
-static void s_ck_gc(s_job_t *j)
+/* Deleting retired checkpoints, in a thread of its own: removing the
+ * directories of tens of MB (and the shared SST files no retained
+ * checkpoint names) takes a while, and the loop must not wait for it. The
+ * thread owns everything here until done is set. While it runs the job
+ * triggers no checkpoint, so no shared file it judges unreferenced can be
+ * one a checkpoint in flight is writing. */
+struct s_gc {
+    pthread_t thread; /* the deleter */
+    atomic_bool done; /* set by the thread last */
+    char *job_id;     /* for its log lines */
+    char **retired;   /* checkpoint directories to delete */
+    int nretired;
+    char **kept; /* the retained ones: their manifests name the shared files to keep */
+    int nkept;
+    char *shared; /* <ckpt_dir>/shared */
+};
+
+static void s_gc_free(s_gc_t *g)
 {
-    char shared[4200], why[1024] = "", **dirs = calloc((size_t)j->nck_done + 1, sizeof *dirs);
-    int n = 0;
-    for (; dirs && n < j->nck_done; n++) {
-        char d[4200];
-        s_ck_dir(j, j->ck_done[n], d, sizeof d);
-        if (!(dirs[n] = strdup(d)))
-            break;
-    }
-    snprintf(shared, sizeof shared, "%s/shared", j->ckpt_dir);
+    if (!g)
+        return;
+    for (int i = 0; i < g->nretired; i++)
+        free(g->retired[i]);
+    for (int i = 0; i < g->nkept; i++)
+        free(g->kept[i]);
+    free(g->retired);
+    free(g->kept);
+    free(g->shared);
+    free(g->job_id);
+    free(g);
+}
+
+/* Deletes the retired directories, then the shared state files (RocksDB
+ * SSTs) that no retained checkpoint references any more; none when a
+ * manifest cannot be read. */
+static void *s_gc_main(void *arg)
+{
+    s_gc_t *g = arg;
+    for (int i = 0; i < g->nretired; i++)
+        sl_rmtree(g->retired[i]);
+    char why[1024] = "";
     size_t removed = 0;
-    if (dirs && n == j->nck_done &&
-        sl_kv_ckpt_gc(shared, (const char *const *)dirs, (size_t)n, &removed, why, sizeof why))
-        fprintf(stderr, "sluice-master: job %s: shared state files not collected: %s\n", j->id,
+    if (sl_kv_ckpt_gc(g->shared, (const char *const *)g->kept, (size_t)g->nkept, &removed, why,
+                      sizeof why))
+        fprintf(stderr, "sluice-master: job %s: shared state files not collected: %s\n", g->job_id,
                 why);
-    for (int i = 0; dirs && i < n; i++)
-        free(dirs[i]);
-    free(dirs);
+    atomic_store(&g->done, true);
+    return NULL;
+}
+
+/* Deletes the checkpoints retired (ids, n of them; already gone from
+ * j->ck_done) and the shared files only they referenced: in a thread, or
+ * here when none can be started (or one still runs, which cannot happen:
+ * no checkpoint is triggered, hence none completes, meanwhile). */
+static void s_ck_retire(s_job_t *j, const uint64_t *ids, int n)
+{
+    s_gc_t *g = calloc(1, sizeof *g);
+    char d[4200];
+    bool ok = g && (g->retired = calloc((size_t)n + 1, sizeof *g->retired)) &&
+              (g->kept = calloc((size_t)j->nck_done + 1, sizeof *g->kept)) &&
+              (g->job_id = strdup(j->id));
+    for (int i = 0; ok && i < n; i++) {
+        s_ck_dir(j, ids[i], d, sizeof d);
+        ok = (g->retired[g->nretired++] = strdup(d)) != NULL;
+    }
+    for (int i = 0; ok && i < j->nck_done; i++) {
+        s_ck_dir(j, j->ck_done[i], d, sizeof d);
+        ok = (g->kept[g->nkept++] = strdup(d)) != NULL;
+    }
+    snprintf(d, sizeof d, "%s/shared", j->ckpt_dir);
+    if (ok)
+        ok = (g->shared = strdup(d)) != NULL;
+    if (!ok) { /* out of memory: at least the directories go */
+        for (int i = 0; i < n; i++) {
+            s_ck_dir(j, ids[i], d, sizeof d);
+            sl_rmtree(d);
+        }
+        s_gc_free(g);
+        return;
+    }
+    atomic_init(&g->done, false);
+    if (j->gc || pthread_create(&g->thread, NULL, s_gc_main, g) != 0) {
+        s_gc_main(g);
+        s_gc_free(g);
+        return;
+    }
+    j->gc = g;
+}
+
+/* Reaps j's deleter once it has finished (wait: also while it runs). */
+static void s_gc_reap(s_job_t *j, bool wait)
+{
+    if (!j->gc || (!wait && !atomic_load(&j->gc->done)))
+        return;
+    pthread_join(j->gc->thread, NULL);
+    s_gc_free(j->gc);
+    j->gc = NULL;
+}
+
+static void s_gc_drop(s_job_t *j)
+{
+    s_gc_reap(j, true);
 }
 
 /* Removes what tasks wrote for checkpoint id after it was given up (its
@@ -1087,19 +1180,17 @@ static void s_ck_maybe_complete(sl_master_t *m, s_job_t *j)
         j->ck_done = done;
         j->ck_done[j->nck_done++] = id;
     }
-    int retain = j->plan->spec->ckpt_retain;
-    bool retired = false;
-    while (j->nck_done > retain) {
-        char dir[4200];
-        s_ck_dir(j, j->ck_done[0], dir, sizeof dir);
-        sl_rmtree(dir);
+    int retain = j->plan->spec->ckpt_retain, nretired = 0;
+    uint64_t *retired = j->nck_done > retain ? malloc((size_t)j->nck_done * sizeof *retired) : NULL;
+    while (j->nck_done > retain && retired) {
+        retired[nretired++] = j->ck_done[0];
         s_info_drop(j, j->ck_done[0]);
         memmove(j->ck_done, j->ck_done + 1, (size_t)(j->nck_done - 1) * sizeof *j->ck_done);
         j->nck_done--;
-        retired = true;
     }
-    if (retired)
-        s_ck_gc(j);
+    if (nretired)
+        s_ck_retire(j, retired, nretired); /* off the loop */
+    free(retired);
     bool *sent = calloc((size_t)m->nworkers + 1, sizeof *sent);
     for (int i = 0; sent && i < j->ntasks; i++) {
         int wi = j->tasks[i].worker;
@@ -1325,6 +1416,119 @@ static int s_ck_choose(s_job_t *j, char *why, size_t cap)
     return SL_DATA;
 }
 
+/* ---- choosing the checkpoint off the loop ------------------------------------ */
+
+/* A restart's choice of checkpoint, made in a thread of its own: reading
+ * and hashing every state file of a checkpoint takes seconds for big
+ * state, and the loop must keep answering clients and reading heartbeats
+ * meanwhile. The thread owns shadow and rc/why until done is set; the loop
+ * reads them only after that (and joins the thread). */
+struct s_verify {
+    pthread_t thread;    /* the verifier */
+    atomic_bool done;    /* set by the thread last: the rest is the loop's again */
+    atomic_bool abandon; /* set by the loop: the result is not wanted (cancel, shutdown) */
+    s_job_t shadow;      /* the thread's job: id, ckpt_dir, ck_done copied, plan borrowed
+                            (it lives as long as the job); it fills the restore fields */
+    int rc;              /* s_ck_choose's result */
+    char why[4800];      /* and why it failed */
+};
+
+static void s_verify_free(s_verify_t *v)
+{
+    if (!v)
+        return;
+    s_restore_free(&v->shadow);
+    free(v->shadow.id);
+    free(v->shadow.ckpt_dir);
+    free(v->shadow.ck_done);
+    free(v);
+}
+
+static void *s_verify_main(void *arg)
+{
+    s_verify_t *v = arg;
+    v->rc = SL_STATE;
+#ifdef SLUICE_FAILPOINTS
+    /* test builds: a slow disk, to show the loop does not wait for it */
+    const char *delay = getenv("SLUICE_MASTER_VERIFY_DELAY_MS");
+    long ms = delay ? strtol(delay, NULL, 10) : 0;
+    for (long t = 0; t < ms && !atomic_load(&v->abandon); t += 10)
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
+#endif
+    if (!atomic_load(&v->abandon))
+        v->rc = s_ck_choose(&v->shadow, v->why, sizeof v->why);
+    else
+        snprintf(v->why, sizeof v->why, "abandoned");
+    atomic_store(&v->done, true);
+    return NULL;
+}
+
+/* Starts choosing j's checkpoint in a thread (j->verify); SL_OK, or an
+ * error when no thread could be started (nothing changed then). */
+static int s_verify_start(s_job_t *j)
+{
+    s_verify_t *v = calloc(1, sizeof *v);
+    if (!v)
+        return SL_NOMEM;
+    atomic_init(&v->done, false);
+    atomic_init(&v->abandon, false);
+    v->shadow.id = strdup(j->id);
+    v->shadow.plan = j->plan;
+    v->shadow.ckpt_dir = strdup(j->ckpt_dir);
+    v->shadow.ck_done = malloc(((size_t)j->nck_done + 1) * sizeof *j->ck_done);
+    v->shadow.nck_done = j->nck_done;
+    if (!v->shadow.id || !v->shadow.ckpt_dir || !v->shadow.ck_done) {
+        s_verify_free(v);
+        return SL_NOMEM;
+    }
+    memcpy(v->shadow.ck_done, j->ck_done, (size_t)j->nck_done * sizeof *j->ck_done);
+    if (pthread_create(&v->thread, NULL, s_verify_main, v) != 0) {
+        s_verify_free(v);
+        return SL_LIMIT;
+    }
+    j->verify = v;
+    return SL_OK;
+}
+
+/* Tells j's verifier, if any, that its result is not wanted (it may end
+ * sooner); the loop still reaps it. */
+static void s_verify_abandon(s_job_t *j)
+{
+    if (j->verify)
+        atomic_store(&j->verify->abandon, true);
+}
+
+/* Stops waiting for j's verifier: joins it (it ends within one
+ * checkpoint's reading) and frees its result. */
+static void s_verify_drop(s_job_t *j)
+{
+    if (!j->verify)
+        return;
+    atomic_store(&j->verify->abandon, true);
+    pthread_join(j->verify->thread, NULL);
+    s_verify_free(j->verify);
+    j->verify = NULL;
+}
+
+/* Moves the verifier's choice into j (the thread has ended). */
+static void s_verify_adopt(s_job_t *j, s_verify_t *v)
+{
+    s_restore_free(j);
+    s_job_t *w = &v->shadow;
+    j->restore = w->restore;
+    j->restore_refs = w->restore_refs;
+    j->restore_strs = w->restore_strs;
+    j->nrestore = w->nrestore;
+    j->restore_id = w->restore_id;
+    j->restore_dir = w->restore_dir;
+    j->rescale = w->rescale;
+    w->restore = NULL;
+    w->restore_refs = NULL;
+    w->restore_strs = NULL;
+    w->nrestore = 0;
+    w->restore_dir = NULL;
+}
+
 /* ---- failures and restarts ---------------------------------------------------- */
 
 /* The job's current attempt failed: restart it per its strategy, or fail it. */
@@ -1408,25 +1612,57 @@ static void s_job_failed(sl_master_t *m, s_job_t *j, const char *cause)
     j->reason = strdup("restarting after a failure");
 }
 
+/* A restart's checkpoint is chosen (rc from s_ck_choose, j->restore
+ * filled): deploy the next attempt, or fail the job when none is usable. */
+static void s_restart_chosen(sl_master_t *m, s_job_t *j, int rc, const char *why)
+{
+    if (rc != SL_OK) {
+        j->state = SLUICE__JOB_STATE_KIND__JOB_RUNNING; /* so s_end_job frees nothing twice */
+        j->nslots = 0;
+        s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_FAILED, why);
+        return;
+    }
+    if (j->restore_id)
+        fprintf(stderr, "sluice-master: job %s restarts from checkpoint %llu\n", j->id,
+                (unsigned long long)j->restore_id);
+    s_try_schedule(m, j);
+}
+
 /* Periodic work: restarts that are due, checkpoints to trigger or give up. */
 static void s_tick_jobs(sl_master_t *m)
 {
     uint64_t now = s_mono_ms();
     for (int i = 0; i < m->njobs; i++) {
         s_job_t *j = m->jobs[i];
-        if (j->state == SLUICE__JOB_STATE_KIND__JOB_RESTARTING && now >= j->restart_at) {
-            char why[4800] = "";
-            if (s_ck_choose(j, why, sizeof why) != SL_OK) {
-                j->state =
-                    SLUICE__JOB_STATE_KIND__JOB_RUNNING; /* so s_end_job frees nothing twice */
-                j->nslots = 0;
-                s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_FAILED, why);
+        s_gc_reap(j, false);
+        if (j->verify) {
+            /* a restart's checkpoint being chosen: the job waits, RESTARTING */
+            if (!atomic_load(&j->verify->done))
+                continue;
+            s_verify_t *v = j->verify;
+            pthread_join(v->thread, NULL);
+            j->verify = NULL;
+            if (j->state != SLUICE__JOB_STATE_KIND__JOB_RESTARTING) { /* canceled meanwhile */
+                s_verify_free(v);
                 continue;
             }
-            if (j->restore_id)
-                fprintf(stderr, "sluice-master: job %s restarts from checkpoint %llu\n", j->id,
-                        (unsigned long long)j->restore_id);
-            s_try_schedule(m, j);
+            int rc = v->rc;
+            char why[4800];
+            snprintf(why, sizeof why, "%s", v->why);
+            if (rc == SL_OK)
+                s_verify_adopt(j, v);
+            s_verify_free(v);
+            s_restart_chosen(m, j, rc, why);
+            continue;
+        }
+        if (j->state == SLUICE__JOB_STATE_KIND__JOB_RESTARTING && now >= j->restart_at) {
+            if (j->nck_done && s_verify_start(j) == SL_OK) {
+                fprintf(stderr, "sluice-master: job %s: verifying checkpoints to restart from\n",
+                        j->id);
+                continue; /* polled above */
+            }
+            char why[4800] = "";
+            s_restart_chosen(m, j, s_ck_choose(j, why, sizeof why), why);
             continue;
         }
         if (j->state == SLUICE__JOB_STATE_KIND__JOB_RUNNING && !j->started && j->deploy_ms &&
@@ -1448,7 +1684,7 @@ static void s_tick_jobs(sl_master_t *m)
             s_ck_abort(m, j, why);
         }
         uint64_t since = j->ck_last_end ? j->ck_last_end : j->ck_started;
-        if (!j->ck_pending &&
+        if (!j->ck_pending && !j->gc && /* no checkpoint while shared files are collected */
             (j->sp_wanted || (now - since >= (uint64_t)sp->ckpt_min_pause_ms &&
                               now - j->ck_started >= (uint64_t)sp->ckpt_interval_ms)))
             s_ck_trigger(m, j);

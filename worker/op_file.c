@@ -297,12 +297,14 @@ const sl_op_vtable_t sl_op_file_source = {.open = s_source_open,
  * restore from N publishes N's parts not yet published (a crash between
  * the completion and the rename; a part whose target exists was published
  * already) and discards the parts after them. The end of input publishes
- * everything, as the Kafka sink commits its last transaction at finish; a
- * restore that finds a published part after N's count knows the failed
- * attempt had reached that point: it publishes the rest of that attempt's
- * closed parts and writes nothing of the replay (the output is complete).
- * A fresh start (no restore) removes the subtask's parts of an earlier run
- * from PATH. */
+ * everything, as the Kafka sink commits its last transaction at finish,
+ * after writing PATH/.sluice-end-S (the number of parts): a restore that
+ * finds it knows the failed attempt had reached its end: it publishes the
+ * rest of that attempt's closed parts and writes nothing of the replay
+ * (the output is complete). Parts published past N without it come from
+ * checkpoints after N that the restart does not use (damaged): they are
+ * removed, and the replay writes them again. A fresh start (no restore)
+ * removes the subtask's parts of an earlier run from PATH. */
 typedef struct {
     uint64_t id;    /* a checkpoint this subtask snapshotted, not yet complete */
     uint32_t parts; /* parts committed by it */
@@ -458,6 +460,26 @@ static bool s_own_target(const char *name, const void *arg)
            sub == *(const int *)arg;
 }
 
+/* PATH/.sluice-end-S: written at the end of input, before the last parts
+ * are published: how many parts the subtask's whole output has. */
+static void s_end_path(const sl_opctx_t *c, const s_sink_t *s, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/.sluice-end-%d", s->dir, c->subtask);
+}
+
+/* The part count of the end marker, or -1 when there is none. */
+static int64_t s_read_end(const sl_opctx_t *c, const s_sink_t *s)
+{
+    char path[4200];
+    s_end_path(c, s, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    unsigned n;
+    int got = f ? fscanf(f, "%u", &n) : 0;
+    if (f)
+        fclose(f);
+    return got == 1 ? (int64_t)n : -1;
+}
+
 /* publish: checkpoint, at the first record or snapshot of an attempt that
  * did not restore: the job starts from scratch, so the subtask's output of
  * an earlier run (published or staged) goes. */
@@ -466,6 +488,9 @@ static void s_start_fresh(sl_opctx_t *c, s_sink_t *s)
     if (!s->fresh)
         return;
     s->fresh = false;
+    char end[4200];
+    s_end_path(c, s, end, sizeof end);
+    unlink(end);
     s_remove_if(s->stage, s_any, NULL);
     s_remove_if(s->dir, s_own_target, &c->subtask);
 }
@@ -698,27 +723,40 @@ static int s_rolling_restore(sl_opctx_t *c, s_sink_t *s, sl_snap_r_t *r, const c
         return rc;
     s->part = s->published = parts;
     char to[4200];
+    int64_t end = s_read_end(c, s);
     s_target_path(c, s->dir, parts, to, sizeof to);
-    if (s_size(to) >= 0) { /* published past the checkpoint: only the end of input does */
-        for (;;) {
+    if (end >= (int64_t)parts) { /* the failed attempt reached its end of input */
+        for (; s->part < end; s->published = ++s->part) {
             char part[4200];
             s_part_path(s, s->part, part, sizeof part);
             s_target_path(c, s->dir, s->part, to, sizeof to);
             int64_t staged = s_size(part), size = staged >= 0 ? staged : s_size(to);
             if (size < 0)
-                break;
+                return sl_op_fail(c, SL_DATA,
+                                  "sink '%s': part %u of the output finished by the failed attempt "
+                                  "is neither staged nor published (%s)",
+                                  c->node->name, (unsigned)s->part, to);
             if (staged >= 0 && sl_fs_publish(part, to) != SL_OK)
                 return sl_op_fail(c, SL_IO, "sink '%s': cannot publish %s as %s: %s", c->node->name,
                                   part, to, strerror(errno));
             if ((rc = s_keep_size(c, s, s->part, (uint64_t)size)) != SL_OK)
                 return rc;
-            s->published = ++s->part;
         }
         s->drop = true;
         fprintf(stderr,
                 "sluice: sink '%s' subtask %d: the failed attempt had published its whole output "
                 "(%u parts); the replay is not written again\n",
                 c->node->name, c->subtask, (unsigned)s->part);
+    } else if (s_size(to) >= 0) {
+        /* published by checkpoints after this one, which the restart does not
+         * use (they were found damaged): the replay writes those rows again */
+        uint32_t i = parts;
+        for (; s_size(to) >= 0; s_target_path(c, s->dir, ++i, to, sizeof to))
+            unlink(to);
+        fprintf(stderr,
+                "sluice: sink '%s' subtask %d: removed %u part(s) published by checkpoints after "
+                "the one restored, which the restart does not use\n",
+                c->node->name, c->subtask, (unsigned)(i - parts));
     }
     /* what is left staged is output of the failed attempt after the checkpoint */
     s_remove_if(s->stage, s_any, NULL);
@@ -803,7 +841,16 @@ static int s_sink_finish(sl_opctx_t *c)
         if (s->drop)
             return SL_OK;
         s_start_fresh(c, s);
-        if ((rc = s_close_part(c, s)) != SL_OK || (rc = s_publish_upto(c, s, s->part)) != SL_OK)
+        if ((rc = s_close_part(c, s)) != SL_OK || (rc = s_check_owner(c, s)) != SL_OK)
+            return rc;
+        /* the marker first: a restore after a crash in between completes this */
+        char end[4200], n[16];
+        s_end_path(c, s, end, sizeof end);
+        snprintf(n, sizeof n, "%u\n", (unsigned)s->part);
+        if (sl_fs_write_atomic(end, n, strlen(n)) != SL_OK)
+            return sl_op_fail(c, SL_IO, "sink '%s': cannot write %s: %s", c->node->name, end,
+                              strerror(errno));
+        if ((rc = s_publish_upto(c, s, s->part)) != SL_OK)
             return rc;
         s->npend = 0;
         if ((rc = s_check_owner(c, s)) == SL_OK)

@@ -17,7 +17,7 @@
 source "$(dirname "$0")/lib.sh"
 : "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}"
 DIR=$SRC/tests/scenario/rolling
-COUNT=${ROLLING_COUNT:-15000} # about 10 s at RATE: the kill comes well before the end
+COUNT=${ROLLING_COUNT:-12000} # 8 s at RATE: the kill comes well before the end
 RATE=${ROLLING_RATE:-1500}
 HB=1000 # the master's --heartbeat-timeout, ms
 OUT=$WORK/out

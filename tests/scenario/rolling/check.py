@@ -22,7 +22,7 @@ for name in sorted(os.listdir(d)):
     m = re.fullmatch(r"part-(\d{3})-(\d{6})\.csv", name)
     if m:
         files.setdefault(int(m.group(1)), []).append((int(m.group(2)), name))
-    elif not name.startswith(".sluice-staging-"):
+    elif not name.startswith((".sluice-staging-", ".sluice-end-")):
         sys.exit(f"unexpected file {name} in {d}")
 nfiles = nrows = 0
 for sub in sorted(files):

@@ -17,8 +17,8 @@
 source "$(dirname "$0")/lib.sh"
 : "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}"
 DIR=$SRC/tests/scenario/rolling
-COUNT=${ROLLING_COUNT:-12000} # 8 s at RATE: the kill comes well before the end
-RATE=${ROLLING_RATE:-1500}
+COUNT=${ROLLING_COUNT:-16000} # 10 s at RATE: the kill comes well before the end
+RATE=${ROLLING_RATE:-1600}
 HB=1000 # the master's --heartbeat-timeout, ms
 OUT=$WORK/out
 
@@ -26,7 +26,6 @@ status() { sluice status --json "$1"; }
 field() { status "$1" | jget "$2"; }
 ended() { field "$1" state | grep -qxE 'FINISHED|FAILED|CANCELED'; }
 alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
-checkpoints_at_least() { [ "$(field "$1" checkpoints)" -ge "$2" ]; }
 CHECKS=0
 # check [COUNT]: what is published now is whole and gapless (the whole output with COUNT)
 check() {
@@ -49,27 +48,30 @@ step "submit: $COUNT records at $RATE/s, a part per subtask and checkpoint"
 sluice submit "$DIR/job.yaml" --detach -p count="$COUNT" -p rate="$RATE" -p out="$OUT" \
     >"$WORK/job" || { cat "$WORK/stderr" >&2; fail "submit"; }
 JOB=$(cat "$WORK/job")
-wait_for 60 checkpoints_at_least "$JOB" 3 || fail "no three checkpoints: $(sluice status "$JOB")"
-wait_for 60 published_at_least 4 || fail "no parts published: $(ls -a "$OUT")"
-[ "$(field "$JOB" state)" = RUNNING ] || fail "the job is no longer running: $(sluice status "$JOB")"
-echo "   published while running (files rows): $(check)"
-
+# (few CLI calls before the kill: on a loaded machine each takes a while,
+# and the kill must come well before the end of the input)
+wait_for 60 published_at_least 1 || fail "no part published: $(sluice status "$JOB")"
 mapfile -t ws < <(job_workers "$JOB")
 [ ${#ws[@]} -gt 0 ] || fail "no worker runs $JOB"
 victim=${ws[$((RANDOM % ${#ws[@]}))]}
+wait_for 60 published_at_least 4 || fail "no four parts published: $(ls -a "$OUT")"
+
 step "kill -9 $victim (runs the job on: ${ws[*]}), start it again"
 kill -9 "$(worker_pid "$victim")"
 wait "$(worker_pid "$victim")" 2>/dev/null || true
-check >/dev/null
+echo "   published at the kill (files rows): $(check)"
 start_worker "$victim"
 
 step "check the published output until the job ends"
+# (both subtasks wrote their end marker: they published everything; no CLI
+# call in the loop, so that it checks often even on a loaded machine)
 deadline=$((SECONDS + 120))
-until ended "$JOB"; do
+until [ -e "$OUT/.sluice-end-0" ] && [ -e "$OUT/.sluice-end-1" ]; do
     [ $SECONDS -lt $deadline ] || fail "the job did not end: $(sluice status "$JOB")"
     check >/dev/null
-    sleep 0.2
+    sleep 0.1
 done
+wait_for 60 ended "$JOB" || fail "the job did not end: $(sluice status "$JOB")"
 status "$JOB" >"$WORK/final.json"
 [ "$(jget state <"$WORK/final.json")" = FINISHED ] || fail "job ended: $(cat "$WORK/final.json")"
 attempt=$(jget attempt <"$WORK/final.json")

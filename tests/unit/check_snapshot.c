@@ -1501,6 +1501,64 @@ START_TEST(test_file_sink_rolling)
 }
 END_TEST
 
+/* publish: checkpoint: a crash in the middle of the end of input (the end
+ * marker written, part 1 renamed into place, part 2 still staged): the
+ * restore from checkpoint 1 completes the publication and drops the replay. */
+START_TEST(test_file_sink_rolling_end_crash)
+{
+    char *dir = sl_test_tmpdir();
+    char spec[1024], out[4200], names[1024], rows[4096], path[4400], to[4400];
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(spec, sizeof spec,
+             "name: s\ncheckpoint: {interval: 1s}\n"
+             "sources:\n  - {name: gen, type: generator, count: 10}\n"
+             "sinks:\n  - {name: out, type: file, format: csv, input: gen, path: '%s', publish: "
+             "checkpoint}\n",
+             out);
+    s_job_t j;
+    s_job_load(&j, spec);
+    s_inst_t *a = s_inst_open(&j, "out", 0, 1);
+    sl_snap_w_t w1, w2;
+    sl_snap_w_init(&w1);
+    sl_snap_w_init(&w2);
+    s_sink_feed(a, 0, 3);
+    s_sink_snap(a, 1, &w1);
+    ck_assert_int_eq(a->vt->complete(&a->ctx, 1), SL_OK);
+    s_sink_feed(a, 3, 2);
+    s_sink_snap(a, 2, &w2); /* part 1 */
+    s_sink_feed(a, 5, 1);
+    s_sink_snap(a, 3, &w2); /* part 2 */
+    s_inst_close(&a);
+    /* what finish had done when it crashed */
+    snprintf(path, sizeof path, "%s/.sluice-end-0", out);
+    sl_test_write_file(path, "3\n");
+    snprintf(path, sizeof path, "%s/.sluice-staging-0/part-000001", out);
+    snprintf(to, sizeof to, "%s/part-000-000001.csv", out);
+    ck_assert_int_eq(rename(path, to), 0);
+    ck_assert_int_eq(s_rolling_read(out, names, sizeof names, rows, sizeof rows), 2);
+
+    s_inst_t *b = s_inst_open(&j, "out", 0, 1);
+    sl_snap_r_t r;
+    sl_snap_r_init(&r, w1.data, w1.len);
+    ck_assert_int_eq(b->vt->restore(&b->ctx, &r), SL_OK);
+    s_sink_feed(b, 3, 7); /* the replay */
+    ck_assert_int_eq(b->vt->finish(&b->ctx), SL_OK);
+    ck_assert_int_eq(s_rolling_read(out, names, sizeof names, rows, sizeof rows), 3);
+    ck_assert_str_eq(names, "part-000-000000.csv part-000-000001.csv part-000-000002.csv");
+    char ref[1024] = "";
+    for (int i = 0; i < 6; i++)
+        snprintf(ref + strlen(ref), sizeof ref - strlen(ref), "%d,1970-01-01T00:00:00.%03dZ\n", i,
+                 i);
+    ck_assert_str_eq(rows, ref);
+    s_inst_close(&b);
+    sl_snap_w_free(&w1);
+    sl_snap_w_free(&w2);
+    s_job_free(&j);
+    sl_test_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
 /* Joins and process: the same key restored twice is refused. */
 START_TEST(test_join_process_duplicate)
 {
@@ -1844,6 +1902,7 @@ int main(void)
     tcase_add_test(tj, test_file_sink_lost_part);
     tcase_add_test(tj, test_file_sink_fenced);
     tcase_add_test(tj, test_file_sink_rolling);
+    tcase_add_test(tj, test_file_sink_rolling_end_crash);
     suite_add_tcase(s, tj);
     return sl_test_run(s);
 }

@@ -461,23 +461,28 @@ static bool s_own_target(const char *name, const void *arg)
 }
 
 /* PATH/.sluice-end-S: written at the end of input, before the last parts
- * are published: how many parts the subtask's whole output has. */
+ * are published: how many parts the subtask's whole output has, and the
+ * job's checkpoint directory (a marker of another job, e.g. an earlier run
+ * of the one resumed from a savepoint, does not count). */
 static void s_end_path(const sl_opctx_t *c, const s_sink_t *s, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s/.sluice-end-%d", s->dir, c->subtask);
 }
 
-/* The part count of the end marker, or -1 when there is none. */
+/* The part count of this job's end marker, or -1 when there is none. */
 static int64_t s_read_end(const sl_opctx_t *c, const s_sink_t *s)
 {
-    char path[4200];
+    char path[4200], job[4200] = "";
     s_end_path(c, s, path, sizeof path);
     FILE *f = fopen(path, "r");
     unsigned n;
-    int got = f ? fscanf(f, "%u", &n) : 0;
+    int got = f ? fscanf(f, "%u ", &n) : 0;
+    if (got == 1 && !fgets(job, sizeof job, f))
+        job[0] = '\0';
     if (f)
         fclose(f);
-    return got == 1 ? (int64_t)n : -1;
+    job[strcspn(job, "\n")] = '\0';
+    return got == 1 && strcmp(job, c->ckpt_dir ? c->ckpt_dir : "") == 0 ? (int64_t)n : -1;
 }
 
 /* publish: checkpoint, at the first record or snapshot of an attempt that
@@ -844,9 +849,9 @@ static int s_sink_finish(sl_opctx_t *c)
         if ((rc = s_close_part(c, s)) != SL_OK || (rc = s_check_owner(c, s)) != SL_OK)
             return rc;
         /* the marker first: a restore after a crash in between completes this */
-        char end[4200], n[16];
+        char end[4200], n[4200];
         s_end_path(c, s, end, sizeof end);
-        snprintf(n, sizeof n, "%u\n", (unsigned)s->part);
+        snprintf(n, sizeof n, "%u %s\n", (unsigned)s->part, c->ckpt_dir ? c->ckpt_dir : "");
         if (sl_fs_write_atomic(end, n, strlen(n)) != SL_OK)
             return sl_op_fail(c, SL_IO, "sink '%s': cannot write %s: %s", c->node->name, end,
                               strerror(errno));

@@ -1531,7 +1531,7 @@ START_TEST(test_file_sink_rolling_end_crash)
     s_inst_close(&a);
     /* what finish had done when it crashed */
     snprintf(path, sizeof path, "%s/.sluice-end-0", out);
-    sl_test_write_file(path, "3\n");
+    sl_test_write_file(path, "3 \n"); /* (no checkpoint directory in this test) */
     snprintf(path, sizeof path, "%s/.sluice-staging-0/part-000001", out);
     snprintf(to, sizeof to, "%s/part-000-000001.csv", out);
     ck_assert_int_eq(rename(path, to), 0);

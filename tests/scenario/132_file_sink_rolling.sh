@@ -9,9 +9,9 @@
 #
 # Checked all along, while the job runs: every published file is whole
 # (header, complete rows) and the files of each subtask hold a gapless
-# prefix of its generator subtask's sequence (rolling/check.py): nothing of
-# an epoch whose checkpoint did not complete is ever visible, before or
-# after the kill. At the end: the parts, concatenated without headers,
+# prefix of its generator subtask's sequence, and a file once published
+# stays as it is (rolling/check.py): nothing of an epoch whose checkpoint
+# did not complete is ever visible, before or after the kill. At the end: the parts, concatenated without headers,
 # hold every record exactly once (equal to the reference after sorting),
 # and no staging directory is left.
 source "$(dirname "$0")/lib.sh"
@@ -27,10 +27,11 @@ field() { status "$1" | jget "$2"; }
 ended() { field "$1" state | grep -qxE 'FINISHED|FAILED|CANCELED'; }
 alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 CHECKS=0
-# check [COUNT]: what is published now is whole and gapless (the whole output with COUNT)
+# check [COUNT]: what is published now is whole and gapless (the whole output
+# with COUNT), and every file published before is still there, unchanged
 check() {
     local got
-    got=$(python3 "$DIR/check.py" "$OUT" 2 "$@") || fail "published output: $got"
+    got=$(python3 "$DIR/check.py" "$OUT" 2 "$WORK/seen" "$@" 2>&1) || fail "published output: $got"
     CHECKS=$((CHECKS + 1))
     echo "$got"
 }

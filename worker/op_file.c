@@ -843,8 +843,8 @@ static int s_sink_finish(sl_opctx_t *c)
     if (s->dir) { /* every part, at once (as the Kafka sink commits at finish) */
         if (s->lost)
             return s_sink_lost(c, s);
-        if (s->drop)
-            return SL_OK;
+        if (s->drop) /* (all published already) */
+            goto done;
         s_start_fresh(c, s);
         if ((rc = s_close_part(c, s)) != SL_OK || (rc = s_check_owner(c, s)) != SL_OK)
             return rc;
@@ -858,6 +858,7 @@ static int s_sink_finish(sl_opctx_t *c)
         if ((rc = s_publish_upto(c, s, s->part)) != SL_OK)
             return rc;
         s->npend = 0;
+    done:
         if ((rc = s_check_owner(c, s)) == SL_OK)
             sl_rmtree(s->stage);
         return rc;

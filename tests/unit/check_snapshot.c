@@ -1474,6 +1474,8 @@ START_TEST(test_file_sink_rolling)
     ck_assert_int_eq(c->vt->restore(&c->ctx, &r), SL_OK);
     s_sink_feed(c, 7, 3);
     ck_assert_int_eq(c->vt->finish(&c->ctx), SL_OK);
+    snprintf(names, sizeof names, "%s/.sluice-staging-1", out);
+    ck_assert_int_ne(access(names, F_OK), 0); /* nothing left staged */
     ck_assert_int_eq(s_rolling_read(out, names, sizeof names, rows, sizeof rows), 4);
     ck_assert_str_eq(rows, ref);
     s_inst_close(&c);

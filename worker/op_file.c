@@ -1,6 +1,8 @@
 /* op_file.c — the file connectors: a source reading CSV / JSON Lines / text
  * files (one file or a glob), and sinks writing CSV / JSON Lines to one file
- * published atomically when the bounded job ends, or to stdout.
+ * published atomically when the bounded job ends, to a directory of parts
+ * each published when the checkpoint that commits it completes
+ * (`publish: checkpoint`, for streaming jobs), or to stdout.
  *
  * Source splitting: every file matched is cut into `parallelism` byte
  * ranges and subtask i reads range i of each file (fileio.h's line-split
@@ -283,22 +285,82 @@ const sl_op_vtable_t sl_op_file_source = {.open = s_source_open,
  * checks the token is still its own, and stops (failing its task) when a
  * newer attempt has taken over, so an old attempt never renames a part
  * into place, publishes, or removes the staging directory under a newer
- * one. */
+ * one.
+ *
+ * `publish: checkpoint` (rolling, for jobs that never end): `path` is a
+ * directory; subtask S stages its parts in PATH/.sluice-staging-S, each a
+ * complete file with the format's header. A snapshot for checkpoint N
+ * closes the current part and remembers how many parts N commits; when N
+ * completes (complete(N)) those parts are renamed into PATH as
+ * part-S-SEQ.EXT (SEQ = the part's number, so the names sort in order).
+ * Nothing of an epoch whose checkpoint has not completed is visible. A
+ * restore from N publishes N's parts not yet published (a crash between
+ * the completion and the rename; a part whose target exists was published
+ * already) and discards the parts after them. The end of input publishes
+ * everything, as the Kafka sink commits its last transaction at finish,
+ * after writing PATH/.sluice-end-S (the number of parts): a restore that
+ * finds it knows the failed attempt had reached its end: it publishes the
+ * rest of that attempt's closed parts and writes nothing of the replay
+ * (the output is complete). Parts published past N without it come from
+ * checkpoints after N that the restart does not use (damaged): they are
+ * removed, and the replay writes them again. A fresh start (no restore)
+ * removes the subtask's parts of an earlier run from PATH. */
 typedef struct {
-    sl_writer_t *w;     /* the output, or the current part */
-    sl_value_t *vals;   /* one decoded row */
-    char *stage;        /* staging directory (checkpointed jobs), or NULL */
-    uint32_t part;      /* index of the current part = parts committed */
-    uint64_t *sizes;    /* bytes of each committed part */
-    uint32_t cap_sizes; /* entries allocated */
-    char token[96];     /* this instance's claim on the staging directory (`.owner`) */
-    int lost;           /* a part that failed to close took rows with it */
-    char lost_why[512]; /* why (the task fails with it at the next call) */
+    uint64_t id;    /* a checkpoint this subtask snapshotted, not yet complete */
+    uint32_t parts; /* parts committed by it */
+} s_pend_t;
+
+typedef struct {
+    sl_writer_t *w;           /* the output, or the current part */
+    sl_value_t *vals;         /* one decoded row */
+    char *stage;              /* staging directory (checkpointed jobs), or NULL */
+    uint32_t part;            /* index of the current part = parts committed */
+    uint64_t *sizes;          /* bytes of each committed part */
+    uint32_t cap_sizes;       /* entries allocated */
+    char token[96];           /* this instance's claim on the staging directory (`.owner`) */
+    int lost;                 /* a part that failed to close took rows with it */
+    char lost_why[512];       /* why (the task fails with it at the next call) */
+    char *dir;                /* publish: checkpoint: the output directory, else NULL */
+    uint32_t published;       /* publish: checkpoint: parts 0..published-1 are in dir */
+    s_pend_t *pend;           /* publish: checkpoint: snapshots whose checkpoint is not complete */
+    uint32_t npend, cap_pend; /* entries used / allocated */
+    bool fresh;               /* opened, neither restored nor started yet */
+    bool drop; /* the failed attempt published its whole output: the replay is dropped */
 } s_sink_t;
 
 static void s_part_path(const s_sink_t *s, uint32_t i, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s/part-%06u", s->stage, (unsigned)i);
+}
+
+/* PATH/part-SUBTASK-SEQ.EXT: where part i of subtask sub is published. */
+static void s_target_path(const sl_opctx_t *c, const char *dir, uint32_t i, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/part-%03d-%06u.%s", dir, c->subtask, (unsigned)i,
+             c->node->sink_format == SL_FMT_JSONL ? "jsonl" : "csv");
+}
+
+/* Size of the file at path, or -1 when there is none. */
+static int64_t s_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+static int s_keep_size(sl_opctx_t *c, s_sink_t *s, uint32_t i, uint64_t size)
+{
+    if (i >= s->cap_sizes) {
+        uint32_t cap = s->cap_sizes ? s->cap_sizes * 2 : 16;
+        while (cap <= i)
+            cap *= 2;
+        uint64_t *n = realloc(s->sizes, cap * sizeof *n);
+        if (!n)
+            return sl_op_fail(c, SL_NOMEM, "sink '%s': out of memory", c->node->name);
+        s->sizes = n;
+        s->cap_sizes = cap;
+    }
+    s->sizes[i] = size;
+    return SL_OK;
 }
 
 #define S_OWNER ".owner" /* the staging directory's claim file */
@@ -339,6 +401,105 @@ static int s_check_owner(sl_opctx_t *c, const s_sink_t *s)
                       c->node->name, s->stage);
 }
 
+/* publish: checkpoint: renames parts published..n-1 into the output
+ * directory, in order (a part whose staged file is gone and whose target
+ * exists was published before: a restore after a crash in between). */
+static int s_publish_upto(sl_opctx_t *c, s_sink_t *s, uint32_t n)
+{
+    if (s->published >= n)
+        return SL_OK;
+    int rc = s_check_owner(c, s);
+    if (rc)
+        return rc;
+    for (; s->published < n; s->published++) {
+        char part[4200], to[4200];
+        s_part_path(s, s->published, part, sizeof part);
+        s_target_path(c, s->dir, s->published, to, sizeof to);
+        if (s_size(part) < 0 && s_size(to) >= 0)
+            continue;
+        if (sl_fs_publish(part, to) != SL_OK)
+            return sl_op_fail(c, SL_IO, "sink '%s': cannot publish %s as %s: %s", c->node->name,
+                              part, to, strerror(errno));
+    }
+    return SL_OK;
+}
+
+/* Removes the files of the directory d for which drop(name, arg) holds. */
+static void s_remove_if(const char *d, bool (*drop)(const char *name, const void *arg),
+                        const void *arg)
+{
+    DIR *dh = opendir(d);
+    if (!dh)
+        return;
+    for (struct dirent *e; (e = readdir(dh));) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+            continue;
+        if (strcmp(e->d_name, S_OWNER) != 0 && drop(e->d_name, arg)) {
+            char path[4600];
+            snprintf(path, sizeof path, "%s/%s", d, e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(dh);
+}
+
+static bool s_any(const char *name, const void *arg)
+{
+    (void)name;
+    (void)arg;
+    return true;
+}
+
+/* A published part of subtask *(const int *)arg. */
+static bool s_own_target(const char *name, const void *arg)
+{
+    int sub;
+    unsigned seq;
+    char dot;
+    return sscanf(name, "part-%d-%u%c", &sub, &seq, &dot) == 3 && dot == '.' &&
+           sub == *(const int *)arg;
+}
+
+/* PATH/.sluice-end-S: written at the end of input, before the last parts
+ * are published: how many parts the subtask's whole output has, and the
+ * job's checkpoint directory (a marker of another job, e.g. an earlier run
+ * of the one resumed from a savepoint, does not count). */
+static void s_end_path(const sl_opctx_t *c, const s_sink_t *s, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/.sluice-end-%d", s->dir, c->subtask);
+}
+
+/* The part count of this job's end marker, or -1 when there is none. */
+static int64_t s_read_end(const sl_opctx_t *c, const s_sink_t *s)
+{
+    char path[4200], job[4200] = "";
+    s_end_path(c, s, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    unsigned n;
+    int got = f ? fscanf(f, "%u ", &n) : 0;
+    if (got == 1 && !fgets(job, sizeof job, f))
+        job[0] = '\0';
+    if (f)
+        fclose(f);
+    job[strcspn(job, "\n")] = '\0';
+    return got == 1 && strcmp(job, c->ckpt_dir ? c->ckpt_dir : "") == 0 ? (int64_t)n : -1;
+}
+
+/* publish: checkpoint, at the first record or snapshot of an attempt that
+ * did not restore: the job starts from scratch, so the subtask's output of
+ * an earlier run (published or staged) goes. */
+static void s_start_fresh(sl_opctx_t *c, s_sink_t *s)
+{
+    if (!s->fresh)
+        return;
+    s->fresh = false;
+    char end[4200];
+    s_end_path(c, s, end, sizeof end);
+    unlink(end);
+    s_remove_if(s->stage, s_any, NULL);
+    s_remove_if(s->dir, s_own_target, &c->subtask);
+}
+
 static int s_sink_open(sl_opctx_t *c)
 {
     s_sink_t *s = calloc(1, sizeof *s);
@@ -349,6 +510,20 @@ static int s_sink_open(sl_opctx_t *c)
     if (!s->vals)
         return SL_NOMEM;
     const char *path = c->node->sink_path;
+    if (c->node->sink_rolling) {
+        size_t n = strlen(path) + 48;
+        s->dir = strdup(path);
+        s->stage = malloc(n);
+        if (!s->dir || !s->stage)
+            return SL_NOMEM;
+        snprintf(s->stage, n, "%s/.sluice-staging-%d", path, c->subtask);
+        if ((mkdir(s->dir, 0755) != 0 && errno != EEXIST) ||
+            (mkdir(s->stage, 0755) != 0 && errno != EEXIST))
+            return sl_op_fail(c, SL_IO, "sink '%s': cannot create %s: %s", c->node->name, s->stage,
+                              strerror(errno));
+        s->fresh = true;
+        return s_claim(c, s);
+    }
     if (c->plan->spec->ckpt_interval_ms > 0) {
         size_t n = strlen(path) + 32;
         s->stage = malloc(n);
@@ -383,11 +558,14 @@ static int s_sink_process(sl_opctx_t *c, const sl_batch_t *in, int input)
     s_sink_t *s = c->state;
     if (s->lost)
         return s_sink_lost(c, s);
+    if (s->drop) /* the failed attempt's output is complete and published */
+        return SL_OK;
+    s_start_fresh(c, s);
     if (!s->w) {
         char part[4200], err[400];
         s_part_path(s, s->part, part, sizeof part);
-        int rc =
-            sl_writer_open_ex(part, c->node->sink_format, c->in, false, &s->w, err, sizeof err);
+        int rc = sl_writer_open_ex(part, c->node->sink_format, c->in, s->dir != NULL, &s->w, err,
+                                   sizeof err);
         if (rc)
             return sl_op_fail(c, rc, "sink '%s': %s", c->node->name, err);
     }
@@ -417,17 +595,10 @@ static int s_close_part(sl_opctx_t *c, s_sink_t *s)
     sl_writer_destroy(&s->w);
     if (rc)
         return sl_op_fail(c, rc, "sink '%s': %s", c->node->name, err);
-    if (s->part >= s->cap_sizes) {
-        uint32_t cap = s->cap_sizes ? s->cap_sizes * 2 : 16;
-        uint64_t *n = realloc(s->sizes, cap * sizeof *n);
-        if (!n)
-            return sl_op_fail(c, SL_NOMEM, "sink '%s': out of memory", c->node->name);
-        s->sizes = n;
-        s->cap_sizes = cap;
-    }
-    struct stat st;
     s_part_path(s, s->part, path, sizeof path);
-    s->sizes[s->part] = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    int64_t size = s_size(path);
+    if ((rc = s_keep_size(c, s, s->part, size > 0 ? (uint64_t)size : 0)) != SL_OK)
+        return rc;
     s->part++;
     return SL_OK;
 }
@@ -439,6 +610,8 @@ static int s_sink_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
         return sl_op_fail(c, SL_STATE, "sink '%s' is not staged", c->node->name);
     if (s->lost)
         return s_sink_lost(c, s);
+    if (s->dir)
+        s_start_fresh(c, s);
     int rc = s_close_part(c, s);
     if (rc) {
         /* the checkpoint is declined; the rows of that part are gone */
@@ -446,12 +619,43 @@ static int s_sink_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
         snprintf(s->lost_why, sizeof s->lost_why, "%s", c->err);
         return rc;
     }
-    sl_snap_u8(w, 2); /* version */
+    sl_snap_u8(w, s->dir ? 3 : 2); /* version: 3 = publish: checkpoint */
     sl_snap_bytes(w, s->stage, strlen(s->stage));
+    if (s->dir) {
+        sl_snap_bytes(w, s->dir, strlen(s->dir));
+        sl_snap_u32(w, (uint32_t)c->subtask);
+        /* published when checkpoint_id completes */
+        if (s->npend == s->cap_pend) {
+            uint32_t cap = s->cap_pend ? s->cap_pend * 2 : 8;
+            s_pend_t *n = realloc(s->pend, cap * sizeof *n);
+            if (!n)
+                return sl_op_fail(c, SL_NOMEM, "sink '%s': out of memory", c->node->name);
+            s->pend = n;
+            s->cap_pend = cap;
+        }
+        s->pend[s->npend++] = (s_pend_t){c->checkpoint_id, s->part};
+    }
     sl_snap_u32(w, s->part);
     for (uint32_t i = 0; i < s->part; i++)
         sl_snap_u64(w, s->sizes[i]);
     return SL_OK;
+}
+
+/* publish: checkpoint: checkpoint id is durable, so are the parts that it
+ * and the snapshots before it committed: they are published. */
+static int s_sink_complete(sl_opctx_t *c, uint64_t id)
+{
+    s_sink_t *s = c->state;
+    if (!s->dir || s->lost)
+        return SL_OK;
+    uint32_t upto = 0, k = 0;
+    for (uint32_t i = 0; i < s->npend; i++)
+        if (s->pend[i].id <= id)
+            upto = s->pend[i].parts > upto ? s->pend[i].parts : upto;
+        else
+            s->pend[k++] = s->pend[i];
+    s->npend = k;
+    return s_publish_upto(c, s, upto);
 }
 
 /* Copies part i of another staging directory (the output the snapshot was
@@ -470,18 +674,122 @@ static int s_copy_part(sl_opctx_t *c, s_sink_t *s, const char *from_dir, uint32_
     return SL_OK;
 }
 
+/* publish: checkpoint: the parts checkpoint N committed are published
+ * (those not published yet, the others are checked), the parts after them
+ * are discarded, unless the failed attempt had published past them (it
+ * reached the end of input): then its closed parts are published too and
+ * the replay is dropped. */
+static int s_rolling_restore(sl_opctx_t *c, s_sink_t *s, sl_snap_r_t *r, const char *from_stage)
+{
+    size_t dlen = 0;
+    const uint8_t *d = sl_snap_get_bytes(r, &dlen);
+    uint32_t sub = sl_snap_get_u32(r), parts = sl_snap_get_u32(r);
+    if (r->err || dlen >= 4096 || parts > r->left / 8)
+        return sl_op_fail(c, SL_DATA, "sink '%s': bad snapshot", c->node->name);
+    if (sub != (uint32_t)c->subtask)
+        return sl_op_fail(c, SL_DATA, "sink '%s': the snapshot is of subtask %u, not %d",
+                          c->node->name, sub, c->subtask);
+    char from_dir[4096];
+    memcpy(from_dir, d, dlen);
+    from_dir[dlen] = '\0';
+    bool elsewhere = strcmp(from_dir, s->dir) != 0;
+    s->fresh = false;
+    s->npend = 0;
+    int rc = s_check_owner(c, s);
+    for (uint32_t i = 0; rc == SL_OK && i < parts; i++) {
+        uint64_t size = sl_snap_get_u64(r);
+        char part[4200], to[4200], old[4200];
+        s_part_path(s, i, part, sizeof part);
+        s_target_path(c, s->dir, i, to, sizeof to);
+        snprintf(old, sizeof old, "%s/part-%06u", from_stage, (unsigned)i);
+        if (elsewhere && s_size(old) >= 0 && (rc = s_copy_part(c, s, from_stage, i)) != SL_OK)
+            break;
+        int64_t staged = s_size(part);
+        if (staged >= 0 && (uint64_t)staged != size)
+            rc = sl_op_fail(c, SL_DATA,
+                            "sink '%s': committed part %s is truncated (expected %llu "
+                            "bytes)",
+                            c->node->name, part, (unsigned long long)size);
+        else if (staged >= 0 && sl_fs_publish(part, to) != SL_OK)
+            rc = sl_op_fail(c, SL_IO, "sink '%s': cannot publish %s as %s: %s", c->node->name, part,
+                            to, strerror(errno));
+        else if (staged < 0 && (uint64_t)s_size(to) != size) {
+            s_target_path(c, from_dir, i, old, sizeof old); /* (published where it was taken) */
+            if (!elsewhere || (uint64_t)s_size(old) != size)
+                rc = sl_op_fail(c, SL_DATA,
+                                "sink '%s': committed part %u is neither staged nor published "
+                                "(%s, %llu bytes)",
+                                c->node->name, (unsigned)i, to, (unsigned long long)size);
+        }
+        if (rc == SL_OK)
+            rc = s_keep_size(c, s, i, size);
+    }
+    if (rc)
+        return rc;
+    s->part = s->published = parts;
+    char to[4200];
+    int64_t end = s_read_end(c, s);
+    s_target_path(c, s->dir, parts, to, sizeof to);
+    if (end >= (int64_t)parts) { /* the failed attempt reached its end of input */
+        for (; s->part < end; s->published = ++s->part) {
+            char part[4200];
+            s_part_path(s, s->part, part, sizeof part);
+            s_target_path(c, s->dir, s->part, to, sizeof to);
+            int64_t staged = s_size(part), size = staged >= 0 ? staged : s_size(to);
+            if (size < 0)
+                return sl_op_fail(c, SL_DATA,
+                                  "sink '%s': part %u of the output finished by the failed attempt "
+                                  "is neither staged nor published (%s)",
+                                  c->node->name, (unsigned)s->part, to);
+            if (staged >= 0 && sl_fs_publish(part, to) != SL_OK)
+                return sl_op_fail(c, SL_IO, "sink '%s': cannot publish %s as %s: %s", c->node->name,
+                                  part, to, strerror(errno));
+            if ((rc = s_keep_size(c, s, s->part, (uint64_t)size)) != SL_OK)
+                return rc;
+        }
+        s->drop = true;
+        fprintf(stderr,
+                "sluice: sink '%s' subtask %d: the failed attempt had published its whole output "
+                "(%u parts); the replay is not written again\n",
+                c->node->name, c->subtask, (unsigned)s->part);
+    } else if (s_size(to) >= 0) {
+        /* published by checkpoints after this one, which the restart does not
+         * use (they were found damaged): the replay writes those rows again */
+        uint32_t i = parts;
+        for (; s_size(to) >= 0; s_target_path(c, s->dir, ++i, to, sizeof to))
+            unlink(to);
+        fprintf(stderr,
+                "sluice: sink '%s' subtask %d: removed %u part(s) published by checkpoints after "
+                "the one restored, which the restart does not use\n",
+                c->node->name, c->subtask, (unsigned)(i - parts));
+    }
+    /* what is left staged is output of the failed attempt after the checkpoint */
+    s_remove_if(s->stage, s_any, NULL);
+    return SL_OK;
+}
+
 static int s_sink_restore(sl_opctx_t *c, sl_snap_r_t *r)
 {
     s_sink_t *s = c->state;
     uint8_t version = sl_snap_get_u8(r);
     size_t dlen = 0;
     const uint8_t *dir = sl_snap_get_bytes(r, &dlen);
-    uint32_t parts = sl_snap_get_u32(r);
-    if (r->err || version != 2 || !s->stage || dlen >= 4096 || parts > r->left / 8)
+    if (!r->err && s->stage && (version == 3) != (s->dir != NULL))
+        return sl_op_fail(c, SL_DATA,
+                          "sink '%s': the checkpoint was taken with publish: %s; it cannot resume "
+                          "with publish: %s",
+                          c->node->name, version == 3 ? "checkpoint" : "end",
+                          s->dir ? "checkpoint" : "end");
+    if (r->err || (version != 2 && version != 3) || !s->stage || dlen >= 4096)
         return sl_op_fail(c, SL_DATA, "sink '%s': bad snapshot", c->node->name);
     char from[4096];
     memcpy(from, dir, dlen);
     from[dlen] = '\0';
+    if (s->dir)
+        return s_rolling_restore(c, s, r, from);
+    uint32_t parts = sl_snap_get_u32(r);
+    if (r->err || parts > r->left / 8)
+        return sl_op_fail(c, SL_DATA, "sink '%s': bad snapshot", c->node->name);
     bool elsewhere = strcmp(from, s->stage) != 0;
     s->part = 0;
     for (uint32_t i = 0; i < parts; i++) {
@@ -499,15 +807,10 @@ static int s_sink_restore(sl_opctx_t *c, sl_snap_r_t *r)
                               "sink '%s': committed part %s is %s (expected %llu bytes)",
                               c->node->name, part, stat(part, &st) != 0 ? "missing" : "truncated",
                               (unsigned long long)size);
-        if (s->part >= s->cap_sizes) {
-            uint32_t cap = s->cap_sizes ? s->cap_sizes * 2 : 16;
-            uint64_t *n = realloc(s->sizes, cap * sizeof *n);
-            if (!n)
-                return sl_op_fail(c, SL_NOMEM, "sink '%s': out of memory", c->node->name);
-            s->sizes = n;
-            s->cap_sizes = cap;
-        }
-        s->sizes[s->part++] = size;
+        int rc = s_keep_size(c, s, s->part, size);
+        if (rc)
+            return rc;
+        s->part++;
     }
     /* Everything after them is output of a failed attempt. */
     DIR *d = opendir(s->stage);
@@ -537,6 +840,29 @@ static int s_sink_finish(sl_opctx_t *c)
     s_sink_t *s = c->state;
     char err[400];
     int rc;
+    if (s->dir) { /* every part, at once (as the Kafka sink commits at finish) */
+        if (s->lost)
+            return s_sink_lost(c, s);
+        if (s->drop) /* (all published already) */
+            goto done;
+        s_start_fresh(c, s);
+        if ((rc = s_close_part(c, s)) != SL_OK || (rc = s_check_owner(c, s)) != SL_OK)
+            return rc;
+        /* the marker first: a restore after a crash in between completes this */
+        char end[4200], n[4200];
+        s_end_path(c, s, end, sizeof end);
+        snprintf(n, sizeof n, "%u %s\n", (unsigned)s->part, c->ckpt_dir ? c->ckpt_dir : "");
+        if (sl_fs_write_atomic(end, n, strlen(n)) != SL_OK)
+            return sl_op_fail(c, SL_IO, "sink '%s': cannot write %s: %s", c->node->name, end,
+                              strerror(errno));
+        if ((rc = s_publish_upto(c, s, s->part)) != SL_OK)
+            return rc;
+        s->npend = 0;
+    done:
+        if ((rc = s_check_owner(c, s)) == SL_OK)
+            sl_rmtree(s->stage);
+        return rc;
+    }
     if (s->stage) {
         if (s->lost)
             return s_sink_lost(c, s);
@@ -584,6 +910,8 @@ static void s_sink_close(sl_opctx_t *c)
         free(s->vals);
         free(s->stage);
         free(s->sizes);
+        free(s->dir);
+        free(s->pend);
     }
     free(s);
     c->state = NULL;
@@ -594,7 +922,8 @@ const sl_op_vtable_t sl_op_file_sink = {.open = s_sink_open,
                                         .finish = s_sink_finish,
                                         .close = s_sink_close,
                                         .snapshot = s_sink_snapshot,
-                                        .restore = s_sink_restore};
+                                        .restore = s_sink_restore,
+                                        .complete = s_sink_complete};
 
 /* ---- stdout sink ------------------------------------------------------------ */
 

@@ -58,7 +58,7 @@ static const s_type_t s_types[] = {
      2, 2},
     {"process", SL_ROLE_OPERATOR, SL_OP_PROCESS, S_KEYS("function", "key", "time", "state_ttl"), 1,
      1},
-    {"file", SL_ROLE_SINK, SL_OP_FILE_SINK, S_KEYS("format", "path"), 1, 1},
+    {"file", SL_ROLE_SINK, SL_OP_FILE_SINK, S_KEYS("format", "path", "publish"), 1, 1},
     {"stdout", SL_ROLE_SINK, SL_OP_STDOUT_SINK, S_KEYS("format"), 1, 1},
     {"discard", SL_ROLE_SINK, SL_OP_DISCARD_SINK,
      S_KEYS("description", "latency", "latency_warmup", "latency_span"), 1, 1},
@@ -1553,6 +1553,25 @@ static int s_build_file_sink(s_ctx_t *c)
             bad = 1;
         }
     }
+    /* publish: end (one file at the end of input) | checkpoint (a directory
+     * of parts, each published when the checkpoint that commits it completes) */
+    const sl_ynode_t *pub = sl_ynode_get(c->sn->body, "publish");
+    const char *pv = pub ? sl_ynode_str(pub, c->d, "publish") : NULL;
+    if (pub && (!pv || (strcmp(pv, "end") != 0 && strcmp(pv, "checkpoint") != 0))) {
+        if (pv)
+            sl_diag_error(c->d, pub->line, pub->col,
+                          "publish of '%s' is '%s'; expected end or checkpoint", c->sn->name, pv);
+        bad = 1;
+    } else if (pv && strcmp(pv, "checkpoint") == 0) {
+        c->node->sink_rolling = true;
+        if (c->plan->spec->ckpt_interval_ms <= 0) {
+            sl_diag_error(c->d, pub->line, pub->col,
+                          "sink '%s': publish: checkpoint publishes at checkpoints; the job needs "
+                          "checkpoint: {interval: ...}",
+                          c->sn->name);
+            bad = 1;
+        }
+    }
     return bad ? SL_SPEC : SL_OK;
 }
 
@@ -1911,7 +1930,11 @@ int sl_plan_build(const sl_spec_t *spec, int parallelism, const sl_plugin_t *plu
             continue;
         }
         nd->kind = t->kind;
-        bool sink1 = nd->kind == SL_OP_FILE_SINK || nd->kind == SL_OP_STDOUT_SINK;
+        /* (a file sink publishing per checkpoint writes one file per subtask) */
+        const sl_ynode_t *pub = sl_ynode_get(sn->body, "publish");
+        bool rolling = nd->kind == SL_OP_FILE_SINK && pub && pub->kind == SL_Y_SCALAR &&
+                       strcmp(pub->str, "checkpoint") == 0;
+        bool sink1 = (nd->kind == SL_OP_FILE_SINK && !rolling) || nd->kind == SL_OP_STDOUT_SINK;
         nd->parallelism = sn->parallelism ? sn->parallelism : sink1 ? 1 : job_par;
         if (sink1 && nd->parallelism != 1) {
             sl_diag_error(d, sn->body->line, sn->body->col,

@@ -199,6 +199,49 @@ START_TEST(test_union_and_fan_out)
 }
 END_TEST
 
+/* A file sink's `publish:`: checkpoint makes it a directory of parts that
+ * runs at the job's parallelism; it needs checkpoints; other values fail. */
+START_TEST(test_file_sink_publish)
+{
+    char text[600];
+    const char *fmt = "name: r\n"
+                      "parallelism: 2\n"
+                      "%s"
+                      "sources:\n"
+                      "  - { name: g, type: generator }\n"
+                      "sinks:\n"
+                      "  - { name: o, type: file, format: csv, path: out, input: g%s }\n";
+    s_loaded_t l;
+    snprintf(text, sizeof text, fmt, "checkpoint: { interval: 1s }\n", ", publish: checkpoint");
+    ck_assert_int_eq(s_load(&l, text, 0), SL_OK);
+    const sl_plan_node_t *o = &l.plan->nodes[sl_spec_find(l.spec, "o")];
+    ck_assert(o->sink_rolling);
+    ck_assert_int_eq(o->parallelism, 2);
+    s_unload(&l);
+    snprintf(text, sizeof text, fmt, "checkpoint: { interval: 1s }\n", ", publish: end");
+    ck_assert_int_eq(s_load(&l, text, 0), SL_OK);
+    o = &l.plan->nodes[sl_spec_find(l.spec, "o")];
+    ck_assert(!o->sink_rolling);
+    ck_assert_int_eq(o->parallelism, 1);
+    s_unload(&l);
+    const char *bad[][3] = {
+        {"", ", publish: checkpoint", "the job needs checkpoint:"},
+        {"checkpoint: { interval: 1s }\n", ", publish: often", "expected end or checkpoint"},
+        {"checkpoint: { interval: 1s }\n", ", publish: end, parallelism: 2",
+         "its parallelism must be 1"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        snprintf(text, sizeof text, fmt, bad[k][0], bad[k][1]);
+        ck_assert_int_eq(s_load(&l, text, 0), SL_SPEC);
+        bool found = false;
+        for (int i = 0; i < sl_diag_count(l.d); i++)
+            found = found || strstr(sl_diag_message(l.d, i), bad[k][2]) != NULL;
+        ck_assert_msg(found, "case %zu: no error saying '%s'", k, bad[k][2]);
+        s_unload(&l);
+    }
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("plan");
@@ -208,6 +251,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_map_types_and_key_by);
     tcase_add_test(tc, test_all_errors_reported);
     tcase_add_test(tc, test_union_and_fan_out);
+    tcase_add_test(tc, test_file_sink_publish);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1344,6 +1344,223 @@ START_TEST(test_file_sink_lost_part)
 }
 END_TEST
 
+/* Rows, process and clear. */
+static void s_sink_feed(s_inst_t *in, int64_t from, int n)
+{
+    s_sink_rows(in, from, n);
+    ck_assert_int_eq(in->vt->process(&in->ctx, in->in, 0), SL_OK);
+    sl_batch_clear(in->in);
+}
+
+/* The checkpoint id's snapshot of the sink into w (reset first). */
+static void s_sink_snap(s_inst_t *in, uint64_t id, sl_snap_w_t *w)
+{
+    w->len = 0;
+    in->ctx.checkpoint_id = id;
+    ck_assert_int_eq(in->vt->snapshot(&in->ctx, w), SL_OK);
+}
+
+/* The published parts of directory dir (part-*), their names joined by
+ * spaces into names, and every data row (headers checked and left out)
+ * into rows; returns the number of parts. */
+static int s_rolling_read(const char *dir, char *names, size_t ncap, char *rows, size_t rcap)
+{
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "cd '%s' && ls part-* 2>/dev/null", dir);
+    FILE *ls = popen(cmd, "r");
+    ck_assert_ptr_nonnull(ls);
+    char name[256];
+    int n = 0;
+    names[0] = rows[0] = '\0';
+    while (fgets(name, sizeof name, ls)) {
+        name[strcspn(name, "\n")] = '\0';
+        snprintf(names + strlen(names), ncap - strlen(names), "%s%s", n ? " " : "", name);
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        size_t len;
+        char *text = sl_test_read_file(path, &len);
+        ck_assert_ptr_nonnull(text);
+        ck_assert_msg(strncmp(text, "seq,ts\n", 7) == 0, "%s has no header: %s", name, text);
+        snprintf(rows + strlen(rows), rcap - strlen(rows), "%s", text + 7);
+        free(text);
+        n++;
+    }
+    pclose(ls);
+    return n;
+}
+
+/* publish: checkpoint: a part is visible only once the checkpoint that
+ * commits it completed; a restore publishes committed parts a crash left
+ * staged and drops the uncommitted ones; a restore after the failed
+ * attempt had published everything (end of input) writes nothing again; a
+ * fresh start replaces an earlier run's parts. */
+START_TEST(test_file_sink_rolling)
+{
+    char *dir = sl_test_tmpdir();
+    char spec[1024], out[4200], names[1024], rows[4096], ref[4096] = "";
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(spec, sizeof spec,
+             "name: s\ncheckpoint: {interval: 1s}\n"
+             "sources:\n  - {name: gen, type: generator, count: 10}\n"
+             "sinks:\n  - {name: out, type: file, format: csv, input: gen, path: '%s', publish: "
+             "checkpoint, parallelism: 2}\n",
+             out);
+    for (int i = 0; i < 10; i++)
+        snprintf(ref + strlen(ref), sizeof ref - strlen(ref), "%d,1970-01-01T00:00:00.%03dZ\n", i,
+                 i);
+    s_job_t j;
+    s_job_load(&j, spec);
+    s_inst_t *a = s_inst_open(&j, "out", 1, 2);
+    a->ctx.attempt = 1;
+    sl_snap_w_t w1, w2, w3;
+    sl_snap_w_init(&w1);
+    sl_snap_w_init(&w2);
+    sl_snap_w_init(&w3);
+    s_sink_feed(a, 0, 4);
+    s_sink_snap(a, 1, &w1);
+    ck_assert_int_eq(s_rolling_read(out, names, sizeof names, rows, sizeof rows), 0);
+    ck_assert_int_eq(a->vt->complete(&a->ctx, 1), SL_OK);
+    ck_assert_int_eq(s_rolling_read(out, names, sizeof names, rows, sizeof rows), 1);
+    ck_assert_str_eq(names, "part-001-000000.csv");
+    s_sink_feed(a, 4, 3);
+    s_sink_snap(a, 2, &w2); /* part 1: committed by 2 */
+    s_sink_feed(a, 7, 1);
+    s_sink_snap(a, 3, &w3); /* part 2: committed by 3, which never completes */
+    s_sink_feed(a, 8, 1);   /* part 3: uncommitted */
+    ck_assert_int_eq(a->vt->complete(&a->ctx, 1), SL_OK);
+    ck_assert_int_eq(s_rolling_read(out, names, sizeof names, rows, sizeof rows), 1);
+
+    /* a crash after 2 completed, before its part was renamed: the next
+     * attempt publishes it, and drops parts 2 and 3 */
+    s_inst_t *b = s_inst_open(&j, "out", 1, 2);
+    b->ctx.attempt = 2;
+    sl_snap_r_t r;
+    sl_snap_r_init(&r, w2.data, w2.len);
+    ck_assert_int_eq(b->vt->restore(&b->ctx, &r), SL_OK);
+    ck_assert_int_eq(s_rolling_read(out, names, sizeof names, rows, sizeof rows), 2);
+    ck_assert_str_eq(names, "part-001-000000.csv part-001-000001.csv");
+    /* the old attempt is fenced: it cannot publish what 3 committed */
+    ck_assert_int_ne(a->vt->complete(&a->ctx, 3), SL_OK);
+    ck_assert_ptr_nonnull(strstr(a->ctx.err, "a newer attempt of the job took over"));
+    s_inst_close(&a);
+    ck_assert_int_eq(s_rolling_read(out, names, sizeof names, rows, sizeof rows), 2);
+
+    s_sink_feed(b, 7, 1);
+    s_sink_snap(b, 3, &w3);
+    ck_assert_int_eq(b->vt->complete(&b->ctx, 3), SL_OK);
+    ck_assert_int_eq(s_rolling_read(out, names, sizeof names, rows, sizeof rows), 3);
+
+    /* checkpoint 3 is found damaged: the restart from 2 takes back the
+     * part 3 published, and the replay writes its rows again */
+    s_inst_t *b2 = s_inst_open(&j, "out", 1, 2);
+    b2->ctx.attempt = 3;
+    sl_snap_r_init(&r, w2.data, w2.len);
+    ck_assert_int_eq(b2->vt->restore(&b2->ctx, &r), SL_OK);
+    ck_assert_int_eq(s_rolling_read(out, names, sizeof names, rows, sizeof rows), 2);
+    s_inst_close(&b);
+    s_sink_feed(b2, 7, 2);
+    s_sink_snap(b2, 3, &w3);
+    s_sink_feed(b2, 9, 1);
+    ck_assert_int_eq(b2->vt->finish(&b2->ctx), SL_OK); /* the end of input publishes all */
+    ck_assert_int_eq(s_rolling_read(out, names, sizeof names, rows, sizeof rows), 4);
+    ck_assert_str_eq(rows, ref);
+    s_inst_close(&b2);
+
+    /* the job fails after that subtask ended: a restore from 2 sees the
+     * output published past it and writes the replay nowhere */
+    s_inst_t *c = s_inst_open(&j, "out", 1, 2);
+    c->ctx.attempt = 4;
+    sl_snap_r_init(&r, w2.data, w2.len);
+    ck_assert_int_eq(c->vt->restore(&c->ctx, &r), SL_OK);
+    s_sink_feed(c, 7, 3);
+    ck_assert_int_eq(c->vt->finish(&c->ctx), SL_OK);
+    snprintf(names, sizeof names, "%s/.sluice-staging-1", out);
+    ck_assert_int_ne(access(names, F_OK), 0); /* nothing left staged */
+    ck_assert_int_eq(s_rolling_read(out, names, sizeof names, rows, sizeof rows), 4);
+    ck_assert_str_eq(rows, ref);
+    s_inst_close(&c);
+
+    /* a checkpoint of the other mode does not restore */
+    s_inst_t *e = s_inst_open(&j, "out", 0, 2);
+    sl_snap_r_init(&r, w2.data, w2.len);
+    ck_assert_int_ne(e->vt->restore(&e->ctx, &r), SL_OK); /* another subtask's */
+    ck_assert_ptr_nonnull(strstr(e->ctx.err, "subtask 1, not 0"));
+    s_inst_close(&e);
+
+    /* a fresh start replaces the earlier run's parts */
+    s_inst_t *f = s_inst_open(&j, "out", 1, 2);
+    s_sink_feed(f, 0, 2);
+    ck_assert_int_eq(f->vt->finish(&f->ctx), SL_OK);
+    ck_assert_int_eq(s_rolling_read(out, names, sizeof names, rows, sizeof rows), 1);
+    ck_assert_str_eq(rows, "0,1970-01-01T00:00:00.000Z\n1,1970-01-01T00:00:00.001Z\n");
+    s_inst_close(&f);
+    sl_snap_w_free(&w1);
+    sl_snap_w_free(&w2);
+    sl_snap_w_free(&w3);
+    s_job_free(&j);
+    sl_test_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+/* publish: checkpoint: a crash in the middle of the end of input (the end
+ * marker written, part 1 renamed into place, part 2 still staged): the
+ * restore from checkpoint 1 completes the publication and drops the replay. */
+START_TEST(test_file_sink_rolling_end_crash)
+{
+    char *dir = sl_test_tmpdir();
+    char spec[1024], out[4200], names[1024], rows[4096], path[4400], to[4400];
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(spec, sizeof spec,
+             "name: s\ncheckpoint: {interval: 1s}\n"
+             "sources:\n  - {name: gen, type: generator, count: 10}\n"
+             "sinks:\n  - {name: out, type: file, format: csv, input: gen, path: '%s', publish: "
+             "checkpoint}\n",
+             out);
+    s_job_t j;
+    s_job_load(&j, spec);
+    s_inst_t *a = s_inst_open(&j, "out", 0, 1);
+    sl_snap_w_t w1, w2;
+    sl_snap_w_init(&w1);
+    sl_snap_w_init(&w2);
+    s_sink_feed(a, 0, 3);
+    s_sink_snap(a, 1, &w1);
+    ck_assert_int_eq(a->vt->complete(&a->ctx, 1), SL_OK);
+    s_sink_feed(a, 3, 2);
+    s_sink_snap(a, 2, &w2); /* part 1 */
+    s_sink_feed(a, 5, 1);
+    s_sink_snap(a, 3, &w2); /* part 2 */
+    s_inst_close(&a);
+    /* what finish had done when it crashed */
+    snprintf(path, sizeof path, "%s/.sluice-end-0", out);
+    sl_test_write_file(path, "3 \n"); /* (no checkpoint directory in this test) */
+    snprintf(path, sizeof path, "%s/.sluice-staging-0/part-000001", out);
+    snprintf(to, sizeof to, "%s/part-000-000001.csv", out);
+    ck_assert_int_eq(rename(path, to), 0);
+    ck_assert_int_eq(s_rolling_read(out, names, sizeof names, rows, sizeof rows), 2);
+
+    s_inst_t *b = s_inst_open(&j, "out", 0, 1);
+    sl_snap_r_t r;
+    sl_snap_r_init(&r, w1.data, w1.len);
+    ck_assert_int_eq(b->vt->restore(&b->ctx, &r), SL_OK);
+    s_sink_feed(b, 3, 7); /* the replay */
+    ck_assert_int_eq(b->vt->finish(&b->ctx), SL_OK);
+    ck_assert_int_eq(s_rolling_read(out, names, sizeof names, rows, sizeof rows), 3);
+    ck_assert_str_eq(names, "part-000-000000.csv part-000-000001.csv part-000-000002.csv");
+    char ref[1024] = "";
+    for (int i = 0; i < 6; i++)
+        snprintf(ref + strlen(ref), sizeof ref - strlen(ref), "%d,1970-01-01T00:00:00.%03dZ\n", i,
+                 i);
+    ck_assert_str_eq(rows, ref);
+    s_inst_close(&b);
+    sl_snap_w_free(&w1);
+    sl_snap_w_free(&w2);
+    s_job_free(&j);
+    sl_test_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
 /* Joins and process: the same key restored twice is refused. */
 START_TEST(test_join_process_duplicate)
 {
@@ -1747,6 +1964,8 @@ int main(void)
     tcase_add_test(tj, test_join_process_duplicate);
     tcase_add_test(tj, test_file_sink_lost_part);
     tcase_add_test(tj, test_file_sink_fenced);
+    tcase_add_test(tj, test_file_sink_rolling);
+    tcase_add_test(tj, test_file_sink_rolling_end_crash);
     suite_add_tcase(s, tj);
     return sl_test_run(s);
 }

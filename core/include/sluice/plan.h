@@ -155,6 +155,7 @@ typedef struct sl_plan_node {
     int *udf_in;                  /* input field index of each of the function's inputs */
     char *sink_path;              /* file sink */
     sl_format_t sink_format;      /* file / stdout sink */
+    bool sink_rolling;            /* file sink: `publish: checkpoint` (path is a directory) */
 
     sl_nexmark_cfg_t nex;  /* nexmark: the event model (seed, first time, event rate) */
     int64_t nex_events;    /* nexmark: events in all, -1 = unbounded */

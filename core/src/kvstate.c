@@ -474,7 +474,8 @@ static int s_kv_new(const char *dir, const sl_kv_opts_t *o, sl_kv_t **out)
     if (o->ttl_ms > 0) {
         kv->ttl_ms = o->ttl_ms;
         kv->ttl_offset = o->ttl_offset;
-        kv->ttl_filter = rocksdb_compactionfilter_create(kv, s_ttl_destroy, s_ttl_filter, s_ttl_name);
+        kv->ttl_filter =
+            rocksdb_compactionfilter_create(kv, s_ttl_destroy, s_ttl_filter, s_ttl_name);
         if (!kv->ttl_filter) {
             sl_kv_close(&kv);
             return SL_NOMEM;

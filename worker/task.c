@@ -291,6 +291,8 @@ static int s_flush_chain(sl_task_t *t, int from)
             rc = sl_emit_flush(&t->ops[i].out);
         if (rc == SL_OK && t->ops[i].side.batch)
             rc = sl_emit_flush(&t->ops[i].side);
+        if (rc) /* an op downstream failed on what op i flushed to it */
+            return s_chain_error_at(t, i, rc);
     }
     for (int k = 0; k < t->nout && rc == SL_OK; k++) {
         s_output_t *o = &t->out[k];

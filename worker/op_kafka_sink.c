@@ -217,8 +217,9 @@ static int s_produce(sl_opctx_t *c, rd_kafka_topic_t *rkt, int32_t part, const v
             char first[256] = "";
             if (err == RD_KAFKA_RESP_ERR__FATAL)
                 rd_kafka_fatal_error(s->rk, first, sizeof first);
-            return sl_op_fail(c, SL_IO, "sink '%s': cannot produce to '%s' partition %d: %s%s%s",
+            return sl_op_fail(c, SL_IO, "sink '%s': cannot produce to '%s' partition %d%s: %s%s%s",
                               c->node->name, rd_kafka_topic_name(rkt), (int)part,
+                              s->exactly ? " (the transaction is aborted)" : "",
                               rd_kafka_err2str(err), first[0] ? ": " : "", first);
         }
         if (atomic_load(c->cancel))

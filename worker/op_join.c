@@ -48,13 +48,24 @@
  * the restored clock is a floor of the watermark until the input's passes
  * it, so a record that was late before the checkpoint is late after it.
  *
- * (Keyed state moves to RocksDB with checkpoints; this is the in-memory
- * backend.) */
+ * With `state: {backend: rocksdb}` the rows and timers live in the
+ * subtask's RocksDB store instead (layout: "the rocksdb backend" below):
+ * a record reads only its key's partners in its time range (interval),
+ * nothing (window, enrich); a watermark reads the due timers of the key
+ * groups it reached and the rows of each due key. Memory holds the
+ * earliest timer per key group and scratch for one key's window or table
+ * versions. A snapshot is the clock, the row sequence and the store's
+ * incremental checkpoint (rocks_state.h; a rescale restores the owned
+ * key groups of every old subtask's store); a heap snapshot restores into
+ * a rocksdb job (its keys move into the store), not the other way. The
+ * output is the heap backend's (the same rows; within a key the pairs of
+ * one window come out in the same order). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
 
 #include "operator.h"
+#include "rocks_state.h"
 #include "sluice/err.h"
 
 /* Rows packed back to back (each starts with its u32 length). */
@@ -102,12 +113,27 @@ typedef struct {
     int live; /* used keys */
     s_timer_t *heap;
     size_t nheap, capheap;
-    uint64_t gen;        /* watermark generation (bumped per watermark call) */
-    int64_t wm_floor;    /* restored watermark: the clock is at least this */
-    bool restored;       /* restore ran (wm_floor is set) */
-    sl_value_t *vals[2]; /* scratch: a decoded left / right row */
-    sl_value_t *ovals;   /* scratch: an output row */
-    sl_value_t *kvals;   /* scratch: key values */
+    uint64_t gen;          /* watermark generation (bumped per watermark call) */
+    int64_t wm_floor;      /* restored watermark: the clock is at least this */
+    bool restored;         /* restore ran (wm_floor is set) */
+    sl_value_t *vals[2];   /* scratch: a decoded left / right row */
+    sl_value_t *ovals;     /* scratch: an output row */
+    sl_value_t *kvals;     /* scratch: key values */
+    bool rocks;            /* the rocksdb backend: rows and timers live in the store */
+    sl_opctx_t *c;         /* the operator (for the store's errors) */
+    sl_kv_t *kv;           /* rocksdb: the store, once opened or restored */
+    sl_kv_batch_t *batch;  /* rocksdb: writes not committed yet (committed before a read) */
+    uint64_t seq;          /* rocksdb: sequence number of the next stored row */
+    int64_t *due;          /* rocksdb: per key group, its earliest timer in the store
+                              (INT64_MAX: none, SL_WM_MIN: not known after a restore) */
+    int kg_first, kg_last; /* rocksdb: the key groups this subtask owns */
+    uint8_t *sk;           /* rocksdb scratch: store keys */
+    size_t skcap;
+    s_rows_t tmp[2]; /* rocksdb scratch: a window's rows; a key's table versions */
+    uint8_t *dbuf;   /* rocksdb scratch: the due timers of a key group (u32 len, bytes) */
+    size_t dlen, dcap;
+    const uint8_t **dptr; /* rocksdb scratch: pointers to them (sorted) */
+    size_t dptrcap;
 } s_join_t;
 
 #define S_TIME_LIMIT (INT64_C(1) << 60) /* beyond any calendar */
@@ -582,6 +608,596 @@ static int s_enrich_sweep(sl_opctx_t *c, s_join_t *st, int k, int64_t wm)
     return SL_OK;
 }
 
+/* ---- the rocksdb backend ------------------------------------------------------------ */
+
+/* Store layout (user keys; the store prefixes each with its key group, the
+ * key's group): the encoded key is self-delimiting (it starts with its
+ * length), so 'K' + key is a prefix of exactly that key's entries.
+ *   'K' key sub t8 tail -> value
+ *     interval: sub = side (0 left, 1 right), t = the row's time,
+ *               tail = seq8, value = the row;
+ *     window:   sub = S_SUB_WIN, t = the window's start,
+ *               tail = side (1 byte) + seq8, value = the row;
+ *     enrich:   sub = 0 pending stream row: t = its time, tail = seq8,
+ *               value = the row; sub = 1 table version: t = its time,
+ *               tail = the row's bytes, value empty (versions sort by
+ *               time, then bytes, as the heap backend orders them);
+ *   'T' t8 key [start8] -> empty: a timer due when the watermark reaches t
+ *     (window joins: the window's start follows the key).
+ * t8 is the time as 8 big-endian bytes with the sign bit flipped, so keys
+ * sort by time; seq8 a big-endian per-subtask counter, so rows of equal
+ * time keep their arrival order (and a window emits pairs in the heap
+ * backend's order). A window's rows, a key's partners in a time range,
+ * its expired rows or due rows are each one range scan; a watermark scans
+ * the timers of the key groups whose earliest timer (due[]) it reached.
+ * Table versions at or behind the watermark collapse to the latest at the
+ * key's next sweep (each version sets a timer at its time): one entry per
+ * key once the table is behind the watermark.
+ * Writes gather in a batch that is committed before every read and at the
+ * end of every call, so reads see every write. */
+
+#define S_SUB_WIN 2
+#define S_KEY_LIMIT (INT64_C(1) << 61) /* store times are clamped to +-this */
+
+static int64_t s_clamp(int64_t t)
+{
+    return t < -S_KEY_LIMIT ? -S_KEY_LIMIT : t > S_KEY_LIMIT ? S_KEY_LIMIT : t;
+}
+
+/* a + b, clamped (a may be SL_WM_MAX or SL_WM_MIN). */
+static int64_t s_shift(int64_t a, int64_t b)
+{
+    if (a > S_KEY_LIMIT || a < -S_KEY_LIMIT)
+        return s_clamp(a);
+    return s_clamp(a + b);
+}
+
+static void s_be64(uint8_t *p, uint64_t u)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)u;
+        u >>= 8;
+    }
+}
+
+static uint64_t s_get_be64(const uint8_t *p)
+{
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+        u = u << 8 | p[i];
+    return u;
+}
+
+static void s_tput(uint8_t *p, int64_t t)
+{
+    s_be64(p, (uint64_t)t ^ (UINT64_C(1) << 63));
+}
+
+static int64_t s_tget(const uint8_t *p)
+{
+    return (int64_t)(s_get_be64(p) ^ (UINT64_C(1) << 63));
+}
+
+static int s_grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return SL_OK;
+    size_t nc = *cap ? *cap : 256;
+    while (nc < need)
+        nc *= 2;
+    void *np = realloc(*p, nc * elem);
+    if (!np)
+        return SL_NOMEM;
+    *p = np;
+    *cap = nc;
+    return SL_OK;
+}
+
+/* Room for n bytes of store keys in st->sk. */
+static int s_sk(s_join_t *st, size_t n)
+{
+    return s_grow((void **)&st->sk, &st->skcap, n, 1);
+}
+
+/* Writes 'K' key sub t8 at p; returns its length. */
+static size_t s_dkey(uint8_t *p, const uint8_t *key, uint32_t klen, uint8_t sub, int64_t t)
+{
+    p[0] = 'K';
+    memcpy(p + 1, key, klen);
+    p[1 + klen] = sub;
+    s_tput(p + 2 + klen, s_clamp(t));
+    return (size_t)klen + 10;
+}
+
+/* The store, opened (empty) at first use unless a restore made it. */
+static int s_kv(s_join_t *st)
+{
+    return st->kv ? SL_OK : sl_rstate_open(st->c, &st->kv);
+}
+
+static int s_kv_fail(s_join_t *st, int rc, const char *what)
+{
+    return sl_op_fail(st->c, rc, "join '%s': %s: %s", st->c->node->name, what,
+                      st->kv && sl_kv_errmsg(st->kv)[0] ? sl_kv_errmsg(st->kv) : sl_strerror(rc));
+}
+
+static int s_kgroup(const s_join_t *st, uint64_t h)
+{
+    return sl_key_group(h, st->c->plan->max_parallelism);
+}
+
+/* Commits the pending writes. */
+static int s_rk_commit(s_join_t *st)
+{
+    if (!st->rocks || !sl_kv_batch_count(st->batch))
+        return SL_OK;
+    int rc = s_kv(st);
+    if (rc)
+        return rc;
+    rc = sl_kv_batch_commit(st->kv, st->batch);
+    return rc ? s_kv_fail(st, rc, "cannot write state") : SL_OK;
+}
+
+/* An iterator over [lo, hi) of key group g, after committing the writes. */
+static int s_rk_iter(s_join_t *st, int g, const uint8_t *lo, size_t nlo, const uint8_t *hi,
+                     size_t nhi, sl_kv_iter_t **it)
+{
+    int rc = s_rk_commit(st);
+    if (rc == SL_OK)
+        rc = s_kv(st);
+    if (rc)
+        return rc;
+    rc = sl_kv_iter_span(st->kv, (uint16_t)g, lo, nlo, hi, nhi, it);
+    return rc ? s_kv_fail(st, rc, "cannot read state") : SL_OK;
+}
+
+/* Ends an iteration: rc as returned by sl_kv_iter_next (0 at the end). */
+static int s_rk_end(s_join_t *st, sl_kv_iter_t **it, int rc)
+{
+    sl_kv_iter_destroy(it);
+    if (rc == SL_DATA)
+        return s_kv_fail(st, SL_DATA, "the state store is corrupt");
+    if (rc < 0)
+        return st->c->err[0] ? rc : s_kv_fail(st, rc, "cannot read state");
+    return SL_OK;
+}
+
+/* Is v[0..n) a well-formed row of schema s? */
+static bool s_row_ok(const sl_schema_t *s, const void *v, size_t n)
+{
+    return n >= 4 && n <= SL_ROW_MAX && sl_row_len(v) == n && sl_row_check(s, v, n) == SL_OK;
+}
+
+/* Stores row (of side `side` when >= 0, a window's row) under
+ * 'K' key sub t [side] seq. */
+static int s_rk_put_row(s_join_t *st, int g, const uint8_t *key, uint32_t klen, uint8_t sub,
+                        int64_t t, int side, const uint8_t *row)
+{
+    int rc = s_sk(st, (size_t)klen + 19);
+    if (rc)
+        return rc;
+    size_t n = s_dkey(st->sk, key, klen, sub, t);
+    if (side >= 0)
+        st->sk[n++] = (uint8_t)side;
+    s_be64(st->sk + n, st->seq++);
+    n += 8;
+    rc = sl_kv_batch_put(st->batch, (uint16_t)g, st->sk, n, row, sl_row_len(row));
+    return rc ? s_kv_fail(st, rc, "cannot write state") : SL_OK;
+}
+
+/* Stores table version row (time t) of key. */
+static int s_rk_put_version(s_join_t *st, int g, const uint8_t *key, uint32_t klen, int64_t t,
+                            const uint8_t *row)
+{
+    uint32_t len = sl_row_len(row);
+    int rc = s_sk(st, (size_t)klen + 10 + len);
+    if (rc)
+        return rc;
+    size_t n = s_dkey(st->sk, key, klen, 1, t);
+    memcpy(st->sk + n, row, len);
+    rc = sl_kv_batch_put(st->batch, (uint16_t)g, st->sk, n + len, "", 0);
+    return rc ? s_kv_fail(st, rc, "cannot write state") : SL_OK;
+}
+
+/* Sets a timer of key at time (start: the window of a window join). */
+static int s_rk_timer(s_join_t *st, int g, int64_t time, const uint8_t *key, uint32_t klen,
+                      const int64_t *start)
+{
+    int rc = s_sk(st, (size_t)klen + 17);
+    if (rc)
+        return rc;
+    st->sk[0] = 'T';
+    s_tput(st->sk + 1, s_clamp(time));
+    memcpy(st->sk + 9, key, klen);
+    size_t n = 9 + (size_t)klen;
+    if (start) {
+        s_tput(st->sk + n, *start);
+        n += 8;
+    }
+    rc = sl_kv_batch_put(st->batch, (uint16_t)g, st->sk, n, "", 0);
+    if (rc)
+        return s_kv_fail(st, rc, "cannot write state");
+    if (time < st->due[g])
+        st->due[g] = time;
+    return SL_OK;
+}
+
+/* Frees scratch rows that grew past what a usual key needs. */
+static void s_rk_trim(s_join_t *st)
+{
+    for (int s = 0; s < 2; s++) {
+        if (st->tmp[s].cap > (1u << 20))
+            s_rows_free(&st->tmp[s]);
+        st->tmp[s].len = 0;
+        st->tmp[s].n = 0;
+    }
+}
+
+/* A record of a window join: stored in each of its windows not fired yet. */
+static int s_rk_win_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_t *row, int64_t t,
+                           const uint8_t *key, uint32_t klen, uint64_t h, int64_t wm)
+{
+    const sl_window_cfg_t *w = &c->node->win;
+    int g = s_kgroup(st, h);
+    int64_t first = t - (((t % w->slide) + w->slide) % w->slide); /* latest start */
+    bool added = false;
+    for (int64_t s0 = first; s0 > t - w->size; s0 -= w->slide) {
+        if (s0 + w->size - 1 <= wm)
+            break; /* this and earlier windows have fired */
+        int rc = s_rk_put_row(st, g, key, klen, S_SUB_WIN, s0, s, row);
+        if (rc == SL_OK)
+            rc = s_rk_timer(st, g, s0 + w->size - 1, key, klen, &s0);
+        if (rc)
+            return rc;
+        added = true;
+    }
+    if (!added)
+        atomic_fetch_add_explicit(&c->records_late, 1, memory_order_relaxed);
+    return SL_OK;
+}
+
+/* Fires window `start` of key: every (left, right) pair, then drops it. */
+static int s_rk_win_fire(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *key, uint32_t klen,
+                         int64_t start)
+{
+    int rc = s_sk(st, 2 * ((size_t)klen + 10));
+    if (rc)
+        return rc;
+    size_t n = s_dkey(st->sk, key, klen, S_SUB_WIN, start);
+    size_t n2 = s_dkey(st->sk + n, key, klen, S_SUB_WIN, start + 1);
+    sl_kv_iter_t *it = NULL;
+    if ((rc = s_rk_iter(st, g, st->sk, n, st->sk + n, n2, &it)) != SL_OK)
+        return rc;
+    sl_kv_entry_t e;
+    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+        int side = e.key_len == n + 9 ? ((const uint8_t *)e.key)[n] : 2;
+        if (side > 1 || !s_row_ok(st->sch[side], e.val, e.val_len)) {
+            rc = SL_DATA;
+            break;
+        }
+        if ((rc = s_rows_add(&st->tmp[side], e.val)) != SL_OK ||
+            (rc = sl_kv_batch_delete(st->batch, (uint16_t)g, e.key, e.key_len)) != SL_OK)
+            break;
+    }
+    if ((rc = s_rk_end(st, &it, rc)) != SL_OK)
+        return rc;
+    const s_rows_t *L = &st->tmp[0], *R = &st->tmp[1];
+    for (uint32_t lo = 0; lo < L->len && R->n && rc == SL_OK; lo += sl_row_len(L->buf + lo))
+        for (uint32_t ro = 0; ro < R->len && rc == SL_OK; ro += sl_row_len(R->buf + ro))
+            rc = s_emit_pair(c, st, L->buf + lo, R->buf + ro, start);
+    s_rk_trim(st);
+    return rc;
+}
+
+/* A record of an interval join: joined with the stored partners in its
+ * time range, then stored while a partner may still come. */
+static int s_rk_interval_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_t *row, int64_t t,
+                                const uint8_t *key, uint32_t klen, uint64_t h, int64_t wm)
+{
+    const sl_join_cfg_t *j = &c->node->join;
+    int g = s_kgroup(st, h);
+    int64_t lo = s ? t - j->upper : t + j->lower, hi = s ? t - j->lower : t + j->upper;
+    int rc = s_sk(st, 2 * ((size_t)klen + 10));
+    if (rc)
+        return rc;
+    size_t n = s_dkey(st->sk, key, klen, (uint8_t)(1 - s), lo);
+    size_t n2 = s_dkey(st->sk + n, key, klen, (uint8_t)(1 - s), hi + 1);
+    sl_kv_iter_t *it = NULL;
+    if ((rc = s_rk_iter(st, g, st->sk, n, st->sk + n, n2, &it)) != SL_OK)
+        return rc;
+    sl_kv_entry_t e;
+    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+        if (e.key_len != n + 8 || !s_row_ok(st->sch[1 - s], e.val, e.val_len)) {
+            rc = SL_DATA;
+            break;
+        }
+        rc = s ? s_emit_pair(c, st, e.val, row, 0) : s_emit_pair(c, st, row, e.val, 0);
+        if (rc)
+            break;
+    }
+    if ((rc = s_rk_end(st, &it, rc)) != SL_OK)
+        return rc;
+    int64_t expiry = s ? t - j->lower : t + j->upper;
+    if (expiry <= wm)
+        return SL_OK;
+    if ((rc = s_rk_put_row(st, g, key, klen, (uint8_t)s, t, -1, row)) != SL_OK)
+        return rc;
+    return s_rk_timer(st, g, expiry, key, klen, NULL);
+}
+
+/* Deletes the entries of key group g in [lo, hi). */
+static int s_rk_delete_span(s_join_t *st, int g, const uint8_t *lo, size_t nlo, const uint8_t *hi,
+                            size_t nhi)
+{
+    sl_kv_iter_t *it = NULL;
+    int rc = s_rk_iter(st, g, lo, nlo, hi, nhi, &it);
+    if (rc)
+        return rc;
+    sl_kv_entry_t e;
+    while ((rc = sl_kv_iter_next(it, &e)) == 1)
+        if ((rc = sl_kv_batch_delete(st->batch, (uint16_t)g, e.key, e.key_len)) != SL_OK)
+            break;
+    return s_rk_end(st, &it, rc);
+}
+
+/* Drops the rows of key no future partner can match at watermark wm: left
+ * rows with ts + upper <= wm, right rows with ts - lower <= wm. */
+static int s_rk_interval_sweep(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *key,
+                               uint32_t klen, int64_t wm)
+{
+    const sl_join_cfg_t *j = &c->node->join;
+    int rc = s_sk(st, 2 * ((size_t)klen + 10));
+    for (int s = 0; s < 2 && rc == SL_OK; s++) {
+        int64_t limit = s ? s_shift(wm, j->lower) : s_shift(wm, -j->upper);
+        size_t n = s_dkey(st->sk, key, klen, (uint8_t)s, -S_KEY_LIMIT);
+        size_t n2 = s_dkey(st->sk + n, key, klen, (uint8_t)s, limit + 1);
+        rc = s_rk_delete_span(st, g, st->sk, n, st->sk + n, n2);
+    }
+    return rc;
+}
+
+/* Emits the pending stream rows of key with time <= wm, each with the
+ * latest table version at or before its time, and drops them; of the
+ * versions at or behind wm keeps only the latest. */
+static int s_rk_enrich_sweep(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *key, uint32_t klen,
+                             int64_t wm)
+{
+    const sl_join_cfg_t *j = &c->node->join;
+    int64_t w = s_clamp(wm);
+    int rc = s_sk(st, 2 * ((size_t)klen + 10));
+    if (rc)
+        return rc;
+    /* the versions at or behind wm, in (time, bytes) order */
+    size_t n = s_dkey(st->sk, key, klen, 1, -S_KEY_LIMIT);
+    size_t n2 = s_dkey(st->sk + n, key, klen, 1, w + 1);
+    sl_kv_iter_t *it = NULL;
+    if ((rc = s_rk_iter(st, g, st->sk, n, st->sk + n, n2, &it)) != SL_OK)
+        return rc;
+    sl_kv_entry_t e;
+    const uint8_t *prev = NULL;
+    size_t prevlen = 0;
+    uint8_t *pk = NULL; /* a copy of the previous version's store key */
+    size_t pkcap = 0;
+    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+        const uint8_t *k = e.key;
+        int64_t vt = 0;
+        if (e.key_len <= n || !s_row_ok(st->sch[1], k + n, e.key_len - n) ||
+            !s_time(st->sch[1], j->rtime, k + n, &vt) || vt != s_tget(k + n - 8)) {
+            rc = SL_DATA;
+            break;
+        }
+        if ((rc = s_rows_add(&st->tmp[1], k + n)) != SL_OK)
+            break;
+        /* the previous one is no longer the latest: dropped */
+        if (prev && (rc = sl_kv_batch_delete(st->batch, (uint16_t)g, pk, prevlen)) != SL_OK)
+            break;
+        if ((rc = s_grow((void **)&pk, &pkcap, e.key_len, 1)) != SL_OK)
+            break;
+        memcpy(pk, e.key, e.key_len);
+        prev = pk;
+        prevlen = e.key_len;
+    }
+    free(pk);
+    if ((rc = s_rk_end(st, &it, rc)) != SL_OK) {
+        s_rk_trim(st);
+        return rc;
+    }
+    /* the due stream rows, in (time, arrival) order */
+    n = s_dkey(st->sk, key, klen, 0, -S_KEY_LIMIT);
+    n2 = s_dkey(st->sk + n, key, klen, 0, w + 1);
+    if ((rc = s_rk_iter(st, g, st->sk, n, st->sk + n, n2, &it)) != SL_OK) {
+        s_rk_trim(st);
+        return rc;
+    }
+    const s_rows_t *v = &st->tmp[1];
+    uint32_t vo = 0;
+    const uint8_t *match = NULL;
+    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+        int64_t t = 0;
+        if (e.key_len != n + 8 || !s_row_ok(st->sch[0], e.val, e.val_len) ||
+            !s_time(st->sch[0], j->ltime, e.val, &t) || t != s_tget((const uint8_t *)e.key + n - 8)) {
+            rc = SL_DATA;
+            break;
+        }
+        for (; vo < v->len; vo += sl_row_len(v->buf + vo)) {
+            int64_t vt = 0;
+            s_time(st->sch[1], j->rtime, v->buf + vo, &vt);
+            if (vt > t)
+                break;
+            match = v->buf + vo;
+        }
+        if ((match || j->emit_nulls) && (rc = s_emit_pair(c, st, e.val, match, 0)) != SL_OK)
+            break;
+        if ((rc = sl_kv_batch_delete(st->batch, (uint16_t)g, e.key, e.key_len)) != SL_OK)
+            break;
+    }
+    rc = s_rk_end(st, &it, rc);
+    s_rk_trim(st);
+    return rc;
+}
+
+/* Orders due timers (u32 length, then bytes) by bytes. */
+static int s_due_cmp(const void *a, const void *b)
+{
+    const uint8_t *x = *(const uint8_t *const *)a, *y = *(const uint8_t *const *)b;
+    uint32_t lx, ly;
+    memcpy(&lx, x, 4);
+    memcpy(&ly, y, 4);
+    int r = memcmp(x + 4, y + 4, lx < ly ? lx : ly);
+    return r ? r : (lx > ly) - (lx < ly);
+}
+
+/* Runs the timers of key group g due at watermark wm: each due key is
+ * swept once (interval, enrich), each due window fires (window). */
+static int s_rk_group(sl_opctx_t *c, s_join_t *st, int g, int64_t wm)
+{
+    const sl_join_cfg_t *j = &c->node->join;
+    sl_kv_iter_t *it = NULL;
+    int rc = s_rk_iter(st, g, (const uint8_t *)"T", 1, (const uint8_t *)"U", 1, &it);
+    if (rc)
+        return rc;
+    int64_t next = INT64_MAX;
+    size_t cnt = 0;
+    st->dlen = 0;
+    sl_kv_entry_t e;
+    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+        if (e.key_len < 9 || e.key_len > UINT32_MAX) {
+            rc = SL_DATA;
+            break;
+        }
+        int64_t t = s_tget((const uint8_t *)e.key + 1);
+        if (t > wm) {
+            next = t;
+            rc = 0;
+            break;
+        }
+        uint32_t len = (uint32_t)e.key_len - 9;
+        if ((rc = s_grow((void **)&st->dbuf, &st->dcap, st->dlen + 4 + len, 1)) != SL_OK)
+            break;
+        memcpy(st->dbuf + st->dlen, &len, 4);
+        memcpy(st->dbuf + st->dlen + 4, (const uint8_t *)e.key + 9, len);
+        st->dlen += 4 + (size_t)len;
+        cnt++;
+        if ((rc = sl_kv_batch_delete(st->batch, (uint16_t)g, e.key, e.key_len)) != SL_OK)
+            break;
+    }
+    if ((rc = s_rk_end(st, &it, rc)) != SL_OK)
+        return rc;
+    st->due[g] = next; /* sweeps and fires add no timers */
+    if ((rc = s_grow((void **)&st->dptr, &st->dptrcap, cnt, sizeof *st->dptr)) != SL_OK)
+        return rc;
+    size_t m = 0;
+    for (size_t o = 0; o < st->dlen; m++) {
+        uint32_t len;
+        memcpy(&len, st->dbuf + o, 4);
+        st->dptr[m] = st->dbuf + o;
+        o += 4 + (size_t)len;
+    }
+    if (j->kind != SL_JOIN_WINDOW && m > 1) /* a key once, whatever its due timers */
+        qsort(st->dptr, m, sizeof *st->dptr, s_due_cmp);
+    for (size_t i = 0; i < m && rc == SL_OK; i++) {
+        if (i && j->kind != SL_JOIN_WINDOW && !s_due_cmp(&st->dptr[i - 1], &st->dptr[i]))
+            continue;
+        uint32_t len;
+        memcpy(&len, st->dptr[i], 4);
+        const uint8_t *key = st->dptr[i] + 4;
+        int64_t start = 0;
+        if (j->kind == SL_JOIN_WINDOW) {
+            if (len < 8)
+                return s_kv_fail(st, SL_DATA, "the state store is corrupt");
+            len -= 8;
+            start = s_tget(key + len);
+        }
+        if (len < 4 || sl_row_len(key) != len || sl_row_check(st->kschema, key, len) != SL_OK)
+            return s_kv_fail(st, SL_DATA, "the state store is corrupt");
+        switch (j->kind) {
+        case SL_JOIN_WINDOW:
+            rc = s_rk_win_fire(c, st, g, key, len, start);
+            break;
+        case SL_JOIN_INTERVAL:
+            rc = s_rk_interval_sweep(c, st, g, key, len, wm);
+            break;
+        case SL_JOIN_ENRICH:
+            rc = s_rk_enrich_sweep(c, st, g, key, len, wm);
+            break;
+        }
+    }
+    if (st->dcap > (1u << 20)) { /* a scratch, not a cache */
+        free(st->dbuf);
+        st->dbuf = NULL;
+        st->dcap = 0;
+    }
+    return rc;
+}
+
+/* Runs every timer due at watermark wm, then commits. */
+static int s_rk_fire_until(sl_opctx_t *c, s_join_t *st, int64_t wm)
+{
+    int rc = SL_OK;
+    for (int g = st->kg_first; g <= st->kg_last && rc == SL_OK; g++)
+        if (st->due[g] <= wm)
+            rc = s_rk_group(c, st, g, wm);
+    return rc ? rc : s_rk_commit(st);
+}
+
+/* Moves the keys of the heap table (a restored heap snapshot) into the
+ * store, with their timers, and empties the table. */
+static int s_rk_import(sl_opctx_t *c, s_join_t *st)
+{
+    const sl_join_cfg_t *j = &c->node->join;
+    int rc = SL_OK;
+    for (int k = 0; k < st->nkeys && rc == SL_OK; k++) {
+        s_key_t *e = &st->keys[k];
+        if (!e->used)
+            continue;
+        int g = s_kgroup(st, e->hash);
+        for (int i = 0; i < e->nwins && rc == SL_OK; i++) {
+            int64_t start = e->wins[i].start;
+            for (int s = 0; s < 2 && rc == SL_OK; s++) {
+                const s_rows_t *r = &e->wins[i].side[s];
+                for (uint32_t o = 0; o < r->len && rc == SL_OK; o += sl_row_len(r->buf + o))
+                    rc = s_rk_put_row(st, g, e->key, e->klen, S_SUB_WIN, start, s, r->buf + o);
+            }
+            if (rc == SL_OK)
+                rc = s_rk_timer(st, g, start + c->node->win.size - 1, e->key, e->klen, &start);
+        }
+        for (int s = 0; s < 2 && rc == SL_OK && j->kind != SL_JOIN_WINDOW; s++) {
+            const s_rows_t *r = &e->side[s];
+            for (uint32_t o = 0; o < r->len && rc == SL_OK; o += sl_row_len(r->buf + o)) {
+                int64_t t = 0;
+                s_time(st->sch[s], s ? j->rtime : j->ltime, r->buf + o, &t);
+                int64_t due = j->kind == SL_JOIN_ENRICH ? t : s ? t - j->lower : t + j->upper;
+                if (j->kind == SL_JOIN_ENRICH && s == 1)
+                    rc = s_rk_put_version(st, g, e->key, e->klen, t, r->buf + o);
+                else
+                    rc = s_rk_put_row(st, g, e->key, e->klen, (uint8_t)s, t, -1, r->buf + o);
+                if (rc == SL_OK)
+                    rc = s_rk_timer(st, g, due, e->key, e->klen, NULL);
+            }
+        }
+        if (rc == SL_OK && sl_kv_batch_count(st->batch) >= 10000)
+            rc = s_rk_commit(st);
+    }
+    if (rc == SL_OK)
+        rc = s_rk_commit(st);
+    for (int k = 0; k < st->nkeys; k++) {
+        s_key_t *e = &st->keys[k];
+        for (int i = 0; i < e->nwins; i++) {
+            s_rows_free(&e->wins[i].side[0]);
+            s_rows_free(&e->wins[i].side[1]);
+        }
+        free(e->wins);
+        free(e->key);
+        s_rows_free(&e->side[0]);
+        s_rows_free(&e->side[1]);
+    }
+    st->nkeys = st->nfree = st->live = 0;
+    st->nheap = 0;
+    for (uint32_t i = 0; i < st->nbuckets; i++)
+        st->buckets[i] = -1;
+    return rc;
+}
+
 /* ---- records and time ------------------------------------------------------------ */
 
 static int s_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_t *row)
@@ -604,6 +1220,8 @@ static int s_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_t *row)
     case SL_JOIN_WINDOW: {
         if (!kbuf)
             return SL_OK;
+        if (st->rocks)
+            return s_rk_win_record(c, st, s, row, t, kbuf, klen, h, wm);
         int k;
         if ((rc = s_key_get(st, h, kbuf, klen, true, &k)) != SL_OK)
             return rc;
@@ -616,7 +1234,10 @@ static int s_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_t *row)
             atomic_fetch_add_explicit(&c->records_late, 1, memory_order_relaxed);
             return SL_OK;
         }
-        return kbuf ? s_interval_record(c, st, s, row, t, kbuf, klen, h, wm) : SL_OK;
+        if (!kbuf)
+            return SL_OK;
+        return st->rocks ? s_rk_interval_record(c, st, s, row, t, kbuf, klen, h, wm)
+                         : s_interval_record(c, st, s, row, t, kbuf, klen, h, wm);
     case SL_JOIN_ENRICH:
         if (late) {
             atomic_fetch_add_explicit(&c->records_late, 1, memory_order_relaxed);
@@ -625,6 +1246,12 @@ static int s_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_t *row)
         }
         if (!kbuf) /* a null key joins nothing */
             return s == 0 && j->emit_nulls ? s_emit_pair(c, st, row, NULL, 0) : SL_OK;
+        if (st->rocks) { /* a table version or a pending row, due (swept) at its time */
+            int g = s_kgroup(st, h);
+            rc = s ? s_rk_put_version(st, g, kbuf, klen, t, row)
+                   : s_rk_put_row(st, g, kbuf, klen, 0, t, -1, row);
+            return rc ? rc : s_rk_timer(st, g, t, kbuf, klen, NULL);
+        }
         int k;
         if ((rc = s_key_get(st, h, kbuf, klen, true, &k)) != SL_OK)
             return rc;
@@ -641,6 +1268,8 @@ static int s_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_t *row)
 static int s_fire_until(sl_opctx_t *c, int64_t wm)
 {
     s_join_t *st = c->state;
+    if (st->rocks)
+        return s_rk_fire_until(c, st, wm);
     st->gen++;
     while (st->nheap && st->heap[0].time <= wm) {
         s_timer_t tm = s_heap_pop(st);
@@ -682,6 +1311,7 @@ static int s_open(sl_opctx_t *c)
         return SL_NOMEM;
     c->state = st;
     st->wm_floor = SL_WM_MIN;
+    st->c = c;
     st->sch[0] = c->in;
     st->sch[1] = sl_plan_input_schema(c->plan, nd, 1);
     if (!st->sch[0] || !st->sch[1])
@@ -700,6 +1330,17 @@ static int s_open(sl_opctx_t *c)
         if (sl_schema_add(st->kschema, name, f->type) != SL_OK)
             return SL_NOMEM;
     }
+    if (sl_rstate_enabled(c)) {
+        int maxp = c->plan->max_parallelism;
+        st->rocks = true;
+        st->batch = sl_kv_batch_new();
+        st->due = malloc((size_t)maxp * sizeof *st->due);
+        if (!st->batch || !st->due)
+            return SL_NOMEM;
+        for (int g = 0; g < maxp; g++)
+            st->due[g] = INT64_MAX;
+        sl_rstate_owned(c, &st->kg_first, &st->kg_last);
+    }
     return s_rehash(st, 1024);
 }
 
@@ -710,16 +1351,20 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
     for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
         int rc = s_record(c, st, s, r);
         if (rc)
-            return sl_op_fail(c, rc, "join '%s': %s", c->node->name, sl_strerror(rc));
+            return c->err[0] && st->rocks
+                       ? rc
+                       : sl_op_fail(c, rc, "join '%s': %s", c->node->name, sl_strerror(rc));
     }
-    return SL_OK;
+    return s_rk_commit(st);
 }
 
 static int s_watermark(sl_opctx_t *c, int64_t wm)
 {
     int rc = s_fire_until(c, wm);
     if (rc)
-        return sl_op_fail(c, rc, "join '%s': %s", c->node->name, sl_strerror(rc));
+        return c->err[0] && ((s_join_t *)c->state)->rocks
+                   ? rc
+                   : sl_op_fail(c, rc, "join '%s': %s", c->node->name, sl_strerror(rc));
     return SL_OK;
 }
 
@@ -752,6 +1397,14 @@ static void s_close(sl_opctx_t *c)
     free(st->vals[1]);
     free(st->ovals);
     free(st->kvals);
+    sl_kv_batch_destroy(&st->batch);
+    sl_rstate_close(&st->kv);
+    free(st->due);
+    free(st->sk);
+    s_rows_free(&st->tmp[0]);
+    s_rows_free(&st->tmp[1]);
+    free(st->dbuf);
+    free(st->dptr);
     sl_schema_destroy(&st->kschema);
     free(st);
     c->state = NULL;
@@ -760,6 +1413,7 @@ static void s_close(sl_opctx_t *c)
 /* ---- checkpoints ------------------------------------------------------------------ */
 
 #define S_SNAP_VERSION 1
+#define S_SNAP_ROCKS 2 /* the rocksdb backend: shape, clock, row sequence, the store's handle */
 #define S_SNAP_MAX_WINS (1 << 24) /* sanity bound on windows of one key */
 
 static void s_snap_rows(sl_snap_w_t *w, const s_rows_t *r)
@@ -777,10 +1431,17 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
 {
     s_join_t *st = c->state;
     const sl_join_cfg_t *j = &c->node->join;
-    sl_snap_u8(w, S_SNAP_VERSION);
+    sl_snap_u8(w, st->rocks ? S_SNAP_ROCKS : S_SNAP_VERSION);
     sl_snap_u8(w, (uint8_t)j->kind);
     sl_snap_u32(w, (uint32_t)j->nkeys);
     sl_snap_i64(w, c->watermark > st->wm_floor ? c->watermark : st->wm_floor);
+    if (st->rocks) {
+        int rc = s_rk_commit(st);
+        if (rc == SL_OK)
+            rc = s_kv(st);
+        sl_snap_u64(w, st->seq);
+        return rc ? rc : sl_rstate_snapshot(c, st->kv, w);
+    }
     sl_snap_u64(w, (uint64_t)st->live);
     for (int k = 0; k < st->nkeys && !w->err; k++) {
         const s_key_t *e = &st->keys[k];
@@ -962,11 +1623,31 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
     uint8_t v = sl_snap_get_u8(r), kind = sl_snap_get_u8(r);
     uint32_t nkeys = sl_snap_get_u32(r);
     int64_t wm = sl_snap_get_i64(r);
-    uint64_t n = sl_snap_get_u64(r);
-    if (r->err || v != S_SNAP_VERSION || kind != (uint8_t)nd->join.kind ||
-        nkeys != (uint32_t)nd->join.nkeys)
+    uint64_t n = sl_snap_get_u64(r); /* keys, or (rocksdb) the row sequence */
+    bool shape = kind == (uint8_t)nd->join.kind && nkeys == (uint32_t)nd->join.nkeys;
+    if (r->err || (v != S_SNAP_VERSION && v != S_SNAP_ROCKS) || !shape)
         return sl_op_fail(c, SL_DATA, "join '%s': not a snapshot of this operator", nd->name);
-    int rc = s_restore_keys(c, st, r, n);
+    int rc;
+    if (v == S_SNAP_ROCKS) {
+        if (!st->rocks)
+            return sl_op_fail(c, SL_STATE,
+                              "join '%s': the checkpoint keeps its state in rocksdb; the job "
+                              "must use `state: {backend: rocksdb}` to restore it",
+                              nd->name);
+        if ((rc = sl_rstate_restore(c, &st->kv, r)) != SL_OK)
+            return rc;
+        if (n > st->seq)
+            st->seq = n; /* rows of other key groups may reuse numbers: no clash */
+        for (int g = st->kg_first; g <= st->kg_last; g++)
+            st->due[g] = SL_WM_MIN; /* learnt at the next watermark */
+        if (!st->restored || wm < st->wm_floor)
+            st->wm_floor = wm;
+        st->restored = true;
+        return SL_OK;
+    }
+    rc = s_restore_keys(c, st, r, n);
+    if (rc == SL_OK && !r->err && st->rocks)
+        rc = s_rk_import(c, st); /* a heap snapshot moves into the store */
     if (rc == SL_DATA || (rc == SL_OK && r->err))
         return sl_op_fail(c, SL_DATA, "join '%s': snapshot is truncated or corrupt", nd->name);
     if (rc)

@@ -74,6 +74,8 @@ struct sl_kv_iter {
     char lower[2];             /* first key group, big-endian */
     char upper[2];             /* last key group + 1, big-endian */
     int started;               /* seeked yet */
+    char *span;                /* sl_kv_iter_span: lower then upper bound (owned), or NULL */
+    size_t span_lo, span_hi;   /* their lengths */
 };
 
 /* ---- small helpers --------------------------------------------------------- */
@@ -791,10 +793,61 @@ int sl_kv_iter_new(sl_kv_t *kv, uint16_t first, uint16_t last, sl_kv_iter_t **ou
     return 0;
 }
 
+int sl_kv_iter_span(sl_kv_t *kv, uint16_t kg, const void *lo, size_t lolen, const void *hi,
+                    size_t hilen, sl_kv_iter_t **out)
+{
+    *out = NULL;
+    int rc = s_check_kg(kv, kg);
+    if (rc)
+        return rc;
+    sl_kv_iter_t *it = calloc(1, sizeof *it);
+    if (!it)
+        return SL_NOMEM;
+    unsigned end = (unsigned)kg + 1;
+    it->span_lo = 2 + lolen;
+    it->span_hi = hi ? 2 + hilen : 2;
+    it->span = malloc(it->span_lo + it->span_hi);
+    it->ro = it->span ? rocksdb_readoptions_create() : NULL;
+    if (!it->ro) {
+        free(it->span);
+        free(it);
+        return SL_NOMEM;
+    }
+    char *l = it->span, *u = it->span + it->span_lo;
+    l[0] = (char)(kg >> 8);
+    l[1] = (char)(kg & 0xff);
+    if (lolen)
+        memcpy(l + 2, lo, lolen);
+    if (hi) {
+        u[0] = l[0];
+        u[1] = l[1];
+        if (hilen)
+            memcpy(u + 2, hi, hilen);
+    } else {
+        u[0] = (char)(end >> 8);
+        u[1] = (char)(end & 0xff);
+    }
+    rocksdb_readoptions_set_iterate_upper_bound(it->ro, u, it->span_hi);
+    rocksdb_readoptions_set_iterate_lower_bound(it->ro, l, it->span_lo);
+    rocksdb_readoptions_set_fill_cache(it->ro, 1);
+    it->it = rocksdb_create_iterator(kv->db, it->ro);
+    if (!it->it) {
+        rocksdb_readoptions_destroy(it->ro);
+        free(it->span);
+        free(it);
+        return SL_NOMEM;
+    }
+    *out = it;
+    return 0;
+}
+
 int sl_kv_iter_next(sl_kv_iter_t *it, sl_kv_entry_t *e)
 {
     if (!it->started) {
-        rocksdb_iter_seek(it->it, it->lower, 2);
+        if (it->span)
+            rocksdb_iter_seek(it->it, it->span, it->span_lo);
+        else
+            rocksdb_iter_seek(it->it, it->lower, 2);
         it->started = 1;
     } else if (rocksdb_iter_valid(it->it)) {
         rocksdb_iter_next(it->it);
@@ -827,6 +880,7 @@ void sl_kv_iter_destroy(sl_kv_iter_t **pit)
         return;
     rocksdb_iter_destroy((*pit)->it);
     rocksdb_readoptions_destroy((*pit)->ro);
+    free((*pit)->span);
     free(*pit);
     *pit = NULL;
 }

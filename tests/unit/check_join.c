@@ -5,7 +5,9 @@
  * one-sided bounds, tumbling and sliding window joins, enrich joins with
  * drop and emit_nulls (tied table versions, a table updated between
  * stream records), null keys and times, late records, and the same output
- * for every batch size and arrival order. Plan-level tests check the
+ * for every batch size and arrival order; all of it again with the rows
+ * in rocksdb (`state: {backend: rocksdb}`), plus state far bigger than
+ * the block cache. Plan-level tests check the
  * output schema (right_ prefixes, window fields), the hash partitioning of
  * both edges by their own keys, the event time and the spec errors. */
 #define _POSIX_C_SOURCE 200809L
@@ -32,6 +34,7 @@ enum { F_K, F_TS, F_X, F_N };
 #define S_BOUND 50 /* watermark bound (ms) of both inputs */
 
 static const char *s_job = "name: t\n"
+                           "%s"
                            "sources:\n"
                            "  - name: lsrc\n"
                            "    type: file\n"
@@ -54,6 +57,11 @@ static const char *s_job = "name: t\n"
                            "%s"
                            "sinks:\n"
                            "  - { name: out, type: file, format: csv, input: j, path: o.csv }\n";
+
+/* The state line of the job: "" (the heap), or the rocksdb backend with a
+ * tiny cache (the "rocksdb" cases run every functional case again so). */
+static const char *s_state = "";
+#define S_ROCKS "state: {backend: rocksdb, block_cache: 256KB, write_buffer: 128KB}\n"
 
 /* One input record: the values (v/w and k may be null). */
 typedef struct {
@@ -97,7 +105,7 @@ static int s_load(s_env_t *env, const char *body)
 {
     memset(env, 0, sizeof *env);
     char text[4096];
-    snprintf(text, sizeof text, s_job, body);
+    snprintf(text, sizeof text, s_job, s_state, body);
     env->d = sl_diag_new("job.yaml");
     return sl_plan_load("job.yaml", text, strlen(text), NULL, 1, env->d, &env->spec, &env->plan);
 }
@@ -685,6 +693,99 @@ START_TEST(test_enrich_versions)
 }
 END_TEST
 
+/* ---- the rocksdb backend ---------------------------------------------------------- */
+
+/* Every functional case again with the rows in rocksdb (a store in a
+ * temporary directory, a tiny cache): the same reference, so the same
+ * output as the heap backend for every batch size and interleaving. */
+START_TEST(test_rocks_interval)
+{
+    s_state = S_ROCKS;
+    s_interval_case("[-30ms, 70ms]", -30, 70, 500);
+    s_interval_case("[-90ms, -10ms]", -90, -10, 400);
+    s_interval_case("[0ms, 0ms]", 0, 0, 3);
+    s_state = "";
+}
+END_TEST
+
+START_TEST(test_rocks_timing)
+{
+    s_state = S_ROCKS;
+    test_interval_late_fn(_i);
+    test_interval_retention_bounds_fn(_i);
+    test_window_late_fn(_i);
+    test_enrich_versions_fn(_i);
+    s_state = "";
+}
+END_TEST
+
+START_TEST(test_rocks_window)
+{
+    s_state = S_ROCKS;
+    s_window_case("{type: tumbling, size: 200ms}", 200, 200);
+    s_window_case("{type: sliding, size: 300ms, slide: 100ms}", 300, 100);
+    s_state = "";
+}
+END_TEST
+
+START_TEST(test_rocks_enrich)
+{
+    s_state = S_ROCKS;
+    s_enrich_case(false);
+    s_enrich_case(true);
+    s_state = "";
+}
+END_TEST
+
+static int s_cmp_key(const void *a, const void *b)
+{
+    const s_rec_t *x = a, *y = b;
+    return (x->k > y->k) - (x->k < y->k);
+}
+
+/* State far bigger than the block cache: an interval join whose bounds
+ * keep every row until the end (tens of thousands of keys, megabytes of
+ * rows against a 256 KB cache), checked against a reference by key. */
+START_TEST(test_rocks_bigger_than_cache)
+{
+    s_state = S_ROCKS;
+    const int n[2] = {40000, 40000};
+    s_rec_t *L = s_gen(7, n[0], 15000, 1000000), *R = s_gen(8, n[1], 15000, 1000000);
+    const s_rec_t *const side[2] = {L, R};
+    s_env_t env;
+    s_setup(&env, "    kind: interval\n    key: k\n    between: [-2h, 2h]\n", 1 << 16);
+    /* the reference: every left row with each right row of its key */
+    s_rec_t *byk = malloc((size_t)n[1] * sizeof *byk);
+    ck_assert_ptr_nonnull(byk);
+    memcpy(byk, R, (size_t)n[1] * sizeof *byk);
+    qsort(byk, (size_t)n[1], sizeof *byk, s_cmp_key);
+    s_set_t want = {0};
+    for (int i = 0; i < n[0]; i++) {
+        int lo = 0, hi = n[1];
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if (byk[mid].k < L[i].k)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (int k = lo; k < n[1] && byk[k].k == L[i].k; k++)
+            if (s_same_key(&L[i], &byk[k]))
+                s_set_pair(&want, &env, 0, &L[i], &byk[k]);
+    }
+    S_CHECK(want.n > 50000, "the data must join often (%zu pairs)", want.n);
+    s_run(&env, side, n, 400, 200);
+    s_check_output(&env, &want);
+    ck_assert_uint_eq(atomic_load(&env.ctx.records_late), 0);
+    s_teardown(&env);
+    s_set_free(&want);
+    free(byk);
+    free(L);
+    free(R);
+    s_state = "";
+}
+END_TEST
+
 /* ---- plan ------------------------------------------------------------------------- */
 
 START_TEST(test_plan_schema)
@@ -883,6 +984,17 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_enrich_drop);
     tcase_add_test(tc, test_enrich_emit_nulls);
     tcase_add_test(tc, test_enrich_versions);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("rocksdb");
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, test_rocks_interval);
+    tcase_add_test(tc, test_rocks_timing);
+    tcase_add_test(tc, test_rocks_window);
+    tcase_add_test(tc, test_rocks_enrich);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("rocksdb-big");
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, test_rocks_bigger_than_cache);
     suite_add_tcase(s, tc);
     tc = tcase_create("plan");
     tcase_add_test(tc, test_plan_schema);

@@ -111,6 +111,12 @@ typedef struct {
  * (0, SL_KV_MAX_KEY_GROUP) for everything, (g, g) for one group. */
 typedef struct sl_kv_iter sl_kv_iter_t;
 int sl_kv_iter_new(sl_kv_t *kv, uint16_t first, uint16_t last, sl_kv_iter_t **out);
+/* Iterator over the entries of key group kg whose key is at or after
+ * lo[0..lolen) and before hi[0..hilen) (hi NULL: to the end of the group),
+ * in key order, over a consistent view taken at creation: a prefix or
+ * range scan inside one key group. */
+int sl_kv_iter_span(sl_kv_t *kv, uint16_t kg, const void *lo, size_t lolen, const void *hi,
+                    size_t hilen, sl_kv_iter_t **out);
 /* 1 and *e filled for the next entry, 0 at the end, <0 on a read error. */
 int sl_kv_iter_next(sl_kv_iter_t *it, sl_kv_entry_t *e);
 void sl_kv_iter_destroy(sl_kv_iter_t **it);

@@ -15,7 +15,8 @@
  * SL_DATA and a message, never crash or leak. The keyed cases run again
  * with `state: {backend: rocksdb}` (a tiny cache): the snapshot is then
  * the store's checkpoint in a temporary checkpoint directory, and every
- * result must be the same. */
+ * result must be the same; so do the joins (rocksdb-joins), which also
+ * compare both backends directly and restore a heap snapshot into rocksdb. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <math.h>
@@ -1680,6 +1681,95 @@ START_TEST(test_rocks_process)
 }
 END_TEST
 
+/* A join with its rows in rocksdb: the same output as the heap backend
+ * (as multisets: the store emits in key-group order); a heap snapshot
+ * restores into the rocksdb job and the run goes on to the same output,
+ * not the other way; then restores and rescales as the heap one does. */
+static void s_rocks_join(const char *name, bool filter)
+{
+    s_root = sl_test_tmpdir();
+    const char *state = "state: {backend: rocksdb, block_cache: 1MB, write_buffer: 256KB}\n";
+    char *text = malloc(strlen(s_join_spec) + strlen(state) + 1);
+    ck_assert_ptr_nonnull(text);
+    strcpy(text, state);
+    strcat(text, s_join_spec);
+    s_job_t jh, jr;
+    s_job_load(&jh, s_join_spec);
+    s_job_load(&jr, text);
+    free(text);
+    s_rec_t *recs = s_records();
+    s_inst_t *h = s_inst_open(&jh, name, 0, 1), *r = s_inst_open(&jr, name, 0, 1);
+    int64_t maxt = INT64_MIN;
+    s_feed(&jh, &h, 1, recs, 0, S_NIN, &maxt);
+    s_end(h);
+    maxt = INT64_MIN;
+    s_feed(&jr, &r, 1, recs, 0, S_NIN, &maxt);
+    s_end(r);
+    ck_assert_uint_gt(h->out.n, 10);
+    char what[128];
+    snprintf(what, sizeof what, "'%s' with rocksdb against the heap", name);
+    s_rows_t want = {0}, got = {0};
+    s_rows_add(&want, &h->out, 0);
+    s_rows_add(&got, &r->out, 0);
+    s_rows_eq(&want, &got, what);
+    s_inst_close(&r);
+    /* a heap snapshot restores into the rocksdb job, not the other way */
+    s_inst_t *h2 = s_inst_open(&jh, name, 0, 1);
+    r = s_inst_open(&jr, name, 0, 1);
+    maxt = INT64_MIN;
+    s_feed(&jh, &h2, 1, recs, 0, S_NIN / 2, &maxt);
+    ck_assert_int_eq(sl_emit_flush(&h2->ctx.out), SL_OK);
+    sl_snap_w_t w;
+    sl_snap_w_init(&w);
+    ck_assert_int_eq(h2->vt->snapshot(&h2->ctx, &w), SL_OK);
+    ck_assert_int_eq(s_restore(r, w.data, w.len), SL_OK);
+    sl_snap_w_free(&w);
+    int64_t maxt2 = maxt;
+    s_feed(&jr, &r, 1, recs, S_NIN / 2, S_NIN, &maxt2);
+    s_end(r);
+    s_rows_add(&want, &h->out, 0);
+    s_rows_add(&got, &h2->out, 0);
+    s_rows_add(&got, &r->out, 0);
+    snprintf(what, sizeof what, "'%s' heap snapshot restored into rocksdb", name);
+    s_rows_eq(&want, &got, what);
+    sl_snap_w_init(&w);
+    r->ctx.checkpoint_id = s_new_ck();
+    ck_assert_int_eq(r->vt->snapshot(&r->ctx, &w), SL_OK);
+    s_inst_close(&h2);
+    h2 = s_inst_open(&jh, name, 0, 1);
+    ck_assert_int_eq(s_restore(h2, w.data, w.len), SL_STATE);
+    ck_assert_ptr_nonnull(strstr(h2->ctx.err, "backend: rocksdb"));
+    sl_snap_w_free(&w);
+    s_inst_close(&h2);
+    s_inst_close(&h);
+    s_inst_close(&r);
+    free(recs);
+    s_job_free(&jh);
+    s_job_free(&jr);
+    s_keyed_all_spec(s_join_spec, name, false, filter);
+    sl_test_rmrf(s_root);
+    free(s_root);
+    s_root = NULL;
+}
+
+START_TEST(test_rocks_join_window)
+{
+    s_rocks_join("wj", false);
+}
+END_TEST
+
+START_TEST(test_rocks_join_interval)
+{
+    s_rocks_join("ij", false);
+}
+END_TEST
+
+START_TEST(test_rocks_join_enrich)
+{
+    s_rocks_join("ej", true);
+}
+END_TEST
+
 /* ---- rocksdb: incremental checkpoints, state bigger than memory ------------- */
 
 static const char *s_big_spec =
@@ -1955,6 +2045,12 @@ int main(void)
     tcase_set_timeout(rp, 300);
     tcase_add_test(rp, test_rocks_process);
     suite_add_tcase(s, rp);
+    TCase *rj = tcase_create("rocksdb-joins");
+    tcase_set_timeout(rj, 240);
+    tcase_add_test(rj, test_rocks_join_window);
+    tcase_add_test(rj, test_rocks_join_interval);
+    tcase_add_test(rj, test_rocks_join_enrich);
+    suite_add_tcase(s, rj);
     TCase *tj = tcase_create("joins-process");
     tcase_set_timeout(tj, 300);
     tcase_add_test(tj, test_join_window);

@@ -1053,7 +1053,11 @@ static int s_rk_group(sl_opctx_t *c, s_join_t *st, int g, int64_t wm)
 {
     const sl_join_cfg_t *j = &c->node->join;
     sl_kv_iter_t *it = NULL;
-    int rc = s_rk_iter(st, g, (const uint8_t *)"T", 1, (const uint8_t *)"U", 1, &it);
+    /* from the earliest live timer: the deleted ones before it are not
+     * scanned again (their tombstones stay until compaction) */
+    uint8_t lo[9] = {'T'};
+    s_tput(lo + 1, s_clamp(st->due[g]));
+    int rc = s_rk_iter(st, g, lo, sizeof lo, (const uint8_t *)"U", 1, &it);
     if (rc)
         return rc;
     int64_t next = INT64_MAX;

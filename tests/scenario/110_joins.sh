@@ -6,7 +6,8 @@
 # Python reference (joins/reference.py), byte for byte after sorting, at
 # parallelism 1, 2 and 4 on two workers, with small batches
 # (SLUICE_BATCH_BYTES), on the same records in another arrival order, and on
-# other data.
+# other data; and with the joins' rows in RocksDB (`state: {backend:
+# rocksdb}`, a cache far smaller than the state) at parallelism 1 and 4.
 source "$(dirname "$0")/lib.sh"
 
 JD=$SRC/tests/scenario/joins
@@ -46,11 +47,12 @@ run() {
     local name=$1 d=$2 p=$3 envset=${4:-}
     local dir=$WORK/out-$name
     mkdir "$dir"
-    step "$name: $d at parallelism $p${envset:+, $envset}"
+    step "$name: $d at parallelism $p${envset:+, $envset}, state on ${BACKEND:-heap}"
     local t0=$SECONDS
     if [ -n "$envset" ]; then export "${envset?}"; fi
     local rc=0
     sluice run "$JOB" --workers 2 --parallelism "$p" --param dir="$WORK/$d" \
+        --param backend="${BACKEND:-heap}" \
         --param out_interval="$dir/interval.csv" --param out_window="$dir/window.csv" \
         --param out_enrich="$dir/enrich.csv" || rc=$?
     if [ -n "$envset" ]; then unset "${envset%%=*}"; fi
@@ -97,6 +99,8 @@ run p2-small-batches a 2 SLUICE_BATCH_BYTES=4096
 run b-p4-small-batches b 4 SLUICE_BATCH_BYTES=4096
 run b-p1 b 1
 run a-reordered-p4 a-reordered 4
+BACKEND=rocksdb run rocks-p1 a 1
+BACKEND=rocksdb run rocks-b-p4 b 4
 for o in $OUTS; do
     cmp -s "$WORK/out-p1/$o.sorted" "$WORK/out-a-reordered-p4/$o.sorted" ||
         fail "$o of the reordered input differs from the first run"

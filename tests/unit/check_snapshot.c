@@ -2045,10 +2045,17 @@ int main(void)
     tcase_set_timeout(rp, 300);
     tcase_add_test(rp, test_rocks_process);
     suite_add_tcase(s, rp);
-    TCase *rj = tcase_create("rocksdb-joins");
-    tcase_set_timeout(rj, 240);
+    /* one case per join (each a CTest entry): each restores many times */
+    TCase *rj = tcase_create("rocksdb-join-window");
+    tcase_set_timeout(rj, 280);
     tcase_add_test(rj, test_rocks_join_window);
+    suite_add_tcase(s, rj);
+    rj = tcase_create("rocksdb-join-interval");
+    tcase_set_timeout(rj, 280);
     tcase_add_test(rj, test_rocks_join_interval);
+    suite_add_tcase(s, rj);
+    rj = tcase_create("rocksdb-join-enrich");
+    tcase_set_timeout(rj, 280);
     tcase_add_test(rj, test_rocks_join_enrich);
     suite_add_tcase(s, rj);
     TCase *tj = tcase_create("joins-process");

@@ -341,6 +341,26 @@ static void s_send_cancel(sl_master_t *m, s_job_t *j)
     free(sent);
 }
 
+/* The job ended for good: every live worker (also those of its earlier
+ * attempts) cancels what it still runs of it and drops its local copies of
+ * checkpoints. */
+static void s_send_job_ended(sl_master_t *m, const s_job_t *j)
+{
+    for (int wi = 0; wi < m->nworkers; wi++) {
+        if (!m->workers[wi].alive)
+            continue;
+        Sluice__Envelope env;
+        sl_msg_init(&env, ++m->next_req);
+        Sluice__CancelTasks c = SLUICE__CANCEL_TASKS__INIT;
+        c.job_id = j->id;
+        c.attempt = 0;
+        c.job_ended = true;
+        env.body_case = SLUICE__ENVELOPE__BODY_CANCEL_TASKS;
+        env.cancel_tasks = &c;
+        sl_msg_send(m->sock, m->workers[wi].id, strlen(m->workers[wi].id), &env);
+    }
+}
+
 static void s_persist(sl_master_t *m, const s_job_t *j);
 
 /* A checkpointed job that failed or was canceled for good: the staged
@@ -392,6 +412,8 @@ static void s_end_job(sl_master_t *m, s_job_t *j, Sluice__JobStateKind state, co
         if (state != SLUICE__JOB_STATE_KIND__JOB_FINISHED)
             s_send_cancel(m, j);
     }
+    if (j->ckpt_dir)
+        s_send_job_ended(m, j);
 }
 
 /* Places j on free slots (spread over workers) and deploys it, or leaves
@@ -415,6 +437,15 @@ static void s_try_schedule(sl_master_t *m, s_job_t *j)
     }
     free(j->reason);
     j->reason = NULL;
+    /* where each slot ran in the previous attempt (slot s holds subtask s of
+     * every chain): a restarted subtask goes back there if it can, to
+     * restore from that worker's local copy of its state */
+    int *prev = malloc((size_t)need * sizeof *prev);
+    for (int s = 0; prev && s < need; s++)
+        prev[s] = -1;
+    for (int k = 0; prev && k < j->ntasks; k++)
+        if (j->tasks[k].subtask < need)
+            prev[j->tasks[k].subtask] = j->tasks[k].worker;
     s_tasks_free(j);
     j->attempt++;
     j->deployed = 0;
@@ -426,11 +457,25 @@ static void s_try_schedule(sl_master_t *m, s_job_t *j)
     j->nslots = need;
     j->slot_worker = malloc((size_t)need * sizeof(int));
     if (!j->slot_worker) {
+        free(prev);
         s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_FAILED, "out of memory");
         return;
     }
-    /* Spread: each slot goes to the live worker with the most free slots. */
+    /* Back where it ran when that worker is alive and has a free slot; the
+     * others spread: each to the live worker with the most free slots. */
     for (int s = 0; s < need; s++) {
+        int pw = prev ? prev[s] : -1;
+        j->slot_worker[s] = -1;
+        if (pw >= 0 && pw < m->nworkers && m->workers[pw].alive &&
+            m->workers[pw].used < m->workers[pw].slots) {
+            j->slot_worker[s] = pw;
+            m->workers[pw].used++;
+        }
+    }
+    free(prev);
+    for (int s = 0; s < need; s++) {
+        if (j->slot_worker[s] >= 0)
+            continue;
         int best = -1;
         for (int i = 0; i < m->nworkers; i++) {
             s_worker_t *w = &m->workers[i];

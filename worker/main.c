@@ -108,6 +108,15 @@ static const sl_config_key_t s_keys[] = {
      .dflt = "tcp://0.0.0.0",
      .help = "address the task inputs listen on, each on an ephemeral port\n"
              "(the kernel's range, net.ipv4.ip_local_port_range)"},
+    {.key = "cache_dir",
+     .env = "SLUICE_CACHE_DIR",
+     .flag = "--cache-dir",
+     .metavar = "DIR",
+     .max = 4000,
+     .spaces = true,
+     .help = "local directory of this worker (one per worker): cached plugins, RocksDB\n"
+             "state and local copies of checkpoints (default: a temporary directory,\n"
+             "removed at exit)"},
     {.key = "advertise_host",
      .env = "SLUICE_ADVERTISE_HOST",
      .flag = "--advertise-host",
@@ -165,6 +174,7 @@ int main(int argc, char **argv)
                           .slots = (int)slots,
                           .data_bind = bind,
                           .advertise_host = adv,
+                          .cache_dir = sl_config_str(cfg, "cache_dir"),
                           .keep_running = true};
     sl_worker_t *w = sl_worker_start(&o);
     if (!w) {

@@ -80,6 +80,7 @@ typedef struct sl_opctx {
     const char *state_dir;   /* local directory of the subtask's state, or NULL (a temp dir) */
     const char *ckpt_dir;    /* <root>/<job> where checkpoints go, or NULL */
     const char *restore_dir; /* directory of the checkpoint restored from, or NULL */
+    const char *local_dir;   /* the job's local copies of checkpoints on this worker, or NULL */
     char err[512];           /* message when a call fails */
 } sl_opctx_t;
 

@@ -78,6 +78,63 @@ void sl_rstate_owned(const sl_opctx_t *c, int *first, int *last)
         }
 }
 
+/* Where this worker keeps its local copy of store rel's snapshot for
+ * checkpoint id: <local_dir>/chk-<id>/<rel>. False without a local dir. */
+static bool s_copy_dir(const sl_opctx_t *c, uint64_t id, const char *rel, char *buf, size_t cap)
+{
+    if (!c->local_dir || !id)
+        return false;
+    return (size_t)snprintf(buf, cap, "%s/chk-%llu/%s", c->local_dir, (unsigned long long)id, rel) <
+           cap;
+}
+
+/* The id of the checkpoint c restores from when it is one of this job's
+ * (c->restore_dir is <ckpt_dir>/chk-<id>), else 0 (a savepoint). */
+static uint64_t s_restore_id(const sl_opctx_t *c)
+{
+    size_t n = c->ckpt_dir ? strlen(c->ckpt_dir) : 0;
+    const char *r = c->restore_dir;
+    if (!n || !r || strncmp(r, c->ckpt_dir, n) != 0 || strncmp(r + n, "/chk-", 5) != 0)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long id = strtoull(r + n + 5, &end, 10);
+    return errno || *end || end == r + n + 5 ? 0 : (uint64_t)id;
+}
+
+/* Restores store rel of the checkpoint (manifest m) into dir: from this
+ * worker's local copy when there is one and every file of it matches m
+ * (sl_kv_restore_local), else from checkpoint storage. Logs which, and why
+ * not the local copy. */
+static int s_restore_store(sl_opctx_t *c, const sl_kv_manifest_t *m, const char *rel,
+                           const char *storage, const char *shared, const char *dir,
+                           const sl_kv_opts_t *o, sl_kv_t **out, char *err, size_t cap)
+{
+    uint64_t id = s_restore_id(c);
+    char copy[4400];
+    if (s_copy_dir(c, id, rel, copy, sizeof copy)) {
+        int rc = sl_kv_restore_local(m, copy, dir, o, out, err, cap);
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < m->n; i++)
+            bytes += m->files[i].size;
+        if (rc == SL_OK) {
+            fprintf(stderr,
+                    "sluice-worker: task %d.%d (%s): state of chk-%llu restored from local copy "
+                    "(%zu files, %llu bytes not fetched)\n",
+                    c->node->chain, c->subtask, c->node->name, (unsigned long long)id, m->n,
+                    (unsigned long long)bytes);
+            return SL_OK;
+        }
+        fprintf(stderr,
+                "sluice-worker: task %d.%d (%s): state of chk-%llu fetched from checkpoint "
+                "storage: %s\n",
+                c->node->chain, c->subtask, c->node->name, (unsigned long long)id,
+                rc == SL_NOTFOUND ? "no local copy" : err);
+        sl_rmtree(dir); /* what the local attempt left */
+    }
+    return sl_kv_restore(m, storage, shared, dir, o, out, err, cap);
+}
+
 int sl_rstate_snapshot(sl_opctx_t *c, sl_kv_t *kv, sl_snap_w_t *w)
 {
     if (!c->ckpt_dir)
@@ -87,9 +144,12 @@ int sl_rstate_snapshot(sl_opctx_t *c, sl_kv_t *kv, sl_snap_w_t *w)
     snprintf(storage, sizeof storage, "%s/chk-%llu/%s", c->ckpt_dir,
              (unsigned long long)c->checkpoint_id, rel);
     snprintf(shared, sizeof shared, "%s/shared", c->ckpt_dir);
+    char keep[4400];
+    bool local = c->local_dir && s_copy_dir(c, c->checkpoint_id, rel, keep, sizeof keep);
     sl_kv_manifest_t m = {0};
     sl_kv_ckpt_stats_t st;
-    int rc = sl_kv_checkpoint(kv, storage, shared, &m, &st, err, sizeof err);
+    int rc =
+        sl_kv_checkpoint_keep(kv, storage, shared, local ? keep : NULL, &m, &st, err, sizeof err);
     if (rc)
         return sl_op_fail(c, rc, "'%s': %s", c->node->name, err);
     uint8_t *enc = NULL;
@@ -162,7 +222,9 @@ int sl_rstate_restore(sl_opctx_t *c, sl_kv_t **kv, sl_snap_r_t *r)
         snprintf(dir, sizeof dir, "%s.in", sl_kv_dir(*kv));
         sl_rmtree(dir);
         sl_kv_t *src = NULL;
-        rc = sl_kv_restore(&m, storage, shared, dir, &o, &src, err, sizeof err);
+        char rname[64];
+        snprintf(rname, sizeof rname, "%.*s", (int)rlen, (const char *)rel);
+        rc = s_restore_store(c, &m, rname, storage, shared, dir, &o, &src, err, sizeof err);
         sl_kv_manifest_free(&m);
         if (rc) {
             sl_rmtree(dir);
@@ -177,7 +239,9 @@ int sl_rstate_restore(sl_opctx_t *c, sl_kv_t **kv, sl_snap_r_t *r)
         return rc;
     }
     sl_rmtree(local);
-    rc = sl_kv_restore(&m, storage, shared, local, &o, kv, err, sizeof err);
+    char rname[64];
+    snprintf(rname, sizeof rname, "%.*s", (int)rlen, (const char *)rel);
+    rc = s_restore_store(c, &m, rname, storage, shared, local, &o, kv, err, sizeof err);
     sl_kv_manifest_free(&m);
     if (rc) {
         sl_rmtree(local);

@@ -517,6 +517,11 @@ static int s_control(sl_task_t *t)
         for (int i = 0; i < t->nops && rc == SL_OK; i++)
             if (t->vt[i]->complete && (rc = t->vt[i]->complete(&t->ops[i], done)) != SL_OK)
                 return s_chain_error_at(t, i, rc);
+        if (sl_failpoint_error("task-fail-after-complete")) { /* a task failure, worker lives */
+            snprintf(t->err, sizeof t->err, "failpoint task-fail-after-complete (checkpoint %llu)",
+                     (unsigned long long)done);
+            return SL_IO;
+        }
     }
     return rc;
 }
@@ -717,6 +722,7 @@ static int s_open(sl_task_t *t, s_link_t *links)
         c->state_dir = t->env.state_dir;
         c->ckpt_dir = t->env.ckpt_dir;
         c->restore_dir = t->env.restore_dir;
+        c->local_dir = t->env.local_dir;
         links[2 * i] = (s_link_t){.t = t, .next = i + 1};
         links[2 * i + 1] = (s_link_t){.t = t, .next = t->nops, .port = 1};
         if (nd->side_out) {

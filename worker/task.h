@@ -48,6 +48,8 @@ typedef struct {
     uint32_t attempt;        /* the job's execution attempt (restarts count up), 0 = unknown */
     const char *restore_dir; /* directory of the restored checkpoint (rocksdb state), or NULL */
     const char *state_dir;   /* local directory for the subtask's rocksdb state, or NULL */
+    const char *local_dir;   /* the job's local copies of checkpoints (<cache>/local/<job>), or
+                                NULL (no local recovery) */
 } sl_task_env_t;
 
 /* What a subtask says about a checkpoint (sl_task_poll_ack). */

@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "worker.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -69,7 +70,9 @@ struct s_job {
     s_slot_t *tasks;
     int ntasks;
     atomic_bool cancel;
-    bool started; /* StartTasks received, threads created */
+    bool started;    /* StartTasks received, threads created */
+    char *local_dir; /* <cache>/local/<job>: local copies of checkpoints, or NULL */
+    bool ended;      /* the master said the job ended for good: drop local_dir at the end */
     s_job_t *next;
 };
 
@@ -142,6 +145,9 @@ static void s_job_destroy(s_job_t *j)
         free(j->tasks[i].restore_dir);
     }
     free(j->tasks);
+    if (j->ended && j->local_dir)
+        sl_rmtree(j->local_dir); /* what its last tasks wrote after the end was announced */
+    free(j->local_dir);
     free(j->ckpt_dir);
     if (j->endpoints && j->plan) {
         int total = j->ep_base[j->plan->nchains];
@@ -396,6 +402,68 @@ static int s_load_restore(const Sluice__Deploy *d, s_slot_t *t, sl_task_env_t *e
     return SL_OK;
 }
 
+/* ---- local copies of checkpoints (local recovery) -------------------------------
+ *
+ * Stores of a job with checkpoints keep a local copy of each snapshot
+ * (rocks_state.c) in <cache>/local/<job>/chk-<id>/, so that a task that
+ * restarts here restores from it instead of fetching its files. This loop
+ * bounds them: when checkpoint N completes, the copies of earlier ones go
+ * (a restart restores N or later; should those be damaged in storage, an
+ * earlier one is fetched from storage); when the job ends for good, all of
+ * them go; a worker that starts or stops drops every job's. */
+
+/* <cache>/local/<job> (caller frees), or NULL for a job id that is no safe
+ * directory name. */
+static char *s_local_dir(const sl_worker_t *w, const char *job_id)
+{
+    if (!job_id[0] || job_id[0] == '.' || strchr(job_id, '/') || strlen(job_id) > 200)
+        return NULL;
+    char buf[4600];
+    snprintf(buf, sizeof buf, "%s/local/%s", w->cache_dir, job_id);
+    return strdup(buf);
+}
+
+/* Removes the local copies of dir's checkpoints before id. */
+static void s_local_prune(const char *dir, uint64_t id)
+{
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        if (strncmp(e->d_name, "chk-", 4) != 0)
+            continue;
+        unsigned long long n = strtoull(e->d_name + 4, &end, 10);
+        if (*end || end == e->d_name + 4 || n >= id)
+            continue;
+        char path[4800];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        sl_rmtree(path);
+    }
+    closedir(d);
+}
+
+/* The master says job_id ended for good: its local copies go now, and
+ * again when its last task here has ended (one may still be writing). */
+static void s_local_job_ended(sl_worker_t *w, const char *job_id)
+{
+    for (s_job_t *j = w->jobs; j; j = j->next)
+        if (strcmp(j->id, job_id) == 0)
+            j->ended = true;
+    char *dir = s_local_dir(w, job_id);
+    if (dir)
+        sl_rmtree(dir);
+    free(dir);
+}
+
+static void s_local_drop_all(const sl_worker_t *w)
+{
+    char buf[4600];
+    snprintf(buf, sizeof buf, "%s/local", w->cache_dir);
+    sl_rmtree(buf);
+}
+
 static void s_deploy(sl_worker_t *w, const Sluice__Deploy *d)
 {
     s_job_t *j = calloc(1, sizeof *j);
@@ -403,8 +471,10 @@ static void s_deploy(sl_worker_t *w, const Sluice__Deploy *d)
         return;
     j->id = strdup(d->job_id);
     j->attempt = d->attempt;
-    if (d->checkpoint_dir && d->checkpoint_dir[0])
+    if (d->checkpoint_dir && d->checkpoint_dir[0]) {
         j->ckpt_dir = strdup(d->checkpoint_dir);
+        j->local_dir = s_local_dir(w, d->job_id);
+    }
     sl_params_t *params = sl_params_new();
     sl_diag_t *diag = sl_diag_new(d->spec_file);
     char why[1024] = "";
@@ -480,6 +550,7 @@ static void s_deploy(sl_worker_t *w, const Sluice__Deploy *d)
             t->restore_dir = strdup(d->restore_dir);
         env.state_dir = t->state_dir;
         env.restore_dir = t->restore_dir;
+        env.local_dir = j->local_dir;
         t->task = t->state_dir ? sl_task_new(&env) : NULL;
         if (!t->task) {
             free(t->state_dir);
@@ -631,6 +702,8 @@ static void s_complete(sl_worker_t *w, const Sluice__CheckpointComplete *cc)
     for (int i = 0; j && i < j->ntasks; i++)
         if (j->tasks[i].task && j->tasks[i].started && !atomic_load(&j->tasks[i].done))
             sl_task_notify_complete(j->tasks[i].task, cc->checkpoint_id);
+    if (j)
+        s_local_prune(j->local_dir, cc->checkpoint_id);
 }
 
 /* Sends the acknowledgement task t wrote since the last look, if any. */
@@ -704,6 +777,8 @@ static void *s_main(void *arg)
                 break;
             case SLUICE__ENVELOPE__BODY_CANCEL_TASKS:
                 s_cancel_job(w, env->cancel_tasks->job_id, env->cancel_tasks->attempt);
+                if (env->cancel_tasks->job_ended)
+                    s_local_job_ended(w, env->cancel_tasks->job_id);
                 break;
             case SLUICE__ENVELOPE__BODY_CHECKPOINT_TRIGGER:
                 s_trigger(w, env->checkpoint_trigger);
@@ -758,6 +833,8 @@ bool sl_worker_running(const sl_worker_t *w)
 
 static void s_remove_cache(sl_worker_t *w)
 {
+    if (!w->own_cache_dir && w->cache_dir)
+        s_local_drop_all(w); /* the rest stays (plugins) */
     if (w->own_cache_dir && w->cache_dir)
         sl_rmtree(w->cache_dir);
     free(w->cache_dir);
@@ -775,6 +852,8 @@ sl_worker_t *sl_worker_start(const sl_worker_opts_t *o)
     w->data_bind = strdup(o->data_bind);
     if (o->cache_dir) {
         w->cache_dir = strdup(o->cache_dir);
+        if (w->cache_dir)
+            s_local_drop_all(w); /* an earlier process's: no job it knew of is ours */
     } else {
         char tmpl[] = "/tmp/sluice-worker-XXXXXX";
         if (mkdtemp(tmpl)) {

@@ -1156,6 +1156,28 @@ static const sl_kv_file_t *s_known_find(const sl_kv_t *kv, const char *name)
 int sl_kv_checkpoint(sl_kv_t *kv, const char *storage_dir, const char *shared_dir,
                      sl_kv_manifest_t *out, sl_kv_ckpt_stats_t *stats, char *err, size_t cap)
 {
+    return sl_kv_checkpoint_keep(kv, storage_dir, shared_dir, NULL, out, stats, err, cap);
+}
+
+/* Moves the RocksDB checkpoint in tmpdir to keep_dir (replacing what is
+ * there): the local copy. Best effort: false when it could not be kept
+ * (tmpdir is then removed by the caller). */
+static bool s_keep_local(const char *tmpdir, const char *keep_dir)
+{
+    s_rmrf(keep_dir);
+    char *parent = strdup(keep_dir);
+    char *slash = parent ? strrchr(parent, '/') : NULL;
+    if (slash && slash != parent)
+        *slash = '\0';
+    bool ok = parent && s_mkdir_p(parent) == 0 && rename(tmpdir, keep_dir) == 0;
+    free(parent);
+    return ok;
+}
+
+int sl_kv_checkpoint_keep(sl_kv_t *kv, const char *storage_dir, const char *shared_dir,
+                          const char *keep_dir, sl_kv_manifest_t *out, sl_kv_ckpt_stats_t *stats,
+                          char *err, size_t cap)
+{
     memset(out, 0, sizeof *out);
     sl_kv_ckpt_stats_t st = {0};
     if (s_mkdir_p(storage_dir) || s_mkdir_p(shared_dir)) {
@@ -1250,6 +1272,8 @@ int sl_kv_checkpoint(sl_kv_t *kv, const char *storage_dir, const char *shared_di
         s_err(err, cap, "kvstate checkpoint: fsync %s: %s", storage_dir, strerror(errno));
         rc = SL_IO;
     }
+    if (!rc && keep_dir)
+        st.local_kept = s_keep_local(tmpdir, keep_dir);
     s_rmrf(tmpdir);
     free(tmpdir);
     if (!rc)
@@ -1265,9 +1289,59 @@ int sl_kv_checkpoint(sl_kv_t *kv, const char *storage_dir, const char *shared_di
 
 /* ---- restore -------------------------------------------------------------------- */
 
-int sl_kv_restore(const sl_kv_manifest_t *m, const char *storage_dir, const char *shared_dir,
-                  const char *local_dir, const sl_kv_opts_t *o, sl_kv_t **out, char *err,
-                  size_t cap)
+static int s_hash_file(const char *path, uint64_t *size, uint8_t sha[32], int *missing);
+
+/* Puts file f of a manifest into the DB directory as dst and checks it
+ * against f's size and sha256: copied from storage (src in storage_dir or
+ * shared_dir), or, from a local copy (local), hard-linked when the file is
+ * immutable (an SST) and copied otherwise. SL_DATA names a missing, short
+ * or corrupt file; what says where it came from. */
+static int s_restore_file(const sl_kv_file_t *f, const char *src, const char *dst, bool local,
+                          char *err, size_t cap)
+{
+    const char *what = local ? "kvstate restore: local copy" : "kvstate restore: file";
+    uint64_t size = 0;
+    uint8_t sha[32];
+    int missing = 0, rc;
+    char msg[512] = "";
+    if (local && s_is_shared_name(f->name)) {
+        rc = link(src, dst) == 0 ? s_hash_file(dst, &size, sha, &missing) : SL_IO;
+        if (rc) {
+            missing = missing || errno == ENOENT;
+            snprintf(msg, sizeof msg, "%s", strerror(errno));
+        }
+    } else {
+        rc = s_copy(src, dst, 0, &size, sha, &missing, msg, sizeof msg);
+    }
+    if (rc && missing) {
+        s_err(err, cap, "%s %s (for %s) is missing", what, src, f->name);
+        return SL_DATA;
+    }
+    if (rc) {
+        s_err(err, cap, "%s %s: %s", what, src, msg);
+        return rc;
+    }
+    if (size != f->size) {
+        s_err(err, cap,
+              "%s %s (for %s) has %llu bytes, the manifest says %llu (truncated or replaced)", what,
+              src, f->name, (unsigned long long)size, (unsigned long long)f->size);
+        return SL_DATA;
+    }
+    if (memcmp(sha, f->sha256, 32) != 0) {
+        char want[65], got[65];
+        s_hex(f->sha256, 32, want);
+        s_hex(sha, 32, got);
+        s_err(err, cap, "%s %s (for %s) is corrupt: sha256 %s, expected %s", what, src, f->name,
+              got, want);
+        return SL_DATA;
+    }
+    return 0;
+}
+
+/* sl_kv_restore (copy_dir NULL) and sl_kv_restore_local (copy_dir set). */
+static int s_restore(const sl_kv_manifest_t *m, const char *storage_dir, const char *shared_dir,
+                     const char *copy_dir, const char *local_dir, const sl_kv_opts_t *o,
+                     sl_kv_t **out, char *err, size_t cap)
 {
     *out = NULL;
     int has_current = 0;
@@ -1303,37 +1377,10 @@ int sl_kv_restore(const sl_kv_manifest_t *m, const char *storage_dir, const char
     }
     for (size_t i = 0; !rc && i < m->n; i++) {
         const sl_kv_file_t *f = &m->files[i];
-        const char *from = f->shared ? shared_dir : storage_dir;
-        char *src = s_join(from, f->stored), *dst = s_join(kv->db_path, f->name);
-        if (!src || !dst) {
-            rc = SL_NOMEM;
-        } else {
-            uint64_t size = 0;
-            uint8_t sha[32];
-            int missing = 0;
-            char msg[512];
-            rc = s_copy(src, dst, 0, &size, sha, &missing, msg, sizeof msg);
-            if (rc && missing) {
-                s_err(err, cap, "kvstate restore: file %s (for %s) is missing", src, f->name);
-                rc = SL_DATA;
-            } else if (rc) {
-                s_err(err, cap, "kvstate restore: file %s: %s", src, msg);
-            } else if (size != f->size) {
-                s_err(err, cap,
-                      "kvstate restore: file %s (for %s) has %llu bytes, the manifest says "
-                      "%llu (truncated or replaced)",
-                      src, f->name, (unsigned long long)size, (unsigned long long)f->size);
-                rc = SL_DATA;
-            } else if (memcmp(sha, f->sha256, 32) != 0) {
-                char want[65], got[65];
-                s_hex(f->sha256, 32, want);
-                s_hex(sha, 32, got);
-                s_err(err, cap,
-                      "kvstate restore: file %s (for %s) is corrupt: sha256 %s, expected %s", src,
-                      f->name, got, want);
-                rc = SL_DATA;
-            }
-        }
+        const char *from = copy_dir ? copy_dir : f->shared ? shared_dir : storage_dir;
+        char *src = s_join(from, copy_dir ? f->name : f->stored);
+        char *dst = s_join(kv->db_path, f->name);
+        rc = src && dst ? s_restore_file(f, src, dst, copy_dir != NULL, err, cap) : SL_NOMEM;
         free(src);
         free(dst);
     }
@@ -1359,6 +1406,25 @@ int sl_kv_restore(const sl_kv_manifest_t *m, const char *storage_dir, const char
     }
     *out = kv;
     return 0;
+}
+
+int sl_kv_restore(const sl_kv_manifest_t *m, const char *storage_dir, const char *shared_dir,
+                  const char *local_dir, const sl_kv_opts_t *o, sl_kv_t **out, char *err,
+                  size_t cap)
+{
+    return s_restore(m, storage_dir, shared_dir, NULL, local_dir, o, out, err, cap);
+}
+
+int sl_kv_restore_local(const sl_kv_manifest_t *m, const char *copy_dir, const char *local_dir,
+                        const sl_kv_opts_t *o, sl_kv_t **out, char *err, size_t cap)
+{
+    *out = NULL;
+    struct stat sb;
+    if (stat(copy_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        s_err(err, cap, "no local copy in %s", copy_dir);
+        return SL_NOTFOUND;
+    }
+    return s_restore(m, NULL, NULL, copy_dir, local_dir, o, out, err, cap);
 }
 
 /* ---- garbage collection ------------------------------------------------------------ */

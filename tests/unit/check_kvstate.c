@@ -1,8 +1,9 @@
 /* check_kvstate.c — the RocksDB state store: point operations, iteration and
  * range deletes by key group, write batches, state larger than the memory
  * budget, checkpoints that copy only new SST files, restores that verify
- * every file (and name the bad one), manifest encoding, and the shared-file
- * garbage collection list. */
+ * every file (and name the bad one), local copies of checkpoints and the
+ * restores from them that fall back when a file does not match, manifest
+ * encoding, and the shared-file garbage collection list. */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <stdint.h>
@@ -591,6 +592,142 @@ START_TEST(test_restore_detects_damage)
 }
 END_TEST
 
+/* Replaces path by a copy of itself (a new inode: the hard links of the
+ * live store keep the original) that fn damages. */
+static void s_damage_copy(const char *path, void (*fn)(const char *))
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.x", path);
+    s_copy_file(path, tmp);
+    fn(tmp);
+    ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+static void s_flip_middle(const char *path)
+{
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, (long)(sb.st_size / 2), SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, (long)(sb.st_size / 2), SEEK_SET);
+    fputc(c ^ 0x40, f);
+    fclose(f);
+}
+
+static void s_truncate_some(const char *path)
+{
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_eq(truncate(path, sb.st_size - 10), 0);
+}
+
+/* sl_kv_restore_local into dst must fail with rc, say why (want) and name
+ * the file (name, or NULL), and leave no store; a restore from storage
+ * (checkpoint chk) into the same directory then works. */
+static void s_local_fails(const sl_kv_manifest_t *m, const char *chk, const char *copy,
+                          const char *dst, int rc, const char *want, const char *name)
+{
+    sl_kv_t *r = NULL;
+    g_err[0] = 0;
+    ck_assert_int_eq(sl_kv_restore_local(m, copy, s_path(dst), NULL, &r, g_err, sizeof g_err), rc);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(strstr(g_err, want) != NULL, "error '%s' does not say %s", g_err, want);
+    if (name)
+        ck_assert_msg(strstr(g_err, name) != NULL, "error '%s' does not name %s", g_err, name);
+    char db[1100];
+    snprintf(db, sizeof db, "%s/db", s_path(dst));
+    struct stat sb;
+    ck_assert_int_ne(stat(db, &sb), 0);
+    char storage[1100];
+    snprintf(storage, sizeof storage, "storage/%s", chk);
+    int frc = sl_kv_restore(m, s_path(storage), s_path("storage/shared"), s_path(dst), NULL, &r,
+                            g_err, sizeof g_err);
+    ck_assert_msg(frc == 0, "fallback restore: %s", g_err);
+    sl_kv_close(&r);
+}
+
+START_TEST(test_local_copy_restore)
+{
+    sl_kv_t *kv = s_open("src", 0, 0);
+    char shared[1024], keep1[1024], keep2[1024];
+    snprintf(shared, sizeof shared, "%s", s_path("storage/shared"));
+    snprintf(keep1, sizeof keep1, "%s", s_path("local/chk-1/kv-3-0"));
+    snprintf(keep2, sizeof keep2, "%s", s_path("local/chk-2/kv-3-0"));
+    s_write_some(kv, "a", 500);
+    sl_kv_manifest_t m1, m2, m3;
+    sl_kv_ckpt_stats_t st;
+    int rc = sl_kv_checkpoint_keep(kv, s_path("storage/chk-1"), shared, keep1, &m1, &st, g_err,
+                                   sizeof g_err);
+    ck_assert_msg(rc == 0, "checkpoint: %s", g_err);
+    ck_assert(st.local_kept);
+    /* the local copy holds every file of the manifest, the temp dir is gone */
+    ck_assert_uint_eq(s_count_dir(keep1), m1.n);
+    struct stat sb;
+    ck_assert_int_ne(stat(s_path("src/ckpt-tmp"), &sb), 0);
+    /* a stale directory in the way is replaced */
+    ck_assert_int_eq(mkdir(s_path("local/chk-2"), 0755), 0);
+    ck_assert_int_eq(mkdir(keep2, 0755), 0);
+    char junk[1100];
+    snprintf(junk, sizeof junk, "%s/junk", keep2);
+    s_copy_file(s_path("src/STORE-ID"), junk);
+    s_write_some(kv, "b", 300);
+    rc = sl_kv_checkpoint_keep(kv, s_path("storage/chk-2"), shared, keep2, &m2, &st, g_err,
+                               sizeof g_err);
+    ck_assert_msg(rc == 0, "checkpoint 2: %s", g_err);
+    ck_assert(st.local_kept);
+    ck_assert_uint_eq(st.shared_reused, 1); /* still incremental in storage */
+    ck_assert_uint_eq(s_count_dir(keep2), m2.n);
+    ck_assert_int_ne(stat(junk, &sb), 0);
+
+    /* restored from the local copy: the same contents, the SSTs hard links */
+    sl_kv_t *r = NULL;
+    rc = sl_kv_restore_local(&m2, keep2, s_path("r1"), NULL, &r, g_err, sizeof g_err);
+    ck_assert_msg(rc == 0, "local restore: %s", g_err);
+    s_assert_same(kv, r);
+    const sl_kv_file_t *sst = s_first(&m2, 1);
+    char linked[1100];
+    snprintf(linked, sizeof linked, "%s/%s", s_path("r1/db"), sst->name);
+    ck_assert_int_eq(stat(linked, &sb), 0);
+    ck_assert_uint_ge(sb.st_nlink, 3); /* the live store, the local copy, the restored one */
+    /* it lives on and checkpoints incrementally, referencing chk-2's SSTs */
+    s_put_str(r, 1, "only-in-restored", "x");
+    s_expect(kv, 1, "only-in-restored", NULL);
+    rc = sl_kv_checkpoint(r, s_path("storage/chk-3"), shared, &m3, &st, g_err, sizeof g_err);
+    ck_assert_msg(rc == 0, "checkpoint 3: %s", g_err);
+    ck_assert_uint_eq(st.shared_reused, 2);
+    sl_kv_close(&r);
+    sl_kv_close(&kv);
+    /* the copy is untouched by the store that was built from it */
+    rc = sl_kv_restore_local(&m2, keep2, s_path("r1b"), NULL, &r, g_err, sizeof g_err);
+    ck_assert_msg(rc == 0, "second local restore: %s", g_err);
+    sl_kv_close(&r);
+
+    /* never a copy that does not match the manifest */
+    char path[1100];
+    s_local_fails(&m2, "chk-2", s_path("local/chk-9/kv-3-0"), "r2", SL_NOTFOUND, "no local copy",
+                  NULL);
+    /* the copy of another checkpoint (chk-1 for chk-2's manifest) */
+    s_local_fails(&m2, "chk-2", keep1, "r3", SL_DATA, "local copy", NULL);
+    snprintf(path, sizeof path, "%s/%s", keep2, sst->name);
+    s_damage_copy(path, s_flip_middle);
+    s_local_fails(&m2, "chk-2", keep2, "r4", SL_DATA, "is corrupt", sst->name);
+    s_damage_copy(path, s_truncate_some);
+    s_local_fails(&m2, "chk-2", keep2, "r5", SL_DATA, "bytes, the manifest says", sst->name);
+    ck_assert_int_eq(unlink(path), 0);
+    s_local_fails(&m2, "chk-2", keep2, "r6", SL_DATA, "is missing", sst->name);
+    const sl_kv_file_t *man = s_first(&m2, 0);
+    snprintf(path, sizeof path, "%s/%s", keep1, man->name);
+    ck_assert_int_eq(unlink(path), 0);
+    s_local_fails(&m1, "chk-1", keep1, "r7", SL_DATA, "is missing", man->name);
+
+    sl_kv_manifest_free(&m1);
+    sl_kv_manifest_free(&m2);
+    sl_kv_manifest_free(&m3);
+}
+END_TEST
+
 START_TEST(test_manifest_decode_rejects_garbage)
 {
     sl_kv_manifest_t m;
@@ -784,6 +921,7 @@ int main(void)
     tcase_add_test(tc, test_state_larger_than_memory);
     tcase_add_test(tc, test_checkpoint_restore_incremental);
     tcase_add_test(tc, test_restore_detects_damage);
+    tcase_add_test(tc, test_local_copy_restore);
     tcase_add_test(tc, test_manifest_decode_rejects_garbage);
     tcase_add_test(tc, test_gc_lists_unreferenced);
     tcase_add_test(tc, test_ckpt_dirs);

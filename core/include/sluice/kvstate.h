@@ -159,6 +159,7 @@ typedef struct {
     size_t shared_reused;  /* shared files referenced from an earlier checkpoint */
     uint64_t bytes;        /* total size of the checkpoint's files */
     uint64_t bytes_copied; /* bytes written by this checkpoint */
+    bool local_kept;       /* sl_kv_checkpoint_keep: the local copy is in keep_dir */
 } sl_kv_ckpt_stats_t;
 
 /* Takes a checkpoint: flushes memtables, makes a RocksDB checkpoint in a
@@ -170,6 +171,17 @@ typedef struct {
 int sl_kv_checkpoint(sl_kv_t *kv, const char *storage_dir, const char *shared_dir,
                      sl_kv_manifest_t *out, sl_kv_ckpt_stats_t *stats, char *err, size_t cap);
 
+/* sl_kv_checkpoint, keeping a local copy of the checkpoint: the RocksDB
+ * checkpoint (hard links of the SSTs, copies of the small files, named as
+ * in the DB directory) is moved to keep_dir (replacing what is there; its
+ * parent is created) instead of being removed, for sl_kv_restore_local.
+ * Keeping it is best effort: stats->local_kept says whether it was kept
+ * (keep_dir must be on the store's file system); the checkpoint in storage
+ * does not depend on it. keep_dir NULL is sl_kv_checkpoint. */
+int sl_kv_checkpoint_keep(sl_kv_t *kv, const char *storage_dir, const char *shared_dir,
+                          const char *keep_dir, sl_kv_manifest_t *out, sl_kv_ckpt_stats_t *stats,
+                          char *err, size_t cap);
+
 /* Restores a checkpoint into local_dir (created if missing; it must not
  * already hold a store): copies every file of m, verifying its size and
  * sha256, then opens the store. A missing, truncated or corrupt file is
@@ -179,6 +191,18 @@ int sl_kv_checkpoint(sl_kv_t *kv, const char *storage_dir, const char *shared_di
 int sl_kv_restore(const sl_kv_manifest_t *m, const char *storage_dir, const char *shared_dir,
                   const char *local_dir, const sl_kv_opts_t *o, sl_kv_t **out, char *err,
                   size_t cap);
+
+/* Restores a checkpoint from its local copy in copy_dir (made by
+ * sl_kv_checkpoint_keep) into local_dir, fetching nothing from storage:
+ * every file of m is hard-linked (SSTs, which RocksDB never changes) or
+ * copied (the others) from copy_dir and must have m's size and sha256 (the
+ * linked file is hashed where it is: a local copy that does not match the
+ * manifest is never opened). SL_NOTFOUND when copy_dir does not exist,
+ * SL_DATA naming the file that is missing, short or corrupt; in either
+ * case nothing is opened and local_dir holds no store, so the caller can
+ * fall back to sl_kv_restore. Otherwise as sl_kv_restore. */
+int sl_kv_restore_local(const sl_kv_manifest_t *m, const char *copy_dir, const char *local_dir,
+                        const sl_kv_opts_t *o, sl_kv_t **out, char *err, size_t cap);
 
 /* Garbage collection of shared files: lists the entries of shared_dir that
  * no manifest in retained[0..n) references (including leftover temp files

@@ -104,6 +104,8 @@ flink_per_core() {
     q2) echo "175.2 K" ;;
     q14) echo "161.2 K" ;;
     q4) echo "34 K" ;;
+    q5) echo "22 K" ;;
+    q7) echo "12 K" ;;
     q9) echo "14 K" ;;
     q21) echo "98.5 K" ;;
     q22) echo "130.0 K" ;;

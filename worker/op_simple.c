@@ -13,7 +13,51 @@
 typedef struct {
     sl_value_t *in;  /* decoded input row */
     sl_value_t *out; /* output row under construction */
+    int *need;       /* filter, map: the input fields the expressions read */
+    int nneed;       /* entries of need; -1: decode the whole row */
 } s_scratch_t;
+
+/* Decodes into s->in the fields the node's expressions read (filter: where;
+ * map: the select list), or the whole row when they read most of it. The
+ * other entries of s->in are stale, and no expression reads them. */
+static void s_decode(const sl_opctx_t *c, s_scratch_t *s, const uint8_t *row)
+{
+    if (s->nneed < 0) {
+        sl_row_decode(c->in, row, s->in);
+        return;
+    }
+    for (int i = 0; i < s->nneed; i++)
+        sl_row_get(c->in, row, s->need[i], &s->in[s->need[i]]);
+}
+
+/* Fills s->need from the node's expressions (filter, map). */
+static int s_need_fields(sl_opctx_t *c, s_scratch_t *s)
+{
+    const sl_plan_node_t *nd = c->node;
+    int n = c->in ? c->in->nfields : 0;
+    s->nneed = -1;
+    if (n == 0)
+        return SL_OK;
+    bool *used = calloc((size_t)n, sizeof *used);
+    s->need = calloc((size_t)n, sizeof *s->need);
+    if (!used || !s->need) {
+        free(used);
+        return SL_NOMEM;
+    }
+    if (nd->kind == SL_OP_FILTER)
+        sl_expr_fields(nd->where, used, n);
+    else
+        for (int i = 0; i < nd->nexprs; i++)
+            sl_expr_fields(nd->exprs[i], used, n);
+    int k = 0;
+    for (int f = 0; f < n; f++)
+        if (used[f])
+            s->need[k++] = f;
+    free(used);
+    if (2 * k < n) /* a few fields of a wide row: read those alone */
+        s->nneed = k;
+    return SL_OK;
+}
 
 static int s_open_scratch(sl_opctx_t *c)
 {
@@ -24,8 +68,13 @@ static int s_open_scratch(sl_opctx_t *c)
     int nout = c->node->out ? c->node->out->nfields : 0;
     s->in = calloc((size_t)(nin ? nin : 1), sizeof(sl_value_t));
     s->out = calloc((size_t)(nout ? nout : 1), sizeof(sl_value_t));
+    s->nneed = -1;
     c->state = s;
-    return s->in && s->out ? SL_OK : SL_NOMEM;
+    if (!s->in || !s->out)
+        return SL_NOMEM;
+    if (c->node->kind == SL_OP_FILTER || c->node->kind == SL_OP_MAP)
+        return s_need_fields(c, s);
+    return SL_OK;
 }
 
 static void s_close_scratch(sl_opctx_t *c)
@@ -34,6 +83,7 @@ static void s_close_scratch(sl_opctx_t *c)
     if (s) {
         free(s->in);
         free(s->out);
+        free(s->need);
         free(s);
     }
     c->state = NULL;
@@ -69,7 +119,7 @@ static int s_filter_process(sl_opctx_t *c, const sl_batch_t *in, int input)
     (void)input;
     s_scratch_t *s = c->state;
     for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
-        sl_row_decode(c->in, r, s->in);
+        s_decode(c, s, r);
         sl_value_t v;
         if (sl_expr_eval(c->node->where, s->in, c->arena, &v) != SL_OK)
             return sl_op_fail(c, SL_NOMEM, "filter '%s': out of memory", c->node->name);
@@ -97,7 +147,7 @@ static int s_map_process(sl_opctx_t *c, const sl_batch_t *in, int input)
     s_scratch_t *s = c->state;
     const sl_plan_node_t *nd = c->node;
     for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
-        sl_row_decode(c->in, r, s->in);
+        s_decode(c, s, r);
         for (int i = 0; i < nd->nexprs; i++) {
             if (sl_expr_eval(nd->exprs[i], s->in, c->arena, &s->out[i]) != SL_OK)
                 return sl_op_fail(c, SL_NOMEM, "map '%s': out of memory", nd->name);

@@ -127,7 +127,13 @@ typedef struct {
     sl_kv_batch_t *batch; /* rocksdb: write-back of the touched keys */
     sl_snap_w_t vbuf;     /* rocksdb: an encoded value */
     bool need_timers;     /* rocksdb: restored; timers not rebuilt yet */
+    s_timer_t *due;       /* heap backend: the timers due in one s_fire_until, sorted */
+    size_t capdue;
+    s_acc_t **spare; /* heap backend: accumulator arrays of dropped windows, for reuse */
+    int nspare;
 } s_win_state_t;
+
+#define S_MAX_SPARE 4096 /* accumulator arrays kept for reuse */
 
 /* ---- values ---------------------------------------------------------------- */
 
@@ -393,6 +399,11 @@ static int s_win_init(const sl_plan_node_t *nd, s_win_state_t *st, s_win_t *w, i
         w->top = calloc((size_t)nd->win.top_n, sizeof *w->top);
         return w->top ? SL_OK : SL_NOMEM;
     }
+    if (st->nspare) { /* a dropped window's array (heap backend), cleared */
+        w->accs = st->spare[--st->nspare];
+        memset(w->accs, 0, (size_t)nd->naggs * sizeof *w->accs);
+        return SL_OK;
+    }
     w->accs = calloc((size_t)nd->naggs, sizeof *w->accs);
     return w->accs ? SL_OK : SL_NOMEM;
 }
@@ -621,12 +632,95 @@ static int s_emit_window(sl_opctx_t *c, s_win_state_t *st, const s_key_t *e, s_w
     return SL_OK;
 }
 
+/* Heap backend: removes window idx of key slot k, keeping its accumulator
+ * array for the next window (s_win_init), and the slot once it is empty. */
+static void s_win_drop(const sl_plan_node_t *nd, s_win_state_t *st, int k, int idx)
+{
+    s_key_t *e = &st->keys[k];
+    s_win_t *w = &e->wins[idx];
+    if (w->accs && st->nspare < S_MAX_SPARE) {
+        for (int i = 0; i < nd->naggs; i++)
+            s_acc_free(&w->accs[i]);
+        st->spare[st->nspare++] = w->accs;
+        w->accs = NULL;
+    }
+    s_win_remove(nd, e, idx);
+    s_key_release(st, k);
+}
+
+/* Due timers in time order; equal times by key slot, then window, so that
+ * the windows of one instant are visited in the order of their keys in
+ * memory rather than in the heap's. */
+static int s_due_cmp(const void *a, const void *b)
+{
+    const s_timer_t *x = a, *y = b;
+    if (x->time != y->time)
+        return x->time < y->time ? -1 : 1;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* s_fire_until for the heap backend: takes every due timer off the heap
+ * first (firing adds only timers after `now`), sorts them, then fires or
+ * drops their windows. */
+static int s_fire_heap(sl_opctx_t *c, s_win_state_t *st, int64_t now)
+{
+    const sl_plan_node_t *nd = c->node;
+    size_t n = 0;
+    while (st->nheap && st->heap[0].time <= now) {
+        if (n == st->capdue) {
+            size_t cap = st->capdue ? st->capdue * 2 : 1024;
+            s_timer_t *d = realloc(st->due, cap * sizeof *d);
+            if (!d)
+                return SL_NOMEM;
+            st->due = d;
+            st->capdue = cap;
+        }
+        st->due[n++] = s_heap_pop(st);
+    }
+    if (!st->spare && !nd->win.top_n && !(st->spare = malloc(S_MAX_SPARE * sizeof *st->spare)))
+        return SL_NOMEM;
+    if (n > 1)
+        qsort(st->due, n, sizeof *st->due, s_due_cmp);
+    for (size_t i = 0; i < n; i++) {
+        const s_timer_t *tm = &st->due[i];
+        s_key_t *e = &st->keys[tm->key];
+        int idx;
+        s_win_t *w = e->used ? s_win_find(e, tm->id, &idx) : NULL;
+        if (!w)
+            continue; /* gone, merged away */
+        int64_t fire_at = w->end - 1, drop_at = w->end - 1 + nd->win.lateness;
+        if (tm->time != (tm->drop ? drop_at : fire_at))
+            continue; /* a session that grew: a newer timer exists */
+        if (!tm->drop) {
+            int rc = s_emit_window(c, st, e, w);
+            if (rc)
+                return rc;
+            if (drop_at > fire_at && drop_at > now) {
+                if ((rc = s_timer_add(st, drop_at, w->id, tm->key, true)) != SL_OK)
+                    return rc;
+                continue;
+            }
+        }
+        if (st->spare)
+            s_win_drop(nd, st, tm->key, idx);
+        else {
+            s_win_remove(nd, e, idx);
+            s_key_release(st, tm->key);
+        }
+    }
+    return SL_OK;
+}
+
 /* Fires or drops windows whose timers are due at `now` (the watermark, or
  * the wall clock - 1). */
 static int s_fire_until(sl_opctx_t *c, int64_t now)
 {
     s_win_state_t *st = c->state;
     const sl_plan_node_t *nd = c->node;
+    if (!st->rocks)
+        return s_fire_heap(c, st, now);
     int rc = s_rocks_timers(st);
     while (rc == SL_OK && st->nheap && st->heap[0].time <= now) {
         s_timer_t tm = s_heap_pop(st);
@@ -925,6 +1019,10 @@ static void s_close(sl_opctx_t *c)
     for (size_t i = 0; i < st->nheap; i++)
         free(st->heap[i].kb);
     free(st->heap);
+    free(st->due);
+    for (int i = 0; i < st->nspare; i++)
+        free(st->spare[i]);
+    free(st->spare);
     sl_snap_w_free(&st->vbuf);
     sl_kv_batch_destroy(&st->batch);
     sl_rstate_close(&st->kv);

@@ -1485,6 +1485,15 @@ int sl_expr_field_index(const sl_expr_t *e)
     return e->nodes[e->root].field;
 }
 
+void sl_expr_fields(const sl_expr_t *e, bool *used, int n)
+{
+    if (!e || !used)
+        return;
+    for (int i = 0; i < e->nnodes; i++) /* every node, reachable or not: a superset */
+        if (e->nodes[i].op == N_FIELD && e->nodes[i].field >= 0 && e->nodes[i].field < n)
+            used[e->nodes[i].field] = true;
+}
+
 int sl_expr_is_true(const sl_value_t *v)
 {
     return v && !v->is_null && v->type == SL_TYPE_BOOL && v->u.b;

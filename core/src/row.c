@@ -203,31 +203,6 @@ int sl_row_check(const sl_schema_t *s, const uint8_t *row, size_t len)
 
 /* ---- values ------------------------------------------------------------- */
 
-sl_value_t sl_value_null(void)
-{
-    return (sl_value_t){.type = SL_TYPE_NULL, .is_null = true};
-}
-sl_value_t sl_value_int(int64_t i)
-{
-    return (sl_value_t){.type = SL_TYPE_INT64, .u.i = i};
-}
-sl_value_t sl_value_double(double d)
-{
-    return (sl_value_t){.type = SL_TYPE_DOUBLE, .u.d = d};
-}
-sl_value_t sl_value_bool(bool b)
-{
-    return (sl_value_t){.type = SL_TYPE_BOOL, .u.b = b};
-}
-sl_value_t sl_value_str(const char *s, uint32_t len)
-{
-    return (sl_value_t){.type = SL_TYPE_STRING, .len = len, .u.s = s};
-}
-sl_value_t sl_value_ts(int64_t ms)
-{
-    return (sl_value_t){.type = SL_TYPE_TIMESTAMP, .u.i = ms};
-}
-
 static int s_cmp_num(double a, double b)
 {
     if (isnan(a) || isnan(b))

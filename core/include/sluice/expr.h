@@ -42,6 +42,7 @@
  * once. Evaluation allocates only from the arena it is given. */
 #ifndef SLUICE_EXPR_H
 #define SLUICE_EXPR_H
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "sluice/arena.h"
@@ -60,6 +61,10 @@ void sl_expr_destroy(sl_expr_t **pp);
 sl_type_t sl_expr_type(const sl_expr_t *e);
 /* Field index when the expression is a bare field reference, else -1. */
 int sl_expr_field_index(const sl_expr_t *e);
+/* Sets used[i] for every field i (0 <= i < n) of the compiled-for schema
+ * that evaluating e may read; leaves the other entries as they are. An
+ * evaluation reads no other field of its row. */
+void sl_expr_fields(const sl_expr_t *e, bool *used, int n);
 /* Evaluates against fields[] (a decoded row of the schema it was compiled
  * for). Strings produced by functions live in arena. Returns 0, or SL_NOMEM
  * when the arena cannot grow. */

@@ -110,13 +110,33 @@ static inline void sl_row_get(const sl_schema_t *s, const uint8_t *row, int i, s
  * batches from the network). Returns 0 or SL_DATA. */
 int sl_row_check(const sl_schema_t *s, const uint8_t *row, size_t len);
 
-/* Value helpers. */
-sl_value_t sl_value_null(void);
-sl_value_t sl_value_int(int64_t i);
-sl_value_t sl_value_double(double d);
-sl_value_t sl_value_bool(bool b);
-sl_value_t sl_value_str(const char *s, uint32_t len);
-sl_value_t sl_value_ts(int64_t ms);
+/* Value helpers. Inline: every operator builds values per record, and an
+ * out-of-line call returning the struct through memory costs a store-forwarding
+ * stall when the caller copies the result. */
+static inline sl_value_t sl_value_null(void)
+{
+    return (sl_value_t){.type = SL_TYPE_NULL, .is_null = true};
+}
+static inline sl_value_t sl_value_int(int64_t i)
+{
+    return (sl_value_t){.type = SL_TYPE_INT64, .u.i = i};
+}
+static inline sl_value_t sl_value_double(double d)
+{
+    return (sl_value_t){.type = SL_TYPE_DOUBLE, .u.d = d};
+}
+static inline sl_value_t sl_value_bool(bool b)
+{
+    return (sl_value_t){.type = SL_TYPE_BOOL, .u.b = b};
+}
+static inline sl_value_t sl_value_str(const char *s, uint32_t len)
+{
+    return (sl_value_t){.type = SL_TYPE_STRING, .len = len, .u.s = s};
+}
+static inline sl_value_t sl_value_ts(int64_t ms)
+{
+    return (sl_value_t){.type = SL_TYPE_TIMESTAMP, .u.i = ms};
+}
 /* Total order used by sorting, min/max and comparisons of equal types;
  * nulls sort first. Returns <0, 0, >0. */
 int sl_value_cmp(const sl_value_t *a, const sl_value_t *b);

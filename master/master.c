@@ -405,6 +405,8 @@ static void s_end_job(sl_master_t *m, s_job_t *j, Sluice__JobStateKind state, co
     if (error && !j->error)
         j->error = strdup(error);
     s_persist(m, j);
+    if (state == SLUICE__JOB_STATE_KIND__JOB_FINISHED)
+        s_drop_staging(j); /* its end markers: recorded as finished, it never restarts */
     if (was_running) {
         for (int s = 0; s < j->nslots; s++)
             if (j->slot_worker[s] >= 0)
@@ -2087,6 +2089,7 @@ static void s_on_task_state(sl_master_t *m, const uint8_t *rid, size_t rlen,
     for (int i = 0; i < j->ntasks; i++)
         if (j->tasks[i].state != SLUICE__TASK_STATE_KIND__TASK_FINISHED)
             return;
+    sl_failpoint("master-before-finished");
     s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_FINISHED, NULL);
     s_schedule_waiting(m);
 }

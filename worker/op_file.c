@@ -274,9 +274,15 @@ const sl_op_vtable_t sl_op_file_source = {.open = s_source_open,
  * closes the current part durably (fsync, rename into place) and records
  * how many parts exist; a restore removes every part after that count (the
  * uncommitted output of the failed attempt); the end of input publishes
- * header + parts as the output file, atomically, and removes the staging
- * directory. So the output appears once, complete, whatever failed on the
- * way (docs/fault-tolerance.md).
+ * header + parts as the output file, atomically, then writes the end
+ * marker `.end` (the job's checkpoint directory) into the staging
+ * directory and removes the parts. The master removes the staging
+ * directory once it has recorded the job as finished: until then a
+ * restart (the master died in between) restores a checkpoint taken before
+ * the end, whose parts are gone; the marker tells the restore that the
+ * failed attempt published the whole output, and the replay is dropped. So
+ * the output appears once, complete, whatever failed on the way
+ * (docs/fault-tolerance.md).
  *
  * Fencing: an attempt that the master gave up (its worker declared lost
  * while still running) may go on writing for a while. Every sink instance
@@ -364,6 +370,7 @@ static int s_keep_size(sl_opctx_t *c, s_sink_t *s, uint32_t i, uint64_t size)
 }
 
 #define S_OWNER ".owner" /* the staging directory's claim file */
+#define S_END ".end"     /* publish: end: the whole output is published */
 
 /* Claims the staging directory for this instance (a newer attempt's claim
  * replaces an older one's). */
@@ -448,6 +455,27 @@ static bool s_any(const char *name, const void *arg)
     (void)name;
     (void)arg;
     return true;
+}
+
+/* A staged part (publish: end). */
+static bool s_part_name(const char *name, const void *arg)
+{
+    (void)arg;
+    return strncmp(name, "part-", 5) == 0;
+}
+
+/* publish: end: the staging directory holds this job's end marker (the
+ * whole output was published by an earlier attempt). */
+static bool s_end_mark_is_ours(const sl_opctx_t *c, const s_sink_t *s)
+{
+    char path[4200], got[4200];
+    snprintf(path, sizeof path, "%s/" S_END, s->stage);
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(got, 1, sizeof got - 1, f) : 0;
+    if (f)
+        fclose(f);
+    got[n] = '\0';
+    return f && c->ckpt_dir && strcmp(got, c->ckpt_dir) == 0;
 }
 
 /* A published part of subtask *(const int *)arg. */
@@ -792,6 +820,18 @@ static int s_sink_restore(sl_opctx_t *c, sl_snap_r_t *r)
         return sl_op_fail(c, SL_DATA, "sink '%s': bad snapshot", c->node->name);
     bool elsewhere = strcmp(from, s->stage) != 0;
     s->part = 0;
+    if (!elsewhere && s_end_mark_is_ours(c, s)) {
+        for (uint32_t i = 0; i < parts; i++)
+            (void)sl_snap_get_u64(r); /* (their sizes: the parts are published) */
+        if (r->err)
+            return sl_op_fail(c, SL_DATA, "sink '%s': bad snapshot", c->node->name);
+        s->drop = true;
+        fprintf(stderr,
+                "sluice: sink '%s': the failed attempt had published the whole output (%s); the "
+                "replay is not written again\n",
+                c->node->name, c->node->sink_path);
+        return SL_OK;
+    }
     for (uint32_t i = 0; i < parts; i++) {
         uint64_t size = sl_snap_get_u64(r);
         char part[4200];
@@ -823,7 +863,7 @@ static int s_sink_restore(sl_opctx_t *c, sl_snap_r_t *r)
         if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
             continue;
         if (strcmp(e->d_name, S_OWNER) == 0)
-            continue;
+            continue; /* (an end marker here is another job's, or this one's from a fresh start) */
         if (!keep) {
             char path[4600];
             snprintf(path, sizeof path, "%s/%s", s->stage, e->d_name);
@@ -866,6 +906,8 @@ static int s_sink_finish(sl_opctx_t *c)
     if (s->stage) {
         if (s->lost)
             return s_sink_lost(c, s);
+        if (s->drop) /* (published by the failed attempt) */
+            return SL_OK;
         /* header + every part, published at once */
         if ((rc = s_close_part(c, s)) != SL_OK || (rc = s_check_owner(c, s)) != SL_OK)
             return rc;
@@ -897,8 +939,20 @@ static int s_sink_finish(sl_opctx_t *c)
     rc = sl_writer_commit(s->w, err, sizeof err);
     if (rc)
         return sl_op_fail(c, rc, "sink '%s': %s", c->node->name, err);
-    if (s->stage)
+    if (!s->stage)
+        return SL_OK;
+    if (!c->ckpt_dir) { /* (nobody restores it: nothing to mark) */
         sl_rmtree(s->stage);
+        return SL_OK;
+    }
+    /* published: the marker, then the parts go (the master removes the
+     * directory once the job is recorded as finished) */
+    char end[4200];
+    snprintf(end, sizeof end, "%s/" S_END, s->stage);
+    if (sl_fs_write_atomic(end, c->ckpt_dir, strlen(c->ckpt_dir)) != SL_OK)
+        return sl_op_fail(c, SL_IO, "sink '%s': cannot write %s: %s", c->node->name, end,
+                          strerror(errno));
+    s_remove_if(s->stage, s_part_name, NULL);
     return SL_OK;
 }
 

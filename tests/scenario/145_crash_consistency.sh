@@ -5,7 +5,9 @@
 # a task writes its state, with the state's temporary file written, before
 # its rename, before the directory sync, before the acknowledgement; before
 # the master writes _metadata, mid-write, before its rename, before the
-# directory sync, before it notifies the tasks. The test starts the process
+# directory sync, before it notifies the tasks — and the master once more
+# after every task finished (the sinks published the whole output) but
+# before it recorded the job as finished. The test starts the process
 # again without the failpoint; recovery must only ever load a complete
 # checkpoint, and the job's outputs must equal the closed-form results.
 source "$(dirname "$0")/lib.sh"
@@ -18,17 +20,17 @@ python3 "$DIR/expected.py" want "$COUNT" "$RATE" "$WORK/want-totals.csv" "$WORK/
 sort -o "$WORK/want-totals.csv" "$WORK/want-totals.csv"
 sort -o "$WORK/want-windows.csv" "$WORK/want-windows.csv"
 
-# run_with_failpoint WHO POINT: WHO is "master" or "worker"
+# run_with_failpoint WHO POINT [HIT]: WHO is "master" or "worker"; the
+# failpoint fires at its HIT-th hit (default: after a checkpoint or two)
 run_with_failpoint() {
-    local who=$1 point=$2 run=$WORK/$2
+    local who=$1 point=$2 hit=${3:-} run=$WORK/$2
     mkdir -p "$run"
     local port
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     export SLUICE_MASTER=tcp://127.0.0.1:$port
     local fp_master="" fp_worker=""
-        # the failpoint fires at a later hit: after a checkpoint or two went through
-    [ "$who" = master ] && fp_master="$point:3"
-    [ "$who" = worker ] && fp_worker="$point:5"
+    [ "$who" = master ] && fp_master="$point:${hit:-3}"
+    [ "$who" = worker ] && fp_worker="$point:${hit:-5}"
     SLUICE_FAILPOINT=$fp_master "$SLUICE_MASTER_BIN" --bind "$SLUICE_MASTER" --heartbeat-timeout 1000 \
         --state-dir "$run/state" >>"$run/master.out" 2>>"$run/master.err" &
     local master=$!
@@ -75,8 +77,9 @@ run_with_failpoint() {
     if grep -q "restarts from checkpoint" "$run/master.err"; then
         local id
         id=$(sed -n 's/.*restarts from checkpoint \([0-9]*\).*/\1/p' "$run/master.err" | tail -n 1)
-        grep -q "checkpoint $id " "$run/state/checkpoints/$job/chk-$id/_metadata" 2>/dev/null ||
-            [ ! -d "$run/state/checkpoints/$job/chk-$id" ] ||
+        # (a later checkpoint may have retired it: its deletion may be under way)
+        wait_for 20 bash -c 'grep -qx "checkpoint $1" "$2/_metadata" 2>/dev/null || [ ! -d "$2" ]' \
+            _ "$id" "$run/state/checkpoints/$job/chk-$id" ||
             fail "$point: restored checkpoint $id has no valid _metadata"
     fi
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
@@ -95,4 +98,17 @@ for point in metadata-tmp-written metadata-before-rename metadata-before-dirsync
     step "master crashes at $point"
     run_with_failpoint master "$point"
 done
-echo "PASS crash consistency at 7 steps of the checkpoint protocol"
+# the restart restores a checkpoint taken before the end: the sinks' staged
+# parts are gone (published), their end markers say so
+step "master crashes after the job's tasks finished, before it recorded the end"
+run_with_failpoint master master-before-finished 1
+grep -q "restarts from checkpoint" "$WORK/master-before-finished/master.err" ||
+    fail "master-before-finished: the job was not restarted after the master came back"
+[ "$(cat "$WORK/master-before-finished/w"*.err |
+    grep -c "the failed attempt had published the whole output")" -ge 1 ] ||
+    fail "master-before-finished: the sinks did not find their end markers"
+for f in totals windows; do
+    [ ! -e "$WORK/master-before-finished/.$f.csv.sluice-staging" ] ||
+        fail "master-before-finished: the finished job's staging directory for $f.csv is still there"
+done
+echo "PASS crash consistency at 8 steps of the checkpoint protocol"

@@ -883,7 +883,8 @@ struct s_io {
     int ndirs;
     char **kept; /* the retained checkpoints: their manifests name the shared files to keep */
     int nkept;
-    char *shared; /* <ckpt_dir>/shared to collect, or NULL */
+    char *shared;  /* <ckpt_dir>/shared to collect, or NULL */
+    char *partial; /* a job's ckpt_dir whose checkpoint directories without _metadata go, or NULL */
 };
 
 static void s_io_free(s_io_t *io)
@@ -901,6 +902,7 @@ static void s_io_free(s_io_t *io)
     free(io->sp_files);
     free(io->sp_dst);
     free(io->shared);
+    free(io->partial);
     free(io->text);
     free(io->dir);
     free(io->job_id);
@@ -976,6 +978,22 @@ static void s_io_run(s_io_t *io)
     }
     for (int i = 0; i < io->ndirs; i++)
         sl_rmtree(io->dirs[i]);
+    if (io->partial) { /* every checkpoint directory without _metadata */
+        DIR *d = opendir(io->partial);
+        for (struct dirent *e; d && (e = readdir(d));) {
+            unsigned long long id;
+            char tail, p[4400], meta[4500];
+            if (sscanf(e->d_name, "chk-%llu%c", &id, &tail) != 1)
+                continue;
+            snprintf(p, sizeof p, "%s/%s", io->partial, e->d_name);
+            snprintf(meta, sizeof meta, "%s/_metadata", p);
+            struct stat st;
+            if (stat(meta, &st) != 0 && errno == ENOENT)
+                sl_rmtree(p);
+        }
+        if (d)
+            closedir(d);
+    }
     if (!io->shared)
         return;
     char why[1024] = "";
@@ -2319,6 +2337,15 @@ static void s_on_task_state(sl_master_t *m, const uint8_t *rid, size_t rlen,
         if (!t_terminal && j->state != SLUICE__JOB_STATE_KIND__JOB_FINISHED &&
             j->state != SLUICE__JOB_STATE_KIND__JOB_STOPPED && s_tasks_down(j))
             s_drop_staging(j);
+        /* Likewise a task may have written into a given-up checkpoint after
+         * its deletion and its acknowledgement's sweep: once every task is
+         * down, no checkpoint directory without _metadata stays. */
+        s_io_t *io =
+            !t_terminal && j->ckpt_dir && s_tasks_down(j) ? s_io_new(j, S_IO_DELETE) : NULL;
+        if (io && !(io->partial = strdup(j->ckpt_dir)))
+            s_io_free(io);
+        else if (io)
+            s_io_push(m, j, io);
         return;
     }
     if (ts->state == SLUICE__TASK_STATE_KIND__TASK_CANCELED) {

@@ -20,12 +20,14 @@
 #include "master.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <dirent.h>
@@ -73,7 +75,7 @@ typedef struct {
 } s_ack_t;
 
 typedef struct s_verify s_verify_t;
-typedef struct s_gc s_gc_t;
+typedef struct s_io s_io_t;
 
 typedef struct {
     char *id, *name, *spec_file;
@@ -113,13 +115,14 @@ typedef struct {
     char *ckpt_dir;       /* <root>/<job>, or NULL when the job takes none */
     uint64_t ck_next;     /* last checkpoint id given out */
     uint64_t ck_pending;  /* in flight (0: none) */
+    bool ck_writing;      /* every subtask acknowledged it: its _metadata is being written */
     uint64_t ck_started;  /* monotonic ms it was triggered */
     uint64_t ck_last_end; /* monotonic ms the last one completed or was given up */
     s_ack_t *ck_acks;     /* per task, for the one in flight */
     uint64_t *ck_done;    /* completed and retained, oldest first */
     int nck_done;
-    uint32_t ncompleted;           /* completed so far */
-    s_gc_t *gc;                    /* retired checkpoints being deleted off the loop, or NULL */
+    uint32_t ncompleted; /* completed so far */
+    s_io_t *io;          /* work on its checkpoint files off the loop, in order, or NULL */
     Sluice__TaskSnapshot *restore; /* what the next deploy restores (ntasks entries) */
     Sluice__SubtaskRef *restore_refs;
     char **restore_strs; /* owned file/sha strings of restore */
@@ -162,6 +165,16 @@ struct sl_master {
     uint64_t job_seq;
     uint64_t next_req;
     uint64_t last_check; /* ms of the last heartbeat check (0: none yet) */
+    int wake[2];         /* a pipe: threads doing the loop's file work write a byte when done */
+    /* The file thread (s_io_main) and its queue. */
+    bool io_running; /* started */
+    pthread_t io_thread;
+    pthread_mutex_t io_mu; /* guards ioq, ioq_tail, io_stop */
+    pthread_cond_t io_cv;  /* signaled when a piece is queued or io_stop set */
+    s_io_t *ioq, *ioq_tail;
+    bool io_stop;   /* end once the queue is empty */
+    s_job_t **subs; /* submitted from a savepoint being checked off the loop */
+    int nsubs;
 };
 
 static uint64_t s_mono_ms(void)
@@ -235,12 +248,12 @@ static void s_tasks_free(s_job_t *j)
 
 static void s_verify_drop(s_job_t *j);
 static void s_verify_abandon(s_job_t *j);
-static void s_gc_drop(s_job_t *j);
+static void s_io_drop(s_job_t *j);
 
 static void s_job_free(s_job_t *j)
 {
     s_verify_drop(j);
-    s_gc_drop(j);
+    s_io_drop(j);
     s_restore_free(j);
     for (int i = 0; i < j->nckinfo; i++)
         free(j->ckinfo_paths[i]);
@@ -394,7 +407,8 @@ static void s_end_job(sl_master_t *m, s_job_t *j, Sluice__JobStateKind state, co
 {
     if (s_terminal(j->state))
         return;
-    s_ck_abort(m, j, "the job ended"); /* its files go; late ones go with their acks */
+    if (state != SLUICE__JOB_STATE_KIND__JOB_FINISHED || !j->ck_writing)
+        s_ck_abort(m, j, "the job ended"); /* its files go; late ones go with their acks */
     if (state != SLUICE__JOB_STATE_KIND__JOB_FINISHED &&
         state != SLUICE__JOB_STATE_KIND__JOB_STOPPED)
         s_drop_staging(j); /* a stopped job's staged output is its savepoint's */
@@ -844,113 +858,342 @@ static void s_ck_dir(const s_job_t *j, uint64_t id, char *buf, size_t cap)
     snprintf(buf, cap, "%s/chk-%llu", j->ckpt_dir, (unsigned long long)id);
 }
 
-/* Deleting retired checkpoints, in a thread of its own: removing the
- * directories of tens of MB (and the shared SST files no retained
- * checkpoint names) takes a while, and the loop must not wait for it. The
- * thread owns everything here until done is set. While it runs the job
- * triggers no checkpoint, so no shared file it judges unreferenced can be
- * one a checkpoint in flight is writing. */
-struct s_gc {
-    pthread_t thread; /* the deleter */
-    atomic_bool done; /* set by the thread last */
-    char *job_id;     /* for its log lines */
-    char **retired;   /* checkpoint directories to delete */
-    int nretired;
-    char **kept; /* the retained ones: their manifests name the shared files to keep */
-    int nkept;
-    char *shared; /* <ckpt_dir>/shared */
-};
+/* How much nicer than the loop a thread doing its file work runs: hashing
+ * a big checkpoint is CPU work, and on a machine with more busy threads
+ * than cores the loop, which reads heartbeats and answers clients, must
+ * not queue behind it (Linux nice values are per thread, as in the
+ * worker's task threads). */
+#define S_IO_NICE 5
 
-static void s_gc_free(s_gc_t *g)
+static void s_nice_thread(void)
 {
-    if (!g)
-        return;
-    for (int i = 0; i < g->nretired; i++)
-        free(g->retired[i]);
-    for (int i = 0; i < g->nkept; i++)
-        free(g->kept[i]);
-    free(g->retired);
-    free(g->kept);
-    free(g->shared);
-    free(g->job_id);
-    free(g);
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0); /* Linux: this thread's */
+    if (errno == 0 && nice < 19)
+        (void)setpriority(PRIO_PROCESS, 0, nice + S_IO_NICE < 19 ? nice + S_IO_NICE : 19);
 }
 
-/* Deletes the retired directories, then the shared state files (RocksDB
- * SSTs) that no retained checkpoint references any more; none when a
- * manifest cannot be read. */
-static void *s_gc_main(void *arg)
+/* Test builds: waits ms from the environment variable knob (a slow disk),
+ * in steps, until abandon is set; logs that it does, naming what. */
+static void s_test_delay(const char *knob, const atomic_bool *abandon, const char *what)
 {
-    s_gc_t *g = arg;
-    for (int i = 0; i < g->nretired; i++)
-        sl_rmtree(g->retired[i]);
+#ifdef SLUICE_FAILPOINTS
+    const char *v = getenv(knob);
+    long ms = v ? strtol(v, NULL, 10) : 0;
+    if (ms > 0)
+        fprintf(stderr, "sluice-master: %s: %s=%ld, waiting\n", what, knob, ms);
+    for (long t = 0; t < ms && !atomic_load(abandon); t += 10)
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
+#else
+    (void)knob;
+    (void)abandon;
+    (void)what;
+#endif
+}
+
+/* Work on checkpoint files, in the master's file thread: writing a
+ * checkpoint's _metadata (temporary file, fsync, rename, fsync of the
+ * directory) and copying a savepoint, deleting given-up and retired
+ * checkpoints, and collecting the shared files no retained checkpoint
+ * names. A slow or failing disk must not keep the loop from answering
+ * clients and reading heartbeats. The thread takes the pieces one at a time
+ * in the order they were given (m->ioq), so a given-up checkpoint's
+ * directory goes only once its _metadata write has ended; each job also
+ * lists its own (j->io) in that order. While any is pending the job
+ * triggers no checkpoint, so no shared file judged unreferenced can be one
+ * that a checkpoint in flight writes. One long-lived thread, not one per
+ * piece: a fault injected into "the first fsync" of a thread (strace's
+ * when=1, scenario 170) stays one fault. The thread owns a piece until
+ * done is set; the loop takes it then (s_io_take). */
+typedef enum { S_IO_METADATA, S_IO_DELETE } s_io_kind_t;
+
+struct s_io {
+    s_io_t *next;  /* the job's next piece (the loop's) */
+    s_io_t *qnext; /* the next piece for the thread (under m->io_mu) */
+    s_io_kind_t kind;
+    atomic_bool done;    /* set by the thread last */
+    atomic_bool abandon; /* set by the loop: the _metadata is not wanted (given up, shutdown) */
+    char *job_id;        /* for log lines */
+    /* S_IO_METADATA */
+    uint64_t ck_id; /* the checkpoint */
+    char *dir;      /* its directory */
+    char *text;     /* _metadata's content */
+    size_t len;
+    int rc;          /* the write's result */
+    char why[4400];  /* what failed */
+    char *sp_dst;    /* a savepoint: the directory to copy the checkpoint to, or NULL */
+    char **sp_files; /* the state files to copy */
+    int nsp_files;
+    char sp_why[9000]; /* why the copy failed ("" when it did not) */
+    /* S_IO_DELETE */
+    char **dirs; /* directories to delete */
+    int ndirs;
+    char **kept; /* the retained checkpoints: their manifests name the shared files to keep */
+    int nkept;
+    char *shared;  /* <ckpt_dir>/shared to collect, or NULL */
+    char *partial; /* a job's ckpt_dir whose checkpoint directories without _metadata go, or NULL */
+};
+
+static void s_io_free(s_io_t *io)
+{
+    if (!io)
+        return;
+    for (int i = 0; i < io->ndirs; i++)
+        free(io->dirs[i]);
+    for (int i = 0; i < io->nkept; i++)
+        free(io->kept[i]);
+    for (int i = 0; i < io->nsp_files; i++)
+        free(io->sp_files[i]);
+    free(io->dirs);
+    free(io->kept);
+    free(io->sp_files);
+    free(io->sp_dst);
+    free(io->shared);
+    free(io->partial);
+    free(io->text);
+    free(io->dir);
+    free(io->job_id);
+    free(io);
+}
+
+/* A new piece of kind for j; NULL when out of memory. */
+static s_io_t *s_io_new(const s_job_t *j, s_io_kind_t kind)
+{
+    s_io_t *io = calloc(1, sizeof *io);
+    if (!io)
+        return NULL;
+    io->kind = kind;
+    atomic_init(&io->done, false);
+    atomic_init(&io->abandon, false);
+    if (!(io->job_id = strdup(j->id))) {
+        s_io_free(io);
+        return NULL;
+    }
+    return io;
+}
+
+/* Copies checkpoint io->dir to the savepoint io->sp_dst: the state files,
+ * the RocksDB stores, then _metadata (a savepoint exists once it does). */
+static void s_io_copy_savepoint(s_io_t *io)
+{
+    char *why = io->sp_why;
+    size_t cap = sizeof io->sp_why;
+    const char *slash = strrchr(io->sp_dst, '/');
+    if (slash && slash != io->sp_dst) { /* its parent, the savepoints directory */
+        char parent[4200];
+        snprintf(parent, sizeof parent, "%.*s", (int)(slash - io->sp_dst), io->sp_dst);
+        if (mkdir(parent, 0755) != 0 && errno != EEXIST)
+            snprintf(why, cap, "cannot create %s: %s", parent, strerror(errno));
+    }
+    if (!why[0] && mkdir(io->sp_dst, 0755) != 0 && errno != EEXIST)
+        snprintf(why, cap, "cannot create %s: %s", io->sp_dst, strerror(errno));
+    for (int i = 0; !why[0] && i <= io->nsp_files; i++) {
+        const char *name = i < io->nsp_files ? io->sp_files[i] : "_metadata";
+        char a[4400], b[4600];
+        snprintf(a, sizeof a, "%s/%s", io->dir, name);
+        snprintf(b, sizeof b, "%s/%s", io->sp_dst, name);
+        if (i == io->nsp_files && sl_kv_ckpt_copy(io->dir, io->sp_dst, why, cap) != SL_OK)
+            break; /* the RocksDB stores, before _metadata */
+        if (sl_fs_copy_atomic(a, b) != SL_OK)
+            snprintf(why, cap, "cannot copy %s to %s: %s", a, b, strerror(errno));
+    }
+}
+
+static void s_io_run(s_io_t *io)
+{
+    if (io->kind == S_IO_METADATA) {
+        char what[200], path[4300];
+        snprintf(what, sizeof what, "job %s: _metadata of checkpoint %llu", io->job_id,
+                 (unsigned long long)io->ck_id);
+        s_test_delay("SLUICE_MASTER_METADATA_DELAY_MS", &io->abandon, what);
+        if (atomic_load(&io->abandon)) {
+            io->rc = SL_STATE;
+            snprintf(io->why, sizeof io->why, "given up before it was written");
+            return;
+        }
+        snprintf(path, sizeof path, "%s/_metadata", io->dir);
+        mkdir(io->dir, 0755); /* absent when every subtask had finished */
+        errno = 0;
+        sl_failpoint("metadata-before-write");
+        io->rc = sl_fs_write_atomic_fp(path, io->text, io->len, "metadata");
+        if (io->rc)
+            snprintf(io->why, sizeof io->why, "cannot write %s: %s", path,
+                     errno ? strerror(errno) : "I/O error");
+        else if (io->sp_dst && !atomic_load(&io->abandon))
+            s_io_copy_savepoint(io);
+        return;
+    }
+    for (int i = 0; i < io->ndirs; i++)
+        sl_rmtree(io->dirs[i]);
+    if (io->partial) { /* every checkpoint directory without _metadata */
+        DIR *d = opendir(io->partial);
+        for (struct dirent *e; d && (e = readdir(d));) {
+            unsigned long long id;
+            char tail, p[4400], meta[4500];
+            if (sscanf(e->d_name, "chk-%llu%c", &id, &tail) != 1)
+                continue;
+            snprintf(p, sizeof p, "%s/%s", io->partial, e->d_name);
+            snprintf(meta, sizeof meta, "%s/_metadata", p);
+            struct stat st;
+            if (stat(meta, &st) != 0 && errno == ENOENT)
+                sl_rmtree(p);
+        }
+        if (d)
+            closedir(d);
+    }
+    if (!io->shared)
+        return;
     char why[1024] = "";
     size_t removed = 0;
-    if (sl_kv_ckpt_gc(g->shared, (const char *const *)g->kept, (size_t)g->nkept, &removed, why,
+    if (sl_kv_ckpt_gc(io->shared, (const char *const *)io->kept, (size_t)io->nkept, &removed, why,
                       sizeof why))
-        fprintf(stderr, "sluice-master: job %s: shared state files not collected: %s\n", g->job_id,
+        fprintf(stderr, "sluice-master: job %s: shared state files not collected: %s\n", io->job_id,
                 why);
-    atomic_store(&g->done, true);
+}
+
+/* The file thread: runs the pieces queued, in order, and wakes the loop
+ * after each; ends once asked to and nothing is queued. */
+static void *s_io_main(void *arg)
+{
+    sl_master_t *m = arg;
+    s_nice_thread();
+    pthread_mutex_lock(&m->io_mu);
+    for (;;) {
+        while (!m->ioq && !m->io_stop)
+            pthread_cond_wait(&m->io_cv, &m->io_mu);
+        s_io_t *io = m->ioq;
+        if (!io)
+            break;
+        m->ioq = io->qnext;
+        if (!m->ioq)
+            m->ioq_tail = NULL;
+        pthread_mutex_unlock(&m->io_mu);
+        s_io_run(io);
+        atomic_store(&io->done, true); /* io is the loop's from here */
+        char c = 1;
+        ssize_t n = write(m->wake[1], &c, 1); /* a full pipe has a wake-up pending already */
+        (void)n;
+        pthread_mutex_lock(&m->io_mu);
+    }
+    pthread_mutex_unlock(&m->io_mu);
     return NULL;
 }
 
-/* Deletes the checkpoints retired (ids, n of them; already gone from
- * j->ck_done) and the shared files only they referenced: in a thread, or
- * here when none can be started (or one still runs, which cannot happen:
- * no checkpoint is triggered, hence none completes, meanwhile). */
-static void s_ck_retire(s_job_t *j, const uint64_t *ids, int n)
+/* Appends io to j's file work and gives it to the file thread (run here
+ * when there is none). */
+static void s_io_push(sl_master_t *m, s_job_t *j, s_io_t *io)
 {
-    s_gc_t *g = calloc(1, sizeof *g);
+    s_io_t **p = &j->io;
+    while (*p)
+        p = &(*p)->next;
+    *p = io;
+    if (!m->io_running) {
+        s_io_run(io);
+        atomic_store(&io->done, true);
+        return;
+    }
+    pthread_mutex_lock(&m->io_mu);
+    if (m->ioq_tail)
+        m->ioq_tail->qnext = io;
+    else
+        m->ioq = io;
+    m->ioq_tail = io;
+    pthread_cond_signal(&m->io_cv);
+    pthread_mutex_unlock(&m->io_mu);
+}
+
+/* Takes j's first piece once it has ended; NULL while it waits or runs.
+ * The caller frees it. */
+static s_io_t *s_io_take(s_job_t *j)
+{
+    s_io_t *io = j->io;
+    if (!io || !atomic_load(&io->done))
+        return NULL;
+    j->io = io->next;
+    io->next = NULL;
+    return io;
+}
+
+/* Frees j's pieces: the file thread has ended (or never ran them). */
+static void s_io_drop(s_job_t *j)
+{
+    while (j->io) {
+        s_io_t *io = j->io;
+        j->io = io->next;
+        s_io_free(io);
+    }
+}
+
+/* Starts the file thread; false when it cannot (pieces then run in the
+ * loop). */
+static bool s_io_begin(sl_master_t *m)
+{
+    m->io_running = pthread_mutex_init(&m->io_mu, NULL) == 0;
+    if (m->io_running && pthread_cond_init(&m->io_cv, NULL) != 0) {
+        pthread_mutex_destroy(&m->io_mu);
+        m->io_running = false;
+    }
+    if (m->io_running && pthread_create(&m->io_thread, NULL, s_io_main, m) != 0) {
+        pthread_cond_destroy(&m->io_cv);
+        pthread_mutex_destroy(&m->io_mu);
+        m->io_running = false;
+    }
+    return m->io_running;
+}
+
+/* Abandons every _metadata write still queued or running, lets the file
+ * thread finish the rest (deletions) and joins it. */
+static void s_io_end(sl_master_t *m)
+{
+    if (!m->io_running)
+        return;
+    for (int i = 0; i < m->njobs; i++)
+        for (s_io_t *io = m->jobs[i]->io; io; io = io->next)
+            atomic_store(&io->abandon, true);
+    pthread_mutex_lock(&m->io_mu);
+    m->io_stop = true;
+    pthread_cond_signal(&m->io_cv);
+    pthread_mutex_unlock(&m->io_mu);
+    pthread_join(m->io_thread, NULL);
+    pthread_cond_destroy(&m->io_cv);
+    pthread_mutex_destroy(&m->io_mu);
+    m->io_running = false;
+}
+
+/* Deletes checkpoint directories off the loop (ids, n of them, of j);
+ * with collect, also the shared files that no retained checkpoint
+ * (j->ck_done) references any more. */
+static void s_ck_delete(sl_master_t *m, s_job_t *j, const uint64_t *ids, int n, bool collect)
+{
+    s_io_t *io = s_io_new(j, S_IO_DELETE);
     char d[4200];
-    bool ok = g && (g->retired = calloc((size_t)n + 1, sizeof *g->retired)) &&
-              (g->kept = calloc((size_t)j->nck_done + 1, sizeof *g->kept)) &&
-              (g->job_id = strdup(j->id));
+    bool ok = io && (io->dirs = calloc((size_t)n + 1, sizeof *io->dirs)) &&
+              (io->kept = calloc((size_t)j->nck_done + 1, sizeof *io->kept));
     for (int i = 0; ok && i < n; i++) {
         s_ck_dir(j, ids[i], d, sizeof d);
-        ok = (g->retired[g->nretired++] = strdup(d)) != NULL;
+        ok = (io->dirs[io->ndirs++] = strdup(d)) != NULL;
     }
-    for (int i = 0; ok && i < j->nck_done; i++) {
+    for (int i = 0; ok && collect && i < j->nck_done; i++) {
         s_ck_dir(j, j->ck_done[i], d, sizeof d);
-        ok = (g->kept[g->nkept++] = strdup(d)) != NULL;
+        ok = (io->kept[io->nkept++] = strdup(d)) != NULL;
     }
     snprintf(d, sizeof d, "%s/shared", j->ckpt_dir);
-    if (ok)
-        ok = (g->shared = strdup(d)) != NULL;
+    if (ok && collect)
+        ok = (io->shared = strdup(d)) != NULL;
     if (!ok) { /* out of memory: at least the directories go */
         for (int i = 0; i < n; i++) {
             s_ck_dir(j, ids[i], d, sizeof d);
             sl_rmtree(d);
         }
-        s_gc_free(g);
+        s_io_free(io);
         return;
     }
-    atomic_init(&g->done, false);
-    if (j->gc || pthread_create(&g->thread, NULL, s_gc_main, g) != 0) {
-        s_gc_main(g);
-        s_gc_free(g);
-        return;
-    }
-    j->gc = g;
-}
-
-/* Reaps j's deleter once it has finished (wait: also while it runs). */
-static void s_gc_reap(s_job_t *j, bool wait)
-{
-    if (!j->gc || (!wait && !atomic_load(&j->gc->done)))
-        return;
-    pthread_join(j->gc->thread, NULL);
-    s_gc_free(j->gc);
-    j->gc = NULL;
-}
-
-static void s_gc_drop(s_job_t *j)
-{
-    s_gc_reap(j, true);
+    s_io_push(m, j, io);
 }
 
 /* Removes what tasks wrote for checkpoint id after it was given up (its
  * directory, recreated by a late snapshot); a completed one stays. */
-static void s_ck_sweep(s_job_t *j, uint64_t id)
+static void s_ck_sweep(sl_master_t *m, s_job_t *j, uint64_t id)
 {
     for (int i = 0; i < j->nck_done; i++)
         if (j->ck_done[i] == id)
@@ -959,8 +1202,8 @@ static void s_ck_sweep(s_job_t *j, uint64_t id)
     struct stat st;
     s_ck_dir(j, id, dir, sizeof dir);
     snprintf(meta, sizeof meta, "%s/_metadata", dir);
-    if (stat(meta, &st) != 0 && errno == ENOENT)
-        sl_rmtree(dir);
+    if (stat(dir, &st) == 0 && stat(meta, &st) != 0 && errno == ENOENT)
+        s_ck_delete(m, j, &id, 1, false);
 }
 
 /* Gives up the checkpoint in flight (its files are removed). */
@@ -975,10 +1218,13 @@ static void s_ck_abort(sl_master_t *m, s_job_t *j, const char *why)
                           "the savepoint of job %s failed: %s", j->id, why);
         j->sp_id = 0;
     }
-    char dir[4200];
-    s_ck_dir(j, j->ck_pending, dir, sizeof dir);
-    sl_rmtree(dir);
+    /* its files go off the loop, after its _metadata write if one runs */
+    for (s_io_t *io = j->io; io; io = io->next)
+        if (io->kind == S_IO_METADATA && io->ck_id == j->ck_pending)
+            atomic_store(&io->abandon, true);
+    s_ck_delete(m, j, &j->ck_pending, 1, false);
     j->ck_pending = 0;
+    j->ck_writing = false;
     j->ck_last_end = s_mono_ms();
 }
 
@@ -1023,8 +1269,9 @@ static void s_ck_trigger(sl_master_t *m, s_job_t *j)
 }
 
 /* _metadata: a text file naming every subtask's state file with its size
- * and SHA-256, ending with the SHA-256 of everything before that line. */
-static int s_ck_write_metadata(s_job_t *j, uint64_t id, char *why, size_t cap)
+ * and SHA-256, ending with the SHA-256 of everything before that line.
+ * Returns it in *out (malloc'd, *outlen bytes), or SL_NOMEM. */
+static int s_ck_metadata_text(const s_job_t *j, uint64_t id, char **out, size_t *outlen)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -1042,24 +1289,14 @@ static int s_ck_write_metadata(s_job_t *j, uint64_t id, char *why, size_t cap)
                     (unsigned long long)a->size, a->sha, a->file);
     }
     fclose(f);
-    char hex[65], dir[4200], path[4300];
+    char hex[65];
     sl_sha256_hex(buf, len, hex);
     char *full = malloc(len + 80);
-    int rc = SL_NOMEM;
-    if (full) {
-        int n = snprintf(full, len + 80, "%.*ssha256 %s\n", (int)len, buf, hex);
-        s_ck_dir(j, id, dir, sizeof dir);
-        snprintf(path, sizeof path, "%s/_metadata", dir);
-        mkdir(dir, 0755); /* absent when every subtask had finished */
-        errno = 0;
-        sl_failpoint("metadata-before-write");
-        rc = sl_fs_write_atomic_fp(path, full, (size_t)n, "metadata");
-        if (rc)
-            snprintf(why, cap, "cannot write %s: %s", path, errno ? strerror(errno) : "I/O error");
-    }
-    free(full);
+    if (full)
+        *outlen = (size_t)snprintf(full, len + 80, "%.*ssha256 %s\n", (int)len, buf, hex);
     free(buf);
-    return rc;
+    *out = full;
+    return full ? SL_OK : SL_NOMEM;
 }
 
 /* Remembers a completed checkpoint (or savepoint) for `sluice checkpoints`. */
@@ -1103,31 +1340,12 @@ static void s_info_drop(s_job_t *j, uint64_t id)
         }
 }
 
-/* The savepoint's checkpoint is complete: copy it (self-contained, its
- * _metadata last) and answer; with stop, the job ends. */
-static void s_savepoint_done(sl_master_t *m, s_job_t *j, uint64_t id)
+/* The savepoint's checkpoint is complete and was copied to dst (or not:
+ * why says what failed): answer; with stop, the job ends. */
+static void s_savepoint_done(sl_master_t *m, s_job_t *j, uint64_t id, const char *dst,
+                             const char *why)
 {
     j->sp_id = 0;
-    char src[4200], dst[4400], why[9000] = "";
-    s_ck_dir(j, id, src, sizeof src);
-    snprintf(dst, sizeof dst, "%s/savepoint-%s-%llu", j->sp_dir, j->id, (unsigned long long)id);
-    if (mkdir(j->sp_dir, 0755) != 0 && errno != EEXIST)
-        snprintf(why, sizeof why, "cannot create %s: %s", j->sp_dir, strerror(errno));
-    else if (mkdir(dst, 0755) != 0 && errno != EEXIST)
-        snprintf(why, sizeof why, "cannot create %s: %s", dst, strerror(errno));
-    for (int i = 0; !why[0] && i <= j->ntasks; i++) {
-        /* the state files, then _metadata: a savepoint exists once it does */
-        const char *name = i < j->ntasks ? j->ck_acks[i].file : "_metadata";
-        if (i < j->ntasks && (!j->ck_acks[i].acked || !name[0]))
-            continue;
-        char a[4400], b[4600];
-        snprintf(a, sizeof a, "%s/%s", src, name);
-        snprintf(b, sizeof b, "%s/%s", dst, name);
-        if (i == j->ntasks && !why[0] && sl_kv_ckpt_copy(src, dst, why, sizeof why) != SL_OK)
-            break; /* the RocksDB stores, before _metadata */
-        if (sl_fs_copy_atomic(a, b) != SL_OK)
-            snprintf(why, sizeof why, "cannot copy %s to %s: %s", a, b, strerror(errno));
-    }
     if (why[0]) {
         sl_msg_send_error(m->sock, j->sp_rid, j->sp_rlen, j->sp_req, SL_IO,
                           "the savepoint of job %s failed: %s", j->id, why);
@@ -1138,7 +1356,7 @@ static void s_savepoint_done(sl_master_t *m, s_job_t *j, uint64_t id)
     Sluice__Envelope env;
     sl_msg_init(&env, j->sp_req);
     Sluice__SavepointReply rep = SLUICE__SAVEPOINT_REPLY__INIT;
-    rep.path = dst;
+    rep.path = (char *)dst;
     rep.checkpoint_id = id;
     env.body_case = SLUICE__ENVELOPE__BODY_SAVEPOINT_REPLY;
     env.savepoint_reply = &rep;
@@ -1190,11 +1408,12 @@ static void s_on_savepoint(sl_master_t *m, const uint8_t *rid, size_t rlen, uint
     j->sp_wanted = true; /* the next checkpoint, as soon as none is in flight */
 }
 
-/* Every subtask acknowledged (or had finished): the checkpoint is
- * complete once its _metadata is durable; then the tasks hear of it. */
+/* Every subtask acknowledged (or had finished): the checkpoint's
+ * _metadata is written off the loop (and, for a savepoint, the checkpoint
+ * copied); s_ck_written goes on once that has ended. */
 static void s_ck_maybe_complete(sl_master_t *m, s_job_t *j)
 {
-    if (!j->ck_pending)
+    if (!j->ck_pending || j->ck_writing)
         return;
     bool any = false;
     for (int i = 0; i < j->ntasks; i++) {
@@ -1207,20 +1426,52 @@ static void s_ck_maybe_complete(sl_master_t *m, s_job_t *j)
         return;
     }
     uint64_t id = j->ck_pending;
-    char why[4400] = "";
-    if (s_ck_write_metadata(j, id, why, sizeof why) != SL_OK) {
-        s_ck_abort(m, j, why[0] ? why : "out of memory");
+    s_io_t *io = s_io_new(j, S_IO_METADATA);
+    char dir[4200];
+    s_ck_dir(j, id, dir, sizeof dir);
+    bool ok =
+        io && (io->dir = strdup(dir)) && s_ck_metadata_text(j, id, &io->text, &io->len) == SL_OK;
+    if (ok && j->sp_id == id) {
+        char dst[4400];
+        snprintf(dst, sizeof dst, "%s/savepoint-%s-%llu", j->sp_dir, j->id, (unsigned long long)id);
+        ok = (io->sp_dst = strdup(dst)) &&
+             (io->sp_files = calloc((size_t)j->ntasks + 1, sizeof *io->sp_files));
+        for (int i = 0; ok && i < j->ntasks; i++)
+            if (j->ck_acks[i].acked && j->ck_acks[i].file[0])
+                ok = (io->sp_files[io->nsp_files++] = strdup(j->ck_acks[i].file)) != NULL;
+    }
+    if (!ok) {
+        s_io_free(io);
+        s_ck_abort(m, j, "out of memory");
+        return;
+    }
+    io->ck_id = id;
+    j->ck_writing = true;
+    s_io_push(m, j, io);
+}
+
+/* The _metadata write of io has ended (not abandoned): the checkpoint is
+ * complete once it is durable; then the tasks hear of it, and checkpoints
+ * beyond retain go. A failed write gives it up. */
+static void s_ck_written(sl_master_t *m, s_job_t *j, const s_io_t *io)
+{
+    uint64_t id = io->ck_id;
+    bool ended = s_terminal(j->state); /* finished while _metadata was written */
+    if (j->ck_pending != id || !j->ck_writing)
+        return; /* given up meanwhile (cannot happen: that abandons io) */
+    j->ck_writing = false;
+    if (io->rc != SL_OK) {
+        s_ck_abort(m, j, io->why);
         return;
     }
     j->ck_pending = 0;
     j->ck_last_end = s_mono_ms();
     j->ncompleted++;
     s_persist(m, j);
-    char cdir[4200];
-    s_ck_dir(j, id, cdir, sizeof cdir);
-    s_info_add(j, id, cdir, false);
+    s_info_add(j, id, io->dir, false);
     if (j->sp_id == id)
-        s_savepoint_done(m, j, id);
+        s_savepoint_done(m, j, id, io->sp_dst ? io->sp_dst : "",
+                         io->sp_dst ? io->sp_why : "out of memory");
     sl_failpoint("master-before-notify");
     uint64_t *done = realloc(j->ck_done, (size_t)(j->nck_done + 1) * sizeof *done);
     if (done) {
@@ -1236,8 +1487,10 @@ static void s_ck_maybe_complete(sl_master_t *m, s_job_t *j)
         j->nck_done--;
     }
     if (nretired)
-        s_ck_retire(j, retired, nretired); /* off the loop */
+        s_ck_delete(m, j, retired, nretired, true); /* off the loop */
     free(retired);
+    if (ended)
+        return; /* no task to tell */
     bool *sent = calloc((size_t)m->nworkers + 1, sizeof *sent);
     for (int i = 0; sent && i < j->ntasks; i++) {
         int wi = j->tasks[i].worker;
@@ -1263,7 +1516,7 @@ static void s_on_ack(sl_master_t *m, const uint8_t *rid, size_t rlen,
     s_job_t *j = s_find_job(m, a->job_id);
     if (j && j->ckpt_dir && a->attempt == j->attempt && a->checkpoint_id != j->ck_pending &&
         a->checkpoint_id <= j->ck_next)
-        s_ck_sweep(j, a->checkpoint_id); /* a task that wrote after it was given up */
+        s_ck_sweep(m, j, a->checkpoint_id); /* a task that wrote after it was given up */
     if (!j || !j->tasks || a->attempt != j->attempt || a->checkpoint_id != j->ck_pending)
         return; /* stale: another attempt, or a checkpoint given up */
     for (int i = 0; i < j->ntasks; i++) {
@@ -1465,19 +1718,25 @@ static int s_ck_choose(s_job_t *j, char *why, size_t cap)
 
 /* ---- choosing the checkpoint off the loop ------------------------------------ */
 
-/* A restart's choice of checkpoint, made in a thread of its own: reading
- * and hashing every state file of a checkpoint takes seconds for big
- * state, and the loop must keep answering clients and reading heartbeats
- * meanwhile. The thread owns shadow and rc/why until done is set; the loop
- * reads them only after that (and joins the thread). */
+/* A restart's choice of checkpoint, or the check of the savepoint a job is
+ * submitted from, made in a thread of its own: reading and hashing every
+ * state file of a checkpoint takes seconds for big state, and the loop
+ * must keep answering clients and reading heartbeats meanwhile. The thread
+ * owns shadow and rc/why until done is set; the loop reads them only after
+ * that (and joins the thread). */
 struct s_verify {
-    pthread_t thread;    /* the verifier */
-    atomic_bool done;    /* set by the thread last: the rest is the loop's again */
-    atomic_bool abandon; /* set by the loop: the result is not wanted (cancel, shutdown) */
-    s_job_t shadow;      /* the thread's job: id, ckpt_dir, ck_done copied, plan borrowed
-                            (it lives as long as the job); it fills the restore fields */
-    int rc;              /* s_ck_choose's result */
-    char why[4800];      /* and why it failed */
+    pthread_t thread;            /* the verifier */
+    atomic_bool done;            /* set by the thread last: the rest is the loop's again */
+    atomic_bool abandon;         /* set by the loop: the result is not wanted (cancel, shutdown) */
+    s_job_t shadow;              /* the thread's job: id, ckpt_dir, ck_done copied, plan borrowed
+                                    (it lives as long as the job); it fills the restore fields */
+    char *from;                  /* the savepoint to check, or NULL: choose among shadow.ck_done */
+    int wake_fd;                 /* a byte written here when done wakes the loop */
+    int rc;                      /* s_ck_choose's (s_restore_load's) result */
+    char why[4800];              /* and why it failed */
+    uint8_t rid[SL_MSG_RID_MAX]; /* from: who submitted the job, to answer once checked */
+    size_t rlen;
+    uint64_t req;
 };
 
 static void s_verify_free(s_verify_t *v)
@@ -1488,6 +1747,7 @@ static void s_verify_free(s_verify_t *v)
     free(v->shadow.id);
     free(v->shadow.ckpt_dir);
     free(v->shadow.ck_done);
+    free(v->from);
     free(v);
 }
 
@@ -1495,30 +1755,42 @@ static void *s_verify_main(void *arg)
 {
     s_verify_t *v = arg;
     v->rc = SL_STATE;
-#ifdef SLUICE_FAILPOINTS
+    s_nice_thread();
     /* test builds: a slow disk, to show the loop does not wait for it */
-    const char *delay = getenv("SLUICE_MASTER_VERIFY_DELAY_MS");
-    long ms = delay ? strtol(delay, NULL, 10) : 0;
-    for (long t = 0; t < ms && !atomic_load(&v->abandon); t += 10)
-        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
-#endif
-    if (!atomic_load(&v->abandon))
-        v->rc = s_ck_choose(&v->shadow, v->why, sizeof v->why);
-    else
+    char what[200];
+    snprintf(what, sizeof what, "job %s: %s", v->shadow.id,
+             v->from ? "checking its savepoint" : "verifying checkpoints");
+    s_test_delay(v->from ? "SLUICE_MASTER_SAVEPOINT_DELAY_MS" : "SLUICE_MASTER_VERIFY_DELAY_MS",
+                 &v->abandon, what);
+    if (atomic_load(&v->abandon))
         snprintf(v->why, sizeof v->why, "abandoned");
+    else if (v->from)
+        v->rc = s_restore_load(&v->shadow, v->from, true, v->why, sizeof v->why);
+    else
+        v->rc = s_ck_choose(&v->shadow, v->why, sizeof v->why);
+    int fd = v->wake_fd; /* v is the loop's once done is set */
     atomic_store(&v->done, true);
+    char c = 1;
+    ssize_t n = write(fd, &c, 1); /* a full pipe has a wake-up pending already */
+    (void)n;
     return NULL;
 }
 
-/* Starts choosing j's checkpoint in a thread (j->verify); SL_OK, or an
+/* Starts choosing j's checkpoint (from: checking that savepoint) in a
+ * thread (j->verify) that writes a byte to wake_fd when done; SL_OK, or an
  * error when no thread could be started (nothing changed then). */
-static int s_verify_start(s_job_t *j)
+static int s_verify_start(s_job_t *j, const char *from, int wake_fd)
 {
     s_verify_t *v = calloc(1, sizeof *v);
     if (!v)
         return SL_NOMEM;
     atomic_init(&v->done, false);
     atomic_init(&v->abandon, false);
+    v->wake_fd = wake_fd;
+    if (from && !(v->from = strdup(from))) {
+        s_verify_free(v);
+        return SL_NOMEM;
+    }
     v->shadow.id = strdup(j->id);
     v->shadow.plan = j->plan;
     v->shadow.ckpt_dir = strdup(j->ckpt_dir);
@@ -1528,7 +1800,8 @@ static int s_verify_start(s_job_t *j)
         s_verify_free(v);
         return SL_NOMEM;
     }
-    memcpy(v->shadow.ck_done, j->ck_done, (size_t)j->nck_done * sizeof *j->ck_done);
+    if (j->nck_done)
+        memcpy(v->shadow.ck_done, j->ck_done, (size_t)j->nck_done * sizeof *j->ck_done);
     if (pthread_create(&v->thread, NULL, s_verify_main, v) != 0) {
         s_verify_free(v);
         return SL_LIMIT;
@@ -1681,7 +1954,11 @@ static void s_tick_jobs(sl_master_t *m)
     uint64_t now = s_mono_ms();
     for (int i = 0; i < m->njobs; i++) {
         s_job_t *j = m->jobs[i];
-        s_gc_reap(j, false);
+        for (s_io_t *io; (io = s_io_take(j));) {
+            if (io->kind == S_IO_METADATA && !atomic_load(&io->abandon))
+                s_ck_written(m, j, io);
+            s_io_free(io);
+        }
         if (j->verify) {
             /* a restart's checkpoint being chosen: the job waits, RESTARTING */
             if (!atomic_load(&j->verify->done))
@@ -1703,7 +1980,7 @@ static void s_tick_jobs(sl_master_t *m)
             continue;
         }
         if (j->state == SLUICE__JOB_STATE_KIND__JOB_RESTARTING && now >= j->restart_at) {
-            if (j->nck_done && s_verify_start(j) == SL_OK) {
+            if (j->nck_done && s_verify_start(j, NULL, m->wake[1]) == SL_OK) {
                 fprintf(stderr, "sluice-master: job %s: verifying checkpoints to restart from\n",
                         j->id);
                 continue; /* polled above */
@@ -1725,13 +2002,14 @@ static void s_tick_jobs(sl_master_t *m)
         if (j->state != SLUICE__JOB_STATE_KIND__JOB_RUNNING || !j->started || !j->ckpt_dir)
             continue;
         const sl_spec_t *sp = j->plan->spec;
-        if (j->ck_pending && now - j->ck_started > (uint64_t)sp->ckpt_timeout_ms) {
+        if (j->ck_pending && !j->ck_writing &&
+            now - j->ck_started > (uint64_t)sp->ckpt_timeout_ms) {
             char why[96];
             snprintf(why, sizeof why, "not acknowledged within %lld ms", sp->ckpt_timeout_ms);
             s_ck_abort(m, j, why);
         }
         uint64_t since = j->ck_last_end ? j->ck_last_end : j->ck_started;
-        if (!j->ck_pending && !j->gc && /* no checkpoint while shared files are collected */
+        if (!j->ck_pending && !j->io && /* no checkpoint while its files are worked on */
             (j->sp_wanted || (now - since >= (uint64_t)sp->ckpt_min_pause_ms &&
                               now - j->ck_started >= (uint64_t)sp->ckpt_interval_ms)))
             s_ck_trigger(m, j);
@@ -1793,6 +2071,59 @@ static void s_on_register(sl_master_t *m, const void *rid, size_t rlen, uint64_t
     env.register_ack = &ack;
     sl_msg_send(m->sock, rid, rlen, &env);
     s_schedule_waiting(m);
+}
+
+/* j is planned (and its savepoint, if any, checked): it joins the jobs,
+ * and the client hears its id. */
+static void s_submit_accept(sl_master_t *m, s_job_t *j, const void *rid, size_t rlen, uint64_t req)
+{
+    if (j->restore_dir)
+        fprintf(stderr, "sluice-master: job %s starts from savepoint %s%s\n", j->id, j->restore_dir,
+                j->rescale ? " (at another parallelism)" : "");
+    j->state = SLUICE__JOB_STATE_KIND__JOB_CREATED;
+    j->start_ms = s_wall_ms();
+    m->jobs[m->njobs++] = j;
+    s_persist(m, j);
+    Sluice__Envelope env;
+    sl_msg_init(&env, req);
+    Sluice__SubmitReply rep = SLUICE__SUBMIT_REPLY__INIT;
+    rep.job_id = j->id;
+    env.body_case = SLUICE__ENVELOPE__BODY_SUBMIT_REPLY;
+    env.submit_reply = &rep;
+    sl_msg_send(m->sock, rid, rlen, &env);
+    s_schedule_waiting(m);
+}
+
+/* Jobs submitted from a savepoint whose check has ended: accepted, or the
+ * client hears why not. */
+static void s_tick_subs(sl_master_t *m)
+{
+    for (int i = 0; i < m->nsubs;) {
+        s_job_t *j = m->subs[i];
+        s_verify_t *v = j->verify;
+        if (!atomic_load(&v->done)) {
+            i++;
+            continue;
+        }
+        pthread_join(v->thread, NULL);
+        j->verify = NULL;
+        memmove(&m->subs[i], &m->subs[i + 1], (size_t)(m->nsubs - i - 1) * sizeof *m->subs);
+        m->nsubs--;
+        s_job_t **nj =
+            v->rc == SL_OK ? realloc(m->jobs, (size_t)(m->njobs + 1) * sizeof *nj) : NULL;
+        if (nj)
+            m->jobs = nj;
+        if (v->rc != SL_OK || !nj) {
+            sl_msg_send_error(m->sock, v->rid, v->rlen, v->req, v->rc ? SL_DATA : SL_NOMEM,
+                              "cannot start from savepoint: %s", v->rc ? v->why : "out of memory");
+            s_verify_free(v);
+            s_job_free(j);
+            continue;
+        }
+        s_verify_adopt(j, v);
+        s_submit_accept(m, j, v->rid, v->rlen, v->req);
+        s_verify_free(v);
+    }
 }
 
 static void s_on_submit(sl_master_t *m, const void *rid, size_t rlen, uint64_t req,
@@ -1891,27 +2222,26 @@ static void s_on_submit(sl_master_t *m, const void *rid, size_t rlen, uint64_t r
                               "`checkpoint: {interval: ...}` to its spec");
             goto out;
         }
+        /* the savepoint is read and hashed off the loop; s_tick_subs answers */
+        s_job_t **ns = realloc(m->subs, (size_t)(m->nsubs + 1) * sizeof *ns);
+        if (ns)
+            m->subs = ns;
+        if (ns && s_verify_start(j, sj->from_savepoint, m->wake[1]) == SL_OK) {
+            memcpy(j->verify->rid, rid, rlen);
+            j->verify->rlen = rlen;
+            j->verify->req = req;
+            m->subs[m->nsubs++] = j;
+            j = NULL;
+            goto out;
+        }
         if (s_restore_load(j, sj->from_savepoint, true, why, sizeof why) != SL_OK) {
             sl_msg_send_error(m->sock, rid, rlen, req, SL_DATA, "cannot start from savepoint: %s",
                               why);
             goto out;
         }
-        fprintf(stderr, "sluice-master: job %s starts from savepoint %s%s\n", j->id,
-                sj->from_savepoint, j->rescale ? " (at another parallelism)" : "");
     }
-    j->state = SLUICE__JOB_STATE_KIND__JOB_CREATED;
-    j->start_ms = s_wall_ms();
-    m->jobs[m->njobs++] = j;
-    s_persist(m, j);
-    Sluice__Envelope env;
-    sl_msg_init(&env, req);
-    Sluice__SubmitReply rep = SLUICE__SUBMIT_REPLY__INIT;
-    rep.job_id = j->id;
-    env.body_case = SLUICE__ENVELOPE__BODY_SUBMIT_REPLY;
-    env.submit_reply = &rep;
-    sl_msg_send(m->sock, rid, rlen, &env);
+    s_submit_accept(m, j, rid, rlen, req);
     j = NULL;
-    s_schedule_waiting(m);
 out:
     if (j)
         s_job_free(j);
@@ -2054,6 +2384,15 @@ static void s_on_task_state(sl_master_t *m, const uint8_t *rid, size_t rlen,
         if (!t_terminal && j->state != SLUICE__JOB_STATE_KIND__JOB_FINISHED &&
             j->state != SLUICE__JOB_STATE_KIND__JOB_STOPPED && s_tasks_down(j))
             s_drop_staging(j);
+        /* Likewise a task may have written into a given-up checkpoint after
+         * its deletion and its acknowledgement's sweep: once every task is
+         * down, no checkpoint directory without _metadata stays. */
+        s_io_t *io =
+            !t_terminal && j->ckpt_dir && s_tasks_down(j) ? s_io_new(j, S_IO_DELETE) : NULL;
+        if (io && !(io->partial = strdup(j->ckpt_dir)))
+            s_io_free(io);
+        else if (io)
+            s_io_push(m, j, io);
         return;
     }
     if (ts->state == SLUICE__TASK_STATE_KIND__TASK_CANCELED) {
@@ -2418,8 +2757,12 @@ static void *s_main(void *arg)
 {
     sl_master_t *m = arg;
     while (!atomic_load(&m->stop)) {
-        zmq_pollitem_t item = {.socket = m->sock, .events = ZMQ_POLLIN};
-        zmq_poll(&item, 1, 50);
+        zmq_pollitem_t items[2] = {{.socket = m->sock, .events = ZMQ_POLLIN},
+                                   {.fd = m->wake[0], .events = ZMQ_POLLIN}};
+        zmq_poll(items, 2, 50);
+        char drain[64];
+        while (read(m->wake[0], drain, sizeof drain) > 0)
+            ; /* a thread finished its file work: looked at below */
         for (;;) {
             uint8_t rid[SL_MSG_RID_MAX];
             size_t rlen = 0;
@@ -2442,10 +2785,25 @@ static void *s_main(void *arg)
         }
         s_check_heartbeats(m);
         s_tick_jobs(m);
+        s_tick_subs(m);
+    }
+    for (int i = 0; i < m->nsubs; i++) { /* savepoints still being checked */
+        s_verify_t *v = m->subs[i]->verify;
+        atomic_store(&v->abandon, true);
+        sl_msg_send_error(m->sock, v->rid, v->rlen, v->req, SL_STATE,
+                          "the master is stopping: job %s was not started", m->subs[i]->id);
     }
     s_broadcast_shutdown(m);
     atomic_store(&m->ended, true);
     return NULL;
+}
+
+/* Ends the file thread, then closes the wake-up pipe it writes to. */
+static void s_close_wake(sl_master_t *m)
+{
+    s_io_end(m);
+    close(m->wake[0]);
+    close(m->wake[1]);
 }
 
 /* Removes a temporary state directory we made (its plugins, then it). */
@@ -2486,6 +2844,18 @@ sl_master_t *sl_master_start(const sl_master_opts_t *o, char *err, size_t cap)
         free(m);
         return NULL;
     }
+    if (pipe(m->wake) != 0 || fcntl(m->wake[0], F_SETFL, O_NONBLOCK) != 0 ||
+        fcntl(m->wake[1], F_SETFL, O_NONBLOCK) != 0 ||
+        fcntl(m->wake[0], F_SETFD, FD_CLOEXEC) != 0 ||
+        fcntl(m->wake[1], F_SETFD, FD_CLOEXEC) != 0) {
+        snprintf(err, cap, "cannot create the master's wake-up pipe: %s", strerror(errno));
+        s_remove_state_dir(m);
+        free(m);
+        return NULL;
+    }
+    if (!s_io_begin(m))
+        fprintf(stderr, "sluice-master: cannot start the file thread: checkpoint files are "
+                        "written in the control loop\n");
     m->sock = zmq_socket(o->zctx, ZMQ_ROUTER);
     /* handover: a worker that reconnects under its id (a restart) takes the
      * route over instead of being dropped silently. */
@@ -2498,6 +2868,7 @@ sl_master_t *sl_master_start(const sl_master_opts_t *o, char *err, size_t cap)
                  zmq_strerror(zmq_errno()));
         if (m->sock)
             zmq_close(m->sock);
+        s_close_wake(m);
         s_remove_state_dir(m);
         free(m);
         return NULL;
@@ -2509,6 +2880,12 @@ sl_master_t *sl_master_start(const sl_master_opts_t *o, char *err, size_t cap)
     if (pthread_create(&m->thread, NULL, s_main, m) != 0) {
         snprintf(err, cap, "cannot start the master thread");
         zmq_close(m->sock);
+        s_io_end(m);
+        for (int i = 0; i < m->njobs; i++)
+            s_job_free(m->jobs[i]);
+        free(m->jobs);
+        m->njobs = 0;
+        s_close_wake(m);
         s_remove_state_dir(m);
         free(m);
         return NULL;
@@ -2537,10 +2914,15 @@ void sl_master_join(sl_master_t **pp)
         return;
     sl_master_t *m = *pp;
     pthread_join(m->thread, NULL);
+    s_io_end(m); /* the jobs' file work ends before they are freed */
     zmq_close(m->sock);
     for (int i = 0; i < m->njobs; i++)
         s_job_free(m->jobs[i]);
     free(m->jobs);
+    for (int i = 0; i < m->nsubs; i++)
+        s_job_free(m->subs[i]); /* joins its abandoned check */
+    free(m->subs);
+    s_close_wake(m); /* every thread that writes to it is joined */
     for (int i = 0; i < m->nworkers; i++) {
         free(m->workers[i].id);
         free(m->workers[i].data_endpoint);

@@ -46,7 +46,8 @@ ctl broker down 2
 sleep 2
 ctl broker up 2
 before=$(job_field checkpoints)
-wait_for 60 checkpoints_at_least $((before + 2)) || fail "no checkpoints after the broker came back"
+wait_for 60 checkpoints_at_least $((before + 2)) ||
+    fail "no checkpoints after the broker came back: $(sluice status "$JOB")"
 
 wait_for 120 job_finished || fail "the job did not finish: $(sluice status "$JOB")"
 

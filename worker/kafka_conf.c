@@ -14,7 +14,9 @@ static void s_on_log(const rd_kafka_t *rk, int level, const char *fac, const cha
     (void)buf;
 }
 
-rd_kafka_conf_t *sl_kafka_conf_new(sl_opctx_t *c, const char *role, const char *(*fixed)[2],
+/* A new configuration with fixed[0..nfixed) and then nprops user
+ * properties, or NULL with c->err set and *rc the error. */
+static rd_kafka_conf_t *s_conf_new(sl_opctx_t *c, const char *role, const char *(*fixed)[2],
                                    size_t nfixed, char *const *names, char *const *values,
                                    int nprops, int *rc)
 {
@@ -41,4 +43,33 @@ rd_kafka_conf_t *sl_kafka_conf_new(sl_opctx_t *c, const char *role, const char *
         }
     rd_kafka_conf_set_log_cb(conf, s_on_log);
     return conf;
+}
+
+rd_kafka_t *sl_kafka_client_new(sl_opctx_t *c, rd_kafka_type_t type, const char *what,
+                                const char *(*fixed)[2], size_t nfixed, const sl_kafka_cbs_t *cbs,
+                                int *rc)
+{
+    const sl_kafka_cfg_t *src = c->node->kafka;
+    const sl_kafka_sink_cfg_t *snk = c->node->ksink;
+    const char *role = src ? "source" : "sink";
+    rd_kafka_conf_t *conf =
+        s_conf_new(c, role, fixed, nfixed, src ? src->prop_names : snk->prop_names,
+                   src ? src->prop_values : snk->prop_values, src ? src->nprops : snk->nprops, rc);
+    if (!conf)
+        return NULL;
+    if (cbs && cbs->error_cb)
+        rd_kafka_conf_set_error_cb(conf, cbs->error_cb);
+    if (cbs && cbs->dr_msg_cb)
+        rd_kafka_conf_set_dr_msg_cb(conf, cbs->dr_msg_cb);
+    if (cbs && cbs->offset_commit_cb)
+        rd_kafka_conf_set_offset_commit_cb(conf, cbs->offset_commit_cb);
+    rd_kafka_conf_set_opaque(conf, c->state);
+    char errstr[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
+    if (!rk) { /* librdkafka takes conf only on success */
+        rd_kafka_conf_destroy(conf);
+        *rc = sl_op_fail(c, SL_INVAL, "%s '%s': cannot create %s: %s", role, c->node->name, what,
+                         errstr);
+    }
+    return rk;
 }

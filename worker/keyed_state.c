@@ -20,8 +20,10 @@
 #define _POSIX_C_SOURCE 200809L
 #include "keyed_state.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +136,42 @@ static int s_fail(sl_kstate_t *s, int rc, const char *fmt, ...)
     return rc;
 }
 
+/* Grows the array at *arr, of cap items of elem bytes plus extra slots
+ * past them, to twice cap items (first when cap is 0), at most INT_MAX
+ * items so that every capacity field holds the result. Returns the new
+ * capacity, or 0 with the array unchanged when cap is already INT_MAX or
+ * memory runs out. */
+static size_t s_grow(void **arr, size_t cap, size_t first, size_t extra, size_t elem)
+{
+    if (cap >= INT_MAX)
+        return 0;
+    size_t nc = !cap ? first : cap > INT_MAX / 2 ? (size_t)INT_MAX : cap * 2;
+    if (nc + extra > SIZE_MAX / elem)
+        return 0;
+    void *p = realloc(*arr, (nc + extra) * elem);
+    if (!p)
+        return 0;
+    *arr = p;
+    return nc;
+}
+
+/* Adds state name (of kind) as a new id in *id. */
+static int s_name_add(sl_kstate_t *s, const char *name, int kind, int *id)
+{
+    if (s->nnames == s->capnames) {
+        size_t cap = s_grow((void **)&s->names, (size_t)s->capnames, 8, 0, sizeof *s->names);
+        if (!cap)
+            return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+        s->capnames = (int)cap;
+    }
+    char *copy = strdup(name);
+    if (!copy)
+        return s_fail(s, SL_NOMEM, "out of memory for keyed state");
+    *id = s->nnames++;
+    s->names[*id] = (s_name_t){.name = copy, .kind = kind};
+    return SL_OK;
+}
+
 static int s_rehash(sl_kstate_t *s, uint32_t nb)
 {
     int *b = malloc(nb * sizeof *b);
@@ -225,16 +263,12 @@ int sl_kstate_select(sl_kstate_t *s, uint64_t hash, const uint8_t *key, uint32_t
         k = s->free_keys[--s->nfree];
     else {
         if (s->nkeys == s->capkeys) {
-            int cap = s->capkeys ? s->capkeys * 2 : 64;
-            s_key_t *nk = realloc(s->keys, (size_t)cap * sizeof *nk);
-            if (nk)
-                s->keys = nk;
-            int *nf = nk ? realloc(s->free_keys, (size_t)cap * sizeof *nf) : NULL;
-            if (nf)
-                s->free_keys = nf;
-            if (!nk || !nf)
+            /* keys and free_keys share one capacity */
+            size_t old = (size_t)s->capkeys;
+            size_t cap = s_grow((void **)&s->keys, old, 64, 0, sizeof *s->keys);
+            if (!cap || !s_grow((void **)&s->free_keys, old, 64, 0, sizeof *s->free_keys))
                 return s_fail(s, SL_NOMEM, "out of memory for keyed state");
-            s->capkeys = cap;
+            s->capkeys = (int)cap;
         }
         k = s->nkeys++;
     }
@@ -335,19 +369,9 @@ static int s_cell(sl_kstate_t *s, const char *name, int kind, int mode, s_cell_t
     if (id < 0) {
         if (mode != S_CREATE)
             return SL_OK;
-        if (s->nnames == s->capnames) {
-            int cap = s->capnames ? s->capnames * 2 : 8;
-            s_name_t *nn = realloc(s->names, (size_t)cap * sizeof *nn);
-            if (!nn)
-                return s_fail(s, SL_NOMEM, "out of memory for keyed state");
-            s->names = nn;
-            s->capnames = cap;
-        }
-        char *copy = strdup(name);
-        if (!copy)
-            return s_fail(s, SL_NOMEM, "out of memory for keyed state");
-        id = s->nnames++;
-        s->names[id] = (s_name_t){.name = copy, .kind = kind};
+        int rc = s_name_add(s, name, kind, &id);
+        if (rc)
+            return rc;
     }
     int res = -1;
     if (s->rocks) {
@@ -370,12 +394,10 @@ static int s_cell(sl_kstate_t *s, const char *name, int kind, int mode, s_cell_t
         e->res[res].dirty = true;
     if (!c && mode == S_CREATE) {
         if (e->ncells == e->capcells) {
-            int cap = e->capcells ? e->capcells * 2 : 2;
-            s_cell_t *nc = realloc(e->cells, (size_t)cap * sizeof *nc);
-            if (!nc)
+            size_t cap = s_grow((void **)&e->cells, (size_t)e->capcells, 2, 0, sizeof *e->cells);
+            if (!cap)
                 return s_fail(s, SL_NOMEM, "out of memory for keyed state");
-            e->cells = nc;
-            e->capcells = cap;
+            e->capcells = (int)cap;
         }
         c = &e->cells[e->ncells++];
         memset(c, 0, sizeof *c);
@@ -472,16 +494,14 @@ int sl_kstate_list_append(sl_kstate_t *s, const char *name, const void *data, ui
     if (c->n == UINT32_MAX - 1)
         return s_fail(s, SL_LIMIT, "list state '%s' is full", name);
     if (c->n == c->capn) {
-        uint32_t cap = c->capn ? c->capn * 2 : 4;
-        size_t *no = realloc(c->off, ((size_t)cap + 1) * sizeof *no);
-        if (!no) {
+        size_t cap = s_grow((void **)&c->off, c->capn, 4, 1, sizeof *c->off);
+        if (!cap) {
             if (!c->n)
                 s_cell_remove(s, c);
             return s_fail(s, SL_NOMEM, "out of memory for keyed state");
         }
-        no[0] = 0;
-        c->off = no;
-        c->capn = cap;
+        c->off[0] = 0;
+        c->capn = (uint32_t)cap;
     }
     /* data may point into this list's buffer, which may move */
     size_t at = (const uint8_t *)data >= c->buf && (const uint8_t *)data < c->buf + c->len
@@ -588,16 +608,14 @@ int sl_kstate_map_put(sl_kstate_t *s, const char *name, const void *key, uint32_
         return SL_OK;
     }
     if (c->nents == c->capents) {
-        uint32_t cap = c->capents ? c->capents * 2 : 4;
-        s_entry_t *ne = cap > c->capents ? realloc(c->ents, (size_t)cap * sizeof *ne) : NULL;
-        if (!ne) {
+        size_t cap = s_grow((void **)&c->ents, c->capents, 4, 0, sizeof *c->ents);
+        if (!cap) {
             free(blk);
             if (!c->nents)
                 s_cell_remove(s, c);
             return s_fail(s, SL_NOMEM, "out of memory for keyed state");
         }
-        c->ents = ne;
-        c->capents = cap;
+        c->capents = (uint32_t)cap;
     }
     memmove(&c->ents[i + 1], &c->ents[i], (size_t)(c->nents - i) * sizeof *c->ents);
     c->ents[i] = (s_entry_t){.k = blk, .klen = klen, .vlen = vlen, .cap = (uint32_t)need};
@@ -703,11 +721,9 @@ static bool s_hless(const sl_kstate_t *s, const s_hent_t *a, const s_hent_t *b)
 static int s_heap_push(sl_kstate_t *s, int h, s_hent_t v)
 {
     if (s->nheap[h] == s->capheap[h]) {
-        size_t cap = s->capheap[h] ? s->capheap[h] * 2 : 64;
-        s_hent_t *nh = realloc(s->heap[h], cap * sizeof *nh);
-        if (!nh)
+        size_t cap = s_grow((void **)&s->heap[h], s->capheap[h], 64, 0, sizeof *s->heap[h]);
+        if (!cap)
             return s_fail(s, SL_NOMEM, "out of memory for timers");
-        s->heap[h] = nh;
         s->capheap[h] = cap;
     }
     s_hent_t *a = s->heap[h];
@@ -766,12 +782,10 @@ int sl_kstate_timer_set(sl_kstate_t *s, sl_ks_timer_t kind, int64_t time)
         if (e->timers[i].kind == (int)kind && e->timers[i].time == time)
             return SL_OK;
     if (e->ntimers == e->captimers) {
-        int cap = e->captimers ? e->captimers * 2 : 2;
-        s_ktimer_t *nt = realloc(e->timers, (size_t)cap * sizeof *nt);
-        if (!nt)
+        size_t cap = s_grow((void **)&e->timers, (size_t)e->captimers, 2, 0, sizeof *e->timers);
+        if (!cap)
             return s_fail(s, SL_NOMEM, "out of memory for timers");
-        e->timers = nt;
-        e->captimers = cap;
+        e->captimers = (int)cap;
     }
     uint64_t seq = ++s->next_seq;
     if ((rc = s_heap_push(s, (int)kind - 1, (s_hent_t){.time = time, .seq = seq, .key = s->cur})))
@@ -946,12 +960,10 @@ static int s_resident(sl_kstate_t *s, int id, int *res)
     if (!s->kv)
         return s_fail(s, SL_STATE, "keyed state store is not open");
     if (e->nres == e->capres) {
-        int cap = e->capres ? e->capres * 2 : 4;
-        s_res_t *nr = realloc(e->res, (size_t)cap * sizeof *nr);
-        if (!nr)
+        size_t cap = s_grow((void **)&e->res, (size_t)e->capres, 4, 0, sizeof *e->res);
+        if (!cap)
             return s_fail(s, SL_NOMEM, "out of memory for keyed state");
-        e->res = nr;
-        e->capres = cap;
+        e->capres = (int)cap;
     }
     *res = e->nres;
     e->res[e->nres++] = (s_res_t){.name = id, .dirty = false};
@@ -1272,25 +1284,8 @@ int sl_kstate_restore(sl_kstate_t *s, sl_snap_r_t *r, int max_parallelism, int p
             rc = s_bad(s, "a state name of two kinds");
             break;
         }
-        if (id < 0) {
-            if (s->nnames == s->capnames) {
-                int cap = s->capnames ? s->capnames * 2 : 8;
-                s_name_t *nn = realloc(s->names, (size_t)cap * sizeof *nn);
-                if (!nn) {
-                    rc = s_fail(s, SL_NOMEM, "out of memory for keyed state");
-                    break;
-                }
-                s->names = nn;
-                s->capnames = cap;
-            }
-            char *copy = strdup(name);
-            if (!copy) {
-                rc = s_fail(s, SL_NOMEM, "out of memory for keyed state");
-                break;
-            }
-            id = s->nnames++;
-            s->names[id] = (s_name_t){.name = copy, .kind = kind};
-        }
+        if (id < 0 && (rc = s_name_add(s, name, kind, &id)) != SL_OK)
+            break;
         names[i] = id;
     }
     uint64_t nkeys = rc == SL_OK ? sl_snap_get_u64(r) : 0;

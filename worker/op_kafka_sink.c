@@ -452,27 +452,19 @@ static int s_connect(sl_opctx_t *c)
 {
     s_sink_t *s = c->state;
     const sl_kafka_sink_cfg_t *k = c->node->ksink;
-    char errstr[512], tmo[32];
+    char tmo[32];
     snprintf(tmo, sizeof tmo, "%d", k->timeout_ms);
     const char *fixed[][2] = {{"bootstrap.servers", k->bootstrap},
                               {"enable.idempotence", "true"},
                               {"message.timeout.ms", tmo},
                               {"transactional.id", s->exactly ? s->txn_id : NULL},
                               {"transaction.timeout.ms", s->exactly ? "60000" : NULL}};
+    sl_kafka_cbs_t cbs = {.error_cb = s_on_error, .dr_msg_cb = s_on_dr};
     int rc = SL_OK;
-    rd_kafka_conf_t *conf = sl_kafka_conf_new(c, "sink", fixed, sizeof fixed / sizeof *fixed,
-                                              k->prop_names, k->prop_values, k->nprops, &rc);
-    if (!conf)
+    s->rk = sl_kafka_client_new(c, RD_KAFKA_PRODUCER, "a Kafka producer", fixed,
+                                sizeof fixed / sizeof *fixed, &cbs, &rc);
+    if (!s->rk)
         return rc;
-    rd_kafka_conf_set_dr_msg_cb(conf, s_on_dr);
-    rd_kafka_conf_set_error_cb(conf, s_on_error);
-    rd_kafka_conf_set_opaque(conf, s);
-    s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!s->rk) {
-        rd_kafka_conf_destroy(conf);
-        return sl_op_fail(c, SL_IO, "sink '%s': cannot create a Kafka producer: %s", c->node->name,
-                          errstr);
-    }
     s->rkt = rd_kafka_topic_new(s->rk, k->topic, NULL);
     if (!s->rkt)
         return sl_op_fail(c, SL_IO, "sink '%s': topic '%s': %s", c->node->name, k->topic,
@@ -668,7 +660,7 @@ static int s_read_markers(sl_opctx_t *c, s_set_t *st)
 {
     s_sink_t *s = c->state;
     const sl_kafka_sink_cfg_t *k = c->node->ksink;
-    char errstr[512], group[600], want[600];
+    char group[600], want[600];
     snprintf(group, sizeof group, "%s.markers", s->txn_id);
     int wl =
         snprintf(want, sizeof want, "%s/%d", c->plan->name ? c->plan->name : "job", c->subtask);
@@ -677,18 +669,11 @@ static int s_read_markers(sl_opctx_t *c, s_set_t *st)
         {"isolation.level", "read_committed"}, {"enable.auto.commit", "false"},
         {"enable.partition.eof", "true"},      {"auto.offset.reset", "earliest"}};
     /* the user's properties too: a secured cluster needs them for reading */
-    int crc = SL_OK;
-    rd_kafka_conf_t *conf = sl_kafka_conf_new(c, "sink", set, sizeof set / sizeof *set,
-                                              k->prop_names, k->prop_values, k->nprops, &crc);
-    if (!conf)
-        return crc;
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        return sl_op_fail(c, SL_IO, "sink '%s': cannot create a consumer: %s", c->node->name,
-                          errstr);
-    }
     int rc = SL_OK;
+    rd_kafka_t *rk = sl_kafka_client_new(c, RD_KAFKA_CONSUMER, "a consumer of markers", set,
+                                         sizeof set / sizeof *set, NULL, &rc);
+    if (!rk)
+        return rc;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, k->marker_topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, k->timeout_ms);

@@ -219,29 +219,19 @@ static int s_dlq_connect(sl_opctx_t *c)
 {
     s_state_t *s = c->state;
     const sl_kafka_cfg_t *k = c->node->kafka;
-    char errstr[512], tmo[32];
+    char what[300], tmo[32];
+    snprintf(what, sizeof what, "the producer of dead-letter topic '%s'", k->dead_letter);
     snprintf(tmo, sizeof tmo, "%d", k->timeout_ms < 1000 ? 1000 : k->timeout_ms);
     const char *fixed[][2] = {{"bootstrap.servers", k->bootstrap},
                               {"enable.idempotence", "true"},
                               {"acks", "all"},
                               {"linger.ms", "5"},
                               {"message.timeout.ms", tmo}};
+    sl_kafka_cbs_t cbs = {.error_cb = s_on_error, .dr_msg_cb = s_on_dlq_delivery};
     int rc = SL_OK;
-    rd_kafka_conf_t *conf = sl_kafka_conf_new(c, "source", fixed, sizeof fixed / sizeof *fixed,
-                                              k->prop_names, k->prop_values, k->nprops, &rc);
-    if (!conf)
-        return rc;
-    rd_kafka_conf_set_dr_msg_cb(conf, s_on_dlq_delivery);
-    rd_kafka_conf_set_error_cb(conf, s_on_error);
-    rd_kafka_conf_set_opaque(conf, s);
-    s->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!s->dlq) {
-        rd_kafka_conf_destroy(conf);
-        return sl_op_fail(c, SL_INVAL,
-                          "source '%s': cannot create the producer of dead-letter topic '%s': %s",
-                          c->node->name, k->dead_letter, errstr);
-    }
-    return SL_OK;
+    s->dlq = sl_kafka_client_new(c, RD_KAFKA_PRODUCER, what, fixed, sizeof fixed / sizeof *fixed,
+                                 &cbs, &rc);
+    return rc;
 }
 
 /* Waits until every dead letter produced so far is acknowledged; fails
@@ -271,7 +261,7 @@ static int s_connect(sl_opctx_t *c)
 {
     s_state_t *s = c->state;
     const sl_kafka_cfg_t *k = c->node->kafka;
-    char errstr[512], group[256];
+    char group[256];
     /* assign() needs a group.id; it names the group the offsets go to. */
     snprintf(group, sizeof group, "%s", k->group ? k->group : "");
     if (!k->group)
@@ -281,20 +271,12 @@ static int s_connect(sl_opctx_t *c)
         {"bootstrap.servers", k->bootstrap}, {"group.id", group},
         {"enable.auto.commit", "false"},     {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "error"},      {"enable.partition.eof", "true"}};
+    sl_kafka_cbs_t cbs = {.error_cb = s_on_error, .offset_commit_cb = s_on_commit};
     int rc = SL_OK;
-    rd_kafka_conf_t *conf = sl_kafka_conf_new(c, "source", fixed, sizeof fixed / sizeof *fixed,
-                                              k->prop_names, k->prop_values, k->nprops, &rc);
-    if (!conf)
+    s->rk = sl_kafka_client_new(c, RD_KAFKA_CONSUMER, "a Kafka consumer", fixed,
+                                sizeof fixed / sizeof *fixed, &cbs, &rc);
+    if (!s->rk)
         return rc;
-    rd_kafka_conf_set_error_cb(conf, s_on_error);
-    rd_kafka_conf_set_offset_commit_cb(conf, s_on_commit);
-    rd_kafka_conf_set_opaque(conf, s);
-    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-    if (!s->rk) {
-        rd_kafka_conf_destroy(conf);
-        return sl_op_fail(c, SL_INVAL, "source '%s': cannot create a Kafka consumer: %s",
-                          c->node->name, errstr);
-    }
     rd_kafka_poll_set_consumer(s->rk);
     if (!(s->q = rd_kafka_queue_get_consumer(s->rk)))
         return sl_op_fail(c, SL_INVAL, "source '%s': the Kafka consumer has no queue",

@@ -13,17 +13,11 @@
 # offset; a dead broker fails within the timeout naming its address.
 source "$(dirname "$0")/lib.sh"
 : "${BUILD:?BUILD must name the build tree}"
-DEVK="$BUILD/tools/sluice-dev-kafka"
-[ -x "$DEVK" ] || fail "$DEVK is not built"
 command -v kcat >/dev/null ||
     fail "kcat is not installed: this test needs it as an independent Kafka client (apt-get install kcat; 'make test' installs it)"
 
 step "start 3 mock brokers: words (4 partitions), bad (2), big (1)"
-"$DEVK" --brokers 3 --topic words:4 --topic bad:2 --topic big:1 --topic more:2 --topic hdr:1 --no-stdin \
-    --port-file "$WORK/boot" </dev/null >"$WORK/dk.out" 2>"$WORK/dk.err" &
-PIDS+=("$!")
-wait_for 10 test -s "$WORK/boot" || fail "the dev broker did not start: $(cat "$WORK/dk.err")"
-BOOT=$(sed -n 's/^bootstrap=//p' "$WORK/boot")
+start_devk --brokers 3 --topic words:4 --topic bad:2 --topic big:1 --topic more:2 --topic hdr:1
 
 # job FILE SOURCE-EXTRA...: writes a job counting words of a kafka source
 # (topic $TOPIC) into $WORK/out.csv; extra lines go into the source.
@@ -245,19 +239,7 @@ grep -q "sink 'out': .*authentication failed: .*SASL" "$WORK/stderr" ||
     fail "no clear error for a sink's failed authentication: $(cat "$WORK/stderr")"
 
 step "a partition whose leader is down (no fail-over on the mock) fails within the timeout"
-mkfifo "$WORK/ctl"
-exec 8<>"$WORK/ctl"
-"$DEVK" --brokers 3 --topic t3:3 --port-file "$WORK/boot3" <"$WORK/ctl" >"$WORK/dk3.out" 2>&1 &
-PIDS+=("$!")
-wait_for 10 test -s "$WORK/boot3" || fail "the third broker did not start"
-BOOT=$(sed -n 's/^bootstrap=//p' "$WORK/boot3")
-NANS=0
-ctl() {
-    NANS=$((NANS + 1))
-    echo "$*" >&8
-    wait_for 10 eval '[ "$(grep -c -E "^(ok|error: )" "$WORK/dk3.out")" -ge $NANS ]' || fail "no answer to '$*'"
-    [ "$(grep -E '^(ok|error: )' "$WORK/dk3.out" | sed -n "${NANS}p")" = ok ] || fail "'$*' failed"
-}
+ctl topic t3 3
 ctl leader t3 0 1
 ctl leader t3 1 2
 ctl leader t3 2 3
@@ -279,13 +261,7 @@ grep -q "topic 't3' partition 1 from Kafka at $BOOT within 3000 ms" "$WORK/stder
     fail "no clear error for partition 1 without leader: $(cat "$WORK/stderr")"
 
 step "a broker that is down: a clear error within the timeout, naming the address"
-"$DEVK" --brokers 1 --no-stdin --port-file "$WORK/boot2" </dev/null >/dev/null 2>&1 &
-P2=$!
-PIDS+=("$P2")
-wait_for 10 test -s "$WORK/boot2" || fail "the second broker did not start"
-BOOT=$(sed -n 's/^bootstrap=//p' "$WORK/boot2")
-kill -TERM "$P2"
-wait "$P2" || true
+stop_devk
 job "$WORK/dead.yaml" "timeout_ms: 3000"
 t0=$SECONDS
 rc=0

@@ -122,12 +122,19 @@ produce_wm wm
 wmjob wm 0ms >"$WORK/wm.yaml"
 sluice submit "$WORK/wm.yaml" --detach >"$WORK/job" || fail "submit: $(cat "$WORK/stderr")"
 WJOB=$(cat "$WORK/job")
-read12() { [ "$(sluice status --json "$WJOB" | grep -o '"records_in":[0-9]*' | head -n 1 | cut -d: -f2)" = 12 ]; }
-wait_for 60 read12 || fail "the watermark job did not read its 12 records: $(sluice status "$WJOB")"
+# read_n JOB N: the source of JOB has read N records
+read_n() { [ "$(sluice status --json "$1" | grep -o '"records_in":[0-9]*' | head -n 1 | cut -d: -f2)" = "$2" ]; }
+wait_for 60 read_n "$WJOB" 12 || fail "the watermark job did not read its 12 records: $(sluice status "$WJOB")"
 wm_is() { [ "$(wm "$1")" = "$2" ]; }
 wait_for 20 wm_is "$WJOB" $((T - 1)) ||
     fail "watermark $(wm "$WJOB"), expected $((T - 1)) (partition 1's event time - 1)"
-sleep 2 # it must stay there: partition 1 never moves on
+# it stays there while partition 0 moves on and partition 1 stays silent:
+# two more batches to partition 0, each read before the next is produced
+# (the watermark of the first was computed by the time the second is read)
+for i in 11 12; do
+    echo "{\"ts\":$((T + i * 1000)),\"v\":$i}" | kcat -P -b "$BOOT" -t wm -p 0 || fail "kcat produce"
+    wait_for 60 read_n "$WJOB" $((i + 2)) || fail "the job did not read record $i: $(sluice status "$WJOB")"
+done
 wm_is "$WJOB" $((T - 1)) || fail "the watermark moved past the silent partition: $(wm "$WJOB")"
 sluice cancel "$WJOB" || fail "cancel"
 
@@ -136,13 +143,18 @@ produce_wm wmi
 wmjob wmi 1s >"$WORK/wmi.yaml"
 sluice submit "$WORK/wmi.yaml" --detach >"$WORK/job" || fail "submit: $(cat "$WORK/stderr")"
 IJOB=$(cat "$WORK/job")
-read12i() { [ "$(sluice status --json "$IJOB" | grep -o '"records_in":[0-9]*' | head -n 1 | cut -d: -f2)" = 12 ]; }
-wait_for 60 read12i || fail "the idle job did not read its 12 records: $(sluice status "$IJOB")"
-sleep 1.5 # both partitions idle now: the source is idle, its watermark stays
-# partition 0 goes on; partition 1 stays silent and is left out
-echo "{\"ts\":$((T + 11000)),\"v\":11}" | kcat -P -b "$BOOT" -t wmi -p 0 || fail "kcat produce"
-wait_for 60 wm_is "$IJOB" $((T + 11000 - 1)) ||
-    fail "watermark $(wm "$IJOB"), expected $((T + 10999)) with partition 1 idle"
+wait_for 60 read_n "$IJOB" 12 || fail "the idle job did not read its 12 records: $(sluice status "$IJOB")"
+# partition 0 goes on, a record a round (event time a second further each);
+# partition 1 stays silent: once it was silent for the idle timeout it is
+# left out, and the watermark passes its event time T
+n=11
+p0_goes_on() {
+    echo "{\"ts\":$((T + n * 1000)),\"v\":$n}" | kcat -P -b "$BOOT" -t wmi -p 0 || fail "kcat produce"
+    n=$((n + 1))
+    [ "$(wm "$IJOB")" -ge $((T + 11000 - 1)) ]
+}
+wait_for 60 p0_goes_on ||
+    fail "watermark $(wm "$IJOB"), expected $((T + 10999)) or more with partition 1 idle"
 step "stop the worker (the job still running) and the master: no leak, no sanitizer report"
 kill -TERM "$WPID"
 wait_for 60 eval '! kill -0 "$WPID" 2>/dev/null' || fail "the worker did not stop on SIGTERM"

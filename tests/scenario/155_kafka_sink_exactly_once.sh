@@ -52,7 +52,6 @@ checkpoints_at_least() { [ "$(field checkpoints)" -ge "$1" ]; }
 wait_for 60 checkpoints_at_least 2 || fail "no two checkpoints completed: $(sluice status "$JOB")"
 
 step "chaos: failpoints around commit_transaction, and kill -9 of random workers"
-fired() { cat "$WORK"/w?.err | grep -c "failpoint $1 reached" || true; }
 kills=0
 next_kill=$((SECONDS + 3))
 deadline=$((SECONDS + 150))
@@ -60,18 +59,8 @@ while [ "$(field state)" != FINISHED ]; do
     [ $SECONDS -lt $deadline ] || fail "the job did not finish: $(sluice status "$JOB")"
     st=$(field state)
     [ "$st" != FAILED ] || fail "the job failed: $(sluice status "$JOB")"
-    for id in w1 w2 w3; do
-        eval "pid=\$PID_$id"
-        if ! kill -0 "$pid" 2>/dev/null; then
-            wait "$pid" 2>/dev/null || true
-            # the other failpoint next, until both fired
-            fp=
-            [ "$(fired kafka-sink-after-commit)" -gt 0 ] || fp=kafka-sink-after-commit:2
-            [ "$(fired kafka-sink-before-commit)" -gt 0 ] || fp=kafka-sink-before-commit:2
-            echo "worker $id died; starting it again ${fp:+(failpoint $fp)}"
-            start_worker "$id" "$fp"
-        fi
-    done
+    # the other failpoint next, until both fired
+    restart_dead_workers kafka-sink-before-commit:2 kafka-sink-after-commit:2
     if [ "$kills" -lt 2 ] && [ $SECONDS -ge $next_kill ] && [ "$(field checkpoints)" -ge 2 ] &&
         [ "$st" = RUNNING ]; then
         # a worker that runs tasks of the job: killing one without any would
@@ -90,10 +79,10 @@ while [ "$(field state)" != FINISHED ]; do
 done
 status >"$WORK/final.json"
 attempt=$(field attempt)
-echo "attempts: $attempt; failpoints before-commit $(fired kafka-sink-before-commit)," \
-    "after-commit $(fired kafka-sink-after-commit); random kills $kills"
-[ "$(fired kafka-sink-before-commit)" -ge 1 ] || fail "failpoint kafka-sink-before-commit never fired"
-[ "$(fired kafka-sink-after-commit)" -ge 1 ] || fail "failpoint kafka-sink-after-commit never fired"
+echo "attempts: $attempt; failpoints before-commit $(fp_fired kafka-sink-before-commit)," \
+    "after-commit $(fp_fired kafka-sink-after-commit); random kills $kills"
+[ "$(fp_fired kafka-sink-before-commit)" -ge 1 ] || fail "failpoint kafka-sink-before-commit never fired"
+[ "$(fp_fired kafka-sink-after-commit)" -ge 1 ] || fail "failpoint kafka-sink-after-commit never fired"
 # (each failpoint and each kill fails an attempt, unless two land in the
 # same one or a kill comes as the job ends: at least one more than the
 # failpoints alone is a safe floor)
@@ -102,8 +91,7 @@ grep -q "re-producing" "$WORK"/w?.err || fail "no restore re-produced an uncommi
 ! grep -q "Sanitizer" "$WORK"/w?.err "$WORK/master.err" || fail "sanitizer report in a daemon's log"
 
 step "read the topic back with kcat and check it against the journal"
-kcat -C -b "$BOOT" -t out -e -o beginning -J >"$WORK/got" 2>"$WORK/kcat.err" ||
-    fail "kcat: $(cat "$WORK/kcat.err")"
+kafka_read out "$WORK/got"
 res=$(python3 "$DIR/verify.py" check "$WORK/want" "$WORK/got" --journal "$WORK/journal") ||
     fail "not exactly once: $res"
 echo "$res"

@@ -28,19 +28,6 @@ start_worker w2
 wait_for 20 alive_workers 2 || fail "workers did not register: $(sluice workers)"
 python3 "$DIR/verify.py" want "$COUNT" "$RATE" "$WORK/want"
 
-field() { sluice status --json "$JOB" | grep -o "\"$1\":[^,}]*" | head -n 1 | cut -d: -f2 | tr -d '"'; }
-checkpoints_at_least() { [ "$(field checkpoints)" -ge "$1" ]; }
-attempt_at_least() {
-    [ "$(field state)" != FINISHED ] || fail "the job finished first: make it longer"
-    [ "$(field attempt)" -ge "$1" ]
-}
-finished() {
-    local st
-    st=$(field state)
-    [ "$st" != FAILED ] || fail "the job failed: $(sluice status "$JOB")"
-    [ "$st" = FINISHED ]
-}
-
 step "exactly-once: submit $COUNT records at $RATE/s"
 sluice submit "$DIR/chaos.yaml" --detach -p count="$COUNT" -p rate="$RATE" -p bootstrap="$BOOT" \
     -p topic=eo -p delivery=exactly-once -p journal="$WORK/journal" >"$WORK/job" ||
@@ -49,34 +36,25 @@ JOB=$(cat "$WORK/job")
 wait_for 60 checkpoints_at_least 2 || fail "no two checkpoints: $(sluice status "$JOB")"
 
 step "retriable errors on Produce and AddPartitionsToTxn: retried, the job goes on"
-ctl push-errors Produce NOT_LEADER_FOR_PARTITION,REQUEST_TIMED_OUT,NOT_LEADER_FOR_PARTITION
-ctl push-errors AddPartitionsToTxn CONCURRENT_TRANSACTIONS,COORDINATOR_LOAD_IN_PROGRESS
-before=$(field checkpoints)
-wait_for 60 checkpoints_at_least $((before + 2)) || fail "no checkpoints after retriable errors"
-[ "$(field attempt)" -eq 1 ] || fail "retriable errors restarted the job: $(sluice status "$JOB")"
+rides_through 2 "Produce NOT_LEADER_FOR_PARTITION,REQUEST_TIMED_OUT,NOT_LEADER_FOR_PARTITION" \
+    "AddPartitionsToTxn CONCURRENT_TRANSACTIONS,COORDINATOR_LOAD_IN_PROGRESS"
 
 step "a non-retriable Produce error inside a transaction: aborted, restart from the checkpoint"
-attempt=$(field attempt)
-ctl push-errors Produce TOPIC_AUTHORIZATION_FAILED
-wait_for 60 attempt_at_least $((attempt + 1)) ||
-    fail "the abortable error did not restart the job: $(sluice status "$JOB")"
-grep -qs "aborted\|not delivered" "$WORK/master.err" "$WORK"/w?.err ||
-    grep -q "aborted\|not delivered" <<<"$(sluice status "$JOB")" ||
-    fail "the failure does not say the transaction was aborted: $(sluice status "$JOB")"
+restarts_on Produce TOPIC_AUTHORIZATION_FAILED "aborted|not delivered"
 step "a broker down for 2 s: the job rides it out"
 ctl broker down 2
 sleep 2
 ctl broker up 2
-before=$(field checkpoints)
-wait_for 60 checkpoints_at_least $((before + 2)) || fail "no checkpoints after the broker came back"
+before=$(job_field checkpoints)
+wait_for 60 checkpoints_at_least $((before + 2)) ||
+    fail "no checkpoints after the broker came back: $(sluice status "$JOB")"
 
-wait_for 120 finished || fail "the job did not finish: $(sluice status "$JOB")"
+wait_for 120 job_finished || fail "the job did not finish: $(sluice status "$JOB")"
 
-kcat -C -b "$BOOT" -t eo -e -o beginning -J >"$WORK/got-eo" 2>"$WORK/kcat.err" ||
-    fail "kcat: $(cat "$WORK/kcat.err")"
+kafka_read eo "$WORK/got-eo"
 res=$(python3 "$DIR/verify.py" check "$WORK/want" "$WORK/got-eo" --journal "$WORK/journal") ||
     fail "not exactly once under broker faults: $res"
-echo "exactly-once: $res (attempts $(field attempt))"
+echo "exactly-once: $res (attempts $(job_field attempt))"
 
 step "at-least-once: kill -9 a worker mid-run; nothing lost"
 sed -e '/commit_proof:/d' -e '/journal:/d' "$DIR/chaos.yaml" >"$WORK/alo.yaml"
@@ -90,10 +68,9 @@ echo "kill -9 $victim"
 eval "kill -9 \$PID_$victim"
 wait "$(eval echo "\$PID_$victim")" 2>/dev/null || true
 start_worker "$victim"
-wait_for 60 attempt_at_least 2 || fail "the job did not restart: $(sluice status "$JOB")"
-wait_for 120 finished || fail "the job did not finish: $(sluice status "$JOB")"
-kcat -C -b "$BOOT" -t alo -e -o beginning -J >"$WORK/got-alo" 2>"$WORK/kcat.err" ||
-    fail "kcat: $(cat "$WORK/kcat.err")"
+wait_for 60 running_attempt_at_least 2 || fail "the job did not restart: $(sluice status "$JOB")"
+wait_for 120 job_finished || fail "the job did not finish: $(sluice status "$JOB")"
+kafka_read alo "$WORK/got-alo"
 res=$(python3 "$DIR/verify.py" check "$WORK/want" "$WORK/got-alo" --at-least-once) ||
     fail "records lost at-least-once: $res"
 echo "at-least-once: $res"

@@ -60,16 +60,6 @@ wait_for 20 alive_workers 3 || fail "workers did not register: $(sluice workers)
 
 status() { sluice status --json "$JOB"; }
 field() { status | jget "$1"; }
-fired() { cat "$WORK"/w?.err | grep -c "failpoint $1 reached" || true; }
-
-# armed FAILPOINT: whether a live worker has it
-armed() {
-    local id
-    for id in w1 w2 w3; do
-        [ "$(eval echo "\$ARM_$id")" = "$1" ] && kill -0 "$(worker_pid "$id")" 2>/dev/null && return 0
-    done
-    return 1
-}
 # chaos MODE GROUP KILLS: runs until the job $JOB finishes: restarts dead
 # workers (exactly-once: arming a failpoint that did not fire yet and no
 # live worker has), kills a worker that runs the job's tasks KILLS times,
@@ -78,7 +68,7 @@ armed() {
 # offset 0 to the group after each kill.
 chaos() {
     local mode=$1 group=$2 nkill=$3 kills=0 next_kill=$((SECONDS + 2)) deadline=$((SECONDS + 120))
-    local st attempt seen_attempt=1 base_ckpt=0 ck id pid fp f n victim
+    local st attempt seen_attempt=1 base_ckpt=0 ck id victim
     local -a busy spare
     while :; do
         status >"$WORK/st.json"
@@ -92,20 +82,12 @@ chaos() {
             seen_attempt=$attempt
             base_ckpt=$ck
         fi
-        for id in w1 w2 w3; do
-            pid=$(worker_pid "$id")
-            kill -0 "$pid" 2>/dev/null && continue
-            wait "$pid" 2>/dev/null || true
-            eval "ARM_$id="
-            fp= n=
-            # (again at different counts: 2 before, 5 after the commit)
-            for f in kafka-sink-after-commit:5 kafka-sink-before-commit:2; do
-                [ "$mode" = eo ] && [ "$(fired "${f%:*}")" -eq 0 ] && ! armed "${f%:*}" && fp=${f%:*} n=${f#*:}
-            done
-            echo "worker $id died; starting it again ${fp:+(failpoint $fp:$n)}"
-            start_worker "$id" "${fp:+$fp:$n}"
-            eval "ARM_$id=$fp"
-        done
+        # (again at different counts: 2 before, 5 after the commit)
+        if [ "$mode" = eo ]; then
+            restart_dead_workers -x kafka-sink-before-commit:2 kafka-sink-after-commit:5
+        else
+            restart_dead_workers
+        fi
         if [ "$kills" -lt "$nkill" ] && [ $SECONDS -ge $next_kill ] && [ "$st" = RUNNING ] &&
             [ "$ck" -ge $((base_ckpt + 2)) ]; then
             mapfile -t busy < <(grep -o '"worker":"[^"]*"' "$WORK/st.json" | cut -d'"' -f4 | sort -u)
@@ -140,19 +122,18 @@ status >"$WORK/final-eo.json"
 sluice status "$JOB" >"$WORK/final-eo.txt"
 failures=$(grep -c "^  failed " "$WORK/final-eo.txt" || true)
 echo "exactly-once: finished in $((SECONDS - t0)) s, attempt $(jget attempt <"$WORK/final-eo.json"):" \
-    "failpoints before-commit $(fired kafka-sink-before-commit), after-commit" \
-    "$(fired kafka-sink-after-commit); kills $KILLED; $failures failures in status"
+    "failpoints before-commit $(fp_fired kafka-sink-before-commit), after-commit" \
+    "$(fp_fired kafka-sink-after-commit); kills $KILLED; $failures failures in status"
 grep "^  failed " "$WORK/final-eo.txt" | cut -c1-160
-[ "$(fired kafka-sink-before-commit)" -ge 1 ] || fail "failpoint kafka-sink-before-commit never fired"
-[ "$(fired kafka-sink-after-commit)" -ge 1 ] || fail "failpoint kafka-sink-after-commit never fired"
+[ "$(fp_fired kafka-sink-before-commit)" -ge 1 ] || fail "failpoint kafka-sink-before-commit never fired"
+[ "$(fp_fired kafka-sink-after-commit)" -ge 1 ] || fail "failpoint kafka-sink-after-commit never fired"
 # 3 kills and 2 failpoints; a failpoint may fire in the attempt a kill ends
 [ "$failures" -ge 3 ] ||
     fail "$failures failures in status after $KILLED kills and the failpoints: $(cat "$WORK/final-eo.txt")"
 grep -q "re-producing" "$WORK"/w?.err || fail "no restore re-produced an uncommitted epoch"
 
 step "[${SECONDS} s] exactly-once: the output equals the reference (journaled transactions)"
-kcat -C -b "$BOOT" -t eo -e -o beginning -J >"$WORK/got-eo" 2>"$WORK/kcat.err" ||
-    fail "kcat: $(cat "$WORK/kcat.err")"
+kafka_read eo "$WORK/got-eo"
 res=$(python3 "$DIR/verify.py" check "$WORK/want" "$WORK/got-eo" --journal "$WORK/journal") ||
     fail "not exactly once: $res"
 echo "$res"
@@ -178,8 +159,7 @@ chaos alo "alo-$$" 2
 echo "at-least-once: finished in $((SECONDS - t0)) s, attempt $(field attempt), kills $KILLED"
 [ "$(sluice status "$JOB" | grep -c "^  failed ")" -ge "$KILLED" ] ||
     fail "fewer failures than kills: $(sluice status "$JOB")"
-kcat -C -b "$BOOT" -t alo -e -o beginning -J >"$WORK/got-alo" 2>"$WORK/kcat.err" ||
-    fail "kcat: $(cat "$WORK/kcat.err")"
+kafka_read alo "$WORK/got-alo"
 res=$(python3 "$DIR/verify.py" check "$WORK/want" "$WORK/got-alo" --at-least-once) ||
     fail "records lost at-least-once: $res"
 echo "at-least-once: $res"

@@ -35,22 +35,6 @@ start_worker w2
 python3 "$DIR/verify.py" want "$COUNT" "$RATE" "$WORK/want"
 wait_for 30 alive_workers 2 || fail "workers did not register: $(sluice workers)"
 
-field() { sluice status --json "$JOB" | jget "$1"; }
-checkpoints_at_least() { [ "$(field checkpoints)" -ge "$1" ]; }
-running_attempt_at_least() {
-    local st
-    sluice status --json "$JOB" >"$WORK/st.json"
-    st=$(jget state <"$WORK/st.json")
-    [ "$st" != FINISHED ] || fail "the job finished first: make it longer"
-    [ "$st" != FAILED ] || fail "the job failed: $(sluice status "$JOB")"
-    [ "$st" = RUNNING ] && [ "$(jget attempt <"$WORK/st.json")" -ge "$1" ]
-}
-finished() {
-    local st
-    st=$(field state)
-    [ "$st" != FAILED ] || fail "the job failed: $(sluice status "$JOB")"
-    [ "$st" = FINISHED ]
-}
 # submit SPEC TOPIC DELIVERY [JOURNAL]
 submit() {
     sluice submit "$1" --detach -p count="$COUNT" -p rate="$RATE" -p bootstrap="$BOOT" \
@@ -64,40 +48,25 @@ submit "$DIR/chaos.yaml" eo exactly-once "$WORK/journal"
 wait_for 60 checkpoints_at_least 2 || fail "no two checkpoints: $(sluice status "$JOB")"
 
 step "[${SECONDS} s] retriable: coordinator errors and transport errors; the job rides through"
-ctl push-errors EndTxn COORDINATOR_NOT_AVAILABLE,NOT_COORDINATOR,COORDINATOR_LOAD_IN_PROGRESS
-ctl push-errors AddPartitionsToTxn NOT_COORDINATOR,COORDINATOR_NOT_AVAILABLE
-ctl push-errors EndTxn _TRANSPORT
-ctl push-errors AddPartitionsToTxn _TRANSPORT
-ctl push-errors Produce _TRANSPORT,_TRANSPORT
 # each checkpoint ends a transaction per sink subtask (2 EndTxn, and new
 # AddPartitionsToTxn and Produce requests): three are more than enough
-before=$(field checkpoints)
-wait_for 60 checkpoints_at_least $((before + 3)) || fail "no checkpoints after retriable errors"
-[ "$(field attempt)" -eq 1 ] || fail "retriable errors restarted the job: $(sluice status "$JOB")"
+rides_through 3 "EndTxn COORDINATOR_NOT_AVAILABLE,NOT_COORDINATOR,COORDINATOR_LOAD_IN_PROGRESS" \
+    "AddPartitionsToTxn NOT_COORDINATOR,COORDINATOR_NOT_AVAILABLE" "EndTxn _TRANSPORT" \
+    "AddPartitionsToTxn _TRANSPORT" "Produce _TRANSPORT,_TRANSPORT"
 
 step "[${SECONDS} s] fenced on EndTxn (PRODUCER_FENCED): fatal, the job restarts with a new producer"
-ctl push-errors EndTxn PRODUCER_FENCED
-wait_for 60 running_attempt_at_least 2 || fail "the fenced producer did not restart the job: $(sluice status "$JOB")"
-sluice status "$JOB" >"$WORK/st.txt"
-grep -q "^  failed .*sink 'out' (topic 'eo'): commit_transaction failed with a fatal error for transactional.id 'sluice.kafka-chaos.out.[01]'.*fenced" \
-    "$WORK/st.txt" ||
-    fail "the failure does not name the sink, the topic and the fencing: $(cat "$WORK/st.txt")"
-wait_for 60 checkpoints_at_least $(($(field checkpoints) + 1)) || fail "no checkpoint after the restart"
+restarts_on EndTxn PRODUCER_FENCED \
+    "^  failed .*sink 'out' \(topic 'eo'\): commit_transaction failed with a fatal error for transactional.id 'sluice\.kafka-chaos\.out\.[01]'.*fenced"
+wait_for 60 checkpoints_at_least $(($(job_field checkpoints) + 1)) || fail "no checkpoint after the restart"
 
 step "[${SECONDS} s] an old epoch on Produce (INVALID_PRODUCER_EPOCH): fatal, restart"
-attempt=$(field attempt)
-ctl push-errors Produce INVALID_PRODUCER_EPOCH
-wait_for 60 running_attempt_at_least $((attempt + 1)) ||
-    fail "INVALID_PRODUCER_EPOCH did not restart the job: $(sluice status "$JOB")"
-sluice status "$JOB" | grep -q "sink 'out'.*'eo'.*old epoch" ||
-    fail "the failure does not name the sink, the topic and the old epoch: $(sluice status "$JOB")"
+restarts_on Produce INVALID_PRODUCER_EPOCH "sink 'out'.*'eo'.*old epoch"
 
-wait_for 120 finished || fail "the job did not finish: $(sluice status "$JOB")"
-kcat -C -b "$BOOT" -t eo -e -o beginning -J >"$WORK/got-eo" 2>"$WORK/kcat.err" ||
-    fail "kcat: $(cat "$WORK/kcat.err")"
+wait_for 120 job_finished || fail "the job did not finish: $(sluice status "$JOB")"
+kafka_read eo "$WORK/got-eo"
 res=$(python3 "$DIR/verify.py" check "$WORK/want" "$WORK/got-eo" --journal "$WORK/journal") ||
     fail "not exactly once under transaction errors: $res"
-echo "exactly-once: $res (attempts $(field attempt))"
+echo "exactly-once: $res (attempts $(job_field attempt))"
 # the producers of the restarted attempts (new ones, fresh epochs) committed
 [ "$(awk '$4 >= 3' "$WORK/journal" | wc -l)" -gt 0 ] ||
     fail "no transaction of attempt 3 or later was committed: $(tail -n 3 "$WORK/journal")"
@@ -110,7 +79,7 @@ ctl push-errors EndTxn "$(printf 'PRODUCER_FENCED,%.0s' $(seq 1 30))PRODUCER_FEN
 submit "$WORK/once.yaml" fatal exactly-once "$WORK/journal-fatal"
 failed() {
     local st
-    st=$(field state)
+    st=$(job_field state)
     [ "$st" != FINISHED ] || fail "the job finished although every commit was fenced"
     [ "$st" = FAILED ]
 }
@@ -127,16 +96,12 @@ COUNT=240000
 python3 "$DIR/verify.py" want "$COUNT" "$RATE" "$WORK/want-alo"
 submit "$WORK/alo.yaml" alo at-least-once
 wait_for 60 checkpoints_at_least 2 || fail "no two checkpoints: $(sluice status "$JOB")"
-ctl push-errors Produce TOPIC_AUTHORIZATION_FAILED
-wait_for 60 running_attempt_at_least 2 || fail "a refused record did not restart the job: $(sluice status "$JOB")"
 # (the refusal comes back in a delivery report, or from the produce call
 # itself once librdkafka has marked the partition failed)
-sluice status "$JOB" |
-    grep -qE "sink 'out': (a record to 'alo' was not delivered|cannot produce to 'alo' partition [0-9]+).*Topic authorization failed" ||
-    fail "the failure does not name the sink, the topic and the error: $(sluice status "$JOB")"
-wait_for 120 finished || fail "the job did not finish: $(sluice status "$JOB")"
-kcat -C -b "$BOOT" -t alo -e -o beginning -J >"$WORK/got-alo" 2>"$WORK/kcat.err" ||
-    fail "kcat: $(cat "$WORK/kcat.err")"
+restarts_on Produce TOPIC_AUTHORIZATION_FAILED \
+    "sink 'out': (a record to 'alo' was not delivered|cannot produce to 'alo' partition [0-9]+).*Topic authorization failed"
+wait_for 120 job_finished || fail "the job did not finish: $(sluice status "$JOB")"
+kafka_read alo "$WORK/got-alo"
 res=$(python3 "$DIR/verify.py" check "$WORK/want-alo" "$WORK/got-alo" --at-least-once) ||
     fail "records lost at-least-once after a refused record: $res"
 echo "at-least-once: $res"

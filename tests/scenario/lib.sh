@@ -117,3 +117,96 @@ ctl() {
     [ "$(grep -E '^(ok|error: )' "$WORK/dk.out" | sed -n "${NANS}p")" = ok ] ||
         fail "'$*': $(grep -E '^(ok|error: )' "$WORK/dk.out" | sed -n "${NANS}p")"
 }
+# stop_devk: stops the broker start_devk started (its address in BOOT then
+# answers nothing: a dead broker) and closes its control FIFO.
+stop_devk() {
+    kill -TERM "$DEVK_PID" 2>/dev/null || true
+    wait "$DEVK_PID" 2>/dev/null || true
+    exec 8>&-
+    rm -f "$WORK/ctl"
+}
+# kafka_read TOPIC FILE: the whole topic at $BOOT, headers included, as
+# kcat -J lines in FILE.
+kafka_read() {
+    kcat -C -b "$BOOT" -t "$1" -e -o beginning -J >"$2" 2>"$WORK/kcat.err" ||
+        fail "kcat: $(cat "$WORK/kcat.err")"
+}
+
+# ---- a submitted job (its id in JOB) -------------------------------------------
+# job_field FIELD: a top-level field of its status; checkpoints_at_least N,
+# running_attempt_at_least N (fails the test if the job ended first) and
+# job_finished (fails it if the job FAILED) are conditions for wait_for.
+job_field() { sluice status --json "$JOB" | jget "$1"; }
+checkpoints_at_least() { [ "$(job_field checkpoints)" -ge "$1" ]; }
+running_attempt_at_least() {
+    local st
+    sluice status --json "$JOB" >"$WORK/st.json"
+    st=$(jget state <"$WORK/st.json")
+    [ "$st" != FINISHED ] || fail "the job finished first: make it longer"
+    [ "$st" != FAILED ] || fail "the job failed: $(sluice status "$JOB")"
+    [ "$st" = RUNNING ] && [ "$(jget attempt <"$WORK/st.json")" -ge "$1" ]
+}
+job_finished() {
+    local st
+    st=$(job_field state)
+    [ "$st" != FAILED ] || fail "the job failed: $(sluice status "$JOB")"
+    [ "$st" = FINISHED ]
+}
+# rides_through N "API ERR[,ERR...]"...: pushes the errors to the dev
+# broker (retriable ones); the job must complete N more checkpoints in its
+# first attempt.
+rides_through() {
+    local n=$1 e before
+    shift
+    for e in "$@"; do ctl push-errors $e; done
+    before=$(job_field checkpoints)
+    wait_for 60 checkpoints_at_least $((before + n)) || fail "no checkpoints after retriable errors: $*"
+    [ "$(job_field attempt)" -eq 1 ] || fail "retriable errors restarted the job: $(sluice status "$JOB")"
+}
+# restarts_on API ERR[,ERR...] REGEX: pushes the errors to the dev broker;
+# the job must run again in a later attempt, its status naming the failure
+# (grep -E REGEX).
+restarts_on() {
+    local attempt
+    attempt=$(job_field attempt)
+    ctl push-errors "$1" "$2"
+    wait_for 60 running_attempt_at_least $((attempt + 1)) ||
+        fail "$1 $2 did not restart the job: $(sluice status "$JOB")"
+    sluice status "$JOB" >"$WORK/st.txt"
+    grep -qE "$3" "$WORK/st.txt" || fail "after $1 $2, the status does not match '$3': $(cat "$WORK/st.txt")"
+}
+
+# ---- failpoints through restarts (chaos tests; workers w1 w2 w3) ---------------
+# fp_fired NAME: how often failpoint NAME was reached (the workers' logs).
+# fp_armed NAME: a live worker was started with it (ARM_<id>).
+# restart_dead_workers [-x] FP:N...: starts again every worker whose process
+# ended, with the first FP:N whose failpoint has not fired yet (-x: and no
+# live worker is armed with), or none; ARM_<id> records it.
+fp_fired() { cat "$WORK"/w?.err | grep -c "failpoint $1 reached" || true; }
+fp_armed() {
+    local id
+    for id in w1 w2 w3; do
+        [ "$(eval echo "\${ARM_$id:-}")" = "$1" ] && kill -0 "$(worker_pid "$id")" 2>/dev/null && return 0
+    done
+    return 1
+}
+restart_dead_workers() {
+    local excl=0 id pid f fp
+    [ "${1:-}" != -x ] || { excl=1; shift; }
+    for id in w1 w2 w3; do
+        pid=$(worker_pid "$id")
+        kill -0 "$pid" 2>/dev/null && continue
+        wait "$pid" 2>/dev/null || true
+        eval "ARM_$id="
+        fp=
+        for f in "$@"; do
+            [ "$(fp_fired "${f%:*}")" -eq 0 ] || continue
+            [ $excl -eq 0 ] || ! fp_armed "${f%:*}" || continue
+            fp=$f
+            break
+        done
+        echo "worker $id died; starting it again ${fp:+(failpoint $fp)}"
+        start_worker "$id" "$fp"
+        eval "ARM_$id=\${fp%:*}"
+    done
+}

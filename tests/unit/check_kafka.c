@@ -46,21 +46,28 @@ static void s_unload(s_loaded_t *l)
     sl_diag_destroy(&l->d);
 }
 
-/* Loading body fails with an error at line:col whose message holds what. */
+/* A load that returned rc failed with an error at line:col whose message
+ * holds what; unloads l. */
+static void s_expect_diag(s_loaded_t *l, int rc, int line, int col, const char *what)
+{
+    ck_assert_int_eq(rc, SL_SPEC);
+    int found = 0;
+    for (int i = 0; i < sl_diag_count(l->d); i++)
+        if (sl_diag_line(l->d, i) == line && sl_diag_col(l->d, i) == col &&
+            strstr(sl_diag_message(l->d, i), what))
+            found = 1;
+    if (!found) {
+        sl_diag_print(l->d, stderr);
+        ck_abort_msg("no error '%s' at %d:%d", what, line, col);
+    }
+    s_unload(l);
+}
+
+/* Loading body (s_load) fails with an error at line:col holding what. */
 static void s_expect_error(const char *body, int line, int col, const char *what)
 {
     s_loaded_t l;
-    ck_assert_int_eq(s_load(&l, body), SL_SPEC);
-    int found = 0;
-    for (int i = 0; i < sl_diag_count(l.d); i++)
-        if (sl_diag_line(l.d, i) == line && sl_diag_col(l.d, i) == col &&
-            strstr(sl_diag_message(l.d, i), what))
-            found = 1;
-    if (!found) {
-        sl_diag_print(l.d, stderr);
-        ck_abort_msg("no error '%s' at %d:%d", what, line, col);
-    }
-    s_unload(&l);
+    s_expect_diag(&l, s_load(&l, body), line, col, what);
 }
 
 #define S_BOOT "    bootstrap: 127.0.0.1:9092\n"
@@ -527,20 +534,11 @@ static int s_load_sink(s_loaded_t *l, const char *body, bool ckpt)
     return sl_plan_load("job.yaml", text, strlen(text), NULL, 0, l->d, &l->spec, &l->plan);
 }
 
+/* Loading body (s_load_sink) fails with an error at line:col holding what. */
 static void s_expect_sink_error(const char *body, bool ckpt, int line, int col, const char *what)
 {
     s_loaded_t l;
-    ck_assert_int_eq(s_load_sink(&l, body, ckpt), SL_SPEC);
-    int found = 0;
-    for (int i = 0; i < sl_diag_count(l.d); i++)
-        if (sl_diag_line(l.d, i) == line && sl_diag_col(l.d, i) == col &&
-            strstr(sl_diag_message(l.d, i), what))
-            found = 1;
-    if (!found) {
-        sl_diag_print(l.d, stderr);
-        ck_abort_msg("no error '%s' at %d:%d", what, line, col);
-    }
-    s_unload(&l);
+    s_expect_diag(&l, s_load_sink(&l, body, ckpt), line, col, what);
 }
 
 #define S_SINK "    bootstrap: 127.0.0.1:9092\n    topic: t\n    format: json\n"

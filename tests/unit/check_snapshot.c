@@ -1238,31 +1238,43 @@ static void s_sink_rows(s_inst_t *in, int64_t from, int n)
     }
 }
 
+/* Rows, process and clear. */
+static void s_sink_feed(s_inst_t *in, int64_t from, int n)
+{
+    s_sink_rows(in, from, n);
+    ck_assert_int_eq(in->vt->process(&in->ctx, in->in, 0), SL_OK);
+    sl_batch_clear(in->in);
+}
+
+/* Loads into j a checkpointed job: a generator of 10 into file sink `out`
+ * (csv) at path, with extra keys (", publish: ...") in its mapping. */
+static void s_file_sink_job(s_job_t *j, const char *path, const char *extra)
+{
+    char spec[1024];
+    snprintf(spec, sizeof spec,
+             "name: s\ncheckpoint: {interval: 1s}\n"
+             "sources:\n  - {name: gen, type: generator, count: 10}\n"
+             "sinks:\n  - {name: out, type: file, format: csv, input: gen, path: '%s'%s}\n",
+             path, extra);
+    s_job_load(j, spec);
+}
+
 /* An old attempt that goes on running (its worker was declared lost) never
  * touches the staging directory once a newer attempt claimed it: it cannot
  * commit a part or publish, and the newer attempt's output is exact. */
 START_TEST(test_file_sink_fenced)
 {
-    char *dir = sl_test_tmpdir();
-    char spec[1024];
-    snprintf(spec, sizeof spec,
-             "name: s\ncheckpoint: {interval: 1s}\n"
-             "sources:\n  - {name: gen, type: generator, count: 10}\n"
-             "sinks:\n  - {name: out, type: file, format: csv, input: gen, path: '%s/out.csv'}\n",
-             dir);
+    char *dir = sl_test_tmpdir(), out[4200];
+    snprintf(out, sizeof out, "%s/out.csv", dir);
     s_job_t j;
-    s_job_load(&j, spec);
+    s_file_sink_job(&j, out, "");
     s_inst_t *old = s_inst_open(&j, "out", 0, 1);
     old->ctx.attempt = 1;
-    s_sink_rows(old, 0, 4);
-    ck_assert_int_eq(old->vt->process(&old->ctx, old->in, 0), SL_OK);
-    sl_batch_clear(old->in);
+    s_sink_feed(old, 0, 4);
     sl_snap_w_t w;
     sl_snap_w_init(&w);
     ck_assert_int_eq(old->vt->snapshot(&old->ctx, &w), SL_OK); /* part 0 committed */
-    s_sink_rows(old, 4, 3);                                    /* rows after it */
-    ck_assert_int_eq(old->vt->process(&old->ctx, old->in, 0), SL_OK);
-    sl_batch_clear(old->in);
+    s_sink_feed(old, 4, 3);                                    /* rows after it */
 
     /* the newer attempt restores the checkpoint and takes over */
     s_inst_t *cur = s_inst_open(&j, "out", 0, 1);
@@ -1278,8 +1290,6 @@ START_TEST(test_file_sink_fenced)
     ck_assert_ptr_nonnull(strstr(old->ctx.err, "a newer attempt of the job took over"));
     old->ctx.err[0] = '\0';
     ck_assert_int_ne(old->vt->finish(&old->ctx), SL_OK);
-    char out[4200];
-    snprintf(out, sizeof out, "%s/out.csv", dir);
     ck_assert_int_ne(access(out, F_OK), 0);
     s_inst_close(&old);
 
@@ -1305,25 +1315,16 @@ END_TEST
 
 START_TEST(test_file_sink_lost_part)
 {
-    char *dir = sl_test_tmpdir();
-    char spec[1024];
-    snprintf(spec, sizeof spec,
-             "name: s\ncheckpoint: {interval: 1s}\n"
-             "sources:\n  - {name: gen, type: generator, count: 10}\n"
-             "sinks:\n  - {name: out, type: file, format: csv, input: gen, path: '%s/out.csv'}\n",
-             dir);
+    char *dir = sl_test_tmpdir(), out[4200];
+    snprintf(out, sizeof out, "%s/out.csv", dir);
     s_job_t j;
-    s_job_load(&j, spec);
+    s_file_sink_job(&j, out, "");
     s_inst_t *in = s_inst_open(&j, "out", 0, 1);
-    s_sink_rows(in, 0, 5);
-    ck_assert_int_eq(in->vt->process(&in->ctx, in->in, 0), SL_OK);
-    sl_batch_clear(in->in);
+    s_sink_feed(in, 0, 5);
     sl_snap_w_t w;
     sl_snap_w_init(&w);
     ck_assert_int_eq(in->vt->snapshot(&in->ctx, &w), SL_OK); /* part 0 is committed */
-    s_sink_rows(in, 5, 5);
-    ck_assert_int_eq(in->vt->process(&in->ctx, in->in, 0), SL_OK);
-    sl_batch_clear(in->in);
+    s_sink_feed(in, 5, 5);
     /* the open part's temporary file goes away before the next snapshot */
     char stage[4200], cmd[4400];
     snprintf(stage, sizeof stage, "%s/.out.csv.sluice-staging", dir);
@@ -1344,14 +1345,6 @@ START_TEST(test_file_sink_lost_part)
     free(dir);
 }
 END_TEST
-
-/* Rows, process and clear. */
-static void s_sink_feed(s_inst_t *in, int64_t from, int n)
-{
-    s_sink_rows(in, from, n);
-    ck_assert_int_eq(in->vt->process(&in->ctx, in->in, 0), SL_OK);
-    sl_batch_clear(in->in);
-}
 
 /* The checkpoint id's snapshot of the sink into w (reset first). */
 static void s_sink_snap(s_inst_t *in, uint64_t id, sl_snap_w_t *w)
@@ -1398,19 +1391,13 @@ static int s_rolling_read(const char *dir, char *names, size_t ncap, char *rows,
 START_TEST(test_file_sink_rolling)
 {
     char *dir = sl_test_tmpdir();
-    char spec[1024], out[4200], names[1024], rows[4096], ref[4096] = "";
+    char out[4200], names[1024], rows[4096], ref[4096] = "";
     snprintf(out, sizeof out, "%s/out", dir);
-    snprintf(spec, sizeof spec,
-             "name: s\ncheckpoint: {interval: 1s}\n"
-             "sources:\n  - {name: gen, type: generator, count: 10}\n"
-             "sinks:\n  - {name: out, type: file, format: csv, input: gen, path: '%s', publish: "
-             "checkpoint, parallelism: 2}\n",
-             out);
     for (int i = 0; i < 10; i++)
         snprintf(ref + strlen(ref), sizeof ref - strlen(ref), "%d,1970-01-01T00:00:00.%03dZ\n", i,
                  i);
     s_job_t j;
-    s_job_load(&j, spec);
+    s_file_sink_job(&j, out, ", publish: checkpoint, parallelism: 2");
     s_inst_t *a = s_inst_open(&j, "out", 1, 2);
     a->ctx.attempt = 1;
     sl_snap_w_t w1, w2, w3;
@@ -1510,16 +1497,10 @@ END_TEST
 START_TEST(test_file_sink_rolling_end_crash)
 {
     char *dir = sl_test_tmpdir();
-    char spec[1024], out[4200], names[1024], rows[4096], path[4400], to[4400];
+    char out[4200], names[1024], rows[4096], path[4400], to[4400];
     snprintf(out, sizeof out, "%s/out", dir);
-    snprintf(spec, sizeof spec,
-             "name: s\ncheckpoint: {interval: 1s}\n"
-             "sources:\n  - {name: gen, type: generator, count: 10}\n"
-             "sinks:\n  - {name: out, type: file, format: csv, input: gen, path: '%s', publish: "
-             "checkpoint}\n",
-             out);
     s_job_t j;
-    s_job_load(&j, spec);
+    s_file_sink_job(&j, out, ", publish: checkpoint");
     s_inst_t *a = s_inst_open(&j, "out", 0, 1);
     sl_snap_w_t w1, w2;
     sl_snap_w_init(&w1);

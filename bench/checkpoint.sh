@@ -74,6 +74,9 @@
 #                        default of a checkpointed job is 1s)
 #   BENCH_BACKEND_KEYS   distinct keys of part 4 (default 1650000: ~100 MB of heap state)
 #   BENCH_BACKEND_EVENTS records of part 4, per run (default 8000000)
+#   BENCH_RECOVERY_STATE a `state:` block for part 3's job (default none: heap), e.g.
+#                        "state: { backend: rocksdb }" to time recovery from an
+#                        incremental RocksDB checkpoint
 #   BENCH_ROCKS_STATE    extra `state:` options of part 4's rocksdb jobs (default
 #                        "key_cache: 256MB": the operator's write-back cache holds
 #                        the keys of a subtask; "" keeps the 32 MB default, where
@@ -230,7 +233,8 @@ with_checkpoint "$DATA/agg-off.yaml" "$DATA/aggr-on.yaml" 'checkpoint: { interva
     "state: { backend: rocksdb${ROCKS_STATE:+, $ROCKS_STATE} }"
 grep -v '^checkpoint:' "$DATA/aggr-on.yaml" >"$DATA/aggr-off.yaml"
 with_checkpoint "$DATA/paced.yaml" "$DATA/recovery.yaml" 'checkpoint: { interval: 1s }' \
-    "restart: { strategy: fixed-delay, attempts: 1000, delay: $RESTART_DELAY }"
+    "restart: { strategy: fixed-delay, attempts: 1000, delay: $RESTART_DELAY }" \
+    ${BENCH_RECOVERY_STATE:+"$BENCH_RECOVERY_STATE"}
 
 job_spec() {
     case $1 in
@@ -711,7 +715,7 @@ COMMIT=$(commit_id "$ROOT")
 ENVS=""
 for v in BENCH_RUNS BENCH_JOBS BENCH_AGG_EVENTS BENCH_AGG1M_EVENTS BENCH_NEXMARK_EVENTS BENCH_STATE_KEYS \
     BENCH_STATE_EVENTS BENCH_STATE_RATE BENCH_RECOVERY_RUNS BENCH_HEARTBEAT_MS BENCH_RESTART_DELAY BENCH_PARTS \
-    BENCH_BACKEND_KEYS BENCH_BACKEND_EVENTS BENCH_ROCKS_STATE; do
+    BENCH_BACKEND_KEYS BENCH_BACKEND_EVENTS BENCH_ROCKS_STATE BENCH_RECOVERY_STATE; do
     [ -n "${!v:-}" ] && ENVS+="$v=\"${!v}\" "
 done
 if [ "${BUILD#"$ROOT"/}" = build/release ]; then

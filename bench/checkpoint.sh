@@ -74,6 +74,13 @@
 #                        default of a checkpointed job is 1s)
 #   BENCH_BACKEND_KEYS   distinct keys of part 4 (default 1650000: ~100 MB of heap state)
 #   BENCH_BACKEND_EVENTS records of part 4, per run (default 8000000)
+#   BENCH_RECOVERY_STATE a `state:` block for part 3's job (default none: heap), e.g.
+#                        "state: { backend: rocksdb }" to time recovery from an
+#                        incremental RocksDB checkpoint
+#   BENCH_ROCKS_STATE    extra `state:` options of part 4's rocksdb jobs (default
+#                        "key_cache: 256MB": the operator's write-back cache holds
+#                        the keys of a subtask; "" keeps the 32 MB default, where
+#                        every record reads and writes RocksDB)
 #   BENCH_PARTS          parts to run (default "throughput size recovery backends")
 #   BENCH_DATA           scratch directory (default BUILD_DIR/../bench-data/checkpoint)
 #   BENCH_DOC            report to write (default docs/benchmarks.md; "-" writes none)
@@ -104,6 +111,7 @@ HB_MS=${BENCH_HEARTBEAT_MS:-1000}
 RESTART_DELAY=${BENCH_RESTART_DELAY:-0ms}
 BACKEND_KEYS=${BENCH_BACKEND_KEYS:-1650000}
 BACKEND_EVENTS=${BENCH_BACKEND_EVENTS:-8000000}
+ROCKS_STATE=${BENCH_ROCKS_STATE-key_cache: 256MB}
 PARTS=${BENCH_PARTS:-throughput size recovery backends}
 DATA=${BENCH_DATA:-$(dirname "$BUILD")/bench-data/checkpoint}
 DOC=${BENCH_DOC:-$ROOT/docs/benchmarks.md}
@@ -219,13 +227,14 @@ with_checkpoint "$DATA/paced.yaml" "$DATA/state-10ms.yaml" \
 with_checkpoint "$DATA/paced.yaml" "$DATA/backend-heap.yaml" \
     'checkpoint: { interval: 1s, retain: 1000 }' 'state: { backend: heap }'
 with_checkpoint "$DATA/paced.yaml" "$DATA/backend-rocksdb.yaml" \
-    'checkpoint: { interval: 1s, retain: 1000 }' 'state: { backend: rocksdb }'
+    'checkpoint: { interval: 1s, retain: 1000 }' "state: { backend: rocksdb${ROCKS_STATE:+, $ROCKS_STATE} }"
 # agg-1m with its state in rocksdb (part 4's throughput)
 with_checkpoint "$DATA/agg-off.yaml" "$DATA/aggr-on.yaml" 'checkpoint: { interval: 1s }' \
-    'state: { backend: rocksdb }'
+    "state: { backend: rocksdb${ROCKS_STATE:+, $ROCKS_STATE} }"
 grep -v '^checkpoint:' "$DATA/aggr-on.yaml" >"$DATA/aggr-off.yaml"
 with_checkpoint "$DATA/paced.yaml" "$DATA/recovery.yaml" 'checkpoint: { interval: 1s }' \
-    "restart: { strategy: fixed-delay, attempts: 1000, delay: $RESTART_DELAY }"
+    "restart: { strategy: fixed-delay, attempts: 1000, delay: $RESTART_DELAY }" \
+    ${BENCH_RECOVERY_STATE:+"$BENCH_RECOVERY_STATE"}
 
 job_spec() {
     case $1 in
@@ -706,7 +715,7 @@ COMMIT=$(commit_id "$ROOT")
 ENVS=""
 for v in BENCH_RUNS BENCH_JOBS BENCH_AGG_EVENTS BENCH_AGG1M_EVENTS BENCH_NEXMARK_EVENTS BENCH_STATE_KEYS \
     BENCH_STATE_EVENTS BENCH_STATE_RATE BENCH_RECOVERY_RUNS BENCH_HEARTBEAT_MS BENCH_RESTART_DELAY BENCH_PARTS \
-    BENCH_BACKEND_KEYS BENCH_BACKEND_EVENTS; do
+    BENCH_BACKEND_KEYS BENCH_BACKEND_EVENTS BENCH_ROCKS_STATE BENCH_RECOVERY_STATE; do
     [ -n "${!v:-}" ] && ENVS+="$v=\"${!v}\" "
 done
 if [ "${BUILD#"$ROOT"/}" = build/release ]; then
@@ -828,7 +837,7 @@ this shared machine gives a run).
 $BTTABLE
 
 The agg-1m job of part 1 (1 000 000 keys, $AGG1M_EVENTS records, embedded,
-P=2) with \`state: { backend: rocksdb }\`, without and with
+P=2) with \`state: { backend: rocksdb${ROCKS_STATE:+, $ROCKS_STATE} }\`, without and with
 \`checkpoint: { interval: 1s }\`, $RUNS rounds, order alternating.
 EOF
     )

@@ -23,13 +23,19 @@
  * groups, which depend on sl_value_hash).
  *
  * With `state: {backend: rocksdb}` the table is a write-back cache in
- * front of a RocksDB store (rocks_state.h): a key missing from the table
- * is looked up in the store (its key group, then its compact key) and its
- * accumulators loaded; once the table holds S_ROCKS_CACHE keys, and
- * before a snapshot or the final results, every cached entry is written to
- * the store in one batch and the table is emptied. finish() then emits
- * every key of the store, in (key group, key) order. Memory stays bounded
- * by the cache and RocksDB's block cache and write buffers.
+ * front of a RocksDB store (rocks_state.h), bounded in bytes by the job's
+ * `state: {key_cache}`. An input batch is processed in three passes: every
+ * record's key is looked up in the table (a key missing from it gets a new
+ * entry, and is noted), then the noted keys are read from the store in one
+ * batched multi-get (key group, then compact key) and their accumulators
+ * loaded, then the records are aggregated. Entries changed since they were
+ * last written are dirty: a snapshot writes the dirty entries to the store
+ * in one write batch (sorted by key, which makes RocksDB's memtable inserts
+ * cheap) and keeps them cached; once the table is over its budget after a
+ * batch, the dirty entries are written the same way and the table is
+ * emptied. finish() writes them and emits every key of the store, in (key
+ * group, key) order. Memory stays bounded by the cache and RocksDB's block
+ * cache and write buffers.
  *
  * Checkpoints (off the hot path): the snapshot lists the entries in
  * first-seen order, each as its key group, its key values and its
@@ -59,7 +65,7 @@
 #define S_HUGE (2u << 20)  /* tables this large go in huge pages */
 #define S_LOAD_NUM 3       /* the table grows past this load factor: slots */
 #define S_LOAD_DEN 4       /* per key, so 1.33 to 2.67 slots per key */
-#define S_ROCKS_CACHE 4096 /* rocksdb: keys cached before they are written back */
+#define S_DIRTY (1u << 31) /* rocksdb: s_entry_t.kg flag, changed since last written */
 
 typedef struct {
     int64_t i;    /* int64 sum, int64/timestamp/bool min/max, string offset */
@@ -72,8 +78,14 @@ typedef struct {
     uint64_t hash;    /* table hash of the key */
     uint64_t key_off; /* into keys */
     uint32_t key_len; /* encoded key length */
-    uint32_t kg;      /* rocksdb: the key's key group */
+    uint32_t kg;      /* rocksdb: the key's key group, | S_DIRTY */
 } s_entry_t;
+
+/* rocksdb: an entry to write back, with a sort key. */
+typedef struct {
+    uint64_t order; /* key group, then the key's first bytes (big-endian) */
+    uint32_t e;     /* entry index */
+} s_wb_t;
 
 /* A table slot: 32 bytes, never straddles a cache line. */
 typedef struct {
@@ -116,6 +128,19 @@ typedef struct {
     sl_kv_batch_t *batch;     /* rocksdb: the write-back batch */
     sl_snap_w_t vbuf;         /* rocksdb: an encoded value */
     bool rocks;               /* the rocksdb backend */
+    size_t cache_bytes;       /* rocksdb: the table's budget (state key_cache) */
+    uint32_t *pend;           /* rocksdb: new entries to load from the store */
+    size_t npend, pend_cap;
+    const uint8_t **rows; /* rocksdb: the rows of the input batch */
+    uint32_t *rowe;       /* and their entries */
+    size_t rows_cap, rowe_cap;
+    uint16_t *mkg; /* rocksdb multi-get: key groups, keys, lengths, values */
+    const void **mkeys;
+    size_t *mklen;
+    sl_kv_value_t *mvals;
+    size_t mkg_cap, mkeys_cap, mklen_cap, mvals_cap;
+    s_wb_t *wb; /* rocksdb: entries being written back */
+    size_t wb_cap;
 } s_agg_t;
 
 static int s_grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -172,6 +197,7 @@ static int s_open(sl_opctx_t *c)
     sl_snap_w_init(&a->vbuf);
     if (sl_rstate_enabled(c)) {
         a->rocks = true;
+        a->cache_bytes = (size_t)c->plan->spec->state_key_cache;
         if (!(a->batch = sl_kv_batch_new()))
             return SL_NOMEM;
     }
@@ -191,6 +217,14 @@ static void s_close(sl_opctx_t *c)
     free(a->accs);
     free(a->table);
     sl_snap_w_free(&a->vbuf);
+    free(a->pend);
+    free(a->rows);
+    free(a->rowe);
+    free(a->mkg);
+    free(a->mkeys);
+    free(a->mklen);
+    free(a->mvals);
+    free(a->wb);
     sl_kv_batch_destroy(&a->batch);
     sl_rstate_close(&a->kv);
     free(a);
@@ -424,46 +458,114 @@ static int s_kv(sl_opctx_t *c, s_agg_t *a)
 }
 
 /* rocksdb: sets the key group of new entry e (its key is in a->keys) and
- * loads its accumulators from the store (they stay zero when absent). */
-static int s_rocks_load(sl_opctx_t *c, s_agg_t *a, uint32_t e)
+ * notes it for s_rocks_load (its accumulators are zero until then). */
+static int s_rocks_note(sl_opctx_t *c, s_agg_t *a, uint32_t e, const uint8_t *key)
 {
     const sl_plan_node_t *nd = c->node;
     s_entry_t *en = &a->entries[e];
-    s_key_read(nd, a->in, a->keys + en->key_off, en->key_len, a->kbitmap, a->out);
+    s_key_read(nd, a->in, key, en->key_len, a->kbitmap, a->out);
     en->kg = (uint32_t)sl_key_group(sl_value_hash(a->out, nd->nkeys), c->plan->max_parallelism);
+    if (s_grow((void **)&a->pend, &a->pend_cap, a->npend + 1, sizeof *a->pend))
+        return SL_NOMEM;
+    a->pend[a->npend++] = e;
+    return SL_OK;
+}
+
+/* rocksdb: loads the accumulators of the noted entries from the store, in
+ * one multi-get (an absent key keeps zero accumulators). */
+static int s_rocks_load(sl_opctx_t *c, s_agg_t *a)
+{
+    const sl_plan_node_t *nd = c->node;
+    size_t n = a->npend;
+    if (!n)
+        return SL_OK;
     int rc = s_kv(c, a);
     if (rc)
         return rc;
-    const void *val;
-    size_t vlen;
-    rc = sl_kv_get(a->kv, (uint16_t)en->kg, a->keys + en->key_off, en->key_len, &val, &vlen);
-    if (rc == SL_NOTFOUND)
-        return SL_OK;
+    if (s_grow((void **)&a->mkg, &a->mkg_cap, n, sizeof *a->mkg) ||
+        s_grow((void **)&a->mkeys, &a->mkeys_cap, n, sizeof *a->mkeys) ||
+        s_grow((void **)&a->mklen, &a->mklen_cap, n, sizeof *a->mklen) ||
+        s_grow((void **)&a->mvals, &a->mvals_cap, n, sizeof *a->mvals))
+        return SL_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const s_entry_t *en = &a->entries[a->pend[i]];
+        a->mkg[i] = (uint16_t)en->kg;
+        a->mkeys[i] = a->keys + en->key_off;
+        a->mklen[i] = en->key_len;
+    }
+    a->npend = 0;
+    rc = sl_kv_multi_get(a->kv, n, a->mkg, a->mkeys, a->mklen, a->mvals);
     if (rc)
-        return sl_op_fail(c, rc, "aggregate '%s': %s", nd->name, sl_kv_errmsg(a->kv));
-    return s_acc_decode(c, a, val, vlen, &a->accs[(size_t)e * (size_t)nd->naggs]);
+        return sl_op_fail(c, rc, "aggregate '%s': cannot read state: %s", nd->name,
+                          sl_kv_errmsg(a->kv));
+    for (size_t i = 0; i < n && rc == SL_OK; i++)
+        if (a->mvals[i].found)
+            rc = s_acc_decode(c, a, a->mvals[i].val, a->mvals[i].len,
+                              &a->accs[(size_t)a->pend[i] * (size_t)nd->naggs]);
+    return rc;
 }
 
-/* rocksdb: writes every cached entry to the store and empties the cache. */
-static int s_rocks_flush(sl_opctx_t *c, s_agg_t *a)
+/* rocksdb: bytes the table holds (its budget is a->cache_bytes). */
+static size_t s_rocks_bytes(const sl_plan_node_t *nd, const s_agg_t *a)
+{
+    return a->n * (sizeof(s_entry_t) + (size_t)nd->naggs * sizeof(s_acc_t)) +
+           (a->tmask + 1) * sizeof(s_slot_t) + a->keys_len + a->strs_len;
+}
+
+static int s_wb_cmp(const void *x, const void *y)
+{
+    const s_wb_t *p = x, *q = y;
+    return p->order < q->order ? -1 : p->order > q->order;
+}
+
+/* rocksdb: writes every dirty entry to the store in one batch, sorted by
+ * key (cheap memtable inserts), and marks it clean. */
+static int s_rocks_sync(sl_opctx_t *c, s_agg_t *a)
 {
     const sl_plan_node_t *nd = c->node;
-    if (!a->n)
-        return SL_OK;
-    int rc = s_kv(c, a);
-    for (size_t e = 0; e < a->n && rc == SL_OK; e++) {
+    size_t nw = 0;
+    for (size_t e = 0; e < a->n; e++) {
         const s_entry_t *en = &a->entries[e];
-        s_acc_encode(nd, a, &a->accs[e * (size_t)nd->naggs], &a->vbuf);
+        if (!(en->kg & S_DIRTY))
+            continue;
+        if (s_grow((void **)&a->wb, &a->wb_cap, nw + 1, sizeof *a->wb))
+            return SL_NOMEM;
+        uint64_t order = (uint64_t)(en->kg & 0xffffu) << 48;
+        const uint8_t *k = a->keys + en->key_off;
+        for (size_t i = 0; i < 6 && i < en->key_len; i++)
+            order |= (uint64_t)k[i] << (40 - 8 * i);
+        a->wb[nw++] = (s_wb_t){.order = order, .e = (uint32_t)e};
+    }
+    if (!nw)
+        return SL_OK;
+    qsort(a->wb, nw, sizeof *a->wb, s_wb_cmp);
+    int rc = s_kv(c, a);
+    for (size_t i = 0; i < nw && rc == SL_OK; i++) {
+        s_entry_t *en = &a->entries[a->wb[i].e];
+        s_acc_encode(nd, a, &a->accs[a->wb[i].e * (size_t)nd->naggs], &a->vbuf);
         rc = a->vbuf.err ? a->vbuf.err
                          : sl_kv_batch_put(a->batch, (uint16_t)en->kg, a->keys + en->key_off,
                                            en->key_len, a->vbuf.data, a->vbuf.len);
+        en->kg &= ~S_DIRTY;
     }
     if (rc == SL_OK)
         rc = sl_kv_batch_commit(a->kv, a->batch);
     if (rc)
         return sl_op_fail(c, rc, "aggregate '%s': cannot write state: %s", nd->name,
                           a->kv && sl_kv_errmsg(a->kv)[0] ? sl_kv_errmsg(a->kv) : sl_strerror(rc));
+    return SL_OK;
+}
+
+/* rocksdb: writes the dirty entries to the store and empties the cache. */
+static int s_rocks_flush(sl_opctx_t *c, s_agg_t *a)
+{
+    if (!a->n)
+        return SL_OK;
+    int rc = s_rocks_sync(c, a);
+    if (rc)
+        return rc;
     a->n = 0;
+    a->npend = 0;
     a->keys_len = 0;
     a->strs_len = 0;
     memset(a->table, 0, (a->tmask + 1) * sizeof *a->table);
@@ -512,7 +614,7 @@ static int s_insert(sl_opctx_t *c, s_agg_t *a, s_probe_t *p, size_t s)
     memcpy(slot->k, p->blk, sizeof slot->k);
     p->e = (uint32_t)a->n++;
     if (a->rocks) {
-        int rc = s_rocks_load(c, a, p->e);
+        int rc = s_rocks_note(c, a, p->e, a->keys + a->keys_len);
         if (rc)
             return rc;
     }
@@ -658,12 +760,71 @@ static int s_update(s_agg_t *a, const sl_agg_t *ag, s_acc_t *acc, const sl_value
 #define S_PREFETCH(p) ((void)(p))
 #endif
 
+/* Aggregates row into the accumulators acc[naggs]. */
+static inline int s_aggregate(s_agg_t *a, const sl_plan_node_t *nd, const uint8_t *row,
+                              s_acc_t *acc)
+{
+    for (size_t g = 0; g < (size_t)nd->naggs; g++) {
+        const sl_agg_t *ag = &nd->aggs[g];
+        sl_value_t v = sl_value_null();
+        if (ag->field >= 0)
+            sl_row_get(a->in, row, ag->field, &v);
+        int rc = s_update(a, ag, &acc[g], &v);
+        if (rc)
+            return rc;
+    }
+    return SL_OK;
+}
+
+/* rocksdb: looks every key of the batch up (noting the new ones), loads
+ * the new ones in one multi-get, then aggregates in record order. */
+static int s_process_rocks(sl_opctx_t *c, const sl_batch_t *in)
+{
+    s_agg_t *a = c->state;
+    const sl_plan_node_t *nd = c->node;
+    size_t naggs = (size_t)nd->naggs, nr = 0;
+    const uint8_t *r = sl_batch_first(in);
+    while (r) {
+        int n = 0;
+        for (; r && n < S_GROUP; r = sl_batch_next(in, r), n++) {
+            s_probe_t *p = &a->group[n];
+            int rc = s_prepare(a, nd, r, p);
+            if (rc)
+                return sl_op_fail(c, rc, "aggregate '%s': key too large", nd->name);
+            S_PREFETCH(&a->table[p->hash & a->tmask]);
+        }
+        if (s_grow((void **)&a->rows, &a->rows_cap, nr + (size_t)n, sizeof *a->rows) ||
+            s_grow((void **)&a->rowe, &a->rowe_cap, nr + (size_t)n, sizeof *a->rowe))
+            return SL_NOMEM;
+        for (int i = 0; i < n; i++) {
+            s_probe_t *p = &a->group[i];
+            if (p->klen > S_INLINE)
+                s_key_write(a, nd, p->row, a->scratch);
+            int rc = s_lookup(c, a, p);
+            if (rc)
+                return rc;
+            a->rows[nr] = p->row;
+            a->rowe[nr++] = p->e;
+        }
+    }
+    int rc = s_rocks_load(c, a);
+    for (size_t i = 0; i < nr && rc == SL_OK; i++) {
+        a->entries[a->rowe[i]].kg |= S_DIRTY;
+        rc = s_aggregate(a, nd, a->rows[i], &a->accs[a->rowe[i] * naggs]);
+    }
+    if (rc == SL_OK && s_rocks_bytes(nd, a) > a->cache_bytes)
+        rc = s_rocks_flush(c, a);
+    return rc;
+}
+
 static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
 {
     (void)input;
     s_agg_t *a = c->state;
     const sl_plan_node_t *nd = c->node;
     size_t naggs = (size_t)nd->naggs;
+    if (a->rocks)
+        return s_process_rocks(c, in);
     const uint8_t *r = sl_batch_first(in);
     while (r) {
         /* 1: hash the keys of a group, prefetch their slots */
@@ -688,19 +849,12 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
         /* 3: aggregate, in record order */
         for (int i = 0; i < n; i++) {
             const s_probe_t *p = &a->group[i];
-            s_acc_t *acc = &a->accs[p->e * naggs];
-            for (size_t g = 0; g < naggs; g++) {
-                const sl_agg_t *ag = &nd->aggs[g];
-                sl_value_t v = sl_value_null();
-                if (ag->field >= 0)
-                    sl_row_get(a->in, p->row, ag->field, &v);
-                int rc = s_update(a, ag, &acc[g], &v);
-                if (rc)
-                    return rc;
-            }
+            int rc = s_aggregate(a, nd, p->row, &a->accs[p->e * naggs]);
+            if (rc)
+                return rc;
         }
     }
-    return a->rocks && a->n >= S_ROCKS_CACHE ? s_rocks_flush(c, a) : SL_OK;
+    return SL_OK;
 }
 
 /* Emits the result of one key: its values are in a->out[0..nkeys), its
@@ -796,7 +950,7 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
     s_agg_t *a = c->state;
     const sl_plan_node_t *nd = c->node;
     if (a->rocks) {
-        int rc = s_rocks_flush(c, a);
+        int rc = s_rocks_sync(c, a); /* the clean entries stay cached */
         if (rc == SL_OK)
             rc = s_kv(c, a);
         if (rc)
@@ -879,8 +1033,11 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
                 break;
             sl_row_encode(a->in, row, buf);
             size_t before = a->n;
-            if ((rc = s_prepare(a, nd, buf, &p)) != SL_OK || (rc = s_lookup(c, a, &p)) != SL_OK)
+            if ((rc = s_prepare(a, nd, buf, &p)) != SL_OK || (rc = s_lookup(c, a, &p)) != SL_OK ||
+                (a->rocks && (rc = s_rocks_load(c, a)) != SL_OK))
                 break;
+            if (a->rocks)
+                a->entries[p.e].kg |= S_DIRTY;
             if (p.e < before) {
                 rc = SL_DATA; /* the same key twice */
                 break;

@@ -36,7 +36,8 @@
  * keys touched by one call (a batch of records, a watermark, a tick): a
  * key is loaded from the RocksDB store (rocks_state.h) when first touched
  * (value: its windows, headers first, then their contents as in the
- * snapshot), and every key touched is written back (or deleted, once it
+ * snapshot; the keys of a batch of records are read first, in one batched
+ * multi-get), and every key touched is written back (or deleted, once it
  * has no windows) when the call ends. Window ids are stored with the
  * windows. Timers stay in memory and carry the key's bytes (not a table
  * index); after a restore they are rebuilt by one scan of the store's
@@ -131,6 +132,14 @@ typedef struct {
     size_t capdue;
     s_acc_t **spare; /* heap backend: accumulator arrays of dropped windows, for reuse */
     int nspare;
+    bool defer; /* rocksdb: new key slots are noted in pend, not loaded */
+    int *pend;  /* rocksdb: key slots to load in one multi-get */
+    int npend, cappend;
+    uint16_t *mkg; /* rocksdb multi-get: key groups, keys, lengths, values */
+    const void **mkeys;
+    size_t *mklen;
+    sl_kv_value_t *mvals;
+    int capm;
 } s_win_state_t;
 
 #define S_MAX_SPARE 4096 /* accumulator arrays kept for reuse */
@@ -470,6 +479,7 @@ static int s_timer_add(s_win_state_t *st, int64_t time, uint64_t id, int k, bool
 }
 
 static int s_rocks_load(s_win_state_t *st, int k);
+static int s_rocks_prefetch(sl_opctx_t *c, s_win_state_t *st, const sl_batch_t *in);
 static int s_rocks_flush(s_win_state_t *st);
 static int s_rocks_timers(s_win_state_t *st);
 static int s_kv(s_win_state_t *st);
@@ -972,6 +982,8 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
     if (clock < st->wm_floor)
         clock = st->wm_floor;
     int rc = s_rocks_timers(st);
+    if (rc == SL_OK && st->rocks)
+        rc = s_rocks_prefetch(c, st, in);
     if (rc)
         return rc;
     for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
@@ -1025,6 +1037,11 @@ static void s_close(sl_opctx_t *c)
     free(st->spare);
     sl_snap_w_free(&st->vbuf);
     sl_kv_batch_destroy(&st->batch);
+    free(st->pend);
+    free(st->mkg);
+    free(st->mkeys);
+    free(st->mklen);
+    free(st->mvals);
     sl_rstate_close(&st->kv);
     free(st->vals);
     free(st->ovals);
@@ -1201,26 +1218,15 @@ static int s_kv_fail(s_win_state_t *st, int rc, const char *what)
                       st->kv && sl_kv_errmsg(st->kv)[0] ? sl_kv_errmsg(st->kv) : sl_strerror(rc));
 }
 
-/* Loads the windows of new key slot k from the store (none when absent).
- * A value: window count, then per window id, start, end, fired, then per
- * window its content (s_win_write). */
-static int s_rocks_load(s_win_state_t *st, int k)
+/* Decodes the stored value of key slot k: its windows. A value: window
+ * count, then per window id, start, end, fired, then per window its
+ * content (s_win_write). */
+static int s_rocks_decode(s_win_state_t *st, int k, const void *val, size_t vlen)
 {
     sl_opctx_t *c = st->c;
     const sl_plan_node_t *nd = c->node;
-    int rc = s_kv(st);
-    if (rc)
-        return rc;
-    s_key_t *e = &st->keys[k];
-    const void *val;
-    size_t vlen;
-    uint16_t kg = (uint16_t)sl_key_group(e->hash, c->plan->max_parallelism);
-    rc = sl_kv_get(st->kv, kg, e->key, e->klen, &val, &vlen);
-    if (rc == SL_NOTFOUND)
-        return SL_OK;
-    if (rc)
-        return s_kv_fail(st, rc, "cannot read state");
-    e->stored = true;
+    int rc = SL_OK;
+    st->keys[k].stored = true;
     sl_snap_r_t r;
     sl_snap_r_init(&r, val, vlen);
     uint32_t n = sl_snap_get_u32(&r);
@@ -1245,6 +1251,99 @@ static int s_rocks_load(s_win_state_t *st, int k)
     if (rc)
         return s_kv_fail(st, rc, "a value in the state store is corrupt");
     return SL_OK;
+}
+
+/* Loads the windows of new key slot k from the store (none when absent);
+ * while st->defer is set, notes k for s_rocks_prefetch instead. */
+static int s_rocks_load(s_win_state_t *st, int k)
+{
+    if (st->defer) {
+        if (st->npend == st->cappend) {
+            int cap = st->cappend ? st->cappend * 2 : 256;
+            int *p = realloc(st->pend, (size_t)cap * sizeof *p);
+            if (!p)
+                return SL_NOMEM;
+            st->pend = p;
+            st->cappend = cap;
+        }
+        st->pend[st->npend++] = k;
+        return SL_OK;
+    }
+    int rc = s_kv(st);
+    if (rc)
+        return rc;
+    s_key_t *e = &st->keys[k];
+    const void *val;
+    size_t vlen;
+    uint16_t kg = (uint16_t)sl_key_group(e->hash, st->c->plan->max_parallelism);
+    rc = sl_kv_get(st->kv, kg, e->key, e->klen, &val, &vlen);
+    if (rc == SL_NOTFOUND)
+        return SL_OK;
+    if (rc)
+        return s_kv_fail(st, rc, "cannot read state");
+    return s_rocks_decode(st, k, val, vlen);
+}
+
+/* Makes the key slots of every record of in (of its key; loaded in one
+ * multi-get), so that processing the records reads nothing more. A record
+ * that turns out late or without a time only costs a slot, which the
+ * write-back drops (no windows, not stored). */
+static int s_rocks_prefetch(sl_opctx_t *c, s_win_state_t *st, const sl_batch_t *in)
+{
+    const sl_plan_node_t *nd = c->node;
+    int rc = s_kv(st);
+    st->defer = true;
+    st->npend = 0;
+    for (const uint8_t *r = sl_batch_first(in); r && rc == SL_OK; r = sl_batch_next(in, r)) {
+        for (int i = 0; i < nd->nkeys; i++)
+            sl_row_get(c->in, r, nd->keys[i], &st->kvals[i]);
+        size_t klen = sl_row_size(st->kschema, st->kvals);
+        uint8_t *kbuf = sl_arena_alloc(c->arena, klen);
+        if (!kbuf) {
+            rc = SL_NOMEM;
+            break;
+        }
+        sl_row_encode(st->kschema, st->kvals, kbuf);
+        int k;
+        rc = s_key_get(st, sl_value_hash(st->kvals, nd->nkeys), kbuf, (uint32_t)klen, &k);
+    }
+    st->defer = false;
+    int n = st->npend;
+    if (rc || !n)
+        return rc;
+    if (n > st->capm) {
+        int cap = st->capm ? st->capm : 256;
+        while (cap < n)
+            cap *= 2;
+        uint16_t *g = realloc(st->mkg, (size_t)cap * sizeof *g);
+        if (g)
+            st->mkg = g;
+        const void **ks = realloc(st->mkeys, (size_t)cap * sizeof *ks);
+        if (ks)
+            st->mkeys = ks;
+        size_t *l = realloc(st->mklen, (size_t)cap * sizeof *l);
+        if (l)
+            st->mklen = l;
+        sl_kv_value_t *v = realloc(st->mvals, (size_t)cap * sizeof *v);
+        if (v)
+            st->mvals = v;
+        if (!g || !ks || !l || !v)
+            return SL_NOMEM;
+        st->capm = cap;
+    }
+    for (int i = 0; i < n; i++) {
+        const s_key_t *e = &st->keys[st->pend[i]];
+        st->mkg[i] = (uint16_t)sl_key_group(e->hash, c->plan->max_parallelism);
+        st->mkeys[i] = e->key;
+        st->mklen[i] = e->klen;
+    }
+    rc = sl_kv_multi_get(st->kv, (size_t)n, st->mkg, st->mkeys, st->mklen, st->mvals);
+    if (rc)
+        return s_kv_fail(st, rc, "cannot read state");
+    for (int i = 0; i < n && rc == SL_OK; i++)
+        if (st->mvals[i].found)
+            rc = s_rocks_decode(st, st->pend[i], st->mvals[i].val, st->mvals[i].len);
+    return rc;
 }
 
 /* Writes every key slot back to the store (a key without windows is

@@ -55,6 +55,14 @@ struct sl_kv {
     rocksdb_readoptions_t *ropts;               /* for gets */
     rocksdb_writeoptions_t *wopts;              /* for every write (WAL on/off) */
     rocksdb_pinnableslice_t *pinned;            /* value of the last get, or NULL */
+    rocksdb_column_family_handle_t *cf;         /* the default column family (multi-get) */
+    rocksdb_pinnableslice_t **mvals;            /* values of the last multi-get */
+    char **merrs;                               /* its per-key errors */
+    const char **mkeys;                         /* its stored keys, into mbuf */
+    size_t *mklens;                             /* their lengths */
+    size_t mn, mcap;                            /* pinned values held / arrays' capacity */
+    uint8_t *mbuf;                              /* the stored keys, back to back */
+    size_t mbuf_cap;                            /* its capacity */
     uint8_t *kbuf;                              /* scratch for prefixed keys */
     size_t kcap;                                /* its capacity */
     sl_kv_manifest_t known;                     /* shared files already in storage (inv. 3) */
@@ -463,14 +471,36 @@ static int s_kv_new(const char *dir, const sl_kv_opts_t *o, sl_kv_t **out)
      * however many SST files the state needs */
     rocksdb_block_based_options_set_cache_index_and_filter_blocks(kv->topts, 1);
     /* operators read every key before writing it: a bloom filter per SST
-     * answers "not here" for new keys without reading data blocks */
+     * answers "not here" for new keys without reading data blocks. The
+     * filters and indexes are partitioned (4 KB pieces under a small pinned
+     * top level): a lookup then reads one 4 KB filter piece at most, where a
+     * whole-file filter (1 MB+ at a million keys) evicted from a small block
+     * cache was read back and checksummed on every get. No
+     * optimize_filters_for_hits: operators look up new keys all the time. */
     rocksdb_block_based_options_set_filter_policy(kv->topts, rocksdb_filterpolicy_create_bloom(10));
+    rocksdb_block_based_options_set_index_type(
+        kv->topts, rocksdb_block_based_table_index_type_two_level_index_search);
+    rocksdb_block_based_options_set_partition_filters(kv->topts, 1);
+    rocksdb_block_based_options_set_metadata_block_size(kv->topts, 4096);
+    rocksdb_block_based_options_set_pin_top_level_index_and_filter(kv->topts, 1);
+    rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(kv->topts, 1);
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(kv->topts, 1);
+    /* XXH3 block checksums (format_version 5): cheaper than CRC32c on every
+     * block read from a file */
+    rocksdb_block_based_options_set_checksum(kv->topts, 4);
+    /* LZ4 decompresses faster than snappy; state blocks read from the page
+     * cache are decompressed on every block cache miss */
+    rocksdb_options_set_compression(kv->opts, rocksdb_lz4_compression);
     rocksdb_options_set_block_based_table_factory(kv->opts, kv->topts);
     rocksdb_options_set_create_if_missing(kv->opts, o->create_if_missing);
     rocksdb_options_set_write_buffer_size(kv->opts, wbuf);
     rocksdb_options_set_max_write_buffer_number(kv->opts, 2);
     rocksdb_options_set_keep_log_file_num(kv->opts, 2);
     rocksdb_options_set_max_log_file_size(kv->opts, 1u << 20);
+    /* most keys an operator reads live in SST files, not in the memtables:
+     * a whole-key bloom filter per memtable skips their skiplist searches */
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(kv->opts, 0.1);
+    rocksdb_options_set_memtable_whole_key_filtering(kv->opts, 1);
     if (o->disable_wal)
         rocksdb_writeoptions_disable_WAL(kv->wopts, 1);
     if (o->ttl_ms > 0) {
@@ -491,12 +521,49 @@ static int s_kv_new(const char *dir, const sl_kv_opts_t *o, sl_kv_t **out)
 static int s_kv_open_db(sl_kv_t *kv, char *err, size_t cap)
 {
     char *rerr = NULL;
-    kv->db = rocksdb_open(kv->opts, kv->db_path, &rerr);
+    /* opened with its one (default) column family named, for the handle
+     * that rocksdb_batched_multi_get_cf needs */
+    const char *names[1] = {"default"};
+    const rocksdb_options_t *cfopts[1] = {kv->opts};
+    rocksdb_column_family_handle_t *cfs[1] = {NULL};
+    kv->db = rocksdb_open_column_families(kv->opts, kv->db_path, 1, names, cfopts, cfs, &rerr);
     if (rerr || !kv->db) {
+        if (kv->db) {
+            if (cfs[0])
+                rocksdb_column_family_handle_destroy(cfs[0]);
+            rocksdb_close(kv->db);
+        }
         kv->db = NULL;
         return s_rerr(rerr, SL_IO, err, cap, kv->db_path);
     }
+    kv->cf = cfs[0];
     return 0;
+}
+
+/* Frees the values pinned by the last multi-get. */
+static void s_multi_release(sl_kv_t *kv)
+{
+    for (size_t i = 0; i < kv->mn; i++) {
+        if (kv->mvals[i])
+            rocksdb_pinnableslice_destroy(kv->mvals[i]);
+        kv->mvals[i] = NULL;
+    }
+    kv->mn = 0;
+}
+
+/* Closes the database (the handle's options stay); accepts a closed one. */
+static void s_kv_close_db(sl_kv_t *kv)
+{
+    s_multi_release(kv);
+    if (kv->pinned)
+        rocksdb_pinnableslice_destroy(kv->pinned);
+    kv->pinned = NULL;
+    if (kv->cf)
+        rocksdb_column_family_handle_destroy(kv->cf);
+    kv->cf = NULL;
+    if (kv->db)
+        rocksdb_close(kv->db);
+    kv->db = NULL;
 }
 
 int sl_kv_open(const char *dir, const sl_kv_opts_t *o, sl_kv_t **out, char *err, size_t cap)
@@ -545,10 +612,7 @@ void sl_kv_close(sl_kv_t **pkv)
     if (!pkv || !*pkv)
         return;
     sl_kv_t *kv = *pkv;
-    if (kv->pinned)
-        rocksdb_pinnableslice_destroy(kv->pinned);
-    if (kv->db)
-        rocksdb_close(kv->db);
+    s_kv_close_db(kv);
     if (kv->ropts)
         rocksdb_readoptions_destroy(kv->ropts);
     if (kv->wopts)
@@ -563,6 +627,11 @@ void sl_kv_close(sl_kv_t **pkv)
         rocksdb_cache_destroy(kv->cache);
     sl_kv_manifest_free(&kv->known);
     free(kv->kbuf);
+    free(kv->mvals);
+    free(kv->merrs);
+    free(kv->mkeys);
+    free(kv->mklens);
+    free(kv->mbuf);
     free(kv->dir);
     free(kv->db_path);
     free(kv);
@@ -664,6 +733,81 @@ int sl_kv_get(sl_kv_t *kv, uint16_t kg, const void *key, size_t klen, const void
         return SL_NOTFOUND;
     *val = rocksdb_pinnableslice_value(kv->pinned, vlen);
     return 0;
+}
+
+int sl_kv_multi_get(sl_kv_t *kv, size_t n, const uint16_t *kgs, const void *const *keys,
+                    const size_t *klens, sl_kv_value_t *vals)
+{
+    s_multi_release(kv);
+    if (!n)
+        return 0;
+    if (n > kv->mcap) {
+        size_t nc = kv->mcap ? kv->mcap : 64;
+        while (nc < n)
+            nc *= 2;
+        rocksdb_pinnableslice_t **v = realloc(kv->mvals, nc * sizeof *v);
+        if (v)
+            kv->mvals = v;
+        char **e = realloc(kv->merrs, nc * sizeof *e);
+        if (e)
+            kv->merrs = e;
+        const char **k = realloc(kv->mkeys, nc * sizeof *k);
+        if (k)
+            kv->mkeys = k;
+        size_t *l = realloc(kv->mklens, nc * sizeof *l);
+        if (l)
+            kv->mklens = l;
+        if (!v || !e || !k || !l)
+            return SL_NOMEM;
+        kv->mcap = nc;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = s_check_kg(kv, kgs[i]);
+        if (rc)
+            return rc;
+        total += klens[i] + 2;
+    }
+    if (total > kv->mbuf_cap) {
+        size_t nc = kv->mbuf_cap ? kv->mbuf_cap : 1024;
+        while (nc < total)
+            nc *= 2;
+        uint8_t *p = realloc(kv->mbuf, nc);
+        if (!p)
+            return SL_NOMEM;
+        kv->mbuf = p;
+        kv->mbuf_cap = nc;
+    }
+    uint8_t *p = kv->mbuf;
+    for (size_t i = 0; i < n; i++) {
+        p[0] = (uint8_t)(kgs[i] >> 8);
+        p[1] = (uint8_t)kgs[i];
+        if (klens[i])
+            memcpy(p + 2, keys[i], klens[i]);
+        kv->mkeys[i] = (const char *)p;
+        kv->mklens[i] = klens[i] + 2;
+        kv->mvals[i] = NULL;
+        kv->merrs[i] = NULL;
+        p += klens[i] + 2;
+    }
+    rocksdb_batched_multi_get_cf(kv->db, kv->ropts, kv->cf, n, kv->mkeys, kv->mklens, kv->mvals,
+                                 kv->merrs, false);
+    kv->mn = n;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        vals[i] = (sl_kv_value_t){0};
+        if (kv->merrs[i]) {
+            if (!rc)
+                rc = s_rerr(kv->merrs[i], SL_IO, kv->msg, sizeof kv->msg, "multi-get");
+            else
+                rocksdb_free(kv->merrs[i]);
+            kv->merrs[i] = NULL;
+        } else if (kv->mvals[i]) {
+            vals[i].val = rocksdb_pinnableslice_value(kv->mvals[i], &vals[i].len);
+            vals[i].found = vals[i].val != NULL;
+        }
+    }
+    return rc;
 }
 
 int sl_kv_delete_range(sl_kv_t *kv, uint16_t first, uint16_t last)
@@ -1396,10 +1540,7 @@ static int s_restore(const sl_kv_manifest_t *m, const char *storage_dir, const c
     if (!rc)
         rc = s_set_known(kv, m);
     if (rc) {
-        if (kv->db) {
-            rocksdb_close(kv->db);
-            kv->db = NULL;
-        }
+        s_kv_close_db(kv);
         s_rmrf(kv->db_path);
         sl_kv_close(&kv);
         return rc;

@@ -1379,20 +1379,22 @@ static int s_size(s_ctx_t *c, const sl_ynode_t *n, long long min, long long max,
     return 0;
 }
 
-/* `state: {backend: heap|rocksdb, block_cache: 8MB, write_buffer: 4MB}`. */
+/* `state: {backend: heap|rocksdb, block_cache: 8MB, write_buffer: 4MB,
+ * key_cache: 32MB}`. */
 static void s_check_state(s_ctx_t *c, sl_spec_t *s)
 {
     s->state_cache = 8ll << 20;
     s->state_wbuf = 4ll << 20;
+    s->state_key_cache = 32ll << 20;
     const sl_ynode_t *n = sl_ynode_get(c->root, "state");
     if (!n)
         return;
-    static const char *const keys[] = {"backend", "block_cache", "write_buffer"};
+    static const char *const keys[] = {"backend", "block_cache", "write_buffer", "key_cache"};
     if (n->kind != SL_Y_MAP) {
         s_err(c, n->line, n->col, "state must be a mapping like {backend: rocksdb}");
         return;
     }
-    c->nerr += sl_ynode_check_keys(n, keys, 3, c->d, "state field");
+    c->nerr += sl_ynode_check_keys(n, keys, 4, c->d, "state field");
     const sl_ynode_t *b = sl_ynode_get(n, "backend");
     const char *name = b ? sl_ynode_str(b, c->d, "state backend") : NULL;
     if (b && !name)
@@ -1407,6 +1409,9 @@ static void s_check_state(s_ctx_t *c, sl_spec_t *s)
     x = sl_ynode_get(n, "write_buffer");
     if (x)
         (void)s_size(c, x, 64ll << 10, 4ll << 30, "state write_buffer", &s->state_wbuf);
+    x = sl_ynode_get(n, "key_cache");
+    if (x)
+        (void)s_size(c, x, 64ll << 10, 64ll << 30, "state key_cache", &s->state_key_cache);
 }
 
 /* `restart: {strategy: fixed-delay, attempts: 3, delay: 1s}` and friends. */

@@ -1,5 +1,5 @@
 /* check_kvstate.c — the RocksDB state store: point operations, iteration and
- * range deletes by key group, write batches, state larger than the memory
+ * range deletes by key group, multi-gets, write batches, state larger than the memory
  * budget, checkpoints that copy only new SST files, restores that verify
  * every file (and name the bad one), local copies of checkpoints and the
  * restores from them that fall back when a file does not match, manifest
@@ -193,6 +193,62 @@ START_TEST(test_point_ops_and_iteration)
     o.create_if_missing = false;
     ck_assert_int_eq(sl_kv_open(s_path("none"), &o, &kv, g_err, sizeof g_err), SL_NOTFOUND);
     ck_assert_ptr_null(kv);
+}
+END_TEST
+
+/* A multi-get finds what gets find: keys in memtables and in SST files
+ * (the store is larger than its block cache), absent keys, the same key
+ * twice, keys of other key groups; a bad key group is refused. */
+START_TEST(test_multi_get)
+{
+    sl_kv_t *kv = s_open("mget", 64u << 10, 64u << 10);
+    char key[32], val[256];
+    for (int i = 0; i < 20000; i++) {
+        int kl = snprintf(key, sizeof key, "k%06d", i);
+        memset(val, 'a' + i % 26, sizeof val);
+        ck_assert_int_eq(sl_kv_put(kv, (uint16_t)(i % 7), key, (size_t)kl, val, 100 + i % 100), 0);
+    }
+    enum { N = 600 };
+    static char keys[N][32];
+    const void *kp[N];
+    size_t kl[N];
+    uint16_t kg[N];
+    sl_kv_value_t v[N];
+    for (int round = 0; round < 3; round++) {
+        for (int j = 0; j < N; j++) {
+            int i = (j * 7919 + round * 131) % 30000; /* 20000.. are absent */
+            if (j == N - 1)
+                i = (0 * 7919 + round * 131) % 30000; /* the first key again */
+            kl[j] = (size_t)snprintf(keys[j], sizeof keys[j], "k%06d", i);
+            kp[j] = keys[j];
+            kg[j] = (uint16_t)(i % 7);
+            if (j % 50 == 1)
+                kg[j] = (uint16_t)((i + 1) % 7); /* right key, wrong group: absent */
+        }
+        ck_assert_int_eq(sl_kv_multi_get(kv, N, kg, kp, kl, v), 0);
+        for (int j = 0; j < N; j++) {
+            int i = atoi(keys[j] + 1);
+            bool present = i < 20000 && kg[j] == (uint16_t)(i % 7);
+            ck_assert_msg(v[j].found == present, "key %s group %u", keys[j], kg[j]);
+            if (!present) {
+                ck_assert_ptr_null(v[j].val);
+                continue;
+            }
+            ck_assert_uint_eq(v[j].len, (size_t)(100 + i % 100));
+            const char *b = v[j].val;
+            ck_assert_int_eq(b[0], 'a' + i % 26);
+            ck_assert_int_eq(b[v[j].len - 1], 'a' + i % 26);
+            const void *gv;
+            size_t gl;
+            ck_assert_int_eq(sl_kv_get(kv, kg[j], keys[j], kl[j], &gv, &gl), 0);
+            ck_assert_uint_eq(gl, v[j].len);
+            ck_assert_int_eq(memcmp(gv, v[j].val, gl), 0);
+        }
+    }
+    ck_assert_int_eq(sl_kv_multi_get(kv, 0, kg, kp, kl, v), 0);
+    kg[3] = 0xffff;
+    ck_assert_int_eq(sl_kv_multi_get(kv, N, kg, kp, kl, v), SL_INVAL);
+    sl_kv_close(&kv);
 }
 END_TEST
 
@@ -916,6 +972,7 @@ int main(void)
     tcase_add_checked_fixture(tc, s_setup, s_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_point_ops_and_iteration);
+    tcase_add_test(tc, test_multi_get);
     tcase_add_test(tc, test_delete_range);
     tcase_add_test(tc, test_ttl_compaction);
     tcase_add_test(tc, test_state_larger_than_memory);

@@ -372,23 +372,26 @@ END_TEST
 #define S_SRC "sources:\n  - name: a\n    type: file\n" /* lines +0..+2 */
 #define S_SINK "sinks:\n  - name: z\n    type: stdout\n    input: a\n"
 
-/* `state:`: the backend and its sizes; defaults heap, 8 MB, 4 MB. */
+/* `state:`: the backend and its sizes; defaults heap, 8 MB, 4 MB, 32 MB. */
 START_TEST(test_state_backend)
 {
     const char *ok =
-        "name: j\nstate: {backend: rocksdb, block_cache: 1MB, write_buffer: 512KB}\n" S_SRC S_SINK;
+        "name: j\nstate: {backend: rocksdb, block_cache: 1MB, write_buffer: 512KB, key_cache: "
+        "2MB}\n" S_SRC S_SINK;
     sl_diag_t *d = NULL;
     sl_spec_t *s = NULL;
     ck_assert_int_eq(s_load(ok, NULL, &d, &s), SL_OK);
     ck_assert(s->state_rocksdb);
     ck_assert_int_eq(s->state_cache, 1 << 20);
     ck_assert_int_eq(s->state_wbuf, 512 << 10);
+    ck_assert_int_eq(s->state_key_cache, 2 << 20);
     sl_spec_destroy(&s);
     sl_diag_destroy(&d);
     ck_assert_int_eq(s_load("name: j\n" S_SRC S_SINK, NULL, &d, &s), SL_OK);
     ck_assert(!s->state_rocksdb);
     ck_assert_int_eq(s->state_cache, 8 << 20);
     ck_assert_int_eq(s->state_wbuf, 4 << 20);
+    ck_assert_int_eq(s->state_key_cache, 32 << 20);
     sl_spec_destroy(&s);
     sl_diag_destroy(&d);
     s_expect_error("name: j\nstate: {backend: rocks}\n" S_SRC S_SINK, 2, 18,
@@ -397,6 +400,8 @@ START_TEST(test_state_backend)
                    "state block_cache must be a size like 8MB");
     s_expect_error("name: j\nstate: {write_buffer: 1KB}\n" S_SRC S_SINK, 2, 23,
                    "state write_buffer must be between 64 KB and 4096 MB");
+    s_expect_error("name: j\nstate: {key_cache: 1KB}\n" S_SRC S_SINK, 2, 20,
+                   "state key_cache must be between 64 KB and");
     s_expect_error("name: j\nstate: {backend: heap, cache: 1MB}\n" S_SRC S_SINK, 2, 24, "cache");
     s_expect_error("name: j\nstate: rocksdb\n" S_SRC S_SINK, 2, 8, "state must be a mapping");
 }

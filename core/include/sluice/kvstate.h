@@ -75,6 +75,21 @@ int sl_kv_delete(sl_kv_t *kv, uint16_t kg, const void *key, size_t klen);
  * until the next sl_kv_get on this handle or its close. */
 int sl_kv_get(sl_kv_t *kv, uint16_t kg, const void *key, size_t klen, const void **val,
               size_t *vlen);
+/* A value found by sl_kv_multi_get. */
+typedef struct {
+    const void *val; /* the value (borrowed), NULL when not found */
+    size_t len;      /* its length */
+    bool found;      /* the key is in the store */
+} sl_kv_value_t;
+
+/* Looks up n keys in one RocksDB batched multi-get (keys[i] of klens[i]
+ * bytes in key group kgs[i]; any order, duplicates allowed): vals[i] tells
+ * whether key i was found and its value, borrowed (pinned inside RocksDB)
+ * until the next sl_kv_multi_get on this handle or its close. A read error
+ * of any key is SL_IO (message in sl_kv_errmsg); a key group above
+ * SL_KV_MAX_KEY_GROUP is SL_INVAL. */
+int sl_kv_multi_get(sl_kv_t *kv, size_t n, const uint16_t *kgs, const void *const *keys,
+                    const size_t *klens, sl_kv_value_t *vals);
 /* Drops every key of key groups first..last inclusive (a range tombstone:
  * O(1) now, space is reclaimed by compaction). */
 int sl_kv_delete_range(sl_kv_t *kv, uint16_t first, uint16_t last);

@@ -115,9 +115,11 @@ typedef struct sl_spec {
     long long ckpt_interval_ms, ckpt_timeout_ms, ckpt_min_pause_ms;
     int ckpt_retain; /* completed checkpoints kept */
     /* state: (docs/fault-tolerance.md): where keyed operators keep state */
-    bool state_rocksdb;    /* backend rocksdb (default heap) */
-    long long state_cache; /* rocksdb block cache bytes (default 8 MB) */
-    long long state_wbuf;  /* rocksdb write buffer bytes (default 4 MB) */
+    bool state_rocksdb;        /* backend rocksdb (default heap) */
+    long long state_cache;     /* rocksdb block cache bytes (default 8 MB) */
+    long long state_wbuf;      /* rocksdb write buffer bytes (default 4 MB) */
+    long long state_key_cache; /* rocksdb: an operator's write-back cache of keys in front
+                                  of its store, bytes (default 32 MB) */
     /* restart: */
     sl_restart_t restart;
     int restart_attempts;      /* fixed-delay (and exponential-delay when set): restarts */

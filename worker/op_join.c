@@ -122,7 +122,11 @@ typedef struct {
     bool rocks;            /* the rocksdb backend: rows and timers live in the store */
     sl_opctx_t *c;         /* the operator (for the store's errors) */
     sl_kv_t *kv;           /* rocksdb: the store, once opened or restored */
-    sl_kv_batch_t *batch;  /* rocksdb: writes not committed yet (committed before a read) */
+    sl_kv_batch_t *batch;  /* rocksdb: writes not committed yet */
+    sl_kv_cursor_t *cur;   /* rocksdb: reads the store as of the last commit (made at
+                              the first read after it) */
+    uint8_t *pend;         /* rocksdb: bit set of the key hashes of the interval rows in
+                              the batch (a read of such a key commits first) */
     uint64_t seq;          /* rocksdb: sequence number of the next stored row */
     int64_t *due;          /* rocksdb: per key group, its earliest timer in the store
                               (INT64_MAX: none, SL_WM_MIN: not known after a restore) */
@@ -633,10 +637,17 @@ static int s_enrich_sweep(sl_opctx_t *c, s_join_t *st, int k, int64_t wm)
  * Table versions at or behind the watermark collapse to the latest at the
  * key's next sweep (each version sets a timer at its time): one entry per
  * key once the table is behind the watermark.
- * Writes gather in a batch that is committed before every read and at the
- * end of every call, so reads see every write. */
+ * Writes gather in a batch, committed at the end of every call (or when it
+ * holds S_BATCH_MAX writes). Reads go through one cursor (an iterator
+ * sought per read) made after the last commit, so they see the store
+ * without the batch: a watermark's sweeps and fires only delete, and never
+ * read what they deleted in the same call; a record of an interval join
+ * reads its key's rows, so when the batch may hold rows of its key (a bit
+ * per key hash, S_PEND_BITS), it commits first. */
 
 #define S_SUB_WIN 2
+#define S_BATCH_MAX 16384              /* pending writes that force a commit within a call */
+#define S_PEND_BITS 65536              /* st->pend: bits for the key hashes of pending rows */
 #define S_KEY_LIMIT (INT64_C(1) << 61) /* store times are clamped to +-this */
 
 static int64_t s_clamp(int64_t t)
@@ -726,35 +737,42 @@ static int s_kgroup(const s_join_t *st, uint64_t h)
     return sl_key_group(h, st->c->plan->max_parallelism);
 }
 
-/* Commits the pending writes. */
+/* Commits the pending writes (dropping the cursor, which would not see
+ * them). */
 static int s_rk_commit(s_join_t *st)
 {
+    sl_kv_cursor_destroy(&st->cur);
     if (!st->rocks || !sl_kv_batch_count(st->batch))
         return SL_OK;
     int rc = s_kv(st);
     if (rc)
         return rc;
     rc = sl_kv_batch_commit(st->kv, st->batch);
+    memset(st->pend, 0, S_PEND_BITS / 8);
     return rc ? s_kv_fail(st, rc, "cannot write state") : SL_OK;
 }
 
-/* An iterator over [lo, hi) of key group g, after committing the writes. */
+/* The cursor on [lo, hi) of key group g: the store as of the last commit
+ * (one cursor, sought per read: no commit and no iterator per read). */
 static int s_rk_iter(s_join_t *st, int g, const uint8_t *lo, size_t nlo, const uint8_t *hi,
-                     size_t nhi, sl_kv_iter_t **it)
+                     size_t nhi, sl_kv_cursor_t **it)
 {
-    int rc = s_rk_commit(st);
-    if (rc == SL_OK)
-        rc = s_kv(st);
+    *it = NULL;
+    int rc = s_kv(st);
     if (rc)
         return rc;
-    rc = sl_kv_iter_span(st->kv, (uint16_t)g, lo, nlo, hi, nhi, it);
-    return rc ? s_kv_fail(st, rc, "cannot read state") : SL_OK;
+    if (!st->cur && (rc = sl_kv_cursor_new(st->kv, &st->cur)) != SL_OK)
+        return s_kv_fail(st, rc, "cannot read state");
+    if ((rc = sl_kv_cursor_seek(st->cur, (uint16_t)g, lo, nlo, hi, nhi)) != SL_OK)
+        return s_kv_fail(st, rc, "cannot read state");
+    *it = st->cur;
+    return SL_OK;
 }
 
-/* Ends an iteration: rc as returned by sl_kv_iter_next (0 at the end). */
-static int s_rk_end(s_join_t *st, sl_kv_iter_t **it, int rc)
+/* Ends an iteration: rc as returned by sl_kv_cursor_next (0 at the end). */
+static int s_rk_end(s_join_t *st, sl_kv_cursor_t **it, int rc)
 {
-    sl_kv_iter_destroy(it);
+    *it = NULL;
     if (rc == SL_DATA)
         return s_kv_fail(st, SL_DATA, "the state store is corrupt");
     if (rc < 0)
@@ -865,11 +883,11 @@ static int s_rk_win_fire(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *key,
         return rc;
     size_t n = s_dkey(st->sk, key, klen, S_SUB_WIN, start);
     size_t n2 = s_dkey(st->sk + n, key, klen, S_SUB_WIN, start + 1);
-    sl_kv_iter_t *it = NULL;
+    sl_kv_cursor_t *it = NULL;
     if ((rc = s_rk_iter(st, g, st->sk, n, st->sk + n, n2, &it)) != SL_OK)
         return rc;
     sl_kv_entry_t e;
-    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+    while ((rc = sl_kv_cursor_next(it, &e)) == 1) {
         int side = e.key_len == n + 9 ? ((const uint8_t *)e.key)[n] : 2;
         if (side > 1 || !s_row_ok(st->sch[side], e.val, e.val_len)) {
             rc = SL_DATA;
@@ -900,13 +918,16 @@ static int s_rk_interval_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_
     int rc = s_sk(st, 2 * ((size_t)klen + 10));
     if (rc)
         return rc;
+    uint32_t bit = (uint32_t)(h % S_PEND_BITS);
+    if ((st->pend[bit / 8] >> (bit % 8) & 1) && (rc = s_rk_commit(st)) != SL_OK)
+        return rc; /* the batch may hold partners: the cursor must see them */
     size_t n = s_dkey(st->sk, key, klen, (uint8_t)(1 - s), lo);
     size_t n2 = s_dkey(st->sk + n, key, klen, (uint8_t)(1 - s), hi + 1);
-    sl_kv_iter_t *it = NULL;
+    sl_kv_cursor_t *it = NULL;
     if ((rc = s_rk_iter(st, g, st->sk, n, st->sk + n, n2, &it)) != SL_OK)
         return rc;
     sl_kv_entry_t e;
-    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+    while ((rc = sl_kv_cursor_next(it, &e)) == 1) {
         if (e.key_len != n + 8 || !s_row_ok(st->sch[1 - s], e.val, e.val_len)) {
             rc = SL_DATA;
             break;
@@ -922,6 +943,7 @@ static int s_rk_interval_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_
         return SL_OK;
     if ((rc = s_rk_put_row(st, g, key, klen, (uint8_t)s, t, -1, row)) != SL_OK)
         return rc;
+    st->pend[bit / 8] |= (uint8_t)(1u << (bit % 8));
     return s_rk_timer(st, g, expiry, key, klen, NULL);
 }
 
@@ -929,12 +951,12 @@ static int s_rk_interval_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_
 static int s_rk_delete_span(s_join_t *st, int g, const uint8_t *lo, size_t nlo, const uint8_t *hi,
                             size_t nhi)
 {
-    sl_kv_iter_t *it = NULL;
+    sl_kv_cursor_t *it = NULL;
     int rc = s_rk_iter(st, g, lo, nlo, hi, nhi, &it);
     if (rc)
         return rc;
     sl_kv_entry_t e;
-    while ((rc = sl_kv_iter_next(it, &e)) == 1)
+    while ((rc = sl_kv_cursor_next(it, &e)) == 1)
         if ((rc = sl_kv_batch_delete(st->batch, (uint16_t)g, e.key, e.key_len)) != SL_OK)
             break;
     return s_rk_end(st, &it, rc);
@@ -970,7 +992,7 @@ static int s_rk_enrich_sweep(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *
     /* the versions at or behind wm, in (time, bytes) order */
     size_t n = s_dkey(st->sk, key, klen, 1, -S_KEY_LIMIT);
     size_t n2 = s_dkey(st->sk + n, key, klen, 1, w + 1);
-    sl_kv_iter_t *it = NULL;
+    sl_kv_cursor_t *it = NULL;
     if ((rc = s_rk_iter(st, g, st->sk, n, st->sk + n, n2, &it)) != SL_OK)
         return rc;
     sl_kv_entry_t e;
@@ -978,7 +1000,7 @@ static int s_rk_enrich_sweep(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *
     size_t prevlen = 0;
     uint8_t *pk = NULL; /* a copy of the previous version's store key */
     size_t pkcap = 0;
-    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+    while ((rc = sl_kv_cursor_next(it, &e)) == 1) {
         const uint8_t *k = e.key;
         int64_t vt = 0;
         if (e.key_len <= n || !s_row_ok(st->sch[1], k + n, e.key_len - n) ||
@@ -1012,10 +1034,11 @@ static int s_rk_enrich_sweep(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *
     const s_rows_t *v = &st->tmp[1];
     uint32_t vo = 0;
     const uint8_t *match = NULL;
-    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+    while ((rc = sl_kv_cursor_next(it, &e)) == 1) {
         int64_t t = 0;
         if (e.key_len != n + 8 || !s_row_ok(st->sch[0], e.val, e.val_len) ||
-            !s_time(st->sch[0], j->ltime, e.val, &t) || t != s_tget((const uint8_t *)e.key + n - 8)) {
+            !s_time(st->sch[0], j->ltime, e.val, &t) ||
+            t != s_tget((const uint8_t *)e.key + n - 8)) {
             rc = SL_DATA;
             break;
         }
@@ -1052,7 +1075,7 @@ static int s_due_cmp(const void *a, const void *b)
 static int s_rk_group(sl_opctx_t *c, s_join_t *st, int g, int64_t wm)
 {
     const sl_join_cfg_t *j = &c->node->join;
-    sl_kv_iter_t *it = NULL;
+    sl_kv_cursor_t *it = NULL;
     /* from the earliest live timer: the deleted ones before it are not
      * scanned again (their tombstones stay until compaction) */
     uint8_t lo[9] = {'T'};
@@ -1064,7 +1087,7 @@ static int s_rk_group(sl_opctx_t *c, s_join_t *st, int g, int64_t wm)
     size_t cnt = 0;
     st->dlen = 0;
     sl_kv_entry_t e;
-    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+    while ((rc = sl_kv_cursor_next(it, &e)) == 1) {
         if (e.key_len < 9 || e.key_len > UINT32_MAX) {
             rc = SL_DATA;
             break;
@@ -1338,8 +1361,9 @@ static int s_open(sl_opctx_t *c)
         int maxp = c->plan->max_parallelism;
         st->rocks = true;
         st->batch = sl_kv_batch_new();
+        st->pend = calloc(S_PEND_BITS / 8, 1);
         st->due = malloc((size_t)maxp * sizeof *st->due);
-        if (!st->batch || !st->due)
+        if (!st->batch || !st->due || !st->pend)
             return SL_NOMEM;
         for (int g = 0; g < maxp; g++)
             st->due[g] = INT64_MAX;
@@ -1354,6 +1378,8 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
     int s = input ? 1 : 0;
     for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
         int rc = s_record(c, st, s, r);
+        if (rc == SL_OK && st->rocks && sl_kv_batch_count(st->batch) >= S_BATCH_MAX)
+            rc = s_rk_commit(st);
         if (rc)
             return c->err[0] && st->rocks
                        ? rc
@@ -1401,7 +1427,9 @@ static void s_close(sl_opctx_t *c)
     free(st->vals[1]);
     free(st->ovals);
     free(st->kvals);
+    sl_kv_cursor_destroy(&st->cur);
     sl_kv_batch_destroy(&st->batch);
+    free(st->pend);
     sl_rstate_close(&st->kv);
     free(st->due);
     free(st->sk);
@@ -1638,6 +1666,7 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
                               "join '%s': the checkpoint keeps its state in rocksdb; the job "
                               "must use `state: {backend: rocksdb}` to restore it",
                               nd->name);
+        sl_kv_cursor_destroy(&st->cur); /* of the store being replaced */
         if ((rc = sl_rstate_restore(c, &st->kv, r)) != SL_OK)
             return rc;
         if (n > st->seq)

@@ -9,8 +9,10 @@
 #     checkpoints (every 300 ms) and resumed from it at parallelism 3;
 #   - on the cluster too, with a worker running its join or process
 #     function killed (kill -9) after two checkpoints and started again:
-#     the job restarts from its latest checkpoint (so may the resumed run).
-# Every output of the last two equals the reference's, row for row.
+#     the job restarts from its latest checkpoint (so may the resumed run);
+#   - the same with the joins' rows and the process state in RocksDB
+#     (`-p backend=rocksdb`): restored from the stores' checkpoints.
+# Every output of the cluster runs equals the reference's, row for row.
 source "$(dirname "$0")/lib.sh"
 : "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}" "${PLUGIN_DIR:?}"
 SPEC=$SRC/tests/scenario/recovery/join_process.yaml
@@ -73,24 +75,37 @@ SP=$(cat "$WORK/sp")
 is_state "$STOP" STOPPED || fail "not stopped: $(sluice status "$STOP")"
 RESUMED=$(submit resumed 3 --from-savepoint "$SP")
 
-step "run it again and kill -9 a worker running its join or process after two checkpoints"
+kill_one() { # JOB: kills -9 a worker running its join or process function, starts it again
+    wait_for 60 checkpoints_at_least "$1" 2 || fail "no checkpoints: $(sluice status "$1")"
+    local victim
+    victim=$(sluice status --json "$1" |
+        json '[t["worker"] for t in j["tasks"] if "alerts" in t["operators"] or "enriched" in t["operators"]][0]')
+    [ -n "${WPID[$victim]:-}" ] || fail "no worker '$victim'"
+    kill -9 "${WPID[$victim]}"
+    start_worker "$victim"
+    wait_for 20 alive_workers 3 || fail "worker $victim did not come back: $(sluice workers)"
+}
+
+step "run it twice more (heap, rocksdb) and kill -9 a worker running its join or process after two checkpoints"
 KILL=$(submit kill 2)
-wait_for 60 checkpoints_at_least "$KILL" 2 || fail "no checkpoints: $(sluice status "$KILL")"
-victim=$(sluice status --json "$KILL" |
-    json '[t["worker"] for t in j["tasks"] if "alerts" in t["operators"] or "enriched" in t["operators"]][0]')
-[ -n "${WPID[$victim]:-}" ] || fail "no worker '$victim'"
-kill -9 "${WPID[$victim]}"
-start_worker "$victim"
+RKILL=$(submit rkill 2 -p backend=rocksdb)
+kill_one "$KILL"
+is_state "$RKILL" FINISHED && fail "the rocksdb run finished before a worker was killed"
+kill_one "$RKILL"
 
 step "all finish"
 wait "$REF_PID" || fail "the reference run failed: $(cat "$WORK/ref.err")"
-for j in "$RESUMED" "$KILL"; do
+for j in "$RESUMED" "$KILL" "$RKILL"; do
     wait_for 120 is_state "$j" FINISHED || fail "job $j did not finish: $(sluice status "$j")"
 done
-[ "$(sluice status --json "$KILL" | json 'j["attempt"]')" -ge 2 ] ||
-    fail "the killed run did not restart: $(sluice status "$KILL")"
-[ "$(sluice status --json "$KILL" | json 'j["restored_from"]')" -gt 0 ] ||
-    fail "the killed run did not restore a checkpoint: $(sluice status "$KILL")"
+for j in "$KILL" "$RKILL"; do
+    [ "$(sluice status --json "$j" | json 'j["attempt"]')" -ge 2 ] ||
+        fail "the killed run $j did not restart: $(sluice status "$j")"
+    [ "$(sluice status --json "$j" | json 'j["restored_from"]')" -gt 0 ] ||
+        fail "the killed run $j did not restore a checkpoint: $(sluice status "$j")"
+done
+[ -n "$(find "$WORK/state" -name '_manifest' -print -quit)" ] ||
+    fail "the rocksdb run checkpointed no store"
 grep -q "starts from savepoint .* (at another parallelism)" "$WORK/master.err" ||
     fail "the master did not rescale: $(cat "$WORK/master.err")"
 [ "$(wc -l <"$WORK/ref/alerts.csv")" -gt 10 ] || fail "the reference has too few alerts"
@@ -99,4 +114,5 @@ grep -q "starts from savepoint .* (at another parallelism)" "$WORK/master.err" |
 step "their outputs equal the uninterrupted run's"
 same_output resumed
 same_output kill
+same_output rkill
 echo "PASS joins and process functions recover exactly"

@@ -113,16 +113,27 @@ typedef struct {
     int live; /* used keys */
     s_timer_t *heap;
     size_t nheap, capheap;
-    uint64_t gen;          /* watermark generation (bumped per watermark call) */
-    int64_t wm_floor;      /* restored watermark: the clock is at least this */
-    bool restored;         /* restore ran (wm_floor is set) */
-    sl_value_t *vals[2];   /* scratch: a decoded left / right row */
-    sl_value_t *ovals;     /* scratch: an output row */
-    sl_value_t *kvals;     /* scratch: key values */
-    bool rocks;            /* the rocksdb backend: rows and timers live in the store */
-    sl_opctx_t *c;         /* the operator (for the store's errors) */
-    sl_kv_t *kv;           /* rocksdb: the store, once opened or restored */
-    sl_kv_batch_t *batch;  /* rocksdb: writes not committed yet (committed before a read) */
+    uint64_t gen;         /* watermark generation (bumped per watermark call) */
+    int64_t wm_floor;     /* restored watermark: the clock is at least this */
+    bool restored;        /* restore ran (wm_floor is set) */
+    sl_value_t *vals[2];  /* scratch: a decoded left / right row */
+    sl_value_t *ovals;    /* scratch: an output row */
+    sl_value_t *kvals;    /* scratch: key values */
+    bool rocks;           /* the rocksdb backend: rows and timers live in the store */
+    sl_opctx_t *c;        /* the operator (for the store's errors) */
+    sl_kv_t *kv;          /* rocksdb: the store, once opened or restored */
+    sl_kv_batch_t *batch; /* rocksdb: the writes of a commit, in key order */
+    uint8_t *pbuf;        /* rocksdb: writes not committed yet, as they came (per write:
+                             u16 key group, u32 key length, u32 value length or
+                             S_DELETE, key, value) */
+    size_t plen, pcap;
+    size_t np;            /* rocksdb: writes in pbuf */
+    const uint8_t **pops; /* rocksdb scratch: pointers to them, to sort */
+    size_t pocap;
+    sl_kv_cursor_t *cur;   /* rocksdb: reads the store as of the last commit (made at
+                              the first read after it) */
+    uint8_t *pend;         /* rocksdb: bit set of the key hashes of the interval rows in
+                              the batch (a read of such a key commits first) */
     uint64_t seq;          /* rocksdb: sequence number of the next stored row */
     int64_t *due;          /* rocksdb: per key group, its earliest timer in the store
                               (INT64_MAX: none, SL_WM_MIN: not known after a restore) */
@@ -633,10 +644,18 @@ static int s_enrich_sweep(sl_opctx_t *c, s_join_t *st, int k, int64_t wm)
  * Table versions at or behind the watermark collapse to the latest at the
  * key's next sweep (each version sets a timer at its time): one entry per
  * key once the table is behind the watermark.
- * Writes gather in a batch that is committed before every read and at the
- * end of every call, so reads see every write. */
+ * Writes gather in a batch, committed at the end of every call (or when it
+ * holds S_BATCH_MAX writes). Reads go through one cursor (an iterator
+ * sought per read) made after the last commit, so they see the store
+ * without the batch: a watermark's sweeps and fires only delete, and never
+ * read what they deleted in the same call; a record of an interval join
+ * reads its key's rows, so when the batch may hold rows of its key (a bit
+ * per key hash, S_PEND_BITS), it commits first. */
 
 #define S_SUB_WIN 2
+#define S_BATCH_MAX 16384              /* pending writes that force a commit within a call */
+#define S_DELETE UINT32_MAX            /* the value length of a pending delete */
+#define S_PEND_BITS 65536              /* st->pend: bits for the key hashes of pending rows */
 #define S_KEY_LIMIT (INT64_C(1) << 61) /* store times are clamped to +-this */
 
 static int64_t s_clamp(int64_t t)
@@ -726,35 +745,124 @@ static int s_kgroup(const s_join_t *st, uint64_t h)
     return sl_key_group(h, st->c->plan->max_parallelism);
 }
 
-/* Commits the pending writes. */
+/* Adds a write (val NULL: a delete) to the pending ones. */
+static int s_pwrite(s_join_t *st, int g, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    size_t need = st->plen + 10 + klen + (val ? vlen : 0);
+    if (klen > UINT32_MAX || vlen >= S_DELETE || need > SIZE_MAX / 2)
+        return SL_INVAL;
+    int rc = s_grow((void **)&st->pbuf, &st->pcap, need, 1);
+    if (rc)
+        return s_kv_fail(st, rc, "cannot write state");
+    uint8_t *p = st->pbuf + st->plen;
+    uint16_t g16 = (uint16_t)g;
+    uint32_t kl = (uint32_t)klen, vl = val ? (uint32_t)vlen : S_DELETE;
+    memcpy(p, &g16, 2);
+    memcpy(p + 2, &kl, 4);
+    memcpy(p + 6, &vl, 4);
+    memcpy(p + 10, key, klen);
+    if (val && vlen)
+        memcpy(p + 10 + klen, val, vlen);
+    st->np++;
+    st->plen = need;
+    return SL_OK;
+}
+
+static int s_put(s_join_t *st, int g, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    return s_pwrite(st, g, key, klen, val, vlen);
+}
+
+static int s_del(s_join_t *st, int g, const void *key, size_t klen)
+{
+    return s_pwrite(st, g, key, klen, NULL, 0);
+}
+
+/* Orders pending writes by (key group, key), then as they came. */
+static int s_pcmp(const void *a, const void *b)
+{
+    const uint8_t *x = *(const uint8_t *const *)a, *y = *(const uint8_t *const *)b;
+    uint16_t gx, gy;
+    uint32_t lx, ly;
+    memcpy(&gx, x, 2);
+    memcpy(&gy, y, 2);
+    if (gx != gy)
+        return gx < gy ? -1 : 1;
+    memcpy(&lx, x + 2, 4);
+    memcpy(&ly, y + 2, 4);
+    int r = memcmp(x + 10, y + 10, lx < ly ? lx : ly);
+    if (r)
+        return r;
+    if (lx != ly)
+        return lx < ly ? -1 : 1;
+    return (x > y) - (x < y); /* later in pbuf: came later */
+}
+
+/* Commits the pending writes (dropping the cursor, which would not see
+ * them). They go to the store in key order: RocksDB inserts a run of
+ * nearby keys into its memtable far faster than scattered ones. */
 static int s_rk_commit(s_join_t *st)
 {
-    if (!st->rocks || !sl_kv_batch_count(st->batch))
+    sl_kv_cursor_destroy(&st->cur);
+    if (!st->rocks || !st->np)
         return SL_OK;
     int rc = s_kv(st);
     if (rc)
         return rc;
-    rc = sl_kv_batch_commit(st->kv, st->batch);
+    if ((rc = s_grow((void **)&st->pops, &st->pocap, st->np, sizeof *st->pops)) != SL_OK)
+        return rc;
+    size_t o = 0;
+    for (size_t i = 0; i < st->np; i++) {
+        uint32_t kl, vl;
+        memcpy(&kl, st->pbuf + o + 2, 4);
+        memcpy(&vl, st->pbuf + o + 6, 4);
+        st->pops[i] = st->pbuf + o;
+        o += 10 + (size_t)kl + (vl == S_DELETE ? 0 : vl);
+    }
+    qsort(st->pops, st->np, sizeof *st->pops, s_pcmp);
+    for (size_t i = 0; i < st->np && rc == SL_OK; i++) {
+        const uint8_t *p = st->pops[i];
+        uint16_t g;
+        uint32_t kl, vl;
+        memcpy(&g, p, 2);
+        memcpy(&kl, p + 2, 4);
+        memcpy(&vl, p + 6, 4);
+        rc = vl == S_DELETE ? sl_kv_batch_delete(st->batch, g, p + 10, kl)
+                            : sl_kv_batch_put(st->batch, g, p + 10, kl, p + 10 + kl, vl);
+    }
+    st->np = st->plen = 0;
+    memset(st->pend, 0, S_PEND_BITS / 8);
+    if (st->pcap > (8u << 20)) { /* a scratch, not a cache */
+        free(st->pbuf);
+        st->pbuf = NULL;
+        st->pcap = 0;
+    }
+    if (rc == SL_OK)
+        rc = sl_kv_batch_commit(st->kv, st->batch);
     return rc ? s_kv_fail(st, rc, "cannot write state") : SL_OK;
 }
 
-/* An iterator over [lo, hi) of key group g, after committing the writes. */
+/* The cursor on [lo, hi) of key group g: the store as of the last commit
+ * (one cursor, sought per read: no commit and no iterator per read). */
 static int s_rk_iter(s_join_t *st, int g, const uint8_t *lo, size_t nlo, const uint8_t *hi,
-                     size_t nhi, sl_kv_iter_t **it)
+                     size_t nhi, sl_kv_cursor_t **it)
 {
-    int rc = s_rk_commit(st);
-    if (rc == SL_OK)
-        rc = s_kv(st);
+    *it = NULL;
+    int rc = s_kv(st);
     if (rc)
         return rc;
-    rc = sl_kv_iter_span(st->kv, (uint16_t)g, lo, nlo, hi, nhi, it);
-    return rc ? s_kv_fail(st, rc, "cannot read state") : SL_OK;
+    if (!st->cur && (rc = sl_kv_cursor_new(st->kv, &st->cur)) != SL_OK)
+        return s_kv_fail(st, rc, "cannot read state");
+    if ((rc = sl_kv_cursor_seek(st->cur, (uint16_t)g, lo, nlo, hi, nhi)) != SL_OK)
+        return s_kv_fail(st, rc, "cannot read state");
+    *it = st->cur;
+    return SL_OK;
 }
 
-/* Ends an iteration: rc as returned by sl_kv_iter_next (0 at the end). */
-static int s_rk_end(s_join_t *st, sl_kv_iter_t **it, int rc)
+/* Ends an iteration: rc as returned by sl_kv_cursor_next (0 at the end). */
+static int s_rk_end(s_join_t *st, sl_kv_cursor_t **it, int rc)
 {
-    sl_kv_iter_destroy(it);
+    *it = NULL;
     if (rc == SL_DATA)
         return s_kv_fail(st, SL_DATA, "the state store is corrupt");
     if (rc < 0)
@@ -781,7 +889,7 @@ static int s_rk_put_row(s_join_t *st, int g, const uint8_t *key, uint32_t klen, 
         st->sk[n++] = (uint8_t)side;
     s_be64(st->sk + n, st->seq++);
     n += 8;
-    rc = sl_kv_batch_put(st->batch, (uint16_t)g, st->sk, n, row, sl_row_len(row));
+    rc = s_put(st, (uint16_t)g, st->sk, n, row, sl_row_len(row));
     return rc ? s_kv_fail(st, rc, "cannot write state") : SL_OK;
 }
 
@@ -795,7 +903,7 @@ static int s_rk_put_version(s_join_t *st, int g, const uint8_t *key, uint32_t kl
         return rc;
     size_t n = s_dkey(st->sk, key, klen, 1, t);
     memcpy(st->sk + n, row, len);
-    rc = sl_kv_batch_put(st->batch, (uint16_t)g, st->sk, n + len, "", 0);
+    rc = s_put(st, (uint16_t)g, st->sk, n + len, "", 0);
     return rc ? s_kv_fail(st, rc, "cannot write state") : SL_OK;
 }
 
@@ -814,7 +922,7 @@ static int s_rk_timer(s_join_t *st, int g, int64_t time, const uint8_t *key, uin
         s_tput(st->sk + n, *start);
         n += 8;
     }
-    rc = sl_kv_batch_put(st->batch, (uint16_t)g, st->sk, n, "", 0);
+    rc = s_put(st, (uint16_t)g, st->sk, n, "", 0);
     if (rc)
         return s_kv_fail(st, rc, "cannot write state");
     if (time < st->due[g])
@@ -865,18 +973,18 @@ static int s_rk_win_fire(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *key,
         return rc;
     size_t n = s_dkey(st->sk, key, klen, S_SUB_WIN, start);
     size_t n2 = s_dkey(st->sk + n, key, klen, S_SUB_WIN, start + 1);
-    sl_kv_iter_t *it = NULL;
+    sl_kv_cursor_t *it = NULL;
     if ((rc = s_rk_iter(st, g, st->sk, n, st->sk + n, n2, &it)) != SL_OK)
         return rc;
     sl_kv_entry_t e;
-    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+    while ((rc = sl_kv_cursor_next(it, &e)) == 1) {
         int side = e.key_len == n + 9 ? ((const uint8_t *)e.key)[n] : 2;
         if (side > 1 || !s_row_ok(st->sch[side], e.val, e.val_len)) {
             rc = SL_DATA;
             break;
         }
         if ((rc = s_rows_add(&st->tmp[side], e.val)) != SL_OK ||
-            (rc = sl_kv_batch_delete(st->batch, (uint16_t)g, e.key, e.key_len)) != SL_OK)
+            (rc = s_del(st, (uint16_t)g, e.key, e.key_len)) != SL_OK)
             break;
     }
     if ((rc = s_rk_end(st, &it, rc)) != SL_OK)
@@ -900,13 +1008,16 @@ static int s_rk_interval_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_
     int rc = s_sk(st, 2 * ((size_t)klen + 10));
     if (rc)
         return rc;
+    uint32_t bit = (uint32_t)(h % S_PEND_BITS);
+    if ((st->pend[bit / 8] >> (bit % 8) & 1) && (rc = s_rk_commit(st)) != SL_OK)
+        return rc; /* the batch may hold partners: the cursor must see them */
     size_t n = s_dkey(st->sk, key, klen, (uint8_t)(1 - s), lo);
     size_t n2 = s_dkey(st->sk + n, key, klen, (uint8_t)(1 - s), hi + 1);
-    sl_kv_iter_t *it = NULL;
+    sl_kv_cursor_t *it = NULL;
     if ((rc = s_rk_iter(st, g, st->sk, n, st->sk + n, n2, &it)) != SL_OK)
         return rc;
     sl_kv_entry_t e;
-    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+    while ((rc = sl_kv_cursor_next(it, &e)) == 1) {
         if (e.key_len != n + 8 || !s_row_ok(st->sch[1 - s], e.val, e.val_len)) {
             rc = SL_DATA;
             break;
@@ -922,22 +1033,8 @@ static int s_rk_interval_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_
         return SL_OK;
     if ((rc = s_rk_put_row(st, g, key, klen, (uint8_t)s, t, -1, row)) != SL_OK)
         return rc;
+    st->pend[bit / 8] |= (uint8_t)(1u << (bit % 8));
     return s_rk_timer(st, g, expiry, key, klen, NULL);
-}
-
-/* Deletes the entries of key group g in [lo, hi). */
-static int s_rk_delete_span(s_join_t *st, int g, const uint8_t *lo, size_t nlo, const uint8_t *hi,
-                            size_t nhi)
-{
-    sl_kv_iter_t *it = NULL;
-    int rc = s_rk_iter(st, g, lo, nlo, hi, nhi, &it);
-    if (rc)
-        return rc;
-    sl_kv_entry_t e;
-    while ((rc = sl_kv_iter_next(it, &e)) == 1)
-        if ((rc = sl_kv_batch_delete(st->batch, (uint16_t)g, e.key, e.key_len)) != SL_OK)
-            break;
-    return s_rk_end(st, &it, rc);
 }
 
 /* Drops the rows of key no future partner can match at watermark wm: left
@@ -946,14 +1043,29 @@ static int s_rk_interval_sweep(sl_opctx_t *c, s_join_t *st, int g, const uint8_t
                                uint32_t klen, int64_t wm)
 {
     const sl_join_cfg_t *j = &c->node->join;
+    int64_t limit[2] = {s_shift(wm, -j->upper), s_shift(wm, j->lower)};
     int rc = s_sk(st, 2 * ((size_t)klen + 10));
-    for (int s = 0; s < 2 && rc == SL_OK; s++) {
-        int64_t limit = s ? s_shift(wm, j->lower) : s_shift(wm, -j->upper);
-        size_t n = s_dkey(st->sk, key, klen, (uint8_t)s, -S_KEY_LIMIT);
-        size_t n2 = s_dkey(st->sk + n, key, klen, (uint8_t)s, limit + 1);
-        rc = s_rk_delete_span(st, g, st->sk, n, st->sk + n, n2);
+    if (rc)
+        return rc;
+    /* one scan over both sides: the left rows after limit[0] (a key keeps
+     * few) are passed over */
+    size_t n = s_dkey(st->sk, key, klen, 0, -S_KEY_LIMIT);
+    size_t n2 = s_dkey(st->sk + n, key, klen, 1, limit[1] + 1);
+    sl_kv_cursor_t *it = NULL;
+    if ((rc = s_rk_iter(st, g, st->sk, n, st->sk + n, n2, &it)) != SL_OK)
+        return rc;
+    sl_kv_entry_t e;
+    while ((rc = sl_kv_cursor_next(it, &e)) == 1) {
+        const uint8_t *k = e.key;
+        if (e.key_len != n + 8 || k[1 + klen] > 1) {
+            rc = SL_DATA;
+            break;
+        }
+        if (s_tget(k + 2 + klen) <= limit[k[1 + klen]] &&
+            (rc = s_del(st, (uint16_t)g, e.key, e.key_len)) != SL_OK)
+            break;
     }
-    return rc;
+    return s_rk_end(st, &it, rc);
 }
 
 /* Emits the pending stream rows of key with time <= wm, each with the
@@ -970,7 +1082,7 @@ static int s_rk_enrich_sweep(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *
     /* the versions at or behind wm, in (time, bytes) order */
     size_t n = s_dkey(st->sk, key, klen, 1, -S_KEY_LIMIT);
     size_t n2 = s_dkey(st->sk + n, key, klen, 1, w + 1);
-    sl_kv_iter_t *it = NULL;
+    sl_kv_cursor_t *it = NULL;
     if ((rc = s_rk_iter(st, g, st->sk, n, st->sk + n, n2, &it)) != SL_OK)
         return rc;
     sl_kv_entry_t e;
@@ -978,7 +1090,7 @@ static int s_rk_enrich_sweep(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *
     size_t prevlen = 0;
     uint8_t *pk = NULL; /* a copy of the previous version's store key */
     size_t pkcap = 0;
-    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+    while ((rc = sl_kv_cursor_next(it, &e)) == 1) {
         const uint8_t *k = e.key;
         int64_t vt = 0;
         if (e.key_len <= n || !s_row_ok(st->sch[1], k + n, e.key_len - n) ||
@@ -989,7 +1101,7 @@ static int s_rk_enrich_sweep(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *
         if ((rc = s_rows_add(&st->tmp[1], k + n)) != SL_OK)
             break;
         /* the previous one is no longer the latest: dropped */
-        if (prev && (rc = sl_kv_batch_delete(st->batch, (uint16_t)g, pk, prevlen)) != SL_OK)
+        if (prev && (rc = s_del(st, (uint16_t)g, pk, prevlen)) != SL_OK)
             break;
         if ((rc = s_grow((void **)&pk, &pkcap, e.key_len, 1)) != SL_OK)
             break;
@@ -1012,10 +1124,11 @@ static int s_rk_enrich_sweep(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *
     const s_rows_t *v = &st->tmp[1];
     uint32_t vo = 0;
     const uint8_t *match = NULL;
-    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+    while ((rc = sl_kv_cursor_next(it, &e)) == 1) {
         int64_t t = 0;
         if (e.key_len != n + 8 || !s_row_ok(st->sch[0], e.val, e.val_len) ||
-            !s_time(st->sch[0], j->ltime, e.val, &t) || t != s_tget((const uint8_t *)e.key + n - 8)) {
+            !s_time(st->sch[0], j->ltime, e.val, &t) ||
+            t != s_tget((const uint8_t *)e.key + n - 8)) {
             rc = SL_DATA;
             break;
         }
@@ -1028,7 +1141,7 @@ static int s_rk_enrich_sweep(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *
         }
         if ((match || j->emit_nulls) && (rc = s_emit_pair(c, st, e.val, match, 0)) != SL_OK)
             break;
-        if ((rc = sl_kv_batch_delete(st->batch, (uint16_t)g, e.key, e.key_len)) != SL_OK)
+        if ((rc = s_del(st, (uint16_t)g, e.key, e.key_len)) != SL_OK)
             break;
     }
     rc = s_rk_end(st, &it, rc);
@@ -1052,7 +1165,7 @@ static int s_due_cmp(const void *a, const void *b)
 static int s_rk_group(sl_opctx_t *c, s_join_t *st, int g, int64_t wm)
 {
     const sl_join_cfg_t *j = &c->node->join;
-    sl_kv_iter_t *it = NULL;
+    sl_kv_cursor_t *it = NULL;
     /* from the earliest live timer: the deleted ones before it are not
      * scanned again (their tombstones stay until compaction) */
     uint8_t lo[9] = {'T'};
@@ -1064,7 +1177,7 @@ static int s_rk_group(sl_opctx_t *c, s_join_t *st, int g, int64_t wm)
     size_t cnt = 0;
     st->dlen = 0;
     sl_kv_entry_t e;
-    while ((rc = sl_kv_iter_next(it, &e)) == 1) {
+    while ((rc = sl_kv_cursor_next(it, &e)) == 1) {
         if (e.key_len < 9 || e.key_len > UINT32_MAX) {
             rc = SL_DATA;
             break;
@@ -1082,7 +1195,7 @@ static int s_rk_group(sl_opctx_t *c, s_join_t *st, int g, int64_t wm)
         memcpy(st->dbuf + st->dlen + 4, (const uint8_t *)e.key + 9, len);
         st->dlen += 4 + (size_t)len;
         cnt++;
-        if ((rc = sl_kv_batch_delete(st->batch, (uint16_t)g, e.key, e.key_len)) != SL_OK)
+        if ((rc = s_del(st, (uint16_t)g, e.key, e.key_len)) != SL_OK)
             break;
     }
     if ((rc = s_rk_end(st, &it, rc)) != SL_OK)
@@ -1179,7 +1292,7 @@ static int s_rk_import(sl_opctx_t *c, s_join_t *st)
                     rc = s_rk_timer(st, g, due, e->key, e->klen, NULL);
             }
         }
-        if (rc == SL_OK && sl_kv_batch_count(st->batch) >= 10000)
+        if (rc == SL_OK && st->np >= 10000)
             rc = s_rk_commit(st);
     }
     if (rc == SL_OK)
@@ -1338,8 +1451,9 @@ static int s_open(sl_opctx_t *c)
         int maxp = c->plan->max_parallelism;
         st->rocks = true;
         st->batch = sl_kv_batch_new();
+        st->pend = calloc(S_PEND_BITS / 8, 1);
         st->due = malloc((size_t)maxp * sizeof *st->due);
-        if (!st->batch || !st->due)
+        if (!st->batch || !st->due || !st->pend)
             return SL_NOMEM;
         for (int g = 0; g < maxp; g++)
             st->due[g] = INT64_MAX;
@@ -1354,6 +1468,8 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
     int s = input ? 1 : 0;
     for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
         int rc = s_record(c, st, s, r);
+        if (rc == SL_OK && st->rocks && st->np >= S_BATCH_MAX)
+            rc = s_rk_commit(st);
         if (rc)
             return c->err[0] && st->rocks
                        ? rc
@@ -1401,7 +1517,11 @@ static void s_close(sl_opctx_t *c)
     free(st->vals[1]);
     free(st->ovals);
     free(st->kvals);
+    sl_kv_cursor_destroy(&st->cur);
     sl_kv_batch_destroy(&st->batch);
+    free(st->pbuf);
+    free(st->pops);
+    free(st->pend);
     sl_rstate_close(&st->kv);
     free(st->due);
     free(st->sk);
@@ -1638,6 +1758,7 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
                               "join '%s': the checkpoint keeps its state in rocksdb; the job "
                               "must use `state: {backend: rocksdb}` to restore it",
                               nd->name);
+        sl_kv_cursor_destroy(&st->cur); /* of the store being replaced */
         if ((rc = sl_rstate_restore(c, &st->kv, r)) != SL_OK)
             return rc;
         if (n > st->seq)

@@ -1045,6 +1045,128 @@ int sl_kv_scan(sl_kv_t *kv, uint16_t first, uint16_t last, sl_kv_scan_fn fn, voi
     return rc;
 }
 
+/* ---- cursors ---------------------------------------------------------------- */
+
+struct sl_kv_cursor {
+    sl_kv_t *kv;               /* the store (for error messages) */
+    rocksdb_readoptions_t *ro; /* the iterator's options: its upper bound is set before
+                                  each seek (RocksDB rechecks the bound at a seek) */
+    rocksdb_iterator_t *it;    /* the store as of creation */
+    char *hi;                  /* the upper bound: key group + hi */
+    size_t hilen, hicap;       /* its length and capacity */
+    int state;                 /* 0 not sought, 1 sought (next returns the first), 2 moving */
+};
+
+/* Room for n bytes in *p (capacity *cap). */
+static int s_room(char **p, size_t *cap, size_t n)
+{
+    if (n <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap : 64;
+    while (nc < n)
+        nc *= 2;
+    char *np = realloc(*p, nc);
+    if (!np)
+        return SL_NOMEM;
+    *p = np;
+    *cap = nc;
+    return 0;
+}
+
+int sl_kv_cursor_new(sl_kv_t *kv, sl_kv_cursor_t **out)
+{
+    *out = NULL;
+    sl_kv_cursor_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return SL_NOMEM;
+    c->kv = kv;
+    c->ro = rocksdb_readoptions_create();
+    if (!c->ro || s_room(&c->hi, &c->hicap, 64)) {
+        sl_kv_cursor_destroy(&c);
+        return SL_NOMEM;
+    }
+    /* a bound must exist when the iterator is made for later ones to count */
+    c->hi[0] = c->hi[1] = (char)0xff;
+    c->hilen = 2;
+    rocksdb_readoptions_set_iterate_upper_bound(c->ro, c->hi, c->hilen);
+    rocksdb_readoptions_set_fill_cache(c->ro, 1);
+    c->it = rocksdb_create_iterator(kv->db, c->ro);
+    if (!c->it) {
+        sl_kv_cursor_destroy(&c);
+        return SL_NOMEM;
+    }
+    *out = c;
+    return 0;
+}
+
+int sl_kv_cursor_seek(sl_kv_cursor_t *c, uint16_t kg, const void *lo, size_t lolen, const void *hi,
+                      size_t hilen)
+{
+    c->state = 0;
+    int rc = s_check_kg(c->kv, kg);
+    if (rc)
+        return rc;
+    const char *k = s_key(c->kv, kg, lo, lolen);
+    if (!k || s_room(&c->hi, &c->hicap, (hi ? hilen : 0) + 2))
+        return SL_NOMEM;
+    unsigned g = hi ? kg : (unsigned)kg + 1;
+    c->hi[0] = (char)(g >> 8);
+    c->hi[1] = (char)(g & 0xff);
+    if (hi && hilen)
+        memcpy(c->hi + 2, hi, hilen);
+    c->hilen = (hi ? hilen : 0) + 2;
+    /* the iterator holds the options' slice: this moves its bound */
+    rocksdb_readoptions_set_iterate_upper_bound(c->ro, c->hi, c->hilen);
+    rocksdb_iter_seek(c->it, k, lolen + 2);
+    c->state = 1;
+    return 0;
+}
+
+int sl_kv_cursor_next(sl_kv_cursor_t *c, sl_kv_entry_t *e)
+{
+    if (c->state == 0)
+        return 0;
+    if (c->state == 2)
+        rocksdb_iter_next(c->it);
+    c->state = 2;
+    if (!rocksdb_iter_valid(c->it)) {
+        char *rerr = NULL;
+        rocksdb_iter_get_error(c->it, &rerr);
+        c->state = 0;
+        return rerr ? s_rerr(rerr, SL_IO, c->kv->msg, sizeof c->kv->msg, "iterate") : 0;
+    }
+    size_t kl, vl;
+    const char *k = rocksdb_iter_key(c->it, &kl);
+    size_t m = kl < c->hilen ? kl : c->hilen;
+    int cmp = memcmp(k, c->hi, m);
+    if (cmp > 0 || (cmp == 0 && kl >= c->hilen)) { /* past the bound (checked by RocksDB too) */
+        c->state = 0;
+        return 0;
+    }
+    if (kl < 2)
+        return SL_DATA; /* not written by this module (invariant 1) */
+    e->key_group = (uint16_t)(((unsigned)(uint8_t)k[0] << 8) | (uint8_t)k[1]);
+    e->key = k + 2;
+    e->key_len = kl - 2;
+    e->val = rocksdb_iter_value(c->it, &vl);
+    e->val_len = vl;
+    return 1;
+}
+
+void sl_kv_cursor_destroy(sl_kv_cursor_t **pc)
+{
+    if (!pc || !*pc)
+        return;
+    sl_kv_cursor_t *c = *pc;
+    if (c->it)
+        rocksdb_iter_destroy(c->it);
+    if (c->ro)
+        rocksdb_readoptions_destroy(c->ro);
+    free(c->hi);
+    free(c);
+    *pc = NULL;
+}
+
 /* ---- manifests ------------------------------------------------------------------ */
 
 void sl_kv_manifest_free(sl_kv_manifest_t *m)

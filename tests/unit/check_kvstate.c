@@ -252,6 +252,72 @@ START_TEST(test_multi_get)
 }
 END_TEST
 
+/* Collects the cursor's span [lo, hi) of group kg into "key=val;" text. */
+static const char *s_span(sl_kv_cursor_t *c, uint16_t kg, const char *lo, const char *hi)
+{
+    static char buf[4096];
+    size_t len = 0;
+    buf[0] = 0;
+    ck_assert_int_eq(sl_kv_cursor_seek(c, kg, lo, strlen(lo), hi, hi ? strlen(hi) : 0), 0);
+    sl_kv_entry_t e;
+    int rc;
+    while ((rc = sl_kv_cursor_next(c, &e)) == 1) {
+        ck_assert_uint_eq(e.key_group, kg);
+        int n = snprintf(buf + len, sizeof buf - len, "%.*s=%.*s;", (int)e.key_len,
+                         (const char *)e.key, (int)e.val_len, (const char *)e.val);
+        ck_assert(n > 0 && (size_t)n < sizeof buf - len);
+        len += (size_t)n;
+    }
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(sl_kv_cursor_next(c, &e), 0); /* stays at the end */
+    return buf;
+}
+
+START_TEST(test_cursor_reseek)
+{
+    sl_kv_t *kv = s_open("s", 0, 0);
+    /* some entries in SST files, some in the memtable, tombstones in both */
+    const char *keys[] = {"a1", "a2", "a3", "b1", "b2", "c1"};
+    for (int i = 0; i < 6; i++) {
+        s_put_str(kv, 4, keys[i], keys[i]);
+        s_put_str(kv, 5, keys[i], "g5");
+    }
+    s_put_str(kv, 3, "z", "g3");
+    ck_assert_int_eq(sl_kv_delete(kv, 4, "a2", 2), 0);
+    ck_assert_int_eq(sl_kv_compact(kv), 0);
+    s_put_str(kv, 4, "a4", "a4");
+    ck_assert_int_eq(sl_kv_delete(kv, 4, "b1", 2), 0);
+    ck_assert_int_eq(sl_kv_delete(kv, 4, "b2", 2), 0);
+
+    sl_kv_cursor_t *c = NULL;
+    ck_assert_int_eq(sl_kv_cursor_new(kv, &c), 0);
+    sl_kv_entry_t e;
+    ck_assert_int_eq(sl_kv_cursor_next(c, &e), 0); /* not sought yet */
+    /* a view as of creation */
+    s_put_str(kv, 4, "a5", "late");
+    ck_assert_str_eq(s_span(c, 4, "a", "b"), "a1=a1;a3=a3;a4=a4;");
+    /* the bound moves with every seek: narrower, wider, none (end of group) */
+    ck_assert_str_eq(s_span(c, 4, "a2", "a4"), "a3=a3;");
+    ck_assert_str_eq(s_span(c, 4, "a", "c2"), "a1=a1;a3=a3;a4=a4;c1=c1;");
+    ck_assert_str_eq(s_span(c, 4, "b", NULL), "c1=c1;");
+    ck_assert_str_eq(s_span(c, 4, "", "a"), "");
+    ck_assert_str_eq(s_span(c, 4, "b", "c"), ""); /* only tombstones */
+    ck_assert_str_eq(s_span(c, 3, "", NULL), "z=g3;");
+    ck_assert_str_eq(s_span(c, 5, "b2", NULL), "b2=g5;c1=g5;");
+    ck_assert_str_eq(s_span(c, 6, "", NULL), "");
+    ck_assert_int_eq(sl_kv_cursor_seek(c, 0xffff, "", 0, NULL, 0), SL_INVAL);
+    ck_assert_int_eq(sl_kv_cursor_next(c, &e), 0);
+    sl_kv_cursor_destroy(&c);
+    ck_assert_ptr_null(c);
+    sl_kv_cursor_destroy(&c);
+    /* a new cursor sees the later write */
+    ck_assert_int_eq(sl_kv_cursor_new(kv, &c), 0);
+    ck_assert_str_eq(s_span(c, 4, "a4", "b"), "a4=a4;a5=late;");
+    sl_kv_cursor_destroy(&c);
+    sl_kv_close(&kv);
+}
+END_TEST
+
 START_TEST(test_delete_range)
 {
     sl_kv_t *kv = s_open("s", 0, 0);
@@ -973,6 +1039,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_point_ops_and_iteration);
     tcase_add_test(tc, test_multi_get);
+    tcase_add_test(tc, test_cursor_reseek);
     tcase_add_test(tc, test_delete_range);
     tcase_add_test(tc, test_ttl_compaction);
     tcase_add_test(tc, test_state_larger_than_memory);

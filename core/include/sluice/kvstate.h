@@ -141,6 +141,21 @@ void sl_kv_iter_destroy(sl_kv_iter_t **it);
 typedef int (*sl_kv_scan_fn)(void *arg, const sl_kv_entry_t *e);
 int sl_kv_scan(sl_kv_t *kv, uint16_t first, uint16_t last, sl_kv_scan_fn fn, void *arg);
 
+/* Cursors: one iterator sought many times (no iterator per read). A cursor
+ * reads the store as it was when the cursor was made: writes committed
+ * later are not seen (make a new cursor after a commit to see them). */
+typedef struct sl_kv_cursor sl_kv_cursor_t;
+int sl_kv_cursor_new(sl_kv_t *kv, sl_kv_cursor_t **out);
+/* Positions the cursor on the entries of key group kg whose key is at or
+ * after lo[0..lolen) and before hi[0..hilen) (hi NULL: to the end of the
+ * group), in key order; sl_kv_cursor_next then returns them. */
+int sl_kv_cursor_seek(sl_kv_cursor_t *c, uint16_t kg, const void *lo, size_t lolen, const void *hi,
+                      size_t hilen);
+/* 1 and *e filled for the next entry, 0 at the end of the span (or before
+ * the first seek), <0 on a read error. *e is valid until the cursor moves. */
+int sl_kv_cursor_next(sl_kv_cursor_t *c, sl_kv_entry_t *e);
+void sl_kv_cursor_destroy(sl_kv_cursor_t **c);
+
 /* ---- checkpoints --------------------------------------------------------- */
 
 typedef struct {

@@ -143,21 +143,6 @@ typedef struct {
     size_t wb_cap;
 } s_agg_t;
 
-static int s_grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return SL_OK;
-    size_t nc = *cap ? *cap : 64;
-    while (nc < need)
-        nc *= 2;
-    void *np = realloc(*p, nc * elem);
-    if (!np)
-        return SL_NOMEM;
-    *p = np;
-    *cap = nc;
-    return SL_OK;
-}
-
 /* A zeroed table of size slots. A large one is asked for in huge pages:
  * its lookups are random, and would otherwise miss the TLB as well. */
 static s_slot_t *s_table_new(size_t size)
@@ -432,7 +417,7 @@ static int s_acc_decode(sl_opctx_t *c, s_agg_t *a, const void *val, size_t vlen,
             const uint8_t *str = sl_snap_get_bytes(&r, &slen);
             if (r.err)
                 break;
-            if (s_grow((void **)&a->strs, &a->strs_cap, a->strs_len + slen + 1, 1))
+            if (sl_grow((void **)&a->strs, &a->strs_cap, a->strs_len + slen + 1, 1))
                 return SL_NOMEM;
             if (slen)
                 memcpy(a->strs + a->strs_len, str, slen);
@@ -465,7 +450,7 @@ static int s_rocks_note(sl_opctx_t *c, s_agg_t *a, uint32_t e, const uint8_t *ke
     s_entry_t *en = &a->entries[e];
     s_key_read(nd, a->in, key, en->key_len, a->kbitmap, a->out);
     en->kg = (uint32_t)sl_key_group(sl_value_hash(a->out, nd->nkeys), c->plan->max_parallelism);
-    if (s_grow((void **)&a->pend, &a->pend_cap, a->npend + 1, sizeof *a->pend))
+    if (sl_grow((void **)&a->pend, &a->pend_cap, a->npend + 1, sizeof *a->pend))
         return SL_NOMEM;
     a->pend[a->npend++] = e;
     return SL_OK;
@@ -482,10 +467,10 @@ static int s_rocks_load(sl_opctx_t *c, s_agg_t *a)
     int rc = s_kv(c, a);
     if (rc)
         return rc;
-    if (s_grow((void **)&a->mkg, &a->mkg_cap, n, sizeof *a->mkg) ||
-        s_grow((void **)&a->mkeys, &a->mkeys_cap, n, sizeof *a->mkeys) ||
-        s_grow((void **)&a->mklen, &a->mklen_cap, n, sizeof *a->mklen) ||
-        s_grow((void **)&a->mvals, &a->mvals_cap, n, sizeof *a->mvals))
+    if (sl_grow((void **)&a->mkg, &a->mkg_cap, n, sizeof *a->mkg) ||
+        sl_grow((void **)&a->mkeys, &a->mkeys_cap, n, sizeof *a->mkeys) ||
+        sl_grow((void **)&a->mklen, &a->mklen_cap, n, sizeof *a->mklen) ||
+        sl_grow((void **)&a->mvals, &a->mvals_cap, n, sizeof *a->mvals))
         return SL_NOMEM;
     for (size_t i = 0; i < n; i++) {
         const s_entry_t *en = &a->entries[a->pend[i]];
@@ -528,7 +513,7 @@ static int s_rocks_sync(sl_opctx_t *c, s_agg_t *a)
         const s_entry_t *en = &a->entries[e];
         if (!(en->kg & S_DIRTY))
             continue;
-        if (s_grow((void **)&a->wb, &a->wb_cap, nw + 1, sizeof *a->wb))
+        if (sl_grow((void **)&a->wb, &a->wb_cap, nw + 1, sizeof *a->wb))
             return SL_NOMEM;
         uint64_t order = (uint64_t)(en->kg & 0xffffu) << 48;
         const uint8_t *k = a->keys + en->key_off;
@@ -599,9 +584,9 @@ static int s_insert(sl_opctx_t *c, s_agg_t *a, s_probe_t *p, size_t s)
     if (a->n >= INT32_MAX)
         return sl_op_fail(c, SL_LIMIT, "aggregate '%s': too many keys", c->node->name);
     size_t naggs = (size_t)c->node->naggs;
-    if (s_grow((void **)&a->entries, &a->ecap, a->n + 1, sizeof *a->entries) ||
-        s_grow((void **)&a->accs, &a->cap, a->n + 1, sizeof(s_acc_t) * naggs) ||
-        s_grow((void **)&a->keys, &a->keys_cap, a->keys_len + p->klen, 1))
+    if (sl_grow((void **)&a->entries, &a->ecap, a->n + 1, sizeof *a->entries) ||
+        sl_grow((void **)&a->accs, &a->cap, a->n + 1, sizeof(s_acc_t) * naggs) ||
+        sl_grow((void **)&a->keys, &a->keys_cap, a->keys_len + p->klen, 1))
         return SL_NOMEM;
     const uint8_t *key = p->klen <= S_INLINE ? (const uint8_t *)p->blk + 1 : a->scratch;
     if (p->klen)
@@ -687,7 +672,7 @@ static inline int s_prepare(s_agg_t *a, const sl_plan_node_t *nd, const uint8_t 
     }
     if (klen > UINT32_MAX)
         return SL_RANGE;
-    if (s_grow((void **)&a->scratch, &a->scratch_cap, klen, 1))
+    if (sl_grow((void **)&a->scratch, &a->scratch_cap, klen, 1))
         return SL_NOMEM;
     s_key_write(a, nd, row, a->scratch);
     p->klen = (uint32_t)klen;
@@ -735,7 +720,7 @@ static int s_update(s_agg_t *a, const sl_agg_t *ag, s_acc_t *acc, const sl_value
         if (v->type == SL_TYPE_DOUBLE)
             acc->d = v->u.d;
         else if (v->type == SL_TYPE_STRING) {
-            if (s_grow((void **)&a->strs, &a->strs_cap, a->strs_len + v->len + 1, 1))
+            if (sl_grow((void **)&a->strs, &a->strs_cap, a->strs_len + v->len + 1, 1))
                 return SL_NOMEM;
             memcpy(a->strs + a->strs_len, v->u.s, v->len);
             acc->i = (int64_t)a->strs_len;
@@ -793,8 +778,8 @@ static int s_process_rocks(sl_opctx_t *c, const sl_batch_t *in)
                 return sl_op_fail(c, rc, "aggregate '%s': key too large", nd->name);
             S_PREFETCH(&a->table[p->hash & a->tmask]);
         }
-        if (s_grow((void **)&a->rows, &a->rows_cap, nr + (size_t)n, sizeof *a->rows) ||
-            s_grow((void **)&a->rowe, &a->rowe_cap, nr + (size_t)n, sizeof *a->rowe))
+        if (sl_grow((void **)&a->rows, &a->rows_cap, nr + (size_t)n, sizeof *a->rows) ||
+            sl_grow((void **)&a->rowe, &a->rowe_cap, nr + (size_t)n, sizeof *a->rowe))
             return SL_NOMEM;
         for (int i = 0; i < n; i++) {
             s_probe_t *p = &a->group[i];
@@ -1029,7 +1014,7 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
         s_probe_t p = {0};
         if (mine) {
             size_t len = sl_row_size(a->in, row);
-            if ((rc = s_grow((void **)&buf, &bufcap, len, 1)) != SL_OK)
+            if ((rc = sl_grow((void **)&buf, &bufcap, len, 1)) != SL_OK)
                 break;
             sl_row_encode(a->in, row, buf);
             size_t before = a->n;
@@ -1059,7 +1044,7 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
             if (!mine)
                 continue;
             if (str) {
-                if ((rc = s_grow((void **)&a->strs, &a->strs_cap, a->strs_len + slen + 1, 1)))
+                if ((rc = sl_grow((void **)&a->strs, &a->strs_cap, a->strs_len + slen + 1, 1)))
                     break;
                 if (slen)
                     memcpy(a->strs + a->strs_len, str, slen);

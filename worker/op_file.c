@@ -372,6 +372,18 @@ static int s_keep_size(sl_opctx_t *c, s_sink_t *s, uint32_t i, uint64_t size)
 #define S_OWNER ".owner" /* the staging directory's claim file */
 #define S_END ".end"     /* publish: end: the whole output is published */
 
+/* Reads at most cap - 1 bytes of the file at path into buf, NUL-terminated;
+ * false when it cannot be opened. */
+static bool s_read_small(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    return f != NULL;
+}
+
 /* Claims the staging directory for this instance (a newer attempt's claim
  * replaces an older one's). */
 static int s_claim(sl_opctx_t *c, s_sink_t *s)
@@ -396,12 +408,7 @@ static int s_check_owner(sl_opctx_t *c, const s_sink_t *s)
 {
     char path[4200], got[sizeof s->token];
     snprintf(path, sizeof path, "%s/" S_OWNER, s->stage);
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(got, 1, sizeof got - 1, f) : 0;
-    if (f)
-        fclose(f);
-    got[n] = '\0';
-    if (f && strcmp(got, s->token) == 0)
+    if (s_read_small(path, got, sizeof got) && strcmp(got, s->token) == 0)
         return SL_OK;
     return sl_op_fail(c, SL_STATE,
                       "sink '%s': a newer attempt of the job took over %s; this one stops writing",
@@ -470,12 +477,7 @@ static bool s_end_mark_is_ours(const sl_opctx_t *c, const s_sink_t *s)
 {
     char path[4200], got[4200];
     snprintf(path, sizeof path, "%s/" S_END, s->stage);
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(got, 1, sizeof got - 1, f) : 0;
-    if (f)
-        fclose(f);
-    got[n] = '\0';
-    return f && c->ckpt_dir && strcmp(got, c->ckpt_dir) == 0;
+    return s_read_small(path, got, sizeof got) && c->ckpt_dir && strcmp(got, c->ckpt_dir) == 0;
 }
 
 /* A published part of subtask *(const int *)arg. */

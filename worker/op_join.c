@@ -697,25 +697,10 @@ static int64_t s_tget(const uint8_t *p)
     return (int64_t)(s_get_be64(p) ^ (UINT64_C(1) << 63));
 }
 
-static int s_grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return SL_OK;
-    size_t nc = *cap ? *cap : 256;
-    while (nc < need)
-        nc *= 2;
-    void *np = realloc(*p, nc * elem);
-    if (!np)
-        return SL_NOMEM;
-    *p = np;
-    *cap = nc;
-    return SL_OK;
-}
-
 /* Room for n bytes of store keys in st->sk. */
 static int s_sk(s_join_t *st, size_t n)
 {
-    return s_grow((void **)&st->sk, &st->skcap, n, 1);
+    return sl_grow((void **)&st->sk, &st->skcap, n, 1);
 }
 
 /* Writes 'K' key sub t8 at p; returns its length. */
@@ -751,7 +736,7 @@ static int s_pwrite(s_join_t *st, int g, const void *key, size_t klen, const voi
     size_t need = st->plen + 10 + klen + (val ? vlen : 0);
     if (klen > UINT32_MAX || vlen >= S_DELETE || need > SIZE_MAX / 2)
         return SL_INVAL;
-    int rc = s_grow((void **)&st->pbuf, &st->pcap, need, 1);
+    int rc = sl_grow((void **)&st->pbuf, &st->pcap, need, 1);
     if (rc)
         return s_kv_fail(st, rc, "cannot write state");
     uint8_t *p = st->pbuf + st->plen;
@@ -809,7 +794,7 @@ static int s_rk_commit(s_join_t *st)
     int rc = s_kv(st);
     if (rc)
         return rc;
-    if ((rc = s_grow((void **)&st->pops, &st->pocap, st->np, sizeof *st->pops)) != SL_OK)
+    if ((rc = sl_grow((void **)&st->pops, &st->pocap, st->np, sizeof *st->pops)) != SL_OK)
         return rc;
     size_t o = 0;
     for (size_t i = 0; i < st->np; i++) {
@@ -1103,7 +1088,7 @@ static int s_rk_enrich_sweep(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *
         /* the previous one is no longer the latest: dropped */
         if (prev && (rc = s_del(st, (uint16_t)g, pk, prevlen)) != SL_OK)
             break;
-        if ((rc = s_grow((void **)&pk, &pkcap, e.key_len, 1)) != SL_OK)
+        if ((rc = sl_grow((void **)&pk, &pkcap, e.key_len, 1)) != SL_OK)
             break;
         memcpy(pk, e.key, e.key_len);
         prev = pk;
@@ -1189,7 +1174,7 @@ static int s_rk_group(sl_opctx_t *c, s_join_t *st, int g, int64_t wm)
             break;
         }
         uint32_t len = (uint32_t)e.key_len - 9;
-        if ((rc = s_grow((void **)&st->dbuf, &st->dcap, st->dlen + 4 + len, 1)) != SL_OK)
+        if ((rc = sl_grow((void **)&st->dbuf, &st->dcap, st->dlen + 4 + len, 1)) != SL_OK)
             break;
         memcpy(st->dbuf + st->dlen, &len, 4);
         memcpy(st->dbuf + st->dlen + 4, (const uint8_t *)e.key + 9, len);
@@ -1201,7 +1186,7 @@ static int s_rk_group(sl_opctx_t *c, s_join_t *st, int g, int64_t wm)
     if ((rc = s_rk_end(st, &it, rc)) != SL_OK)
         return rc;
     st->due[g] = next; /* sweeps and fires add no timers */
-    if ((rc = s_grow((void **)&st->dptr, &st->dptrcap, cnt, sizeof *st->dptr)) != SL_OK)
+    if ((rc = sl_grow((void **)&st->dptr, &st->dptrcap, cnt, sizeof *st->dptr)) != SL_OK)
         return rc;
     size_t m = 0;
     for (size_t o = 0; o < st->dlen; m++) {

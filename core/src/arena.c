@@ -1,6 +1,8 @@
 /* arena.c — chunked bump allocator (see sluice/arena.h). */
 #include "sluice/arena.h"
 
+#include "sluice/err.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,4 +93,24 @@ void sl_arena_reset(sl_arena_t *a)
 size_t sl_arena_footprint(const sl_arena_t *a)
 {
     return a->footprint;
+}
+
+int sl_grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return SL_OK;
+    size_t nc = *cap ? *cap : 64;
+    while (nc < need) {
+        if (nc > SIZE_MAX / 2)
+            return SL_NOMEM;
+        nc *= 2;
+    }
+    if (nc > SIZE_MAX / elem)
+        return SL_NOMEM;
+    void *np = realloc(*p, nc * elem);
+    if (!np)
+        return SL_NOMEM;
+    *p = np;
+    *cap = nc;
+    return SL_OK;
 }

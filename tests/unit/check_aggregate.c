@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -617,12 +618,38 @@ START_TEST(test_colliding_hashes)
 }
 END_TEST
 
+/* sl_grow (the operators' array growth): doubles to the need, keeps the
+ * contents, and refuses a size that overflows without touching the array. */
+START_TEST(test_grow)
+{
+    int *v = NULL;
+    size_t cap = 0;
+    ck_assert_int_eq(sl_grow((void **)&v, &cap, 1, sizeof *v), SL_OK);
+    ck_assert_uint_eq(cap, 64);
+    for (int i = 0; i < 64; i++)
+        v[i] = i;
+    ck_assert_int_eq(sl_grow((void **)&v, &cap, 65, sizeof *v), SL_OK);
+    ck_assert_uint_eq(cap, 128);
+    ck_assert_int_eq(sl_grow((void **)&v, &cap, 1000, sizeof *v), SL_OK);
+    ck_assert_uint_eq(cap, 1024);
+    for (int i = 0; i < 64; i++)
+        ck_assert_int_eq(v[i], i);
+    int *before = v;
+    ck_assert_int_eq(sl_grow((void **)&v, &cap, SIZE_MAX / 2, sizeof *v), SL_NOMEM);
+    ck_assert_int_eq(sl_grow((void **)&v, &cap, SIZE_MAX, 1), SL_NOMEM);
+    ck_assert_ptr_eq(v, before);
+    ck_assert_uint_eq(cap, 1024);
+    free(v);
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("aggregate");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_basic_values);
+    tcase_add_test(tc, test_grow);
     tcase_add_test(tc, test_string_min_max);
     tcase_add_test(tc, test_random_single_key);
     tcase_add_test(tc, test_random_multi_key);

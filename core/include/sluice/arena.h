@@ -19,4 +19,9 @@ void sl_arena_reset(sl_arena_t *a);
 /* Bytes currently reserved from the system (for memory bounds tests). */
 size_t sl_arena_footprint(const sl_arena_t *a);
 
+/* Makes the heap array *p (of *cap elements of elem bytes) hold at least
+ * need elements, doubling from 64: SL_OK, or SL_NOMEM (on overflow too;
+ * *p and *cap are then unchanged). */
+int sl_grow(void **p, size_t *cap, size_t need, size_t elem);
+
 #endif

@@ -13,8 +13,8 @@
 # `start: committed`, which a restore must ignore): it reads exactly the
 # records produced after the savepoint and finishes. The windows must equal
 # those computed from the produced events: nothing lost, nothing twice.
-# Last, the savepoint resumed against an empty cluster fails naming the
-# topic, partition and offset it cannot find.
+# Before that resume, the savepoint resumed against an empty cluster fails
+# naming the topic, partition and offset it cannot find.
 source "$(dirname "$0")/lib.sh"
 : "${BUILD:?}" "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}"
 DIR=$SRC/tests/scenario/kafkarec
@@ -112,6 +112,20 @@ SP=$(tail -n 1 "$WORK/sp.path")
 AT_STOP=$TOTAL
 produce 2000
 
+# (before the resume below: a job resumed into the same output path
+# publishes the savepoint's staged parts, which this one copies)
+step "the savepoint against an empty cluster: its offsets are not there, the job fails naming them"
+"$DEVK" --brokers 1 --topic ev:4 --no-stdin --port-file "$WORK/boot2" </dev/null >/dev/null 2>&1 &
+PIDS+=("$!")
+wait_for 10 test -s "$WORK/boot2" || fail "the second dev broker did not start"
+BOOT2=$(sed -n 's/^bootstrap=//p' "$WORK/boot2")
+sluice submit "$DIR/job.yaml" --detach --from-savepoint "$SP" -p bootstrap="$BOOT2" -p attempts=0 \
+    -p group="$GROUP" -p out="$WORK/empty.csv" >"$WORK/job" || fail "submit: $(cat "$WORK/stderr")"
+JOB=$(cat "$WORK/job")
+failed() { [ "$(field state)" = FAILED ]; }
+wait_for 60 failed || fail "the job did not fail: $(sluice status "$JOB")"
+status | grep -q "topic 'ev' partition [0-3] has no offset [1-9][0-9]* (restored from the checkpoint): it holds offsets 0 to -1" ||
+    fail "no clear error for offsets the cluster does not have: $(sluice status "$JOB")"
 step "resume from the savepoint at parallelism 3, bounded: reads only what came after"
 sluice submit "$DIR/job.yaml" --detach --parallelism 3 --from-savepoint "$SP" -p bootstrap="$BOOT" \
     -p group="$GROUP" -p out="$WORK/windows.csv" -p bounded=true >"$WORK/job" ||
@@ -128,18 +142,6 @@ step "the windows equal those of the $TOTAL events: nothing lost, nothing twice"
 python3 "$DIR/events.py" check "$TOTAL" "$WORK/windows.csv" >"$WORK/check.out" ||
     fail "windows differ: $(head -n 20 "$WORK/check.out")"
 cat "$WORK/check.out"
-step "the savepoint against an empty cluster: its offsets are not there, the job fails naming them"
-"$DEVK" --brokers 1 --topic ev:4 --no-stdin --port-file "$WORK/boot2" </dev/null >/dev/null 2>&1 &
-PIDS+=("$!")
-wait_for 10 test -s "$WORK/boot2" || fail "the second dev broker did not start"
-BOOT2=$(sed -n 's/^bootstrap=//p' "$WORK/boot2")
-sluice submit "$DIR/job.yaml" --detach --from-savepoint "$SP" -p bootstrap="$BOOT2" -p attempts=0 \
-    -p group="$GROUP" -p out="$WORK/empty.csv" >"$WORK/job" || fail "submit: $(cat "$WORK/stderr")"
-JOB=$(cat "$WORK/job")
-failed() { [ "$(field state)" = FAILED ]; }
-wait_for 60 failed || fail "the job did not fail: $(sluice status "$JOB")"
-status | grep -q "topic 'ev' partition [0-3] has no offset [1-9][0-9]* (restored from the checkpoint): it holds offsets 0 to -1" ||
-    fail "no clear error for offsets the cluster does not have: $(sluice status "$JOB")"
 step "stop the workers and the master: no leak, no sanitizer report"
 for id in w1 w2 w3; do eval "kill -TERM \$PID_$id"; done
 kill -TERM "$MASTER_PID"

@@ -47,6 +47,17 @@ int sl_emit_raw(sl_emitter_t *e, const uint8_t *row, uint32_t len);
 /* Hands any buffered rows downstream. */
 int sl_emit_flush(sl_emitter_t *e);
 
+/* The part of an operator's snapshot left to the task's snapshot thread
+ * (copying files into checkpoint storage): run appends the rest of the
+ * operator's snapshot bytes to w, or fails with a message in err; free
+ * releases arg, run or not. The operator keeps every object run uses
+ * (its store) alive until the task's sl_task_close. */
+typedef struct {
+    int (*run)(void *arg, sl_snap_w_t *w, char *err, size_t cap);
+    void (*free)(void *arg);
+    void *arg;
+} sl_snap_defer_t;
+
 typedef struct sl_opctx {
     const sl_plan_t *plan;
     const sl_plan_node_t *node;
@@ -81,7 +92,13 @@ typedef struct sl_opctx {
     const char *ckpt_dir;    /* <root>/<job> where checkpoints go, or NULL */
     const char *restore_dir; /* directory of the checkpoint restored from, or NULL */
     const char *local_dir;   /* the job's local copies of checkpoints on this worker, or NULL */
-    char err[512];           /* message when a call fails */
+    /* Asynchronous snapshots: the task sets snap_async before snapshot when
+     * it finishes the snapshot on its snapshot thread; snapshot may then set
+     * snap_defer, whose run (on that thread, while the task processes
+     * records) appends the rest of the operator's bytes. */
+    bool snap_async;
+    sl_snap_defer_t snap_defer;
+    char err[512]; /* message when a call fails */
 } sl_opctx_t;
 
 typedef struct {

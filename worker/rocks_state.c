@@ -135,40 +135,84 @@ static int s_restore_store(sl_opctx_t *c, const sl_kv_manifest_t *m, const char 
     return sl_kv_restore(m, storage, shared, dir, o, out, err, cap);
 }
 
-int sl_rstate_snapshot(sl_opctx_t *c, sl_kv_t *kv, sl_snap_w_t *w)
+/* The copying part of a store's snapshot (sl_kv_checkpoint_end), run on
+ * the task's snapshot thread when the task takes snapshots asynchronously
+ * (sl_op_snapshot_defer), else at once. */
+typedef struct {
+    sl_kv_snap_t *snap; /* the frozen file set */
+    char rel[64];       /* kv-<node>-<subtask> */
+    char storage[4400]; /* <ckpt_dir>/chk-<id>/<rel> */
+    char shared[4400];  /* <ckpt_dir>/shared */
+    char keep[4400];    /* the local copy, or "" */
+} s_rsnap_t;
+
+static void s_rsnap_free(void *arg)
 {
-    if (!c->ckpt_dir)
-        return sl_op_fail(c, SL_STATE, "'%s': no checkpoint directory", c->node->name);
-    char rel[64], storage[4400], shared[4400], path[4500], err[1024];
-    snprintf(rel, sizeof rel, "kv-%d-%d", c->node->id, c->subtask);
-    snprintf(storage, sizeof storage, "%s/chk-%llu/%s", c->ckpt_dir,
-             (unsigned long long)c->checkpoint_id, rel);
-    snprintf(shared, sizeof shared, "%s/shared", c->ckpt_dir);
-    char keep[4400];
-    bool local = c->local_dir && s_copy_dir(c, c->checkpoint_id, rel, keep, sizeof keep);
+    s_rsnap_t *s = arg;
+    if (s)
+        sl_kv_checkpoint_abort(&s->snap);
+    free(s);
+}
+
+static int s_rsnap_run(void *arg, sl_snap_w_t *w, char *err, size_t cap)
+{
+    s_rsnap_t *s = arg;
     sl_kv_manifest_t m = {0};
     sl_kv_ckpt_stats_t st;
-    int rc =
-        sl_kv_checkpoint_keep(kv, storage, shared, local ? keep : NULL, &m, &st, err, sizeof err);
+    int rc = sl_kv_checkpoint_end(&s->snap, s->storage, s->shared, s->keep[0] ? s->keep : NULL, &m,
+                                  &st, err, cap);
     if (rc)
-        return sl_op_fail(c, rc, "'%s': %s", c->node->name, err);
+        return rc;
     uint8_t *enc = NULL;
     size_t len = 0;
     rc = sl_kv_manifest_encode(&m, &enc, &len);
     sl_kv_manifest_free(&m);
-    if (rc)
-        return sl_op_fail(c, rc, "'%s': cannot encode the state manifest", c->node->name);
-    snprintf(path, sizeof path, "%s/%s", storage, SL_KV_MANIFEST_FILE);
+    if (rc) {
+        snprintf(err, cap, "cannot encode the state manifest");
+        return rc;
+    }
+    char path[4500];
+    snprintf(path, sizeof path, "%s/%s", s->storage, SL_KV_MANIFEST_FILE);
     if (sl_fs_write_atomic(path, enc, len) != SL_OK) {
+        snprintf(err, cap, "cannot write %s: %s", path, strerror(errno));
         free(enc);
-        return sl_op_fail(c, SL_IO, "'%s': cannot write %s: %s", c->node->name, path,
-                          strerror(errno));
+        return SL_IO;
     }
     sl_snap_u8(w, S_FORMAT);
-    sl_snap_bytes(w, rel, strlen(rel));
+    sl_snap_bytes(w, s->rel, strlen(s->rel));
     sl_snap_bytes(w, enc, len);
     free(enc);
     return w->err;
+}
+
+int sl_rstate_snapshot(sl_opctx_t *c, sl_kv_t *kv, sl_snap_w_t *w)
+{
+    if (!c->ckpt_dir)
+        return sl_op_fail(c, SL_STATE, "'%s': no checkpoint directory", c->node->name);
+    s_rsnap_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return SL_NOMEM;
+    snprintf(s->rel, sizeof s->rel, "kv-%d-%d", c->node->id, c->subtask);
+    snprintf(s->storage, sizeof s->storage, "%s/chk-%llu/%s", c->ckpt_dir,
+             (unsigned long long)c->checkpoint_id, s->rel);
+    snprintf(s->shared, sizeof s->shared, "%s/shared", c->ckpt_dir);
+    if (!(c->local_dir && s_copy_dir(c, c->checkpoint_id, s->rel, s->keep, sizeof s->keep)))
+        s->keep[0] = 0;
+    char err[1024];
+    int rc = sl_kv_checkpoint_begin(kv, &s->snap, err, sizeof err);
+    if (rc) {
+        free(s);
+        return sl_op_fail(c, rc, "'%s': %s", c->node->name, err);
+    }
+    if (c->snap_async) { /* the task copies the files on its snapshot thread */
+        c->snap_defer = (sl_snap_defer_t){.run = s_rsnap_run, .free = s_rsnap_free, .arg = s};
+        return SL_OK;
+    }
+    rc = s_rsnap_run(s, w, err, sizeof err);
+    s_rsnap_free(s);
+    if (rc)
+        return sl_op_fail(c, rc, "'%s': %s", c->node->name, err);
+    return SL_OK;
 }
 
 /* Copies key groups first..last of src into dst. */

@@ -33,7 +33,10 @@ bool sl_rstate_enabled(const sl_opctx_t *c);
 int sl_rstate_open(sl_opctx_t *c, sl_kv_t **out);
 
 /* Checkpoints kv for checkpoint c->checkpoint_id into c->ckpt_dir and writes
- * the handle to w. Errors set c->err. */
+ * the handle to w: the last thing the operator writes. The flush and the
+ * RocksDB checkpoint (hard links) happen now; with c->snap_async the copy
+ * into storage and the handle are left to c->snap_defer (the task's
+ * snapshot thread). Errors set c->err. */
 int sl_rstate_snapshot(sl_opctx_t *c, sl_kv_t *kv, sl_snap_w_t *w);
 
 /* Restores one snapshot section (written by sl_rstate_snapshot) from

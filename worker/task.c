@@ -8,8 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
+
+#include <nettle/sha2.h>
 
 #include "channel.h"
 #include "operator.h"
@@ -91,6 +95,16 @@ struct sl_task {
     uint64_t align_ms; /* how long the last alignment took */
     bool *ch_barrier;  /* per channel: delivered align_id */
     s_held_t *held, **held_tail;
+
+    /* The asynchronous phase of a snapshot (s_snap_main): at most one in
+     * flight; the buffers are kept from one snapshot to the next. */
+    sl_snap_w_t *snap_op;        /* per op: its snapshot bytes */
+    sl_snap_w_t *snap_pre;       /* per op: the stream's bytes before them */
+    sl_snap_defer_t *snap_defer; /* per op: the part left to the thread */
+    uint64_t snap_id;            /* checkpoint being written (0 = none) */
+    uint64_t snap_align_ms;      /* its alignment time, for the ack */
+    bool snap_thread;            /* snap_th runs (join it) */
+    pthread_t snap_th;           /* the thread writing it */
 };
 
 enum { S_CH_ACTIVE, S_CH_IDLE, S_CH_ENDED };
@@ -438,36 +452,87 @@ static void s_publish_ack(sl_task_t *t, const sl_task_ack_t *a)
     pthread_mutex_unlock(&t->ack_lock);
 }
 
-/* Writes the chain's snapshot for checkpoint id and acknowledges it; a
- * snapshot that cannot be taken or written declines the checkpoint (the
- * master aborts it) and the task goes on. */
-static void s_write_snapshot(sl_task_t *t, uint64_t id)
+/* Test knob (builds with failpoints, not Release):
+ * SLUICE_SNAPSHOT_WRITE_DELAY_MS delays the asynchronous phase of every
+ * snapshot before it writes anything (until the task is canceled). */
+static void s_write_delay(sl_task_t *t, uint64_t id)
 {
-    sl_task_ack_t a = {.id = id, .align_ms = t->align_ms};
-    t->align_ms = 0;
-    sl_snap_w_t w, op;
-    sl_snap_w_init(&w);
-    sl_snap_w_init(&op);
-    sl_snap_u32(&w, S_SNAP_MAGIC);
-    sl_snap_u32(&w, S_SNAP_VERSION);
-    sl_snap_u32(&w, (uint32_t)t->nops);
-    for (int i = 0; i < t->nops && !a.declined[0]; i++) {
-        sl_opctx_t *c = &t->ops[i];
-        sl_snap_bytes(&w, c->node->name, strlen(c->node->name));
-        op.len = 0;
-        c->checkpoint_id = id;
-        int rc = t->vt[i]->snapshot ? t->vt[i]->snapshot(c, &op) : SL_INVAL;
-        if (rc || op.err)
+#ifdef SLUICE_FAILPOINTS
+    const char *v = getenv("SLUICE_SNAPSHOT_WRITE_DELAY_MS");
+    long ms = v ? strtol(v, NULL, 10) : 0;
+    if (ms > 0)
+        fprintf(stderr,
+                "sluice-worker: task %d.%d: checkpoint %llu: SLUICE_SNAPSHOT_WRITE_DELAY_MS=%ld, "
+                "waiting\n",
+                t->env.chain, t->env.subtask, (unsigned long long)id, ms);
+    for (long n = 0; n < ms && !atomic_load(t->env.cancel); n += 10)
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
+#else
+    (void)t;
+    (void)id;
+#endif
+}
+
+/* The asynchronous phase of snapshot t->snap_id: finishes the operators'
+ * deferred parts (copying RocksDB files into storage), writes the state
+ * file (temporary file, fsync, rename, fsync of the directory) with its
+ * sha256, then publishes the ack: only once every file is durable. Runs on
+ * its own thread while the task processes records; touches nothing of the
+ * task but the snap_* buffers, its read-only env and the ack. */
+static void *s_snap_main(void *arg)
+{
+    sl_task_t *t = arg;
+    uint64_t id = t->snap_id;
+    sl_task_ack_t a = {.id = id, .align_ms = t->snap_align_ms};
+    s_write_delay(t, id);
+    char err[1024];
+    for (int i = 0; i < t->nops; i++) {
+        sl_snap_defer_t *d = &t->snap_defer[i];
+        if (!d->run)
+            continue;
+        err[0] = 0;
+        int rc = a.declined[0] || atomic_load(t->env.cancel)
+                     ? SL_CANCELED
+                     : d->run(d->arg, &t->snap_op[i], err, sizeof err);
+        if (rc && !a.declined[0])
             snprintf(a.declined, sizeof a.declined, "operator '%s' cannot snapshot: %s",
-                     c->node->name,
-                     !t->vt[i]->snapshot ? "its type does not support checkpoints"
-                     : c->err[0]         ? c->err
-                                         : sl_strerror(rc ? rc : op.err));
-        else
-            sl_snap_bytes(&w, op.data, op.len);
+                     t->ops[i].node->name, err[0] ? err : sl_strerror(rc));
+        d->free(d->arg);
+        *d = (sl_snap_defer_t){0};
     }
-    if (!a.declined[0] && w.err)
-        snprintf(a.declined, sizeof a.declined, "snapshot: %s", sl_strerror(w.err));
+    /* the stream: magic, version, nops, then per op its name and bytes */
+    struct iovec *iov = calloc((size_t)t->nops * 2, sizeof *iov);
+    if (!iov && !a.declined[0])
+        snprintf(a.declined, sizeof a.declined, "snapshot: %s", sl_strerror(SL_NOMEM));
+    struct sha256_ctx sha;
+    sha256_init(&sha);
+    size_t size = 0;
+    for (int i = 0; i < t->nops && !a.declined[0]; i++) {
+        sl_snap_w_t *pre = &t->snap_pre[i];
+        pre->len = 0;
+        pre->err = 0;
+        if (i == 0) {
+            sl_snap_u32(pre, S_SNAP_MAGIC);
+            sl_snap_u32(pre, S_SNAP_VERSION);
+            sl_snap_u32(pre, (uint32_t)t->nops);
+        }
+        const char *name = t->ops[i].node->name;
+        sl_snap_bytes(pre, name, strlen(name));
+        sl_snap_u32(pre, (uint32_t)t->snap_op[i].len); /* as sl_snap_bytes frames it */
+        if (pre->err || t->snap_op[i].err || t->snap_op[i].len > UINT32_MAX) {
+            snprintf(a.declined, sizeof a.declined, "snapshot: %s",
+                     sl_strerror(pre->err ? pre->err : SL_NOMEM));
+            break;
+        }
+        iov[2 * i] = (struct iovec){pre->data, pre->len};
+        iov[2 * i + 1] = (struct iovec){t->snap_op[i].data, t->snap_op[i].len};
+        for (int k = 0; k < 2; k++) {
+            sha256_update(&sha, iov[2 * i + k].iov_len, iov[2 * i + k].iov_base);
+            size += iov[2 * i + k].iov_len;
+        }
+    }
+    if (!a.declined[0] && atomic_load(t->env.cancel))
+        snprintf(a.declined, sizeof a.declined, "snapshot: the task was canceled");
     if (!a.declined[0]) {
         char dir[4096], path[4200];
         snprintf(dir, sizeof dir, "%s/chk-%llu", t->env.ckpt_dir, (unsigned long long)id);
@@ -476,16 +541,95 @@ static void s_write_snapshot(sl_task_t *t, uint64_t id)
         sl_failpoint("state-before-write");
         if (mkdir(dir, 0755) != 0 && errno != EEXIST)
             snprintf(a.declined, sizeof a.declined, "cannot create %s: %s", dir, strerror(errno));
-        else if (sl_fs_write_atomic_fp(path, w.data, w.len, "state") != SL_OK)
+        else if (sl_fs_write_atomic_iov(path, iov, t->nops * 2, "state") != SL_OK)
             snprintf(a.declined, sizeof a.declined, "cannot write %s: %s", path,
                      errno ? strerror(errno) : "I/O error");
-        a.size = w.len;
-        sl_sha256_hex(w.data, w.len, a.sha256);
+        a.size = size;
+        uint8_t digest[SHA256_DIGEST_SIZE];
+        sha256_digest(&sha, sizeof digest, digest);
+        for (int i = 0; i < SHA256_DIGEST_SIZE; i++)
+            snprintf(a.sha256 + 2 * i, 3, "%02x", digest[i]);
     }
-    sl_snap_w_free(&w);
-    sl_snap_w_free(&op);
+    free(iov);
     sl_failpoint("task-before-ack");
     s_publish_ack(t, &a);
+    return NULL;
+}
+
+/* Waits for the asynchronous phase of the snapshot in flight, if any. */
+static void s_snap_join(sl_task_t *t)
+{
+    if (t->snap_thread)
+        pthread_join(t->snap_th, NULL);
+    t->snap_thread = false;
+    t->snap_id = 0;
+}
+
+/* Allocates the per-op snapshot buffers at the first snapshot. */
+static int s_snap_bufs(sl_task_t *t)
+{
+    if (t->snap_op)
+        return SL_OK;
+    t->snap_op = calloc((size_t)t->nops, sizeof *t->snap_op);
+    t->snap_pre = calloc((size_t)t->nops, sizeof *t->snap_pre);
+    t->snap_defer = calloc((size_t)t->nops, sizeof *t->snap_defer);
+    return t->snap_op && t->snap_pre && t->snap_defer ? SL_OK : SL_NOMEM;
+}
+
+/* Takes the chain's snapshot for checkpoint id. The synchronous phase,
+ * here on the task's thread, is the operators' snapshot calls: each
+ * serializes its state (a RocksDB store: writes back, flushes and freezes
+ * its file set as hard links). The rest (copying files, writing the state
+ * file, fsync, sha256, the ack) runs on a thread of its own (s_snap_main)
+ * while the task goes on; the previous one is joined first. A snapshot
+ * that cannot be taken or written declines the checkpoint (the master
+ * aborts it) and the task goes on. */
+static void s_write_snapshot(sl_task_t *t, uint64_t id)
+{
+    s_snap_join(t);
+    sl_task_ack_t a = {.id = id, .align_ms = t->align_ms};
+    t->align_ms = 0;
+    if (s_snap_bufs(t) != SL_OK)
+        snprintf(a.declined, sizeof a.declined, "snapshot: %s", sl_strerror(SL_NOMEM));
+    for (int i = 0; i < t->nops && !a.declined[0]; i++) {
+        sl_opctx_t *c = &t->ops[i];
+        sl_snap_w_t *op = &t->snap_op[i];
+        op->len = 0;
+        op->err = 0;
+        c->checkpoint_id = id;
+        c->snap_async = true;
+        c->snap_defer = (sl_snap_defer_t){0};
+        int rc = t->vt[i]->snapshot ? t->vt[i]->snapshot(c, op) : SL_INVAL;
+        c->snap_async = false;
+        t->snap_defer[i] = c->snap_defer;
+        c->snap_defer = (sl_snap_defer_t){0};
+        if (rc || op->err)
+            snprintf(a.declined, sizeof a.declined, "operator '%s' cannot snapshot: %s",
+                     c->node->name,
+                     !t->vt[i]->snapshot ? "its type does not support checkpoints"
+                     : c->err[0]         ? c->err
+                                         : sl_strerror(rc ? rc : op->err));
+    }
+    /* an op's buffer far larger than its last snapshot is given back */
+    for (int i = 0; t->snap_op && i < t->nops; i++)
+        if (t->snap_op[i].cap > (64u << 10) && t->snap_op[i].len < t->snap_op[i].cap / 8)
+            sl_snap_w_free(&t->snap_op[i]);
+    if (a.declined[0]) {
+        for (int i = 0; t->snap_defer && i < t->nops; i++)
+            if (t->snap_defer[i].free) {
+                t->snap_defer[i].free(t->snap_defer[i].arg);
+                t->snap_defer[i] = (sl_snap_defer_t){0};
+            }
+        sl_failpoint("task-before-ack");
+        s_publish_ack(t, &a);
+        return;
+    }
+    t->snap_id = id;
+    t->snap_align_ms = a.align_ms;
+    if (pthread_create(&t->snap_th, NULL, s_snap_main, t) == 0)
+        t->snap_thread = true;
+    else
+        s_snap_main(t); /* no thread: the task writes it itself */
 }
 
 /* Checkpoint id at this point of the stream: everything before it goes
@@ -1219,6 +1363,7 @@ void sl_task_close(sl_task_t *t)
 {
     if (!t)
         return;
+    s_snap_join(t); /* its ack goes out before the task's end; it uses the ops */
     for (int i = 0; i < t->opened; i++)
         t->vt[i]->close(&t->ops[i]);
     t->opened = 0;
@@ -1253,6 +1398,13 @@ void sl_task_destroy(sl_task_t **pp)
     free(t->ch_barrier);
     sl_batch_destroy(&t->ts_batch);
     free(t->ts_vals);
+    for (int i = 0; t->snap_op && i < t->nops; i++) {
+        sl_snap_w_free(&t->snap_op[i]);
+        sl_snap_w_free(&t->snap_pre[i]);
+    }
+    free(t->snap_op);
+    free(t->snap_pre);
+    free(t->snap_defer);
     pthread_mutex_destroy(&t->ack_lock);
     sl_ingate_destroy(&t->in);
     free(t->ops);

@@ -61,6 +61,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "sluice/err.h"
@@ -1187,6 +1188,12 @@ int sl_fs_write_atomic(const char *path, const void *data, size_t len)
 
 int sl_fs_write_atomic_fp(const char *path, const void *data, size_t len, const char *fp)
 {
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+    return sl_fs_write_atomic_iov(path, &iov, 1, fp);
+}
+
+int sl_fs_write_atomic_iov(const char *path, const struct iovec *iov, int n, const char *fp)
+{
     char *tmp = s_tmp_path(path);
     if (!tmp)
         return SL_IO; /* the contract is 0 or SL_IO */
@@ -1195,7 +1202,9 @@ int sl_fs_write_atomic_fp(const char *path, const void *data, size_t len, const 
         free(tmp);
         return SL_IO;
     }
-    int rc = s_write_all(fd, data, len);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = s_write_all(fd, iov[i].iov_base, iov[i].iov_len);
     int e = errno;
     if (close(fd) < 0 && rc == 0) {
         rc = -1;

@@ -1440,20 +1440,21 @@ static bool s_keep_local(const char *tmpdir, const char *keep_dir)
     return ok;
 }
 
-int sl_kv_checkpoint_keep(sl_kv_t *kv, const char *storage_dir, const char *shared_dir,
-                          const char *keep_dir, sl_kv_manifest_t *out, sl_kv_ckpt_stats_t *stats,
-                          char *err, size_t cap)
+struct sl_kv_snap {
+    sl_kv_t *kv;  /* the store (outlives the snapshot) */
+    char *tmpdir; /* the RocksDB checkpoint: hard links of the SSTs (owned) */
+};
+
+int sl_kv_checkpoint_begin(sl_kv_t *kv, sl_kv_snap_t **out, char *err, size_t cap)
 {
-    memset(out, 0, sizeof *out);
-    sl_kv_ckpt_stats_t st = {0};
-    if (s_mkdir_p(storage_dir) || s_mkdir_p(shared_dir)) {
-        s_err(err, cap, "kvstate checkpoint: cannot create %s or %s: %s", storage_dir, shared_dir,
-              strerror(errno));
-        return SL_IO;
-    }
+    *out = NULL;
     char *tmpdir = s_join(kv->dir, "ckpt-tmp");
-    if (!tmpdir)
+    sl_kv_snap_t *s = calloc(1, sizeof *s);
+    if (!tmpdir || !s) {
+        free(tmpdir);
+        free(s);
         return SL_NOMEM;
+    }
     s_rmrf(tmpdir); /* a leftover of a failed checkpoint */
 
     /* 1. flush memtables so the WAL holds nothing the SSTs do not */
@@ -1464,6 +1465,7 @@ int sl_kv_checkpoint_keep(sl_kv_t *kv, const char *storage_dir, const char *shar
     rocksdb_flushoptions_destroy(fo);
     if (rerr) {
         free(tmpdir);
+        free(s);
         return s_rerr(rerr, SL_IO, err, cap, "flush");
     }
     /* 2. a consistent file set as hard links */
@@ -1475,7 +1477,53 @@ int sl_kv_checkpoint_keep(sl_kv_t *kv, const char *storage_dir, const char *shar
     if (rerr) {
         s_rmrf(tmpdir);
         free(tmpdir);
+        free(s);
         return s_rerr(rerr, SL_IO, err, cap, "create checkpoint");
+    }
+    s->kv = kv;
+    s->tmpdir = tmpdir;
+    *out = s;
+    return 0;
+}
+
+void sl_kv_checkpoint_abort(sl_kv_snap_t **sp)
+{
+    if (!sp || !*sp)
+        return;
+    s_rmrf((*sp)->tmpdir);
+    free((*sp)->tmpdir);
+    free(*sp);
+    *sp = NULL;
+}
+
+int sl_kv_checkpoint_keep(sl_kv_t *kv, const char *storage_dir, const char *shared_dir,
+                          const char *keep_dir, sl_kv_manifest_t *out, sl_kv_ckpt_stats_t *stats,
+                          char *err, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    sl_kv_snap_t *s = NULL;
+    int rc = sl_kv_checkpoint_begin(kv, &s, err, cap);
+    return rc ? rc
+              : sl_kv_checkpoint_end(&s, storage_dir, shared_dir, keep_dir, out, stats, err, cap);
+}
+
+int sl_kv_checkpoint_end(sl_kv_snap_t **sp, const char *storage_dir, const char *shared_dir,
+                         const char *keep_dir, sl_kv_manifest_t *out, sl_kv_ckpt_stats_t *stats,
+                         char *err, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    sl_kv_snap_t *snap = *sp;
+    sl_kv_t *kv = snap->kv;
+    char *tmpdir = snap->tmpdir;
+    free(snap);
+    *sp = NULL;
+    sl_kv_ckpt_stats_t st = {0};
+    if (s_mkdir_p(storage_dir) || s_mkdir_p(shared_dir)) {
+        s_err(err, cap, "kvstate checkpoint: cannot create %s or %s: %s", storage_dir, shared_dir,
+              strerror(errno));
+        s_rmrf(tmpdir);
+        free(tmpdir);
+        return SL_IO;
     }
     /* 3. copy into storage */
     char **names = NULL;

@@ -104,5 +104,8 @@ void sl_fs_staging_dir(const char *path, char *buf, size_t cap);
  * (synced, not renamed) and fp-before-dirsync (renamed, directory not
  * synced). */
 int sl_fs_write_atomic_fp(const char *path, const void *data, size_t len, const char *fp);
+/* sl_fs_write_atomic_fp of the bytes of iov[0..n) one after the other. */
+struct iovec;
+int sl_fs_write_atomic_iov(const char *path, const struct iovec *iov, int n, const char *fp);
 
 #endif

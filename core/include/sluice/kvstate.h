@@ -212,6 +212,20 @@ int sl_kv_checkpoint_keep(sl_kv_t *kv, const char *storage_dir, const char *shar
                           const char *keep_dir, sl_kv_manifest_t *out, sl_kv_ckpt_stats_t *stats,
                           char *err, size_t cap);
 
+/* sl_kv_checkpoint_keep in two phases, for an asynchronous snapshot:
+ * begin flushes the memtables and makes the RocksDB checkpoint (hard links)
+ * in a local temp dir: a consistent frozen file set, after which the store
+ * may be written again. end (on any thread, while the store stays open and
+ * no other checkpoint of it begins) copies that file set into storage as
+ * sl_kv_checkpoint_keep does; it consumes *s, whatever it returns. abort
+ * drops a begun checkpoint (accepts NULL and *s NULL). */
+typedef struct sl_kv_snap sl_kv_snap_t;
+int sl_kv_checkpoint_begin(sl_kv_t *kv, sl_kv_snap_t **s, char *err, size_t cap);
+int sl_kv_checkpoint_end(sl_kv_snap_t **s, const char *storage_dir, const char *shared_dir,
+                         const char *keep_dir, sl_kv_manifest_t *out, sl_kv_ckpt_stats_t *stats,
+                         char *err, size_t cap);
+void sl_kv_checkpoint_abort(sl_kv_snap_t **s);
+
 /* Restores a checkpoint into local_dir (created if missing; it must not
  * already hold a store): copies every file of m, verifying its size and
  * sha256, then opens the store. A missing, truncated or corrupt file is

@@ -761,6 +761,32 @@ static inline int s_aggregate(s_agg_t *a, const sl_plan_node_t *nd, const uint8_
     return SL_OK;
 }
 
+/* Step 1 of a group (both backends): hashes the keys of up to S_GROUP
+ * records from *r on into a->group and prefetches their slots; *r moves
+ * past them. Returns how many, or an error. */
+static inline int s_group_prepare(sl_opctx_t *c, s_agg_t *a, const sl_batch_t *in,
+                                  const uint8_t **r)
+{
+    const sl_plan_node_t *nd = c->node;
+    int n = 0;
+    for (; *r && n < S_GROUP; *r = sl_batch_next(in, *r), n++) {
+        s_probe_t *p = &a->group[n];
+        int rc = s_prepare(a, nd, *r, p);
+        if (rc)
+            return sl_op_fail(c, rc, "aggregate '%s': key too large", nd->name);
+        S_PREFETCH(&a->table[p->hash & a->tmask]);
+    }
+    return n;
+}
+
+/* Step 2 (both backends): finds or creates the entry of prepared probe p. */
+static inline int s_find(sl_opctx_t *c, s_agg_t *a, s_probe_t *p)
+{
+    if (p->klen > S_INLINE)
+        s_key_write(a, c->node, p->row, a->scratch);
+    return s_lookup(c, a, p);
+}
+
 /* rocksdb: looks every key of the batch up (noting the new ones), loads
  * the new ones in one multi-get, then aggregates in record order. */
 static int s_process_rocks(sl_opctx_t *c, const sl_batch_t *in)
@@ -770,22 +796,15 @@ static int s_process_rocks(sl_opctx_t *c, const sl_batch_t *in)
     size_t naggs = (size_t)nd->naggs, nr = 0;
     const uint8_t *r = sl_batch_first(in);
     while (r) {
-        int n = 0;
-        for (; r && n < S_GROUP; r = sl_batch_next(in, r), n++) {
-            s_probe_t *p = &a->group[n];
-            int rc = s_prepare(a, nd, r, p);
-            if (rc)
-                return sl_op_fail(c, rc, "aggregate '%s': key too large", nd->name);
-            S_PREFETCH(&a->table[p->hash & a->tmask]);
-        }
+        int n = s_group_prepare(c, a, in, &r);
+        if (n < 0)
+            return n;
         if (sl_grow((void **)&a->rows, &a->rows_cap, nr + (size_t)n, sizeof *a->rows) ||
             sl_grow((void **)&a->rowe, &a->rowe_cap, nr + (size_t)n, sizeof *a->rowe))
             return SL_NOMEM;
         for (int i = 0; i < n; i++) {
             s_probe_t *p = &a->group[i];
-            if (p->klen > S_INLINE)
-                s_key_write(a, nd, p->row, a->scratch);
-            int rc = s_lookup(c, a, p);
+            int rc = s_find(c, a, p);
             if (rc)
                 return rc;
             a->rows[nr] = p->row;
@@ -813,20 +832,13 @@ static int s_process(sl_opctx_t *c, const sl_batch_t *in, int input)
     const uint8_t *r = sl_batch_first(in);
     while (r) {
         /* 1: hash the keys of a group, prefetch their slots */
-        int n = 0;
-        for (; r && n < S_GROUP; r = sl_batch_next(in, r), n++) {
-            s_probe_t *p = &a->group[n];
-            int rc = s_prepare(a, nd, r, p);
-            if (rc)
-                return sl_op_fail(c, rc, "aggregate '%s': key too large", nd->name);
-            S_PREFETCH(&a->table[p->hash & a->tmask]);
-        }
+        int n = s_group_prepare(c, a, in, &r);
+        if (n < 0)
+            return n;
         /* 2: find or create their entries, prefetch the accumulators */
         for (int i = 0; i < n; i++) {
             s_probe_t *p = &a->group[i];
-            if (p->klen > S_INLINE)
-                s_key_write(a, nd, p->row, a->scratch);
-            int rc = s_lookup(c, a, p);
+            int rc = s_find(c, a, p);
             if (rc)
                 return rc;
             S_PREFETCH(&a->accs[p->e * naggs]);
@@ -928,6 +940,14 @@ static int s_finish(sl_opctx_t *c)
 #define S_SNAP_VERSION 1
 #define S_SNAP_ROCKS 2 /* the rocksdb backend: nkeys, naggs, the store's handle */
 
+/* Writes v as n little-endian bytes at p; returns p + n. */
+static inline uint8_t *s_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+    return p + n;
+}
+
 /* Version, nkeys, naggs, entry count; per entry: key group (u32), the key
  * values, then per aggregate n, i (a string min/max: its bytes) and d. */
 static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
@@ -949,22 +969,67 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
     sl_snap_u32(w, (uint32_t)nd->nkeys);
     sl_snap_u32(w, (uint32_t)nd->naggs);
     sl_snap_u64(w, a->n);
+    /* Each entry is encoded in place (the bytes sl_snap_u32, sl_snap_value,
+     * sl_snap_i64, sl_snap_bytes and sl_snap_f64 would write), into room
+     * reserved for its largest size: no call per field. */
+    size_t fixed = 4 + (size_t)nd->nkeys * 9 + (size_t)nd->naggs * 24;
     for (size_t e = 0; e < a->n && !w->err; e++) {
         const s_entry_t *en = &a->entries[e];
+        const s_acc_t *accs = &a->accs[e * (size_t)nd->naggs];
         s_key_read(nd, a->in, a->keys + en->key_off, en->key_len, a->kbitmap, a->out);
-        int kg = sl_key_group(sl_value_hash(a->out, nd->nkeys), c->plan->max_parallelism);
-        sl_snap_u32(w, (uint32_t)kg);
-        for (int k = 0; k < nd->nkeys; k++)
-            sl_snap_value(w, &a->out[k]);
-        for (int g = 0; g < nd->naggs; g++) {
-            const s_acc_t *acc = &a->accs[e * (size_t)nd->naggs + (size_t)g];
-            sl_snap_i64(w, acc->n);
-            if (s_acc_is_str(&nd->aggs[g]))
-                sl_snap_bytes(w, acc->n ? a->strs + acc->i : "", acc->n ? acc->len : 0);
-            else
-                sl_snap_i64(w, acc->i);
-            sl_snap_f64(w, acc->d);
+        size_t need = fixed + en->key_len;
+        for (int g = 0; g < nd->naggs; g++)
+            if (s_acc_is_str(&nd->aggs[g]) && accs[g].n)
+                need += accs[g].len;
+        if (!sl_snap_reserve(w, need))
+            break;
+        uint8_t *p = w->data + w->len;
+        uint32_t kg =
+            (uint32_t)sl_key_group(sl_value_hash(a->out, nd->nkeys), c->plan->max_parallelism);
+        p = s_le(p, kg, 4);
+        for (int k = 0; k < nd->nkeys; k++) {
+            const sl_value_t *v = &a->out[k];
+            if (v->is_null) {
+                *p++ = 0xff;
+                continue;
+            }
+            *p++ = (uint8_t)v->type;
+            switch (v->type) {
+            case SL_TYPE_DOUBLE: {
+                uint64_t u;
+                memcpy(&u, &v->u.d, 8);
+                p = s_le(p, u, 8);
+                break;
+            }
+            case SL_TYPE_BOOL:
+                *p++ = v->u.b ? 1 : 0;
+                break;
+            case SL_TYPE_STRING:
+                p = s_le(p, v->len, 4);
+                memcpy(p, v->u.s, v->len);
+                p += v->len;
+                break;
+            default: /* int64, timestamp */
+                p = s_le(p, (uint64_t)v->u.i, 8);
+                break;
+            }
         }
+        for (int g = 0; g < nd->naggs; g++) {
+            const s_acc_t *acc = &accs[g];
+            p = s_le(p, (uint64_t)acc->n, 8);
+            if (s_acc_is_str(&nd->aggs[g])) {
+                uint32_t len = acc->n ? acc->len : 0;
+                p = s_le(p, len, 4);
+                if (len)
+                    memcpy(p, a->strs + acc->i, len);
+                p += len;
+            } else
+                p = s_le(p, (uint64_t)acc->i, 8);
+            uint64_t u;
+            memcpy(&u, &acc->d, 8);
+            p = s_le(p, u, 8);
+        }
+        w->len = (size_t)(p - w->data);
     }
     return w->err;
 }

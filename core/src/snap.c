@@ -18,10 +18,10 @@ void sl_snap_w_free(sl_snap_w_t *w)
     memset(w, 0, sizeof *w);
 }
 
-static void s_put(sl_snap_w_t *w, const void *p, size_t n)
+bool sl_snap_reserve(sl_snap_w_t *w, size_t n)
 {
     if (w->err)
-        return;
+        return false;
     if (w->len + n > w->cap) {
         size_t cap = w->cap ? w->cap : 256;
         while (cap < w->len + n)
@@ -29,11 +29,18 @@ static void s_put(sl_snap_w_t *w, const void *p, size_t n)
         uint8_t *d = realloc(w->data, cap);
         if (!d) {
             w->err = SL_NOMEM;
-            return;
+            return false;
         }
         w->data = d;
         w->cap = cap;
     }
+    return true;
+}
+
+static void s_put(sl_snap_w_t *w, const void *p, size_t n)
+{
+    if (!sl_snap_reserve(w, n))
+        return;
     if (n)
         memcpy(w->data + w->len, p, n);
     w->len += n;

@@ -14,6 +14,7 @@
  * point into the reader's buffer (copy them if they must outlive it). */
 #ifndef SLUICE_SNAP_H
 #define SLUICE_SNAP_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,9 @@ void sl_snap_f64(sl_snap_w_t *w, double v);
 /* A u32 length, then the bytes. */
 void sl_snap_bytes(sl_snap_w_t *w, const void *p, size_t n);
 void sl_snap_value(sl_snap_w_t *w, const sl_value_t *v);
+/* Makes room for n more bytes at w->data + w->len (for a writer that
+ * encodes in place and then adds to w->len); false (w->err set) without. */
+bool sl_snap_reserve(sl_snap_w_t *w, size_t n);
 
 typedef struct {
     const uint8_t *p; /* next byte */

@@ -452,13 +452,17 @@ static void s_publish_ack(sl_task_t *t, const sl_task_ack_t *a)
 }
 
 /* Test knob (builds with failpoints, not Release):
- * SLUICE_SNAPSHOT_WRITE_DELAY_MS delays the asynchronous phase of every
- * snapshot before it writes anything (until the task is canceled). */
+ * SLUICE_SNAPSHOT_WRITE_DELAY_MS=MS[:FROM] delays the asynchronous phase
+ * of every snapshot of checkpoint FROM (default 1) or later by MS before it
+ * writes anything (until the task is canceled). */
 static void s_write_delay(sl_task_t *t, uint64_t id)
 {
 #ifdef SLUICE_FAILPOINTS
     const char *v = getenv("SLUICE_SNAPSHOT_WRITE_DELAY_MS");
-    long ms = v ? strtol(v, NULL, 10) : 0;
+    char *end = NULL;
+    long ms = v ? strtol(v, &end, 10) : 0;
+    if (ms > 0 && end && *end == ':' && id < strtoull(end + 1, NULL, 10))
+        ms = 0;
     if (ms > 0)
         fprintf(stderr,
                 "sluice-worker: task %d.%d: checkpoint %llu: SLUICE_SNAPSHOT_WRITE_DELAY_MS=%ld, "

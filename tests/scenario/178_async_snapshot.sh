@@ -3,7 +3,8 @@
 # serializes its state on its own thread, then writes the state file (fsync,
 # sha256, ack) on another while it goes on processing records. A worker
 # started with SLUICE_SNAPSHOT_WRITE_DELAY_MS (builds with failpoints) holds
-# every snapshot's asynchronous phase back before it writes anything:
+# the asynchronous phase of every snapshot from checkpoint 2 on back
+# before it writes anything (checkpoint 1 completes at once):
 #   1. while the aggregate's state file of checkpoint N is not written yet,
 #      records keep flowing through the aggregate (with a synchronous
 #      snapshot its thread would sit in the delay);
@@ -15,17 +16,17 @@ source "$(dirname "$0")/lib.sh"
 DIR=$SRC/tests/scenario/chaos
 COUNT=${ASYNC_COUNT:-1500000}
 RATE=${ASYNC_RATE:-50000}
-DELAY_MS=${ASYNC_DELAY_MS:-10000}
+DELAY_MS=${ASYNC_DELAY_MS:-20000}
 HB=1000
 
 start_delayed_worker() { # ID
-    SLUICE_SNAPSHOT_WRITE_DELAY_MS=$DELAY_MS "$SLUICE_WORKER_BIN" --id "$1" --slots 4 \
+    SLUICE_SNAPSHOT_WRITE_DELAY_MS=$DELAY_MS:2 "$SLUICE_WORKER_BIN" --id "$1" --slots 4 \
         --data-bind tcp://127.0.0.1 >>"$WORK/$1.out" 2>>"$WORK/$1.err" &
     PIDS+=($!)
     eval "PID_$1=$!"
 }
 
-step "start a master and a worker whose snapshot writes wait ${DELAY_MS} ms"
+step "start a master and a worker whose snapshot writes wait ${DELAY_MS} ms from chk-2 on"
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export SLUICE_MASTER=tcp://127.0.0.1:$PORT
 start_master "$SLUICE_MASTER"

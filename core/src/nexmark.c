@@ -8,7 +8,11 @@
  * generate numInFlightAuctions auctions, filler `extra` to reach the
  * average event sizes. Random draws happen in the order Beam makes them,
  * but from a splitmix64 stream seeded by (seed, n) instead of
- * java.util.Random(n), so values are not bit-identical to Beam's. */
+ * java.util.Random(n), so values are not bit-identical to Beam's.
+ *
+ * sl_nexmark_gen_t makes the same events with a cache of each channel's
+ * name and url (pure functions of the seed and the channel), and can skip
+ * the extra, the last draw of every event. */
 #include "sluice/nexmark.h"
 
 #include <math.h>

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,9 +246,10 @@ typedef struct {
 } s_owed_t;
 
 struct sl_ingate {
-    void *sock;     /* ROUTER bound at the task's endpoint */
-    s_owed_t *owed; /* per sender seen */
-    int nowed, owed_cap;
+    void *sock;                /* ROUTER bound at the task's endpoint */
+    int fd;                    /* its ZMQ_FD: readable when libzmq has news for it */
+    s_owed_t *owed;            /* credits owed, per sender seen */
+    int nowed, owed_cap;       /* entries used and allocated */
     int expected;              /* senders that must end */
     int ended;                 /* senders that have ended */
     const atomic_bool *cancel; /* set by the worker to stop the task */
@@ -268,6 +270,12 @@ sl_ingate_t *sl_ingate_new(void *zctx, const char *endpoint, int expected_sender
         zmq_setsockopt(g->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) ||
         zmq_setsockopt(g->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) || zmq_bind(g->sock, endpoint)) {
         snprintf(err, cap, "cannot bind data endpoint %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        sl_ingate_destroy(&g);
+        return NULL;
+    }
+    size_t fl = sizeof g->fd;
+    if (zmq_getsockopt(g->sock, ZMQ_FD, &g->fd, &fl) != 0) {
+        snprintf(err, cap, "data endpoint %s: %s", endpoint, zmq_strerror(zmq_errno()));
         sl_ingate_destroy(&g);
         return NULL;
     }
@@ -392,8 +400,13 @@ int sl_ingate_poll(sl_ingate_t *g, sl_inbatch_t *b, int wait_ms, char *err, size
             uint64_t left_ms = (deadline - now + 999999ull) / 1000000ull;
             step = left_ms < (uint64_t)S_POLL_MS ? (int)left_ms : S_POLL_MS;
         }
-        zmq_pollitem_t item = {.socket = g->sock, .events = ZMQ_POLLIN};
-        if (zmq_poll(&item, 1, step) < 0 && zmq_errno() != EINTR)
+        /* The read that found nothing has processed every command libzmq
+         * had for the socket: its FD becomes readable with the next one (a
+         * frame arriving, a peer connecting), so poll(2) on it is enough —
+         * what zmq_poll does too, after a first pass and two reads of the
+         * socket's state that the read above made already. */
+        struct pollfd pfd = {.fd = g->fd, .events = POLLIN};
+        if (poll(&pfd, 1, step) < 0 && errno != EINTR)
             return SL_ZMQ;
     }
 }

@@ -114,19 +114,20 @@ run_one() {
 
 # master + 2 workers over TCP; prints "WALL CPU_OF_THE_WORKERS"
 run_cluster() {
-    local port ep pids=() w
+    local port ep w
+    CLUSTER_PIDS=()
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     ep=tcp://127.0.0.1:$port
     local state=$DATA/cluster-state
     rm -rf "$state"
     "$BUILD/sluice-master" --bind "$ep" --state-dir "$state" >"$DATA/master.out" 2>&1 &
-    pids+=($!)
+    CLUSTER_PIDS+=($!)
     # run_one runs in a subshell: its end (or a die) stops the cluster
-    trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
+    trap 'kill "${CLUSTER_PIDS[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
     for w in w1 w2; do
         "$BUILD/sluice-worker" --id "$w" --slots 4 --master "$ep" \
             --data-bind tcp://127.0.0.1 >"$DATA/$w.out" 2>&1 &
-        pids+=($!)
+        CLUSTER_PIDS+=($!)
     done
     local deadline=$((SECONDS + 30)) alive=0
     while [ "$alive" -lt 2 ]; do
@@ -136,13 +137,13 @@ run_cluster() {
         sleep 0.1
     done
     local c0 c1 t0 t1 log=$DATA/p2x2.log
-    c0=$(awk -v a="$(cpu_of "${pids[1]}")" -v b="$(cpu_of "${pids[2]}")" 'BEGIN { print a + b }')
+    c0=$(awk -v a="$(cpu_of "${CLUSTER_PIDS[1]}")" -v b="$(cpu_of "${CLUSTER_PIDS[2]}")" 'BEGIN { print a + b }')
     t0=$(date +%s.%N)
     SLUICE_MASTER=$ep "$SLUICE" submit "$SPEC" --parallelism 2 --param "events=$EVENTS" \
         --param "seed=$SEED" --param "campaigns=$CAMPAIGNS" >"$log" 2>&1 ||
         die "p2x2: sluice submit failed: $(tail -n 5 "$log")"
     t1=$(date +%s.%N)
-    c1=$(awk -v a="$(cpu_of "${pids[1]}")" -v b="$(cpu_of "${pids[2]}")" 'BEGIN { print a + b }')
+    c1=$(awk -v a="$(cpu_of "${CLUSTER_PIDS[1]}")" -v b="$(cpu_of "${CLUSTER_PIDS[2]}")" 'BEGIN { print a + b }')
     check_summary "$log" p2x2
     awk -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" 'BEGIN { printf "%.2f %.3f\n", t1 - t0, c1 - c0 }'
 }

@@ -28,7 +28,8 @@ typedef struct s_held {
 } s_held_t;
 
 #define S_SNAP_MAGIC 0x4b434c53u /* "SLCK" */
-#define S_SNAP_VERSION 1u
+/* 2: keys hash into other key groups than in 1 (sl_value_hash) */
+#define S_SNAP_VERSION 2u
 
 /* Where the rows leaving the chain go: one consumer edge. */
 typedef struct {

@@ -212,6 +212,9 @@ static void s_send_state_ep(sl_worker_t *w, s_slot_t *t, Sluice__TaskStateKind s
         m[i].busy_ns = om.busy_ns;
         m[i].errors = om.errors;
         m[i].records_late = om.late;
+        m[i].restored_bytes_local = om.restored_local;
+        m[i].restored_bytes_remote = om.restored_remote;
+        m[i].restore_ms = om.restore_ns / 1000000;
         int64_t wm = sl_task_watermark(t->task);
         m[i].has_watermark = wm != SL_WM_MIN;
         m[i].watermark = wm;

@@ -16,6 +16,9 @@
 # 3. A worker is killed with SIGKILL and not started again: its subtask
 #    moves to a spare worker, which has no local copy and fetches its state
 #    from storage; the other stays on w1 and restores locally.
+# After each restart, `sluice status --json` reports every task's restored
+# bytes: local (> 0) and none fetched where the copies were used, fetched
+# (> 0) where they were not.
 # The outputs must equal the failure-free results exactly; a worker keeps
 # the local copies of at most the newest checkpoints, and drops the job's
 # once the job has ended.
@@ -24,7 +27,7 @@ eval "lib_$(declare -f step)"
 step() { lib_step "$* (at ${SECONDS}s)"; }
 : "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}"
 DIR=$SRC/tests/scenario/localrec
-COUNT=${LOCALREC_COUNT:-90000} # 45 s at the rate: the three faults come well before the end
+COUNT=${LOCALREC_COUNT:-120000} # 60 s at the rate: the three faults come well before the end, loaded too
 RATE=${LOCALREC_RATE:-2000}
 HB=1000 # the master's --heartbeat-timeout, ms
 # The failpoint's hits: every task of w1 counts one per completion it sees.
@@ -34,7 +37,7 @@ HB=1000 # the master's --heartbeat-timeout, ms
 # step 1 is done with it.
 FAILPOINT=task-fail-after-complete:11,31
 
-FAIL_LOG_RE="restarts from|failpoint|local copy|from checkpoint storage"
+FAIL_LOG_RE="restarts from|failed|lost|failpoint|local copy|from checkpoint storage"
 FAIL_LOGS="master.err w?.err"
 # workers_of_job: the workers running the job's tasks, on one line
 workers_of_job() { job_workers "$JOB" | paste -sd' '; }
@@ -49,6 +52,33 @@ fetched_lines() { # ID CHK: stores of ID that fetched chk-CHK from storage
 }
 restored_from() { # ID CHK: local + fetched
     echo $(($(local_lines "$1" "$2") + $(fetched_lines "$1" "$2")))
+}
+# restored_bytes ID local|remote: the bytes the job's tasks on ID restored
+# so, in the status saved in $WORK/rs.json (the tasks' objects come first,
+# each with its worker; the job's operators, each with a name, after them).
+restored_bytes() {
+    grep -o '"worker":"[^"]*"\|"name":"[^"]*"\|"restored_bytes_'"$2"'":[0-9]*' "$WORK/rs.json" |
+        awk -F: -v w="\"worker\":\"$1\"" '/^"(worker|name)"/ { on = $0 == w }
+            /^"restored/ && on { s += $2 } END { print s + 0 }'
+}
+# restored_as ID:local|remote...: each ID's tasks report bytes restored that
+# way (> 0) and none the other way (one status call per look: a loaded
+# machine answers slowly, and step 2 must not start late).
+restored_all() {
+    local p
+    job_status >"$WORK/rs.json"
+    for p in "$@"; do [ "$(restored_bytes "${p%:*}" "${p#*:}")" -gt 0 ] || return 1; done
+}
+restored_as() {
+    local p other
+    wait_for 30 restored_all "$@" || fail "restored bytes, not $*: $(cat "$WORK/rs.json")"
+    for p in "$@"; do
+        other=remote
+        [ "${p#*:}" = local ] || other=local
+        [ "$(restored_bytes "${p%:*}" $other)" -eq 0 ] ||
+            fail "${p%:*} reports $other restored bytes: $(cat "$WORK/rs.json")"
+        echo "   ${p%:*}: $(restored_bytes "${p%:*}" "${p#*:}") bytes restored (${p#*:})"
+    done
 }
 n_local_chks() { # ID: local checkpoint copies ID keeps of the job
     find "$WORK/cache-$1/local/$JOB" -mindepth 1 -maxdepth 1 -name 'chk-*' 2>/dev/null | wc -l
@@ -90,6 +120,7 @@ done
 grep -F "state of chk-$n1 restored from local copy" "$WORK/w1.err" | head -n 1 | sed 's/^/   /'
 grep -qE "task [0-9]+\.[0-9]+ \((totals|per_second)\): state of chk-$n1 restored from local copy \([0-9]+ files, [0-9]+ bytes not fetched\)" \
     "$WORK/w2.err" || fail "unexpected local restore line: $(grep -F "chk-$n1" "$WORK/w2.err")"
+restored_as w1:local w2:local
 
 step "2: the second failure; w1's local copies are damaged before the restart"
 # As soon as the failpoint fires, the master is frozen (SIGSTOP) so that it
@@ -129,6 +160,8 @@ grep -qE "state of chk-$n2 fetched from checkpoint storage: .*local copy .*${sst
 grep -qE "state of chk-$n2 fetched from checkpoint storage: .*local copy .*${gone##*/}.* is missing" \
     "$WORK/w1.err" || fail "w1 does not say ${gone##*/} is missing"
 [ "$(local_lines w2 "$n2")" -eq 2 ] || fail "w2 did not restore chk-$n2 locally"
+wait_for 30 restored_all w1:remote w2:local || fail "restored bytes: $(cat "$WORK/rs.json")"
+echo "   w1: $(restored_bytes w1 remote) bytes fetched; w2: $(restored_bytes w2 local) local"
 
 step "3: kill -9 w2; its subtask moves to w3, which fetches from storage"
 before=$(job_field checkpoints)
@@ -151,6 +184,12 @@ wait_for 30 eval '[ "$(restored_from w3 '$n3')" -ge 2 ] && [ "$(restored_from w1
 [ "$(lines w3 "state of chk-$n3 fetched from checkpoint storage: no local copy")" -eq 2 ] ||
     fail "w3 did not fetch chk-$n3 from storage: $(grep -F "chk-$n3" "$WORK/w3.err")"
 [ "$(local_lines w1 "$n3")" -eq 2 ] || fail "w1 did not restore chk-$n3 locally"
+restored_as w3:remote w1:local
+sluice status "$JOB" >"$WORK/st.txt"
+grep -qE "^  task [0-9]+\.[0-9]+ restored its state: [0-9.]+[KMG]?B from the local copy, 0B fetched" \
+    "$WORK/st.txt" || fail "the status does not show the local restore: $(cat "$WORK/st.txt")"
+grep -qE "^  task [0-9]+\.[0-9]+ restored its state: 0B from the local copy, [0-9.]+[KMG]?B fetched" \
+    "$WORK/st.txt" || fail "the status does not show the fetch: $(cat "$WORK/st.txt")"
 
 step "wait for the end"
 wait_for 180 job_ended || fail "job did not end: $(sluice status "$JOB")"

@@ -21,7 +21,11 @@
 # (> 0) where they were not.
 # The outputs must equal the failure-free results exactly; a worker keeps
 # the local copies of at most the newest checkpoints, and drops the job's
-# once the job has ended.
+# once the job has ended. The workers delete copies slowly (a test-build
+# knob: every deletion first waits DISCARD_DELAY ms, longer than the
+# master's heartbeat timeout): the deletion runs off the worker's loop, so
+# no worker is ever lost for it (a lost worker would restart the job once
+# more than the steps expect).
 source "$(dirname "$0")/lib.sh"
 eval "lib_$(declare -f step)"
 step() { lib_step "$* (at ${SECONDS}s)"; }
@@ -30,6 +34,7 @@ DIR=$SRC/tests/scenario/localrec
 COUNT=${LOCALREC_COUNT:-120000} # 60 s at the rate: the three faults come well before the end, loaded too
 RATE=${LOCALREC_RATE:-2000}
 HB=1000 # the master's --heartbeat-timeout, ms
+export SLUICE_WORKER_DISCARD_DELAY_MS=1500
 # The failpoint's hits: every task of w1 counts one per completion it sees.
 # w1 registers first, so it gets slot 0: five tasks (gen>keyed, totals,
 # per_second and the two sinks). The 11th hit comes after at least three
@@ -199,5 +204,12 @@ for w in w1 w3; do
     wait_for 30 test ! -e "$WORK/cache-$w/local/$JOB" ||
         fail "$w kept the local copies of the ended job: $(ls "$WORK/cache-$w/local/$JOB")"
 done
+# the deletions ran (slowly) off the loop, and every one was done
+grep -q "deleting local copies" "$WORK/w1.err" || fail "w1 deleted no local copy"
+trash_empty() { [ -z "$(ls -A "$WORK/cache-$1/local/.trash" 2>/dev/null)" ]; }
+for w in w1 w3; do
+    wait_for 30 trash_empty $w || fail "$w did not delete: $(ls "$WORK/cache-$w/local/.trash")"
+done
+[ "$(job_field attempt)" -eq 4 ] || fail "the job ran $(job_field attempt) attempts, not 4 (a lost worker?)"
 no_sanitizer_reports
 echo "PASS local recovery: local copies used, damaged ones refused, a moved task fetches"

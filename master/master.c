@@ -2532,6 +2532,9 @@ static int s_status_fill(sl_master_t *m, const s_job_t *j, s_status_t *s)
                     o->busy_ns += j->tasks[i].metrics[k].busy_ns;
                     o->errors += j->tasks[i].metrics[k].errors;
                     o->backpressure_ns += j->tasks[i].metrics[k].backpressure_ns;
+                    o->restored_bytes_local += j->tasks[i].metrics[k].restored_bytes_local;
+                    o->restored_bytes_remote += j->tasks[i].metrics[k].restored_bytes_remote;
+                    o->restore_ms += j->tasks[i].metrics[k].restore_ms;
                     if (j->tasks[i].metrics[k].has_lag) {
                         o->has_lag = true;
                         o->lag += j->tasks[i].metrics[k].lag;

@@ -1194,6 +1194,9 @@ void sl_task_metrics(const sl_task_t *t, int i, sl_op_metrics_t *m)
     m->busy_ns = atomic_load_explicit(&c->busy_ns, memory_order_relaxed);
     m->errors = atomic_load_explicit(&c->errors, memory_order_relaxed);
     m->late = atomic_load_explicit(&c->records_late, memory_order_relaxed);
+    m->restored_local = atomic_load_explicit(&c->restored_local, memory_order_relaxed);
+    m->restored_remote = atomic_load_explicit(&c->restored_remote, memory_order_relaxed);
+    m->restore_ns = atomic_load_explicit(&c->restore_ns, memory_order_relaxed);
     m->has_lag = false;
     m->lag = 0;
     m->lag_detail[0] = 0;

@@ -351,7 +351,23 @@ static void *s_task_main(void *arg)
     int nice = getpriority(PRIO_PROCESS, 0); /* Linux: this thread's */
     if (errno == 0 && nice < 19)
         (void)setpriority(PRIO_PROCESS, 0, nice + S_TASK_NICE < 19 ? nice + S_TASK_NICE : 19);
+    struct timespec r0, r1, c0, c1; /* wall and CPU time of the reading */
+    clock_gettime(CLOCK_MONOTONIC, &r0);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     t->rc = s_read_restores(t);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    clock_gettime(CLOCK_MONOTONIC, &r1);
+    if (t->nbufs && t->rc == SL_OK) {
+        uint64_t bytes = 0;
+        for (int i = 0; i < t->nbufs; i++)
+            bytes += t->files[i].size;
+        fprintf(stderr,
+                "sluice-worker: task %d.%d: %llu bytes of state files read and verified in %.0f "
+                "ms, %.0f ms CPU\n",
+                t->chain, t->subtask, (unsigned long long)bytes,
+                (double)(r1.tv_sec - r0.tv_sec) * 1e3 + (double)(r1.tv_nsec - r0.tv_nsec) / 1e6,
+                (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6);
+    }
     if (t->rc == SL_OK)
         t->rc = sl_task_run(t->task);
     sl_task_close(t->task);

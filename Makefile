@@ -57,6 +57,13 @@ bench: release
 bench-nexmark: release
 	bash bench/nexmark.sh $(RELEASE)
 
+# Release build: the Yahoo Streaming Benchmark (jobs/ysb.yaml) at P=1, P=2
+# and over two worker processes against bench/ysb_ref's one-thread ceiling,
+# medians of 3 runs, printed (docs/ysb.md "Numbers" quotes it)
+.PHONY: bench-ysb
+bench-ysb: release
+	bash bench/ysb.sh $(RELEASE)
+
 # Release build: checkpoint cost (off vs every 1 s), checkpoint size and
 # duration, recovery after kill -9 of a worker, into the "Checkpoints"
 # section of docs/benchmarks.md

@@ -52,10 +52,24 @@
 #                _metadata). Then throughput of the agg-1m job with the
 #                rocksdb backend, checkpoints off vs every 1 s, embedded, as
 #                in part 1.
+# 5. large      Recovery with large state (BENCH_LARGE_MB, default 100 MB):
+#                for each backend of BENCH_LARGE_BACKENDS, BENCH_LARGE_RUNS
+#                times, a fresh master and 2 workers run the part 3 job
+#                over BENCH_LARGE_KEYS keys (every record a new key until
+#                then, so the state grows with the input), checkpoints every
+#                1 s; once the last completed checkpoint holds
+#                >= BENCH_LARGE_MB MB (its files, plus for rocksdb the job's
+#                shared/ files), the worker running the first aggregate
+#                subtask is killed with SIGKILL and started again at once.
+#                Reported from the kill: the master's detection (attempt + 1),
+#                the restore (the tasks' own log lines: state files read and
+#                verified + operators restored, the longest task), the job
+#                RUNNING again, and records flowing through the aggregate
+#                (its records_in > 0 in the new attempt).
 #
-# The table of medians is printed and written, with the machine, into the
-# "Checkpoints" section of docs/benchmarks.md (part 4: the "State backends"
-# section; the rest of the file is kept).
+# The tables of medians are printed and written, with the machine, into the
+# "Checkpoints" section of docs/benchmarks.md (parts 4 and 5: their own
+# subsections of the "State backends" section; the rest of the file is kept).
 #
 # Environment:
 #   BENCH_RUNS           throughput rounds (default 3; median reported)
@@ -81,7 +95,12 @@
 #                        "key_cache: 256MB": the operator's write-back cache holds
 #                        the keys of a subtask; "" keeps the 32 MB default, where
 #                        every record reads and writes RocksDB)
-#   BENCH_PARTS          parts to run (default "throughput size recovery backends")
+#   BENCH_LARGE_BACKENDS backends of part 5 (default "heap rocksdb")
+#   BENCH_LARGE_MB       state at the kill in part 5, MB (default 100)
+#   BENCH_LARGE_RUNS     kills per backend in part 5 (default 3)
+#   BENCH_LARGE_KEYS     distinct keys of part 5 (default 100000000)
+#   BENCH_LARGE_SECS     deadline for the state to reach BENCH_LARGE_MB (default 1800)
+#   BENCH_PARTS          parts to run (default "throughput size recovery backends large")
 #   BENCH_DATA           scratch directory (default BUILD_DIR/../bench-data/checkpoint)
 #   BENCH_DOC            report to write (default docs/benchmarks.md; "-" writes none)
 set -euo pipefail
@@ -112,7 +131,12 @@ RESTART_DELAY=${BENCH_RESTART_DELAY:-0ms}
 BACKEND_KEYS=${BENCH_BACKEND_KEYS:-1650000}
 BACKEND_EVENTS=${BENCH_BACKEND_EVENTS:-8000000}
 ROCKS_STATE=${BENCH_ROCKS_STATE-key_cache: 256MB}
-PARTS=${BENCH_PARTS:-throughput size recovery backends}
+LARGE_BACKENDS=${BENCH_LARGE_BACKENDS:-heap rocksdb}
+LARGE_MB=${BENCH_LARGE_MB:-100}
+LARGE_RUNS=${BENCH_LARGE_RUNS:-3}
+LARGE_KEYS=${BENCH_LARGE_KEYS:-100000000}
+LARGE_SECS=${BENCH_LARGE_SECS:-1800}
+PARTS=${BENCH_PARTS:-throughput size recovery backends large}
 DATA=${BENCH_DATA:-$(dirname "$BUILD")/bench-data/checkpoint}
 DOC=${BENCH_DOC:-$ROOT/docs/benchmarks.md}
 posint() { [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 must be a number >= 1, got '$2'"; }
@@ -127,20 +151,29 @@ posint BENCH_RECOVERY_RUNS "$REC_RUNS"
 posint BENCH_HEARTBEAT_MS "$HB_MS"
 posint BENCH_BACKEND_KEYS "$BACKEND_KEYS"
 posint BENCH_BACKEND_EVENTS "$BACKEND_EVENTS"
+posint BENCH_LARGE_MB "$LARGE_MB"
+posint BENCH_LARGE_RUNS "$LARGE_RUNS"
+posint BENCH_LARGE_KEYS "$LARGE_KEYS"
+posint BENCH_LARGE_SECS "$LARGE_SECS"
+read -r -a LB <<<"$LARGE_BACKENDS"
+for b in "${LB[@]}"; do
+    case $b in heap | rocksdb) ;; *) die "BENCH_LARGE_BACKENDS: unknown backend '$b' (heap, rocksdb)" ;; esac
+done
 [[ $RESTART_DELAY =~ ^[0-9]+(ms|s)$ ]] || die "BENCH_RESTART_DELAY must be like 0ms or 1s, got '$RESTART_DELAY'"
 read -r -a JS <<<"$JOBS"
 read -r -a PA <<<"$PARTS"
 for j in "${JS[@]}"; do
     case $j in agg-10k | agg-1m | q5 | q7) ;; *) die "BENCH_JOBS: unknown job '$j' (agg-10k, agg-1m, q5, q7)" ;; esac
 done
-DO_T=0 DO_S=0 DO_R=0 DO_B=0
+DO_T=0 DO_S=0 DO_R=0 DO_B=0 DO_L=0
 for p in "${PA[@]}"; do
     case $p in
     throughput) DO_T=1 ;;
     size) DO_S=1 ;;
     recovery) DO_R=1 ;;
     backends) DO_B=1 ;;
-    *) die "BENCH_PARTS: unknown part '$p' (throughput, size, recovery, backends)" ;;
+    large) DO_L=1 ;;
+    *) die "BENCH_PARTS: unknown part '$p' (throughput, size, recovery, backends, large)" ;;
     esac
 done
 
@@ -228,6 +261,12 @@ with_checkpoint "$DATA/paced.yaml" "$DATA/backend-heap.yaml" \
     'checkpoint: { interval: 1s, retain: 1000 }' 'state: { backend: heap }'
 with_checkpoint "$DATA/paced.yaml" "$DATA/backend-rocksdb.yaml" \
     'checkpoint: { interval: 1s, retain: 1000 }' "state: { backend: rocksdb${ROCKS_STATE:+, $ROCKS_STATE} }"
+for b in heap rocksdb; do
+    st="state: { backend: $b }"
+    [ $b = rocksdb ] && st="state: { backend: rocksdb${ROCKS_STATE:+, $ROCKS_STATE} }"
+    with_checkpoint "$DATA/paced.yaml" "$DATA/large-$b.yaml" 'checkpoint: { interval: 1s }' \
+        "restart: { strategy: fixed-delay, attempts: 1000, delay: $RESTART_DELAY }" "$st"
+done
 # agg-1m with its state in rocksdb (part 4's throughput)
 with_checkpoint "$DATA/agg-off.yaml" "$DATA/aggr-on.yaml" 'checkpoint: { interval: 1s }' \
     "state: { backend: rocksdb${ROCKS_STATE:+, $ROCKS_STATE} }"
@@ -356,7 +395,7 @@ fi
 # ---- parts 2 and 3: a master and worker processes, driven by python -----------------
 cat >"$DATA/cluster.py" <<'PYEOF'
 # cluster.py — parts 2 and 3 of bench/checkpoint.sh (see there).
-import json, os, random, signal, socket, subprocess, sys, time
+import json, os, random, re, signal, socket, subprocess, sys, time
 
 B, DATA = sys.argv[1], sys.argv[2]
 SLUICE, MASTER, WORKER = B + "/sluice", B + "/sluice-master", B + "/sluice-worker"
@@ -581,11 +620,121 @@ def recovery(spec, runs, hb_ms, rate, keys):
         c.stop()
 
 
+def chk_bytes(d, name):
+    """Bytes of the state of completed checkpoint d/name: its files, plus, with
+    shared RocksDB files, every file in d/shared (the retained checkpoints')."""
+    n = du(d + "/" + name)
+    if os.path.isdir(d + "/shared"):
+        n += du(d + "/shared")
+    return n
+
+
+def large(backend, spec, keys, rate, mb, runs, hb_ms, secs):
+    """Part 5: one line per kill, once the state of the last completed checkpoint
+    is >= mb MB: 'backend run state_bytes grow_s ckpt_ms detect_ms restore_ms
+    restored_ms running_ms flowing_ms records_before'."""
+    for r in range(int(runs)):
+        state = "%s/state-large-%s" % (DATA, backend)
+        c = Cluster("large-%s-%d" % (backend, r), int(hb_ms), state)
+        try:
+            for w in ("w1", "w2"):
+                c.start_worker(w)
+            c.wait("2 workers", lambda: c.alive() == 2, 30)
+            job = c.submit(spec, {"count": 10 ** 12, "rate": rate, "keys": keys})
+            d = "%s/checkpoints/%s" % (state, job)
+            t_start = time.monotonic()
+            done = []
+
+            def big_enough():
+                s = c.status(job)
+                if s["state"] in ("FINISHED", "FAILED", "CANCELED") or s["attempt"] != 1:
+                    sys.exit("cluster.py: the %s job restarted or ended before the kill (%s, attempt %d): %s" %
+                             (backend, s["state"], s["attempt"], s["failures"]))
+                if not os.path.isdir(d):
+                    return None
+                chks = sorted((int(n[4:]) for n in os.listdir(d) if n.startswith("chk-") and
+                               os.path.exists("%s/%s/_metadata" % (d, n))), reverse=True)
+                if not chks:
+                    return None
+                name = "chk-%d" % chks[0]
+                try:
+                    b = chk_bytes(d, name)
+                except FileNotFoundError:
+                    return None  # removed by retention meanwhile
+                if b not in done:
+                    done.append(b)
+                    print("   %s run %d: %s is %.1f MB after %.0f s" % (backend, r + 1, name, b / 1e6,
+                          time.monotonic() - t_start), file=sys.stderr, flush=True)
+                return (b, name, s) if b >= int(mb) * 1e6 else None
+
+            size, name, st = c.wait("%s MB of %s state" % (mb, backend), big_enough, int(secs))
+            grow = time.monotonic() - t_start
+            p = d + "/" + name
+            tasks = [p + "/" + f for f in os.listdir(p) if f.endswith(".state")]
+            ckpt_ms = (os.stat(p + "/_metadata").st_mtime_ns / 1e9 -
+                       min(os.stat(f).st_mtime_ns / 1e9 for f in tasks)) * 1000
+            before = max([o["records_in"] for o in st["operators"] if o["name"] == "totals"] or [0])
+            # the worker running the first aggregate subtask
+            victim = sorted(t["worker"] for t in st["tasks"] if "totals" in t["operators"])[0]
+            logs = {w: os.path.getsize(c.log(w) + ".err") for w in ("w1", "w2")}
+            t0, w0 = time.monotonic(), time.time()
+            c.workers[victim].kill()
+            c.start_worker(victim)
+            c.workers[victim].poll()
+            detect = running = None
+            while True:
+                s = c.status(job)
+                now = (time.monotonic() - t0) * 1000
+                if s["state"] in ("FINISHED", "FAILED", "CANCELED"):
+                    sys.exit("cluster.py: the job ended %s: %s" % (s["state"], s["error"]))
+                if s["attempt"] > 1 and detect is None:
+                    detect = now
+                if s["attempt"] > 1 and s["state"] == "RUNNING":
+                    if running is None:
+                        running = now
+                    tot = [o for o in s["operators"] if o["name"] == "totals"]
+                    if tot and tot[0]["records_in"] > 0:
+                        break
+                if now > 300000:
+                    sys.exit("cluster.py: no recovery within 300 s: %s" % json.dumps(s))
+                time.sleep(0.01)
+            # the tasks' own restore times, from the workers' logs after the kill
+            restore = restored = cpu = 0.0
+            read = {}
+            for w in ("w1", "w2"):
+                with open(c.log(w) + ".err") as f:
+                    f.seek(logs[w])  # the logs are appended to, the victim's too
+                    for line in f:
+                        m = re.search(r"task (\d+\.\d+): \d+ bytes of state files read and verified in (\d+) ms, "
+                                      r"(\d+) ms CPU", line)
+                        if m:
+                            read[(w, m.group(1))] = (float(m.group(2)), float(m.group(3)))
+                        m = re.search(r"task (\d+\.\d+): state restored in (\d+) ms, (\d+) ms CPU \(at ([\d.]+)\)",
+                                      line)
+                        if m and float(m.group(4)) >= w0:
+                            rd = read.get((w, m.group(1)), (0.0, 0.0))
+                            restore = max(restore, rd[0] + float(m.group(2)))
+                            cpu = max(cpu, rd[1] + float(m.group(3)))
+                            restored = max(restored, (float(m.group(4)) - w0) * 1000)
+            print("%s\t%d\t%d\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%.0f" %
+                  (backend, r, size, grow, ckpt_ms, detect, restore, restored, running, now, before, cpu), flush=True)
+            print("   %s run %d: killed %s at %.1f MB (%s, after %.0f s): detected %.0f ms, restore %.0f ms "
+                  "(%.0f ms CPU; done %.0f ms after the kill), RUNNING %.0f ms, records through the aggregate %.0f ms" %
+                  (backend, r + 1, victim, size / 1e6, name, grow, detect, restore, cpu, restored, running, now),
+                  file=sys.stderr, flush=True)
+            c.cli("cancel", job)
+        finally:
+            c.stop()
+        subprocess.run(["rm", "-rf", state])
+
+
 try:
     if sys.argv[3] == "size":
         size(*sys.argv[4:9])
     elif sys.argv[3] == "backends":
         backends(*sys.argv[4:11])
+    elif sys.argv[3] == "large":
+        large(*sys.argv[4:12])
     else:
         recovery(sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), sys.argv[7], sys.argv[8])
 finally:
@@ -705,6 +854,33 @@ if [ $DO_B = 1 ]; then
     done
     echo "$BTTABLE" | grep -v '^|---' | sed 's/^| //; s/ |$//; s/ | /|/g' | column -t -s '|' | sed 's/^/   /'
 fi
+LTABLE=""
+if [ $DO_L = 1 ]; then
+    echo
+    echo "== part 5: recovery after kill -9 with $LARGE_MB MB of state ($LARGE_BACKENDS; $LARGE_RUNS kills each, heartbeat timeout $HB_MS ms)"
+    : >"$DATA/large.txt"
+    for b in "${LB[@]}"; do
+        python3 "$DATA/cluster.py" "$BUILD" "$DATA" large "$b" "$DATA/large-$b.yaml" "$LARGE_KEYS" "$STATE_RATE" \
+            "$LARGE_MB" "$LARGE_RUNS" "$HB_MS" "$LARGE_SECS" >>"$DATA/large.txt" || die "part 5 ($b) failed"
+    done
+    # backend run bytes grow_s ckpt_ms detect restore restored running flowing records_before
+    LTABLE="| backend | kills | state at the kill, median MB | input until then, median s | its checkpoint took, median ms | detected (attempt + 1), median ms | restore, longest task, median ms | its CPU, median ms | state restored, median ms after the kill | RUNNING again, median ms | records through the aggregate, median ms (runs) | of which after the restore, median ms |
+|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for b in "${LB[@]}"; do
+        LTABLE+=$'\n'$(awk -F '\t' -v b="$b" '
+            function med(a, n,   i, j, t) {
+                for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+                return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+            $1 == b { n++; sz[n] = $3 / 1e6; g[n] = $4; ck[n] = $5; d[n] = $6; rs[n] = $7; cp[n] = $12; rd[n] = $8; ru[n] = $9
+                      f[n] = $10; ff[n] = $10; rp[n] = $10 - $8; runs = runs (runs ? " " : "") $10 }
+            END {
+                if (!n) { printf "| %s | 0 | - | - | - | - | - | - | - | - | - | - |", b; exit }
+                printf "| %s | %d | %.1f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f (%s) | %.0f |", b, n,
+                    med(sz, n), med(g, n), med(ck, n), med(d, n), med(rs, n), med(cp, n), med(rd, n), med(ru, n), med(f, n),
+                    runs, med(rp, n) }' "$DATA/large.txt")
+    done
+    echo "$LTABLE" | grep -v '^|---' | sed 's/^| //; s/ |$//; s/ | /|/g' | column -t -s '|' | sed 's/^/   /'
+fi
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "   (load average ${LOAD_START// /, } -> ${LOAD_END// /, })"
 
@@ -715,7 +891,8 @@ COMMIT=$(commit_id "$ROOT")
 ENVS=""
 for v in BENCH_RUNS BENCH_JOBS BENCH_AGG_EVENTS BENCH_AGG1M_EVENTS BENCH_NEXMARK_EVENTS BENCH_STATE_KEYS \
     BENCH_STATE_EVENTS BENCH_STATE_RATE BENCH_RECOVERY_RUNS BENCH_HEARTBEAT_MS BENCH_RESTART_DELAY BENCH_PARTS \
-    BENCH_BACKEND_KEYS BENCH_BACKEND_EVENTS BENCH_ROCKS_STATE BENCH_RECOVERY_STATE; do
+    BENCH_BACKEND_KEYS BENCH_BACKEND_EVENTS BENCH_ROCKS_STATE BENCH_RECOVERY_STATE BENCH_LARGE_BACKENDS \
+    BENCH_LARGE_MB BENCH_LARGE_RUNS BENCH_LARGE_KEYS BENCH_LARGE_SECS; do
     [ -n "${!v:-}" ] && ENVS+="$v=\"${!v}\" "
 done
 if [ "${BUILD#"$ROOT"/}" = build/release ]; then
@@ -798,23 +975,48 @@ $REC_RUNS kills each.
 
 "
 fi
-if [ $DO_B = 1 ]; then
-    SECTION=$(
-        cat <<EOF
-## State backends
+# write_sub HEADING: replaces the subsection HEADING ("### ...", up to the next
+# "### " or "## ") of DOC's "## State backends" section by the text in SUB
+# (which starts with HEADING), or appends it to the section; creates the
+# section (with its introduction) when missing. The rest of DOC is kept, so
+# parts 4 and 5 can be run apart.
+BINTRO="## State backends
 
-Written by \`make bench-checkpoint\` (\`bench/checkpoint.sh\`, part 4); rerun
-it rather than editing the numbers by hand. Keyed state on the heap (full
-snapshots) vs in RocksDB (incremental checkpoints: SST files copied once
-into the job's \`shared/\` directory, see
-[fault-tolerance.md](fault-tolerance.md#state-backends)).
-
-- **When:** $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$COMMIT\`, build \`${BUILD_TYPE:-unknown}\`.
+Written by \`make bench-checkpoint\` (\`bench/checkpoint.sh\`, parts 4 and 5,
+each subsection by the run named in it); rerun it rather than editing the
+numbers by hand. Keyed state on the heap (full snapshots) vs in RocksDB
+(incremental checkpoints: SST files copied once into the job's \`shared/\`
+directory, see [fault-tolerance.md](fault-tolerance.md#state-backends))."
+write_sub() {
+    touch "$DOC"
+    SUB=$SUB HEAD=$1 INTRO=$BINTRO awk '
+        BEGIN { sec = "## State backends" }
+        /^## / {
+            if (insec && !done) { print ENVIRON["SUB"]; print ""; done = 1 }
+            skip = 0; insec = ($0 == sec); print; next
+        }
+        insec && /^### / {
+            skip = 0
+            if ($0 == ENVIRON["HEAD"] && !done) { print ENVIRON["SUB"]; print ""; done = skip = 1; next }
+        }
+        !skip { print }
+        END {
+            if (insec && !done) { print ""; print ENVIRON["SUB"]; done = 1 }
+            if (!done) { print ""; print ENVIRON["INTRO"]; print ""; print ENVIRON["SUB"] }
+        }' "$DOC" >"$DOC.tmp"
+    mv "$DOC.tmp" "$DOC"
+}
+# the When / Machine / Command lines of a subsection
+META="- **When:** $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$COMMIT\`, build \`${BUILD_TYPE:-unknown}\`.
 - **Machine:** $(machine_line).
   Load average ${LOAD_START// /, } at the start, ${LOAD_END// /, } at the end.
-- **Command:** $HOW.
-
+- **Command:** $HOW."
+if [ $DO_B = 1 ]; then
+    SUB=$(
+        cat <<EOF
 ### Checkpoints of about 100 MB of keyed state
+
+$META
 
 $BTABLE
 
@@ -824,15 +1026,21 @@ generator → map (\`k = seq % $BACKEND_KEYS\`) → keyed aggregate (count and s
 100 MB as a heap snapshot) → discard at parallelism 2, $BACKEND_EVENTS records
 paced at $STATE_RATE/s, \`checkpoint: { interval: 1s, retain: 1000 }\`, once
 per backend and run ($RUNS runs each, alternating). Every completed checkpoint
-counts. **Written** = the bytes a checkpoint wrote: heap, its \`chk-N\`
+of every run counts (the medians are over all of them). **Written** = the
+bytes a checkpoint wrote: heap, its \`chk-N\`
 files (the whole state every time); rocksdb, its \`chk-N\` files (the
 stores' MANIFEST, OPTIONS, CURRENT and \`_manifest\`) plus the shared SST
 files copied since the previous checkpoint completed (by modification time).
 **Duration** = first state file (the source's, written at the trigger) →
-\`_metadata\`. 1 GB of state was not measured (it does not fit the time
-this shared machine gives a run).
-
+\`_metadata\`. Larger state: part 5 below.
+EOF
+    )
+    write_sub "### Checkpoints of about 100 MB of keyed state"
+    SUB=$(
+        cat <<EOF
 ### Throughput with the rocksdb backend: checkpoints off vs every 1 s
+
+$META
 
 $BTTABLE
 
@@ -841,8 +1049,50 @@ P=2) with \`state: { backend: rocksdb${ROCKS_STATE:+, $ROCKS_STATE} }\`, without
 \`checkpoint: { interval: 1s }\`, $RUNS rounds, order alternating.
 EOF
     )
-    write_section "$DOC" "## State backends"
-    echo "== wrote the State backends section of $DOC"
+    write_sub "### Throughput with the rocksdb backend: checkpoints off vs every 1 s"
+    echo "== wrote part 4's subsections of the State backends section of $DOC"
+fi
+if [ $DO_L = 1 ]; then
+    if [ "$LARGE_MB" -ge 1000 ]; then SZ="$(awk -v m="$LARGE_MB" 'BEGIN { printf "%g GB", m / 1000 }')"; else SZ="$LARGE_MB MB"; fi
+    SUB=$(
+        cat <<EOF
+### Recovery after \`kill -9\` with $SZ of keyed state
+
+$META
+
+$LTABLE
+
+A fresh master (\`--state-dir\`, \`--heartbeat-timeout $HB_MS\`) and 2 worker
+processes (2 slots each) per kill run a generator paced at $STATE_RATE records/s
+→ map (\`k = seq % $LARGE_KEYS\`: every record a new key, so the state grows
+with the input) → keyed aggregate (count and sum per key) → discard at
+parallelism 2, \`checkpoint: { interval: 1s }\`,
+\`restart: { strategy: fixed-delay, attempts: 1000, delay: $RESTART_DELAY }\`,
+the backend's \`state:\` block (rocksdb: \`${ROCKS_STATE:-defaults}\`).
+When the last completed checkpoint holds at least $SZ (**state at the
+kill**: its files, plus for rocksdb the job's \`shared/\` SST files; heap
+snapshots are about 60 bytes per key, rocksdb SSTs less), the worker
+running the first aggregate subtask is killed with SIGKILL and started
+again at once (the master notices when it registers again); every task of
+the job restarts from that checkpoint. From the kill: **detected** = the
+job's attempt went up (\`sluice status --json\`, polled every ~10 ms);
+**restore** = the longest task's own figure from its log lines (state files
+read and SHA-256-verified + operators restored; for rocksdb the stores
+fetched and verified file by file, see "Restore: local copy vs checkpoint
+storage"), and **its CPU** = the CPU time of that task's thread over the
+same steps (per core; RocksDB's and the restore's helper threads not
+counted), the figure that does not depend on the machine's load;
+**state restored** = when the last task logged its restore done
+(wall clock); **RUNNING again** = the new attempt RUNNING; **records
+through the aggregate** = the aggregate's \`records_in\` above 0 in the new
+attempt (it includes the 200 ms metrics report period), the figure to
+compare with the 2 s aim; **after the restore** = that minus state
+restored: the generator's resumption, the channels, and the report period.
+$LARGE_RUNS kills per backend, each in a fresh cluster.
+EOF
+    )
+    write_sub "### Recovery after \`kill -9\` with $SZ of keyed state"
+    echo "== wrote the $SZ recovery subsection of the State backends section of $DOC"
 fi
 [ $DO_T = 1 ] || [ $DO_S = 1 ] || [ $DO_R = 1 ] || exit 0
 SECTION=$(

@@ -354,8 +354,10 @@ $TABLE
 ### How to read it
 
 - **ceiling** is \`bench/nexmark_ceiling\`: one thread, no framework. It
-  generates every event with the same generator (\`sl_nexmark_event\`, the
-  same seed), selects the bids (q2: on auctions that are multiples of 123),
+  generates every event with the same generator as the source
+  (\`sl_nexmark_gen_event\`, the same seed, per-channel caches; without the
+  \`extra\` filler for the queries that never read it, as the source leaves
+  out the columns no operator of the job reads), selects the bids (q2: on auctions that are multiples of 123),
   computes the query's result row (q1: \`price * 908 / 1000\`) as ints and
   string views, and discards it, counting rows and folding them into a
   checksum. The windowed queries keep their windows as a hand-written
@@ -366,7 +368,8 @@ $TABLE
   no regular expression (q14: a loop counting 'c's; q21: \`strcasecmp\` on
   the channel, else \`strstr\` for \`channel_id=\` in the url; q22:
   \`strchr\` for the '/'s), where sluice runs \`count_char\`,
-  \`regexp_extract\` (POSIX regexec) and \`split_index\`. It is what the
+  \`regexp_extract\` (for q21's pattern a literal search and a scan,
+  regexec for other patterns) and \`split_index\`. It is what the
   hardware does for the query with no engine.
 - **sluice** runs a copy of \`jobs/nexmark/qN.yaml\` whose file sink is
   replaced by a \`discard\` sink, which counts and drops the rows, as the

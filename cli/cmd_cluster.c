@@ -224,6 +224,19 @@ static void s_task_records(const Sluice__TaskStatus *t, uint64_t *in, uint64_t *
     *out = l->records_out;
 }
 
+/* The restore of a task's RocksDB stores, over its operators: bytes from
+ * the worker's local copy (local recovery), bytes fetched, ms taken. */
+static void s_task_restored(const Sluice__TaskStatus *t, uint64_t *local, uint64_t *remote,
+                            uint64_t *ms)
+{
+    *local = *remote = *ms = 0;
+    for (size_t k = 0; k < t->n_metrics; k++) {
+        *local += t->metrics[k]->restored_bytes_local;
+        *remote += t->metrics[k]->restored_bytes_remote;
+        *ms += t->metrics[k]->restore_ms;
+    }
+}
+
 static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
 {
     Sluice__Envelope *rep = NULL;
@@ -272,6 +285,11 @@ static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
                    s_task_state(t->state), (unsigned long long)rin, (unsigned long long)rout,
                    (unsigned long long)t->end_ms);
             s_json_str(t->error);
+            uint64_t rl, rr, rms;
+            s_task_restored(t, &rl, &rr, &rms);
+            printf(",\"restored_bytes_local\":%llu,\"restored_bytes_remote\":%llu,"
+                   "\"restore_ms\":%llu",
+                   (unsigned long long)rl, (unsigned long long)rr, (unsigned long long)rms);
             if (t->n_metrics && t->metrics[0]->has_lag) { /* a source with a backlog (Kafka) */
                 printf(",\"lag\":%lld,\"lag_partitions\":", (long long)t->metrics[0]->lag);
                 s_json_str(t->metrics[0]->lag_partitions);
@@ -297,6 +315,12 @@ static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
                 printf(",\"watermark\":%lld", (long long)m->watermark);
             if (m->has_lag)
                 printf(",\"lag\":%lld", (long long)m->lag);
+            if (m->restored_bytes_local || m->restored_bytes_remote)
+                printf(",\"restored_bytes_local\":%llu,\"restored_bytes_remote\":%llu,"
+                       "\"restore_ms\":%llu",
+                       (unsigned long long)m->restored_bytes_local,
+                       (unsigned long long)m->restored_bytes_remote,
+                       (unsigned long long)m->restore_ms);
             printf("}");
         }
         printf("]}\n");
@@ -340,6 +364,19 @@ static int s_status(sl_client_t *c, const sl_cli_opts_t *o)
                 printf("  task %u.%u lag %lld: %s\n", j->tasks[i]->ref->chain,
                        j->tasks[i]->ref->subtask, (long long)j->tasks[i]->metrics[0]->lag,
                        j->tasks[i]->metrics[0]->lag_partitions);
+        for (size_t i = 0; i < j->n_tasks; i++) { /* tasks that restored RocksDB stores */
+            uint64_t rl, rr, rms;
+            s_task_restored(j->tasks[i], &rl, &rr, &rms);
+            if (!rl && !rr)
+                continue;
+            char lb[32], rb[32];
+            sl_cli_human((double)rl, lb, sizeof lb);
+            sl_cli_human((double)rr, rb, sizeof rb);
+            printf("  task %u.%u restored its state: %sB from the local copy, %sB fetched from "
+                   "checkpoint storage, in %.2f s\n",
+                   j->tasks[i]->ref->chain, j->tasks[i]->ref->subtask, lb, rb,
+                   (double)rms / 1000.0);
+        }
         printf("\n%-20s %14s %14s %10s %12s %10s  %s\n", "OPERATOR", "RECORDS IN", "RECORDS OUT",
                "BUSY S", "BACKPRESS S", "LATE", "WATERMARK");
         for (size_t i = 0; i < j->n_metrics; i++) {

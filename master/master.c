@@ -1268,6 +1268,11 @@ static void s_ck_trigger(sl_master_t *m, s_job_t *j)
     free(sent);
 }
 
+/* The format of checkpoints and savepoints (_metadata's first line). 2:
+ * keys hash with the word-at-a-time sl_value_hash, which moved them to
+ * other key groups than format 1's FNV-1a: format 1 is refused. */
+#define S_CK_FORMAT 2
+
 /* _metadata: a text file naming every subtask's state file with its size
  * and SHA-256, ending with the SHA-256 of everything before that line.
  * Returns it in *out (malloc'd, *outlen bytes), or SL_NOMEM. */
@@ -1278,8 +1283,8 @@ static int s_ck_metadata_text(const s_job_t *j, uint64_t id, char **out, size_t 
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         return SL_NOMEM;
-    fprintf(f, "sluice-checkpoint 1\njob %s\ncheckpoint %llu\nattempt %u\ntasks %d\n", j->id,
-            (unsigned long long)id, (unsigned)j->attempt, j->ntasks);
+    fprintf(f, "sluice-checkpoint %d\njob %s\ncheckpoint %llu\nattempt %u\ntasks %d\n", S_CK_FORMAT,
+            j->id, (unsigned long long)id, (unsigned)j->attempt, j->ntasks);
     for (int i = 0; i < j->ntasks; i++) {
         const s_ack_t *a = &j->ck_acks[i];
         if (a->finished && !a->acked)
@@ -1580,6 +1585,16 @@ static int s_restore_load(s_job_t *j, const char *dir, bool allow_rescale, char 
     sl_sha256_hex(buf, (size_t)(tail - buf), hex);
     if (strcmp(hex, want) != 0) {
         snprintf(why, cap, "%s does not match its checksum", path);
+        goto out;
+    }
+    int fmt = 0;
+    if (sscanf(buf, "sluice-checkpoint %d", &fmt) != 1 || fmt != S_CK_FORMAT) {
+        snprintf(why, cap, "%s is checkpoint format %d, this Sluice reads format %d only%s", path,
+                 fmt, S_CK_FORMAT,
+                 fmt == 1 ? " (format 1 placed keys into key groups with an older hash: its "
+                            "state would restore into the wrong subtasks; rerun the job from "
+                            "its sources instead)"
+                          : "");
         goto out;
     }
     int ntasks = 0;
@@ -2517,6 +2532,9 @@ static int s_status_fill(sl_master_t *m, const s_job_t *j, s_status_t *s)
                     o->busy_ns += j->tasks[i].metrics[k].busy_ns;
                     o->errors += j->tasks[i].metrics[k].errors;
                     o->backpressure_ns += j->tasks[i].metrics[k].backpressure_ns;
+                    o->restored_bytes_local += j->tasks[i].metrics[k].restored_bytes_local;
+                    o->restored_bytes_remote += j->tasks[i].metrics[k].restored_bytes_remote;
+                    o->restore_ms += j->tasks[i].metrics[k].restore_ms;
                     if (j->tasks[i].metrics[k].has_lag) {
                         o->has_lag = true;
                         o->lag += j->tasks[i].metrics[k].lag;

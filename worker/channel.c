@@ -4,6 +4,9 @@
 #include "channel.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +15,21 @@
 #include "sluice/err.h"
 
 #define S_POLL_MS 50 /* how often a waiting task looks at its cancel flag */
+
+/* Every batch is a ZeroMQ message of up to a batch's size, allocated by one
+ * thread (the sender, or libzmq's I/O thread for TCP) and freed by another.
+ * With glibc's default trim threshold (128 KiB) those frees often shrink the
+ * allocating thread's arena (madvise) and the next batches fault the pages
+ * back in: a few per cent of a worker's CPU. Freed memory up to this much
+ * stays in the arenas instead (set once per process, by the first gate). */
+#define S_TRIM_THRESHOLD (32 * 1024 * 1024)
+
+static pthread_once_t s_malloc_once = PTHREAD_ONCE_INIT;
+
+static void s_malloc_tune(void)
+{
+    mallopt(M_TRIM_THRESHOLD, S_TRIM_THRESHOLD);
+}
 
 static uint64_t s_now_ns(void)
 {
@@ -24,6 +42,7 @@ struct sl_outgate {
     int n;                       /* channels */
     void **socks;                /* one DEALER per channel */
     int *credits;                /* credits left per channel */
+    int window;                  /* initial credits per channel (told to the receivers) */
     uint16_t input;              /* input index at the receivers */
     uint32_t sender;             /* our subtask index */
     const atomic_bool *cancel;   /* set by the worker to stop the task */
@@ -36,6 +55,7 @@ sl_outgate_t *sl_outgate_new(void *zctx, int n, const char *const *endpoints, ui
                              uint32_t sender, int initial_credits, const atomic_bool *cancel,
                              char *err, size_t cap)
 {
+    pthread_once(&s_malloc_once, s_malloc_tune);
     sl_outgate_t *g = calloc(1, sizeof *g);
     if (!g)
         return NULL;
@@ -43,6 +63,7 @@ sl_outgate_t *sl_outgate_new(void *zctx, int n, const char *const *endpoints, ui
     g->input = input;
     g->sender = sender;
     g->cancel = cancel;
+    g->window = initial_credits > 0 ? initial_credits : SL_DEFAULT_CREDITS;
     g->socks = calloc((size_t)n, sizeof *g->socks);
     g->credits = calloc((size_t)n, sizeof *g->credits);
     if (!g->socks || !g->credits)
@@ -50,7 +71,7 @@ sl_outgate_t *sl_outgate_new(void *zctx, int n, const char *const *endpoints, ui
     char rid[32];
     int rlen = snprintf(rid, sizeof rid, "i%u:s%u", (unsigned)input, (unsigned)sender);
     for (int i = 0; i < n; i++) {
-        g->credits[i] = initial_credits > 0 ? initial_credits : SL_DEFAULT_CREDITS;
+        g->credits[i] = g->window;
         g->socks[i] = zmq_socket(zctx, ZMQ_DEALER);
         if (!g->socks[i])
             goto zfail;
@@ -159,12 +180,21 @@ static int s_send_frame(void *sock, const sl_frame_hdr_t *h, const uint8_t *data
 
 int sl_outgate_send(sl_outgate_t *g, int ch, const uint8_t *data, uint32_t len, uint32_t count)
 {
-    int rc = s_take_credits(g, ch, g->credits[ch] <= 0);
-    if (rc)
-        return rc;
+    /* Credit frames are read only once the credits run out: a read that
+     * finds none costs libzmq a system call or two (its mailbox), and
+     * reading them earlier changes nothing (they wait in the socket,
+     * at most initial_credits of them). */
+    if (g->credits[ch] <= 0) {
+        int rc = s_take_credits(g, ch, true);
+        if (rc)
+            return rc;
+    }
     g->credits[ch]--;
-    sl_frame_hdr_t h = {
-        .kind = SL_FRAME_BATCH, .input = g->input, .sender = g->sender, .count = count};
+    sl_frame_hdr_t h = {.kind = SL_FRAME_BATCH,
+                        .input = g->input,
+                        .sender = g->sender,
+                        .count = count,
+                        .window = (uint32_t)g->window};
     return s_send_frame(g->socks[ch], &h, data, len);
 }
 
@@ -208,8 +238,18 @@ int sl_outgate_finish(sl_outgate_t *g)
 
 /* ---- receiving side ------------------------------------------------------ */
 
+/* Credits of one sender processed and not given back yet. */
+typedef struct {
+    uint8_t rid[64]; /* the sender's routing id */
+    size_t rid_len;
+    uint32_t owed; /* credits not given back yet */
+} s_owed_t;
+
 struct sl_ingate {
     void *sock;                /* ROUTER bound at the task's endpoint */
+    int fd;                    /* its ZMQ_FD: readable when libzmq has news for it */
+    s_owed_t *owed;            /* credits owed, per sender seen */
+    int nowed, owed_cap;       /* entries used and allocated */
     int expected;              /* senders that must end */
     int ended;                 /* senders that have ended */
     const atomic_bool *cancel; /* set by the worker to stop the task */
@@ -218,6 +258,7 @@ struct sl_ingate {
 sl_ingate_t *sl_ingate_new(void *zctx, const char *endpoint, int expected_senders,
                            const atomic_bool *cancel, char *err, size_t cap)
 {
+    pthread_once(&s_malloc_once, s_malloc_tune);
     sl_ingate_t *g = calloc(1, sizeof *g);
     if (!g)
         return NULL;
@@ -229,6 +270,12 @@ sl_ingate_t *sl_ingate_new(void *zctx, const char *endpoint, int expected_sender
         zmq_setsockopt(g->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) ||
         zmq_setsockopt(g->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) || zmq_bind(g->sock, endpoint)) {
         snprintf(err, cap, "cannot bind data endpoint %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        sl_ingate_destroy(&g);
+        return NULL;
+    }
+    size_t fl = sizeof g->fd;
+    if (zmq_getsockopt(g->sock, ZMQ_FD, &g->fd, &fl) != 0) {
+        snprintf(err, cap, "data endpoint %s: %s", endpoint, zmq_strerror(zmq_errno()));
         sl_ingate_destroy(&g);
         return NULL;
     }
@@ -249,101 +296,118 @@ void sl_ingate_destroy(sl_ingate_t **pp)
         return;
     if ((*pp)->sock)
         zmq_close((*pp)->sock);
+    free((*pp)->owed);
     free(*pp);
     *pp = NULL;
 }
 
+/* Reads the next frame if one is there (never blocks): 1 and *b filled,
+ * 0 when none is waiting, SL_ZMQ, SL_PROTO. A non-blocking read that finds
+ * a frame costs no system call, where a zmq_poll costs at least one. */
+static int s_ingate_read(sl_ingate_t *g, sl_inbatch_t *b, char *err, size_t cap)
+{
+    int n = zmq_recv(g->sock, b->rid, sizeof b->rid, ZMQ_DONTWAIT);
+    if (n < 0)
+        return zmq_errno() == EAGAIN || zmq_errno() == EINTR ? 0 : SL_ZMQ;
+    b->rid_len = (size_t)n < sizeof b->rid ? (size_t)n : sizeof b->rid;
+    int more = 0;
+    size_t ml = sizeof more;
+    zmq_getsockopt(g->sock, ZMQ_RCVMORE, &more, &ml);
+    if (!more) {
+        snprintf(err, cap, "data frame without payload");
+        return SL_PROTO;
+    }
+    zmq_msg_init(&b->msg);
+    /* the parts of a message arrive together: the payload is there */
+    if (zmq_msg_recv(&b->msg, g->sock, 0) < 0) {
+        zmq_msg_close(&b->msg);
+        return SL_ZMQ;
+    }
+    zmq_getsockopt(g->sock, ZMQ_RCVMORE, &more, &ml);
+    size_t size = zmq_msg_size(&b->msg);
+    sl_frame_hdr_t h;
+    if (more || size < sizeof h) {
+        zmq_msg_close(&b->msg);
+        snprintf(err, cap, "malformed data frame (%zu bytes)", size);
+        return SL_PROTO;
+    }
+    memcpy(&h, zmq_msg_data(&b->msg), sizeof h);
+    b->kind = h.kind;
+    b->input = h.input;
+    b->sender = h.sender;
+    if (h.kind == SL_FRAME_EOI) {
+        zmq_msg_close(&b->msg);
+        g->ended++;
+        return 1;
+    }
+    if (h.kind == SL_FRAME_WATERMARK) {
+        bool ok = size == sizeof h + 8 && h.flags <= 1;
+        if (ok) {
+            memcpy(&b->wm, (const uint8_t *)zmq_msg_data(&b->msg) + sizeof h, 8);
+            b->idle = h.flags == 1;
+        }
+        zmq_msg_close(&b->msg);
+        if (!ok) {
+            snprintf(err, cap, "malformed watermark frame (%zu bytes)", size);
+            return SL_PROTO;
+        }
+        return 1;
+    }
+    if (h.kind == SL_FRAME_BARRIER) {
+        bool ok = size == sizeof h + 8;
+        if (ok)
+            memcpy(&b->barrier, (const uint8_t *)zmq_msg_data(&b->msg) + sizeof h, 8);
+        zmq_msg_close(&b->msg);
+        if (!ok || b->barrier == 0) {
+            snprintf(err, cap, "malformed barrier frame (%zu bytes)", size);
+            return SL_PROTO;
+        }
+        return 1;
+    }
+    if (h.kind != SL_FRAME_BATCH || size - sizeof h > UINT32_MAX) {
+        zmq_msg_close(&b->msg);
+        snprintf(err, cap, "unexpected data frame kind %u", (unsigned)h.kind);
+        return SL_PROTO;
+    }
+    b->count = h.count;
+    b->window = h.window;
+    b->data = (const uint8_t *)zmq_msg_data(&b->msg) + sizeof h;
+    b->len = (uint32_t)(size - sizeof h);
+    return 1;
+}
+
 int sl_ingate_poll(sl_ingate_t *g, sl_inbatch_t *b, int wait_ms, char *err, size_t cap)
 {
-    uint64_t deadline = wait_ms >= 0 ? s_now_ns() + (uint64_t)wait_ms * 1000000ull : 0;
+    uint64_t deadline = 0;
     for (;;) {
         if (g->ended >= g->expected)
             return 0;
         if (g->cancel && atomic_load(g->cancel))
             return SL_CANCELED;
+        /* a frame already waiting is taken without polling */
+        int rc = s_ingate_read(g, b, err, cap);
+        if (rc != 0)
+            return rc;
+        if (wait_ms == 0)
+            return SL_TIMEOUT; /* the read processed libzmq's pending commands */
         int step = S_POLL_MS;
-        if (wait_ms >= 0) {
+        if (wait_ms > 0) {
             uint64_t now = s_now_ns();
-            if (now >= deadline && wait_ms > 0)
+            if (!deadline)
+                deadline = now + (uint64_t)wait_ms * 1000000ull;
+            if (now >= deadline)
                 return SL_TIMEOUT;
-            uint64_t left_ms = (deadline - now) / 1000000ull;
+            uint64_t left_ms = (deadline - now + 999999ull) / 1000000ull;
             step = left_ms < (uint64_t)S_POLL_MS ? (int)left_ms : S_POLL_MS;
         }
-        zmq_pollitem_t item = {.socket = g->sock, .events = ZMQ_POLLIN};
-        int prc = zmq_poll(&item, 1, step);
-        if (prc < 0 && zmq_errno() != EINTR)
+        /* The read that found nothing has processed every command libzmq
+         * had for the socket: its FD becomes readable with the next one (a
+         * frame arriving, a peer connecting), so poll(2) on it is enough —
+         * what zmq_poll does too, after a first pass and two reads of the
+         * socket's state that the read above made already. */
+        struct pollfd pfd = {.fd = g->fd, .events = POLLIN};
+        if (poll(&pfd, 1, step) < 0 && errno != EINTR)
             return SL_ZMQ;
-        if (prc <= 0) {
-            if (wait_ms == 0)
-                return SL_TIMEOUT;
-            continue;
-        }
-        int n = zmq_recv(g->sock, b->rid, sizeof b->rid, 0);
-        if (n < 0)
-            return SL_ZMQ;
-        b->rid_len = (size_t)n < sizeof b->rid ? (size_t)n : sizeof b->rid;
-        int more = 0;
-        size_t ml = sizeof more;
-        zmq_getsockopt(g->sock, ZMQ_RCVMORE, &more, &ml);
-        if (!more) {
-            snprintf(err, cap, "data frame without payload");
-            return SL_PROTO;
-        }
-        zmq_msg_init(&b->msg);
-        if (zmq_msg_recv(&b->msg, g->sock, 0) < 0) {
-            zmq_msg_close(&b->msg);
-            return SL_ZMQ;
-        }
-        zmq_getsockopt(g->sock, ZMQ_RCVMORE, &more, &ml);
-        size_t size = zmq_msg_size(&b->msg);
-        sl_frame_hdr_t h;
-        if (more || size < sizeof h) {
-            zmq_msg_close(&b->msg);
-            snprintf(err, cap, "malformed data frame (%zu bytes)", size);
-            return SL_PROTO;
-        }
-        memcpy(&h, zmq_msg_data(&b->msg), sizeof h);
-        b->kind = h.kind;
-        b->input = h.input;
-        b->sender = h.sender;
-        if (h.kind == SL_FRAME_EOI) {
-            zmq_msg_close(&b->msg);
-            g->ended++;
-            return 1;
-        }
-        if (h.kind == SL_FRAME_WATERMARK) {
-            bool ok = size == sizeof h + 8 && h.flags <= 1;
-            if (ok) {
-                memcpy(&b->wm, (const uint8_t *)zmq_msg_data(&b->msg) + sizeof h, 8);
-                b->idle = h.flags == 1;
-            }
-            zmq_msg_close(&b->msg);
-            if (!ok) {
-                snprintf(err, cap, "malformed watermark frame (%zu bytes)", size);
-                return SL_PROTO;
-            }
-            return 1;
-        }
-        if (h.kind == SL_FRAME_BARRIER) {
-            bool ok = size == sizeof h + 8;
-            if (ok)
-                memcpy(&b->barrier, (const uint8_t *)zmq_msg_data(&b->msg) + sizeof h, 8);
-            zmq_msg_close(&b->msg);
-            if (!ok || b->barrier == 0) {
-                snprintf(err, cap, "malformed barrier frame (%zu bytes)", size);
-                return SL_PROTO;
-            }
-            return 1;
-        }
-        if (h.kind != SL_FRAME_BATCH || size - sizeof h > UINT32_MAX) {
-            zmq_msg_close(&b->msg);
-            snprintf(err, cap, "unexpected data frame kind %u", (unsigned)h.kind);
-            return SL_PROTO;
-        }
-        b->count = h.count;
-        b->data = (const uint8_t *)zmq_msg_data(&b->msg) + sizeof h;
-        b->len = (uint32_t)(size - sizeof h);
-        return 1;
     }
 }
 
@@ -356,10 +420,42 @@ int sl_ingate_next(sl_ingate_t *g, sl_inbatch_t *b, char *err, size_t cap)
     }
 }
 
+/* The owed credits of the sender with routing id rid (added when new), or
+ * NULL when out of memory. */
+static s_owed_t *s_owed_of(sl_ingate_t *g, const uint8_t *rid, size_t len)
+{
+    for (int i = 0; i < g->nowed; i++)
+        if (g->owed[i].rid_len == len && memcmp(g->owed[i].rid, rid, len) == 0)
+            return &g->owed[i];
+    if (g->nowed == g->owed_cap) {
+        int cap = g->owed_cap ? 2 * g->owed_cap : 8;
+        s_owed_t *o = realloc(g->owed, (size_t)cap * sizeof *o);
+        if (!o)
+            return NULL;
+        g->owed = o;
+        g->owed_cap = cap;
+    }
+    s_owed_t *o = &g->owed[g->nowed++];
+    memcpy(o->rid, rid, len);
+    o->rid_len = len;
+    o->owed = 0;
+    return o;
+}
+
 void sl_ingate_release(sl_ingate_t *g, sl_inbatch_t *b)
 {
     zmq_msg_close(&b->msg);
-    sl_frame_hdr_t h = {.kind = SL_FRAME_CREDIT, .count = 1};
+    uint32_t group = b->window / 2 ? b->window / 2 : 1, n = 1;
+    if (group > 1) {
+        s_owed_t *o = s_owed_of(g, b->rid, b->rid_len);
+        if (o && ++o->owed < group)
+            return;
+        if (o) {
+            n = o->owed;
+            o->owed = 0;
+        }
+    }
+    sl_frame_hdr_t h = {.kind = SL_FRAME_CREDIT, .count = n};
     zmq_send(g->sock, b->rid, b->rid_len, ZMQ_SNDMORE);
     zmq_send(g->sock, &h, sizeof h, 0);
 }

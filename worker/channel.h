@@ -4,11 +4,17 @@
  *  1. A receiving subtask binds one ZeroMQ ROUTER (its in-gate); every
  *     upstream subtask that may send to it connects one DEALER (an
  *     out-gate channel) with a routing id naming (input index, sender).
- *  2. A sender starts with `initial_credits` credits per channel; sending a
- *     batch costs one; the receiver returns one credit per batch after it
- *     has processed it. A sender without credit waits (and so stops reading
- *     its own input): backpressure reaches the sources and at most
- *     initial_credits batches per sender are ever queued at a receiver.
+ *  2. A sender starts with `initial_credits` credits per channel (C, told
+ *     to the receiver in every batch frame); sending a batch costs one; the
+ *     receiver gives each batch's credit back after it has processed it, in
+ *     groups of K = C/2 (at least 1): a credit frame wakes the sender's
+ *     thread (and, over TCP, two I/O threads), so fewer of them save system
+ *     calls. Nothing waits on a group: a sender without credit has all C
+ *     batches at the receiver (queued, being processed, held for a barrier
+ *     or processed and not yet given back), so the receiver gets to C >= K
+ *     ungiven credits and sends them. A sender without credit waits (and so
+ *     stops reading its own input): backpressure reaches the sources and at
+ *     most initial_credits batches per sender are ever queued at a receiver.
  *  3. Each sender ends each channel with one end-of-input frame, ordered
  *     after its batches; the in-gate reports the end when every expected
  *     sender has ended.
@@ -45,7 +51,8 @@ typedef struct {
     uint16_t input;  /* input index at the receiver's head operator */
     uint32_t sender; /* sender subtask index */
     uint32_t count;  /* BATCH: rows; CREDIT: credits granted */
-    uint32_t pad2;   /* zero */
+    uint32_t window; /* BATCH: the sender's initial credits (0: give each credit back at
+                        once); else zero */
 } sl_frame_hdr_t;
 
 #define SL_DEFAULT_CREDITS 8
@@ -93,6 +100,7 @@ typedef struct {
     uint32_t sender;     /* sender subtask */
     const uint8_t *data; /* rows */
     uint32_t len, count;
+    uint32_t window; /* private: BATCH: the sender's initial credits */
     zmq_msg_t msg;   /* private */
     uint8_t rid[64]; /* private: routing id of the sender */
     size_t rid_len;  /* private */
@@ -112,7 +120,8 @@ int sl_ingate_next(sl_ingate_t *g, sl_inbatch_t *b, char *err, size_t cap);
  * released); 0 when every sender has ended; SL_TIMEOUT; SL_CANCELED;
  * SL_PROTO for a malformed frame. */
 int sl_ingate_poll(sl_ingate_t *g, sl_inbatch_t *b, int wait_ms, char *err, size_t cap);
-/* Frees the batch and returns its credit to the sender. */
+/* Frees the batch; its credit goes back to the sender with the group it
+ * completes (invariant 2). */
 void sl_ingate_release(sl_ingate_t *g, sl_inbatch_t *b);
 void sl_ingate_destroy(sl_ingate_t **pp);
 

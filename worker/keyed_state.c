@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/arena.h"
 #include "sluice/err.h"
 #include "sluice/plan.h"
 
@@ -136,31 +137,12 @@ static int s_fail(sl_kstate_t *s, int rc, const char *fmt, ...)
     return rc;
 }
 
-/* Grows the array at *arr, of cap items of elem bytes plus extra slots
- * past them, to twice cap items (first when cap is 0), at most INT_MAX
- * items so that every capacity field holds the result. Returns the new
- * capacity, or 0 with the array unchanged when cap is already INT_MAX or
- * memory runs out. */
-static size_t s_grow(void **arr, size_t cap, size_t first, size_t extra, size_t elem)
-{
-    if (cap >= INT_MAX)
-        return 0;
-    size_t nc = !cap ? first : cap > INT_MAX / 2 ? (size_t)INT_MAX : cap * 2;
-    if (nc + extra > SIZE_MAX / elem)
-        return 0;
-    void *p = realloc(*arr, (nc + extra) * elem);
-    if (!p)
-        return 0;
-    *arr = p;
-    return nc;
-}
-
 /* Adds state name (of kind) as a new id in *id. */
 static int s_name_add(sl_kstate_t *s, const char *name, int kind, int *id)
 {
     if (s->nnames == s->capnames) {
-        size_t cap = s_grow((void **)&s->names, (size_t)s->capnames, 8, 0, sizeof *s->names);
-        if (!cap)
+        size_t cap = (size_t)s->capnames;
+        if (sl_grow_ex((void **)&s->names, &cap, cap + 1, sizeof *s->names, 8, INT_MAX))
             return s_fail(s, SL_NOMEM, "out of memory for keyed state");
         s->capnames = (int)cap;
     }
@@ -264,9 +246,9 @@ int sl_kstate_select(sl_kstate_t *s, uint64_t hash, const uint8_t *key, uint32_t
     else {
         if (s->nkeys == s->capkeys) {
             /* keys and free_keys share one capacity */
-            size_t old = (size_t)s->capkeys;
-            size_t cap = s_grow((void **)&s->keys, old, 64, 0, sizeof *s->keys);
-            if (!cap || !s_grow((void **)&s->free_keys, old, 64, 0, sizeof *s->free_keys))
+            size_t cap = (size_t)s->capkeys, fcap = cap;
+            if (sl_grow_ex((void **)&s->keys, &cap, cap + 1, sizeof *s->keys, 64, INT_MAX) ||
+                sl_grow_ex((void **)&s->free_keys, &fcap, cap, sizeof *s->free_keys, 64, INT_MAX))
                 return s_fail(s, SL_NOMEM, "out of memory for keyed state");
             s->capkeys = (int)cap;
         }
@@ -394,8 +376,8 @@ static int s_cell(sl_kstate_t *s, const char *name, int kind, int mode, s_cell_t
         e->res[res].dirty = true;
     if (!c && mode == S_CREATE) {
         if (e->ncells == e->capcells) {
-            size_t cap = s_grow((void **)&e->cells, (size_t)e->capcells, 2, 0, sizeof *e->cells);
-            if (!cap)
+            size_t cap = (size_t)e->capcells;
+            if (sl_grow_ex((void **)&e->cells, &cap, cap + 1, sizeof *e->cells, 2, INT_MAX))
                 return s_fail(s, SL_NOMEM, "out of memory for keyed state");
             e->capcells = (int)cap;
         }
@@ -494,14 +476,15 @@ int sl_kstate_list_append(sl_kstate_t *s, const char *name, const void *data, ui
     if (c->n == UINT32_MAX - 1)
         return s_fail(s, SL_LIMIT, "list state '%s' is full", name);
     if (c->n == c->capn) {
-        size_t cap = s_grow((void **)&c->off, c->capn, 4, 1, sizeof *c->off);
-        if (!cap) {
+        /* off has capn + 1 slots */
+        size_t slots = c->capn ? (size_t)c->capn + 1 : 0;
+        if (sl_grow_ex((void **)&c->off, &slots, slots + 1, sizeof *c->off, 4, INT_MAX)) {
             if (!c->n)
                 s_cell_remove(s, c);
             return s_fail(s, SL_NOMEM, "out of memory for keyed state");
         }
         c->off[0] = 0;
-        c->capn = (uint32_t)cap;
+        c->capn = (uint32_t)slots - 1;
     }
     /* data may point into this list's buffer, which may move */
     size_t at = (const uint8_t *)data >= c->buf && (const uint8_t *)data < c->buf + c->len
@@ -608,8 +591,8 @@ int sl_kstate_map_put(sl_kstate_t *s, const char *name, const void *key, uint32_
         return SL_OK;
     }
     if (c->nents == c->capents) {
-        size_t cap = s_grow((void **)&c->ents, c->capents, 4, 0, sizeof *c->ents);
-        if (!cap) {
+        size_t cap = c->capents;
+        if (sl_grow_ex((void **)&c->ents, &cap, cap + 1, sizeof *c->ents, 4, INT_MAX)) {
             free(blk);
             if (!c->nents)
                 s_cell_remove(s, c);
@@ -721,10 +704,8 @@ static bool s_hless(const sl_kstate_t *s, const s_hent_t *a, const s_hent_t *b)
 static int s_heap_push(sl_kstate_t *s, int h, s_hent_t v)
 {
     if (s->nheap[h] == s->capheap[h]) {
-        size_t cap = s_grow((void **)&s->heap[h], s->capheap[h], 64, 0, sizeof *s->heap[h]);
-        if (!cap)
+        if (sl_grow((void **)&s->heap[h], &s->capheap[h], s->nheap[h] + 1, sizeof *s->heap[h]))
             return s_fail(s, SL_NOMEM, "out of memory for timers");
-        s->capheap[h] = cap;
     }
     s_hent_t *a = s->heap[h];
     size_t i = s->nheap[h]++;
@@ -782,8 +763,8 @@ int sl_kstate_timer_set(sl_kstate_t *s, sl_ks_timer_t kind, int64_t time)
         if (e->timers[i].kind == (int)kind && e->timers[i].time == time)
             return SL_OK;
     if (e->ntimers == e->captimers) {
-        size_t cap = s_grow((void **)&e->timers, (size_t)e->captimers, 2, 0, sizeof *e->timers);
-        if (!cap)
+        size_t cap = (size_t)e->captimers;
+        if (sl_grow_ex((void **)&e->timers, &cap, cap + 1, sizeof *e->timers, 2, INT_MAX))
             return s_fail(s, SL_NOMEM, "out of memory for timers");
         e->captimers = (int)cap;
     }
@@ -960,8 +941,8 @@ static int s_resident(sl_kstate_t *s, int id, int *res)
     if (!s->kv)
         return s_fail(s, SL_STATE, "keyed state store is not open");
     if (e->nres == e->capres) {
-        size_t cap = s_grow((void **)&e->res, (size_t)e->capres, 4, 0, sizeof *e->res);
-        if (!cap)
+        size_t cap = (size_t)e->capres;
+        if (sl_grow_ex((void **)&e->res, &cap, cap + 1, sizeof *e->res, 4, INT_MAX))
             return s_fail(s, SL_NOMEM, "out of memory for keyed state");
         e->capres = (int)cap;
     }

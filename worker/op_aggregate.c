@@ -1055,6 +1055,17 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
     if (r->err || v != S_SNAP_VERSION || nkeys != (uint32_t)nd->nkeys ||
         naggs != (uint32_t)nd->naggs)
         return sl_op_fail(c, SL_DATA, "aggregate '%s': not a snapshot of this operator", nd->name);
+    /* The heap table and arrays sized for the snapshot's keys at once: no
+     * rehash and no copy while restoring. Best effort (a failure shows at
+     * the insert); n is bounded by the bytes left (an entry has at least
+     * its 4-byte key group), so a corrupt count cannot ask for more. */
+    if (!a->rocks && n && n <= r->left / 4) {
+        size_t want = a->n + (size_t)n;
+        while (want * S_LOAD_DEN > (a->tmask + 1) * S_LOAD_NUM && s_rehash(a) == SL_OK)
+            ;
+        if (sl_grow((void **)&a->entries, &a->ecap, want, sizeof *a->entries) == SL_OK)
+            (void)sl_grow((void **)&a->accs, &a->cap, want, sizeof(s_acc_t) * (size_t)nd->naggs);
+    }
     sl_value_t *row = calloc((size_t)a->in->nfields + 1, sizeof *row);
     uint8_t *buf = NULL;
     size_t bufcap = 0;

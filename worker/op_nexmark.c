@@ -9,6 +9,12 @@
  * the operator's state with inline strings, so nothing is allocated per
  * record.
  *
+ * Projection: the columns no downstream operator can read (found by
+ * walking the plan through filters to the maps that consume them) are
+ * left null, and the extra is not generated at all when nothing reads it
+ * (SL_NEXMARK_GEN_NO_EXTRA: the extra is every event's last draw, so the
+ * other fields do not change).
+ *
  * Checkpoints: the position is the index of the next event of this
  * subtask (sl_op_source_checkpoint is called before every event). */
 #define _POSIX_C_SOURCE 200809L
@@ -22,14 +28,42 @@
 
 #define S_NFIELDS 22 /* columns of the output row */
 
+#define S_EXTRA 21 /* the extra's column */
+
 typedef struct {
     sl_nexmark_event_t ev; /* the event being emitted */
     int64_t next;          /* index of the next event to emit */
+    sl_nexmark_gen_t *gen; /* the generator, with its caches */
+    bool reads[S_NFIELDS]; /* columns some downstream operator may read */
 } s_nex_t;
 
 static sl_value_t s_str(const char *s)
 {
     return sl_value_str(s, (uint32_t)strlen(s));
+}
+
+/* Marks in reads the columns of node id's input that node id or, through
+ * filters, its consumers may read: a map reads the fields of its
+ * expressions, a filter those of its condition and its consumers'; any
+ * other operator (or a plugin function) may read every column. */
+static void s_reads(const sl_plan_t *p, int id, bool *reads, int depth)
+{
+    const sl_plan_node_t *nd = &p->nodes[id];
+    bool all = depth > 16 || nd->udf || nd->ninputs != 1 ||
+               (nd->kind != SL_OP_FILTER && nd->kind != SL_OP_MAP);
+    if (all) {
+        for (int i = 0; i < S_NFIELDS; i++)
+            reads[i] = true;
+        return;
+    }
+    if (nd->kind == SL_OP_MAP) {
+        for (int k = 0; k < nd->nexprs; k++)
+            sl_expr_fields(nd->exprs[k], reads, S_NFIELDS);
+        return;
+    }
+    sl_expr_fields(nd->where, reads, S_NFIELDS);
+    for (int k = 0; k < nd->nconsumers; k++)
+        s_reads(p, nd->consumers[k], reads, depth + 1);
 }
 
 /* Every column null: the start of each row (copied, not built per record). */
@@ -48,8 +82,9 @@ static const sl_value_t s_kinds[] = {
     [SL_NEXMARK_BID] = {.type = SL_TYPE_STRING, .len = 3, .u.s = "bid"},
 };
 
-/* The row of event e in the order of the plan's schema (docs/nexmark.md). */
-static void s_row(const sl_nexmark_event_t *e, sl_value_t *v)
+/* The row of event e in the order of the plan's schema (docs/nexmark.md),
+ * the columns not in reads null. */
+static void s_row(const sl_nexmark_event_t *e, const bool *reads, sl_value_t *v)
 {
     memcpy(v, s_nulls, sizeof s_nulls);
     v[0] = s_kinds[e->kind];
@@ -76,12 +111,15 @@ static void s_row(const sl_nexmark_event_t *e, sl_value_t *v)
         v[15] = sl_value_int(e->bid.auction);
         v[16] = sl_value_int(e->bid.bidder);
         v[17] = sl_value_int(e->bid.price);
-        v[18] = s_str(e->bid.channel);
-        v[19] = s_str(e->bid.url);
+        if (reads[18])
+            v[18] = sl_value_str(e->bid.channel, e->bid.channel_len);
+        if (reads[19])
+            v[19] = sl_value_str(e->bid.url, e->bid.url_len);
         break;
     }
     v[20] = sl_value_ts(e->date_time);
-    v[21] = s_str(e->extra);
+    if (reads[S_EXTRA])
+        v[S_EXTRA] = sl_value_str(e->extra, e->extra_len);
 }
 
 static int s_open(sl_opctx_t *c)
@@ -92,11 +130,24 @@ static int s_open(sl_opctx_t *c)
     if (!sl_plan_source_schema(c->node) || sl_plan_source_schema(c->node)->nfields != S_NFIELDS)
         return sl_op_fail(c, SL_INVAL, "nexmark source '%s': unexpected output schema",
                           c->node->name);
-    s_nex_t *s = malloc(sizeof *s);
+    s_nex_t *s = calloc(1, sizeof *s);
     if (!s)
         return sl_op_fail(c, SL_NOMEM, "out of memory");
     s->next = c->subtask;
     c->state = s;
+    const sl_plan_node_t *nd = c->node;
+    for (int k = 0; k < nd->nconsumers; k++)
+        if (c->plan)
+            s_reads(c->plan, nd->consumers[k], s->reads, 0);
+    if (!c->plan || nd->nconsumers == 0)
+        for (int i = 0; i < S_NFIELDS; i++)
+            s->reads[i] = true;
+    sl_expr_fields(nd->ts_expr, s->reads, S_NFIELDS); /* the event time and watermarks */
+    if (nd->rowtime >= 0 && nd->rowtime < S_NFIELDS)
+        s->reads[nd->rowtime] = true;
+    int rc = sl_nexmark_gen_new(&nd->nex, s->reads[S_EXTRA] ? 0 : SL_NEXMARK_GEN_NO_EXTRA, &s->gen);
+    if (rc)
+        return sl_op_fail(c, rc, "nexmark source '%s': cannot create the generator", nd->name);
     return SL_OK;
 }
 
@@ -108,12 +159,12 @@ static int64_t s_time_of(const void *model, uint64_t n)
 static int s_emit(sl_opctx_t *c, int64_t n)
 {
     s_nex_t *s = c->state;
-    int rc = sl_nexmark_event(&c->node->nex, (uint64_t)n, &s->ev);
+    int rc = sl_nexmark_gen_event(s->gen, (uint64_t)n, &s->ev);
     if (rc)
         return sl_op_fail(c, rc, "nexmark source '%s': cannot generate event %lld", c->node->name,
                           (long long)n);
     sl_value_t vals[S_NFIELDS];
-    s_row(&s->ev, vals);
+    s_row(&s->ev, s->reads, vals);
     return sl_emit(&c->out, vals);
 }
 
@@ -137,6 +188,9 @@ static int s_finish(sl_opctx_t *c)
 
 static void s_close(sl_opctx_t *c)
 {
+    s_nex_t *s = c->state;
+    if (s)
+        sl_nexmark_gen_destroy(&s->gen);
     free(c->state);
     c->state = NULL;
 }

@@ -73,6 +73,9 @@ typedef struct sl_opctx {
     void *state;               /* the operator's own */
     _Atomic uint64_t records_in, records_out, errors, busy_ns; /* metrics */
     _Atomic uint64_t records_late; /* metrics: records behind the watermark (to `late:`) */
+    /* metrics: RocksDB store bytes restored from this worker's local copy of
+     * the checkpoint / fetched from checkpoint storage, and the time taken */
+    _Atomic uint64_t restored_local, restored_remote, restore_ns;
     /* Sources: called by sl_op_source_idle and sl_op_source_checkpoint
      * (set by the task). */
     int (*idle_hook)(void *arg);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keyed_state.h"
 #include "sluice/err.h"
@@ -102,27 +103,36 @@ static uint64_t s_restore_id(const sl_opctx_t *c)
     return errno || *end || end == r + n + 5 ? 0 : (uint64_t)id;
 }
 
+static uint64_t s_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* Restores store rel of the checkpoint (manifest m) into dir: from this
  * worker's local copy when there is one and every file of it matches m
  * (sl_kv_restore_local), else from checkpoint storage. Logs which, and why
- * not the local copy. */
+ * not the local copy; counts the store's bytes in c's restored_local or
+ * restored_remote metric and the time taken in restore_ns. */
 static int s_restore_store(sl_opctx_t *c, const sl_kv_manifest_t *m, const char *rel,
                            const char *storage, const char *shared, const char *dir,
                            const sl_kv_opts_t *o, sl_kv_t **out, char *err, size_t cap)
 {
-    uint64_t id = s_restore_id(c);
+    uint64_t t0 = s_now_ns(), id = s_restore_id(c), bytes = 0;
+    for (size_t i = 0; i < m->n; i++)
+        bytes += m->files[i].size;
     char copy[4400];
     if (s_copy_dir(c, id, rel, copy, sizeof copy)) {
         int rc = sl_kv_restore_local(m, copy, dir, o, out, err, cap);
-        uint64_t bytes = 0;
-        for (size_t i = 0; i < m->n; i++)
-            bytes += m->files[i].size;
         if (rc == SL_OK) {
             fprintf(stderr,
                     "sluice-worker: task %d.%d (%s): state of chk-%llu restored from local copy "
                     "(%zu files, %llu bytes not fetched)\n",
                     c->node->chain, c->subtask, c->node->name, (unsigned long long)id, m->n,
                     (unsigned long long)bytes);
+            atomic_fetch_add_explicit(&c->restored_local, bytes, memory_order_relaxed);
+            atomic_fetch_add_explicit(&c->restore_ns, s_now_ns() - t0, memory_order_relaxed);
             return SL_OK;
         }
         fprintf(stderr,
@@ -132,7 +142,11 @@ static int s_restore_store(sl_opctx_t *c, const sl_kv_manifest_t *m, const char 
                 rc == SL_NOTFOUND ? "no local copy" : err);
         sl_rmtree(dir); /* what the local attempt left */
     }
-    return sl_kv_restore(m, storage, shared, dir, o, out, err, cap);
+    int rc = sl_kv_restore(m, storage, shared, dir, o, out, err, cap);
+    if (rc == SL_OK)
+        atomic_fetch_add_explicit(&c->restored_remote, bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->restore_ns, s_now_ns() - t0, memory_order_relaxed);
+    return rc;
 }
 
 /* The copying part of a store's snapshot (sl_kv_checkpoint_end), run on

@@ -31,7 +31,8 @@ typedef struct s_held {
 } s_held_t;
 
 #define S_SNAP_MAGIC 0x4b434c53u /* "SLCK" */
-#define S_SNAP_VERSION 1u
+/* 2: keys hash into other key groups than in 1 (sl_value_hash) */
+#define S_SNAP_VERSION 2u
 
 /* Where the rows leaving the chain go: one consumer edge. */
 typedef struct {
@@ -1278,8 +1279,22 @@ int sl_task_run(sl_task_t *t)
         }
         return rc;
     }
-    if (rc == SL_OK && t->env.nrestores)
+    if (rc == SL_OK && t->env.nrestores) {
+        /* wall and this thread's CPU time: on a loaded machine they differ a lot */
+        struct timespec c0, c1, now;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+        uint64_t r0 = s_now_ns();
         rc = s_restore(t);
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (rc == SL_OK)
+            fprintf(stderr,
+                    "sluice-worker: task %d.%d: state restored in %.0f ms, %.0f ms CPU (at "
+                    "%lld.%03ld)\n",
+                    t->env.chain, t->env.subtask, (double)(s_now_ns() - r0) / 1e6,
+                    (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6,
+                    (long long)now.tv_sec, now.tv_nsec / 1000000);
+    }
     if (rc == SL_OK && !t->in) {
         /* A source chain: the head produces everything. */
         sl_opctx_t *c = &t->ops[0];
@@ -1340,6 +1355,9 @@ void sl_task_metrics(const sl_task_t *t, int i, sl_op_metrics_t *m)
     m->busy_ns = atomic_load_explicit(&c->busy_ns, memory_order_relaxed);
     m->errors = atomic_load_explicit(&c->errors, memory_order_relaxed);
     m->late = atomic_load_explicit(&c->records_late, memory_order_relaxed);
+    m->restored_local = atomic_load_explicit(&c->restored_local, memory_order_relaxed);
+    m->restored_remote = atomic_load_explicit(&c->restored_remote, memory_order_relaxed);
+    m->restore_ns = atomic_load_explicit(&c->restore_ns, memory_order_relaxed);
     m->has_lag = false;
     m->lag = 0;
     m->lag_detail[0] = 0;

@@ -71,6 +71,8 @@ typedef struct {
     bool has_lag;         /* a source reported its lag (Kafka) */
     int64_t lag;          /* records behind the end of its input, over its partitions */
     char lag_detail[256]; /* per partition: "topic/partition=lag ..." */
+    /* its RocksDB stores' restore (sl_opctx_t): bytes local, fetched; ns */
+    uint64_t restored_local, restored_remote, restore_ns;
 } sl_op_metrics_t;
 
 sl_task_t *sl_task_new(const sl_task_env_t *env);

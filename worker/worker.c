@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "sluice/err.h"
@@ -88,6 +90,13 @@ struct sl_worker {
     uint32_t batch_bytes; /* batch capacity of every task (SLUICE_BATCH_BYTES; 0 = default) */
     s_job_t *jobs;
     uint64_t next_req;
+    /* The janitor thread deletes what the loop discards (s_discard): */
+    pthread_t janitor;
+    bool janitor_started;    /* it runs (else s_discard deletes in place) */
+    pthread_mutex_t jlock;   /* guards the two below */
+    pthread_cond_t jcond;    /* signalled when either changes */
+    bool jpending, jstop;    /* something to delete; the thread must end */
+    unsigned long long jseq; /* names of the loop's entries in the trash */
 };
 
 static uint64_t s_now_ms(void)
@@ -130,7 +139,9 @@ static void s_advertised(const sl_worker_t *w, const char *bound, char *buf, siz
         snprintf(buf, cap, "%s", bound);
 }
 
-static void s_job_destroy(s_job_t *j)
+static void s_discard(sl_worker_t *w, const char *dir);
+
+static void s_job_destroy(sl_worker_t *w, s_job_t *j)
 {
     for (int i = 0; i < j->ntasks; i++) {
         sl_task_destroy(&j->tasks[i].task);
@@ -146,7 +157,7 @@ static void s_job_destroy(s_job_t *j)
     }
     free(j->tasks);
     if (j->ended && j->local_dir)
-        sl_rmtree(j->local_dir); /* what its last tasks wrote after the end was announced */
+        s_discard(w, j->local_dir); /* what its last tasks wrote after the end was announced */
     free(j->local_dir);
     free(j->ckpt_dir);
     if (j->endpoints && j->plan) {
@@ -212,6 +223,9 @@ static void s_send_state_ep(sl_worker_t *w, s_slot_t *t, Sluice__TaskStateKind s
         m[i].busy_ns = om.busy_ns;
         m[i].errors = om.errors;
         m[i].records_late = om.late;
+        m[i].restored_bytes_local = om.restored_local;
+        m[i].restored_bytes_remote = om.restored_remote;
+        m[i].restore_ms = om.restore_ns / 1000000;
         int64_t wm = sl_task_watermark(t->task);
         m[i].has_watermark = wm != SL_WM_MIN;
         m[i].watermark = wm;
@@ -287,7 +301,7 @@ static void s_reap(sl_worker_t *w)
         }
         if (live == 0) {
             *pp = j->next;
-            s_job_destroy(j);
+            s_job_destroy(w, j);
         } else {
             pp = &j->next;
         }
@@ -337,7 +351,23 @@ static void *s_task_main(void *arg)
     int nice = getpriority(PRIO_PROCESS, 0); /* Linux: this thread's */
     if (errno == 0 && nice < 19)
         (void)setpriority(PRIO_PROCESS, 0, nice + S_TASK_NICE < 19 ? nice + S_TASK_NICE : 19);
+    struct timespec r0, r1, c0, c1; /* wall and CPU time of the reading */
+    clock_gettime(CLOCK_MONOTONIC, &r0);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     t->rc = s_read_restores(t);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    clock_gettime(CLOCK_MONOTONIC, &r1);
+    if (t->nbufs && t->rc == SL_OK) {
+        uint64_t bytes = 0;
+        for (int i = 0; i < t->nbufs; i++)
+            bytes += t->files[i].size;
+        fprintf(stderr,
+                "sluice-worker: task %d.%d: %llu bytes of state files read and verified in %.0f "
+                "ms, %.0f ms CPU\n",
+                t->chain, t->subtask, (unsigned long long)bytes,
+                (double)(r1.tv_sec - r0.tv_sec) * 1e3 + (double)(r1.tv_nsec - r0.tv_nsec) / 1e6,
+                (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6);
+    }
     if (t->rc == SL_OK)
         t->rc = sl_task_run(t->task);
     sl_task_close(t->task);
@@ -412,6 +442,80 @@ static int s_load_restore(const Sluice__Deploy *d, s_slot_t *t, sl_task_env_t *e
  * earlier one is fetched from storage); when the job ends for good, all of
  * them go; a worker that starts or stops drops every job's. */
 
+/* Deleting a copy (it can be gigabytes of files) is the janitor thread's
+ * work, never the loop's, which must go on sending heartbeats: the loop
+ * moves the directory into <cache>/local/.trash (a rename: the copy is gone
+ * from where anyone looks at once) and wakes the janitor, which deletes
+ * whatever is in the trash. No job id starts with a dot, so the trash is
+ * no job's; dropping local/ drops it too. */
+#define S_TRASH ".trash"
+
+static void *s_janitor_main(void *arg)
+{
+    sl_worker_t *w = arg;
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0); /* Linux: this thread's */
+    if (errno == 0 && nice < 19)
+        (void)setpriority(PRIO_PROCESS, 0, nice + S_TASK_NICE < 19 ? nice + S_TASK_NICE : 19);
+    char trash[4600];
+    snprintf(trash, sizeof trash, "%s/local/" S_TRASH, w->cache_dir);
+    pthread_mutex_lock(&w->jlock);
+    while (!w->jstop) {
+        if (!w->jpending) {
+            pthread_cond_wait(&w->jcond, &w->jlock);
+            continue;
+        }
+        w->jpending = false;
+        pthread_mutex_unlock(&w->jlock);
+#ifdef SLUICE_FAILPOINTS
+        /* test builds: a slow disk (scenario 177) */
+        const char *v = getenv("SLUICE_WORKER_DISCARD_DELAY_MS");
+        long ms = v ? strtol(v, NULL, 10) : 0;
+        if (ms > 0)
+            fprintf(stderr,
+                    "sluice-worker %s: deleting local copies; SLUICE_WORKER_DISCARD_DELAY_MS=%ld\n",
+                    w->id, ms);
+        for (long t = 0; t < ms && !atomic_load(&w->stop); t += 10)
+            nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
+#endif
+        DIR *d = opendir(trash);
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char path[4900];
+            snprintf(path, sizeof path, "%s/%s", trash, e->d_name);
+            sl_rmtree(path);
+        }
+        if (d)
+            closedir(d);
+        pthread_mutex_lock(&w->jlock);
+    }
+    pthread_mutex_unlock(&w->jlock);
+    return NULL;
+}
+
+/* Makes dir disappear from where it is now and has the janitor delete it;
+ * deletes it here only when it cannot be moved (or there is no janitor). */
+static void s_discard(sl_worker_t *w, const char *dir)
+{
+    if (w->janitor_started) {
+        char trash[4600], to[4700];
+        snprintf(trash, sizeof trash, "%s/local/" S_TRASH, w->cache_dir);
+        snprintf(to, sizeof to, "%s/%llu", trash, ++w->jseq);
+        if ((mkdir(trash, 0700) == 0 || errno == EEXIST) && rename(dir, to) == 0) {
+            pthread_mutex_lock(&w->jlock);
+            w->jpending = true;
+            pthread_cond_signal(&w->jcond);
+            pthread_mutex_unlock(&w->jlock);
+            return;
+        }
+        if (errno == ENOENT && access(dir, F_OK) != 0)
+            return; /* nothing to delete */
+    }
+    sl_rmtree(dir);
+}
+
 /* <cache>/local/<job> (caller frees), or NULL for a job id that is no safe
  * directory name. */
 static char *s_local_dir(const sl_worker_t *w, const char *job_id)
@@ -424,7 +528,7 @@ static char *s_local_dir(const sl_worker_t *w, const char *job_id)
 }
 
 /* Removes the local copies of dir's checkpoints before id. */
-static void s_local_prune(const char *dir, uint64_t id)
+static void s_local_prune(sl_worker_t *w, const char *dir, uint64_t id)
 {
     DIR *d = dir ? opendir(dir) : NULL;
     if (!d)
@@ -439,7 +543,7 @@ static void s_local_prune(const char *dir, uint64_t id)
             continue;
         char path[4800];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        sl_rmtree(path);
+        s_discard(w, path);
     }
     closedir(d);
 }
@@ -453,7 +557,7 @@ static void s_local_job_ended(sl_worker_t *w, const char *job_id)
             j->ended = true;
     char *dir = s_local_dir(w, job_id);
     if (dir)
-        sl_rmtree(dir);
+        s_discard(w, dir);
     free(dir);
 }
 
@@ -593,7 +697,7 @@ fail:
     s_fail_deploy(w, j, d, why[0] ? why : "out of memory");
     sl_params_destroy(&params);
     sl_diag_destroy(&diag);
-    s_job_destroy(j);
+    s_job_destroy(w, j);
 }
 
 /* Phase two: every subtask of the job is bound somewhere; learn where,
@@ -703,7 +807,7 @@ static void s_complete(sl_worker_t *w, const Sluice__CheckpointComplete *cc)
         if (j->tasks[i].task && j->tasks[i].started && !atomic_load(&j->tasks[i].done))
             sl_task_notify_complete(j->tasks[i].task, cc->checkpoint_id);
     if (j)
-        s_local_prune(j->local_dir, cc->checkpoint_id);
+        s_local_prune(w, j->local_dir, cc->checkpoint_id);
 }
 
 /* Sends the acknowledgement task t wrote since the last look, if any. */
@@ -744,6 +848,7 @@ static void *s_main(void *arg)
 {
     sl_worker_t *w = arg;
     uint64_t last_hb = 0, last_report = s_now_ms();
+    w->janitor_started = pthread_create(&w->janitor, NULL, s_janitor_main, w) == 0;
     s_register(w);
     while (!atomic_load(&w->stop)) {
         zmq_pollitem_t item = {.socket = w->sock, .events = ZMQ_POLLIN};
@@ -822,6 +927,14 @@ static void *s_main(void *arg)
             nanosleep(&ts, NULL); /* task threads poll their cancel flag every 50 ms */
         }
     }
+    if (w->janitor_started) { /* what it has not deleted goes with local/ (s_remove_cache) */
+        pthread_mutex_lock(&w->jlock);
+        w->jstop = true;
+        pthread_cond_signal(&w->jcond);
+        pthread_mutex_unlock(&w->jlock);
+        pthread_join(w->janitor, NULL);
+        w->janitor_started = false;
+    }
     atomic_store(&w->ended, true);
     return NULL;
 }
@@ -846,6 +959,8 @@ sl_worker_t *sl_worker_start(const sl_worker_opts_t *o)
     sl_worker_t *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
+    pthread_mutex_init(&w->jlock, NULL);
+    pthread_cond_init(&w->jcond, NULL);
     w->o = *o;
     w->master = strdup(o->master);
     w->id = strdup(o->id);
@@ -900,6 +1015,8 @@ sl_worker_t *sl_worker_start(const sl_worker_opts_t *o)
         free(w->data_bind);
         free(w->advertise_host);
         s_remove_cache(w);
+        pthread_mutex_destroy(&w->jlock);
+        pthread_cond_destroy(&w->jcond);
         free(w);
         return NULL;
     }
@@ -923,6 +1040,8 @@ void sl_worker_join(sl_worker_t **pp)
     free(w->data_bind);
     free(w->advertise_host);
     s_remove_cache(w);
+    pthread_mutex_destroy(&w->jlock);
+    pthread_cond_destroy(&w->jcond);
     free(w);
     *pp = NULL;
 }

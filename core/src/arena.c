@@ -97,15 +97,19 @@ size_t sl_arena_footprint(const sl_arena_t *a)
 
 int sl_grow(void **p, size_t *cap, size_t need, size_t elem)
 {
+    return sl_grow_ex(p, cap, need, elem, 64, SIZE_MAX / 2 + 1);
+}
+
+int sl_grow_ex(void **p, size_t *cap, size_t need, size_t elem, size_t first, size_t max)
+{
     if (need <= *cap)
         return SL_OK;
-    size_t nc = *cap ? *cap : 64;
-    while (nc < need) {
-        if (nc > SIZE_MAX / 2)
-            return SL_NOMEM;
-        nc *= 2;
-    }
-    if (nc > SIZE_MAX / elem)
+    if (need > max || !first)
+        return SL_NOMEM;
+    size_t nc = *cap ? *cap : first < max ? first : max;
+    while (nc < need)
+        nc = nc > max / 2 ? max : nc * 2;
+    if (elem && nc > SIZE_MAX / elem)
         return SL_NOMEM;
     void *np = realloc(*p, nc * elem);
     if (!np)

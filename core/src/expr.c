@@ -60,6 +60,14 @@
  *    pattern's groups is a compile error for a literal, null otherwise.
  *    glibc's regexec takes a lock inside the regex_t, so threads sharing an
  *    expression serialise on it (correct, but a contended pattern costs).
+ *    Fast path: a pattern of the simple shape
+ *      [ '^' | '(' a|b|^... ')' ] LITERAL { c | [^set]* | '(' [^set]* ')' }
+ *    (one-character alternatives or ^ before a literal, then literal
+ *    characters and negated classes with a star, a class followed only by
+ *    the end or by a character of its set) has at most one match from
+ *    each start, so it is found with memmem for the literal and a scan,
+ *    without regexec; the same match and groups as regexec (single-byte
+ *    locales only, strings without NUL bytes; anything else, regexec).
  *  - Limits against hostile input: 64 KiB of source, 64 levels of syntactic
  *    nesting (parentheses, calls, unary operators), and a tree at most 256
  *    levels high (long left-associative chains such as a+b+c+...), which
@@ -85,6 +93,8 @@
 #define S_MAX_NEST 64         /* parentheses, calls, unary operators */
 #define S_MAX_TREE 256        /* height of the tree */
 #define S_MAX_GROUPS 32       /* capture groups of a regexp_extract pattern */
+#define S_FAST_LIT 64         /* fast regexp: longest literal */
+#define S_FAST_ITEMS 16       /* fast regexp: items after the literal */
 
 typedef enum {
     N_LIT,
@@ -148,12 +158,40 @@ typedef struct {
     sl_value_t lit; /* N_LIT: the value; strings point into the pool */
 } s_node_t;
 
+/* One item after the literal of a fast regexp. */
+typedef struct {
+    bool cls;        /* a negated class with a star, else one character */
+    unsigned char c; /* !cls: the character */
+    int group;       /* cls: its group number, or 0 when not a group */
+    uint8_t set[32]; /* cls: bitmap of the excluded characters */
+} s_fitem_t;
+
+/* A regexp_extract pattern of the simple shape, matched without regexec
+ * (see the file comment). */
+typedef struct {
+    bool ok;              /* the pattern has the shape */
+    bool bol;             /* '^' before the literal (bare or an alternative) */
+    bool group1;          /* the alternatives before the literal are group 1 */
+    uint8_t alts[32];     /* bitmap of the one-character alternatives */
+    bool any_alt;         /* some character alternative */
+    char lit[S_FAST_LIT]; /* the literal */
+    uint32_t litlen;      /* its length (>= 1) */
+    int nitems;           /* items after it */
+    s_fitem_t items[S_FAST_ITEMS];
+} s_fastre_t;
+
+/* A compiled pattern of regexp_extract. */
+typedef struct {
+    regex_t re;      /* regcomp's */
+    s_fastre_t fast; /* the fast form, when fast.ok */
+} s_regex_t;
+
 struct sl_expr {
     s_node_t *nodes; /* owned: the tree, children referenced by index */
     int nnodes;      /* entries in nodes */
     int root;        /* index of the root node */
     char *pool;      /* owned: unescaped string literals and names */
-    regex_t *regs;   /* owned: the compiled patterns of regexp_extract, only read */
+    s_regex_t *regs; /* owned: the compiled patterns of regexp_extract, only read */
     int nregs;       /* entries of regs (all compiled) */
 };
 
@@ -242,7 +280,7 @@ typedef struct {
     const sl_schema_t *schema; /* fields may be NULL */
     int nest;                  /* current syntactic nesting */
     int rc;                    /* first error, 0 while none */
-    regex_t *regs;             /* compiled patterns, one per N_REGEXP node */
+    s_regex_t *regs;           /* compiled patterns, one per N_REGEXP node */
     int nregs, capregs;        /* compiled and allocated entries of regs */
     char *err;                 /* caller's message buffer, may be NULL */
     size_t cap;                /* its size */
@@ -1174,6 +1212,155 @@ static bool s_str_lit(const s_node_t *n)
     return n->op == N_LIT && !n->lit.is_null && n->lit.type == SL_TYPE_STRING;
 }
 
+/* Characters that are plain literals in an ERE (printable ASCII but the
+ * operators) and inside a bracket ([, ], -, ^ and \\ excluded too). */
+static bool s_ere_plain(char c)
+{
+    return c > ' ' && c < 127 && !strchr(".[]()*+?{}|^$\\", c);
+}
+static bool s_bracket_plain(char c)
+{
+    return c >= ' ' && c < 127 && !strchr("[]-^\\", c);
+}
+static void s_bit_set(uint8_t *m, unsigned char c)
+{
+    m[c >> 3] |= (uint8_t)(1u << (c & 7));
+}
+static bool s_bit(const uint8_t *m, unsigned char c)
+{
+    return (m[c >> 3] >> (c & 7)) & 1u;
+}
+
+/* The fast form of pattern pat (regcomp found nsub groups) into f; f->ok
+ * false when pat has not the simple shape of the file comment. */
+static void s_fast_compile(const char *pat, size_t nsub, s_fastre_t *f)
+{
+    memset(f, 0, sizeof *f);
+    if (MB_CUR_MAX != 1) /* multibyte: classes match characters, not bytes */
+        return;
+    const char *q = pat;
+    int groups = 0;
+    if (*q == '^') {
+        f->bol = true;
+        q++;
+    } else if (*q == '(') { /* (x|^|y): one character or ^ per alternative */
+        q++;
+        for (;;) {
+            if (*q == '^')
+                f->bol = true;
+            else if (s_ere_plain(*q)) {
+                s_bit_set(f->alts, (unsigned char)*q);
+                f->any_alt = true;
+            } else
+                return;
+            q++;
+            if (*q == ')')
+                break;
+            if (*q != '|')
+                return;
+            q++;
+        }
+        q++;
+        f->group1 = true;
+        groups = 1;
+    }
+    while (s_ere_plain(*q) && f->litlen < S_FAST_LIT)
+        f->lit[f->litlen++] = *q++;
+    if (f->litlen == 0 || s_ere_plain(*q))
+        return;
+    /* one start, one match: an alternative character never begins the literal */
+    if (s_bit(f->alts, (unsigned char)f->lit[0]))
+        return;
+    while (*q) {
+        if (f->nitems == S_FAST_ITEMS)
+            return;
+        s_fitem_t *it = &f->items[f->nitems];
+        if (s_ere_plain(*q)) {
+            it->c = (unsigned char)*q++;
+        } else {
+            bool paren = *q == '(';
+            q += paren;
+            if (q[0] != '[' || q[1] != '^')
+                return;
+            q += 2;
+            if (*q == ']')
+                return;
+            while (*q != ']') {
+                if (!s_bracket_plain(*q))
+                    return;
+                s_bit_set(it->set, (unsigned char)*q++);
+            }
+            q++;
+            if (*q++ != '*')
+                return;
+            if (paren && *q++ != ')')
+                return;
+            it->cls = true;
+            it->group = paren ? ++groups : 0;
+        }
+        /* a class ends where the next item begins: at a character of its set */
+        if (f->nitems > 0 && f->items[f->nitems - 1].cls &&
+            (it->cls || !s_bit(f->items[f->nitems - 1].set, it->c)))
+            return;
+        f->nitems++;
+    }
+    if ((size_t)groups != nsub)
+        return;
+    f->ok = true;
+}
+
+static int64_t s_find(const char *h, uint32_t hn, uint32_t from, const char *nd, uint32_t nn);
+
+/* The match of f in s[0, len) (no NUL in s): true and m[0..nsub] as
+ * regexec would set them, or false without a match. */
+static bool s_fast_match(const s_fastre_t *f, const char *s, uint32_t len, regmatch_t *m)
+{
+    uint32_t from = 0;
+    while (from + f->litlen <= len) {
+        int64_t at = s_find(s, len, from, f->lit, f->litlen);
+        if (at < 0)
+            return false;
+        uint32_t p = (uint32_t)at;
+        from = p + 1;
+        uint32_t start;
+        if (f->bol && p == 0)
+            start = 0;
+        else if (f->any_alt && p > 0 && s_bit(f->alts, (unsigned char)s[p - 1]))
+            start = p - 1;
+        else if (!f->bol && !f->any_alt && !f->group1)
+            start = p;
+        else
+            continue;
+        if (f->group1) {
+            m[1].rm_so = (regoff_t)start;
+            m[1].rm_eo = (regoff_t)p;
+        }
+        uint32_t pos = p + f->litlen;
+        bool ok = true;
+        for (int k = 0; ok && k < f->nitems; k++) {
+            const s_fitem_t *it = &f->items[k];
+            if (!it->cls) {
+                ok = pos < len && (unsigned char)s[pos] == it->c;
+                pos++;
+                continue;
+            }
+            uint32_t b = pos;
+            while (pos < len && !s_bit(it->set, (unsigned char)s[pos]))
+                pos++;
+            if (it->group) {
+                m[it->group].rm_so = (regoff_t)b;
+                m[it->group].rm_eo = (regoff_t)pos;
+            }
+        }
+        if (!ok)
+            continue;
+        m[0].rm_so = (regoff_t)start;
+        m[0].rm_eo = (regoff_t)pos;
+        return true;
+    }
+    return false;
+}
+
 /* regexp_extract(s, 'pattern'[, group]): compiles the pattern into
  * p->regs[n->aux] and checks a literal group against its groups. */
 static int s_check_regexp(s_parser_t *p, s_node_t *n, const s_node_t *a, const s_node_t *b)
@@ -1189,7 +1376,7 @@ static int s_check_regexp(s_parser_t *p, s_node_t *n, const s_node_t *a, const s
         return -1;
     if (p->nregs == p->capregs)
         return s_fail(p, n->off, SL_NOMEM, "out of memory");
-    regex_t *re = &p->regs[p->nregs];
+    regex_t *re = &p->regs[p->nregs].re;
     int rc = regcomp(re, b->lit.u.s, REG_EXTENDED);
     if (rc != 0) {
         char msg[128];
@@ -1197,6 +1384,7 @@ static int s_check_regexp(s_parser_t *p, s_node_t *n, const s_node_t *a, const s
         regfree(re);
         return s_fail(p, b->start, SL_PARSE, "invalid regular expression: %s", msg);
     }
+    s_fast_compile(b->lit.u.s, re->re_nsub, &p->regs[p->nregs].fast);
     n->aux = p->nregs++;
     if (re->re_nsub > S_MAX_GROUPS)
         return s_fail(p, b->start, SL_PARSE, "regular expression has %zu groups (limit %d)",
@@ -1451,7 +1639,7 @@ int sl_expr_compile(const char *src, const sl_schema_t *schema, sl_expr_t **out,
     return 0;
 fail:
     for (int i = 0; i < p.nregs; i++)
-        regfree(&p.regs[i]);
+        regfree(&p.regs[i].re);
     free(p.regs);
     free(p.nodes);
     free(p.pool);
@@ -1465,7 +1653,7 @@ void sl_expr_destroy(sl_expr_t **pp)
     if (!pp || !*pp)
         return;
     for (int i = 0; i < (*pp)->nregs; i++)
-        regfree(&(*pp)->regs[i]);
+        regfree(&(*pp)->regs[i].re);
     free((*pp)->regs);
     free((*pp)->nodes);
     free((*pp)->pool);
@@ -2058,12 +2246,21 @@ static void s_eval_split(const sl_value_t *s, const sl_value_t *sep, int64_t i, 
  * wants a NUL-terminated string: s is copied (to the stack when short);
  * REG_STARTEND, where the library has it, lets bytes after a NUL in s
  * count too. */
-static int s_eval_regexp(const regex_t *re, const sl_value_t *s, int64_t g, sl_arena_t *ar,
+static int s_eval_regexp(const s_regex_t *rx, const sl_value_t *s, int64_t g, sl_arena_t *ar,
                          sl_value_t *o)
 {
+    const regex_t *re = &rx->re;
     s_null(o, SL_TYPE_STRING);
     if (g < 0 || g > (int64_t)re->re_nsub)
         return 0;
+    if (rx->fast.ok && (s->len == 0 || !memchr(s->u.s, '\0', s->len))) {
+        regmatch_t fm[S_MAX_GROUPS + 1];
+        if (!s_fast_match(&rx->fast, s->len ? s->u.s : "", s->len, fm))
+            return 0;
+        uint32_t n = (uint32_t)(fm[g].rm_eo - fm[g].rm_so);
+        *o = sl_value_str(n ? s->u.s + fm[g].rm_so : "", n);
+        return 0;
+    }
     char buf[512];
     char *str = buf;
     if (s->len >= sizeof buf && !(str = sl_arena_alloc(ar, (size_t)s->len + 1)))
@@ -2229,6 +2426,25 @@ static int s_eval(const sl_expr_t *e, int i, const sl_value_t *f, sl_arena_t *ar
     case N_LE:
     case N_GT:
     case N_GE:
+        if ((n->op == N_EQ || n->op == N_NE) && e->nodes[n->first].op == N_LOWER) {
+            /* lower(s) = 'literal': compared in place, lower(s) not built */
+            const s_node_t *lit = &e->nodes[e->nodes[n->first].next];
+            if (lit->op == N_LIT && !lit->lit.is_null && lit->lit.type == SL_TYPE_STRING) {
+                if ((rc = s_eval(e, e->nodes[n->first].first, f, ar, &x)) != 0)
+                    return rc;
+                if (x.is_null) {
+                    s_null(o, n->type);
+                    return 0;
+                }
+                bool eq = x.len == lit->lit.len;
+                for (uint32_t j = 0; eq && j < x.len; j++) {
+                    unsigned char c = (unsigned char)x.u.s[j];
+                    eq = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c) == lit->lit.u.s[j];
+                }
+                *o = sl_value_bool(eq == (n->op == N_EQ));
+                return 0;
+            }
+        }
         if ((rc = s_eval(e, n->first, f, ar, &x)) != 0 ||
             (rc = s_eval(e, e->nodes[n->first].next, f, ar, &y)) != 0)
             return rc;

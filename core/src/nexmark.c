@@ -8,12 +8,17 @@
  * generate numInFlightAuctions auctions, filler `extra` to reach the
  * average event sizes. Random draws happen in the order Beam makes them,
  * but from a splitmix64 stream seeded by (seed, n) instead of
- * java.util.Random(n), so values are not bit-identical to Beam's. */
+ * java.util.Random(n), so values are not bit-identical to Beam's.
+ *
+ * sl_nexmark_gen_t makes the same events with a cache of each channel's
+ * name and url (pure functions of the seed and the channel), and can skip
+ * the extra, the last draw of every event. */
 #include "sluice/nexmark.h"
 
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sluice/err.h"
@@ -99,27 +104,49 @@ static void s_string(s_rng_t *r, int max_len, char special, char *out)
     out[len - from] = '\0';
 }
 
+/* The 13 letters of one draw x: base-26 digits 0..12 of x, low first
+ * ('a' + x % 26, then x /= 26, as Beam-style digit extraction), computed
+ * as two independent 32-bit chains (26^6 < 2^32) instead of one chain of
+ * 64-bit divisions. */
+static void s_letters13(uint64_t x, char *out)
+{
+    const uint64_t b6 = 308915776u; /* 26^6 */
+    uint32_t lo = (uint32_t)(x % b6);
+    uint64_t hi = x / b6;
+    uint32_t mid = (uint32_t)(hi % b6);
+    out[12] = (char)('a' + (hi / b6) % 26);
+    for (int k = 0; k < 6; k++) {
+        out[k] = (char)('a' + lo % 26);
+        out[6 + k] = (char)('a' + mid % 26);
+        lo /= 26;
+        mid /= 26;
+    }
+}
+
 /* Beam's nextExtra: letters bringing the event to about avg bytes
  * (uniform within +-20% of what is missing); empty when already larger.
- * Beam draws each letter apart; here one draw makes 13 letters. */
-static void s_extra(s_rng_t *r, int current, int avg, char *out)
+ * Beam draws each letter apart; here one draw makes 13 letters. Returns
+ * the length. */
+static int s_extra(s_rng_t *r, int current, int avg, char *out)
 {
     out[0] = '\0';
     if (current > avg)
-        return;
+        return 0;
     int want = avg - current;
     int delta = (int)lround(want * 0.2);
     int size = want - delta + (delta == 0 ? 0 : (int)s_below(r, 2 * delta));
     if (size > SL_NEXMARK_EXTRA_CAP - 1)
         size = SL_NEXMARK_EXTRA_CAP - 1;
-    uint64_t x = 0;
-    for (int i = 0; i < size; i++) {
-        if (i % 13 == 0) /* 26^13 < 2^64: 13 letters per draw */
-            x = s_next(r);
-        out[i] = (char)('a' + x % 26);
-        x /= 26;
+    int i = 0;
+    for (; i + 13 <= size; i += 13) /* 26^13 < 2^64: 13 letters per draw */
+        s_letters13(s_next(r), out + i);
+    if (i < size) {
+        char last[13];
+        s_letters13(s_next(r), last);
+        memcpy(out + i, last, (size_t)(size - i));
     }
     out[size] = '\0';
+    return size;
 }
 
 /* Beam's PriceGenerator.nextPrice: round(10^(6u) * 100), 100 .. 10^8 cents. */
@@ -157,7 +184,8 @@ static int64_t s_reverse_abs(uint32_t v)
 }
 
 /* Beam's getBaseUrl, made deterministic: from the stream of (seed, which). */
-static void s_url(uint64_t seed, uint64_t which, bool with_channel_id, uint32_t channel, char *out)
+static uint32_t s_url(uint64_t seed, uint64_t which, bool with_channel_id, uint32_t channel,
+                      char *out)
 {
     s_rng_t r;
     s_rng_init(&r, seed, which, 2);
@@ -170,6 +198,7 @@ static void s_url(uint64_t seed, uint64_t which, bool with_channel_id, uint32_t 
     if (with_channel_id && k > 0 && k < SL_NEXMARK_URL_CAP)
         snprintf(out + k, (size_t)(SL_NEXMARK_URL_CAP - k), "&channel_id=%lld",
                  (long long)s_reverse_abs(channel));
+    return (uint32_t)strlen(out);
 }
 
 /* ---- public ------------------------------------------------------------------ */
@@ -267,7 +296,8 @@ int64_t sl_nexmark_last_auction(uint64_t n)
     return epoch * SL_NEXMARK_AUCTION_PROPORTION + offset;
 }
 
-static void s_person(const sl_nexmark_cfg_t *cfg, uint64_t n, s_rng_t *r, sl_nexmark_event_t *e)
+/* The person fields of event n; returns its size before the extra. */
+static int s_person(uint64_t n, s_rng_t *r, sl_nexmark_event_t *e)
 {
     sl_nexmark_person_t *p = &e->person;
     p->id = sl_nexmark_last_person(n) + SL_NEXMARK_FIRST_PERSON_ID;
@@ -284,12 +314,12 @@ static void s_person(const sl_nexmark_cfg_t *cfg, uint64_t n, s_rng_t *r, sl_nex
     snprintf(p->credit_card, sizeof p->credit_card, "%04d %04d %04d %04d", d[0], d[1], d[2], d[3]);
     snprintf(p->city, sizeof p->city, "%s", s_cities[s_below(r, S_LEN(s_cities))]);
     snprintf(p->state, sizeof p->state, "%s", s_states[s_below(r, S_LEN(s_states))]);
-    int size = 8 + (int)(strlen(p->name) + strlen(p->email) + strlen(p->credit_card) +
-                         strlen(p->city) + strlen(p->state));
-    s_extra(r, size, cfg->avg_person_bytes, e->extra);
+    return 8 + (int)(strlen(p->name) + strlen(p->email) + strlen(p->credit_card) + strlen(p->city) +
+                     strlen(p->state));
 }
 
-static void s_auction(const sl_nexmark_cfg_t *cfg, uint64_t n, s_rng_t *r, sl_nexmark_event_t *e)
+/* The auction fields of event n; returns its size before the extra. */
+static int s_auction(const sl_nexmark_cfg_t *cfg, uint64_t n, s_rng_t *r, sl_nexmark_event_t *e)
 {
     sl_nexmark_auction_t *a = &e->auction;
     a->id = sl_nexmark_last_auction(n) + SL_NEXMARK_FIRST_AUCTION_ID;
@@ -309,11 +339,45 @@ static void s_auction(const sl_nexmark_cfg_t *cfg, uint64_t n, s_rng_t *r, sl_ne
     s_string(r, 20, ' ', a->item_name);
     s_string(r, 100, ' ', a->description);
     a->reserve = a->initial_bid + s_price(r);
-    int size = 8 + (int)(strlen(a->item_name) + strlen(a->description)) + 8 * 5;
-    s_extra(r, size, cfg->avg_auction_bytes, e->extra);
+    return 8 + (int)(strlen(a->item_name) + strlen(a->description)) + 8 * 5;
 }
 
-static void s_bid(const sl_nexmark_cfg_t *cfg, uint64_t n, s_rng_t *r, sl_nexmark_event_t *e)
+/* The channel and url of channel slot `slot` (0..9999: channel-N, then the
+ * hot channels) into b: a pure function of (seed, slot). */
+static void s_channel_url(const sl_nexmark_cfg_t *cfg, uint32_t slot, sl_nexmark_bid_t *b)
+{
+    if (slot >= S_CHANNELS_NUMBER) {
+        uint32_t i = slot - S_CHANNELS_NUMBER;
+        snprintf(b->channel, sizeof b->channel, "%s", s_hot_channels[i]);
+        b->url_len = s_url(cfg->seed, (uint64_t)slot, false, 0, b->url);
+    } else {
+        snprintf(b->channel, sizeof b->channel, "channel-%u", slot);
+        /* Beam: 9 channels in 10 carry their number in the url */
+        s_rng_t cr;
+        s_rng_init(&cr, cfg->seed, slot, 3);
+        b->url_len = s_url(cfg->seed, slot, s_below(&cr, 10) > 0, slot, b->url);
+    }
+    b->channel_len = (uint32_t)strlen(b->channel);
+}
+
+/* A cached channel slot (sl_nexmark_gen_t). */
+#define S_SLOT_URL 96 /* longer urls are not cached (none is: at most 77 bytes) */
+typedef struct {
+    uint8_t filled;       /* 1 once channel and url are set */
+    uint8_t channel_len;  /* strlen(channel) */
+    uint8_t url_len;      /* strlen(url) */
+    char channel[13];     /* NUL-terminated */
+    char url[S_SLOT_URL]; /* NUL-terminated */
+} s_slot_t;
+
+struct sl_nexmark_gen {
+    sl_nexmark_cfg_t cfg; /* the stream */
+    unsigned flags;       /* SL_NEXMARK_GEN_* */
+    s_slot_t *slots;      /* per channel slot, S_CHANNELS_NUMBER + hot channels */
+};
+
+static void s_bid(const sl_nexmark_cfg_t *cfg, uint64_t n, s_rng_t *r, s_slot_t *slots,
+                  sl_nexmark_event_t *e)
 {
     sl_nexmark_bid_t *b = &e->bid;
     int64_t auction;
@@ -329,41 +393,104 @@ static void s_bid(const sl_nexmark_cfg_t *cfg, uint64_t n, s_rng_t *r, sl_nexmar
         bidder = s_next_person(cfg, n, r);
     b->bidder = bidder + SL_NEXMARK_FIRST_PERSON_ID;
     b->price = s_price(r);
-    if (s_below(r, S_HOT_CHANNELS_RATIO) > 0) {
-        int i = (int)s_below(r, S_LEN(s_hot_channels));
-        snprintf(b->channel, sizeof b->channel, "%s", s_hot_channels[i]);
-        s_url(cfg->seed, (uint64_t)S_CHANNELS_NUMBER + (uint64_t)i, false, 0, b->url);
+    uint32_t slot;
+    if (s_below(r, S_HOT_CHANNELS_RATIO) > 0)
+        slot = S_CHANNELS_NUMBER + (uint32_t)s_below(r, S_LEN(s_hot_channels));
+    else
+        slot = (uint32_t)s_below(r, S_CHANNELS_NUMBER);
+    s_slot_t *c = slots ? &slots[slot] : NULL;
+    if (c && c->filled) {
+        memcpy(b->channel, c->channel, (size_t)c->channel_len + 1);
+        memcpy(b->url, c->url, (size_t)c->url_len + 1);
+        b->channel_len = c->channel_len;
+        b->url_len = c->url_len;
     } else {
-        uint32_t ch = (uint32_t)s_below(r, S_CHANNELS_NUMBER);
-        snprintf(b->channel, sizeof b->channel, "channel-%u", ch);
-        /* Beam: 9 channels in 10 carry their number in the url */
-        s_rng_t cr;
-        s_rng_init(&cr, cfg->seed, ch, 3);
-        s_url(cfg->seed, ch, s_below(&cr, 10) > 0, ch, b->url);
+        s_channel_url(cfg, slot, b);
+        if (c && b->channel_len < sizeof c->channel && b->url_len < sizeof c->url) {
+            memcpy(c->channel, b->channel, (size_t)b->channel_len + 1);
+            memcpy(c->url, b->url, (size_t)b->url_len + 1);
+            c->channel_len = (uint8_t)b->channel_len;
+            c->url_len = (uint8_t)b->url_len;
+            c->filled = 1;
+        }
     }
-    s_extra(r, 8 * 4, cfg->avg_bid_bytes, e->extra);
+}
+
+/* Event n into out; slots NULL or the generator's cache; the extra
+ * unless no_extra. */
+static void s_event(const sl_nexmark_cfg_t *cfg, uint64_t n, s_slot_t *slots, bool no_extra,
+                    sl_nexmark_event_t *out)
+{
+    out->n = n;
+    out->kind = sl_nexmark_kind(n);
+    out->date_time = sl_nexmark_time(cfg, n);
+    out->extra[0] = '\0';
+    out->extra_len = 0;
+    s_rng_t r;
+    s_rng_init(&r, cfg->seed, n, 1);
+    int size = 0, avg = 0;
+    switch (out->kind) {
+    case SL_NEXMARK_PERSON:
+        size = s_person(n, &r, out);
+        avg = cfg->avg_person_bytes;
+        break;
+    case SL_NEXMARK_AUCTION:
+        size = s_auction(cfg, n, &r, out);
+        avg = cfg->avg_auction_bytes;
+        break;
+    case SL_NEXMARK_BID:
+        s_bid(cfg, n, &r, slots, out);
+        size = 8 * 4;
+        avg = cfg->avg_bid_bytes;
+        break;
+    }
+    /* the extra is the last draw of every event: skipping it changes nothing else */
+    if (!no_extra)
+        out->extra_len = (uint32_t)s_extra(&r, size, avg, out->extra);
 }
 
 int sl_nexmark_event(const sl_nexmark_cfg_t *cfg, uint64_t n, sl_nexmark_event_t *out)
 {
     if (!cfg || !out || cfg->event_rate < 1)
         return SL_INVAL;
-    out->n = n;
-    out->kind = sl_nexmark_kind(n);
-    out->date_time = sl_nexmark_time(cfg, n);
-    out->extra[0] = '\0';
-    s_rng_t r;
-    s_rng_init(&r, cfg->seed, n, 1);
-    switch (out->kind) {
-    case SL_NEXMARK_PERSON:
-        s_person(cfg, n, &r, out);
-        break;
-    case SL_NEXMARK_AUCTION:
-        s_auction(cfg, n, &r, out);
-        break;
-    case SL_NEXMARK_BID:
-        s_bid(cfg, n, &r, out);
-        break;
-    }
+    s_event(cfg, n, NULL, false, out);
     return SL_OK;
+}
+
+int sl_nexmark_gen_new(const sl_nexmark_cfg_t *cfg, unsigned flags, sl_nexmark_gen_t **out)
+{
+    if (!out)
+        return SL_INVAL;
+    *out = NULL;
+    if (sl_nexmark_cfg_check(cfg, NULL, 0) || (flags & ~SL_NEXMARK_GEN_NO_EXTRA))
+        return SL_INVAL;
+    sl_nexmark_gen_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return SL_NOMEM;
+    g->slots = calloc(S_CHANNELS_NUMBER + S_LEN(s_hot_channels), sizeof *g->slots);
+    if (!g->slots) {
+        free(g);
+        return SL_NOMEM;
+    }
+    g->cfg = *cfg;
+    g->flags = flags;
+    *out = g;
+    return SL_OK;
+}
+
+int sl_nexmark_gen_event(sl_nexmark_gen_t *g, uint64_t n, sl_nexmark_event_t *out)
+{
+    if (!g || !out)
+        return SL_INVAL;
+    s_event(&g->cfg, n, g->slots, (g->flags & SL_NEXMARK_GEN_NO_EXTRA) != 0, out);
+    return SL_OK;
+}
+
+void sl_nexmark_gen_destroy(sl_nexmark_gen_t **g)
+{
+    if (!g || !*g)
+        return;
+    free((*g)->slots);
+    free(*g);
+    *g = NULL;
 }

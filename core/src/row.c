@@ -250,46 +250,102 @@ bool sl_value_eq(const sl_value_t *a, const sl_value_t *b)
     return sl_value_cmp(a, b) == 0;
 }
 
-/* FNV-1a over bytes, then a murmur3 finaliser for good low bits. */
-static uint64_t s_fnv(uint64_t h, const void *p, size_t n)
+/* ---- the value hash --------------------------------------------------------
+ *
+ * Word at a time, after xxHash64's short-input path (one lane): every
+ * 8-byte word w goes through s_round, whose rotations and multiplies by
+ * odd constants carry every input bit into every bit of the state, and the
+ * end is xxHash64's avalanche. Words are read little-endian whatever the
+ * host, so the hash is the same on every host and run: it picks the key
+ * groups (state placement), so changing it is a checkpoint format change
+ * (see the format version in master.c's _metadata and worker/task.c). */
+
+#define S_P1 0x9E3779B185EBCA87ull
+#define S_P2 0xC2B2AE3D27D4EB4Full
+#define S_P3 0x165667B19E3779F9ull
+#define S_P4 0x85EBCA77C2B2AE63ull
+#define S_P5 0x27D4EB2F165667C5ull
+
+static inline uint64_t s_rotl(uint64_t x, int r)
 {
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ull;
+    return (x << r) | (x >> (64 - r));
+}
+
+static inline uint64_t s_le64(const uint8_t *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+#if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) &&                                    \
+    __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+static inline uint64_t s_le32(const uint8_t *p)
+{
+    uint32_t w;
+    memcpy(&w, p, sizeof w);
+#if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) &&                                    \
+    __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap32(w);
+#endif
+    return w;
+}
+
+static inline uint64_t s_round(uint64_t h, uint64_t w)
+{
+    h ^= s_rotl(w * S_P2, 31) * S_P1;
+    return s_rotl(h, 27) * S_P1 + S_P4;
+}
+
+/* The n bytes at p; the length is hashed before them (by the caller), so
+ * the overlapping and zero-padded reads of the tail are unambiguous. */
+static uint64_t s_hash_bytes(uint64_t h, const uint8_t *p, uint32_t n)
+{
+    if (n >= 8) {
+        uint32_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            h = s_round(h, s_le64(p + i));
+        if (i < n) /* the last 8 bytes, overlapping the last full word */
+            h = s_round(h, s_le64(p + n - 8));
+    } else if (n >= 4) {
+        h = s_round(h, s_le32(p) | s_le32(p + n - 4) << 32);
+    } else if (n > 0) {
+        h = s_round(h, (uint64_t)p[0] << 16 | (uint64_t)p[n >> 1] << 8 | p[n - 1]);
     }
     return h;
 }
 
 uint64_t sl_value_hash(const sl_value_t *vals, int n)
 {
-    uint64_t h = 14695981039346656037ull;
+    uint64_t h = S_P5 + (uint64_t)n;
     for (int i = 0; i < n; i++) {
         const sl_value_t *v = &vals[i];
-        uint8_t tag = v->is_null ? 0 : (uint8_t)v->type;
-        h = s_fnv(h, &tag, 1);
-        if (v->is_null)
+        if (v->is_null) {
+            h = s_round(h, 0);
             continue;
+        }
+        uint64_t tag = (uint64_t)(uint8_t)v->type;
         switch (v->type) {
         case SL_TYPE_STRING:
-            h = s_fnv(h, v->u.s, v->len);
-            h = s_fnv(h, &v->len, 4);
+            h = s_round(h, tag | (uint64_t)v->len << 8);
+            h = s_hash_bytes(h, (const uint8_t *)v->u.s, v->len);
             break;
-        case SL_TYPE_BOOL: {
-            uint8_t b = v->u.b;
-            h = s_fnv(h, &b, 1);
+        case SL_TYPE_BOOL:
+            h = s_round(h, tag | (uint64_t)(v->u.b ? 1 : 0) << 8);
             break;
-        }
-        default:
-            h = s_fnv(h, &v->u.i, 8);
+        default: /* int64, timestamp, double (its bits: sl_value_eq compares them) */
+            h = s_round(h, tag);
+            h = s_round(h, (uint64_t)v->u.i);
             break;
         }
     }
     h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
+    h *= S_P2;
+    h ^= h >> 29;
+    h *= S_P3;
+    h ^= h >> 32;
     return h;
 }
 

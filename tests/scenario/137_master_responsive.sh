@@ -29,28 +29,20 @@ DELAY=12000              # ms every verification takes at least
 PROMPT=6000              # ms a request may take while the master verifies (a loaded machine)
 HB=2000
 
-eval "lib_$(declare -f fail)"
-fail() {
-    grep -E "lost|failed|restarts from|verifying|unusable|given up" "$WORK/master.err" >&2 || true
-    lib_fail "$@"
-}
+FAIL_LOG_RE="lost|failed|restarts from|verifying|unusable|given up"
 now_ms() { date +%s%3N; }
-status() { sluice status --json "$JOB"; }
-field() { status | jget "$1"; }
-alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 state_attempt() {
     local s
-    s=$(status)
+    s=$(job_status)
     [ "$(jget state <<<"$s") $(jget attempt <<<"$s")" = "$1 $2" ]
 }
 nlines() { grep -c "$1" "$WORK/master.err" || true; }
 verifying() { [ "$(nlines "job $JOB: verifying checkpoints")" -ge "$1" ]; }
-checkpointed() { [ "$(field checkpoints)" -ge "$1" ]; }
 # kill_aggregate: SIGKILL a worker that runs an aggregate subtask of $JOB and
 # start it again.
 kill_aggregate() {
     local victim vpid
-    victim=$(status | grep -o '"task":"1\.[0-9]*","worker":"[^"]*"' | head -n 1 | cut -d'"' -f8)
+    victim=$(job_status | grep -o '"task":"1\.[0-9]*","worker":"[^"]*"' | head -n 1 | cut -d'"' -f8)
     [ -n "$victim" ] || fail "no worker runs the aggregate: $(sluice status "$JOB")"
     vpid=$(worker_pid "$victim")
     kill -9 "$vpid"
@@ -60,10 +52,7 @@ kill_aggregate() {
 }
 
 step "start a master (verification delay $DELAY ms) and two workers"
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export SLUICE_MASTER=tcp://127.0.0.1:$PORT
-SLUICE_MASTER_VERIFY_DELAY_MS=$DELAY start_master "$SLUICE_MASTER"
-wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
+SLUICE_MASTER_VERIFY_DELAY_MS=$DELAY start_local_master
 for id in w1 w2; do start_worker "$id"; done
 wait_for 30 alive_workers 2 || fail "workers did not register: $(sluice workers)"
 
@@ -71,7 +60,7 @@ step "submit: $KEYS keys, $COUNT records at $RATE/s, checkpoints every 1 s"
 sluice submit "$DIR/keyed.yaml" --detach -p count="$COUNT" -p rate="$RATE" -p keys="$KEYS" \
     -p out="$WORK/totals.csv" >"$WORK/job" || { cat "$WORK/stderr" >&2; fail "submit"; }
 JOB=$(cat "$WORK/job")
-wait_for 120 checkpointed 2 || fail "no checkpoints: $(sluice status "$JOB")"
+wait_for 120 checkpoints_at_least 2 || fail "no checkpoints: $(sluice status "$JOB")"
 state_attempt RUNNING 1 || fail "the job is not running in attempt 1: $(sluice status "$JOB")"
 
 step "1: while the master verifies a restart's checkpoint, status answers promptly"
@@ -80,7 +69,7 @@ wait_for 60 verifying 1 || fail "the master did not start verifying: $(sluice st
 answered=0
 for i in 1 2 3; do
     t0=$(now_ms)
-    s=$(status) || fail "status failed while verifying"
+    s=$(job_status) || fail "status failed while verifying"
     took=$(($(now_ms) - t0))
     st=$(jget state <<<"$s")
     echo "   status #$i: $st in $took ms"
@@ -102,9 +91,9 @@ sluice cancel "$JOB" >/dev/null || fail "cancel failed: $(cat "$WORK/stderr")"
 took=$(($(now_ms) - t0))
 echo "   cancel answered in $took ms"
 [ "$took" -lt "$PROMPT" ] || fail "cancel took $took ms while the master verified"
-[ "$(field state)" = CANCELED ] || fail "the job is not canceled: $(sluice status "$JOB")"
+job_state_is CANCELED || fail "the job is not canceled: $(sluice status "$JOB")"
 sleep 1 # the abandoned verifier ends and is reaped by the loop
-[ "$(field state)" = CANCELED ] || fail "the canceled job changed state: $(sluice status "$JOB")"
+job_state_is CANCELED || fail "the canceled job changed state: $(sluice status "$JOB")"
 [ "$(nlines "job $JOB restarts from checkpoint")" -eq 1 ] || fail "the canceled job restarted"
 
 step "3: SIGTERM while the master verifies"
@@ -112,7 +101,7 @@ wait_for 60 alive_workers 2 || fail "the restarted worker did not register"
 sluice submit "$DIR/keyed.yaml" --detach -p count=1000000 -p rate=2000 -p keys=1000 \
     -p out="$WORK/totals2.csv" >"$WORK/job" || { cat "$WORK/stderr" >&2; fail "submit 2"; }
 JOB=$(cat "$WORK/job")
-wait_for 120 checkpointed 1 || fail "no checkpoint of job 2: $(sluice status "$JOB")"
+wait_for 120 checkpoints_at_least 1 || fail "no checkpoint of job 2: $(sluice status "$JOB")"
 kill_aggregate
 wait_for 60 verifying 1 || fail "the master did not verify job 2: $(sluice status "$JOB")"
 t0=$(now_ms)

@@ -91,4 +91,20 @@ step "bad savepoints are refused with the reason"
 if sluice submit "$DIR/keyed.yaml" --detach --from-savepoint "$WORK/nowhere" -p count=1 -p rate=1 \
     -p out_totals="$WORK/x" -p out_windows="$WORK/y"; then fail "a missing savepoint was accepted"; fi
 grep -q "cannot start from savepoint" "$WORK/stderr" || fail "no reason: $(cat "$WORK/stderr")"
+# A savepoint of format 1 (keys hashed into key groups by the old hash),
+# with a valid checksum: refused, saying why, instead of restored into the
+# wrong key groups.
+cp -r "$SP" "$WORK/old-format"
+python3 - "$WORK/old-format/_metadata" <<'PY'
+import hashlib, sys
+path = sys.argv[1]
+lines = open(path).read().splitlines(True)
+assert lines[0] == "sluice-checkpoint 2\n", lines[0]
+body = "sluice-checkpoint 1\n" + "".join(l for l in lines[1:] if not l.startswith("sha256 "))
+open(path, "w").write(body + "sha256 " + hashlib.sha256(body.encode()).hexdigest() + "\n")
+PY
+if sluice submit "$DIR/keyed.yaml" --detach --from-savepoint "$WORK/old-format" -p count=1 -p rate=1 \
+    -p out_totals="$WORK/x" -p out_windows="$WORK/y"; then fail "a format 1 savepoint was accepted"; fi
+grep -q "checkpoint format 1, this Sluice reads format 2 only.*wrong subtasks" "$WORK/stderr" ||
+    fail "no reason for the old format: $(cat "$WORK/stderr")"
 echo "PASS savepoint, stop and rescale"

@@ -7,29 +7,31 @@
 # the job restarts from its checkpoint); the journal oracle must still hold.
 # At-least-once run: a worker is killed with SIGKILL mid-run; nothing may
 # be lost (duplicates are counted and allowed).
+# The faults of the exactly-once run need it running (each one's effect is
+# seen in its checkpoints or its restart), one after another: its input is
+# 1.5 times the at-least-once run's, so that a loaded machine, where every
+# status call takes seconds, still gets them all in before its end.
 source "$(dirname "$0")/lib.sh"
 : "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}" "${BUILD:?}"
 DIR=$SRC/tests/scenario/kafka
 command -v kcat >/dev/null || fail "kcat is not installed (apt-get install kcat)"
-COUNT=${KFAULT_COUNT:-720000}
+COUNT=${KFAULT_COUNT:-720000} # 18 s at the rate (at-least-once)
 RATE=${KFAULT_RATE:-40000}
+EO_COUNT=${KFAULT_EO_COUNT:-$((COUNT * 3 / 2))}
 
 step "start the dev broker with a control FIFO, a master and two workers"
 start_devk --brokers 3 --topic eo:3 --topic alo:3
 
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export SLUICE_MASTER=tcp://127.0.0.1:$PORT
-"$SLUICE_MASTER_BIN" --bind "$SLUICE_MASTER" --heartbeat-timeout 1000 --state-dir "$WORK/state" \
-    >>"$WORK/master.out" 2>>"$WORK/master.err" &
-PIDS+=("$!")
-wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
+HB=3000 # --heartbeat-timeout, ms: a loaded machine must not lose a worker (a restart the steps do not expect)
+start_local_master
 start_worker w1
 start_worker w2
 wait_for 20 alive_workers 2 || fail "workers did not register: $(sluice workers)"
+python3 "$DIR/verify.py" want "$EO_COUNT" "$RATE" "$WORK/want-eo"
 python3 "$DIR/verify.py" want "$COUNT" "$RATE" "$WORK/want"
 
-step "exactly-once: submit $COUNT records at $RATE/s"
-sluice submit "$DIR/chaos.yaml" --detach -p count="$COUNT" -p rate="$RATE" -p bootstrap="$BOOT" \
+step "exactly-once: submit $EO_COUNT records at $RATE/s"
+sluice submit "$DIR/chaos.yaml" --detach -p count="$EO_COUNT" -p rate="$RATE" -p bootstrap="$BOOT" \
     -p topic=eo -p delivery=exactly-once -p journal="$WORK/journal" >"$WORK/job" ||
     { cat "$WORK/stderr" >&2; fail "submit"; }
 JOB=$(cat "$WORK/job")
@@ -46,13 +48,15 @@ ctl broker down 2
 sleep 2
 ctl broker up 2
 before=$(job_field checkpoints)
-wait_for 60 checkpoints_at_least $((before + 2)) ||
-    fail "no checkpoints after the broker came back: $(sluice status "$JOB")"
+# two checkpoints after it came back, or (a slow machine: the input ran out
+# meanwhile) the job finished; either way, not FAILED
+rode_out() { checkpoints_at_least $((before + 2)) || job_finished; }
+wait_for 60 rode_out || fail "no checkpoints after the broker came back: $(sluice status "$JOB")"
 
 wait_for 120 job_finished || fail "the job did not finish: $(sluice status "$JOB")"
 
 kafka_read eo "$WORK/got-eo"
-res=$(python3 "$DIR/verify.py" check "$WORK/want" "$WORK/got-eo" --journal "$WORK/journal") ||
+res=$(python3 "$DIR/verify.py" check "$WORK/want-eo" "$WORK/got-eo" --journal "$WORK/journal") ||
     fail "not exactly once under broker faults: $res"
 echo "exactly-once: $res (attempts $(job_field attempt))"
 
@@ -63,6 +67,7 @@ sluice submit "$WORK/alo.yaml" --detach -p count="$COUNT" -p rate="$RATE" -p boo
     { cat "$WORK/stderr" >&2; fail "submit"; }
 JOB=$(cat "$WORK/job")
 wait_for 60 checkpoints_at_least 3 || fail "no three checkpoints: $(sluice status "$JOB")"
+running_attempt_at_least 1 || fail "the job is not running: $(sluice status "$JOB")"
 victim=w$((RANDOM % 2 + 1))
 echo "kill -9 $victim"
 eval "kill -9 \$PID_$victim"
@@ -74,5 +79,5 @@ kafka_read alo "$WORK/got-alo"
 res=$(python3 "$DIR/verify.py" check "$WORK/want" "$WORK/got-alo" --at-least-once) ||
     fail "records lost at-least-once: $res"
 echo "at-least-once: $res"
-! grep -q "Sanitizer" "$WORK"/w?.err "$WORK/master.err" || fail "sanitizer report in a daemon's log"
+no_sanitizer_reports
 echo "PASS the Kafka sink under broker faults and at-least-once"

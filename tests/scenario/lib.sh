@@ -28,7 +28,14 @@ wait_for() {
     done
 }
 
+# fail MESSAGE: ends the test. With FAIL_LOG_RE set, the lines of the
+# daemons' logs that match it (grep -E) come first: the logs named by
+# FAIL_LOGS (globs in $WORK; master.err unless set).
 fail() {
+    if [ -n "${FAIL_LOG_RE:-}" ]; then
+        # shellcheck disable=SC2086 # FAIL_LOGS holds globs
+        (cd "$WORK" && grep -hE "$FAIL_LOG_RE" ${FAIL_LOGS:-master.err}) >&2 2>/dev/null || true
+    fi
     echo "FAIL: $*" >&2
     exit 1
 }
@@ -54,8 +61,10 @@ sluice() {
 # jget FIELD: a top-level scalar of the one-line JSON on stdin, with grep and
 # cut, not python: on a loaded machine a python start can take seconds.
 # start_master ENDPOINT (heartbeat timeout $HB ms, state in $WORK/state) and
-# start_worker ID [FAILPOINT] (2 slots; SLUICE_FAILPOINT=FAILPOINT; its pid in
-# PID_<ID>, worker_pid ID) log to $WORK;
+# start_worker ID [FAILPOINT [OPTION...]] (2 slots; SLUICE_FAILPOINT=FAILPOINT;
+# the OPTIONs added to its command line; its pid in PID_<ID>, worker_pid ID)
+# log to $WORK; start_local_master starts a master on a free local port,
+# exports its endpoint as SLUICE_MASTER and returns once it listens;
 # job_workers JOB lists the workers running a job's tasks.
 # freeze / thaw PID: SIGSTOP / SIGCONT, returning once it took effect.
 jget() { grep -o "\"$1\":[^,]*" | head -n 1 | cut -d: -f2- | tr -d '"'; }
@@ -65,11 +74,20 @@ start_master() {
     MASTER_PID=$!
     PIDS+=("$MASTER_PID")
 }
-start_worker() { # ID [FAILPOINT]
-    SLUICE_FAILPOINT=${2:-} "$SLUICE_WORKER_BIN" --id "$1" --slots 2 --data-bind tcp://127.0.0.1 \
-        >>"$WORK/$1.out" 2>>"$WORK/$1.err" &
+start_local_master() {
+    local port
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    export SLUICE_MASTER=tcp://127.0.0.1:$port
+    start_master "$SLUICE_MASTER"
+    wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
+}
+start_worker() { # ID [FAILPOINT [OPTION...]]
+    local id=$1 fp=${2:-}
+    shift $(($# < 2 ? $# : 2))
+    SLUICE_FAILPOINT=$fp "$SLUICE_WORKER_BIN" --id "$id" --slots 2 --data-bind tcp://127.0.0.1 \
+        "$@" >>"$WORK/$id.out" 2>>"$WORK/$id.err" &
     PIDS+=($!)
-    eval "PID_$1=$!"
+    eval "PID_$id=$!"
 }
 worker_pid() { eval "echo \$PID_$1"; }
 # alive_workers N: exactly N workers are registered and alive
@@ -133,10 +151,14 @@ kafka_read() {
 }
 
 # ---- a submitted job (its id in JOB) -------------------------------------------
-# job_field FIELD: a top-level field of its status; checkpoints_at_least N,
-# running_attempt_at_least N (fails the test if the job ended first) and
+# job_status: its status (JSON); job_field FIELD: a top-level field of it;
+# checkpoints_at_least N, running_attempt_at_least N (fails the test if the
+# job ended first), job_state_is STATE, job_ended (in any final state) and
 # job_finished (fails it if the job FAILED) are conditions for wait_for.
-job_field() { sluice status --json "$JOB" | jget "$1"; }
+job_status() { sluice status --json "$JOB"; }
+job_field() { job_status | jget "$1"; }
+job_state_is() { [ "$(job_field state)" = "$1" ]; }
+job_ended() { job_field state | grep -qxE 'FINISHED|FAILED|CANCELED'; }
 checkpoints_at_least() { [ "$(job_field checkpoints)" -ge "$1" ]; }
 running_attempt_at_least() {
     local st
@@ -208,5 +230,53 @@ restart_dead_workers() {
         echo "worker $id died; starting it again ${fp:+(failpoint $fp)}"
         start_worker "$id" "$fp"
         eval "ARM_$id=\${fp%:*}"
+    done
+}
+
+# ---- the keyed job of chaos/ (chaos/keyed.yaml and its variants) ---------------
+# keyed_want COUNT RATE: its failure-free outputs for COUNT records at RATE/s
+# in $WORK/want-totals.csv and $WORK/want-windows.csv, sorted.
+# keyed_exact [PREFIX]: $WORK/PREFIXtotals.csv and $WORK/PREFIXwindows.csv
+# (CSV with a header) hold exactly those rows, or the test fails.
+keyed_want() {
+    python3 "$SRC/tests/scenario/chaos/expected.py" want "$1" "$2" "$WORK/want-totals.csv" \
+        "$WORK/want-windows.csv"
+    sort -o "$WORK/want-totals.csv" "$WORK/want-totals.csv"
+    sort -o "$WORK/want-windows.csv" "$WORK/want-windows.csv"
+}
+keyed_exact() {
+    local out counts
+    for out in totals windows; do
+        tail -n +2 "$WORK/${1:-}$out.csv" | sort >"$WORK/got-$out.csv"
+        cmp -s "$WORK/want-$out.csv" "$WORK/got-$out.csv" || {
+            counts=$(python3 "$SRC/tests/scenario/chaos/expected.py" check "$WORK/want-$out.csv" \
+                "$WORK/got-$out.csv")
+            diff "$WORK/want-$out.csv" "$WORK/got-$out.csv" | head -n 6 >&2 || true
+            fail "$out differ from the failure-free result ($counts)"
+        }
+        echo "   $out: exact"
+    done
+}
+
+# flip_byte FILE: XORs the byte in the middle of FILE with 0x5A, in place
+# (bit rot).
+flip_byte() {
+    local off b
+    off=$(($(stat -c %s "$1") / 2))
+    b=$(od -An -tu1 -j "$off" -N 1 "$1" | tr -d ' ')
+    # shellcheck disable=SC2059
+    printf "$(printf '\\%03o' $((b ^ 0x5A)))" | dd of="$1" bs=1 seek="$off" conv=notrunc status=none
+}
+
+# no_sanitizer_reports: no log in $WORK (*.err: the daemons') has a
+# sanitizer report.
+no_sanitizer_reports() {
+    local f
+    for f in "$WORK"/*.err; do
+        [ -e "$f" ] || continue
+        if grep -q "Sanitizer" "$f"; then
+            cat "$f" >&2
+            fail "sanitizer report in ${f##*/}"
+        fi
     done
 }

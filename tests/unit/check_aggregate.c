@@ -643,6 +643,28 @@ START_TEST(test_grow)
 }
 END_TEST
 
+/* sl_grow_ex (keyed state's arrays): starts at first, never grows past max
+ * (a narrower capacity field), refuses a need past max untouched. */
+START_TEST(test_grow_ex)
+{
+    int *v = NULL;
+    size_t cap = 0;
+    ck_assert_int_eq(sl_grow_ex((void **)&v, &cap, 1, sizeof *v, 2, 100), SL_OK);
+    ck_assert_uint_eq(cap, 2);
+    v[0] = 7;
+    ck_assert_int_eq(sl_grow_ex((void **)&v, &cap, 3, sizeof *v, 2, 100), SL_OK);
+    ck_assert_uint_eq(cap, 4);
+    ck_assert_int_eq(sl_grow_ex((void **)&v, &cap, 65, sizeof *v, 2, 100), SL_OK);
+    ck_assert_uint_eq(cap, 100); /* 128 would pass max */
+    ck_assert_int_eq(v[0], 7);
+    int *before = v;
+    ck_assert_int_eq(sl_grow_ex((void **)&v, &cap, 101, sizeof *v, 2, 100), SL_NOMEM);
+    ck_assert_ptr_eq(v, before);
+    ck_assert_uint_eq(cap, 100);
+    free(v);
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("aggregate");
@@ -650,6 +672,7 @@ static Suite *s_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_basic_values);
     tcase_add_test(tc, test_grow);
+    tcase_add_test(tc, test_grow_ex);
     tcase_add_test(tc, test_string_min_max);
     tcase_add_test(tc, test_random_single_key);
     tcase_add_test(tc, test_random_multi_key);

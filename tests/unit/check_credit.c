@@ -1,7 +1,8 @@
 /* check_credit.c — credit-based flow control on the data channels: a
  * sender never has more batches in flight than its credits, waits when it
- * has none, resumes on each returned credit, and ends with end-of-input;
- * batches arrive in order; garbage frames are rejected, not trusted. */
+ * has none, resumes on each group of returned credits, and ends with
+ * end-of-input; batches arrive in order; garbage frames are rejected, not
+ * trusted. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <pthread.h>
@@ -62,22 +63,28 @@ START_TEST(test_credits_bound_in_flight_batches)
     ck_assert(sl_wait_until(s_blocked_at, &s, 10000));
     ck_assert_int_eq(atomic_load(&s.sent), CREDITS);
 
-    /* Each batch consumed returns one credit: exactly one more batch goes. */
+    /* Credits go back in groups of CREDITS / 2: each group of batches
+     * consumed lets exactly that many more batches go. */
+    enum { GROUP = CREDITS / 2 };
     uint32_t expect = 0;
     for (int round = 0; round < 3; round++) {
-        sl_inbatch_t b;
-        ck_assert_int_eq(sl_ingate_next(in, &b, err, sizeof err), 1);
-        ck_assert_uint_eq(b.count, expect); /* in order */
-        ck_assert_uint_eq(b.sender, 3);
-        ck_assert_uint_eq(b.len, 64);
-        expect++;
         int before = atomic_load(&s.sent);
-        sl_ingate_release(in, &b);
-        /* Wait for the sender to take the credit, send, and block again. */
-        while (atomic_load(&s.sent) == before)
+        for (int k = 0; k < GROUP; k++) {
+            sl_inbatch_t b;
+            ck_assert_int_eq(sl_ingate_next(in, &b, err, sizeof err), 1);
+            ck_assert_uint_eq(b.count, expect); /* in order */
+            ck_assert_uint_eq(b.sender, 3);
+            ck_assert_uint_eq(b.len, 64);
+            expect++;
+            sl_ingate_release(in, &b);
+            if (k < GROUP - 1) /* the group is not complete: no credit went back */
+                ck_assert_int_eq(atomic_load(&s.sent), before);
+        }
+        /* Wait for the sender to take the credits, send, and block again. */
+        while (atomic_load(&s.sent) < before + GROUP)
             ck_assert(sl_wait_until(s_blocked_at, &s, 10000));
         ck_assert(sl_wait_until(s_blocked_at, &s, 10000));
-        ck_assert_int_eq(atomic_load(&s.sent), CREDITS + round + 1);
+        ck_assert_int_eq(atomic_load(&s.sent), CREDITS + GROUP * (round + 1));
         ck_assert_int_le(atomic_load(&s.sent) - (int)expect, CREDITS);
     }
     /* Drain the rest: every batch arrives once, in order, then the end. */

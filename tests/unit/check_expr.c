@@ -5,6 +5,7 @@
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
+#include <regex.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -475,6 +476,18 @@ END_TEST
 START_TEST(test_functions)
 {
     s_str("lower(name)", "hello world");
+    /* lower(s) = 'literal' compares in place: the same answers */
+    s_bool("lower(name) = 'hello world'", 1);
+    s_bool("lower(name) = 'Hello World'", 0); /* the literal is not lowered */
+    s_bool("lower(name) = 'hello worl'", 0);
+    s_bool("lower(name) = 'hello worlds'", 0);
+    s_bool("lower(name) <> 'hello world'", 0);
+    s_bool("lower(name) <> 'hello'", 1);
+    s_bool("lower('A@[Z') = 'a@[z'", 1);
+    s_bool("lower('') = ''", 1);
+    s_null("lower(nstr) = 'x'", SL_TYPE_BOOL);
+    s_null("lower(name) = null", SL_TYPE_BOOL);
+    s_bool("lower(name) = lower('HELLO world')", 1);
     s_str("upper(name)", "HELLO WORLD");
     s_str("LOWER('\xc3\x89t\xc3\xa9 ABC')", "\xc3\x89t\xc3\xa9 abc"); /* ASCII only */
     s_int("length(name)", 11);
@@ -675,6 +688,110 @@ START_TEST(test_regexp_extract)
         n += snprintf(src + n, sizeof src - (size_t)n, "()");
     snprintf(src + n, sizeof src - (size_t)n, "')");
     s_err(src, SL_PARSE, 21, "regular expression has 33 groups (limit 32)");
+}
+END_TEST
+
+/* regexp_extract against regcomp / regexec directly, for every group, on
+ * patterns of the fast path's shape (literal with anchors or one-character
+ * alternatives before it, classes with a star after it) and on patterns
+ * that fall back to regexec, over strings made to hit the edges: the
+ * literal at the start, after an alternative, after another character,
+ * twice, cut short, a class stopping at each of its characters. */
+START_TEST(test_regexp_fast_path)
+{
+    static const char *const pats[] = {
+        "(&|^)channel_id=([^&]*)", /* q21 */
+        "^channel_id=([^&]*)",
+        "channel_id=([^&]*)",
+        "(&|\\?)id=([^&]*)&",
+        "(^|/|&)id=([^&/]*)(/)([^/]*)",
+        "id=[^&]*&x=([^=&]*)",
+        "(&|^)id=",
+        "id",
+        "(x|^)x=([^&]*)",         /* an alternative begins the literal: regexec */
+        "(&|^)id=([^&]*)([^/]*)", /* two classes in a row: regexec */
+        "id=([^&]*)x",            /* a class followed by a character outside its set: regexec */
+        "(&|^)id=([a-z]*)",       /* not a negated class: regexec */
+        "i+d=([^&]*)",            /* an operator in the literal: regexec */
+        "(&|ab)id=([^&]*)",       /* a longer alternative: regexec */
+    };
+    static const char *const strs[] = {
+        "",
+        "id",
+        "id=",
+        "id=1",
+        "channel_id=9",
+        "channel_id=",
+        "x&channel_id=12&y=3",
+        "a=1&channel_id=&b=1",
+        "xchannel_id=1",
+        "https://www.nexmark.com/abc/de_f/gh/item.htm?query=1&channel_id=1234567",
+        "https://www.nexmark.com/abc/de_f/gh/item.htm?query=1",
+        "id=1&id=2&x=3",
+        "aid=1&id=2&",
+        "?id=a/b&",
+        "/id=7/q/r",
+        "&id=7/q",
+        "id=ab&x=cd=e",
+        "x=1",
+        "xx=1&x=2",
+        "&&id=&",
+        "id=abc",
+        "id=abcx",
+        "id=a/bx&x",
+        "abid=1",
+        "&abid=2",
+    };
+    sl_schema_t *sc = sl_schema_new();
+    ck_assert_ptr_nonnull(sc);
+    ck_assert_int_eq(sl_schema_add(sc, "s", SL_TYPE_STRING), 0);
+    int compared = 0;
+    for (size_t i = 0; i < sizeof pats / sizeof *pats; i++) {
+        regex_t re;
+        ck_assert_int_eq(regcomp(&re, pats[i], REG_EXTENDED), 0);
+        for (size_t g = 0; g <= re.re_nsub; g++) {
+            char src[128];
+            snprintf(src, sizeof src, "regexp_extract(s, '%s', %zu)", pats[i], g);
+            sl_expr_t *e = NULL;
+            char err[256];
+            ck_assert_msg(sl_expr_compile(src, sc, &e, err, sizeof err, NULL) == 0, "%s: %s", src,
+                          err);
+            for (size_t k = 0; k < sizeof strs / sizeof *strs; k++) {
+                sl_value_t row[1] = {sl_value_str(strs[k], (uint32_t)strlen(strs[k]))};
+                sl_value_t v;
+                ck_assert_int_eq(sl_expr_eval(e, row, g_arena, &v), 0);
+                regmatch_t m[8];
+                bool want = regexec(&re, strs[k], g + 1, m, 0) == 0 && m[g].rm_so >= 0;
+                ck_assert_msg(v.is_null == !want, "%s on '%s': null %d, regexec %d", src, strs[k],
+                              v.is_null, want);
+                if (want) {
+                    uint32_t n = (uint32_t)(m[g].rm_eo - m[g].rm_so);
+                    ck_assert_msg(v.len == n && (n == 0 || v.u.s == strs[k] + m[g].rm_so),
+                                  "%s on '%s': got '%.*s', regexec '%.*s'", src, strs[k],
+                                  (int)v.len, v.u.s, (int)n, strs[k] + m[g].rm_so);
+                }
+                compared++;
+            }
+            sl_expr_destroy(&e);
+        }
+        regfree(&re);
+    }
+    ck_assert_int_gt(compared, 500);
+    /* a NUL inside the string: regexec (REG_STARTEND) decides, as before */
+    sl_expr_t *e = NULL;
+    ck_assert_int_eq(
+        sl_expr_compile("regexp_extract(s, '(&|^)id=([^&]*)', 2)", sc, &e, NULL, 0, NULL), 0);
+    static const char nul[] = "&id=a\0b&c";
+    sl_value_t row[1] = {sl_value_str(nul, sizeof nul - 1)};
+    sl_value_t v;
+    ck_assert_int_eq(sl_expr_eval(e, row, g_arena, &v), 0);
+#ifdef REG_STARTEND
+    ck_assert(!v.is_null);
+    ck_assert_int_eq(v.len, 3);
+    ck_assert(v.u.s == nul + 4);
+#endif
+    sl_expr_destroy(&e);
+    sl_schema_destroy(&sc);
 }
 END_TEST
 
@@ -1514,6 +1631,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_count_char);
     tcase_add_test(tc, test_split_index);
     tcase_add_test(tc, test_regexp_extract);
+    tcase_add_test(tc, test_regexp_fast_path);
     tcase_add_test(tc, test_string_views);
     tcase_add_test(tc, test_regexp_threads);
     tcase_add_test(tc, test_in);

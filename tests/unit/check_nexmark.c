@@ -338,6 +338,68 @@ START_TEST(test_config)
 }
 END_TEST
 
+/* The cached generator makes the events of sl_nexmark_event, byte for
+ * byte, whatever order events come in (cache hits and misses alike), with
+ * the lengths right; without the extra, everything else is unchanged. */
+START_TEST(test_gen_same_events)
+{
+    sl_nexmark_cfg_t cfg;
+    sl_nexmark_cfg_default(&cfg);
+    cfg.seed = 7;
+    sl_nexmark_gen_t *g = NULL, *nx = NULL;
+    ck_assert_int_eq(sl_nexmark_gen_new(&cfg, 0, &g), SL_OK);
+    ck_assert_int_eq(sl_nexmark_gen_new(&cfg, SL_NEXMARK_GEN_NO_EXTRA, &nx), SL_OK);
+    sl_nexmark_event_t *a = malloc(sizeof *a), *b = malloc(sizeof *b), *c = malloc(sizeof *c);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_ptr_nonnull(c);
+    char la[S_LINE], lb[S_LINE];
+    long extras = 0;
+    for (uint64_t i = 0; i < 100000; i++) {
+        /* forwards, then a stride that revisits channels out of order */
+        uint64_t n = i < 50000 ? i : (i * 7919) % 5000000;
+        S_CHECK(sl_nexmark_event(&cfg, n, a) == SL_OK);
+        S_CHECK(sl_nexmark_gen_event(g, n, b) == SL_OK);
+        S_CHECK(sl_nexmark_gen_event(nx, n, c) == SL_OK);
+        s_fmt(a, la, sizeof la);
+        s_fmt(b, lb, sizeof lb);
+        if (strcmp(la, lb))
+            ck_abort_msg("event %llu differs:\n%s\n%s", (unsigned long long)n, la, lb);
+        S_CHECK(a->extra_len == strlen(a->extra) && b->extra_len == a->extra_len);
+        if (a->kind == SL_NEXMARK_BID) {
+            S_CHECK(b->bid.url_len == strlen(a->bid.url) && a->bid.url_len == b->bid.url_len);
+            S_CHECK(b->bid.channel_len == strlen(a->bid.channel) &&
+                    a->bid.channel_len == b->bid.channel_len);
+        }
+        extras += a->extra_len > 0;
+        /* no extra: empty, and the rest of the line as with it */
+        S_CHECK(c->extra_len == 0 && c->extra[0] == '\0');
+        memcpy(c->extra, a->extra, (size_t)a->extra_len + 1);
+        s_fmt(c, lb, sizeof lb);
+        if (strcmp(la, lb))
+            ck_abort_msg("event %llu differs without extra:\n%s\n%s", (unsigned long long)n, la,
+                         lb);
+    }
+    ck_assert_int_gt(extras, 95000);
+    sl_nexmark_gen_destroy(&g);
+    sl_nexmark_gen_destroy(&nx);
+    ck_assert_ptr_null(g);
+    sl_nexmark_gen_destroy(&g);
+    sl_nexmark_gen_destroy(NULL);
+    /* bad arguments */
+    ck_assert_int_eq(sl_nexmark_gen_new(&cfg, 0x80, &g), SL_INVAL);
+    ck_assert_ptr_null(g);
+    sl_nexmark_cfg_t bad = cfg;
+    bad.event_rate = 0;
+    ck_assert_int_eq(sl_nexmark_gen_new(&bad, 0, &g), SL_INVAL);
+    ck_assert_int_eq(sl_nexmark_gen_new(NULL, 0, &g), SL_INVAL);
+    ck_assert_int_eq(sl_nexmark_gen_event(NULL, 0, a), SL_INVAL);
+    free(a);
+    free(b);
+    free(c);
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("nexmark");
@@ -347,6 +409,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_split);
     tcase_add_test(tc, test_ranges);
     tcase_add_test(tc, test_config);
+    tcase_add_test(tc, test_gen_same_events);
     suite_add_tcase(s, tc);
     return s;
 }

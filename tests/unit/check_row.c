@@ -196,10 +196,93 @@ START_TEST(test_value_order_and_hash)
     sl_value_t p1[2] = {sl_value_str("ab", 2), sl_value_str("c", 1)};
     sl_value_t p2[2] = {sl_value_str("a", 1), sl_value_str("bc", 2)};
     ck_assert_uint_ne(sl_value_hash(p1, 2), sl_value_hash(p2, 2));
-    /* Pinned value: a change of the hash would move keys between key groups
-     * and break restoring state from older checkpoints. */
+}
+END_TEST
+
+/* Pinned values: the hash places keys into key groups, so a change of it
+ * moves state between subtasks and must come with a new checkpoint format
+ * (S_CK_FORMAT in master.c, S_SNAP_VERSION in worker/task.c). The same on
+ * every host: words are read little-endian. */
+START_TEST(test_hash_pinned)
+{
     sl_value_t w = sl_value_str("sluice", 6);
-    ck_assert_uint_eq(sl_value_hash(&w, 1), sl_value_hash(&w, 1));
+    ck_assert_uint_eq(sl_value_hash(&w, 1), 0xa438a50ef2e9149bull);
+    sl_value_t k[2] = {sl_value_str("0f9fa83c-a0d8-4c4e-9a55-0b2fc9d0ee40", 36), sl_value_int(42)};
+    ck_assert_uint_eq(sl_value_hash(k, 2), 0xe057b6dd566fafb0ull);
+    sl_value_t i = sl_value_int(7), n = sl_value_null();
+    ck_assert_uint_eq(sl_value_hash(&i, 1), 0xde1f5f13d9266b95ull);
+    ck_assert_uint_eq(sl_value_hash(&n, 1), 0x67fd16694fa93afeull);
+}
+END_TEST
+
+static int s_u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Every byte counts, wherever it is (the word reads, the overlapping tail):
+ * each one-bit change of a string of any length 1..40 gives another hash,
+ * and so does every length of the same zero-padded bytes. */
+START_TEST(test_hash_every_bit_counts)
+{
+    for (uint32_t len = 1; len <= 40; len++) {
+        char buf[40];
+        for (uint32_t j = 0; j < len; j++)
+            buf[j] = (char)('a' + (j * 7) % 26);
+        uint64_t hs[40 * 8 + 1];
+        int nh = 0;
+        sl_value_t v = sl_value_str(buf, len);
+        hs[nh++] = sl_value_hash(&v, 1);
+        for (uint32_t j = 0; j < len; j++)
+            for (int bit = 0; bit < 8; bit++) {
+                buf[j] ^= (char)(1 << bit);
+                hs[nh++] = sl_value_hash(&v, 1);
+                buf[j] ^= (char)(1 << bit);
+            }
+        qsort(hs, (size_t)nh, sizeof *hs, s_u64_cmp);
+        for (int j = 1; j < nh; j++)
+            ck_assert_msg(hs[j] != hs[j - 1], "two strings of %u bytes one bit apart collide", len);
+    }
+    char zeros[41] = {0};
+    uint64_t hl[41];
+    for (uint32_t len = 0; len <= 40; len++) {
+        sl_value_t v = sl_value_str(zeros, len);
+        hl[len] = sl_value_hash(&v, 1);
+    }
+    qsort(hl, 41, sizeof *hl, s_u64_cmp);
+    for (int j = 1; j < 41; j++)
+        ck_assert_msg(hl[j] != hl[j - 1], "zero strings of two lengths collide");
+    /* a value's type is part of it */
+    sl_value_t a = sl_value_int(5), t = sl_value_ts(5), n = sl_value_null();
+    ck_assert_uint_ne(sl_value_hash(&a, 1), sl_value_hash(&t, 1));
+    sl_value_t z = sl_value_int(0);
+    ck_assert_uint_ne(sl_value_hash(&z, 1), sl_value_hash(&n, 1));
+}
+END_TEST
+
+/* Uuid-like keys (as the YSB ad ids) spread evenly over 128 key groups:
+ * chi-square of 1000 keys well under what a skewed hash gives, and sequential
+ * integers too. */
+START_TEST(test_hash_spreads_keys)
+{
+    enum { GROUPS = 128, KEYS = 1000 };
+    for (int kind = 0; kind < 2; kind++) {
+        int cnt[GROUPS] = {0};
+        for (int k = 0; k < KEYS; k++) {
+            char b[64];
+            snprintf(b, sizeof b, "%08x-0000-4000-8000-%012x", (unsigned)k * 2654435761u,
+                     (unsigned)k);
+            sl_value_t v = kind ? sl_value_int(k) : sl_value_str(b, 36);
+            uint64_t h = sl_value_hash(&v, 1);
+            cnt[h % GROUPS]++;
+        }
+        double mean = (double)KEYS / GROUPS, chi = 0;
+        for (int g = 0; g < GROUPS; g++)
+            chi += (cnt[g] - mean) * (cnt[g] - mean) / mean;
+        /* 127 degrees of freedom: the 99.9th percentile is about 181 */
+        ck_assert_msg(chi < 181, "kind %d: chi-square %.1f over %d groups", kind, chi, GROUPS);
+    }
 }
 END_TEST
 
@@ -208,6 +291,9 @@ static Suite *s_suite(void)
     Suite *s = suite_create("row");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_schema);
+    tcase_add_test(tc, test_hash_pinned);
+    tcase_add_test(tc, test_hash_every_bit_counts);
+    tcase_add_test(tc, test_hash_spreads_keys);
     tcase_add_test(tc, test_row_round_trip);
     tcase_add_test(tc, test_row_check_rejects_garbage);
     tcase_add_test(tc, test_batch_fill_and_iterate);

@@ -1733,21 +1733,21 @@ static void s_rocks_join(const char *name, bool filter)
     s_root = NULL;
 }
 
-START_TEST(test_rocks_join_window)
-{
-    s_rocks_join("wj", false);
-}
-END_TEST
+/* The rocksdb join cases, one per join kind; each is a test case of its own
+ * (a CTest entry, SLUICE_UNIT_CASES_snapshot): each restores many times. */
+static const struct {
+    const char *tcase; /* the test case's name (CK_RUN_CASE) */
+    const char *node;  /* the join of s_join_spec */
+    bool filter;       /* as s_rocks_join's */
+} s_rocks_joins[] = {
+    {"rocksdb-join-window", "wj", false},
+    {"rocksdb-join-interval", "ij", false},
+    {"rocksdb-join-enrich", "ej", true},
+};
 
-START_TEST(test_rocks_join_interval)
+START_TEST(test_rocks_join)
 {
-    s_rocks_join("ij", false);
-}
-END_TEST
-
-START_TEST(test_rocks_join_enrich)
-{
-    s_rocks_join("ej", true);
+    s_rocks_join(s_rocks_joins[_i].node, s_rocks_joins[_i].filter);
 }
 END_TEST
 
@@ -2026,19 +2026,12 @@ int main(void)
     tcase_set_timeout(rp, 300);
     tcase_add_test(rp, test_rocks_process);
     suite_add_tcase(s, rp);
-    /* one case per join (each a CTest entry): each restores many times */
-    TCase *rj = tcase_create("rocksdb-join-window");
-    tcase_set_timeout(rj, 280);
-    tcase_add_test(rj, test_rocks_join_window);
-    suite_add_tcase(s, rj);
-    rj = tcase_create("rocksdb-join-interval");
-    tcase_set_timeout(rj, 280);
-    tcase_add_test(rj, test_rocks_join_interval);
-    suite_add_tcase(s, rj);
-    rj = tcase_create("rocksdb-join-enrich");
-    tcase_set_timeout(rj, 280);
-    tcase_add_test(rj, test_rocks_join_enrich);
-    suite_add_tcase(s, rj);
+    for (int i = 0; i < (int)(sizeof s_rocks_joins / sizeof *s_rocks_joins); i++) {
+        TCase *rj = tcase_create(s_rocks_joins[i].tcase);
+        tcase_set_timeout(rj, 280);
+        tcase_add_loop_test(rj, test_rocks_join, i, i + 1);
+        suite_add_tcase(s, rj);
+    }
     TCase *tj = tcase_create("joins-process");
     tcase_set_timeout(tj, 300);
     tcase_add_test(tj, test_join_window);

@@ -23,5 +23,10 @@ size_t sl_arena_footprint(const sl_arena_t *a);
  * need elements, doubling from 64: SL_OK, or SL_NOMEM (on overflow too;
  * *p and *cap are then unchanged). */
 int sl_grow(void **p, size_t *cap, size_t need, size_t elem);
+/* sl_grow with a first capacity (for arrays that are many and mostly small)
+ * and a most (for capacities kept in narrower fields): doubles from first,
+ * never past max; SL_NOMEM when need > max or memory runs out (*p and *cap
+ * then unchanged). */
+int sl_grow_ex(void **p, size_t *cap, size_t need, size_t elem, size_t first, size_t max);
 
 #endif

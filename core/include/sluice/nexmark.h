@@ -90,6 +90,8 @@ typedef struct {
     int64_t price;                        /* cents, >= 100 */
     char channel[SL_NEXMARK_CHANNEL_CAP]; /* "Google", ..., or "channel-N" */
     char url[SL_NEXMARK_URL_CAP];
+    uint32_t channel_len; /* strlen(channel) */
+    uint32_t url_len;     /* strlen(url) */
 } sl_nexmark_bid_t;
 
 /* One event: kind selects which of person / auction / bid is set. */
@@ -101,7 +103,16 @@ typedef struct {
     sl_nexmark_auction_t auction;     /* kind == AUCTION */
     sl_nexmark_bid_t bid;             /* kind == BID */
     char extra[SL_NEXMARK_EXTRA_CAP]; /* filler letters, sized by avg_*_bytes */
+    uint32_t extra_len;               /* strlen(extra) */
 } sl_nexmark_event_t;
+
+/* A generator with per-channel caches (opaque): the same events as
+ * sl_nexmark_event, cheaper; one per thread. */
+typedef struct sl_nexmark_gen sl_nexmark_gen_t;
+
+/* sl_nexmark_gen_new flag: leave every event's extra empty (for consumers
+ * that never read it); every other field is as without the flag. */
+#define SL_NEXMARK_GEN_NO_EXTRA 1u
 
 /* Fills cfg with Beam's NexmarkConfiguration defaults, seed 0 and the
  * default first time and event rate. */
@@ -113,6 +124,16 @@ int sl_nexmark_cfg_check(const sl_nexmark_cfg_t *cfg, char *err, size_t cap);
  * pass sl_nexmark_cfg_check. Returns SL_OK, or SL_INVAL for a NULL
  * argument. */
 int sl_nexmark_event(const sl_nexmark_cfg_t *cfg, uint64_t n, sl_nexmark_event_t *out);
+/* A generator of the stream cfg describes (copied; must pass
+ * sl_nexmark_cfg_check), flags a mask of SL_NEXMARK_GEN_*, into *out.
+ * Returns SL_OK, SL_INVAL or SL_NOMEM. */
+int sl_nexmark_gen_new(const sl_nexmark_cfg_t *cfg, unsigned flags, sl_nexmark_gen_t **out);
+/* Event n of g's stream into *out: the same event as sl_nexmark_event
+ * (extra empty under SL_NEXMARK_GEN_NO_EXTRA). Returns SL_OK, or SL_INVAL
+ * for a NULL argument. */
+int sl_nexmark_gen_event(sl_nexmark_gen_t *g, uint64_t n, sl_nexmark_event_t *out);
+/* Frees *g and sets it to NULL; accepts NULL. */
+void sl_nexmark_gen_destroy(sl_nexmark_gen_t **g);
 /* Kind of event n (n % 50 against the proportions). */
 sl_nexmark_kind_t sl_nexmark_kind(uint64_t n);
 /* Name of a kind: "person", "auction", "bid". */

@@ -16,9 +16,10 @@
 source "$(dirname "$0")/lib.sh"
 : "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}"
 DIR=$SRC/tests/scenario/chaos
-COUNT=600000
+COUNT=400000
+PAUSE_AFTER=100000 # the first run pauses there (10 min): stopped in the pause, mid-output
 RATE=40000
-DELAY=1500 # ms the master's file thread waits before it drops a job's staging directories
+DELAY=6000 # ms the master's file thread waits before it drops a job's staging directories
 
 step "start a master and two workers"
 SLUICE_MASTER_STAGING_DELAY_MS=$DELAY "$SLUICE_MASTER_BIN" --bind 'tcp://127.0.0.1:*' --heartbeat-timeout 2000 \
@@ -31,6 +32,11 @@ for id in w1 w2; do
     PIDS+=($!)
 done
 wait_for 20 alive_workers 2 || fail "workers did not register: $(sluice workers)"
+# keyed.yaml with its source pausing after PAUSE_AFTER records (resumed
+# runs: after record 1, long passed: no pause)
+sed 's|^    timestamp: ts$|    timestamp: ts\n    pause:\n      after: ${pause_after}\n      for: "${pause_for}"|' \
+    "$DIR/keyed.yaml" >"$WORK/keyed.yaml"
+grep -q 'pause_after' "$WORK/keyed.yaml" || fail "no pause in $WORK/keyed.yaml"
 python3 "$DIR/expected.py" want "$COUNT" "$RATE" "$WORK/want-totals.csv" "$WORK/want-windows.csv"
 sort -o "$WORK/want-totals.csv" "$WORK/want-totals.csv"
 sort -o "$WORK/want-windows.csv" "$WORK/want-windows.csv"
@@ -54,7 +60,8 @@ saved_parts() { find "$1" -path '*/parts-out_*-0/part-*' -type f | wc -l; }
 # resume SP NAME: resumes SP writing NAME-totals.csv and NAME-windows.csv;
 # its job id in RJOB_NAME; resumed NAME: it ended FINISHED
 resume() {
-    sluice submit "$DIR/keyed.yaml" --detach --from-savepoint "$1" -p source_parallelism=1 \
+    sluice submit "$WORK/keyed.yaml" --detach --from-savepoint "$1" -p source_parallelism=1 \
+        -p pause_after=1 -p pause_for=10m \
         -p count="$COUNT" -p rate="$RATE" -p interval=500ms \
         -p out_totals="$WORK/$2-totals.csv" -p out_windows="$WORK/$2-windows.csv" >"$WORK/rjob" ||
         fail "resume $1 into $2: $(cat "$WORK/stderr")"
@@ -73,7 +80,8 @@ resumed() {
 }
 
 step "run the job; take savepoint A while it runs; stop it with savepoint B mid-output"
-sluice submit "$DIR/keyed.yaml" --detach -p source_parallelism=1 -p count="$COUNT" \
+sluice submit "$WORK/keyed.yaml" --detach -p source_parallelism=1 -p count="$COUNT" \
+    -p pause_after="$PAUSE_AFTER" -p pause_for=10m \
     -p rate="$RATE" -p interval=500ms \
     -p out_totals="$WORK/job-totals.csv" -p out_windows="$WORK/job-windows.csv" >"$WORK/job" ||
     { cat "$WORK/stderr" >&2; fail "submit"; }
@@ -84,6 +92,8 @@ SPA=$(tail -n 1 "$WORK/spa")
 [ -s "$SPA/_metadata" ] || fail "no savepoint at '$SPA'"
 A_PARTS=$(saved_parts "$SPA")
 [ "$A_PARTS" -ge 1 ] || fail "savepoint A holds $A_PARTS staged parts: $(find "$SPA" | head -n 20)"
+paused() { [ "$(sluice status --json "$JOB" | grep -o '"name":"gen","records_in":[0-9]*' | grep -o '[0-9]*$')" -ge "$PAUSE_AFTER" ]; }
+wait_for 120 paused || fail "the source did not reach its pause: $(sluice status "$JOB")"
 sluice stop "$JOB" --savepoint --dir "$WORK/savepoints" >"$WORK/spb" ||
     fail "stop --savepoint: $(cat "$WORK/stderr"): $(sluice status "$JOB")"
 SPB=$(tail -n 1 "$WORK/spb")
@@ -104,7 +114,7 @@ sluice status "$JOB" >/dev/null || fail "status: $(cat "$WORK/stderr")"
 [ -e "$WORK/.job-windows.csv.sluice-staging" ] ||
     fail "the staging directory went before the status answered: was it deleted on the loop?"
 for out in totals windows; do
-    wait_for 30 test ! -e "$WORK/.job-$out.csv.sluice-staging" ||
+    wait_for 60 test ! -e "$WORK/.job-$out.csv.sluice-staging" ||
         fail "the stopped job's staging directory for $out is still there"
 done
 echo "   savepoint A: $A_PARTS parts, savepoint B: $B_PARTS parts"
@@ -128,7 +138,7 @@ done
 for f in job other froma; do
     for out in totals windows; do
         [ ! -e "$WORK/.$f-$out.csv.sluice-staging" ] ||
-            wait_for 20 test ! -e "$WORK/.$f-$out.csv.sluice-staging" ||
+            wait_for 60 test ! -e "$WORK/.$f-$out.csv.sluice-staging" ||
             fail "the staging directory of $f-$out.csv was left behind"
     done
 done

@@ -141,6 +141,7 @@ typedef struct {
     /* A savepoint asked for: taken as the next checkpoint. */
     bool sp_wanted;                 /* not triggered yet */
     uint64_t sp_id;                 /* the checkpoint that is the savepoint (0: none in flight) */
+    uint64_t sp_marked;             /* the checkpoint whose directory was marked a savepoint */
     bool sp_stop;                   /* cancel the job once it is complete */
     char *sp_dir;                   /* where to copy it */
     uint8_t sp_rid[SL_MSG_RID_MAX]; /* who asked, to answer when done */
@@ -376,18 +377,8 @@ static void s_send_job_ended(sl_master_t *m, const s_job_t *j)
 
 static void s_persist(sl_master_t *m, const s_job_t *j);
 
-/* A checkpointed job that failed or was canceled for good: the staged
- * parts of its file sinks will never be published (a job stopped with a
- * savepoint keeps them: the savepoint refers to them). */
-static void s_drop_staging(const s_job_t *j)
-{
-    for (int i = 0; j->ckpt_dir && i < j->plan->nnodes; i++)
-        if (j->plan->nodes[i].kind == SL_OP_FILE_SINK) {
-            char dir[4200];
-            sl_fs_staging_dir(j->plan->nodes[i].sink_path, dir, sizeof dir);
-            sl_rmtree(dir);
-        }
-}
+/* Drops the staging directories of j's file sinks (off the loop). */
+static void s_drop_staging(sl_master_t *m, s_job_t *j);
 
 /* Every task of j's attempt has reported its end. */
 static bool s_tasks_down(const s_job_t *j)
@@ -409,9 +400,8 @@ static void s_end_job(sl_master_t *m, s_job_t *j, Sluice__JobStateKind state, co
         return;
     if (state != SLUICE__JOB_STATE_KIND__JOB_FINISHED || !j->ck_writing)
         s_ck_abort(m, j, "the job ended"); /* its files go; late ones go with their acks */
-    if (state != SLUICE__JOB_STATE_KIND__JOB_FINISHED &&
-        state != SLUICE__JOB_STATE_KIND__JOB_STOPPED)
-        s_drop_staging(j); /* a stopped job's staged output is its savepoint's */
+    if (state != SLUICE__JOB_STATE_KIND__JOB_FINISHED)
+        s_drop_staging(m, j); /* (a savepoint holds its parts itself) */
     bool was_running = j->state == SLUICE__JOB_STATE_KIND__JOB_RUNNING;
     s_verify_abandon(j); /* its result is not wanted; s_tick_jobs reaps the thread */
     j->state = state;
@@ -420,7 +410,7 @@ static void s_end_job(sl_master_t *m, s_job_t *j, Sluice__JobStateKind state, co
         j->error = strdup(error);
     s_persist(m, j);
     if (state == SLUICE__JOB_STATE_KIND__JOB_FINISHED)
-        s_drop_staging(j); /* its end markers: recorded as finished, it never restarts */
+        s_drop_staging(m, j); /* its end markers: recorded as finished, it never restarts */
     if (was_running) {
         for (int s = 0; s < j->nslots; s++)
             if (j->slot_worker[s] >= 0)
@@ -905,7 +895,7 @@ static void s_test_delay(const char *knob, const atomic_bool *abandon, const cha
  * piece: a fault injected into "the first fsync" of a thread (strace's
  * when=1, scenario 170) stays one fault. The thread owns a piece until
  * done is set; the loop takes it then (s_io_take). */
-typedef enum { S_IO_METADATA, S_IO_DELETE } s_io_kind_t;
+typedef enum { S_IO_METADATA, S_IO_DELETE, S_IO_SP_MARK } s_io_kind_t;
 
 struct s_io {
     s_io_t *next;  /* the job's next piece (the loop's) */
@@ -914,7 +904,7 @@ struct s_io {
     atomic_bool done;    /* set by the thread last */
     atomic_bool abandon; /* set by the loop: the _metadata is not wanted (given up, shutdown) */
     char *job_id;        /* for log lines */
-    /* S_IO_METADATA */
+    /* S_IO_METADATA (and S_IO_SP_MARK: dir, rc, why) */
     uint64_t ck_id; /* the checkpoint */
     char *dir;      /* its directory */
     char *text;     /* _metadata's content */
@@ -928,7 +918,9 @@ struct s_io {
     /* S_IO_DELETE */
     char **dirs; /* directories to delete */
     int ndirs;
-    char **kept; /* the retained checkpoints: their manifests name the shared files to keep */
+    bool staging; /* dirs are the staging directories of job dir's (its ckpt_dir) file sinks:
+                     each goes unless its .owner names another job */
+    char **kept;  /* the retained checkpoints: their manifests name the shared files to keep */
     int nkept;
     char *shared;  /* <ckpt_dir>/shared to collect, or NULL */
     char *partial; /* a job's ckpt_dir whose checkpoint directories without _metadata go, or NULL */
@@ -987,6 +979,18 @@ static void s_io_copy_savepoint(s_io_t *io)
     }
     if (!why[0] && mkdir(io->sp_dst, 0755) != 0 && errno != EEXIST)
         snprintf(why, cap, "cannot create %s: %s", io->sp_dst, strerror(errno));
+    DIR *d = why[0] ? NULL : opendir(io->dir); /* the file sinks' committed parts */
+    for (struct dirent *e; d && !why[0] && (e = readdir(d));) {
+        char a[4400], b[4600], failed[4400];
+        if (strncmp(e->d_name, SL_CKPT_PARTS_PREFIX, strlen(SL_CKPT_PARTS_PREFIX)) != 0)
+            continue;
+        snprintf(a, sizeof a, "%s/%s", io->dir, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", io->sp_dst, e->d_name);
+        if (sl_fs_copy_dir(a, b, failed, sizeof failed) != SL_OK)
+            snprintf(why, cap, "cannot copy %s to %s: %s", failed, b, strerror(errno));
+    }
+    if (d)
+        closedir(d);
     for (int i = 0; !why[0] && i <= io->nsp_files; i++) {
         const char *name = i < io->nsp_files ? io->sp_files[i] : "_metadata";
         char a[4400], b[4600];
@@ -1001,6 +1005,22 @@ static void s_io_copy_savepoint(s_io_t *io)
 
 static void s_io_run(s_io_t *io)
 {
+    if (io->kind == S_IO_SP_MARK) { /* the directory of the savepoint's checkpoint, marked */
+        char parent[4200], path[4300];
+        const char *slash = strrchr(io->dir, '/');
+        snprintf(parent, sizeof parent, "%.*s", slash ? (int)(slash - io->dir) : 0, io->dir);
+        snprintf(path, sizeof path, "%s/" SL_CKPT_SAVEPOINT_MARK, io->dir);
+        if (parent[0])
+            mkdir(parent, 0755); /* (the job's checkpoint directory: there already, usually) */
+        errno = 0;
+        if ((mkdir(io->dir, 0755) != 0 && errno != EEXIST) ||
+            sl_fs_write_atomic(path, "", 0) != SL_OK) {
+            io->rc = SL_IO;
+            snprintf(io->why, sizeof io->why, "cannot write %s: %s", path,
+                     errno ? strerror(errno) : "I/O error");
+        }
+        return;
+    }
     if (io->kind == S_IO_METADATA) {
         char what[200], path[4300];
         snprintf(what, sizeof what, "job %s: _metadata of checkpoint %llu", io->job_id,
@@ -1023,8 +1043,25 @@ static void s_io_run(s_io_t *io)
             s_io_copy_savepoint(io);
         return;
     }
-    for (int i = 0; i < io->ndirs; i++)
+    if (io->staging) {
+        char what[200];
+        snprintf(what, sizeof what, "job %s: its staging directories", io->job_id);
+        s_test_delay("SLUICE_MASTER_STAGING_DELAY_MS", &io->abandon, what);
+    }
+    for (int i = 0; i < io->ndirs; i++) {
+        char owner[4400], got[4400];
+        snprintf(owner, sizeof owner, "%s/.owner", io->dirs[i]);
+        size_t n = 0, k = io->staging ? strlen(io->dir) : 0;
+        FILE *f = io->staging ? fopen(owner, "rb") : NULL;
+        if (f) {
+            n = fread(got, 1, sizeof got - 1, f);
+            fclose(f);
+        }
+        got[n] = '\0';
+        if (f && (n <= k || got[n - k - 1] != ' ' || strcmp(got + n - k, io->dir) != 0))
+            continue; /* claimed by another job since (one resumed into the same output) */
         sl_rmtree(io->dirs[i]);
+    }
     if (io->partial) { /* every checkpoint directory without _metadata */
         DIR *d = opendir(io->partial);
         for (struct dirent *e; d && (e = readdir(d));) {
@@ -1100,6 +1137,35 @@ static void s_io_push(sl_master_t *m, s_job_t *j, s_io_t *io)
     m->ioq_tail = io;
     pthread_cond_signal(&m->io_cv);
     pthread_mutex_unlock(&m->io_mu);
+}
+
+/* A checkpointed job that ended for good (failed, canceled, or stopped
+ * with a savepoint, which holds the committed parts itself): the staged
+ * parts of its file sinks will never be published; finished: its end
+ * markers are no longer needed. They go in the file thread, after j's
+ * earlier file work. */
+static void s_drop_staging(sl_master_t *m, s_job_t *j)
+{
+    if (!j->ckpt_dir)
+        return;
+    s_io_t *io = s_io_new(j, S_IO_DELETE);
+    bool ok = io && (io->dirs = calloc((size_t)j->plan->nnodes + 1, sizeof *io->dirs));
+    for (int i = 0; i < j->plan->nnodes; i++)
+        if (j->plan->nodes[i].kind == SL_OP_FILE_SINK) {
+            char dir[4200];
+            sl_fs_staging_dir(j->plan->nodes[i].sink_path, dir, sizeof dir);
+            char *d = ok ? strdup(dir) : NULL;
+            if (d)
+                io->dirs[io->ndirs++] = d;
+            else /* out of memory: here, then */
+                sl_rmtree(dir);
+        }
+    if (ok && io->ndirs && (io->dir = strdup(j->ckpt_dir))) {
+        io->staging = true;
+        s_io_push(m, j, io);
+    } else {
+        s_io_free(io);
+    }
 }
 
 /* Takes j's first piece once it has ended; NULL while it waits or runs.
@@ -1226,6 +1292,23 @@ static void s_ck_abort(sl_master_t *m, s_job_t *j, const char *why)
     j->ck_pending = 0;
     j->ck_writing = false;
     j->ck_last_end = s_mono_ms();
+}
+
+/* The savepoint asked for will be the next checkpoint: its directory is
+ * marked first (SL_CKPT_SAVEPOINT_MARK, in the file thread), so file sinks
+ * put their committed parts into it; the trigger follows once that is
+ * done (no checkpoint is triggered while j's file work is pending). */
+static void s_sp_mark(sl_master_t *m, s_job_t *j)
+{
+    char dir[4200];
+    s_ck_dir(j, j->ck_next + 1, dir, sizeof dir);
+    s_io_t *io = s_io_new(j, S_IO_SP_MARK);
+    if (!io || !(io->dir = strdup(dir))) {
+        s_io_free(io);
+        return; /* (tried again at the next tick) */
+    }
+    j->sp_marked = j->ck_next + 1;
+    s_io_push(m, j, io);
 }
 
 static void s_ck_trigger(sl_master_t *m, s_job_t *j)
@@ -1972,6 +2055,12 @@ static void s_tick_jobs(sl_master_t *m)
         for (s_io_t *io; (io = s_io_take(j));) {
             if (io->kind == S_IO_METADATA && !atomic_load(&io->abandon))
                 s_ck_written(m, j, io);
+            if (io->kind == S_IO_SP_MARK && io->rc != SL_OK && j->sp_wanted) {
+                sl_msg_send_error(m->sock, j->sp_rid, j->sp_rlen, j->sp_req, SL_IO,
+                                  "the savepoint of job %s failed: %s", j->id, io->why);
+                j->sp_wanted = false;
+                j->sp_marked = 0;
+            }
             s_io_free(io);
         }
         if (j->verify) {
@@ -2026,8 +2115,12 @@ static void s_tick_jobs(sl_master_t *m)
         uint64_t since = j->ck_last_end ? j->ck_last_end : j->ck_started;
         if (!j->ck_pending && !j->io && /* no checkpoint while its files are worked on */
             (j->sp_wanted || (now - since >= (uint64_t)sp->ckpt_min_pause_ms &&
-                              now - j->ck_started >= (uint64_t)sp->ckpt_interval_ms)))
-            s_ck_trigger(m, j);
+                              now - j->ck_started >= (uint64_t)sp->ckpt_interval_ms))) {
+            if (j->sp_wanted && j->sp_marked != j->ck_next + 1)
+                s_sp_mark(m, j); /* first the checkpoint's directory says it is a savepoint */
+            else
+                s_ck_trigger(m, j);
+        }
     }
 }
 
@@ -2396,9 +2489,8 @@ static void s_on_task_state(sl_master_t *m, const uint8_t *rid, size_t rlen,
         /* A sink task that was still opening when its job failed for good may
          * have made its staging directory again after the job dropped it:
          * dropped again once the job's last task is down. */
-        if (!t_terminal && j->state != SLUICE__JOB_STATE_KIND__JOB_FINISHED &&
-            j->state != SLUICE__JOB_STATE_KIND__JOB_STOPPED && s_tasks_down(j))
-            s_drop_staging(j);
+        if (!t_terminal && j->state != SLUICE__JOB_STATE_KIND__JOB_FINISHED && s_tasks_down(j))
+            s_drop_staging(m, j);
         /* Likewise a task may have written into a given-up checkpoint after
          * its deletion and its acknowledgement's sweep: once every task is
          * down, no checkpoint directory without _metadata stays. */

@@ -323,7 +323,7 @@ typedef struct {
     uint32_t part;            /* index of the current part = parts committed */
     uint64_t *sizes;          /* bytes of each committed part */
     uint32_t cap_sizes;       /* entries allocated */
-    char token[96];           /* this instance's claim on the staging directory (`.owner`) */
+    char token[4400];         /* this instance's claim on the staging directory (`.owner`) */
     int lost;                 /* a part that failed to close took rows with it */
     char lost_why[512];       /* why (the task fails with it at the next call) */
     char *dir;                /* publish: checkpoint: the output directory, else NULL */
@@ -391,9 +391,11 @@ static int s_claim(sl_opctx_t *c, s_sink_t *s)
     static _Atomic uint64_t seq;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(s->token, sizeof s->token, "%ld-%lld.%09ld-%llu-a%u", (long)getpid(),
+    /* (ending in " CKPT_DIR": the master drops a staging directory of a job
+     * that ended only while it is still that job's) */
+    snprintf(s->token, sizeof s->token, "%ld-%lld.%09ld-%llu-a%u %s", (long)getpid(),
              (long long)ts.tv_sec, ts.tv_nsec, (unsigned long long)atomic_fetch_add(&seq, 1),
-             (unsigned)c->attempt);
+             (unsigned)c->attempt, c->ckpt_dir ? c->ckpt_dir : "");
     char path[4200];
     snprintf(path, sizeof path, "%s/" S_OWNER, s->stage);
     if (sl_fs_write_atomic(path, s->token, strlen(s->token)) != SL_OK)
@@ -633,6 +635,42 @@ static int s_close_part(sl_opctx_t *c, s_sink_t *s)
     return SL_OK;
 }
 
+/* DIR/parts-NODE-SUBTASK: where a savepoint (or the checkpoint it was
+ * copied from) holds this subtask's committed parts. */
+static void s_saved_dir(const sl_opctx_t *c, const char *dir, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/" SL_CKPT_PARTS_PREFIX "%s-%d", dir, c->node->name, c->subtask);
+}
+
+/* When the checkpoint being taken is a savepoint (the master marked its
+ * directory), the committed parts still staged (from..part-1; those before
+ * are published) are linked (or copied) into it, so the savepoint the
+ * master copies from it holds everything a resume needs, however often
+ * and wherever it is resumed. A checkpoint refers to the staged parts. */
+static int s_save_parts(sl_opctx_t *c, s_sink_t *s, uint32_t from)
+{
+    if (!c->ckpt_dir)
+        return SL_OK;
+    char chk[4200], mark[4300], dir[4400];
+    snprintf(chk, sizeof chk, "%s/chk-%llu", c->ckpt_dir, (unsigned long long)c->checkpoint_id);
+    snprintf(mark, sizeof mark, "%s/" SL_CKPT_SAVEPOINT_MARK, chk);
+    if (access(mark, F_OK) != 0 && errno == ENOENT)
+        return SL_OK;
+    s_saved_dir(c, chk, dir, sizeof dir);
+    if (access(mark, F_OK) != 0 || (mkdir(dir, 0755) != 0 && errno != EEXIST))
+        return sl_op_fail(c, SL_IO, "sink '%s': cannot create %s for the savepoint: %s",
+                          c->node->name, dir, strerror(errno));
+    for (uint32_t i = from; i < s->part; i++) {
+        char part[4200], to[4600];
+        s_part_path(s, i, part, sizeof part);
+        snprintf(to, sizeof to, "%s/part-%06u", dir, (unsigned)i);
+        if (sl_fs_link_or_copy(part, to) != SL_OK)
+            return sl_op_fail(c, SL_IO, "sink '%s': cannot put committed part %s into %s: %s",
+                              c->node->name, part, dir, strerror(errno));
+    }
+    return SL_OK;
+}
+
 static int s_sink_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
 {
     s_sink_t *s = c->state;
@@ -649,6 +687,8 @@ static int s_sink_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
         snprintf(s->lost_why, sizeof s->lost_why, "%s", c->err);
         return rc;
     }
+    if ((rc = s_save_parts(c, s, s->dir ? s->published : 0)) != SL_OK)
+        return rc;                 /* (declined; the parts stay staged) */
     sl_snap_u8(w, s->dir ? 3 : 2); /* version: 3 = publish: checkpoint */
     sl_snap_bytes(w, s->stage, strlen(s->stage));
     if (s->dir) {
@@ -692,7 +732,7 @@ static int s_sink_complete(sl_opctx_t *c, uint64_t id)
  * taken for; a job resumed from a savepoint may write elsewhere). */
 static int s_copy_part(sl_opctx_t *c, s_sink_t *s, const char *from_dir, uint32_t i)
 {
-    char from[4200], to[4200];
+    char from[4600], to[4200];
     snprintf(from, sizeof from, "%s/part-%06u", from_dir, (unsigned)i);
     s_part_path(s, i, to, sizeof to);
     int rc = sl_fs_copy_atomic(from, to);
@@ -723,6 +763,9 @@ static int s_rolling_restore(sl_opctx_t *c, s_sink_t *s, sl_snap_r_t *r, const c
     memcpy(from_dir, d, dlen);
     from_dir[dlen] = '\0';
     bool elsewhere = strcmp(from_dir, s->dir) != 0;
+    char saved[4400] = "";
+    if (c->restore_dir)
+        s_saved_dir(c, c->restore_dir, saved, sizeof saved);
     s->fresh = false;
     s->npend = 0;
     int rc = s_check_owner(c, s);
@@ -731,9 +774,16 @@ static int s_rolling_restore(sl_opctx_t *c, s_sink_t *s, sl_snap_r_t *r, const c
         char part[4200], to[4200], old[4200];
         s_part_path(s, i, part, sizeof part);
         s_target_path(c, s->dir, i, to, sizeof to);
-        snprintf(old, sizeof old, "%s/part-%06u", from_stage, (unsigned)i);
-        if (elsewhere && s_size(old) >= 0 && (rc = s_copy_part(c, s, from_stage, i)) != SL_OK)
-            break;
+        char sv[4600];
+        snprintf(sv, sizeof sv, "%s/part-%06u", saved, (unsigned)i);
+        if (saved[0] && s_size(sv) >= 0) { /* the savepoint's copy */
+            if ((rc = s_copy_part(c, s, saved, i)) != SL_OK)
+                break;
+        } else {
+            snprintf(old, sizeof old, "%s/part-%06u", from_stage, (unsigned)i);
+            if (elsewhere && s_size(old) >= 0 && (rc = s_copy_part(c, s, from_stage, i)) != SL_OK)
+                break;
+        }
         int64_t staged = s_size(part);
         if (staged >= 0 && (uint64_t)staged != size)
             rc = sl_op_fail(c, SL_DATA,
@@ -834,12 +884,18 @@ static int s_sink_restore(sl_opctx_t *c, sl_snap_r_t *r)
                 c->node->name, c->node->sink_path);
         return SL_OK;
     }
+    char saved[4400] = "", have[4600];
+    if (c->restore_dir)
+        s_saved_dir(c, c->restore_dir, saved, sizeof saved);
     for (uint32_t i = 0; i < parts; i++) {
         uint64_t size = sl_snap_get_u64(r);
         char part[4200];
         struct stat st;
-        if (elsewhere) {
-            int rc = s_copy_part(c, s, from, i);
+        /* a savepoint holds its parts; else they are staged where it was taken */
+        snprintf(have, sizeof have, "%s/part-%06u", saved, (unsigned)i);
+        bool in_saved = saved[0] && s_size(have) >= 0;
+        if (in_saved || elsewhere) {
+            int rc = s_copy_part(c, s, in_saved ? saved : from, i);
             if (rc)
                 return rc;
         }

@@ -51,6 +51,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "sluice/fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -1171,6 +1172,54 @@ int sl_fs_copy_atomic(const char *from, const char *to)
     fclose(f);
     int rc = buf && (long)got == n ? sl_fs_write_atomic(to, buf, got) : SL_IO;
     free(buf);
+    return rc;
+}
+
+int sl_fs_link_or_copy(const char *from, const char *to)
+{
+    int rc = link(from, to);
+    if (rc != 0 && errno == EEXIST && unlink(to) == 0)
+        rc = link(from, to);
+    if (rc != 0) {
+        if (errno == ENOENT && access(from, F_OK) != 0)
+            return SL_NOTFOUND;
+        if (errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP ||
+            errno == ENOSYS)
+            return sl_fs_copy_atomic(from, to); /* (syncs the directory itself) */
+        return SL_IO;
+    }
+    return s_fsync_dir(to) < 0 ? SL_IO : SL_OK;
+}
+
+int sl_fs_copy_dir(const char *from, const char *to, char *failed, size_t cap)
+{
+    if (failed && cap)
+        snprintf(failed, cap, "%s", to);
+    if (mkdir(to, 0755) != 0 && errno != EEXIST)
+        return SL_IO;
+    DIR *d = opendir(from);
+    if (!d) {
+        if (failed && cap)
+            snprintf(failed, cap, "%s", from);
+        return SL_IO;
+    }
+    int rc = SL_OK;
+    for (struct dirent *e; rc == SL_OK && (e = readdir(d));) {
+        char a[4400], b[4400];
+        struct stat st;
+        snprintf(a, sizeof a, "%s/%s", from, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", to, e->d_name);
+        if (stat(a, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if ((rc = sl_fs_copy_atomic(a, b)) != SL_OK) {
+            int err = errno;
+            if (failed && cap)
+                snprintf(failed, cap, "%s", a);
+            errno = err;
+            rc = SL_IO;
+        }
+    }
+    closedir(d);
     return rc;
 }
 

@@ -92,19 +92,35 @@ for k in $(seq 1 "$KILLS"); do
         echo "chaos $k: skipped, the job is near its end"
         break
     fi
-    # a random worker among those running the job's tasks
-    mapfile -t busy < <(status | grep -o '"worker":"[^"]*"' | cut -d'"' -f4 | sort -u)
+    # a random worker among those running the job's tasks, while it runs
+    status >"$WORK/chaos.json"
+    mapfile -t busy < <(running_workers "$WORK/chaos.json")
+    if [ ${#busy[@]} -eq 0 ]; then
+        echo "chaos $k: skipped, the job no longer runs: $(jget state <"$WORK/chaos.json")"
+        break
+    fi
     victim=${busy[$((RANDOM % ${#busy[@]}))]}
     # a random moment: up to 900 ms into a checkpoint interval
     sleep "0.$((RANDOM % 9))"
-    before=$(field checkpoints)
-    attempt=$(field attempt)
+    status >"$WORK/chaos.json" # (still running tasks of the running job?)
+    before=$(jget checkpoints <"$WORK/chaos.json")
+    attempt=$(jget attempt <"$WORK/chaos.json")
+    if ! running_workers "$WORK/chaos.json" | grep -qx "$victim"; then
+        echo "chaos $k: skipped, $victim no longer runs tasks of the running job"
+        break
+    fi
     step "chaos $k: kill -9 $victim (attempt $attempt, $before checkpoints)"
     eval "kill -9 \$PID_$victim"
     start_worker "$victim"
-    # (on a slow machine the new attempt may already have finished)
-    wait_for 60 restarted $((attempt + 1)) ||
+    # (on a slow machine the new attempt may already have finished; and the
+    # job may have finished in the instant between the status and the kill)
+    finished_in() { [ "$(field state)" = FINISHED ] && [ "$(field attempt)" -eq "$1" ]; }
+    wait_for 60 eval "restarted $((attempt + 1)) || finished_in $attempt" ||
         fail "the job did not restart after killing $victim: $(sluice status "$JOB")"
+    if finished_in "$attempt"; then
+        echo "chaos $k: the job finished before the kill landed"
+        break
+    fi
     wait_for 60 checkpointed_or_done $((before + 1)) ||
         fail "no checkpoint after the restart: $(sluice status "$JOB")"
     kills=$((kills + 1))
@@ -131,5 +147,5 @@ for out in totals windows; do
         fail "$out differ from the failure-free result ($counts)"
     }
 done
-[ ! -e "$WORK/.totals.csv.sluice-staging" ] || fail "the sink's staging directory was left behind"
+wait_for 20 test ! -e "$WORK/.totals.csv.sluice-staging" || fail "the sink's staging directory was left behind"
 echo "PASS exactly-once through $KILLS kill -9"

@@ -110,7 +110,7 @@ check_outputs() { # NAME: its totals and windows equal the closed-form results
             diff "$WORK/want-$out.csv" "$WORK/got-$name-$out.csv" | head -n 6 >&2 || true
             soft_fail "$name: $out differ from the failure-free result ($counts)"
         fi
-        [ ! -e "$WORK/.$name-$out.csv.sluice-staging" ] ||
+        wait_for 20 test ! -e "$WORK/.$name-$out.csv.sluice-staging" ||
             soft_fail "$name: the $out sink's staging directory was left behind"
     done
 }

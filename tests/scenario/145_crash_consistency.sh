@@ -108,7 +108,7 @@ grep -q "restarts from checkpoint" "$WORK/master-before-finished/master.err" ||
     grep -c "the failed attempt had published the whole output")" -ge 1 ] ||
     fail "master-before-finished: the sinks did not find their end markers"
 for f in totals windows; do
-    [ ! -e "$WORK/master-before-finished/.$f.csv.sluice-staging" ] ||
+    wait_for 20 test ! -e "$WORK/master-before-finished/.$f.csv.sluice-staging" ||
         fail "master-before-finished: the finished job's staging directory for $f.csv is still there"
 done
 echo "PASS crash consistency at 8 steps of the checkpoint protocol"

@@ -200,6 +200,19 @@ if [ "$TMPFS" = 1 ]; then
     done_now=$(completed)
     wait_for 30 completed_more_than "$done_now" || fail "no checkpoint once space was back"
     running_same_attempt "once space was back"
+    # the checkpoints declined on the full disk left nothing behind: no
+    # directory without _metadata older than the latest completed one
+    stale_dirs() {
+        local d n latest
+        latest=$(sluice status --json "$JOB" | jget checkpoint_id)
+        for d in "$CK"/chk-*; do
+            n=${d##*/chk-}
+            [ ! -e "$d" ] || [ -e "$d/_metadata" ] || [ "$n" -gt "$latest" ] || echo "$d"
+        done
+    }
+    no_stale_dirs() { [ -z "$(stale_dirs)" ]; }
+    wait_for 20 no_stale_dirs ||
+        fail "declined checkpoints left directories behind: $(for d in $(stale_dirs); do echo "$d: $(ls -A "$d")"; done)"
 fi
 
 step "the job ran in one attempt throughout"

@@ -94,6 +94,13 @@ worker_pid() { eval "echo \$PID_$1"; }
 alive_workers() { [ "$(sluice workers --json | grep -o '"alive":true' | wc -l)" -eq "$1" ]; }
 # job_workers JOB: the workers that run the job's tasks now, one per line
 job_workers() { sluice status --json "$1" | grep -o '"worker":"[^"]*"' | cut -d'"' -f4 | sort -u; }
+# running_workers FILE: from a job's saved `sluice status --json`, the
+# workers whose tasks of it are RUNNING, one per line; none unless the job
+# itself is RUNNING (a kill then would restart nothing)
+running_workers() {
+    [ "$(jget state <"$1")" = RUNNING ] || return 0
+    grep -o '"worker":"[^"]*","host":"[^"]*","state":"RUNNING"' "$1" | cut -d'"' -f4 | sort -u
+}
 proc_state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null; }
 is_stopped() { [ "$(proc_state "$1")" = T ]; }
 is_not_stopped() { [ "$(proc_state "$1")" != T ]; }

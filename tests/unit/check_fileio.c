@@ -792,6 +792,41 @@ START_TEST(test_fs_read_checked)
 }
 END_TEST
 
+/* A savepoint's parts: linked (a link is the same file), a link over an
+ * existing file replaces it; directories copied file by file. */
+START_TEST(test_fs_link_or_copy_and_copy_dir)
+{
+    ck_assert_int_eq(mkdir(s_path("a"), 0755), 0);
+    sl_test_write_file(s_path("a/part-000000"), "first");
+    sl_test_write_file(s_path("a/part-000001"), "second");
+    ck_assert_int_eq(mkdir(s_path("a/sub"), 0755), 0);
+    ck_assert_int_eq(mkdir(s_path("b"), 0755), 0);
+    sl_test_write_file(s_path("b/part-000000"), "stale");
+    ck_assert_int_eq(sl_fs_link_or_copy(s_path("a/part-000000"), s_path("b/part-000000")), SL_OK);
+    ck_assert_int_eq(sl_fs_link_or_copy(s_path("a/part-000001"), s_path("b/part-000001")), SL_OK);
+    char *text = sl_test_read_file(s_path("b/part-000000"), NULL);
+    ck_assert_str_eq(text, "first");
+    free(text);
+    struct stat x, y;
+    ck_assert_int_eq(stat(s_path("a/part-000001"), &x), 0);
+    ck_assert_int_eq(stat(s_path("b/part-000001"), &y), 0);
+    ck_assert(x.st_ino == y.st_ino); /* the same file system: a hard link */
+    ck_assert_int_eq(sl_fs_link_or_copy(s_path("a/nope"), s_path("b/nope")), SL_NOTFOUND);
+    ck_assert_int_eq(sl_fs_link_or_copy(s_path("a/part-000000"), s_path("missing/x")), SL_IO);
+
+    char failed[4400];
+    ck_assert_int_eq(sl_fs_copy_dir(s_path("a"), s_path("c"), failed, sizeof failed), SL_OK);
+    text = sl_test_read_file(s_path("c/part-000001"), NULL);
+    ck_assert_str_eq(text, "second");
+    free(text);
+    ck_assert_int_eq(stat(s_path("c/part-000001"), &y), 0);
+    ck_assert(x.st_ino != y.st_ino);       /* a copy */
+    ck_assert(!s_exists(s_path("c/sub"))); /* regular files only */
+    ck_assert_int_eq(sl_fs_copy_dir(s_path("nope"), s_path("d"), failed, sizeof failed), SL_IO);
+    ck_assert_ptr_nonnull(strstr(failed, "nope"));
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("fileio");
@@ -812,6 +847,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_writer_visible_only_after_commit);
     tcase_add_test(tc, test_fs_write_atomic_and_publish);
     tcase_add_test(tc, test_fs_read_checked);
+    tcase_add_test(tc, test_fs_link_or_copy_and_copy_dir);
     suite_add_tcase(s, tc);
     TCase *split = tcase_create("split");
     tcase_add_checked_fixture(split, s_setup, s_teardown);

@@ -99,6 +99,22 @@ int sl_fs_read_checked(const char *path, uint64_t size, const char *sha256_hex, 
 /* The staging directory of an output file written in parts
  * (.NAME.sluice-staging beside it; docs/fault-tolerance.md). */
 void sl_fs_staging_dir(const char *path, char *buf, size_t cap);
+/* Makes to a hard link of the file from (replacing a file at to), or a
+ * crash-safe copy where a link cannot be made (another file system, or one
+ * without hard links); the directory of to is synced. Returns 0,
+ * SL_NOTFOUND when from does not exist, or SL_IO (errno says why). */
+int sl_fs_link_or_copy(const char *from, const char *to);
+/* Copies every regular file of the directory from into the directory to
+ * (created if needed), each crash-safely. Returns 0 or SL_IO (errno says
+ * why; *failed, when not NULL, names the file, cap bytes). */
+int sl_fs_copy_dir(const char *from, const char *to, char *failed, size_t cap);
+/* A checkpoint directory holding a file of this name (the master makes it
+ * before it triggers the checkpoint) is taken for a savepoint: file sinks
+ * put their committed parts into it, under SL_CKPT_PARTS_PREFIX
+ * NODE-SUBTASK/, and the savepoint copied from it holds them too
+ * (docs/fault-tolerance.md). */
+#define SL_CKPT_SAVEPOINT_MARK "_savepoint"
+#define SL_CKPT_PARTS_PREFIX "parts-"
 /* sl_fs_write_atomic with the failpoints (sluice/failpoint.h)
  * fp-tmp-written (the temporary file written, not synced), fp-before-rename
  * (synced, not renamed) and fp-before-dirsync (renamed, directory not

@@ -129,6 +129,8 @@ typedef struct {
     int nrestore;
     uint64_t restore_id; /* the checkpoint it comes from */
     char *restore_dir;   /* its directory */
+    char *origin;        /* the savepoint it was submitted from (restored until a checkpoint
+                            of its own completes), or NULL */
     bool rescale;        /* restore lists the old subtasks of another parallelism */
 
     /* Checkpoint details, for `sluice checkpoints`. */
@@ -261,6 +263,7 @@ static void s_job_free(s_job_t *j)
     free(j->ckinfo);
     free(j->ckinfo_paths);
     free(j->sp_dir);
+    free(j->origin);
     for (int i = 0; i < j->nfailures; i++)
         free(j->failures[i]);
     free(j->failures);
@@ -598,6 +601,7 @@ static void s_persist(sl_master_t *m, const s_job_t *j)
     sub.spec_text.data = j->spec_text;
     sub.spec_text.len = j->spec_len;
     sub.parallelism = (uint32_t)j->parallelism;
+    sub.from_savepoint = j->origin ? j->origin : "";
     Sluice__Param *params = calloc((size_t)j->nparams + 1, sizeof *params);
     Sluice__Param **pp = calloc((size_t)j->nparams + 1, sizeof *pp);
     if (!params || !pp) {
@@ -741,10 +745,12 @@ static void s_load_job(sl_master_t *m, const char *path)
     j->nparams = (int)sj->n_params;
     j->pnames = calloc(sj->n_params + 1, sizeof(char *));
     j->pvalues = calloc(sj->n_params + 1, sizeof(char *));
+    j->origin = sj->from_savepoint[0] ? strdup(sj->from_savepoint) : NULL;
     s_job_t **nj = realloc(m->jobs, (size_t)(m->njobs + 1) * sizeof *nj);
     if (nj)
         m->jobs = nj;
-    if (!j->id || !j->name || !j->spec_file || !j->spec_text || !j->pnames || !j->pvalues || !nj)
+    if (!j->id || !j->name || !j->spec_file || !j->spec_text || !j->pnames || !j->pvalues || !nj ||
+        (sj->from_savepoint[0] && !j->origin))
         goto fail;
     memcpy(j->spec_text, sj->spec_text.data, sj->spec_text.len);
     for (size_t i = 0; i < sj->n_params; i++) {
@@ -781,7 +787,9 @@ static void s_load_job(sl_master_t *m, const char *path)
         j->restart_at = s_mono_ms() + (uint64_t)m->o.heartbeat_timeout_ms;
         j->reason = strdup("resuming after a master restart");
         fprintf(stderr, "sluice-master: resuming job %s (%s) from %s\n", j->id, j->name,
-                j->nck_done ? "its latest checkpoint" : "the start");
+                j->nck_done ? "its latest checkpoint"
+                : j->origin ? "the savepoint it was submitted from"
+                            : "the start");
     } else if (!s_terminal(j->state)) {
         j->state = SLUICE__JOB_STATE_KIND__JOB_SCHEDULED;
     }
@@ -1795,11 +1803,23 @@ static int s_ck_load(s_job_t *j, uint64_t id, char *why, size_t cap)
 }
 
 /* Picks the newest completed checkpoint that is intact; falls back to older
- * ones, saying why. With none completed the job starts from scratch; with
- * all corrupt it fails (never from scratch by accident). */
+ * ones, saying why. With none completed a job submitted from a savepoint
+ * starts from that savepoint again, any other job from scratch; with all
+ * corrupt (or its savepoint unusable) it fails (never from scratch by
+ * accident). */
 static int s_ck_choose(s_job_t *j, char *why, size_t cap)
 {
     s_restore_free(j);
+    if (!j->nck_done && j->origin) {
+        char bad[4600];
+        if (s_restore_load(j, j->origin, true, bad, sizeof bad) == SL_OK)
+            return SL_OK;
+        fprintf(stderr,
+                "sluice-master: job %s: the savepoint it was submitted from is unusable (%s)\n",
+                j->id, bad);
+        snprintf(why, cap, "no usable checkpoint: savepoint %s: %s", j->origin, bad);
+        return SL_DATA;
+    }
     if (!j->nck_done)
         return SL_OK;
     for (int k = j->nck_done - 1; k >= 0; k--) {
@@ -1844,6 +1864,7 @@ static void s_verify_free(s_verify_t *v)
     s_restore_free(&v->shadow);
     free(v->shadow.id);
     free(v->shadow.ckpt_dir);
+    free(v->shadow.origin);
     free(v->shadow.ck_done);
     free(v->from);
     free(v);
@@ -1892,9 +1913,11 @@ static int s_verify_start(s_job_t *j, const char *from, int wake_fd)
     v->shadow.id = strdup(j->id);
     v->shadow.plan = j->plan;
     v->shadow.ckpt_dir = strdup(j->ckpt_dir);
+    v->shadow.origin = j->origin ? strdup(j->origin) : NULL;
     v->shadow.ck_done = malloc(((size_t)j->nck_done + 1) * sizeof *j->ck_done);
     v->shadow.nck_done = j->nck_done;
-    if (!v->shadow.id || !v->shadow.ckpt_dir || !v->shadow.ck_done) {
+    if (!v->shadow.id || !v->shadow.ckpt_dir || !v->shadow.ck_done ||
+        (j->origin && !v->shadow.origin)) {
         s_verify_free(v);
         return SL_NOMEM;
     }
@@ -2040,7 +2063,12 @@ static void s_restart_chosen(sl_master_t *m, s_job_t *j, int rc, const char *why
         s_end_job(m, j, SLUICE__JOB_STATE_KIND__JOB_FAILED, why);
         return;
     }
-    if (j->restore_id)
+    if (j->restore_id && !j->nck_done && j->origin)
+        fprintf(stderr,
+                "sluice-master: job %s restarts from savepoint %s (no checkpoint of its own "
+                "completed yet)\n",
+                j->id, j->origin);
+    else if (j->restore_id)
         fprintf(stderr, "sluice-master: job %s restarts from checkpoint %llu\n", j->id,
                 (unsigned long long)j->restore_id);
     s_try_schedule(m, j);
@@ -2293,8 +2321,10 @@ static void s_on_submit(sl_master_t *m, const void *rid, size_t rlen, uint64_t r
     j->nparams = (int)sj->n_params;
     j->pnames = calloc(sj->n_params + 1, sizeof(char *));
     j->pvalues = calloc(sj->n_params + 1, sizeof(char *));
+    j->origin = sj->from_savepoint[0] ? strdup(sj->from_savepoint) : NULL;
     s_job_t **nj = realloc(m->jobs, (size_t)(m->njobs + 1) * sizeof *nj);
-    if (!j->id || !j->name || !j->spec_file || !j->spec_text || !j->pnames || !j->pvalues || !nj) {
+    if (!j->id || !j->name || !j->spec_file || !j->spec_text || !j->pnames || !j->pvalues || !nj ||
+        (sj->from_savepoint[0] && !j->origin)) {
         if (nj)
             m->jobs = nj;
         sl_msg_send_error(m->sock, rid, rlen, req, SL_NOMEM, "out of memory");

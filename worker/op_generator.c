@@ -131,7 +131,7 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
         return sl_op_fail(c, SL_DATA, "generator '%s': not a snapshot of this source", nd->name);
     int64_t pause = nd->gen_pause_ms > 0 ? nd->gen_pause_ms : 0;
     /* seq must be this subtask's: subtask + mine * parallelism */
-    if (mine < 0 || seq < c->subtask || left < 0 || left > pause ||
+    if (mine < 0 || seq < c->subtask || left < 0 ||
         (seq - c->subtask) / c->parallelism != mine || (seq - c->subtask) % c->parallelism != 0)
         return sl_op_fail(c, SL_DATA,
                           "generator '%s': snapshot position (seq %lld, %lld emitted) is not "
@@ -139,7 +139,7 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
                           nd->name, (long long)seq, (long long)mine, c->subtask, c->parallelism);
     g->seq = seq;
     g->mine = mine;
-    g->pause_left = left;
+    g->pause_left = left < pause ? left : pause; /* a job resumed with a shorter pause */
     return SL_OK;
 }
 

@@ -142,7 +142,40 @@ for f in job other froma; do
             fail "the staging directory of $f-$out.csv was left behind"
     done
 done
+step "a job resumed from B that fails before a checkpoint of its own restarts from B, not from scratch"
+# its checkpoints are an hour apart: none completes; it pauses 20 s at
+# record 200000 (past B's position), and a worker running its tasks is
+# killed (-9) in that pause
+sluice submit "$WORK/keyed.yaml" --detach --from-savepoint "$SPB" -p source_parallelism=1 \
+    -p pause_after=200000 -p pause_for=20s \
+    -p count="$COUNT" -p rate="$RATE" -p interval=1h \
+    -p out_totals="$WORK/again-totals.csv" -p out_windows="$WORK/again-windows.csv" >"$WORK/rjob" ||
+    fail "resume $SPB into again: $(cat "$WORK/stderr")"
+RJOB_again=$(cat "$WORK/rjob")
+again_paused() {
+    sluice status --json "$RJOB_again" >"$WORK/again.json" || return 1
+    [ "$(grep -o '"name":"gen","records_in":[0-9]*' "$WORK/again.json" | grep -o '[0-9]*$')" -ge 200000 ]
+}
+wait_for 120 again_paused || fail "the resumed job did not reach its pause: $(sluice status "$RJOB_again")"
+VICTIM=$(running_workers "$WORK/again.json" | head -n 1)
+[ -n "$VICTIM" ] || fail "no worker runs the resumed job: $(cat "$WORK/again.json")"
+VPID=$(pgrep -f -- "--id $VICTIM --slots" | head -n 1)
+kill -9 "$VPID"
+wait "$VPID" 2>/dev/null || true
+"$SLUICE_WORKER_BIN" --id "$VICTIM" --slots 8 --data-bind tcp://127.0.0.1 2>>"$WORK/$VICTIM.err" &
+PIDS+=($!)
+wait_for 60 grep -q "job $RJOB_again restarts from savepoint $SPB" "$WORK/master.err" ||
+    fail "the resumed job did not restart from its savepoint: $(grep "$RJOB_again" "$WORK/master.err")"
+finished_again() {
+    local st
+    st=$(sluice status --json "$RJOB_again" | jget state)
+    [ "$st" != FAILED ] || fail "the job resumed into again failed: $(sluice status "$RJOB_again")"
+    [ "$st" = FINISHED ]
+}
+wait_for 180 finished_again || fail "the restarted job did not finish: $(sluice status "$RJOB_again")"
+[ "$(sluice status --json "$RJOB_again" | jget attempt)" -ge 2 ] || fail "the resumed job did not restart"
+check again
 for f in "$WORK"/w*.err "$WORK/master.err"; do
     grep -q Sanitizer "$f" && fail "sanitizer report in $f: $(head -n 30 "$f")"
 done
-echo "PASS self-contained savepoints of file sinks, resumed four times"
+echo "PASS self-contained savepoints of file sinks, resumed five times (once through a restart)"

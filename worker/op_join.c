@@ -23,7 +23,9 @@
  *     the latest is kept).
  * Timers are never removed: a popped timer of a key sweeps the key at the
  * current watermark (at most once per watermark), so stale or repeated
- * timers cost a lookup.
+ * timers cost a lookup. An interval join's key counts one timer, at the
+ * earliest expiry of its rows (moved earlier by a row that expires
+ * sooner, re-armed by each sweep), not one per row.
  *
  * Determinism: the set of output rows depends on the records only, never
  * on their arrival order or batching, as long as no record is late. Late
@@ -89,6 +91,8 @@ typedef struct {
     int next;         /* hash chain (index into keys), -1 ends */
     bool used;        /* slot holds a key */
     uint64_t swept;   /* watermark generation of the last sweep */
+    bool armed;       /* interval: the heap holds the key's timer at `due` */
+    int64_t due;      /* interval: the earliest expiry of its rows (when armed) */
     s_rows_t side[2]; /* interval: kept left / right rows; enrich: pending
                          stream rows / table versions (sorted by time) */
     s_jwin_t *wins;   /* window join: open windows */
@@ -186,6 +190,23 @@ static void s_rows_free(s_rows_t *r)
     memset(r, 0, sizeof *r);
 }
 
+/* Frees every key slot's windows, rows and key bytes (the slots stay, to
+ * be reset or freed by the caller). */
+static void s_keys_free(s_join_t *st)
+{
+    for (int k = 0; k < st->nkeys; k++) {
+        s_key_t *e = &st->keys[k];
+        for (int i = 0; i < e->nwins; i++) {
+            s_rows_free(&e->wins[i].side[0]);
+            s_rows_free(&e->wins[i].side[1]);
+        }
+        free(e->wins);
+        free(e->key);
+        s_rows_free(&e->side[0]);
+        s_rows_free(&e->side[1]);
+    }
+}
+
 /* Event time of row (field tf of schema s); false when null. */
 static bool s_time(const sl_schema_t *s, int tf, const uint8_t *row, int64_t *t)
 {
@@ -195,11 +216,13 @@ static bool s_time(const sl_schema_t *s, int tf, const uint8_t *row, int64_t *t)
     return !v.is_null;
 }
 
-/* Keeps, in order, the rows of r whose time + off is above limit. */
-static void s_rows_filter(s_rows_t *r, const sl_schema_t *s, int tf, int64_t limit, int64_t off)
+/* Keeps, in order, the rows of r whose time + off is above limit; returns
+ * the least time + off kept (INT64_MAX: none). */
+static int64_t s_rows_filter(s_rows_t *r, const sl_schema_t *s, int tf, int64_t limit, int64_t off)
 {
     uint32_t w = 0;
     int n = 0;
+    int64_t next = INT64_MAX;
     for (uint32_t o = 0; o < r->len;) {
         uint32_t len = sl_row_len(r->buf + o);
         int64_t t = 0;
@@ -209,11 +232,14 @@ static void s_rows_filter(s_rows_t *r, const sl_schema_t *s, int tf, int64_t lim
                 memmove(r->buf + w, r->buf + o, len);
             w += len;
             n++;
+            if (t + off < next)
+                next = t + off;
         }
         o += len;
     }
     r->len = w;
     r->n = n;
+    return next;
 }
 
 /* ---- keys and timers ----------------------------------------------------------- */
@@ -470,6 +496,23 @@ static int s_win_fire(sl_opctx_t *c, s_join_t *st, int k, int64_t start)
 
 /* ---- interval join --------------------------------------------------------------- */
 
+/* One timer per key: key k holds a row expiring at `expiry`; its timer
+ * moves earlier when needed (the later one goes stale: a popped timer
+ * counts only at the key's `due`), and a sweep re-arms it at the earliest
+ * expiry left. */
+static int s_interval_arm(s_join_t *st, int k, int64_t expiry)
+{
+    s_key_t *e = &st->keys[k];
+    if (e->armed && e->due <= expiry)
+        return SL_OK;
+    int rc = s_heap_push(st, (s_timer_t){.time = expiry, .key = k});
+    if (rc == SL_OK) {
+        e->armed = true;
+        e->due = expiry;
+    }
+    return rc;
+}
+
 static int s_interval_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_t *row, int64_t t,
                              const uint8_t *kbuf, uint32_t klen, uint64_t h, int64_t wm)
 {
@@ -503,17 +546,22 @@ static int s_interval_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_t *
         return rc;
     if ((rc = s_rows_add(&st->keys[k].side[s], row)) != SL_OK)
         return rc;
-    return s_heap_push(st, (s_timer_t){.time = expiry, .key = k});
+    return s_interval_arm(st, k, expiry);
 }
 
-/* Drops the rows of key k no future partner can match at watermark wm. */
-static void s_interval_sweep(sl_opctx_t *c, s_join_t *st, int k, int64_t wm)
+/* Drops the rows of key k no future partner can match at watermark wm,
+ * and arms the key's timer at the earliest expiry of the rows left. */
+static int s_interval_sweep(sl_opctx_t *c, s_join_t *st, int k, int64_t wm)
 {
     const sl_join_cfg_t *j = &c->node->join;
     s_key_t *e = &st->keys[k];
-    s_rows_filter(&e->side[0], st->sch[0], j->ltime, wm, j->upper);
-    s_rows_filter(&e->side[1], st->sch[1], j->rtime, wm, -j->lower);
+    int64_t l = s_rows_filter(&e->side[0], st->sch[0], j->ltime, wm, j->upper);
+    int64_t r = s_rows_filter(&e->side[1], st->sch[1], j->rtime, wm, -j->lower);
+    e->armed = false;
+    if (e->side[0].n || e->side[1].n)
+        return s_interval_arm(st, k, l < r ? l : r);
     s_key_release(st, k);
+    return SL_OK;
 }
 
 /* ---- enrich join ----------------------------------------------------------------- */
@@ -1282,17 +1330,7 @@ static int s_rk_import(sl_opctx_t *c, s_join_t *st)
     }
     if (rc == SL_OK)
         rc = s_rk_commit(st);
-    for (int k = 0; k < st->nkeys; k++) {
-        s_key_t *e = &st->keys[k];
-        for (int i = 0; i < e->nwins; i++) {
-            s_rows_free(&e->wins[i].side[0]);
-            s_rows_free(&e->wins[i].side[1]);
-        }
-        free(e->wins);
-        free(e->key);
-        s_rows_free(&e->side[0]);
-        s_rows_free(&e->side[1]);
-    }
+    s_keys_free(st);
     st->nkeys = st->nfree = st->live = 0;
     st->nheap = 0;
     for (uint32_t i = 0; i < st->nbuckets; i++)
@@ -1384,10 +1422,8 @@ static int s_fire_until(sl_opctx_t *c, int64_t wm)
             rc = s_win_fire(c, st, tm.key, tm.start);
             break;
         case SL_JOIN_INTERVAL:
-            if (e->swept != st->gen) {
-                e->swept = st->gen;
-                s_interval_sweep(c, st, tm.key, wm);
-            }
+            if (e->armed && e->due == tm.time) /* else stale */
+                rc = s_interval_sweep(c, st, tm.key, wm);
             break;
         case SL_JOIN_ENRICH:
             if (e->swept != st->gen) {
@@ -1483,17 +1519,7 @@ static void s_close(sl_opctx_t *c)
     s_join_t *st = c->state;
     if (!st)
         return;
-    for (int k = 0; k < st->nkeys; k++) {
-        s_key_t *e = &st->keys[k];
-        for (int i = 0; i < e->nwins; i++) {
-            s_rows_free(&e->wins[i].side[0]);
-            s_rows_free(&e->wins[i].side[1]);
-        }
-        free(e->wins);
-        free(e->key);
-        s_rows_free(&e->side[0]);
-        s_rows_free(&e->side[1]);
-    }
+    s_keys_free(st);
     free(st->keys);
     free(st->free_keys);
     free(st->buckets);
@@ -1620,7 +1646,8 @@ static int s_restore_timers(sl_opctx_t *c, s_join_t *st, int k)
             int64_t t = 0;
             s_time(st->sch[s], s ? j->rtime : j->ltime, r->buf + o, &t);
             int64_t due = j->kind == SL_JOIN_ENRICH ? t : s ? t - j->lower : t + j->upper;
-            rc = s_heap_push(st, (s_timer_t){.time = due, .key = k});
+            rc = j->kind == SL_JOIN_INTERVAL ? s_interval_arm(st, k, due)
+                                             : s_heap_push(st, (s_timer_t){.time = due, .key = k});
         }
     }
     return rc;

@@ -11,6 +11,23 @@
  * Timers are never removed: a popped timer whose window is gone or has
  * moved (a session that grew) is skipped.
  *
+ * Panes (slicing): a sliding window on event time whose size is a multiple
+ * of its slide, with aggregates that combine (count, sum, avg, min, max,
+ * first, last; not count_distinct or top N), on the heap backend, keeps
+ * per key one pane per slide ([p, p + slide), the key's `wins`) instead of
+ * size / slide overlapping windows: a record updates one pane, and a
+ * window's result is its panes combined when it fires. A pane's first
+ * record sets a fire timer (id: the window's end) for each window of the
+ * pane that no other pane of the key has timed yet; a pane is dropped with
+ * the last window that holds it (start p, at p + size - 1 + lateness: a
+ * drop timer, id the pane's start; without lateness the firing of that
+ * window drops it). Results, late-but-allowed updates and late records are
+ * those of the windows (a window alive holds all its panes); only double
+ * sums may differ in their last bits (another order of addition). A
+ * snapshot holds the windows (assembled from the panes, fired when the
+ * clock passed their end - 1), so it restores in either mode; an instance
+ * that restores runs on windows.
+ *
  * Determinism: every result is a function of the records of its window
  * only, never of their arrival order: first/last are picked by event time
  * with ties broken by value, top N by the ranking value with ties broken
@@ -132,6 +149,10 @@ typedef struct {
     size_t capdue;
     s_acc_t **spare; /* heap backend: accumulator arrays of dropped windows, for reuse */
     int nspare;
+    bool panes;    /* keys hold panes of the sliding windows (see the file comment) */
+    s_acc_t *comb; /* panes: a window's accumulators combined from its panes (borrowed values) */
+    int64_t *ends; /* panes: scratch for a key's window ends (snapshot) */
+    size_t capends;
     bool defer; /* rocksdb: new key slots are noted in pend, not loaded */
     int *pend;  /* rocksdb: key slots to load in one multi-get */
     int npend, cappend;
@@ -316,6 +337,43 @@ static int s_acc_merge(const sl_agg_t *ag, s_acc_t *a, const s_acc_t *b)
     }
 }
 
+/* Folds pane accumulator b into r, the window's being assembled: r's
+ * values are borrowed from the panes (never owned or freed). */
+static void s_acc_fold(const sl_agg_t *ag, s_acc_t *r, const s_acc_t *b)
+{
+    bool take = false;
+    switch (ag->fn) {
+    case SL_AGG_COUNT:
+    case SL_AGG_COUNT_DISTINCT: /* not with panes */
+        r->n += b->n;
+        return;
+    case SL_AGG_SUM:
+    case SL_AGG_AVG:
+        r->n += b->n;
+        r->si = (int64_t)((uint64_t)r->si + (uint64_t)b->si);
+        r->sd += b->sd;
+        return;
+    case SL_AGG_MIN:
+        take = b->has && (!r->has || sl_value_cmp(&b->v, &r->v) < 0);
+        break;
+    case SL_AGG_MAX:
+        take = b->has && (!r->has || sl_value_cmp(&b->v, &r->v) > 0);
+        break;
+    case SL_AGG_FIRST:
+        take = b->has && (!r->has || s_before(b->t, &b->v, r));
+        break;
+    case SL_AGG_LAST:
+        take =
+            b->has && (!r->has || b->t > r->t || (b->t == r->t && sl_value_cmp(&b->v, &r->v) > 0));
+        break;
+    }
+    if (take) {
+        r->v = b->v;
+        r->t = b->t;
+        r->has = true;
+    }
+}
+
 static sl_value_t s_acc_result(const sl_agg_t *ag, const s_acc_t *a)
 {
     switch (ag->fn) {
@@ -463,14 +521,13 @@ static s_timer_t s_heap_pop(s_win_state_t *st)
  * copy of the key's bytes, as the slot goes when the call ends). */
 static int s_timer_add(s_win_state_t *st, int64_t time, uint64_t id, int k, bool drop)
 {
-    s_timer_t tm = {.time = time, .id = id, .key = k, .drop = drop};
+    s_timer_t tm = {.time = time, .id = id, .key = k, .drop = drop, .hash = st->keys[k].hash};
     if (st->rocks) {
         const s_key_t *e = &st->keys[k];
         if (!(tm.kb = malloc(e->klen ? e->klen : 1)))
             return SL_NOMEM;
         memcpy(tm.kb, e->key, e->klen);
         tm.klen = e->klen;
-        tm.hash = e->hash;
     }
     int rc = s_heap_push(st, tm);
     if (rc)
@@ -658,6 +715,140 @@ static void s_win_drop(const sl_plan_node_t *nd, s_win_state_t *st, int k, int i
     s_key_release(st, k);
 }
 
+/* ---- panes ------------------------------------------------------------------------ */
+
+static int s_add_to(sl_opctx_t *c, s_win_state_t *st, s_win_t *w, const uint8_t *row, int64_t t);
+
+/* Assembles window [end - size, end) of key e from its panes into st->comb;
+ * false when no pane of the key is in it. */
+static bool s_pane_window(const sl_plan_node_t *nd, s_win_state_t *st, const s_key_t *e,
+                          int64_t end)
+{
+    memset(st->comb, 0, (size_t)nd->naggs * sizeof *st->comb);
+    bool any = false;
+    for (int i = 0; i < e->nwins; i++) {
+        const s_win_t *w = &e->wins[i];
+        if (w->start < end - nd->win.size || w->start >= end)
+            continue;
+        any = true;
+        for (int g = 0; g < nd->naggs; g++)
+            s_acc_fold(&nd->aggs[g], &st->comb[g], &w->accs[g]);
+    }
+    return any;
+}
+
+/* Emits window [end - size, end) of key slot k, assembled from its panes. */
+static int s_pane_emit(sl_opctx_t *c, s_win_state_t *st, int k, int64_t end)
+{
+    const s_key_t *e = &st->keys[k];
+    if (!s_pane_window(c->node, st, e, end))
+        return SL_OK;
+    s_win_t w = {.start = end - c->node->win.size, .end = end, .accs = st->comb};
+    return s_emit_window(c, st, e, &w);
+}
+
+/* Adds a record (event time t, not late) of key slot k to its pane. A new
+ * pane times each of its windows that no other pane of the key has timed
+ * (one not fired yet), and its own drop when lateness keeps it past the
+ * firing of its last window; then every window of the pane fired already
+ * but kept for lateness emits its update at once, latest first (as the
+ * windows do). */
+static int s_pane_record(sl_opctx_t *c, s_win_state_t *st, int k, const uint8_t *row, int64_t t,
+                         int64_t clock)
+{
+    const sl_plan_node_t *nd = c->node;
+    const sl_window_cfg_t *wc = &nd->win;
+    int64_t p = t - (((t % wc->slide) + wc->slide) % wc->slide);
+    s_key_t *e = &st->keys[k];
+    s_win_t *w = NULL;
+    for (int i = 0; i < e->nwins && !w; i++)
+        if (e->wins[i].start == p)
+            w = &e->wins[i];
+    int rc;
+    if (!w) {
+        for (int64_t end = p + wc->slide; end <= p + wc->size; end += wc->slide) {
+            if (end - 1 <= clock)
+                continue; /* fired: emitted below */
+            bool timed = false;
+            for (int i = 0; i < e->nwins && !timed; i++)
+                timed = e->wins[i].start >= end - wc->size && e->wins[i].start < end;
+            if (!timed && (rc = s_timer_add(st, end - 1, (uint64_t)end, k, false)) != SL_OK)
+                return rc;
+        }
+        if ((wc->lateness || p + wc->size - 1 <= clock) &&
+            (rc = s_timer_add(st, p + wc->size - 1 + wc->lateness, (uint64_t)p, k, true)) != SL_OK)
+            return rc;
+        if ((rc = s_win_add(nd, st, k, p, p + wc->slide, &w)) != SL_OK)
+            return rc;
+    }
+    if ((rc = s_add_to(c, st, w, row, t)) != SL_OK)
+        return rc;
+    for (int64_t end = p + wc->size; end > p; end -= wc->slide) {
+        if (end - 1 + wc->lateness <= clock)
+            break; /* this and earlier windows were dropped */
+        if (end - 1 <= clock && (rc = s_pane_emit(c, st, k, end)) != SL_OK)
+            return rc;
+    }
+    return SL_OK;
+}
+
+/* A due timer of the panes of key slot tm->key: fires the window ending at
+ * tm->id (and without lateness drops its first pane, which no later
+ * window holds), or drops the pane starting at tm->id. */
+static int s_pane_timer(sl_opctx_t *c, s_win_state_t *st, const s_timer_t *tm)
+{
+    const sl_plan_node_t *nd = c->node;
+    s_key_t *e = &st->keys[tm->key];
+    if (!e->used || e->hash != tm->hash)
+        return SL_OK; /* not expected: a key's panes outlive their timers */
+    int64_t at = (int64_t)tm->id;
+    if (!tm->drop) {
+        int rc = s_pane_emit(c, st, tm->key, at);
+        if (rc || nd->win.lateness)
+            return rc;
+        at -= nd->win.size;
+    }
+    for (int i = 0; i < e->nwins; i++)
+        if (e->wins[i].start == at) {
+            s_win_drop(nd, st, tm->key, i);
+            break;
+        }
+    return SL_OK;
+}
+
+static int s_i64_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The ends of the windows of key e alive at clock wm (a pane in them, not
+ * dropped), ascending and distinct, in st->ends; their count, or -1 when
+ * out of memory. */
+static long s_pane_ends(const sl_plan_node_t *nd, s_win_state_t *st, const s_key_t *e, int64_t wm)
+{
+    const sl_window_cfg_t *wc = &nd->win;
+    size_t n = 0, need = (size_t)e->nwins * (size_t)(wc->size / wc->slide);
+    if (need > st->capends) {
+        int64_t *p = realloc(st->ends, need * sizeof *p);
+        if (!p)
+            return -1;
+        st->ends = p;
+        st->capends = need;
+    }
+    for (int i = 0; i < e->nwins; i++)
+        for (int64_t end = e->wins[i].start + wc->slide; end <= e->wins[i].start + wc->size;
+             end += wc->slide)
+            if (end - 1 + wc->lateness > wm)
+                st->ends[n++] = end;
+    qsort(st->ends, n, sizeof *st->ends, s_i64_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!u || st->ends[u - 1] != st->ends[i])
+            st->ends[u++] = st->ends[i];
+    return (long)u;
+}
+
 /* Due timers in time order; equal times by key slot, then window, so that
  * the windows of one instant are visited in the order of their keys in
  * memory rather than in the heap's. */
@@ -695,6 +886,12 @@ static int s_fire_heap(sl_opctx_t *c, s_win_state_t *st, int64_t now)
         qsort(st->due, n, sizeof *st->due, s_due_cmp);
     for (size_t i = 0; i < n; i++) {
         const s_timer_t *tm = &st->due[i];
+        if (st->panes) {
+            int rc = s_pane_timer(c, st, tm);
+            if (rc)
+                return rc;
+            continue;
+        }
         s_key_t *e = &st->keys[tm->key];
         int idx;
         s_win_t *w = e->used ? s_win_find(e, tm->id, &idx) : NULL;
@@ -871,6 +1068,8 @@ static int s_record(sl_opctx_t *c, s_win_state_t *st, const uint8_t *row, int64_
     int rc = s_key_get(st, sl_value_hash(st->kvals, nd->nkeys), kbuf, (uint32_t)klen, &k);
     if (rc)
         return rc;
+    if (st->panes)
+        return s_pane_record(c, st, k, row, t, clock);
     if (wc->type != SL_WIN_SESSION) {
         int64_t first = t - (((t % wc->slide) + wc->slide) % wc->slide); /* latest start */
         for (int64_t s = first; s > t - wc->size; s -= wc->slide) {
@@ -971,6 +1170,13 @@ static int s_open(sl_opctx_t *c)
         if (used)
             st->need[st->nneed++] = f;
     }
+    const sl_window_cfg_t *wc = &nd->win;
+    st->panes = !st->rocks && !wc->top_n && !wc->processing && wc->type == SL_WIN_SLIDING &&
+                wc->slide > 0 && wc->size > wc->slide && wc->size % wc->slide == 0;
+    for (int i = 0; i < nd->naggs; i++)
+        st->panes = st->panes && nd->aggs[i].fn != SL_AGG_COUNT_DISTINCT;
+    if (st->panes && !(st->comb = calloc((size_t)nd->naggs + 1, sizeof *st->comb)))
+        return SL_NOMEM;
     return s_rehash(st, 1024);
 }
 
@@ -1035,6 +1241,8 @@ static void s_close(sl_opctx_t *c)
     for (int i = 0; i < st->nspare; i++)
         free(st->spare[i]);
     free(st->spare);
+    free(st->comb);
+    free(st->ends);
     sl_snap_w_free(&st->vbuf);
     sl_kv_batch_destroy(&st->batch);
     free(st->pend);
@@ -1087,6 +1295,8 @@ static void s_win_write(const sl_plan_node_t *nd, const s_win_t *win, sl_snap_w_
     }
 }
 
+static int s_pane_snapshot(sl_opctx_t *c, s_win_state_t *st, sl_snap_w_t *w, int64_t wm);
+
 /* Version, shape (nkeys, naggs, top_n), watermark, key count; per key: key
  * group (u32), key values, window count; per window: start, end, fired,
  * then the top rows (count; row bytes, ranking value) or per aggregate: n,
@@ -1108,6 +1318,8 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
             rc = s_kv(st);
         return rc ? rc : sl_rstate_snapshot(c, st->kv, w);
     }
+    if (st->panes)
+        return s_pane_snapshot(c, st, w, wm);
     sl_snap_u64(w, (uint64_t)st->live);
     for (int k = 0; k < st->nkeys && !w->err; k++) {
         const s_key_t *e = &st->keys[k];
@@ -1124,6 +1336,44 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
             sl_snap_i64(w, win->end);
             sl_snap_u8(w, win->fired ? 1 : 0);
             s_win_write(nd, win, w);
+        }
+    }
+    return w->err;
+}
+
+/* s_snapshot's keys with panes: the windows they hold, as s_snapshot writes
+ * windows (a window fired when the clock wm passed its end - 1). */
+static int s_pane_snapshot(sl_opctx_t *c, s_win_state_t *st, sl_snap_w_t *w, int64_t wm)
+{
+    const sl_plan_node_t *nd = c->node;
+    uint64_t nk = 0;
+    for (int k = 0; k < st->nkeys; k++) {
+        long n = st->keys[k].used ? s_pane_ends(nd, st, &st->keys[k], wm) : 0;
+        if (n < 0)
+            return SL_NOMEM;
+        nk += n > 0;
+    }
+    sl_snap_u64(w, nk);
+    for (int k = 0; k < st->nkeys && !w->err; k++) {
+        const s_key_t *e = &st->keys[k];
+        long n = e->used ? s_pane_ends(nd, st, e, wm) : 0;
+        if (n < 0)
+            return SL_NOMEM;
+        if (!n)
+            continue;
+        sl_snap_u32(w, (uint32_t)sl_key_group(e->hash, c->plan->max_parallelism));
+        sl_row_decode(st->kschema, e->key, st->kvals);
+        for (int i = 0; i < nd->nkeys; i++)
+            sl_snap_value(w, &st->kvals[i]);
+        sl_snap_u32(w, (uint32_t)n);
+        for (long i = 0; i < n; i++) {
+            int64_t end = st->ends[i];
+            s_pane_window(nd, st, e, end);
+            s_win_t win = {.start = end - nd->win.size, .end = end, .accs = st->comb};
+            sl_snap_i64(w, win.start);
+            sl_snap_i64(w, win.end);
+            sl_snap_u8(w, end - 1 <= wm ? 1 : 0);
+            s_win_write(nd, &win, w);
         }
     }
     return w->err;
@@ -1524,6 +1774,7 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
 {
     s_win_state_t *st = c->state;
     const sl_plan_node_t *nd = c->node;
+    st->panes = false; /* a snapshot holds windows, which cannot be split into panes */
     uint8_t v = sl_snap_get_u8(r);
     uint32_t nkeys = sl_snap_get_u32(r), naggs = sl_snap_get_u32(r), top_n = sl_snap_get_u32(r);
     int64_t wm = sl_snap_get_i64(r);

@@ -858,13 +858,60 @@ static const char *s_keyed_spec =
     "    allowed_lateness: 300ms\n"
     "    aggregates: [{name: n, fn: count}, {name: ds, fn: count_distinct, field: g},"
     " {name: f, fn: first, field: s}, {name: hi, fn: max, field: d}]\n"
+    "  - name: panes\n"
+    "    type: window\n"
+    "    input: src\n"
+    "    key: [k]\n"
+    "    window: {type: sliding, size: 1s, slide: 250ms}\n"
+    "    allowed_lateness: 600ms\n"
+    "    late: panes_late\n"
+    "    aggregates: [ {name: n, fn: count}, {name: nv, fn: count, field: v}, {name: sv, fn: sum, "
+    "field: v},"
+    " {name: sd, fn: sum, field: d}, {name: lo, fn: min, field: s}, {name: hi, fn: max, field: s},"
+    " {name: f, fn: first, field: s}, {name: l, fn: last, field: v}, {name: av, fn: avg, field: v},"
+    " {name: tl, fn: last, field: t}]\n"
+    "  - name: wins\n"
+    "    type: window\n"
+    "    input: src\n"
+    "    key: [k]\n"
+    "    window: {type: sliding, size: 1s, slide: 250ms}\n"
+    "    allowed_lateness: 600ms\n"
+    "    late: wins_late\n"
+    "    aggregates: [ {name: n, fn: count}, {name: nv, fn: count, field: v}, {name: sv, fn: sum, "
+    "field: v},"
+    " {name: sd, fn: sum, field: d}, {name: lo, fn: min, field: s}, {name: hi, fn: max, field: s},"
+    " {name: f, fn: first, field: s}, {name: l, fn: last, field: v}, {name: av, fn: avg, field: v},"
+    " {name: tl, fn: last, field: t}, {name: ds, fn: count_distinct, field: s}]\n"
+    "  - name: panes0\n"
+    "    type: window\n"
+    "    input: src\n"
+    "    key: [k, g]\n"
+    "    window: {type: sliding, size: 750ms, slide: 250ms}\n"
+    "    aggregates: [ {name: n, fn: count}, {name: sv, fn: sum, field: v}, {name: lo, fn: min, "
+    "field: d},"
+    " {name: l, fn: last, field: s}, {name: f, fn: first, field: g}]\n"
+    "  - name: wins0\n"
+    "    type: window\n"
+    "    input: src\n"
+    "    key: [k, g]\n"
+    "    window: {type: sliding, size: 750ms, slide: 250ms}\n"
+    "    aggregates: [ {name: n, fn: count}, {name: sv, fn: sum, field: v}, {name: lo, fn: min, "
+    "field: d},"
+    " {name: l, fn: last, field: s}, {name: f, fn: first, field: g}, {name: ds, fn: "
+    "count_distinct, field: s}]\n"
     "sinks:\n"
     "  - {name: o1, type: discard, input: agg}\n"
     "  - {name: o2, type: discard, input: agg1}\n"
     "  - {name: o3, type: discard, input: tumble}\n"
     "  - {name: o4, type: discard, input: slide}\n"
     "  - {name: o5, type: discard, input: sess}\n"
-    "  - {name: o6, type: discard, input: too_late}\n";
+    "  - {name: o6, type: discard, input: too_late}\n"
+    "  - {name: o7, type: discard, input: panes}\n"
+    "  - {name: o8, type: discard, input: panes_late}\n"
+    "  - {name: o9, type: discard, input: wins}\n"
+    "  - {name: o10, type: discard, input: wins_late}\n"
+    "  - {name: o11, type: discard, input: panes0}\n"
+    "  - {name: o12, type: discard, input: wins0}\n";
 
 /* Joins: record i goes to input 1 (the right side) when i % 3 == 2. */
 static int s_input_of(const sl_plan_node_t *nd, int i)
@@ -1962,6 +2009,82 @@ START_TEST(test_window_session)
 }
 END_TEST
 
+/* A sliding window kept as panes (`pname`: combinable aggregates) gives
+ * the rows, in the same order, and the late side output of the same window
+ * kept as windows (`wname`: the same plus a count_distinct, which keeps it
+ * on windows; its last column is dropped before comparing), over the
+ * records (out of order, late within and beyond the allowed lateness). */
+static void s_panes_as_windows(s_job_t *j, const char *pname, const char *wname,
+                               const s_rec_t *recs)
+{
+    s_inst_t *p = s_inst_open(j, pname, 0, 1), *w = s_inst_open(j, wname, 0, 1);
+    int64_t maxt = INT64_MIN;
+    s_feed(j, &p, 1, recs, 0, S_NIN, &maxt);
+    s_end(p);
+    maxt = INT64_MIN;
+    s_feed(j, &w, 1, recs, 0, S_NIN, &maxt);
+    s_end(w);
+    const sl_schema_t *ps = p->ctx.node->out, *ws = w->ctx.node->out;
+    ck_assert_int_eq(ws->nfields, ps->nfields + 1);
+    S_CHECK(p->out.n == w->out.n && p->out.n > 1000, "'%s': %zu rows, '%s': %zu", pname, p->out.n,
+            wname, w->out.n);
+    sl_value_t vals[32];
+    uint8_t buf[4096];
+    size_t po = 0, wo = 0;
+    for (size_t i = 0; i < w->out.n; i++) {
+        const uint8_t *wr = w->out.p + wo, *pr = p->out.p + po;
+        sl_row_decode(ws, wr, vals);
+        size_t len = sl_row_size(ps, vals);
+        ck_assert_uint_le(len, sizeof buf);
+        sl_row_encode(ps, vals, buf);
+        S_CHECK(len == sl_row_len(pr) && !memcmp(buf, pr, len), "'%s' row %zu differs from '%s'",
+                pname, i, wname);
+        wo += sl_row_len(wr);
+        po += len;
+    }
+    ck_assert_uint_eq(p->side.n, w->side.n);
+    ck_assert_uint_eq(p->side.len, w->side.len);
+    ck_assert(!p->side.len || !memcmp(p->side.p, w->side.p, p->side.len));
+    s_inst_close(&p);
+    s_inst_close(&w);
+}
+
+/* Panes: the same results as windows; snapshots (which hold windows)
+ * restore at every point and into other parallelisms. */
+START_TEST(test_window_sliding_panes)
+{
+    s_job_t j;
+    s_job_load(&j, s_keyed_spec);
+    s_rec_t *recs = s_records();
+    s_panes_as_windows(&j, "panes", "wins", recs);
+    s_panes_as_windows(&j, "panes0", "wins0", recs);
+    /* times 1 ms before multiples of 50 ms: records and watermarks at the
+     * last instant of a window (end - 1) */
+    s_rec_t *edge = calloc(S_NIN, sizeof *edge);
+    ck_assert_ptr_nonnull(edge);
+    for (int i = 0; i < S_NIN; i++) {
+        edge[i] = recs[i];
+        edge[i].v[0] =
+            recs[i].v[0].is_null ? recs[i].v[0] : sl_value_str(edge[i].k, recs[i].v[0].len);
+        edge[i].v[5] =
+            recs[i].v[5].is_null ? recs[i].v[5] : sl_value_str(edge[i].s, recs[i].v[5].len);
+        int64_t t = recs[i].v[2].u.i, q = t >= 0 ? t / 50 : -((-t + 49) / 50);
+        edge[i].v[2] = sl_value_ts(q * 50 - 1);
+    }
+    s_panes_as_windows(&j, "panes", "wins", edge);
+    s_panes_as_windows(&j, "panes0", "wins0", edge);
+    free(edge);
+    /* fewer points than s_keyed_all: restore runs on windows (test_window_*) */
+    s_keyed_case(&j, "panes", recs, 777, 1, 1, false, NULL);
+    s_keyed_case(&j, "panes", recs, S_NIN / 2, 1, 2, false, NULL);
+    s_keyed_case(&j, "panes", recs, S_NIN / 2, 2, 1, false, NULL);
+    s_keyed_case(&j, "panes0", recs, S_NIN / 3, 1, 1, false, NULL);
+    s_keyed_case(&j, "panes0", recs, S_NIN / 2, 1, 3, false, NULL);
+    free(recs);
+    s_job_free(&j);
+}
+END_TEST
+
 /* The same key restored twice (two snapshots of one subtask) is refused. */
 START_TEST(test_keyed_duplicate)
 {
@@ -2007,6 +2130,10 @@ int main(void)
     tcase_add_test(tc, test_window_session);
     tcase_add_test(tc, test_keyed_duplicate);
     suite_add_tcase(s, tc);
+    TCase *panes = tcase_create("window-panes");
+    tcase_set_timeout(panes, 300);
+    tcase_add_test(panes, test_window_sliding_panes);
+    suite_add_tcase(s, panes);
     TCase *rocks = tcase_create("rocksdb");
     tcase_set_timeout(rocks, 300);
     tcase_add_test(rocks, test_rocks_aggregate);

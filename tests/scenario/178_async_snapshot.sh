@@ -41,11 +41,8 @@ sluice submit "$DIR/keyed.yaml" --detach -p count="$COUNT" -p rate="$RATE" \
     -p out_totals="$WORK/totals.csv" -p out_windows="$WORK/windows.csv" >"$WORK/job" ||
     { cat "$WORK/stderr" >&2; fail "submit"; }
 JOB=$(cat "$WORK/job")
-status() { sluice status --json "$JOB"; }
-field() { status | grep -o "\"$1\":[^,}]*" | head -n 1 | cut -d: -f2 | tr -d '"'; }
-checkpoints_at_least() { [ "$(field checkpoints)" -ge "$1" ]; }
 # task_in C.S: records_in of subtask C.S
-task_in() { status | grep -o "{\"task\":\"$1\"[^{}]*" | grep -o '"records_in":[0-9]*' | cut -d: -f2; }
+task_in() { job_status | grep -o "{\"task\":\"$1\"[^{}]*" | grep -o '"records_in":[0-9]*' | cut -d: -f2; }
 # the highest checkpoint id whose write subtask $1 (C.S) is holding back, or 0
 delayed_id() {
     sed -n "s/.*task $1: checkpoint \([0-9]*\): SLUICE_SNAPSHOT_WRITE_DELAY_MS=.*/\1/p" \
@@ -55,9 +52,9 @@ delayed_id() {
 state_of() { find "$WORK/state" -path "*/chk-$2/task-${1/./-}.state" 2>/dev/null | wc -l; }
 
 wait_for 90 checkpoints_at_least 1 || fail "no checkpoint completed: $(sluice status "$JOB")"
-T=$(status | grep -o '{"task":"[0-9]*\.[0-9]*"[^{}]*"operators":\["totals"' | head -n 1 |
+T=$(job_status | grep -o '{"task":"[0-9]*\.[0-9]*"[^{}]*"operators":\["totals"' | head -n 1 |
     grep -o '"task":"[0-9.]*"' | cut -d'"' -f4)
-[ -n "$T" ] || fail "no subtask of the aggregate in: $(status)"
+[ -n "$T" ] || fail "no subtask of the aggregate in: $(job_status)"
 
 step "1: records flow through the aggregate's subtask $T while its snapshot is written"
 # a snapshot of T whose write is held back: its state file is not there yet
@@ -90,23 +87,23 @@ echo "subtask $T: $r0 -> $r1 records in while its chk-$id was held back"
 step "2: kill -9 the worker in the middle of an asynchronous write"
 # a snapshot whose write is held back: none of its state files exists yet
 wait_for 60 held || fail "no snapshot write is pending: $(tail -3 "$WORK/w1.err")"
-attempt=$(field attempt)
-before=$(field checkpoints)
+attempt=$(job_field attempt)
+before=$(job_field checkpoints)
 kill -9 "$PID_w1"
 wait "$PID_w1" 2>/dev/null || true
-[ "$(field checkpoints)" -ge "$before" ] || fail "checkpoints went backwards"
+[ "$(job_field checkpoints)" -ge "$before" ] || fail "checkpoints went backwards"
 echo "killed with chk-$id being written; last completed: $before"
 start_worker w2
 restarted() {
     local st
-    st=$(status)
+    st=$(job_status)
     echo "$st" | grep -q '"state":"\(RUNNING\|FINISHED\)"' &&
         [ "$(echo "$st" | grep -o '"attempt":[0-9]*' | cut -d: -f2)" -gt "$attempt" ]
 }
 wait_for 90 restarted || fail "the job did not restart: $(sluice status "$JOB")"
-finished() { [ "$(field state)" = FINISHED ]; }
+finished() { [ "$(job_field state)" = FINISHED ]; }
 wait_for 240 finished || fail "job did not finish: $(sluice status "$JOB")"
-status >"$WORK/final.json"
+job_status >"$WORK/final.json"
 from=$(grep -o '"restored_from":[0-9]*' "$WORK/final.json" | head -n 1 | cut -d: -f2)
 [ -n "$from" ] && [ "$from" -gt 0 ] || fail "the restarted attempt restored no checkpoint: $(cat "$WORK/final.json")"
 [ "$from" -lt "$id" ] || fail "restored from chk-$from, which was being written when the worker died"

@@ -29,7 +29,8 @@
 #   BENCH_EVENTS   events per run (all kinds), for every query
 #                  (default: q0, q1, q14, q21, q22 12000000; q2 30000000;
 #                  q5, q7, q11 5000000; q4, q9, q13, q15-q20: see events_of
-#                  — each sluice run takes 10 s or more on a 2-CPU machine)
+#                  — chosen when each sluice run took about 10 s on a 2-CPU
+#                  machine; with the cheaper generator a run takes 2.5–7.5 s)
 #   BENCH_RUNS     runs per configuration              (default 3; median reported)
 #   BENCH_SEED     generator seed                      (default 0)
 #   BENCH_QUERIES  queries to run                      (default "q0 q1 q2 q5 q7 q11

@@ -131,8 +131,8 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
         return sl_op_fail(c, SL_DATA, "generator '%s': not a snapshot of this source", nd->name);
     int64_t pause = nd->gen_pause_ms > 0 ? nd->gen_pause_ms : 0;
     /* seq must be this subtask's: subtask + mine * parallelism */
-    if (mine < 0 || seq < c->subtask || left < 0 ||
-        (seq - c->subtask) / c->parallelism != mine || (seq - c->subtask) % c->parallelism != 0)
+    if (mine < 0 || seq < c->subtask || left < 0 || (seq - c->subtask) / c->parallelism != mine ||
+        (seq - c->subtask) % c->parallelism != 0)
         return sl_op_fail(c, SL_DATA,
                           "generator '%s': snapshot position (seq %lld, %lld emitted) is not "
                           "one of subtask %d of %d",

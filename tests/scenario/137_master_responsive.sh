@@ -30,7 +30,6 @@ PROMPT=6000              # ms a request may take while the master verifies (a lo
 HB=2000
 
 FAIL_LOG_RE="lost|failed|restarts from|verifying|unusable|given up"
-now_ms() { date +%s%3N; }
 state_attempt() {
     local s
     s=$(job_status)
@@ -104,12 +103,7 @@ JOB=$(cat "$WORK/job")
 wait_for 120 checkpoints_at_least 1 || fail "no checkpoint of job 2: $(sluice status "$JOB")"
 kill_aggregate
 wait_for 60 verifying 1 || fail "the master did not verify job 2: $(sluice status "$JOB")"
-t0=$(now_ms)
-kill -TERM "$MASTER_PID"
-for _ in $(seq 1 300); do kill -0 "$MASTER_PID" 2>/dev/null || break; sleep 0.05; done
-wait "$MASTER_PID" 2>/dev/null && rc=0 || rc=$?
-took=$(($(now_ms) - t0))
-echo "   master exited with $rc in $took ms"
+term_master
 [ "$took" -lt $((PROMPT + 2000)) ] || fail "the master took $took ms to stop"
 [ "$rc" -eq 0 ] || fail "the master exited with $rc"
 ! grep -q "Sanitizer" "$WORK/master.err" || fail "sanitizer report from the master"

@@ -40,7 +40,6 @@ HB=3000
 keyed_want "$COUNT" "$RATE"
 
 FAIL_LOG_RE="lost|failed|given up|waiting|savepoint|stopping"
-now_ms() { date +%s%3N; }
 # waiting_meta: the id of the newest checkpoint of $JOB whose _metadata waits
 waiting_meta() {
     sed -n "s/.*job $JOB: _metadata of checkpoint \([0-9]*\): .*waiting/\1/p" "$WORK/master.err" |
@@ -176,12 +175,7 @@ wait_for 60 more_waiting 0 || fail "no _metadata write began: $(sluice status "$
 SUBMIT=$!
 checking2() { [ "$(grep -c "checking its savepoint" "$WORK/master.err")" -ge 2 ]; }
 wait_for 30 checking2 || fail "the master did not check the savepoint again"
-t0=$(now_ms)
-kill -TERM "$MASTER_PID"
-for _ in $(seq 1 300); do kill -0 "$MASTER_PID" 2>/dev/null || break; sleep 0.05; done
-wait "$MASTER_PID" 2>/dev/null && rc=0 || rc=$?
-took=$(($(now_ms) - t0))
-echo "   master exited with $rc in $took ms"
+term_master
 [ "$took" -lt $((2 * DELAY)) ] || fail "the master took $took ms to stop"
 [ "$rc" -eq 0 ] || fail "the master exited with $rc"
 wait "$SUBMIT" && fail "the pending submit succeeded after the master stopped"

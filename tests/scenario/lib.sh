@@ -74,6 +74,18 @@ start_master() {
     MASTER_PID=$!
     PIDS+=("$MASTER_PID")
 }
+now_ms() { date +%s%3N; }
+# term_master: SIGTERM to the master, waiting (15 s at most) for it to exit;
+# its exit status in rc, the milliseconds it took in took
+term_master() {
+    local t0 _
+    t0=$(now_ms)
+    kill -TERM "$MASTER_PID"
+    for _ in $(seq 1 300); do kill -0 "$MASTER_PID" 2>/dev/null || break; sleep 0.05; done
+    wait "$MASTER_PID" 2>/dev/null && rc=0 || rc=$?
+    took=$(($(now_ms) - t0))
+    echo "   master exited with $rc in $took ms"
+}
 start_local_master() {
     local port
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -40,18 +40,25 @@
 #                the worker started again at once (the master notices when it
 #                registers again) or not (the master notices by the heartbeat
 #                timeout), BENCH_RECOVERY_RUNS times each, interleaved.
-# 4. backends   State backends (docs/fault-tolerance.md): the part 2 job over
-#                BENCH_BACKEND_KEYS keys (about 100 MB of heap state), paced
-#                at BENCH_STATE_RATE, checkpoints every 1 s (retain: 1000),
+# 4. backends   State backends (docs/fault-tolerance.md): for each size MB of
+#                BENCH_BACKEND_MB, the part 2 job over BENCH_BACKEND_KEYS
+#                keys, each key holding about MB / keys of heap state (above
+#                ~61 bytes, the default for 100 MB, the aggregate also keeps
+#                the max of a string of pseudo-random digits that depends
+#                only on the key, as wide as it takes), paced at
+#                BENCH_STATE_RATE, checkpoints every 1 s (retain: 1000),
 #                with `state: {backend: heap}` (full snapshots) and
 #                `{backend: rocksdb}` (incremental: SSTs copied once into
-#                shared/), BENCH_RUNS runs each, interleaved. Per checkpoint:
-#                bytes written (heap: the chk-N files; rocksdb: the chk-N
-#                files and the shared files copied since the previous
-#                _metadata, by mtime) and duration (first state file ->
-#                _metadata). Then throughput of the agg-1m job with the
-#                rocksdb backend, checkpoints off vs every 1 s, embedded, as
-#                in part 1.
+#                shared/), BENCH_RUNS runs each, interleaved. Per checkpoint
+#                taken once every key exists: its state (heap: the chk-N
+#                files; rocksdb: the chk-N files and the shared SSTs its
+#                store manifests list), bytes written (rocksdb: the chk-N
+#                files and the shared SSTs no earlier checkpoint listed) and
+#                duration (first state file -> _metadata); per run the
+#                workers' peak RSS and CPU. Medians of the runs' medians.
+#                Then (BENCH_BACKEND_TPUT=1) throughput of the agg-1m job
+#                with the rocksdb backend, checkpoints off vs every 1 s,
+#                embedded, as in part 1.
 # 5. large      Recovery with large state (BENCH_LARGE_MB, default 100 MB):
 #                for each backend of BENCH_LARGE_BACKENDS, BENCH_LARGE_RUNS
 #                times, a fresh master and 2 workers run the part 3 job
@@ -69,7 +76,8 @@
 #
 # The tables of medians are printed and written, with the machine, into the
 # "Checkpoints" section of docs/benchmarks.md (parts 4 and 5: their own
-# subsections of the "State backends" section; the rest of the file is kept).
+# subsections of the "State backends" section, one per size; the rest of
+# the file is kept).
 #
 # Environment:
 #   BENCH_RUNS           throughput rounds (default 3; median reported)
@@ -88,6 +96,10 @@
 #                        default of a checkpointed job is 1s)
 #   BENCH_BACKEND_KEYS   distinct keys of part 4 (default 1650000: ~100 MB of heap state)
 #   BENCH_BACKEND_EVENTS records of part 4, per run (default 8000000)
+#   BENCH_BACKEND_MB     state sizes of part 4, MB of heap snapshot (default "100";
+#                        "100 1000" also measures 1 GB, with a ~527-byte string per
+#                        key: the same keys, so it takes minutes, not hours)
+#   BENCH_BACKEND_TPUT   1 (default) also runs part 4's rocksdb throughput; 0 skips it
 #   BENCH_RECOVERY_STATE a `state:` block for part 3's job (default none: heap), e.g.
 #                        "state: { backend: rocksdb }" to time recovery from an
 #                        incremental RocksDB checkpoint
@@ -130,6 +142,8 @@ HB_MS=${BENCH_HEARTBEAT_MS:-1000}
 RESTART_DELAY=${BENCH_RESTART_DELAY:-0ms}
 BACKEND_KEYS=${BENCH_BACKEND_KEYS:-1650000}
 BACKEND_EVENTS=${BENCH_BACKEND_EVENTS:-8000000}
+BACKEND_MB=${BENCH_BACKEND_MB:-100}
+BACKEND_TPUT=${BENCH_BACKEND_TPUT:-1}
 ROCKS_STATE=${BENCH_ROCKS_STATE-key_cache: 256MB}
 LARGE_BACKENDS=${BENCH_LARGE_BACKENDS:-heap rocksdb}
 LARGE_MB=${BENCH_LARGE_MB:-100}
@@ -151,6 +165,10 @@ posint BENCH_RECOVERY_RUNS "$REC_RUNS"
 posint BENCH_HEARTBEAT_MS "$HB_MS"
 posint BENCH_BACKEND_KEYS "$BACKEND_KEYS"
 posint BENCH_BACKEND_EVENTS "$BACKEND_EVENTS"
+read -r -a BMB <<<"$BACKEND_MB"
+[ ${#BMB[@]} -ge 1 ] || die "BENCH_BACKEND_MB must name at least one size"
+for m in "${BMB[@]}"; do posint "BENCH_BACKEND_MB ($m)" "$m"; done
+[[ $BACKEND_TPUT =~ ^[01]$ ]] || die "BENCH_BACKEND_TPUT must be 0 or 1, got '$BACKEND_TPUT'"
 posint BENCH_LARGE_MB "$LARGE_MB"
 posint BENCH_LARGE_RUNS "$LARGE_RUNS"
 posint BENCH_LARGE_KEYS "$LARGE_KEYS"
@@ -204,7 +222,17 @@ nums() { tr ' ' '\n' | grep -v '^$' || true; }
 # ---- the specs ----------------------------------------------------------------------
 # agg.yaml: generator -> map -> keyed aggregate -> discard; ${count}, ${keys}
 # and (paced, for parts 2 and 3) ${rate}.
-agg_spec() { # agg_spec PACED(0|1)
+# With WIDE = N, every key also holds a string that depends only on the key,
+# w = concat(k, N numbers of 12 digits, (k * A_i) % 999999999989), as the max
+# of w (the same value on every update, so the heap table stores it once):
+# wide state per key, ~12 N bytes, that RocksDB's LZ4 cannot squeeze much.
+wide_expr() {
+    local i e="concat(seq % \${keys}"
+    for ((i = 0; i < $1; i++)); do e+=", '-', (seq % \${keys}) * $((2654435761 + i * 40503001)) % 999999999989"; done
+    echo "$e)"
+}
+agg_spec() { # agg_spec PACED(0|1) [WIDE]
+    local pad=${2:-}
     cat <<EOF
 name: ckbench-agg
 parallelism: 2
@@ -219,7 +247,14 @@ operators:
   - name: keyed
     type: map
     input: gen
-    select: { k: "seq % ${keys}", v: seq }
+EOF
+    if [ -n "$pad" ]; then
+        echo "    select: { k: \"seq % \${keys}\", v: seq, w: \"$(wide_expr "$pad")\" }"
+    else
+        # shellcheck disable=SC2016 # ${keys} is the job's parameter
+        echo '    select: { k: "seq % ${keys}", v: seq }'
+    fi
+    cat <<'EOF'
   - name: totals
     type: aggregate
     input: keyed
@@ -227,6 +262,9 @@ operators:
     aggregates:
       - { name: n, fn: count }
       - { name: s, fn: sum, field: v }
+EOF
+    [ -z "$pad" ] || echo "      - { name: w, fn: max, field: w }"
+    cat <<'EOF'
 sinks:
   - { name: out, type: discard, input: totals }
 EOF
@@ -257,10 +295,28 @@ with_checkpoint "$DATA/paced.yaml" "$DATA/state-1s.yaml" \
     'checkpoint: { interval: 1s, retain: 1000 }'
 with_checkpoint "$DATA/paced.yaml" "$DATA/state-10ms.yaml" \
     'checkpoint: { interval: 10ms, retain: 1000 }'
-with_checkpoint "$DATA/paced.yaml" "$DATA/backend-heap.yaml" \
-    'checkpoint: { interval: 1s, retain: 1000 }' 'state: { backend: heap }'
-with_checkpoint "$DATA/paced.yaml" "$DATA/backend-rocksdb.yaml" \
-    'checkpoint: { interval: 1s, retain: 1000 }' "state: { backend: rocksdb${ROCKS_STATE:+, $ROCKS_STATE} }"
+# part 4, per size MB of BENCH_BACKEND_MB: backend-{heap,rocksdb}-MB.yaml over
+# BACKEND_KEYS keys, with the string of each key (agg_spec's WIDE: BWIDE[MB]
+# numbers of 13 bytes with their '-') as wide as it takes for MB of heap
+# snapshot: NARROW_BPK bytes per key without it, WIDE_BPK + 13 per number
+# with it (measured, with 100 000 keys).
+NARROW_BPK=61
+WIDE_BPK=81
+declare -A BWIDE
+for m in "${BMB[@]}"; do
+    n=$(((m * 1000000 / BACKEND_KEYS - WIDE_BPK + 6) / 13))
+    if [ $((m * 1000000 / BACKEND_KEYS)) -le $((NARROW_BPK * 5 / 4)) ] || [ $n -lt 1 ]; then
+        BWIDE[$m]=""
+        agg_spec 1 >"$DATA/paced-$m.yaml"
+    else
+        BWIDE[$m]=$n
+        agg_spec 1 "$n" >"$DATA/paced-$m.yaml"
+    fi
+    with_checkpoint "$DATA/paced-$m.yaml" "$DATA/backend-heap-$m.yaml" \
+        'checkpoint: { interval: 1s, retain: 1000 }' 'state: { backend: heap }'
+    with_checkpoint "$DATA/paced-$m.yaml" "$DATA/backend-rocksdb-$m.yaml" \
+        'checkpoint: { interval: 1s, retain: 1000 }' "state: { backend: rocksdb${ROCKS_STATE:+, $ROCKS_STATE} }"
+done
 for b in heap rocksdb; do
     st="state: { backend: $b }"
     [ $b = rocksdb ] && st="state: { backend: rocksdb${ROCKS_STATE:+, $ROCKS_STATE} }"
@@ -515,33 +571,80 @@ def du(path):
     return n
 
 
+def shared_refs(p):
+    """{stored name: size} of the shared files that checkpoint directory p's
+    store manifests (kv-*/_manifest) reference (core/src/kvstate.c's encoding)."""
+    refs = {}
+    for kv in os.listdir(p):
+        m = "%s/%s/_manifest" % (p, kv)
+        if not kv.startswith("kv-") or not os.path.exists(m):
+            continue
+        b = open(m, "rb").read()
+        if b[:4] != b"SLKV":
+            sys.exit("cluster.py: %s is not a store manifest" % m)
+        n, o = int.from_bytes(b[8:12], "little"), 12
+        for _ in range(n):
+            shared, size = b[o], int.from_bytes(b[o + 1:o + 9], "little")
+            o += 41
+            a = int.from_bytes(b[o:o + 2], "little")
+            o += 2 + a
+            c = int.from_bytes(b[o:o + 2], "little")
+            stored = b[o + 2:o + 2 + c].decode()
+            o += 2 + c
+            if shared:
+                refs[stored] = size
+    return refs
+
+
+def proc_figures(pid):
+    """(peak RSS KiB, CPU s) of a live process, from /proc."""
+    hwm = 0
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmHWM:"):
+            hwm = int(line.split()[1])
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return hwm, (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def backends(spec_heap, spec_rocks, keys, events, rate, runs, hb_ms):
-    """Part 4: one line per checkpoint: 'backend run chk_id written_bytes t_first t_meta'."""
+    """Part 4: one line per checkpoint: 'backend run chk_id written_bytes t_first
+    t_meta state_bytes' (state: every byte the checkpoint references, its own
+    files and the shared ones; written: its own files and the shared files no
+    earlier completed checkpoint of the run references), and per run
+    'run backend run wall_s peak_rss_kib_w1 peak_rss_kib_w2 cpu_s_w1+w2 t_full' (t_full:
+    when the aggregate had received `keys` records, so every key existed)."""
     out = []
     for r in range(int(runs)):
         order = (("heap", spec_heap), ("rocksdb", spec_rocks))
         for tag, spec in (order if r % 2 == 0 else order[::-1]):
             state = "%s/state-%s" % (DATA, tag)
-            c = Cluster("backend-" + tag, int(hb_ms), state)  # a lost worker fails the run (attempt 1)
+            c = Cluster("backend-%s-%d" % (tag, r), int(hb_ms), state)  # a lost worker fails the run (attempt 1)
             try:
                 for w in ("w1", "w2"):
                     c.start_worker(w)
                 c.wait("2 workers", lambda: c.alive() == 2, 20)
+                t0 = time.monotonic()
                 job = c.submit(spec, {"count": events, "rate": rate, "keys": keys})
-                st = c.wait("the end of " + job,
-                            lambda: (lambda s: s if s["state"] in ("FINISHED", "FAILED", "CANCELED") else None)(
-                                c.status(job)), 900)
+                full = []  # wall clock when the aggregate had received `keys` records: every key exists
+
+                def ended():
+                    s = c.status(job)
+                    if not full and sum(o["records_in"] for o in s["operators"] if o["name"] == "totals") >= int(keys):
+                        full.append(time.time())
+                    return s if s["state"] in ("FINISHED", "FAILED", "CANCELED") else None
+
+                st = c.wait("the end of " + job, ended, 1800)
+                wall = time.monotonic() - t0
                 if st["state"] != "FINISHED" or st["attempt"] != 1:
                     sys.exit("cluster.py: the %s job ended %s (attempt %d): %s" %
                              (tag, st["state"], st["attempt"], st["error"]))
+                figs = [proc_figures(c.workers[w].pid) for w in ("w1", "w2")]
+                out.append("run %s %d %.3f %d %d %.2f %.6f" % (tag, r, wall, figs[0][0], figs[1][0],
+                                                              figs[0][1] + figs[1][1], full[0] if full else 0))
             finally:
                 c.stop()
             d = "%s/checkpoints/%s" % (state, job)
-            shared = []
-            if os.path.isdir(d + "/shared"):
-                shared = [(os.stat(d + "/shared/" + f).st_mtime_ns / 1e9, os.stat(d + "/shared/" + f).st_size)
-                          for f in os.listdir(d + "/shared")]
-            prev = 0.0
+            seen = set()
             for name in sorted(os.listdir(d), key=lambda n: int(n[4:]) if n.startswith("chk-") else -1):
                 p = d + "/" + name
                 if not name.startswith("chk-") or not os.path.exists(p + "/_metadata"):
@@ -549,10 +652,14 @@ def backends(spec_heap, spec_rocks, keys, events, rate, runs, hb_ms):
                 meta = os.stat(p + "/_metadata").st_mtime_ns / 1e9
                 tasks = [p + "/" + f for f in os.listdir(p) if f.endswith(".state")]
                 first = min(os.stat(f).st_mtime_ns / 1e9 for f in tasks)
-                written = du(p) + sum(sz for mt, sz in shared if prev < mt <= meta)
-                out.append("%s %d %s %d %.6f %.6f" % (tag, r, name[4:], written, first, meta))
-                prev = meta
+                refs = shared_refs(p)
+                own = du(p)
+                written = own + sum(sz for f, sz in refs.items() if f not in seen)
+                seen.update(refs)
+                out.append("%s %d %s %d %.6f %.6f %d" % (tag, r, name[4:], written, first, meta,
+                                                        own + sum(refs.values())))
             subprocess.run(["rm", "-rf", state])
+            print("   %s run %d/%s: %.0f s" % (tag, r + 1, runs, wall), file=sys.stderr, flush=True)
     print("\n".join(out))
 
 
@@ -801,30 +908,64 @@ if [ $DO_R = 1 ]; then
     done
     echo "$RTABLE" | grep -v '^|---' | sed 's/^| //; s/ |$//; s/ | /|/g' | column -t -s '|' | sed 's/^/   /'
 fi
-BTABLE=""
+# btable FILE: part 4's table of one size from cluster.py's lines in FILE.
+# Counted: the checkpoints of a run triggered once the aggregate had received
+# as many records as there are keys (every key exists; before, the state
+# grows; if none, the last one); every figure is the median over the runs of the run's own
+# median, with the runs' own figures in parentheses.
+btable() {
+    python3 - "$1" <<'PY'
+import statistics, sys
+ck, runs = {}, {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    if f and f[0] == "run":
+        runs.setdefault(f[1], {})[int(f[2])] = (float(f[3]), int(f[4]) + int(f[5]), float(f[6]), float(f[7]))
+    elif len(f) == 7:
+        ck.setdefault(f[0], {}).setdefault(int(f[1]), []).append(
+            (int(f[3]), (float(f[5]) - float(f[4])) * 1000, int(f[6]), float(f[4])))
+med = statistics.median
+print("| backend | runs | checkpoints completed per run (counted) | state per checkpoint, MB | "
+      "written per checkpoint, MB | largest written, MB | duration, ms | longest, ms | "
+      "workers' peak RSS, MB (sum of 2) | workers' CPU s per run | run wall s |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for b in ("heap", "rocksdb"):
+    per = ck.get(b, {})
+    if not per:
+        print("| %s | 0 | - | - | - | - | - | - | - | - | - |" % b)
+        continue
+    cnt, st, wr, du, wx, dx = [], [], [], [], 0, 0
+    for r in sorted(per):
+        c = per[r]
+        full = [x for x in c if x[3] >= runs[b][r][3]] or c[-1:]
+        cnt.append("%d (%d)" % (len(c), len(full)))
+        st.append(med(x[2] for x in full) / 1e6)
+        wr.append(med(x[0] for x in full) / 1e6)
+        du.append(med(x[1] for x in full))
+        wx, dx = max([wx] + [x[0] / 1e6 for x in full]), max([dx] + [x[1] for x in full])
+    rr = list(runs.get(b, {}).values())
+
+    def fmt(v, p):
+        return ("%." + str(p) + "f (%s)") % (med(v), " ".join(("%." + str(p) + "f") % x for x in v))
+
+    print("| %s | %d | %s | %s | %s | %.1f | %s | %.0f | %s | %s | %s |" % (
+        b, len(per), " ".join(cnt), fmt(st, 1), fmt(wr, 1), wx, fmt(du, 0), dx,
+        fmt([x[1] / 1024 for x in rr], 0) if rr else "-", fmt([x[2] for x in rr], 1) if rr else "-",
+        fmt([x[0] for x in rr], 1) if rr else "-"))
+PY
+}
+declare -A BTABLES
 if [ $DO_B = 1 ]; then
-    echo
-    echo "== part 4: state backends ($BACKEND_KEYS keys, $BACKEND_EVENTS records at $STATE_RATE/s, checkpoints every 1 s, $RUNS runs each)"
-    python3 "$DATA/cluster.py" "$BUILD" "$DATA" backends "$DATA/backend-heap.yaml" "$DATA/backend-rocksdb.yaml" \
-        "$BACKEND_KEYS" "$BACKEND_EVENTS" "$STATE_RATE" "$RUNS" "$HB_MS" >"$DATA/backends.txt" || die "part 4 failed"
-    # backend run id written t_first t_meta
-    BTABLE="| backend | checkpoints completed per run | written per checkpoint, median (max) | duration, median (max) ms |
-|---|---|---|---|"
-    for tag in heap rocksdb; do
-        row=$(awk -v tag="$tag" '
-            function med(a, n,   i, j, t) {
-                for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-                return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-            $1 == tag { n++; w[n] = $4; d[n] = ($6 - $5) * 1000; per[$2]++
-                        if ($4 > wx) wx = $4; if (d[n] > dx) dx = d[n] }
-            END {
-                for (r in per) runs = runs (runs ? " " : "") per[r]
-                if (!n) { printf "| %s | 0 | - | - |", tag; exit }
-                printf "| %s | %s | %.1f MB (%.1f MB) | %.0f (%.0f) |", tag, runs, med(w, n) / 1e6, wx / 1e6,
-                    med(d, n), dx }' "$DATA/backends.txt")
-        BTABLE+=$'\n'"$row"
+    for m in "${BMB[@]}"; do
+        echo
+        echo "== part 4: state backends, ~$m MB ($BACKEND_KEYS keys${BWIDE[$m]:+, a string of ~$((BWIDE[$m] * 13 + 7)) bytes per key}, $BACKEND_EVENTS records at $STATE_RATE/s, checkpoints every 1 s, $RUNS runs each)"
+        python3 "$DATA/cluster.py" "$BUILD" "$DATA" backends "$DATA/backend-heap-$m.yaml" "$DATA/backend-rocksdb-$m.yaml" \
+            "$BACKEND_KEYS" "$BACKEND_EVENTS" "$STATE_RATE" "$RUNS" "$HB_MS" >"$DATA/backends-$m.txt" || die "part 4 ($m MB) failed"
+        BTABLES[$m]=$(btable "$DATA/backends-$m.txt")
+        echo "${BTABLES[$m]}" | grep -v '^|---' | sed 's/^| //; s/ |$//; s/ | /|/g' | column -t -s '|' | sed 's/^/   /'
     done
-    echo "$BTABLE" | grep -v '^|---' | sed 's/^| //; s/ |$//; s/ | /|/g' | column -t -s '|' | sed 's/^/   /'
+fi
+if [ $DO_B = 1 ] && [ "$BACKEND_TPUT" = 1 ]; then
     echo "   throughput, agg-1m with its state in rocksdb:"
     for ((r = 1; r <= RUNS; r++)); do
         for cfg in off on; do
@@ -891,7 +1032,7 @@ COMMIT=$(commit_id "$ROOT")
 ENVS=""
 for v in BENCH_RUNS BENCH_JOBS BENCH_AGG_EVENTS BENCH_AGG1M_EVENTS BENCH_NEXMARK_EVENTS BENCH_STATE_KEYS \
     BENCH_STATE_EVENTS BENCH_STATE_RATE BENCH_RECOVERY_RUNS BENCH_HEARTBEAT_MS BENCH_RESTART_DELAY BENCH_PARTS \
-    BENCH_BACKEND_KEYS BENCH_BACKEND_EVENTS BENCH_ROCKS_STATE BENCH_RECOVERY_STATE BENCH_LARGE_BACKENDS \
+    BENCH_BACKEND_KEYS BENCH_BACKEND_EVENTS BENCH_BACKEND_MB BENCH_BACKEND_TPUT BENCH_ROCKS_STATE BENCH_RECOVERY_STATE BENCH_LARGE_BACKENDS \
     BENCH_LARGE_MB BENCH_LARGE_RUNS BENCH_LARGE_KEYS BENCH_LARGE_SECS; do
     [ -n "${!v:-}" ] && ENVS+="$v=\"${!v}\" "
 done
@@ -1011,31 +1152,55 @@ META="- **When:** $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$COMMIT\`, build \`
 - **Machine:** $(machine_line).
   Load average ${LOAD_START// /, } at the start, ${LOAD_END// /, } at the end.
 - **Command:** $HOW."
+# "100 MB" or "1 GB"
+size_name() { if [ "$1" -ge 1000 ]; then awk -v m="$1" 'BEGIN { printf "%g GB", m / 1000 }'; else echo "$1 MB"; fi; }
 if [ $DO_B = 1 ]; then
-    SUB=$(
-        cat <<EOF
-### Checkpoints of about 100 MB of keyed state
+    for m in "${BMB[@]}"; do
+        SZ=$(size_name "$m")
+        if [ -n "${BWIDE[$m]}" ]; then
+            SHAPE="keyed aggregate (count and sum per key, and the max of a string
+\`w = concat(k, '-', k * A1 % 999999999989, '-', ..., k * A${BWIDE[$m]} % 999999999989)\` of
+~$((BWIDE[$m] * 13 + 7)) bytes, pseudo-random digits (LZ4 cannot squeeze them much) that depend only
+on the key, so the heap table stores it once; about $SZ as a heap snapshot)"
+        else
+            SHAPE="keyed aggregate (count and sum per key; about $SZ as a heap snapshot)"
+        fi
+        SUB=$(
+            cat <<EOF
+### Checkpoints of about $SZ of keyed state
 
 $META
 
-$BTABLE
+${BTABLES[$m]}
 
 A master (\`--state-dir\`, \`--heartbeat-timeout $HB_MS\`; every run must
-finish in attempt 1, no worker lost) and 2 worker processes run a
-generator → map (\`k = seq % $BACKEND_KEYS\`) → keyed aggregate (count and sum per key; about
-100 MB as a heap snapshot) → discard at parallelism 2, $BACKEND_EVENTS records
-paced at $STATE_RATE/s, \`checkpoint: { interval: 1s, retain: 1000 }\`, once
-per backend and run ($RUNS runs each, alternating). Every completed checkpoint
-of every run counts (the medians are over all of them). **Written** = the
-bytes a checkpoint wrote: heap, its \`chk-N\`
-files (the whole state every time); rocksdb, its \`chk-N\` files (the
-stores' MANIFEST, OPTIONS, CURRENT and \`_manifest\`) plus the shared SST
-files copied since the previous checkpoint completed (by modification time).
-**Duration** = first state file (the source's, written at the trigger) →
-\`_metadata\`. Larger state: part 5 below.
+finish in attempt 1, no worker lost) and 2 worker processes (2 slots each)
+run a generator → map (\`k = seq % $BACKEND_KEYS\`) → $SHAPE → discard at
+parallelism 2, $BACKEND_EVENTS records paced at $STATE_RATE/s,
+\`checkpoint: { interval: 1s, retain: 1000 }\`, with \`state: { backend: heap }\`
+(full snapshots) and \`state: { backend: rocksdb${ROCKS_STATE:+, $ROCKS_STATE} }\`
+(incremental), $RUNS runs each, alternating, each in a fresh cluster.
+**Counted** checkpoints: those triggered (first state file) once the
+aggregate had received $BACKEND_KEYS records, so that every key exists
+(\`sluice status\` polled every ~20 ms), to the end of the run. Each figure
+is the median over the runs of the run's own median (the runs' figures in
+parentheses); **largest written** and **longest** are over every counted
+checkpoint. **State** = every byte the checkpoint references: heap, its
+\`chk-N\` files (the whole state every time); rocksdb, its \`chk-N\` files
+(the stores' MANIFEST, OPTIONS, CURRENT and \`_manifest\`) plus the shared
+SST files its store manifests list. **Written** = what the checkpoint added
+to storage: heap, the same as its state; rocksdb, its \`chk-N\` files plus
+the shared SSTs that no earlier checkpoint of the run listed (from the
+manifests). **Duration** = first state file (the source's, written at the
+trigger) → \`_metadata\`. **Peak RSS** = VmHWM of the two worker processes,
+summed, and **CPU** = their user + system time, both from /proc at the end
+of the run; **run wall** = submit → FINISHED.
 EOF
-    )
-    write_sub "### Checkpoints of about 100 MB of keyed state"
+        )
+        write_sub "### Checkpoints of about $SZ of keyed state"
+    done
+fi
+if [ $DO_B = 1 ] && [ "$BACKEND_TPUT" = 1 ]; then
     SUB=$(
         cat <<EOF
 ### Throughput with the rocksdb backend: checkpoints off vs every 1 s

@@ -489,8 +489,13 @@ class Cluster:
         return p
 
     def start_worker(self, wid):
+        # a cache directory of its own under DATA (local checkpoint copies):
+        # a worker killed with SIGKILL cannot remove the /tmp one it would
+        # make, and a restarted one drops its predecessor's at start, as a
+        # worker with a configured --cache-dir does
         self.workers[wid] = self.spawn([WORKER, "--id", wid, "--slots", "2", "--master", self.ep,
-                                        "--data-bind", "tcp://127.0.0.1"], wid)
+                                        "--data-bind", "tcp://127.0.0.1",
+                                        "--cache-dir", self.log(wid) + "-cache"], wid)
 
     def cli(self, *args):
         r = subprocess.run([SLUICE] + list(args), capture_output=True, text=True, env=self.env)
@@ -529,6 +534,8 @@ class Cluster:
                 p.kill()
                 p.wait()
         procs.clear()
+        for w in self.workers:
+            subprocess.run(["rm", "-rf", self.log(w) + "-cache"])
 
 
 def size(spec_1s, spec_10ms, keys, events, rate):
@@ -783,17 +790,34 @@ def large(backend, spec, keys, rate, mb, runs, hb_ms, secs):
             before = max([o["records_in"] for o in st["operators"] if o["name"] == "totals"] or [0])
             # the worker running the first aggregate subtask
             victim = sorted(t["worker"] for t in st["tasks"] if "totals" in t["operators"])[0]
-            logs = {w: os.path.getsize(c.log(w) + ".err") for w in ("w1", "w2")}
+            logs = {w: os.path.getsize(c.log(w) + ".err") for w in ("w1", "w2", "master")}
             t0, w0 = time.monotonic(), time.time()
             c.workers[victim].kill()
             c.start_worker(victim)
             c.workers[victim].poll()
             detect = running = None
+            # when (ms after the kill, at the poll that saw it) the restarted
+            # worker logged its start, the job left RUNNING (the master
+            # noticed the failure: RESTARTING), and the master logged that it
+            # verifies the checkpoints to restart from
+            seen = {"up": None, "noticed": None, "verify": None}
+
+            def grep_log(who, pat):
+                with open(c.log(who) + ".err") as f:
+                    f.seek(logs[who])
+                    return pat in f.read()
+
             while True:
                 s = c.status(job)
                 now = (time.monotonic() - t0) * 1000
                 if s["state"] in ("FINISHED", "FAILED", "CANCELED"):
                     sys.exit("cluster.py: the job ended %s: %s" % (s["state"], s["error"]))
+                if seen["up"] is None and grep_log(victim, "sluice-worker %s: 2 slots" % victim):
+                    seen["up"] = now
+                if seen["noticed"] is None and (s["state"] != "RUNNING" or s["attempt"] > 1):
+                    seen["noticed"] = now
+                if seen["verify"] is None and grep_log("master", "verifying checkpoints to restart from"):
+                    seen["verify"] = now
                 if s["attempt"] > 1 and detect is None:
                     detect = now
                 if s["attempt"] > 1 and s["state"] == "RUNNING":
@@ -823,11 +847,16 @@ def large(backend, spec, keys, rate, mb, runs, hb_ms, secs):
                             restore = max(restore, rd[0] + float(m.group(2)))
                             cpu = max(cpu, rd[1] + float(m.group(3)))
                             restored = max(restored, (float(m.group(4)) - w0) * 1000)
-            print("%s\t%d\t%d\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%.0f" %
-                  (backend, r, size, grow, ckpt_ms, detect, restore, restored, running, now, before, cpu), flush=True)
-            print("   %s run %d: killed %s at %.1f MB (%s, after %.0f s): detected %.0f ms, restore %.0f ms "
-                  "(%.0f ms CPU; done %.0f ms after the kill), RUNNING %.0f ms, records through the aggregate %.0f ms" %
-                  (backend, r + 1, victim, size / 1e6, name, grow, detect, restore, cpu, restored, running, now),
+            nv = lambda v: -1 if v is None else v
+            print("%s\t%d\t%d\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%.0f\t%.0f\t%.0f\t%.0f" %
+                  (backend, r, size, grow, ckpt_ms, detect, restore, restored, running, now, before, cpu,
+                   nv(seen["up"]), nv(seen["noticed"]), nv(seen["verify"])), flush=True)
+            print("   %s run %d: killed %s at %.1f MB (%s, after %.0f s): worker logged its start %.0f ms, "
+                  "failure noticed (RESTARTING) %.0f ms, master verifying the checkpoints %.0f ms, attempt 2 %.0f ms, "
+                  "restore %.0f ms (%.0f ms CPU; done %.0f ms after the kill), RUNNING %.0f ms, "
+                  "records through the aggregate %.0f ms" %
+                  (backend, r + 1, victim, size / 1e6, name, grow, nv(seen["up"]), nv(seen["noticed"]),
+                   nv(seen["verify"]), detect, restore, cpu, restored, running, now),
                   file=sys.stderr, flush=True)
             c.cli("cancel", job)
         finally:
@@ -1005,20 +1034,21 @@ if [ $DO_L = 1 ]; then
             "$LARGE_MB" "$LARGE_RUNS" "$HB_MS" "$LARGE_SECS" >>"$DATA/large.txt" || die "part 5 ($b) failed"
     done
     # backend run bytes grow_s ckpt_ms detect restore restored running flowing records_before
-    LTABLE="| backend | kills | state at the kill, median MB | input until then, median s | its checkpoint took, median ms | detected (attempt + 1), median ms | restore, longest task, median ms | its CPU, median ms | state restored, median ms after the kill | RUNNING again, median ms | records through the aggregate, median ms (runs) | of which after the restore, median ms |
-|---|---|---|---|---|---|---|---|---|---|---|---|"
+    LTABLE="| backend | kills | state at the kill, median MB | input until then, median s | its checkpoint took, median ms | restarted worker logged its start, median ms | failure noticed (RESTARTING), median ms | master verifying the checkpoint, median ms | new attempt (attempt + 1), median ms | restore, longest task, median ms | its CPU, median ms | state restored, median ms after the kill | RUNNING again, median ms | records through the aggregate, median ms (runs) | of which after the restore, median ms |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for b in "${LB[@]}"; do
         LTABLE+=$'\n'$(awk -F '\t' -v b="$b" '
             function med(a, n,   i, j, t) {
                 for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
                 return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
             $1 == b { n++; sz[n] = $3 / 1e6; g[n] = $4; ck[n] = $5; d[n] = $6; rs[n] = $7; cp[n] = $12; rd[n] = $8; ru[n] = $9
+                      up[n] = $13; no[n] = $14; ve[n] = $15
                       f[n] = $10; ff[n] = $10; rp[n] = $10 - $8; runs = runs (runs ? " " : "") $10 }
             END {
-                if (!n) { printf "| %s | 0 | - | - | - | - | - | - | - | - | - | - |", b; exit }
-                printf "| %s | %d | %.1f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f (%s) | %.0f |", b, n,
-                    med(sz, n), med(g, n), med(ck, n), med(d, n), med(rs, n), med(cp, n), med(rd, n), med(ru, n), med(f, n),
-                    runs, med(rp, n) }' "$DATA/large.txt")
+                if (!n) { printf "| %s | 0 | - | - | - | - | - | - | - | - | - | - | - | - | - |", b; exit }
+                printf "| %s | %d | %.1f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f (%s) | %.0f |", b, n,
+                    med(sz, n), med(g, n), med(ck, n), med(up, n), med(no, n), med(ve, n), med(d, n), med(rs, n), med(cp, n),
+                    med(rd, n), med(ru, n), med(f, n), runs, med(rp, n) }' "$DATA/large.txt")
     done
     echo "$LTABLE" | grep -v '^|---' | sed 's/^| //; s/ |$//; s/ | /|/g' | column -t -s '|' | sed 's/^/   /'
 fi
@@ -1239,8 +1269,17 @@ kill**: its files, plus for rocksdb the job's \`shared/\` SST files; heap
 snapshots are about 60 bytes per key, rocksdb SSTs less), the worker
 running the first aggregate subtask is killed with SIGKILL and started
 again at once (the master notices when it registers again); every task of
-the job restarts from that checkpoint. From the kill: **detected** = the
-job's attempt went up (\`sluice status --json\`, polled every ~10 ms);
+the job restarts from that checkpoint. From the kill (\`sluice status
+--json\` and the logs polled every ~10 ms plus the CLI's own time, so each
+figure is late by up to one poll): **restarted worker logged its start** =
+its first log line; **failure noticed** = the job left RUNNING (the master
+handled the worker's registration, found it alive in its table, failed the
+attempt: RESTARTING); **master verifying the checkpoint** = its log line
+\`verifying checkpoints to restart from\` (with the restart delay of 0 ms it
+starts at once: the master reads and SHA-256-hashes every state file of the
+checkpoint, and for rocksdb every SST its store manifests list, in a thread
+of its own, before it picks the checkpoint); **new attempt** = the job's
+attempt went up (the checkpoint verified and chosen, the tasks deployed);
 **restore** = the longest task's own figure from its log lines (state files
 read and SHA-256-verified + operators restored; for rocksdb the stores
 fetched and verified file by file, see "Restore: local copy vs checkpoint

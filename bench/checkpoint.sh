@@ -112,6 +112,9 @@
 #   BENCH_LARGE_RUNS     kills per backend in part 5 (default 3)
 #   BENCH_LARGE_KEYS     distinct keys of part 5 (default 100000000)
 #   BENCH_LARGE_SECS     deadline for the state to reach BENCH_LARGE_MB (default 1800)
+#   BENCH_LARGE_RATE     records/s of part 5 (default BENCH_STATE_RATE; the heap state
+#                        grows ~60 bytes per record, so at 1000000/s the kill comes up
+#                        to a checkpoint interval's ~60 MB past BENCH_LARGE_MB)
 #   BENCH_PARTS          parts to run (default "throughput size recovery backends"; "large" -- recovery with ~100 MB of state -- runs only when named: it takes tens of minutes)
 #   BENCH_DATA           scratch directory (default BUILD_DIR/../bench-data/checkpoint)
 #   BENCH_DOC            report to write (default docs/benchmarks.md; "-" writes none)
@@ -150,6 +153,7 @@ LARGE_MB=${BENCH_LARGE_MB:-100}
 LARGE_RUNS=${BENCH_LARGE_RUNS:-3}
 LARGE_KEYS=${BENCH_LARGE_KEYS:-100000000}
 LARGE_SECS=${BENCH_LARGE_SECS:-1800}
+LARGE_RATE=${BENCH_LARGE_RATE:-$STATE_RATE}
 PARTS=${BENCH_PARTS:-throughput size recovery backends}
 DATA=${BENCH_DATA:-$(dirname "$BUILD")/bench-data/checkpoint}
 DOC=${BENCH_DOC:-$ROOT/docs/benchmarks.md}
@@ -173,6 +177,7 @@ posint BENCH_LARGE_MB "$LARGE_MB"
 posint BENCH_LARGE_RUNS "$LARGE_RUNS"
 posint BENCH_LARGE_KEYS "$LARGE_KEYS"
 posint BENCH_LARGE_SECS "$LARGE_SECS"
+posint BENCH_LARGE_RATE "$LARGE_RATE"
 read -r -a LB <<<"$LARGE_BACKENDS"
 for b in "${LB[@]}"; do
     case $b in heap | rocksdb) ;; *) die "BENCH_LARGE_BACKENDS: unknown backend '$b' (heap, rocksdb)" ;; esac
@@ -451,7 +456,7 @@ fi
 # ---- parts 2 and 3: a master and worker processes, driven by python -----------------
 cat >"$DATA/cluster.py" <<'PYEOF'
 # cluster.py — parts 2 and 3 of bench/checkpoint.sh (see there).
-import json, os, random, re, signal, socket, subprocess, sys, time
+import json, os, random, re, signal, socket, subprocess, sys, threading, time
 
 B, DATA = sys.argv[1], sys.argv[2]
 SLUICE, MASTER, WORKER = B + "/sluice", B + "/sluice-master", B + "/sluice-worker"
@@ -796,28 +801,37 @@ def large(backend, spec, keys, rate, mb, runs, hb_ms, secs):
             c.start_worker(victim)
             c.workers[victim].poll()
             detect = running = None
-            # when (ms after the kill, at the poll that saw it) the restarted
-            # worker logged its start, the job left RUNNING (the master
-            # noticed the failure: RESTARTING), and the master logged that it
-            # verifies the checkpoints to restart from
-            seen = {"up": None, "noticed": None, "verify": None}
+            # when (ms after the kill; a thread reads the logs every ~2 ms) the
+            # restarted worker logged its start, the master logged the
+            # attempt failed (it noticed: RESTARTING), that it verifies the
+            # checkpoints to restart from, and the checkpoint it chose
+            seen = {"up": None, "noticed": None, "verify": None, "chosen": None}
+            pats = {"up": (victim, "sluice-worker %s: 2 slots" % victim),
+                    "noticed": ("master", "attempt 1 failed"),
+                    "verify": ("master", "verifying checkpoints to restart from"),
+                    "chosen": ("master", "restarts from checkpoint")}
+            watching = [True]
 
-            def grep_log(who, pat):
-                with open(c.log(who) + ".err") as f:
-                    f.seek(logs[who])
-                    return pat in f.read()
+            def watch():
+                while watching[0] and None in seen.values():
+                    text = {}
+                    for who in (victim, "master"):
+                        with open(c.log(who) + ".err") as f:
+                            f.seek(logs[who])
+                            text[who] = f.read()
+                    now = (time.monotonic() - t0) * 1000
+                    for k, (who, pat) in pats.items():
+                        if seen[k] is None and pat in text[who]:
+                            seen[k] = now
+                    time.sleep(0.002)
 
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
             while True:
                 s = c.status(job)
                 now = (time.monotonic() - t0) * 1000
                 if s["state"] in ("FINISHED", "FAILED", "CANCELED"):
                     sys.exit("cluster.py: the job ended %s: %s" % (s["state"], s["error"]))
-                if seen["up"] is None and grep_log(victim, "sluice-worker %s: 2 slots" % victim):
-                    seen["up"] = now
-                if seen["noticed"] is None and (s["state"] != "RUNNING" or s["attempt"] > 1):
-                    seen["noticed"] = now
-                if seen["verify"] is None and grep_log("master", "verifying checkpoints to restart from"):
-                    seen["verify"] = now
                 if s["attempt"] > 1 and detect is None:
                     detect = now
                 if s["attempt"] > 1 and s["state"] == "RUNNING":
@@ -829,6 +843,8 @@ def large(backend, spec, keys, rate, mb, runs, hb_ms, secs):
                 if now > 300000:
                     sys.exit("cluster.py: no recovery within 300 s: %s" % json.dumps(s))
                 time.sleep(0.01)
+            watching[0] = False
+            watcher.join()
             # the tasks' own restore times, from the workers' logs after the kill
             restore = restored = cpu = 0.0
             read = {}
@@ -848,15 +864,15 @@ def large(backend, spec, keys, rate, mb, runs, hb_ms, secs):
                             cpu = max(cpu, rd[1] + float(m.group(3)))
                             restored = max(restored, (float(m.group(4)) - w0) * 1000)
             nv = lambda v: -1 if v is None else v
-            print("%s\t%d\t%d\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%.0f\t%.0f\t%.0f\t%.0f" %
+            print("%s\t%d\t%d\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f" %
                   (backend, r, size, grow, ckpt_ms, detect, restore, restored, running, now, before, cpu,
-                   nv(seen["up"]), nv(seen["noticed"]), nv(seen["verify"])), flush=True)
+                   nv(seen["up"]), nv(seen["noticed"]), nv(seen["verify"]), nv(seen["chosen"])), flush=True)
             print("   %s run %d: killed %s at %.1f MB (%s, after %.0f s): worker logged its start %.0f ms, "
-                  "failure noticed (RESTARTING) %.0f ms, master verifying the checkpoints %.0f ms, attempt 2 %.0f ms, "
+                  "attempt failed %.0f ms, master verifying the checkpoints %.0f ms, chose one %.0f ms, attempt 2 %.0f ms, "
                   "restore %.0f ms (%.0f ms CPU; done %.0f ms after the kill), RUNNING %.0f ms, "
                   "records through the aggregate %.0f ms" %
                   (backend, r + 1, victim, size / 1e6, name, grow, nv(seen["up"]), nv(seen["noticed"]),
-                   nv(seen["verify"]), detect, restore, cpu, restored, running, now),
+                   nv(seen["verify"]), nv(seen["chosen"]), detect, restore, cpu, restored, running, now),
                   file=sys.stderr, flush=True)
             c.cli("cancel", job)
         finally:
@@ -1030,24 +1046,24 @@ if [ $DO_L = 1 ]; then
     echo "== part 5: recovery after kill -9 with $LARGE_MB MB of state ($LARGE_BACKENDS; $LARGE_RUNS kills each, heartbeat timeout $HB_MS ms)"
     : >"$DATA/large.txt"
     for b in "${LB[@]}"; do
-        python3 "$DATA/cluster.py" "$BUILD" "$DATA" large "$b" "$DATA/large-$b.yaml" "$LARGE_KEYS" "$STATE_RATE" \
+        python3 "$DATA/cluster.py" "$BUILD" "$DATA" large "$b" "$DATA/large-$b.yaml" "$LARGE_KEYS" "$LARGE_RATE" \
             "$LARGE_MB" "$LARGE_RUNS" "$HB_MS" "$LARGE_SECS" >>"$DATA/large.txt" || die "part 5 ($b) failed"
     done
     # backend run bytes grow_s ckpt_ms detect restore restored running flowing records_before
-    LTABLE="| backend | kills | state at the kill, median MB | input until then, median s | its checkpoint took, median ms | restarted worker logged its start, median ms | failure noticed (RESTARTING), median ms | master verifying the checkpoint, median ms | new attempt (attempt + 1), median ms | restore, longest task, median ms | its CPU, median ms | state restored, median ms after the kill | RUNNING again, median ms | records through the aggregate, median ms (runs) | of which after the restore, median ms |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    LTABLE="| backend | kills | state at the kill, median MB | input until then, median s | its checkpoint took, median ms | restarted worker logged its start, median ms | attempt failed (master's log), median ms | master verifying the checkpoint, median ms | checkpoint chosen, median ms | new attempt (attempt + 1), median ms | restore, longest task, median ms | its CPU, median ms | state restored, median ms after the kill | RUNNING again, median ms | records through the aggregate, median ms (runs) | of which after the restore, median ms |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for b in "${LB[@]}"; do
         LTABLE+=$'\n'$(awk -F '\t' -v b="$b" '
             function med(a, n,   i, j, t) {
                 for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
                 return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
             $1 == b { n++; sz[n] = $3 / 1e6; g[n] = $4; ck[n] = $5; d[n] = $6; rs[n] = $7; cp[n] = $12; rd[n] = $8; ru[n] = $9
-                      up[n] = $13; no[n] = $14; ve[n] = $15
+                      up[n] = $13; no[n] = $14; ve[n] = $15; ch[n] = $16
                       f[n] = $10; ff[n] = $10; rp[n] = $10 - $8; runs = runs (runs ? " " : "") $10 }
             END {
-                if (!n) { printf "| %s | 0 | - | - | - | - | - | - | - | - | - | - | - | - | - |", b; exit }
-                printf "| %s | %d | %.1f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f (%s) | %.0f |", b, n,
-                    med(sz, n), med(g, n), med(ck, n), med(up, n), med(no, n), med(ve, n), med(d, n), med(rs, n), med(cp, n),
+                if (!n) { printf "| %s | 0 | - | - | - | - | - | - | - | - | - | - | - | - | - | - |", b; exit }
+                printf "| %s | %d | %.1f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f (%s) | %.0f |", b, n,
+                    med(sz, n), med(g, n), med(ck, n), med(up, n), med(no, n), med(ve, n), med(ch, n), med(d, n), med(rs, n), med(cp, n),
                     med(rd, n), med(ru, n), med(f, n), runs, med(rp, n) }' "$DATA/large.txt")
     done
     echo "$LTABLE" | grep -v '^|---' | sed 's/^| //; s/ |$//; s/ | /|/g' | column -t -s '|' | sed 's/^/   /'
@@ -1063,7 +1079,7 @@ ENVS=""
 for v in BENCH_RUNS BENCH_JOBS BENCH_AGG_EVENTS BENCH_AGG1M_EVENTS BENCH_NEXMARK_EVENTS BENCH_STATE_KEYS \
     BENCH_STATE_EVENTS BENCH_STATE_RATE BENCH_RECOVERY_RUNS BENCH_HEARTBEAT_MS BENCH_RESTART_DELAY BENCH_PARTS \
     BENCH_BACKEND_KEYS BENCH_BACKEND_EVENTS BENCH_BACKEND_MB BENCH_BACKEND_TPUT BENCH_ROCKS_STATE BENCH_RECOVERY_STATE BENCH_LARGE_BACKENDS \
-    BENCH_LARGE_MB BENCH_LARGE_RUNS BENCH_LARGE_KEYS BENCH_LARGE_SECS; do
+    BENCH_LARGE_MB BENCH_LARGE_RUNS BENCH_LARGE_KEYS BENCH_LARGE_SECS BENCH_LARGE_RATE; do
     [ -n "${!v:-}" ] && ENVS+="$v=\"${!v}\" "
 done
 if [ "${BUILD#"$ROOT"/}" = build/release ]; then
@@ -1258,7 +1274,7 @@ $META
 $LTABLE
 
 A fresh master (\`--state-dir\`, \`--heartbeat-timeout $HB_MS\`) and 2 worker
-processes (2 slots each) per kill run a generator paced at $STATE_RATE records/s
+processes (2 slots each) per kill run a generator paced at $LARGE_RATE records/s
 → map (\`k = seq % $LARGE_KEYS\`: every record a new key, so the state grows
 with the input) → keyed aggregate (count and sum per key) → discard at
 parallelism 2, \`checkpoint: { interval: 1s }\`,
@@ -1269,17 +1285,20 @@ kill**: its files, plus for rocksdb the job's \`shared/\` SST files; heap
 snapshots are about 60 bytes per key, rocksdb SSTs less), the worker
 running the first aggregate subtask is killed with SIGKILL and started
 again at once (the master notices when it registers again); every task of
-the job restarts from that checkpoint. From the kill (\`sluice status
---json\` and the logs polled every ~10 ms plus the CLI's own time, so each
-figure is late by up to one poll): **restarted worker logged its start** =
-its first log line; **failure noticed** = the job left RUNNING (the master
-handled the worker's registration, found it alive in its table, failed the
-attempt: RESTARTING); **master verifying the checkpoint** = its log line
-\`verifying checkpoints to restart from\` (with the restart delay of 0 ms it
-starts at once: the master reads and SHA-256-hashes every state file of the
-checkpoint, and for rocksdb every SST its store manifests list, in a thread
-of its own, before it picks the checkpoint); **new attempt** = the job's
-attempt went up (the checkpoint verified and chosen, the tasks deployed);
+the job restarts from that checkpoint. From the kill (the logs read by a
+thread every ~2 ms; \`sluice status --json\` polled every ~10 ms plus the
+CLI's own time): **restarted worker logged its start** = its first log
+line (printed once it started its loop, which registers at once);
+**attempt failed** = the master's \`job … attempt 1 failed (worker w1 lost:
+it registered again (restarted))\` line (it handled the registration and
+found the worker alive in its table: RESTARTING); **master verifying the
+checkpoint** = its line \`verifying checkpoints to restart from\` (with a
+restart delay of 0 ms it starts at once: the master reads and
+SHA-256-hashes every state file of the checkpoint, and for rocksdb every
+SST its store manifests list, in a thread of its own that runs 5 nice
+levels below the loop); **checkpoint chosen** = its line \`restarts from
+checkpoint N\` (verified); **new attempt** = the job's attempt went up
+(polled; the tasks deployed);
 **restore** = the longest task's own figure from its log lines (state files
 read and SHA-256-verified + operators restored; for rocksdb the stores
 fetched and verified file by file, see "Restore: local copy vs checkpoint

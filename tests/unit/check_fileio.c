@@ -785,10 +785,34 @@ START_TEST(test_fs_read_checked)
     ck_assert_int_eq(sl_fs_read_checked(s_path("nope.state"), n, sha, &data, why, sizeof why),
                      SL_NOTFOUND);
     ck_assert_ptr_nonnull(strstr(why, "nope.state is missing"));
+    /* only checked (out NULL: read in pieces): the same verdicts */
+    ck_assert_int_eq(sl_fs_read_checked(path, n, other, NULL, why, sizeof why), SL_DATA);
+    ck_assert_ptr_nonnull(strstr(why, "is corrupt (its SHA-256 differs)"));
+    ck_assert_int_eq(sl_fs_read_checked(path, n, "", NULL, why, sizeof why), SL_DATA);
+    ck_assert_int_eq(sl_fs_read_checked(path, n - 1, sha, NULL, why, sizeof why), SL_DATA);
+    ck_assert_ptr_nonnull(strstr(why, "truncated or has the wrong size"));
     /* grown after it was recorded */
     ck_assert_int_eq(sl_fs_write_atomic(path, "some checkpoint state+", n + 1), 0);
     ck_assert_int_eq(sl_fs_read_checked(path, n, sha, &data, why, sizeof why), SL_DATA);
     ck_assert_ptr_null(data);
+    ck_assert_int_eq(sl_fs_read_checked(path, n, sha, NULL, why, sizeof why), SL_DATA);
+    /* larger than one piece of the check: every byte counts, the last too */
+    size_t big = 3 * 256 * 1024 + 7;
+    uint8_t *b = malloc(big);
+    ck_assert_ptr_nonnull(b);
+    for (size_t i = 0; i < big; i++)
+        b[i] = (uint8_t)(i * 131 + (i >> 11));
+    ck_assert_int_eq(sl_fs_write_atomic(path, b, big), 0);
+    sl_sha256_hex(b, big, sha);
+    ck_assert_int_eq(sl_fs_read_checked(path, big, sha, NULL, why, sizeof why), SL_OK);
+    ck_assert_int_eq(sl_fs_read_checked(path, big, sha, &data, why, sizeof why), SL_OK);
+    ck_assert(memcmp(data, b, big) == 0);
+    free(data);
+    b[big - 1] ^= 1;
+    ck_assert_int_eq(sl_fs_write_atomic(path, b, big), 0);
+    ck_assert_int_eq(sl_fs_read_checked(path, big, sha, NULL, why, sizeof why), SL_DATA);
+    ck_assert_ptr_nonnull(strstr(why, "is corrupt (its SHA-256 differs)"));
+    free(b);
 }
 END_TEST
 

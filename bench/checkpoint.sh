@@ -68,11 +68,14 @@
 #                >= BENCH_LARGE_MB MB (its files, plus for rocksdb the job's
 #                shared/ files), the worker running the first aggregate
 #                subtask is killed with SIGKILL and started again at once.
-#                Reported from the kill: the master's detection (attempt + 1),
-#                the restore (the tasks' own log lines: state files read and
-#                verified + operators restored, the longest task), the job
-#                RUNNING again, and records flowing through the aggregate
-#                (its records_in > 0 in the new attempt).
+#                Reported from the kill: the restarted worker's first log
+#                line, the master's log lines (attempt failed, verifying the
+#                checkpoints, checkpoint chosen; a thread reads the logs
+#                every ~2 ms), the new attempt (attempt + 1), the restore
+#                (the tasks' own log lines: state files read and verified +
+#                operators restored, the longest task), the job RUNNING
+#                again, and records flowing through the aggregate (its
+#                records_in > 0 in the new attempt).
 #
 # The tables of medians are printed and written, with the machine, into the
 # "Checkpoints" section of docs/benchmarks.md (parts 4 and 5: their own

@@ -2973,8 +2973,8 @@ sl_master_t *sl_master_start(const sl_master_opts_t *o, char *err, size_t cap)
             return NULL;
         }
     } else {
-        char tmpl[] = "/tmp/sluice-master-XXXXXX";
-        if (mkdtemp(tmpl)) {
+        char tmpl[4096];
+        if (sl_fs_mkdtemp("sluice-master", tmpl, sizeof tmpl) == 0) {
             m->state_dir = strdup(tmpl);
             m->own_state_dir = true;
         }

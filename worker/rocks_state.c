@@ -43,8 +43,7 @@ static int s_local_dir(sl_opctx_t *c, char *buf, size_t cap)
         snprintf(buf, cap, "%s/op-%d", c->state_dir, c->node->id);
         return SL_OK;
     }
-    snprintf(buf, cap, "/tmp/sluice-state-XXXXXX");
-    if (!mkdtemp(buf))
+    if (sl_fs_mkdtemp("sluice-state", buf, cap) != 0)
         return sl_op_fail(c, SL_IO, "'%s': cannot create a state directory: %s", c->node->name,
                           strerror(errno));
     return SL_OK;

@@ -970,8 +970,8 @@ sl_worker_t *sl_worker_start(const sl_worker_opts_t *o)
         if (w->cache_dir)
             s_local_drop_all(w); /* an earlier process's: no job it knew of is ours */
     } else {
-        char tmpl[] = "/tmp/sluice-worker-XXXXXX";
-        if (mkdtemp(tmpl)) {
+        char tmpl[4096];
+        if (sl_fs_mkdtemp("sluice-worker", tmpl, sizeof tmpl) == 0) {
             w->cache_dir = strdup(tmpl);
             w->own_cache_dir = true;
         }

@@ -1224,6 +1224,19 @@ int sl_fs_copy_dir(const char *from, const char *to, char *failed, size_t cap)
     return rc;
 }
 
+int sl_fs_mkdtemp(const char *prefix, char *buf, size_t cap)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || tmp[0] != '/')
+        tmp = "/tmp";
+    int n = snprintf(buf, cap, "%s/%s-XXXXXX", tmp, prefix);
+    if (n < 0 || (size_t)n >= cap) {
+        errno = ENAMETOOLONG;
+        return SL_IO;
+    }
+    return mkdtemp(buf) ? 0 : SL_IO;
+}
+
 void sl_fs_staging_dir(const char *path, char *buf, size_t cap)
 {
     const char *slash = strrchr(path, '/');

@@ -6,6 +6,11 @@ export LC_ALL=C
 : "${SRC:?SRC must name the source tree}"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-scenario-XXXXXX")
+# Every temporary directory the test's processes make (a master's state
+# directory, a worker's cache: sl_fs_mkdtemp) goes under WORK, so a process
+# killed with -9 leaves nothing behind once WORK is removed.
+mkdir "$WORK/tmp"
+export TMPDIR=$WORK/tmp
 
 # Background processes a test starts (daemons) go into PIDS; at exit they are
 # killed and the work directory removed.

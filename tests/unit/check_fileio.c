@@ -4,6 +4,7 @@
  * publishing (nothing visible before commit, no temporary left behind). */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -818,6 +819,35 @@ END_TEST
 
 /* A savepoint's parts: linked (a link is the same file), a link over an
  * existing file replaces it; directories copied file by file. */
+START_TEST(test_fs_mkdtemp_honours_tmpdir)
+{
+    char dir[4096], want[4096];
+    const char *old = getenv("TMPDIR");
+    char *saved = old ? strdup(old) : NULL;
+    ck_assert_int_eq(mkdir(s_path("tmp"), 0755), 0);
+    setenv("TMPDIR", s_path("tmp"), 1);
+    ck_assert_int_eq(sl_fs_mkdtemp("sluice-x", dir, sizeof dir), 0);
+    snprintf(want, sizeof want, "%s/sluice-x-", s_path("tmp"));
+    ck_assert_int_eq(strncmp(dir, want, strlen(want)), 0);
+    struct stat st;
+    ck_assert_int_eq(stat(dir, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    ck_assert_int_eq(rmdir(dir), 0);
+    setenv("TMPDIR", "relative", 1); /* not absolute: ignored */
+    ck_assert_int_eq(sl_fs_mkdtemp("sluice-x", dir, sizeof dir), 0);
+    ck_assert_int_eq(strncmp(dir, "/tmp/sluice-x-", 14), 0);
+    ck_assert_int_eq(rmdir(dir), 0);
+    char small[8];
+    ck_assert_int_eq(sl_fs_mkdtemp("sluice-x", small, sizeof small), SL_IO);
+    ck_assert_int_eq(errno, ENAMETOOLONG);
+    if (saved)
+        setenv("TMPDIR", saved, 1);
+    else
+        unsetenv("TMPDIR");
+    free(saved);
+}
+END_TEST
+
 START_TEST(test_fs_link_or_copy_and_copy_dir)
 {
     ck_assert_int_eq(mkdir(s_path("a"), 0755), 0);
@@ -872,6 +902,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_fs_write_atomic_and_publish);
     tcase_add_test(tc, test_fs_read_checked);
     tcase_add_test(tc, test_fs_link_or_copy_and_copy_dir);
+    tcase_add_test(tc, test_fs_mkdtemp_honours_tmpdir);
     suite_add_tcase(s, tc);
     TCase *split = tcase_create("split");
     tcase_add_checked_fixture(split, s_setup, s_teardown);

@@ -96,6 +96,10 @@ int sl_fs_copy_atomic(const char *from, const char *to);
  * message in why. */
 int sl_fs_read_checked(const char *path, uint64_t size, const char *sha256_hex, uint8_t **out,
                        char *why, size_t cap);
+/* Creates a fresh private directory named "<tmp>/<prefix>-XXXXXX" into
+ * buf (cap bytes), where <tmp> is $TMPDIR when that is an absolute path,
+ * else /tmp. Returns 0, or SL_IO (errno says why; buf too small: ENAMETOOLONG). */
+int sl_fs_mkdtemp(const char *prefix, char *buf, size_t cap);
 /* The staging directory of an output file written in parts
  * (.NAME.sluice-staging beside it; docs/fault-tolerance.md). */
 void sl_fs_staging_dir(const char *path, char *buf, size_t cap);

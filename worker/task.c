@@ -331,12 +331,8 @@ static int s_advance(sl_task_t *t, int from, int64_t wm)
     int rc = SL_OK;
     for (int i = from; i < t->nops && rc == SL_OK; i++) {
         sl_opctx_t *c = &t->ops[i];
-        if (c->out.batch)
-            rc = sl_emit_flush(&c->out); /* records before the watermark first */
-        if (rc == SL_OK && c->side.batch)
-            rc = sl_emit_flush(&c->side);
-        c->watermark = wm;
-        if (rc == SL_OK && t->vt[i]->watermark) {
+        c->watermark = wm; /* op i-1 flushed to it what it emitted before wm */
+        if (t->vt[i]->watermark) {
             uint64_t t0 = s_now_ns(), nested0 = t->nested_ns[i];
             rc = t->vt[i]->watermark(c, wm);
             uint64_t dt = s_now_ns() - t0, nested = t->nested_ns[i] - nested0;
@@ -346,6 +342,14 @@ static int s_advance(sl_task_t *t, int from, int64_t wm)
             if (rc)
                 return s_chain_error_at(t, i, rc);
         }
+        /* what op i emitted, before wm and at it, reaches op i+1 before wm
+         * does (a window firing at wm feeds a window after it) */
+        if (c->out.batch)
+            rc = sl_emit_flush(&c->out);
+        if (rc == SL_OK && c->side.batch)
+            rc = sl_emit_flush(&c->side);
+        if (rc)
+            return s_chain_error_at(t, i, rc);
     }
     if (rc == SL_OK)
         rc = s_flush_chain(t, from);

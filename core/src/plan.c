@@ -1842,6 +1842,20 @@ static void s_assign_partitioning(sl_plan_t *p)
     }
 }
 
+/* Whether nd (one input, from up) runs in up's chain: the edge is forward,
+ * or hash with both sides at parallelism 1 (every key group belongs to the
+ * one subtask, so the exchange would send every row to it: nd is called
+ * directly instead), and up feeds nothing else. A keyed operator restores
+ * by its name whatever chain it ran in, so a savepoint taken with such a
+ * chained edge resumes at another parallelism (and the other way). */
+static bool s_chainable(const sl_plan_node_t *nd, const sl_plan_node_t *up)
+{
+    if (nd->input_ports[0] != 0 || up->nconsumers != 1)
+        return false;
+    return nd->part[0] == SL_PART_FORWARD ||
+           (nd->part[0] == SL_PART_HASH && up->parallelism == 1 && nd->parallelism == 1);
+}
+
 static int s_build_chains(sl_plan_t *p, const sl_spec_t *spec)
 {
     p->chains = calloc((size_t)p->nnodes, sizeof *p->chains);
@@ -1850,8 +1864,7 @@ static int s_build_chains(sl_plan_t *p, const sl_spec_t *spec)
     for (int t = 0; t < spec->nnodes; t++) {
         sl_plan_node_t *nd = &p->nodes[spec->topo[t]];
         const sl_plan_node_t *up = nd->ninputs == 1 ? &p->nodes[nd->inputs[0]] : NULL;
-        if (up && nd->part[0] == SL_PART_FORWARD && nd->input_ports[0] == 0 &&
-            up->nconsumers == 1) {
+        if (up && s_chainable(nd, up)) {
             sl_plan_chain_t *ch = &p->chains[up->chain];
             int *nodes = realloc(ch->nodes, (size_t)(ch->nnodes + 1) * sizeof(int));
             if (!nodes)
@@ -2122,6 +2135,11 @@ void sl_plan_print(const sl_plan_t *p, FILE *out)
             if (nd->out)
                 fprintf(out, " (%s)", schema);
             fputc('\n', out);
+            if (k > 0 && nd->part[0] == SL_PART_HASH) { /* a keyed edge chained at P=1 */
+                char label[256];
+                s_edge_label(p, nd, 0, label, sizeof label);
+                fprintf(out, "       <- %s, chained (parallelism 1)\n", label);
+            }
             if (k == 0)
                 for (int e = 0; e < nd->ninputs; e++) {
                     char label[256];

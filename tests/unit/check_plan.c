@@ -103,6 +103,109 @@ START_TEST(test_plan_print)
 }
 END_TEST
 
+/* A keyed (hash) edge with both ends at parallelism 1 is chained: the one
+ * subtask owns every key group, so no exchange is needed. Not when either
+ * end runs wider, the upstream feeds another node too, or the node has two
+ * inputs (a join). */
+START_TEST(test_keyed_chain_at_p1)
+{
+    s_loaded_t l;
+    ck_assert_int_eq(s_load(&l, s_wordcount, 1), SL_OK);
+    const sl_plan_t *p = l.plan;
+    int words = sl_spec_find(l.spec, "words"), counts = sl_spec_find(l.spec, "counts");
+    ck_assert_int_eq(p->nchains, 1); /* lines -> words -> counts -> out */
+    ck_assert_int_eq(p->chains[0].nnodes, 4);
+    ck_assert_int_eq(p->nodes[counts].part[0], SL_PART_HASH); /* still keyed: the key is kept */
+    ck_assert_int_eq(p->nodes[counts].edge_nkeys[0], 1);
+    ck_assert_int_eq(p->nodes[counts].chain, p->nodes[words].chain);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    sl_plan_print(p, f);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(text, "-> counts"));
+    ck_assert_ptr_nonnull(strstr(text, "<- hash(word), chained (parallelism 1)"));
+    free(text);
+    s_unload(&l);
+    /* P=2: the keyed edge is an exchange. */
+    ck_assert_int_eq(s_load(&l, s_wordcount, 2), SL_OK);
+    ck_assert_int_ne(l.plan->nodes[sl_spec_find(l.spec, "counts")].chain,
+                     l.plan->nodes[sl_spec_find(l.spec, "words")].chain);
+    s_unload(&l);
+    /* Job at P=1 but the aggregate at its own parallelism 2: not chained. */
+    const char *wide = "name: w\n"
+                       "parallelism: 1\n"
+                       "sources:\n"
+                       "  - { name: lines, type: file, format: text, path: in.txt }\n"
+                       "operators:\n"
+                       "  - { name: words, type: flat_map, input: lines, field: line, as: word }\n"
+                       "  - name: counts\n"
+                       "    type: aggregate\n"
+                       "    parallelism: 2\n"
+                       "    input: words\n"
+                       "    key: [word]\n"
+                       "    aggregates: [{ name: n, fn: count }]\n"
+                       "  - name: again\n"
+                       "    type: aggregate\n"
+                       "    input: words\n"
+                       "    key: [word]\n"
+                       "    aggregates: [{ name: n, fn: count }]\n"
+                       "sinks:\n"
+                       "  - { name: o1, type: discard, input: counts }\n"
+                       "  - { name: o2, type: discard, input: again }\n";
+    ck_assert_int_eq(s_load(&l, wide, 0), SL_OK);
+    p = l.plan;
+    int w = sl_spec_find(l.spec, "words"), c = sl_spec_find(l.spec, "counts"),
+        a = sl_spec_find(l.spec, "again");
+    ck_assert_int_ne(p->nodes[c].chain, p->nodes[w].chain); /* P=2 downstream */
+    ck_assert_int_ne(p->nodes[a].chain, p->nodes[w].chain); /* words feeds two */
+    ck_assert_int_ne(p->nodes[c].chain, p->nodes[a].chain);
+    /* again (P=1) chains its P=1 sink; counts (P=2) sends to its P=1 sink. */
+    ck_assert_int_eq(p->nodes[sl_spec_find(l.spec, "o2")].chain, p->nodes[a].chain);
+    ck_assert_int_ne(p->nodes[sl_spec_find(l.spec, "o1")].chain, p->nodes[c].chain);
+    s_unload(&l);
+    /* A join's two keyed inputs are never chained, even at P=1; the keyed
+     * edge after it is. */
+    const char *join = "name: j\n"
+                       "parallelism: 1\n"
+                       "sources:\n"
+                       "  - name: s\n"
+                       "    type: file\n"
+                       "    format: csv\n"
+                       "    path: s.csv\n"
+                       "    schema: { id: int64, at: timestamp }\n"
+                       "    timestamp: at\n"
+                       "  - name: t\n"
+                       "    type: file\n"
+                       "    format: csv\n"
+                       "    path: t.csv\n"
+                       "    schema: { ref: int64, at: timestamp }\n"
+                       "    timestamp: at\n"
+                       "operators:\n"
+                       "  - name: j\n"
+                       "    type: join\n"
+                       "    kind: interval\n"
+                       "    inputs: [s, t]\n"
+                       "    key: { left: [id], right: [ref] }\n"
+                       "    between: [0s, 1s]\n"
+                       "  - name: per\n"
+                       "    type: aggregate\n"
+                       "    input: j\n"
+                       "    key: [id]\n"
+                       "    aggregates: [{ name: n, fn: count }]\n"
+                       "sinks:\n"
+                       "  - { name: o, type: discard, input: per }\n";
+    ck_assert_int_eq(s_load(&l, join, 0), SL_OK);
+    p = l.plan;
+    int j = sl_spec_find(l.spec, "j"), per = sl_spec_find(l.spec, "per");
+    ck_assert_int_ne(p->nodes[j].chain, p->nodes[sl_spec_find(l.spec, "s")].chain);
+    ck_assert_int_ne(p->nodes[j].chain, p->nodes[sl_spec_find(l.spec, "t")].chain);
+    ck_assert_int_eq(p->nodes[per].chain, p->nodes[j].chain);
+    ck_assert_int_eq(p->nchains, 3);
+    s_unload(&l);
+}
+END_TEST
+
 START_TEST(test_map_types_and_key_by)
 {
     const char *text = "name: m\n"
@@ -248,6 +351,7 @@ static Suite *s_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_wordcount_plan);
     tcase_add_test(tc, test_plan_print);
+    tcase_add_test(tc, test_keyed_chain_at_p1);
     tcase_add_test(tc, test_map_types_and_key_by);
     tcase_add_test(tc, test_all_errors_reported);
     tcase_add_test(tc, test_union_and_fan_out);

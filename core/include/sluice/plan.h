@@ -14,8 +14,10 @@
  *   - forward: same parallelism (subtask i feeds subtask i; also for each
  *     input of a union);
  *   - rebalance: otherwise (round robin over batches).
- * Chaining: a node joins its upstream's chain when the edge is forward and
- * the upstream feeds nothing else; chain heads are everything else. */
+ * Chaining: a node joins its upstream's chain when the edge is forward, or
+ * hash with both ends at parallelism 1 (no exchange: the one subtask owns
+ * every key group), and the upstream feeds nothing else; chain heads are
+ * everything else. */
 #ifndef SLUICE_PLAN_H
 #define SLUICE_PLAN_H
 #include <stdbool.h>

@@ -33,9 +33,9 @@ step() { lib_step "$* (at ${SECONDS}s)"; }
 DIR=$SRC/tests/scenario/localrec
 COUNT=${LOCALREC_COUNT:-120000} # 60 s at the rate
 RATE=${LOCALREC_RATE:-2000}
-# The source pauses PAUSE s after record PAUSE_AFTER (50 s in, some 25 s
-# after step 3 on an idle machine): on a slow one, where the steps take
-# longer, the job must still run when step 3 kills a worker.
+# The source pauses PAUSE s after record PAUSE_AFTER (50 s in at the
+# rate, well after step 3 on an idle machine): on a slow one, where the
+# steps take longer, the job must still run when step 3 kills a worker.
 PAUSE_AFTER=${LOCALREC_PAUSE_AFTER:-100000}
 PAUSE=${LOCALREC_PAUSE:-45}
 HB=1000 # the master's --heartbeat-timeout, ms

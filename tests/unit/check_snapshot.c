@@ -2158,11 +2158,18 @@ int main(void)
     tcase_add_test(tc, test_file_source);
     tcase_add_test(tc, test_stateless);
     tcase_add_test(tc, test_aggregate);
-    tcase_add_test(tc, test_window_tumbling);
-    tcase_add_test(tc, test_window_sliding_top);
-    tcase_add_test(tc, test_window_session);
     tcase_add_test(tc, test_keyed_duplicate);
     suite_add_tcase(s, tc);
+    /* (the heap windows: test cases of their own, each some 5-10 CPU s under ASan) */
+    TCase *win = tcase_create("windows");
+    tcase_set_timeout(win, 300);
+    tcase_add_test(win, test_window_tumbling);
+    tcase_add_test(win, test_window_session);
+    suite_add_tcase(s, win);
+    TCase *slide = tcase_create("window-sliding");
+    tcase_set_timeout(slide, 300);
+    tcase_add_test(slide, test_window_sliding_top);
+    suite_add_tcase(s, slide);
     TCase *panes = tcase_create("window-panes");
     tcase_set_timeout(panes, 300);
     tcase_add_test(panes, test_window_sliding_panes);

@@ -21,7 +21,7 @@ step "start a master and three workers"
 "$SLUICE_MASTER_BIN" --bind 'tcp://127.0.0.1:*' --heartbeat-timeout 2000 \
     --state-dir "$WORK/state" >"$WORK/master.out" 2>"$WORK/master.err" &
 PIDS+=($!)
-wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
+wait_for 30 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
 export SLUICE_MASTER=$(sed -n 's/.*listening on //p' "$WORK/master.out")
 for id in w1 w2 w3; do
     "$SLUICE_WORKER_BIN" --id "$id" --slots 4 --data-bind tcp://127.0.0.1 2>"$WORK/$id.err" &

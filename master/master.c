@@ -116,6 +116,7 @@ typedef struct {
     uint64_t ck_next;     /* last checkpoint id given out */
     uint64_t ck_pending;  /* in flight (0: none) */
     bool ck_writing;      /* every subtask acknowledged it: its _metadata is being written */
+    bool ck_gave_up;      /* one was given up since the last completed one */
     uint64_t ck_started;  /* monotonic ms it was triggered */
     uint64_t ck_last_end; /* monotonic ms the last one completed or was given up */
     s_ack_t *ck_acks;     /* per task, for the one in flight */
@@ -932,6 +933,7 @@ struct s_io {
     int nkept;
     char *shared;  /* <ckpt_dir>/shared to collect, or NULL */
     char *partial; /* a job's ckpt_dir whose checkpoint directories without _metadata go, or NULL */
+    uint64_t partial_below; /* with partial: only those of ids below it (0: every one) */
 };
 
 static void s_io_free(s_io_t *io)
@@ -1075,7 +1077,8 @@ static void s_io_run(s_io_t *io)
         for (struct dirent *e; d && (e = readdir(d));) {
             unsigned long long id;
             char tail, p[4400], meta[4500];
-            if (sscanf(e->d_name, "chk-%llu%c", &id, &tail) != 1)
+            if (sscanf(e->d_name, "chk-%llu%c", &id, &tail) != 1 ||
+                (io->partial_below && id >= io->partial_below))
                 continue;
             snprintf(p, sizeof p, "%s/%s", io->partial, e->d_name);
             snprintf(meta, sizeof meta, "%s/_metadata", p);
@@ -1299,6 +1302,7 @@ static void s_ck_abort(sl_master_t *m, s_job_t *j, const char *why)
     s_ck_delete(m, j, &j->ck_pending, 1, false);
     j->ck_pending = 0;
     j->ck_writing = false;
+    j->ck_gave_up = true;
     j->ck_last_end = s_mono_ms();
 }
 
@@ -1585,6 +1589,21 @@ static void s_ck_written(sl_master_t *m, s_job_t *j, const s_io_t *io)
     if (nretired)
         s_ck_delete(m, j, retired, nretired, true); /* off the loop */
     free(retired);
+    /* A task may write into a given-up checkpoint after its directory was
+     * deleted (a late asynchronous write: on a full disk, an empty
+     * directory). Its acknowledgement sweeps it (s_ck_sweep), but a task
+     * keeps only its newest acknowledgement for the worker to send, so a
+     * late one can be lost. Every task that acknowledged this checkpoint
+     * has ended its writes for the ones before it: what they left without
+     * _metadata goes now, off the loop. */
+    s_io_t *sweep = j->ck_gave_up ? s_io_new(j, S_IO_DELETE) : NULL;
+    if (sweep && (sweep->partial = strdup(j->ckpt_dir))) {
+        sweep->partial_below = id;
+        s_io_push(m, j, sweep);
+        j->ck_gave_up = false;
+    } else {
+        s_io_free(sweep);
+    }
     if (ended)
         return; /* no task to tell */
     bool *sent = calloc((size_t)m->nworkers + 1, sizeof *sent);

@@ -25,18 +25,13 @@ step "start a master and two workers"
 SLUICE_MASTER_STAGING_DELAY_MS=$DELAY "$SLUICE_MASTER_BIN" --bind 'tcp://127.0.0.1:*' --heartbeat-timeout 2000 \
     --state-dir "$WORK/state" >"$WORK/master.out" 2>"$WORK/master.err" &
 PIDS+=($!)
-wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
+wait_for 30 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
 export SLUICE_MASTER=$(sed -n 's/.*listening on //p' "$WORK/master.out")
 for id in w1 w2; do
     "$SLUICE_WORKER_BIN" --id "$id" --slots 8 --data-bind tcp://127.0.0.1 2>"$WORK/$id.err" &
     PIDS+=($!)
 done
 wait_for 20 alive_workers 2 || fail "workers did not register: $(sluice workers)"
-# keyed.yaml with its source pausing after PAUSE_AFTER records (resumed
-# runs: after record 1, long passed: no pause)
-sed 's|^    timestamp: ts$|    timestamp: ts\n    pause:\n      after: ${pause_after}\n      for: "${pause_for}"|' \
-    "$DIR/keyed.yaml" >"$WORK/keyed.yaml"
-grep -q 'pause_after' "$WORK/keyed.yaml" || fail "no pause in $WORK/keyed.yaml"
 keyed_want "$COUNT" "$RATE"
 
 # check NAME: NAME-totals.csv and NAME-windows.csv equal the closed form
@@ -49,8 +44,7 @@ saved_parts() { find "$1" -path '*/parts-out_*-0/part-*' -type f | wc -l; }
 # resume SP NAME: resumes SP writing NAME-totals.csv and NAME-windows.csv;
 # its job id in RJOB_NAME; resumed NAME: it ended FINISHED
 resume() {
-    sluice submit "$WORK/keyed.yaml" --detach --from-savepoint "$1" -p source_parallelism=1 \
-        -p pause_after=1 -p pause_for=10m \
+    sluice submit "$DIR/keyed.yaml" --detach --from-savepoint "$1" -p source_parallelism=1 \
         -p count="$COUNT" -p rate="$RATE" -p interval=500ms \
         -p out_totals="$WORK/$2-totals.csv" -p out_windows="$WORK/$2-windows.csv" >"$WORK/rjob" ||
         fail "resume $1 into $2: $(cat "$WORK/stderr")"
@@ -69,13 +63,8 @@ resumed() {
 }
 
 step "run the job; take savepoint A while it runs; stop it with savepoint B mid-output"
-sluice submit "$WORK/keyed.yaml" --detach -p source_parallelism=1 -p count="$COUNT" \
-    -p pause_after="$PAUSE_AFTER" -p pause_for=10m \
-    -p rate="$RATE" -p interval=500ms \
-    -p out_totals="$WORK/job-totals.csv" -p out_windows="$WORK/job-windows.csv" >"$WORK/job" ||
-    { cat "$WORK/stderr" >&2; fail "submit"; }
-JOB=$(cat "$WORK/job")
-wait_for 60 checkpoints_at_least 1 || fail "no checkpoint: $(sluice status "$JOB")"
+submit_keyed "$DIR/keyed.yaml" job- 1 -p source_parallelism=1 -p interval=500ms \
+    -p pause_after="$PAUSE_AFTER" -p pause_for=10m
 sluice savepoint "$JOB" --dir "$WORK/savepoints" >"$WORK/spa" || fail "savepoint: $(cat "$WORK/stderr")"
 SPA=$(tail -n 1 "$WORK/spa")
 [ -s "$SPA/_metadata" ] || fail "no savepoint at '$SPA'"
@@ -135,7 +124,7 @@ step "a job resumed from B that fails before a checkpoint of its own restarts fr
 # its checkpoints are an hour apart: none completes; it pauses 20 s at
 # record 200000 (past B's position), and a worker running its tasks is
 # killed (-9) in that pause
-sluice submit "$WORK/keyed.yaml" --detach --from-savepoint "$SPB" -p source_parallelism=1 \
+sluice submit "$DIR/keyed.yaml" --detach --from-savepoint "$SPB" -p source_parallelism=1 \
     -p pause_after=200000 -p pause_for=20s \
     -p count="$COUNT" -p rate="$RATE" -p interval=1h \
     -p out_totals="$WORK/again-totals.csv" -p out_windows="$WORK/again-windows.csv" >"$WORK/rjob" ||

@@ -31,8 +31,13 @@ eval "lib_$(declare -f step)"
 step() { lib_step "$* (at ${SECONDS}s)"; }
 : "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}"
 DIR=$SRC/tests/scenario/localrec
-COUNT=${LOCALREC_COUNT:-120000} # 60 s at the rate: the three faults come well before the end, loaded too
+COUNT=${LOCALREC_COUNT:-120000} # 60 s at the rate
 RATE=${LOCALREC_RATE:-2000}
+# The source pauses PAUSE s after record PAUSE_AFTER (50 s in at the
+# rate, well after step 3 on an idle machine): on a slow one, where the
+# steps take longer, the job must still run when step 3 kills a worker.
+PAUSE_AFTER=${LOCALREC_PAUSE_AFTER:-100000}
+PAUSE=${LOCALREC_PAUSE:-45}
 HB=1000 # the master's --heartbeat-timeout, ms
 export SLUICE_WORKER_DISCARD_DELAY_MS=1500
 # The failpoint's hits: every task of w1 counts one per completion it sees.
@@ -97,13 +102,9 @@ start_worker w2 "" --cache-dir "$WORK/cache-w2"
 wait_for 20 alive_workers 2 || fail "workers did not register: $(sluice workers)"
 keyed_want "$COUNT" "$RATE"
 
-step "submit: $COUNT records at $RATE/s, state in rocksdb, checkpoints every second"
-sluice submit "$DIR/keyed.yaml" --detach -p count="$COUNT" -p rate="$RATE" \
-    -p out_totals="$WORK/totals.csv" -p out_windows="$WORK/windows.csv" >"$WORK/job" ||
-    { cat "$WORK/stderr" >&2; fail "submit"; }
-JOB=$(cat "$WORK/job")
+step "submit: $COUNT records at $RATE/s (a pause of $PAUSE s), state in rocksdb, checkpoints every second"
+submit_keyed "$DIR/keyed.yaml" "" 0 -p pause_after="$PAUSE_AFTER" -p pause_for="${PAUSE}s"
 CK="$WORK/state/checkpoints/$JOB"
-wait_for 30 running_attempt_at_least 1 || fail "the job did not start: $(sluice status "$JOB")"
 [ "$(workers_of_job)" = "w1 w2" ] || fail "the job does not run on w1 and w2: $(workers_of_job)"
 start_worker w3 "" --cache-dir "$WORK/cache-w3" # the spare, for step 3
 wait_for 20 alive_workers 3 || fail "w3 did not register: $(sluice workers)"
@@ -197,7 +198,7 @@ grep -qE "^  task [0-9]+\.[0-9]+ restored its state: 0B from the local copy, [0-
     "$WORK/st.txt" || fail "the status does not show the fetch: $(cat "$WORK/st.txt")"
 
 step "wait for the end"
-wait_for 180 job_ended || fail "job did not end: $(sluice status "$JOB")"
+wait_for 300 job_ended || fail "job did not end: $(sluice status "$JOB")"
 job_state_is FINISHED || fail "job did not finish: $(sluice status "$JOB")"
 keyed_exact
 for w in w1 w3; do

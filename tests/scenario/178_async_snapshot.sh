@@ -19,28 +19,18 @@ RATE=${ASYNC_RATE:-50000}
 DELAY_MS=${ASYNC_DELAY_MS:-20000}
 HB=1000
 
-start_delayed_worker() { # ID
-    SLUICE_SNAPSHOT_WRITE_DELAY_MS=$DELAY_MS:2 "$SLUICE_WORKER_BIN" --id "$1" --slots 4 \
-        --data-bind tcp://127.0.0.1 >>"$WORK/$1.out" 2>>"$WORK/$1.err" &
-    PIDS+=($!)
-    eval "PID_$1=$!"
-}
-
 step "start a master and a worker whose snapshot writes wait ${DELAY_MS} ms from chk-2 on"
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export SLUICE_MASTER=tcp://127.0.0.1:$PORT
 start_master "$SLUICE_MASTER"
 wait_for 20 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
-start_delayed_worker w1
+SLUICE_SNAPSHOT_WRITE_DELAY_MS=$DELAY_MS:2 start_worker w1 "" --slots 4
 wait_for 20 alive_workers 1 || fail "the worker did not register: $(sluice workers)"
 
 keyed_want "$COUNT" "$RATE"
 
 step "submit: $COUNT records at $RATE/s, checkpoints every second"
-sluice submit "$DIR/keyed.yaml" --detach -p count="$COUNT" -p rate="$RATE" \
-    -p out_totals="$WORK/totals.csv" -p out_windows="$WORK/windows.csv" >"$WORK/job" ||
-    { cat "$WORK/stderr" >&2; fail "submit"; }
-JOB=$(cat "$WORK/job")
+submit_keyed "$DIR/keyed.yaml" "" 1
 # task_in C.S: records_in of subtask C.S
 task_in() { job_status | grep -o "{\"task\":\"$1\"[^{}]*" | grep -o '"records_in":[0-9]*' | cut -d: -f2; }
 # the highest checkpoint id whose write subtask $1 (C.S) is holding back, or 0
@@ -51,7 +41,6 @@ delayed_id() {
 # state_of C.S N: the number of state files subtask C.S wrote for checkpoint N
 state_of() { find "$WORK/state" -path "*/chk-$2/task-${1/./-}.state" 2>/dev/null | wc -l; }
 
-wait_for 90 checkpoints_at_least 1 || fail "no checkpoint completed: $(sluice status "$JOB")"
 T=$(job_status | grep -o '{"task":"[0-9]*\.[0-9]*"[^{}]*"operators":\["totals"' | head -n 1 |
     grep -o '"task":"[0-9.]*"' | cut -d'"' -f4)
 [ -n "$T" ] || fail "no subtask of the aggregate in: $(job_status)"

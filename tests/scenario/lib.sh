@@ -258,6 +258,30 @@ restart_dead_workers() {
 }
 
 # ---- the keyed job of chaos/ (chaos/keyed.yaml and its variants) ---------------
+# submit_keyed YAML PREFIX CHECKPOINTS [ARG...]: submits YAML detached with
+# count=$COUNT and rate=$RATE, its outputs in $WORK/PREFIXtotals.csv and
+# $WORK/PREFIXwindows.csv, and the ARGs (more -p NAME=VALUE); its id in JOB.
+# Returns once CHECKPOINTS checkpoints completed (0: once it runs), failing
+# the test if that takes over 90 s or the job ends first.
+submit_keyed() {
+    local yaml=$1 prefix=$2 n=$3
+    shift 3
+    sluice submit "$yaml" --detach -p count="$COUNT" -p rate="$RATE" \
+        -p out_totals="$WORK/${prefix}totals.csv" -p out_windows="$WORK/${prefix}windows.csv" \
+        "$@" >"$WORK/job" || fail "submit ${yaml##*/}: $(cat "$WORK/stderr")"
+    JOB=$(cat "$WORK/job")
+    wait_for 90 s_keyed_running "$n" ||
+        fail "the job did not run to $n checkpoints: $(sluice status "$JOB")"
+}
+s_keyed_running() { # N: the job runs, with N checkpoints completed (fails the test if it ended)
+    local st
+    sluice status --json "$JOB" >"$WORK/submitted.json"
+    st=$(jget state <"$WORK/submitted.json")
+    case $st in FINISHED | FAILED | CANCELED | STOPPED)
+        fail "the job ended ($st) before $1 checkpoints: $(sluice status "$JOB")" ;;
+    esac
+    [ "$st" = RUNNING ] && [ "$(jget checkpoints <"$WORK/submitted.json")" -ge "$1" ]
+}
 # keyed_want COUNT RATE: its failure-free outputs for COUNT records at RATE/s
 # in $WORK/want-totals.csv and $WORK/want-windows.csv, sorted.
 # keyed_exact [PREFIX]: $WORK/PREFIXtotals.csv and $WORK/PREFIXwindows.csv

@@ -178,29 +178,63 @@ static const sl_value_t *s_row(const s_env_t *env, size_t r)
 
 /* ---- the brute-force reference ------------------------------------------ */
 
+#define S_REF_BUCKETS 4096 /* the reference's key lookup (its own hash, not the operator's) */
+
 typedef struct {
-    size_t nkeys;
-    sl_value_t *keys; /* nkeys * node->nkeys, borrowed from the inputs */
-    sl_value_t *vals; /* nkeys * naggs, current results */
-    int64_t *cnt;     /* nkeys * naggs, values seen */
+    size_t nkeys, cap;          /* keys seen; room for */
+    sl_value_t *keys;           /* nkeys * node->nkeys, borrowed from the inputs */
+    sl_value_t *vals;           /* nkeys * naggs, current results */
+    int64_t *cnt;               /* nkeys * naggs, values seen */
+    size_t *next;               /* nkeys: the next key of the same bucket, + 1 (0: none) */
+    size_t head[S_REF_BUCKETS]; /* each bucket's first key, + 1 (0: empty) */
 } s_ref_t;
+
+/* A bucket for a key: equal keys (sl_value_eq) land in the same one, as it
+ * hashes only what equality compares (doubles not at all: their bits are
+ * sl_value_eq's business). A poor spread would only be slow. */
+static size_t s_ref_bucket(const sl_plan_node_t *nd, const sl_value_t *in)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (int j = 0; j < nd->nkeys; j++) {
+        const sl_value_t *v = &in[nd->keys[j]];
+        uint64_t x = v->is_null ? 1 : 0;
+        if (!v->is_null && v->type == SL_TYPE_STRING)
+            for (uint32_t b = 0; b < v->len; b++)
+                x = (x ^ (unsigned char)v->u.s[b]) * 1099511628211ull;
+        else if (!v->is_null && v->type == SL_TYPE_BOOL)
+            x = v->u.b ? 3 : 2;
+        else if (!v->is_null && v->type != SL_TYPE_DOUBLE)
+            x = (uint64_t)v->u.i;
+        h = (h ^ x) * 1099511628211ull;
+    }
+    return (size_t)(h ^ (h >> 29)) % S_REF_BUCKETS;
+}
 
 static void s_ref_add(s_ref_t *ref, const sl_plan_node_t *nd, const sl_value_t *in)
 {
-    size_t k = 0, nk = (size_t)nd->nkeys, na = (size_t)nd->naggs;
-    for (; k < ref->nkeys; k++) {
+    size_t nk = (size_t)nd->nkeys, na = (size_t)nd->naggs, bucket = s_ref_bucket(nd, in);
+    size_t k = ref->head[bucket];
+    for (; k; k = ref->next[k - 1]) {
         size_t j = 0;
-        while (j < nk && sl_value_eq(&ref->keys[k * nk + j], &in[nd->keys[j]]))
+        while (j < nk && sl_value_eq(&ref->keys[(k - 1) * nk + j], &in[nd->keys[j]]))
             j++;
         if (j == nk)
             break;
     }
-    if (k == ref->nkeys) {
-        ref->nkeys++;
-        ref->keys = realloc(ref->keys, (ref->nkeys * nk + 1) * sizeof *ref->keys);
-        ref->vals = realloc(ref->vals, ref->nkeys * na * sizeof *ref->vals);
-        ref->cnt = realloc(ref->cnt, ref->nkeys * na * sizeof *ref->cnt);
-        S_CHECK(ref->keys && ref->vals && ref->cnt, "out of memory");
+    if (k) {
+        k--;
+    } else {
+        k = ref->nkeys++;
+        if (ref->nkeys > ref->cap) { /* doubling: a realloc per key copies O(n^2) bytes */
+            ref->cap = ref->cap ? 2 * ref->cap : 64;
+            ref->keys = realloc(ref->keys, (ref->cap * nk + 1) * sizeof *ref->keys);
+            ref->vals = realloc(ref->vals, ref->cap * na * sizeof *ref->vals);
+            ref->cnt = realloc(ref->cnt, ref->cap * na * sizeof *ref->cnt);
+            ref->next = realloc(ref->next, ref->cap * sizeof *ref->next);
+            S_CHECK(ref->keys && ref->vals && ref->cnt && ref->next, "out of memory");
+        }
+        ref->next[k] = ref->head[bucket];
+        ref->head[bucket] = k + 1;
         for (size_t j = 0; j < nk; j++)
             ref->keys[k * nk + j] = in[nd->keys[j]];
         for (size_t g = 0; g < na; g++) {
@@ -254,6 +288,7 @@ static void s_ref_free(s_ref_t *ref)
     free(ref->keys);
     free(ref->vals);
     free(ref->cnt);
+    free(ref->next);
 }
 
 /* Checks the operator's output equals the reference, row by row. */

@@ -1045,15 +1045,46 @@ static void s_rows_eq(s_rows_t *a, s_rows_t *b, const char *what)
  * of the p1 run before the snapshot plus the p2 runs after it equals the
  * uninterrupted run's (as multisets; in order when ordered and p1 = p2 =
  * 1). Returns the snapshot of subtask 0 in keep if given. */
-static void s_keyed_case(s_job_t *j, const char *name, const s_rec_t *recs, int half, int p1,
-                         int p2, bool ordered, sl_snap_w_t *keep)
+/* The uninterrupted run s_keyed_case compares with: the same for every
+ * case of one job, operator and records, so run once for them (under
+ * ASan each run costs seconds); s_ref_drop closes it. */
+static struct {
+    s_inst_t *inst;      /* the ended instance, or NULL */
+    const s_job_t *job;  /* what it ran: the job, */
+    const s_rec_t *recs; /* the records */
+    char name[64];       /* and the operator */
+} s_ref;
+
+static void s_ref_drop(void)
 {
-    /* uninterrupted, parallelism 1 */
+    if (s_ref.inst)
+        s_inst_close(&s_ref.inst);
+    memset(&s_ref, 0, sizeof s_ref);
+}
+
+static s_inst_t *s_ref_run(s_job_t *j, const char *name, const s_rec_t *recs)
+{
+    if (s_ref.inst && s_ref.job == j && s_ref.recs == recs && !strcmp(s_ref.name, name))
+        return s_ref.inst;
+    s_ref_drop();
     s_inst_t *ref = s_inst_open(j, name, 0, 1);
     int64_t maxt = INT64_MIN;
     s_feed(j, &ref, 1, recs, 0, S_NIN, &maxt);
     s_end(ref);
     ck_assert_uint_gt(ref->out.n, 0);
+    s_ref.inst = ref;
+    s_ref.job = j;
+    s_ref.recs = recs;
+    snprintf(s_ref.name, sizeof s_ref.name, "%s", name);
+    return ref;
+}
+
+static void s_keyed_case(s_job_t *j, const char *name, const s_rec_t *recs, int half, int p1,
+                         int p2, bool ordered, sl_snap_w_t *keep)
+{
+    /* uninterrupted, parallelism 1 */
+    s_inst_t *ref = s_ref_run(j, name, recs);
+    int64_t maxt = INT64_MIN;
 
     s_inst_t *a[4], *b[4];
     for (int p = 0; p < p1; p++)
@@ -1124,7 +1155,6 @@ static void s_keyed_case(s_job_t *j, const char *name, const s_rec_t *recs, int 
     }
     for (int p = 0; p < p2; p++)
         s_inst_close(&b[p]);
-    s_inst_close(&ref);
 }
 
 /* A restored subtask of two holds only the keys of its key groups: fed
@@ -1182,6 +1212,7 @@ static void s_keyed_all_spec(const char *spec, const char *name, bool ordered, b
     }
     s_job_load(&j, text ? text : spec);
     free(text);
+    s_ref_drop(); /* (one a failed test left, without fork) */
     s_rec_t *recs = s_records();
     int pts[] = {0, 1, 777, S_NIN / 2, S_NIN - 1, S_NIN};
     for (size_t i = 0; i < sizeof pts / sizeof *pts; i++)
@@ -1196,6 +1227,7 @@ static void s_keyed_all_spec(const char *spec, const char *name, bool ordered, b
     /* garbage: a small state (the first records) to keep it quick */
     sl_snap_w_t w;
     s_keyed_case(&j, name, recs, 60, 1, 1, ordered, &w);
+    s_ref_drop();
     s_garbage_suite(&j, name, 0, 1, &w);
     sl_snap_w_free(&w);
     free(recs);
@@ -2080,6 +2112,7 @@ START_TEST(test_window_sliding_panes)
     s_keyed_case(&j, "panes", recs, S_NIN / 2, 2, 1, false, NULL);
     s_keyed_case(&j, "panes0", recs, S_NIN / 3, 1, 1, false, NULL);
     s_keyed_case(&j, "panes0", recs, S_NIN / 2, 1, 3, false, NULL);
+    s_ref_drop();
     free(recs);
     s_job_free(&j);
 }
@@ -2125,11 +2158,18 @@ int main(void)
     tcase_add_test(tc, test_file_source);
     tcase_add_test(tc, test_stateless);
     tcase_add_test(tc, test_aggregate);
-    tcase_add_test(tc, test_window_tumbling);
-    tcase_add_test(tc, test_window_sliding_top);
-    tcase_add_test(tc, test_window_session);
     tcase_add_test(tc, test_keyed_duplicate);
     suite_add_tcase(s, tc);
+    /* (the heap windows: test cases of their own, each some 5-10 CPU s under ASan) */
+    TCase *win = tcase_create("windows");
+    tcase_set_timeout(win, 300);
+    tcase_add_test(win, test_window_tumbling);
+    tcase_add_test(win, test_window_session);
+    suite_add_tcase(s, win);
+    TCase *slide = tcase_create("window-sliding");
+    tcase_set_timeout(slide, 300);
+    tcase_add_test(slide, test_window_sliding_top);
+    suite_add_tcase(s, slide);
     TCase *panes = tcase_create("window-panes");
     tcase_set_timeout(panes, 300);
     tcase_add_test(panes, test_window_sliding_panes);

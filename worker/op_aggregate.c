@@ -1045,6 +1045,14 @@ static int s_snapshot_heap(sl_opctx_t *c, s_agg_t *a, sl_snap_w_t *w)
     for (size_t e = 0; e < a->n && !w->err; e++) {
         const s_entry_t *en = &a->entries[e];
         const s_acc_t *accs = &a->accs[e * naggs];
+        /* the three streams read ahead (the hardware prefetcher stops at
+         * page boundaries; these loads were half the time) */
+        if (e + 16 < a->n) {
+            S_PREFETCH(&a->entries[e + 16]);
+            S_PREFETCH(&a->accs[(e + 16) * naggs]);
+            S_PREFETCH(&a->accs[(e + 16) * naggs + naggs - 1]);
+            S_PREFETCH(a->keys + a->entries[e + 16].key_off);
+        }
         size_t need = fixed + en->key_len;
         if (any_str)
             for (size_t g = 0; g < naggs; g++)

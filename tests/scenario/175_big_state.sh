@@ -6,11 +6,11 @@
 # whole into every checkpoint, every second).
 #
 # 1. Several checkpoints of that state complete in attempt 1 with no worker
-#    lost (writing a snapshot of tens of MB in a task's thread must not hold
+#    lost (writing a snapshot of megabytes in a task's thread must not hold
 #    up the worker's control loop).
 # 2. Then a worker running an aggregate subtask is killed with SIGKILL and
 #    started again: the job restarts once, every subtask reads and verifies
-#    its tens of MB of state (in its own thread: the control loops keep
+#    its state (in its own thread: the control loops keep
 #    sending heartbeats), and the job finishes in attempt 2, with that one
 #    failure only (no other worker lost on the way, nor at the end when the
 #    tasks free their state) and the exact totals of every key.

@@ -24,11 +24,16 @@
  * stays in the arenas instead (set once per process, by the first gate). */
 #define S_TRIM_THRESHOLD (32 * 1024 * 1024)
 
+#define S_MMAP_THRESHOLD (4 * 1024 * 1024)
+
 static pthread_once_t s_malloc_once = PTHREAD_ONCE_INIT;
 
 static void s_malloc_tune(void)
 {
     mallopt(M_TRIM_THRESHOLD, S_TRIM_THRESHOLD);
+    /* setting the trim threshold fixes glibc's mmap threshold at 128 KiB:
+     * a message above it would be an mmap, page faults and a munmap */
+    mallopt(M_MMAP_THRESHOLD, S_MMAP_THRESHOLD);
 }
 
 static uint64_t s_now_ns(void)
@@ -178,7 +183,9 @@ static int s_send_frame(void *sock, const sl_frame_hdr_t *h, const uint8_t *data
     return SL_OK;
 }
 
-int sl_outgate_send(sl_outgate_t *g, int ch, const uint8_t *data, uint32_t len, uint32_t count)
+/* Takes the credit a batch on channel ch costs, waiting for one if none
+ * is left. Returns 0, SL_CANCELED or SL_ZMQ. */
+static int s_spend_credit(sl_outgate_t *g, int ch)
 {
     /* Credit frames are read only once the credits run out: a read that
      * finds none costs libzmq a system call or two (its mailbox), and
@@ -190,12 +197,57 @@ int sl_outgate_send(sl_outgate_t *g, int ch, const uint8_t *data, uint32_t len, 
             return rc;
     }
     g->credits[ch]--;
+    return SL_OK;
+}
+
+int sl_outgate_send(sl_outgate_t *g, int ch, const uint8_t *data, uint32_t len, uint32_t count)
+{
+    int rc = s_spend_credit(g, ch);
+    if (rc)
+        return rc;
     sl_frame_hdr_t h = {.kind = SL_FRAME_BATCH,
                         .input = g->input,
                         .sender = g->sender,
                         .count = count,
                         .window = (uint32_t)g->window};
     return s_send_frame(g->socks[ch], &h, data, len);
+}
+
+static void s_free_rows(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+int sl_outgate_send_batch(sl_outgate_t *g, int ch, sl_batch_t *b)
+{
+    uint32_t len = b->len, count = b->count;
+    uint8_t *data = len ? sl_batch_take(b) : NULL;
+    if (!data)
+        return sl_outgate_send(g, ch, b->data, len, count);
+    zmq_msg_t m;
+    if (zmq_msg_init_data(&m, data, len, s_free_rows, NULL) != 0) {
+        free(data);
+        return SL_NOMEM;
+    }
+    int rc = s_spend_credit(g, ch);
+    if (rc) {
+        zmq_msg_close(&m);
+        return rc;
+    }
+    sl_frame_hdr_t h = {.kind = SL_FRAME_BATCH,
+                        .flags = SL_FRAME_SPLIT,
+                        .input = g->input,
+                        .sender = g->sender,
+                        .count = count,
+                        .window = (uint32_t)g->window};
+    /* the parts of a message are delivered together or not at all */
+    if (zmq_send(g->socks[ch], &h, sizeof h, ZMQ_SNDMORE) != (int)sizeof h ||
+        zmq_msg_send(&m, g->socks[ch], 0) < 0) {
+        zmq_msg_close(&m);
+        return SL_ZMQ;
+    }
+    return SL_OK;
 }
 
 int sl_outgate_watermark(sl_outgate_t *g, int64_t wm, bool idle)
@@ -282,6 +334,15 @@ sl_ingate_t *sl_ingate_new(void *zctx, const char *endpoint, int expected_sender
     return g;
 }
 
+int sl_ingate_bind(sl_ingate_t *g, const char *endpoint, char *err, size_t cap)
+{
+    if (zmq_bind(g->sock, endpoint) != 0) {
+        snprintf(err, cap, "cannot bind data endpoint %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        return SL_ZMQ;
+    }
+    return SL_OK;
+}
+
 int sl_ingate_endpoint(const sl_ingate_t *g, char *buf, size_t cap)
 {
     size_t len = cap;
@@ -299,6 +360,21 @@ void sl_ingate_destroy(sl_ingate_t **pp)
     free((*pp)->owed);
     free(*pp);
     *pp = NULL;
+}
+
+/* Reads and drops the rest of a malformed message (more: parts follow), so
+ * that the next read starts at a routing id. */
+static void s_drain_parts(void *sock, int more)
+{
+    size_t ml = sizeof more;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        int rc = zmq_msg_recv(&m, sock, 0);
+        zmq_msg_close(&m);
+        if (rc < 0 || zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml) != 0)
+            break;
+    }
 }
 
 /* Reads the next frame if one is there (never blocks): 1 and *b filled,
@@ -325,13 +401,26 @@ static int s_ingate_read(sl_ingate_t *g, sl_inbatch_t *b, char *err, size_t cap)
     }
     zmq_getsockopt(g->sock, ZMQ_RCVMORE, &more, &ml);
     size_t size = zmq_msg_size(&b->msg);
-    sl_frame_hdr_t h;
-    if (more || size < sizeof h) {
+    sl_frame_hdr_t h = {0};
+    if (size >= sizeof h)
+        memcpy(&h, zmq_msg_data(&b->msg), sizeof h);
+    bool split = more && size == sizeof h && h.kind == SL_FRAME_BATCH && h.flags == SL_FRAME_SPLIT;
+    if (split) { /* the rows are the next part: it replaces the header's */
         zmq_msg_close(&b->msg);
+        zmq_msg_init(&b->msg);
+        if (zmq_msg_recv(&b->msg, g->sock, 0) < 0) {
+            zmq_msg_close(&b->msg);
+            return SL_ZMQ;
+        }
+        zmq_getsockopt(g->sock, ZMQ_RCVMORE, &more, &ml);
+    }
+    if (more || size < sizeof h || (split && !zmq_msg_size(&b->msg)) ||
+        (h.kind == SL_FRAME_BATCH && h.flags != (split ? SL_FRAME_SPLIT : 0))) {
+        zmq_msg_close(&b->msg);
+        s_drain_parts(g->sock, more);
         snprintf(err, cap, "malformed data frame (%zu bytes)", size);
         return SL_PROTO;
     }
-    memcpy(&h, zmq_msg_data(&b->msg), sizeof h);
     b->kind = h.kind;
     b->input = h.input;
     b->sender = h.sender;
@@ -369,10 +458,17 @@ static int s_ingate_read(sl_ingate_t *g, sl_inbatch_t *b, char *err, size_t cap)
         snprintf(err, cap, "unexpected data frame kind %u", (unsigned)h.kind);
         return SL_PROTO;
     }
+    size_t off = split ? 0 : sizeof h;
+    size = zmq_msg_size(&b->msg);
+    if (size - off > UINT32_MAX) {
+        zmq_msg_close(&b->msg);
+        snprintf(err, cap, "data frame of %zu bytes", size);
+        return SL_PROTO;
+    }
     b->count = h.count;
     b->window = h.window;
-    b->data = (const uint8_t *)zmq_msg_data(&b->msg) + sizeof h;
-    b->len = (uint32_t)(size - sizeof h);
+    b->data = (const uint8_t *)zmq_msg_data(&b->msg) + off;
+    b->len = (uint32_t)(size - off);
     return 1;
 }
 
@@ -440,6 +536,19 @@ static s_owed_t *s_owed_of(sl_ingate_t *g, const uint8_t *rid, size_t len)
     o->rid_len = len;
     o->owed = 0;
     return o;
+}
+
+void sl_inbatch_move(sl_inbatch_t *dst, sl_inbatch_t *src)
+{
+    *dst = *src;
+    if (src->kind != SL_FRAME_BATCH)
+        return;
+    /* the rows start after the header, or at 0 for a split frame; a small
+     * message keeps its bytes inside the zmq_msg_t itself */
+    size_t off = (size_t)(src->data - (const uint8_t *)zmq_msg_data(&src->msg));
+    zmq_msg_init(&dst->msg);
+    zmq_msg_move(&dst->msg, &src->msg);
+    dst->data = (const uint8_t *)zmq_msg_data(&dst->msg) + off;
 }
 
 void sl_ingate_release(sl_ingate_t *g, sl_inbatch_t *b)

@@ -28,7 +28,8 @@
  *     are control frames too, ordered the same way.
  *
  * Frame: a 16-byte header (sl_frame_hdr_t) followed, for batches, by the
- * batch bytes. */
+ * batch bytes, in the same message part or (SL_FRAME_SPLIT: sent without
+ * a copy) in the next one. */
 #ifndef SLUICE_CHANNEL_H
 #define SLUICE_CHANNEL_H
 #include <stdatomic.h>
@@ -36,6 +37,8 @@
 #include <stdint.h>
 
 #include <zmq.h>
+
+#include "sluice/row.h"
 
 enum {
     SL_FRAME_BATCH = 1,
@@ -45,9 +48,12 @@ enum {
     SL_FRAME_BARRIER = 5, /* checkpoint barrier: 8 bytes of checkpoint id */
 };
 
+/* BATCH flag: the rows are the next message part, not after the header */
+#define SL_FRAME_SPLIT 1
+
 typedef struct {
     uint8_t kind;    /* SL_FRAME_* */
-    uint8_t flags;   /* WATERMARK: 1 = the sender is idle; else zero */
+    uint8_t flags;   /* WATERMARK: 1 = the sender is idle; BATCH: 0 or SL_FRAME_SPLIT; else zero */
     uint16_t input;  /* input index at the receiver's head operator */
     uint32_t sender; /* sender subtask index */
     uint32_t count;  /* BATCH: rows; CREDIT: credits granted */
@@ -69,6 +75,11 @@ sl_outgate_t *sl_outgate_new(void *zctx, int n, const char *const *endpoints, ui
 /* Sends len bytes holding count rows to channel ch, waiting for a credit
  * first. Returns 0, SL_CANCELED or SL_ZMQ. */
 int sl_outgate_send(sl_outgate_t *g, int ch, const uint8_t *data, uint32_t len, uint32_t count);
+/* Sends b's rows to channel ch like sl_outgate_send but without copying
+ * them: the message takes b's buffer, b gets an empty one (sl_batch_take;
+ * when out of memory the rows are copied and b is left as it was). The
+ * header goes in a part of its own, flagged SL_FRAME_SPLIT. */
+int sl_outgate_send_batch(sl_outgate_t *g, int ch, sl_batch_t *b);
 /* Sends a watermark (8 bytes after the header) on every channel; with idle,
  * tells the receivers to leave this sender out of their watermark until it
  * sends records or a watermark again. */
@@ -109,6 +120,10 @@ typedef struct {
 /* Binds a ROUTER at endpoint; the gate ends after expected_senders EOIs. */
 sl_ingate_t *sl_ingate_new(void *zctx, const char *endpoint, int expected_senders,
                            const atomic_bool *cancel, char *err, size_t cap);
+/* Binds the gate at one more endpoint, e.g. an inproc one for senders in
+ * the same process (they skip TCP and libzmq's I/O threads; the frames and
+ * credits are the same). Returns 0 or SL_ZMQ with err filled. */
+int sl_ingate_bind(sl_ingate_t *g, const char *endpoint, char *err, size_t cap);
 /* The endpoint the gate is bound to (ZMQ_LAST_ENDPOINT: for a tcp wildcard
  * bind, the port chosen) into buf. Returns 0 or SL_ZMQ. */
 int sl_ingate_endpoint(const sl_ingate_t *g, char *buf, size_t cap);
@@ -120,6 +135,10 @@ int sl_ingate_next(sl_ingate_t *g, sl_inbatch_t *b, char *err, size_t cap);
  * released); 0 when every sender has ended; SL_TIMEOUT; SL_CANCELED;
  * SL_PROTO for a malformed frame. */
 int sl_ingate_poll(sl_ingate_t *g, sl_inbatch_t *b, int wait_ms, char *err, size_t cap);
+/* Moves an event from src to dst (a batch's message and rows with it: a
+ * message must not be copied as a struct); src's batch must not be
+ * released after. */
+void sl_inbatch_move(sl_inbatch_t *dst, sl_inbatch_t *src);
 /* Frees the batch; its credit goes back to the sender with the group it
  * completes (invariant 2). */
 void sl_ingate_release(sl_ingate_t *g, sl_inbatch_t *b);

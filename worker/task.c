@@ -119,6 +119,10 @@ static uint64_t s_now_ns(void)
 
 /* ---- moving batches ------------------------------------------------------- */
 
+/* A hash edge's per-channel buffer holds this many batches' bytes before
+ * it is sent (a watermark or a barrier sends it sooner). */
+#define S_WIRE_BATCHES 8u
+
 /* Runs op i on batch b, charging it the time not spent downstream. */
 static int s_process(sl_task_t *t, int i, const sl_batch_t *b, int input)
 {
@@ -155,6 +159,17 @@ static int s_send(sl_task_t *t, s_output_t *o, int ch, const sl_batch_t *b)
     return rc;
 }
 
+/* Sends a hash edge's buffer for channel ch and empties it (the
+ * message takes its bytes). */
+static int s_send_buf(sl_task_t *t, s_output_t *o, int ch)
+{
+    int rc = sl_outgate_send_batch(o->gate, ch, o->bufs[ch]);
+    if (rc && rc != SL_CANCELED)
+        snprintf(t->err, sizeof t->err, "sending to a downstream task failed: %s", sl_strerror(rc));
+    sl_batch_clear(o->bufs[ch]);
+    return rc;
+}
+
 /* Routes a batch leaving the chain (port 0) or the tail's side output
  * (port 1) to every consumer edge of that port. */
 static int s_route(sl_task_t *t, int port, const sl_batch_t *b)
@@ -183,8 +198,7 @@ static int s_route(sl_task_t *t, int port, const sl_batch_t *b)
             uint32_t len = sl_row_len(r);
             rc = sl_batch_append_raw(o->bufs[ch], r, len);
             if (rc == SL_LIMIT) {
-                rc = s_send(t, o, ch, o->bufs[ch]);
-                sl_batch_clear(o->bufs[ch]);
+                rc = s_send_buf(t, o, ch);
                 if (rc == SL_OK)
                     rc = sl_batch_append_raw(o->bufs[ch], r, len);
             }
@@ -311,10 +325,8 @@ static int s_flush_chain(sl_task_t *t, int from)
     for (int k = 0; k < t->nout && rc == SL_OK; k++) {
         s_output_t *o = &t->out[k];
         for (int s = 0; o->bufs && s < sl_outgate_channels(o->gate) && rc == SL_OK; s++)
-            if (o->bufs[s]->count) {
-                rc = s_send(t, o, s, o->bufs[s]);
-                sl_batch_clear(o->bufs[s]);
-            }
+            if (o->bufs[s]->count)
+                rc = s_send_buf(t, o, s);
     }
     return rc;
 }
@@ -437,8 +449,12 @@ static int s_open_outputs(sl_task_t *t, s_link_t *links)
                 o->bufs = calloc((size_t)nch, sizeof *o->bufs);
                 if (!o->bufs)
                     return SL_NOMEM;
+                /* a hash edge's messages hold up to S_WIRE_BATCHES batches:
+                 * each message costs wake-ups and system calls at both
+                 * ends (and two I/O threads over TCP), its bytes do not */
+                uint32_t bb = t->env.batch_bytes ? t->env.batch_bytes : SL_BATCH_DEFAULT_CAP;
                 for (int s = 0; s < nch; s++)
-                    if (!(o->bufs[s] = sl_batch_new(t->env.batch_bytes)))
+                    if (!(o->bufs[s] = sl_batch_new(bb * S_WIRE_BATCHES)))
                         return SL_NOMEM;
             }
         }
@@ -955,6 +971,11 @@ int sl_task_bind(sl_task_t *t, const char *bind_endpoint, char *out, size_t cap)
     return SL_OK;
 }
 
+int sl_task_bind_local(sl_task_t *t, const char *endpoint)
+{
+    return t->in ? sl_ingate_bind(t->in, endpoint, t->err, sizeof t->err) : SL_OK;
+}
+
 /* ---- running -------------------------------------------------------------------- */
 
 /* Finds which op failed: the first with an error message, else op 0. */
@@ -1079,12 +1100,7 @@ static int s_hold_event(sl_task_t *t, sl_inbatch_t *in, int ch)
         return SL_NOMEM;
     }
     h->ch = ch;
-    h->in = *in;
-    if (in->kind == SL_FRAME_BATCH) {
-        zmq_msg_init(&h->in.msg);
-        zmq_msg_move(&h->in.msg, &in->msg);
-        h->in.data = (const uint8_t *)zmq_msg_data(&h->in.msg) + sizeof(sl_frame_hdr_t);
-    }
+    sl_inbatch_move(&h->in, in);
     s_hold(t, h);
     return SL_OK;
 }

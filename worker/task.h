@@ -82,6 +82,10 @@ sl_task_t *sl_task_new(const sl_task_env_t *env);
  * the worker's thread before the task's thread starts. Returns 0 or an
  * error (message from sl_task_error). */
 int sl_task_bind(sl_task_t *t, const char *bind_endpoint, char *out, size_t cap);
+/* After sl_task_bind: binds the in-gate at one more endpoint (an inproc
+ * one, for the subtasks of the same worker). A source chain binds
+ * nothing. Returns 0 or an error (message from sl_task_error). */
+int sl_task_bind_local(sl_task_t *t, const char *endpoint);
 /* Runs the task to its end in the calling thread (after sl_task_bind, once
  * env.endpoint can resolve every subtask). Returns 0 when it
  * finished, SL_CANCELED, or an error (message from sl_task_error). */

@@ -69,6 +69,8 @@ struct s_job {
     sl_plugin_t *plugin; /* the job's plugin (cached by hash), or NULL */
     char **endpoints;    /* data endpoint of every (chain, subtask), by index */
     int *ep_base;        /* chain -> first index in endpoints */
+    char **local_eps;    /* inproc endpoint of each (chain, subtask) run here (tcp
+                          * data-bind only), else NULL: local channels skip TCP */
     s_slot_t *tasks;
     int ntasks;
     atomic_bool cancel;
@@ -109,7 +111,8 @@ static uint64_t s_now_ms(void)
 static void s_endpoint(void *arg, int chain, int subtask, char *buf, size_t cap)
 {
     s_job_t *j = arg;
-    snprintf(buf, cap, "%s", j->endpoints[j->ep_base[chain] + subtask]);
+    int i = j->ep_base[chain] + subtask;
+    snprintf(buf, cap, "%s", j->local_eps[i] ? j->local_eps[i] : j->endpoints[i]);
 }
 
 static bool s_is_tcp(const sl_worker_t *w)
@@ -162,10 +165,14 @@ static void s_job_destroy(sl_worker_t *w, s_job_t *j)
     free(j->ckpt_dir);
     if (j->endpoints && j->plan) {
         int total = j->ep_base[j->plan->nchains];
-        for (int i = 0; i < total; i++)
+        for (int i = 0; i < total; i++) {
             free(j->endpoints[i]);
+            if (j->local_eps)
+                free(j->local_eps[i]);
+        }
     }
     free(j->endpoints);
+    free(j->local_eps);
     free(j->ep_base);
     sl_plan_destroy(&j->plan);
     sl_spec_destroy(&j->spec);
@@ -618,9 +625,10 @@ static void s_deploy(sl_worker_t *w, const Sluice__Deploy *d)
     for (int c = 0; c < p->nchains; c++)
         j->ep_base[c + 1] = j->ep_base[c] + p->chains[c].parallelism;
     j->endpoints = calloc((size_t)j->ep_base[p->nchains], sizeof *j->endpoints);
+    j->local_eps = calloc((size_t)j->ep_base[p->nchains], sizeof *j->local_eps);
     j->tasks = calloc(d->n_subtasks ? d->n_subtasks : 1, sizeof *j->tasks);
     char **bound = calloc(d->n_subtasks ? d->n_subtasks : 1, sizeof *bound);
-    if (!j->endpoints || !j->tasks || !bound) {
+    if (!j->endpoints || !j->local_eps || !j->tasks || !bound) {
         free(bound);
         goto fail;
     }
@@ -669,6 +677,22 @@ static void s_deploy(sl_worker_t *w, const Sluice__Deploy *d)
         if (sl_task_bind(t->task, at, got, sizeof got) != SL_OK) {
             snprintf(why, sizeof why, "worker %s: %s", w->id, sl_task_error(t->task));
             break;
+        }
+        if (got[0] && s_is_tcp(w)) {
+            /* senders of this worker reach the gate in-process: the same
+             * frames and credits without a TCP round trip through two I/O
+             * threads (the context is the worker's, shared by its tasks) */
+            char lep[600];
+            snprintf(lep, sizeof lep, "inproc://sluice-local/%s/%s/%u/%d/%d", w->id, j->id,
+                     (unsigned)j->attempt, t->chain, t->subtask);
+            int li = j->ep_base[t->chain] + t->subtask;
+            if (sl_task_bind_local(t->task, lep) != SL_OK) {
+                snprintf(why, sizeof why, "worker %s: %s", w->id, sl_task_error(t->task));
+                break;
+            }
+            free(j->local_eps[li]);
+            if (!(j->local_eps[li] = strdup(lep)))
+                break;
         }
         s_advertised(w, got, adv, sizeof adv);
         bound[i] = strdup(got[0] ? adv : "");

@@ -380,6 +380,18 @@ void sl_batch_clear(sl_batch_t *b)
     b->count = 0;
 }
 
+uint8_t *sl_batch_take(sl_batch_t *b)
+{
+    uint8_t *fresh = malloc(b->cap);
+    if (!fresh)
+        return NULL;
+    uint8_t *old = b->data;
+    b->data = fresh;
+    b->len = 0;
+    b->count = 0;
+    return old;
+}
+
 static int s_batch_reserve(sl_batch_t *b, size_t need)
 {
     if ((size_t)b->len + need <= b->cap)

@@ -160,6 +160,10 @@ typedef struct sl_batch {
 sl_batch_t *sl_batch_new(uint32_t cap);
 void sl_batch_destroy(sl_batch_t **pp);
 void sl_batch_clear(sl_batch_t *b);
+/* Hands b's bytes to the caller (to free with free()) and gives b a new,
+ * empty buffer of the same capacity; NULL, and b unchanged, when out of
+ * memory. For sending a batch without copying it. */
+uint8_t *sl_batch_take(sl_batch_t *b);
 /* Appends a row. Returns 0; SL_LIMIT when the batch is non-empty and the row
  * does not fit (flush, then retry); SL_RANGE when the row exceeds SL_ROW_MAX.
  * An empty batch grows to hold one large row. */

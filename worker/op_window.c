@@ -24,9 +24,12 @@
  * window drops it). Results, late-but-allowed updates and late records are
  * those of the windows (a window alive holds all its panes); only double
  * sums may differ in their last bits (another order of addition). A
- * snapshot holds the windows (assembled from the panes, fired when the
- * clock passed their end - 1), so it restores in either mode; an instance
- * that restores runs on windows.
+ * snapshot holds the panes (version 3), so a restored instance keeps them
+ * and combines the same panes in the same order as one never restored
+ * (double sums keep their bits, at any parallelism); restored into
+ * windows (the rocksdb backend), they are assembled into the windows
+ * alive at the snapshot's clock. A snapshot of windows (version 1) cannot
+ * be split into panes: an instance restoring one runs on windows.
  *
  * Determinism: every result is a function of the records of its window
  * only, never of their arrival order: first/last are picked by event time
@@ -1264,7 +1267,9 @@ static void s_close(sl_opctx_t *c)
 
 #define S_SNAP_VERSION 1
 #define S_SNAP_ROCKS 2            /* the rocksdb backend: shape, watermark, the store's handle */
+#define S_SNAP_PANES 3            /* the heap backend with panes: keys with their panes */
 #define S_SNAP_MAX_WINS (1 << 24) /* sanity bound on windows of one key */
+#define S_TIME_BOUND (INT64_C(1) << 60) /* restored pane starts: beyond any calendar */
 
 /* A window's content: the top rows (count; row bytes, ranking value) or
  * per aggregate: n, si, sd, has, v, t, distinct count and values. */
@@ -1295,7 +1300,7 @@ static void s_win_write(const sl_plan_node_t *nd, const s_win_t *win, sl_snap_w_
     }
 }
 
-static int s_pane_snapshot(sl_opctx_t *c, s_win_state_t *st, sl_snap_w_t *w, int64_t wm);
+static int s_pane_snapshot(sl_opctx_t *c, s_win_state_t *st, sl_snap_w_t *w);
 
 /* Version, shape (nkeys, naggs, top_n), watermark, key count; per key: key
  * group (u32), key values, window count; per window: start, end, fired,
@@ -1305,7 +1310,7 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
 {
     s_win_state_t *st = c->state;
     const sl_plan_node_t *nd = c->node;
-    sl_snap_u8(w, st->rocks ? S_SNAP_ROCKS : S_SNAP_VERSION);
+    sl_snap_u8(w, st->rocks ? S_SNAP_ROCKS : st->panes ? S_SNAP_PANES : S_SNAP_VERSION);
     sl_snap_u32(w, (uint32_t)nd->nkeys);
     sl_snap_u32(w, (uint32_t)nd->naggs);
     sl_snap_u32(w, (uint32_t)nd->win.top_n);
@@ -1319,7 +1324,7 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
         return rc ? rc : sl_rstate_snapshot(c, st->kv, w);
     }
     if (st->panes)
-        return s_pane_snapshot(c, st, w, wm);
+        return s_pane_snapshot(c, st, w);
     sl_snap_u64(w, (uint64_t)st->live);
     for (int k = 0; k < st->nkeys && !w->err; k++) {
         const s_key_t *e = &st->keys[k];
@@ -1341,39 +1346,27 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
     return w->err;
 }
 
-/* s_snapshot's keys with panes: the windows they hold, as s_snapshot writes
- * windows (a window fired when the clock wm passed its end - 1). */
-static int s_pane_snapshot(sl_opctx_t *c, s_win_state_t *st, sl_snap_w_t *w, int64_t wm)
+/* s_snapshot's keys with panes (version S_SNAP_PANES): key count; per
+ * key: key group (u32), key values, pane count; per pane: its start, then
+ * its accumulators as s_win_write writes them. Panes, not the windows
+ * assembled from them, so that a restored instance combines the same
+ * panes in the same order (double sums keep their bits). */
+static int s_pane_snapshot(sl_opctx_t *c, s_win_state_t *st, sl_snap_w_t *w)
 {
     const sl_plan_node_t *nd = c->node;
-    uint64_t nk = 0;
-    for (int k = 0; k < st->nkeys; k++) {
-        long n = st->keys[k].used ? s_pane_ends(nd, st, &st->keys[k], wm) : 0;
-        if (n < 0)
-            return SL_NOMEM;
-        nk += n > 0;
-    }
-    sl_snap_u64(w, nk);
+    sl_snap_u64(w, (uint64_t)st->live);
     for (int k = 0; k < st->nkeys && !w->err; k++) {
         const s_key_t *e = &st->keys[k];
-        long n = e->used ? s_pane_ends(nd, st, e, wm) : 0;
-        if (n < 0)
-            return SL_NOMEM;
-        if (!n)
+        if (!e->used)
             continue;
         sl_snap_u32(w, (uint32_t)sl_key_group(e->hash, c->plan->max_parallelism));
         sl_row_decode(st->kschema, e->key, st->kvals);
         for (int i = 0; i < nd->nkeys; i++)
             sl_snap_value(w, &st->kvals[i]);
-        sl_snap_u32(w, (uint32_t)n);
-        for (long i = 0; i < n; i++) {
-            int64_t end = st->ends[i];
-            s_pane_window(nd, st, e, end);
-            s_win_t win = {.start = end - nd->win.size, .end = end, .accs = st->comb};
-            sl_snap_i64(w, win.start);
-            sl_snap_i64(w, win.end);
-            sl_snap_u8(w, end - 1 <= wm ? 1 : 0);
-            s_win_write(nd, &win, w);
+        sl_snap_u32(w, (uint32_t)e->nwins);
+        for (int i = 0; i < e->nwins; i++) {
+            sl_snap_i64(w, e->wins[i].start);
+            s_win_write(nd, &e->wins[i], w);
         }
     }
     return w->err;
@@ -1701,8 +1694,62 @@ static int s_rocks_timers(s_win_state_t *st)
     return SL_OK;
 }
 
-static int s_restore_keys(sl_opctx_t *c, s_win_state_t *st, sl_snap_r_t *r, uint64_t nkeys)
+/* After a restore of the panes of key slot k from a snapshot taken at
+ * clock wm: with panes, the timers they need (each window alive not fired
+ * yet fires at end - 1; with lateness each pane is dropped at its last
+ * window's end - 1 + lateness, without, by that window's firing); without
+ * panes (another backend), the windows alive at wm assembled from them
+ * (s_pane_window's order of combination) with their timers. */
+static int s_pane_restored(sl_opctx_t *c, s_win_state_t *st, int k, int64_t wm)
 {
+    const sl_plan_node_t *nd = c->node;
+    const sl_window_cfg_t *wc = &nd->win;
+    s_key_t *e = &st->keys[k];
+    long n = s_pane_ends(nd, st, e, wm);
+    if (n < 0)
+        return SL_NOMEM;
+    int rc = SL_OK;
+    if (st->panes) {
+        for (long i = 0; i < n && rc == SL_OK; i++)
+            if (st->ends[i] - 1 > wm)
+                rc = s_timer_add(st, st->ends[i] - 1, (uint64_t)st->ends[i], k, false);
+        for (int i = 0; i < e->nwins && rc == SL_OK && wc->lateness; i++)
+            rc = s_timer_add(st, e->wins[i].start + wc->size - 1 + wc->lateness,
+                             (uint64_t)e->wins[i].start, k, true);
+        return rc;
+    }
+    s_win_t *wins = calloc((size_t)n + 1, sizeof *wins);
+    if (!wins)
+        return SL_NOMEM;
+    long made = 0;
+    for (; made < n && rc == SL_OK; made++) {
+        int64_t end = st->ends[made];
+        s_win_t *w = &wins[made];
+        if ((rc = s_win_init(nd, st, w, end - wc->size, end)) != SL_OK)
+            break;
+        w->fired = end - 1 <= wm;
+        for (int i = 0; i < e->nwins && rc == SL_OK; i++)
+            if (e->wins[i].start >= end - wc->size && e->wins[i].start < end)
+                for (int g = 0; g < nd->naggs && rc == SL_OK; g++)
+                    rc = s_acc_merge(&nd->aggs[g], &w->accs[g], &e->wins[i].accs[g]);
+    }
+    for (int i = 0; i < e->nwins; i++)
+        s_win_free(nd, &e->wins[i]);
+    free(e->wins);
+    e->wins = wins;
+    e->nwins = (int)made;
+    e->capwins = (int)n + 1;
+    for (int i = 0; i < e->nwins && rc == SL_OK; i++)
+        rc = s_restore_timer(c, st, k, &e->wins[i]);
+    return rc;
+}
+
+/* Reads nkeys keys of a snapshot (taken at clock wm) with their windows,
+ * or with their panes when psnap (version S_SNAP_PANES). */
+static int s_restore_keys(sl_opctx_t *c, s_win_state_t *st, sl_snap_r_t *r, uint64_t nkeys,
+                          bool psnap, int64_t wm)
+{
+    const int64_t slide = c->node->win.slide;
     const sl_plan_node_t *nd = c->node;
     int maxp = c->plan->max_parallelism;
     uint8_t *kbuf = NULL;
@@ -1743,8 +1790,21 @@ static int s_restore_keys(sl_opctx_t *c, s_win_state_t *st, sl_snap_r_t *r, uint
             }
         }
         for (uint32_t i = 0; i < nwins && rc == SL_OK; i++) {
-            int64_t start = sl_snap_get_i64(r), end = sl_snap_get_i64(r);
-            uint8_t fired = sl_snap_get_u8(r);
+            int64_t start = sl_snap_get_i64(r), end;
+            uint8_t fired = 0;
+            if (psnap) { /* a pane: aligned to the slide, one per start */
+                end = start + slide;
+                bool dup = start % slide != 0 || start < -S_TIME_BOUND || start > S_TIME_BOUND;
+                for (int q = 0; k >= 0 && q < st->keys[k].nwins && !dup; q++)
+                    dup = st->keys[k].wins[q].start == start;
+                if (dup) {
+                    rc = SL_DATA;
+                    break;
+                }
+            } else {
+                end = sl_snap_get_i64(r);
+                fired = sl_snap_get_u8(r);
+            }
             if (r->err || fired > 1 || start >= end) {
                 rc = SL_DATA;
                 break;
@@ -1758,11 +1818,13 @@ static int s_restore_keys(sl_opctx_t *c, s_win_state_t *st, sl_snap_r_t *r, uint
                 w->fired = fired;
                 rc = s_restore_win(c, w, r);
             }
-            if (rc == SL_OK && k >= 0)
+            if (rc == SL_OK && k >= 0 && !psnap)
                 rc = s_restore_timer(c, st, k, w);
             if (k < 0)
                 s_win_free(nd, &tmp);
         }
+        if (rc == SL_OK && k >= 0 && psnap)
+            rc = s_pane_restored(c, st, k, wm);
         if (k >= 0 && st->keys[k].nwins == 0)
             s_key_release(st, k); /* its first window failed */
     }
@@ -1774,7 +1836,6 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
 {
     s_win_state_t *st = c->state;
     const sl_plan_node_t *nd = c->node;
-    st->panes = false; /* a snapshot holds windows, which cannot be split into panes */
     uint8_t v = sl_snap_get_u8(r);
     uint32_t nkeys = sl_snap_get_u32(r), naggs = sl_snap_get_u32(r), top_n = sl_snap_get_u32(r);
     int64_t wm = sl_snap_get_i64(r);
@@ -1795,10 +1856,24 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
         st->restored = true;
         return SL_OK;
     }
+    /* panes: a sliding window of combinable aggregates (their slide) */
+    const sl_window_cfg_t *wc = &nd->win;
+    bool psnap = v == S_SNAP_PANES;
+    if (psnap && (wc->type != SL_WIN_SLIDING || wc->top_n || wc->processing || wc->slide <= 0 ||
+                  wc->size <= wc->slide || wc->size % wc->slide))
+        shape = false;
     uint64_t n = sl_snap_get_u64(r);
-    if (r->err || v != S_SNAP_VERSION || !shape)
+    if (r->err || (v != S_SNAP_VERSION && !psnap) || !shape)
         return sl_op_fail(c, SL_DATA, "window '%s': not a snapshot of this operator", nd->name);
-    rc = s_restore_keys(c, st, r, n);
+    if (v == S_SNAP_VERSION && st->panes) {
+        /* windows cannot be split into panes: this instance runs on windows */
+        if (st->live)
+            return sl_op_fail(c, SL_DATA,
+                              "window '%s': snapshots of panes and of windows mixed in one restore",
+                              nd->name);
+        st->panes = false;
+    }
+    rc = s_restore_keys(c, st, r, n, psnap, wm);
     if (rc == SL_OK && !r->err)
         rc = s_rocks_flush(st); /* a heap snapshot moves into the store */
     if (rc == SL_DATA || (rc == SL_OK && r->err))

@@ -97,6 +97,7 @@ typedef struct {
                          stream rows / table versions (sorted by time) */
     s_jwin_t *wins;   /* window join: open windows */
     int nwins, capwins;
+    int64_t ival; /* ikey: the key's value (compared instead of the bytes) */
 } s_key_t;
 
 typedef struct {
@@ -149,9 +150,17 @@ typedef struct {
     size_t dlen, dcap;
     const uint8_t **dptr; /* rocksdb scratch: pointers to them (sorted) */
     size_t dptrcap;
+    size_t kept;       /* bytes of row buffers kept in free key slots (S_KEEP_BYTES at most) */
+    bool ikey;         /* heap backend, one int64 / timestamp key: keys compare by value */
+    uint8_t ikbuf[16]; /* ikey: the encoded key of the record at hand */
 } s_join_t;
 
 #define S_TIME_LIMIT (INT64_C(1) << 60) /* beyond any calendar */
+/* Row buffers of released keys stay in their slots for the next key, up
+ * to this many bytes in all: a hot key's buffer grows to megabytes, and
+ * freeing it when the key goes (munmap) and growing the next one again
+ * (page faults) cost more than the rows' copies. */
+#define S_KEEP_BYTES ((size_t)16 << 20)
 
 /* ---- row buffers ------------------------------------------------------------- */
 
@@ -309,19 +318,32 @@ static int s_rehash(s_join_t *st, uint32_t nb)
 static int s_key_get(s_join_t *st, uint64_t h, const uint8_t *key, uint32_t klen, bool create,
                      int *out)
 {
-    for (int k = st->buckets[h & (st->nbuckets - 1)]; k >= 0; k = st->keys[k].next)
-        if (st->keys[k].hash == h && st->keys[k].klen == klen &&
-            !memcmp(st->keys[k].key, key, klen)) {
-            *out = k;
-            return SL_OK;
-        }
+    if (st->ikey) { /* never null: such rows join nothing */
+        int64_t v;
+        memcpy(&v, key + 5, 8);
+        for (int k = st->buckets[h & (st->nbuckets - 1)]; k >= 0; k = st->keys[k].next)
+            if (st->keys[k].hash == h && st->keys[k].ival == v) {
+                *out = k;
+                return SL_OK;
+            }
+    } else
+        for (int k = st->buckets[h & (st->nbuckets - 1)]; k >= 0; k = st->keys[k].next)
+            if (st->keys[k].hash == h && st->keys[k].klen == klen &&
+                !memcmp(st->keys[k].key, key, klen)) {
+                *out = k;
+                return SL_OK;
+            }
     *out = -1;
     if (!create)
         return SL_OK;
     int k;
-    if (st->nfree)
+    s_rows_t keep[2] = {{0}, {0}}; /* a free slot's row buffers */
+    if (st->nfree) {
         k = st->free_keys[--st->nfree];
-    else {
+        keep[0] = st->keys[k].side[0];
+        keep[1] = st->keys[k].side[1];
+        st->kept -= (size_t)keep[0].cap + keep[1].cap;
+    } else {
         if (st->nkeys == st->capkeys) {
             int cap = st->capkeys ? st->capkeys * 2 : 256;
             s_key_t *nk = realloc(st->keys, (size_t)cap * sizeof *nk);
@@ -338,8 +360,12 @@ static int s_key_get(s_join_t *st, uint64_t h, const uint8_t *key, uint32_t klen
     }
     s_key_t *e = &st->keys[k];
     memset(e, 0, sizeof *e);
+    e->side[0] = keep[0];
+    e->side[1] = keep[1];
     e->key = malloc(klen ? klen : 1);
     if (!e->key) {
+        s_rows_free(&e->side[0]);
+        s_rows_free(&e->side[1]);
         st->free_keys[st->nfree++] = k;
         return SL_NOMEM;
     }
@@ -347,6 +373,8 @@ static int s_key_get(s_join_t *st, uint64_t h, const uint8_t *key, uint32_t klen
     e->klen = klen;
     e->hash = h;
     e->used = true;
+    if (st->ikey)
+        memcpy(&e->ival, key + 5, 8);
     uint32_t s = (uint32_t)(h & (st->nbuckets - 1));
     e->next = st->buckets[s];
     st->buckets[s] = k;
@@ -369,9 +397,17 @@ static void s_key_release(s_join_t *st, int k)
     *pp = e->next;
     free(e->key);
     free(e->wins);
-    s_rows_free(&e->side[0]);
-    s_rows_free(&e->side[1]);
+    s_rows_t keep[2] = {e->side[0], e->side[1]};
+    for (int i = 0; i < 2; i++)
+        if (keep[i].buf && st->kept + keep[i].cap <= S_KEEP_BYTES) {
+            st->kept += keep[i].cap;
+            keep[i].len = 0;
+            keep[i].n = 0;
+        } else
+            s_rows_free(&keep[i]);
     memset(e, 0, sizeof *e);
+    e->side[0] = keep[0];
+    e->side[1] = keep[1];
     st->free_keys[st->nfree++] = k;
     st->live--;
 }
@@ -388,6 +424,16 @@ static int s_row_key(sl_opctx_t *c, s_join_t *st, int s, const uint8_t *row, uin
         sl_row_get(st->sch[s], row, kf[i], &st->kvals[i]);
         if (st->kvals[i].is_null)
             return SL_OK;
+    }
+    if (st->ikey) { /* the row layout of one non-null 8-byte field (row.h) */
+        uint32_t len = 13;
+        memcpy(st->ikbuf, &len, 4);
+        st->ikbuf[4] = 0;
+        memcpy(st->ikbuf + 5, &st->kvals[0].u.i, 8);
+        *kbuf = st->ikbuf;
+        *klen = len;
+        *hash = sl_value_hash(st->kvals, 1);
+        return SL_OK;
     }
     size_t len = sl_row_size(st->kschema, st->kvals);
     uint8_t *b = sl_arena_alloc(c->arena, len);
@@ -1332,6 +1378,7 @@ static int s_rk_import(sl_opctx_t *c, s_join_t *st)
         rc = s_rk_commit(st);
     s_keys_free(st);
     st->nkeys = st->nfree = st->live = 0;
+    st->kept = 0;
     st->nheap = 0;
     for (uint32_t i = 0; i < st->nbuckets; i++)
         st->buckets[i] = -1;
@@ -1479,6 +1526,14 @@ static int s_open(sl_opctx_t *c)
         for (int g = 0; g < maxp; g++)
             st->due[g] = INT64_MAX;
         sl_rstate_owned(c, &st->kg_first, &st->kg_last);
+    }
+    sl_type_t kt = j->nkeys == 1 ? st->kschema->fields[0].type : SL_TYPE_NULL;
+    st->ikey = !st->rocks && j->nkeys == 1 && (kt == SL_TYPE_INT64 || kt == SL_TYPE_TIMESTAMP);
+    if (st->ikey) { /* the hand-made key of s_row_key is the encoder's */
+        sl_value_t v = sl_value_int(-2);
+        uint8_t b[16];
+        st->ikey = sl_row_size(st->kschema, &v) == 13 && sl_row_encode(st->kschema, &v, b) == 13 &&
+                   b[4] == 0 && !memcmp(b + 5, &v.u.i, 8);
     }
     return s_rehash(st, 1024);
 }

@@ -110,7 +110,9 @@ typedef struct {
     s_win_t *wins; /* open windows */
     int nwins, capwins;
     bool used;
-    bool stored; /* rocksdb: the store holds this key */
+    bool stored;  /* rocksdb: the store holds this key */
+    bool inull;   /* ikey: the key is null */
+    int64_t ival; /* ikey: the key's value (compared instead of the bytes) */
 } s_key_t;
 
 typedef struct {
@@ -164,6 +166,7 @@ typedef struct {
     size_t *mklen;
     sl_kv_value_t *mvals;
     int capm;
+    bool ikey; /* one int64 / timestamp key: looked up by value, encoded only when new */
 } s_win_state_t;
 
 #define S_MAX_SPARE 4096 /* accumulator arrays kept for reuse */
@@ -599,6 +602,12 @@ static int s_key_get(s_win_state_t *st, uint64_t h, const uint8_t *key, uint32_t
     e->klen = klen;
     e->hash = h;
     e->used = true;
+    if (st->ikey) {
+        sl_value_t v;
+        sl_row_get(st->kschema, key, 0, &v);
+        e->inull = v.is_null;
+        e->ival = v.u.i;
+    }
     uint32_t s = (uint32_t)(h & (st->nbuckets - 1));
     e->next = st->buckets[s];
     st->buckets[s] = k;
@@ -612,6 +621,17 @@ static int s_key_get(s_win_state_t *st, uint64_t h, const uint8_t *key, uint32_t
     if ((uint32_t)st->live > st->nbuckets)
         return s_rehash(st, st->nbuckets * 2);
     return SL_OK;
+}
+
+/* ikey: the slot of the key of value v (hash h), -1 when absent. */
+static inline int s_key_find_int(const s_win_state_t *st, uint64_t h, const sl_value_t *v)
+{
+    for (int k = st->buckets[h & (st->nbuckets - 1)]; k >= 0; k = st->keys[k].next) {
+        const s_key_t *e = &st->keys[k];
+        if (e->hash == h && e->inull == v->is_null && (v->is_null || e->ival == v->u.i))
+            return k;
+    }
+    return -1;
 }
 
 /* Frees key slot k once it has no windows. */
@@ -1062,15 +1082,17 @@ static int s_record(sl_opctx_t *c, s_win_state_t *st, const uint8_t *row, int64_
     }
     for (int i = 0; i < nd->nkeys; i++)
         st->kvals[i] = st->vals[nd->keys[i]];
-    size_t klen = sl_row_size(st->kschema, st->kvals);
-    uint8_t *kbuf = sl_arena_alloc(c->arena, klen);
-    if (!kbuf)
-        return SL_NOMEM;
-    sl_row_encode(st->kschema, st->kvals, kbuf);
-    int k;
-    int rc = s_key_get(st, sl_value_hash(st->kvals, nd->nkeys), kbuf, (uint32_t)klen, &k);
-    if (rc)
-        return rc;
+    uint64_t h = sl_value_hash(st->kvals, nd->nkeys);
+    int k = st->ikey ? s_key_find_int(st, h, &st->kvals[0]) : -1, rc;
+    if (k < 0) {
+        size_t klen = sl_row_size(st->kschema, st->kvals);
+        uint8_t *kbuf = sl_arena_alloc(c->arena, klen);
+        if (!kbuf)
+            return SL_NOMEM;
+        sl_row_encode(st->kschema, st->kvals, kbuf);
+        if ((rc = s_key_get(st, h, kbuf, (uint32_t)klen, &k)) != SL_OK)
+            return rc;
+    }
     if (st->panes)
         return s_pane_record(c, st, k, row, t, clock);
     if (wc->type != SL_WIN_SESSION) {
@@ -1174,6 +1196,9 @@ static int s_open(sl_opctx_t *c)
             st->need[st->nneed++] = f;
     }
     const sl_window_cfg_t *wc = &nd->win;
+    st->ikey = !st->rocks && nd->nkeys == 1 &&
+               (st->kschema->fields[0].type == SL_TYPE_INT64 ||
+                st->kschema->fields[0].type == SL_TYPE_TIMESTAMP);
     st->panes = !st->rocks && !wc->top_n && !wc->processing && wc->type == SL_WIN_SLIDING &&
                 wc->slide > 0 && wc->size > wc->slide && wc->size % wc->slide == 0;
     for (int i = 0; i < nd->naggs; i++)

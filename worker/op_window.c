@@ -139,10 +139,11 @@ typedef struct {
     uint64_t next_id;
     sl_value_t *vals;  /* scratch: a decoded input row */
     sl_value_t *ovals; /* scratch: an output row */
+    sl_value_t *tvals; /* scratch: a decoded top row being emitted (vals stays the record's) */
     sl_value_t *kvals; /* scratch: key values */
     int64_t wm_floor;  /* restored watermark: the event-time clock is at least this */
     bool restored;     /* restore ran (wm_floor is set) */
-    int *need;         /* input fields a record is read for (not with top: all) */
+    int *need;         /* input fields a record is read for */
     int nneed;
     sl_opctx_t *c;        /* the operator (for loading keys) */
     bool rocks;           /* the rocksdb backend: keys is a cache of the store */
@@ -705,7 +706,7 @@ static int s_emit_window(sl_opctx_t *c, s_win_state_t *st, const s_key_t *e, s_w
         return sl_emit(&c->out, st->ovals);
     }
     for (int r = 0; r < w->ntop; r++) {
-        sl_row_decode(c->in, w->top[r].row, st->vals);
+        sl_row_decode(c->in, w->top[r].row, st->tvals);
         int q = o;
         st->ovals[q++] = sl_value_int(r + 1);
         for (int f = 0; f < c->in->nfields; f++) {
@@ -713,7 +714,7 @@ static int s_emit_window(sl_opctx_t *c, s_win_state_t *st, const s_key_t *e, s_w
             for (int j = 0; j < nk; j++)
                 key = key || nd->keys[j] == f;
             if (!key)
-                st->ovals[q++] = st->vals[f];
+                st->ovals[q++] = st->tvals[f];
         }
         int rc = sl_emit(&c->out, st->ovals);
         if (rc)
@@ -1052,11 +1053,8 @@ static int s_record(sl_opctx_t *c, s_win_state_t *st, const uint8_t *row, int64_
 {
     const sl_plan_node_t *nd = c->node;
     const sl_window_cfg_t *wc = &nd->win;
-    if (nd->win.top_n)
-        sl_row_decode(c->in, row, st->vals); /* the ranking expression may read any */
-    else
-        for (int i = 0; i < st->nneed; i++) /* only the time, the keys, the aggregated */
-            sl_row_get(c->in, row, st->need[i], &st->vals[st->need[i]]);
+    for (int i = 0; i < st->nneed; i++) /* only the time, the keys, the aggregated or ranking */
+        sl_row_get(c->in, row, st->need[i], &st->vals[st->need[i]]);
     int64_t t;
     if (wc->processing)
         t = clock + 1;
@@ -1167,12 +1165,13 @@ static int s_open(sl_opctx_t *c)
     c->state = st;
     st->kschema = sl_schema_new();
     st->vals = calloc((size_t)c->in->nfields + 1, sizeof *st->vals);
+    st->tvals = calloc((size_t)c->in->nfields + 1, sizeof *st->tvals);
     st->ovals = calloc((size_t)nd->out->nfields + 1, sizeof *st->ovals);
     st->kvals = calloc((size_t)nd->nkeys + 1, sizeof *st->kvals);
     st->wm_floor = SL_WM_MIN;
     st->c = c;
     sl_snap_w_init(&st->vbuf);
-    if (!st->kschema || !st->vals || !st->ovals || !st->kvals)
+    if (!st->kschema || !st->vals || !st->tvals || !st->ovals || !st->kvals)
         return SL_NOMEM;
     if (sl_rstate_enabled(c)) {
         st->rocks = true;
@@ -1184,10 +1183,15 @@ static int s_open(sl_opctx_t *c)
                           c->in->fields[nd->keys[i]].type) != SL_OK)
             return SL_NOMEM;
     st->need = calloc((size_t)c->in->nfields + 1, sizeof *st->need);
-    if (!st->need)
+    bool *ranked = calloc((size_t)c->in->nfields + 1, sizeof *ranked);
+    if (!st->need || !ranked) {
+        free(ranked);
         return SL_NOMEM;
+    }
+    if (nd->win.top_n) /* the fields the ranking expression reads */
+        sl_expr_fields(nd->win.top_by, ranked, c->in->nfields);
     for (int f = 0; f < c->in->nfields; f++) {
-        bool used = f == nd->win.time_field;
+        bool used = f == nd->win.time_field || ranked[f];
         for (int i = 0; i < nd->nkeys; i++)
             used = used || nd->keys[i] == f;
         for (int i = 0; i < nd->naggs; i++)
@@ -1195,6 +1199,7 @@ static int s_open(sl_opctx_t *c)
         if (used)
             st->need[st->nneed++] = f;
     }
+    free(ranked);
     const sl_window_cfg_t *wc = &nd->win;
     st->ikey = !st->rocks && nd->nkeys == 1 &&
                (st->kschema->fields[0].type == SL_TYPE_INT64 ||
@@ -1280,6 +1285,7 @@ static void s_close(sl_opctx_t *c)
     free(st->mvals);
     sl_rstate_close(&st->kv);
     free(st->vals);
+    free(st->tvals);
     free(st->ovals);
     free(st->kvals);
     free(st->need);

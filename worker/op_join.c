@@ -150,17 +150,11 @@ typedef struct {
     size_t dlen, dcap;
     const uint8_t **dptr; /* rocksdb scratch: pointers to them (sorted) */
     size_t dptrcap;
-    size_t kept;       /* bytes of row buffers kept in free key slots (S_KEEP_BYTES at most) */
     bool ikey;         /* heap backend, one int64 / timestamp key: keys compare by value */
     uint8_t ikbuf[16]; /* ikey: the encoded key of the record at hand */
 } s_join_t;
 
 #define S_TIME_LIMIT (INT64_C(1) << 60) /* beyond any calendar */
-/* Row buffers of released keys stay in their slots for the next key, up
- * to this many bytes in all: a hot key's buffer grows to megabytes, and
- * freeing it when the key goes (munmap) and growing the next one again
- * (page faults) cost more than the rows' copies. */
-#define S_KEEP_BYTES ((size_t)16 << 20)
 
 /* ---- row buffers ------------------------------------------------------------- */
 
@@ -337,13 +331,9 @@ static int s_key_get(s_join_t *st, uint64_t h, const uint8_t *key, uint32_t klen
     if (!create)
         return SL_OK;
     int k;
-    s_rows_t keep[2] = {{0}, {0}}; /* a free slot's row buffers */
-    if (st->nfree) {
+    if (st->nfree)
         k = st->free_keys[--st->nfree];
-        keep[0] = st->keys[k].side[0];
-        keep[1] = st->keys[k].side[1];
-        st->kept -= (size_t)keep[0].cap + keep[1].cap;
-    } else {
+    else {
         if (st->nkeys == st->capkeys) {
             int cap = st->capkeys ? st->capkeys * 2 : 256;
             s_key_t *nk = realloc(st->keys, (size_t)cap * sizeof *nk);
@@ -360,12 +350,8 @@ static int s_key_get(s_join_t *st, uint64_t h, const uint8_t *key, uint32_t klen
     }
     s_key_t *e = &st->keys[k];
     memset(e, 0, sizeof *e);
-    e->side[0] = keep[0];
-    e->side[1] = keep[1];
     e->key = malloc(klen ? klen : 1);
     if (!e->key) {
-        s_rows_free(&e->side[0]);
-        s_rows_free(&e->side[1]);
         st->free_keys[st->nfree++] = k;
         return SL_NOMEM;
     }
@@ -397,17 +383,9 @@ static void s_key_release(s_join_t *st, int k)
     *pp = e->next;
     free(e->key);
     free(e->wins);
-    s_rows_t keep[2] = {e->side[0], e->side[1]};
-    for (int i = 0; i < 2; i++)
-        if (keep[i].buf && st->kept + keep[i].cap <= S_KEEP_BYTES) {
-            st->kept += keep[i].cap;
-            keep[i].len = 0;
-            keep[i].n = 0;
-        } else
-            s_rows_free(&keep[i]);
+    s_rows_free(&e->side[0]);
+    s_rows_free(&e->side[1]);
     memset(e, 0, sizeof *e);
-    e->side[0] = keep[0];
-    e->side[1] = keep[1];
     st->free_keys[st->nfree++] = k;
     st->live--;
 }
@@ -1378,7 +1356,6 @@ static int s_rk_import(sl_opctx_t *c, s_join_t *st)
         rc = s_rk_commit(st);
     s_keys_free(st);
     st->nkeys = st->nfree = st->live = 0;
-    st->kept = 0;
     st->nheap = 0;
     for (uint32_t i = 0; i < st->nbuckets; i++)
         st->buckets[i] = -1;
@@ -1531,6 +1508,7 @@ static int s_open(sl_opctx_t *c)
     st->ikey = !st->rocks && j->nkeys == 1 && (kt == SL_TYPE_INT64 || kt == SL_TYPE_TIMESTAMP);
     if (st->ikey) { /* the hand-made key of s_row_key is the encoder's */
         sl_value_t v = sl_value_int(-2);
+        v.type = kt;
         uint8_t b[16];
         st->ikey = sl_row_size(st->kschema, &v) == 13 && sl_row_encode(st->kschema, &v, b) == 13 &&
                    b[4] == 0 && !memcmp(b + 5, &v.u.i, 8);

@@ -97,6 +97,7 @@ typedef struct {
                          stream rows / table versions (sorted by time) */
     s_jwin_t *wins;   /* window join: open windows */
     int nwins, capwins;
+    int64_t ival; /* ikey: the key's value (compared instead of the bytes) */
 } s_key_t;
 
 typedef struct {
@@ -149,6 +150,8 @@ typedef struct {
     size_t dlen, dcap;
     const uint8_t **dptr; /* rocksdb scratch: pointers to them (sorted) */
     size_t dptrcap;
+    bool ikey;         /* heap backend, one int64 / timestamp key: keys compare by value */
+    uint8_t ikbuf[16]; /* ikey: the encoded key of the record at hand */
 } s_join_t;
 
 #define S_TIME_LIMIT (INT64_C(1) << 60) /* beyond any calendar */
@@ -309,12 +312,21 @@ static int s_rehash(s_join_t *st, uint32_t nb)
 static int s_key_get(s_join_t *st, uint64_t h, const uint8_t *key, uint32_t klen, bool create,
                      int *out)
 {
-    for (int k = st->buckets[h & (st->nbuckets - 1)]; k >= 0; k = st->keys[k].next)
-        if (st->keys[k].hash == h && st->keys[k].klen == klen &&
-            !memcmp(st->keys[k].key, key, klen)) {
-            *out = k;
-            return SL_OK;
-        }
+    if (st->ikey) { /* never null: such rows join nothing */
+        int64_t v;
+        memcpy(&v, key + 5, 8);
+        for (int k = st->buckets[h & (st->nbuckets - 1)]; k >= 0; k = st->keys[k].next)
+            if (st->keys[k].hash == h && st->keys[k].ival == v) {
+                *out = k;
+                return SL_OK;
+            }
+    } else
+        for (int k = st->buckets[h & (st->nbuckets - 1)]; k >= 0; k = st->keys[k].next)
+            if (st->keys[k].hash == h && st->keys[k].klen == klen &&
+                !memcmp(st->keys[k].key, key, klen)) {
+                *out = k;
+                return SL_OK;
+            }
     *out = -1;
     if (!create)
         return SL_OK;
@@ -347,6 +359,8 @@ static int s_key_get(s_join_t *st, uint64_t h, const uint8_t *key, uint32_t klen
     e->klen = klen;
     e->hash = h;
     e->used = true;
+    if (st->ikey)
+        memcpy(&e->ival, key + 5, 8);
     uint32_t s = (uint32_t)(h & (st->nbuckets - 1));
     e->next = st->buckets[s];
     st->buckets[s] = k;
@@ -388,6 +402,16 @@ static int s_row_key(sl_opctx_t *c, s_join_t *st, int s, const uint8_t *row, uin
         sl_row_get(st->sch[s], row, kf[i], &st->kvals[i]);
         if (st->kvals[i].is_null)
             return SL_OK;
+    }
+    if (st->ikey) { /* the row layout of one non-null 8-byte field (row.h) */
+        uint32_t len = 13;
+        memcpy(st->ikbuf, &len, 4);
+        st->ikbuf[4] = 0;
+        memcpy(st->ikbuf + 5, &st->kvals[0].u.i, 8);
+        *kbuf = st->ikbuf;
+        *klen = len;
+        *hash = sl_value_hash(st->kvals, 1);
+        return SL_OK;
     }
     size_t len = sl_row_size(st->kschema, st->kvals);
     uint8_t *b = sl_arena_alloc(c->arena, len);
@@ -1479,6 +1503,15 @@ static int s_open(sl_opctx_t *c)
         for (int g = 0; g < maxp; g++)
             st->due[g] = INT64_MAX;
         sl_rstate_owned(c, &st->kg_first, &st->kg_last);
+    }
+    sl_type_t kt = j->nkeys == 1 ? st->kschema->fields[0].type : SL_TYPE_NULL;
+    st->ikey = !st->rocks && j->nkeys == 1 && (kt == SL_TYPE_INT64 || kt == SL_TYPE_TIMESTAMP);
+    if (st->ikey) { /* the hand-made key of s_row_key is the encoder's */
+        sl_value_t v = sl_value_int(-2);
+        v.type = kt;
+        uint8_t b[16];
+        st->ikey = sl_row_size(st->kschema, &v) == 13 && sl_row_encode(st->kschema, &v, b) == 13 &&
+                   b[4] == 0 && !memcmp(b + 5, &v.u.i, 8);
     }
     return s_rehash(st, 1024);
 }

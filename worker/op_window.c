@@ -24,9 +24,12 @@
  * window drops it). Results, late-but-allowed updates and late records are
  * those of the windows (a window alive holds all its panes); only double
  * sums may differ in their last bits (another order of addition). A
- * snapshot holds the windows (assembled from the panes, fired when the
- * clock passed their end - 1), so it restores in either mode; an instance
- * that restores runs on windows.
+ * snapshot holds the panes (version 3), so a restored instance keeps them
+ * and combines the same panes in the same order as one never restored
+ * (double sums keep their bits, at any parallelism); restored into
+ * windows (the rocksdb backend), they are assembled into the windows
+ * alive at the snapshot's clock. A snapshot of windows (version 1) cannot
+ * be split into panes: an instance restoring one runs on windows.
  *
  * Determinism: every result is a function of the records of its window
  * only, never of their arrival order: first/last are picked by event time
@@ -107,7 +110,9 @@ typedef struct {
     s_win_t *wins; /* open windows */
     int nwins, capwins;
     bool used;
-    bool stored; /* rocksdb: the store holds this key */
+    bool stored;  /* rocksdb: the store holds this key */
+    bool inull;   /* ikey: the key is null */
+    int64_t ival; /* ikey: the key's value (compared instead of the bytes) */
 } s_key_t;
 
 typedef struct {
@@ -134,10 +139,11 @@ typedef struct {
     uint64_t next_id;
     sl_value_t *vals;  /* scratch: a decoded input row */
     sl_value_t *ovals; /* scratch: an output row */
+    sl_value_t *tvals; /* scratch: a decoded top row being emitted (vals stays the record's) */
     sl_value_t *kvals; /* scratch: key values */
     int64_t wm_floor;  /* restored watermark: the event-time clock is at least this */
     bool restored;     /* restore ran (wm_floor is set) */
-    int *need;         /* input fields a record is read for (not with top: all) */
+    int *need;         /* input fields a record is read for */
     int nneed;
     sl_opctx_t *c;        /* the operator (for loading keys) */
     bool rocks;           /* the rocksdb backend: keys is a cache of the store */
@@ -161,6 +167,7 @@ typedef struct {
     size_t *mklen;
     sl_kv_value_t *mvals;
     int capm;
+    bool ikey; /* one int64 / timestamp key: looked up by value, encoded only when new */
 } s_win_state_t;
 
 #define S_MAX_SPARE 4096 /* accumulator arrays kept for reuse */
@@ -596,6 +603,12 @@ static int s_key_get(s_win_state_t *st, uint64_t h, const uint8_t *key, uint32_t
     e->klen = klen;
     e->hash = h;
     e->used = true;
+    if (st->ikey) {
+        sl_value_t v;
+        sl_row_get(st->kschema, key, 0, &v);
+        e->inull = v.is_null;
+        e->ival = v.u.i;
+    }
     uint32_t s = (uint32_t)(h & (st->nbuckets - 1));
     e->next = st->buckets[s];
     st->buckets[s] = k;
@@ -609,6 +622,17 @@ static int s_key_get(s_win_state_t *st, uint64_t h, const uint8_t *key, uint32_t
     if ((uint32_t)st->live > st->nbuckets)
         return s_rehash(st, st->nbuckets * 2);
     return SL_OK;
+}
+
+/* ikey: the slot of the key of value v (hash h), -1 when absent. */
+static inline int s_key_find_int(const s_win_state_t *st, uint64_t h, const sl_value_t *v)
+{
+    for (int k = st->buckets[h & (st->nbuckets - 1)]; k >= 0; k = st->keys[k].next) {
+        const s_key_t *e = &st->keys[k];
+        if (e->hash == h && e->inull == v->is_null && (v->is_null || e->ival == v->u.i))
+            return k;
+    }
+    return -1;
 }
 
 /* Frees key slot k once it has no windows. */
@@ -682,7 +706,7 @@ static int s_emit_window(sl_opctx_t *c, s_win_state_t *st, const s_key_t *e, s_w
         return sl_emit(&c->out, st->ovals);
     }
     for (int r = 0; r < w->ntop; r++) {
-        sl_row_decode(c->in, w->top[r].row, st->vals);
+        sl_row_decode(c->in, w->top[r].row, st->tvals);
         int q = o;
         st->ovals[q++] = sl_value_int(r + 1);
         for (int f = 0; f < c->in->nfields; f++) {
@@ -690,7 +714,7 @@ static int s_emit_window(sl_opctx_t *c, s_win_state_t *st, const s_key_t *e, s_w
             for (int j = 0; j < nk; j++)
                 key = key || nd->keys[j] == f;
             if (!key)
-                st->ovals[q++] = st->vals[f];
+                st->ovals[q++] = st->tvals[f];
         }
         int rc = sl_emit(&c->out, st->ovals);
         if (rc)
@@ -1029,11 +1053,8 @@ static int s_record(sl_opctx_t *c, s_win_state_t *st, const uint8_t *row, int64_
 {
     const sl_plan_node_t *nd = c->node;
     const sl_window_cfg_t *wc = &nd->win;
-    if (nd->win.top_n)
-        sl_row_decode(c->in, row, st->vals); /* the ranking expression may read any */
-    else
-        for (int i = 0; i < st->nneed; i++) /* only the time, the keys, the aggregated */
-            sl_row_get(c->in, row, st->need[i], &st->vals[st->need[i]]);
+    for (int i = 0; i < st->nneed; i++) /* only the time, the keys, the aggregated or ranking */
+        sl_row_get(c->in, row, st->need[i], &st->vals[st->need[i]]);
     int64_t t;
     if (wc->processing)
         t = clock + 1;
@@ -1059,15 +1080,17 @@ static int s_record(sl_opctx_t *c, s_win_state_t *st, const uint8_t *row, int64_
     }
     for (int i = 0; i < nd->nkeys; i++)
         st->kvals[i] = st->vals[nd->keys[i]];
-    size_t klen = sl_row_size(st->kschema, st->kvals);
-    uint8_t *kbuf = sl_arena_alloc(c->arena, klen);
-    if (!kbuf)
-        return SL_NOMEM;
-    sl_row_encode(st->kschema, st->kvals, kbuf);
-    int k;
-    int rc = s_key_get(st, sl_value_hash(st->kvals, nd->nkeys), kbuf, (uint32_t)klen, &k);
-    if (rc)
-        return rc;
+    uint64_t h = sl_value_hash(st->kvals, nd->nkeys);
+    int k = st->ikey ? s_key_find_int(st, h, &st->kvals[0]) : -1, rc;
+    if (k < 0) {
+        size_t klen = sl_row_size(st->kschema, st->kvals);
+        uint8_t *kbuf = sl_arena_alloc(c->arena, klen);
+        if (!kbuf)
+            return SL_NOMEM;
+        sl_row_encode(st->kschema, st->kvals, kbuf);
+        if ((rc = s_key_get(st, h, kbuf, (uint32_t)klen, &k)) != SL_OK)
+            return rc;
+    }
     if (st->panes)
         return s_pane_record(c, st, k, row, t, clock);
     if (wc->type != SL_WIN_SESSION) {
@@ -1142,12 +1165,13 @@ static int s_open(sl_opctx_t *c)
     c->state = st;
     st->kschema = sl_schema_new();
     st->vals = calloc((size_t)c->in->nfields + 1, sizeof *st->vals);
+    st->tvals = calloc((size_t)c->in->nfields + 1, sizeof *st->tvals);
     st->ovals = calloc((size_t)nd->out->nfields + 1, sizeof *st->ovals);
     st->kvals = calloc((size_t)nd->nkeys + 1, sizeof *st->kvals);
     st->wm_floor = SL_WM_MIN;
     st->c = c;
     sl_snap_w_init(&st->vbuf);
-    if (!st->kschema || !st->vals || !st->ovals || !st->kvals)
+    if (!st->kschema || !st->vals || !st->tvals || !st->ovals || !st->kvals)
         return SL_NOMEM;
     if (sl_rstate_enabled(c)) {
         st->rocks = true;
@@ -1159,10 +1183,15 @@ static int s_open(sl_opctx_t *c)
                           c->in->fields[nd->keys[i]].type) != SL_OK)
             return SL_NOMEM;
     st->need = calloc((size_t)c->in->nfields + 1, sizeof *st->need);
-    if (!st->need)
+    bool *ranked = calloc((size_t)c->in->nfields + 1, sizeof *ranked);
+    if (!st->need || !ranked) {
+        free(ranked);
         return SL_NOMEM;
+    }
+    if (nd->win.top_n) /* the fields the ranking expression reads */
+        sl_expr_fields(nd->win.top_by, ranked, c->in->nfields);
     for (int f = 0; f < c->in->nfields; f++) {
-        bool used = f == nd->win.time_field;
+        bool used = f == nd->win.time_field || ranked[f];
         for (int i = 0; i < nd->nkeys; i++)
             used = used || nd->keys[i] == f;
         for (int i = 0; i < nd->naggs; i++)
@@ -1170,7 +1199,11 @@ static int s_open(sl_opctx_t *c)
         if (used)
             st->need[st->nneed++] = f;
     }
+    free(ranked);
     const sl_window_cfg_t *wc = &nd->win;
+    st->ikey = !st->rocks && nd->nkeys == 1 &&
+               (st->kschema->fields[0].type == SL_TYPE_INT64 ||
+                st->kschema->fields[0].type == SL_TYPE_TIMESTAMP);
     st->panes = !st->rocks && !wc->top_n && !wc->processing && wc->type == SL_WIN_SLIDING &&
                 wc->slide > 0 && wc->size > wc->slide && wc->size % wc->slide == 0;
     for (int i = 0; i < nd->naggs; i++)
@@ -1252,6 +1285,7 @@ static void s_close(sl_opctx_t *c)
     free(st->mvals);
     sl_rstate_close(&st->kv);
     free(st->vals);
+    free(st->tvals);
     free(st->ovals);
     free(st->kvals);
     free(st->need);
@@ -1264,7 +1298,9 @@ static void s_close(sl_opctx_t *c)
 
 #define S_SNAP_VERSION 1
 #define S_SNAP_ROCKS 2            /* the rocksdb backend: shape, watermark, the store's handle */
+#define S_SNAP_PANES 3            /* the heap backend with panes: keys with their panes */
 #define S_SNAP_MAX_WINS (1 << 24) /* sanity bound on windows of one key */
+#define S_TIME_BOUND (INT64_C(1) << 60) /* restored pane starts: beyond any calendar */
 
 /* A window's content: the top rows (count; row bytes, ranking value) or
  * per aggregate: n, si, sd, has, v, t, distinct count and values. */
@@ -1295,7 +1331,7 @@ static void s_win_write(const sl_plan_node_t *nd, const s_win_t *win, sl_snap_w_
     }
 }
 
-static int s_pane_snapshot(sl_opctx_t *c, s_win_state_t *st, sl_snap_w_t *w, int64_t wm);
+static int s_pane_snapshot(sl_opctx_t *c, s_win_state_t *st, sl_snap_w_t *w);
 
 /* Version, shape (nkeys, naggs, top_n), watermark, key count; per key: key
  * group (u32), key values, window count; per window: start, end, fired,
@@ -1305,7 +1341,7 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
 {
     s_win_state_t *st = c->state;
     const sl_plan_node_t *nd = c->node;
-    sl_snap_u8(w, st->rocks ? S_SNAP_ROCKS : S_SNAP_VERSION);
+    sl_snap_u8(w, st->rocks ? S_SNAP_ROCKS : st->panes ? S_SNAP_PANES : S_SNAP_VERSION);
     sl_snap_u32(w, (uint32_t)nd->nkeys);
     sl_snap_u32(w, (uint32_t)nd->naggs);
     sl_snap_u32(w, (uint32_t)nd->win.top_n);
@@ -1319,7 +1355,7 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
         return rc ? rc : sl_rstate_snapshot(c, st->kv, w);
     }
     if (st->panes)
-        return s_pane_snapshot(c, st, w, wm);
+        return s_pane_snapshot(c, st, w);
     sl_snap_u64(w, (uint64_t)st->live);
     for (int k = 0; k < st->nkeys && !w->err; k++) {
         const s_key_t *e = &st->keys[k];
@@ -1341,39 +1377,27 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
     return w->err;
 }
 
-/* s_snapshot's keys with panes: the windows they hold, as s_snapshot writes
- * windows (a window fired when the clock wm passed its end - 1). */
-static int s_pane_snapshot(sl_opctx_t *c, s_win_state_t *st, sl_snap_w_t *w, int64_t wm)
+/* s_snapshot's keys with panes (version S_SNAP_PANES): key count; per
+ * key: key group (u32), key values, pane count; per pane: its start, then
+ * its accumulators as s_win_write writes them. Panes, not the windows
+ * assembled from them, so that a restored instance combines the same
+ * panes in the same order (double sums keep their bits). */
+static int s_pane_snapshot(sl_opctx_t *c, s_win_state_t *st, sl_snap_w_t *w)
 {
     const sl_plan_node_t *nd = c->node;
-    uint64_t nk = 0;
-    for (int k = 0; k < st->nkeys; k++) {
-        long n = st->keys[k].used ? s_pane_ends(nd, st, &st->keys[k], wm) : 0;
-        if (n < 0)
-            return SL_NOMEM;
-        nk += n > 0;
-    }
-    sl_snap_u64(w, nk);
+    sl_snap_u64(w, (uint64_t)st->live);
     for (int k = 0; k < st->nkeys && !w->err; k++) {
         const s_key_t *e = &st->keys[k];
-        long n = e->used ? s_pane_ends(nd, st, e, wm) : 0;
-        if (n < 0)
-            return SL_NOMEM;
-        if (!n)
+        if (!e->used)
             continue;
         sl_snap_u32(w, (uint32_t)sl_key_group(e->hash, c->plan->max_parallelism));
         sl_row_decode(st->kschema, e->key, st->kvals);
         for (int i = 0; i < nd->nkeys; i++)
             sl_snap_value(w, &st->kvals[i]);
-        sl_snap_u32(w, (uint32_t)n);
-        for (long i = 0; i < n; i++) {
-            int64_t end = st->ends[i];
-            s_pane_window(nd, st, e, end);
-            s_win_t win = {.start = end - nd->win.size, .end = end, .accs = st->comb};
-            sl_snap_i64(w, win.start);
-            sl_snap_i64(w, win.end);
-            sl_snap_u8(w, end - 1 <= wm ? 1 : 0);
-            s_win_write(nd, &win, w);
+        sl_snap_u32(w, (uint32_t)e->nwins);
+        for (int i = 0; i < e->nwins; i++) {
+            sl_snap_i64(w, e->wins[i].start);
+            s_win_write(nd, &e->wins[i], w);
         }
     }
     return w->err;
@@ -1701,8 +1725,62 @@ static int s_rocks_timers(s_win_state_t *st)
     return SL_OK;
 }
 
-static int s_restore_keys(sl_opctx_t *c, s_win_state_t *st, sl_snap_r_t *r, uint64_t nkeys)
+/* After a restore of the panes of key slot k from a snapshot taken at
+ * clock wm: with panes, the timers they need (each window alive not fired
+ * yet fires at end - 1; with lateness each pane is dropped at its last
+ * window's end - 1 + lateness, without, by that window's firing); without
+ * panes (another backend), the windows alive at wm assembled from them
+ * (s_pane_window's order of combination) with their timers. */
+static int s_pane_restored(sl_opctx_t *c, s_win_state_t *st, int k, int64_t wm)
 {
+    const sl_plan_node_t *nd = c->node;
+    const sl_window_cfg_t *wc = &nd->win;
+    s_key_t *e = &st->keys[k];
+    long n = s_pane_ends(nd, st, e, wm);
+    if (n < 0)
+        return SL_NOMEM;
+    int rc = SL_OK;
+    if (st->panes) {
+        for (long i = 0; i < n && rc == SL_OK; i++)
+            if (st->ends[i] - 1 > wm)
+                rc = s_timer_add(st, st->ends[i] - 1, (uint64_t)st->ends[i], k, false);
+        for (int i = 0; i < e->nwins && rc == SL_OK && wc->lateness; i++)
+            rc = s_timer_add(st, e->wins[i].start + wc->size - 1 + wc->lateness,
+                             (uint64_t)e->wins[i].start, k, true);
+        return rc;
+    }
+    s_win_t *wins = calloc((size_t)n + 1, sizeof *wins);
+    if (!wins)
+        return SL_NOMEM;
+    long made = 0;
+    for (; made < n && rc == SL_OK; made++) {
+        int64_t end = st->ends[made];
+        s_win_t *w = &wins[made];
+        if ((rc = s_win_init(nd, st, w, end - wc->size, end)) != SL_OK)
+            break;
+        w->fired = end - 1 <= wm;
+        for (int i = 0; i < e->nwins && rc == SL_OK; i++)
+            if (e->wins[i].start >= end - wc->size && e->wins[i].start < end)
+                for (int g = 0; g < nd->naggs && rc == SL_OK; g++)
+                    rc = s_acc_merge(&nd->aggs[g], &w->accs[g], &e->wins[i].accs[g]);
+    }
+    for (int i = 0; i < e->nwins; i++)
+        s_win_free(nd, &e->wins[i]);
+    free(e->wins);
+    e->wins = wins;
+    e->nwins = (int)made;
+    e->capwins = (int)n + 1;
+    for (int i = 0; i < e->nwins && rc == SL_OK; i++)
+        rc = s_restore_timer(c, st, k, &e->wins[i]);
+    return rc;
+}
+
+/* Reads nkeys keys of a snapshot (taken at clock wm) with their windows,
+ * or with their panes when psnap (version S_SNAP_PANES). */
+static int s_restore_keys(sl_opctx_t *c, s_win_state_t *st, sl_snap_r_t *r, uint64_t nkeys,
+                          bool psnap, int64_t wm)
+{
+    const int64_t slide = c->node->win.slide;
     const sl_plan_node_t *nd = c->node;
     int maxp = c->plan->max_parallelism;
     uint8_t *kbuf = NULL;
@@ -1743,8 +1821,21 @@ static int s_restore_keys(sl_opctx_t *c, s_win_state_t *st, sl_snap_r_t *r, uint
             }
         }
         for (uint32_t i = 0; i < nwins && rc == SL_OK; i++) {
-            int64_t start = sl_snap_get_i64(r), end = sl_snap_get_i64(r);
-            uint8_t fired = sl_snap_get_u8(r);
+            int64_t start = sl_snap_get_i64(r), end;
+            uint8_t fired = 0;
+            if (psnap) { /* a pane: aligned to the slide, one per start */
+                end = start + slide;
+                bool dup = start % slide != 0 || start < -S_TIME_BOUND || start > S_TIME_BOUND;
+                for (int q = 0; k >= 0 && q < st->keys[k].nwins && !dup; q++)
+                    dup = st->keys[k].wins[q].start == start;
+                if (dup) {
+                    rc = SL_DATA;
+                    break;
+                }
+            } else {
+                end = sl_snap_get_i64(r);
+                fired = sl_snap_get_u8(r);
+            }
             if (r->err || fired > 1 || start >= end) {
                 rc = SL_DATA;
                 break;
@@ -1758,11 +1849,13 @@ static int s_restore_keys(sl_opctx_t *c, s_win_state_t *st, sl_snap_r_t *r, uint
                 w->fired = fired;
                 rc = s_restore_win(c, w, r);
             }
-            if (rc == SL_OK && k >= 0)
+            if (rc == SL_OK && k >= 0 && !psnap)
                 rc = s_restore_timer(c, st, k, w);
             if (k < 0)
                 s_win_free(nd, &tmp);
         }
+        if (rc == SL_OK && k >= 0 && psnap)
+            rc = s_pane_restored(c, st, k, wm);
         if (k >= 0 && st->keys[k].nwins == 0)
             s_key_release(st, k); /* its first window failed */
     }
@@ -1774,7 +1867,6 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
 {
     s_win_state_t *st = c->state;
     const sl_plan_node_t *nd = c->node;
-    st->panes = false; /* a snapshot holds windows, which cannot be split into panes */
     uint8_t v = sl_snap_get_u8(r);
     uint32_t nkeys = sl_snap_get_u32(r), naggs = sl_snap_get_u32(r), top_n = sl_snap_get_u32(r);
     int64_t wm = sl_snap_get_i64(r);
@@ -1795,10 +1887,24 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
         st->restored = true;
         return SL_OK;
     }
+    /* panes: a sliding window of combinable aggregates (their slide) */
+    const sl_window_cfg_t *wc = &nd->win;
+    bool psnap = v == S_SNAP_PANES;
+    if (psnap && (wc->type != SL_WIN_SLIDING || wc->top_n || wc->processing || wc->slide <= 0 ||
+                  wc->size <= wc->slide || wc->size % wc->slide))
+        shape = false;
     uint64_t n = sl_snap_get_u64(r);
-    if (r->err || v != S_SNAP_VERSION || !shape)
+    if (r->err || (v != S_SNAP_VERSION && !psnap) || !shape)
         return sl_op_fail(c, SL_DATA, "window '%s': not a snapshot of this operator", nd->name);
-    rc = s_restore_keys(c, st, r, n);
+    if (v == S_SNAP_VERSION && st->panes) {
+        /* windows cannot be split into panes: this instance runs on windows */
+        if (st->live)
+            return sl_op_fail(c, SL_DATA,
+                              "window '%s': snapshots of panes and of windows mixed in one restore",
+                              nd->name);
+        st->panes = false;
+    }
+    rc = s_restore_keys(c, st, r, n, psnap, wm);
     if (rc == SL_OK && !r->err)
         rc = s_rocks_flush(st); /* a heap snapshot moves into the store */
     if (rc == SL_DATA || (rc == SL_OK && r->err))

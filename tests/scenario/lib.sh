@@ -96,7 +96,7 @@ start_local_master() {
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     export SLUICE_MASTER=tcp://127.0.0.1:$port
     start_master "$SLUICE_MASTER"
-    wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
+    wait_for 30 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
 }
 start_worker() { # ID [FAILPOINT [OPTION...]]
     local id=$1 fp=${2:-}

@@ -32,6 +32,7 @@ step "the window's fired rows, flushed along the chain, fail the map: its messag
 rc=0
 sluice run "$WORK/job.yaml" --quiet >"$WORK/run.out" || rc=$?
 [ "$rc" -eq 1 ] || fail "exit status $rc, wanted 1: $(cat "$WORK/stderr")"
-grep -q "task [0-9.]* (per_key) failed: map 'check': function 'refuse' failed: refused a count of 50" \
+# (at parallelism 1 the keyed window chains into the source's task, gen's)
+grep -q "task [0-9.]* (gen) failed: map 'check': function 'refuse' failed: refused a count of 50" \
     "$WORK/stderr" || fail "the error does not name the map, its function and the reason: $(cat "$WORK/stderr")"
 echo "PASS"

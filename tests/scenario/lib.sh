@@ -7,10 +7,10 @@ export LC_ALL=C
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-scenario-XXXXXX")
 # Every temporary directory the test's processes make (a master's state
-# directory, a worker's cache: sl_fs_mkdtemp) goes under WORK, so a process
-# killed with -9 leaves nothing behind once WORK is removed.
-mkdir "$WORK/tmp"
-export TMPDIR=$WORK/tmp
+# directory, a worker's cache: sl_fs_mkdtemp) goes under TMP_ROOT, removed
+# with WORK, so a process killed with -9 leaves nothing behind.
+TMP_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/sluice-scenario-tmp-XXXXXX")
+export TMPDIR=$TMP_ROOT
 
 # Background processes a test starts (daemons) go into PIDS; at exit they are
 # killed and the work directory removed.
@@ -18,7 +18,7 @@ PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$WORK"
+    rm -rf "$WORK" "$TMP_ROOT"
 }
 trap cleanup EXIT
 

@@ -43,7 +43,7 @@
 # 4. backends   State backends (docs/fault-tolerance.md): for each size MB of
 #                BENCH_BACKEND_MB, the part 2 job over BENCH_BACKEND_KEYS
 #                keys, each key holding about MB / keys of heap state (above
-#                ~61 bytes, the default for 100 MB, the aggregate also keeps
+#                ~13 bytes without, the aggregate also keeps
 #                the max of a string of pseudo-random digits that depends
 #                only on the key, as wide as it takes), paced at
 #                BENCH_STATE_RATE, checkpoints every 1 s (retain: 1000),
@@ -97,7 +97,7 @@
 #   BENCH_HEARTBEAT_MS   the master's --heartbeat-timeout in parts 3 and 4 (default 1000)
 #   BENCH_RESTART_DELAY  restart delay of the part 3 job (default 0ms; the
 #                        default of a checkpointed job is 1s)
-#   BENCH_BACKEND_KEYS   distinct keys of part 4 (default 1650000: ~100 MB of heap state)
+#   BENCH_BACKEND_KEYS   distinct keys of part 4 (default 1650000; the state per key follows BENCH_BACKEND_MB)
 #   BENCH_BACKEND_EVENTS records of part 4, per run (default 8000000)
 #   BENCH_BACKEND_MB     state sizes of part 4, MB of heap snapshot (default "100";
 #                        "100 1000" also measures 1 GB, with a ~527-byte string per
@@ -307,9 +307,11 @@ with_checkpoint "$DATA/paced.yaml" "$DATA/state-10ms.yaml" \
 # BACKEND_KEYS keys, with the string of each key (agg_spec's WIDE: BWIDE[MB]
 # numbers of 13 bytes with their '-') as wide as it takes for MB of heap
 # snapshot: NARROW_BPK bytes per key without it, WIDE_BPK + 13 per number
-# with it (measured, with 100 000 keys).
-NARROW_BPK=61
-WIDE_BPK=81
+# with it (the heap aggregate's snapshot version 4: varints, 13 bytes a key
+# measured at 1 000 000 keys; the string adds a length and its digits; the
+# table reports the bytes actually written).
+NARROW_BPK=13
+WIDE_BPK=23
 declare -A BWIDE
 for m in "${BMB[@]}"; do
     n=$(((m * 1000000 / BACKEND_KEYS - WIDE_BPK + 6) / 13))

@@ -1,8 +1,9 @@
 /* op_generator.c — the `generator` source: a deterministic sequence of
  * (seq, ts) records, bounded by `count` or unbounded, as fast as possible or
  * paced to `rate` records/s (shared among the subtasks), optionally pausing
- * (`pause: {after: N, for: D}`) to test idleness. The streaming source of
- * tests and demos.
+ * (`pause: {after: N, for: D, until: PATH}`: for D, or until the file PATH
+ * exists) to test idleness and to hold a job at a known point. The
+ * streaming source of tests and demos.
  *
  * Pacing flushes the batch before waiting, so at low rates records do not
  * sit in a half-full batch; waits are short and watch the cancel flag, so a
@@ -15,6 +16,7 @@
  * was left of it. */
 #define _POSIX_C_SOURCE 200809L
 #include <time.h>
+#include <unistd.h>
 
 #include <stdlib.h>
 
@@ -41,8 +43,9 @@ static int s_open(sl_opctx_t *c)
     return SL_OK;
 }
 
-/* Stops emitting for ms of wall clock (`pause:`), idle but watching cancel;
- * the pacer then resumes at its rate from the end of the pause. */
+/* Stops emitting for ms of wall clock (`pause:`), or until the `until` file
+ * exists, idle but watching cancel; the pacer then resumes at its rate from
+ * the end of the pause. */
 static int s_pause(sl_opctx_t *c, int64_t ms, sl_pacer_t *pace)
 {
     s_gen_t *g = c->state;
@@ -58,6 +61,10 @@ static int s_pause(sl_opctx_t *c, int64_t ms, sl_pacer_t *pace)
         int64_t el = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
         if (el >= ms)
             break;
+        if (c->node->gen_pause_until && access(c->node->gen_pause_until, F_OK) == 0) {
+            ms = el; /* ended early: the pacer resumes from now */
+            break;
+        }
         g->pause_left = ms - el;
         nanosleep(&step, NULL); /* the pause asked for */
     }

@@ -394,15 +394,16 @@ static int s_build_generator(s_ctx_t *c)
     s_opt_timestamp(c, "start", &nd->gen_start, &bad);
     const sl_ynode_t *pause = sl_ynode_get(c->sn->body, "pause");
     if (pause) {
-        /* pause: {after: N, for: D} — each subtask stops for D of wall clock
-         * after its N-th record (to test idleness and stalls) */
-        static const char *const pkeys[] = {"after", "for"};
+        /* pause: {after: N, for: D, until: PATH} — each subtask stops for D
+         * of wall clock after its N-th record (to test idleness and stalls),
+         * or until the file PATH exists if that comes first (empty: none) */
+        static const char *const pkeys[] = {"after", "for", "until"};
         const sl_ynode_t *after = sl_ynode_get(pause, "after");
-        if (pause->kind != SL_Y_MAP || sl_ynode_check_keys(pause, pkeys, 2, c->d, "pause field") ||
+        if (pause->kind != SL_Y_MAP || sl_ynode_check_keys(pause, pkeys, 3, c->d, "pause field") ||
             !after || !sl_ynode_get(pause, "for")) {
             if (pause->kind != SL_Y_MAP || !after || !sl_ynode_get(pause, "for"))
                 sl_diag_error(c->d, pause->line, pause->col,
-                              "pause must be {after: RECORDS, for: DURATION}");
+                              "pause must be {after: RECORDS, for: DURATION[, until: PATH]}");
             return SL_SPEC;
         }
         if (sl_ynode_int(after, 0, INT64_MAX / 2, c->d, "pause after", &v) != SL_OK ||
@@ -410,6 +411,14 @@ static int s_build_generator(s_ctx_t *c)
                               (long long *)&nd->gen_pause_ms) != SL_OK)
             return SL_SPEC;
         nd->gen_pause_after = v;
+        const sl_ynode_t *until = sl_ynode_get(pause, "until");
+        if (until) {
+            const char *p = sl_ynode_str(until, c->d, "pause until");
+            if (!p)
+                return SL_SPEC;
+            if (*p && !(nd->gen_pause_until = strdup(p)))
+                return SL_NOMEM;
+        }
     }
     if (bad)
         return SL_SPEC;
@@ -2045,6 +2054,7 @@ void sl_plan_destroy(sl_plan_t **pp)
         free(nd->edge_nkeys);
         free(nd->consumers);
         free(nd->src.path);
+        free(nd->gen_pause_until);
         sl_schema_destroy(&nd->src.schema);
         sl_expr_destroy(&nd->where);
         for (int k = 0; k < nd->nexprs; k++)

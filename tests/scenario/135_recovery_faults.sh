@@ -25,8 +25,13 @@ source "$(dirname "$0")/lib.sh"
 : "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}"
 CHAOS=$SRC/tests/scenario/chaos
 DIR=$SRC/tests/scenario/recovery
-COUNT=${RECOVERY_COUNT:-20000} # 10 s a job: the fault must come well before its end, even when slow
+COUNT=${RECOVERY_COUNT:-20000} # 10 s a job
 RATE=${RECOVERY_RATE:-2000}
+# Each source subtask of parts 1 and 3 holds after PAUSE_AFTER of its
+# records until the test creates the job's release file, once the fault is
+# done and the new attempt runs: on a slow machine the job cannot end before
+# the fault; a restored source holds there too if it has not passed it.
+PAUSE_AFTER=$((COUNT / 4))
 HB=1000    # the master's --heartbeat-timeout, ms
 RETAIN=10 # checkpoint.retain of recovery/keyed.yaml
 
@@ -130,7 +135,8 @@ keyed_want "$COUNT" "$RATE"
 corrupt_round() { # KIND
     local kind=$1 t=$SECONDS
     step "1/$kind: $COUNT records at $RATE/s, checkpoints every 300 ms"
-    submit_keyed "$DIR/keyed.yaml" "corrupt-$kind-" 3
+    submit_keyed "$DIR/keyed.yaml" "corrupt-$kind-" 3 -p pause_after="$PAUSE_AFTER" -p pause_for=10m \
+        -p pause_until="$WORK/release-$kind"
     local ckdir="$WORK/state/checkpoints/$JOB"
     local victim
     local ws=()
@@ -175,6 +181,7 @@ corrupt_round() { # KIND
 
     wait_for 60 running_attempt "$JOB" 2 ||
         fail "the job did not restart after the fault: $(sluice status "$JOB"; tail -5 "$WORK/master.err")"
+    touch "$WORK/release-$kind"
     local why
     why=$(reason_of "$kind")
     for id in "${bad[@]}"; do
@@ -253,7 +260,8 @@ failing_job rate 2 "failure rate exceeded: 2 failures within 60000 ms; last fail
 
 step "3: SIGSTOP the worker running the sinks for longer than the heartbeat timeout"
 t=$SECONDS
-submit_keyed "$DIR/keyed.yaml" paused- 2
+submit_keyed "$DIR/keyed.yaml" paused- 2 -p pause_after="$PAUSE_AFTER" -p pause_for=10m \
+    -p pause_until="$WORK/release-paused"
 # the worker of the sink tasks: if anything of its old attempt were still
 # accepted, it would show in the published output
 victim=$(status "$JOB" | grep -o '"worker":"[^"]*"[^}]*"operators":\["out_totals"\]' | cut -d'"' -f4)
@@ -269,6 +277,7 @@ status "$JOB" | grep -qF '"failures":["attempt 1: worker '"$victim"' lost: ' ||
 job_workers "$JOB" | grep -qx "$victim" &&
     soft_fail "the new attempt runs on the paused worker $victim"
 worker_alive "$victim" && soft_fail "the paused worker $victim is still listed alive"
+touch "$WORK/release-paused" # (the old attempt's source, if on $victim, may go on too: fenced)
 thaw "$vpid"
 echo "   $victim continued"
 told_unknown() {

@@ -32,7 +32,11 @@ source "$(dirname "$0")/lib.sh"
 : "${SLUICE_MASTER_BIN:?}" "${SLUICE_WORKER_BIN:?}"
 DIR=$SRC/tests/scenario/chaos
 COUNT=300000
-RATE=12000 # 25 s of records: the job is stopped well before its end
+RATE=12000 # 25 s of records
+# The first job's source pauses (10 min) after PAUSE_AFTER records (17 s
+# in), so that on a slow machine it is stopped in that pause at the latest,
+# never after its end; the job resumed from its savepoint does not pause.
+PAUSE_AFTER=200000
 DELAY=6000 # ms every _metadata write and savepoint check waits first
 PROMPT=$DELAY # ms a request may take meanwhile (a loaded machine: the proof is the order)
 HB=3000
@@ -85,7 +89,8 @@ for id in w1 w2; do start_worker "$id"; done
 wait_for 30 alive_workers 2 || fail "workers did not register: $(sluice workers)"
 
 step "submit: $COUNT records at $RATE/s, checkpoints every 200 ms (each takes $DELAY ms)"
-submit_keyed "$DIR/keyed.yaml" first- 0 -p source_parallelism=1 -p interval=200ms
+submit_keyed "$DIR/keyed.yaml" first- 0 -p source_parallelism=1 -p interval=200ms \
+    -p pause_after="$PAUSE_AFTER" -p pause_for=10m
 CK=$WORK/state/checkpoints/$JOB
 
 step "1: while a checkpoint's _metadata waits, status and heartbeats are served"

@@ -33,11 +33,11 @@ step() { lib_step "$* (at ${SECONDS}s)"; }
 DIR=$SRC/tests/scenario/localrec
 COUNT=${LOCALREC_COUNT:-120000} # 60 s at the rate
 RATE=${LOCALREC_RATE:-2000}
-# The source pauses PAUSE s after record PAUSE_AFTER (50 s in at the
-# rate, well after step 3 on an idle machine): on a slow one, where the
-# steps take longer, the job must still run when step 3 kills a worker.
-PAUSE_AFTER=${LOCALREC_PAUSE_AFTER:-100000}
-PAUSE=${LOCALREC_PAUSE:-45}
+# Each source subtask holds after PAUSE_AFTER of its records (50 s in at
+# the rate, well after step 3 on an idle machine) until step 3 is done and
+# creates $WORK/release: on a slow machine, where the steps take longer,
+# the job must still run when step 3 kills a worker.
+PAUSE_AFTER=${LOCALREC_PAUSE_AFTER:-50000}
 HB=1000 # the master's --heartbeat-timeout, ms
 export SLUICE_WORKER_DISCARD_DELAY_MS=1500
 # The failpoint's hits: every task of w1 counts one per completion it sees.
@@ -102,8 +102,9 @@ start_worker w2 "" --cache-dir "$WORK/cache-w2"
 wait_for 20 alive_workers 2 || fail "workers did not register: $(sluice workers)"
 keyed_want "$COUNT" "$RATE"
 
-step "submit: $COUNT records at $RATE/s (a pause of $PAUSE s), state in rocksdb, checkpoints every second"
-submit_keyed "$DIR/keyed.yaml" "" 0 -p pause_after="$PAUSE_AFTER" -p pause_for="${PAUSE}s"
+step "submit: $COUNT records at $RATE/s (held after $PAUSE_AFTER per subtask until step 3), state in rocksdb, checkpoints every second"
+submit_keyed "$DIR/keyed.yaml" "" 0 -p pause_after="$PAUSE_AFTER" -p pause_for=10m \
+    -p pause_until="$WORK/release"
 CK="$WORK/state/checkpoints/$JOB"
 [ "$(workers_of_job)" = "w1 w2" ] || fail "the job does not run on w1 and w2: $(workers_of_job)"
 start_worker w3 "" --cache-dir "$WORK/cache-w3" # the spare, for step 3
@@ -196,6 +197,7 @@ grep -qE "^  task [0-9]+\.[0-9]+ restored its state: [0-9.]+[KMG]?B from the loc
     "$WORK/st.txt" || fail "the status does not show the local restore: $(cat "$WORK/st.txt")"
 grep -qE "^  task [0-9]+\.[0-9]+ restored its state: 0B from the local copy, [0-9.]+[KMG]?B fetched" \
     "$WORK/st.txt" || fail "the status does not show the fetch: $(cat "$WORK/st.txt")"
+touch "$WORK/release"
 
 step "wait for the end"
 wait_for 300 job_ended || fail "job did not end: $(sluice status "$JOB")"

@@ -572,6 +572,79 @@ START_TEST(test_generator_pause)
 }
 END_TEST
 
+/* `pause: {until: PATH}`: the pause ends once the file exists, also a
+ * pause restored from a snapshot taken inside it; an empty `until` is none. */
+START_TEST(test_generator_pause_until)
+{
+    char dir[] = "/tmp/sluice-pause-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[64], text[512];
+    snprintf(path, sizeof path, "%s/go", dir);
+    snprintf(text, sizeof text,
+             "name: g\n"
+             "sources:\n"
+             "  - {name: gen, type: generator, count: 40,\n"
+             "     pause: {after: 10, for: 250ms, until: \"%s\"}}\n"
+             "sinks:\n"
+             "  - {name: out, type: discard, input: gen}\n",
+             path);
+    s_job_t j;
+    s_job_load(&j, text);
+    const sl_plan_node_t *nd = &j.plan->nodes[0];
+    ck_assert_str_eq(nd->gen_pause_until, path);
+    /* no file yet: a snapshot inside the pause keeps what is left of it */
+    s_buf_t full;
+    s_source_full(&j, "gen", 0, 1, &full);
+    ck_assert_uint_eq(full.n, 40);
+    sl_snap_w_t w;
+    s_source_case(&j, "gen", 0, 1, 10, 4, &full, &w);
+    sl_snap_r_t r;
+    sl_snap_r_init(&r, w.data, w.len);
+    sl_snap_get_u8(&r);
+    sl_snap_get_i64(&r);
+    sl_snap_get_i64(&r);
+    int64_t left = sl_snap_get_i64(&r);
+    ck_assert_int_gt(left, 0);
+    ck_assert_int_lt(left, 250);
+    sl_snap_w_free(&w);
+    s_job_free(&j);
+    /* with the file there, a pause of an hour ends at once, also when it is
+     * restored from a snapshot taken inside it (s_source_case restores and
+     * runs to the end) */
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    snprintf(text, sizeof text,
+             "name: g\n"
+             "sources:\n"
+             "  - {name: gen, type: generator, count: 40,\n"
+             "     pause: {after: 10, for: 1h, until: \"%s\"}}\n"
+             "sinks:\n"
+             "  - {name: out, type: discard, input: gen}\n",
+             path);
+    s_job_load(&j, text);
+    s_buf_t full2;
+    s_source_full(&j, "gen", 0, 1, &full2);
+    ck_assert_uint_eq(full2.n, 40);
+    s_buf_eq(&full2, &full, "the output with the pause ended by its file");
+    s_source_case(&j, "gen", 0, 1, 10, 1, &full2, NULL);
+    s_job_free(&j);
+    free(full.p);
+    free(full2.p);
+    unlink(path);
+    rmdir(dir);
+    /* an empty `until` is none */
+    s_job_load(
+        &j, "name: g\n"
+            "sources:\n"
+            "  - {name: gen, type: generator, count: 4, pause: {after: 1, for: 1ms, until: \"\"}}\n"
+            "sinks:\n"
+            "  - {name: out, type: discard, input: gen}\n");
+    ck_assert_ptr_null(j.plan->nodes[0].gen_pause_until);
+    s_job_free(&j);
+}
+END_TEST
+
 START_TEST(test_nexmark)
 {
     s_job_t j;
@@ -2374,6 +2447,7 @@ int main(void)
     tcase_add_test(tc, test_snap_garbage_values);
     tcase_add_test(tc, test_generator);
     tcase_add_test(tc, test_generator_pause);
+    tcase_add_test(tc, test_generator_pause_until);
     tcase_add_test(tc, test_nexmark);
     tcase_add_test(tc, test_file_source);
     tcase_add_test(tc, test_stateless);

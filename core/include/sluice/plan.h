@@ -144,8 +144,9 @@ typedef struct sl_plan_node {
     double gen_rate;   /* generator: records/s in all, 0 = as fast as possible */
     int64_t gen_start; /* generator: timestamp of record 0 (ms) */
     int64_t gen_pause_after, gen_pause_ms; /* generator: each subtask pauses after N records */
-    sl_expr_t *where;                      /* filter */
-    int nexprs;                            /* map */
+    char *gen_pause_until; /* generator: the pause ends early once this file exists (NULL: none) */
+    sl_expr_t *where;      /* filter */
+    int nexprs;            /* map */
     sl_expr_t **exprs;
     int split_field; /* flat_map: index of the string field split */
     char *separator; /* flat_map: NULL = any whitespace */

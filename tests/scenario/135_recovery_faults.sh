@@ -32,7 +32,7 @@ RATE=${RECOVERY_RATE:-2000}
 # done and the new attempt runs: on a slow machine the job cannot end before
 # the fault; a restored source holds there too if it has not passed it.
 PAUSE_AFTER=$((COUNT / 4))
-HB=1000    # the master's --heartbeat-timeout, ms
+HB=2500 # the master's --heartbeat-timeout, ms (a loaded machine may not schedule a worker for 1 s)
 RETAIN=10 # checkpoint.retain of recovery/keyed.yaml
 
 # Problems found that do not stop the rest of the test (reported at the end).

@@ -6,8 +6,8 @@
  * entry to the master, oldest first. Publishing never waits for the
  * worker: the queue holds a few entries (acks are small), and when it is
  * full it makes room by dropping the oldest successful ack of a checkpoint
- * older than one queued after it (the master gives that older checkpoint
- * up anyway once a newer one completes). A decline is never dropped: if
+ * older than one queued after it (the master has one checkpoint pending
+ * at a time, so it gave that older one up already). A decline is never dropped: if
  * nothing can be dropped the queue grows. So every decline, and every ack
  * of the newest checkpoint, reaches the master, in the order published. */
 #ifndef SLUICE_ACKQ_H

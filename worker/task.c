@@ -14,6 +14,7 @@
 
 #include <nettle/sha2.h>
 
+#include "ackq.h"
 #include "channel.h"
 #include "operator.h"
 #include "sluice/err.h"
@@ -84,16 +85,15 @@ struct sl_task {
     uint64_t parked;              /* source: stopped at this savepoint (0 = emitting) */
     _Atomic uint64_t complete_id; /* latest checkpoint notified complete */
     uint64_t completed_seen;      /* latest passed to the operators */
-    pthread_mutex_t ack_lock;     /* guards ack and ack_new (and lag, lag_detail) */
+    pthread_mutex_t ack_lock;     /* guards has_lag, lag and lag_detail */
     bool has_lag;                 /* the source reported a lag (sl_op_source_lag) */
     int64_t lag;                  /* its latest: records behind the end of its input */
     char lag_detail[256];         /* per partition */
-    sl_task_ack_t ack;
-    bool ack_new;
-    uint64_t align_id; /* barrier being aligned (0 = none) */
-    uint64_t align_t0; /* s_now_ns() when its first barrier came */
-    uint64_t align_ms; /* how long the last alignment took */
-    bool *ch_barrier;  /* per channel: delivered align_id */
+    sl_ackq_t *acks;              /* acknowledgements not yet taken by the worker */
+    uint64_t align_id;            /* barrier being aligned (0 = none) */
+    uint64_t align_t0;            /* s_now_ns() when its first barrier came */
+    uint64_t align_ms;            /* how long the last alignment took */
+    bool *ch_barrier;             /* per channel: delivered align_id */
     s_held_t *held, **held_tail;
 
     /* The asynchronous phase of a snapshot (s_snap_main): at most one in
@@ -380,13 +380,14 @@ sl_task_t *sl_task_new(const sl_task_env_t *env)
         return NULL;
     t->env = *env;
     pthread_mutex_init(&t->ack_lock, NULL);
+    t->acks = sl_ackq_new(0);
     t->held_tail = &t->held;
     t->chain = &env->plan->chains[env->chain];
     t->nops = t->chain->nnodes;
     t->ops = calloc((size_t)t->nops, sizeof *t->ops);
     t->vt = calloc((size_t)t->nops, sizeof *t->vt);
     t->nested_ns = calloc((size_t)t->nops, sizeof *t->nested_ns);
-    if (!t->ops || !t->vt || !t->nested_ns) {
+    if (!t->ops || !t->vt || !t->nested_ns || !t->acks) {
         sl_task_destroy(&t);
         return NULL;
     }
@@ -464,12 +465,15 @@ static int s_open_outputs(sl_task_t *t, s_link_t *links)
 
 /* ---- checkpoints ------------------------------------------------------------- */
 
+/* Queues an acknowledgement for the worker (sl_task_poll_ack): every one
+ * reaches the master, in order (worker/ackq.h). */
 static void s_publish_ack(sl_task_t *t, const sl_task_ack_t *a)
 {
-    pthread_mutex_lock(&t->ack_lock);
-    t->ack = *a;
-    t->ack_new = true;
-    pthread_mutex_unlock(&t->ack_lock);
+    if (sl_ackq_push(t->acks, a) != SL_OK)
+        fprintf(stderr,
+                "sluice-worker: task %d.%d: checkpoint %llu: acknowledgement lost: %s (the "
+                "master gives the checkpoint up at its timeout)\n",
+                t->env.chain, t->env.subtask, (unsigned long long)a->id, sl_strerror(SL_NOMEM));
 }
 
 /* Test knob (builds with failpoints, not Release):
@@ -728,13 +732,7 @@ void sl_task_notify_complete(sl_task_t *t, uint64_t id)
 
 bool sl_task_poll_ack(sl_task_t *t, sl_task_ack_t *out)
 {
-    pthread_mutex_lock(&t->ack_lock);
-    bool got = t->ack_new;
-    if (got)
-        *out = t->ack;
-    t->ack_new = false;
-    pthread_mutex_unlock(&t->ack_lock);
-    return got;
+    return sl_ackq_pop(t->acks, out);
 }
 
 static bool s_keyed(const sl_plan_node_t *nd)
@@ -1447,6 +1445,7 @@ void sl_task_destroy(sl_task_t **pp)
     free(t->snap_pre);
     free(t->snap_defer);
     pthread_mutex_destroy(&t->ack_lock);
+    sl_ackq_destroy(&t->acks);
     sl_ingate_destroy(&t->in);
     free(t->ops);
     free(t->vt);

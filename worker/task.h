@@ -102,8 +102,9 @@ void sl_task_metrics(const sl_task_t *t, int i, sl_op_metrics_t *out);
 void sl_task_trigger(sl_task_t *t, uint64_t id, bool stop);
 /* Tells the subtask that checkpoint id is complete (durable). Any thread. */
 void sl_task_notify_complete(sl_task_t *t, uint64_t id);
-/* A new acknowledgement (snapshot written, or declined) since the last
- * call: true and *out filled. Any thread (one poller). */
+/* The oldest acknowledgement (snapshot written, or declined) not yet
+ * taken: true and *out filled. Call until false: every one goes to the
+ * master, in order (worker/ackq.h). Any thread (one poller). */
 bool sl_task_poll_ack(sl_task_t *t, sl_task_ack_t *out);
 
 /* The task's current watermark (SL_WM_MIN before the first; readable from

@@ -834,12 +834,9 @@ static void s_complete(sl_worker_t *w, const Sluice__CheckpointComplete *cc)
         s_local_prune(w, j->local_dir, cc->checkpoint_id);
 }
 
-/* Sends the acknowledgement task t wrote since the last look, if any. */
-static void s_send_ack(sl_worker_t *w, s_job_t *j, s_slot_t *t)
+/* Sends acknowledgement *a of task t to the master. */
+static void s_send_ack1(sl_worker_t *w, s_job_t *j, s_slot_t *t, sl_task_ack_t *a)
 {
-    sl_task_ack_t a;
-    if (!t->task || !sl_task_poll_ack(t->task, &a))
-        return;
     Sluice__Envelope env;
     sl_msg_init(&env, ++w->next_req);
     Sluice__CheckpointAck ack = SLUICE__CHECKPOINT_ACK__INIT;
@@ -848,17 +845,26 @@ static void s_send_ack(sl_worker_t *w, s_job_t *j, s_slot_t *t)
     ref.subtask = (uint32_t)t->subtask;
     ack.job_id = j->id;
     ack.attempt = j->attempt;
-    ack.checkpoint_id = a.id;
+    ack.checkpoint_id = a->id;
     ack.ref = &ref;
-    ack.file = a.file;
-    ack.size = a.size;
-    ack.sha256 = a.sha256;
-    ack.align_ms = a.align_ms;
-    sl_msg_sanitize_utf8(a.declined);
-    ack.declined = a.declined;
+    ack.file = a->file;
+    ack.size = a->size;
+    ack.sha256 = a->sha256;
+    ack.align_ms = a->align_ms;
+    sl_msg_sanitize_utf8(a->declined);
+    ack.declined = a->declined;
     env.body_case = SLUICE__ENVELOPE__BODY_CHECKPOINT_ACK;
     env.checkpoint_ack = &ack;
     s_send(w, &env);
+}
+
+/* Sends the acknowledgements task t queued since the last look, oldest
+ * first. */
+static void s_send_ack(sl_worker_t *w, s_job_t *j, s_slot_t *t)
+{
+    sl_task_ack_t a;
+    while (t->task && sl_task_poll_ack(t->task, &a))
+        s_send_ack1(w, j, t, &a);
 }
 
 static void s_send_acks(sl_worker_t *w)

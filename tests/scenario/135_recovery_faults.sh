@@ -125,7 +125,7 @@ step "start a master (heartbeat timeout $HB ms) and three workers"
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export SLUICE_MASTER=tcp://127.0.0.1:$PORT
 start_master "$SLUICE_MASTER"
-wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
+wait_for 60 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
 for id in w1 w2 w3; do start_worker "$id"; done
 wait_for 20 alive_workers 3 || fail "workers did not register: $(sluice workers)"
 keyed_want "$COUNT" "$RATE"

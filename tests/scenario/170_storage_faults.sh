@@ -66,7 +66,7 @@ step "start a master (state on the small file system) and two workers"
     --state-dir "$STATE" >"$WORK/master.out" 2>"$WORK/master.err" &
 MASTER=$!
 PIDS+=($MASTER)
-wait_for 10 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
+wait_for 60 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
 export SLUICE_MASTER=$(sed -n 's/.*listening on //p' "$WORK/master.out")
 for id in w1 w2; do
     "$SLUICE_WORKER_BIN" --id "$id" --slots 4 --data-bind tcp://127.0.0.1 2>"$WORK/$id.err" &

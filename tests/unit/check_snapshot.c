@@ -2448,11 +2448,15 @@ int main(void)
     tcase_add_test(tc, test_generator);
     tcase_add_test(tc, test_generator_pause);
     tcase_add_test(tc, test_generator_pause_until);
-    tcase_add_test(tc, test_nexmark);
-    tcase_add_test(tc, test_file_source);
     tcase_add_test(tc, test_stateless);
     tcase_add_test(tc, test_keyed_duplicate);
     suite_add_tcase(s, tc);
+    /* (the sources snapshotted at every record: a test case of their own) */
+    TCase *src = tcase_create("sources");
+    tcase_set_timeout(src, 300);
+    tcase_add_test(src, test_nexmark);
+    tcase_add_test(src, test_file_source);
+    suite_add_tcase(s, src);
     /* (the heap aggregate, both snapshot versions: a test case of its own) */
     TCase *agg = tcase_create("aggregate");
     tcase_set_timeout(agg, 300);
@@ -2480,12 +2484,17 @@ int main(void)
     tcase_add_test(rocks, test_rocks_aggregate);
     tcase_add_test(rocks, test_rocks_window_tumbling);
     suite_add_tcase(s, rocks);
+    /* (the rocksdb windows take about as long each as the heap cases all
+     * together: each kind in a test case of its own) */
     TCase *rwin = tcase_create("rocksdb-windows");
     tcase_set_timeout(rwin, 300);
     tcase_add_test(rwin, test_rocks_window_sliding_top);
-    tcase_add_test(rwin, test_rocks_window_session);
-    tcase_add_test(rwin, test_rocks_incremental);
     suite_add_tcase(s, rwin);
+    TCase *rsess = tcase_create("rocksdb-session");
+    tcase_set_timeout(rsess, 300);
+    tcase_add_test(rsess, test_rocks_window_session);
+    tcase_add_test(rsess, test_rocks_incremental);
+    suite_add_tcase(s, rsess);
     TCase *big = tcase_create("rocksdb-big");
     tcase_set_timeout(big, 300);
     tcase_add_test(big, test_rocks_bigger_than_memory);

@@ -424,63 +424,61 @@ static int s_open_outputs(sl_task_t *t, s_link_t *links)
     t->keyvals = calloc(64, sizeof *t->keyvals);
     if (!t->out || !t->keyvals)
         return SL_NOMEM;
-    for (int i = 0; i < t->nops; i++)
-        for (int c = 0; c < p->nnodes; c++) {
-            const sl_plan_node_t *cn = &p->nodes[c];
-            if (cn->chain == t->chain->id)
+    /* each pair (op i, node c in another task): the edges from i into c */
+    for (int e = 0; e < t->nops * p->nnodes; e++) {
+        int i = e / p->nnodes;
+        const sl_plan_node_t *cn = &p->nodes[e % p->nnodes];
+        for (int k = 0; cn->chain != t->chain->id && k < cn->ninputs; k++) {
+            if (cn->inputs[k] != t->chain->nodes[i])
                 continue;
-            for (int k = 0; k < cn->ninputs; k++) {
-                if (cn->inputs[k] != t->chain->nodes[i])
-                    continue;
-                s_output_t *o = &t->out[t->nout++];
-                const sl_plan_node_t *up = t->ops[i].node;
-                o->from = i;
-                o->port = cn->input_ports[k];
-                o->schema = o->port ? up->side_out : up->out;
-                links[2 * i + o->port].routed = true;
-                o->part = cn->part[k];
-                o->nkeys = cn->edge_nkeys[k] < 64 ? cn->edge_nkeys[k] : 64;
-                o->keys = cn->edge_keys[k];
-                int nch = o->part == SL_PART_FORWARD ? 1 : cn->parallelism;
-                char **eps = calloc((size_t)nch, sizeof *eps);
-                if (!eps)
+            s_output_t *o = &t->out[t->nout++];
+            const sl_plan_node_t *up = t->ops[i].node;
+            o->from = i;
+            o->port = cn->input_ports[k];
+            o->schema = o->port ? up->side_out : up->out;
+            links[2 * i + o->port].routed = true;
+            o->part = cn->part[k];
+            o->nkeys = cn->edge_nkeys[k] < 64 ? cn->edge_nkeys[k] : 64;
+            o->keys = cn->edge_keys[k];
+            int nch = o->part == SL_PART_FORWARD ? 1 : cn->parallelism;
+            char **eps = calloc((size_t)nch, sizeof *eps);
+            if (!eps)
+                return SL_NOMEM;
+            int rc = SL_OK;
+            for (int s = 0; s < nch && rc == SL_OK; s++) {
+                eps[s] = malloc(256);
+                if (!eps[s])
+                    rc = SL_NOMEM;
+                else
+                    t->env.endpoint(t->env.endpoint_arg, cn->chain,
+                                    o->part == SL_PART_FORWARD ? t->env.subtask : s, eps[s], 256);
+            }
+            if (rc == SL_OK) {
+                o->gate = sl_outgate_new(t->env.zctx, nch, (const char *const *)eps, (uint16_t)k,
+                                         (uint32_t)t->env.subtask, t->env.credits, t->env.cancel,
+                                         t->err, sizeof t->err);
+                if (!o->gate)
+                    rc = SL_ZMQ;
+            }
+            for (int s = 0; s < nch; s++)
+                free(eps[s]);
+            free(eps);
+            if (rc)
+                return rc;
+            if (o->part == SL_PART_HASH) {
+                o->bufs = calloc((size_t)nch, sizeof *o->bufs);
+                if (!o->bufs)
                     return SL_NOMEM;
-                int rc = SL_OK;
-                for (int s = 0; s < nch && rc == SL_OK; s++) {
-                    eps[s] = malloc(256);
-                    if (!eps[s])
-                        rc = SL_NOMEM;
-                    else
-                        t->env.endpoint(t->env.endpoint_arg, cn->chain,
-                                        o->part == SL_PART_FORWARD ? t->env.subtask : s, eps[s],
-                                        256);
-                }
-                if (rc == SL_OK) {
-                    o->gate = sl_outgate_new(t->env.zctx, nch, (const char *const *)eps,
-                                             (uint16_t)k, (uint32_t)t->env.subtask, t->env.credits,
-                                             t->env.cancel, t->err, sizeof t->err);
-                    if (!o->gate)
-                        rc = SL_ZMQ;
-                }
+                /* a hash edge's messages hold up to S_WIRE_BATCHES batches:
+                 * each message costs wake-ups and system calls at both
+                 * ends (and two I/O threads over TCP), its bytes do not */
+                uint32_t bb = t->env.batch_bytes ? t->env.batch_bytes : SL_BATCH_DEFAULT_CAP;
                 for (int s = 0; s < nch; s++)
-                    free(eps[s]);
-                free(eps);
-                if (rc)
-                    return rc;
-                if (o->part == SL_PART_HASH) {
-                    o->bufs = calloc((size_t)nch, sizeof *o->bufs);
-                    if (!o->bufs)
+                    if (!(o->bufs[s] = sl_batch_new(bb * S_WIRE_BATCHES)))
                         return SL_NOMEM;
-                    /* a hash edge's messages hold up to S_WIRE_BATCHES batches:
-                     * each message costs wake-ups and system calls at both
-                     * ends (and two I/O threads over TCP), its bytes do not */
-                    uint32_t bb = t->env.batch_bytes ? t->env.batch_bytes : SL_BATCH_DEFAULT_CAP;
-                    for (int s = 0; s < nch; s++)
-                        if (!(o->bufs[s] = sl_batch_new(bb * S_WIRE_BATCHES)))
-                            return SL_NOMEM;
-                }
             }
         }
+    }
     return SL_OK;
 }
 

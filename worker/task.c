@@ -35,10 +35,12 @@ typedef struct s_held {
 /* 2: keys hash into other key groups than in 1 (sl_value_hash) */
 #define S_SNAP_VERSION 2u
 
-/* Where the rows leaving the chain go: one consumer edge. */
+/* Where the rows leaving the chain go: one consumer edge in another task. */
 typedef struct {
-    sl_outgate_t *gate; /* one channel per receiving subtask */
-    int port;           /* 0: the tail's output; 1: its side output */
+    sl_outgate_t *gate;        /* one channel per receiving subtask */
+    int from;                  /* the op (chain index) whose rows these are */
+    int port;                  /* 0: its output; 1: its side output */
+    const sl_schema_t *schema; /* of those rows */
     sl_part_t part;
     int nkeys;
     const int *keys;   /* key fields (hash) in the chain's output schema */
@@ -56,8 +58,7 @@ struct sl_task {
     sl_ingate_t *in;
     int nout;
     s_output_t *out;
-    const sl_schema_t *out_schema; /* schema of rows leaving the chain */
-    sl_value_t *keyvals;           /* scratch for hash keys */
+    sl_value_t *keyvals; /* scratch for hash keys */
     _Atomic uint64_t blocked_ns;
     int opened; /* ops opened so far */
     char err[600];
@@ -123,8 +124,9 @@ static uint64_t s_now_ns(void)
  * it is sent (a watermark or a barrier sends it sooner). */
 #define S_WIRE_BATCHES 8u
 
-/* Runs op i on batch b, charging it the time not spent downstream. */
-static int s_process(sl_task_t *t, int i, const sl_batch_t *b, int input)
+/* Runs op i on batch b (its input `input`), charging it the time not
+ * spent downstream; the time is nested in op `caller` (-1: none). */
+static int s_process(sl_task_t *t, int i, const sl_batch_t *b, int input, int caller)
 {
     sl_opctx_t *c = &t->ops[i];
     uint64_t nested0 = t->nested_ns[i], t0 = s_now_ns();
@@ -133,8 +135,8 @@ static int s_process(sl_task_t *t, int i, const sl_batch_t *b, int input)
     uint64_t dt = s_now_ns() - t0, nested = t->nested_ns[i] - nested0;
     atomic_fetch_add_explicit(&c->busy_ns, dt > nested ? dt - nested : 0, memory_order_relaxed);
     sl_arena_reset(c->arena);
-    if (i > 0)
-        t->nested_ns[i - 1] += dt;
+    if (caller >= 0)
+        t->nested_ns[caller] += dt;
     return rc;
 }
 
@@ -170,18 +172,17 @@ static int s_send_buf(sl_task_t *t, s_output_t *o, int ch)
     return rc;
 }
 
-/* Routes a batch leaving the chain (port 0) or the tail's side output
- * (port 1) to every consumer edge of that port. */
-static int s_route(sl_task_t *t, int port, const sl_batch_t *b)
+/* Routes a batch of op `from`'s output (port 0) or side output (port 1)
+ * to every consumer edge of it in another task. */
+static int s_route(sl_task_t *t, int from, int port, const sl_batch_t *b)
 {
     uint64_t t0 = s_now_ns();
     int rc = SL_OK;
-    const sl_schema_t *schema =
-        port ? t->env.plan->nodes[t->chain->nodes[t->nops - 1]].side_out : t->out_schema;
     for (int k = 0; k < t->nout && rc == SL_OK; k++) {
         s_output_t *o = &t->out[k];
-        if (o->port != port)
+        if (o->from != from || o->port != port)
             continue;
+        const sl_schema_t *schema = o->schema;
         int n = sl_outgate_channels(o->gate);
         if (o->part != SL_PART_HASH) {
             rc = s_send(t, o, o->rr, b);
@@ -204,16 +205,25 @@ static int s_route(sl_task_t *t, int port, const sl_batch_t *b)
             }
         }
     }
-    if (t->nops)
-        t->nested_ns[t->nops - 1] += s_now_ns() - t0;
+    t->nested_ns[from] += s_now_ns() - t0;
     return rc;
 }
 
-/* Flush target of op i's emitter: the next op, or the outputs. */
+/* One chained consumer of an emitter: op `op` of the chain, its input. */
+typedef struct {
+    int op;
+    int input;
+} s_dest_t;
+
+/* Flush target of op i's emitter: every chained consumer in chain order
+ * (a branch), then the consumer edges to other tasks. */
 typedef struct {
     sl_task_t *t;
-    int next; /* index of the next op, or nops for the outputs */
-    int port; /* 1 for the side output of the tail */
+    int from;       /* the emitting op */
+    int port;       /* 0: its output; 1: its side output */
+    int ndest;      /* chained consumers */
+    s_dest_t *dest; /* them, in chain order */
+    bool routed;    /* some consumer runs in another task */
 } s_link_t;
 
 static int s_advance(sl_task_t *t, int from, int64_t wm);
@@ -285,8 +295,8 @@ static int s_flush_to(void *target, sl_batch_t *b)
 {
     s_link_t *l = target;
     sl_task_t *t = l->t;
-    bool from_source = l->next == 1 && t->src_wm;
-    if (l->next == 1 && l->port == 0 && t->ops[0].node->ts_expr) {
+    bool from_source = l->from == 0 && l->port == 0 && t->src_wm;
+    if (l->from == 0 && l->port == 0 && t->ops[0].node->ts_expr) {
         int rc = s_add_event_time(t, b, &b);
         if (rc)
             return s_chain_error_at(t, 0, rc);
@@ -295,7 +305,12 @@ static int s_flush_to(void *target, sl_batch_t *b)
         s_source_batch(t, b);
         t->src_last_ns = s_now_ns();
     }
-    int rc = l->next < t->nops ? s_process(t, l->next, b, 0) : s_route(t, l->port, b);
+    /* each branch gets the batch in turn (none changes it) */
+    int rc = SL_OK;
+    for (int d = 0; d < l->ndest && rc == SL_OK; d++)
+        rc = s_process(t, l->dest[d].op, b, l->dest[d].input, l->from);
+    if (rc == SL_OK && l->routed)
+        rc = s_route(t, l->from, l->port, b);
     if (rc == SL_OK && from_source) {
         /* at most one watermark per watermark.interval: each goes on every
          * channel and sends the partial batches with it */
@@ -394,30 +409,35 @@ sl_task_t *sl_task_new(const sl_task_env_t *env)
     return t;
 }
 
-/* Output edges: every input slot of every consumer fed by the chain's tail. */
+/* Output edges: every input slot, in another task, fed by an op of the
+ * chain (any op: a chain may branch); each op's links learn whether it
+ * has some. */
 static int s_open_outputs(sl_task_t *t, s_link_t *links)
 {
     const sl_plan_t *p = t->env.plan;
-    const sl_plan_node_t *tail = &p->nodes[t->chain->nodes[t->nops - 1]];
-    (void)links;
-    t->out_schema = tail->out;
     int n = 0;
-    for (int c = 0; c < tail->nconsumers; c++) {
-        const sl_plan_node_t *cn = &p->nodes[tail->consumers[c]];
-        for (int k = 0; k < cn->ninputs; k++)
-            n += cn->inputs[k] == tail->id;
+    for (int c = 0; c < p->nnodes; c++) {
+        const sl_plan_node_t *cn = &p->nodes[c];
+        for (int k = 0; cn->chain != t->chain->id && k < cn->ninputs; k++)
+            n += p->nodes[cn->inputs[k]].chain == t->chain->id;
     }
     t->out = calloc((size_t)(n ? n : 1), sizeof *t->out);
     t->keyvals = calloc(64, sizeof *t->keyvals);
     if (!t->out || !t->keyvals)
         return SL_NOMEM;
-    for (int c = 0; c < tail->nconsumers; c++) {
-        const sl_plan_node_t *cn = &p->nodes[tail->consumers[c]];
-        for (int k = 0; k < cn->ninputs; k++) {
-            if (cn->inputs[k] != tail->id)
+    /* each pair (op i, node c in another task): the edges from i into c */
+    for (int e = 0; e < t->nops * p->nnodes; e++) {
+        int i = e / p->nnodes;
+        const sl_plan_node_t *cn = &p->nodes[e % p->nnodes];
+        for (int k = 0; cn->chain != t->chain->id && k < cn->ninputs; k++) {
+            if (cn->inputs[k] != t->chain->nodes[i])
                 continue;
             s_output_t *o = &t->out[t->nout++];
+            const sl_plan_node_t *up = t->ops[i].node;
+            o->from = i;
             o->port = cn->input_ports[k];
+            o->schema = o->port ? up->side_out : up->out;
+            links[2 * i + o->port].routed = true;
             o->part = cn->part[k];
             o->nkeys = cn->edge_nkeys[k] < 64 ? cn->edge_nkeys[k] : 64;
             o->keys = cn->edge_keys[k];
@@ -889,8 +909,24 @@ static int s_open(sl_task_t *t, s_link_t *links)
         c->ckpt_dir = t->env.ckpt_dir;
         c->restore_dir = t->env.restore_dir;
         c->local_dir = t->env.local_dir;
-        links[2 * i] = (s_link_t){.t = t, .next = i + 1};
-        links[2 * i + 1] = (s_link_t){.t = t, .next = t->nops, .port = 1};
+        for (int port = 0; port < 2; port++) {
+            s_link_t *l = &links[2 * i + port];
+            *l = (s_link_t){.t = t, .from = i, .port = port};
+            /* chained consumers of op i (only of its output: a side output
+             * is never chained), in chain order */
+            for (int j = i + 1; j < t->nops; j++) {
+                const sl_plan_node_t *cn = &p->nodes[t->chain->nodes[j]];
+                for (int k = 0; k < cn->ninputs; k++) {
+                    if (cn->inputs[k] != nd->id || cn->input_ports[k] != port)
+                        continue;
+                    s_dest_t *d = realloc(l->dest, (size_t)(l->ndest + 1) * sizeof *d);
+                    if (!d)
+                        return SL_NOMEM;
+                    l->dest = d;
+                    l->dest[l->ndest++] = (s_dest_t){.op = j, .input = k};
+                }
+            }
+        }
         if (nd->side_out) {
             c->side.batch = sl_batch_new(t->env.batch_bytes);
             c->side.schema = nd->side_out;
@@ -1204,7 +1240,7 @@ static int s_event(sl_task_t *t, sl_inbatch_t *in, int ch, bool *pending)
     if (t->ch_state[ch] == S_CH_IDLE)
         t->ch_state[ch] = S_CH_ACTIVE; /* holds the watermark back again */
     sl_batch_t view = {.data = (uint8_t *)in->data, .len = in->len, .count = in->count};
-    int rc = s_process(t, 0, &view, in->input);
+    int rc = s_process(t, 0, &view, in->input, -1);
     sl_ingate_release(t->in, in);
     if (rc)
         return s_chain_error(t, rc);
@@ -1280,6 +1316,18 @@ static int s_run_finished(sl_task_t *t)
     return SL_OK;
 }
 
+/* Ends the emitters' links (they go with this call). */
+static void s_unlink(sl_task_t *t, s_link_t *links)
+{
+    for (int i = 0; i < 2 * t->nops; i++)
+        free(links[i].dest);
+    free(links);
+    for (int i = 0; i < t->nops; i++) {
+        t->ops[i].out.target = NULL;
+        t->ops[i].side.target = NULL;
+    }
+}
+
 int sl_task_run(sl_task_t *t)
 {
     s_link_t *links = calloc((size_t)t->nops * 2, sizeof *links);
@@ -1290,11 +1338,7 @@ int sl_task_run(sl_task_t *t)
     int rc = s_open(t, links);
     if (rc == SL_OK && t->env.restore_finished) {
         rc = s_run_finished(t);
-        free(links);
-        for (int i = 0; i < t->nops; i++) {
-            t->ops[i].out.target = NULL;
-            t->ops[i].side.target = NULL;
-        }
+        s_unlink(t, links);
         return rc;
     }
     if (rc == SL_OK && t->env.nrestores) {
@@ -1334,11 +1378,7 @@ int sl_task_run(sl_task_t *t)
     }
     if (rc == SL_OK)
         rc = s_finish(t);
-    free(links);
-    for (int i = 0; i < t->nops; i++) {
-        t->ops[i].out.target = NULL;
-        t->ops[i].side.target = NULL;
-    }
+    s_unlink(t, links);
     return rc;
 }
 

@@ -1851,18 +1851,36 @@ static void s_assign_partitioning(sl_plan_t *p)
     }
 }
 
-/* Whether nd (one input, from up) runs in up's chain: the edge is forward,
- * or hash with both sides at parallelism 1 (every key group belongs to the
- * one subtask, so the exchange would send every row to it: nd is called
- * directly instead), and up feeds nothing else. A keyed operator restores
- * by its name whatever chain it ran in, so a savepoint taken with such a
- * chained edge resumes at another parallelism (and the other way). */
-static bool s_chainable(const sl_plan_node_t *nd, const sl_plan_node_t *up)
+/* Whether input edge k of nd may be chained: it carries the upstream's
+ * output (not its side output) and is forward, or hash with both ends at
+ * parallelism 1 (every key group belongs to the one subtask, so the
+ * exchange would send every row to it: nd is called directly instead). A
+ * keyed operator restores by its name whatever chain it ran in, so a
+ * savepoint taken with such a chained edge resumes at another parallelism
+ * (and the other way). */
+static bool s_edge_chainable(const sl_plan_t *p, const sl_plan_node_t *nd, int k)
 {
-    if (nd->input_ports[0] != 0 || up->nconsumers != 1)
+    const sl_plan_node_t *up = &p->nodes[nd->inputs[k]];
+    if (nd->input_ports[k] != 0)
         return false;
-    return nd->part[0] == SL_PART_FORWARD ||
-           (nd->part[0] == SL_PART_HASH && up->parallelism == 1 && nd->parallelism == 1);
+    return nd->part[k] == SL_PART_FORWARD ||
+           (nd->part[k] == SL_PART_HASH && up->parallelism == 1 && nd->parallelism == 1);
+}
+
+/* The chain nd joins, or -1 when it heads one: every input edge is
+ * chainable and every input runs in the same chain. A chain may branch (an
+ * operator feeding several chained ones) and merge again (a join whose two
+ * inputs are in the chain); it keeps one head. */
+static int s_chain_of(const sl_plan_t *p, const sl_plan_node_t *nd)
+{
+    int chain = -1;
+    for (int k = 0; k < nd->ninputs; k++) {
+        int c = p->nodes[nd->inputs[k]].chain;
+        if (!s_edge_chainable(p, nd, k) || (k > 0 && c != chain))
+            return -1;
+        chain = c;
+    }
+    return chain;
 }
 
 static int s_build_chains(sl_plan_t *p, const sl_spec_t *spec)
@@ -1872,15 +1890,15 @@ static int s_build_chains(sl_plan_t *p, const sl_spec_t *spec)
         return SL_NOMEM;
     for (int t = 0; t < spec->nnodes; t++) {
         sl_plan_node_t *nd = &p->nodes[spec->topo[t]];
-        const sl_plan_node_t *up = nd->ninputs == 1 ? &p->nodes[nd->inputs[0]] : NULL;
-        if (up && s_chainable(nd, up)) {
-            sl_plan_chain_t *ch = &p->chains[up->chain];
+        int c = s_chain_of(p, nd);
+        if (c >= 0) { /* chain order stays topological: inputs come first */
+            sl_plan_chain_t *ch = &p->chains[c];
             int *nodes = realloc(ch->nodes, (size_t)(ch->nnodes + 1) * sizeof(int));
             if (!nodes)
                 return SL_NOMEM;
             ch->nodes = nodes;
             ch->nodes[ch->nnodes++] = nd->id;
-            nd->chain = up->chain;
+            nd->chain = c;
         } else {
             sl_plan_chain_t *ch = &p->chains[p->nchains];
             ch->id = p->nchains;
@@ -2145,10 +2163,17 @@ void sl_plan_print(const sl_plan_t *p, FILE *out)
             if (nd->out)
                 fprintf(out, " (%s)", schema);
             fputc('\n', out);
-            if (k > 0 && nd->part[0] == SL_PART_HASH) { /* a keyed edge chained at P=1 */
+            /* chained edges: the one from the line above is implied when
+             * forward; a branch or a merge names its upstream */
+            for (int e = 0; k > 0 && e < nd->ninputs; e++) {
+                bool prev = nd->ninputs == 1 && nd->inputs[0] == ch->nodes[k - 1];
+                if (prev && nd->part[0] != SL_PART_HASH)
+                    continue;
                 char label[256];
-                s_edge_label(p, nd, 0, label, sizeof label);
-                fprintf(out, "       <- %s, chained (parallelism 1)\n", label);
+                s_edge_label(p, nd, e, label, sizeof label);
+                fprintf(out, "       <- %s%s%s, chained%s\n", label, prev ? "" : " from ",
+                        prev ? "" : p->nodes[nd->inputs[e]].name,
+                        nd->part[e] == SL_PART_HASH ? " (parallelism 1)" : "");
             }
             if (k == 0)
                 for (int e = 0; e < nd->ninputs; e++) {

@@ -105,8 +105,8 @@ END_TEST
 
 /* A keyed (hash) edge with both ends at parallelism 1 is chained: the one
  * subtask owns every key group, so no exchange is needed. Not when either
- * end runs wider, the upstream feeds another node too, or the node has two
- * inputs (a join). */
+ * end runs wider, or the node has two inputs in different tasks (a join of
+ * two sources). */
 START_TEST(test_keyed_chain_at_p1)
 {
     s_loaded_t l;
@@ -158,7 +158,8 @@ START_TEST(test_keyed_chain_at_p1)
     int w = sl_spec_find(l.spec, "words"), c = sl_spec_find(l.spec, "counts"),
         a = sl_spec_find(l.spec, "again");
     ck_assert_int_ne(p->nodes[c].chain, p->nodes[w].chain); /* P=2 downstream */
-    ck_assert_int_ne(p->nodes[a].chain, p->nodes[w].chain); /* words feeds two */
+    /* words feeds two: again (P=1) chains, counts (P=2) gets an exchange */
+    ck_assert_int_eq(p->nodes[a].chain, p->nodes[w].chain);
     ck_assert_int_ne(p->nodes[c].chain, p->nodes[a].chain);
     /* again (P=1) chains its P=1 sink; counts (P=2) sends to its P=1 sink. */
     ck_assert_int_eq(p->nodes[sl_spec_find(l.spec, "o2")].chain, p->nodes[a].chain);
@@ -202,6 +203,133 @@ START_TEST(test_keyed_chain_at_p1)
     ck_assert_int_ne(p->nodes[j].chain, p->nodes[sl_spec_find(l.spec, "t")].chain);
     ck_assert_int_eq(p->nodes[per].chain, p->nodes[j].chain);
     ck_assert_int_eq(p->nchains, 3);
+    s_unload(&l);
+}
+END_TEST
+
+/* The q4 / q9 shape: one source feeding two filters, each through a map
+ * into one input of a join (%s: more attributes of map b). */
+static const char *s_branch_fmt =
+    "name: br\n"
+    "parallelism: 2\n"
+    "sources:\n"
+    "  - name: s\n"
+    "    type: file\n"
+    "    format: csv\n"
+    "    path: s.csv\n"
+    "    schema: { kind: string, id: int64, at: timestamp }\n"
+    "    timestamp: at\n"
+    "operators:\n"
+    "  - { name: fa, type: filter, input: s, where: kind = 'a' }\n"
+    "  - { name: a, type: map, input: fa, select: { id: id, at: at } }\n"
+    "  - { name: fb, type: filter, input: s, where: kind = 'b' }\n"
+    "  - { name: b, type: map, input: fb%s, select: { ref: id, bt: at } }\n"
+    "  - name: j\n"
+    "    type: join\n"
+    "    kind: interval\n"
+    "    inputs: [a, b]\n"
+    "    key: { left: [id], right: [ref] }\n"
+    "    between: [0s, 1s]\n"
+    "sinks:\n"
+    "  - { name: o, type: discard, input: j }\n";
+
+/* A chain branches where an operator feeds several chainable ones, and a
+ * join whose two inputs are both in the chain (keyed edges at P=1) merges
+ * it again: q4's shape runs as one task at P=1. At P=2 the join's keyed
+ * inputs are exchanges: the branches end in two tails. */
+START_TEST(test_branching_chain)
+{
+    char s_branch[2048];
+    snprintf(s_branch, sizeof s_branch, s_branch_fmt, "");
+    s_loaded_t l;
+    ck_assert_int_eq(s_load(&l, s_branch, 1), SL_OK);
+    const sl_plan_t *p = l.plan;
+    ck_assert_int_eq(p->nchains, 1);
+    ck_assert_int_eq(p->chains[0].nnodes, 7);
+    /* topological: each node after its inputs, the source first */
+    int pos[16];
+    for (int k = 0; k < p->chains[0].nnodes; k++)
+        pos[p->chains[0].nodes[k]] = k;
+    ck_assert_int_eq(pos[sl_spec_find(l.spec, "s")], 0);
+    for (int i = 0; i < p->nnodes; i++)
+        for (int k = 0; k < p->nodes[i].ninputs; k++)
+            ck_assert_int_lt(pos[p->nodes[i].inputs[k]], pos[i]);
+    const sl_plan_node_t *j = &p->nodes[sl_spec_find(l.spec, "j")];
+    ck_assert_int_eq(j->part[0], SL_PART_HASH);
+    ck_assert_int_eq(j->part[1], SL_PART_HASH);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    sl_plan_print(p, f);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(text, "job br: 1 task,"));
+    ck_assert_ptr_nonnull(strstr(text, "<- forward from s, chained\n"));
+    ck_assert_ptr_nonnull(strstr(text, "<- hash(id) from a, chained (parallelism 1)"));
+    ck_assert_ptr_nonnull(strstr(text, "<- hash(ref) from b, chained (parallelism 1)"));
+    free(text);
+    s_unload(&l);
+
+    ck_assert_int_eq(s_load(&l, s_branch, 2), SL_OK);
+    p = l.plan;
+    int s = sl_spec_find(l.spec, "s");
+    const char *branch[] = {"fa", "a", "fb", "b"};
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(p->nodes[sl_spec_find(l.spec, branch[i])].chain, p->nodes[s].chain);
+    j = &p->nodes[sl_spec_find(l.spec, "j")];
+    ck_assert_int_ne(j->chain, p->nodes[s].chain);
+    ck_assert_int_eq(p->chains[j->chain].nodes[0], j->id); /* heads its task */
+    ck_assert_int_eq(p->nchains, 2);                       /* s..b; j and its discard sink */
+    s_unload(&l);
+}
+END_TEST
+
+/* What must not chain into a branch: a side output's consumer (its
+ * sibling on the main output does), a consumer at another parallelism (its
+ * sibling does), and a join whose other input comes from another task. */
+START_TEST(test_branching_chain_limits)
+{
+    const char *late = "name: late\n"
+                       "parallelism: 1\n"
+                       "sources:\n"
+                       "  - name: s\n"
+                       "    type: file\n"
+                       "    format: csv\n"
+                       "    path: s.csv\n"
+                       "    schema: { u: string, at: timestamp }\n"
+                       "    timestamp: at\n"
+                       "operators:\n"
+                       "  - name: w\n"
+                       "    type: window\n"
+                       "    input: s\n"
+                       "    key: [u]\n"
+                       "    window: { type: tumbling, size: 1s }\n"
+                       "    late: late_rows\n"
+                       "    aggregates: [{ name: n, fn: count }]\n"
+                       "  - { name: m, type: map, input: w, select: { u: u, n: n } }\n"
+                       "  - { name: wide, type: map, input: s, parallelism: 2, select: { u: u } }\n"
+                       "sinks:\n"
+                       "  - { name: o, type: discard, input: m }\n"
+                       "  - { name: lo, type: discard, input: late_rows }\n"
+                       "  - { name: wo, type: discard, input: wide }\n";
+    s_loaded_t l;
+    ck_assert_int_eq(s_load(&l, late, 0), SL_OK);
+    const sl_plan_t *p = l.plan;
+    int s = sl_spec_find(l.spec, "s"), w = sl_spec_find(l.spec, "w");
+    ck_assert_int_eq(p->nodes[w].chain, p->nodes[s].chain);
+    ck_assert_int_eq(p->nodes[sl_spec_find(l.spec, "m")].chain, p->nodes[w].chain);
+    ck_assert_int_ne(p->nodes[sl_spec_find(l.spec, "lo")].chain, p->nodes[w].chain);
+    ck_assert_int_ne(p->nodes[sl_spec_find(l.spec, "wide")].chain, p->nodes[s].chain);
+    s_unload(&l);
+
+    /* b at its own parallelism 2: the join's inputs are in two tasks. */
+    char text[2048];
+    snprintf(text, sizeof text, s_branch_fmt, ", parallelism: 2");
+    ck_assert_int_eq(s_load(&l, text, 1), SL_OK);
+    p = l.plan;
+    s = sl_spec_find(l.spec, "s");
+    ck_assert_int_eq(p->nodes[sl_spec_find(l.spec, "a")].chain, p->nodes[s].chain);
+    ck_assert_int_ne(p->nodes[sl_spec_find(l.spec, "b")].chain, p->nodes[s].chain);
+    ck_assert_int_ne(p->nodes[sl_spec_find(l.spec, "j")].chain, p->nodes[s].chain);
     s_unload(&l);
 }
 END_TEST
@@ -295,7 +423,8 @@ START_TEST(test_union_and_fan_out)
     const sl_plan_node_t *u = &l.plan->nodes[sl_spec_find(l.spec, "both")];
     ck_assert_int_eq(u->part[0], SL_PART_FORWARD);   /* a: same parallelism */
     ck_assert_int_eq(u->part[1], SL_PART_REBALANCE); /* b: 3 -> 2 */
-    /* a feeds two consumers: it cannot chain with either. */
+    /* a feeds two consumers: the union's other input comes rebalanced from
+     * another task, and o2 runs at parallelism 1: neither chains. */
     ck_assert_int_ne(u->chain, l.plan->nodes[sl_spec_find(l.spec, "a")].chain);
     ck_assert_int_eq(sl_plan_slots(l.plan), 3);
     s_unload(&l);
@@ -352,6 +481,8 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_wordcount_plan);
     tcase_add_test(tc, test_plan_print);
     tcase_add_test(tc, test_keyed_chain_at_p1);
+    tcase_add_test(tc, test_branching_chain);
+    tcase_add_test(tc, test_branching_chain_limits);
     tcase_add_test(tc, test_map_types_and_key_by);
     tcase_add_test(tc, test_all_errors_reported);
     tcase_add_test(tc, test_union_and_fan_out);

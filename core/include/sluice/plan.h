@@ -14,10 +14,13 @@
  *   - forward: same parallelism (subtask i feeds subtask i; also for each
  *     input of a union);
  *   - rebalance: otherwise (round robin over batches).
- * Chaining: a node joins its upstream's chain when the edge is forward, or
- * hash with both ends at parallelism 1 (no exchange: the one subtask owns
- * every key group), and the upstream feeds nothing else; chain heads are
- * everything else. */
+ * Chaining: a node joins its upstreams' chain when every input edge is
+ * forward, or hash with both ends at parallelism 1 (no exchange: the one
+ * subtask owns every key group), carries the upstream's output (not its
+ * side output), and every input runs in the same chain; chain heads are
+ * everything else. A chain may branch (an operator feeding several chained
+ * ones, and others in other tasks) and merge (a join of two branches); its
+ * nodes are in topological order, the head first. */
 #ifndef SLUICE_PLAN_H
 #define SLUICE_PLAN_H
 #include <stdbool.h>
@@ -197,7 +200,7 @@ typedef struct {
     int id;
     int parallelism;
     int nnodes;
-    int *nodes; /* node ids in chain order, head first */
+    int *nodes; /* node ids in topological order, head first */
 } sl_plan_chain_t;
 
 typedef struct sl_plan {

@@ -132,7 +132,7 @@ typedef struct {
     char *restore_dir;   /* its directory */
     char *origin;        /* the savepoint it was submitted from (restored until a checkpoint
                             of its own completes), or NULL */
-    bool rescale;        /* restore lists the old subtasks of another parallelism */
+    bool rescale;        /* restore lists the old subtasks of another parallelism or chaining */
 
     /* Checkpoint details, for `sluice checkpoints`. */
     uint64_t ck_trigger_wall;       /* wall ms the one in flight was triggered */
@@ -1368,9 +1368,10 @@ static void s_ck_trigger(sl_master_t *m, s_job_t *j)
  * other key groups than format 1's FNV-1a: format 1 is refused. */
 #define S_CK_FORMAT 2
 
-/* _metadata: a text file naming every subtask's state file with its size
- * and SHA-256, ending with the SHA-256 of everything before that line.
- * Returns it in *out (malloc'd, *outlen bytes), or SL_NOMEM. */
+/* _metadata: a text file naming the operators of every chain (task) and
+ * every subtask's state file with its size and SHA-256, ending with the
+ * SHA-256 of everything before that line. Returns it in *out (malloc'd,
+ * *outlen bytes), or SL_NOMEM. */
 static int s_ck_metadata_text(const s_job_t *j, uint64_t id, char **out, size_t *outlen)
 {
     char *buf = NULL;
@@ -1378,8 +1379,15 @@ static int s_ck_metadata_text(const s_job_t *j, uint64_t id, char **out, size_t 
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         return SL_NOMEM;
-    fprintf(f, "sluice-checkpoint %d\njob %s\ncheckpoint %llu\nattempt %u\ntasks %d\n", S_CK_FORMAT,
-            j->id, (unsigned long long)id, (unsigned)j->attempt, j->ntasks);
+    fprintf(f, "sluice-checkpoint %d\njob %s\ncheckpoint %llu\nattempt %u\n", S_CK_FORMAT, j->id,
+            (unsigned long long)id, (unsigned)j->attempt);
+    for (int c = 0; c < j->plan->nchains; c++) {
+        fprintf(f, "chain %d", c);
+        for (int k = 0; k < j->plan->chains[c].nnodes; k++)
+            fprintf(f, "%c%s", k ? ',' : ' ', j->plan->nodes[j->plan->chains[c].nodes[k]].name);
+        fputc('\n', f);
+    }
+    fprintf(f, "tasks %d\n", j->ntasks);
     for (int i = 0; i < j->ntasks; i++) {
         const s_ack_t *a = &j->ck_acks[i];
         if (a->finished && !a->acked)
@@ -1661,12 +1669,38 @@ static void s_on_ack(sl_master_t *m, const uint8_t *rid, size_t rlen,
     }
 }
 
-/* Reads and checks chk-<id>/_metadata and every file it names; on success
- * fills j->restore. why says what is wrong otherwise. */
+/* Whether chain c of plan runs the operators _metadata (text up to end)
+ * lists for chain c, in the same order; true when it lists none (written
+ * before chains were listed). Else the state of an operator may be in
+ * another subtask's file than the one of its task now: the restore goes by
+ * operator name, as on a rescale. */
+static bool s_chain_same(const sl_plan_t *plan, int c, const char *text, const char *end)
+{
+    char want[32];
+    int n = snprintf(want, sizeof want, "\nchain %d ", c);
+    const char *l = strstr(text, want);
+    if (!l || l >= end)
+        return true;
+    l += n;
+    const sl_plan_chain_t *ch = &plan->chains[c];
+    for (int k = 0; k < ch->nnodes; k++) {
+        const char *name = plan->nodes[ch->nodes[k]].name;
+        size_t len = strlen(name);
+        if (strncmp(l, name, len) != 0)
+            return false;
+        l += len;
+        if (*l != (k + 1 < ch->nnodes ? ',' : '\n'))
+            return false;
+        l++;
+    }
+    return true;
+}
+
 /* Reads and checks the _metadata in dir and every file it names; on
  * success fills j->restore (and restore_dir, restore_id). With
- * allow_rescale the checkpoint may come from another parallelism (a
- * savepoint): then restore lists the old subtasks and rescale is set. */
+ * allow_rescale the checkpoint may come from another parallelism or
+ * chaining of the operators (a savepoint): then restore lists the old
+ * subtasks and rescale is set. */
 static int s_restore_load(s_job_t *j, const char *dir, bool allow_rescale, char *why, size_t cap)
 {
     char path[4300];
@@ -1789,7 +1823,7 @@ static int s_restore_load(s_job_t *j, const char *dir, bool allow_rescale, char 
                 par[c]++;
         }
         for (int c = 0; same && c < j->plan->nchains; c++)
-            same = par[c] == j->plan->chains[c].parallelism;
+            same = par[c] == j->plan->chains[c].parallelism && s_chain_same(j->plan, c, buf, tail);
         free(par);
         j->rescale = !same;
         if (j->rescale && finished) {
@@ -2234,7 +2268,7 @@ static void s_submit_accept(sl_master_t *m, s_job_t *j, const void *rid, size_t 
 {
     if (j->restore_dir)
         fprintf(stderr, "sluice-master: job %s starts from savepoint %s%s\n", j->id, j->restore_dir,
-                j->rescale ? " (at another parallelism)" : "");
+                j->rescale ? " (at another parallelism or chaining)" : "");
     j->state = SLUICE__JOB_STATE_KIND__JOB_CREATED;
     j->start_ms = s_wall_ms();
     m->jobs[m->njobs++] = j;

@@ -814,8 +814,18 @@ static int s_restore(sl_task_t *t)
                 if (strlen(t->ops[q].node->name) == nlen &&
                     memcmp(t->ops[q].node->name, name, nlen) == 0)
                     i = q;
+            if (i < 0 && !t->env.rescale) {
+                /* the master restores by subtask only when the chains are
+                 * the same; never start an operator empty for this */
+                snprintf(t->err, sizeof t->err,
+                         "state for subtask %d.%d holds operator '%.*s', which this task "
+                         "does not run (the checkpoint chained the operators otherwise)",
+                         t->env.chain, t->env.subtask, (int)(nlen > 64 ? 64 : nlen), name);
+                rc = SL_STATE;
+                break;
+            }
             if (i < 0)
-                continue; /* another chain's operator (the job was rechained) */
+                continue; /* another chain's operator (a rescale, or the job was rechained) */
             seen[i]++;
             bool keyed = s_keyed(t->ops[i].node) || s_split_source(t->ops[i].node);
             if (!keyed && (rs->subtask != t->env.subtask || slen == 0))

@@ -74,8 +74,44 @@ for P in 1 2 4; do
     grep -q "FINISHED" "$WORK/stderr" || fail "resumed job did not finish: $(cat "$WORK/stderr")"
     keyed_exact "p$P-"
 done
-grep -q "starts from savepoint .* (at another parallelism)" "$WORK/master.err" ||
+grep -q "starts from savepoint .* (at another parallelism or chaining)" "$WORK/master.err" ||
     fail "the master did not rescale: $(cat "$WORK/master.err")"
+
+step "a savepoint whose operators were chained otherwise is restored by operator name"
+# The same savepoint as if an older Sluice had run per_second in the task
+# where this one runs totals and the other way round (the chain lines and
+# the tasks' chain numbers swapped, the checksum made anew): at the same
+# parallelism the master must not give each task the file of its chain
+# number (an operator would find no state of its own and start empty),
+# but restore by operator name, as on a rescale.
+cp -r "$SP" "$WORK/old-chains"
+python3 - "$WORK/old-chains/_metadata" <<'PY'
+import hashlib, sys
+path = sys.argv[1]
+lines = [l for l in open(path).read().splitlines(True) if not l.startswith("sha256 ")]
+chain = {l.split()[2].rstrip(): l.split()[1] for l in lines if l.startswith("chain ")}
+a, b = chain["totals"], chain["per_second"]
+swap = {a: b, b: a}
+out = []
+for l in lines:
+    f = l.split(" ")
+    if f[0] in ("chain", "task") and f[1] in swap:
+        f[1] = swap[f[1]]
+        l = " ".join(f)
+    out.append(l)
+body = "".join(out)
+assert body != "".join(lines)
+open(path, "w").write(body + "sha256 " + hashlib.sha256(body.encode()).hexdigest() + "\n")
+PY
+n_rescaled=$(grep -c "starts from savepoint .*old-chains (at another parallelism or chaining)" "$WORK/master.err" || true)
+sluice submit "$DIR/keyed.yaml" --parallelism 2 --from-savepoint "$WORK/old-chains" --quiet \
+    -p source_parallelism=1 -p count="$COUNT" -p rate="$RATE" -p interval=500ms \
+    -p out_totals="$WORK/rc-totals.csv" -p out_windows="$WORK/rc-windows.csv" ||
+    { cat "$WORK/stderr" >&2; fail "resume from the rechained savepoint"; }
+grep -q "FINISHED" "$WORK/stderr" || fail "the job did not finish: $(cat "$WORK/stderr")"
+[ "$(grep -c "starts from savepoint .*old-chains (at another parallelism or chaining)" "$WORK/master.err")" -gt "$n_rescaled" ] ||
+    fail "the master did not restore the rechained savepoint by name: $(grep old-chains "$WORK/master.err")"
+keyed_exact rc-
 
 step "bad savepoints are refused with the reason"
 if sluice submit "$DIR/keyed.yaml" --detach --from-savepoint "$WORK/nowhere" -p count=1 -p rate=1 \

@@ -68,6 +68,6 @@ resume_at 2 p1
 step "savepoint at P=2 (keyed edges exchanged), resume at P=1 (chained)"
 savepoint_at 2 p2
 resume_at 1 p2
-grep -q "starts from savepoint .* (at another parallelism)" "$WORK/master.err" ||
+grep -q "starts from savepoint .* (at another parallelism or chaining)" "$WORK/master.err" ||
     fail "the master did not rescale: $(cat "$WORK/master.err")"
 echo "PASS savepoints across a keyed edge chained at P=1"

@@ -118,7 +118,7 @@ for j in "$KILL" "$RKILL"; do
 done
 [ -n "$(find "$WORK/state" -name '_manifest' -print -quit)" ] ||
     fail "the rocksdb run checkpointed no store"
-grep -q "starts from savepoint .* (at another parallelism)" "$WORK/master.err" ||
+grep -q "starts from savepoint .* (at another parallelism or chaining)" "$WORK/master.err" ||
     fail "the master did not rescale: $(cat "$WORK/master.err")"
 [ "$(wc -l <"$WORK/ref/alerts.csv")" -gt 10 ] || fail "the reference has too few alerts"
 [ "$(wc -l <"$WORK/ref/near.csv")" -gt 1000 ] || fail "the reference has too few interval pairs"

@@ -40,8 +40,9 @@
  * Checkpoints (off the hot path): the snapshot lists the entries in
  * first-seen order, each as its key group, its key values and its
  * accumulators (a string min/max by value); restore re-inserts the keys
- * whose key group this subtask owns through the normal lookup, so a
- * snapshot of any parallelism restores into any other. */
+ * whose key group this subtask owns, so a snapshot of any parallelism
+ * restores into any other; the heap restore goes in groups like records
+ * (decode, hash and prefetch a group's slots, then insert it). */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* madvise(MADV_HUGEPAGE) */
 #include <stdlib.h>
@@ -143,22 +144,42 @@ typedef struct {
     size_t wb_cap;
 } s_agg_t;
 
-/* A zeroed table of size slots. A large one is asked for in huge pages:
- * its lookups are random, and would otherwise miss the TLB as well. */
+/* A zeroed table of size slots. A large one is mapped fresh (the kernel
+ * hands out zeroed pages: no memset, which touched every page once more)
+ * and asked for in huge pages: its lookups are random, and would otherwise
+ * miss the TLB as well. Freed with s_table_free. */
 static s_slot_t *s_table_new(size_t size)
 {
     size_t bytes = size * sizeof(s_slot_t);
-    void *t = NULL;
     if (bytes >= S_HUGE) {
-        if (posix_memalign(&t, S_HUGE, bytes))
+        /* S_HUGE-aligned: map one huge page more, unmap the ends */
+        uint8_t *m =
+            mmap(NULL, bytes + S_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
             return NULL;
+        size_t head = (S_HUGE - (uintptr_t)m % S_HUGE) % S_HUGE;
+        if (head)
+            (void)munmap(m, head);
+        if (S_HUGE - head)
+            (void)munmap(m + head + bytes, S_HUGE - head);
 #ifdef MADV_HUGEPAGE
-        (void)madvise(t, bytes, MADV_HUGEPAGE); /* only advice */
+        (void)madvise(m + head, bytes, MADV_HUGEPAGE); /* only advice */
 #endif
-    } else if (!(t = aligned_alloc(64, bytes)))
-        return NULL;
-    memset(t, 0, bytes);
+        return (s_slot_t *)(m + head);
+    }
+    void *t = aligned_alloc(64, bytes);
+    if (t)
+        memset(t, 0, bytes);
     return t;
+}
+
+static void s_table_free(s_slot_t *t, size_t size)
+{
+    size_t bytes = size * sizeof(s_slot_t);
+    if (t && bytes >= S_HUGE)
+        (void)munmap(t, bytes);
+    else
+        free(t);
 }
 
 static int s_open(sl_opctx_t *c)
@@ -200,7 +221,7 @@ static void s_close(sl_opctx_t *c)
     free(a->strs);
     free(a->entries);
     free(a->accs);
-    free(a->table);
+    s_table_free(a->table, a->tmask + 1);
     sl_snap_w_free(&a->vbuf);
     free(a->pend);
     free(a->rows);
@@ -557,9 +578,10 @@ static int s_rocks_flush(sl_opctx_t *c, s_agg_t *a)
     return SL_OK;
 }
 
-static int s_rehash(s_agg_t *a)
+/* Moves the table's keys into a new table of size slots (a power of two,
+ * larger than the keys). */
+static int s_resize(s_agg_t *a, size_t size)
 {
-    size_t size = (a->tmask + 1) * 2;
     s_slot_t *t = s_table_new(size);
     if (!t)
         return SL_NOMEM;
@@ -572,10 +594,27 @@ static int s_rehash(s_agg_t *a)
             s = (s + 1) & (size - 1);
         t[s] = *o;
     }
-    free(a->table);
+    s_table_free(a->table, a->tmask + 1);
     a->table = t;
     a->tmask = size - 1;
     return SL_OK;
+}
+
+static int s_rehash(s_agg_t *a)
+{
+    return s_resize(a, (a->tmask + 1) * 2);
+}
+
+/* Sizes the table for want keys at once (best effort: a failure shows at
+ * the insert), so a restore neither rehashes nor allocates the tables in
+ * between. */
+static void s_presize(s_agg_t *a, size_t want)
+{
+    size_t size = a->tmask + 1;
+    while (want * S_LOAD_DEN > size * S_LOAD_NUM && size < SIZE_MAX / 64)
+        size *= 2;
+    if (size != a->tmask + 1)
+        (void)s_resize(a, size);
 }
 
 /* Adds the key of p as a new entry in slot s. */
@@ -1115,21 +1154,21 @@ static int s_snapshot_heap(sl_opctx_t *c, s_agg_t *a, sl_snap_w_t *w)
     return w->err;
 }
 
-/* Reads the compact key of a version 4 entry into *buf (grown); its
- * length, or 0 with r->err set on a malformed key. Strings in a->out
- * (after s_key_read) point into *buf. */
+/* Reads the compact key of a version 4 entry into *buf (grown) at offset
+ * at; its length, or 0 with r->err set on a malformed key. Strings in
+ * a->out (after s_key_read) point into *buf. */
 static size_t s_key_get(s_agg_t *a, const sl_plan_node_t *nd, sl_snap_r_t *r, uint8_t **buf,
-                        size_t *cap)
+                        size_t *cap, size_t at)
 {
     size_t kb = a->kbitmap, len = kb;
-    /* the largest key this entry can have: its bitmap, 8 bytes a field,
-     * strings no longer than the bytes left, plus their 4-byte lengths */
-    size_t most = kb + 12 * (size_t)nd->nkeys + r->left;
+    /* room for the bitmap and 12 bytes a field (8, or a string's 4-byte
+     * length); a string's bytes are made room for once its length is read */
+    size_t most = at + kb + 12 * (size_t)nd->nkeys;
     if (r->left < kb || sl_grow((void **)buf, cap, most, 1)) {
         r->err = r->left < kb ? SL_DATA : SL_NOMEM;
         return 0;
     }
-    uint8_t *k = *buf;
+    uint8_t *k = *buf + at;
     memcpy(k, r->p, kb);
     r->p += kb;
     r->left -= kb;
@@ -1147,6 +1186,11 @@ static size_t s_key_get(s_agg_t *a, const sl_plan_node_t *nd, sl_snap_r_t *r, ui
                 r->err = SL_DATA;
                 break;
             }
+            if (sl_grow((void **)buf, cap, most + len + (size_t)sl, 1)) {
+                r->err = SL_NOMEM;
+                break;
+            }
+            k = *buf + at;
             if (f + 1 < nd->nkeys) {
                 uint32_t s32 = (uint32_t)sl;
                 memcpy(k + len, &s32, 4);
@@ -1183,9 +1227,9 @@ static size_t s_key_get(s_agg_t *a, const sl_plan_node_t *nd, sl_snap_r_t *r, ui
     return r->err ? 0 : len;
 }
 
-/* Fills p from a compact key (a long one is copied to a->scratch), as
- * s_prepare would from its row. */
-static int s_prepare_key(s_agg_t *a, const uint8_t *key, size_t klen, s_probe_t *p)
+/* Fills p's slot block, length and hash from a compact key, as s_prepare
+ * would from its row (a long key stays where it is). */
+static int s_probe_key(const uint8_t *key, size_t klen, s_probe_t *p)
 {
     p->row = NULL;
     p->blk[0] = p->blk[1] = p->blk[2] = 0;
@@ -1199,13 +1243,161 @@ static int s_prepare_key(s_agg_t *a, const uint8_t *key, size_t klen, s_probe_t 
     }
     if (klen > UINT32_MAX)
         return SL_RANGE;
+    p->klen = (uint32_t)klen;
+    b[0] = S_LONG;
+    p->hash = s_hash_bytes(key, klen);
+    return SL_OK;
+}
+
+/* s_probe_key, with a long key copied to a->scratch (for s_lookup). */
+static int s_prepare_key(s_agg_t *a, const uint8_t *key, size_t klen, s_probe_t *p)
+{
+    int rc = s_probe_key(key, klen, p);
+    if (rc || klen <= S_INLINE)
+        return rc;
     if (sl_grow((void **)&a->scratch, &a->scratch_cap, klen, 1))
         return SL_NOMEM;
     memcpy(a->scratch, key, klen);
-    p->klen = (uint32_t)klen;
-    b[0] = S_LONG;
-    p->hash = s_hash_bytes(a->scratch, klen);
     return SL_OK;
+}
+
+/* Reads the accumulators of a version 4 entry into acc[naggs] (a string
+ * min/max appended to a->strs), or skips them when acc is NULL. SL_DATA
+ * when they are malformed. */
+static int s_accs_get(const sl_plan_node_t *nd, s_agg_t *a, sl_snap_r_t *r, s_acc_t *acc)
+{
+    for (int g = 0; g < nd->naggs; g++) {
+        bool str = s_acc_is_str(&nd->aggs[g]);
+        uint64_t cnt = s_uv_get(r);
+        s_acc_t v = {.n = (int64_t)cnt};
+        size_t slen = 0;
+        const uint8_t *sp = NULL;
+        if (str) {
+            if (cnt) {
+                uint64_t sl = s_uv_get(r);
+                if (r->err || sl > r->left || sl > UINT32_MAX)
+                    return SL_DATA;
+                sp = r->p;
+                slen = (size_t)sl;
+                r->p += slen;
+                r->left -= slen;
+            }
+        } else {
+            v.i = s_unzz(s_uv_get(r));
+            v.d = s_bitsd(s_uv_get(r));
+        }
+        if (r->err || v.n < 0)
+            return SL_DATA;
+        if (!acc)
+            continue;
+        if (str) {
+            if (sl_grow((void **)&a->strs, &a->strs_cap, a->strs_len + slen + 1, 1))
+                return SL_NOMEM;
+            if (slen)
+                memcpy(a->strs + a->strs_len, sp, slen);
+            v.i = (int64_t)a->strs_len;
+            v.len = (uint32_t)slen;
+            a->strs_len += slen;
+        }
+        acc[g] = v;
+    }
+    return SL_OK;
+}
+
+/* Heap restore: adds the key of prepared p (its compact key at key) as
+ * entry a->n, whose accumulators are already in place. SL_DATA if the key
+ * is there already (a snapshot lists a key once). */
+static int s_put(sl_opctx_t *c, s_agg_t *a, const s_probe_t *p, const uint8_t *key)
+{
+    uint32_t tag = (uint32_t)(p->hash >> 32);
+    size_t s = p->hash & a->tmask;
+    for (;; s = (s + 1) & a->tmask) {
+        const s_slot_t *t = &a->table[s];
+        if (!t->idx)
+            break;
+        if (t->tag == tag && t->k[0] == p->blk[0] && t->k[1] == p->blk[1] && t->k[2] == p->blk[2]) {
+            const s_entry_t *e = &a->entries[t->idx - 1];
+            if (p->klen <= S_INLINE ||
+                (e->key_len == p->klen && memcmp(a->keys + e->key_off, key, p->klen) == 0))
+                return SL_DATA;
+        }
+    }
+    if (a->n >= INT32_MAX)
+        return sl_op_fail(c, SL_LIMIT, "aggregate '%s': too many keys", c->node->name);
+    if (sl_grow((void **)&a->entries, &a->ecap, a->n + 1, sizeof *a->entries) ||
+        sl_grow((void **)&a->keys, &a->keys_cap, a->keys_len + p->klen, 1))
+        return SL_NOMEM;
+    if (p->klen)
+        memcpy(a->keys + a->keys_len, key, p->klen);
+    a->entries[a->n] = (s_entry_t){.hash = p->hash, .key_off = a->keys_len, .key_len = p->klen};
+    s_slot_t *slot = &a->table[s];
+    slot->tag = tag;
+    slot->idx = (uint32_t)a->n + 1;
+    memcpy(slot->k, p->blk, sizeof slot->k);
+    a->n++;
+    a->keys_len += p->klen;
+    if (a->n * S_LOAD_DEN > (a->tmask + 1) * S_LOAD_NUM)
+        return s_rehash(a);
+    return SL_OK;
+}
+
+#if defined(__GNUC__)
+#define S_PREFETCH_W(p) __builtin_prefetch((p), 1)
+#else
+#define S_PREFETCH_W(p) ((void)(p))
+#endif
+
+/* Heap restore of n version 4 entries, pipelined like s_process: the
+ * entries of a group of S_GROUP keys this subtask owns are decoded (keys
+ * into kbuf, accumulators straight into their place after the last
+ * entry), their hashes computed and their slots prefetched, then the
+ * group is inserted: the table's cache misses overlap instead of one
+ * stalling each key. */
+static int s_restore_heap(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r, uint64_t n)
+{
+    const sl_plan_node_t *nd = c->node;
+    int maxp = c->plan->max_parallelism;
+    size_t naggs = (size_t)nd->naggs;
+    size_t koff[S_GROUP];
+    uint8_t *kbuf = NULL;
+    size_t kcap = 0;
+    int rc = SL_OK;
+    for (uint64_t e = 0; e < n && rc == SL_OK;) {
+        if (sl_grow((void **)&a->accs, &a->cap, a->n + S_GROUP, sizeof(s_acc_t) * naggs)) {
+            rc = SL_NOMEM;
+            break;
+        }
+        /* 1: decode a group, hash its keys, prefetch their slots */
+        int m = 0;
+        size_t at = 0;
+        for (; e < n && m < S_GROUP; e++) {
+            size_t klen = s_key_get(a, nd, r, &kbuf, &kcap, at);
+            if (r->err) {
+                rc = r->err;
+                break;
+            }
+            s_key_read(nd, a->in, kbuf + at, klen, a->kbitmap, a->out);
+            int kg = sl_key_group(sl_value_hash(a->out, nd->nkeys), maxp);
+            if (sl_key_group_owner(kg, maxp, c->parallelism) != c->subtask) {
+                if ((rc = s_accs_get(nd, a, r, NULL)) != SL_OK)
+                    break;
+                continue;
+            }
+            s_probe_t *p = &a->group[m];
+            if ((rc = s_probe_key(kbuf + at, klen, p)) != SL_OK)
+                break;
+            S_PREFETCH_W(&a->table[p->hash & a->tmask]);
+            if ((rc = s_accs_get(nd, a, r, &a->accs[(a->n + (size_t)m) * naggs])) != SL_OK)
+                break;
+            koff[m++] = at;
+            at += klen;
+        }
+        /* 2: insert it, in snapshot order */
+        for (int i = 0; i < m && rc == SL_OK; i++)
+            rc = s_put(c, a, &a->group[i], kbuf + koff[i]);
+    }
+    free(kbuf);
+    return rc;
 }
 
 /* Restores the entries of a version 4 heap snapshot (after its version,
@@ -1238,75 +1430,38 @@ static int s_restore_v4(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r)
         return sl_op_fail(c, SL_DATA, "aggregate '%s': snapshot is truncated or corrupt", nd->name);
     if (n) {
         size_t want = a->n + (size_t)n;
-        while (want * S_LOAD_DEN > (a->tmask + 1) * S_LOAD_NUM && s_rehash(a) == SL_OK)
-            ;
+        s_presize(a, want);
         if (sl_grow((void **)&a->entries, &a->ecap, want, sizeof *a->entries) == SL_OK)
             (void)sl_grow((void **)&a->accs, &a->cap, want, sizeof(s_acc_t) * naggs);
     }
+    int rc = SL_OK;
+    if (!a->rocks)
+        rc = s_restore_heap(c, a, r, n);
     uint8_t *buf = NULL;
     size_t bufcap = 0;
-    int rc = SL_OK;
-    for (uint64_t e = 0; e < n && rc == SL_OK; e++) {
-        size_t klen = s_key_get(a, nd, r, &buf, &bufcap);
+    for (uint64_t e = 0; a->rocks && e < n && rc == SL_OK; e++) {
+        size_t klen = s_key_get(a, nd, r, &buf, &bufcap, 0);
         if (r->err) {
             rc = r->err;
             break;
         }
         s_key_read(nd, a->in, buf, klen, a->kbitmap, a->out);
         int kg = sl_key_group(sl_value_hash(a->out, nd->nkeys), maxp);
-        bool mine = sl_key_group_owner(kg, maxp, c->parallelism) == c->subtask;
+        if (sl_key_group_owner(kg, maxp, c->parallelism) != c->subtask) {
+            rc = s_accs_get(nd, a, r, NULL);
+            continue;
+        }
         s_probe_t p = {0};
-        if (mine) {
-            size_t before = a->n;
-            if ((rc = s_prepare_key(a, buf, klen, &p)) != SL_OK ||
-                (rc = s_lookup(c, a, &p)) != SL_OK ||
-                (a->rocks && (rc = s_rocks_load(c, a)) != SL_OK))
-                break;
-            if (a->rocks)
-                a->entries[p.e].kg |= S_DIRTY;
-            if (p.e < before) {
-                rc = SL_DATA; /* the same key twice */
-                break;
-            }
+        size_t before = a->n;
+        if ((rc = s_prepare_key(a, buf, klen, &p)) != SL_OK || (rc = s_lookup(c, a, &p)) != SL_OK ||
+            (rc = s_rocks_load(c, a)) != SL_OK)
+            break;
+        a->entries[p.e].kg |= S_DIRTY;
+        if (p.e < before) {
+            rc = SL_DATA; /* the same key twice */
+            break;
         }
-        for (size_t g = 0; g < naggs; g++) {
-            uint64_t cnt = s_uv_get(r);
-            s_acc_t acc = {.n = (int64_t)cnt};
-            size_t slen = 0;
-            const uint8_t *str = NULL;
-            if (s_acc_is_str(&nd->aggs[g])) {
-                if (cnt) {
-                    uint64_t sl = s_uv_get(r);
-                    if (!r->err && (sl > r->left || sl > UINT32_MAX))
-                        r->err = SL_DATA;
-                    if (!r->err) {
-                        str = r->p;
-                        slen = (size_t)sl;
-                        r->p += slen;
-                        r->left -= slen;
-                    }
-                }
-            } else {
-                acc.i = s_unzz(s_uv_get(r));
-                acc.d = s_bitsd(s_uv_get(r));
-            }
-            if (r->err || acc.n < 0) {
-                rc = SL_DATA;
-                break;
-            }
-            if (!mine)
-                continue;
-            if (s_acc_is_str(&nd->aggs[g])) {
-                if ((rc = sl_grow((void **)&a->strs, &a->strs_cap, a->strs_len + slen + 1, 1)))
-                    break;
-                if (slen)
-                    memcpy(a->strs + a->strs_len, str, slen);
-                acc.i = (int64_t)a->strs_len;
-                acc.len = (uint32_t)slen;
-                a->strs_len += slen;
-            }
-            a->accs[p.e * naggs + g] = acc;
-        }
+        rc = s_accs_get(nd, a, r, &a->accs[p.e * naggs]);
     }
     free(buf);
     if (rc == SL_DATA || r->err)
@@ -1368,8 +1523,7 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
      * its 4-byte key group), so a corrupt count cannot ask for more. */
     if (!a->rocks && n && n <= r->left / 4) {
         size_t want = a->n + (size_t)n;
-        while (want * S_LOAD_DEN > (a->tmask + 1) * S_LOAD_NUM && s_rehash(a) == SL_OK)
-            ;
+        s_presize(a, want);
         if (sl_grow((void **)&a->entries, &a->ecap, want, sizeof *a->entries) == SL_OK)
             (void)sl_grow((void **)&a->accs, &a->cap, want, sizeof(s_acc_t) * (size_t)nd->naggs);
     }

@@ -1,4 +1,5 @@
 /* arena.c — chunked bump allocator (see sluice/arena.h). */
+#define _DEFAULT_SOURCE /* madvise(MADV_HUGEPAGE) */
 #include "sluice/arena.h"
 
 #include "sluice/err.h"
@@ -6,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 typedef struct s_chunk {
     struct s_chunk *next; /* older chunk */
@@ -116,5 +118,24 @@ int sl_grow_ex(void **p, size_t *cap, size_t need, size_t elem, size_t first, si
         return SL_NOMEM;
     *p = np;
     *cap = nc;
+    sl_mem_huge(np, nc * elem);
     return SL_OK;
+}
+
+/* Transparent huge pages are 2 MB on x86-64 and arm64 (4 KB base pages). */
+#define S_HUGE_PAGE ((uintptr_t)2 << 20)
+
+void sl_mem_huge(void *p, size_t bytes)
+{
+#ifdef MADV_HUGEPAGE
+    if (!p || bytes < 2 * S_HUGE_PAGE)
+        return;
+    uintptr_t lo = ((uintptr_t)p + S_HUGE_PAGE - 1) & ~(S_HUGE_PAGE - 1);
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(S_HUGE_PAGE - 1);
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* only advice */
+#else
+    (void)p;
+    (void)bytes;
+#endif
 }

@@ -68,6 +68,7 @@
 
 #include "sluice/err.h"
 #include "sluice/failpoint.h"
+#include "sluice/arena.h"  /* sl_mem_huge */
 #include "sluice/plugin.h" /* sl_sha256_hex */
 #include "sluice/textfmt.h"
 
@@ -1637,6 +1638,7 @@ int sl_fs_read_checked(const char *path, uint64_t size, const char *sha256_hex, 
         snprintf(why, cap, "%s: out of memory for %llu bytes", path, (unsigned long long)size);
         return SL_NOMEM;
     }
+    sl_mem_huge(buf, (size_t)size); /* a fault per 2 MB, not per 4 KB */
     size_t got = fread(buf, 1, (size_t)size, f);
     int rerr = ferror(f), extra = fgetc(f);
     fclose(f);

@@ -30,10 +30,13 @@
  * batched multi-get (key group, then compact key) and their accumulators
  * loaded, then the records are aggregated. Entries changed since they were
  * last written are dirty: a snapshot writes the dirty entries to the store
- * in one write batch (sorted by key, which makes RocksDB's memtable inserts
- * cheap) and keeps them cached; once the table is over its budget after a
+ * in one write batch, sorted by key (radix sort; sorted inserts are cheap
+ * for RocksDB's memtable), their keys and values first gathered in entry
+ * order so that the sorted pass reads one place per entry, and keeps them
+ * cached; once the table is over its budget after a
  * batch, the dirty entries are written the same way and the table is
- * emptied. finish() writes them and emits every key of the store, in (key
+ * emptied. finish() writes them (many: as one SST file ingested into the
+ * store, sl_kv_sorted_begin) and emits every key of the store, in (key
  * group, key) order. Memory stays bounded by the cache and RocksDB's block
  * cache and write buffers.
  *
@@ -67,6 +70,7 @@
 #define S_LOAD_NUM 3       /* the table grows past this load factor: slots */
 #define S_LOAD_DEN 4       /* per key, so 1.33 to 2.67 slots per key */
 #define S_DIRTY (1u << 31) /* rocksdb: s_entry_t.kg flag, changed since last written */
+#define S_SORTED_MIN 4096  /* rocksdb: a last write-back this large goes in as an SST */
 
 typedef struct {
     int64_t i;    /* int64 sum, int64/timestamp/bool min/max, string offset */
@@ -85,7 +89,9 @@ typedef struct {
 /* rocksdb: an entry to write back, with a sort key. */
 typedef struct {
     uint64_t order; /* key group, then the key's first bytes (big-endian) */
-    uint32_t e;     /* entry index */
+    uint64_t off;   /* its key, then its value, at s_agg_t.recs + off */
+    uint32_t klen;  /* key bytes */
+    uint32_t vlen;  /* value bytes */
 } s_wb_t;
 
 /* A table slot: 32 bytes, never straddles a cache line. */
@@ -142,6 +148,10 @@ typedef struct {
     size_t mkg_cap, mkeys_cap, mklen_cap, mvals_cap;
     s_wb_t *wb; /* rocksdb: entries being written back */
     size_t wb_cap;
+    s_wb_t *wb2; /* rocksdb: the radix sort's other buffer */
+    size_t wb2_cap;
+    uint8_t *recs; /* rocksdb: keys and values being written back (huge pages) */
+    size_t recs_len, recs_cap;
 } s_agg_t;
 
 /* A zeroed table of size slots. A large one is mapped fresh (the kernel
@@ -231,6 +241,8 @@ static void s_close(sl_opctx_t *c)
     free(a->mklen);
     free(a->mvals);
     free(a->wb);
+    free(a->wb2);
+    free(a->recs);
     sl_kv_batch_destroy(&a->batch);
     sl_rstate_close(&a->kv);
     free(a);
@@ -518,20 +530,105 @@ static size_t s_rocks_bytes(const sl_plan_node_t *nd, const s_agg_t *a)
            (a->tmask + 1) * sizeof(s_slot_t) + a->keys_len + a->strs_len;
 }
 
-static int s_wb_cmp(const void *x, const void *y)
+/* rocksdb: the stored order (sluice/kvstate.h: key group, then the key's
+ * bytes, a key before its extensions) of the records of p and q. */
+static int s_wb_cmp(const s_agg_t *a, const s_wb_t *p, const s_wb_t *q)
 {
-    const s_wb_t *p = x, *q = y;
-    return p->order < q->order ? -1 : p->order > q->order;
+    if (p->order != q->order)
+        return p->order < q->order ? -1 : 1;
+    size_t n = p->klen < q->klen ? p->klen : q->klen;
+    int d = n ? memcmp(a->recs + p->off, a->recs + q->off, n) : 0;
+    return d ? d : (p->klen > q->klen) - (p->klen < q->klen);
 }
 
-/* rocksdb: writes every dirty entry to the store in one batch, sorted by
- * key (cheap memtable inserts), and marks it clean. */
-static int s_rocks_sync(sl_opctx_t *c, s_agg_t *a)
+/* rocksdb: the table whose records s_wb_qcmp compares (qsort has no
+ * argument for it; each task thread sorts its own). */
+static _Thread_local const s_agg_t *s_wb_ctx;
+
+static int s_wb_qcmp(const void *x, const void *y)
+{
+    return s_wb_cmp(s_wb_ctx, x, y);
+}
+
+/* rocksdb: sorts a->wb[0..n) into the stored order: an LSD radix sort of
+ * .order (one pass per byte that is not the same in all of them), then
+ * runs of equal .order (keys alike in their first 6 bytes) by the whole
+ * key. .order agrees with the stored order where it differs. */
+static int s_wb_sort(s_agg_t *a, size_t n)
+{
+    if (sl_grow((void **)&a->wb2, &a->wb2_cap, n, sizeof *a->wb2))
+        return SL_NOMEM;
+    size_t cnt[8][256] = {{0}}; /* byte histograms, then positions */
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < 8; b++)
+            cnt[b][(a->wb[i].order >> (8 * b)) & 0xff]++;
+    s_wb_t *src = a->wb, *dst = a->wb2;
+    for (int b = 0; b < 8; b++) {
+        if (cnt[b][(src[0].order >> (8 * b)) & 0xff] == n)
+            continue; /* the same byte everywhere */
+        size_t pos = 0;
+        for (int v = 0; v < 256; v++) {
+            size_t k = cnt[b][v];
+            cnt[b][v] = pos;
+            pos += k;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[cnt[b][(src[i].order >> (8 * b)) & 0xff]++] = src[i];
+        s_wb_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a->wb)
+        memcpy(a->wb, src, n * sizeof *a->wb);
+    s_wb_ctx = a;
+    for (size_t i = 0, j; i < n; i = j) { /* runs of equal .order, by key */
+        for (j = i + 1; j < n && a->wb[j].order == a->wb[i].order; j++)
+            ;
+        if (j - i > 1)
+            qsort(a->wb + i, j - i, sizeof *a->wb, s_wb_qcmp);
+    }
+    s_wb_ctx = NULL;
+    return SL_OK;
+}
+
+/* rocksdb: makes a->recs hold at least n bytes (its content kept). A
+ * large buffer is asked for in huge pages: the sorted writes read it in
+ * key order, all over it, and would otherwise miss the TLB as well. */
+static int s_recs_grow(s_agg_t *a, size_t n)
+{
+    size_t cap = a->recs_cap ? a->recs_cap : 1u << 16;
+    while (cap < n)
+        cap *= 2;
+    void *p = NULL;
+    if (cap >= S_HUGE) {
+        if (posix_memalign(&p, S_HUGE, cap))
+            return SL_NOMEM;
+#ifdef MADV_HUGEPAGE
+        (void)madvise(p, cap, MADV_HUGEPAGE); /* only advice */
+#endif
+    } else if (!(p = malloc(cap)))
+        return SL_NOMEM;
+    if (a->recs_len)
+        memcpy(p, a->recs, a->recs_len);
+    free(a->recs);
+    a->recs = p;
+    a->recs_cap = cap;
+    return SL_OK;
+}
+
+/* rocksdb: writes every dirty entry to the store, sorted by key, and
+ * marks it clean: in one write batch, or, for the last write-back (last)
+ * of S_SORTED_MIN entries or more, in an ingested SST. */
+static int s_rocks_sync(sl_opctx_t *c, s_agg_t *a, bool last)
 {
     const sl_plan_node_t *nd = c->node;
     size_t nw = 0;
+    /* 1. in entry order (sequential reads): each dirty entry's key and
+     * encoded value, back to back in a->recs; the sorted writes below then
+     * read one place per entry */
+    a->recs_len = 0;
     for (size_t e = 0; e < a->n; e++) {
-        const s_entry_t *en = &a->entries[e];
+        s_entry_t *en = &a->entries[e];
         if (!(en->kg & S_DIRTY))
             continue;
         if (sl_grow((void **)&a->wb, &a->wb_cap, nw + 1, sizeof *a->wb))
@@ -540,22 +637,54 @@ static int s_rocks_sync(sl_opctx_t *c, s_agg_t *a)
         const uint8_t *k = a->keys + en->key_off;
         for (size_t i = 0; i < 6 && i < en->key_len; i++)
             order |= (uint64_t)k[i] << (40 - 8 * i);
-        a->wb[nw++] = (s_wb_t){.order = order, .e = (uint32_t)e};
+        size_t off = a->recs_len;
+        s_acc_encode(nd, a, &a->accs[e * (size_t)nd->naggs], &a->vbuf);
+        if (a->vbuf.err)
+            return a->vbuf.err;
+        if (off + en->key_len + a->vbuf.len > a->recs_cap &&
+            s_recs_grow(a, off + en->key_len + a->vbuf.len))
+            return SL_NOMEM;
+        if (en->key_len)
+            memcpy(a->recs + off, k, en->key_len);
+        memcpy(a->recs + off + en->key_len, a->vbuf.data, a->vbuf.len);
+        a->recs_len += en->key_len + a->vbuf.len;
+        a->wb[nw++] = (s_wb_t){
+            .order = order, .off = off, .klen = en->key_len, .vlen = (uint32_t)a->vbuf.len};
+        en->kg &= ~S_DIRTY;
     }
     if (!nw)
         return SL_OK;
-    qsort(a->wb, nw, sizeof *a->wb, s_wb_cmp);
-    int rc = s_kv(c, a);
+    int rc = s_wb_sort(a, nw);
+    if (rc == SL_OK)
+        rc = s_kv(c, a);
+    /* 2. the last write-back (finish: a full scan follows) is built
+     * straight into an SST and ingested: no write batch, memtable inserts
+     * or flush. Not the others: RocksDB's SST writer drops the file from
+     * the page cache, and the checkpoint's copy, the compactions and the
+     * reads that come next would read it back from the disk (measured:
+     * more CPU per checkpoint than the memtable path) */
+    bool sorted = last && nw >= S_SORTED_MIN;
+    if (rc == SL_OK && sorted)
+        rc = sl_kv_sorted_begin(a->kv);
     for (size_t i = 0; i < nw && rc == SL_OK; i++) {
-        s_entry_t *en = &a->entries[a->wb[i].e];
-        s_acc_encode(nd, a, &a->accs[a->wb[i].e * (size_t)nd->naggs], &a->vbuf);
-        rc = a->vbuf.err ? a->vbuf.err
-                         : sl_kv_batch_put(a->batch, (uint16_t)en->kg, a->keys + en->key_off,
-                                           en->key_len, a->vbuf.data, a->vbuf.len);
-        en->kg &= ~S_DIRTY;
+        const s_wb_t *w = &a->wb[i];
+        if (i + 8 < nw)
+            __builtin_prefetch(a->recs + a->wb[i + 8].off);
+        const uint8_t *k = a->recs + w->off;
+        uint16_t kg = (uint16_t)(w->order >> 48);
+        rc = sorted ? sl_kv_sorted_put(a->kv, kg, k, w->klen, k + w->klen, w->vlen)
+                    : sl_kv_batch_put(a->batch, kg, k, w->klen, k + w->klen, w->vlen);
     }
     if (rc == SL_OK)
-        rc = sl_kv_batch_commit(a->kv, a->batch);
+        rc = sorted ? sl_kv_sorted_commit(a->kv) : sl_kv_batch_commit(a->kv, a->batch);
+    else if (sorted && a->kv)
+        sl_kv_sorted_abort(a->kv);
+    if (a->recs_cap >= S_HUGE) { /* memory only while writing back */
+        free(a->recs);
+        a->recs = NULL;
+        a->recs_cap = 0;
+    }
+    a->recs_len = 0;
     if (rc)
         return sl_op_fail(c, rc, "aggregate '%s': cannot write state: %s", nd->name,
                           a->kv && sl_kv_errmsg(a->kv)[0] ? sl_kv_errmsg(a->kv) : sl_strerror(rc));
@@ -563,11 +692,11 @@ static int s_rocks_sync(sl_opctx_t *c, s_agg_t *a)
 }
 
 /* rocksdb: writes the dirty entries to the store and empties the cache. */
-static int s_rocks_flush(sl_opctx_t *c, s_agg_t *a)
+static int s_rocks_flush(sl_opctx_t *c, s_agg_t *a, bool last)
 {
     if (!a->n)
         return SL_OK;
-    int rc = s_rocks_sync(c, a);
+    int rc = s_rocks_sync(c, a, last);
     if (rc)
         return rc;
     a->n = 0;
@@ -856,7 +985,7 @@ static int s_process_rocks(sl_opctx_t *c, const sl_batch_t *in)
         rc = s_aggregate(a, nd, a->rows[i], &a->accs[a->rowe[i] * naggs]);
     }
     if (rc == SL_OK && s_rocks_bytes(nd, a) > a->cache_bytes)
-        rc = s_rocks_flush(c, a);
+        rc = s_rocks_flush(c, a, false);
     return rc;
 }
 
@@ -930,7 +1059,7 @@ static int s_emit_key(sl_opctx_t *c, s_agg_t *a, const s_acc_t *accs)
 static int s_rocks_finish(sl_opctx_t *c, s_agg_t *a)
 {
     const sl_plan_node_t *nd = c->node;
-    int rc = s_rocks_flush(c, a);
+    int rc = s_rocks_flush(c, a, true);
     if (rc == SL_OK)
         rc = s_kv(c, a);
     if (rc)
@@ -1468,7 +1597,7 @@ static int s_restore_v4(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r)
         return sl_op_fail(c, SL_DATA, "aggregate '%s': snapshot is truncated or corrupt", nd->name);
     if (rc)
         return sl_op_fail(c, rc, "aggregate '%s': cannot restore: %s", nd->name, sl_strerror(rc));
-    return a->rocks ? s_rocks_flush(c, a) : SL_OK; /* a heap snapshot moves into the store */
+    return a->rocks ? s_rocks_flush(c, a, false) : SL_OK; /* a heap snapshot moves into the store */
 }
 
 /* The heap table as version 4 (above); the rocksdb backend syncs its
@@ -1478,7 +1607,7 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
     s_agg_t *a = c->state;
     const sl_plan_node_t *nd = c->node;
     if (a->rocks) {
-        int rc = s_rocks_sync(c, a); /* the clean entries stay cached */
+        int rc = s_rocks_sync(c, a, false); /* the clean entries stay cached */
         if (rc == SL_OK)
             rc = s_kv(c, a);
         if (rc)
@@ -1505,7 +1634,7 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
                               "aggregate '%s': the checkpoint keeps its state in rocksdb; the "
                               "job must use `state: {backend: rocksdb}` to restore it",
                               nd->name);
-        int rc = s_rocks_flush(c, a);
+        int rc = s_rocks_flush(c, a, false);
         return rc ? rc : sl_rstate_restore(c, &a->kv, r);
     }
     if (v == S_SNAP_VERSION && !r->err && nkeys == (uint32_t)nd->nkeys &&
@@ -1598,7 +1727,7 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
         return sl_op_fail(c, SL_DATA, "aggregate '%s': snapshot is truncated or corrupt", nd->name);
     if (rc)
         return sl_op_fail(c, rc, "aggregate '%s': cannot restore: %s", nd->name, sl_strerror(rc));
-    return a->rocks ? s_rocks_flush(c, a) : SL_OK; /* a heap snapshot moves into the store */
+    return a->rocks ? s_rocks_flush(c, a, false) : SL_OK; /* a heap snapshot moves into the store */
 }
 
 const sl_op_vtable_t sl_op_aggregate = {.open = s_open,

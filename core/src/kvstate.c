@@ -71,6 +71,11 @@ struct sl_kv {
     rocksdb_compactionfilter_t *ttl_filter;     /* drops expired values, or NULL */
     int64_t ttl_ms;                             /* sl_kv_opts_t.ttl_ms */
     size_t ttl_offset;                          /* sl_kv_opts_t.ttl_offset */
+    rocksdb_envoptions_t *envopts;              /* for the sorted writer, or NULL */
+    rocksdb_sstfilewriter_t *sst;               /* the open sorted write, or NULL */
+    char *sst_path;                             /* its file, dir/ingest.sst (owned) */
+    size_t sst_n;                               /* puts in it */
+    size_t wbuf;                                /* bytes of one memtable */
 };
 
 struct sl_kv_batch {
@@ -495,6 +500,7 @@ static int s_kv_new(const char *dir, const sl_kv_opts_t *o, sl_kv_t **out)
     rocksdb_options_set_block_based_table_factory(kv->opts, kv->topts);
     rocksdb_options_set_create_if_missing(kv->opts, o->create_if_missing);
     rocksdb_options_set_write_buffer_size(kv->opts, wbuf);
+    kv->wbuf = wbuf;
     rocksdb_options_set_max_write_buffer_number(kv->opts, 2);
     rocksdb_options_set_keep_log_file_num(kv->opts, 2);
     rocksdb_options_set_max_log_file_size(kv->opts, 1u << 20);
@@ -618,6 +624,10 @@ void sl_kv_close(sl_kv_t **pkv)
         rocksdb_readoptions_destroy(kv->ropts);
     if (kv->wopts)
         rocksdb_writeoptions_destroy(kv->wopts);
+    sl_kv_sorted_abort(kv);
+    if (kv->envopts)
+        rocksdb_envoptions_destroy(kv->envopts);
+    free(kv->sst_path);
     if (kv->opts)
         rocksdb_options_destroy(kv->opts);
     if (kv->ttl_filter)
@@ -642,6 +652,11 @@ void sl_kv_close(sl_kv_t **pkv)
 const char *sl_kv_dir(const sl_kv_t *kv)
 {
     return kv->dir;
+}
+
+size_t sl_kv_write_buffer_bytes(const sl_kv_t *kv)
+{
+    return kv->wbuf;
 }
 
 const char *sl_kv_errmsg(const sl_kv_t *kv)
@@ -898,6 +913,106 @@ int sl_kv_batch_commit(sl_kv_t *kv, sl_kv_batch_t *b)
     rocksdb_write(kv->db, kv->wopts, b->wb, &rerr);
     rocksdb_writebatch_clear(b->wb);
     return rerr ? s_rerr(rerr, SL_IO, kv->msg, sizeof kv->msg, "batch commit") : 0;
+}
+
+/* ---- sorted writes ------------------------------------------------------------- */
+
+int sl_kv_sorted_begin(sl_kv_t *kv)
+{
+    sl_kv_sorted_abort(kv);
+    if (!kv->sst_path && !(kv->sst_path = s_join(kv->dir, "ingest.sst")))
+        return SL_NOMEM;
+    if (!kv->envopts && !(kv->envopts = rocksdb_envoptions_create()))
+        return SL_NOMEM;
+    /* the store's options: the file has the table format (filters,
+     * partitioned indexes, compression, checksums) of the store's own */
+    kv->sst = rocksdb_sstfilewriter_create(kv->envopts, kv->opts);
+    if (!kv->sst)
+        return SL_NOMEM;
+    unlink(kv->sst_path); /* a leftover of a failed write */
+    char *rerr = NULL;
+    rocksdb_sstfilewriter_open(kv->sst, kv->sst_path, &rerr);
+    if (rerr) {
+        sl_kv_sorted_abort(kv);
+        return s_rerr(rerr, SL_IO, kv->msg, sizeof kv->msg, "sorted write: open");
+    }
+    kv->sst_n = 0;
+    return 0;
+}
+
+int sl_kv_sorted_put(sl_kv_t *kv, uint16_t kg, const void *key, size_t klen, const void *val,
+                     size_t vlen)
+{
+    if (!kv->sst) {
+        snprintf(kv->msg, sizeof kv->msg, "kvstate: sorted put without sl_kv_sorted_begin");
+        return SL_INVAL;
+    }
+    int rc = s_check_kg(kv, kg);
+    if (rc)
+        return rc;
+    const char *k = s_key(kv, kg, key, klen);
+    if (!k)
+        return SL_NOMEM;
+    char *rerr = NULL;
+    rocksdb_sstfilewriter_put(kv->sst, k, klen + 2, val, vlen, &rerr);
+    if (rerr) /* RocksDB checks the order: keys must strictly increase */
+        return s_rerr(rerr, SL_INVAL, kv->msg, sizeof kv->msg, "sorted put");
+    kv->sst_n++;
+    return 0;
+}
+
+int sl_kv_sorted_commit(sl_kv_t *kv)
+{
+    if (!kv->sst) {
+        snprintf(kv->msg, sizeof kv->msg, "kvstate: sorted commit without sl_kv_sorted_begin");
+        return SL_INVAL;
+    }
+    if (!kv->sst_n) { /* RocksDB makes no file without entries */
+        sl_kv_sorted_abort(kv);
+        return 0;
+    }
+    char *rerr = NULL;
+    rocksdb_sstfilewriter_finish(kv->sst, &rerr);
+    rocksdb_sstfilewriter_destroy(kv->sst);
+    kv->sst = NULL;
+    /* RocksDB's writer drops the file from the page cache as it writes it
+     * (SstFileWriter's invalidate_page_cache, not settable from C): ask the
+     * kernel to read it back now, without waiting, so the checkpoint's copy
+     * and the compactions that read it next find it cached */
+    int fd = rerr ? -1 : open(kv->sst_path, O_RDONLY);
+    if (fd >= 0) {
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED); /* only advice */
+        close(fd);
+    }
+    if (!rerr) {
+        /* hard-linked into the DB as a new file number (invariant 2); keys
+         * it shares with the memtable flush it first, so it is newest */
+        rocksdb_ingestexternalfileoptions_t *io = rocksdb_ingestexternalfileoptions_create();
+        if (!io) {
+            unlink(kv->sst_path);
+            return SL_NOMEM;
+        }
+        rocksdb_ingestexternalfileoptions_set_move_files(io, 1);
+        rocksdb_ingestexternalfileoptions_set_allow_global_seqno(io, 1);
+        rocksdb_ingestexternalfileoptions_set_allow_blocking_flush(io, 1);
+        const char *files[1] = {kv->sst_path};
+        rocksdb_ingest_external_file_cf(kv->db, kv->cf, files, 1, io, &rerr);
+        rocksdb_ingestexternalfileoptions_destroy(io);
+    }
+    unlink(kv->sst_path); /* the DB holds its own link */
+    kv->sst_n = 0;
+    return rerr ? s_rerr(rerr, SL_IO, kv->msg, sizeof kv->msg, "sorted commit") : 0;
+}
+
+void sl_kv_sorted_abort(sl_kv_t *kv)
+{
+    if (!kv || !kv->sst)
+        return;
+    rocksdb_sstfilewriter_destroy(kv->sst);
+    kv->sst = NULL;
+    kv->sst_n = 0;
+    if (kv->sst_path)
+        unlink(kv->sst_path);
 }
 
 /* ---- iteration ------------------------------------------------------------------ */

@@ -1,5 +1,6 @@
 /* check_kvstate.c — the RocksDB state store: point operations, iteration and
- * range deletes by key group, multi-gets, write batches, state larger than the memory
+ * range deletes by key group, multi-gets, write batches, sorted writes
+ * (ingested SSTs), state larger than the memory
  * budget, checkpoints that copy only new SST files, restores that verify
  * every file (and name the bad one), local copies of checkpoints and the
  * restores from them that fall back when a file does not match, manifest
@@ -515,6 +516,79 @@ static int s_in(const sl_kv_manifest_t *m, const char *stored)
             return 1;
     return 0;
 }
+
+/* Sorted writes: ingested as one SST, newer than the memtable's writes
+ * they overlap, in order or refused; checkpointed and restored like any
+ * other SST. */
+START_TEST(test_sorted_write)
+{
+    sl_kv_t *kv = s_open("src", 0, 0);
+    s_put_str(kv, 3, "b", "old");  /* in the memtable */
+    s_put_str(kv, 3, "z", "keep"); /* untouched by the sorted write */
+    /* a put without begin, and keys out of order, are refused */
+    ck_assert_int_eq(sl_kv_sorted_put(kv, 1, "a", 1, "v", 1), SL_INVAL);
+    ck_assert_int_eq(sl_kv_sorted_begin(kv), 0);
+    ck_assert_int_eq(sl_kv_sorted_put(kv, 3, "b", 1, "v", 1), 0);
+    ck_assert_int_eq(sl_kv_sorted_put(kv, 3, "a", 1, "v", 1), SL_INVAL);
+    ck_assert_ptr_nonnull(strstr(sl_kv_errmsg(kv), "sorted put"));
+    ck_assert_int_eq(sl_kv_sorted_put(kv, 0xffff, "a", 1, "v", 1), SL_INVAL);
+    sl_kv_sorted_abort(kv);
+    s_expect(kv, 3, "b", "old"); /* nothing of the aborted write */
+    struct stat sb;
+    ck_assert_int_ne(stat(s_path("src/ingest.sst"), &sb), 0);
+    /* a commit without puts writes nothing */
+    ck_assert_int_eq(sl_kv_sorted_begin(kv), 0);
+    ck_assert_int_eq(sl_kv_sorted_commit(kv), 0);
+    ck_assert_str_eq(s_scan(kv, 0, 10), "3:b=old;3:z=keep;");
+    /* (key group, key) order: a key before its extensions, the empty key
+     * first */
+    ck_assert_int_eq(sl_kv_sorted_begin(kv), 0);
+    const char *keys[] = {"a", "", "b", "ba", "c"};
+    const uint16_t kgs[] = {1, 3, 3, 3, 3};
+    for (int i = 0; i < 5; i++) {
+        char v[8];
+        snprintf(v, sizeof v, "s%d", i);
+        ck_assert_int_eq(sl_kv_sorted_put(kv, kgs[i], keys[i], strlen(keys[i]), v, strlen(v)), 0);
+    }
+    s_expect(kv, 1, "a", NULL); /* visible at commit */
+    ck_assert_int_eq(sl_kv_sorted_commit(kv), 0);
+    ck_assert_int_ne(stat(s_path("src/ingest.sst"), &sb), 0);
+    ck_assert_str_eq(s_scan(kv, 0, 10), "1:a=s0;3:=s1;3:b=s2;3:ba=s3;3:c=s4;3:z=keep;");
+    /* later writes win over the ingested ones */
+    s_put_str(kv, 3, "ba", "later");
+    s_expect(kv, 3, "ba", "later");
+
+    /* checkpointed (the ingested file is a shared SST) and restored */
+    sl_kv_manifest_t m;
+    sl_kv_ckpt_stats_t st;
+    int rc = sl_kv_checkpoint(kv, s_path("storage/chk-1"), s_path("storage/shared"), &m, &st, g_err,
+                              sizeof g_err);
+    ck_assert_msg(rc == 0, "checkpoint: %s", g_err);
+    ck_assert_uint_ge(s_count_shared(&m), 2);
+    ck_assert_int_eq(sl_kv_manifest_verify(&m, s_path("storage/chk-1"), s_path("storage/shared"),
+                                           g_err, sizeof g_err),
+                     0);
+    sl_kv_t *r = NULL;
+    rc = sl_kv_restore(&m, s_path("storage/chk-1"), s_path("storage/shared"), s_path("restored"),
+                       NULL, &r, g_err, sizeof g_err);
+    ck_assert_msg(rc == 0, "restore: %s", g_err);
+    s_assert_same(kv, r);
+    ck_assert_str_eq(s_scan(r, 0, 10), "1:a=s0;3:=s1;3:b=s2;3:ba=later;3:c=s4;3:z=keep;");
+    /* a restored store takes sorted writes too */
+    ck_assert_int_eq(sl_kv_sorted_begin(r), 0);
+    ck_assert_int_eq(sl_kv_sorted_put(r, 3, "b", 1, "r", 1), 0);
+    ck_assert_int_eq(sl_kv_sorted_commit(r), 0);
+    s_expect(r, 3, "b", "r");
+    s_expect(kv, 3, "b", "s2");
+    sl_kv_manifest_free(&m);
+    sl_kv_close(&r);
+    /* closing with a sorted write open drops it */
+    ck_assert_int_eq(sl_kv_sorted_begin(kv), 0);
+    ck_assert_int_eq(sl_kv_sorted_put(kv, 9, "x", 1, "y", 1), 0);
+    sl_kv_close(&kv);
+    ck_assert_int_ne(stat(s_path("src/ingest.sst"), &sb), 0);
+}
+END_TEST
 
 START_TEST(test_checkpoint_restore_incremental)
 {
@@ -1044,6 +1118,7 @@ int main(void)
     tcase_add_test(tc, test_ttl_compaction);
     tcase_add_test(tc, test_state_larger_than_memory);
     tcase_add_test(tc, test_checkpoint_restore_incremental);
+    tcase_add_test(tc, test_sorted_write);
     tcase_add_test(tc, test_restore_detects_damage);
     tcase_add_test(tc, test_local_copy_restore);
     tcase_add_test(tc, test_manifest_decode_rejects_garbage);

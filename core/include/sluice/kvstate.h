@@ -111,6 +111,25 @@ int sl_kv_batch_delete(sl_kv_batch_t *b, uint16_t kg, const void *key, size_t kl
 size_t sl_kv_batch_count(const sl_kv_batch_t *b);
 int sl_kv_batch_commit(sl_kv_t *kv, sl_kv_batch_t *b);
 
+/* Sorted writes: puts of strictly increasing (key group, key), built
+ * straight into a new SST file and ingested into the store at commit,
+ * past the memtable (no write batch, no skiplist inserts, no flush): for
+ * large write-backs that the caller can sort. The puts become visible, all
+ * at once, at commit, newer than every earlier write. One sorted write per
+ * store at a time; begin drops one left open. sl_kv_sorted_put fails with
+ * SL_INVAL (message in sl_kv_errmsg) on a key not above the previous one;
+ * after any failure, call sl_kv_sorted_abort (commit ends the write either
+ * way). A commit without puts writes nothing. */
+int sl_kv_sorted_begin(sl_kv_t *kv);
+/* Bytes of one memtable (sl_kv_opts_t.write_buffer_bytes): writes of more
+ * fill and flush memtables anyway, a sorted write skips both. */
+size_t sl_kv_write_buffer_bytes(const sl_kv_t *kv);
+int sl_kv_sorted_put(sl_kv_t *kv, uint16_t kg, const void *key, size_t klen, const void *val,
+                     size_t vlen);
+int sl_kv_sorted_commit(sl_kv_t *kv);
+/* Drops the open sorted write, if any (its puts are lost); accepts NULL. */
+void sl_kv_sorted_abort(sl_kv_t *kv);
+
 /* One entry seen by an iterator; all pointers are borrowed and valid until
  * the iterator moves or is destroyed. */
 typedef struct {

@@ -47,7 +47,7 @@
  * restores into any other; the heap restore goes in groups like records
  * (decode, hash and prefetch a group's slots, then insert it). */
 #define _POSIX_C_SOURCE 200809L
-#define _DEFAULT_SOURCE /* madvise(MADV_HUGEPAGE) */
+#define _DEFAULT_SOURCE /* mmap(MAP_ANONYMOUS) */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -172,9 +172,7 @@ static s_slot_t *s_table_new(size_t size)
             (void)munmap(m, head);
         if (S_HUGE - head)
             (void)munmap(m + head + bytes, S_HUGE - head);
-#ifdef MADV_HUGEPAGE
-        (void)madvise(m + head, bytes, MADV_HUGEPAGE); /* only advice */
-#endif
+        sl_mem_huge(m + head, bytes);
         return (s_slot_t *)(m + head);
     }
     void *t = aligned_alloc(64, bytes);
@@ -603,9 +601,7 @@ static int s_recs_grow(s_agg_t *a, size_t n)
     if (cap >= S_HUGE) {
         if (posix_memalign(&p, S_HUGE, cap))
             return SL_NOMEM;
-#ifdef MADV_HUGEPAGE
-        (void)madvise(p, cap, MADV_HUGEPAGE); /* only advice */
-#endif
+        sl_mem_huge(p, cap);
     } else if (!(p = malloc(cap)))
         return SL_NOMEM;
     if (a->recs_len)

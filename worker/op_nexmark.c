@@ -19,7 +19,15 @@
  * condition on the event's values and emits only the rows that pass, so
  * the others are never encoded; the columns only the condition reads are
  * then nulled. The position still counts every event generated, and the
- * source reports them as its records in.
+ * source reports them as its records in. On event time it keeps its own
+ * watermark (own_wm) from every event generated, as the task would from
+ * every row without the fusion, and offers it downstream every S_QUIET
+ * events in a row that fail the condition, so a condition that stops
+ * passing does not hold the watermark back until the next row.
+ *
+ * A condition whose value is the same for every event of a kind (it reads
+ * event_type and the columns of the other kinds, null for this one:
+ * `event_type = 'bid'`) is evaluated once per kind at open.
  *
  * Checkpoints: the position is the index of the next event of this
  * subtask (sl_op_source_checkpoint is called before every event). */
@@ -36,6 +44,8 @@
 
 #define S_EXTRA 21 /* the extra's column */
 
+#define S_QUIET 4096 /* events failing the condition between two watermark offers */
+
 typedef struct {
     sl_nexmark_event_t ev;  /* the event being emitted */
     int64_t next;           /* index of the next event to emit */
@@ -44,7 +54,9 @@ typedef struct {
     const sl_expr_t *where; /* the fused filter's condition, or NULL */
     int drop[S_NFIELDS];    /* columns only the condition reads: nulled after it */
     int ndrop;              /* entries of drop */
+    int kind_pass[3];       /* per kind: 1 all pass, 0 none, -1 evaluate per event */
     uint64_t generated;     /* events generated since open (records in) */
+    uint64_t failed;        /* events in a row that failed the condition */
 } s_nex_t;
 
 static sl_value_t s_str(const char *s)
@@ -103,6 +115,22 @@ static void s_reads(const sl_plan_t *p, int id, bool *reads, int depth)
         sl_expr_fields(nd->where, reads, S_NFIELDS);
     for (int k = 0; k < nd->nconsumers; k++)
         s_reads(p, nd->consumers[k], reads, depth + 1);
+}
+
+/* Columns set for events of kind k (docs/nexmark.md); the others are null. */
+static bool s_kind_column(sl_nexmark_kind_t k, int i)
+{
+    if (i == 0 || i == 20 || i == S_EXTRA)
+        return true;
+    switch (k) {
+    case SL_NEXMARK_PERSON:
+        return i >= 1 && i <= 6;
+    case SL_NEXMARK_AUCTION:
+        return i >= 7 && i <= 14;
+    case SL_NEXMARK_BID:
+        return i >= 15 && i <= 19;
+    }
+    return true;
 }
 
 /* Every column null: the start of each row (copied, not built per record). */
@@ -196,6 +224,22 @@ static int s_open(sl_opctx_t *c)
                 s->drop[s->ndrop++] = i;
                 s->reads[i] = true;
             }
+        for (int k = SL_NEXMARK_PERSON; k <= SL_NEXMARK_BID; k++) {
+            bool fixed = true; /* reads event_type and other kinds' (null) columns only */
+            for (int i = 1; i < S_NFIELDS; i++)
+                fixed = fixed && !(cond[i] && s_kind_column((sl_nexmark_kind_t)k, i));
+            s->kind_pass[k] = -1;
+            if (fixed) {
+                sl_value_t vals[S_NFIELDS], v;
+                memcpy(vals, s_nulls, sizeof s_nulls);
+                vals[0] = s_kinds[k];
+                if (sl_expr_eval(s->where, vals, c->arena, &v) != SL_OK)
+                    return sl_op_fail(c, SL_NOMEM, "out of memory");
+                s->kind_pass[k] = sl_expr_is_true(&v);
+                sl_arena_reset(c->arena);
+            }
+        }
+        c->own_wm = nd->watermarks && !nd->ts_expr && nd->rowtime == 20;
     }
     int rc = sl_nexmark_gen_new(&nd->nex, s->reads[S_EXTRA] ? 0 : SL_NEXMARK_GEN_NO_EXTRA, &s->gen);
     if (rc)
@@ -217,20 +261,34 @@ static int s_emit(sl_opctx_t *c, int64_t n)
                           (long long)n);
     atomic_store_explicit(&c->records_in, ++s->generated, memory_order_relaxed);
     sl_value_t vals[S_NFIELDS];
+    if (s->where && c->own_wm) {
+        const sl_plan_node_t *nd = c->node;
+        int64_t t = s->ev.date_time; /* as s_source_wm in task.c: max - bound - 1 */
+        if (t >= SL_WM_MIN + nd->wm_bound + 1 && t - nd->wm_bound - 1 > c->source_wm)
+            c->source_wm = t - nd->wm_bound - 1;
+    }
+    int pass = s->where ? s->kind_pass[s->ev.kind] : 1;
+    if (pass == 0)
+        goto failed;
     s_row(&s->ev, s->reads, vals);
-    if (s->where) {
+    if (pass < 0) {
         sl_value_t v;
         if (sl_expr_eval(s->where, vals, c->arena, &v) != SL_OK)
             return sl_op_fail(c, SL_NOMEM, "nexmark source '%s': out of memory evaluating '%s'",
                               c->node->name, c->plan->nodes[c->node->fused_filter].name);
-        bool pass = sl_expr_is_true(&v);
+        pass = sl_expr_is_true(&v);
         sl_arena_reset(c->arena); /* v is read: nothing of the arena is kept */
         if (!pass)
-            return SL_OK;
-        for (int i = 0; i < s->ndrop; i++)
-            vals[s->drop[i]] = s_nulls[0];
+            goto failed;
     }
+    s->failed = 0;
+    for (int i = 0; i < s->ndrop; i++)
+        vals[s->drop[i]] = s_nulls[0];
     return sl_emit(&c->out, vals);
+failed:
+    if (c->own_wm && ++s->failed % S_QUIET == 0)
+        return sl_op_source_idle(c); /* offers the watermark (and flushes nothing) */
+    return SL_OK;
 }
 
 static int s_run(sl_opctx_t *c)

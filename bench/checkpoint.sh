@@ -397,11 +397,11 @@ run_embedded() {
         RSS=-
     fi
     ROWS=$(awk '$2 == "discard" { print $3 }' "$log")
-    SRC=$(awk '$2 == "generator" || $2 == "nexmark" { print $4 }' "$log")
+    SRC=$(awk '$2 == "generator" || $2 == "nexmark" { print $3 }' "$log")
     CKS=$(sed -n 's/^\([0-9]*\) checkpoints\{0,1\} completed.*/\1/p' "$log")
     CKS=${CKS:-0}
     [ -n "$ROWS" ] || die "$job: no discard sink in sluice's summary: $(cat "$log")"
-    [ "$SRC" = "$(job_events "$job")" ] || die "$job checkpoints=$cfg: the source emitted '$SRC' records, not $(job_events "$job")"
+    [ "$SRC" = "$(job_events "$job")" ] || die "$job checkpoints=$cfg: the source read '$SRC' records, not $(job_events "$job")"
 }
 
 declare -A WALLS CPUS RSSS CKSS TROWS

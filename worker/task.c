@@ -1416,10 +1416,11 @@ void sl_task_metrics(const sl_task_t *t, int i, sl_op_metrics_t *m)
                          ? atomic_load_explicit(&c->records_out, memory_order_relaxed)
                          : c->out.records;
     /* A source's input is what it read, which is what it emitted (bad
-     * records it skipped are counted in errors). */
-    m->records_in = nd->role == SL_ROLE_SOURCE
-                        ? m->records_out
-                        : atomic_load_explicit(&c->records_in, memory_order_relaxed);
+     * records it skipped are counted in errors), unless it counts what it
+     * read itself (a nexmark source applying a fused filter). */
+    m->records_in = atomic_load_explicit(&c->records_in, memory_order_relaxed);
+    if (nd->role == SL_ROLE_SOURCE && nd->fused_filter < 0)
+        m->records_in = m->records_out;
     m->busy_ns = atomic_load_explicit(&c->busy_ns, memory_order_relaxed);
     m->errors = atomic_load_explicit(&c->errors, memory_order_relaxed);
     m->late = atomic_load_explicit(&c->records_late, memory_order_relaxed);

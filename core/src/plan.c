@@ -1883,6 +1883,41 @@ static int s_chain_of(const sl_plan_t *p, const sl_plan_node_t *nd)
     return chain;
 }
 
+/* Fuses into each nexmark source the filter that is its only consumer,
+ * when the filter runs in the source's chain on the source's own output
+ * (not a side output, not a plugin function) and its condition reads only
+ * the columns the source generates (not the event_time column the task adds
+ * for a `timestamp:` expression). The source evaluates the condition on the
+ * event's values before the row is encoded, so a row that fails it is never
+ * built; it still counts the event in its position. */
+static int s_fuse_filters(sl_plan_t *p)
+{
+    for (int i = 0; i < p->nnodes; i++) {
+        sl_plan_node_t *src = &p->nodes[i];
+        if (src->kind != SL_OP_NEXMARK_SOURCE || src->nconsumers != 1 || src->side_out || !src->out)
+            continue;
+        sl_plan_node_t *f = &p->nodes[src->consumers[0]];
+        if (f->kind != SL_OP_FILTER || f->udf || !f->where || f->ninputs != 1 ||
+            f->input_ports[0] != 0 || f->part[0] != SL_PART_FORWARD || f->chain != src->chain ||
+            f->parallelism != src->parallelism)
+            continue;
+        int n = src->out->nfields, nsrc = sl_plan_source_schema(src)->nfields;
+        bool *used = calloc((size_t)n, sizeof *used);
+        if (!used)
+            return SL_NOMEM;
+        sl_expr_fields(f->where, used, n);
+        bool own = true;
+        for (int k = nsrc; k < n; k++)
+            own = own && !used[k];
+        free(used);
+        if (own) {
+            src->fused_filter = f->id;
+            f->fused = true;
+        }
+    }
+    return SL_OK;
+}
+
 static int s_build_chains(sl_plan_t *p, const sl_spec_t *spec)
 {
     p->chains = calloc((size_t)p->nnodes, sizeof *p->chains);
@@ -1952,6 +1987,7 @@ int sl_plan_build(const sl_spec_t *spec, int parallelism, const sl_plugin_t *plu
         nd->input_ports = calloc((size_t)(sn->ninputs ? sn->ninputs : 1), sizeof(int));
         nd->rowtime = -1;
         nd->win.time_field = -1;
+        nd->fused_filter = -1;
         nd->part = calloc((size_t)(sn->ninputs ? sn->ninputs : 1), sizeof(sl_part_t));
         nd->edge_keys = calloc((size_t)(sn->ninputs ? sn->ninputs : 1), sizeof(int *));
         nd->edge_nkeys = calloc((size_t)(sn->ninputs ? sn->ninputs : 1), sizeof(int));
@@ -2038,6 +2074,8 @@ int sl_plan_build(const sl_spec_t *spec, int parallelism, const sl_plugin_t *plu
     if (rc == SL_OK) {
         s_assign_partitioning(p);
         rc = s_build_chains(p, spec);
+        if (rc == SL_OK)
+            rc = s_fuse_filters(p);
     }
 done:
     if (rc != SL_OK) {
@@ -2175,6 +2213,12 @@ void sl_plan_print(const sl_plan_t *p, FILE *out)
                         prev ? "" : p->nodes[nd->inputs[e]].name,
                         nd->part[e] == SL_PART_HASH ? " (parallelism 1)" : "");
             }
+            if (nd->fused_filter >= 0)
+                fprintf(out, "       applies filter %s to each event (fused)\n",
+                        p->nodes[nd->fused_filter].name);
+            if (nd->fused)
+                fprintf(out, "       fused into source %s: forwards its rows\n",
+                        p->nodes[nd->inputs[0]].name);
             if (k == 0)
                 for (int e = 0; e < nd->ninputs; e++) {
                     char label[256];

@@ -103,6 +103,79 @@ START_TEST(test_plan_print)
 }
 END_TEST
 
+/* A filter that is the only consumer of a nexmark source, in its chain,
+ * reading only the columns the source generates, is fused into it; not a
+ * filter next to another consumer, one at its own parallelism, or one
+ * reading the event_time column a `timestamp:` expression adds. */
+static const char *s_nexfilter(const char *src_extra, const char *where, const char *filter_extra,
+                               bool second, char *buf, size_t cap)
+{
+    snprintf(buf, cap,
+             "name: nx\n"
+             "parallelism: 2\n"
+             "sources:\n"
+             "  - {name: ev, type: nexmark, events: 100%s}\n"
+             "operators:\n"
+             "  - {name: sel, type: filter, input: ev, where: \"%s\"%s}\n"
+             "%s"
+             "sinks:\n"
+             "  - {name: out, type: discard, input: sel}\n"
+             "%s",
+             src_extra, where, filter_extra,
+             second
+                 ? "  - {name: other, type: filter, input: ev, where: \"event_type = 'person'\"}\n"
+                 : "",
+             second ? "  - {name: out2, type: discard, input: other}\n" : "");
+    return buf;
+}
+
+START_TEST(test_nexmark_fused_filter)
+{
+    char text[1024];
+    s_loaded_t l;
+    for (int par = 1; par <= 2; par++) {
+        ck_assert_int_eq(s_load(&l,
+                                s_nexfilter("", "event_type = 'bid' and auction % 123 = 0", "",
+                                            false, text, sizeof text),
+                                par),
+                         SL_OK);
+        int ev = sl_spec_find(l.spec, "ev"), sel = sl_spec_find(l.spec, "sel");
+        ck_assert_int_eq(l.plan->nodes[ev].fused_filter, sel);
+        ck_assert(l.plan->nodes[sel].fused);
+        ck_assert_int_eq(l.plan->nodes[sel].chain, l.plan->nodes[ev].chain);
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+        sl_plan_print(l.plan, f);
+        fclose(f);
+        ck_assert_ptr_nonnull(strstr(out, "applies filter sel to each event (fused)"));
+        ck_assert_ptr_nonnull(strstr(out, "fused into source ev"));
+        free(out);
+        s_unload(&l);
+    }
+    const char *cases[][3] = {
+        /* the source feeds another filter too */
+        {"", "", "2"},
+        /* the filter at its own parallelism: not in the source's chain */
+        {"", ", parallelism: 1", ""},
+        /* the condition reads the column the timestamp expression adds */
+        {", timestamp: \"coalesce(price, 0) * 1000\", watermark: {max_out_of_order: 0}", "", "t"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        const char *where = cases[k][2][0] == 't' ? "event_time is not null" : "event_type = 'bid'";
+        ck_assert_int_eq(s_load(&l,
+                                s_nexfilter(cases[k][0], where, cases[k][1], cases[k][2][0] == '2',
+                                            text, sizeof text),
+                                2),
+                         SL_OK);
+        int ev = sl_spec_find(l.spec, "ev"), sel = sl_spec_find(l.spec, "sel");
+        ck_assert_msg(l.plan->nodes[ev].fused_filter == -1, "case %zu fused", k);
+        ck_assert(!l.plan->nodes[sel].fused);
+        s_unload(&l);
+    }
+}
+END_TEST
+
 /* A keyed (hash) edge with both ends at parallelism 1 is chained: the one
  * subtask owns every key group, so no exchange is needed. Not when either
  * end runs wider, or the node has two inputs in different tasks (a join of
@@ -483,6 +556,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_keyed_chain_at_p1);
     tcase_add_test(tc, test_branching_chain);
     tcase_add_test(tc, test_branching_chain_limits);
+    tcase_add_test(tc, test_nexmark_fused_filter);
     tcase_add_test(tc, test_map_types_and_key_by);
     tcase_add_test(tc, test_all_errors_reported);
     tcase_add_test(tc, test_union_and_fan_out);

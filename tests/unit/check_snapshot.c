@@ -674,6 +674,67 @@ START_TEST(test_nexmark)
 }
 END_TEST
 
+/* A filter fused into the nexmark source (plan.h, fused_filter): the
+ * source emits exactly the events that pass the condition, in order, each
+ * with the columns read downstream and the others null (the condition's
+ * event_type too), as a plain loop over sl_nexmark_event computes them;
+ * snapshots between events restore exactly, since the position still
+ * counts every event. */
+START_TEST(test_nexmark_fused_filter)
+{
+    s_job_t j;
+    s_job_load(&j,
+               "name: n\n"
+               "sources:\n"
+               "  - {name: ev, type: nexmark, events: 3000, seed: 5}\n"
+               "operators:\n"
+               "  - {name: sel, type: filter, input: ev, "
+               "where: \"event_type = 'bid' and auction % 7 = 0\"}\n"
+               "  - {name: m, type: map, input: sel, select: {auction: auction, price: price}}\n"
+               "sinks:\n"
+               "  - {name: out, type: discard, input: m}\n");
+    int ev = sl_spec_find(j.spec, "ev"), sel = sl_spec_find(j.spec, "sel");
+    ck_assert_int_eq(j.plan->nodes[ev].fused_filter, sel);
+    ck_assert(j.plan->nodes[sel].fused);
+    const sl_schema_t *sch = j.plan->nodes[ev].out;
+    sl_nexmark_cfg_t cfg;
+    sl_nexmark_cfg_default(&cfg);
+    cfg.seed = 5;
+    for (int par = 1; par <= 2; par++)
+        for (int sub = 0; sub < par; sub++) {
+            s_buf_t full;
+            s_source_full(&j, "ev", sub, par, &full);
+            /* the reference: every event of this subtask that passes */
+            size_t n = 0;
+            const uint8_t *r = full.p;
+            for (uint64_t e = (uint64_t)sub; e < 3000; e += (uint64_t)par) {
+                sl_nexmark_event_t x;
+                ck_assert_int_eq(sl_nexmark_event(&cfg, e, &x), SL_OK);
+                if (x.kind != SL_NEXMARK_BID || x.bid.auction % 7 != 0)
+                    continue;
+                S_CHECK(n < full.n, "%d/%d: event %llu missing", sub, par, (unsigned long long)e);
+                sl_value_t v[22];
+                sl_row_decode(sch, r, v);
+                S_CHECK(!v[15].is_null && v[15].u.i == x.bid.auction && !v[17].is_null &&
+                            v[17].u.i == x.bid.price,
+                        "%d/%d: row %zu is not event %llu", sub, par, n, (unsigned long long)e);
+                S_CHECK(v[0].is_null && v[16].is_null && v[21].is_null,
+                        "%d/%d: row %zu carries columns nobody reads", sub, par, n);
+                r += sl_row_len(r);
+                n++;
+            }
+            ck_assert_uint_eq(n, full.n);
+            ck_assert_uint_gt(n, 10);
+            uint64_t pts[] = {0, 1, full.n / 2, full.n - 1, full.n};
+            for (size_t i = 0; i < sizeof pts / sizeof *pts; i++)
+                s_source_case(&j, "ev", sub, par, pts[i], 1, &full, NULL);
+            s_source_after_end(&j, "ev", sub, par);
+            free(full.p);
+        }
+    s_job_free(&j);
+}
+END_TEST
+
 /* The file source over files in a directory, snapshotted before every
  * record (so across every file boundary). */
 static void s_file_case(const char *dir, const char *glob, const char *format, const char *schema,
@@ -2455,6 +2516,7 @@ int main(void)
     TCase *src = tcase_create("sources");
     tcase_set_timeout(src, 300);
     tcase_add_test(src, test_nexmark);
+    tcase_add_test(src, test_nexmark_fused_filter);
     tcase_add_test(src, test_file_source);
     suite_add_tcase(s, src);
     /* (the heap aggregate, both snapshot versions: a test case of its own) */

@@ -191,6 +191,12 @@ typedef struct sl_plan_node {
     /* nexmark / ysb, realtime: true: event n is emitted no earlier than its
      * event time on the wall clock (for latency runs) */
     bool gen_realtime;
+    /* Plan rewrite (s_fuse_filters): a filter that is the only consumer of
+     * a nexmark source, in its chain, is applied by the source to each
+     * event before its row is built and encoded; the filter then forwards
+     * what it receives. */
+    int fused_filter;          /* nexmark source: id of the filter it applies, or -1 */
+    bool fused;                /* filter: its source applies `where` (every row it gets passes) */
     int latency_field;         /* discard sink: timestamp field measured (now - it), or -1 */
     int64_t latency_warmup_ms; /* discard sink: event time skipped at the start */
     int64_t latency_span_ms;   /* discard sink: event time measured after it (0 = all) */

@@ -88,21 +88,29 @@ victim_of() { # JOB: a worker running its join or process function, while the jo
     sluice status --json "$1" | json '(lambda w: w[0] if w and j["state"] == "RUNNING" else "")([t["worker"] for t in j.get("tasks", []) if "alerts" in t["operators"] or "enriched" in t["operators"]])'
 }
 can_kill() { checkpoints_at_least "$1" 2 && [ -n "$(victim_of "$1")" ]; }
-kill_one() { # JOB: kills -9 a worker running its join or process function, starts it again
+restarted() { [ "$(sluice status --json "$1" | json 'j["attempt"]')" -ge 2 ]; }
+kill_one() { # JOB NAME: kills -9 a worker running its join or process function, starts it
+    # again and, once the job restarted, lets its sources go on past their pause
     wait_for 60 can_kill "$1" || fail "no checkpoints or not running: $(sluice status "$1")"
     local victim
     victim=$(victim_of "$1")
     [ -n "${WPID[$victim]:-}" ] || fail "no worker '$victim': $(sluice status "$1")"
     kill -9 "${WPID[$victim]}"
     start_worker "$victim"
+    wait_for 60 restarted "$1" || fail "the killed run $1 did not restart: $(sluice status "$1")"
+    touch "$WORK/release-$2"
 }
+# The runs to kill hold their sources halfway (pause_after) until the
+# test lets them go after the kill: on a slow machine a run cannot end
+# before it.
+HOLD=(-p pause_for=10m)
 
 step "run it twice more (heap, rocksdb) and kill -9 a worker running its join or process after two checkpoints"
-KILL=$(submit kill 2)
-RKILL=$(SUBMIT_PARAMS=RPARAMS submit rkill 2 -p backend=rocksdb)
-kill_one "$KILL"
-is_state "$RKILL" FINISHED && fail "the rocksdb run finished before a worker was killed"
-kill_one "$RKILL"
+KILL=$(submit kill 2 "${HOLD[@]}" -p pause_after=50000 -p cpause_after=5000 -p pause_until="$WORK/release-kill")
+RKILL=$(SUBMIT_PARAMS=RPARAMS submit rkill 2 -p backend=rocksdb "${HOLD[@]}" -p pause_after=10000 \
+    -p cpause_after=1000 -p pause_until="$WORK/release-rkill")
+kill_one "$KILL" kill
+kill_one "$RKILL" rkill
 
 step "all finish"
 wait "$REF_PID" || fail "the reference run failed: $(cat "$WORK/ref.err")"

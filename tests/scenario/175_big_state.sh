@@ -22,6 +22,10 @@ M=2                               # records per key
 COUNT=$((KEYS * M))
 RATE=${BIG_RATE:-100000}          # >= 16 s a job: the kill comes well before its end
 MIN_STATE=${BIG_MIN_STATE:-5000000} # bytes of state files a "big" checkpoint holds at least
+# Each source subtask holds after PAUSE_AFTER of its records (every key has
+# its state by then) until the job restarted after the kill: on a slow
+# machine the job cannot end before it.
+PAUSE_AFTER=$((COUNT * 3 / 8))
 HB=1000                           # the master's --heartbeat-timeout, ms
 
 eval "lib_$(declare -f fail)"
@@ -71,6 +75,7 @@ awk -v keys="$KEYS" -v m="$M" 'BEGIN { for (k = 0; k < keys; k++) printf "%d,%d,
 
 step "submit: $KEYS keys, $COUNT records at $RATE/s, checkpoints every 1 s"
 sluice submit "$DIR/keyed.yaml" --detach -p count="$COUNT" -p rate="$RATE" -p keys="$KEYS" \
+    -p pause_after="$PAUSE_AFTER" -p pause_for=10m -p pause_until="$WORK/release" \
     -p out="$WORK/totals.csv" >"$WORK/job" || { cat "$WORK/stderr" >&2; fail "submit"; }
 JOB=$(cat "$WORK/job")
 CK="$WORK/state/checkpoints/$JOB"
@@ -91,6 +96,7 @@ wait "$vpid" 2>/dev/null || true
 echo "   killed $VICTIM"
 start_worker "$VICTIM"
 wait_for 120 running_attempt 2 || fail "the job did not restart: $(sluice status "$JOB")"
+touch "$WORK/release"
 grep -q "job $JOB restarts from checkpoint" "$WORK/master.err" ||
     fail "the restart did not restore a checkpoint"
 restored=$(sed -n "s/.*job $JOB restarts from checkpoint \([0-9]*\).*/\1/p" "$WORK/master.err" | tail -n 1)

@@ -1525,6 +1525,18 @@ static int s_restore_heap(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r, uint64_t n)
     return rc;
 }
 
+/* The end of a restore that ended with rc (r's error counts as corrupt
+ * data): the error named, or a heap snapshot moved into the store. */
+static int s_restore_end(sl_opctx_t *c, s_agg_t *a, const sl_snap_r_t *r, int rc)
+{
+    const char *name = c->node->name;
+    if (rc == SL_DATA || r->err)
+        return sl_op_fail(c, SL_DATA, "aggregate '%s': snapshot is truncated or corrupt", name);
+    if (rc)
+        return sl_op_fail(c, rc, "aggregate '%s': cannot restore: %s", name, sl_strerror(rc));
+    return a->rocks ? s_rocks_flush(c, a, false) : SL_OK; /* a heap snapshot moves into the store */
+}
+
 /* Restores the entries of a version 4 heap snapshot (after its version,
  * nkeys and naggs): the keys whose key group this subtask owns go into
  * the table directly by their compact key, no row built. */
@@ -1589,11 +1601,7 @@ static int s_restore_v4(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r)
         rc = s_accs_get(nd, a, r, &a->accs[p.e * naggs]);
     }
     free(buf);
-    if (rc == SL_DATA || r->err)
-        return sl_op_fail(c, SL_DATA, "aggregate '%s': snapshot is truncated or corrupt", nd->name);
-    if (rc)
-        return sl_op_fail(c, rc, "aggregate '%s': cannot restore: %s", nd->name, sl_strerror(rc));
-    return a->rocks ? s_rocks_flush(c, a, false) : SL_OK; /* a heap snapshot moves into the store */
+    return s_restore_end(c, a, r, rc);
 }
 
 /* The heap table as version 4 (above); the rocksdb backend syncs its
@@ -1719,11 +1727,7 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
     }
     free(row);
     free(buf);
-    if (rc == SL_DATA || r->err)
-        return sl_op_fail(c, SL_DATA, "aggregate '%s': snapshot is truncated or corrupt", nd->name);
-    if (rc)
-        return sl_op_fail(c, rc, "aggregate '%s': cannot restore: %s", nd->name, sl_strerror(rc));
-    return a->rocks ? s_rocks_flush(c, a, false) : SL_OK; /* a heap snapshot moves into the store */
+    return s_restore_end(c, a, r, rc);
 }
 
 const sl_op_vtable_t sl_op_aggregate = {.open = s_open,

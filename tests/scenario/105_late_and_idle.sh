@@ -7,6 +7,8 @@
 #  3. an idle source stops holding the watermark back after its idle
 #     timeout, and holds it back again when it emits again; without an idle
 #     timeout it stalls the windows for as long as it is silent.
+#  4. the worked example of docs/time.md gives the results it shows, and
+#     jobs/click-sessions.yaml equals sessions computed in Python.
 source "$(dirname "$0")/lib.sh"
 DIR=$SRC/tests/scenario/lateness
 # Small batches: the watermark moves per batch, and the inputs leave a
@@ -81,6 +83,28 @@ b,1970-01-01T00:00:10.000Z,1970-01-01T00:00:20.000Z,1,12000
 CSV
 tail -n +2 "$WORK/expr.csv" | sort | diff "$WORK/want-expr.csv" - >&2 || fail "expression timestamps"
 grep -q "(1 late records dropped" "$WORK/stderr" || fail "the late record is not counted"
+
+step "the worked example of docs/time.md"
+pad=$(printf '%072d' 0)
+printf 'key,ts,note\n' > "$WORK/worked.csv"
+for t in 1000 4000 3000 12000 8000 19000 7000; do printf 'a,%d,%s\n' "$t" "$pad" >> "$WORK/worked.csv"; done
+SLUICE_BATCH_BYTES=64 sluice run "$DIR/worked.yaml" --quiet -p input="$WORK/worked.csv" \
+    -p main="$WORK/worked-main.csv" -p late="$WORK/worked-late.csv" ||
+    { cat "$WORK/stderr" >&2; fail "worked example job"; }
+# In arrival order: [0,10) fires at a@12 with 3 records, a@8 (late, within
+# the allowed 5 s) updates it to 4, a@19 drops it, a@7 is too late and goes
+# to the side output, and end of input fires [10,20) with 2.
+cat > "$WORK/want-worked.csv" <<'CSV'
+key,window_start,window_end,n
+a,1970-01-01T00:00:00.000Z,1970-01-01T00:00:10.000Z,3
+a,1970-01-01T00:00:00.000Z,1970-01-01T00:00:10.000Z,4
+a,1970-01-01T00:00:10.000Z,1970-01-01T00:00:20.000Z,2
+CSV
+diff "$WORK/want-worked.csv" "$WORK/worked-main.csv" >&2 || fail "worked example: window results"
+printf 'key,ts,note\na,7000,%s\n' "$pad" | diff - "$WORK/worked-late.csv" >&2 ||
+    fail "worked example: side output"
+grep -Eq "^per_key +window .*\(1 late records to the side output\)" "$WORK/stderr" ||
+    fail "worked example: the late record is not counted"
 
 step "jobs/click-sessions.yaml equals sessions computed in Python"
 sluice run "$SRC/jobs/click-sessions.yaml" --quiet -p input="$SRC/jobs/data/clicks.csv" \

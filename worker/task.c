@@ -59,8 +59,7 @@ struct sl_task {
     int nout;
     s_output_t *out;
     sl_value_t *keyvals; /* scratch for hash keys */
-    _Atomic uint64_t blocked_ns;
-    int opened; /* ops opened so far */
+    int opened;          /* ops opened so far */
     char err[600];
 
     /* Event time (docs/time.md). */
@@ -1427,6 +1426,10 @@ void sl_task_metrics(const sl_task_t *t, int i, sl_op_metrics_t *m)
     m->restored_local = atomic_load_explicit(&c->restored_local, memory_order_relaxed);
     m->restored_remote = atomic_load_explicit(&c->restored_remote, memory_order_relaxed);
     m->restore_ns = atomic_load_explicit(&c->restore_ns, memory_order_relaxed);
+    m->backpressure_ns = 0; /* the credit waits of op i's own edges */
+    for (int k = 0; k < t->nout; k++)
+        if (t->out[k].from == i && t->out[k].gate)
+            m->backpressure_ns += sl_outgate_blocked_ns(t->out[k].gate);
     m->has_lag = false;
     m->lag = 0;
     m->lag_detail[0] = 0;
@@ -1438,15 +1441,6 @@ void sl_task_metrics(const sl_task_t *t, int i, sl_op_metrics_t *m)
         snprintf(m->lag_detail, sizeof m->lag_detail, "%s", t->lag_detail);
         pthread_mutex_unlock(&mt->ack_lock);
     }
-}
-
-uint64_t sl_task_blocked_ns(const sl_task_t *t)
-{
-    uint64_t ns = 0;
-    for (int k = 0; k < t->nout; k++)
-        if (t->out[k].gate)
-            ns += sl_outgate_blocked_ns(t->out[k].gate);
-    return ns;
 }
 
 void sl_task_close(sl_task_t *t)

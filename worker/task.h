@@ -73,6 +73,10 @@ typedef struct {
     char lag_detail[256]; /* per partition: "topic/partition=lag ..." */
     /* its RocksDB stores' restore (sl_opctx_t): bytes local, fetched; ns */
     uint64_t restored_local, restored_remote, restore_ns;
+    /* ns its sends to other tasks waited for credit (backpressure): only
+     * an operator with a consumer in another task has any; in a branching
+     * chain, the one whose outgoing edge was blocked */
+    uint64_t backpressure_ns;
 } sl_op_metrics_t;
 
 sl_task_t *sl_task_new(const sl_task_env_t *env);
@@ -110,8 +114,6 @@ bool sl_task_poll_ack(sl_task_t *t, sl_task_ack_t *out);
 /* The task's current watermark (SL_WM_MIN before the first; readable from
  * any thread). */
 int64_t sl_task_watermark(const sl_task_t *t);
-/* Nanoseconds the task waited for credit (backpressure). */
-uint64_t sl_task_blocked_ns(const sl_task_t *t);
 /* Closes the chain's operators: frees their state and removes their local
  * files. Called by the thread that ran the task, once sl_task_run
  * returned, so that the worker's control thread never frees large state;

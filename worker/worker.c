@@ -241,8 +241,7 @@ static void s_send_state_ep(sl_worker_t *w, s_slot_t *t, Sluice__TaskStateKind s
         m[i].lag_partitions = om.has_lag ? lagbuf : (char *)"";
         if (om.has_lag)
             snprintf(lagbuf, sizeof lagbuf, "%s", om.lag_detail);
-        if (i == nops - 1) /* the chain's tail sends, so it is the one held back */
-            m[i].backpressure_ns = sl_task_blocked_ns(t->task);
+        m[i].backpressure_ns = om.backpressure_ns;
         mp[i] = &m[i];
     }
     ts.n_metrics = (size_t)nops;

@@ -28,6 +28,7 @@ typedef struct {
     struct timespec since;     /* when it last changed */
     uint64_t value;            /* out: records_out of op */
     uint64_t bp_ns;            /* out: backpressure of op */
+    uint64_t bp_others;        /* out: backpressure of every other operator */
     uint64_t sink_in;          /* out: records_in of op "out" */
 } s_watch_t;
 
@@ -39,10 +40,13 @@ static int s_poll(s_watch_t *w)
     if (sl_client_status(w->cl, w->job, 5000, &rep, err, sizeof err) != SL_OK)
         return -1;
     const Sluice__JobStatus *st = rep->job_status;
+    w->bp_others = 0;
     for (size_t i = 0; i < st->n_metrics; i++) {
         if (w->op && strcmp(st->metrics[i]->op, w->op) == 0) {
             w->value = st->metrics[i]->records_out;
             w->bp_ns = st->metrics[i]->backpressure_ns;
+        } else {
+            w->bp_others += st->metrics[i]->backpressure_ns;
         }
         if (strcmp(st->metrics[i]->op, "out") == 0)
             w->sink_in = st->metrics[i]->records_in;
@@ -204,6 +208,64 @@ START_TEST(test_cancel_blocked_job)
 }
 END_TEST
 
+/* A branching chain: src feeds a chained map→discard branch and, through
+ * `tag`, a stdout sink in another task. The chain's last operator is
+ * `drop`, but the edge held back by the stuck sink is tag's: the credit
+ * wait is tag's backpressure, and no other operator's. */
+static const char *s_branch_spec =
+    "name: branch-bp\n"
+    "parallelism: 2\n"
+    "sources:\n"
+    "  - { name: src, type: file, format: text, path: '${input}' }\n"
+    "operators:\n"
+    "  - { name: tag, type: map, input: src, select: { l: line } }\n"
+    "  - { name: keep, type: map, input: src, select: { l: line } }\n"
+    "sinks:\n"
+    "  - { name: out, type: stdout, input: tag }\n"
+    "  - { name: drop, type: discard, input: keep }\n";
+
+START_TEST(test_branch_backpressure_on_sender)
+{
+    char *dir = sl_test_tmpdir();
+    char *input = s_write_input(dir);
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    dup2(fds[1], STDOUT_FILENO); /* the sink writes into a pipe nobody reads */
+    close(fds[1]);
+    char err[1024], job[64];
+    sl_minicluster_t *mc = sl_minicluster_start(1, 4, err, sizeof err);
+    ck_assert_msg(mc != NULL, "%s", err);
+    sl_params_t *params = sl_params_new();
+    sl_params_set(params, "input", input);
+    ck_assert_int_eq(sl_client_submit(sl_minicluster_client(mc), "branch.yaml", s_branch_spec,
+                                      strlen(s_branch_spec), params, 0, job, sizeof job, err,
+                                      sizeof err),
+                     SL_OK);
+    s_watch_t w = {.cl = sl_minicluster_client(mc), .job = job, .op = "tag"};
+    clock_gettime(CLOCK_MONOTONIC, &w.since);
+    ck_assert_msg(sl_wait_until(s_backpressured, &w, 30000), "no backpressure reported on 'tag'");
+    ck_assert_msg(sl_wait_until(s_stalled, &w, 30000), "the source never stopped");
+    ck_assert_int_ge(s_poll(&w), 0);
+    ck_assert_msg(w.bp_ns > 0 && w.bp_others == 0,
+                  "backpressure: 'tag' %llu ns, the other operators %llu ns (only 'tag' sends "
+                  "to the stuck sink)",
+                  (unsigned long long)w.bp_ns, (unsigned long long)w.bp_others);
+    ck_assert_int_eq(sl_client_cancel(w.cl, job, err, sizeof err), SL_OK);
+    w.want = SLUICE__JOB_STATE_KIND__JOB_CANCELED;
+    ck_assert(sl_wait_until(s_in_state, &w, 10000));
+    sl_minicluster_stop(&mc);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    close(fds[0]);
+    sl_params_destroy(&params);
+    sl_test_rmrf(dir);
+    free(input);
+    free(dir);
+}
+END_TEST
+
 typedef struct {
     sl_client_t *cl;
     const char *job, *text;
@@ -279,6 +341,7 @@ static Suite *s_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_slow_sink_backpressure);
     tcase_add_test(tc, test_cancel_blocked_job);
+    tcase_add_test(tc, test_branch_backpressure_on_sender);
     tcase_add_test(tc, test_waits_for_slots_with_reason);
     tcase_add_test(tc, test_bad_spec_refused_with_position);
     suite_add_tcase(s, tc);

@@ -20,10 +20,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "operator.h"
@@ -416,9 +418,66 @@ static void s_buf_eq(const s_buf_t *a, const s_buf_t *b, const char *what)
 
 /* ---- sources ----------------------------------------------------------------- */
 
+/* With s_run_limit_ms set, a source that runs longer than that is
+ * canceled and the test fails saying s_run_limit_why, instead of running
+ * into Check's timeout. */
+static int s_run_limit_ms;
+static const char *s_run_limit_why;
+
+typedef struct {
+    s_inst_t *in;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool ended;   /* run_source returned */
+    bool overran; /* the limit passed first: the source was canceled */
+} s_watchdog_t;
+
+static void *s_watchdog(void *arg)
+{
+    s_watchdog_t *wd = arg;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += s_run_limit_ms / 1000;
+    dl.tv_nsec += (long)(s_run_limit_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&wd->lock);
+    while (!wd->ended && pthread_cond_timedwait(&wd->cond, &wd->lock, &dl) == 0)
+        ;
+    if (!wd->ended) {
+        wd->overran = true;
+        atomic_store(&wd->in->cancel, true);
+    }
+    pthread_mutex_unlock(&wd->lock);
+    return NULL;
+}
+
 static void s_run_source(s_inst_t *in)
 {
+    s_watchdog_t wd = {.in = in};
+    pthread_t th;
+    if (s_run_limit_ms > 0) {
+        pthread_mutex_init(&wd.lock, NULL);
+        pthread_cond_init(&wd.cond, NULL);
+        ck_assert_int_eq(pthread_create(&th, NULL, s_watchdog, &wd), 0);
+    }
     int rc = in->vt->run_source(&in->ctx);
+    if (s_run_limit_ms > 0) {
+        pthread_mutex_lock(&wd.lock);
+        wd.ended = true;
+        pthread_cond_signal(&wd.cond);
+        pthread_mutex_unlock(&wd.lock);
+        pthread_join(th, NULL);
+        pthread_mutex_destroy(&wd.lock);
+        pthread_cond_destroy(&wd.cond);
+        int limit = s_run_limit_ms;
+        if (wd.overran)
+            s_run_limit_ms = 0; /* the test ends here */
+        S_CHECK(!wd.overran, "source '%s' still running after %d ms: %s", in->ctx.node->name, limit,
+                s_run_limit_why);
+    }
     S_CHECK(rc == SL_OK, "run_source: %d %s", rc, in->ctx.err);
     ck_assert_int_eq(sl_emit_flush(&in->ctx.out), SL_OK);
 }
@@ -623,11 +682,14 @@ START_TEST(test_generator_pause_until)
              "  - {name: out, type: discard, input: gen}\n",
              path);
     s_job_load(&j, text);
+    s_run_limit_ms = 10000; /* the file is polled every 5 ms: ample on a loaded machine */
+    s_run_limit_why = "the pause of an hour did not end when its `until` file existed";
     s_buf_t full2;
     s_source_full(&j, "gen", 0, 1, &full2);
     ck_assert_uint_eq(full2.n, 40);
     s_buf_eq(&full2, &full, "the output with the pause ended by its file");
     s_source_case(&j, "gen", 0, 1, 10, 1, &full2, NULL);
+    s_run_limit_ms = 0;
     s_job_free(&j);
     free(full.p);
     free(full2.p);

@@ -1670,17 +1670,17 @@ static void s_on_ack(sl_master_t *m, const uint8_t *rid, size_t rlen,
 }
 
 /* Whether chain c of plan runs the operators _metadata (text up to end)
- * lists for chain c, in the same order; true when it lists none (written
- * before chains were listed). Else the state of an operator may be in
- * another subtask's file than the one of its task now: the restore goes by
- * operator name, as on a rescale. */
+ * lists for chain c, in the same order; false when it does not list chain
+ * c (a checkpoint written before chains were listed proves nothing). Else
+ * the state of an operator may be in another subtask's file than the one
+ * of its task now: the restore goes by operator name, as on a rescale. */
 static bool s_chain_same(const sl_plan_t *plan, int c, const char *text, const char *end)
 {
     char want[32];
     int n = snprintf(want, sizeof want, "\nchain %d ", c);
     const char *l = strstr(text, want);
     if (!l || l >= end)
-        return true;
+        return false;
     l += n;
     const sl_plan_chain_t *ch = &plan->chains[c];
     for (int k = 0; k < ch->nnodes; k++) {
@@ -1810,22 +1810,39 @@ static int s_restore_load(s_job_t *j, const char *dir, bool allow_rescale, char 
     if ((rc = sl_kv_ckpt_verify(dir, why, cap)) != SL_OK)
         goto out;
     rc = SL_DATA;
-    if (allow_rescale) {
-        /* the same chains at the same parallelism restore subtask by subtask */
+    /* A checkpoint written before _metadata listed the chains' operators
+     * does not say which task ran which operator: at the same subtask
+     * counts the job may chain them otherwise now. */
+    const char *cl = strstr(buf, "\nchain ");
+    bool listed = cl && cl < tail;
+    if (allow_rescale || !listed) {
+        /* the same chains at the same parallelism restore subtask by
+         * subtask; anything else (or chains not listed) by operator name */
         int *par = calloc((size_t)j->plan->nchains + 1, sizeof *par);
-        bool same = par != NULL, finished = false;
-        for (int i = 0; same && i < ntasks; i++) {
+        bool counts = par != NULL, finished = false;
+        for (int i = 0; i < ntasks; i++) {
             int c = (int)j->restore_refs[i].chain;
             finished = finished || j->restore[i].finished;
-            if (c >= j->plan->nchains)
-                same = false;
-            else
+            if (c < 0 || c >= j->plan->nchains)
+                counts = false;
+            else if (par)
                 par[c]++;
         }
+        for (int c = 0; counts && c < j->plan->nchains; c++)
+            counts = par[c] == j->plan->chains[c].parallelism;
+        bool same = counts;
         for (int c = 0; same && c < j->plan->nchains; c++)
-            same = par[c] == j->plan->chains[c].parallelism && s_chain_same(j->plan, c, buf, tail);
+            same = s_chain_same(j->plan, c, buf, tail);
         free(par);
-        j->rescale = !same;
+        if (!allow_rescale && !counts)
+            j->rescale = false; /* a restart's own checkpoint, as before */
+        else if (!listed && counts && finished)
+            /* finished subtasks restore by subtask only (below); a task
+             * given a file holding an operator it does not run refuses
+             * it, naming the operator */
+            j->rescale = false;
+        else
+            j->rescale = !same;
         if (j->rescale && finished) {
             snprintf(why, cap,
                      "%s has finished subtasks; it cannot be restored at another "

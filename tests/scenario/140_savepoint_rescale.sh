@@ -113,6 +113,28 @@ grep -q "FINISHED" "$WORK/stderr" || fail "the job did not finish: $(cat "$WORK/
     fail "the master did not restore the rechained savepoint by name: $(grep old-chains "$WORK/master.err")"
 keyed_exact rc-
 
+step "a savepoint without chain lines is restored by operator name"
+# The rechained savepoint above as written before _metadata listed the
+# chains' operators: nothing says which task ran which operator, so at the
+# same subtask counts the master must not trust the chain numbers either.
+cp -r "$WORK/old-chains" "$WORK/no-chains"
+python3 - "$WORK/no-chains/_metadata" <<'PY'
+import hashlib, sys
+path = sys.argv[1]
+lines = open(path).read().splitlines(True)
+body = "".join(l for l in lines if not l.startswith(("chain ", "sha256 ")))
+assert len(body) < sum(len(l) for l in lines if not l.startswith("sha256 "))
+open(path, "w").write(body + "sha256 " + hashlib.sha256(body.encode()).hexdigest() + "\n")
+PY
+sluice submit "$DIR/keyed.yaml" --parallelism 2 --from-savepoint "$WORK/no-chains" --quiet \
+    -p source_parallelism=1 -p count="$COUNT" -p rate="$RATE" -p interval=500ms \
+    -p out_totals="$WORK/nc-totals.csv" -p out_windows="$WORK/nc-windows.csv" ||
+    { cat "$WORK/stderr" >&2; fail "resume from the savepoint without chain lines"; }
+grep -q "FINISHED" "$WORK/stderr" || fail "the job did not finish: $(cat "$WORK/stderr")"
+grep -q "starts from savepoint .*no-chains (at another parallelism or chaining)" "$WORK/master.err" ||
+    fail "the master did not restore the savepoint without chain lines by name: $(grep no-chains "$WORK/master.err")"
+keyed_exact nc-
+
 step "bad savepoints are refused with the reason"
 if sluice submit "$DIR/keyed.yaml" --detach --from-savepoint "$WORK/nowhere" -p count=1 -p rate=1 \
     -p out_totals="$WORK/x" -p out_windows="$WORK/y"; then fail "a missing savepoint was accepted"; fi

@@ -657,6 +657,10 @@ static void s_write_snapshot(sl_task_t *t, uint64_t id)
                      : c->err[0]         ? c->err
                                          : sl_strerror(rc ? rc : op->err));
     }
+    /* a test's decline of this checkpoint, right after the ack of the one
+     * before it (its asynchronous phase was joined above) */
+    if (!a.declined[0] && sl_failpoint_error("task-decline"))
+        snprintf(a.declined, sizeof a.declined, "failpoint task-decline");
     /* an op's buffer far larger than its last snapshot is given back */
     for (int i = 0; t->snap_op && i < t->nops; i++)
         if (t->snap_op[i].cap > (64u << 10) && t->snap_op[i].len < t->snap_op[i].cap / 8)

@@ -2,6 +2,10 @@
 # Storage faults of checkpoints (docs/fault-tolerance.md, "a checkpoint
 # cannot be written"): a keyed job checkpoints every 500 ms on a master and
 # two workers; then
+#   0. a task of w1 declines a checkpoint right after acknowledging the
+#      one before (failpoint task-decline): the decline reaches the master
+#      at once (not at the checkpoint's 60 s timeout), which gives the
+#      checkpoint up naming it, and the next checkpoint completes,
 #   1. the master's fsync of a checkpoint directory fails once with EIO
 #      (after _metadata was renamed into it),
 #   2. the master's renames fail with EIO for a while,
@@ -69,7 +73,10 @@ PIDS+=($MASTER)
 wait_for 60 grep -qs "listening on" "$WORK/master.out" || fail "master did not start"
 export SLUICE_MASTER=$(sed -n 's/.*listening on //p' "$WORK/master.out")
 for id in w1 w2; do
-    "$SLUICE_WORKER_BIN" --id "$id" --slots 4 --data-bind tcp://127.0.0.1 2>"$WORK/$id.err" &
+    fp=""
+    [ "$id" = w2 ] || fp=task-decline:4 # the 4th snapshot of w1's tasks declines
+    SLUICE_FAILPOINT=$fp "$SLUICE_WORKER_BIN" --id "$id" --slots 4 --data-bind tcp://127.0.0.1 \
+        2>"$WORK/$id.err" &
     PIDS+=($!)
 done
 wait_for 20 alive_workers 2 || fail "workers did not register: $(sluice workers)"
@@ -122,6 +129,24 @@ detach() {
     STRACE_PID=
     kill -0 "$MASTER" 2>/dev/null || fail "the master died with strace"
 }
+
+step "a task declines a checkpoint right after acknowledging the one before"
+wait_for 60 grep -qs "failpoint task-decline reached" "$WORK/w1.err" ||
+    fail "the failpoint never fired: $(tail -n 3 "$WORK/w1.err")"
+# the job's checkpoint timeout is 60 s: a decline lost on the way would
+# show only then, as "not acknowledged within 60000 ms"
+declined_line() { grep -m 1 "checkpoint [0-9]* of job $JOB given up: task [0-9.]* declined: failpoint task-decline" "$WORK/master.err"; }
+wait_for 20 declined_line >/dev/null ||
+    fail "the decline did not reach the master: $(grep "given up" "$WORK/master.err" | tail -n 3)"
+DECLINED=$(declined_line | sed 's/.*checkpoint \([0-9]*\) of job.*/\1/')
+completed_after_decline() {
+    local id
+    id=$(sluice status --json "$JOB" | jget checkpoint_id)
+    [ "${id:-0}" -gt "$DECLINED" ]
+}
+wait_for 20 completed_after_decline ||
+    fail "no checkpoint completed after the declined checkpoint $DECLINED: $(sluice status "$JOB")"
+running_same_attempt "after a decline"
 
 wait_for 60 completed_more_than 1 || fail "no checkpoints: $(sluice status "$JOB")"
 

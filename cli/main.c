@@ -33,9 +33,10 @@ static const char s_usage[] =
     "  --quiet              run: no progress line\n"
     "  --dot                plan: Graphviz output\n"
     "\n"
-    "options of the cluster commands (submit, list, status, cancel, workers):\n"
+    "options of the cluster commands (submit, list, status, cancel, workers,\n"
+    "checkpoints, savepoint, stop):\n"
     "  --master tcp://HOST:PORT   the master (SLUICE_MASTER; default tcp://127.0.0.1:6123)\n"
-    "  --json                     machine-readable output (list, status, workers)\n"
+    "  --json                     machine-readable output (list, status, workers, checkpoints)\n"
     "  --timeout MS               how long to wait for the master (default 5000)\n";
 
 int main(int argc, char **argv)

@@ -20,9 +20,10 @@ static const char s_head[] =
     "usage: sluice-master [options]\n"
     "\n"
     "Runs the Sluice master: the worker registry, the slot scheduler and the job\n"
-    "lifecycle, on one control endpoint that workers and the `sluice submit | list |\n"
-    "status | cancel | workers` commands connect to. Prints \"sluice-master listening\n"
-    "on ENDPOINT\" once bound; stops on SIGINT or SIGTERM.\n"
+    "lifecycle with its checkpoints and restarts, on one control endpoint that workers\n"
+    "and the `sluice submit | list | status | cancel | workers | checkpoints |\n"
+    "savepoint | stop` commands connect to. Prints \"sluice-master listening on\n"
+    "ENDPOINT\" once bound; stops on SIGINT or SIGTERM.\n"
     "\n";
 
 /* A tcp endpoint must name a port (a number, or * for any free one). */

@@ -5,14 +5,23 @@
  *   CREATED --[s_try_schedule: enough free slots]--> RUNNING
  *      |  (not enough slots: SCHEDULED, with the reason shown)
  *   RUNNING --[s_on_task_state: every task FINISHED]--> FINISHED
- *   RUNNING --[s_on_task_state: a task FAILED | s_on_worker_lost]--> FAILED
- *   CREATED/SCHEDULED/RUNNING --[CancelJob]--> CANCELED
+ *   RUNNING --[s_job_failed (a task FAILED, a worker lost, a deploy timed
+ *             out): the restart strategy allows another attempt]--> RESTARTING
+ *   RUNNING --[s_job_failed: the restart strategy is exhausted or none]--> FAILED
+ *   RESTARTING --[s_tick_jobs at restart_at, the checkpoint chosen (maybe in a
+ *                verify thread), s_restart_chosen]--> SCHEDULED/RUNNING (next attempt)
+ *   RESTARTING --[s_restart_chosen: no usable checkpoint or savepoint]--> FAILED
+ *   RUNNING --[s_savepoint_done of a `stop --savepoint`]--> STOPPED
+ *   CREATED/SCHEDULED/RUNNING/RESTARTING --[CancelJob]--> CANCELED
+ *   A master restarted on its state directory loads each job record
+ *   (s_load_job): a job that was running comes back RESTARTING.
  *
  * Invariants:
  *  1. A job holds slots only while RUNNING; slots are freed on every
  *     transition to a terminal state.
- *  2. A terminal job never changes state again; late task reports only
- *     update its metrics.
+ *  2. A terminal job (FINISHED, FAILED, CANCELED, STOPPED) never changes
+ *     state again; late task reports only update its metrics, and reports
+ *     of an earlier attempt are ignored (fenced by the attempt number).
  *  3. With slot sharing, a job needs as many slots as its largest chain
  *     parallelism; subtask i of every chain runs in the job's slot i.
  *  4. Every request from a client gets exactly one reply (a body or Error). */

@@ -1,6 +1,6 @@
 /* pacer.h — paces a source to a rate of records per second.
  *
- * Used by the generator and Nexmark sources. Before each record the source
+ * Used by the generator source. Before each record the source
  * calls sl_pacer_wait, which checks the cancel flag every 256 records and,
  * when the source is ahead of its rate, flushes the pending batch (so slow
  * streams do not sit in a half-full batch) and sleeps in short steps that

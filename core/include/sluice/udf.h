@@ -130,7 +130,7 @@ typedef struct {
 
 struct sl_udf_ctx {
     const sl_udf_host_t *host;
-    void *user; /* per-subtask pointer from open(), or NULL */
+    void *user; /* reserved: always NULL in this ABI version */
     /* ABI 2, process functions only (zero in other calls): */
     const sl_udf_value_t *key; /* the current key: the values of the node's `key:` fields */
     int nkey;

@@ -1049,6 +1049,13 @@ static int s_after_add(sl_opctx_t *c, s_win_state_t *st, int k, s_win_t *w, bool
     return s_timer_add(st, w->end - 1, w->id, k, false);
 }
 
+/* A late record: counted, and to the side output when there is one. */
+static int s_late(sl_opctx_t *c, const uint8_t *row)
+{
+    atomic_fetch_add_explicit(&c->records_late, 1, memory_order_relaxed);
+    return c->side.batch ? sl_emit_raw(&c->side, row, sl_row_len(row)) : SL_OK;
+}
+
 static int s_record(sl_opctx_t *c, s_win_state_t *st, const uint8_t *row, int64_t clock)
 {
     const sl_plan_node_t *nd = c->node;
@@ -1070,18 +1077,22 @@ static int s_record(sl_opctx_t *c, s_win_state_t *st, const uint8_t *row, int64_
             return SL_OK; /* beyond any calendar: counted as an error, skipped */
         }
     }
-    /* Late: every window of the record was dropped already. */
+    /* Late: every window of the record was dropped already. A session
+     * record whose own window [t, t + gap) was is late only when no window
+     * of its key alive overlaps that one: otherwise it merges into it, as
+     * a record inside a session still open does. */
     int64_t last_end = wc->type == SL_WIN_SESSION
                            ? t + wc->gap
                            : t - (((t % wc->slide) + wc->slide) % wc->slide) + wc->size;
-    if (!wc->processing && last_end - 1 + wc->lateness <= clock) {
-        atomic_fetch_add_explicit(&c->records_late, 1, memory_order_relaxed);
-        return c->side.batch ? sl_emit_raw(&c->side, row, sl_row_len(row)) : SL_OK;
-    }
+    bool late = !wc->processing && last_end - 1 + wc->lateness <= clock;
+    if (late && wc->type != SL_WIN_SESSION)
+        return s_late(c, row);
     for (int i = 0; i < nd->nkeys; i++)
         st->kvals[i] = st->vals[nd->keys[i]];
     uint64_t h = sl_value_hash(st->kvals, nd->nkeys);
     int k = st->ikey ? s_key_find_int(st, h, &st->kvals[0]) : -1, rc;
+    if (k < 0 && late && st->ikey)
+        return s_late(c, row); /* no window of the key */
     if (k < 0) {
         size_t klen = sl_row_size(st->kschema, st->kvals);
         uint8_t *kbuf = sl_arena_alloc(c->arena, klen);
@@ -1090,6 +1101,16 @@ static int s_record(sl_opctx_t *c, s_win_state_t *st, const uint8_t *row, int64_
         sl_row_encode(st->kschema, st->kvals, kbuf);
         if ((rc = s_key_get(st, h, kbuf, (uint32_t)klen, &k)) != SL_OK)
             return rc;
+    }
+    if (late) { /* a session record: does it join a window alive? */
+        const s_key_t *e = &st->keys[k];
+        bool joins = false;
+        for (int i = 0; i < e->nwins && !joins; i++)
+            joins = e->wins[i].start < last_end && t < e->wins[i].end;
+        if (!joins) {
+            s_key_release(st, k);
+            return s_late(c, row);
+        }
     }
     if (st->panes)
         return s_pane_record(c, st, k, row, t, clock);

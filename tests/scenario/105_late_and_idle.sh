@@ -39,6 +39,25 @@ a,2026-01-01T00:00:00.000Z,2026-01-01T00:00:10.000Z,5,2026-01-01T00:00:00.000Z,2
 CSV
 diff "$WORK/want-a.csv" "$WORK/a.csv" >&2 || fail "sessions of key a"
 
+step "a record inside a session still open joins it"
+pad=$(printf '%072d' 0)
+printf 'key,ts,note\n' > "$WORK/sl-in.csv"
+for r in a,0 a,2000 a,4000 b,6500 a,1000 b,20000 a,500; do printf '%s,%s\n' "$r" "$pad" >> "$WORK/sl-in.csv"; done
+SLUICE_BATCH_BYTES=64 sluice run "$DIR/session_late.yaml" --quiet -p input="$WORK/sl-in.csv" \
+    -p main="$WORK/sl-main.csv" -p late="$WORK/sl-late.csv" ||
+    { cat "$WORK/stderr" >&2; fail "session lateness job"; }
+# a@1 s comes after b@6.5 s moved the watermark past its own window [1 s,
+# 4 s), but inside a's session [0 s, 7 s), which is still open: it counts
+# there. a@0.5 s comes after b@20 s closed that session: late.
+cat > "$WORK/want-sl.csv" <<'CSV'
+a,1970-01-01T00:00:00.000Z,1970-01-01T00:00:07.000Z,4
+b,1970-01-01T00:00:06.500Z,1970-01-01T00:00:09.500Z,1
+b,1970-01-01T00:00:20.000Z,1970-01-01T00:00:23.000Z,1
+CSV
+tail -n +2 "$WORK/sl-main.csv" | sort | diff "$WORK/want-sl.csv" - >&2 || fail "sessions with a record inside"
+printf 'key,ts,note\na,500,%s\n' "$pad" | diff - "$WORK/sl-late.csv" >&2 ||
+    fail "sessions: side output"
+
 # The trace of idle.yaml: window results and bursty's records, in the order
 # the sink got them. Prints "pause_windows resumed_windows": the largest
 # window end (ms into the run) printed before bursty's first record after the

@@ -1172,6 +1172,11 @@ static int s_record(sl_opctx_t *c, s_win_state_t *st, const uint8_t *row, int64_
         w = &st->keys[k].wins[into];
     if ((rc = s_add_to(c, st, w, row, t)) != SL_OK)
         return rc;
+    /* A fired session grown past the clock (a late record extends it) is
+     * due again at its new end: not fired, so that a restore times it to
+     * fire rather than to be dropped. */
+    if (w->end - 1 > clock)
+        w->fired = false;
     return s_after_add(c, st, k, w, into < 0 || w->end != old_end, clock);
 }
 

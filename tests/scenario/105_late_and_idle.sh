@@ -58,6 +58,19 @@ tail -n +2 "$WORK/sl-main.csv" | sort | diff "$WORK/want-sl.csv" - >&2 || fail "
 printf 'key,ts,note\na,500,%s\n' "$pad" | diff - "$WORK/sl-late.csv" >&2 ||
     fail "sessions: side output"
 
+step "a join counts its late records (it has no side output)"
+{
+    printf 'side,k,ts,note\n'
+    for i in $(seq 1 80); do printf 'l,%d,%d,%s\nr,%d,%d,%s\n' "$i" "$((i * 1000))" "$pad" "$i" "$((i * 1000))" "$pad"; done
+    printf 'l,1,500,%s\n' "$pad"
+    for i in $(seq 81 160); do printf 'l,%d,%d,%s\nr,%d,%d,%s\n' "$i" "$((i * 1000))" "$pad" "$i" "$((i * 1000))" "$pad"; done
+} > "$WORK/jl-in.csv"
+SLUICE_BATCH_BYTES=64 sluice run "$DIR/join_late.yaml" --quiet -p input="$WORK/jl-in.csv" \
+    -p output="$WORK/jl-out.csv" || { cat "$WORK/stderr" >&2; fail "join lateness job"; }
+[ "$(($(wc -l < "$WORK/jl-out.csv") - 1))" -eq 160 ] || fail "join: not 160 pairs"
+grep -Eq "^pairs +join .*\(1 late records\)$" "$WORK/stderr" ||
+    { cat "$WORK/stderr" >&2; fail "join: the summary does not count the late record as such"; }
+
 # The trace of idle.yaml: window results and bursty's records, in the order
 # the sink got them. Prints "pause_windows resumed_windows": the largest
 # window end (ms into the run) printed before bursty's first record after the

@@ -1524,7 +1524,7 @@ static int s_build_time(s_ctx_t *c)
 static int s_build_union(s_ctx_t *c)
 {
     for (int i = 1; i < c->node->ninputs; i++) {
-        const sl_schema_t *o = c->plan->nodes[c->node->inputs[i]].out;
+        const sl_schema_t *o = sl_plan_input_schema(c->plan, c->node, i); /* maybe a side output */
         int same = o && o->nfields == c->in->nfields;
         for (int k = 0; same && k < o->nfields; k++)
             same = strcmp(o->fields[k].name, c->in->fields[k].name) == 0 &&
@@ -1537,8 +1537,7 @@ static int s_build_union(s_ctx_t *c)
             const sl_ynode_t *at = c->sn->input_nodes[i];
             sl_diag_error(c->d, at->line, at->col,
                           "union '%s': input '%s' has schema (%s), but '%s' has (%s)", c->sn->name,
-                          c->plan->nodes[c->node->inputs[i]].name, o ? b : "?",
-                          c->plan->nodes[c->node->inputs[0]].name, a);
+                          at->str, o ? b : "?", c->sn->input_nodes[0]->str, a);
             return SL_SPEC;
         }
     }

@@ -501,6 +501,48 @@ START_TEST(test_union_and_fan_out)
     ck_assert_int_ne(u->chain, l.plan->nodes[sl_spec_find(l.spec, "a")].chain);
     ck_assert_int_eq(sl_plan_slots(l.plan), 3);
     s_unload(&l);
+
+    /* A window's late side output has the window's input schema: a union
+     * of it with that input (either first) keeps the schema and the event
+     * time, so a window can follow; a union of it with another schema
+     * names it and its schema. */
+    const char *late_fmt =
+        "name: u\n"
+        "sources:\n"
+        "  - { name: s, type: file, format: csv, path: s.csv,"
+        " schema: { k: string, at: timestamp }, timestamp: at }\n"
+        "  - { name: t, type: file, format: csv, path: t.csv,"
+        " schema: { k: string, at: int64 }, timestamp: at }\n"
+        "operators:\n"
+        "  - { name: w, type: window, input: s, key: [k], late: too_late,"
+        " window: { type: tumbling, size: 1s }, aggregates: [{ name: n, fn: count }] }\n"
+        "  - { name: both, type: union, inputs: [%s, %s] }\n"
+        "  - { name: w2, type: window, input: both, key: [k],"
+        " window: { type: tumbling, size: 1m }, aggregates: [{ name: n, fn: count }] }\n"
+        "sinks:\n"
+        "  - { name: o, type: discard, input: w2 }\n"
+        "  - { name: o2, type: discard, input: t }\n";
+    const char *pairs[][2] = {{"s", "too_late"}, {"too_late", "s"}};
+    char spec[2048];
+    for (int i = 0; i < 2; i++) {
+        snprintf(spec, sizeof spec, late_fmt, pairs[i][0], pairs[i][1]);
+        int rc = s_load(&l, spec, 1);
+        if (rc)
+            sl_diag_print(l.d, stderr);
+        ck_assert_int_eq(rc, SL_OK);
+        u = &l.plan->nodes[sl_spec_find(l.spec, "both")];
+        ck_assert_int_eq(u->out->nfields, 2);
+        ck_assert_str_eq(u->out->fields[1].name, "at");
+        ck_assert_int_eq(u->rowtime, 1);
+        s_unload(&l);
+    }
+    snprintf(spec, sizeof spec, late_fmt, "t", "too_late");
+    ck_assert_int_eq(s_load(&l, spec, 1), SL_SPEC);
+    ck_assert_int_eq(sl_diag_count(l.d), 1);
+    ck_assert_str_eq(sl_diag_message(l.d, 0), "union 'both': input 'too_late' has schema "
+                                              "(k:string, at:timestamp), but 't' has (k:string, "
+                                              "at:int64)");
+    s_unload(&l);
 }
 END_TEST
 

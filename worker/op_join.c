@@ -154,7 +154,7 @@ typedef struct {
     uint8_t ikbuf[16]; /* ikey: the encoded key of the record at hand */
 } s_join_t;
 
-#define S_TIME_LIMIT (INT64_C(1) << 60) /* beyond any calendar */
+#define S_TIME_LIMIT SL_TIME_LIMIT /* beyond any calendar */
 
 /* ---- row buffers ------------------------------------------------------------- */
 

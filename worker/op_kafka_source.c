@@ -888,8 +888,8 @@ static int s_record(sl_opctx_t *c, s_part_t *pt, const rd_kafka_message_t *m)
         sl_value_t tv = s->vals[nd->rowtime];
         if (nd->ts_expr && sl_expr_eval(nd->ts_expr, s->vals, c->arena, &tv) != SL_OK)
             tv.is_null = true;
-        if (!tv.is_null && tv.u.i > pt->max_ts)
-            pt->max_ts = tv.u.i;
+        if (!tv.is_null && tv.u.i > pt->max_ts && tv.u.i <= SL_TIME_LIMIT)
+            pt->max_ts = tv.u.i; /* a time beyond any calendar is an error downstream */
     }
     return rc;
 }

@@ -1072,7 +1072,7 @@ static int s_record(sl_opctx_t *c, s_win_state_t *st, const uint8_t *row, int64_
             return SL_OK; /* no event time: counted as an error, skipped */
         }
         t = tv->u.i;
-        if (t < -(INT64_C(1) << 60) || t > (INT64_C(1) << 60)) {
+        if (t < -SL_TIME_LIMIT || t > SL_TIME_LIMIT) {
             atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
             return SL_OK; /* beyond any calendar: counted as an error, skipped */
         }

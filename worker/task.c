@@ -235,8 +235,8 @@ static int s_source_batch(sl_task_t *t, const sl_batch_t *b)
     int64_t mx = t->src_max;
     for (const uint8_t *r = sl_batch_first(b); r; r = sl_batch_next(b, r)) {
         sl_row_get(nd->out, r, nd->rowtime, &v);
-        if (!v.is_null && v.u.i > mx)
-            mx = v.u.i;
+        if (!v.is_null && v.u.i > mx && v.u.i <= SL_TIME_LIMIT)
+            mx = v.u.i; /* a time beyond any calendar is an error downstream */
     }
     t->src_max = mx;
     return SL_OK;

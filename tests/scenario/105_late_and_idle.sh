@@ -116,6 +116,24 @@ CSV
 tail -n +2 "$WORK/expr.csv" | sort | diff "$WORK/want-expr.csv" - >&2 || fail "expression timestamps"
 grep -q "(1 late records dropped" "$WORK/stderr" || fail "the late record is not counted"
 
+step "a time beyond any calendar is an error, and does not move the watermark"
+pad=$(printf '%072d' 0)
+printf 'key,ts,note\n' > "$WORK/far.csv"
+for t in 1000 4000000000000000000 3000 12000; do printf 'a,%s,%s\n' "$t" "$pad" >> "$WORK/far.csv"; done
+SLUICE_BATCH_BYTES=64 sluice run "$DIR/worked.yaml" --quiet -p input="$WORK/far.csv" \
+    -p main="$WORK/far-main.csv" -p late="$WORK/far-late.csv" ||
+    { cat "$WORK/stderr" >&2; fail "far-time job"; }
+# the record at 4e18 ms (beyond 2^60) is skipped as bad; a@3 s after it is
+# not late, as the watermark stayed at 1.999 s
+cat > "$WORK/want-far.csv" <<'CSV'
+key,window_start,window_end,n
+a,1970-01-01T00:00:00.000Z,1970-01-01T00:00:10.000Z,2
+a,1970-01-01T00:00:10.000Z,1970-01-01T00:00:20.000Z,1
+CSV
+diff "$WORK/want-far.csv" "$WORK/far-main.csv" >&2 || fail "far time: window results"
+grep -Eq "^per_key +window .*\(1 bad records skipped\)$" "$WORK/stderr" ||
+    { cat "$WORK/stderr" >&2; fail "far time: not counted as a bad record (or records late)"; }
+
 step "the worked example of docs/time.md"
 pad=$(printf '%072d' 0)
 printf 'key,ts,note\n' > "$WORK/worked.csv"

@@ -74,6 +74,11 @@ typedef enum {
 /* Watermark of "no event time yet" and of "end of input". */
 #define SL_WM_MIN INT64_MIN
 #define SL_WM_MAX INT64_MAX
+/* Event times beyond ±this (about 36 million years) are beyond any
+ * calendar: windows and joins count such a record as an error and skip it,
+ * and a source's watermark leaves it out (else one such record would make
+ * every record after it late). */
+#define SL_TIME_LIMIT (INT64_C(1) << 60)
 
 typedef enum { SL_WIN_TUMBLING, SL_WIN_SLIDING, SL_WIN_SESSION } sl_wintype_t;
 

@@ -1106,11 +1106,13 @@ static int s_finish(sl_opctx_t *c)
 
 #define S_SNAP_V1 1    /* entries with key group, typed key values, fixed-width accumulators */
 #define S_SNAP_ROCKS 2 /* the rocksdb backend: nkeys, naggs, the store's handle */
-/* entries as varints (written; 1 is still read; not 3: one flipped bit
- * would make it 2) */
-#define S_SNAP_VERSION 4
+/* entries as varints (still read; not 3: one flipped bit would make it 2) */
+#define S_SNAP_V4 4
+/* version 4 and the writer's key groups (written; 1 and 4 are still read;
+ * 7: at least two bits from 1, 2 and 4) */
+#define S_SNAP_VERSION 7
 
-/* ---- heap snapshots, version 4 ---------------------------------------------
+/* ---- heap snapshots, versions 4 and 7 --------------------------------------
  *
  * Version, nkeys, naggs, entry count, the type of every key field (a byte
  * each) and the function and output type of every aggregate (two bytes
@@ -1127,7 +1129,14 @@ static int s_finish(sl_opctx_t *c)
  * bytes to write, copy and hash are a fraction of version 1's (about 15
  * instead of 61 per key of a one-integer key counted and summed). The key
  * group is not stored: restore computes it from the key (version 1
- * stored it only to check it), so a snapshot hashes no key. */
+ * stored it only to check it), so a snapshot hashes no key.
+ *
+ * Version 7 is version 4 with, after the aggregates' bytes, the key groups
+ * the writer owned (every key it holds is in them: its input is hash
+ * partitioned by the key): max_parallelism, then the first and one past
+ * the last key group, u32 each. A subtask that owns all of them (the same
+ * subtask restoring, or a merge of subtasks at a rescale) keeps every
+ * entry without computing its key group. */
 
 /* Appends v as an unsigned LEB128 varint (at most 10 bytes) at p. */
 static inline uint8_t *s_uv_put(uint8_t *p, uint64_t v)
@@ -1185,7 +1194,19 @@ static inline uint64_t s_uv_get(sl_snap_r_t *r)
     return 0;
 }
 
-/* Writes the version 4 header and entries of the heap table. */
+/* The key groups subtask c owns: [*lo, *hi). */
+static void s_kg_range(const sl_opctx_t *c, uint32_t *lo, uint32_t *hi)
+{
+    int maxp = c->plan->max_parallelism, k = 0;
+    while (k < maxp && sl_key_group_owner(k, maxp, c->parallelism) < c->subtask)
+        k++;
+    *lo = (uint32_t)k;
+    while (k < maxp && sl_key_group_owner(k, maxp, c->parallelism) == c->subtask)
+        k++;
+    *hi = (uint32_t)k;
+}
+
+/* Writes the version 7 header and entries of the heap table. */
 static int s_snapshot_heap(sl_opctx_t *c, s_agg_t *a, sl_snap_w_t *w)
 {
     const sl_plan_node_t *nd = c->node;
@@ -1202,6 +1223,11 @@ static int s_snapshot_heap(sl_opctx_t *c, s_agg_t *a, sl_snap_w_t *w)
         sl_snap_u8(w, (uint8_t)nd->aggs[g].out);
         any_str |= s_acc_is_str(&nd->aggs[g]);
     }
+    uint32_t lo, hi;
+    s_kg_range(c, &lo, &hi);
+    sl_snap_u32(w, (uint32_t)c->plan->max_parallelism);
+    sl_snap_u32(w, lo);
+    sl_snap_u32(w, hi);
     /* Each entry is encoded in place into room reserved for its largest
      * size (10 bytes a varint, plus the key's and string values' bytes):
      * no call per field. */
@@ -1545,7 +1571,7 @@ static void s_placer_feed(s_placer_t *pl, size_t ready, bool done)
  * prefetched, then placed: the table's cache misses overlap instead of one
  * stalling each key), or, with at least sl__agg_restore_par_min entries,
  * by a thread of its own while the next ones are decoded (s_placer_t). */
-static int s_restore_heap(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r, uint64_t n)
+static int s_restore_heap(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r, uint64_t n, bool all_mine)
 {
     const sl_plan_node_t *nd = c->node;
     int maxp = c->plan->max_parallelism;
@@ -1588,12 +1614,14 @@ static int s_restore_heap(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r, uint64_t n)
                 rc = r->err;
                 break;
             }
-            s_key_read(nd, a->in, kbuf, klen, a->kbitmap, a->out);
-            int kg = sl_key_group(sl_value_hash(a->out, nd->nkeys), maxp);
-            if (sl_key_group_owner(kg, maxp, c->parallelism) != c->subtask) {
-                if ((rc = s_accs_get(nd, a, r, NULL)) != SL_OK)
-                    break;
-                continue;
+            if (!all_mine) {
+                s_key_read(nd, a->in, kbuf, klen, a->kbitmap, a->out);
+                int kg = sl_key_group(sl_value_hash(a->out, nd->nkeys), maxp);
+                if (sl_key_group_owner(kg, maxp, c->parallelism) != c->subtask) {
+                    if ((rc = s_accs_get(nd, a, r, NULL)) != SL_OK)
+                        break;
+                    continue;
+                }
             }
             s_probe_t p;
             if ((rc = s_probe_key(kbuf, klen, &p)) != SL_OK)
@@ -1660,10 +1688,10 @@ static int s_restore_end(sl_opctx_t *c, s_agg_t *a, const sl_snap_r_t *r, int rc
     return a->rocks ? s_rocks_flush(c, a, false) : SL_OK; /* a heap snapshot moves into the store */
 }
 
-/* Restores the entries of a version 4 heap snapshot (after its version,
- * nkeys and naggs): the keys whose key group this subtask owns go into
- * the table directly by their compact key, no row built. */
-static int s_restore_v4(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r)
+/* Restores the entries of a version 4 or 7 (v) heap snapshot (after its
+ * version, nkeys and naggs): the keys whose key group this subtask owns go
+ * into the table directly by their compact key, no row built. */
+static int s_restore_v4(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r, uint8_t v)
 {
     const sl_plan_node_t *nd = c->node;
     int maxp = c->plan->max_parallelism;
@@ -1682,6 +1710,16 @@ static int s_restore_v4(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r)
                           "aggregate '%s': not a snapshot of this operator (its key types or "
                           "aggregates differ)",
                           nd->name);
+    bool all_mine = false; /* every key group of the writer is this subtask's */
+    if (v == S_SNAP_VERSION) {
+        uint32_t wmaxp = sl_snap_get_u32(r), lo = sl_snap_get_u32(r), hi = sl_snap_get_u32(r);
+        if (!r->err && (wmaxp == 0 || lo > hi || hi > wmaxp))
+            r->err = SL_DATA;
+        all_mine =
+            !r->err && wmaxp == (uint32_t)maxp &&
+            (lo == hi || (sl_key_group_owner((int)lo, maxp, c->parallelism) == c->subtask &&
+                          sl_key_group_owner((int)hi - 1, maxp, c->parallelism) == c->subtask));
+    }
     /* the fewest bytes an entry takes; bounds n before anything is sized */
     size_t least = a->kbitmap;
     for (int g = 0; g < nd->naggs; g++)
@@ -1696,7 +1734,7 @@ static int s_restore_v4(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r)
     }
     int rc = SL_OK;
     if (!a->rocks)
-        rc = s_restore_heap(c, a, r, n);
+        rc = s_restore_heap(c, a, r, n, all_mine);
     uint8_t *buf = NULL;
     size_t bufcap = 0;
     for (uint64_t e = 0; a->rocks && e < n && rc == SL_OK; e++) {
@@ -1727,7 +1765,7 @@ static int s_restore_v4(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r)
     return s_restore_end(c, a, r, rc);
 }
 
-/* The heap table as version 4 (above); the rocksdb backend syncs its
+/* The heap table as version 7 (above); the rocksdb backend syncs its
  * dirty entries and snapshots the store. */
 static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
 {
@@ -1764,9 +1802,9 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
         int rc = s_rocks_flush(c, a, false);
         return rc ? rc : sl_rstate_restore(c, &a->kv, r);
     }
-    if (v == S_SNAP_VERSION && !r->err && nkeys == (uint32_t)nd->nkeys &&
+    if ((v == S_SNAP_VERSION || v == S_SNAP_V4) && !r->err && nkeys == (uint32_t)nd->nkeys &&
         naggs == (uint32_t)nd->naggs)
-        return s_restore_v4(c, a, r);
+        return s_restore_v4(c, a, r, v);
     /* version 1: per entry its key group (u32), its key values (as
      * sl_snap_value), then per aggregate n, i (a string min/max: its
      * bytes) and d, fixed width */

@@ -2262,7 +2262,7 @@ START_TEST(test_aggregate_v1)
             sl_snap_w_t v4;
             sl_snap_w_init(&v4);
             ck_assert_int_eq(ins[0]->vt->snapshot(&ins[0]->ctx, &v4), SL_OK);
-            ck_assert_uint_eq(v4.data[0], 4);
+            ck_assert_uint_eq(v4.data[0], 7); /* version 4 and the key groups */
             S_CHECK(v4.len * 2 < v1.len, "version 4: %zu bytes, version 1: %zu", v4.len, v1.len);
             s_inst_close(&ins[0]);
             ins[0] = s_inst_open(&j, "agg", 0, 1);
@@ -2329,8 +2329,10 @@ static void s_agg_restored_run(s_job_t *j, const char *name, const s_rec_t *recs
 /* The heap aggregate's restore with its table filled on a second thread
  * gives exactly what the serial restore gives (the same rows in the same
  * order after the rest of the records, per subtask), also at a rescale
- * (1 snapshot into 2 subtasks, 2 into 1); a snapshot listing a key twice
- * fails it with SL_DATA, and cut or mangled snapshots fail it cleanly. */
+ * (1 snapshot into 2 subtasks, 2 into 1), and so does the snapshot as
+ * version 4 (no key groups of the writer: each key's computed); a
+ * snapshot listing a key twice fails it with SL_DATA, and cut or mangled
+ * snapshots fail it cleanly. */
 START_TEST(test_aggregate_parallel_restore)
 {
     s_job_t j;
@@ -2338,6 +2340,7 @@ START_TEST(test_aggregate_parallel_restore)
     s_rec_t *recs = s_records();
     int half = S_NIN / 2;
     const char *names[] = {"agg", "agg1"};
+    const size_t heads[] = {2 + 7 * 2, 1 + 2 * 2}; /* their key types and aggregates */
     const int shapes[][2] = {{1, 1}, {1, 2}, {2, 1}, {2, 2}};
     for (int k = 0; k < 2; k++)
         for (int sh = 0; sh < 4; sh++) {
@@ -2353,20 +2356,43 @@ START_TEST(test_aggregate_parallel_restore)
                 ck_assert_int_eq(a[p]->vt->snapshot(&a[p]->ctx, &snaps[p]), SL_OK);
                 s_inst_close(&a[p]);
             }
+            /* the same as version 4 (without the writer's key groups,
+             * so every key's is computed) */
+            sl_snap_w_t old[2];
+            size_t head = 1 + 4 + 4 + 8 + heads[k];
+            for (int p = 0; p < p1; p++) {
+                ck_assert_uint_eq(snaps[p].data[0], 7);
+                sl_snap_w_init(&old[p]);
+                sl_snap_u8(&old[p], 4);
+                s_buf_t tmp = {0};
+                s_buf_put(&tmp, snaps[p].data + 1, head - 1);
+                s_buf_put(&tmp, snaps[p].data + head + 12, snaps[p].len - head - 12);
+                ck_assert(sl_snap_reserve(&old[p], tmp.len));
+                memcpy(old[p].data + old[p].len, tmp.p, tmp.len);
+                old[p].len += tmp.len;
+                free(tmp.p);
+            }
             for (int p = 0; p < p2; p++) {
-                s_buf_t ser = {0}, par = {0};
+                s_buf_t ser = {0}, par = {0}, v4 = {0};
                 s_agg_restored_run(&j, names[k], recs, half, snaps, p1, p, p2, false, &ser);
                 s_agg_restored_run(&j, names[k], recs, half, snaps, p1, p, p2, true, &par);
+                s_agg_restored_run(&j, names[k], recs, half, old, p1, p, p2, true, &v4);
                 char what[128];
                 snprintf(what, sizeof what, "'%s' %d -> %d/%d: parallel vs serial restore",
                          names[k], p1, p, p2);
                 ck_assert_uint_gt(ser.n, 0);
                 s_buf_eq(&par, &ser, what);
+                snprintf(what, sizeof what, "'%s' %d -> %d/%d: version 4 vs 7", names[k], p1, p,
+                         p2);
+                s_buf_eq(&v4, &ser, what);
                 free(ser.p);
                 free(par.p);
+                free(v4.p);
             }
-            for (int p = 0; p < p1; p++)
+            for (int p = 0; p < p1; p++) {
                 sl_snap_w_free(&snaps[p]);
+                sl_snap_w_free(&old[p]);
+            }
         }
     /* a key twice: the snapshot of one key, its entry repeated */
     s_inst_t *one = s_inst_open(&j, "agg1", 0, 1);
@@ -2376,7 +2402,8 @@ START_TEST(test_aggregate_parallel_restore)
     sl_snap_w_init(&w);
     ck_assert_int_eq(one->vt->snapshot(&one->ctx, &w), SL_OK);
     s_inst_close(&one);
-    const size_t head = 1 + 4 + 4 + 8 + 1 + 2 * 2; /* version, nkeys, naggs, n, types */
+    /* version, nkeys, naggs, n, types, the writer's key groups */
+    const size_t head = 1 + 4 + 4 + 8 + 1 + 2 * 2 + 3 * 4;
     ck_assert_uint_eq(w.data[9], 1);
     size_t ent = w.len - head;
     uint8_t *dup = malloc(w.len + ent);

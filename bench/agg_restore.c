@@ -215,9 +215,13 @@ int main(int argc, char **argv)
     }
     qsort(wall, (size_t)runs, sizeof *wall, s_cmp);
     qsort(cpu, (size_t)runs, sizeof *cpu, s_cmp);
-    printf("restore of %zu keys (%zu bytes): median %.0f ms wall (min %.0f), %.0f ms CPU (min "
-           "%.0f)\n",
-           owned, w.len, wall[runs / 2] * 1e3, wall[0] * 1e3, cpu[runs / 2] * 1e3, cpu[0] * 1e3);
+    char what[64];
+    if (owned)
+        snprintf(what, sizeof what, "%zu keys", owned);
+    else
+        snprintf(what, sizeof what, "the snapshot in %s", file);
+    printf("restore of %s (%zu bytes): median %.0f ms wall (min %.0f), %.0f ms CPU (min %.0f)\n",
+           what, w.len, wall[runs / 2] * 1e3, wall[0] * 1e3, cpu[runs / 2] * 1e3, cpu[0] * 1e3);
     sl_snap_w_free(&w);
     sl_batch_destroy(&b);
     sl_plan_destroy(&plan);

@@ -1308,8 +1308,9 @@ checkpoint N\` (verified); **new attempt** = the job's attempt went up
 read and SHA-256-verified + operators restored; for rocksdb the stores
 fetched and verified file by file, see "Restore: local copy vs checkpoint
 storage"), and **its CPU** = the CPU time of that task's thread over the
-same steps (per core; RocksDB's and the restore's helper threads not
-counted), the figure that does not depend on the machine's load;
+same steps, plus the heap aggregate's restore thread (per core; RocksDB's
+threads not counted), the figure that does not depend on the machine's
+load;
 **state restored** = when the last task logged its restore done
 (wall clock); **RUNNING again** = the new attempt RUNNING; **records
 through the aggregate** = the aggregate's \`records_in\` above 0 in the new

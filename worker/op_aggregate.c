@@ -48,9 +48,12 @@
  * (decode, hash and prefetch a group's slots, then insert it). */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* mmap(MAP_ANONYMOUS) */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "operator.h"
 #include "rocks_state.h"
@@ -1103,11 +1106,13 @@ static int s_finish(sl_opctx_t *c)
 
 #define S_SNAP_V1 1    /* entries with key group, typed key values, fixed-width accumulators */
 #define S_SNAP_ROCKS 2 /* the rocksdb backend: nkeys, naggs, the store's handle */
-/* entries as varints (written; 1 is still read; not 3: one flipped bit
- * would make it 2) */
-#define S_SNAP_VERSION 4
+/* entries as varints (still read; not 3: one flipped bit would make it 2) */
+#define S_SNAP_V4 4
+/* version 4 and the writer's key groups (written; 1 and 4 are still read;
+ * 7: at least two bits from 1, 2 and 4) */
+#define S_SNAP_VERSION 7
 
-/* ---- heap snapshots, version 4 ---------------------------------------------
+/* ---- heap snapshots, versions 4 and 7 --------------------------------------
  *
  * Version, nkeys, naggs, entry count, the type of every key field (a byte
  * each) and the function and output type of every aggregate (two bytes
@@ -1124,7 +1129,14 @@ static int s_finish(sl_opctx_t *c)
  * bytes to write, copy and hash are a fraction of version 1's (about 15
  * instead of 61 per key of a one-integer key counted and summed). The key
  * group is not stored: restore computes it from the key (version 1
- * stored it only to check it), so a snapshot hashes no key. */
+ * stored it only to check it), so a snapshot hashes no key.
+ *
+ * Version 7 is version 4 with, after the aggregates' bytes, the key groups
+ * the writer owned (every key it holds is in them: its input is hash
+ * partitioned by the key): max_parallelism, then the first and one past
+ * the last key group, u32 each. A subtask that owns all of them (the same
+ * subtask restoring, or a merge of subtasks at a rescale) keeps every
+ * entry without computing its key group. */
 
 /* Appends v as an unsigned LEB128 varint (at most 10 bytes) at p. */
 static inline uint8_t *s_uv_put(uint8_t *p, uint64_t v)
@@ -1182,7 +1194,19 @@ static inline uint64_t s_uv_get(sl_snap_r_t *r)
     return 0;
 }
 
-/* Writes the version 4 header and entries of the heap table. */
+/* The key groups subtask c owns: [*lo, *hi). */
+static void s_kg_range(const sl_opctx_t *c, uint32_t *lo, uint32_t *hi)
+{
+    int maxp = c->plan->max_parallelism, k = 0;
+    while (k < maxp && sl_key_group_owner(k, maxp, c->parallelism) < c->subtask)
+        k++;
+    *lo = (uint32_t)k;
+    while (k < maxp && sl_key_group_owner(k, maxp, c->parallelism) == c->subtask)
+        k++;
+    *hi = (uint32_t)k;
+}
+
+/* Writes the version 7 header and entries of the heap table. */
 static int s_snapshot_heap(sl_opctx_t *c, s_agg_t *a, sl_snap_w_t *w)
 {
     const sl_plan_node_t *nd = c->node;
@@ -1199,6 +1223,11 @@ static int s_snapshot_heap(sl_opctx_t *c, s_agg_t *a, sl_snap_w_t *w)
         sl_snap_u8(w, (uint8_t)nd->aggs[g].out);
         any_str |= s_acc_is_str(&nd->aggs[g]);
     }
+    uint32_t lo, hi;
+    s_kg_range(c, &lo, &hi);
+    sl_snap_u32(w, (uint32_t)c->plan->max_parallelism);
+    sl_snap_u32(w, lo);
+    sl_snap_u32(w, hi);
     /* Each entry is encoded in place into room reserved for its largest
      * size (10 bytes a varint, plus the key's and string values' bytes):
      * no call per field. */
@@ -1429,40 +1458,38 @@ static int s_accs_get(const sl_plan_node_t *nd, s_agg_t *a, sl_snap_r_t *r, s_ac
     return SL_OK;
 }
 
-/* Heap restore: adds the key of prepared p (its compact key at key) as
- * entry a->n, whose accumulators are already in place. SL_DATA if the key
- * is there already (a snapshot lists a key once). */
-static int s_put(sl_opctx_t *c, s_agg_t *a, const s_probe_t *p, const uint8_t *key)
+/* Heap restore: puts entry e (its key, hash and accumulators in place)
+ * into the table. SL_DATA if its key is there already (a snapshot lists a
+ * key once). The table must have room (no rehash here). */
+static int s_place(s_agg_t *a, size_t e)
 {
-    uint32_t tag = (uint32_t)(p->hash >> 32);
-    size_t s = p->hash & a->tmask;
+    const s_entry_t *en = &a->entries[e];
+    const uint8_t *key = a->keys + en->key_off;
+    uint64_t blk[3] = {0, 0, 0};
+    uint8_t *b = (uint8_t *)blk;
+    if (en->key_len <= S_INLINE) {
+        b[0] = (uint8_t)en->key_len;
+        memcpy(b + 1, key, en->key_len);
+    } else {
+        b[0] = S_LONG;
+    }
+    uint32_t tag = (uint32_t)(en->hash >> 32);
+    size_t s = en->hash & a->tmask;
     for (;; s = (s + 1) & a->tmask) {
         const s_slot_t *t = &a->table[s];
         if (!t->idx)
             break;
-        if (t->tag == tag && t->k[0] == p->blk[0] && t->k[1] == p->blk[1] && t->k[2] == p->blk[2]) {
-            const s_entry_t *e = &a->entries[t->idx - 1];
-            if (p->klen <= S_INLINE ||
-                (e->key_len == p->klen && memcmp(a->keys + e->key_off, key, p->klen) == 0))
+        if (t->tag == tag && t->k[0] == blk[0] && t->k[1] == blk[1] && t->k[2] == blk[2]) {
+            const s_entry_t *o = &a->entries[t->idx - 1];
+            if (en->key_len <= S_INLINE ||
+                (o->key_len == en->key_len && memcmp(a->keys + o->key_off, key, en->key_len) == 0))
                 return SL_DATA;
         }
     }
-    if (a->n >= INT32_MAX)
-        return sl_op_fail(c, SL_LIMIT, "aggregate '%s': too many keys", c->node->name);
-    if (sl_grow((void **)&a->entries, &a->ecap, a->n + 1, sizeof *a->entries) ||
-        sl_grow((void **)&a->keys, &a->keys_cap, a->keys_len + p->klen, 1))
-        return SL_NOMEM;
-    if (p->klen)
-        memcpy(a->keys + a->keys_len, key, p->klen);
-    a->entries[a->n] = (s_entry_t){.hash = p->hash, .key_off = a->keys_len, .key_len = p->klen};
     s_slot_t *slot = &a->table[s];
     slot->tag = tag;
-    slot->idx = (uint32_t)a->n + 1;
-    memcpy(slot->k, p->blk, sizeof slot->k);
-    a->n++;
-    a->keys_len += p->klen;
-    if (a->n * S_LOAD_DEN > (a->tmask + 1) * S_LOAD_NUM)
-        return s_rehash(a);
+    slot->idx = (uint32_t)e + 1;
+    memcpy(slot->k, blk, sizeof slot->k);
     return SL_OK;
 }
 
@@ -1472,54 +1499,178 @@ static int s_put(sl_opctx_t *c, s_agg_t *a, const s_probe_t *p, const uint8_t *k
 #define S_PREFETCH_W(p) ((void)(p))
 #endif
 
-/* Heap restore of n version 4 entries, pipelined like s_process: the
- * entries of a group of S_GROUP keys this subtask owns are decoded (keys
- * into kbuf, accumulators straight into their place after the last
- * entry), their hashes computed and their slots prefetched, then the
- * group is inserted: the table's cache misses overlap instead of one
- * stalling each key. */
-static int s_restore_heap(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r, uint64_t n)
+size_t sl__agg_restore_par_min = (size_t)1 << 16;
+
+/* Entries decoded between two hand-overs to the table's thread. */
+#define S_PAR_CHUNK 2048
+
+/* A parallel heap restore: the task's thread decodes entries into the
+ * entry, key and accumulator arrays (sized beforehand: they never move
+ * while the table's thread reads them) and hands them over by `ready`;
+ * the table's thread (s_placer_main) puts them into the table in the same
+ * order, so the table is the one a serial restore builds. The two halves
+ * are about equal: decoding (and the kernel zeroing the arrays' pages) vs
+ * the table's cache misses (and the zeroing of its pages). */
+typedef struct {
+    s_agg_t *a;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t from;      /* first entry to place */
+    size_t ready;     /* entries decoded (under mu) */
+    bool done;        /* no more entries will come (under mu) */
+    atomic_bool stop; /* either side failed: stop */
+    int rc;           /* the table thread's result */
+    uint64_t cpu_ns;  /* its CPU time */
+} s_placer_t;
+
+static void *s_placer_main(void *arg)
+{
+    s_placer_t *pl = arg;
+    s_agg_t *a = pl->a;
+    size_t e = pl->from;
+    for (;;) {
+        pthread_mutex_lock(&pl->mu);
+        while (pl->ready == e && !pl->done && !atomic_load(&pl->stop))
+            pthread_cond_wait(&pl->cv, &pl->mu);
+        size_t to = pl->ready;
+        bool last = pl->done;
+        pthread_mutex_unlock(&pl->mu);
+        if (atomic_load(&pl->stop))
+            break;
+        for (; e < to; e++) {
+            if (e + 16 < to)
+                S_PREFETCH_W(&a->table[a->entries[e + 16].hash & a->tmask]);
+            if ((pl->rc = s_place(a, e)) != SL_OK) {
+                atomic_store(&pl->stop, true);
+                break;
+            }
+        }
+        if (pl->rc || (last && e == to))
+            break;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    pl->cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return NULL;
+}
+
+/* Hands the entries decoded so far over (done: all of them). */
+static void s_placer_feed(s_placer_t *pl, size_t ready, bool done)
+{
+    pthread_mutex_lock(&pl->mu);
+    pl->ready = ready;
+    pl->done = done;
+    pthread_cond_signal(&pl->cv);
+    pthread_mutex_unlock(&pl->mu);
+}
+
+/* Heap restore of n version 4 entries. Each entry this subtask owns is
+ * decoded into place (its key appended to a->keys, its accumulators after
+ * the last entry's) and hashed; then it is put into the table: pipelined
+ * like s_process (a group of S_GROUP entries decoded, their slots
+ * prefetched, then placed: the table's cache misses overlap instead of one
+ * stalling each key), or, with at least sl__agg_restore_par_min entries,
+ * by a thread of its own while the next ones are decoded (s_placer_t). */
+static int s_restore_heap(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r, uint64_t n, bool all_mine)
 {
     const sl_plan_node_t *nd = c->node;
     int maxp = c->plan->max_parallelism;
     size_t naggs = (size_t)nd->naggs;
-    size_t koff[S_GROUP];
     uint8_t *kbuf = NULL;
     size_t kcap = 0;
     int rc = SL_OK;
+    /* A compact key is at most 7 bytes a field longer than its encoding
+     * (an 8-byte value as a 1-byte varint, a string's 4-byte length as a
+     * 1-byte one): the keys of the entries left fit in keys_bound. */
+    size_t keys_bound = a->keys_len + r->left + 7 * (size_t)nd->nkeys * (size_t)n;
+    s_placer_t pl = {.a = a, .from = a->n, .ready = a->n};
+    bool par = false;
+    pthread_t th;
+    if (n >= sl__agg_restore_par_min && a->entries && a->ecap >= a->n + n && a->cap >= a->n + n &&
+        (a->n + n) * S_LOAD_DEN <= (a->tmask + 1) * S_LOAD_NUM &&
+        sl_grow((void **)&a->keys, &a->keys_cap, keys_bound, 1) == SL_OK) {
+        atomic_init(&pl.stop, false);
+        if (pthread_mutex_init(&pl.mu, NULL) == 0) {
+            if (pthread_cond_init(&pl.cv, NULL) == 0) {
+                par = pthread_create(&th, NULL, s_placer_main, &pl) == 0;
+                if (!par)
+                    pthread_cond_destroy(&pl.cv);
+            }
+            if (!par)
+                pthread_mutex_destroy(&pl.mu);
+        }
+    }
     for (uint64_t e = 0; e < n && rc == SL_OK;) {
-        if (sl_grow((void **)&a->accs, &a->cap, a->n + S_GROUP, sizeof(s_acc_t) * naggs)) {
+        if (!par && (sl_grow((void **)&a->accs, &a->cap, a->n + S_GROUP, sizeof(s_acc_t) * naggs) ||
+                     sl_grow((void **)&a->entries, &a->ecap, a->n + S_GROUP, sizeof *a->entries))) {
             rc = SL_NOMEM;
             break;
         }
         /* 1: decode a group, hash its keys, prefetch their slots */
-        int m = 0;
-        size_t at = 0;
-        for (; e < n && m < S_GROUP; e++) {
-            size_t klen = s_key_get(a, nd, r, &kbuf, &kcap, at);
+        size_t first = a->n;
+        for (int m = 0; e < n && m < S_GROUP; e++) {
+            size_t klen = s_key_get(a, nd, r, &kbuf, &kcap, 0);
             if (r->err) {
                 rc = r->err;
                 break;
             }
-            s_key_read(nd, a->in, kbuf + at, klen, a->kbitmap, a->out);
-            int kg = sl_key_group(sl_value_hash(a->out, nd->nkeys), maxp);
-            if (sl_key_group_owner(kg, maxp, c->parallelism) != c->subtask) {
-                if ((rc = s_accs_get(nd, a, r, NULL)) != SL_OK)
-                    break;
-                continue;
+            if (!all_mine) {
+                s_key_read(nd, a->in, kbuf, klen, a->kbitmap, a->out);
+                int kg = sl_key_group(sl_value_hash(a->out, nd->nkeys), maxp);
+                if (sl_key_group_owner(kg, maxp, c->parallelism) != c->subtask) {
+                    if ((rc = s_accs_get(nd, a, r, NULL)) != SL_OK)
+                        break;
+                    continue;
+                }
             }
-            s_probe_t *p = &a->group[m];
-            if ((rc = s_probe_key(kbuf + at, klen, p)) != SL_OK)
+            s_probe_t p;
+            if ((rc = s_probe_key(kbuf, klen, &p)) != SL_OK)
                 break;
-            S_PREFETCH_W(&a->table[p->hash & a->tmask]);
-            if ((rc = s_accs_get(nd, a, r, &a->accs[(a->n + (size_t)m) * naggs])) != SL_OK)
+            if (!par)
+                S_PREFETCH_W(&a->table[p.hash & a->tmask]);
+            if (a->n >= INT32_MAX) {
+                rc = sl_op_fail(c, SL_LIMIT, "aggregate '%s': too many keys", nd->name);
                 break;
-            koff[m++] = at;
-            at += klen;
+            }
+            if (a->keys_len + klen > a->keys_cap &&
+                (par || sl_grow((void **)&a->keys, &a->keys_cap, a->keys_len + klen, 1))) {
+                rc = par ? SL_DATA : SL_NOMEM; /* par: beyond keys_bound, cannot be */
+                break;
+            }
+            if ((rc = s_accs_get(nd, a, r, &a->accs[a->n * naggs])) != SL_OK)
+                break;
+            if (klen)
+                memcpy(a->keys + a->keys_len, kbuf, klen);
+            a->entries[a->n] =
+                (s_entry_t){.hash = p.hash, .key_off = a->keys_len, .key_len = p.klen};
+            a->keys_len += klen;
+            a->n++;
+            m++;
         }
-        /* 2: insert it, in snapshot order */
-        for (int i = 0; i < m && rc == SL_OK; i++)
-            rc = s_put(c, a, &a->group[i], kbuf + koff[i]);
+        if (par) {
+            if (atomic_load(&pl.stop))
+                break;
+            if (a->n - pl.ready >= S_PAR_CHUNK)
+                s_placer_feed(&pl, a->n, false);
+            continue;
+        }
+        /* 2: place it, in snapshot order */
+        for (size_t i = first; i < a->n && rc == SL_OK; i++) {
+            rc = s_place(a, i);
+            if (rc == SL_OK && (i + 1) * S_LOAD_DEN > (a->tmask + 1) * S_LOAD_NUM)
+                rc = s_rehash(a);
+        }
+    }
+    if (par) {
+        if (rc)
+            atomic_store(&pl.stop, true);
+        s_placer_feed(&pl, a->n, true);
+        pthread_join(th, NULL);
+        pthread_cond_destroy(&pl.cv);
+        pthread_mutex_destroy(&pl.mu);
+        atomic_fetch_add_explicit(&c->restore_cpu_ns, pl.cpu_ns, memory_order_relaxed);
+        if (rc == SL_OK)
+            rc = pl.rc;
     }
     free(kbuf);
     return rc;
@@ -1537,10 +1688,10 @@ static int s_restore_end(sl_opctx_t *c, s_agg_t *a, const sl_snap_r_t *r, int rc
     return a->rocks ? s_rocks_flush(c, a, false) : SL_OK; /* a heap snapshot moves into the store */
 }
 
-/* Restores the entries of a version 4 heap snapshot (after its version,
- * nkeys and naggs): the keys whose key group this subtask owns go into
- * the table directly by their compact key, no row built. */
-static int s_restore_v4(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r)
+/* Restores the entries of a version 4 or 7 (v) heap snapshot (after its
+ * version, nkeys and naggs): the keys whose key group this subtask owns go
+ * into the table directly by their compact key, no row built. */
+static int s_restore_v4(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r, uint8_t v)
 {
     const sl_plan_node_t *nd = c->node;
     int maxp = c->plan->max_parallelism;
@@ -1559,6 +1710,16 @@ static int s_restore_v4(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r)
                           "aggregate '%s': not a snapshot of this operator (its key types or "
                           "aggregates differ)",
                           nd->name);
+    bool all_mine = false; /* every key group of the writer is this subtask's */
+    if (v == S_SNAP_VERSION) {
+        uint32_t wmaxp = sl_snap_get_u32(r), lo = sl_snap_get_u32(r), hi = sl_snap_get_u32(r);
+        if (!r->err && (wmaxp == 0 || lo > hi || hi > wmaxp))
+            r->err = SL_DATA;
+        all_mine =
+            !r->err && wmaxp == (uint32_t)maxp &&
+            (lo == hi || (sl_key_group_owner((int)lo, maxp, c->parallelism) == c->subtask &&
+                          sl_key_group_owner((int)hi - 1, maxp, c->parallelism) == c->subtask));
+    }
     /* the fewest bytes an entry takes; bounds n before anything is sized */
     size_t least = a->kbitmap;
     for (int g = 0; g < nd->naggs; g++)
@@ -1573,7 +1734,7 @@ static int s_restore_v4(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r)
     }
     int rc = SL_OK;
     if (!a->rocks)
-        rc = s_restore_heap(c, a, r, n);
+        rc = s_restore_heap(c, a, r, n, all_mine);
     uint8_t *buf = NULL;
     size_t bufcap = 0;
     for (uint64_t e = 0; a->rocks && e < n && rc == SL_OK; e++) {
@@ -1604,7 +1765,7 @@ static int s_restore_v4(sl_opctx_t *c, s_agg_t *a, sl_snap_r_t *r)
     return s_restore_end(c, a, r, rc);
 }
 
-/* The heap table as version 4 (above); the rocksdb backend syncs its
+/* The heap table as version 7 (above); the rocksdb backend syncs its
  * dirty entries and snapshots the store. */
 static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
 {
@@ -1641,9 +1802,9 @@ static int s_restore(sl_opctx_t *c, sl_snap_r_t *r)
         int rc = s_rocks_flush(c, a, false);
         return rc ? rc : sl_rstate_restore(c, &a->kv, r);
     }
-    if (v == S_SNAP_VERSION && !r->err && nkeys == (uint32_t)nd->nkeys &&
+    if ((v == S_SNAP_VERSION || v == S_SNAP_V4) && !r->err && nkeys == (uint32_t)nd->nkeys &&
         naggs == (uint32_t)nd->naggs)
-        return s_restore_v4(c, a, r);
+        return s_restore_v4(c, a, r, v);
     /* version 1: per entry its key group (u32), its key values (as
      * sl_snap_value), then per aggregate n, i (a string min/max: its
      * bytes) and d, fixed width */

@@ -76,6 +76,9 @@ typedef struct sl_opctx {
     /* metrics: RocksDB store bytes restored from this worker's local copy of
      * the checkpoint / fetched from checkpoint storage, and the time taken */
     _Atomic uint64_t restored_local, restored_remote, restore_ns;
+    /* CPU time of the threads an operator's restore ran besides the task's
+     * own (the task adds it to the restore's CPU time it logs) */
+    _Atomic uint64_t restore_cpu_ns;
     /* Sources: called by sl_op_source_idle and sl_op_source_checkpoint
      * (set by the task). */
     int (*idle_hook)(void *arg);
@@ -132,6 +135,10 @@ typedef struct {
 const sl_op_vtable_t *sl_op_vtable(const sl_plan_node_t *node);
 
 /* Implementations, one file each (op_<kind>.c). */
+/* A heap aggregate's restore of this many entries or more puts them into
+ * its table on a second thread (SIZE_MAX: never; tests set it). */
+extern size_t sl__agg_restore_par_min;
+
 extern const sl_op_vtable_t sl_op_file_source;
 extern const sl_op_vtable_t sl_op_generator;
 extern const sl_op_vtable_t sl_op_nexmark; /* the nexmark source */

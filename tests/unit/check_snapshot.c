@@ -2324,7 +2324,7 @@ START_TEST(test_aggregate_v1)
             sl_snap_w_t v4;
             sl_snap_w_init(&v4);
             ck_assert_int_eq(ins[0]->vt->snapshot(&ins[0]->ctx, &v4), SL_OK);
-            ck_assert_uint_eq(v4.data[0], 4);
+            ck_assert_uint_eq(v4.data[0], 7); /* version 4 and the key groups */
             S_CHECK(v4.len * 2 < v1.len, "version 4: %zu bytes, version 1: %zu", v4.len, v1.len);
             s_inst_close(&ins[0]);
             ins[0] = s_inst_open(&j, "agg", 0, 1);
@@ -2351,6 +2351,146 @@ START_TEST(test_aggregate_v1)
     s_agg_v1(&j, recs, 60, &v1);
     s_garbage_suite(&j, "agg", 0, 1, &v1);
     sl_snap_w_free(&v1);
+    free(recs);
+    s_job_free(&j);
+}
+END_TEST
+
+/* Restores the p1 snapshots into subtask p of p2, feeds records
+ * [half, S_NIN) and ends it; its output is appended to out. par: the
+ * restore puts the keys into the table on a second thread. */
+static void s_agg_restored_run(s_job_t *j, const char *name, const s_rec_t *recs, int half,
+                               sl_snap_w_t *snaps, int p1, int p, int p2, bool par, s_buf_t *out)
+{
+    sl__agg_restore_par_min = par ? 0 : SIZE_MAX;
+    s_inst_t *b = s_inst_open(j, name, p, p2);
+    for (int q = 0; q < p1; q++) {
+        int rc = s_restore(b, snaps[q].data, snaps[q].len);
+        S_CHECK(rc == SL_OK, "restore %d into %d/%d: %d %s", q, p, p2, rc, b->ctx.err);
+    }
+    /* the second thread ran (and counted its CPU time), or none did */
+    S_CHECK(par == (atomic_load(&b->ctx.restore_cpu_ns) > 0), "'%s' %d/%d: restore thread: %s",
+            name, p, p2, par ? "none ran" : "one ran");
+    sl__agg_restore_par_min = (size_t)1 << 16;
+    for (int i = half; i < S_NIN; i++) { /* the records of subtask p */
+        if (s_owner(j, b->ctx.node, &recs[i], p2, 0) != p)
+            continue;
+        int rc = sl_batch_append(b->in, b->ctx.in, recs[i].v);
+        if (rc == SL_LIMIT) {
+            s_flush_in(b);
+            rc = sl_batch_append(b->in, b->ctx.in, recs[i].v);
+        }
+        S_CHECK(rc == SL_OK, "append: %d", rc);
+    }
+    s_end(b);
+    s_buf_put(out, b->out.p, b->out.len);
+    out->n += b->out.n;
+    s_inst_close(&b);
+}
+
+/* The heap aggregate's restore with its table filled on a second thread
+ * gives exactly what the serial restore gives (the same rows in the same
+ * order after the rest of the records, per subtask), also at a rescale
+ * (1 snapshot into 2 subtasks, 2 into 1), and so does the snapshot as
+ * version 4 (no key groups of the writer: each key's computed); a
+ * snapshot listing a key twice fails it with SL_DATA, and cut or mangled
+ * snapshots fail it cleanly. */
+START_TEST(test_aggregate_parallel_restore)
+{
+    s_job_t j;
+    s_job_load(&j, s_keyed_spec);
+    s_rec_t *recs = s_records();
+    int half = S_NIN / 2;
+    const char *names[] = {"agg", "agg1"};
+    const size_t heads[] = {2 + 7 * 2, 1 + 2 * 2}; /* their key types and aggregates */
+    const int shapes[][2] = {{1, 1}, {1, 2}, {2, 1}, {2, 2}};
+    for (int k = 0; k < 2; k++)
+        for (int sh = 0; sh < 4; sh++) {
+            int p1 = shapes[sh][0], p2 = shapes[sh][1];
+            s_inst_t *a[2];
+            sl_snap_w_t snaps[2];
+            for (int p = 0; p < p1; p++)
+                a[p] = s_inst_open(&j, names[k], p, p1);
+            int64_t maxt = INT64_MIN;
+            s_feed(&j, a, p1, recs, 0, half, &maxt);
+            for (int p = 0; p < p1; p++) {
+                sl_snap_w_init(&snaps[p]);
+                ck_assert_int_eq(a[p]->vt->snapshot(&a[p]->ctx, &snaps[p]), SL_OK);
+                s_inst_close(&a[p]);
+            }
+            /* the same as version 4 (without the writer's key groups,
+             * so every key's is computed) */
+            sl_snap_w_t old[2];
+            size_t head = 1 + 4 + 4 + 8 + heads[k];
+            for (int p = 0; p < p1; p++) {
+                ck_assert_uint_eq(snaps[p].data[0], 7);
+                sl_snap_w_init(&old[p]);
+                sl_snap_u8(&old[p], 4);
+                s_buf_t tmp = {0};
+                s_buf_put(&tmp, snaps[p].data + 1, head - 1);
+                s_buf_put(&tmp, snaps[p].data + head + 12, snaps[p].len - head - 12);
+                ck_assert(sl_snap_reserve(&old[p], tmp.len));
+                memcpy(old[p].data + old[p].len, tmp.p, tmp.len);
+                old[p].len += tmp.len;
+                free(tmp.p);
+            }
+            for (int p = 0; p < p2; p++) {
+                s_buf_t ser = {0}, par = {0}, v4 = {0};
+                s_agg_restored_run(&j, names[k], recs, half, snaps, p1, p, p2, false, &ser);
+                s_agg_restored_run(&j, names[k], recs, half, snaps, p1, p, p2, true, &par);
+                s_agg_restored_run(&j, names[k], recs, half, old, p1, p, p2, true, &v4);
+                char what[128];
+                snprintf(what, sizeof what, "'%s' %d -> %d/%d: parallel vs serial restore",
+                         names[k], p1, p, p2);
+                ck_assert_uint_gt(ser.n, 0);
+                s_buf_eq(&par, &ser, what);
+                snprintf(what, sizeof what, "'%s' %d -> %d/%d: version 4 vs 7", names[k], p1, p,
+                         p2);
+                s_buf_eq(&v4, &ser, what);
+                free(ser.p);
+                free(par.p);
+                free(v4.p);
+            }
+            for (int p = 0; p < p1; p++) {
+                sl_snap_w_free(&snaps[p]);
+                sl_snap_w_free(&old[p]);
+            }
+        }
+    /* a key twice: the snapshot of one key, its entry repeated */
+    s_inst_t *one = s_inst_open(&j, "agg1", 0, 1);
+    int64_t maxt = INT64_MIN;
+    s_feed(&j, &one, 1, recs, 0, 1, &maxt);
+    sl_snap_w_t w;
+    sl_snap_w_init(&w);
+    ck_assert_int_eq(one->vt->snapshot(&one->ctx, &w), SL_OK);
+    s_inst_close(&one);
+    /* version, nkeys, naggs, n, types, the writer's key groups */
+    const size_t head = 1 + 4 + 4 + 8 + 1 + 2 * 2 + 3 * 4;
+    ck_assert_uint_eq(w.data[9], 1);
+    size_t ent = w.len - head;
+    uint8_t *dup = malloc(w.len + ent);
+    ck_assert_ptr_nonnull(dup);
+    memcpy(dup, w.data, w.len);
+    memcpy(dup + w.len, w.data + head, ent);
+    dup[9] = 2;
+    for (int par = 0; par < 2; par++) {
+        sl__agg_restore_par_min = par ? 0 : SIZE_MAX;
+        ck_assert_int_eq(s_restore_garbage(&j, "agg1", 0, 1, w.data, w.len), SL_OK);
+        ck_assert_int_eq(s_restore_garbage(&j, "agg1", 0, 1, dup, w.len + ent), SL_DATA);
+    }
+    free(dup);
+    sl_snap_w_free(&w);
+    /* cut and mangled snapshots, on the second thread */
+    sl__agg_restore_par_min = 0;
+    s_inst_t *small = s_inst_open(&j, "agg", 0, 1);
+    maxt = INT64_MIN;
+    s_feed(&j, &small, 1, recs, 0, 60, &maxt);
+    sl_snap_w_init(&w);
+    ck_assert_int_eq(small->vt->snapshot(&small->ctx, &w), SL_OK);
+    s_inst_close(&small);
+    s_garbage_suite(&j, "agg", 0, 1, &w);
+    sl__agg_restore_par_min = (size_t)1 << 16;
+    sl_snap_w_free(&w);
     free(recs);
     s_job_free(&j);
 }
@@ -2674,6 +2814,7 @@ int main(void)
     tcase_set_timeout(agg, 300);
     tcase_add_test(agg, test_aggregate);
     tcase_add_test(agg, test_aggregate_v1);
+    tcase_add_test(agg, test_aggregate_parallel_restore);
     suite_add_tcase(s, agg);
     /* (the heap windows: test cases of their own, each some 5-10 CPU s under ASan) */
     TCase *win = tcase_create("windows");

@@ -29,6 +29,14 @@
  * event_type and the columns of the other kinds, null for this one:
  * `event_type = 'bid'`) is evaluated once per kind at open.
  *
+ * Fused map (plan.h, fused_map): the source evaluates the map's
+ * expressions on the event's values (a plain column is copied) and emits
+ * the map's row, in the map's schema (the task's emitter has it), so the
+ * wide row is never encoded nor decoded; the map forwards what it gets.
+ * The watermark is then always the source's own, from every event's
+ * date_time (the plan fuses no map otherwise), as the task would take it
+ * from the wide rows.
+ *
  * Checkpoints: the position is the index of the next event of this
  * subtask (sl_op_source_checkpoint is called before every event). */
 #define _POSIX_C_SOURCE 200809L
@@ -47,16 +55,19 @@
 #define S_QUIET 4096 /* events failing the condition between two watermark offers */
 
 typedef struct {
-    sl_nexmark_event_t ev;  /* the event being emitted */
-    int64_t next;           /* index of the next event to emit */
-    sl_nexmark_gen_t *gen;  /* the generator, with its caches */
-    bool reads[S_NFIELDS];  /* columns some downstream operator may read */
-    const sl_expr_t *where; /* the fused filter's condition, or NULL */
-    int drop[S_NFIELDS];    /* columns only the condition reads: nulled after it */
-    int ndrop;              /* entries of drop */
-    int kind_pass[3];       /* per kind: 1 all pass, 0 none, -1 evaluate per event */
-    uint64_t generated;     /* events generated since open (records in) */
-    uint64_t failed;        /* events in a row that failed the condition */
+    sl_nexmark_event_t ev;     /* the event being emitted */
+    int64_t next;              /* index of the next event to emit */
+    sl_nexmark_gen_t *gen;     /* the generator, with its caches */
+    bool reads[S_NFIELDS];     /* columns some downstream operator may read */
+    const sl_expr_t *where;    /* the fused filter's condition, or NULL */
+    int drop[S_NFIELDS];       /* columns only the condition reads: nulled after it */
+    int ndrop;                 /* entries of drop */
+    int kind_pass[3];          /* per kind: 1 all pass, 0 none, -1 evaluate per event */
+    uint64_t generated;        /* events generated since open (records in) */
+    uint64_t failed;           /* events in a row that failed the condition */
+    const sl_plan_node_t *map; /* the fused map, or NULL */
+    int *map_field;            /* per map expression: the column it copies, or -1 */
+    sl_value_t *map_vals;      /* the map's row under construction */
 } s_nex_t;
 
 static sl_value_t s_str(const char *s)
@@ -239,8 +250,21 @@ static int s_open(sl_opctx_t *c)
                 sl_arena_reset(c->arena);
             }
         }
-        c->own_wm = nd->watermarks && !nd->ts_expr && nd->rowtime == 20;
     }
+    if (c->plan && nd->fused_map >= 0 && nd->fused_map < c->plan->nnodes) {
+        s->map = &c->plan->nodes[nd->fused_map];
+        int n = s->map->nexprs;
+        s->map_field = calloc((size_t)(n ? n : 1), sizeof *s->map_field);
+        s->map_vals = calloc((size_t)(n ? n : 1), sizeof *s->map_vals);
+        if (!s->map_field || !s->map_vals)
+            return sl_op_fail(c, SL_NOMEM, "out of memory");
+        for (int k = 0; k < n; k++) {
+            int f = sl_expr_field_index(s->map->exprs[k]);
+            s->map_field[k] = f >= 0 && f < S_NFIELDS ? f : -1;
+        }
+    }
+    if (s->where || s->map) /* the task cannot take it from the rows: keep it */
+        c->own_wm = nd->watermarks && !nd->ts_expr && nd->rowtime == 20;
     int rc = sl_nexmark_gen_new(&nd->nex, s->reads[S_EXTRA] ? 0 : SL_NEXMARK_GEN_NO_EXTRA, &s->gen);
     if (rc)
         return sl_op_fail(c, rc, "nexmark source '%s': cannot create the generator", nd->name);
@@ -252,6 +276,29 @@ static int64_t s_time_of(const void *model, uint64_t n)
     return sl_nexmark_time(model, n);
 }
 
+/* Emits the fused map's row of the event whose values are vals: each
+ * expression evaluated (a plain column copied), typed as the map types its
+ * output (op_simple.c). */
+static int s_emit_map(sl_opctx_t *c, s_nex_t *s, const sl_value_t *vals)
+{
+    const sl_plan_node_t *m = s->map;
+    for (int k = 0; k < m->nexprs; k++) {
+        sl_value_t *o = &s->map_vals[k];
+        if (s->map_field[k] >= 0)
+            *o = vals[s->map_field[k]];
+        else if (sl_expr_eval(m->exprs[k], vals, c->arena, o) != SL_OK)
+            return sl_op_fail(c, SL_NOMEM, "nexmark source '%s': out of memory evaluating map '%s'",
+                              c->node->name, m->name);
+        if (!o->is_null)
+            o->type = m->out->fields[k].type;
+    }
+    int rc = sl_emit(&c->out, s->map_vals);
+    sl_arena_reset(c->arena); /* the row is encoded: nothing of the arena is kept */
+    if (rc == SL_RANGE)
+        return sl_op_fail(c, rc, "map '%s': a result row exceeds %u bytes", m->name, SL_ROW_MAX);
+    return rc;
+}
+
 static int s_emit(sl_opctx_t *c, int64_t n)
 {
     s_nex_t *s = c->state;
@@ -261,7 +308,7 @@ static int s_emit(sl_opctx_t *c, int64_t n)
                           (long long)n);
     atomic_store_explicit(&c->records_in, ++s->generated, memory_order_relaxed);
     sl_value_t vals[S_NFIELDS];
-    if (s->where && c->own_wm) {
+    if (c->own_wm) {
         const sl_plan_node_t *nd = c->node;
         int64_t t = s->ev.date_time; /* as s_source_wm in task.c: max - bound - 1 */
         if (t >= SL_WM_MIN + nd->wm_bound + 1 && t - nd->wm_bound - 1 > c->source_wm)
@@ -282,6 +329,8 @@ static int s_emit(sl_opctx_t *c, int64_t n)
             goto failed;
     }
     s->failed = 0;
+    if (s->map)
+        return s_emit_map(c, s, vals);
     for (int i = 0; i < s->ndrop; i++)
         vals[s->drop[i]] = s_nulls[0];
     return sl_emit(&c->out, vals);
@@ -312,8 +361,11 @@ static int s_finish(sl_opctx_t *c)
 static void s_close(sl_opctx_t *c)
 {
     s_nex_t *s = c->state;
-    if (s)
+    if (s) {
         sl_nexmark_gen_destroy(&s->gen);
+        free(s->map_field);
+        free(s->map_vals);
+    }
     free(c->state);
     c->state = NULL;
 }

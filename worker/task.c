@@ -301,7 +301,8 @@ static int s_flush_to(void *target, sl_batch_t *b)
             return s_chain_error_at(t, 0, rc);
     }
     if (from_source) {
-        s_source_batch(t, b);
+        if (!t->ops[0].own_wm) /* (its rows may be a fused map's) */
+            s_source_batch(t, b);
         t->src_last_ns = s_now_ns();
     }
     /* each branch gets the batch in turn (none changes it) */
@@ -961,8 +962,9 @@ static int s_open(sl_task_t *t, s_link_t *links)
         }
         if (nd->out) {
             c->out.batch = sl_batch_new(t->env.batch_bytes);
-            c->out.schema =
-                i == 0 && nd->role == SL_ROLE_SOURCE ? sl_plan_source_schema(nd) : nd->out;
+            c->out.schema = i == 0 && nd->role == SL_ROLE_SOURCE
+                                ? sl_plan_emit_schema(t->env.plan, nd)
+                                : nd->out;
             c->out.flush = s_flush_to;
             c->out.target = &links[2 * i];
             if (!c->out.batch)
@@ -1425,9 +1427,10 @@ void sl_task_metrics(const sl_task_t *t, int i, sl_op_metrics_t *m)
                          : c->out.records;
     /* A source's input is what it read, which is what it emitted (bad
      * records it skipped are counted in errors), unless it counts what it
-     * read itself (a nexmark source applying a fused filter). */
+     * read itself (a nexmark source applying a fused filter or map: the
+     * events it generated). */
     m->records_in = atomic_load_explicit(&c->records_in, memory_order_relaxed);
-    if (nd->role == SL_ROLE_SOURCE && nd->fused_filter < 0)
+    if (nd->role == SL_ROLE_SOURCE && nd->fused_filter < 0 && nd->fused_map < 0)
         m->records_in = m->records_out;
     m->busy_ns = atomic_load_explicit(&c->busy_ns, memory_order_relaxed);
     m->errors = atomic_load_explicit(&c->errors, memory_order_relaxed);

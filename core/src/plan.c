@@ -1917,6 +1917,38 @@ static int s_fuse_filters(sl_plan_t *p)
     return SL_OK;
 }
 
+/* Fuses into each nexmark source the map that is the only consumer of the
+ * source or of the filter fused into it, when the map runs in the source's
+ * chain on that operator's output (forward edge, same parallelism) and is
+ * not a plugin function. The source then builds each row in the map's
+ * schema from the event's values (the map's expressions evaluated on
+ * them), so the wide row is never encoded nor decoded; it still counts
+ * every event in its position. Not when the source has a `timestamp:`
+ * expression (the task adds event_time to the source's own records, and
+ * the map may read it) or takes its event time from another column than
+ * date_time: the source then keeps its watermark from each event's
+ * date_time, as the task does from the rows of the source without the
+ * fusion (the map's rows may not hold date_time, or hold it elsewhere). */
+static void s_fuse_maps(sl_plan_t *p)
+{
+    for (int i = 0; i < p->nnodes; i++) {
+        sl_plan_node_t *src = &p->nodes[i];
+        if (src->kind != SL_OP_NEXMARK_SOURCE || src->side_out || !src->out || src->ts_expr ||
+            (src->watermarks && src->rowtime != sl_schema_find(src->out, "date_time")))
+            continue;
+        const sl_plan_node_t *up = src->fused_filter >= 0 ? &p->nodes[src->fused_filter] : src;
+        if (up->nconsumers != 1 || up->side_out)
+            continue;
+        sl_plan_node_t *m = &p->nodes[up->consumers[0]];
+        if (m->kind != SL_OP_MAP || m->udf || !m->out || m->ninputs != 1 ||
+            m->input_ports[0] != 0 || m->part[0] != SL_PART_FORWARD || m->chain != src->chain ||
+            m->parallelism != src->parallelism)
+            continue;
+        src->fused_map = m->id;
+        m->fused = true;
+    }
+}
+
 static int s_build_chains(sl_plan_t *p, const sl_spec_t *spec)
 {
     p->chains = calloc((size_t)p->nnodes, sizeof *p->chains);
@@ -1987,6 +2019,7 @@ int sl_plan_build(const sl_spec_t *spec, int parallelism, const sl_plugin_t *plu
         nd->rowtime = -1;
         nd->win.time_field = -1;
         nd->fused_filter = -1;
+        nd->fused_map = -1;
         nd->part = calloc((size_t)(sn->ninputs ? sn->ninputs : 1), sizeof(sl_part_t));
         nd->edge_keys = calloc((size_t)(sn->ninputs ? sn->ninputs : 1), sizeof(int *));
         nd->edge_nkeys = calloc((size_t)(sn->ninputs ? sn->ninputs : 1), sizeof(int));
@@ -2075,6 +2108,8 @@ int sl_plan_build(const sl_spec_t *spec, int parallelism, const sl_plugin_t *plu
         rc = s_build_chains(p, spec);
         if (rc == SL_OK)
             rc = s_fuse_filters(p);
+        if (rc == SL_OK)
+            s_fuse_maps(p);
     }
 done:
     if (rc != SL_OK) {
@@ -2215,9 +2250,15 @@ void sl_plan_print(const sl_plan_t *p, FILE *out)
             if (nd->fused_filter >= 0)
                 fprintf(out, "       applies filter %s to each event (fused)\n",
                         p->nodes[nd->fused_filter].name);
-            if (nd->fused)
-                fprintf(out, "       fused into source %s: forwards its rows\n",
-                        p->nodes[nd->inputs[0]].name);
+            if (nd->fused_map >= 0)
+                fprintf(out, "       builds the rows of map %s from each event (fused)\n",
+                        p->nodes[nd->fused_map].name);
+            if (nd->fused) {
+                const sl_plan_node_t *src = &p->nodes[nd->inputs[0]];
+                if (src->kind != SL_OP_NEXMARK_SOURCE) /* a map after a fused filter */
+                    src = &p->nodes[src->inputs[0]];
+                fprintf(out, "       fused into source %s: forwards its rows\n", src->name);
+            }
             if (k == 0)
                 for (int e = 0; e < nd->ninputs; e++) {
                     char label[256];

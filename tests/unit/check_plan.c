@@ -176,6 +176,112 @@ START_TEST(test_nexmark_fused_filter)
 }
 END_TEST
 
+/* A map that is the only consumer of a nexmark source, or of the filter
+ * fused into it, in the source's chain, is fused into the source (it
+ * builds the map's rows); event time stays where the map puts it. Not a
+ * map next to another consumer, one at its own parallelism, or one behind
+ * a source whose event time is an expression or another column than
+ * date_time (the source keeps the watermark only from date_time). */
+static const char *s_nexmap(const char *src_extra, bool filter, const char *select,
+                            const char *map_extra, const char *more, char *buf, size_t cap)
+{
+    snprintf(buf, cap,
+             "name: nx\n"
+             "parallelism: 2\n"
+             "sources:\n"
+             "  - {name: ev, type: nexmark, events: 100%s}\n"
+             "operators:\n"
+             "%s"
+             "  - {name: m, type: map, input: %s, select: {%s}%s}\n"
+             "sinks:\n"
+             "  - {name: out, type: discard, input: m}\n"
+             "%s",
+             src_extra,
+             filter ? "  - {name: sel, type: filter, input: ev, where: \"event_type = 'bid'\"}\n"
+                    : "",
+             filter ? "sel" : "ev", select, map_extra, more);
+    return buf;
+}
+
+START_TEST(test_nexmark_fused_map)
+{
+    char text[2048];
+    s_loaded_t l;
+    const char *wm = ", timestamp: date_time, watermark: {max_out_of_order: 0}";
+    struct {
+        const char *src_extra;
+        bool filter;
+        const char *select;
+        int rowtime; /* of the map */
+    } fused[] = {
+        {"", true, "a: auction, p: \"price * 2\", d: date_time", -1},
+        {"", false, "k: event_type, n: \"coalesce(name, item_name)\", x: extra", -1},
+        /* event time: date_time moved to another name and position */
+        {wm, true, "a: auction, t: date_time, p: price", 1},
+        /* dropped: the map's rows carry none, the watermark still flows */
+        {wm, true, "a: auction, p: price", -1},
+        {wm, false, "k: event_type, t: date_time", 1},
+    };
+    for (size_t k = 0; k < sizeof fused / sizeof *fused; k++)
+        for (int par = 1; par <= 2; par++) {
+            ck_assert_int_eq(s_load(&l,
+                                    s_nexmap(fused[k].src_extra, fused[k].filter, fused[k].select,
+                                             "", "", text, sizeof text),
+                                    par),
+                             SL_OK);
+            int ev = sl_spec_find(l.spec, "ev"), m = sl_spec_find(l.spec, "m");
+            const sl_plan_node_t *src = &l.plan->nodes[ev];
+            ck_assert_msg(src->fused_map == m, "case %zu at P=%d not fused", k, par);
+            ck_assert(l.plan->nodes[m].fused);
+            ck_assert_int_eq(src->fused_filter, fused[k].filter ? sl_spec_find(l.spec, "sel") : -1);
+            ck_assert_int_eq(l.plan->nodes[m].rowtime, fused[k].rowtime);
+            ck_assert_ptr_eq(sl_plan_emit_schema(l.plan, src), l.plan->nodes[m].out);
+            char *out = NULL;
+            size_t len = 0;
+            FILE *f = open_memstream(&out, &len);
+            sl_plan_print(l.plan, f);
+            fclose(f);
+            ck_assert_ptr_nonnull(strstr(out, "builds the rows of map m from each event (fused)"));
+            const char *mline = strstr(out, "-> m ");
+            ck_assert_ptr_nonnull(mline);
+            ck_assert_ptr_nonnull(strstr(mline, "fused into source ev: forwards its rows"));
+            free(out);
+            s_unload(&l);
+        }
+    struct {
+        const char *src_extra;
+        bool filter;
+        const char *map_extra, *more;
+    } not_fused[] = {
+        /* the filter feeds another consumer too */
+        {"", true, "", "  - {name: out2, type: discard, input: sel}\n"},
+        /* the source feeds another consumer too */
+        {"", false, "", "  - {name: out2, type: discard, input: ev}\n"},
+        /* the map at its own parallelism: not in the source's chain */
+        {"", true, ", parallelism: 1", ""},
+        {"", false, ", parallelism: 1", ""},
+        /* event time from an expression, or from another column */
+        {", timestamp: \"coalesce(price, 0) * 1000\", watermark: {max_out_of_order: 0}", true, "",
+         ""},
+        {", timestamp: expires, watermark: {max_out_of_order: 0}", false, "", ""},
+    };
+    for (size_t k = 0; k < sizeof not_fused / sizeof *not_fused; k++) {
+        ck_assert_int_eq(
+            s_load(&l,
+                   s_nexmap(not_fused[k].src_extra, not_fused[k].filter, "a: auction, t: date_time",
+                            not_fused[k].map_extra, not_fused[k].more, text, sizeof text),
+                   2),
+            SL_OK);
+        int ev = sl_spec_find(l.spec, "ev"), m = sl_spec_find(l.spec, "m");
+        ck_assert_msg(l.plan->nodes[ev].fused_map == -1, "case %zu fused", k);
+        ck_assert(!l.plan->nodes[m].fused);
+        ck_assert_ptr_eq(sl_plan_emit_schema(l.plan, &l.plan->nodes[ev]),
+                         sl_plan_source_schema(&l.plan->nodes[ev]));
+        s_unload(&l);
+    }
+}
+END_TEST
+
 /* A keyed (hash) edge with both ends at parallelism 1 is chained: the one
  * subtask owns every key group, so no exchange is needed. Not when either
  * end runs wider, or the node has two inputs in different tasks (a join of
@@ -596,6 +702,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_wordcount_plan);
     tcase_add_test(tc, test_plan_print);
     tcase_add_test(tc, test_keyed_chain_at_p1);
+    tcase_add_test(tc, test_nexmark_fused_map);
     tcase_add_test(tc, test_branching_chain);
     tcase_add_test(tc, test_branching_chain_limits);
     tcase_add_test(tc, test_nexmark_fused_filter);

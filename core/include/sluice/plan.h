@@ -196,12 +196,17 @@ typedef struct sl_plan_node {
     /* nexmark / ysb, realtime: true: event n is emitted no earlier than its
      * event time on the wall clock (for latency runs) */
     bool gen_realtime;
-    /* Plan rewrite (s_fuse_filters): a filter that is the only consumer of
-     * a nexmark source, in its chain, is applied by the source to each
-     * event before its row is built and encoded; the filter then forwards
-     * what it receives. */
+    /* Plan rewrites (s_fuse_filters, s_fuse_maps): a filter that is the
+     * only consumer of a nexmark source, in its chain, is applied by the
+     * source to each event before its row is built and encoded; a map
+     * that is the only consumer of the source (or of that filter) has its
+     * rows built by the source from each event's values, so the source
+     * emits rows of the map's schema. The filter and the map then forward
+     * what they receive. */
     int fused_filter;          /* nexmark source: id of the filter it applies, or -1 */
-    bool fused;                /* filter: its source applies `where` (every row it gets passes) */
+    int fused_map;             /* nexmark source: id of the map whose rows it emits, or -1 */
+    bool fused;                /* filter: its source applies `where` (every row it gets passes);
+                                  map: its source builds its rows (every row it gets is its output) */
     int latency_field;         /* discard sink: timestamp field measured (now - it), or -1 */
     int64_t latency_warmup_ms; /* discard sink: event time skipped at the start */
     int64_t latency_span_ms;   /* discard sink: event time measured after it (0 = all) */
@@ -244,6 +249,13 @@ const char *sl_part_name(sl_part_t p);
 static inline const sl_schema_t *sl_plan_source_schema(const sl_plan_node_t *nd)
 {
     return nd->src_out ? nd->src_out : nd->out;
+}
+
+/* The schema of the rows a source emits: its records', or those of the map
+ * fused into it (fused_map). */
+static inline const sl_schema_t *sl_plan_emit_schema(const sl_plan_t *p, const sl_plan_node_t *nd)
+{
+    return nd->fused_map >= 0 ? p->nodes[nd->fused_map].out : sl_plan_source_schema(nd);
 }
 
 /* Schema of the records on input edge k of nd (its upstream's output or

@@ -65,12 +65,18 @@ resumed() {
 step "run the job; take savepoint A while it runs; stop it with savepoint B mid-output"
 submit_keyed "$DIR/keyed.yaml" job- 1 -p source_parallelism=1 -p interval=500ms \
     -p pause_after="$PAUSE_AFTER" -p pause_for=10m
+# A savepoint holds a sink's part only once the sink got records: the
+# window sink's first come when the first 1 s window fires, which on a
+# fast machine is after the first checkpoint (the totals come at the end).
+op_in() { sluice status --json "$JOB" | grep -o "\"name\":\"$1\",\"records_in\":[0-9]*" | grep -o '[0-9]*$'; }
+sink_fed() { [ "$(op_in out_windows)" -ge 1 ]; }
+wait_for 60 sink_fed || fail "the sinks got no records: $(sluice status "$JOB")"
 sluice savepoint "$JOB" --dir "$WORK/savepoints" >"$WORK/spa" || fail "savepoint: $(cat "$WORK/stderr")"
 SPA=$(tail -n 1 "$WORK/spa")
 [ -s "$SPA/_metadata" ] || fail "no savepoint at '$SPA'"
 A_PARTS=$(saved_parts "$SPA")
 [ "$A_PARTS" -ge 1 ] || fail "savepoint A holds $A_PARTS staged parts: $(find "$SPA" | head -n 20)"
-paused() { [ "$(sluice status --json "$JOB" | grep -o '"name":"gen","records_in":[0-9]*' | grep -o '[0-9]*$')" -ge "$PAUSE_AFTER" ]; }
+paused() { [ "$(op_in gen)" -ge "$PAUSE_AFTER" ]; }
 wait_for 120 paused || fail "the source did not reach its pause: $(sluice status "$JOB")"
 sluice stop "$JOB" --savepoint --dir "$WORK/savepoints" >"$WORK/spb" ||
     fail "stop --savepoint: $(cat "$WORK/stderr"): $(sluice status "$JOB")"

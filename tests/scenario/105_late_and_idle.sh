@@ -116,13 +116,23 @@ CSV
 tail -n +2 "$WORK/expr.csv" | sort | diff "$WORK/want-expr.csv" - >&2 || fail "expression timestamps"
 grep -q "(1 late records dropped" "$WORK/stderr" || fail "the late record is not counted"
 
-step "a time beyond any calendar is an error, and does not move the watermark"
+# worked NAME TIME...: runs lateness/worked.yaml over records of key a at
+# the given event times (ms), in that order, each in a batch of its own
+# (a note longer than a 64-byte batch pads it); the results go to
+# $WORK/NAME-main.csv, the late records to $WORK/NAME-late.csv.
 pad=$(printf '%072d' 0)
-printf 'key,ts,note\n' > "$WORK/far.csv"
-for t in 1000 4000000000000000000 3000 12000; do printf 'a,%s,%s\n' "$t" "$pad" >> "$WORK/far.csv"; done
-SLUICE_BATCH_BYTES=64 sluice run "$DIR/worked.yaml" --quiet -p input="$WORK/far.csv" \
-    -p main="$WORK/far-main.csv" -p late="$WORK/far-late.csv" ||
-    { cat "$WORK/stderr" >&2; fail "far-time job"; }
+worked() {
+    local name=$1 t
+    shift
+    printf 'key,ts,note\n' > "$WORK/$name.csv"
+    for t in "$@"; do printf 'a,%s,%s\n' "$t" "$pad" >> "$WORK/$name.csv"; done
+    SLUICE_BATCH_BYTES=64 sluice run "$DIR/worked.yaml" --quiet -p input="$WORK/$name.csv" \
+        -p main="$WORK/$name-main.csv" -p late="$WORK/$name-late.csv" ||
+        { cat "$WORK/stderr" >&2; fail "$name job"; }
+}
+
+step "a time beyond any calendar is an error, and does not move the watermark"
+worked far 1000 4000000000000000000 3000 12000
 # the record at 4e18 ms (beyond 2^60) is skipped as bad; a@3 s after it is
 # not late, as the watermark stayed at 1.999 s
 cat > "$WORK/want-far.csv" <<'CSV'
@@ -135,12 +145,7 @@ grep -Eq "^per_key +window .*\(1 bad records skipped\)$" "$WORK/stderr" ||
     { cat "$WORK/stderr" >&2; fail "far time: not counted as a bad record (or records late)"; }
 
 step "the worked example of docs/time.md"
-pad=$(printf '%072d' 0)
-printf 'key,ts,note\n' > "$WORK/worked.csv"
-for t in 1000 4000 3000 12000 8000 19000 7000; do printf 'a,%d,%s\n' "$t" "$pad" >> "$WORK/worked.csv"; done
-SLUICE_BATCH_BYTES=64 sluice run "$DIR/worked.yaml" --quiet -p input="$WORK/worked.csv" \
-    -p main="$WORK/worked-main.csv" -p late="$WORK/worked-late.csv" ||
-    { cat "$WORK/stderr" >&2; fail "worked example job"; }
+worked worked 1000 4000 3000 12000 8000 19000 7000
 # In arrival order: [0,10) fires at a@12 with 3 records, a@8 (late, within
 # the allowed 5 s) updates it to 4, a@19 drops it, a@7 is too late and goes
 # to the side output, and end of input fires [10,20) with 2.

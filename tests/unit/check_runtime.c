@@ -173,38 +173,65 @@ START_TEST(test_slow_sink_backpressure)
 }
 END_TEST
 
-START_TEST(test_cancel_blocked_job)
+/* A job whose stdout sink writes into a pipe nobody reads, on a
+ * mini-cluster of one worker with `slots` slots: the sink gets stuck and
+ * holds its upstreams back. s_stuck_end cancels it, checks it ends
+ * CANCELED and undoes the rest. */
+typedef struct {
+    char *dir, *input;
+    int fd, saved;
+    sl_minicluster_t *mc;
+    sl_params_t *params;
+    char job[64];
+} s_stuck_t;
+
+static void s_stuck_start(s_stuck_t *st, int slots, const char *name, const char *spec)
 {
-    char *dir = sl_test_tmpdir();
-    char *input = s_write_input(dir);
+    st->dir = sl_test_tmpdir();
+    st->input = s_write_input(st->dir);
     int fds[2];
     ck_assert_int_eq(pipe(fds), 0);
     fflush(stdout);
-    int saved = dup(STDOUT_FILENO);
+    st->saved = dup(STDOUT_FILENO);
     dup2(fds[1], STDOUT_FILENO);
     close(fds[1]);
-    char err[1024], job[64];
-    sl_minicluster_t *mc = sl_minicluster_start(1, 2, err, sizeof err);
-    sl_params_t *params = sl_params_new();
-    sl_params_set(params, "input", input);
-    ck_assert_int_eq(sl_client_submit(sl_minicluster_client(mc), "slow.yaml", s_spec,
-                                      strlen(s_spec), params, 0, job, sizeof job, err, sizeof err),
+    st->fd = fds[0];
+    char err[1024];
+    st->mc = sl_minicluster_start(1, slots, err, sizeof err);
+    ck_assert_msg(st->mc != NULL, "%s", err);
+    st->params = sl_params_new();
+    sl_params_set(st->params, "input", st->input);
+    ck_assert_int_eq(sl_client_submit(sl_minicluster_client(st->mc), name, spec, strlen(spec),
+                                      st->params, 0, st->job, sizeof st->job, err, sizeof err),
                      SL_OK);
-    s_watch_t w = {.cl = sl_minicluster_client(mc), .job = job, .op = "tag"};
-    ck_assert(sl_wait_until(s_backpressured, &w, 30000));
-    ck_assert_int_eq(sl_client_cancel(w.cl, job, err, sizeof err), SL_OK);
+}
+
+static void s_stuck_end(s_stuck_t *st)
+{
+    char err[1024];
+    s_watch_t w = {.cl = sl_minicluster_client(st->mc), .job = st->job};
+    ck_assert_int_eq(sl_client_cancel(w.cl, st->job, err, sizeof err), SL_OK);
     w.want = SLUICE__JOB_STATE_KIND__JOB_CANCELED;
     ck_assert(sl_wait_until(s_in_state, &w, 10000));
     /* Stopping joins every task thread: a task stuck on a full pipe or
      * waiting for credit must notice the cancel. */
-    sl_minicluster_stop(&mc);
-    dup2(saved, STDOUT_FILENO);
-    close(saved);
-    close(fds[0]);
-    sl_params_destroy(&params);
-    sl_test_rmrf(dir);
-    free(input);
-    free(dir);
+    sl_minicluster_stop(&st->mc);
+    dup2(st->saved, STDOUT_FILENO);
+    close(st->saved);
+    close(st->fd);
+    sl_params_destroy(&st->params);
+    sl_test_rmrf(st->dir);
+    free(st->input);
+    free(st->dir);
+}
+
+START_TEST(test_cancel_blocked_job)
+{
+    s_stuck_t st;
+    s_stuck_start(&st, 2, "slow.yaml", s_spec);
+    s_watch_t w = {.cl = sl_minicluster_client(st.mc), .job = st.job, .op = "tag"};
+    ck_assert(sl_wait_until(s_backpressured, &w, 30000));
+    s_stuck_end(&st);
 }
 END_TEST
 
@@ -226,24 +253,9 @@ static const char *s_branch_spec =
 
 START_TEST(test_branch_backpressure_on_sender)
 {
-    char *dir = sl_test_tmpdir();
-    char *input = s_write_input(dir);
-    int fds[2];
-    ck_assert_int_eq(pipe(fds), 0);
-    fflush(stdout);
-    int saved = dup(STDOUT_FILENO);
-    dup2(fds[1], STDOUT_FILENO); /* the sink writes into a pipe nobody reads */
-    close(fds[1]);
-    char err[1024], job[64];
-    sl_minicluster_t *mc = sl_minicluster_start(1, 4, err, sizeof err);
-    ck_assert_msg(mc != NULL, "%s", err);
-    sl_params_t *params = sl_params_new();
-    sl_params_set(params, "input", input);
-    ck_assert_int_eq(sl_client_submit(sl_minicluster_client(mc), "branch.yaml", s_branch_spec,
-                                      strlen(s_branch_spec), params, 0, job, sizeof job, err,
-                                      sizeof err),
-                     SL_OK);
-    s_watch_t w = {.cl = sl_minicluster_client(mc), .job = job, .op = "tag"};
+    s_stuck_t st;
+    s_stuck_start(&st, 4, "branch.yaml", s_branch_spec);
+    s_watch_t w = {.cl = sl_minicluster_client(st.mc), .job = st.job, .op = "tag"};
     clock_gettime(CLOCK_MONOTONIC, &w.since);
     ck_assert_msg(sl_wait_until(s_backpressured, &w, 30000), "no backpressure reported on 'tag'");
     ck_assert_msg(sl_wait_until(s_stalled, &w, 30000), "the source never stopped");
@@ -252,17 +264,7 @@ START_TEST(test_branch_backpressure_on_sender)
                   "backpressure: 'tag' %llu ns, the other operators %llu ns (only 'tag' sends "
                   "to the stuck sink)",
                   (unsigned long long)w.bp_ns, (unsigned long long)w.bp_others);
-    ck_assert_int_eq(sl_client_cancel(w.cl, job, err, sizeof err), SL_OK);
-    w.want = SLUICE__JOB_STATE_KIND__JOB_CANCELED;
-    ck_assert(sl_wait_until(s_in_state, &w, 10000));
-    sl_minicluster_stop(&mc);
-    dup2(saved, STDOUT_FILENO);
-    close(saved);
-    close(fds[0]);
-    sl_params_destroy(&params);
-    sl_test_rmrf(dir);
-    free(input);
-    free(dir);
+    s_stuck_end(&st);
 }
 END_TEST
 

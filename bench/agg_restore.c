@@ -28,6 +28,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "operator.h"
 #include "sluice/diag.h"
 #include "sluice/err.h"
@@ -50,21 +51,6 @@ static const char *s_spec = "name: agg-restore\n"
                             "    aggregates: [{name: n, fn: count}, {name: s, fn: sum, field: v}]\n"
                             "sinks:\n"
                             "  - { name: out, type: discard, input: totals }\n";
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double s_cpu(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 static int s_cmp(const void *a, const void *b)
 {
@@ -159,7 +145,7 @@ int main(int argc, char **argv)
     int maxp = plan->max_parallelism;
     sl_batch_t *b = sl_batch_new(1 << 16);
     size_t owned = 0;
-    double t0 = s_now();
+    double t0 = bench_now();
     for (long i = 0; !w.len && i <= keys; i++) {
         sl_value_t v[2] = {sl_value_int(i), sl_value_int(i)};
         bool mine =
@@ -193,7 +179,7 @@ int main(int argc, char **argv)
         return 1;
     }
     fprintf(stderr, "agg_restore: %zu keys of %ld fed in %.2f s, snapshot %zu bytes\n", owned, keys,
-            s_now() - t0, w.len);
+            bench_now() - t0, w.len);
     double wall[100], cpu[100];
     for (int r = 0; r < runs; r++) {
         s_inst_t x;
@@ -201,10 +187,10 @@ int main(int argc, char **argv)
             return 1;
         sl_snap_r_t rd;
         sl_snap_r_init(&rd, w.data, w.len);
-        double w0 = s_now(), c0 = s_cpu();
+        double w0 = bench_now(), c0 = bench_cpu();
         int rc = x.vt->restore(&x.ctx, &rd);
-        wall[r] = s_now() - w0;
-        cpu[r] = s_cpu() - c0;
+        wall[r] = bench_now() - w0;
+        cpu[r] = bench_cpu() - c0;
         if (rc || rd.err || rd.left) {
             fprintf(stderr, "agg_restore: restore: %d %s\n", rc, x.ctx.err);
             return 1;

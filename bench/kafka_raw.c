@@ -31,14 +31,9 @@
 #include <string.h>
 #include <time.h>
 
-#define S_TIMEOUT_MS 30000 /* metadata, watermark and no-progress timeout */
+#include "bench_clock.h"
 
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#define S_TIMEOUT_MS 30000 /* metadata, watermark and no-progress timeout */
 
 static void s_die(const char *what, const char *why)
 {
@@ -124,7 +119,7 @@ static void s_produce(const char *boot, const char *topic, int parts, uint64_t c
     if (!buf)
         s_die("malloc", "out of memory");
     uint64_t bytes = 0;
-    double t0 = s_now();
+    double t0 = bench_now();
     for (uint64_t i = 0; i < count; i++) {
         /* a JSON object padded to exactly size bytes */
         int n = snprintf(buf, (size_t)size + 64,
@@ -168,7 +163,7 @@ static void s_produce(const char *boot, const char *topic, int parts, uint64_t c
         rd_kafka_poll(rk, 0);
     }
     rd_kafka_resp_err_t e = rd_kafka_flush(rk, 120000);
-    double t1 = s_now();
+    double t1 = bench_now();
     if (e)
         s_die("flush", rd_kafka_err2str(e));
     if (s_failed)
@@ -207,18 +202,18 @@ static void s_consume(const char *boot, const char *topic, uint64_t want)
         s_die("calloc", "out of memory");
     int left = parts;
     uint64_t n = 0, bytes = 0;
-    double t0 = s_now(), last = t0;
+    double t0 = bench_now(), last = t0;
     rd_kafka_resp_err_t e = rd_kafka_assign(rk, tl);
     if (e)
         s_die("assign", rd_kafka_err2str(e));
     while (left > 0) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m) {
-            if (s_now() - last > S_TIMEOUT_MS / 1000.0)
+            if (bench_now() - last > S_TIMEOUT_MS / 1000.0)
                 s_die(topic, "no progress for 30 s");
             continue;
         }
-        last = s_now();
+        last = bench_now();
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             /* an end is reported again after every later fetch: count each once */
             if (m->partition >= 0 && m->partition < parts && !eof[m->partition]) {
@@ -233,7 +228,7 @@ static void s_consume(const char *boot, const char *topic, uint64_t want)
         }
         rd_kafka_message_destroy(m);
     }
-    double t1 = s_now();
+    double t1 = bench_now();
     if (n != want) {
         fprintf(stderr, "kafka_raw: read %" PRIu64 " records of topic %s, expected %" PRIu64 "\n",
                 n, topic, want);

@@ -23,22 +23,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "sluice/kvstate.h"
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double s_cpu(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 /* Loads the manifest of an earlier run's checkpoint (DIR/manifest) into
  * *m: 0, or -1 when there is none. */
@@ -146,10 +132,10 @@ restore:;
         for (int way = 0; way < 2; way++) {
             snprintf(dst, sizeof dst, "%s/dst-%d-%d", dir, r, way);
             sl_kv_t *out = NULL;
-            double t0 = s_now(), c0 = s_cpu();
+            double t0 = bench_now(), c0 = bench_cpu();
             int rc = way ? sl_kv_restore_local(&m, keep, dst, NULL, &out, err, sizeof err)
                          : sl_kv_restore(&m, storage, shared, dst, NULL, &out, err, sizeof err);
-            double t = s_now() - t0, c = s_cpu() - c0;
+            double t = bench_now() - t0, c = bench_cpu() - c0;
             if (rc) {
                 fprintf(stderr, "kv_restore: restore: %s\n", err);
                 return 1;

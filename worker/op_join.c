@@ -771,6 +771,15 @@ static int64_t s_tget(const uint8_t *p)
     return (int64_t)(s_get_be64(p) ^ (UINT64_C(1) << 63));
 }
 
+/* Does the time a store key holds fit its row of side s, whose time is t?
+ * Stores restored from before a window result's time became its
+ * window_end - 1 ms hold the row's field unadjusted. */
+static bool s_stored_time_ok(const s_join_t *st, int s, int64_t t, int64_t stored)
+{
+    return stored == t ||
+           (st->tadj[s] && t >= -S_TIME_LIMIT && t <= S_TIME_LIMIT && stored == t - st->tadj[s]);
+}
+
 /* Room for n bytes of store keys in st->sk. */
 static int s_sk(s_join_t *st, size_t n)
 {
@@ -1153,7 +1162,7 @@ static int s_rk_enrich_sweep(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *
         const uint8_t *k = e.key;
         int64_t vt = 0;
         if (e.key_len <= n || !s_row_ok(st->sch[1], k + n, e.key_len - n) ||
-            !s_time(st, 1, k + n, &vt) || vt != s_tget(k + n - 8)) {
+            !s_time(st, 1, k + n, &vt) || !s_stored_time_ok(st, 1, vt, s_tget(k + n - 8))) {
             rc = SL_DATA;
             break;
         }
@@ -1186,7 +1195,8 @@ static int s_rk_enrich_sweep(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *
     while ((rc = sl_kv_cursor_next(it, &e)) == 1) {
         int64_t t = 0;
         if (e.key_len != n + 8 || !s_row_ok(st->sch[0], e.val, e.val_len) ||
-            !s_time(st, 0, e.val, &t) || t != s_tget((const uint8_t *)e.key + n - 8)) {
+            !s_time(st, 0, e.val, &t) ||
+            !s_stored_time_ok(st, 0, t, s_tget((const uint8_t *)e.key + n - 8))) {
             rc = SL_DATA;
             break;
         }

@@ -108,6 +108,8 @@ typedef struct {
 
 typedef struct {
     const sl_schema_t *sch[2]; /* input schemas: left, right */
+    int tf[2];                 /* event-time field of each input schema */
+    int64_t tadj[2];           /* added to it for the event time (join.ltime_adj, rtime_adj) */
     sl_schema_t *kschema;      /* the key fields (left types) */
     s_key_t *keys;
     int nkeys, capkeys;
@@ -211,17 +213,20 @@ static void s_keys_free(s_join_t *st)
 }
 
 /* Event time of row (field tf of schema s); false when null. */
-static bool s_time(const sl_schema_t *s, int tf, const uint8_t *row, int64_t *t)
+/* The event time of a row of side s: its time field plus the side's
+ * adjustment (a window result's is its window_end - 1). A time beyond any
+ * calendar stays unadjusted (and is an error to the callers that check). */
+static bool s_time(const s_join_t *st, int s, const uint8_t *row, int64_t *t)
 {
     sl_value_t v;
-    sl_row_get(s, row, tf, &v);
-    *t = v.u.i;
+    sl_row_get(st->sch[s], row, st->tf[s], &v);
+    *t = v.u.i < -S_TIME_LIMIT || v.u.i > S_TIME_LIMIT ? v.u.i : v.u.i + st->tadj[s];
     return !v.is_null;
 }
 
 /* Keeps, in order, the rows of r whose time + off is above limit; returns
  * the least time + off kept (INT64_MAX: none). */
-static int64_t s_rows_filter(s_rows_t *r, const sl_schema_t *s, int tf, int64_t limit, int64_t off)
+static int64_t s_rows_filter(const s_join_t *st, int s, s_rows_t *r, int64_t limit, int64_t off)
 {
     uint32_t w = 0;
     int n = 0;
@@ -229,7 +234,7 @@ static int64_t s_rows_filter(s_rows_t *r, const sl_schema_t *s, int tf, int64_t 
     for (uint32_t o = 0; o < r->len;) {
         uint32_t len = sl_row_len(r->buf + o);
         int64_t t = 0;
-        s_time(s, tf, r->buf + o, &t);
+        s_time(st, s, r->buf + o, &t);
         if (t + off > limit) { /* still needed */
             if (w != o)
                 memmove(r->buf + w, r->buf + o, len);
@@ -549,10 +554,9 @@ static int s_interval_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_t *
         return rc;
     if (k >= 0) {
         const s_rows_t *o = &st->keys[k].side[1 - s];
-        int otf = s ? j->ltime : j->rtime;
         for (uint32_t off = 0; off < o->len; off += sl_row_len(o->buf + off)) {
             int64_t ot = 0;
-            s_time(st->sch[1 - s], otf, o->buf + off, &ot);
+            s_time(st, 1 - s, o->buf + off, &ot);
             if (ot < lo || ot > hi)
                 continue;
             rc = s ? s_emit_pair(c, st, o->buf + off, row, 0)
@@ -579,8 +583,8 @@ static int s_interval_sweep(sl_opctx_t *c, s_join_t *st, int k, int64_t wm)
 {
     const sl_join_cfg_t *j = &c->node->join;
     s_key_t *e = &st->keys[k];
-    int64_t l = s_rows_filter(&e->side[0], st->sch[0], j->ltime, wm, j->upper);
-    int64_t r = s_rows_filter(&e->side[1], st->sch[1], j->rtime, wm, -j->lower);
+    int64_t l = s_rows_filter(st, 0, &e->side[0], wm, j->upper);
+    int64_t r = s_rows_filter(st, 1, &e->side[1], wm, -j->lower);
     e->armed = false;
     if (e->side[0].n || e->side[1].n)
         return s_interval_arm(st, k, l < r ? l : r);
@@ -601,13 +605,13 @@ static bool s_version_before(const uint8_t *a, int64_t ta, const uint8_t *b, int
 }
 
 /* Keeps, of the versions at or behind wm, only the latest. */
-static void s_versions_prune(s_rows_t *v, const sl_schema_t *s, int tf, int64_t wm)
+static void s_versions_prune(const s_join_t *st, s_rows_t *v, int64_t wm)
 {
     uint32_t keep = 0, off = 0; /* offset of the latest version <= wm */
     int skip = 0, idx = 0;
     for (; off < v->len; off += sl_row_len(v->buf + off), idx++) {
         int64_t t = 0;
-        s_time(s, tf, v->buf + off, &t);
+        s_time(st, 1, v->buf + off, &t);
         if (t > wm)
             break;
         keep = off;
@@ -621,10 +625,8 @@ static void s_versions_prune(s_rows_t *v, const sl_schema_t *s, int tf, int64_t 
 }
 
 /* A table row: inserted in (time, bytes) order, then pruned. */
-static int s_table_row(sl_opctx_t *c, s_join_t *st, int k, const uint8_t *row, int64_t t,
-                       int64_t wm)
+static int s_table_row(s_join_t *st, int k, const uint8_t *row, int64_t t, int64_t wm)
 {
-    const sl_join_cfg_t *j = &c->node->join;
     s_rows_t *v = &st->keys[k].side[1];
     uint32_t len = sl_row_len(row);
     int rc = s_rows_reserve(v, len);
@@ -633,7 +635,7 @@ static int s_table_row(sl_opctx_t *c, s_join_t *st, int k, const uint8_t *row, i
     uint32_t pos = v->len;
     for (uint32_t off = 0; off < v->len; off += sl_row_len(v->buf + off)) {
         int64_t vt = 0;
-        s_time(st->sch[1], j->rtime, v->buf + off, &vt);
+        s_time(st, 1, v->buf + off, &vt);
         if (s_version_before(row, t, v->buf + off, vt)) {
             pos = off;
             break;
@@ -643,7 +645,7 @@ static int s_table_row(sl_opctx_t *c, s_join_t *st, int k, const uint8_t *row, i
     memcpy(v->buf + pos, row, len);
     v->len += len;
     v->n++;
-    s_versions_prune(v, st->sch[1], j->rtime, wm);
+    s_versions_prune(st, v, wm);
     return SL_OK;
 }
 
@@ -661,12 +663,12 @@ static int s_enrich_sweep(sl_opctx_t *c, s_join_t *st, int k, int64_t wm)
         uint8_t *row = p->buf + o;
         uint32_t len = sl_row_len(row);
         int64_t t = 0;
-        s_time(st->sch[0], j->ltime, row, &t);
+        s_time(st, 0, row, &t);
         if (t <= wm) {
             const uint8_t *match = NULL;
             for (uint32_t vo = 0; vo < v->len; vo += sl_row_len(v->buf + vo)) {
                 int64_t vt = 0;
-                s_time(st->sch[1], j->rtime, v->buf + vo, &vt);
+                s_time(st, 1, v->buf + vo, &vt);
                 if (vt > t)
                     break;
                 match = v->buf + vo;
@@ -686,7 +688,7 @@ static int s_enrich_sweep(sl_opctx_t *c, s_join_t *st, int k, int64_t wm)
     }
     p->len = w;
     p->n = n;
-    s_versions_prune(&e->side[1], st->sch[1], j->rtime, wm);
+    s_versions_prune(st, &e->side[1], wm);
     s_key_release(st, k);
     return SL_OK;
 }
@@ -767,6 +769,15 @@ static void s_tput(uint8_t *p, int64_t t)
 static int64_t s_tget(const uint8_t *p)
 {
     return (int64_t)(s_get_be64(p) ^ (UINT64_C(1) << 63));
+}
+
+/* Does the time a store key holds fit its row of side s, whose time is t?
+ * Stores restored from before a window result's time became its
+ * window_end - 1 ms hold the row's field unadjusted. */
+static bool s_stored_time_ok(const s_join_t *st, int s, int64_t t, int64_t stored)
+{
+    return stored == t ||
+           (st->tadj[s] && t >= -S_TIME_LIMIT && t <= S_TIME_LIMIT && stored == t - st->tadj[s]);
 }
 
 /* Room for n bytes of store keys in st->sk. */
@@ -1151,7 +1162,7 @@ static int s_rk_enrich_sweep(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *
         const uint8_t *k = e.key;
         int64_t vt = 0;
         if (e.key_len <= n || !s_row_ok(st->sch[1], k + n, e.key_len - n) ||
-            !s_time(st->sch[1], j->rtime, k + n, &vt) || vt != s_tget(k + n - 8)) {
+            !s_time(st, 1, k + n, &vt) || !s_stored_time_ok(st, 1, vt, s_tget(k + n - 8))) {
             rc = SL_DATA;
             break;
         }
@@ -1184,14 +1195,14 @@ static int s_rk_enrich_sweep(sl_opctx_t *c, s_join_t *st, int g, const uint8_t *
     while ((rc = sl_kv_cursor_next(it, &e)) == 1) {
         int64_t t = 0;
         if (e.key_len != n + 8 || !s_row_ok(st->sch[0], e.val, e.val_len) ||
-            !s_time(st->sch[0], j->ltime, e.val, &t) ||
-            t != s_tget((const uint8_t *)e.key + n - 8)) {
+            !s_time(st, 0, e.val, &t) ||
+            !s_stored_time_ok(st, 0, t, s_tget((const uint8_t *)e.key + n - 8))) {
             rc = SL_DATA;
             break;
         }
         for (; vo < v->len; vo += sl_row_len(v->buf + vo)) {
             int64_t vt = 0;
-            s_time(st->sch[1], j->rtime, v->buf + vo, &vt);
+            s_time(st, 1, v->buf + vo, &vt);
             if (vt > t)
                 break;
             match = v->buf + vo;
@@ -1339,7 +1350,7 @@ static int s_rk_import(sl_opctx_t *c, s_join_t *st)
             const s_rows_t *r = &e->side[s];
             for (uint32_t o = 0; o < r->len && rc == SL_OK; o += sl_row_len(r->buf + o)) {
                 int64_t t = 0;
-                s_time(st->sch[s], s ? j->rtime : j->ltime, r->buf + o, &t);
+                s_time(st, s, r->buf + o, &t);
                 int64_t due = j->kind == SL_JOIN_ENRICH ? t : s ? t - j->lower : t + j->upper;
                 if (j->kind == SL_JOIN_ENRICH && s == 1)
                     rc = s_rk_put_version(st, g, e->key, e->klen, t, r->buf + o);
@@ -1368,8 +1379,7 @@ static int s_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_t *row)
 {
     const sl_join_cfg_t *j = &c->node->join;
     int64_t wm = c->watermark > st->wm_floor ? c->watermark : st->wm_floor, t;
-    if (!s_time(st->sch[s], s ? j->rtime : j->ltime, row, &t) || t < -S_TIME_LIMIT ||
-        t > S_TIME_LIMIT) {
+    if (!s_time(st, s, row, &t) || t < -S_TIME_LIMIT || t > S_TIME_LIMIT) {
         atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
         return SL_OK; /* no usable event time: counted as an error, skipped */
     }
@@ -1420,7 +1430,7 @@ static int s_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_t *row)
         if ((rc = s_key_get(st, h, kbuf, klen, true, &k)) != SL_OK)
             return rc;
         if (s == 1)
-            return s_table_row(c, st, k, row, t, wm);
+            return s_table_row(st, k, row, t, wm);
         if ((rc = s_rows_add(&st->keys[k].side[0], row)) != SL_OK)
             return rc;
         return s_heap_push(st, (s_timer_t){.time = t, .key = k});
@@ -1476,6 +1486,10 @@ static int s_open(sl_opctx_t *c)
     st->c = c;
     st->sch[0] = c->in;
     st->sch[1] = sl_plan_input_schema(c->plan, nd, 1);
+    st->tf[0] = j->ltime;
+    st->tf[1] = j->rtime;
+    st->tadj[0] = j->ltime_adj;
+    st->tadj[1] = j->rtime_adj;
     if (!st->sch[0] || !st->sch[1])
         return sl_op_fail(c, SL_INVAL, "join '%s': an input has no schema", nd->name);
     st->kschema = sl_schema_new();
@@ -1636,8 +1650,7 @@ static int s_snapshot(sl_opctx_t *c, sl_snap_w_t *w)
 
 /* Reads rows of side s into r (or past them when r is NULL); each row's
  * time must be usable. */
-static int s_restore_rows(s_join_t *st, const sl_join_cfg_t *j, int s, sl_snap_r_t *r,
-                          s_rows_t *into, int *n)
+static int s_restore_rows(s_join_t *st, int s, sl_snap_r_t *r, s_rows_t *into, int *n)
 {
     uint32_t cnt = sl_snap_get_u32(r);
     if (r->err || cnt > r->left / 8)
@@ -1647,8 +1660,8 @@ static int s_restore_rows(s_join_t *st, const sl_join_cfg_t *j, int s, sl_snap_r
         const uint8_t *row = sl_snap_get_bytes(r, &len);
         int64_t t;
         if (r->err || len < 4 || len > SL_ROW_MAX || sl_row_check(st->sch[s], row, len) != SL_OK ||
-            sl_row_len(row) != len || !s_time(st->sch[s], s ? j->rtime : j->ltime, row, &t) ||
-            t < -S_TIME_LIMIT || t > S_TIME_LIMIT)
+            sl_row_len(row) != len || !s_time(st, s, row, &t) || t < -S_TIME_LIMIT ||
+            t > S_TIME_LIMIT)
             return SL_DATA;
         int rc = into ? s_rows_add(into, row) : SL_OK;
         if (rc)
@@ -1677,7 +1690,7 @@ static int s_restore_timers(sl_opctx_t *c, s_join_t *st, int k)
         const s_rows_t *r = &e->side[s];
         for (uint32_t o = 0; o < r->len && rc == SL_OK; o += sl_row_len(r->buf + o)) {
             int64_t t = 0;
-            s_time(st->sch[s], s ? j->rtime : j->ltime, r->buf + o, &t);
+            s_time(st, s, r->buf + o, &t);
             int64_t due = j->kind == SL_JOIN_ENRICH ? t : s ? t - j->lower : t + j->upper;
             rc = j->kind == SL_JOIN_INTERVAL ? s_interval_arm(st, k, due)
                                              : s_heap_push(st, (s_timer_t){.time = due, .key = k});
@@ -1694,8 +1707,8 @@ static int s_restore_content(sl_opctx_t *c, s_join_t *st, sl_snap_r_t *r, int k)
     int rc, n0 = 0, n1 = 0;
     if (j->kind != SL_JOIN_WINDOW) {
         s_key_t *e = k >= 0 ? &st->keys[k] : NULL;
-        if ((rc = s_restore_rows(st, j, 0, r, e ? &e->side[0] : NULL, &n0)) != SL_OK ||
-            (rc = s_restore_rows(st, j, 1, r, e ? &e->side[1] : NULL, &n1)) != SL_OK)
+        if ((rc = s_restore_rows(st, 0, r, e ? &e->side[0] : NULL, &n0)) != SL_OK ||
+            (rc = s_restore_rows(st, 1, r, e ? &e->side[1] : NULL, &n1)) != SL_OK)
             return rc;
         return n0 + n1 > 0 ? SL_OK : SL_DATA; /* an empty key is never kept */
     }
@@ -1726,9 +1739,9 @@ static int s_restore_content(sl_opctx_t *c, s_join_t *st, sl_snap_r_t *r, int k)
             memset(win, 0, sizeof *win);
             win->start = start;
         }
-        rc = s_restore_rows(st, j, 0, r, k >= 0 ? &win->side[0] : NULL, &n0);
+        rc = s_restore_rows(st, 0, r, k >= 0 ? &win->side[0] : NULL, &n0);
         if (rc == SL_OK)
-            rc = s_restore_rows(st, j, 1, r, k >= 0 ? &win->side[1] : NULL, &n1);
+            rc = s_restore_rows(st, 1, r, k >= 0 ? &win->side[1] : NULL, &n1);
         if (rc == SL_OK && n0 + n1 == 0)
             rc = SL_DATA;
         if (rc)

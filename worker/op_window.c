@@ -1071,11 +1071,11 @@ static int s_record(sl_opctx_t *c, s_win_state_t *st, const uint8_t *row, int64_
             atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
             return SL_OK; /* no event time: counted as an error, skipped */
         }
-        t = tv->u.i;
-        if (t < -SL_TIME_LIMIT || t > SL_TIME_LIMIT) {
+        if (tv->u.i < -SL_TIME_LIMIT || tv->u.i > SL_TIME_LIMIT) {
             atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
             return SL_OK; /* beyond any calendar: counted as an error, skipped */
         }
+        t = tv->u.i + wc->time_adj; /* a window result's: its window_end - 1 */
     }
     /* Late: every window of the record was dropped already. A session
      * record whose own window [t, t + gap) was is late only when no window

@@ -1076,6 +1076,16 @@ static int s_window_shape(s_ctx_t *c, sl_window_cfg_t *w)
     return 0;
 }
 
+/* The event-time field of node nd's input k (-1: none), and in *adj what is
+ * added to its value: a side output (`late:`) carries the window's input
+ * records, so the window's input time. */
+static int s_in_time(const sl_plan_t *p, const sl_plan_node_t *nd, int k, int64_t *adj)
+{
+    const sl_plan_node_t *up = &p->nodes[nd->inputs[k]];
+    *adj = nd->input_ports[k] ? up->win.time_adj : up->rowtime_adj;
+    return nd->input_ports[k] ? up->win.time_field : up->rowtime;
+}
+
 /* `window`: keyed (or global) windows; output = keys, window_start,
  * window_end, then the aggregates (or rank and the input's other fields
  * with `top:`). */
@@ -1101,7 +1111,7 @@ static int s_build_window(s_ctx_t *c)
     }
     const sl_plan_node_t *up = &c->plan->nodes[nd->inputs[0]];
     if (!w->processing) {
-        w->time_field = nd->input_ports[0] ? -1 : up->rowtime;
+        w->time_field = nd->input_ports[0] ? -1 : s_in_time(c->plan, nd, 0, &w->time_adj);
         if (w->time_field < 0) {
             sl_diag_error(c->d, c->sn->body->line, c->sn->body->col,
                           "window '%s' is over event time, but its input '%s' has no event time",
@@ -1350,7 +1360,8 @@ static int s_build_join(s_ctx_t *c)
     /* Both sides on event time. */
     for (int k = 0; k < 2; k++) {
         const sl_plan_node_t *up = &c->plan->nodes[nd->inputs[k]];
-        int rt = nd->input_ports[k] ? up->win.time_field : up->rowtime;
+        int64_t adj = 0;
+        int rt = s_in_time(c->plan, nd, k, &adj);
         if (rt < 0) {
             sl_diag_error(c->d, c->sn->body->line, c->sn->body->col,
                           "join '%s' is over event time, but its %s input '%s' has no event time",
@@ -1360,6 +1371,7 @@ static int s_build_join(s_ctx_t *c)
             bad = 1;
         }
         *(k ? &j->rtime : &j->ltime) = rt;
+        *(k ? &j->rtime_adj : &j->ltime_adj) = adj;
     }
     if (bad)
         return SL_SPEC;
@@ -1478,19 +1490,19 @@ static int s_build_time(s_ctx_t *c)
     }
     if (!nd->ninputs || !nd->out)
         return SL_OK;
-    const sl_plan_node_t *up = &c->plan->nodes[nd->inputs[0]];
-    /* A side output carries the window's input records. */
-    int in_rt = nd->input_ports[0] ? up->win.time_field : up->rowtime;
+    int64_t in_adj = 0;
+    int in_rt = s_in_time(c->plan, nd, 0, &in_adj);
+    nd->rowtime_adj = in_adj; /* a field copied unchanged keeps its adjustment */
     switch (nd->kind) {
     case SL_OP_FILTER:
     case SL_OP_KEY_BY:
         nd->rowtime = in_rt; /* records pass unchanged */
         break;
-    case SL_OP_UNION:
+    case SL_OP_UNION: /* all inputs agree on the field and its adjustment, or no event time */
         nd->rowtime = in_rt;
         for (int k = 1; k < nd->ninputs; k++) {
-            const sl_plan_node_t *o = &c->plan->nodes[nd->inputs[k]];
-            if ((nd->input_ports[k] ? o->win.time_field : o->rowtime) != in_rt)
+            int64_t adj = 0;
+            if (s_in_time(c->plan, nd, k, &adj) != in_rt || adj != in_adj)
                 nd->rowtime = -1;
         }
         break;
@@ -1502,11 +1514,13 @@ static int s_build_time(s_ctx_t *c)
     case SL_OP_FLAT_MAP:
         nd->rowtime = nd->udf || in_rt == nd->split_field ? -1 : in_rt;
         break;
-    case SL_OP_WINDOW:
-        nd->rowtime = nd->win.processing ? -1 : nd->nkeys + 1; /* window_end */
+    case SL_OP_WINDOW: /* the exclusive window_end, less 1 ms: the window's last instant */
+        nd->rowtime = nd->win.processing ? -1 : nd->nkeys + 1;
+        nd->rowtime_adj = nd->win.processing ? 0 : -1;
         break;
-    case SL_OP_JOIN: /* window: window_end; interval, enrich: the left time */
+    case SL_OP_JOIN: /* window: window_end - 1 ms; interval, enrich: the left time */
         nd->rowtime = nd->join.kind == SL_JOIN_WINDOW ? 1 : nd->join.lfirst + nd->join.ltime;
+        nd->rowtime_adj = nd->join.kind == SL_JOIN_WINDOW ? -1 : nd->join.ltime_adj;
         break;
     case SL_OP_PROCESS: /* an output field named and typed as the input's event time */
         nd->rowtime = -1;
@@ -1695,7 +1709,7 @@ static int s_build_process(s_ctx_t *c)
     }
     const sl_plan_node_t *up = &c->plan->nodes[nd->inputs[0]];
     if (!nd->proc_processing) {
-        nd->proc_time_field = nd->input_ports[0] ? up->win.time_field : up->rowtime;
+        nd->proc_time_field = s_in_time(c->plan, nd, 0, &nd->proc_time_adj);
         if (nd->proc_time_field < 0) {
             sl_diag_error(c->d, c->sn->body->line, c->sn->body->col,
                           "process '%s' is on event time, but its input '%s' has no event time",

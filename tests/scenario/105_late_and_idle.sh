@@ -8,7 +8,9 @@
 #     timeout, and holds it back again when it emits again; without an idle
 #     timeout it stalls the windows for as long as it is silent.
 #  4. the worked example of docs/time.md gives the results it shows, and
-#     jobs/click-sessions.yaml equals sessions computed in Python.
+#     jobs/click-sessions.yaml equals sessions computed in Python;
+#  5. windows rolled up into larger windows count each result in the window
+#     holding its event time, window_end - 1 ms, at parallelism 1 and 2.
 source "$(dirname "$0")/lib.sh"
 DIR=$SRC/tests/scenario/lateness
 # Small batches: the watermark moves per batch, and the inputs leave a
@@ -160,6 +162,50 @@ printf 'key,ts,note\na,7000,%s\n' "$pad" | diff - "$WORK/worked-late.csv" >&2 ||
     fail "worked example: side output"
 grep -Eq "^per_key +window .*\(1 late records to the side output\)" "$WORK/stderr" ||
     fail "worked example: the late record is not counted"
+
+step "windows after windows: a 10 s count belongs to the minute holding its window_end - 1 ms"
+python3 - "$WORK/ru-in.csv" "$WORK/want-ru.csv" <<'PY'
+import datetime, random, sys
+random.seed(7)
+pad = "0" * 72
+recs = []
+for key in "abc":
+    t = random.randrange(0, 1300)
+    while t < 300000:
+        recs.append((t, key))
+        t += random.randrange(200, 2600)
+    recs += [(t, key) for t in (50000, 59999, 60000, 119999, 179998)]  # minute edges
+recs.sort()
+# out of order by less than the 2 s bound: swap neighbours less than 1.5 s apart
+for i in range(0, len(recs) - 1, 3):
+    if recs[i + 1][0] - recs[i][0] < 1500:
+        recs[i], recs[i + 1] = recs[i + 1], recs[i]
+with open(sys.argv[1], "w") as f:
+    f.write("key,ts,note\n")
+    for t, key in recs:
+        f.write("%s,%d,%s\n" % (key, t, pad))
+iso = lambda ms: datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime(
+    "%Y-%m-%dT%H:%M:%S.000Z")
+mins = {}
+for t, key in recs:  # the 10 s window [s, s + 10 s) is in the minute holding s + 10 s - 1 ms
+    tens = t // 10000 * 10000
+    mins.setdefault((key, (tens + 10000 - 1) // 60000 * 60000), {}).setdefault(tens, 0)
+    mins[(key, (tens + 10000 - 1) // 60000 * 60000)][tens] += 1
+with open(sys.argv[2], "w") as f:
+    for (key, m), parts in sorted(mins.items()):
+        f.write("%s,%s,%s,%d,%d\n" % (key, iso(m), iso(m + 60000), sum(parts.values()), len(parts)))
+PY
+for p in 1 2; do
+    SLUICE_BATCH_BYTES=64 sluice run "$DIR/rollup.yaml" --quiet --workers 2 --parallelism $p \
+        -p input="$WORK/ru-in.csv" -p main="$WORK/ru-main-$p.csv" -p late="$WORK/ru-late-$p.csv" ||
+        { cat "$WORK/stderr" >&2; fail "rollup job, parallelism $p"; }
+    [ "$(head -n 1 "$WORK/ru-main-$p.csv")" = "key,window_start,window_end,total,parts" ] ||
+        fail "rollup, parallelism $p: header"
+    tail -n +2 "$WORK/ru-main-$p.csv" | sort | diff "$WORK/want-ru.csv" - >&2 ||
+        fail "rollup, parallelism $p: minute totals"
+    [ "$(wc -l < "$WORK/ru-late-$p.csv")" -le 1 ] || fail "rollup, parallelism $p: late 10 s counts"
+    grep -q "late records" "$WORK/stderr" && { cat "$WORK/stderr" >&2; fail "rollup, parallelism $p: late records"; }
+done
 
 step "jobs/click-sessions.yaml equals sessions computed in Python"
 sluice run "$SRC/jobs/click-sessions.yaml" --quiet -p input="$SRC/jobs/data/clicks.csv" \

@@ -110,13 +110,19 @@ static int s_load(s_env_t *env, const char *body)
     return sl_plan_load("job.yaml", text, strlen(text), NULL, 1, env->d, &env->spec, &env->plan);
 }
 
-static void s_setup(s_env_t *env, const char *body, uint32_t batch_cap)
+/* With each side's time adjusted by ladj / radj ms, as after a window
+ * (whose results' time is their window_end - 1 ms). */
+static void s_setup_adj(s_env_t *env, const char *body, uint32_t batch_cap, int64_t ladj,
+                        int64_t radj)
 {
     int rc = s_load(env, body);
     if (rc != SL_OK)
         sl_diag_print(env->d, stderr);
     ck_assert_int_eq(rc, SL_OK);
-    env->node = &env->plan->nodes[sl_spec_find(env->spec, "j")];
+    sl_plan_node_t *nd = &env->plan->nodes[sl_spec_find(env->spec, "j")];
+    nd->join.ltime_adj = ladj;
+    nd->join.rtime_adj = radj;
+    env->node = nd;
     ck_assert_int_eq(env->node->kind, SL_OP_JOIN);
     ck_assert_ptr_eq(sl_op_vtable(env->node), &sl_op_join);
     env->sch[0] = sl_plan_input_schema(env->plan, env->node, 0);
@@ -137,6 +143,11 @@ static void s_setup(s_env_t *env, const char *body, uint32_t batch_cap)
     env->in = sl_batch_new(batch_cap);
     ck_assert_ptr_nonnull(env->in);
     ck_assert_int_eq(sl_op_join.open(c), SL_OK);
+}
+
+static void s_setup(s_env_t *env, const char *body, uint32_t batch_cap)
+{
+    s_setup_adj(env, body, batch_cap, 0, 0);
 }
 
 static void s_teardown(s_env_t *env)
@@ -528,7 +539,8 @@ static void s_window_case(const char *window, int64_t size, int64_t slide)
         s_run(&env, side, n, 200 + (uint64_t)run, run == 1 ? 3 : 50);
         s_check_output(&env, &want);
         ck_assert_uint_eq(atomic_load(&env.ctx.records_late), 0);
-        ck_assert_int_eq(env.node->rowtime, 1); /* window_end */
+        ck_assert_int_eq(env.node->rowtime, 1); /* window_end, less 1 ms */
+        ck_assert_int_eq(env.node->rowtime_adj, -1);
         s_teardown(&env);
     }
     s_set_free(&want);
@@ -693,6 +705,38 @@ START_TEST(test_enrich_versions)
 }
 END_TEST
 
+/* A stream after a window: its records' time is their field less 1 ms
+ * (the right side's, unadjusted, is its field): they wait for the
+ * watermark to reach that time, and take the version at or before it. */
+START_TEST(test_enrich_adjusted_time)
+{
+    s_env_t env;
+    s_setup_adj(&env, "    kind: enrich\n    key: k\n", 1 << 16, -1, 0);
+    s_rec_t v1 = {.k = 7, .ts = 100, .x = 1}, v2 = {.k = 7, .ts = 250, .x = 2};
+    s_rec_t a = {.k = 7, .ts = 251, .x = 10}, b = {.k = 7, .ts = 250, .x = 11};
+    s_append(&env, 1, &v1);
+    s_append(&env, 1, &v2);
+    s_push(&env, 1);
+    s_append(&env, 0, &a);
+    s_append(&env, 0, &b);
+    s_push(&env, 0);
+    s_advance(&env, 249);
+    ck_assert_int_eq(sl_emit_flush(&env.ctx.out), SL_OK);
+    ck_assert_uint_eq(env.nout, 1); /* b, at 249, with v1; a, at 250, waits */
+    s_advance(&env, 250);
+    ck_assert_int_eq(sl_emit_flush(&env.ctx.out), SL_OK);
+    ck_assert_uint_eq(env.nout, 2);
+    ck_assert_int_eq(sl_op_join.finish(&env.ctx), SL_OK);
+    ck_assert_int_eq(sl_emit_flush(&env.ctx.out), SL_OK);
+    s_set_t want = {0};
+    s_set_pair(&want, &env, 0, &a, &v2);
+    s_set_pair(&want, &env, 0, &b, &v1);
+    s_check_output(&env, &want);
+    s_set_free(&want);
+    s_teardown(&env);
+}
+END_TEST
+
 /* ---- the rocksdb backend ---------------------------------------------------------- */
 
 /* Every functional case again with the rows in rocksdb (a store in a
@@ -715,6 +759,7 @@ START_TEST(test_rocks_timing)
     test_interval_retention_bounds_fn(_i);
     test_window_late_fn(_i);
     test_enrich_versions_fn(_i);
+    test_enrich_adjusted_time_fn(_i);
     s_state = "";
 }
 END_TEST
@@ -984,6 +1029,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_enrich_drop);
     tcase_add_test(tc, test_enrich_emit_nulls);
     tcase_add_test(tc, test_enrich_versions);
+    tcase_add_test(tc, test_enrich_adjusted_time);
     suite_add_tcase(s, tc);
     tc = tcase_create("rocksdb");
     tcase_set_timeout(tc, 240);

@@ -652,6 +652,65 @@ START_TEST(test_union_and_fan_out)
 }
 END_TEST
 
+/* A window result's event time is its window_end less 1 ms (its window's
+ * last instant): rowtime names window_end, rowtime_adj is -1, and both
+ * follow the field through maps, filters and joins, into the next window;
+ * a late side output carries its input's time unadjusted. */
+START_TEST(test_window_result_time)
+{
+    const char *text =
+        "name: t\n"
+        "sources:\n"
+        "  - { name: s, type: file, format: csv, path: s.csv,"
+        " schema: { k: string, at: timestamp }, timestamp: at }\n"
+        "operators:\n"
+        "  - { name: w, type: window, input: s, key: [k], late: too_late,"
+        " window: { type: tumbling, size: 10s }, aggregates: [{ name: n, fn: count }] }\n"
+        "  - { name: m, type: map, input: w, select: { k: k, e: window_end, n: n } }\n"
+        "  - { name: f, type: filter, input: m, where: n > 1 }\n"
+        "  - { name: w2, type: window, input: f, key: [k],"
+        " window: { type: tumbling, size: 1m }, aggregates: [{ name: c, fn: count }] }\n"
+        "  - { name: u, type: union, inputs: [too_late, s] }\n"
+        "  - name: j\n"
+        "    type: join\n"
+        "    kind: interval\n"
+        "    inputs: [f, s]\n"
+        "    key: { left: [k], right: [k] }\n"
+        "    between: [0s, 1s]\n"
+        "sinks:\n"
+        "  - { name: o1, type: discard, input: w2 }\n"
+        "  - { name: o2, type: discard, input: u }\n"
+        "  - { name: o3, type: discard, input: j }\n";
+    s_loaded_t l;
+    int rc = s_load(&l, text, 1);
+    if (rc)
+        sl_diag_print(l.d, stderr);
+    ck_assert_int_eq(rc, SL_OK);
+#define S_NODE(name) (&l.plan->nodes[sl_spec_find(l.spec, name)])
+    ck_assert_int_eq(S_NODE("s")->rowtime_adj, 0);
+    ck_assert_int_eq(S_NODE("w")->win.time_adj, 0);
+    ck_assert_int_eq(S_NODE("w")->rowtime, 2); /* window_end */
+    ck_assert_int_eq(S_NODE("w")->rowtime_adj, -1);
+    ck_assert_int_eq(S_NODE("m")->rowtime, 1);
+    ck_assert_int_eq(S_NODE("m")->rowtime_adj, -1);
+    ck_assert_int_eq(S_NODE("f")->rowtime, 1);
+    ck_assert_int_eq(S_NODE("f")->rowtime_adj, -1);
+    ck_assert_int_eq(S_NODE("w2")->win.time_field, 1);
+    ck_assert_int_eq(S_NODE("w2")->win.time_adj, -1);
+    ck_assert_int_eq(S_NODE("w2")->rowtime_adj, -1);
+    ck_assert_int_eq(S_NODE("u")->rowtime, 1); /* the side output's and the source's: at */
+    ck_assert_int_eq(S_NODE("u")->rowtime_adj, 0);
+    const sl_plan_node_t *j = S_NODE("j");
+    ck_assert_int_eq(j->join.ltime, 1);
+    ck_assert_int_eq(j->join.ltime_adj, -1);
+    ck_assert_int_eq(j->join.rtime_adj, 0);
+    ck_assert_int_eq(j->rowtime, 1); /* the left time */
+    ck_assert_int_eq(j->rowtime_adj, -1);
+#undef S_NODE
+    s_unload(&l);
+}
+END_TEST
+
 /* A file sink's `publish:`: checkpoint makes it a directory of parts that
  * runs at the job's parallelism; it needs checkpoints; other values fail. */
 START_TEST(test_file_sink_publish)
@@ -710,6 +769,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_all_errors_reported);
     tcase_add_test(tc, test_union_and_fan_out);
     tcase_add_test(tc, test_file_sink_publish);
+    tcase_add_test(tc, test_window_result_time);
     suite_add_tcase(s, tc);
     return s;
 }

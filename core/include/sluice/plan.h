@@ -91,6 +91,7 @@ typedef struct {
     bool processing;   /* time: processing (wall clock) instead of event time */
     int64_t lateness;  /* allowed_lateness (ms): state kept after firing for late updates */
     int time_field;    /* event time field in the input schema (-1 for processing time) */
+    int64_t time_adj;  /* added to its value for the event time (input's rowtime_adj) */
     int top_n;         /* top: N largest records per window by top_by (0 = aggregates) */
     sl_expr_t *top_by; /* top: the ranking expression over the input schema */
 } sl_window_cfg_t;
@@ -103,14 +104,15 @@ typedef enum { SL_JOIN_WINDOW, SL_JOIN_INTERVAL, SL_JOIN_ENRICH } sl_joinkind_t;
  * name taken by a left field gets the prefix right_). */
 typedef struct {
     sl_joinkind_t kind;
-    int nkeys;        /* key fields per side (same count and types) */
-    int *lkeys;       /* key field indexes in the left input schema */
-    int *rkeys;       /* key field indexes in the right input schema */
-    int ltime, rtime; /* event-time field of each input schema */
-    int64_t lower;    /* interval: right.ts >= left.ts + lower (ms) */
-    int64_t upper;    /* interval: right.ts <= left.ts + upper (ms) */
-    bool emit_nulls;  /* enrich: on_missing: emit_nulls (else drop) */
-    int lfirst;       /* output index of the first left field (2 for window, else 0) */
+    int nkeys;                    /* key fields per side (same count and types) */
+    int *lkeys;                   /* key field indexes in the left input schema */
+    int *rkeys;                   /* key field indexes in the right input schema */
+    int ltime, rtime;             /* event-time field of each input schema */
+    int64_t ltime_adj, rtime_adj; /* added to those fields' values for the event time */
+    int64_t lower;                /* interval: right.ts >= left.ts + lower (ms) */
+    int64_t upper;                /* interval: right.ts <= left.ts + upper (ms) */
+    bool emit_nulls;              /* enrich: on_missing: emit_nulls (else drop) */
+    int lfirst;                   /* output index of the first left field (2 for window, else 0) */
 } sl_join_cfg_t;
 
 typedef struct {
@@ -176,6 +178,8 @@ typedef struct sl_plan_node {
 
     /* Event time (docs/time.md). */
     int rowtime;           /* event-time field of `out`, or -1 when records carry none */
+    int64_t rowtime_adj;   /* event time = rowtime's value + this: -1 for window results
+                            * (rowtime is the exclusive window_end), else 0 or the input's */
     bool watermarks;       /* source: generates watermarks from `timestamp:` */
     int64_t wm_bound;      /* source: watermark.max_out_of_order (ms) */
     int64_t wm_idle;       /* source: watermark.idle_timeout (ms), 0 = never idle */
@@ -187,12 +191,13 @@ typedef struct sl_plan_node {
     sl_schema_t *src_out;  /* source with ts_expr: the records it makes (out adds event_time) */
     sl_join_cfg_t join;    /* join (window shape in win) */
     /* process: the function is udf (inputs udf_in), keys in keys/nkeys */
-    bool proc_processing; /* process: time: processing (ctx->time is the wall clock) */
-    int proc_time_field;  /* process, time: event: event-time field of the input, else -1 */
-    int64_t proc_ttl_ms;  /* process: state_ttl (ms of processing time), 0 = none */
-    sl_ysb_cfg_t ysb;     /* ysb: the event model (seed, first time, event rate) */
-    int64_t ysb_events;   /* ysb: events in all, -1 = unbounded */
-    double ysb_rate;      /* ysb: events/s of wall clock in all, 0 = as fast as possible */
+    bool proc_processing;  /* process: time: processing (ctx->time is the wall clock) */
+    int proc_time_field;   /* process, time: event: event-time field of the input, else -1 */
+    int64_t proc_time_adj; /* process: added to proc_time_field's value (the input's adj) */
+    int64_t proc_ttl_ms;   /* process: state_ttl (ms of processing time), 0 = none */
+    sl_ysb_cfg_t ysb;      /* ysb: the event model (seed, first time, event rate) */
+    int64_t ysb_events;    /* ysb: events in all, -1 = unbounded */
+    double ysb_rate;       /* ysb: events/s of wall clock in all, 0 = as fast as possible */
     /* nexmark / ysb, realtime: true: event n is emitted no earlier than its
      * event time on the wall clock (for latency runs) */
     bool gen_realtime;

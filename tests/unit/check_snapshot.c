@@ -1524,16 +1524,24 @@ static void s_keyed_filter(s_job_t *j, const char *name, const s_rec_t *recs)
     sl_snap_w_free(&w);
 }
 
+/* spec with its keyed state in rocksdb (a small cache and memtable), for
+ * the cases that run a job on both backends; malloc'd. */
+static char *s_rocks_text(const char *spec)
+{
+    const char *state = "state: {backend: rocksdb, block_cache: 1MB, write_buffer: 256KB}\n";
+    char *text = malloc(strlen(state) + strlen(spec) + 1);
+    ck_assert_ptr_nonnull(text);
+    strcpy(text, state);
+    strcat(text, spec);
+    return text;
+}
+
 static void s_keyed_all_spec(const char *spec, const char *name, bool ordered, bool filter)
 {
     s_job_t j;
     char *text = NULL;
     if (s_root) { /* the same job with its keyed state in rocksdb */
-        const char *state = "state: {backend: rocksdb, block_cache: 1MB, write_buffer: 256KB}\n";
-        text = malloc(strlen(spec) + strlen(state) + 1);
-        ck_assert_ptr_nonnull(text);
-        strcpy(text, state);
-        strcat(text, spec);
+        text = s_rocks_text(spec);
         ordered = false; /* the store emits in key-group order */
     }
     s_job_load(&j, text ? text : spec);
@@ -2016,11 +2024,7 @@ END_TEST
 START_TEST(test_rocks_process)
 {
     s_root = sl_test_tmpdir();
-    const char *state = "state: {backend: rocksdb, block_cache: 1MB, write_buffer: 256KB}\n";
-    char *text = malloc(strlen(s_join_spec) + strlen(state) + 1);
-    ck_assert_ptr_nonnull(text);
-    strcpy(text, state);
-    strcat(text, s_join_spec);
+    char *text = s_rocks_text(s_join_spec);
     s_job_t jh, jr;
     s_job_load(&jh, s_join_spec);
     s_job_load(&jr, text);
@@ -2074,11 +2078,7 @@ END_TEST
 static void s_rocks_join(const char *name, bool filter)
 {
     s_root = sl_test_tmpdir();
-    const char *state = "state: {backend: rocksdb, block_cache: 1MB, write_buffer: 256KB}\n";
-    char *text = malloc(strlen(s_join_spec) + strlen(state) + 1);
-    ck_assert_ptr_nonnull(text);
-    strcpy(text, state);
-    strcat(text, s_join_spec);
+    char *text = s_rocks_text(s_join_spec);
     s_job_t jh, jr;
     s_job_load(&jh, s_join_spec);
     s_job_load(&jr, text);
@@ -2164,11 +2164,7 @@ END_TEST
 START_TEST(test_rocks_join_adjusted)
 {
     s_root = sl_test_tmpdir();
-    const char *state = "state: {backend: rocksdb, block_cache: 1MB, write_buffer: 256KB}\n";
-    char *text = malloc(strlen(s_join_spec) + strlen(state) + 1);
-    ck_assert_ptr_nonnull(text);
-    strcpy(text, state);
-    strcat(text, s_join_spec);
+    char *text = s_rocks_text(s_join_spec);
     s_job_t jr, ja;
     s_job_load(&jr, text);
     s_job_load(&ja, text);
@@ -2793,11 +2789,7 @@ END_TEST
 START_TEST(test_window_panes_into_rocksdb)
 {
     s_root = sl_test_tmpdir();
-    const char *state = "state: {backend: rocksdb, block_cache: 1MB, write_buffer: 256KB}\n";
-    char *text = malloc(strlen(s_keyed_spec) + strlen(state) + 1);
-    ck_assert_ptr_nonnull(text);
-    strcpy(text, state);
-    strcat(text, s_keyed_spec);
+    char *text = s_rocks_text(s_keyed_spec);
     s_job_t jh, jr;
     s_job_load(&jh, s_keyed_spec);
     s_job_load(&jr, text);

@@ -4,9 +4,10 @@
 # generated heartbeat traces, out of order within the watermark bound,
 # gives exactly the alerts computed independently by
 # devicealerts/heartbeats.py, at parallelism 1, 2 and 4, with small batches
-# and on the same records in another order. A plugin built against UDF ABI
-# version 1 still loads and runs unchanged; process steps that cannot work
-# are refused with clear messages.
+# and on the same records in another order; after a window it sees each
+# result at the window's last instant (window_end - 1 ms). A plugin built
+# against UDF ABI version 1 still loads and runs unchanged; process steps
+# that cannot work are refused with clear messages.
 source "$(dirname "$0")/lib.sh"
 : "${PLUGIN_DIR:?}"
 
@@ -63,6 +64,46 @@ ROCKS_JOB=$WORK/device-alerts-rocksdb.yaml
   sed 's/function: silence/function: silence, state_ttl: 1h/' "$JOB"; } > "$ROCKS_JOB"
 grep -q "state_ttl: 1h" "$ROCKS_JOB" || fail "no process step to give a state_ttl in $JOB"
 JOB=$ROCKS_JOB run p2-rocksdb "$WORK/shuffled.csv" 2
+
+step "after a window, the process function sees each result at its window's last instant"
+# 20 s counts per device, their window_end copied into ts, into silence:
+# the heartbeats it sees are window_end - 1 ms (the results' event time),
+# so its alerts equal those of a trace of those instants.
+cat > "$WORK/after-window.yaml" <<YAML
+name: alerts-after-window
+plugin: $PLUGIN
+sources:
+  - name: beats
+    type: file
+    format: csv
+    path: $WORK/beats.csv
+    header: true
+    schema: [{name: device, type: string}, {name: ts, type: timestamp}]
+    timestamp: ts
+    watermark: {max_out_of_order: 5s}
+operators:
+  - {name: per20s, type: window, input: beats, key: [device], window: {type: tumbling, size: 20s},
+     aggregates: [{name: n, fn: count}]}
+  - {name: ends, type: map, input: per20s, select: {device: device, ts: window_end}}
+  - {name: alerts, type: process, input: ends, key: [device], function: silence}
+sinks:
+  - {name: out, type: file, format: csv, input: alerts, path: "$WORK/after-window.csv"}
+YAML
+python3 - "$WORK/beats.csv" > "$WORK/window-ends.csv" <<'PY'
+import csv, sys
+ends = {(r["device"], int(r["ts"]) // 20000 * 20000 + 20000 - 1) for r in csv.DictReader(open(sys.argv[1]))}
+print("device,ts")
+for dev, t in sorted(ends):
+    print("%s,%d" % (dev if "," not in dev and '"' not in dev else '"' + dev.replace('"', '""') + '"', t))
+PY
+python3 "$HB" expect "$WORK/window-ends.csv" > "$WORK/want-after-window.csv" ||
+    fail "heartbeats.py expect (window ends)"
+test "$(wc -l < "$WORK/want-after-window.csv")" -ge 100 || fail "too few alerts expected after the window"
+sluice run "$WORK/after-window.yaml" --quiet --workers 2 --parallelism 2 ||
+    { cat "$WORK/stderr" >&2; fail "alerts after a window"; }
+tail -n +2 "$WORK/after-window.csv" | sort | diff "$WORK/want-after-window.csv" - | head -n 10 >&2
+cmp -s "$WORK/want-after-window.csv" <(tail -n +2 "$WORK/after-window.csv" | sort) ||
+    fail "alerts after a window differ ('<' expected, '>' engine)"
 
 step "a plugin built against UDF ABI version 1 still runs"
 # The version-1 declarations, as the old sluice/udf.h had them (shorter

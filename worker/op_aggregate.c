@@ -1194,18 +1194,6 @@ static inline uint64_t s_uv_get(sl_snap_r_t *r)
     return 0;
 }
 
-/* The key groups subtask c owns: [*lo, *hi). */
-static void s_kg_range(const sl_opctx_t *c, uint32_t *lo, uint32_t *hi)
-{
-    int maxp = c->plan->max_parallelism, k = 0;
-    while (k < maxp && sl_key_group_owner(k, maxp, c->parallelism) < c->subtask)
-        k++;
-    *lo = (uint32_t)k;
-    while (k < maxp && sl_key_group_owner(k, maxp, c->parallelism) == c->subtask)
-        k++;
-    *hi = (uint32_t)k;
-}
-
 /* Writes the version 7 header and entries of the heap table. */
 static int s_snapshot_heap(sl_opctx_t *c, s_agg_t *a, sl_snap_w_t *w)
 {
@@ -1223,11 +1211,12 @@ static int s_snapshot_heap(sl_opctx_t *c, s_agg_t *a, sl_snap_w_t *w)
         sl_snap_u8(w, (uint8_t)nd->aggs[g].out);
         any_str |= s_acc_is_str(&nd->aggs[g]);
     }
-    uint32_t lo, hi;
-    s_kg_range(c, &lo, &hi);
+    int first, last; /* the key groups this subtask owns, first..last */
+    sl_rstate_owned(c, &first, &last);
+    bool none = last < first;
     sl_snap_u32(w, (uint32_t)c->plan->max_parallelism);
-    sl_snap_u32(w, lo);
-    sl_snap_u32(w, hi);
+    sl_snap_u32(w, none ? 0u : (uint32_t)first);
+    sl_snap_u32(w, none ? 0u : (uint32_t)last + 1u);
     /* Each entry is encoded in place into room reserved for its largest
      * size (10 bytes a varint, plus the key's and string values' bytes):
      * no call per field. */

@@ -276,26 +276,12 @@ static int64_t s_time_of(const void *model, uint64_t n)
     return sl_nexmark_time(model, n);
 }
 
-/* Emits the fused map's row of the event whose values are vals: each
- * expression evaluated (a plain column copied), typed as the map types its
- * output (op_simple.c). */
+/* Emits the fused map's row of the event whose values are vals (a plain
+ * column copied, not evaluated). */
 static int s_emit_map(sl_opctx_t *c, s_nex_t *s, const sl_value_t *vals)
 {
-    const sl_plan_node_t *m = s->map;
-    for (int k = 0; k < m->nexprs; k++) {
-        sl_value_t *o = &s->map_vals[k];
-        if (s->map_field[k] >= 0)
-            *o = vals[s->map_field[k]];
-        else if (sl_expr_eval(m->exprs[k], vals, c->arena, o) != SL_OK)
-            return sl_op_fail(c, SL_NOMEM, "nexmark source '%s': out of memory evaluating map '%s'",
-                              c->node->name, m->name);
-        if (!o->is_null)
-            o->type = m->out->fields[k].type;
-    }
-    int rc = sl_emit(&c->out, s->map_vals);
+    int rc = sl_op_map_row(c, s->map, vals, s->map_vals, s->map_field);
     sl_arena_reset(c->arena); /* the row is encoded: nothing of the arena is kept */
-    if (rc == SL_RANGE)
-        return sl_op_fail(c, rc, "map '%s': a result row exceeds %u bytes", m->name, SL_ROW_MAX);
     return rc;
 }
 

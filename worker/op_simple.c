@@ -147,6 +147,23 @@ const sl_op_vtable_t sl_op_filter = {.open = s_open_scratch,
 
 /* ---- map ------------------------------------------------------------------ */
 
+int sl_op_map_row(sl_opctx_t *c, const sl_plan_node_t *map, const sl_value_t *in, sl_value_t *out,
+                  const int *copy)
+{
+    for (int i = 0; i < map->nexprs; i++) {
+        if (copy && copy[i] >= 0)
+            out[i] = in[copy[i]];
+        else if (sl_expr_eval(map->exprs[i], in, c->arena, &out[i]) != SL_OK)
+            return sl_op_fail(c, SL_NOMEM, "map '%s': out of memory", map->name);
+        if (!out[i].is_null)
+            out[i].type = map->out->fields[i].type;
+    }
+    int rc = sl_emit(&c->out, out);
+    if (rc == SL_RANGE)
+        return sl_op_fail(c, rc, "map '%s': a result row exceeds %u bytes", map->name, SL_ROW_MAX);
+    return rc;
+}
+
 static int s_map_process(sl_opctx_t *c, const sl_batch_t *in, int input)
 {
     (void)input;
@@ -160,16 +177,7 @@ static int s_map_process(sl_opctx_t *c, const sl_batch_t *in, int input)
     const sl_plan_node_t *nd = c->node;
     for (const uint8_t *r = sl_batch_first(in); r; r = sl_batch_next(in, r)) {
         s_decode(c, s, r);
-        for (int i = 0; i < nd->nexprs; i++) {
-            if (sl_expr_eval(nd->exprs[i], s->in, c->arena, &s->out[i]) != SL_OK)
-                return sl_op_fail(c, SL_NOMEM, "map '%s': out of memory", nd->name);
-            if (!s->out[i].is_null)
-                s->out[i].type = nd->out->fields[i].type;
-        }
-        int rc = sl_emit(&c->out, s->out);
-        if (rc == SL_RANGE)
-            return sl_op_fail(c, rc, "map '%s': a result row exceeds %u bytes", nd->name,
-                              SL_ROW_MAX);
+        int rc = sl_op_map_row(c, nd, s->in, s->out, NULL);
         if (rc)
             return rc;
     }

@@ -134,6 +134,14 @@ typedef struct {
 /* The implementation of a plan node. */
 const sl_op_vtable_t *sl_op_vtable(const sl_plan_node_t *node);
 
+/* Emits map's row of the input values in: each of its expressions
+ * evaluated into out[] (nexprs values; with copy, an expression whose
+ * copy[k] >= 0 copies in[copy[k]] instead), typed as the map's output
+ * fields. The map operator's step, shared with a source the map is fused
+ * into. Errors are the map's, named. */
+int sl_op_map_row(sl_opctx_t *c, const sl_plan_node_t *map, const sl_value_t *in, sl_value_t *out,
+                  const int *copy);
+
 /* Implementations, one file each (op_<kind>.c). */
 /* A heap aggregate's restore of this many entries or more puts them into
  * its table on a second thread (SIZE_MAX: never; tests set it). */

@@ -156,8 +156,6 @@ typedef struct {
     uint8_t ikbuf[16]; /* ikey: the encoded key of the record at hand */
 } s_join_t;
 
-#define S_TIME_LIMIT SL_TIME_LIMIT /* beyond any calendar */
-
 /* ---- row buffers ------------------------------------------------------------- */
 
 static int s_rows_reserve(s_rows_t *r, uint32_t more)
@@ -212,15 +210,13 @@ static void s_keys_free(s_join_t *st)
     }
 }
 
-/* Event time of row (field tf of schema s); false when null. */
-/* The event time of a row of side s: its time field plus the side's
- * adjustment (a window result's is its window_end - 1). A time beyond any
- * calendar stays unadjusted (and is an error to the callers that check). */
+/* The event time of a row of side s (its time field, adjusted as the
+ * side's producer says); false when null. */
 static bool s_time(const s_join_t *st, int s, const uint8_t *row, int64_t *t)
 {
     sl_value_t v;
     sl_row_get(st->sch[s], row, st->tf[s], &v);
-    *t = v.u.i < -S_TIME_LIMIT || v.u.i > S_TIME_LIMIT ? v.u.i : v.u.i + st->tadj[s];
+    *t = sl_time_adjusted(v.u.i, st->tadj[s]);
     return !v.is_null;
 }
 
@@ -777,7 +773,7 @@ static int64_t s_tget(const uint8_t *p)
 static bool s_stored_time_ok(const s_join_t *st, int s, int64_t t, int64_t stored)
 {
     return stored == t ||
-           (st->tadj[s] && t >= -S_TIME_LIMIT && t <= S_TIME_LIMIT && stored == t - st->tadj[s]);
+           (st->tadj[s] && t >= -SL_TIME_LIMIT && t <= SL_TIME_LIMIT && stored == t - st->tadj[s]);
 }
 
 /* Room for n bytes of store keys in st->sk. */
@@ -1379,7 +1375,7 @@ static int s_record(sl_opctx_t *c, s_join_t *st, int s, const uint8_t *row)
 {
     const sl_join_cfg_t *j = &c->node->join;
     int64_t wm = c->watermark > st->wm_floor ? c->watermark : st->wm_floor, t;
-    if (!s_time(st, s, row, &t) || t < -S_TIME_LIMIT || t > S_TIME_LIMIT) {
+    if (!s_time(st, s, row, &t) || t < -SL_TIME_LIMIT || t > SL_TIME_LIMIT) {
         atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
         return SL_OK; /* no usable event time: counted as an error, skipped */
     }
@@ -1660,8 +1656,8 @@ static int s_restore_rows(s_join_t *st, int s, sl_snap_r_t *r, s_rows_t *into, i
         const uint8_t *row = sl_snap_get_bytes(r, &len);
         int64_t t;
         if (r->err || len < 4 || len > SL_ROW_MAX || sl_row_check(st->sch[s], row, len) != SL_OK ||
-            sl_row_len(row) != len || !s_time(st, s, row, &t) || t < -S_TIME_LIMIT ||
-            t > S_TIME_LIMIT)
+            sl_row_len(row) != len || !s_time(st, s, row, &t) || t < -SL_TIME_LIMIT ||
+            t > SL_TIME_LIMIT)
             return SL_DATA;
         int rc = into ? s_rows_add(into, row) : SL_OK;
         if (rc)
@@ -1717,7 +1713,7 @@ static int s_restore_content(sl_opctx_t *c, s_join_t *st, sl_snap_r_t *r, int k)
         return SL_DATA;
     for (uint32_t i = 0; i < nwins; i++) {
         int64_t start = sl_snap_get_i64(r);
-        if (r->err || start < -S_TIME_LIMIT || start > S_TIME_LIMIT ||
+        if (r->err || start < -SL_TIME_LIMIT || start > SL_TIME_LIMIT ||
             ((start % wc->slide) + wc->slide) % wc->slide != 0)
             return SL_DATA;
         s_jwin_t tmp, *win = &tmp;

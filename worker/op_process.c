@@ -356,9 +356,7 @@ static int s_record(sl_opctx_t *c, s_proc_t *p, const uint8_t *r, int64_t now)
             atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
             return SL_OK; /* no event time: counted as an error, skipped */
         }
-        t = tv->u.i;
-        if (t > INT64_MIN)
-            t += nd->proc_time_adj; /* -1 after a window: its window_end - 1 ms */
+        t = sl_time_adjusted(tv->u.i, nd->proc_time_adj);
     }
     for (int i = 0; i < nd->nkeys; i++)
         p->kvals[i] = p->row[nd->keys[i]];

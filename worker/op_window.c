@@ -1075,7 +1075,7 @@ static int s_record(sl_opctx_t *c, s_win_state_t *st, const uint8_t *row, int64_
             atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
             return SL_OK; /* beyond any calendar: counted as an error, skipped */
         }
-        t = tv->u.i + wc->time_adj; /* a window result's: its window_end - 1 */
+        t = sl_time_adjusted(tv->u.i, wc->time_adj);
     }
     /* Late: every window of the record was dropped already. A session
      * record whose own window [t, t + gap) was is late only when no window

@@ -79,6 +79,13 @@ typedef enum {
  * and a source's watermark leaves it out (else one such record would make
  * every record after it late). */
 #define SL_TIME_LIMIT (INT64_C(1) << 60)
+/* The event time of a row whose time field holds raw, produced by a node
+ * with rowtime_adj adj (a window result's: its window_end - 1 ms); a time
+ * beyond any calendar stays as it is (an error to whoever checks). */
+static inline int64_t sl_time_adjusted(int64_t raw, int64_t adj)
+{
+    return raw < -SL_TIME_LIMIT || raw > SL_TIME_LIMIT ? raw : raw + adj;
+}
 
 typedef enum { SL_WIN_TUMBLING, SL_WIN_SLIDING, SL_WIN_SESSION } sl_wintype_t;
 
